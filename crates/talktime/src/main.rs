@@ -1,1 +1,134 @@
-fn main() {}
+//! The `talktime` binary: the tokio shell around the sans-IO crates, and the operator CLI.
+
+mod config;
+mod server;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+
+/// Talktime: a prepaid calling-card softswitch.
+#[derive(Debug, Parser)]
+#[command(name = "talktime", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the switch: SIP on UDP and TCP, media, IVR, billing.
+    Serve(ServeArgs),
+    /// Print the effective configuration (defaults merged with --config and flags) as TOML.
+    Config(ServeArgs),
+}
+
+/// Flags shared by `serve` and `config`; each overrides the file.
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Configuration file merged over the embedded defaults (config/talktime.toml).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// SIP UDP listen address (repeatable); replaces the configured list.
+    #[arg(long = "sip-udp", value_name = "ADDR:PORT")]
+    sip_udp: Vec<SocketAddr>,
+    /// SIP TCP listen address (repeatable); replaces the configured list.
+    #[arg(long = "sip-tcp", value_name = "ADDR:PORT")]
+    sip_tcp: Vec<SocketAddr>,
+    /// Disable UDP (for a TCP-only instance).
+    #[arg(long)]
+    no_udp: bool,
+    /// Disable TCP (for a UDP-only instance).
+    #[arg(long)]
+    no_tcp: bool,
+    /// RTP port range, e.g. 20000-20999.
+    #[arg(long = "rtp-ports", value_name = "MIN-MAX")]
+    rtp_ports: Option<String>,
+    /// Database URL (sqlite://FILE or postgres://...).
+    #[arg(long = "database-url")]
+    database_url: Option<String>,
+    /// Data directory for the SQLite database and generated files.
+    #[arg(long = "data-dir")]
+    data_dir: Option<PathBuf>,
+    /// Prompt directory (one subdirectory per language).
+    #[arg(long = "prompts-dir")]
+    prompts_dir: Option<PathBuf>,
+    /// The test number answered with a tone (empty disables).
+    #[arg(long = "test-number")]
+    test_number: Option<String>,
+}
+
+impl ServeArgs {
+    fn resolve(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::embedded()?,
+        };
+        if !self.sip_udp.is_empty() {
+            config.sip.udp = self.sip_udp.clone();
+        }
+        if !self.sip_tcp.is_empty() {
+            config.sip.tcp = self.sip_tcp.clone();
+        }
+        if self.no_udp {
+            config.sip.udp.clear();
+        }
+        if self.no_tcp {
+            config.sip.tcp.clear();
+        }
+        if let Some(range) = &self.rtp_ports {
+            let (min, max) = range
+                .split_once('-')
+                .context("--rtp-ports takes MIN-MAX, e.g. 20000-20999")?;
+            config.rtp.port_min = min.trim().parse().context("--rtp-ports: bad minimum")?;
+            config.rtp.port_max = max.trim().parse().context("--rtp-ports: bad maximum")?;
+        }
+        if let Some(url) = &self.database_url {
+            config.database.url = url.clone();
+        }
+        if let Some(dir) = &self.data_dir {
+            config.paths.data_dir = dir.clone();
+        }
+        if let Some(dir) = &self.prompts_dir {
+            config.paths.prompts_dir = dir.clone();
+        }
+        if let Some(number) = &self.test_number {
+            config.sip.test_number = number.clone();
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = args.resolve()?;
+            init_logging(&config.log.filter);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the tokio runtime")?;
+            runtime.block_on(server::run(config))
+        }
+        Command::Config(args) => {
+            let config = args.resolve()?;
+            println!("{config:#?}");
+            Ok(())
+        }
+    }
+}
+
+fn init_logging(default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
