@@ -13,8 +13,8 @@ for lang in "${@:-en es}"; do
     while IFS='|' read -r name text; do
       case "$name" in ''|'#'*) continue ;; esac
       espeak-ng -v "${voice[$lang]}" -s 150 -w "$work/raw.wav" "$text"
-      sox -G "$work/raw.wav" -r 8000 -c 1 -b 16 "$lang/$name.wav" \
-        silence 1 0.01 0.5% reverse silence 1 0.01 0.5% reverse gain -n -3
+      sox "$work/raw.wav" -c 1 -b 16 "$lang/$name.wav" gain -n -3 \
+        silence 1 0.01 0.5% reverse silence 1 0.01 0.5% reverse rate 8000
     done < "$lang/prompts.txt"
     echo "$lang: $(ls "$lang"/*.wav | wc -l) prompts"
   done
