@@ -1,1 +1,50 @@
-//! See the crate description.
+//! The Talktime prepaid ledger: accounts, cards, caller IDs, tariffs and rates, an
+//! append-only transaction log, call reservations and CDRs, on embedded SQLite (default) or
+//! PostgreSQL.
+//!
+//! Units: money is `i64` micro-units (1 currency unit = 1,000,000 micros), times are epoch
+//! milliseconds passed in by the caller, PINs and phone numbers are [`talktime_pii::Pii`].
+//! The rating math lives in the billing crate; this crate only calls a `decide` closure
+//! ([`Store::authorize`]) and stores tariff settings as opaque JSON text.
+//!
+//! Invariant: an account's `balance_micros` always equals the sum of its transaction rows
+//! (both are written in one database transaction; [`Store::check_balances`] verifies it).
+//!
+//! # Why an enum over concrete pools, not `sqlx::Any`
+//! The two backends need different locking (`BEGIN IMMEDIATE` on SQLite, `SELECT ... FOR
+//! UPDATE` on PostgreSQL) and different connection setup (WAL, `synchronous`, busy timeout),
+//! which `Any` hides; `Any` also mis-decodes some column types on each backend and adds a
+//! conversion layer to every row on the hot authorize/settle path. [`Store`] therefore holds
+//! a `SqlitePool` or a `PgPool`, and an internal macro expands each query, written once with
+//! `$n` placeholders (which SQLite accepts too), for both connection types. The schema uses
+//! only BIGINT/INTEGER and TEXT columns so the same Rust types decode on both.
+//!
+//! Migrations live in `migrations/sqlite` and `migrations/postgres` (they differ only in how
+//! an auto-increment key is spelled); a test compares their tables and columns.
+
+mod backend;
+mod cards;
+mod cdr;
+mod error;
+mod ledger;
+mod model;
+mod money;
+mod reservation;
+mod tariffs;
+
+pub use backend::{BackendKind, SQLITE_FILE_NAME, Store, StoreOptions};
+pub use cards::{CardBatch, CardBatchSpec, PIN_LENGTHS};
+pub use cdr::Cdr;
+pub use error::StoreError;
+pub use ledger::MAX_AMOUNT_MICROS;
+pub use model::{
+    Account, AccountStatus, BalanceMismatch, CallerIdMatch, Card, CardKind, CardStatus,
+    ExpiryRule, LedgerEntry, LockoutPolicy, MICROS_PER_UNIT, NewAccount, NewCard,
+    PinFailureState, Rate, ReservationState, Tariff, TransactionKind,
+};
+pub use money::{DecimalError, MAX_FRACTION_DIGITS, format_micros, parse_micros};
+pub use reservation::{
+    Available, Decision, Payer, ReconcileReport, Refusal, ReleaseOutcome, Reservation,
+    SettleOutcome,
+};
+pub use tariffs::{ImportOptions, ImportReport, RowError, TARIFF_CSV_COLUMNS};

@@ -1,0 +1,272 @@
+//! Opening the database and the two-backend plumbing (`Conn`, `WriteTx`, `with_conn!`).
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction};
+
+use crate::error::StoreError;
+
+/// File name of the embedded database inside the data directory.
+pub const SQLITE_FILE_NAME: &str = "talktime.sqlite3";
+
+/// Runs `$body` once per backend with `$c` bound to `&mut &mut SqliteConnection` or
+/// `&mut &mut PgConnection`. The body is the same text for both, so every query is written once.
+macro_rules! with_conn {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::backend::Conn::Sqlite($c) => $body,
+            $crate::backend::Conn::Postgres($c) => $body,
+        }
+    };
+}
+pub(crate) use with_conn;
+
+/// Which database a [`Store`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    /// The embedded SQLite file (WAL mode).
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// Tuning for [`Store::open_with`].
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Pool size. SQLite serialises writers anyway; extra connections serve readers.
+    pub max_connections: u32,
+    /// How long a SQLite writer waits for the write lock before failing.
+    pub sqlite_busy_timeout: Duration,
+    /// `synchronous=FULL` makes every commit survive a power cut; the default `NORMAL` (safe
+    /// with WAL against process crashes) trades the last commits of a power cut for speed.
+    pub sqlite_synchronous_full: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            sqlite_busy_timeout: Duration::from_secs(10),
+            sqlite_synchronous_full: false,
+        }
+    }
+}
+
+/// The ledger. Cheap to clone (it holds a connection pool).
+#[derive(Clone, Debug)]
+pub struct Store {
+    backend: Backend,
+}
+
+#[derive(Clone, Debug)]
+enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A borrowed connection of either backend.
+pub(crate) enum Conn<'c> {
+    Sqlite(&'c mut SqliteConnection),
+    Postgres(&'c mut PgConnection),
+}
+
+/// A pooled connection outside any explicit transaction (reads, single statements).
+pub(crate) enum Held {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+impl Held {
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Held::Sqlite(connection) => Conn::Sqlite(&mut **connection),
+            Held::Postgres(connection) => Conn::Postgres(&mut **connection),
+        }
+    }
+}
+
+/// A write transaction: `BEGIN IMMEDIATE` on SQLite (takes the single write lock up front, so a
+/// transaction never fails half-way on a lock upgrade), a plain `BEGIN` on PostgreSQL where
+/// the ledger locks rows with `SELECT ... FOR UPDATE` instead.
+pub(crate) enum WriteTx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+impl WriteTx {
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        match self {
+            WriteTx::Sqlite(transaction) => Conn::Sqlite(&mut **transaction),
+            WriteTx::Postgres(transaction) => Conn::Postgres(&mut **transaction),
+        }
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            WriteTx::Sqlite(transaction) => transaction.commit().await?,
+            WriteTx::Postgres(transaction) => transaction.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Opens (and migrates) a store.
+    ///
+    /// `location` is one of:
+    /// - `postgres://user@host:port/db` or `postgresql://...` (any sqlx PostgreSQL URL, e.g.
+    ///   `?options[search_path]=talktime` to use a schema);
+    /// - `sqlite://path/to/file.sqlite3` or `sqlite:path` (a SQLite file, created if missing);
+    /// - anything else is a data directory, created if missing, holding [`SQLITE_FILE_NAME`].
+    pub async fn open(location: &str) -> Result<Store, StoreError> {
+        Self::open_with(location, &StoreOptions::default()).await
+    }
+
+    /// [`Store::open`] with explicit pool and durability options.
+    pub async fn open_with(location: &str, options: &StoreOptions) -> Result<Store, StoreError> {
+        if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+            let connect = PgConnectOptions::from_str(location)?;
+            return Self::open_postgres(connect, options).await;
+        }
+        if location.starts_with("sqlite:") {
+            let connect = SqliteConnectOptions::from_str(location)?;
+            return Self::open_sqlite(connect, options).await;
+        }
+        if location.contains("://") {
+            return Err(StoreError::UnsupportedLocation(location.to_owned()));
+        }
+        Self::open_data_dir(Path::new(location), options).await
+    }
+
+    /// Opens the embedded database in `directory`, creating both if needed.
+    pub async fn open_data_dir(
+        directory: &Path,
+        options: &StoreOptions,
+    ) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(directory).map_err(StoreError::DataDirectory)?;
+        let file: PathBuf = directory.join(SQLITE_FILE_NAME);
+        Self::open_sqlite(SqliteConnectOptions::new().filename(file), options).await
+    }
+
+    async fn open_sqlite(
+        connect: SqliteConnectOptions,
+        options: &StoreOptions,
+    ) -> Result<Store, StoreError> {
+        let synchronous = if options.sqlite_synchronous_full {
+            SqliteSynchronous::Full
+        } else {
+            SqliteSynchronous::Normal
+        };
+        let connect = connect
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(synchronous)
+            .foreign_keys(true)
+            .busy_timeout(options.sqlite_busy_timeout);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .connect_with(connect)
+            .await?;
+        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        Ok(Store {
+            backend: Backend::Sqlite(pool),
+        })
+    }
+
+    /// Opens a PostgreSQL store from explicit connect options.
+    pub async fn open_postgres(
+        connect: PgConnectOptions,
+        options: &StoreOptions,
+    ) -> Result<Store, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .connect_with(connect)
+            .await?;
+        sqlx::migrate!("migrations/postgres").run(&pool).await?;
+        Ok(Store {
+            backend: Backend::Postgres(pool),
+        })
+    }
+
+    /// Which backend this store uses.
+    pub fn kind(&self) -> BackendKind {
+        match self.backend {
+            Backend::Sqlite(_) => BackendKind::Sqlite,
+            Backend::Postgres(_) => BackendKind::Postgres,
+        }
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite(pool) => pool.close().await,
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    pub(crate) async fn acquire(&self) -> Result<Held, StoreError> {
+        Ok(match &self.backend {
+            Backend::Sqlite(pool) => Held::Sqlite(pool.acquire().await?),
+            Backend::Postgres(pool) => Held::Postgres(pool.acquire().await?),
+        })
+    }
+
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        Ok(match &self.backend {
+            Backend::Sqlite(pool) => WriteTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres(pool) => WriteTx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// Tables and their columns (name, normalised type), sorted, for comparing the two
+    /// migration directories. `_sqlx_migrations` is left out.
+    pub async fn schema_columns(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let mut held = self.acquire().await?;
+        let rows: Vec<(String, String, String)> = match held.conn() {
+            Conn::Sqlite(c) => {
+                sqlx::query_as(
+                    "SELECT m.name, p.name, p.type FROM sqlite_master m, pragma_table_info(m.name) p \
+                     WHERE m.type = 'table' AND m.name NOT LIKE '\\_sqlx%' ESCAPE '\\' \
+                     AND m.name NOT LIKE 'sqlite%'",
+                )
+                .fetch_all(&mut *c)
+                .await?
+            }
+            Conn::Postgres(c) => {
+                sqlx::query_as(
+                    "SELECT table_name::TEXT, column_name::TEXT, data_type::TEXT \
+                     FROM information_schema.columns \
+                     WHERE table_schema = current_schema() AND table_name NOT LIKE '\\_sqlx%'",
+                )
+                .fetch_all(&mut *c)
+                .await?
+            }
+        };
+        let mut columns: Vec<(String, String, String)> = rows
+            .into_iter()
+            .map(|(table, column, column_type)| {
+                let column_type = normalise_type(self.kind(), &column_type);
+                (table, column, column_type)
+            })
+            .collect();
+        columns.sort();
+        Ok(columns)
+    }
+}
+
+/// INTEGER and BIGINT are both 64-bit on SQLite, but PostgreSQL's INTEGER is 32-bit: only
+/// BIGINT maps to `int64` there, so a stray INTEGER in the PostgreSQL migration shows up.
+fn normalise_type(kind: BackendKind, column_type: &str) -> String {
+    let lower = column_type.to_ascii_lowercase();
+    match (kind, lower.as_str()) {
+        (BackendKind::Sqlite, "integer" | "bigint") | (BackendKind::Postgres, "bigint") => {
+            "int64".to_owned()
+        }
+        _ => lower,
+    }
+}

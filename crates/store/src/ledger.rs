@@ -1,0 +1,783 @@
+//! Accounts, cards, caller IDs, the transaction log and failed-PIN counting.
+
+use talktime_pii::Pii;
+
+use crate::backend::{Conn, Store, with_conn};
+use crate::error::StoreError;
+use crate::model::{
+    Account, AccountStatus, BalanceMismatch, CallerIdMatch, Card, CardKind, CardStatus,
+    ExpiryRule, LedgerEntry, LockoutPolicy, NewAccount, NewCard, PinFailureState,
+    TransactionKind,
+};
+
+/// The largest single amount the ledger accepts: a billion currency units. Keeps sums far
+/// from i64 overflow (SQLite would silently turn an overflowing sum into a float).
+pub const MAX_AMOUNT_MICROS: i64 = 1_000_000_000 * crate::model::MICROS_PER_UNIT;
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AccountRow {
+    pub(crate) id: i64,
+    pub(crate) name: String,
+    pub(crate) currency: String,
+    pub(crate) balance_micros: i64,
+    pub(crate) caller_id_min_balance_micros: i64,
+    pub(crate) concurrency_limit: i64,
+    pub(crate) owner_account_id: Option<i64>,
+    pub(crate) tariff_id: Option<i64>,
+    pub(crate) status: String,
+    pub(crate) created_at_ms: i64,
+}
+
+impl AccountRow {
+    pub(crate) fn into_account(self) -> Result<Account, StoreError> {
+        Ok(Account {
+            id: self.id,
+            name: self.name,
+            currency: self.currency,
+            balance_micros: self.balance_micros,
+            caller_id_min_balance_micros: self.caller_id_min_balance_micros,
+            concurrency_limit: self.concurrency_limit,
+            owner_account_id: self.owner_account_id,
+            tariff_id: self.tariff_id,
+            status: AccountStatus::parse(&self.status)?,
+            created_at_ms: self.created_at_ms,
+        })
+    }
+}
+
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct CardRow {
+    pub(crate) id: i64,
+    pub(crate) pin: String,
+    pub(crate) account_id: i64,
+    pub(crate) batch_id: Option<i64>,
+    pub(crate) tariff_id: Option<i64>,
+    pub(crate) kind: String,
+    pub(crate) status: String,
+    pub(crate) expires_at_ms: Option<i64>,
+    pub(crate) valid_after_first_use_ms: Option<i64>,
+    pub(crate) first_used_at_ms: Option<i64>,
+    pub(crate) created_at_ms: i64,
+}
+
+impl CardRow {
+    pub(crate) fn into_card(self) -> Result<Card, StoreError> {
+        Ok(Card {
+            id: self.id,
+            pin: Pii::new(self.pin),
+            account_id: self.account_id,
+            batch_id: self.batch_id,
+            tariff_id: self.tariff_id,
+            kind: CardKind::parse(&self.kind)?,
+            status: CardStatus::parse(&self.status)?,
+            expiry: ExpiryRule {
+                expires_at_ms: self.expires_at_ms,
+                valid_after_first_use_ms: self.valid_after_first_use_ms,
+            },
+            first_used_at_ms: self.first_used_at_ms,
+            created_at_ms: self.created_at_ms,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct EntryRow {
+    id: i64,
+    account_id: i64,
+    kind: String,
+    amount_micros: i64,
+    balance_after_micros: i64,
+    call_id: Option<String>,
+    reference: Option<String>,
+    created_at_ms: i64,
+}
+
+/// One balance change to post inside a write transaction.
+pub(crate) struct Posting<'a> {
+    pub(crate) account_id: i64,
+    pub(crate) kind: TransactionKind,
+    pub(crate) amount_micros: i64,
+    pub(crate) call_id: Option<&'a str>,
+    pub(crate) reference: Option<&'a str>,
+    pub(crate) now_ms: i64,
+}
+
+/// Updates the cached balance and appends the transaction row, in the caller's transaction,
+/// so the two never disagree. Returns the balance after.
+pub(crate) async fn post(conn: &mut Conn<'_>, posting: Posting<'_>) -> Result<i64, StoreError> {
+    check_amount(posting.amount_micros.checked_abs().unwrap_or(i64::MAX))?;
+    let balance_after: Option<i64> = with_conn!(conn, c => sqlx::query_scalar(
+        "UPDATE accounts SET balance_micros = balance_micros + $1 WHERE id = $2 \
+         RETURNING balance_micros",
+    )
+    .bind(posting.amount_micros)
+    .bind(posting.account_id)
+    .fetch_optional(&mut **c)
+    .await)?;
+    let balance_after =
+        balance_after.ok_or_else(|| StoreError::not_found("account", posting.account_id))?;
+    with_conn!(conn, c => sqlx::query(
+        "INSERT INTO transactions \
+         (account_id, kind, amount_micros, balance_after_micros, call_id, reference, created_at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(posting.account_id)
+    .bind(posting.kind.as_str())
+    .bind(posting.amount_micros)
+    .bind(balance_after)
+    .bind(posting.call_id)
+    .bind(posting.reference)
+    .bind(posting.now_ms)
+    .execute(&mut **c)
+    .await
+        .map(|done| done.rows_affected()))?;
+    Ok(balance_after)
+}
+
+pub(crate) fn check_amount(amount_micros: i64) -> Result<(), StoreError> {
+    if !(0..=MAX_AMOUNT_MICROS).contains(&amount_micros) {
+        return Err(StoreError::InvalidArgument(format!(
+            "amount {amount_micros} micros is outside 0..={MAX_AMOUNT_MICROS}"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) async fn fetch_account(
+    conn: &mut Conn<'_>,
+    account_id: i64,
+) -> Result<Account, StoreError> {
+    let row: Option<AccountRow> = with_conn!(conn, c => sqlx::query_as(
+        "SELECT id, name, currency, balance_micros, caller_id_min_balance_micros, \
+         concurrency_limit, owner_account_id, tariff_id, status, created_at_ms \
+         FROM accounts WHERE id = $1",
+    )
+    .bind(account_id)
+    .fetch_optional(&mut **c)
+    .await)?;
+    row.ok_or_else(|| StoreError::not_found("account", account_id))?
+        .into_account()
+}
+
+pub(crate) async fn fetch_card(conn: &mut Conn<'_>, card_id: i64) -> Result<Card, StoreError> {
+    let row: Option<CardRow> = with_conn!(conn, c => sqlx::query_as(
+        "SELECT id, pin, account_id, batch_id, tariff_id, kind, status, expires_at_ms, \
+         valid_after_first_use_ms, first_used_at_ms, created_at_ms FROM cards WHERE id = $1",
+    )
+    .bind(card_id)
+    .fetch_optional(&mut **c)
+    .await)?;
+    row.ok_or_else(|| StoreError::not_found("card", card_id))?
+        .into_card()
+}
+
+pub(crate) async fn insert_account(
+    conn: &mut Conn<'_>,
+    account: &NewAccount,
+    now_ms: i64,
+) -> Result<i64, StoreError> {
+    if account.concurrency_limit < 0 || account.caller_id_min_balance_micros < 0 {
+        return Err(StoreError::InvalidArgument(
+            "concurrency limit and caller-ID threshold must not be negative".into(),
+        ));
+    }
+    if let Some(owner_id) = account.owner_account_id {
+        // One level only: an owner never has an owner itself, so a call locks at most two
+        // account rows, always the child before the owner.
+        let owner = fetch_account(conn, owner_id).await?;
+        if owner.owner_account_id.is_some() {
+            return Err(StoreError::InvalidArgument(format!(
+                "account {owner_id} has an owner itself and cannot own accounts"
+            )));
+        }
+    }
+    let id: i64 = with_conn!(conn, c => sqlx::query_scalar(
+        "INSERT INTO accounts (name, currency, caller_id_min_balance_micros, concurrency_limit, \
+         owner_account_id, tariff_id, status, created_at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'active', $7) RETURNING id",
+    )
+    .bind(&account.name)
+    .bind(&account.currency)
+    .bind(account.caller_id_min_balance_micros)
+    .bind(account.concurrency_limit)
+    .bind(account.owner_account_id)
+    .bind(account.tariff_id)
+    .bind(now_ms)
+    .fetch_one(&mut **c)
+    .await)?;
+    Ok(id)
+}
+
+/// Inserts a card and its account; `Ok(None)` when the PIN is already taken.
+pub(crate) async fn insert_card(
+    conn: &mut Conn<'_>,
+    card: &NewCard,
+    batch_id: Option<i64>,
+    now_ms: i64,
+) -> Result<Option<Card>, StoreError> {
+    check_amount(card.initial_value_micros)?;
+    let pin = card.pin.expose();
+    if pin.is_empty() {
+        return Err(StoreError::InvalidArgument("empty PIN".into()));
+    }
+    let taken: Option<i64> = with_conn!(conn, c => sqlx::query_scalar(
+        "SELECT id FROM cards WHERE pin = $1",
+    )
+    .bind(pin)
+    .fetch_optional(&mut **c)
+    .await)?;
+    if taken.is_some() {
+        return Ok(None);
+    }
+    let account = NewAccount {
+        name: "card".to_owned(),
+        currency: card.currency.clone(),
+        caller_id_min_balance_micros: card.caller_id_min_balance_micros,
+        concurrency_limit: card.concurrency_limit,
+        owner_account_id: card.owner_account_id,
+        tariff_id: card.tariff_id,
+    };
+    let account_id = insert_account(conn, &account, now_ms).await?;
+    // The pre-check above makes a clash rare; the UNIQUE index still decides under races.
+    let card_id: Option<i64> = with_conn!(conn, c => sqlx::query_scalar(
+        "INSERT INTO cards (pin, account_id, batch_id, tariff_id, kind, status, expires_at_ms, \
+         valid_after_first_use_ms, created_at_ms) \
+         VALUES ($1, $2, $3, $4, $5, 'new', $6, $7, $8) \
+         ON CONFLICT (pin) DO NOTHING RETURNING id",
+    )
+    .bind(pin)
+    .bind(account_id)
+    .bind(batch_id)
+    .bind(card.tariff_id)
+    .bind(card.kind.as_str())
+    .bind(card.expiry.expires_at_ms)
+    .bind(card.expiry.valid_after_first_use_ms)
+    .bind(now_ms)
+    .fetch_optional(&mut **c)
+    .await)?;
+    let Some(card_id) = card_id else {
+        return Ok(None);
+    };
+    if card.initial_value_micros > 0 {
+        let reference = match batch_id {
+            Some(batch) => format!("card value, batch {batch}"),
+            None => "card value".to_owned(),
+        };
+        post(
+            conn,
+            Posting {
+                account_id,
+                kind: TransactionKind::Recharge,
+                amount_micros: card.initial_value_micros,
+                call_id: None,
+                reference: Some(&reference),
+                now_ms,
+            },
+        )
+        .await?;
+    }
+    Ok(Some(Card {
+        id: card_id,
+        pin: card.pin.clone(),
+        account_id,
+        batch_id,
+        tariff_id: card.tariff_id,
+        kind: card.kind,
+        status: CardStatus::New,
+        expiry: card.expiry,
+        first_used_at_ms: None,
+        created_at_ms: now_ms,
+    }))
+}
+
+impl Store {
+    /// Creates an account with a zero balance.
+    pub async fn create_account(
+        &self,
+        account: &NewAccount,
+        now_ms: i64,
+    ) -> Result<Account, StoreError> {
+        let mut transaction = self.begin_write().await?;
+        let id = insert_account(&mut transaction.conn(), account, now_ms).await?;
+        let created = fetch_account(&mut transaction.conn(), id).await?;
+        transaction.commit().await?;
+        Ok(created)
+    }
+
+    /// Creates a card with its own account; its initial value is posted as a recharge row.
+    pub async fn create_card(&self, card: &NewCard, now_ms: i64) -> Result<Card, StoreError> {
+        let mut transaction = self.begin_write().await?;
+        let created = insert_card(&mut transaction.conn(), card, None, now_ms).await?;
+        let created = created.ok_or_else(|| {
+            StoreError::InvalidArgument("a card with this PIN already exists".into())
+        })?;
+        transaction.commit().await?;
+        Ok(created)
+    }
+
+    /// An account by id.
+    pub async fn account(&self, account_id: i64) -> Result<Account, StoreError> {
+        let mut held = self.acquire().await?;
+        fetch_account(&mut held.conn(), account_id).await
+    }
+
+    /// A card by id.
+    pub async fn card(&self, card_id: i64) -> Result<Card, StoreError> {
+        let mut held = self.acquire().await?;
+        fetch_card(&mut held.conn(), card_id).await
+    }
+
+    /// The card whose PIN this is.
+    pub async fn card_by_pin(&self, pin: &Pii<String>) -> Result<Option<Card>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let row: Option<CardRow> = with_conn!(&mut conn, c => sqlx::query_as(
+            "SELECT id, pin, account_id, batch_id, tariff_id, kind, status, expires_at_ms, \
+             valid_after_first_use_ms, first_used_at_ms, created_at_ms FROM cards WHERE pin = $1",
+        )
+        .bind(pin.expose())
+        .fetch_optional(&mut **c)
+        .await)?;
+        row.map(CardRow::into_card).transpose()
+    }
+
+    /// The cached balance of an account.
+    pub async fn balance(&self, account_id: i64) -> Result<i64, StoreError> {
+        Ok(self.account(account_id).await?.balance_micros)
+    }
+
+    /// Sets an account's status (block, unblock, close).
+    pub async fn set_account_status(
+        &self,
+        account_id: i64,
+        status: AccountStatus,
+    ) -> Result<(), StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let result = with_conn!(&mut conn, c => sqlx::query(
+            "UPDATE accounts SET status = $1 WHERE id = $2",
+        )
+        .bind(status.as_str())
+        .bind(account_id)
+        .execute(&mut **c)
+        .await
+        .map(|done| done.rows_affected()))?;
+        if result == 0 {
+            return Err(StoreError::not_found("account", account_id));
+        }
+        Ok(())
+    }
+
+    /// Blocks or unblocks a card (`Blocked`/`Active`), or marks it expired.
+    pub async fn set_card_status(&self, card_id: i64, status: CardStatus) -> Result<(), StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let result = with_conn!(&mut conn, c => sqlx::query(
+            "UPDATE cards SET status = $1 WHERE id = $2",
+        )
+        .bind(status.as_str())
+        .bind(card_id)
+        .execute(&mut **c)
+        .await
+        .map(|done| done.rows_affected()))?;
+        if result == 0 {
+            return Err(StoreError::not_found("card", card_id));
+        }
+        Ok(())
+    }
+
+    async fn post_one(
+        &self,
+        account_id: i64,
+        kind: TransactionKind,
+        amount_micros: i64,
+        reference: Option<&str>,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let mut transaction = self.begin_write().await?;
+        let balance = post(
+            &mut transaction.conn(),
+            Posting {
+                account_id,
+                kind,
+                amount_micros,
+                call_id: None,
+                reference,
+                now_ms,
+            },
+        )
+        .await?;
+        transaction.commit().await?;
+        Ok(balance)
+    }
+
+    /// Adds credit. Refused on a disposable card's account. Returns the new balance.
+    pub async fn recharge(
+        &self,
+        account_id: i64,
+        amount_micros: i64,
+        reference: Option<&str>,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        check_amount(amount_micros)?;
+        let mut transaction = self.begin_write().await?;
+        let mut conn = transaction.conn();
+        let disposable: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
+            "SELECT id FROM cards WHERE account_id = $1 AND kind = 'disposable'",
+        )
+        .bind(account_id)
+        .fetch_optional(&mut **c)
+        .await)?;
+        if let Some(card_id) = disposable {
+            return Err(StoreError::DisposableCard { card_id });
+        }
+        let balance = post(
+            &mut conn,
+            Posting {
+                account_id,
+                kind: TransactionKind::Recharge,
+                amount_micros,
+                call_id: None,
+                reference,
+                now_ms,
+            },
+        )
+        .await?;
+        transaction.commit().await?;
+        Ok(balance)
+    }
+
+    /// Gives credit back (positive `amount_micros`). Returns the new balance.
+    pub async fn refund(
+        &self,
+        account_id: i64,
+        amount_micros: i64,
+        reference: Option<&str>,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        check_amount(amount_micros)?;
+        self.post_one(
+            account_id,
+            TransactionKind::Refund,
+            amount_micros,
+            reference,
+            now_ms,
+        )
+        .await
+    }
+
+    /// An operator correction of either sign. Returns the new balance.
+    pub async fn adjust(
+        &self,
+        account_id: i64,
+        amount_micros: i64,
+        reference: Option<&str>,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        self.post_one(
+            account_id,
+            TransactionKind::Adjustment,
+            amount_micros,
+            reference,
+            now_ms,
+        )
+        .await
+    }
+
+    /// Charges a maintenance fee (the amount computed by billing) as it is, even below zero.
+    pub async fn charge_maintenance(
+        &self,
+        account_id: i64,
+        fee_micros: i64,
+        reference: Option<&str>,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        check_amount(fee_micros)?;
+        self.post_one(
+            account_id,
+            TransactionKind::Maintenance,
+            -fee_micros,
+            reference,
+            now_ms,
+        )
+        .await
+    }
+
+    /// Marks a card's first use and charges the activation fee, once: returns `false` (and
+    /// charges nothing) when the card was already activated. Expired or blocked cards are refused.
+    pub async fn activate_card(
+        &self,
+        card_id: i64,
+        fee_micros: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        check_amount(fee_micros)?;
+        let mut transaction = self.begin_write().await?;
+        let mut conn = transaction.conn();
+        let card = fetch_card(&mut conn, card_id).await?;
+        check_card_usable(&card, now_ms)?;
+        if card.first_used_at_ms.is_some() {
+            return Ok(false);
+        }
+        with_conn!(&mut conn, c => sqlx::query(
+            "UPDATE cards SET first_used_at_ms = $1, status = 'active' WHERE id = $2",
+        )
+        .bind(now_ms)
+        .bind(card_id)
+        .execute(&mut **c)
+        .await
+        .map(|done| done.rows_affected()))?;
+        if fee_micros > 0 {
+            post(
+                &mut conn,
+                Posting {
+                    account_id: card.account_id,
+                    kind: TransactionKind::Activation,
+                    amount_micros: -fee_micros,
+                    call_id: None,
+                    reference: None,
+                    now_ms,
+                },
+            )
+            .await?;
+        }
+        transaction.commit().await?;
+        Ok(true)
+    }
+
+    /// Marks every card whose rule says it has expired at `now_ms`; returns how many.
+    /// Balances are left as they are (forfeiture, if any, is an adjustment).
+    pub async fn expire_cards(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let mut transaction = self.begin_write().await?;
+        let mut conn = transaction.conn();
+        let result = with_conn!(&mut conn, c => sqlx::query(
+            "UPDATE cards SET status = 'expired' WHERE status <> 'expired' AND ( \
+             (expires_at_ms IS NOT NULL AND expires_at_ms <= $1) OR \
+             (valid_after_first_use_ms IS NOT NULL AND first_used_at_ms IS NOT NULL \
+              AND first_used_at_ms + valid_after_first_use_ms <= $1))",
+        )
+        .bind(now_ms)
+        .execute(&mut **c)
+        .await
+        .map(|done| done.rows_affected()))?;
+        transaction.commit().await?;
+        Ok(result)
+    }
+
+    /// The transaction log of an account, oldest first.
+    pub async fn transactions(&self, account_id: i64) -> Result<Vec<LedgerEntry>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let rows: Vec<EntryRow> = with_conn!(&mut conn, c => sqlx::query_as(
+            "SELECT id, account_id, kind, amount_micros, balance_after_micros, call_id, \
+             reference, created_at_ms FROM transactions WHERE account_id = $1 ORDER BY id",
+        )
+        .bind(account_id)
+        .fetch_all(&mut **c)
+        .await)?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(LedgerEntry {
+                    id: row.id,
+                    account_id: row.account_id,
+                    kind: TransactionKind::parse(&row.kind)?,
+                    amount_micros: row.amount_micros,
+                    balance_after_micros: row.balance_after_micros,
+                    call_id: row.call_id,
+                    reference: row.reference,
+                    created_at_ms: row.created_at_ms,
+                })
+            })
+            .collect()
+    }
+
+    /// Every account whose cached balance is not the sum of its transaction rows (empty when
+    /// the ledger is consistent).
+    pub async fn check_balances(&self) -> Result<Vec<BalanceMismatch>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let rows: Vec<(i64, i64, i64)> = with_conn!(&mut conn, c => sqlx::query_as(
+            "SELECT a.id, a.balance_micros, CAST(COALESCE(t.total, 0) AS BIGINT) \
+             FROM accounts a LEFT JOIN \
+             (SELECT account_id, SUM(amount_micros) AS total FROM transactions GROUP BY account_id) t \
+             ON t.account_id = a.id \
+             WHERE a.balance_micros <> COALESCE(t.total, 0) ORDER BY a.id",
+        )
+        .fetch_all(&mut **c)
+        .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(account_id, cached_micros, sum_micros)| BalanceMismatch {
+                account_id,
+                cached_micros,
+                sum_micros,
+            })
+            .collect())
+    }
+
+    /// Registers a calling number to an account for pinless access (replaces an earlier owner).
+    pub async fn register_caller_id(
+        &self,
+        account_id: i64,
+        number: &Pii<String>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        fetch_account(&mut conn, account_id).await?;
+        with_conn!(&mut conn, c => sqlx::query(
+            "INSERT INTO caller_ids (number, account_id, created_at_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (number) DO UPDATE SET account_id = excluded.account_id, \
+             created_at_ms = excluded.created_at_ms",
+        )
+        .bind(number.expose())
+        .bind(account_id)
+        .bind(now_ms)
+        .execute(&mut **c)
+        .await
+        .map(|done| done.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Removes a calling number; returns whether it was registered.
+    pub async fn remove_caller_id(&self, number: &Pii<String>) -> Result<bool, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let result = with_conn!(&mut conn, c => sqlx::query(
+            "DELETE FROM caller_ids WHERE number = $1",
+        )
+        .bind(number.expose())
+        .execute(&mut **c)
+        .await
+        .map(|done| done.rows_affected()))?;
+        Ok(result > 0)
+    }
+
+    /// Finds the account a calling number is registered to, and whether it is recognised
+    /// (active and at least at its caller-ID balance threshold).
+    pub async fn lookup_caller_id(
+        &self,
+        number: &Pii<String>,
+    ) -> Result<Option<CallerIdMatch>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let row: Option<(i64, i64, i64, String, Option<i64>, Option<String>)> =
+            with_conn!(&mut conn, c => sqlx::query_as(
+                "SELECT a.id, a.balance_micros, a.caller_id_min_balance_micros, a.status, \
+                 cards.id, cards.status \
+                 FROM caller_ids n JOIN accounts a ON a.id = n.account_id \
+                 LEFT JOIN cards ON cards.account_id = a.id WHERE n.number = $1",
+            )
+            .bind(number.expose())
+            .fetch_optional(&mut **c)
+            .await)?;
+        Ok(row.map(
+            |(account_id, balance_micros, threshold, status, card_id, card_status)| {
+                let card_usable = !matches!(card_status.as_deref(), Some("blocked" | "expired"));
+                CallerIdMatch {
+                    account_id,
+                    card_id,
+                    recognised: status == "active" && card_usable && balance_micros >= threshold,
+                    balance_micros,
+                }
+            },
+        ))
+    }
+
+    /// Counts a wrong PIN from `caller_id`; locks the number out after `policy.max_failures`
+    /// failures within `policy.window_ms`.
+    pub async fn record_pin_failure(
+        &self,
+        caller_id: &Pii<String>,
+        policy: LockoutPolicy,
+        now_ms: i64,
+    ) -> Result<PinFailureState, StoreError> {
+        let mut transaction = self.begin_write().await?;
+        let mut conn = transaction.conn();
+        let row: Option<(i64, i64, Option<i64>)> = with_conn!(&mut conn, c => sqlx::query_as(
+            "SELECT failures, window_started_ms, locked_until_ms FROM pin_failures \
+             WHERE caller_id = $1",
+        )
+        .bind(caller_id.expose())
+        .fetch_optional(&mut **c)
+        .await)?;
+        let (failures, window_started_ms) = match row {
+            Some((failures, started, locked_until))
+                if now_ms - started < policy.window_ms
+                    || locked_until.is_some_and(|until| until > now_ms) =>
+            {
+                (failures.saturating_add(1), started)
+            }
+            _ => (1, now_ms),
+        };
+        let locked_until_ms =
+            (failures >= policy.max_failures).then(|| now_ms.saturating_add(policy.lockout_ms));
+        with_conn!(&mut conn, c => sqlx::query(
+            "INSERT INTO pin_failures (caller_id, failures, window_started_ms, locked_until_ms) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (caller_id) DO UPDATE SET \
+             failures = excluded.failures, window_started_ms = excluded.window_started_ms, \
+             locked_until_ms = excluded.locked_until_ms",
+        )
+        .bind(caller_id.expose())
+        .bind(failures)
+        .bind(window_started_ms)
+        .bind(locked_until_ms)
+        .execute(&mut **c)
+        .await
+        .map(|done| done.rows_affected()))?;
+        transaction.commit().await?;
+        Ok(PinFailureState {
+            failures,
+            locked_until_ms,
+        })
+    }
+
+    /// Until when `caller_id` is locked out, if it is at `now_ms`.
+    pub async fn pin_lockout(
+        &self,
+        caller_id: &Pii<String>,
+        now_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let until: Option<Option<i64>> = with_conn!(&mut conn, c => sqlx::query_scalar(
+            "SELECT locked_until_ms FROM pin_failures WHERE caller_id = $1",
+        )
+        .bind(caller_id.expose())
+        .fetch_optional(&mut **c)
+        .await)?;
+        Ok(until.flatten().filter(|until| *until > now_ms))
+    }
+
+    /// Forgets the failures of `caller_id` (after a correct PIN).
+    pub async fn clear_pin_failures(&self, caller_id: &Pii<String>) -> Result<(), StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        with_conn!(&mut conn, c => sqlx::query("DELETE FROM pin_failures WHERE caller_id = $1")
+            .bind(caller_id.expose())
+            .execute(&mut **c)
+            .await
+        .map(|done| done.rows_affected()))?;
+        Ok(())
+    }
+}
+
+/// Refuses blocked and expired cards.
+pub(crate) fn check_card_usable(card: &Card, now_ms: i64) -> Result<(), StoreError> {
+    if card.status == CardStatus::Blocked {
+        return Err(StoreError::NotUsable {
+            entity: "card",
+            id: card.id,
+            status: "blocked".into(),
+        });
+    }
+    if card.is_expired(now_ms) {
+        return Err(StoreError::NotUsable {
+            entity: "card",
+            id: card.id,
+            status: "expired".into(),
+        });
+    }
+    Ok(())
+}

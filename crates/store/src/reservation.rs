@@ -1,0 +1,545 @@
+//! Reservations: hold credit for a call, then settle the actual cost or release the hold.
+//!
+//! Locking: on SQLite every write transaction starts with `BEGIN IMMEDIATE`, which takes the
+//! database's single write lock, so reading the balance, counting open reservations and
+//! inserting the new one cannot interleave with another writer. On PostgreSQL `authorize`
+//! locks the account row (then its owner's row, always in that order, so two calls never
+//! deadlock) with `SELECT ... FOR UPDATE`, and only then reads balances and open reservations
+//! in a fresh statement, which under READ COMMITTED sees everything committed before the lock
+//! was granted. `settle` and `release` flip the reservation with one conditional
+//! `UPDATE ... WHERE state = 'open'`: of two concurrent settles exactly one matches the row.
+
+use std::fmt;
+
+use crate::backend::{Conn, Store, with_conn};
+use crate::cdr::{Cdr, insert_cdr};
+use crate::error::StoreError;
+use crate::ledger::{Posting, check_amount, check_card_usable, fetch_card, post};
+use crate::model::{ReservationState, TransactionKind};
+
+/// Who pays for a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payer {
+    /// A card (its own account, bounded by its owner account if it has one).
+    Card(i64),
+    /// An account directly (pinless caller ID, prepaid extension).
+    Account(i64),
+}
+
+/// What the ledger knows when the rating function decides, read under the lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Available {
+    /// The paying account (the card's account for a card).
+    pub account_id: i64,
+    /// The card, if the payer is one.
+    pub card_id: Option<i64>,
+    /// The tariff to rate with (the card's, else the account's).
+    pub tariff_id: Option<i64>,
+    /// Currency of the balance.
+    pub currency: String,
+    /// The account's balance.
+    pub balance_micros: i64,
+    /// Held by the account's other open reservations.
+    pub reserved_micros: i64,
+    /// The owner account's balance minus everything reserved against it, if there is an owner.
+    pub owner_available_micros: Option<i64>,
+    /// What this call may reserve: the smaller of the account's and the owner's free credit,
+    /// never negative.
+    pub available_micros: i64,
+    /// Calls already in progress on the account.
+    pub open_calls: i64,
+}
+
+/// The rating function's answer: how much credit to hold for the call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// Credit to hold, at most [`Available::available_micros`].
+    pub reserve_micros: i64,
+    /// The talk-time limit the switch enforces (recorded with the reservation).
+    pub max_duration_ms: i64,
+}
+
+/// Why the rating function refused a call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not enough credit for the first billing block.
+    InsufficientCredit {
+        /// Credit available.
+        available_micros: i64,
+        /// Credit the first block needs.
+        needed_micros: i64,
+    },
+    /// The tariff has no rate for the destination.
+    NoRate,
+    /// Anything else.
+    Other(String),
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::InsufficientCredit {
+                available_micros,
+                needed_micros,
+            } => write!(
+                formatter,
+                "insufficient credit: {available_micros} micros available, {needed_micros} needed"
+            ),
+            Refusal::NoRate => formatter.write_str("no rate for the destination"),
+            Refusal::Other(reason) => formatter.write_str(reason),
+        }
+    }
+}
+
+/// A reservation row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reservation {
+    /// SIP Call-ID (unique).
+    pub call_id: String,
+    /// The account holding the credit.
+    pub account_id: i64,
+    /// Its owner account, also bounded by the hold.
+    pub owner_account_id: Option<i64>,
+    /// The card, if the payer was one.
+    pub card_id: Option<i64>,
+    /// Credit held.
+    pub amount_micros: i64,
+    /// The talk-time limit from the decision.
+    pub max_duration_ms: i64,
+    /// Open, settled or released.
+    pub state: ReservationState,
+    /// What settle charged.
+    pub charged_micros: Option<i64>,
+    /// When authorised.
+    pub created_at_ms: i64,
+    /// When settled or released.
+    pub closed_at_ms: Option<i64>,
+}
+
+/// The result of a successful [`Store::settle`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SettleOutcome {
+    /// The cost was charged now.
+    Charged {
+        /// The amount charged.
+        charged_micros: i64,
+        /// The paying account's balance afterwards.
+        balance_after_micros: i64,
+    },
+    /// The same settle was applied before; nothing was charged this time.
+    Replayed {
+        /// The amount charged by the first settle.
+        charged_micros: i64,
+    },
+}
+
+/// The result of a successful [`Store::release`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReleaseOutcome {
+    /// The hold was dropped now.
+    Released,
+    /// It had been released before.
+    AlreadyReleased,
+}
+
+/// What [`Store::reconcile`] did with stale reservations.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Call ids released (no CDR was written for them).
+    pub released: Vec<String>,
+    /// Call ids settled from their CDRs, with the amount charged.
+    pub settled: Vec<(String, i64)>,
+}
+
+#[derive(sqlx::FromRow)]
+struct LockedAccount {
+    balance_micros: i64,
+    concurrency_limit: i64,
+    owner_account_id: Option<i64>,
+    status: String,
+    currency: String,
+    tariff_id: Option<i64>,
+    reserved_micros: i64,
+    open_calls: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct ReservationRow {
+    call_id: String,
+    account_id: i64,
+    owner_account_id: Option<i64>,
+    card_id: Option<i64>,
+    amount_micros: i64,
+    max_duration_ms: i64,
+    state: String,
+    charged_micros: Option<i64>,
+    created_at_ms: i64,
+    closed_at_ms: Option<i64>,
+}
+
+impl ReservationRow {
+    fn into_reservation(self) -> Result<Reservation, StoreError> {
+        Ok(Reservation {
+            call_id: self.call_id,
+            account_id: self.account_id,
+            owner_account_id: self.owner_account_id,
+            card_id: self.card_id,
+            amount_micros: self.amount_micros,
+            max_duration_ms: self.max_duration_ms,
+            state: ReservationState::parse(&self.state)?,
+            charged_micros: self.charged_micros,
+            created_at_ms: self.created_at_ms,
+            closed_at_ms: self.closed_at_ms,
+        })
+    }
+}
+
+/// On PostgreSQL, waits for and holds the account row's lock until commit. On SQLite the
+/// transaction already holds the database write lock (`BEGIN IMMEDIATE`).
+async fn lock_account(conn: &mut Conn<'_>, account_id: i64) -> Result<(), StoreError> {
+    if let Conn::Postgres(c) = conn {
+        sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
+            .bind(account_id)
+            .execute(&mut **c)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Balance, limits and open reservations of an account (counting those of the accounts it
+/// owns). Must run after [`lock_account`] in its own statement; see the module docs.
+async fn read_locked_account(
+    conn: &mut Conn<'_>,
+    account_id: i64,
+) -> Result<LockedAccount, StoreError> {
+    let row: Option<LockedAccount> = with_conn!(conn, c => sqlx::query_as(
+        "SELECT a.balance_micros, a.concurrency_limit, a.owner_account_id, a.status, a.currency, \
+         a.tariff_id, \
+         (SELECT CAST(COALESCE(SUM(r.amount_micros), 0) AS BIGINT) FROM reservations r \
+          WHERE r.state = 'open' AND (r.account_id = a.id OR r.owner_account_id = a.id)) \
+          AS reserved_micros, \
+         (SELECT COUNT(*) FROM reservations r \
+          WHERE r.state = 'open' AND (r.account_id = a.id OR r.owner_account_id = a.id)) \
+          AS open_calls \
+         FROM accounts a WHERE a.id = $1",
+    )
+    .bind(account_id)
+    .fetch_optional(&mut **c)
+    .await)?;
+    row.ok_or_else(|| StoreError::not_found("account", account_id))
+}
+
+fn check_account(account_id: i64, account: &LockedAccount) -> Result<(), StoreError> {
+    if account.status != "active" {
+        return Err(StoreError::NotUsable {
+            entity: "account",
+            id: account_id,
+            status: account.status.clone(),
+        });
+    }
+    if account.concurrency_limit > 0 && account.open_calls >= account.concurrency_limit {
+        return Err(StoreError::ConcurrencyLimit {
+            account_id,
+            limit: account.concurrency_limit,
+            open: account.open_calls,
+        });
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Holds credit for a call. Under the account lock it reads the free credit (balance minus
+    /// open reservations, bounded by the owner account's free credit), enforces the
+    /// concurrency limits of the account and its owner, asks `decide` how much to hold, and
+    /// records the reservation. `decide` runs while the lock is held: keep it pure and quick.
+    pub async fn authorize<F>(
+        &self,
+        call_id: &str,
+        payer: Payer,
+        now_ms: i64,
+        decide: F,
+    ) -> Result<Reservation, StoreError>
+    where
+        F: FnOnce(&Available) -> Result<Decision, Refusal>,
+    {
+        let mut transaction = self.begin_write().await?;
+        let mut conn = transaction.conn();
+        let (account_id, card_id, card_tariff) = match payer {
+            Payer::Card(card_id) => {
+                let card = fetch_card(&mut conn, card_id).await?;
+                check_card_usable(&card, now_ms)?;
+                (card.account_id, Some(card_id), card.tariff_id)
+            }
+            Payer::Account(account_id) => (account_id, None, None),
+        };
+        lock_account(&mut conn, account_id).await?;
+        let account = read_locked_account(&mut conn, account_id).await?;
+        check_account(account_id, &account)?;
+        let own_free = account.balance_micros - account.reserved_micros;
+        let owner_free = match account.owner_account_id {
+            Some(owner_id) => {
+                lock_account(&mut conn, owner_id).await?;
+                let owner = read_locked_account(&mut conn, owner_id).await?;
+                check_account(owner_id, &owner)?;
+                Some(owner.balance_micros - owner.reserved_micros)
+            }
+            None => None,
+        };
+        let available = Available {
+            account_id,
+            card_id,
+            tariff_id: card_tariff.or(account.tariff_id),
+            currency: account.currency,
+            balance_micros: account.balance_micros,
+            reserved_micros: account.reserved_micros,
+            owner_available_micros: owner_free,
+            available_micros: own_free.min(owner_free.unwrap_or(own_free)).max(0),
+            open_calls: account.open_calls,
+        };
+        let decision = decide(&available).map_err(StoreError::Refused)?;
+        if decision.reserve_micros < 0 || decision.reserve_micros > available.available_micros {
+            return Err(StoreError::ReservationTooLarge {
+                requested_micros: decision.reserve_micros,
+                available_micros: available.available_micros,
+            });
+        }
+        let inserted: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
+            "INSERT INTO reservations (call_id, account_id, owner_account_id, card_id, \
+             amount_micros, max_duration_ms, state, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'open', $7) \
+             ON CONFLICT (call_id) DO NOTHING RETURNING id",
+        )
+        .bind(call_id)
+        .bind(account_id)
+        .bind(account.owner_account_id)
+        .bind(card_id)
+        .bind(decision.reserve_micros)
+        .bind(decision.max_duration_ms)
+        .bind(now_ms)
+        .fetch_optional(&mut **c)
+        .await)?;
+        if inserted.is_none() {
+            return Err(StoreError::CallIdInUse);
+        }
+        transaction.commit().await?;
+        Ok(Reservation {
+            call_id: call_id.to_owned(),
+            account_id,
+            owner_account_id: account.owner_account_id,
+            card_id,
+            amount_micros: decision.reserve_micros,
+            max_duration_ms: decision.max_duration_ms,
+            state: ReservationState::Open,
+            charged_micros: None,
+            created_at_ms: now_ms,
+            closed_at_ms: None,
+        })
+    }
+
+    /// Charges the actual cost of a call (which may exceed the hold), writes its CDRs and
+    /// closes the reservation, all in one transaction. Idempotent by call id: the same settle
+    /// again returns [`SettleOutcome::Replayed`]; a settle with a different amount after the
+    /// first returns [`StoreError::SettleConflict`] and charges nothing. A card with an owner
+    /// is charged on both accounts (seed 002, tip 2: the card's spend comes out of the owner's
+    /// credit too).
+    pub async fn settle(
+        &self,
+        call_id: &str,
+        actual_cost_micros: i64,
+        cdrs: &[Cdr],
+        now_ms: i64,
+    ) -> Result<SettleOutcome, StoreError> {
+        check_amount(actual_cost_micros)?;
+        let mut transaction = self.begin_write().await?;
+        let mut conn = transaction.conn();
+        let claimed: Option<(i64, Option<i64>)> = with_conn!(&mut conn, c => sqlx::query_as(
+            "UPDATE reservations SET state = 'settled', charged_micros = $2, closed_at_ms = $3 \
+             WHERE call_id = $1 AND state = 'open' RETURNING account_id, owner_account_id",
+        )
+        .bind(call_id)
+        .bind(actual_cost_micros)
+        .bind(now_ms)
+        .fetch_optional(&mut **c)
+        .await)?;
+        let Some((account_id, owner_account_id)) = claimed else {
+            drop(conn);
+            drop(transaction);
+            return self.settle_again(call_id, actual_cost_micros).await;
+        };
+        let mut balance_after = 0;
+        for paying in std::iter::once(account_id).chain(owner_account_id) {
+            let balance = post(
+                &mut conn,
+                Posting {
+                    account_id: paying,
+                    kind: TransactionKind::CallCharge,
+                    amount_micros: -actual_cost_micros,
+                    call_id: Some(call_id),
+                    reference: None,
+                    now_ms,
+                },
+            )
+            .await?;
+            if paying == account_id {
+                balance_after = balance;
+            }
+        }
+        for cdr in cdrs {
+            insert_cdr(&mut conn, cdr, now_ms).await?;
+        }
+        transaction.commit().await?;
+        Ok(SettleOutcome::Charged {
+            charged_micros: actual_cost_micros,
+            balance_after_micros: balance_after,
+        })
+    }
+
+    /// Explains why a settle found no open reservation.
+    async fn settle_again(
+        &self,
+        call_id: &str,
+        requested_micros: i64,
+    ) -> Result<SettleOutcome, StoreError> {
+        let existing = self
+            .reservation(call_id)
+            .await?
+            .ok_or(StoreError::UnknownCall)?;
+        match (existing.state, existing.charged_micros) {
+            (ReservationState::Settled, Some(charged)) if charged == requested_micros => {
+                tracing::info!(call_id, charged, "settle replayed; nothing charged");
+                Ok(SettleOutcome::Replayed {
+                    charged_micros: charged,
+                })
+            }
+            (ReservationState::Settled, charged) => Err(StoreError::SettleConflict {
+                charged_micros: charged.unwrap_or(0),
+                requested_micros,
+            }),
+            (state, _) => Err(StoreError::ReservationClosed {
+                state: state.as_str().to_owned(),
+            }),
+        }
+    }
+
+    /// Drops the hold of a call that never connected. Releasing twice is harmless; releasing a
+    /// settled call is an error.
+    pub async fn release(&self, call_id: &str, now_ms: i64) -> Result<ReleaseOutcome, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let result = with_conn!(&mut conn, c => sqlx::query(
+            "UPDATE reservations SET state = 'released', closed_at_ms = $2 \
+             WHERE call_id = $1 AND state = 'open'",
+        )
+        .bind(call_id)
+        .bind(now_ms)
+        .execute(&mut **c)
+        .await
+        .map(|done| done.rows_affected()))?;
+        drop(held);
+        if result == 1 {
+            return Ok(ReleaseOutcome::Released);
+        }
+        let existing = self
+            .reservation(call_id)
+            .await?
+            .ok_or(StoreError::UnknownCall)?;
+        match existing.state {
+            ReservationState::Released => Ok(ReleaseOutcome::AlreadyReleased),
+            state => Err(StoreError::ReservationClosed {
+                state: state.as_str().to_owned(),
+            }),
+        }
+    }
+
+    /// The reservation of a call, in any state.
+    pub async fn reservation(&self, call_id: &str) -> Result<Option<Reservation>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let row: Option<ReservationRow> = with_conn!(&mut conn, c => sqlx::query_as(
+            "SELECT call_id, account_id, owner_account_id, card_id, amount_micros, \
+             max_duration_ms, state, charged_micros, created_at_ms, closed_at_ms \
+             FROM reservations WHERE call_id = $1",
+        )
+        .bind(call_id)
+        .fetch_optional(&mut **c)
+        .await)?;
+        row.map(ReservationRow::into_reservation).transpose()
+    }
+
+    /// Open reservations of an account (including those of the accounts it owns).
+    pub async fn open_reservations(&self, account_id: i64) -> Result<Vec<Reservation>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let rows: Vec<ReservationRow> = with_conn!(&mut conn, c => sqlx::query_as(
+            "SELECT call_id, account_id, owner_account_id, card_id, amount_micros, \
+             max_duration_ms, state, charged_micros, created_at_ms, closed_at_ms \
+             FROM reservations WHERE state = 'open' \
+             AND (account_id = $1 OR owner_account_id = $1) ORDER BY id",
+        )
+        .bind(account_id)
+        .fetch_all(&mut **c)
+        .await)?;
+        rows.into_iter()
+            .map(ReservationRow::into_reservation)
+            .collect()
+    }
+
+    /// Start-up recovery: closes every reservation still open that was created before
+    /// `created_before_ms` (pass the start time: a previous process died holding them).
+    ///
+    /// Rule: if CDRs were written for the call id, the call is settled for the sum of their
+    /// `total_micros` (the switch writes a CDR once a call has ended and been rated, so that
+    /// sum is what the customer owes). Without a CDR the call's duration is unknown and the
+    /// hold is released: the customer is not charged for a call the switch cannot prove.
+    pub async fn reconcile(
+        &self,
+        created_before_ms: i64,
+        now_ms: i64,
+    ) -> Result<ReconcileReport, StoreError> {
+        let stale: Vec<String> = {
+            let mut held = self.acquire().await?;
+            let mut conn = held.conn();
+            with_conn!(&mut conn, c => sqlx::query_scalar(
+                "SELECT call_id FROM reservations WHERE state = 'open' AND created_at_ms < $1 \
+                 ORDER BY id",
+            )
+            .bind(created_before_ms)
+            .fetch_all(&mut **c)
+            .await)?
+        };
+        let mut report = ReconcileReport::default();
+        for call_id in stale {
+            let owed: (i64, i64) = {
+                let mut held = self.acquire().await?;
+                let mut conn = held.conn();
+                with_conn!(&mut conn, c => sqlx::query_as(
+                    "SELECT COUNT(*), CAST(COALESCE(SUM(total_micros), 0) AS BIGINT) \
+                     FROM cdrs WHERE call_id = $1",
+                )
+                .bind(&call_id)
+                .fetch_one(&mut **c)
+                .await)?
+            };
+            match owed {
+                (0, _) => match self.release(&call_id, now_ms).await {
+                    Ok(_) => report.released.push(call_id),
+                    Err(StoreError::ReservationClosed { .. }) => {}
+                    Err(error) => return Err(error),
+                },
+                (_, total) => match self.settle(&call_id, total, &[], now_ms).await {
+                    Ok(_) => report.settled.push((call_id, total)),
+                    Err(StoreError::ReservationClosed { .. } | StoreError::SettleConflict { .. }) => {}
+                    Err(error) => return Err(error),
+                },
+            }
+        }
+        if !report.released.is_empty() || !report.settled.is_empty() {
+            tracing::warn!(
+                released = report.released.len(),
+                settled = report.settled.len(),
+                "reconciled stale reservations"
+            );
+        }
+        Ok(report)
+    }
+}

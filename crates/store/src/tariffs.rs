@@ -1,0 +1,471 @@
+//! Tariffs, their rates, longest-prefix rate lookup and the streaming CSV import.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Read;
+
+use sqlx::QueryBuilder;
+use talktime_pii::Pii;
+
+use crate::backend::{Conn, Store, WriteTx, with_conn};
+use crate::error::StoreError;
+use crate::money::parse_micros;
+use crate::model::{Rate, Tariff};
+
+/// Columns of a tariff CSV, in the documented order (the header may order them differently).
+pub const TARIFF_CSV_COLUMNS: [&str; 7] = [
+    "prefix",
+    "description",
+    "sell_rate",
+    "buy_rate",
+    "initial_block",
+    "increment",
+    "connection_fee",
+];
+
+/// Rows per multi-row INSERT (8 binds a row stays well under SQLite's 32,766 limit).
+const DEFAULT_BATCH_ROWS: usize = 1_000;
+
+/// How [`Store::import_tariff_csv`] behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImportOptions {
+    /// Validate only; write nothing.
+    pub dry_run: bool,
+    /// All or nothing: one transaction, rolled back if any row is wrong. Otherwise good rows
+    /// are written in their own short transactions (batches) and bad rows are reported.
+    pub atomic: bool,
+    /// Rows per INSERT statement.
+    pub batch_rows: usize,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        Self {
+            dry_run: false,
+            atomic: false,
+            batch_rows: DEFAULT_BATCH_ROWS,
+        }
+    }
+}
+
+/// One rejected row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowError {
+    /// Line in the file (the header is line 1).
+    pub line: u64,
+    /// The column at fault, when one is.
+    pub column: Option<&'static str>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.column {
+            Some(column) => write!(formatter, "line {}, {column}: {}", self.line, self.message),
+            None => write!(formatter, "line {}: {}", self.line, self.message),
+        }
+    }
+}
+
+/// The outcome of an import.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Data rows read (header excluded).
+    pub rows_read: u64,
+    /// Rows that passed validation.
+    pub rows_valid: u64,
+    /// Rows inserted or updated in the database (0 for a dry run or a failed atomic import).
+    pub rows_written: u64,
+    /// Rejected rows, in file order.
+    pub errors: Vec<RowError>,
+}
+
+#[derive(sqlx::FromRow)]
+struct TariffRow {
+    id: i64,
+    name: String,
+    currency: String,
+    settings_json: String,
+    created_at_ms: i64,
+}
+
+impl From<TariffRow> for Tariff {
+    fn from(row: TariffRow) -> Self {
+        Tariff {
+            id: row.id,
+            name: row.name,
+            currency: row.currency,
+            settings_json: row.settings_json,
+            created_at_ms: row.created_at_ms,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct RateRow {
+    tariff_id: i64,
+    prefix: String,
+    description: String,
+    sell_rate_micros: i64,
+    buy_rate_micros: i64,
+    initial_block_s: i64,
+    increment_s: i64,
+    connection_fee_micros: i64,
+}
+
+impl From<RateRow> for Rate {
+    fn from(row: RateRow) -> Self {
+        Rate {
+            tariff_id: row.tariff_id,
+            prefix: row.prefix,
+            description: row.description,
+            sell_rate_micros: row.sell_rate_micros,
+            buy_rate_micros: row.buy_rate_micros,
+            initial_block_s: row.initial_block_s,
+            increment_s: row.increment_s,
+            connection_fee_micros: row.connection_fee_micros,
+        }
+    }
+}
+
+/// Positions of the required columns in the header.
+struct ColumnMap([usize; 7]);
+
+impl ColumnMap {
+    fn from_header(header: &csv::StringRecord) -> Result<Self, StoreError> {
+        let mut positions = [0; 7];
+        for (slot, name) in positions.iter_mut().zip(TARIFF_CSV_COLUMNS) {
+            *slot = header
+                .iter()
+                .position(|field| field.trim().eq_ignore_ascii_case(name))
+                .ok_or_else(|| StoreError::CsvHeader(format!("missing column {name:?}")))?;
+        }
+        Ok(Self(positions))
+    }
+}
+
+fn parse_rate_row(
+    tariff_id: i64,
+    record: &csv::StringRecord,
+    columns: &ColumnMap,
+    line: u64,
+) -> Result<Rate, RowError> {
+    let error = |column: &'static str, message: String| RowError {
+        line,
+        column: Some(column),
+        message,
+    };
+    let mut fields = [""; 7];
+    for ((field, position), name) in fields.iter_mut().zip(columns.0).zip(TARIFF_CSV_COLUMNS) {
+        *field = record
+            .get(position)
+            .ok_or_else(|| error(name, "missing".to_owned()))?
+            .trim();
+    }
+    let [prefix, description, sell, buy, initial_block, increment, fee] = fields;
+    if prefix.is_empty() {
+        return Err(error("prefix", "empty".to_owned()));
+    }
+    if !prefix.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(error("prefix", format!("{prefix:?} is not all digits")));
+    }
+    let money = |column: &'static str, text: &str| match parse_micros(text) {
+        Ok(micros) if micros < 0 => Err(error(column, format!("{text:?} is negative"))),
+        Ok(micros) => Ok(micros),
+        Err(reason) => Err(error(column, reason.to_string())),
+    };
+    let seconds = |column: &'static str, text: &str, minimum: i64| match text.parse::<i64>() {
+        Ok(value) if (minimum..=86_400).contains(&value) => Ok(value),
+        Ok(value) => Err(error(column, format!("{value} is outside {minimum}..=86400"))),
+        Err(_) => Err(error(column, format!("{text:?} is not a whole number of seconds"))),
+    };
+    Ok(Rate {
+        tariff_id,
+        prefix: prefix.to_owned(),
+        description: description.to_owned(),
+        sell_rate_micros: money("sell_rate", sell)?,
+        buy_rate_micros: money("buy_rate", buy)?,
+        initial_block_s: seconds("initial_block", initial_block, 0)?,
+        increment_s: seconds("increment", increment, 1)?,
+        connection_fee_micros: money("connection_fee", fee)?,
+    })
+}
+
+/// Inserts or replaces a batch of rates with one multi-row statement.
+async fn upsert_rates(conn: &mut Conn<'_>, rates: &[Rate]) -> Result<u64, StoreError> {
+    if rates.is_empty() {
+        return Ok(0);
+    }
+    let result = with_conn!(conn, c => {
+        let mut builder = QueryBuilder::new(
+            "INSERT INTO rates (tariff_id, prefix, description, sell_rate_micros, \
+             buy_rate_micros, initial_block_s, increment_s, connection_fee_micros) ",
+        );
+        builder.push_values(rates, |mut row, rate| {
+            row.push_bind(rate.tariff_id)
+                .push_bind(rate.prefix.clone())
+                .push_bind(rate.description.clone())
+                .push_bind(rate.sell_rate_micros)
+                .push_bind(rate.buy_rate_micros)
+                .push_bind(rate.initial_block_s)
+                .push_bind(rate.increment_s)
+                .push_bind(rate.connection_fee_micros);
+        });
+        builder.push(
+            " ON CONFLICT (tariff_id, prefix) DO UPDATE SET description = excluded.description, \
+             sell_rate_micros = excluded.sell_rate_micros, \
+             buy_rate_micros = excluded.buy_rate_micros, \
+             initial_block_s = excluded.initial_block_s, increment_s = excluded.increment_s, \
+             connection_fee_micros = excluded.connection_fee_micros",
+        );
+        builder.build().execute(&mut **c).await.map(|done| done.rows_affected())
+    })?;
+    Ok(result)
+}
+
+impl Store {
+    /// Creates a tariff. `settings_json` is stored as given.
+    pub async fn create_tariff(
+        &self,
+        name: &str,
+        currency: &str,
+        settings_json: &str,
+        now_ms: i64,
+    ) -> Result<Tariff, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let row: TariffRow = with_conn!(&mut conn, c => sqlx::query_as(
+            "INSERT INTO tariffs (name, currency, settings_json, created_at_ms) \
+             VALUES ($1, $2, $3, $4) \
+             RETURNING id, name, currency, settings_json, created_at_ms",
+        )
+        .bind(name)
+        .bind(currency)
+        .bind(settings_json)
+        .bind(now_ms)
+        .fetch_one(&mut **c)
+        .await)?;
+        Ok(row.into())
+    }
+
+    /// A tariff by id.
+    pub async fn tariff(&self, tariff_id: i64) -> Result<Tariff, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let row: Option<TariffRow> = with_conn!(&mut conn, c => sqlx::query_as(
+            "SELECT id, name, currency, settings_json, created_at_ms FROM tariffs WHERE id = $1",
+        )
+        .bind(tariff_id)
+        .fetch_optional(&mut **c)
+        .await)?;
+        row.map(Tariff::from)
+            .ok_or_else(|| StoreError::not_found("tariff", tariff_id))
+    }
+
+    /// A tariff by its unique name.
+    pub async fn tariff_by_name(&self, name: &str) -> Result<Option<Tariff>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let row: Option<TariffRow> = with_conn!(&mut conn, c => sqlx::query_as(
+            "SELECT id, name, currency, settings_json, created_at_ms FROM tariffs WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&mut **c)
+        .await)?;
+        Ok(row.map(Tariff::from))
+    }
+
+    /// Replaces a tariff's settings JSON.
+    pub async fn set_tariff_settings(
+        &self,
+        tariff_id: i64,
+        settings_json: &str,
+    ) -> Result<(), StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let result = with_conn!(&mut conn, c => sqlx::query(
+            "UPDATE tariffs SET settings_json = $1 WHERE id = $2",
+        )
+        .bind(settings_json)
+        .bind(tariff_id)
+        .execute(&mut **c)
+        .await
+        .map(|done| done.rows_affected()))?;
+        if result == 0 {
+            return Err(StoreError::not_found("tariff", tariff_id));
+        }
+        Ok(())
+    }
+
+    /// All rates of a tariff, by prefix.
+    pub async fn rates(&self, tariff_id: i64) -> Result<Vec<Rate>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let rows: Vec<RateRow> = with_conn!(&mut conn, c => sqlx::query_as(
+            "SELECT tariff_id, prefix, description, sell_rate_micros, buy_rate_micros, \
+             initial_block_s, increment_s, connection_fee_micros FROM rates \
+             WHERE tariff_id = $1 ORDER BY prefix",
+        )
+        .bind(tariff_id)
+        .fetch_all(&mut **c)
+        .await)?;
+        Ok(rows.into_iter().map(Rate::from).collect())
+    }
+
+    /// Number of rates in a tariff.
+    pub async fn rate_count(&self, tariff_id: i64) -> Result<i64, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let count: i64 = with_conn!(&mut conn, c => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM rates WHERE tariff_id = $1",
+        )
+        .bind(tariff_id)
+        .fetch_one(&mut **c)
+        .await)?;
+        Ok(count)
+    }
+
+    /// The rate with the longest prefix of `destination` (digits; other characters such as a
+    /// leading `+` are ignored), using the (tariff, prefix) index.
+    pub async fn find_rate(
+        &self,
+        tariff_id: i64,
+        destination: &Pii<String>,
+    ) -> Result<Option<Rate>, StoreError> {
+        let digits: String = destination
+            .expose()
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        if digits.is_empty() {
+            return Ok(None);
+        }
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let row: Option<RateRow> = with_conn!(&mut conn, c => {
+            let mut builder = QueryBuilder::new(
+                "SELECT tariff_id, prefix, description, sell_rate_micros, buy_rate_micros, \
+                 initial_block_s, increment_s, connection_fee_micros FROM rates WHERE tariff_id = ",
+            );
+            builder.push_bind(tariff_id).push(" AND prefix IN (");
+            let mut list = builder.separated(", ");
+            for end in 1..=digits.len() {
+                list.push_bind(digits[..end].to_owned());
+            }
+            builder.push(") ORDER BY LENGTH(prefix) DESC LIMIT 1");
+            builder.build_query_as().fetch_optional(&mut **c).await
+        })?;
+        Ok(row.map(Rate::from))
+    }
+
+    /// Streams a rate CSV (header: prefix,description,sell_rate,buy_rate,initial_block,
+    /// increment,connection_fee; decimals exact to 6 places) into a tariff. A prefix already
+    /// in the tariff is updated; a prefix repeated within the file is an error on the later
+    /// line. Bad rows are reported with line and column; see [`ImportOptions`] for dry runs and
+    /// all-or-nothing imports. The reader is read synchronously between batch inserts.
+    pub async fn import_tariff_csv<R: Read>(
+        &self,
+        tariff_id: i64,
+        reader: R,
+        options: ImportOptions,
+    ) -> Result<ImportReport, StoreError> {
+        self.tariff(tariff_id).await?;
+        let batch_rows = options.batch_rows.max(1);
+        let mut csv_reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .has_headers(false)
+            .from_reader(reader);
+        let mut record = csv::StringRecord::new();
+        if !csv_reader.read_record(&mut record)? {
+            return Err(StoreError::CsvHeader("empty file".into()));
+        }
+        let columns = ColumnMap::from_header(&record)?;
+        let mut report = ImportReport::default();
+        let mut first_seen: HashMap<String, u64> = HashMap::new();
+        let mut batch: Vec<Rate> = Vec::with_capacity(batch_rows);
+        let mut atomic_transaction: Option<WriteTx> = None;
+        if options.atomic && !options.dry_run {
+            atomic_transaction = Some(self.begin_write().await?);
+        }
+        loop {
+            let line = csv_reader.position().line();
+            match csv_reader.read_record(&mut record) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(error) if error.is_io_error() => return Err(error.into()),
+                Err(error) => {
+                    report.rows_read += 1;
+                    report.errors.push(RowError {
+                        line,
+                        column: None,
+                        message: error.to_string(),
+                    });
+                    continue;
+                }
+            }
+            let line = record.position().map_or(line, csv::Position::line);
+            if record.iter().all(|field| field.trim().is_empty()) {
+                continue;
+            }
+            report.rows_read += 1;
+            let rate = match parse_rate_row(tariff_id, &record, &columns, line) {
+                Ok(rate) => rate,
+                Err(error) => {
+                    report.errors.push(error);
+                    continue;
+                }
+            };
+            if let Some(first) = first_seen.get(&rate.prefix) {
+                report.errors.push(RowError {
+                    line,
+                    column: Some("prefix"),
+                    message: format!("duplicate prefix {:?}, first on line {first}", rate.prefix),
+                });
+                continue;
+            }
+            first_seen.insert(rate.prefix.clone(), line);
+            report.rows_valid += 1;
+            if options.dry_run {
+                continue;
+            }
+            batch.push(rate);
+            if batch.len() >= batch_rows {
+                report.rows_written += self.write_batch(&mut atomic_transaction, &batch).await?;
+                batch.clear();
+            }
+        }
+        if !options.dry_run {
+            report.rows_written += self.write_batch(&mut atomic_transaction, &batch).await?;
+        }
+        if let Some(transaction) = atomic_transaction {
+            if report.errors.is_empty() {
+                transaction.commit().await?;
+            } else {
+                drop(transaction);
+                report.rows_written = 0;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Writes a batch in the atomic import's transaction, or in its own.
+    async fn write_batch(
+        &self,
+        atomic_transaction: &mut Option<WriteTx>,
+        batch: &[Rate],
+    ) -> Result<u64, StoreError> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        match atomic_transaction {
+            Some(transaction) => upsert_rates(&mut transaction.conn(), batch).await,
+            None => {
+                let mut transaction = self.begin_write().await?;
+                let written = upsert_rates(&mut transaction.conn(), batch).await?;
+                transaction.commit().await?;
+                Ok(written)
+            }
+        }
+    }
+}
