@@ -160,7 +160,7 @@ fn parse_rate_row(
     for ((field, position), name) in fields.iter_mut().zip(columns.0).zip(TARIFF_CSV_COLUMNS) {
         *field = record
             .get(position)
-            .ok_or_else(|| error(name, "missing".to_owned()))?
+            .ok_or_else(|| error(name, format!("missing ({} of 7 fields)", record.len())))?
             .trim();
     }
     let [prefix, description, sell, buy, initial_block, increment, fee] = fields;
