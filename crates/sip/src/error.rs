@@ -77,8 +77,13 @@ impl ParseError {
         format!("{base} ({self})")
     }
 
-    pub(crate) fn bad(name: &'static str, detail: &'static str) -> ParseError {
+    /// A malformed header error (public so callers and tests can build the same value).
+    pub fn bad_header(name: &'static str, detail: &'static str) -> ParseError {
         ParseError::BadHeader { name, detail }
+    }
+
+    pub(crate) fn bad(name: &'static str, detail: &'static str) -> ParseError {
+        ParseError::bad_header(name, detail)
     }
 }
 

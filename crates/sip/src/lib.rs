@@ -4,6 +4,9 @@
 //! The message layer keeps every header verbatim (name and value as received, in order) and
 //! parses typed values lazily through accessors such as [`Request::via`] or [`Request::cseq`].
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod auth;
 pub mod dialog;
 mod error;
 mod headers;

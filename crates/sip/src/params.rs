@@ -99,10 +99,10 @@ impl Params {
             if !is_token(name) {
                 return Err(ParseError::bad(context, "malformed parameter name"));
             }
-            if let Some(value) = value {
-                if !valid_param_value(value) {
-                    return Err(ParseError::bad(context, "malformed parameter value"));
-                }
+            if let Some(value) = value
+                && !valid_param_value(value)
+            {
+                return Err(ParseError::bad(context, "malformed parameter value"));
             }
             params
                 .items

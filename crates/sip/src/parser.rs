@@ -174,7 +174,7 @@ pub(crate) fn parse_head(data: &[u8]) -> Result<Option<Head>, ParseError> {
     }
     for (index, range) in folded_entries {
         let unfolded = unfold(&headers.text()[range]);
-        let new_range = headers.append_text(&unfolded);
+        let new_range = headers.append_text(trim_lws(&unfolded));
         headers.set_value_range(index, new_range);
     }
     let content_length = content_length(&headers)?;

@@ -59,7 +59,7 @@ impl NameAddr {
                 (None, &text[open..])
             } else {
                 let tokens_only = display
-                    .split(|c: char| c == ' ' || c == '\t' || c == '\r' || c == '\n')
+                    .split([' ', '\t', '\r', '\n'])
                     .filter(|word| !word.is_empty())
                     .all(is_token);
                 if !tokens_only {
@@ -79,6 +79,10 @@ impl NameAddr {
             }
             let uri =
                 Uri::parse(uri_text).map_err(|_| ParseError::bad(context, "malformed URI"))?;
+            // RFC 3261 §20: a URI with headers (or ';', ',', '?') must be inside <>.
+            if !uri.headers().is_empty() {
+                return Err(ParseError::bad(context, "URI with headers outside <>"));
+            }
             let params = Params::parse_header(params_text, context)?;
             return Ok(NameAddr {
                 display_name: None,
@@ -294,10 +298,11 @@ impl Via {
             after = trim_lws(&port_text[end..]);
         }
         // RFC 2543 allowed a trailing comment; drop it.
-        if let Some(open) = after.rfind('(') {
-            if after.ends_with(')') && !after[..open].contains('"') {
-                after = trim_lws(&after[..open]);
-            }
+        if let Some(open) = after.rfind('(')
+            && after.ends_with(')')
+            && !after[..open].contains('"')
+        {
+            after = trim_lws(&after[..open]);
         }
         let params = Params::parse_header(after, "Via")?;
         Ok(Via {
@@ -346,12 +351,12 @@ impl CSeq {
             .position(|b| !b.is_ascii_digit())
             .unwrap_or(text.len());
         let digits = &text[..digits_end];
-        if digits.is_empty() || digits.len() > 10 {
+        if digits.is_empty() {
             return Err(ParseError::bad("CSeq", "malformed sequence number"));
         }
-        let sequence: u32 = digits
-            .parse()
-            .ok()
+        let sequence: u32 = Some(digits)
+            .filter(|digits| digits.len() <= 10)
+            .and_then(|digits| digits.parse().ok())
             .filter(|number| *number < 1 << 31)
             .ok_or(ParseError::bad("CSeq", "sequence number too large"))?;
         let rest = &text[digits_end..];

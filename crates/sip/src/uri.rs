@@ -212,8 +212,7 @@ impl Uri {
             (Scheme::Sip, Scheme::Sip) | (Scheme::Sips, Scheme::Sips) => self.sip_equivalent(other),
             (Scheme::Tel, Scheme::Tel) => self.tel_equivalent(other),
             (Scheme::Other(left), Scheme::Other(right)) => {
-                left.eq_ignore_ascii_case(right)
-                    && normalize(&self.opaque) == normalize(&other.opaque)
+                left.eq_ignore_ascii_case(right) && self.opaque == other.opaque
             }
             _ => false,
         }
@@ -227,28 +226,30 @@ impl Uri {
         {
             return false;
         }
+        let mine = normalized_params(&self.params);
+        let theirs = normalized_params(&other.params);
+        let find = |list: &[(Vec<u16>, Vec<u16>)], name: &[u16]| {
+            list.iter()
+                .find(|(key, _)| key.as_slice() == name)
+                .map(|(_, value)| value.clone())
+        };
         const MUST_MATCH: [&str; 5] = ["user", "ttl", "method", "maddr", "transport"];
         for name in MUST_MATCH {
-            match (self.params.get(name), other.params.get(name)) {
-                (None, None) => {}
-                (Some(left), Some(right)) if param_equal(left, right) => {}
-                _ => return false,
+            let name = normalize(name);
+            if find(&mine, &name) != find(&theirs, &name) {
+                return false;
             }
         }
-        for (name, value) in self.params.iter() {
-            if let Some(theirs) = other.params.get(name) {
-                if !param_equal(value.unwrap_or(""), theirs) {
-                    return false;
-                }
-            }
-        }
-        self.headers_equivalent(other) && other.headers_equivalent(self)
+        let conflicting = mine.iter().any(|(name, value)| {
+            find(&theirs, name).is_some_and(|their_value| &their_value != value)
+        });
+        !conflicting && self.headers_equivalent(other) && other.headers_equivalent(self)
     }
 
     fn headers_equivalent(&self, other: &Uri) -> bool {
         self.headers.iter().all(|(name, value)| {
             other.headers.iter().any(|(their_name, their_value)| {
-                normalize(name).eq_ignore_ascii_case(&normalize(their_name))
+                lowercase(normalize(name)) == lowercase(normalize(their_name))
                     && normalize(value) == normalize(their_value)
             })
         })
@@ -256,7 +257,9 @@ impl Uri {
 
     fn tel_equivalent(&self, other: &Uri) -> bool {
         let digits = |uri: &Uri| -> String {
-            normalize(uri.user.as_deref().unwrap_or(""))
+            uri.user
+                .as_deref()
+                .unwrap_or("")
                 .chars()
                 .filter(|c| !matches!(c, '-' | '.' | '(' | ')'))
                 .map(|c| c.to_ascii_lowercase())
@@ -281,15 +284,65 @@ fn valid_scheme(scheme: &str) -> bool {
 }
 
 fn param_equal(left: &str, right: &str) -> bool {
-    normalize(left).eq_ignore_ascii_case(&normalize(right))
+    lowercase(normalize(left)) == lowercase(normalize(right))
 }
 
-/// Decodes escapes of characters outside RFC 2396's reserved set (those are equivalent to
-/// their encoding); escapes of reserved characters stay escaped, with upper-case hex.
-fn normalize(text: &str) -> String {
+/// Parameters with names and values normalized and case-folded (parameter comparison in
+/// RFC 3261 §19.1.4 is case-insensitive).
+fn normalized_params(params: &Params) -> Vec<(Vec<u16>, Vec<u16>)> {
+    params
+        .iter()
+        .map(|(name, value)| {
+            (
+                lowercase(normalize(name)),
+                lowercase(normalize(value.unwrap_or(""))),
+            )
+        })
+        .collect()
+}
+
+fn lowercase(mut units: Vec<u16>) -> Vec<u16> {
+    for unit in &mut units {
+        if let Ok(byte) = u8::try_from(*unit) {
+            *unit = u16::from(byte.to_ascii_lowercase());
+        }
+    }
+    units
+}
+
+/// Decodes escapes once (never recursively). Characters outside RFC 2396's reserved set are
+/// equivalent to their encoding; an escaped reserved character is not equivalent to the
+/// character itself, so it is kept apart (marked with bit 8).
+fn normalize(text: &str) -> Vec<u16> {
     const RESERVED: &[u8] = b";/?:@&=+$,";
-    let bytes = unescape(text, |byte| !RESERVED.contains(&byte));
-    String::from_utf8_lossy(&bytes).into_owned()
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let escaped = match (bytes.get(index + 1), bytes.get(index + 2)) {
+            (Some(high), Some(low)) if bytes[index] == b'%' => {
+                hex_value(*high).zip(hex_value(*low))
+            }
+            _ => None,
+        };
+        match escaped {
+            Some((high, low)) => {
+                let decoded = high * 16 + low;
+                let marker = if RESERVED.contains(&decoded) {
+                    0x100
+                } else {
+                    0
+                };
+                out.push(u16::from(decoded) | marker);
+                index += 3;
+            }
+            None => {
+                out.push(u16::from(bytes[index]));
+                index += 1;
+            }
+        }
+    }
+    out
 }
 
 /// Decodes `%XX` escapes for which `decode(byte)` is true; others are kept (hex upper-cased).
@@ -299,22 +352,22 @@ fn unescape(text: &str, decode: impl Fn(u8) -> bool) -> Vec<u8> {
     let mut index = 0;
     while index < bytes.len() {
         let byte = bytes[index];
-        if byte == b'%' {
-            if let (Some(high), Some(low)) = (
+        if byte == b'%'
+            && let (Some(high), Some(low)) = (
                 bytes.get(index + 1).and_then(|b| hex_value(*b)),
                 bytes.get(index + 2).and_then(|b| hex_value(*b)),
-            ) {
-                let decoded = high * 16 + low;
-                if decode(decoded) {
-                    out.push(decoded);
-                } else {
-                    out.push(b'%');
-                    out.push(bytes[index + 1].to_ascii_uppercase());
-                    out.push(bytes[index + 2].to_ascii_uppercase());
-                }
-                index += 3;
-                continue;
+            )
+        {
+            let decoded = high * 16 + low;
+            if decode(decoded) {
+                out.push(decoded);
+            } else {
+                out.push(b'%');
+                out.push(bytes[index + 1].to_ascii_uppercase());
+                out.push(bytes[index + 2].to_ascii_uppercase());
             }
+            index += 3;
+            continue;
         }
         out.push(byte);
         index += 1;
@@ -392,10 +445,10 @@ fn parse_sip(scheme: Scheme, rest: &str) -> Result<Uri, ParseError> {
         if user.is_empty() || !valid_escaped(user, is_user_char) {
             return Err(ParseError::Uri("malformed user part"));
         }
-        if let Some(password) = password {
-            if !valid_escaped(password, is_password_char) {
-                return Err(ParseError::Uri("malformed password"));
-            }
+        if let Some(password) = password
+            && !valid_escaped(password, is_password_char)
+        {
+            return Err(ParseError::Uri("malformed password"));
         }
         uri.user = Some(user.to_owned());
         uri.password = password.map(str::to_owned);
@@ -503,10 +556,10 @@ fn parse_uri_params(params: &mut Params, text: &str) -> Result<(), ParseError> {
         if name.is_empty() || !valid_escaped(name, is_param_char) {
             return Err(ParseError::Uri("malformed parameter"));
         }
-        if let Some(value) = value {
-            if value.is_empty() || !valid_escaped(value, is_param_char) {
-                return Err(ParseError::Uri("malformed parameter value"));
-            }
+        if let Some(value) = value
+            && (value.is_empty() || !valid_escaped(value, is_param_char))
+        {
+            return Err(ParseError::Uri("malformed parameter value"));
         }
         params.push_raw(name, value);
     }
