@@ -437,6 +437,11 @@ impl DialogTable {
         self.dialogs.is_empty()
     }
 
+    /// The ids of every dialog, in no particular order.
+    pub fn ids(&self) -> Vec<DialogId> {
+        self.dialogs.keys().cloned().collect()
+    }
+
     /// Adds (or replaces) a dialog and returns its id.
     pub fn insert(&mut self, dialog: Dialog) -> DialogId {
         let id = dialog.id.clone();
