@@ -386,8 +386,13 @@ impl Side {
             Event::Ack { request, .. } => {
                 let _ = self.dialogs.route_request(request);
             }
-            Event::CancelReceived { cancel, .. } if self.auto_answer_cancel => {
-                self.layer.answer_cancel(*cancel, now).unwrap();
+            Event::CancelReceived {
+                cancel, request, ..
+            } => {
+                self.incoming.insert(*cancel, request.clone());
+                if self.auto_answer_cancel {
+                    self.layer.answer_cancel(*cancel, now).unwrap();
+                }
             }
             _ => {}
         }
