@@ -1,1 +1,167 @@
-fn main() {}
+//! Ledger throughput: authorize+settle round trips per second and a 100,000-row tariff
+//! import, on SQLite and PostgreSQL. Run with `cargo bench -p talktime-store --bench ledger`.
+//! PostgreSQL must be reachable (TALKTIME_TEST_POSTGRES_URL, default 127.0.0.1:5432/test).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use talktime_store::{Decision, ImportOptions, NewAccount, Payer, Store};
+
+const NOW: i64 = 1_700_000_000_000;
+static CALLS: AtomicU64 = AtomicU64::new(0);
+
+async fn open(postgres: bool) -> common::TestDb {
+    if postgres {
+        common::TestDb::postgres().await
+    } else {
+        common::TestDb::sqlite().await
+    }
+}
+
+async fn round_trip(store: &Store, account_id: i64) {
+    let call_id = format!("bench-{}", CALLS.fetch_add(1, Ordering::Relaxed));
+    store
+        .authorize(&call_id, Payer::Account(account_id), NOW, |_| {
+            Ok(Decision {
+                reserve_micros: 1_000_000,
+                max_duration_ms: 60_000,
+            })
+        })
+        .await
+        .expect("authorize");
+    store
+        .settle(&call_id, 12_345, &[], NOW)
+        .await
+        .expect("settle");
+}
+
+async fn funded_account(store: &Store) -> i64 {
+    let mut account = NewAccount::new("bench", "EUR");
+    account.concurrency_limit = 0;
+    let account = store.create_account(&account, NOW).await.expect("account");
+    store
+        .recharge(account.id, 1_000_000_000_000_000, None, NOW)
+        .await
+        .expect("recharge");
+    account.id
+}
+
+fn authorize_settle(criterion: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let mut group = criterion.benchmark_group("authorize_settle");
+    group.throughput(Throughput::Elements(1));
+    group.measurement_time(Duration::from_secs(8));
+    for (name, postgres) in [("sqlite", false), ("postgres", true)] {
+        let database = runtime.block_on(open(postgres));
+        let account_id = runtime.block_on(funded_account(&database.store));
+        let store = database.store.clone();
+        group.bench_function(format!("{name}/sequential"), |bencher| {
+            bencher.iter_custom(|iterations| {
+                runtime.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iterations {
+                        round_trip(&store, account_id).await;
+                    }
+                    start.elapsed()
+                })
+            });
+        });
+        // Eight calls in flight at once, each on its own account, as on a busy switch.
+        let accounts: Vec<i64> = runtime.block_on(async {
+            let mut accounts = Vec::new();
+            for _ in 0..8 {
+                accounts.push(funded_account(&store).await);
+            }
+            accounts
+        });
+        group.bench_function(format!("{name}/8_concurrent"), |bencher| {
+            bencher.iter_custom(|iterations| {
+                runtime.block_on(async {
+                    let start = Instant::now();
+                    let tasks: Vec<_> = accounts
+                        .iter()
+                        .enumerate()
+                        .map(|(index, &account)| {
+                            let store = store.clone();
+                            let share = iterations / 8 + u64::from((index as u64) < iterations % 8);
+                            tokio::spawn(async move {
+                                for _ in 0..share {
+                                    round_trip(&store, account).await;
+                                }
+                            })
+                        })
+                        .collect();
+                    for task in tasks {
+                        task.await.expect("task");
+                    }
+                    start.elapsed()
+                })
+            });
+        });
+        runtime.block_on(database.finish());
+    }
+    group.finish();
+}
+
+fn tariff_csv(rows: usize) -> String {
+    let mut text = String::from(
+        "prefix,description,sell_rate,buy_rate,initial_block,increment,connection_fee\n",
+    );
+    for index in 0..rows {
+        text.push_str(&format!(
+            "{},Destination {index},0.{:04},0.{:04},60,60,0.01\n",
+            1_000_000 + index,
+            index % 10_000,
+            index % 5_000
+        ));
+    }
+    text
+}
+
+fn tariff_import(criterion: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let csv_text = tariff_csv(100_000);
+    let mut group = criterion.benchmark_group("tariff_import_100k");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(30));
+    for (name, postgres) in [("sqlite", false), ("postgres", true)] {
+        let database = runtime.block_on(open(postgres));
+        let store = database.store.clone();
+        let tariffs = AtomicU64::new(0);
+        group.bench_function(name, |bencher| {
+            bencher.iter_custom(|iterations| {
+                runtime.block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iterations {
+                        let tariff_name = format!("t{}", tariffs.fetch_add(1, Ordering::Relaxed));
+                        let tariff = store
+                            .create_tariff(&tariff_name, "EUR", "{}", NOW)
+                            .await
+                            .expect("tariff");
+                        let start = Instant::now();
+                        let report = store
+                            .import_tariff_csv(
+                                tariff.id,
+                                csv_text.as_bytes(),
+                                ImportOptions::default(),
+                            )
+                            .await
+                            .expect("import");
+                        total += start.elapsed();
+                        assert_eq!(report.rows_written, 100_000);
+                    }
+                    total
+                })
+            });
+        });
+        runtime.block_on(database.finish());
+    }
+    group.finish();
+}
+
+criterion_group!(benches, authorize_settle, tariff_import);
+criterion_main!(benches);

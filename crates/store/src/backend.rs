@@ -2,12 +2,15 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction};
+
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::error::StoreError;
 
@@ -65,7 +68,10 @@ pub struct Store {
 
 #[derive(Clone, Debug)]
 enum Backend {
-    Sqlite(SqlitePool),
+    /// The mutex queues this process's writers in FIFO order before they ask SQLite for its
+    /// write lock; SQLite's own busy handler sleeps and retries, which costs milliseconds
+    /// per collision under load. (Other processes are still handled by the busy timeout.)
+    Sqlite(SqlitePool, Arc<Mutex<()>>),
     Postgres(PgPool),
 }
 
@@ -76,15 +82,16 @@ pub(crate) enum Conn<'c> {
 }
 
 /// A pooled connection outside any explicit transaction (reads, single statements).
+/// On SQLite a writer also holds its turn in the writer queue (see `Backend::Sqlite`).
 pub(crate) enum Held {
-    Sqlite(PoolConnection<Sqlite>),
+    Sqlite(PoolConnection<Sqlite>, Option<OwnedMutexGuard<()>>),
     Postgres(PoolConnection<Postgres>),
 }
 
 impl Held {
     pub(crate) fn conn(&mut self) -> Conn<'_> {
         match self {
-            Held::Sqlite(connection) => Conn::Sqlite(&mut **connection),
+            Held::Sqlite(connection, _) => Conn::Sqlite(&mut **connection),
             Held::Postgres(connection) => Conn::Postgres(&mut **connection),
         }
     }
@@ -94,21 +101,21 @@ impl Held {
 /// transaction never fails half-way on a lock upgrade), a plain `BEGIN` on PostgreSQL where
 /// the ledger locks rows with `SELECT ... FOR UPDATE` instead.
 pub(crate) enum WriteTx {
-    Sqlite(Transaction<'static, Sqlite>),
+    Sqlite(Transaction<'static, Sqlite>, OwnedMutexGuard<()>),
     Postgres(Transaction<'static, Postgres>),
 }
 
 impl WriteTx {
     pub(crate) fn conn(&mut self) -> Conn<'_> {
         match self {
-            WriteTx::Sqlite(transaction) => Conn::Sqlite(&mut **transaction),
+            WriteTx::Sqlite(transaction, _) => Conn::Sqlite(&mut **transaction),
             WriteTx::Postgres(transaction) => Conn::Postgres(&mut **transaction),
         }
     }
 
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
         match self {
-            WriteTx::Sqlite(transaction) => transaction.commit().await?,
+            WriteTx::Sqlite(transaction, _writer) => transaction.commit().await?,
             WriteTx::Postgres(transaction) => transaction.commit().await?,
         }
         Ok(())
@@ -170,11 +177,12 @@ impl Store {
             .busy_timeout(options.sqlite_busy_timeout);
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
+            .test_before_acquire(false)
             .connect_with(connect)
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
         Ok(Store {
-            backend: Backend::Sqlite(pool),
+            backend: Backend::Sqlite(pool, Arc::new(Mutex::new(()))),
         })
     }
 
@@ -183,8 +191,11 @@ impl Store {
         connect: PgConnectOptions,
         options: &StoreOptions,
     ) -> Result<Store, StoreError> {
+        // No ping before each acquire: it doubles the round trips of the hot path; a dead
+        // connection surfaces as an error on its next query and is discarded by the pool.
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
+            .test_before_acquire(false)
             .connect_with(connect)
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
@@ -196,7 +207,7 @@ impl Store {
     /// Which backend this store uses.
     pub fn kind(&self) -> BackendKind {
         match self.backend {
-            Backend::Sqlite(_) => BackendKind::Sqlite,
+            Backend::Sqlite(..) => BackendKind::Sqlite,
             Backend::Postgres(_) => BackendKind::Postgres,
         }
     }
@@ -204,21 +215,35 @@ impl Store {
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite(pool) => pool.close().await,
+            Backend::Sqlite(pool, _) => pool.close().await,
             Backend::Postgres(pool) => pool.close().await,
         }
     }
 
     pub(crate) async fn acquire(&self) -> Result<Held, StoreError> {
         Ok(match &self.backend {
-            Backend::Sqlite(pool) => Held::Sqlite(pool.acquire().await?),
+            Backend::Sqlite(pool, _) => Held::Sqlite(pool.acquire().await?, None),
+            Backend::Postgres(pool) => Held::Postgres(pool.acquire().await?),
+        })
+    }
+
+    /// A connection for a single autocommit write statement.
+    pub(crate) async fn acquire_for_write(&self) -> Result<Held, StoreError> {
+        Ok(match &self.backend {
+            Backend::Sqlite(pool, writer) => {
+                let turn = writer.clone().lock_owned().await;
+                Held::Sqlite(pool.acquire().await?, Some(turn))
+            }
             Backend::Postgres(pool) => Held::Postgres(pool.acquire().await?),
         })
     }
 
     pub(crate) async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         Ok(match &self.backend {
-            Backend::Sqlite(pool) => WriteTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Sqlite(pool, writer) => {
+                let turn = writer.clone().lock_owned().await;
+                WriteTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?, turn)
+            }
             Backend::Postgres(pool) => WriteTx::Postgres(pool.begin().await?),
         })
     }

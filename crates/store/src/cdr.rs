@@ -145,7 +145,7 @@ impl Store {
     /// Writes one CDR (e.g. a failed attempt before failover); a replay of the same
     /// (call id, attempt) is ignored and returns `false`.
     pub async fn write_cdr(&self, cdr: &Cdr, now_ms: i64) -> Result<bool, StoreError> {
-        let mut held = self.acquire().await?;
+        let mut held = self.acquire_for_write().await?;
         insert_cdr(&mut held.conn(), cdr, now_ms).await
     }
 

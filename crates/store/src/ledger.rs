@@ -353,7 +353,7 @@ impl Store {
         account_id: i64,
         status: AccountStatus,
     ) -> Result<(), StoreError> {
-        let mut held = self.acquire().await?;
+        let mut held = self.acquire_for_write().await?;
         let mut conn = held.conn();
         let result = with_conn!(&mut conn, c => sqlx::query(
             "UPDATE accounts SET status = $1 WHERE id = $2",
@@ -371,7 +371,7 @@ impl Store {
 
     /// Blocks or unblocks a card (`Blocked`/`Active`), or marks it expired.
     pub async fn set_card_status(&self, card_id: i64, status: CardStatus) -> Result<(), StoreError> {
-        let mut held = self.acquire().await?;
+        let mut held = self.acquire_for_write().await?;
         let mut conn = held.conn();
         let result = with_conn!(&mut conn, c => sqlx::query(
             "UPDATE cards SET status = $1 WHERE id = $2",
@@ -623,7 +623,7 @@ impl Store {
         number: &Pii<String>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let mut held = self.acquire().await?;
+        let mut held = self.acquire_for_write().await?;
         let mut conn = held.conn();
         fetch_account(&mut conn, account_id).await?;
         with_conn!(&mut conn, c => sqlx::query(
@@ -642,7 +642,7 @@ impl Store {
 
     /// Removes a calling number; returns whether it was registered.
     pub async fn remove_caller_id(&self, number: &Pii<String>) -> Result<bool, StoreError> {
-        let mut held = self.acquire().await?;
+        let mut held = self.acquire_for_write().await?;
         let mut conn = held.conn();
         let result = with_conn!(&mut conn, c => sqlx::query(
             "DELETE FROM caller_ids WHERE number = $1",
@@ -752,7 +752,7 @@ impl Store {
 
     /// Forgets the failures of `caller_id` (after a correct PIN).
     pub async fn clear_pin_failures(&self, caller_id: &Pii<String>) -> Result<(), StoreError> {
-        let mut held = self.acquire().await?;
+        let mut held = self.acquire_for_write().await?;
         let mut conn = held.conn();
         with_conn!(&mut conn, c => sqlx::query("DELETE FROM pin_failures WHERE caller_id = $1")
             .bind(caller_id.expose())

@@ -424,7 +424,7 @@ impl Store {
     /// Drops the hold of a call that never connected. Releasing twice is harmless; releasing a
     /// settled call is an error.
     pub async fn release(&self, call_id: &str, now_ms: i64) -> Result<ReleaseOutcome, StoreError> {
-        let mut held = self.acquire().await?;
+        let mut held = self.acquire_for_write().await?;
         let mut conn = held.conn();
         let result = with_conn!(&mut conn, c => sqlx::query(
             "UPDATE reservations SET state = 'released', closed_at_ms = $2 \

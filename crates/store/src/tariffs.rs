@@ -233,7 +233,7 @@ impl Store {
         settings_json: &str,
         now_ms: i64,
     ) -> Result<Tariff, StoreError> {
-        let mut held = self.acquire().await?;
+        let mut held = self.acquire_for_write().await?;
         let mut conn = held.conn();
         let row: TariffRow = with_conn!(&mut conn, c => sqlx::query_as(
             "INSERT INTO tariffs (name, currency, settings_json, created_at_ms) \
@@ -282,7 +282,7 @@ impl Store {
         tariff_id: i64,
         settings_json: &str,
     ) -> Result<(), StoreError> {
-        let mut held = self.acquire().await?;
+        let mut held = self.acquire_for_write().await?;
         let mut conn = held.conn();
         let result = with_conn!(&mut conn, c => sqlx::query(
             "UPDATE tariffs SET settings_json = $1 WHERE id = $2",
