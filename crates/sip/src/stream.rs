@@ -20,6 +20,8 @@ pub struct StreamFramer {
     /// Where to resume looking for the end of the header section.
     scanned: usize,
     ping_seen: bool,
+    /// CR/LF bytes skipped since the last message byte (a ping may arrive split).
+    blank_run: usize,
     failed: Option<ParseError>,
 }
 
@@ -40,6 +42,7 @@ impl StreamFramer {
             max_size,
             scanned: 0,
             ping_seen: false,
+            blank_run: 0,
             failed: None,
         }
     }
@@ -104,16 +107,17 @@ impl StreamFramer {
 
     fn skip_keepalives(&mut self) {
         let blank = leading_blank_len(&self.buffer);
-        if blank == 0 {
-            return;
+        if blank > 0 {
+            self.blank_run += blank;
+            self.buffer.drain(..blank);
+            self.scanned = 0;
         }
-        if self.buffer[..blank]
-            .windows(4)
-            .any(|window| window == b"\r\n\r\n")
-        {
+        if self.blank_run >= 4 {
             self.ping_seen = true;
+            self.blank_run = 0;
         }
-        self.buffer.drain(..blank);
-        self.scanned = 0;
+        if !self.buffer.is_empty() {
+            self.blank_run = 0;
+        }
     }
 }
