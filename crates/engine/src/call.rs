@@ -1,0 +1,1191 @@
+//! The per-call state machine: IVR, carrier attempts, credit timer, settlement and CDRs.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use talktime_pii::Pii;
+
+use crate::cause::{DisconnectCause, Party, Release};
+use crate::config::{ConfigError, IvrConfig, Language, WarningKind};
+use crate::destination::normalize_destination;
+use crate::entry::{Entry, EntryStep, deadline_after};
+use crate::event::{
+    AccountInfo, AttemptId, AttemptRecord, AuthMethod, Authorization, BridgeMode, CallId,
+    CallRecord, CallerIdLookup, CarrierTry, Input, Output, PinLookup, PlaybackId, Prompt, Refusal,
+    Settlement, Tone,
+};
+use crate::speech;
+
+/// Everything needed to start a call.
+#[derive(Debug, Clone)]
+pub struct CallSetup {
+    pub call_id: CallId,
+    /// The caller's number from From / P-Asserted-Identity, if any.
+    pub caller_id: Option<Pii<String>>,
+    /// The number the caller dialled to reach the IVR.
+    pub access_number: String,
+    pub ivr: IvrConfig,
+    pub now: Instant,
+}
+
+/// Where a call is, for logs and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    Welcome,
+    ChoosingLanguage,
+    EnteringPin,
+    CheckingPin,
+    EnteringDestination,
+    Authorizing,
+    AnnouncingTalkTime,
+    Connecting,
+    Bridged,
+    Farewell,
+    Finished,
+}
+
+#[derive(Debug, Clone)]
+enum CallerLookupState {
+    NotAsked,
+    Pending {
+        deadline: Option<Instant>,
+    },
+    /// Registered and at or above the account minimum: no PIN needed.
+    Accepted(AccountInfo),
+    Declined,
+}
+
+#[derive(Debug)]
+enum State {
+    Welcome {
+        playback: Option<PlaybackId>,
+        caller_lookup: CallerLookupState,
+    },
+    ChoosingLanguage(Entry),
+    EnteringPin(Entry),
+    CheckingPin {
+        deadline: Option<Instant>,
+    },
+    EnteringDestination(Entry),
+    Authorizing {
+        deadline: Option<Instant>,
+    },
+    AnnouncingTalkTime {
+        playback: PlaybackId,
+    },
+    Connecting {
+        ringback: Option<PlaybackId>,
+        early_media: bool,
+        deadline: Option<Instant>,
+    },
+    Bridged {
+        warning_at: Option<Instant>,
+        limit_at: Option<Instant>,
+        warning_playback: Option<PlaybackId>,
+    },
+    Farewell {
+        playback: PlaybackId,
+        deadline: Option<Instant>,
+        cause: DisconnectCause,
+    },
+    Finished,
+}
+
+/// The attempt between `Authorize` and its `Settle`.
+#[derive(Debug)]
+struct OpenAttempt {
+    id: AttemptId,
+    account: AccountInfo,
+    destination: Pii<String>,
+    started: Instant,
+    authorization: Option<Authorization>,
+    carrier: Option<String>,
+    /// The carrier being tried now and when its INVITE went out.
+    current_try: Option<(String, Instant)>,
+    tries: Vec<CarrierTry>,
+    answered: Option<Instant>,
+    sip_status: Option<u16>,
+}
+
+/// Which digit entry a state is collecting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EntryKind {
+    Language,
+    Pin,
+    Destination,
+}
+
+/// One call, from the caller's INVITE to the last CDR. Driven like quinn-proto: feed
+/// [`Call::handle_input`] and [`Call::handle_timeout`], then drain [`Call::poll_output`] and
+/// re-arm a timer at [`Call::poll_timeout`].
+#[derive(Debug)]
+pub struct Call {
+    call_id: CallId,
+    caller_id: Option<Pii<String>>,
+    access_number: String,
+    config: IvrConfig,
+    started: Instant,
+    language: Language,
+    account: Option<AccountInfo>,
+    authenticated_by: Option<AuthMethod>,
+    state: State,
+    outputs: VecDeque<Output>,
+    attempt: Option<OpenAttempt>,
+    next_playback: u64,
+    attempts_opened: u32,
+    answered_attempts: u32,
+    billed_ms: u64,
+    pin_failures: u32,
+    no_input: u32,
+    destination_failures: u32,
+}
+
+/// Deadlines that come due together are handled in one `handle_timeout`; this bounds the loop.
+const MAX_TIMERS_PER_WAKE: usize = 16;
+
+fn milliseconds(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn earliest(first: Option<Instant>, second: Option<Instant>) -> Option<Instant> {
+    match (first, second) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The prompt for the outcome of a carrier attempt that did not connect.
+fn outcome_prompt(cause: DisconnectCause) -> &'static str {
+    match cause {
+        DisconnectCause::Busy => "busy",
+        DisconnectCause::NoAnswer => "no_answer",
+        DisconnectCause::UnknownDestination => "invalid_destination",
+        _ => "call_failed",
+    }
+}
+
+impl Call {
+    /// Starts a call: answers the caller, plays the welcome and, with ANI authentication,
+    /// looks the caller ID up while the welcome plays.
+    pub fn new(setup: CallSetup) -> Result<Self, ConfigError> {
+        setup.ivr.validate()?;
+        let now = setup.now;
+        let caller_id = setup
+            .caller_id
+            .filter(|caller_id| !caller_id.expose().trim().is_empty());
+        let mut call = Call {
+            call_id: setup.call_id,
+            caller_id,
+            access_number: setup.access_number,
+            language: setup.ivr.default_language(),
+            config: setup.ivr,
+            started: now,
+            account: None,
+            authenticated_by: None,
+            state: State::Finished,
+            outputs: VecDeque::new(),
+            attempt: None,
+            next_playback: 1,
+            attempts_opened: 0,
+            answered_attempts: 0,
+            billed_ms: 0,
+            pin_failures: 0,
+            no_input: 0,
+            destination_failures: 0,
+        };
+        call.outputs.push_back(Output::AnswerCaller);
+        let welcome = call.prompts(&["welcome"]);
+        let playback = call.play(welcome, false);
+        let caller_lookup = match (&call.caller_id, call.config.ani_authentication) {
+            (Some(caller_id), true) => {
+                call.outputs.push_back(Output::LookupByCallerId {
+                    caller_id: caller_id.clone(),
+                });
+                CallerLookupState::Pending {
+                    deadline: call.request_deadline(now),
+                }
+            }
+            _ => CallerLookupState::NotAsked,
+        };
+        call.state = State::Welcome {
+            playback: Some(playback),
+            caller_lookup,
+        };
+        Ok(call)
+    }
+
+    /// The next thing for the shell to do.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`Call::handle_timeout`] must next be called; `None` when no timer runs.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match &self.state {
+            State::Welcome {
+                caller_lookup: CallerLookupState::Pending { deadline },
+                ..
+            } => *deadline,
+            State::ChoosingLanguage(entry)
+            | State::EnteringPin(entry)
+            | State::EnteringDestination(entry) => entry.deadline(),
+            State::CheckingPin { deadline }
+            | State::Authorizing { deadline }
+            | State::Connecting { deadline, .. }
+            | State::Farewell { deadline, .. } => *deadline,
+            State::Bridged {
+                warning_at,
+                limit_at,
+                ..
+            } => earliest(*warning_at, *limit_at),
+            _ => None,
+        }
+    }
+
+    /// Whether the call has ended (its `CallRecord` has been queued).
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state, State::Finished)
+    }
+
+    pub fn call_id(&self) -> &CallId {
+        &self.call_id
+    }
+
+    /// The language prompts are played in now.
+    pub fn language(&self) -> Language {
+        self.language
+    }
+
+    pub fn phase(&self) -> Phase {
+        match self.state {
+            State::Welcome { .. } => Phase::Welcome,
+            State::ChoosingLanguage(_) => Phase::ChoosingLanguage,
+            State::EnteringPin(_) => Phase::EnteringPin,
+            State::CheckingPin { .. } => Phase::CheckingPin,
+            State::EnteringDestination(_) => Phase::EnteringDestination,
+            State::Authorizing { .. } => Phase::Authorizing,
+            State::AnnouncingTalkTime { .. } => Phase::AnnouncingTalkTime,
+            State::Connecting { .. } => Phase::Connecting,
+            State::Bridged { .. } => Phase::Bridged,
+            State::Farewell { .. } => Phase::Farewell,
+            State::Finished => Phase::Finished,
+        }
+    }
+
+    /// Feeds one event. Events that do not fit the current phase (late answers, another
+    /// attempt's carrier events, digits while connecting) are ignored.
+    pub fn handle_input(&mut self, input: Input, now: Instant) {
+        if self.is_finished() {
+            return;
+        }
+        match input {
+            Input::CallerHungUp => self.caller_hung_up(now),
+            Input::Abort { cause } => self.end_call(cause, Party::Switch, now, now, true),
+            Input::MediaInactive { last_packet } => {
+                let billed_until = last_packet.min(now);
+                self.end_call(
+                    DisconnectCause::MediaTimeout,
+                    Party::Switch,
+                    now,
+                    billed_until,
+                    true,
+                );
+            }
+            Input::Digit(digit) if matches!(digit, '0'..='9' | '*' | '#') => self.digit(digit, now),
+            Input::Digit(_) => {}
+            Input::PlaybackFinished { playback } => self.playback_finished(playback, now),
+            Input::CallerIdLookup(answer) => self.caller_id_looked_up(answer, now),
+            Input::PinLookup(answer) => self.pin_looked_up(answer, now),
+            Input::Authorized {
+                attempt,
+                authorization,
+            } if self.is_current(attempt, Phase::Authorizing) => {
+                self.authorized(authorization, now)
+            }
+            Input::AuthorizationRefused { attempt, refusal }
+                if self.is_current(attempt, Phase::Authorizing) =>
+            {
+                self.refused(refusal, now)
+            }
+            Input::CarrierTrying { attempt, carrier }
+                if self.is_current(attempt, Phase::Connecting) =>
+            {
+                self.carrier_trying(carrier, now)
+            }
+            Input::CarrierProgress {
+                attempt,
+                early_media,
+            } if self.is_current(attempt, Phase::Connecting) => self.carrier_progress(early_media),
+            Input::CarrierAnswered { attempt } if self.is_current(attempt, Phase::Connecting) => {
+                self.carrier_answered(now)
+            }
+            Input::CarrierFailed {
+                attempt,
+                sip_status,
+                failover,
+            } if self.is_current(attempt, Phase::Connecting) => {
+                self.carrier_failed(sip_status, failover, now)
+            }
+            Input::CarrierHungUp { attempt } if self.is_current(attempt, Phase::Bridged) => {
+                self.carrier_hung_up(now)
+            }
+            Input::Authorized { .. }
+            | Input::AuthorizationRefused { .. }
+            | Input::CarrierTrying { .. }
+            | Input::CarrierProgress { .. }
+            | Input::CarrierAnswered { .. }
+            | Input::CarrierFailed { .. }
+            | Input::CarrierHungUp { .. } => {}
+        }
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for _ in 0..MAX_TIMERS_PER_WAKE {
+            match self.poll_timeout() {
+                Some(deadline) if deadline <= now => self.fire_timer(now),
+                _ => return,
+            }
+        }
+    }
+
+    // ----- helpers -----
+
+    fn is_current(&self, attempt: AttemptId, phase: Phase) -> bool {
+        self.phase() == phase && self.attempt.as_ref().map(|open| open.id) == Some(attempt)
+    }
+
+    fn since_start(&self, instant: Instant) -> u64 {
+        milliseconds(instant.saturating_duration_since(self.started))
+    }
+
+    fn request_deadline(&self, now: Instant) -> Option<Instant> {
+        deadline_after(now, Duration::from_millis(self.config.request_timeout_ms))
+    }
+
+    fn prompts(&self, names: &[&'static str]) -> Vec<Prompt> {
+        names
+            .iter()
+            .map(|&name| Prompt {
+                language: self.language,
+                name,
+            })
+            .collect()
+    }
+
+    fn next_playback_id(&mut self) -> PlaybackId {
+        let id = PlaybackId(self.next_playback);
+        self.next_playback += 1;
+        id
+    }
+
+    fn play(&mut self, prompts: Vec<Prompt>, barge_in: bool) -> PlaybackId {
+        let playback = self.next_playback_id();
+        self.outputs.push_back(Output::Play {
+            playback,
+            prompts,
+            barge_in,
+        });
+        playback
+    }
+
+    fn play_tone(&mut self, tone: Tone) -> PlaybackId {
+        let playback = self.next_playback_id();
+        self.outputs.push_back(Output::PlayTone { playback, tone });
+        playback
+    }
+
+    fn stop(&mut self, playback: Option<PlaybackId>) {
+        if let Some(playback) = playback {
+            self.outputs.push_back(Output::StopPlayback { playback });
+        }
+    }
+
+    // ----- IVR -----
+
+    fn playback_finished(&mut self, finished: PlaybackId, now: Instant) {
+        let (first_digit, inter_digit) = (
+            self.config.first_digit_timeout(),
+            self.config.inter_digit_timeout(),
+        );
+        match &mut self.state {
+            State::Welcome { playback, .. } if *playback == Some(finished) => {
+                *playback = None;
+                self.leave_welcome_when_ready(now);
+            }
+            State::ChoosingLanguage(entry)
+            | State::EnteringPin(entry)
+            | State::EnteringDestination(entry) => {
+                entry.prompt_finished(finished, now, first_digit, inter_digit)
+            }
+            State::AnnouncingTalkTime { playback } if *playback == finished => self.place_call(now),
+            State::Bridged {
+                warning_playback, ..
+            } if *warning_playback == Some(finished) => *warning_playback = None,
+            State::Farewell {
+                playback, cause, ..
+            } if *playback == finished => {
+                let cause = *cause;
+                self.hang_up_after_farewell(cause, now);
+            }
+            _ => {}
+        }
+    }
+
+    fn caller_id_looked_up(&mut self, answer: CallerIdLookup, now: Instant) {
+        let State::Welcome { caller_lookup, .. } = &mut self.state else {
+            return;
+        };
+        if !matches!(caller_lookup, CallerLookupState::Pending { .. }) {
+            return;
+        }
+        *caller_lookup = match answer {
+            // Seed 002: below the account's minimum, caller-ID recognition is disabled.
+            CallerIdLookup::Found(account) if account.balance_micros >= account.minimum_micros => {
+                CallerLookupState::Accepted(account)
+            }
+            CallerIdLookup::Found(_) | CallerIdLookup::NotRegistered => CallerLookupState::Declined,
+        };
+        self.leave_welcome_when_ready(now);
+    }
+
+    /// After the welcome has played and the caller-ID lookup has answered.
+    fn leave_welcome_when_ready(&mut self, now: Instant) {
+        let State::Welcome {
+            playback: None,
+            caller_lookup,
+        } = &self.state
+        else {
+            return;
+        };
+        match caller_lookup {
+            CallerLookupState::Pending { .. } => {}
+            CallerLookupState::Accepted(account) => {
+                let account = account.clone();
+                let preferred = account
+                    .language
+                    .filter(|language| self.config.languages.contains(language));
+                if let Some(language) = preferred {
+                    self.language = language;
+                }
+                self.account = Some(account);
+                self.authenticated_by = Some(AuthMethod::CallerId);
+                if preferred.is_none() && self.config.languages.len() > 1 {
+                    self.offer_languages();
+                } else {
+                    self.after_authentication(now);
+                }
+            }
+            CallerLookupState::NotAsked | CallerLookupState::Declined => {
+                if self.config.languages.len() > 1 {
+                    self.offer_languages();
+                } else {
+                    self.ask_pin(&[]);
+                }
+            }
+        }
+    }
+
+    /// Each language's `choose_language` prompt, spoken in that language.
+    fn offer_languages(&mut self) {
+        let menu = self
+            .config
+            .languages
+            .iter()
+            .map(|&language| Prompt {
+                language,
+                name: "choose_language",
+            })
+            .collect();
+        let playback = self.play(menu, true);
+        self.state = State::ChoosingLanguage(Entry::new(playback, 1));
+    }
+
+    fn language_chosen(&mut self, language: Language, now: Instant) {
+        self.language = language;
+        if self.account.is_some() {
+            self.after_authentication(now);
+        } else {
+            self.ask_pin(&[]);
+        }
+    }
+
+    fn ask_pin(&mut self, before: &[&'static str]) {
+        let mut names = before.to_vec();
+        names.push("enter_pin");
+        let prompts = self.prompts(&names);
+        let playback = self.play(prompts, true);
+        self.state = State::EnteringPin(Entry::new(playback, self.config.pin_max_length));
+    }
+
+    fn after_authentication(&mut self, _now: Instant) {
+        let mut before = Vec::new();
+        if self.config.announce_balance
+            && let Some(account) = &self.account
+            && let Ok(amount) =
+                speech::amount(self.language, account.balance_micros, &account.currency)
+        {
+            before.push("you_have");
+            before.extend(amount);
+        }
+        self.ask_destination(&before);
+    }
+
+    fn ask_destination(&mut self, before: &[&'static str]) {
+        let mut names = before.to_vec();
+        names.push("enter_destination");
+        let prompts = self.prompts(&names);
+        let playback = self.play(prompts, true);
+        self.state =
+            State::EnteringDestination(Entry::new(playback, self.config.max_destination_length));
+    }
+
+    fn digit(&mut self, digit: char, now: Instant) {
+        let (first_digit, inter_digit) = (
+            self.config.first_digit_timeout(),
+            self.config.inter_digit_timeout(),
+        );
+        let kind = match &self.state {
+            State::ChoosingLanguage(_) => EntryKind::Language,
+            State::EnteringPin(_) => EntryKind::Pin,
+            State::EnteringDestination(_) => EntryKind::Destination,
+            State::AnnouncingTalkTime { playback } => {
+                // Barge-in skips the announcement.
+                let playback = *playback;
+                self.stop(Some(playback));
+                self.place_call(now);
+                return;
+            }
+            _ => return,
+        };
+        let step = match &mut self.state {
+            State::ChoosingLanguage(entry)
+            | State::EnteringPin(entry)
+            | State::EnteringDestination(entry) => {
+                if let Some(playback) = entry.take_prompt() {
+                    self.outputs.push_back(Output::StopPlayback { playback });
+                }
+                entry.digit(digit, now, first_digit, inter_digit)
+            }
+            _ => return,
+        };
+        self.entry_step(kind, step, now);
+    }
+
+    fn entry_step(&mut self, kind: EntryKind, step: EntryStep, now: Instant) {
+        match step {
+            EntryStep::Pending => {}
+            EntryStep::NoInput => self.no_input(kind, now),
+            EntryStep::Complete(digits) => {
+                self.no_input = 0;
+                match kind {
+                    EntryKind::Language => {
+                        let chosen = self
+                            .config
+                            .languages
+                            .iter()
+                            .copied()
+                            .find(|language| digits.starts_with(language.menu_digit()));
+                        match chosen {
+                            Some(language) => self.language_chosen(language, now),
+                            None => self.no_input(kind, now),
+                        }
+                    }
+                    EntryKind::Pin => self.pin_entered(digits, now),
+                    EntryKind::Destination => self.destination_entered(digits, now),
+                }
+            }
+        }
+    }
+
+    /// Silence (or an unusable key): replay the prompt, up to `max_no_input` times.
+    fn no_input(&mut self, kind: EntryKind, now: Instant) {
+        self.no_input += 1;
+        let exhausted = self.no_input >= self.config.max_no_input;
+        match (kind, exhausted) {
+            (EntryKind::Language, true) => {
+                self.no_input = 0;
+                let language = self.config.default_language();
+                self.language_chosen(language, now);
+            }
+            (EntryKind::Language, false) => self.offer_languages(),
+            (_, true) => self.farewell(&[], DisconnectCause::NoInput, now),
+            (EntryKind::Pin, false) => self.ask_pin(&[]),
+            (EntryKind::Destination, false) => self.ask_destination(&[]),
+        }
+    }
+
+    fn pin_entered(&mut self, pin: String, now: Instant) {
+        let length = pin.chars().count();
+        if length < self.config.pin_min_length || length > self.config.pin_max_length {
+            self.pin_failed(now);
+            return;
+        }
+        self.outputs
+            .push_back(Output::LookupByPin { pin: Pii::new(pin) });
+        self.state = State::CheckingPin {
+            deadline: self.request_deadline(now),
+        };
+    }
+
+    fn pin_failed(&mut self, now: Instant) {
+        self.pin_failures += 1;
+        self.outputs.push_back(Output::PinFailed {
+            caller_id: self.caller_id.clone(),
+            failures: self.pin_failures,
+        });
+        if self.pin_failures >= self.config.max_pin_tries {
+            self.farewell(&["invalid_pin"], DisconnectCause::AuthenticationFailed, now);
+        } else {
+            self.ask_pin(&["invalid_pin"]);
+        }
+    }
+
+    fn pin_looked_up(&mut self, answer: PinLookup, now: Instant) {
+        if !matches!(self.state, State::CheckingPin { .. }) {
+            return;
+        }
+        match answer {
+            PinLookup::Found(account) => {
+                self.account = Some(account);
+                self.authenticated_by = Some(AuthMethod::Pin);
+                self.after_authentication(now);
+            }
+            PinLookup::Rejected => self.pin_failed(now),
+            PinLookup::LockedOut => self.farewell(&["locked_out"], DisconnectCause::LockedOut, now),
+            PinLookup::CardInUse => {
+                self.farewell(&["card_in_use"], DisconnectCause::CardInUse, now)
+            }
+            PinLookup::CardExpired => {
+                self.farewell(&["card_expired"], DisconnectCause::CardExpired, now)
+            }
+        }
+    }
+
+    fn destination_entered(&mut self, dialled: String, now: Instant) {
+        let Ok(destination) = normalize_destination(&dialled) else {
+            self.destination_refused(
+                "invalid_destination",
+                DisconnectCause::UnknownDestination,
+                now,
+            );
+            return;
+        };
+        let Some(account) = self.account.clone() else {
+            // Unreachable by construction: destination entry follows authentication.
+            self.farewell(&["call_failed"], DisconnectCause::SystemError, now);
+            return;
+        };
+        self.attempts_opened += 1;
+        let id = AttemptId(self.attempts_opened);
+        let destination = Pii::new(destination);
+        self.outputs.push_back(Output::Authorize {
+            attempt: id,
+            account: account.account,
+            card: account.card,
+            destination: destination.clone(),
+        });
+        self.attempt = Some(OpenAttempt {
+            id,
+            account,
+            destination,
+            started: now,
+            authorization: None,
+            carrier: None,
+            current_try: None,
+            tries: Vec::new(),
+            answered: None,
+            sip_status: None,
+        });
+        self.state = State::Authorizing {
+            deadline: self.request_deadline(now),
+        };
+    }
+
+    /// A destination that cannot be called: say why and ask again, up to
+    /// `max_destination_tries` in a row.
+    fn destination_refused(&mut self, prompt: &'static str, cause: DisconnectCause, now: Instant) {
+        self.destination_failures += 1;
+        if self.destination_failures >= self.config.max_destination_tries {
+            self.farewell(&[prompt], cause, now);
+        } else {
+            self.ask_destination(&[prompt]);
+        }
+    }
+
+    fn authorized(&mut self, authorization: Authorization, now: Instant) {
+        let announcement = speech::duration(self.language, authorization.announced_limit_ms);
+        if let Some(attempt) = self.attempt.as_mut() {
+            attempt.authorization = Some(authorization);
+        }
+        match announcement {
+            Ok(words) if self.config.announce_talk_time => {
+                let mut names = vec!["you_can_talk"];
+                names.extend(words);
+                let prompts = self.prompts(&names);
+                let playback = self.play(prompts, true);
+                self.state = State::AnnouncingTalkTime { playback };
+            }
+            _ => self.place_call(now),
+        }
+    }
+
+    fn refused(&mut self, refusal: Refusal, now: Instant) {
+        let cause = refusal.cause();
+        self.close_attempt(cause, Party::Switch, now, now);
+        match refusal {
+            Refusal::CardInUse => self.farewell(&["card_in_use"], cause, now),
+            Refusal::NoCredit => self.destination_refused("no_credit", cause, now),
+            Refusal::UnknownDestination => {
+                self.destination_refused("invalid_destination", cause, now)
+            }
+            Refusal::BlockedDestination => {
+                self.destination_refused("blocked_destination", cause, now)
+            }
+        }
+    }
+
+    // ----- carrier leg -----
+
+    fn place_call(&mut self, now: Instant) {
+        let Some(attempt) = self.attempt.as_ref() else {
+            return;
+        };
+        let limit_ms = attempt
+            .authorization
+            .as_ref()
+            .map_or(0, |authorization| authorization.limit_ms);
+        self.outputs.push_back(Output::PlaceCall {
+            attempt: attempt.id,
+            destination: attempt.destination.clone(),
+            limit_ms,
+        });
+        let ringback = self.play_tone(Tone::Ringback);
+        self.state = State::Connecting {
+            ringback: Some(ringback),
+            early_media: false,
+            deadline: deadline_after(now, Duration::from_millis(self.config.no_answer_timeout_ms)),
+        };
+    }
+
+    fn carrier_trying(&mut self, carrier: String, now: Instant) {
+        self.end_carrier_try(None, now);
+        if let Some(attempt) = self.attempt.as_mut() {
+            attempt.carrier = Some(carrier.clone());
+            attempt.current_try = Some((carrier, now));
+        }
+    }
+
+    /// Closes the carrier try in progress, if any, into the attempt's list.
+    fn end_carrier_try(&mut self, sip_status: Option<u16>, now: Instant) {
+        let started_at = self.started;
+        let Some(attempt) = self.attempt.as_mut() else {
+            return;
+        };
+        if let Some((carrier, started)) = attempt.current_try.take() {
+            attempt.tries.push(CarrierTry {
+                carrier,
+                started_ms: milliseconds(started.saturating_duration_since(started_at)),
+                ended_ms: milliseconds(now.saturating_duration_since(started_at)),
+                sip_status,
+            });
+        }
+    }
+
+    fn carrier_progress(&mut self, with_early_media: bool) {
+        let Some(id) = self.attempt.as_ref().map(|attempt| attempt.id) else {
+            return;
+        };
+        let State::Connecting {
+            ringback,
+            early_media,
+            ..
+        } = &mut self.state
+        else {
+            return;
+        };
+        if with_early_media && !*early_media {
+            *early_media = true;
+            if let Some(playback) = ringback.take() {
+                self.outputs.push_back(Output::StopPlayback { playback });
+            }
+            self.outputs.push_back(Output::Bridge {
+                attempt: id,
+                mode: BridgeMode::EarlyMedia,
+            });
+        }
+    }
+
+    /// Leaves `Connecting` with the caller still there: stop ringback or early media.
+    fn stop_connecting_media(&mut self) {
+        let Some(id) = self.attempt.as_ref().map(|attempt| attempt.id) else {
+            return;
+        };
+        if let State::Connecting {
+            ringback,
+            early_media,
+            ..
+        } = &mut self.state
+        {
+            if let Some(playback) = ringback.take() {
+                self.outputs.push_back(Output::StopPlayback { playback });
+            }
+            if std::mem::take(early_media) {
+                self.outputs.push_back(Output::Unbridge { attempt: id });
+            }
+        }
+    }
+
+    fn carrier_answered(&mut self, now: Instant) {
+        self.stop_connecting_media();
+        let Some(attempt) = self.attempt.as_mut() else {
+            return;
+        };
+        attempt.answered = Some(now);
+        attempt.sip_status = Some(200);
+        let id = attempt.id;
+        let limit = Duration::from_millis(
+            attempt
+                .authorization
+                .as_ref()
+                .map_or(0, |authorization| authorization.limit_ms),
+        );
+        let lead = Duration::from_millis(self.config.warning_lead_ms);
+        let warning_at = if limit > lead {
+            deadline_after(now, limit - lead)
+        } else {
+            None
+        };
+        self.outputs.push_back(Output::Bridge {
+            attempt: id,
+            mode: BridgeMode::Full,
+        });
+        self.destination_failures = 0;
+        self.state = State::Bridged {
+            warning_at,
+            limit_at: deadline_after(now, limit),
+            warning_playback: None,
+        };
+    }
+
+    fn carrier_failed(&mut self, sip_status: u16, failover: bool, now: Instant) {
+        self.end_carrier_try(Some(sip_status), now);
+        if failover {
+            // The shell tries the next carrier: back to ringback until it answers or fails.
+            let id = self.attempt.as_ref().map(|attempt| attempt.id);
+            let restart_ringback = match &mut self.state {
+                State::Connecting {
+                    early_media,
+                    deadline,
+                    ..
+                } => {
+                    *deadline = deadline_after(
+                        now,
+                        Duration::from_millis(self.config.no_answer_timeout_ms),
+                    );
+                    std::mem::take(early_media)
+                }
+                _ => false,
+            };
+            if restart_ringback && let Some(attempt) = id {
+                self.outputs.push_back(Output::Unbridge { attempt });
+                let playback = self.play_tone(Tone::Ringback);
+                if let State::Connecting { ringback, .. } = &mut self.state {
+                    *ringback = Some(playback);
+                }
+            }
+            return;
+        }
+        if let Some(attempt) = self.attempt.as_mut() {
+            attempt.sip_status = Some(sip_status);
+        }
+        let cause = DisconnectCause::from_sip_status(sip_status);
+        self.stop_connecting_media();
+        self.close_attempt(cause, Party::Carrier, now, now);
+        self.ask_destination(&[outcome_prompt(cause)]);
+    }
+
+    fn no_answer(&mut self, now: Instant) {
+        self.stop_connecting_media();
+        self.release_carrier(DisconnectCause::NoAnswer);
+        self.end_carrier_try(None, now);
+        self.close_attempt(DisconnectCause::NoAnswer, Party::Switch, now, now);
+        self.ask_destination(&[outcome_prompt(DisconnectCause::NoAnswer)]);
+    }
+
+    /// Seed 001: after a call the same card can place another until the caller hangs up.
+    fn carrier_hung_up(&mut self, now: Instant) {
+        if let State::Bridged {
+            warning_playback, ..
+        } = &mut self.state
+            && let Some(playback) = warning_playback.take()
+        {
+            self.outputs.push_back(Output::StopPlayback { playback });
+        }
+        if let Some(attempt) = self.attempt.as_ref().map(|attempt| attempt.id) {
+            self.outputs.push_back(Output::Unbridge { attempt });
+        }
+        self.close_attempt(DisconnectCause::CarrierHungUp, Party::Carrier, now, now);
+        self.ask_destination(&[]);
+    }
+
+    fn warn(&mut self) {
+        let warning = match self.config.warning {
+            WarningKind::Beep => self.play_tone(Tone::WarningBeep),
+            WarningKind::Prompt => {
+                let prompts = self.prompts(&["credit_warning"]);
+                self.play(prompts, false)
+            }
+        };
+        if let State::Bridged {
+            warning_playback, ..
+        } = &mut self.state
+        {
+            *warning_playback = Some(warning);
+        }
+    }
+
+    // ----- timers -----
+
+    fn fire_timer(&mut self, now: Instant) {
+        let due = |deadline: &Option<Instant>| deadline.is_some_and(|at| at <= now);
+        match &mut self.state {
+            State::Welcome { caller_lookup, .. } => {
+                if let CallerLookupState::Pending { deadline } = caller_lookup
+                    && due(deadline)
+                {
+                    // A slow ledger must not strand the caller: fall back to the PIN.
+                    *caller_lookup = CallerLookupState::Declined;
+                    self.leave_welcome_when_ready(now);
+                }
+            }
+            State::ChoosingLanguage(entry) => {
+                let step = entry.timeout(now);
+                self.entry_step(EntryKind::Language, step, now);
+            }
+            State::EnteringPin(entry) => {
+                let step = entry.timeout(now);
+                self.entry_step(EntryKind::Pin, step, now);
+            }
+            State::EnteringDestination(entry) => {
+                let step = entry.timeout(now);
+                self.entry_step(EntryKind::Destination, step, now);
+            }
+            State::CheckingPin { deadline } if due(deadline) => {
+                self.farewell(&["call_failed"], DisconnectCause::SystemError, now)
+            }
+            State::Authorizing { deadline } if due(deadline) => {
+                self.close_attempt(DisconnectCause::SystemError, Party::Switch, now, now);
+                self.destination_refused("call_failed", DisconnectCause::SystemError, now);
+            }
+            State::Connecting { deadline, .. } if due(deadline) => self.no_answer(now),
+            State::Bridged {
+                warning_at,
+                limit_at,
+                ..
+            } => {
+                let limit_due = due(limit_at);
+                if due(warning_at) {
+                    *warning_at = None;
+                    if !limit_due {
+                        self.warn();
+                    }
+                }
+                if limit_due {
+                    self.end_call(
+                        DisconnectCause::CreditExhausted,
+                        Party::Switch,
+                        now,
+                        now,
+                        true,
+                    );
+                }
+            }
+            State::Farewell {
+                deadline, cause, ..
+            } if due(deadline) => {
+                let cause = *cause;
+                self.hang_up_after_farewell(cause, now);
+            }
+            _ => {}
+        }
+    }
+
+    // ----- endings -----
+
+    /// Plays the goodbye (after `before`) and hangs up when it ends.
+    fn farewell(&mut self, before: &[&'static str], cause: DisconnectCause, now: Instant) {
+        if self.attempt.is_some() {
+            self.release_carrier(cause);
+            self.close_attempt(cause, Party::Switch, now, now);
+        }
+        let mut names = before.to_vec();
+        names.push("goodbye");
+        let prompts = self.prompts(&names);
+        let playback = self.play(prompts, false);
+        self.state = State::Farewell {
+            playback,
+            deadline: deadline_after(now, Duration::from_millis(self.config.farewell_timeout_ms)),
+            cause,
+        };
+    }
+
+    fn hang_up_after_farewell(&mut self, cause: DisconnectCause, now: Instant) {
+        self.outputs.push_back(Output::HangUpCaller {
+            release: Release::from(cause),
+        });
+        self.finish(cause, Party::Switch, now);
+    }
+
+    fn caller_hung_up(&mut self, now: Instant) {
+        if let State::Farewell { cause, .. } = self.state {
+            self.finish(cause, Party::Caller, now);
+            return;
+        }
+        self.end_call(
+            DisconnectCause::CallerHungUp,
+            Party::Caller,
+            now,
+            now,
+            false,
+        );
+    }
+
+    /// Tears everything down: the carrier leg, the caller (unless they already left), the
+    /// open attempt's settlement, then the call record.
+    fn end_call(
+        &mut self,
+        cause: DisconnectCause,
+        by: Party,
+        now: Instant,
+        billed_until: Instant,
+        hang_up_caller: bool,
+    ) {
+        self.release_carrier(cause);
+        if hang_up_caller {
+            self.outputs.push_back(Output::HangUpCaller {
+                release: Release::from(cause),
+            });
+        }
+        self.end_carrier_try(None, now);
+        self.close_attempt(cause, by, now, billed_until);
+        self.finish(cause, by, now);
+    }
+
+    /// CANCEL an unanswered carrier INVITE, or BYE an answered carrier leg.
+    fn release_carrier(&mut self, cause: DisconnectCause) {
+        let Some(attempt) = self.attempt.as_ref().map(|attempt| attempt.id) else {
+            return;
+        };
+        match &self.state {
+            State::Connecting { early_media, .. } => {
+                if *early_media {
+                    self.outputs.push_back(Output::Unbridge { attempt });
+                }
+                self.outputs.push_back(Output::CancelCarrier {
+                    attempt,
+                    release: Release::from(cause),
+                });
+            }
+            State::Bridged { .. } => {
+                self.outputs.push_back(Output::Unbridge { attempt });
+                self.outputs.push_back(Output::HangUpCarrier {
+                    attempt,
+                    release: Release::from(cause),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// Settles the open attempt (billing answered time up to `billed_until`, never past the
+    /// limit) and writes its record.
+    fn close_attempt(
+        &mut self,
+        cause: DisconnectCause,
+        by: Party,
+        now: Instant,
+        billed_until: Instant,
+    ) {
+        let Some(attempt) = self.attempt.take() else {
+            return;
+        };
+        let limit_ms = attempt
+            .authorization
+            .as_ref()
+            .map(|authorization| authorization.limit_ms);
+        let duration_ms = attempt.answered.map_or(0, |answered| {
+            let talked = milliseconds(billed_until.saturating_duration_since(answered));
+            limit_ms.map_or(talked, |limit| talked.min(limit))
+        });
+        if attempt.answered.is_some() {
+            self.answered_attempts += 1;
+        }
+        self.billed_ms = self.billed_ms.saturating_add(duration_ms);
+        self.outputs.push_back(Output::Settle(Settlement {
+            call_id: self.call_id.clone(),
+            attempt: attempt.id,
+            account: attempt.account.account,
+            card: attempt.account.card,
+            answered_ms: duration_ms,
+            cause,
+        }));
+        let mut tries = attempt.tries;
+        if let Some((carrier, started)) = attempt.current_try {
+            tries.push(CarrierTry {
+                carrier,
+                started_ms: self.since_start(started),
+                ended_ms: self.since_start(now),
+                sip_status: attempt.answered.map(|_| 200),
+            });
+        }
+        self.outputs.push_back(Output::AttemptRecord(AttemptRecord {
+            call_id: self.call_id.clone(),
+            attempt: attempt.id,
+            account: attempt.account.account,
+            card: attempt.account.card,
+            caller_id: self.caller_id.clone(),
+            access_number: self.access_number.clone(),
+            destination: attempt.destination,
+            carrier: attempt.carrier,
+            carrier_tries: tries,
+            started_ms: self.since_start(attempt.started),
+            answered_ms: attempt.answered.map(|answered| self.since_start(answered)),
+            ended_ms: self.since_start(now),
+            duration_ms,
+            limit_ms,
+            reserved_micros: attempt
+                .authorization
+                .as_ref()
+                .map_or(0, |authorization| authorization.reserved_micros),
+            sip_status: attempt.sip_status,
+            q850: cause.q850(),
+            hung_up_by: by,
+            cause,
+        }));
+    }
+
+    fn finish(&mut self, cause: DisconnectCause, by: Party, now: Instant) {
+        let (account, card) = match &self.account {
+            Some(account) => (Some(account.account), account.card),
+            None => (None, None),
+        };
+        self.outputs.push_back(Output::CallRecord(CallRecord {
+            call_id: self.call_id.clone(),
+            account,
+            card,
+            authenticated_by: self.authenticated_by,
+            caller_id: self.caller_id.clone(),
+            access_number: self.access_number.clone(),
+            language: self.language,
+            ended_ms: self.since_start(now),
+            attempts: self.attempts_opened,
+            answered_attempts: self.answered_attempts,
+            billed_ms: self.billed_ms,
+            q850: cause.q850(),
+            hung_up_by: by,
+            cause,
+        }));
+        self.state = State::Finished;
+    }
+}

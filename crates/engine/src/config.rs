@@ -1,0 +1,232 @@
+//! Per-access-number IVR configuration.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A language the IVR can speak. Each has a prompt set in `prompts/<code>/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Language {
+    #[serde(rename = "en")]
+    English,
+    #[serde(rename = "es")]
+    Spanish,
+}
+
+impl Language {
+    /// Every language with a shipped prompt set.
+    pub const ALL: [Language; 2] = [Language::English, Language::Spanish];
+
+    /// The directory name under `prompts/` (ISO 639-1).
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::English => "en",
+            Language::Spanish => "es",
+        }
+    }
+
+    /// Parses an ISO 639-1 code.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Language::ALL
+            .into_iter()
+            .find(|language| language.code().eq_ignore_ascii_case(code))
+    }
+
+    /// The key that selects this language in the menu. Fixed per language because each
+    /// language's `choose_language` prompt says its own digit ("For English, press 1.").
+    pub fn menu_digit(self) -> char {
+        match self {
+            Language::English => '1',
+            Language::Spanish => '2',
+        }
+    }
+}
+
+/// How the caller is warned that the credit is about to run out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningKind {
+    /// A short beep mixed over the conversation.
+    Beep,
+    /// The `credit_warning` prompt ("You have one minute remaining.").
+    Prompt,
+}
+
+/// The IVR behaviour of one access number. Durations are milliseconds so the TOML stays plain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IvrConfig {
+    /// Languages offered, the first being the default. More than one plays a language menu.
+    pub languages: Vec<Language>,
+    /// Shortest PIN accepted; shorter entries count as a failed try without a lookup.
+    pub pin_min_length: usize,
+    /// Longest PIN; entry ends by itself when this many digits are in.
+    pub pin_max_length: usize,
+    /// Failed PIN tries before goodbye and hang-up.
+    pub max_pin_tries: u32,
+    /// Prompts replayed for silence (no digit at all) before giving up.
+    pub max_no_input: u32,
+    /// Destination entries refused in a row (invalid, blocked, no credit) before goodbye.
+    pub max_destination_tries: u32,
+    /// Silence allowed after a prompt ends before the first digit.
+    pub first_digit_timeout_ms: u64,
+    /// Silence allowed between digits; it ends PIN and destination entry like `#`.
+    pub inter_digit_timeout_ms: u64,
+    /// Longest destination as dialled (with its `00`/`011` prefix); entry ends by itself there.
+    pub max_destination_length: usize,
+    /// Say "you have twelve dollars and fifty cents" after authentication.
+    pub announce_balance: bool,
+    /// Say "you can talk for thirty-four minutes" before connecting.
+    pub announce_talk_time: bool,
+    /// How long before the talk-time limit the warning plays.
+    pub warning_lead_ms: u64,
+    /// Beep or prompt for the warning.
+    pub warning: WarningKind,
+    /// Recognise registered callers by caller ID (ANI) and skip the PIN.
+    pub ani_authentication: bool,
+    /// How long the carrier may ring before the attempt is cancelled as unanswered.
+    pub no_answer_timeout_ms: u64,
+    /// How long a lookup or authorization may take before the engine gives up on it.
+    pub request_timeout_ms: u64,
+    /// Longest the goodbye prompt may take before the caller is hung up anyway.
+    pub farewell_timeout_ms: u64,
+}
+
+impl Default for IvrConfig {
+    fn default() -> Self {
+        Self {
+            languages: vec![Language::English],
+            pin_min_length: 4,
+            pin_max_length: 12,
+            max_pin_tries: 3,
+            max_no_input: 3,
+            max_destination_tries: 3,
+            first_digit_timeout_ms: 10_000,
+            inter_digit_timeout_ms: 5_000,
+            max_destination_length: 20,
+            announce_balance: true,
+            announce_talk_time: true,
+            warning_lead_ms: 60_000,
+            warning: WarningKind::Beep,
+            ani_authentication: true,
+            no_answer_timeout_ms: 60_000,
+            request_timeout_ms: 10_000,
+            farewell_timeout_ms: 15_000,
+        }
+    }
+}
+
+/// An [`IvrConfig`] that cannot drive a call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("the IVR offers no language")]
+    NoLanguage,
+    #[error("language {0} is offered twice")]
+    DuplicateLanguage(&'static str),
+    #[error("PIN length bounds {min}..={max} are invalid (need 1 <= min <= max)")]
+    PinLength { min: usize, max: usize },
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
+}
+
+impl IvrConfig {
+    /// Checks the bounds a call relies on.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let Some(_) = self.languages.first() else {
+            return Err(ConfigError::NoLanguage);
+        };
+        for (index, language) in self.languages.iter().enumerate() {
+            if self.languages[..index].contains(language) {
+                return Err(ConfigError::DuplicateLanguage(language.code()));
+            }
+        }
+        if self.pin_min_length == 0 || self.pin_min_length > self.pin_max_length {
+            return Err(ConfigError::PinLength {
+                min: self.pin_min_length,
+                max: self.pin_max_length,
+            });
+        }
+        let positive = [
+            ("max_pin_tries", u64::from(self.max_pin_tries)),
+            ("max_no_input", u64::from(self.max_no_input)),
+            (
+                "max_destination_tries",
+                u64::from(self.max_destination_tries),
+            ),
+            ("max_destination_length", self.max_destination_length as u64),
+            ("first_digit_timeout_ms", self.first_digit_timeout_ms),
+            ("inter_digit_timeout_ms", self.inter_digit_timeout_ms),
+            ("no_answer_timeout_ms", self.no_answer_timeout_ms),
+            ("request_timeout_ms", self.request_timeout_ms),
+            ("farewell_timeout_ms", self.farewell_timeout_ms),
+        ];
+        match positive.into_iter().find(|(_, value)| *value == 0) {
+            Some((name, _)) => Err(ConfigError::Zero(name)),
+            None => Ok(()),
+        }
+    }
+
+    /// The default language (the first offered).
+    pub fn default_language(&self) -> Language {
+        self.languages.first().copied().unwrap_or(Language::English)
+    }
+
+    pub(crate) fn first_digit_timeout(&self) -> Duration {
+        Duration::from_millis(self.first_digit_timeout_ms)
+    }
+
+    pub(crate) fn inter_digit_timeout(&self) -> Duration {
+        Duration::from_millis(self.inter_digit_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        assert_eq!(IvrConfig::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn invalid_configs_are_named() {
+        let empty = IvrConfig {
+            languages: vec![],
+            ..IvrConfig::default()
+        };
+        assert_eq!(empty.validate(), Err(ConfigError::NoLanguage));
+        let twice = IvrConfig {
+            languages: vec![Language::Spanish, Language::English, Language::Spanish],
+            ..IvrConfig::default()
+        };
+        assert_eq!(twice.validate(), Err(ConfigError::DuplicateLanguage("es")));
+        let pins = IvrConfig {
+            pin_min_length: 8,
+            pin_max_length: 6,
+            ..IvrConfig::default()
+        };
+        assert_eq!(
+            pins.validate(),
+            Err(ConfigError::PinLength { min: 8, max: 6 })
+        );
+        let tries = IvrConfig {
+            max_pin_tries: 0,
+            ..IvrConfig::default()
+        };
+        assert_eq!(tries.validate(), Err(ConfigError::Zero("max_pin_tries")));
+    }
+
+    #[test]
+    fn language_codes_round_trip_and_menu_digits_differ() {
+        for language in Language::ALL {
+            assert_eq!(Language::from_code(language.code()), Some(language));
+        }
+        assert_eq!(Language::from_code("ES"), Some(Language::Spanish));
+        assert_eq!(Language::from_code("fr"), None);
+        assert_ne!(
+            Language::English.menu_digit(),
+            Language::Spanish.menu_digit()
+        );
+    }
+}
