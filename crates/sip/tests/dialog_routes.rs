@@ -1,6 +1,8 @@
 //! Dialog creation (RFC 3261 §12.1), route sets from Record-Route, and in-dialog request
 //! construction (§12.2.1.1) with loose and strict routing.
 
+#![allow(clippy::unwrap_used)]
+
 use talktime_sip::dialog::{Dialog, DialogError, DialogState, Role};
 use talktime_sip::{Message, Method, Request, Response};
 

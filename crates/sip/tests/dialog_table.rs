@@ -1,6 +1,8 @@
 //! The dialog table: 481 for unknown dialogs, 500 for out-of-order CSeq, forks, target
 //! refresh, and the UAS core's 2xx retransmission until the ACK (§13.3.1.4).
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::net::SocketAddr;

@@ -1,6 +1,8 @@
 //! CANCEL (RFC 3261 §9): before any response, after 180, racing a 200, and the ACK for the
 //! 487 that answers our CANCEL.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! Whole exchanges over the in-memory link: call setup, teardown, duplicates and delays.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use support::*;

@@ -1,6 +1,8 @@
 //! Loss of each message in the INVITE and BYE exchanges, and the recovery (or timeout)
 //! RFC 3261 prescribes, on the virtual clock (T1 = 500 ms).
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::Duration;

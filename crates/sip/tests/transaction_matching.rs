@@ -3,6 +3,8 @@
 //! generation and transport errors. Drives one `TransactionLayer` with hand-written
 //! messages.
 
+#![allow(clippy::unwrap_used)]
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 

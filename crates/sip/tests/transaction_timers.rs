@@ -1,6 +1,8 @@
 //! Every transaction timer (A–M and the automatic 100 Trying) on the virtual clock, with
 //! the exact instants RFC 3261 §17 / RFC 6026 prescribe for T1 = 500 ms, T2 = 4 s, T4 = 5 s.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::time::Duration;
