@@ -123,6 +123,26 @@ fn rfc_2543_requests_match_on_their_identifying_fields() {
     );
     // The ACK: same Request-URI, From tag, Call-ID, CSeq number and top Via, and the To
     // tag of our response, which the INVITE did not have.
+    // An ACK with some other To tag is not ours: it goes to the TU as a stray ACK.
+    let mut other = busy.clone();
+    other
+        .headers
+        .set("To", "Bob <sip:bob@biloxi.example.com>;tag=other");
+    let stray = talktime_sip::transaction::ack_for_non_2xx(&old, &other);
+    layer
+        .handle_message(Message::Request(stray), source, now)
+        .unwrap();
+    assert_eq!(
+        layer.state(server),
+        Some(State::InviteServer(InviteServerState::Completed))
+    );
+    assert!(matches!(
+        events(&mut layer).as_slice(),
+        [Event::Ack {
+            transaction: None,
+            ..
+        }]
+    ));
     let ack = talktime_sip::transaction::ack_for_non_2xx(&old, &busy);
     layer
         .handle_message(Message::Request(ack), source, now)

@@ -680,11 +680,14 @@ impl TransactionLayer {
         source: Peer,
         now: Instant,
     ) -> Result<(), TransactionError> {
-        let id = self
-            .servers
-            .get(&key)
-            .or_else(|| key.without_to_tag().and_then(|k| self.servers.get(&k)))
-            .copied();
+        let id = match self.servers.get(&key) {
+            Some(id) => Some(*id),
+            // RFC 2543 ACK: the INVITE had no To tag; the ACK must carry the one we sent.
+            None => key
+                .without_to_tag()
+                .and_then(|k| self.servers.get(&k).copied())
+                .filter(|id| self.ack_tag_matches(*id, &request)),
+        };
         let mut absorbed = None;
         let mut fx = Effects::default();
         if let Some(id) = id
@@ -712,6 +715,24 @@ impl TransactionLayer {
             }),
         }
         Ok(())
+    }
+
+    /// Whether an ACK's To tag is the tag of the last response of INVITE server `id`.
+    fn ack_tag_matches(&self, id: TransactionId, ack: &Request) -> bool {
+        let Some(Entry {
+            kind: Kind::InviteServer(server),
+            ..
+        }) = self.entries.get(&id)
+        else {
+            return false;
+        };
+        let ours = server
+            .last_response
+            .as_ref()
+            .and_then(|response| response.to().ok())
+            .and_then(|to| to.tag().map(str::to_owned));
+        let theirs = ack.to().ok().and_then(|to| to.tag().map(str::to_owned));
+        ours.is_some() && ours == theirs
     }
 
     /// Turns one transaction's effects into transmits, events and heap entries, and
