@@ -24,6 +24,8 @@
 //! assert!(matches!(call.poll_output(), Some(Output::Play { .. })));
 //! ```
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod call;
 pub mod cause;
 pub mod config;

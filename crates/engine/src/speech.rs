@@ -104,7 +104,7 @@ pub fn quantity(
 ) -> Result<Vec<&'static str>, SpeechError> {
     let mut out = cardinal(language, number)?;
     // Spanish puts "de" between a round million and its noun.
-    if language == Language::Spanish && number >= 1_000_000 && number % 1_000_000 == 0 {
+    if language == Language::Spanish && number >= 1_000_000 && number.is_multiple_of(1_000_000) {
         out.push("de");
     }
     out.push(if number == 1 { singular } else { plural });
