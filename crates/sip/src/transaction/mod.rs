@@ -4,26 +4,48 @@
 //! touches a socket or a clock, and is driven by its shell:
 //!
 //! ```text
+//! let mut layer = TransactionLayer::new(TimerConfig::default(), Box::new(SystemRandom));
+//! let mut dialogs = DialogTable::new(TimerConfig::default());
 //! loop {
+//!     let now = Instant::now();                  // read once per wake-up
 //!     select! {
-//!         datagram from peer   => layer.handle_message(Message::parse(&bytes)?, peer, now),
-//!         TU wants a request   => id = layer.send_request(request, destination, now)?,
-//!         TU answers a request => layer.send_response(id, response, now)?,
-//!         send failed          => layer.handle_transport_error(id, now),
-//!         sleep_until(deadline) => layer.handle_timeout(now),
+//!         (bytes, peer) = socket.recv()  => layer.handle_message(Message::parse(&bytes)?, peer, now)?,
+//!         TU wants a request             => id = layer.send_request(request, destination, now)?,
+//!         TU answers a request           => layer.send_response(id, response, now)?,
+//!         TU cancels an INVITE           => cancel_id = layer.send_cancel(invite_id, now)?,
+//!         a send failed                  => layer.handle_transport_error(id),
+//!         sleep_until(deadline)          => { layer.handle_timeout(now); dialogs.handle_timeout(now) }
 //!     }
-//!     while let Some(t) = layer.poll_transmit() { socket.send_to(t.message.to_bytes(), t.destination) }
-//!     while let Some(e) = layer.poll_event()    { hand e to the TU (dialogs, call engine) }
-//!     deadline = layer.poll_timeout();           // re-arm one timer for the earliest deadline
+//!     while let Some(t) = layer.poll_transmit().or_else(|| dialogs.poll_transmit()) {
+//!         socket.send_to(&t.message.to_bytes(), t.destination)   // on error: handle_transport_error
+//!     }
+//!     while let Some(event) = layer.poll_event() { /* to the TU, see below */ }
+//!     while let Some(event) = dialogs.poll_event() { /* AckTimeout => send BYE */ }
+//!     deadline = min(layer.poll_timeout(), dialogs.poll_timeout());
 //! }
 //! ```
 //!
-//! `now` is read once per wake-up and passed in; tests pass a virtual clock instead. The
-//! layer sends responses to the address a request came from (the shell should apply
+//! The TU's side of the events:
+//! - `Event::Request`: a new server transaction. Requests with a To tag go through
+//!   `DialogTable::route_request` first (481/500 answers come back from it); the TU
+//!   answers with `send_response` (the 100 Trying for INVITE is automatic after 200 ms).
+//!   After sending a 2xx to an INVITE, the TU creates `Dialog::uas` and calls
+//!   `DialogTable::start_2xx_retransmission`.
+//! - `Event::Response`: for our client transactions. For a 101-299 to an INVITE,
+//!   `DialogTable::handle_invite_response` creates or updates the dialog; every 2xx copy is
+//!   answered with `Dialog::ack` sent through `send_stateless`. Non-2xx finals are ACKed
+//!   by the transaction itself.
+//! - `Event::Ack`: the ACK for a 2xx; pass it to `DialogTable::route_request`.
+//! - `Event::CancelReceived`: answer with `answer_cancel` (200 to the CANCEL, 487 to the
+//!   INVITE).
+//! - `Event::Timeout`, `Event::TransportError`, `Event::Terminated`: clean up the call leg.
+//!
+//! The layer sends responses to the address a request came from (the shell should apply
 //! `received`/`rport` handling when it parses incoming requests). ACKs for 2xx responses
 //! and 2xx retransmissions are not part of any transaction (§13.2.2.4, §13.3.1.4): the
-//! dialog layer ([`crate::dialog`]) builds them and sends them through
-//! [`TransactionLayer::send_stateless`].
+//! dialog layer ([`crate::dialog`]) builds them; the ACK goes out through
+//! [`TransactionLayer::send_stateless`], the 2xx copies through
+//! [`crate::dialog::DialogTable::poll_transmit`].
 
 mod build;
 mod client;
@@ -38,7 +60,7 @@ pub use build::{ack_for_non_2xx, cancel_for};
 pub use client::{InviteClientState, NonInviteClientState};
 pub use effects::TimeoutKind;
 pub use layer::{Event, Peer, State, TransactionId, TransactionLayer, Transmit};
-pub use random::{MAGIC_COOKIE, RandomSource, SplitMix64, new_branch, new_tag};
+pub use random::{MAGIC_COOKIE, RandomSource, SplitMix64, SystemRandom, new_branch, new_tag};
 pub use server::{InviteServerState, NonInviteServerState};
 pub use timer::{Durations, Timer, TimerConfig};
 

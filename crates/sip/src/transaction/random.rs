@@ -30,6 +30,17 @@ impl RandomSource for SplitMix64 {
     }
 }
 
+/// Production randomness: rand's thread-local CSPRNG (seeded from the OS), so tags and
+/// branches are unpredictable as §19.3 asks. Tests use [`SplitMix64`] instead.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemRandom;
+
+impl RandomSource for SystemRandom {
+    fn next_u64(&mut self) -> u64 {
+        rand::random()
+    }
+}
+
 /// The RFC 3261 magic cookie that opens every branch of a compliant implementation.
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
 
@@ -61,5 +72,12 @@ mod tests {
         assert!(a.starts_with(MAGIC_COOKIE));
         assert_eq!(a.len(), MAGIC_COOKIE.len() + 24);
         assert_ne!(new_branch(&mut first), a);
+    }
+
+    #[test]
+    fn system_random_differs_between_calls() {
+        let mut random = SystemRandom;
+        let values: std::collections::HashSet<u64> = (0..16).map(|_| random.next_u64()).collect();
+        assert_eq!(values.len(), 16);
     }
 }
