@@ -260,3 +260,55 @@ fn only_pending_invite_client_transactions_can_be_cancelled() {
         Event::Timeout { .. } | Event::TransportError { .. }
     )));
 }
+
+#[test]
+fn held_back_cancel_ends_with_its_invite_when_timer_b_fires() {
+    let mut pair = Pair::udp();
+    pair.drop_all(Direction::ToUas, is_request(Method::Invite));
+    let invite = pair.invite();
+    let cancel = pair.uac_cancel(invite);
+    pair.run();
+    assert_eq!(pair.uac.sent_count(is_request(Method::Cancel)), 0);
+    assert_eq!(
+        pair.uac.timeouts(),
+        vec![(invite, TimeoutKind::NoResponse, secs(32.0))]
+    );
+    assert_eq!(pair.uac.terminated_at(cancel), Some(secs(32.0)));
+    assert_eq!(pair.uac.terminated_at(invite), Some(secs(32.0)));
+    assert!(pair.uac.layer.is_empty());
+}
+
+#[test]
+fn lost_cancel_is_retransmitted_like_any_non_invite_request() {
+    let mut pair = Pair::udp();
+    pair.drop_matching(Direction::ToUas, 1, is_request(Method::Cancel));
+    let invite = pair.invite();
+    let server = pair.uas_transaction(Method::Invite);
+    pair.uas_respond(server, 180);
+    let cancel = pair.uac_cancel(invite);
+    pair.run_until(secs(1.0));
+    assert_eq!(
+        pair.uac.sent_times(is_request(Method::Cancel)),
+        at(&[0.0, 0.5])
+    );
+    assert_eq!(pair.uac.responses(cancel), vec![200]);
+    assert_eq!(pair.uac.responses(invite), vec![180, 487]);
+}
+
+#[test]
+fn cancel_over_tcp_is_sent_once_and_the_487_acked_once() {
+    let mut pair = Pair::tcp();
+    let invite = pair.invite();
+    let server = pair.uas_transaction(Method::Invite);
+    pair.uas_respond(server, 180);
+    let cancel = pair.uac_cancel(invite);
+    pair.run();
+    assert_eq!(pair.uac.sent_count(is_request(Method::Cancel)), 1);
+    assert_eq!(pair.uac.sent_count(is_request(Method::Ack)), 1);
+    assert_eq!(pair.uac.responses(cancel), vec![200]);
+    assert_eq!(pair.uac.responses(invite), vec![180, 487]);
+    // Timers D, I, J and K are all zero on TCP: everything ends at once.
+    assert_eq!(pair.uac.terminated_at(invite), Some(secs(0.0)));
+    assert_eq!(pair.uas.terminated_at(server), Some(secs(0.0)));
+    assert!(pair.uac.layer.is_empty() && pair.uas.layer.is_empty());
+}

@@ -72,3 +72,50 @@ fn invite_ringing_ok_ack_then_bye() {
     assert_eq!(pair.uac.terminated_at(bye_transaction), Some(secs(6.0)));
     assert_eq!(pair.uas.terminated_at(bye_server), Some(secs(33.0)));
 }
+
+#[test]
+fn tcp_call_needs_no_retransmission_and_clears_at_64_t1() {
+    let mut pair = Pair::tcp();
+    let invite = pair.invite();
+    let server = pair.uas_transaction(Method::Invite);
+    pair.uas_respond(server, 180);
+    pair.uas_respond(server, 200);
+    assert_eq!(pair.uac.responses(invite), vec![180, 200]);
+    assert_eq!(pair.uas.acks().len(), 1);
+    pair.run();
+    // Nothing was ever sent twice.
+    assert_eq!(pair.uac.sent.len(), 2, "INVITE and ACK");
+    assert_eq!(pair.uas.sent.len(), 2, "180 and 200");
+    assert_eq!(pair.uac.terminated_at(invite), Some(secs(32.0)));
+    assert!(
+        pair.uas
+            .dialog_events
+            .iter()
+            .all(|e| matches!(e.value, DialogEvent::AckReceived { .. }))
+    );
+}
+
+#[test]
+fn callee_hangs_up_with_a_bye_from_the_uas_dialog() {
+    let mut pair = Pair::udp();
+    pair.invite();
+    let server = pair.uas_transaction(Method::Invite);
+    pair.uas_respond(server, 200);
+    pair.run_until(secs(10.0));
+    let id = pair.uas.dialogs.ids()[0].clone();
+    let via = pair.uas.via();
+    let bye = pair
+        .uas
+        .dialogs
+        .get_mut(&id)
+        .unwrap()
+        .new_request(Method::Bye, &via);
+    // The UAS's BYE goes to the UAC's Contact, with the tags swapped.
+    assert_eq!(bye.uri.to_string(), "sip:uac@192.0.2.1:5060");
+    assert_eq!(bye.to().unwrap().tag(), Some("uac-tag"));
+    let destination = pair.uac.peer();
+    let transaction = pair.uas.send(bye, destination, pair.now);
+    pair.drive();
+    assert_eq!(pair.uas.responses(transaction), vec![200]);
+    assert!(pair.uac.dialogs.is_empty());
+}
