@@ -102,6 +102,17 @@ fn cancel_after_180_gets_200_and_the_invite_487() {
         })
         .unwrap();
     assert_eq!(terminated.to().unwrap().tag(), ringing.to().unwrap().tag());
+    let cancel_ok = pair
+        .uas
+        .sent
+        .iter()
+        .find_map(|m| match &m.value {
+            Message::Response(r) if r.status == 200 => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(cancel_ok.cseq().unwrap().method, Method::Cancel);
+    assert_eq!(cancel_ok.to().unwrap().tag(), ringing.to().unwrap().tag());
     assert_eq!(
         pair.uas.layer.state(server),
         Some(State::InviteServer(InviteServerState::Confirmed))

@@ -353,8 +353,8 @@ impl TransactionLayer {
     }
 
     /// Convenience for the TU after `Event::CancelReceived`: 200 to the CANCEL and, if the
-    /// INVITE is still unanswered, 487 to the INVITE (with the To tag of any provisional
-    /// response already sent, or a new one).
+    /// INVITE is still unanswered, 487 to the INVITE. Both carry the To tag of any
+    /// provisional response already sent, or one new tag (§9.2 wants them equal).
     pub fn answer_cancel(
         &mut self,
         cancel: TransactionId,
@@ -367,30 +367,35 @@ impl TransactionLayer {
         let Kind::NonInviteServer(server) = &entry.kind else {
             return Err(TransactionError::NotAServerTransaction(cancel));
         };
-        let ok = Response::for_request(&server.request, 200, "OK");
-        let invite = entry.cancels;
+        let mut ok = Response::for_request(&server.request, 200, "OK");
+        let pending = entry
+            .cancels
+            .and_then(|invite| match self.entries.get(&invite) {
+                Some(Entry {
+                    kind: Kind::InviteServer(server),
+                    ..
+                }) if server.state == InviteServerState::Proceeding => {
+                    let tag = server
+                        .last_response
+                        .as_ref()
+                        .and_then(|r| r.to().ok())
+                        .and_then(|to| to.tag().map(str::to_owned));
+                    let terminated =
+                        Response::for_request(&server.request, 487, "Request Terminated");
+                    Some((invite, terminated, tag))
+                }
+                _ => None,
+            });
+        let Some((invite, mut terminated, tag)) = pending else {
+            return self.send_response(cancel, ok, now);
+        };
+        let tag = match tag {
+            Some(tag) => tag,
+            None => self.new_tag(),
+        };
+        ok.set_to_tag(&tag);
+        terminated.set_to_tag(&tag);
         self.send_response(cancel, ok, now)?;
-        let Some(invite) = invite else {
-            return Ok(());
-        };
-        let terminated = match self.entries.get(&invite).map(|e| &e.kind) {
-            Some(Kind::InviteServer(server)) if server.state == InviteServerState::Proceeding => {
-                let tag = server
-                    .last_response
-                    .as_ref()
-                    .and_then(|r| r.to().ok())
-                    .and_then(|to| to.tag().map(str::to_owned));
-                let mut response =
-                    Response::for_request(&server.request, 487, "Request Terminated");
-                let tag = match tag {
-                    Some(tag) => tag,
-                    None => self.new_tag(),
-                };
-                response.set_to_tag(&tag);
-                response
-            }
-            _ => return Ok(()),
-        };
         self.send_response(invite, terminated, now)
     }
 
