@@ -1,6 +1,7 @@
 //! Property test: arbitrary sequences of (possibly broken) requests and responses, TU
 //! actions and clock jumps never panic the layer, and no transaction outlives its timers
-//! except server transactions still waiting for their TU's answer.
+//! except server transactions still waiting for their TU's answer and INVITE client
+//! transactions in Proceeding that their TU never cancelled.
 
 #![allow(clippy::unwrap_used)]
 
@@ -9,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use talktime_sip::transaction::{
-    Event, InviteServerState, NonInviteServerState, Peer, SplitMix64, State, TimerConfig,
-    TransactionId, TransactionLayer,
+    Event, InviteClientState, InviteServerState, NonInviteServerState, Peer, SplitMix64, State,
+    TimerConfig, TransactionId, TransactionLayer,
 };
 use talktime_sip::{Message, Response, Transport};
 
@@ -199,7 +200,7 @@ fn run(steps: Vec<Step>) {
             assert!(deadline <= now + Duration::from_secs(32));
         }
     }
-    // An hour later only server transactions waiting for their TU remain.
+    // An hour later only transactions waiting on a TU remain.
     now += Duration::from_secs(3600);
     layer.handle_timeout(now);
     while layer.poll_event().is_some() {}
@@ -208,12 +209,16 @@ fn run(steps: Vec<Step>) {
             None
             | Some(State::InviteServer(InviteServerState::Proceeding))
             | Some(State::NonInviteServer(NonInviteServerState::Trying))
-            | Some(State::NonInviteServer(NonInviteServerState::Proceeding)) => {}
+            | Some(State::NonInviteServer(NonInviteServerState::Proceeding))
+            // §17.1.1.2: Proceeding has no timer; the TU ends it with CANCEL (after
+            // which the 64*T1 guard applies).
+            | Some(State::InviteClient(InviteClientState::Proceeding)) => {}
             other => panic!("{id:?} still alive in {other:?}"),
         }
     }
     let waiting = servers
         .iter()
+        .chain(clients.iter())
         .filter(|id| layer.state(**id).is_some())
         .count();
     assert_eq!(layer.len(), waiting);
