@@ -82,6 +82,8 @@ enum State {
         warning_at: Option<Instant>,
         limit_at: Option<Instant>,
         warning_playback: Option<PlaybackId>,
+        /// The last keys pressed, to spot `end_leg_digits`.
+        keys: String,
     },
     Farewell {
         playback: PlaybackId,
@@ -556,6 +558,10 @@ impl Call {
                 self.place_call(now);
                 return;
             }
+            State::Bridged { .. } => {
+                self.key_during_call(digit, now);
+                return;
+            }
             _ => return,
         };
         let step = match &mut self.state {
@@ -865,6 +871,7 @@ impl Call {
             warning_at,
             limit_at: deadline_after(now, limit),
             warning_playback: None,
+            keys: String::new(),
         };
     }
 
@@ -913,8 +920,15 @@ impl Call {
         self.ask_destination(&[outcome_prompt(DisconnectCause::NoAnswer)]);
     }
 
-    /// Seed 001: after a call the same card can place another until the caller hangs up.
     fn carrier_hung_up(&mut self, now: Instant) {
+        if let Some(attempt) = self.attempt.as_ref().map(|attempt| attempt.id) {
+            self.outputs.push_back(Output::Unbridge { attempt });
+        }
+        self.leave_bridged(DisconnectCause::CarrierHungUp, Party::Carrier, now);
+    }
+
+    /// Seed 001: after a call the same card can place another until the caller hangs up.
+    fn leave_bridged(&mut self, cause: DisconnectCause, by: Party, now: Instant) {
         if let State::Bridged {
             warning_playback, ..
         } = &mut self.state
@@ -922,11 +936,27 @@ impl Call {
         {
             self.outputs.push_back(Output::StopPlayback { playback });
         }
-        if let Some(attempt) = self.attempt.as_ref().map(|attempt| attempt.id) {
-            self.outputs.push_back(Output::Unbridge { attempt });
-        }
-        self.close_attempt(DisconnectCause::CarrierHungUp, Party::Carrier, now, now);
+        self.close_attempt(cause, by, now, now);
         self.ask_destination(&[]);
+    }
+
+    /// Watches for `end_leg_digits`: the caller ends this call but keeps the line.
+    fn key_during_call(&mut self, digit: char, now: Instant) {
+        let Some(end_leg) = self.config.end_leg_digits.as_deref() else {
+            return;
+        };
+        let State::Bridged { keys, .. } = &mut self.state else {
+            return;
+        };
+        keys.push(digit);
+        if keys.len() > end_leg.len() {
+            keys.remove(0);
+        }
+        if keys != end_leg {
+            return;
+        }
+        self.release_carrier(DisconnectCause::CallerHungUp);
+        self.leave_bridged(DisconnectCause::CallerHungUp, Party::Caller, now);
     }
 
     fn warn(&mut self) {

@@ -90,6 +90,9 @@ pub struct IvrConfig {
     pub request_timeout_ms: u64,
     /// Longest the goodbye prompt may take before the caller is hung up anyway.
     pub farewell_timeout_ms: u64,
+    /// Keys that end the carrier leg during a call and return the caller to destination
+    /// entry for another call on the same card (seed 001). `None` disables it.
+    pub end_leg_digits: Option<String>,
 }
 
 impl Default for IvrConfig {
@@ -112,6 +115,7 @@ impl Default for IvrConfig {
             no_answer_timeout_ms: 60_000,
             request_timeout_ms: 10_000,
             farewell_timeout_ms: 15_000,
+            end_leg_digits: Some("**".into()),
         }
     }
 }
@@ -127,6 +131,8 @@ pub enum ConfigError {
     PinLength { min: usize, max: usize },
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    #[error("end_leg_digits must be one or more of 0-9, * and #")]
+    EndLegDigits,
 }
 
 impl IvrConfig {
@@ -145,6 +151,14 @@ impl IvrConfig {
                 min: self.pin_min_length,
                 max: self.pin_max_length,
             });
+        }
+        if let Some(digits) = &self.end_leg_digits
+            && (digits.is_empty()
+                || !digits
+                    .chars()
+                    .all(|key| matches!(key, '0'..='9' | '*' | '#')))
+        {
+            return Err(ConfigError::EndLegDigits);
         }
         let positive = [
             ("max_pin_tries", u64::from(self.max_pin_tries)),
@@ -215,6 +229,27 @@ mod tests {
             ..IvrConfig::default()
         };
         assert_eq!(tries.validate(), Err(ConfigError::Zero("max_pin_tries")));
+        let keys = IvrConfig {
+            end_leg_digits: Some("*A".into()),
+            ..IvrConfig::default()
+        };
+        assert_eq!(keys.validate(), Err(ConfigError::EndLegDigits));
+    }
+
+    #[test]
+    fn deserializes_with_defaults_for_missing_fields() {
+        let config: IvrConfig = serde_json::from_str(
+            r#"{"languages": ["es", "en"], "warning": "prompt", "end_leg_digits": null}"#,
+        )
+        .unwrap();
+        assert_eq!(config.languages, vec![Language::Spanish, Language::English]);
+        assert_eq!(config.warning, WarningKind::Prompt);
+        assert_eq!(config.end_leg_digits, None);
+        assert_eq!(config.max_pin_tries, 3);
+        assert_eq!(config.warning_lead_ms, 60_000);
+        assert_eq!(config.default_language(), Language::Spanish);
+        assert!(serde_json::from_str::<IvrConfig>(r#"{"pin_tries": 3}"#).is_err());
+        assert!(serde_json::from_str::<IvrConfig>(r#"{"languages": ["fr"]}"#).is_err());
     }
 
     #[test]

@@ -1111,3 +1111,73 @@ fn abort_tears_down_with_the_given_cause() {
         vec![(attempt, 30_000, DisconnectCause::Normal)]
     );
 }
+
+#[test]
+fn end_leg_digits_end_the_call_but_keep_the_caller() {
+    let mut call = call_in(Phase::Bridged, false);
+    call.advance(45 * SECOND);
+    let attempt = call.attempt();
+    // A lone star (e.g. for the far end's IVR) does nothing.
+    assert_eq!(call.dial("*1*"), vec![]);
+    let outputs = call.dial("*");
+    assert_eq!(outputs[0], Output::Unbridge { attempt });
+    assert_eq!(
+        outputs[1],
+        Output::HangUpCarrier {
+            attempt,
+            release: Release::from(DisconnectCause::CallerHungUp)
+        }
+    );
+    assert_eq!(
+        settlement(&outputs),
+        vec![(attempt, 45_000, DisconnectCause::CallerHungUp)]
+    );
+    assert_eq!(prompt_names(&outputs), vec!["enter_destination"]);
+    assert_eq!(call.call.phase(), Phase::EnteringDestination);
+    // Switched off, the same keys pass through untouched.
+    let (mut call, _) = Harness::new(
+        IvrConfig {
+            end_leg_digits: None,
+            ..IvrConfig::default()
+        },
+        None,
+    );
+    call.finish_prompt();
+    call.dial("123456#");
+    call.input(Input::PinLookup(PinLookup::Found(account(9_000_000))));
+    let attempt = place_call(&mut call, "5551234#", 10 * MINUTE);
+    call.input(Input::CarrierAnswered { attempt });
+    assert_eq!(call.dial("****##"), vec![]);
+    assert_eq!(call.call.phase(), Phase::Bridged);
+}
+
+#[test]
+fn carrier_hanging_up_during_the_warning_stops_it() {
+    let (mut call, _) = Harness::new(
+        IvrConfig {
+            warning: WarningKind::Prompt,
+            ..IvrConfig::default()
+        },
+        None,
+    );
+    call.finish_prompt();
+    call.dial("123456#");
+    call.input(Input::PinLookup(PinLookup::Found(account(9_000_000))));
+    let attempt = place_call(&mut call, "5551234#", 2 * MINUTE);
+    call.input(Input::CarrierAnswered { attempt });
+    let warning = call.advance(MINUTE);
+    assert_eq!(prompt_names(&warning), vec!["credit_warning"]);
+    let warning_id = call.last_playback();
+    call.advance(10 * SECOND);
+    let outputs = call.input(Input::CarrierHungUp { attempt });
+    assert!(outputs.contains(&Output::StopPlayback {
+        playback: warning_id
+    }));
+    assert_eq!(
+        settlement(&outputs),
+        vec![(attempt, 70_000, DisconnectCause::CarrierHungUp)]
+    );
+    // No credit timer survives the call; the entry timer waits for the prompt to end.
+    assert_eq!(call.call.poll_timeout(), None);
+    assert_eq!(call.advance(2 * MINUTE), vec![]);
+}
