@@ -247,7 +247,7 @@ fn content_length(headers: &Headers) -> Result<Option<usize>, ParseError> {
 }
 
 fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
-    if line.len() >= 4 && line[..4].eq_ignore_ascii_case("SIP/") {
+    if starts_with_sip_slash(line) {
         return parse_status_line(line);
     }
     let mut parts = line.split(' ');
@@ -283,19 +283,28 @@ fn parse_status_line(line: &str) -> Result<StartLine, ParseError> {
     Ok(StartLine::Response(status, reason.to_owned()))
 }
 
+/// Byte-wise so that a multi-byte character at offset 3 cannot split a slice.
+fn starts_with_sip_slash(text: &str) -> bool {
+    text.as_bytes()
+        .get(..4)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"SIP/"))
+}
+
 /// `SIP/2.0` (case-insensitive); another well-formed version is a 505, anything else a 400.
 fn check_version(version: &str) -> Result<(), ParseError> {
     if version.eq_ignore_ascii_case("SIP/2.0") {
         return Ok(());
     }
-    let well_formed = version.len() > 4
-        && version[..4].eq_ignore_ascii_case("SIP/")
-        && version[4..].split_once('.').is_some_and(|(major, minor)| {
-            !major.is_empty()
-                && !minor.is_empty()
-                && major.bytes().all(|b| b.is_ascii_digit())
-                && minor.bytes().all(|b| b.is_ascii_digit())
-        });
+    let well_formed = starts_with_sip_slash(version)
+        && version
+            .get(4..)
+            .and_then(|rest| rest.split_once('.'))
+            .is_some_and(|(major, minor)| {
+                !major.is_empty()
+                    && !minor.is_empty()
+                    && major.bytes().all(|b| b.is_ascii_digit())
+                    && minor.bytes().all(|b| b.is_ascii_digit())
+            });
     if well_formed {
         Err(ParseError::Version(version.to_owned()))
     } else {

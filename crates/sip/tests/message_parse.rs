@@ -366,3 +366,20 @@ fn stream_framer_errors() {
     waiting.push(b"cde");
     assert_eq!(waiting.next_message().unwrap().unwrap().body(), b"abcde");
 }
+
+/// Inputs found by `cargo fuzz` (a multi-byte character where "SIP/" was being sliced).
+#[test]
+fn fuzz_regressions_do_not_panic() {
+    let cases: [&[u8]; 4] = [
+        b"\n\x00 |\x00\x08 ss{\xea\x82\xa5\n\n",
+        b"\n\x00\x00\xea\x8a\x90\n\n\x02\n~~",
+        "SI\u{e9} x SIP/2.0\r\n\r\n".as_bytes(),
+        "INVITE sip:a@b SIP\u{e9}2.0\r\n\r\n".as_bytes(),
+    ];
+    for case in cases {
+        assert!(Message::parse(case).is_err());
+        let mut framer = StreamFramer::new();
+        framer.push(case);
+        assert!(framer.next_message().is_err());
+    }
+}
