@@ -207,7 +207,8 @@ async fn lock_account(conn: &mut Conn<'_>, account_id: i64) -> Result<(), StoreE
 }
 
 /// Balance, limits and open reservations of an account (counting those of the accounts it
-/// owns). Must run after [`lock_account`] in its own statement; see the module docs.
+/// owns). Must run after [`lock_account`] in its own statement; see the module docs. Each
+/// sum is split by column so it searches a partial index instead of scanning all open calls.
 async fn read_locked_account(
     conn: &mut Conn<'_>,
     account_id: i64,
@@ -216,11 +217,12 @@ async fn read_locked_account(
         "SELECT a.balance_micros, a.concurrency_limit, a.owner_account_id, a.status, a.currency, \
          a.tariff_id, \
          (SELECT CAST(COALESCE(SUM(r.amount_micros), 0) AS BIGINT) FROM reservations r \
-          WHERE r.state = 'open' AND (r.account_id = a.id OR r.owner_account_id = a.id)) \
-          AS reserved_micros, \
-         (SELECT COUNT(*) FROM reservations r \
-          WHERE r.state = 'open' AND (r.account_id = a.id OR r.owner_account_id = a.id)) \
-          AS open_calls \
+          WHERE r.state = 'open' AND r.account_id = a.id) \
+         + (SELECT CAST(COALESCE(SUM(r.amount_micros), 0) AS BIGINT) FROM reservations r \
+          WHERE r.state = 'open' AND r.owner_account_id = a.id) AS reserved_micros, \
+         (SELECT COUNT(*) FROM reservations r WHERE r.state = 'open' AND r.account_id = a.id) \
+         + (SELECT COUNT(*) FROM reservations r \
+          WHERE r.state = 'open' AND r.owner_account_id = a.id) AS open_calls \
          FROM accounts a WHERE a.id = $1",
     )
     .bind(account_id)

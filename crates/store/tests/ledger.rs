@@ -754,3 +754,37 @@ ledger_test!(tariff_import_handles_many_rows_in_batches, |store| {
     let rate = store.find_rate(tariff.id, &pin("1042421")).await.unwrap().unwrap();
     assert_eq!(rate.sell_rate_micros, 424_200);
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_sqlite_write_does_not_keep_the_file_locked() {
+    let database = common::TestDb::sqlite().await;
+    let store = &database.store;
+    let card = card_with(store, "565656", UNIT, 1).await;
+    // A second process-like store on the same file, with a short busy timeout.
+    let other = Store::open_with(
+        &database.url,
+        &StoreOptions {
+            sqlite_busy_timeout: std::time::Duration::from_millis(1_500),
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    for attempt in 0..3 {
+        let refused = store
+            .authorize(&format!("r{attempt}"), Payer::Card(card.id), NOW, hold(5 * UNIT))
+            .await;
+        assert!(matches!(refused, Err(StoreError::Refused(_))));
+        // The dropped transaction is rolled back promptly, so the other writer gets in.
+        let account = other
+            .create_account(&NewAccount::new("other", "EUR"), NOW)
+            .await
+            .unwrap();
+        other.recharge(account.id, UNIT, None, NOW).await.unwrap();
+    }
+    // And this store still writes normally.
+    store.recharge(card.account_id, UNIT, None, NOW).await.unwrap();
+    assert_eq!(store.balance(card.account_id).await.unwrap(), 2 * UNIT);
+    other.close().await;
+    database.finish().await;
+}
