@@ -296,7 +296,7 @@ impl Call {
             Input::Digit(digit) if matches!(digit, '0'..='9' | '*' | '#') => self.digit(digit, now),
             Input::Digit(_) => {}
             Input::PlaybackFinished { playback } => self.playback_finished(playback, now),
-            Input::CallerIdLookup(answer) => self.caller_id_looked_up(answer, now),
+            Input::CallerIdLookup(answer) => self.caller_id_looked_up(answer),
             Input::PinLookup(answer) => self.pin_looked_up(answer, now),
             Input::Authorized {
                 attempt,
@@ -413,7 +413,7 @@ impl Call {
         match &mut self.state {
             State::Welcome { playback, .. } if *playback == Some(finished) => {
                 *playback = None;
-                self.leave_welcome_when_ready(now);
+                self.leave_welcome_when_ready();
             }
             State::ChoosingLanguage(entry)
             | State::EnteringPin(entry)
@@ -434,7 +434,7 @@ impl Call {
         }
     }
 
-    fn caller_id_looked_up(&mut self, answer: CallerIdLookup, now: Instant) {
+    fn caller_id_looked_up(&mut self, answer: CallerIdLookup) {
         let State::Welcome { caller_lookup, .. } = &mut self.state else {
             return;
         };
@@ -448,11 +448,11 @@ impl Call {
             }
             CallerIdLookup::Found(_) | CallerIdLookup::NotRegistered => CallerLookupState::Declined,
         };
-        self.leave_welcome_when_ready(now);
+        self.leave_welcome_when_ready();
     }
 
     /// After the welcome has played and the caller-ID lookup has answered.
-    fn leave_welcome_when_ready(&mut self, now: Instant) {
+    fn leave_welcome_when_ready(&mut self) {
         let State::Welcome {
             playback: None,
             caller_lookup,
@@ -475,7 +475,7 @@ impl Call {
                 if preferred.is_none() && self.config.languages.len() > 1 {
                     self.offer_languages();
                 } else {
-                    self.after_authentication(now);
+                    self.after_authentication();
                 }
             }
             CallerLookupState::NotAsked | CallerLookupState::Declined => {
@@ -503,10 +503,10 @@ impl Call {
         self.state = State::ChoosingLanguage(Entry::new(playback, 1));
     }
 
-    fn language_chosen(&mut self, language: Language, now: Instant) {
+    fn language_chosen(&mut self, language: Language) {
         self.language = language;
         if self.account.is_some() {
-            self.after_authentication(now);
+            self.after_authentication();
         } else {
             self.ask_pin(&[]);
         }
@@ -520,7 +520,7 @@ impl Call {
         self.state = State::EnteringPin(Entry::new(playback, self.config.pin_max_length));
     }
 
-    fn after_authentication(&mut self, _now: Instant) {
+    fn after_authentication(&mut self) {
         let mut before = Vec::new();
         if self.config.announce_balance
             && let Some(account) = &self.account
@@ -593,7 +593,7 @@ impl Call {
                             .copied()
                             .find(|language| digits.starts_with(language.menu_digit()));
                         match chosen {
-                            Some(language) => self.language_chosen(language, now),
+                            Some(language) => self.language_chosen(language),
                             None => self.no_input(kind, now),
                         }
                     }
@@ -612,7 +612,7 @@ impl Call {
             (EntryKind::Language, true) => {
                 self.no_input = 0;
                 let language = self.config.default_language();
-                self.language_chosen(language, now);
+                self.language_chosen(language);
             }
             (EntryKind::Language, false) => self.offer_languages(),
             (_, true) => self.farewell(&[], DisconnectCause::NoInput, now),
@@ -655,7 +655,7 @@ impl Call {
             PinLookup::Found(account) => {
                 self.account = Some(account);
                 self.authenticated_by = Some(AuthMethod::Pin);
-                self.after_authentication(now);
+                self.after_authentication();
             }
             PinLookup::Rejected => self.pin_failed(now),
             PinLookup::LockedOut => self.farewell(&["locked_out"], DisconnectCause::LockedOut, now),
@@ -986,7 +986,7 @@ impl Call {
                 {
                     // A slow ledger must not strand the caller: fall back to the PIN.
                     *caller_lookup = CallerLookupState::Declined;
-                    self.leave_welcome_when_ready(now);
+                    self.leave_welcome_when_ready();
                 }
             }
             State::ChoosingLanguage(entry) => {
