@@ -7,9 +7,31 @@
 //! [`Call::poll_timeout`]. The engine knows nothing of SIP, RTP or the ledger: money crosses
 //! the boundary as integer micro-units, durations as milliseconds.
 //!
+//! # Driving a call (the shell's loop)
+//!
+//! 1. On the caller's INVITE: [`Call::new`] with the access number's [`IvrConfig`].
+//! 2. After every [`Call::handle_input`] or [`Call::handle_timeout`], drain
+//!    [`Call::poll_output`] until `None` and act on each output in order, then re-arm one timer
+//!    at [`Call::poll_timeout`] (`None`: no timer).
+//! 3. Answer requests with the matching input: `LookupByCallerId` → [`Input::CallerIdLookup`],
+//!    `LookupByPin` → [`Input::PinLookup`], `Authorize` → [`Input::Authorized`] or
+//!    [`Input::AuthorizationRefused`] (same attempt), `Play` → [`Input::PlaybackFinished`]
+//!    (not for a playback the engine stopped), `PlaceCall` → `CarrierTrying` per carrier
+//!    INVITE, then `CarrierProgress` / `CarrierAnswered` / `CarrierFailed` (with `failover`
+//!    while the route has more carriers) and later `CarrierHungUp`.
+//! 4. `Settle` comes exactly once for every `Authorize` (0 ms releases the reservation), then
+//!    that attempt's `AttemptRecord`. `CallRecord` is always the last output; after it
+//!    [`Call::is_finished`] is true and the call can be dropped.
+//!
+//! Late or foreign inputs (an answer for an attempt already cancelled, a 200 OK crossing our
+//! CANCEL) are ignored: the shell must still BYE a carrier leg that answers after
+//! `CancelCarrier`. The engine's own timers: first-digit and inter-digit timeouts, lookup and
+//! authorization timeouts (`request_timeout_ms`), no answer (`no_answer_timeout_ms`, restarted
+//! on failover), the credit warning and limit, and a guard on the goodbye prompt.
+//!
 //! ```
 //! use std::time::Instant;
-//! use talktime_engine::{Call, CallId, CallSetup, IvrConfig, Output};
+//! use talktime_engine::{Call, CallId, CallSetup, Input, IvrConfig, Output};
 //!
 //! let now = Instant::now();
 //! let mut call = Call::new(CallSetup {
@@ -21,7 +43,13 @@
 //! })
 //! .expect("the default IVR configuration is valid");
 //! assert_eq!(call.poll_output(), Some(Output::AnswerCaller));
+//! let Some(Output::Play { playback, .. }) = call.poll_output() else { unreachable!() };
+//! call.handle_input(Input::PlaybackFinished { playback }, now);
+//! // The PIN prompt follows the welcome.
 //! assert!(matches!(call.poll_output(), Some(Output::Play { .. })));
+//! call.handle_input(Input::CallerHungUp, now);
+//! assert!(matches!(call.poll_output(), Some(Output::CallRecord(_))));
+//! assert!(call.is_finished());
 //! ```
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]

@@ -1181,3 +1181,92 @@ fn carrier_hanging_up_during_the_warning_stops_it() {
     assert_eq!(call.call.poll_timeout(), None);
     assert_eq!(call.advance(2 * MINUTE), vec![]);
 }
+
+#[test]
+fn a_limit_shorter_than_the_warning_lead_has_no_warning() {
+    let mut call = authenticated_pin_call(1_000_000);
+    call.dial("5551234#");
+    let attempt = call.attempt();
+    let outputs = call.input(Input::Authorized {
+        attempt,
+        authorization: authorization(45 * SECOND, 45 * SECOND),
+    });
+    assert_eq!(
+        prompt_names(&outputs),
+        vec!["you_can_talk", "num_40", "num_5", "seconds"]
+    );
+    call.finish_prompt();
+    call.input(Input::CarrierAnswered { attempt });
+    let answered = call.elapsed();
+    let outputs = call.advance(MINUTE);
+    assert!(
+        !outputs
+            .iter()
+            .any(|output| matches!(output, Output::PlayTone { .. } | Output::Play { .. }))
+    );
+    assert_eq!(
+        call.times_of(|output| matches!(output, Output::HangUpCaller { .. })),
+        vec![answered + 45 * SECOND]
+    );
+    assert_eq!(
+        settlement(&outputs),
+        vec![(attempt, 45_000, DisconnectCause::CreditExhausted)]
+    );
+}
+
+#[test]
+fn a_slow_authorization_is_abandoned_and_released() {
+    let mut call = authenticated_pin_call(5_000_000);
+    call.dial("5551234#");
+    let attempt = call.attempt();
+    let outputs = call.advance(10 * SECOND);
+    assert_eq!(
+        settlement(&outputs),
+        vec![(attempt, 0, DisconnectCause::SystemError)]
+    );
+    assert_eq!(
+        prompt_names(&outputs),
+        vec!["call_failed", "enter_destination"]
+    );
+    // Its answer arriving afterwards changes nothing.
+    assert_eq!(
+        call.input(Input::Authorized {
+            attempt,
+            authorization: authorization(MINUTE, MINUTE),
+        }),
+        vec![]
+    );
+    assert_eq!(call.call.phase(), Phase::EnteringDestination);
+}
+
+#[test]
+fn media_inactive_during_the_ivr_hangs_up_without_charge() {
+    let mut call = call_in(Phase::Connecting, true);
+    let attempt = call.attempt();
+    let last_packet = call.now;
+    call.advance(30 * SECOND);
+    let outputs = call.input(Input::MediaInactive { last_packet });
+    let media_timeout = Release::from(DisconnectCause::MediaTimeout);
+    assert_eq!(
+        outputs[..3],
+        [
+            Output::Unbridge { attempt },
+            Output::CancelCarrier {
+                attempt,
+                release: media_timeout.clone()
+            },
+            Output::HangUpCaller {
+                release: media_timeout
+            },
+        ]
+    );
+    assert_eq!(
+        settlement(&outputs),
+        vec![(attempt, 0, DisconnectCause::MediaTimeout)]
+    );
+    let Some(Output::CallRecord(record)) = outputs.last() else {
+        panic!("{outputs:?}")
+    };
+    assert_eq!(record.cause, DisconnectCause::MediaTimeout);
+    assert_eq!(record.q850, 102);
+}
