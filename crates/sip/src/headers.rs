@@ -17,11 +17,20 @@ macro_rules! known_headers {
         /// (canonical long name, comma-separated list allowed), indexed by id.
         const TABLE: &[(&str, bool)] = &[("", false), $( ($long, $list), )+];
 
+        /// Every accepted spelling (lower case) with its id.
+        const ALIASES: &[(&[u8], u8)] = &[ $( $( ($alias, $num), )+ )+ ];
+
+        /// A length and first-byte check rejects almost every alias before comparing bytes.
         fn lookup_lowercase(lower: &[u8]) -> u8 {
-            match lower {
-                $( $($alias)|+ => $num, )+
-                _ => 0,
-            }
+            let Some(&first) = lower.first() else {
+                return 0;
+            };
+            ALIASES
+                .iter()
+                .find(|(alias, _)| {
+                    alias.len() == lower.len() && alias.first() == Some(&first) && *alias == lower
+                })
+                .map_or(0, |(_, known)| *known)
         }
     };
 }

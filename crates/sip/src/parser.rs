@@ -86,7 +86,7 @@ pub(crate) fn split_unquoted(text: &str, separator: u8) -> impl Iterator<Item = 
 /// Accepts CRLF and, leniently, bare LF line endings.
 pub(crate) fn find_head_end(data: &[u8], from: usize) -> Option<(usize, usize)> {
     let mut index = from.min(data.len());
-    while let Some(offset) = data[index..].iter().position(|&b| b == b'\n') {
+    while let Some(offset) = find_byte(&data[index..], b'\n') {
         let newline = index + offset;
         match data.get(newline + 1) {
             Some(b'\n') => return Some((newline + 1, newline + 2)),
@@ -119,58 +119,122 @@ pub(crate) enum StartLine {
     Response(u16, String),
 }
 
+/// One line of the header section: its bytes (without CR LF) and its first colon.
+#[derive(Clone, Copy)]
+struct Line {
+    start: usize,
+    end: usize,
+    colon: Option<usize>,
+}
+
+/// Splits the header section into lines in a single pass over the bytes.
+/// Returns the lines, where the head ends (start of the blank line) and where the body starts;
+/// `None` if the blank line has not arrived yet.
+fn scan_lines(data: &[u8]) -> Option<(Vec<Line>, usize, usize)> {
+    let mut lines = Vec::with_capacity(24);
+    let mut start = 0;
+    loop {
+        let newline = start + find_byte(data.get(start..)?, b'\n')?;
+        let end = if newline > start && data[newline - 1] == b'\r' {
+            newline - 1
+        } else {
+            newline
+        };
+        if end == start {
+            return Some((lines, start, newline + 1));
+        }
+        // Only a header line's first colon matters; names are short, so this scan is too.
+        let colon = if is_wsp(data[start]) {
+            None
+        } else {
+            data[start..end]
+                .iter()
+                .position(|&byte| byte == b':')
+                .map(|offset| start + offset)
+        };
+        lines.push(Line { start, end, colon });
+        start = newline + 1;
+    }
+}
+
+/// The first `needle` in `haystack`, eight bytes at a time (SWAR): a byte equal to the needle
+/// becomes zero after the XOR, and `(x - 0x01..) & !x & 0x80..` flags the lowest zero byte.
+pub(crate) fn find_byte(haystack: &[u8], needle: u8) -> Option<usize> {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let pattern = LOW * u64::from(needle);
+    let mut chunks = haystack.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let Ok(bytes) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let word = u64::from_le_bytes(bytes) ^ pattern;
+        let found = word.wrapping_sub(LOW) & !word & HIGH;
+        if found != 0 {
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&byte| byte == needle)
+        .map(|position| offset + position)
+}
+
+fn is_wsp(byte: u8) -> bool {
+    byte == b' ' || byte == b'\t'
+}
+
 /// Parses the start line and headers; `data` must already have leading CRLFs removed.
 /// Returns `Ok(None)` if the header section is not yet complete.
 pub(crate) fn parse_head(data: &[u8]) -> Result<Option<Head>, ParseError> {
-    let Some((head_end, body_start)) = find_head_end(data, 0) else {
+    let Some((lines, head_end, body_start)) = scan_lines(data) else {
         return Ok(None);
     };
     let head = std::str::from_utf8(&data[..head_end]).map_err(|_| ParseError::Utf8)?;
-    let mut lines = head.split('\n');
-    let start_line = lines.next().ok_or(ParseError::Empty)?;
-    let start_line = start_line.strip_suffix('\r').unwrap_or(start_line);
-    let start = parse_start_line(start_line)?;
+    let bytes = head.as_bytes();
+    let first = lines.first().ok_or(ParseError::Empty)?;
+    let start = parse_start_line(&head[first.start..first.end])?;
 
-    let mut headers = Headers::with_text(head.to_owned(), 16);
-    let mut current: Option<(usize, usize, usize, bool)> = None; // name start, name end, value start, folded
-    let mut value_end = 0;
-    let mut offset =
-        start_line.len() + 1 + usize::from(head.as_bytes().get(start_line.len()) == Some(&b'\r'));
+    let mut headers = Headers::with_text(head.to_owned(), lines.len());
+    // (name start, name end, value start, value end, folded) of the header being read.
+    let mut current: Option<(usize, usize, usize, usize, bool)> = None;
     let mut folded_entries = Vec::new();
-    for raw_line in lines {
-        let line_start = offset;
-        offset += raw_line.len() + 1;
-        let line = raw_line.strip_suffix('\r').unwrap_or(raw_line);
-        if line.is_empty() {
-            continue;
-        }
-        if line.starts_with([' ', '\t']) {
+    for line in &lines[1..] {
+        if is_wsp(bytes[line.start]) {
             // Continuation line (LWS folding): extends the current value.
             let Some(current) = current.as_mut() else {
                 return Err(ParseError::HeaderLine);
             };
-            if !trim_lws(line).is_empty() {
-                value_end = line_start + line.trim_end_matches([' ', '\t']).len();
-                current.3 = true;
+            let end = trim_end_wsp(bytes, line.start, line.end);
+            if end > line.start && !trim_lws(&head[line.start..end]).is_empty() {
+                current.3 = end;
+                current.4 = true;
             }
             continue;
         }
         if let Some(done) = current.take() {
-            finish_header(&mut headers, &mut folded_entries, done, value_end);
+            finish_header(&mut headers, &mut folded_entries, done);
         }
-        let colon = line.find(':').ok_or(ParseError::HeaderLine)?;
-        let name = line[..colon].trim_end_matches([' ', '\t']);
-        if !is_token(name) {
+        let colon = line
+            .colon
+            .filter(|colon| *colon < line.end)
+            .ok_or(ParseError::HeaderLine)?;
+        let name_end = trim_end_wsp(bytes, line.start, colon);
+        if !is_token(&head[line.start..name_end]) {
             return Err(ParseError::HeaderLine);
         }
-        let value_part = &line[colon + 1..];
-        let leading = value_part.len() - value_part.trim_start_matches([' ', '\t']).len();
-        let value_start = line_start + colon + 1 + leading;
-        value_end = (line_start + line.trim_end_matches([' ', '\t']).len()).max(value_start);
-        current = Some((line_start, line_start + name.len(), value_start, false));
+        let mut value_start = colon + 1;
+        while value_start < line.end && is_wsp(bytes[value_start]) {
+            value_start += 1;
+        }
+        let value_end = trim_end_wsp(bytes, value_start, line.end);
+        current = Some((line.start, name_end, value_start, value_end, false));
     }
     if let Some(done) = current.take() {
-        finish_header(&mut headers, &mut folded_entries, done, value_end);
+        finish_header(&mut headers, &mut folded_entries, done);
     }
     for (index, range) in folded_entries {
         let unfolded = unfold(&headers.text()[range]);
@@ -186,19 +250,23 @@ pub(crate) fn parse_head(data: &[u8]) -> Result<Option<Head>, ParseError> {
     }))
 }
 
+/// The end of `bytes[start..end]` without trailing spaces and tabs.
+fn trim_end_wsp(bytes: &[u8], start: usize, mut end: usize) -> usize {
+    while end > start && is_wsp(bytes[end - 1]) {
+        end -= 1;
+    }
+    end
+}
+
 fn finish_header(
     headers: &mut Headers,
     folded: &mut Vec<(usize, std::ops::Range<usize>)>,
-    (name_start, name_end, value_start, is_folded): (usize, usize, usize, bool),
-    value_end: usize,
+    (name_start, name_end, value_start, value_end, is_folded): (usize, usize, usize, usize, bool),
 ) {
     if is_folded {
         folded.push((headers.len(), value_start..value_end));
     }
-    headers.push_range(
-        name_start..name_end,
-        value_start..value_end.max(value_start),
-    );
+    headers.push_range(name_start..name_end, value_start..value_end);
 }
 
 /// Replaces each run of linear whitespace containing a line break by one space.
@@ -364,6 +432,19 @@ mod tests {
         assert_eq!(unfold("a,\r\n  b"), "a, b");
         assert_eq!(unfold("a  b"), "a  b");
         assert_eq!(unfold("a \r\n\tb \r\n c"), "a b c");
+    }
+
+    #[test]
+    fn find_byte_matches_a_plain_search() {
+        let text = b"abc:defghijklmnop\nqrstuvwxyz:0123456789\n\x0a\xff\n";
+        for start in 0..text.len() {
+            for needle in [b'\n', b':', b'z', b'\xff', b'#'] {
+                let haystack = &text[start..];
+                let expected = haystack.iter().position(|&b| b == needle);
+                assert_eq!(find_byte(haystack, needle), expected, "{start} {needle}");
+            }
+        }
+        assert_eq!(find_byte(b"", b'a'), None);
     }
 
     #[test]

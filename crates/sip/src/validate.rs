@@ -65,10 +65,9 @@ impl Request {
     /// method matches the request method; Max-Forwards, Content-Length, Content-Type,
     /// Contact, Route and Record-Route parse when present.
     pub fn validate(&self) -> Result<(), ParseError> {
-        if self.headers.get("Via").is_none() {
+        if self.via()?.is_empty() {
             return Err(ParseError::MissingHeader("Via"));
         }
-        self.via()?;
         self.from()?;
         self.to()?;
         self.call_id()?;
@@ -97,8 +96,9 @@ impl Request {
 impl Response {
     /// Syntax checks a UAC makes on a received response: Via, From, To, Call-ID, CSeq.
     pub fn validate(&self) -> Result<(), ParseError> {
-        self.top_via()?;
-        self.via()?;
+        if self.via()?.is_empty() {
+            return Err(ParseError::MissingHeader("Via"));
+        }
         self.from()?;
         self.to()?;
         self.call_id()?;
