@@ -1188,6 +1188,7 @@ impl Call {
                 .authorization
                 .as_ref()
                 .map_or(0, |authorization| authorization.reserved_micros),
+            currency: attempt.account.currency,
             sip_status: attempt.sip_status,
             q850: cause.q850(),
             hung_up_by: by,

@@ -319,6 +319,8 @@ pub struct AttemptRecord {
     pub duration_ms: u64,
     pub limit_ms: Option<u64>,
     pub reserved_micros: i64,
+    /// The account's currency (ISO 4217), for `reserved_micros`.
+    pub currency: String,
     /// The carrier's final SIP status for the attempt, if it got that far.
     pub sip_status: Option<u16>,
     pub q850: u8,

@@ -164,6 +164,8 @@ fn a_whole_pin_call() {
     );
     assert_eq!(record.duration_ms, 300_000);
     assert_eq!(record.limit_ms, Some(2_070_000));
+    assert_eq!(record.reserved_micros, 3_450_000);
+    assert_eq!(record.currency, "USD");
     assert_eq!(record.sip_status, Some(200));
     assert_eq!(record.hung_up_by, Party::Carrier);
     assert_eq!(record.q850, 16);
