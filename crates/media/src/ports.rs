@@ -1,0 +1,86 @@
+//! RTP port bookkeeping over a configured range: even RTP ports, RTCP on the next odd port.
+
+/// An allocated RTP/RTCP pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PortPair {
+    pub rtp: u16,
+    pub rtcp: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    #[error("port range {first}..={last} holds no even/odd pair")]
+    EmptyRange { first: u16, last: u16 },
+    #[error("all {0} RTP port pairs are in use")]
+    Exhausted(usize),
+    #[error("port {0} was not allocated")]
+    NotAllocated(u16),
+}
+
+/// Hands out port pairs round-robin (so a just-freed port is not reused at once and late packets
+/// of an old call do not land in a new one).
+#[derive(Debug, Clone)]
+pub struct PortAllocator {
+    first_even: u16,
+    in_use: Vec<bool>,
+    used: usize,
+    cursor: usize,
+}
+
+impl PortAllocator {
+    /// A range such as 10000..=20000; odd starts are rounded up, an RTP port at the end of
+    /// the range without room for RTCP is skipped.
+    pub fn new(first: u16, last: u16) -> Result<Self, PortError> {
+        let first_even = first.checked_add(first % 2).filter(|p| *p < last);
+        let Some(first_even) = first_even else {
+            return Err(PortError::EmptyRange { first, last });
+        };
+        let pairs = usize::from((last - first_even + 1) / 2);
+        Ok(Self {
+            first_even,
+            in_use: vec![false; pairs],
+            used: 0,
+            cursor: 0,
+        })
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.in_use.len()
+    }
+
+    pub fn in_use(&self) -> usize {
+        self.used
+    }
+
+    pub fn allocate(&mut self) -> Result<PortPair, PortError> {
+        let pairs = self.in_use.len();
+        for step in 0..pairs {
+            let index = (self.cursor + step) % pairs;
+            if !self.in_use[index] {
+                self.in_use[index] = true;
+                self.used += 1;
+                self.cursor = (index + 1) % pairs;
+                let rtp = self.port_at(index);
+                return Ok(PortPair { rtp, rtcp: rtp + 1 });
+            }
+        }
+        Err(PortError::Exhausted(pairs))
+    }
+
+    pub fn release(&mut self, rtp: u16) -> Result<(), PortError> {
+        let index = rtp
+            .checked_sub(self.first_even)
+            .filter(|offset| offset % 2 == 0)
+            .map(|offset| usize::from(offset / 2))
+            .filter(|index| self.in_use.get(*index) == Some(&true))
+            .ok_or(PortError::NotAllocated(rtp))?;
+        self.in_use[index] = false;
+        self.used -= 1;
+        Ok(())
+    }
+
+    fn port_at(&self, index: usize) -> u16 {
+        // index < pairs, which was derived from a u16 span, so this fits.
+        self.first_even + (index as u16) * 2
+    }
+}
