@@ -2,6 +2,8 @@
 //! import, on SQLite and PostgreSQL. Run with `cargo bench -p talktime-store --bench ledger`.
 //! PostgreSQL must be reachable (TALKTIME_TEST_POSTGRES_URL, default 127.0.0.1:5432/test).
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 

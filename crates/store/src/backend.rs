@@ -9,7 +9,8 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{
-    ConnectOptions, PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction,
+    ConnectOptions, PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool,
+    Transaction,
 };
 
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -109,7 +110,9 @@ impl WriterTurn {
     async fn take(writer: &Arc<Mutex<SqliteWriter>>) -> Result<WriterTurn, StoreError> {
         let mut guard = writer.clone().lock_owned().await;
         if guard.in_transaction {
-            sqlx::query("ROLLBACK").execute(&mut guard.connection).await?;
+            sqlx::query("ROLLBACK")
+                .execute(&mut guard.connection)
+                .await?;
             guard.in_transaction = false;
         }
         Ok(WriterTurn(guard))
@@ -134,9 +137,9 @@ impl Drop for WriterTurn {
 impl Held {
     pub(crate) fn conn(&mut self) -> Conn<'_> {
         match self {
-            Held::Sqlite(connection) => Conn::Sqlite(&mut **connection),
+            Held::Sqlite(connection) => Conn::Sqlite(connection),
             Held::SqliteWriter(turn) => Conn::Sqlite(&mut turn.0.connection),
-            Held::Postgres(connection) => Conn::Postgres(&mut **connection),
+            Held::Postgres(connection) => Conn::Postgres(connection),
         }
     }
 }
@@ -153,14 +156,16 @@ impl WriteTx {
     pub(crate) fn conn(&mut self) -> Conn<'_> {
         match self {
             WriteTx::Sqlite(turn) => Conn::Sqlite(&mut turn.0.connection),
-            WriteTx::Postgres(transaction) => Conn::Postgres(&mut **transaction),
+            WriteTx::Postgres(transaction) => Conn::Postgres(transaction),
         }
     }
 
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
         match self {
             WriteTx::Sqlite(mut turn) => {
-                sqlx::query("COMMIT").execute(&mut turn.0.connection).await?;
+                sqlx::query("COMMIT")
+                    .execute(&mut turn.0.connection)
+                    .await?;
                 turn.0.in_transaction = false;
             }
             WriteTx::Postgres(transaction) => transaction.commit().await?,
@@ -309,15 +314,13 @@ impl Store {
     pub async fn schema_columns(&self) -> Result<Vec<(String, String, String)>, StoreError> {
         let mut held = self.acquire().await?;
         let rows: Vec<(String, String, String)> = match held.conn() {
-            Conn::Sqlite(c) => {
-                sqlx::query_as(
-                    "SELECT m.name, p.name, p.type FROM sqlite_master m, pragma_table_info(m.name) p \
+            Conn::Sqlite(c) => sqlx::query_as(
+                "SELECT m.name, p.name, p.type FROM sqlite_master m, pragma_table_info(m.name) p \
                      WHERE m.type = 'table' AND m.name NOT LIKE '\\_sqlx%' ESCAPE '\\' \
                      AND m.name NOT LIKE 'sqlite%'",
-                )
-                .fetch_all(&mut *c)
-                .await?
-            }
+            )
+            .fetch_all(&mut *c)
+            .await?,
             Conn::Postgres(c) => {
                 sqlx::query_as(
                     "SELECT table_name::TEXT, column_name::TEXT, data_type::TEXT \

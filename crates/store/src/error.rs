@@ -78,7 +78,9 @@ pub enum StoreError {
         state: String,
     },
     /// A second settle for one call with a different amount; nothing was charged by it.
-    #[error("call already settled for {charged_micros} micros; refusing a second charge of {requested_micros}")]
+    #[error(
+        "call already settled for {charged_micros} micros; refusing a second charge of {requested_micros}"
+    )]
     SettleConflict {
         /// What the first settle charged.
         charged_micros: i64,

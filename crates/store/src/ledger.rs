@@ -5,9 +5,8 @@ use talktime_pii::Pii;
 use crate::backend::{Conn, Store, with_conn};
 use crate::error::StoreError;
 use crate::model::{
-    Account, AccountStatus, BalanceMismatch, CallerIdMatch, Card, CardKind, CardStatus,
-    ExpiryRule, LedgerEntry, LockoutPolicy, NewAccount, NewCard, PinFailureState,
-    TransactionKind,
+    Account, AccountStatus, BalanceMismatch, CallerIdMatch, Card, CardKind, CardStatus, ExpiryRule,
+    LedgerEntry, LockoutPolicy, NewAccount, NewCard, PinFailureState, TransactionKind,
 };
 
 /// The largest single amount the ledger accepts: a billion currency units. Keeps sums far
@@ -44,7 +43,6 @@ impl AccountRow {
         })
     }
 }
-
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct CardRow {
@@ -92,6 +90,9 @@ struct EntryRow {
     reference: Option<String>,
     created_at_ms: i64,
 }
+
+/// account id, balance, threshold, status, card id, card status.
+type CallerIdRow = (i64, i64, i64, String, Option<i64>, Option<String>);
 
 /// One balance change to post inside a write transaction.
 pub(crate) struct Posting<'a> {
@@ -370,7 +371,11 @@ impl Store {
     }
 
     /// Blocks or unblocks a card (`Blocked`/`Active`), or marks it expired.
-    pub async fn set_card_status(&self, card_id: i64, status: CardStatus) -> Result<(), StoreError> {
+    pub async fn set_card_status(
+        &self,
+        card_id: i64,
+        status: CardStatus,
+    ) -> Result<(), StoreError> {
         let mut held = self.acquire_for_write().await?;
         let mut conn = held.conn();
         let result = with_conn!(&mut conn, c => sqlx::query(
@@ -662,8 +667,7 @@ impl Store {
     ) -> Result<Option<CallerIdMatch>, StoreError> {
         let mut held = self.acquire().await?;
         let mut conn = held.conn();
-        let row: Option<(i64, i64, i64, String, Option<i64>, Option<String>)> =
-            with_conn!(&mut conn, c => sqlx::query_as(
+        let row: Option<CallerIdRow> = with_conn!(&mut conn, c => sqlx::query_as(
                 "SELECT a.id, a.balance_micros, a.caller_id_min_balance_micros, a.status, \
                  cards.id, cards.status \
                  FROM caller_ids n JOIN accounts a ON a.id = n.account_id \

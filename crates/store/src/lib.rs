@@ -38,9 +38,9 @@ pub use cdr::Cdr;
 pub use error::StoreError;
 pub use ledger::MAX_AMOUNT_MICROS;
 pub use model::{
-    Account, AccountStatus, BalanceMismatch, CallerIdMatch, Card, CardKind, CardStatus,
-    ExpiryRule, LedgerEntry, LockoutPolicy, MICROS_PER_UNIT, NewAccount, NewCard,
-    PinFailureState, Rate, ReservationState, Tariff, TransactionKind,
+    Account, AccountStatus, BalanceMismatch, CallerIdMatch, Card, CardKind, CardStatus, ExpiryRule,
+    LedgerEntry, LockoutPolicy, MICROS_PER_UNIT, NewAccount, NewCard, PinFailureState, Rate,
+    ReservationState, Tariff, TransactionKind,
 };
 pub use money::{DecimalError, MAX_FRACTION_DIGITS, format_micros, parse_micros};
 pub use reservation::{

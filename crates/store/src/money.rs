@@ -99,12 +99,30 @@ mod tests {
     #[test]
     fn rejects_what_is_not_an_exact_decimal() {
         assert_eq!(parse_micros(""), Err(DecimalError::Empty));
-        assert!(matches!(parse_micros("1."), Err(DecimalError::NotADecimal(_))));
-        assert!(matches!(parse_micros(".5"), Err(DecimalError::NotADecimal(_))));
-        assert!(matches!(parse_micros("1,5"), Err(DecimalError::NotADecimal(_))));
-        assert!(matches!(parse_micros("1e3"), Err(DecimalError::NotADecimal(_))));
-        assert!(matches!(parse_micros("+1"), Err(DecimalError::NotADecimal(_))));
-        assert!(matches!(parse_micros("--1"), Err(DecimalError::NotADecimal(_))));
+        assert!(matches!(
+            parse_micros("1."),
+            Err(DecimalError::NotADecimal(_))
+        ));
+        assert!(matches!(
+            parse_micros(".5"),
+            Err(DecimalError::NotADecimal(_))
+        ));
+        assert!(matches!(
+            parse_micros("1,5"),
+            Err(DecimalError::NotADecimal(_))
+        ));
+        assert!(matches!(
+            parse_micros("1e3"),
+            Err(DecimalError::NotADecimal(_))
+        ));
+        assert!(matches!(
+            parse_micros("+1"),
+            Err(DecimalError::NotADecimal(_))
+        ));
+        assert!(matches!(
+            parse_micros("--1"),
+            Err(DecimalError::NotADecimal(_))
+        ));
         assert_eq!(
             parse_micros("0.0000001"),
             Err(DecimalError::TooPrecise("0.0000001".into()))

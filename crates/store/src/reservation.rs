@@ -364,7 +364,6 @@ impl Store {
         .fetch_optional(&mut **c)
         .await)?;
         let Some((account_id, owner_account_id)) = claimed else {
-            drop(conn);
             drop(transaction);
             return self.settle_again(call_id, actual_cost_micros).await;
         };
@@ -530,7 +529,9 @@ impl Store {
                 },
                 (_, total) => match self.settle(&call_id, total, &[], now_ms).await {
                     Ok(_) => report.settled.push((call_id, total)),
-                    Err(StoreError::ReservationClosed { .. } | StoreError::SettleConflict { .. }) => {}
+                    Err(
+                        StoreError::ReservationClosed { .. } | StoreError::SettleConflict { .. },
+                    ) => {}
                     Err(error) => return Err(error),
                 },
             }

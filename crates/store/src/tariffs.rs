@@ -9,8 +9,8 @@ use talktime_pii::Pii;
 
 use crate::backend::{Conn, Store, WriteTx, with_conn};
 use crate::error::StoreError;
-use crate::money::parse_micros;
 use crate::model::{Rate, Tariff};
+use crate::money::parse_micros;
 
 /// Columns of a tariff CSV, in the documented order (the header may order them differently).
 pub const TARIFF_CSV_COLUMNS: [&str; 7] = [
@@ -163,7 +163,15 @@ fn parse_rate_row(
             .ok_or_else(|| error(name, format!("missing ({} of 7 fields)", record.len())))?
             .trim();
     }
-    let [prefix, description, sell, buy, initial_block, increment, fee] = fields;
+    let [
+        prefix,
+        description,
+        sell,
+        buy,
+        initial_block,
+        increment,
+        fee,
+    ] = fields;
     if prefix.is_empty() {
         return Err(error("prefix", "empty".to_owned()));
     }
@@ -177,8 +185,14 @@ fn parse_rate_row(
     };
     let seconds = |column: &'static str, text: &str, minimum: i64| match text.parse::<i64>() {
         Ok(value) if (minimum..=86_400).contains(&value) => Ok(value),
-        Ok(value) => Err(error(column, format!("{value} is outside {minimum}..=86400"))),
-        Err(_) => Err(error(column, format!("{text:?} is not a whole number of seconds"))),
+        Ok(value) => Err(error(
+            column,
+            format!("{value} is outside {minimum}..=86400"),
+        )),
+        Err(_) => Err(error(
+            column,
+            format!("{text:?} is not a whole number of seconds"),
+        )),
     };
     Ok(Rate {
         tariff_id,

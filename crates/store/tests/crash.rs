@@ -3,6 +3,8 @@
 //! Runs on SQLite and PostgreSQL, with and without a CDR written before the crash.
 //! `harness = false`: `main` is either the parent or the child.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 mod common;
 
 use std::io::{BufRead, BufReader};
@@ -57,7 +59,10 @@ async fn child(url: &str) {
         .await
         .expect("child reserves");
     if std::env::var(CHILD_CDR).is_ok() {
-        store.write_cdr(&cdr(card_id), NOW + 60_000).await.expect("child writes the CDR");
+        store
+            .write_cdr(&cdr(card_id), NOW + 60_000)
+            .await
+            .expect("child writes the CDR");
     }
     println!("reserved");
     loop {
@@ -98,7 +103,10 @@ async fn parent(postgres: bool, with_cdr: bool) {
     };
     let store = &database.store;
     let card = store
-        .create_card(&NewCard::new(Pii::new("5150515".into()), "EUR", 10 * UNIT), NOW)
+        .create_card(
+            &NewCard::new(Pii::new("5150515".into()), "EUR", 10 * UNIT),
+            NOW,
+        )
         .await
         .expect("card");
 
@@ -121,13 +129,27 @@ async fn parent(postgres: bool, with_cdr: bool) {
     let status = child.wait().expect("reap child");
     assert!(!status.success(), "the child was killed, not finished");
 
-    let stale = store.reservation(CALL_ID).await.unwrap().expect("reservation");
+    let stale = store
+        .reservation(CALL_ID)
+        .await
+        .unwrap()
+        .expect("reservation");
     assert_eq!(stale.state, ReservationState::Open);
     assert_eq!(store.balance(card.account_id).await.unwrap(), 10 * UNIT);
 
     let report = store.reconcile(NOW + 1, NOW + 120_000).await.unwrap();
-    let after = store.reservation(CALL_ID).await.unwrap().expect("reservation");
-    assert!(store.open_reservations(card.account_id).await.unwrap().is_empty());
+    let after = store
+        .reservation(CALL_ID)
+        .await
+        .unwrap()
+        .expect("reservation");
+    assert!(
+        store
+            .open_reservations(card.account_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     if with_cdr {
         assert_eq!(report.settled, vec![(CALL_ID.to_owned(), CDR_TOTAL)]);
         assert!(report.released.is_empty());

@@ -1,5 +1,7 @@
 //! Ledger behaviour, every test on both SQLite and PostgreSQL.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 mod common;
 
 use std::sync::Arc;
@@ -129,12 +131,22 @@ ledger_test!(credit_for_one_call_admits_exactly_one_of_100, |store| {
     for result in &results {
         if let Err(error) = result {
             assert!(
-                matches!(error, StoreError::Refused(Refusal::InsufficientCredit { .. })),
+                matches!(
+                    error,
+                    StoreError::Refused(Refusal::InsufficientCredit { .. })
+                ),
                 "{error}"
             );
         }
     }
-    assert_eq!(store.open_reservations(card.account_id).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .open_reservations(card.account_id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 });
 
 ledger_test!(a_card_carries_one_call_at_a_time, |store| {
@@ -158,12 +170,19 @@ ledger_test!(shared_account_limit_of_three, |store| {
     let mut shared = NewAccount::new("office", "EUR");
     shared.concurrency_limit = 3;
     let account = store.create_account(&shared, NOW).await.unwrap();
-    store.recharge(account.id, 1_000 * UNIT, None, NOW).await.unwrap();
+    store
+        .recharge(account.id, 1_000 * UNIT, None, NOW)
+        .await
+        .unwrap();
     let results = authorize_in_parallel(store, Payer::Account(account.id), 100, UNIT).await;
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 3);
     assert_eq!(store.open_reservations(account.id).await.unwrap().len(), 3);
     let balance = store.balance(account.id).await.unwrap();
-    assert_eq!(balance, 1_000 * UNIT, "holding credit does not change the balance");
+    assert_eq!(
+        balance,
+        1_000 * UNIT,
+        "holding credit does not change the balance"
+    );
 });
 
 ledger_test!(owner_balance_bounds_the_card_and_pays_too, |store| {
@@ -194,7 +213,10 @@ ledger_test!(owner_balance_bounds_the_card_and_pays_too, |store| {
     let refused = store
         .authorize("c2", Payer::Account(owner.id), NOW, hold(UNIT))
         .await;
-    assert!(matches!(refused, Err(StoreError::Refused(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(StoreError::Refused(_))),
+        "{refused:?}"
+    );
     store.settle("c1", 4 * UNIT, &[], NOW).await.unwrap();
     assert_eq!(store.balance(card.account_id).await.unwrap(), 6 * UNIT);
     assert_eq!(store.balance(owner.id).await.unwrap(), UNIT);
@@ -222,7 +244,10 @@ ledger_test!(the_same_settle_twice_charges_once, |store| {
             charged_micros: 1_234_567
         }
     );
-    assert_eq!(store.balance(card.account_id).await.unwrap(), 10 * UNIT - 1_234_567);
+    assert_eq!(
+        store.balance(card.account_id).await.unwrap(),
+        10 * UNIT - 1_234_567
+    );
     let charges = store
         .transactions(card.account_id)
         .await
@@ -267,7 +292,10 @@ ledger_test!(two_different_settles_charge_once, |store| {
         match task.await.unwrap() {
             Ok(SettleOutcome::Charged { charged_micros, .. }) => charged.push(charged_micros),
             Ok(other) => panic!("unexpected {other:?}"),
-            Err(error) => assert!(matches!(error, StoreError::SettleConflict { .. }), "{error}"),
+            Err(error) => assert!(
+                matches!(error, StoreError::SettleConflict { .. }),
+                "{error}"
+            ),
         }
     }
     assert_eq!(charged.len(), 1);
@@ -284,7 +312,10 @@ ledger_test!(release_and_settle_exclude_each_other, |store| {
         .authorize("r", Payer::Card(card.id), NOW, hold(UNIT))
         .await
         .unwrap();
-    assert_eq!(store.release("r", NOW).await.unwrap(), ReleaseOutcome::Released);
+    assert_eq!(
+        store.release("r", NOW).await.unwrap(),
+        ReleaseOutcome::Released
+    );
     assert_eq!(
         store.release("r", NOW).await.unwrap(),
         ReleaseOutcome::AlreadyReleased
@@ -311,7 +342,9 @@ ledger_test!(release_and_settle_exclude_each_other, |store| {
         Err(StoreError::UnknownCall)
     ));
     assert!(matches!(
-        store.authorize("s", Payer::Card(card.id), NOW, hold(UNIT)).await,
+        store
+            .authorize("s", Payer::Card(card.id), NOW, hold(UNIT))
+            .await,
         Err(StoreError::CallIdInUse)
     ));
     assert_eq!(store.balance(card.account_id).await.unwrap(), 10 * UNIT - 1);
@@ -351,7 +384,11 @@ ledger_test!(card_life_cycle, |store| {
     };
     let card = store.create_card(&new_card, NOW).await.unwrap();
     assert!(!format!("{card:?}").contains("8080808080"));
-    let found = store.card_by_pin(&pin("8080808080")).await.unwrap().unwrap();
+    let found = store
+        .card_by_pin(&pin("8080808080"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found, card);
     assert!(store.card_by_pin(&pin("0000")).await.unwrap().is_none());
     assert!(matches!(
@@ -362,8 +399,18 @@ ledger_test!(card_life_cycle, |store| {
         store.recharge(card.account_id, UNIT, None, NOW).await,
         Err(StoreError::DisposableCard { .. })
     ));
-    assert!(store.activate_card(card.id, 250_000, NOW + 10).await.unwrap());
-    assert!(!store.activate_card(card.id, 250_000, NOW + 20).await.unwrap());
+    assert!(
+        store
+            .activate_card(card.id, 250_000, NOW + 10)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .activate_card(card.id, 250_000, NOW + 20)
+            .await
+            .unwrap()
+    );
     assert_eq!(store.balance(card.account_id).await.unwrap(), 4_750_000);
     let activated = store.card(card.id).await.unwrap();
     assert_eq!(activated.status, CardStatus::Active);
@@ -375,11 +422,16 @@ ledger_test!(card_life_cycle, |store| {
         .unwrap();
     store.release("in-time", NOW + 600).await.unwrap();
     assert!(matches!(
-        store.authorize("late", Payer::Card(card.id), NOW + 1_010, hold(UNIT)).await,
+        store
+            .authorize("late", Payer::Card(card.id), NOW + 1_010, hold(UNIT))
+            .await,
         Err(StoreError::NotUsable { .. })
     ));
     assert_eq!(store.expire_cards(NOW + 1_010).await.unwrap(), 1);
-    assert_eq!(store.card(card.id).await.unwrap().status, CardStatus::Expired);
+    assert_eq!(
+        store.card(card.id).await.unwrap().status,
+        CardStatus::Expired
+    );
     assert_eq!(store.expire_cards(NOW + 2_000).await.unwrap(), 0);
     store
         .charge_maintenance(card.account_id, 100_000, Some("monthly"), NOW + 2_000)
@@ -402,9 +454,14 @@ ledger_test!(card_life_cycle, |store| {
     );
     // Blocked cards are refused.
     let other = card_with(store, "9090909090", UNIT, 1).await;
-    store.set_card_status(other.id, CardStatus::Blocked).await.unwrap();
+    store
+        .set_card_status(other.id, CardStatus::Blocked)
+        .await
+        .unwrap();
     assert!(matches!(
-        store.authorize("blocked", Payer::Card(other.id), NOW, hold(1)).await,
+        store
+            .authorize("blocked", Payer::Card(other.id), NOW, hold(1))
+            .await,
         Err(StoreError::NotUsable { .. })
     ));
 });
@@ -414,9 +471,24 @@ ledger_test!(money_operations_post_rows, |store| {
         .create_account(&NewAccount::new("a", "USD"), NOW)
         .await
         .unwrap();
-    assert_eq!(store.recharge(account.id, 10 * UNIT, Some("pay-1"), NOW).await.unwrap(), 10 * UNIT);
-    assert_eq!(store.refund(account.id, 500_000, None, NOW).await.unwrap(), 10_500_000);
-    assert_eq!(store.adjust(account.id, -1_500_000, Some("ops"), NOW).await.unwrap(), 9 * UNIT);
+    assert_eq!(
+        store
+            .recharge(account.id, 10 * UNIT, Some("pay-1"), NOW)
+            .await
+            .unwrap(),
+        10 * UNIT
+    );
+    assert_eq!(
+        store.refund(account.id, 500_000, None, NOW).await.unwrap(),
+        10_500_000
+    );
+    assert_eq!(
+        store
+            .adjust(account.id, -1_500_000, Some("ops"), NOW)
+            .await
+            .unwrap(),
+        9 * UNIT
+    );
     assert!(matches!(
         store.recharge(account.id, -1, None, NOW).await,
         Err(StoreError::InvalidArgument(_))
@@ -428,14 +500,25 @@ ledger_test!(money_operations_post_rows, |store| {
     let entries = store.transactions(account.id).await.unwrap();
     assert_eq!(entries.len(), 3);
     assert_eq!(
-        entries.iter().map(|e| e.balance_after_micros).collect::<Vec<_>>(),
+        entries
+            .iter()
+            .map(|e| e.balance_after_micros)
+            .collect::<Vec<_>>(),
         [10 * UNIT, 10_500_000, 9 * UNIT]
     );
     assert_eq!(entries[0].reference.as_deref(), Some("pay-1"));
-    assert_eq!(entries.iter().map(|e| e.amount_micros).sum::<i64>(), 9 * UNIT);
-    store.set_account_status(account.id, AccountStatus::Blocked).await.unwrap();
+    assert_eq!(
+        entries.iter().map(|e| e.amount_micros).sum::<i64>(),
+        9 * UNIT
+    );
+    store
+        .set_account_status(account.id, AccountStatus::Blocked)
+        .await
+        .unwrap();
     assert!(matches!(
-        store.authorize("b", Payer::Account(account.id), NOW, hold(1)).await,
+        store
+            .authorize("b", Payer::Account(account.id), NOW, hold(1))
+            .await,
         Err(StoreError::NotUsable { .. })
     ));
     assert!(store.check_balances().await.unwrap().is_empty());
@@ -445,18 +528,33 @@ ledger_test!(caller_id_recognition_and_pin_lockout, |store| {
     let mut account = NewAccount::new("pinless", "EUR");
     account.caller_id_min_balance_micros = UNIT;
     let account = store.create_account(&account, NOW).await.unwrap();
-    store.recharge(account.id, 2 * UNIT, None, NOW).await.unwrap();
+    store
+        .recharge(account.id, 2 * UNIT, None, NOW)
+        .await
+        .unwrap();
     let number = pin("+15551234567");
-    store.register_caller_id(account.id, &number, NOW).await.unwrap();
+    store
+        .register_caller_id(account.id, &number, NOW)
+        .await
+        .unwrap();
     let found = store.lookup_caller_id(&number).await.unwrap().unwrap();
     assert_eq!(found.account_id, account.id);
     assert!(found.recognised);
     // Seed 002, tip 1: below the threshold the number is no longer recognised.
-    store.adjust(account.id, -1_500_000, None, NOW).await.unwrap();
+    store
+        .adjust(account.id, -1_500_000, None, NOW)
+        .await
+        .unwrap();
     let found = store.lookup_caller_id(&number).await.unwrap().unwrap();
     assert!(!found.recognised);
     assert_eq!(found.balance_micros, 500_000);
-    assert!(store.lookup_caller_id(&pin("+1999")).await.unwrap().is_none());
+    assert!(
+        store
+            .lookup_caller_id(&pin("+1999"))
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(store.remove_caller_id(&number).await.unwrap());
     assert!(store.lookup_caller_id(&number).await.unwrap().is_none());
 
@@ -468,19 +566,37 @@ ledger_test!(caller_id_recognition_and_pin_lockout, |store| {
     let caller = pin("+4930123456");
     assert_eq!(store.pin_lockout(&caller, NOW).await.unwrap(), None);
     for expected in 1..=2 {
-        let state = store.record_pin_failure(&caller, policy, NOW + expected).await.unwrap();
+        let state = store
+            .record_pin_failure(&caller, policy, NOW + expected)
+            .await
+            .unwrap();
         assert_eq!(state.failures, expected);
         assert_eq!(state.locked_until_ms, None);
     }
-    let state = store.record_pin_failure(&caller, policy, NOW + 3).await.unwrap();
+    let state = store
+        .record_pin_failure(&caller, policy, NOW + 3)
+        .await
+        .unwrap();
     assert_eq!(state.locked_until_ms, Some(NOW + 3 + 600_000));
-    assert_eq!(store.pin_lockout(&caller, NOW + 10).await.unwrap(), Some(NOW + 600_003));
-    assert_eq!(store.pin_lockout(&caller, NOW + 600_003).await.unwrap(), None);
+    assert_eq!(
+        store.pin_lockout(&caller, NOW + 10).await.unwrap(),
+        Some(NOW + 600_003)
+    );
+    assert_eq!(
+        store.pin_lockout(&caller, NOW + 600_003).await.unwrap(),
+        None
+    );
     // After the window, counting starts again.
-    let state = store.record_pin_failure(&caller, policy, NOW + 700_000).await.unwrap();
+    let state = store
+        .record_pin_failure(&caller, policy, NOW + 700_000)
+        .await
+        .unwrap();
     assert_eq!(state.failures, 1);
     store.clear_pin_failures(&caller).await.unwrap();
-    assert_eq!(store.pin_lockout(&caller, NOW + 700_001).await.unwrap(), None);
+    assert_eq!(
+        store.pin_lockout(&caller, NOW + 700_001).await.unwrap(),
+        None
+    );
 });
 
 fn sample_cdr(call_id: &str, attempt: i64, total: i64) -> Cdr {
@@ -525,7 +641,10 @@ ledger_test!(settle_writes_cdrs_once, |store| {
         .settle("cdr-call", 420_000, std::slice::from_ref(&answered), NOW)
         .await
         .unwrap();
-    store.settle("cdr-call", 420_000, &[answered.clone()], NOW).await.unwrap();
+    store
+        .settle("cdr-call", 420_000, std::slice::from_ref(&answered), NOW)
+        .await
+        .unwrap();
     let cdrs = store.cdrs_for_call("cdr-call").await.unwrap();
     assert_eq!(cdrs, vec![failed, answered]);
     assert!(!format!("{cdrs:?}").contains("4930123456"));
@@ -550,14 +669,20 @@ ledger_test!(reconcile_settles_from_cdrs_and_releases_the_rest, |store| {
     let open = store.open_reservations(card.account_id).await.unwrap();
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].call_id, "fresh");
-    assert_eq!(store.balance(card.account_id).await.unwrap(), 10 * UNIT - 1_500_000);
+    assert_eq!(
+        store.balance(card.account_id).await.unwrap(),
+        10 * UNIT - 1_500_000
+    );
     // Running it again changes nothing.
     let again = store.reconcile(NOW + 1_000, NOW + 20_000).await.unwrap();
     assert_eq!(again, ReconcileReport::default());
 });
 
 ledger_test!(card_batches_have_unique_pins_and_export, |store| {
-    let tariff = store.create_tariff("cards 60/60", "EUR", "{}", NOW).await.unwrap();
+    let tariff = store
+        .create_tariff("cards 60/60", "EUR", "{}", NOW)
+        .await
+        .unwrap();
     let spec = CardBatchSpec {
         name: "Calling card user batch 1".into(),
         count: 300,
@@ -575,7 +700,10 @@ ledger_test!(card_batches_have_unique_pins_and_export, |store| {
     let batch = store.generate_cards(&spec, NOW).await.unwrap();
     assert_eq!(batch.card_ids.len(), 300);
     let mut csv_bytes = Vec::new();
-    let written = store.export_batch_csv(batch.id, &mut csv_bytes).await.unwrap();
+    let written = store
+        .export_batch_csv(batch.id, &mut csv_bytes)
+        .await
+        .unwrap();
     assert_eq!(written, 300);
     let mut reader = csv::Reader::from_reader(csv_bytes.as_slice());
     let headers = reader.headers().unwrap().clone();
@@ -632,7 +760,10 @@ fn report_lines(report: &ImportReport) -> Vec<String> {
 }
 
 ledger_test!(tariff_import_reports_bad_rows, |store| {
-    let tariff = store.create_tariff("retail", "EUR", r#"{"grace_s":3}"#, NOW).await.unwrap();
+    let tariff = store
+        .create_tariff("retail", "EUR", r#"{"grace_s":3}"#, NOW)
+        .await
+        .unwrap();
     let expected_errors = [
         "line 4, buy_rate: not a decimal number: \"abc\"",
         "line 5, increment: missing (5 of 7 fields)",
@@ -705,11 +836,25 @@ ledger_test!(tariff_import_reports_bad_rows, |store| {
         ]
     );
     // Longest prefix wins.
-    let mobile = store.find_rate(tariff.id, &pin("+4915112345678")).await.unwrap().unwrap();
+    let mobile = store
+        .find_rate(tariff.id, &pin("+4915112345678"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(mobile.prefix, "4915");
-    let landline = store.find_rate(tariff.id, &pin("49301234")).await.unwrap().unwrap();
+    let landline = store
+        .find_rate(tariff.id, &pin("49301234"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(landline.prefix, "49");
-    assert!(store.find_rate(tariff.id, &pin("331234")).await.unwrap().is_none());
+    assert!(
+        store
+            .find_rate(tariff.id, &pin("331234"))
+            .await
+            .unwrap()
+            .is_none()
+    );
     // Re-importing updates in place.
     let update = "prefix,description,sell_rate,buy_rate,initial_block,increment,connection_fee\n\
                   49,Germany,0.0111,0.0080,60,60,0\n";
@@ -719,14 +864,30 @@ ledger_test!(tariff_import_reports_bad_rows, |store| {
         .unwrap();
     assert!(report.errors.is_empty());
     assert_eq!(store.rate_count(tariff.id).await.unwrap(), 2);
-    assert_eq!(store.rates(tariff.id).await.unwrap()[0].sell_rate_micros, 11_100);
+    assert_eq!(
+        store.rates(tariff.id).await.unwrap()[0].sell_rate_micros,
+        11_100
+    );
     // Header problems are fatal; settings JSON is kept verbatim.
     let missing = store
-        .import_tariff_csv(tariff.id, "prefix,description\n1,x\n".as_bytes(), ImportOptions::default())
+        .import_tariff_csv(
+            tariff.id,
+            "prefix,description\n1,x\n".as_bytes(),
+            ImportOptions::default(),
+        )
         .await;
-    assert!(matches!(missing, Err(StoreError::CsvHeader(_))), "{missing:?}");
-    assert_eq!(store.tariff(tariff.id).await.unwrap().settings_json, r#"{"grace_s":3}"#);
-    assert_eq!(store.tariff_by_name("retail").await.unwrap().unwrap().id, tariff.id);
+    assert!(
+        matches!(missing, Err(StoreError::CsvHeader(_))),
+        "{missing:?}"
+    );
+    assert_eq!(
+        store.tariff(tariff.id).await.unwrap().settings_json,
+        r#"{"grace_s":3}"#
+    );
+    assert_eq!(
+        store.tariff_by_name("retail").await.unwrap().unwrap().id,
+        tariff.id
+    );
 });
 
 ledger_test!(tariff_import_handles_many_rows_in_batches, |store| {
@@ -735,7 +896,10 @@ ledger_test!(tariff_import_handles_many_rows_in_batches, |store| {
         "description,prefix,sell_rate,buy_rate,initial_block,increment,connection_fee\n",
     );
     for index in 0..5_000 {
-        csv_text.push_str(&format!("dest {index},{},0.{index:04},0.0001,60,60,0\n", 100_000 + index));
+        csv_text.push_str(&format!(
+            "dest {index},{},0.{index:04},0.0001,60,60,0\n",
+            100_000 + index
+        ));
     }
     let report = store
         .import_tariff_csv(
@@ -751,7 +915,11 @@ ledger_test!(tariff_import_handles_many_rows_in_batches, |store| {
     assert!(report.errors.is_empty(), "{:?}", report.errors.first());
     assert_eq!(report.rows_written, 5_000);
     assert_eq!(store.rate_count(tariff.id).await.unwrap(), 5_000);
-    let rate = store.find_rate(tariff.id, &pin("1042421")).await.unwrap().unwrap();
+    let rate = store
+        .find_rate(tariff.id, &pin("1042421"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(rate.sell_rate_micros, 424_200);
 });
 
@@ -772,7 +940,12 @@ async fn a_refused_sqlite_write_does_not_keep_the_file_locked() {
     .unwrap();
     for attempt in 0..3 {
         let refused = store
-            .authorize(&format!("r{attempt}"), Payer::Card(card.id), NOW, hold(5 * UNIT))
+            .authorize(
+                &format!("r{attempt}"),
+                Payer::Card(card.id),
+                NOW,
+                hold(5 * UNIT),
+            )
             .await;
         assert!(matches!(refused, Err(StoreError::Refused(_))));
         // The dropped transaction is rolled back promptly, so the other writer gets in.
@@ -783,7 +956,10 @@ async fn a_refused_sqlite_write_does_not_keep_the_file_locked() {
         other.recharge(account.id, UNIT, None, NOW).await.unwrap();
     }
     // And this store still writes normally.
-    store.recharge(card.account_id, UNIT, None, NOW).await.unwrap();
+    store
+        .recharge(card.account_id, UNIT, None, NOW)
+        .await
+        .unwrap();
     assert_eq!(store.balance(card.account_id).await.unwrap(), 2 * UNIT);
     other.close().await;
     database.finish().await;

@@ -1,6 +1,8 @@
 //! Property: after any sequence of ledger operations every balance equals the sum of its
 //! transaction rows and matches an in-memory model. Runs on SQLite and PostgreSQL.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 mod common;
 
 use proptest::prelude::*;
@@ -17,8 +19,14 @@ enum Operation {
     Adjust(i64),
     Maintenance(i64),
     Activate(i64),
-    Call { reserve: i64, cost: i64, replay: bool },
-    Dropped { reserve: i64 },
+    Call {
+        reserve: i64,
+        cost: i64,
+        replay: bool,
+    },
+    Dropped {
+        reserve: i64,
+    },
     OwnerRecharge(i64),
 }
 
@@ -30,8 +38,13 @@ fn operation() -> impl Strategy<Value = Operation> {
         (-3_000_000..3_000_000i64).prop_map(Operation::Adjust),
         (0..500_000i64).prop_map(Operation::Maintenance),
         (0..500_000i64).prop_map(Operation::Activate),
-        (1..4_000_000i64, 0..4_000_000i64, any::<bool>())
-            .prop_map(|(reserve, cost, replay)| Operation::Call { reserve, cost, replay }),
+        (1..4_000_000i64, 0..4_000_000i64, any::<bool>()).prop_map(|(reserve, cost, replay)| {
+            Operation::Call {
+                reserve,
+                cost,
+                replay,
+            }
+        }),
         (1..4_000_000i64).prop_map(|reserve| Operation::Dropped { reserve }),
         amount.prop_map(Operation::OwnerRecharge),
     ]
@@ -58,7 +71,10 @@ async fn run_case(store: &Store, case: usize, with_owner: bool, operations: &[Op
         let mut owner = NewAccount::new("owner", "EUR");
         owner.concurrency_limit = 0;
         let owner = store.create_account(&owner, NOW).await.unwrap();
-        store.recharge(owner.id, 3_000_000, None, NOW).await.unwrap();
+        store
+            .recharge(owner.id, 3_000_000, None, NOW)
+            .await
+            .unwrap();
         Some(owner.id)
     } else {
         None
@@ -72,19 +88,31 @@ async fn run_case(store: &Store, case: usize, with_owner: bool, operations: &[Op
         let call_id = format!("case-{case}-op-{index}");
         match *operation {
             Operation::Recharge(amount) => {
-                store.recharge(card.account_id, amount, None, NOW).await.unwrap();
+                store
+                    .recharge(card.account_id, amount, None, NOW)
+                    .await
+                    .unwrap();
                 card_balance += amount;
             }
             Operation::Refund(amount) => {
-                store.refund(card.account_id, amount, None, NOW).await.unwrap();
+                store
+                    .refund(card.account_id, amount, None, NOW)
+                    .await
+                    .unwrap();
                 card_balance += amount;
             }
             Operation::Adjust(amount) => {
-                store.adjust(card.account_id, amount, None, NOW).await.unwrap();
+                store
+                    .adjust(card.account_id, amount, None, NOW)
+                    .await
+                    .unwrap();
                 card_balance += amount;
             }
             Operation::Maintenance(fee) => {
-                store.charge_maintenance(card.account_id, fee, None, NOW).await.unwrap();
+                store
+                    .charge_maintenance(card.account_id, fee, None, NOW)
+                    .await
+                    .unwrap();
                 card_balance -= fee;
             }
             Operation::Activate(fee) => {
@@ -95,7 +123,11 @@ async fn run_case(store: &Store, case: usize, with_owner: bool, operations: &[Op
                     activated = true;
                 }
             }
-            Operation::Call { reserve, cost, replay } => {
+            Operation::Call {
+                reserve,
+                cost,
+                replay,
+            } => {
                 let free = card_balance.min(owner.map_or(card_balance, |_| owner_balance));
                 let result = store
                     .authorize(&call_id, Payer::Card(card.id), NOW, up_to(reserve))
@@ -113,7 +145,12 @@ async fn run_case(store: &Store, case: usize, with_owner: bool, operations: &[Op
                 }
                 if replay {
                     let again = store.settle(&call_id, cost, &[], NOW).await.unwrap();
-                    assert_eq!(again, SettleOutcome::Replayed { charged_micros: cost });
+                    assert_eq!(
+                        again,
+                        SettleOutcome::Replayed {
+                            charged_micros: cost
+                        }
+                    );
                 }
             }
             Operation::Dropped { reserve } => {
@@ -140,7 +177,10 @@ async fn run_case(store: &Store, case: usize, with_owner: bool, operations: &[Op
     }
     for (account, balance) in accounts {
         let entries = store.transactions(account).await.unwrap();
-        assert_eq!(entries.iter().map(|e| e.amount_micros).sum::<i64>(), balance);
+        assert_eq!(
+            entries.iter().map(|e| e.amount_micros).sum::<i64>(),
+            balance
+        );
         assert!(store.open_reservations(account).await.unwrap().is_empty());
     }
     assert!(store.check_balances().await.unwrap().is_empty());

@@ -102,10 +102,12 @@ async fn connect_admin(admin: &str) -> sqlx::PgConnection {
 
 async fn drop_schema(schema: &str) {
     let mut connection = connect_admin(&postgres_admin_url()).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
-        .execute(&mut connection)
-        .await
-        .expect("drop test schema");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE"
+    )))
+    .execute(&mut connection)
+    .await
+    .expect("drop test schema");
 }
 
 impl Drop for TestDb {
