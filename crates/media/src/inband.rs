@@ -61,7 +61,7 @@ impl Default for InbandConfig {
             frequency_tolerance: 0.025,
             min_tone_energy_share: 0.7,
             max_second_harmonic_db: -15.0,
-            min_windows: 3,
+            min_windows: 2,
             pause_windows: 2,
         }
     }
@@ -225,25 +225,41 @@ impl InbandDetector {
             }
         };
         let powers: [f32; 8] = std::array::from_fn(|i| window_bin(i).power());
-        let (low, low_power) = strongest(&powers[..4]);
-        let (high, high_power) = strongest(&powers[4..]);
+        let (low, low_nominal) = strongest(&powers[..4]);
+        let (high, high_nominal) = strongest(&powers[4..]);
         let config = &self.config;
 
-        // Amplitude of a sine from its bin power: A = 2|X|/N.
-        let level_db = |power: f32| 10.0 * (4.0 * power / (WINDOW * WINDOW) as f32).log10();
-        if level_db(low_power) < config.min_tone_level_db
-            || level_db(high_power) < config.min_tone_level_db
-        {
-            return None;
-        }
         let beats_group = |group: &[f32], best: usize, best_power: f32| {
             group
                 .iter()
                 .enumerate()
                 .all(|(i, p)| i == best || best_power >= 4.0 * p)
         };
-        if !beats_group(&powers[..4], low, low_power)
-            || !beats_group(&powers[4..], high, high_power)
+        if !beats_group(&powers[..4], low, low_nominal)
+            || !beats_group(&powers[4..], high, high_nominal)
+        {
+            return None;
+        }
+        // Measure both tones' true frequencies; then take their power at that frequency, so a
+        // tone 1.5 % off (up to half a bin) is not penalised in the level and energy tests.
+        let mut measured = [0f32; 2];
+        for (slot, (index, nominal)) in [(low, LOW_GROUP[low]), (high + 4, HIGH_GROUP[high])]
+            .into_iter()
+            .enumerate()
+        {
+            let deviation = self.frequency_deviation(first_bins[index], second_bins[index], index);
+            if (deviation / nominal).abs() > config.frequency_tolerance {
+                return None;
+            }
+            measured[slot] = nominal + deviation;
+        }
+        let low_power = window_power_at(first, second, measured[0]);
+        let high_power = window_power_at(first, second, measured[1]);
+
+        // Amplitude of a sine from its bin power: A = 2|X|/N.
+        let level_db = |power: f32| 10.0 * (4.0 * power / (WINDOW * WINDOW) as f32).log10();
+        if level_db(low_power) < config.min_tone_level_db
+            || level_db(high_power) < config.min_tone_level_db
         {
             return None;
         }
@@ -256,17 +272,40 @@ impl InbandDetector {
         if share < config.min_tone_energy_share {
             return None;
         }
-        for (index, frequency) in [(low, LOW_GROUP[low]), (high + 4, HIGH_GROUP[high])] {
-            let deviation = self.frequency_deviation(first_bins[index], second_bins[index], index);
-            if (deviation / frequency).abs() > config.frequency_tolerance {
-                return None;
-            }
-            let harmonic = window_power_at(first, second, 2.0 * frequency);
-            if 10.0 * (harmonic / powers[index]).log10() > config.max_second_harmonic_db {
-                return None;
-            }
+        if !self.harmonics_are_weak(first, second, measured, low_power, high_power) {
+            return None;
         }
         Some(KEYPAD[low][high])
+    }
+
+    /// Voice has harmonics, DTMF has none. The low tone's second harmonic lies within ~70 Hz of
+    /// a high-group tone (2·770 = 1540 vs 1477), so the fitted high tone is subtracted before
+    /// measuring it; otherwise its own leakage would look like a harmonic.
+    fn harmonics_are_weak(
+        &self,
+        first: &[f32; SUB_BLOCK],
+        second: &[f32; SUB_BLOCK],
+        measured: [f32; 2],
+        low_power: f32,
+        high_power: f32,
+    ) -> bool {
+        let mut window = [0f32; WINDOW];
+        window[..SUB_BLOCK].copy_from_slice(first);
+        window[SUB_BLOCK..].copy_from_slice(second);
+        let fitted = complex_at(&window, measured[1]);
+        let omega = 2.0 * std::f32::consts::PI * measured[1] / SAMPLE_RATE;
+        let (a, b) = (
+            2.0 * fitted.re / WINDOW as f32,
+            -2.0 * fitted.im / WINDOW as f32,
+        );
+        for (n, x) in window.iter_mut().enumerate() {
+            let phase = omega * n as f32;
+            *x -= a * phase.cos() + b * phase.sin();
+        }
+        let limit = 10f32.powf(self.config.max_second_harmonic_db / 10.0);
+        let low_harmonic = complex_at(&window, 2.0 * measured[0]).power();
+        let high_harmonic = window_power_at(first, second, 2.0 * measured[1]);
+        low_harmonic <= limit * low_power && high_harmonic <= limit * high_power
     }
 
     /// Measured minus nominal frequency, in Hz, from the phase advance between sub-blocks.
@@ -321,6 +360,18 @@ fn strongest(powers: &[f32]) -> (usize, f32) {
         (0, f32::MIN),
         |best, (i, p)| if p > best.1 { (i, p) } else { best },
     )
+}
+
+/// The DFT of a window at an arbitrary frequency, as a complex value.
+fn complex_at(window: &[f32; WINDOW], frequency: f32) -> Bin {
+    let omega = 2.0 * std::f32::consts::PI * frequency / SAMPLE_RATE;
+    let mut bin = Bin::default();
+    for (n, x) in window.iter().enumerate() {
+        let phase = omega * n as f32;
+        bin.re += x * phase.cos();
+        bin.im -= x * phase.sin();
+    }
+    bin
 }
 
 /// Power of the 160-sample window at an arbitrary frequency (plain Goertzel recurrence).
