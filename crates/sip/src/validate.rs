@@ -78,10 +78,26 @@ impl Request {
         self.max_forwards()?;
         self.headers.content_length()?;
         self.content_type()?;
-        self.contact()?;
+        let contacts = self.contact()?;
+        // RFC 3261 §20.10: "*" stands alone.
+        if self.headers.contact_is_wildcard() && !contacts.is_empty() {
+            return Err(ParseError::bad_header("Contact", "* mixed with addresses"));
+        }
         self.route()?;
         self.record_route()?;
         Ok(())
+    }
+
+    /// For a request about to be forwarded: decrements Max-Forwards (inserting 70 if it is
+    /// absent, RFC 3261 §16.6 step 3) and returns the new value; 0 on arrival → 483.
+    pub fn decrement_max_forwards(&mut self) -> Result<u32, SipError> {
+        let next = match self.max_forwards()? {
+            Some(0) => return Err(SipError::TooManyHops),
+            Some(hops) => hops - 1,
+            None => 70,
+        };
+        self.headers.set("Max-Forwards", &next.to_string());
+        Ok(next)
     }
 
     /// A Request-URI scheme this stack cannot route → 416 Unsupported URI Scheme.

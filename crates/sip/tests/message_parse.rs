@@ -383,3 +383,31 @@ fn fuzz_regressions_do_not_panic() {
         assert!(framer.next_message().is_err());
     }
 }
+
+#[test]
+fn contact_wildcard_and_max_forwards_decrement() {
+    let base = "REGISTER sip:r SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@r>;tag=1\r\nTo: <sip:a@r>\r\nCall-ID: w\r\nCSeq: 2 REGISTER\r\nMax-Forwards: 1\r\n";
+    let alone = format!("{base}Contact: *\r\nExpires: 0\r\nContent-Length: 0\r\n\r\n");
+    let mut request = match Message::parse(alone.as_bytes()).unwrap() {
+        Message::Request(request) => request,
+        Message::Response(_) => unreachable!(),
+    };
+    request.validate().unwrap();
+    assert!(request.headers.contact_is_wildcard());
+    assert!(request.contact().unwrap().is_empty());
+    assert_eq!(request.decrement_max_forwards().unwrap(), 0);
+    assert_eq!(request.headers.get("Max-Forwards"), Some("0"));
+    assert_eq!(request.decrement_max_forwards().unwrap_err().status(), 483);
+    request.headers.remove("Max-Forwards");
+    assert_eq!(request.decrement_max_forwards().unwrap(), 70);
+
+    let mixed = format!("{base}Contact: *, <sip:a@h>\r\nContent-Length: 0\r\n\r\n");
+    let error = Message::parse(mixed.as_bytes())
+        .unwrap()
+        .validate()
+        .unwrap_err();
+    assert_eq!(
+        error,
+        ParseError::bad_header("Contact", "* mixed with addresses")
+    );
+}
