@@ -71,7 +71,9 @@ fn random_pin(length: u32) -> Pii<String> {
 
 impl Store {
     /// Creates a batch of cards with random unique PINs, all in one transaction. A PIN that
-    /// is already taken (checked, and enforced by the UNIQUE index) is redrawn.
+    /// is already taken (checked, and enforced by the UNIQUE index) is redrawn. On SQLite the
+    /// batch holds the write lock while it runs (about 4 statements per card), so generate
+    /// large batches outside busy hours or in slices.
     pub async fn generate_cards(
         &self,
         spec: &CardBatchSpec,

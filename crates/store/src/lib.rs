@@ -19,6 +19,23 @@
 //! `$n` placeholders (which SQLite accepts too), for both connection types. The schema uses
 //! only BIGINT/INTEGER and TEXT columns so the same Rust types decode on both.
 //!
+//! # Use
+//! ```no_run
+//! # async fn example() -> Result<(), talktime_store::StoreError> {
+//! use talktime_store::{Decision, Payer, Store};
+//! let store = Store::open("/var/lib/talktime").await?; // or "postgres://user@host/db"
+//! let started_ms = 1_700_000_000_000;
+//! store.reconcile(started_ms, started_ms).await?; // close holds left by a crash
+//! let hold = store
+//!     .authorize("call-id@host", Payer::Card(42), started_ms, |available| {
+//!         // billing computes the talk-time limit from `available`
+//!         Ok(Decision { reserve_micros: available.available_micros, max_duration_ms: 60_000 })
+//!     })
+//!     .await?;
+//! store.settle(&hold.call_id, 120_000, &[], started_ms + 60_000).await?;
+//! # Ok(()) }
+//! ```
+//!
 //! Migrations live in `migrations/sqlite` and `migrations/postgres` (they differ only in how
 //! an auto-increment key is spelled); a test compares their tables and columns.
 
