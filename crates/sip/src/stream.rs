@@ -22,6 +22,9 @@ pub struct StreamFramer {
     ping_seen: bool,
     /// CR/LF bytes skipped since the last message byte (a ping may arrive split).
     blank_run: usize,
+    /// Length of the message being received once its head has been parsed, so that body
+    /// bytes trickling in do not cause the head to be parsed again.
+    awaiting: Option<usize>,
     failed: Option<ParseError>,
 }
 
@@ -43,6 +46,7 @@ impl StreamFramer {
             scanned: 0,
             ping_seen: false,
             blank_run: 0,
+            awaiting: None,
             failed: None,
         }
     }
@@ -75,6 +79,9 @@ impl StreamFramer {
     }
 
     fn try_next(&mut self) -> Result<Option<Message>, ParseError> {
+        if self.awaiting.is_some_and(|total| self.buffer.len() < total) {
+            return Ok(None);
+        }
         self.skip_keepalives();
         if self.buffer.is_empty() {
             return Ok(None);
@@ -96,8 +103,10 @@ impl StreamFramer {
             return Err(ParseError::TooLarge(self.max_size));
         }
         if self.buffer.len() < total {
+            self.awaiting = Some(total);
             return Ok(None);
         }
+        self.awaiting = None;
         let body_start = head.body_start;
         let message = assemble(head, &self.buffer[body_start..total]);
         self.buffer.drain(..total);
