@@ -35,7 +35,8 @@ impl PortAllocator {
         let Some(first_even) = first_even else {
             return Err(PortError::EmptyRange { first, last });
         };
-        let pairs = usize::from((last - first_even + 1) / 2);
+        // Even ports p with p + 1 <= last (u32: the span may be 65536 wide).
+        let pairs = (u32::from(last) - u32::from(first_even)).div_ceil(2) as usize;
         Ok(Self {
             first_even,
             in_use: vec![false; pairs],

@@ -79,8 +79,9 @@ impl OutgoingStream {
         if sequence.wrapping_sub(self.last_sequence) < 0x8000 || self.last_sent.is_none() {
             self.last_sequence = sequence;
             self.last_timestamp = timestamp;
+            // The timestamp jump at the next switch counts from the newest packet's send time.
+            self.last_sent = Some(now);
         }
-        self.last_sent = Some(now);
         self.packets += 1;
         RtpHeader {
             marker,

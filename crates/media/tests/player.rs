@@ -23,7 +23,8 @@ fn shipped(names: &[&str]) -> Vec<Arc<Prompt>> {
 }
 
 /// What a receiver saw: (arrival time, due time, sequence, timestamp, marker, payload).
-type Received = Vec<(Instant, Instant, u16, u32, bool, Vec<u8>)>;
+type ReceivedFrame = (Instant, Instant, u16, u32, bool, Vec<u8>);
+type Received = Vec<ReceivedFrame>;
 
 /// Polls every `step` until the player is done.
 fn run(player: &mut PromptPlayer, start: Instant, step: Duration) -> Received {
@@ -152,7 +153,7 @@ fn tone_frames(tone: Tone, law: Law) -> Received {
     run(&mut player, start, Duration::from_millis(20))
 }
 
-fn decode_frames(frames: &[(Instant, Instant, u16, u32, bool, Vec<u8>)], law: Law) -> Vec<i16> {
+fn decode_frames(frames: &[ReceivedFrame], law: Law) -> Vec<i16> {
     frames
         .iter()
         .flat_map(|f| f.5.iter().map(|c| law.decode(*c)))
