@@ -964,3 +964,57 @@ async fn a_refused_sqlite_write_does_not_keep_the_file_locked() {
     other.close().await;
     database.finish().await;
 }
+
+/// 100 authorizations spread over 10 independently opened stores (separate pools and, on
+/// SQLite, separate writer connections competing for the file lock like separate processes).
+async fn separate_stores_admit_exactly_one(database: common::TestDb) {
+    let card = card_with(&database.store, "787878", 10 * UNIT, 0).await;
+    let mut stores = Vec::new();
+    for _ in 0..10 {
+        let options = StoreOptions {
+            max_connections: 2,
+            ..StoreOptions::default()
+        };
+        stores.push(Store::open_with(&database.url, &options).await.unwrap());
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(100));
+    let tasks: Vec<_> = (0..100)
+        .map(|index| {
+            let store = stores[index % stores.len()].clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .authorize(
+                        &format!("s{index}"),
+                        Payer::Card(card.id),
+                        NOW,
+                        hold(6 * UNIT),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut admitted = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => admitted += 1,
+            Err(error) => assert!(matches!(error, StoreError::Refused(_)), "{error}"),
+        }
+    }
+    assert_eq!(admitted, 1);
+    for store in stores {
+        store.close().await;
+    }
+    database.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn separate_stores_admit_exactly_one_on_sqlite() {
+    separate_stores_admit_exactly_one(common::TestDb::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn separate_stores_admit_exactly_one_on_postgres() {
+    separate_stores_admit_exactly_one(common::TestDb::postgres().await).await;
+}
