@@ -45,6 +45,8 @@
 //! assert_eq!(charge.total.amount, dec!(1.00));
 //! ```
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod account;
 mod deck;
 mod money;

@@ -346,10 +346,10 @@ impl Rate {
             check_seconds("disconnect_factor.minimum_seconds", factor.minimum_seconds)?;
         }
         self.validate_steps()?;
-        if let Some(percent) = self.shrink_percent {
-            if percent <= Decimal::ZERO || percent > Decimal::ONE_HUNDRED || percent.scale() > 6 {
-                return Err(invalid("shrink_percent", "must be in (0, 100]"));
-            }
+        if let Some(percent) = self.shrink_percent
+            && (percent <= Decimal::ZERO || percent > Decimal::ONE_HUNDRED || percent.scale() > 6)
+        {
+            return Err(invalid("shrink_percent", "must be in (0, 100]"));
         }
         for period in &self.periods {
             check_amount("periods.sell_per_minute", period.sell_per_minute)?;
@@ -357,10 +357,10 @@ impl Rate {
                 check_amount("periods.buy_per_minute", buy)?;
             }
         }
-        if let (Some(from), Some(until)) = (self.valid_from, self.valid_until) {
-            if until < from {
-                return Err(invalid("valid_until", "is before valid_from"));
-            }
+        if let (Some(from), Some(until)) = (self.valid_from, self.valid_until)
+            && until < from
+        {
+            return Err(invalid("valid_until", "is before valid_from"));
         }
         Ok(())
     }

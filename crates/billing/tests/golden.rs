@@ -1,6 +1,8 @@
 //! Hand-computed golden tests. Each names its source: a seed brochure, a bug report of another
 //! billing system, or "hand" for features computed by hand from their documented definition.
 
+#![allow(clippy::unwrap_used)]
+
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use talktime_billing::*;

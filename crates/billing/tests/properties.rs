@@ -1,0 +1,262 @@
+//! Property tests: the talk-time invariant against a brute-force reference, non-negative
+//! costs, exact micro-unit round trips, and the deck index against a linear scan.
+
+#![allow(clippy::unwrap_used)]
+
+use proptest::prelude::*;
+use rust_decimal::Decimal;
+use talktime_billing::*;
+
+/// Short calls keep the brute-force reference cheap.
+const CAP_SECONDS: u32 = 1_800;
+
+fn amount(max_ten_thousandths: i64) -> impl Strategy<Value = Decimal> {
+    (0..=max_ten_thousandths).prop_map(|value| Decimal::new(value, 4))
+}
+
+fn step_rate() -> impl Strategy<Value = StepRate> {
+    prop_oneof![
+        amount(30_000).prop_map(StepRate::PerMinute),
+        (0i64..=300).prop_map(|percent| StepRate::PercentOfBase(Decimal::from(percent))),
+    ]
+}
+
+fn steps() -> impl Strategy<Value = Vec<RateStep>> {
+    prop::collection::vec((1u32..600, step_rate()), 0..=3).prop_map(|mut raw| {
+        raw.sort_by_key(|(after, _)| *after);
+        raw.dedup_by_key(|(after, _)| *after);
+        raw.into_iter()
+            .map(|(after_seconds, rate)| RateStep {
+                after_seconds,
+                rate,
+            })
+            .collect()
+    })
+}
+
+fn disconnect_fee() -> impl Strategy<Value = Option<DisconnectFee>> {
+    prop::option::of((amount(5_000), 1u32..200, any::<bool>()).prop_map(
+        |(amount, threshold_seconds, shorter)| DisconnectFee {
+            amount,
+            threshold_seconds,
+            applies: if shorter {
+                DisconnectFeeApplies::ShorterThan
+            } else {
+                DisconnectFeeApplies::AtLeast
+            },
+        },
+    ))
+}
+
+fn rate() -> impl Strategy<Value = Rate> {
+    (
+        amount(30_000),
+        prop::sample::select(vec![0u32, 1, 6, 30, 60, 180]),
+        prop::sample::select(vec![1u32, 6, 30, 60, 180]),
+        amount(5_000),
+        prop::option::of(amount(10_000)),
+        disconnect_fee(),
+        prop::option::of((0i64..=50, 0u32..200)),
+        steps(),
+    )
+        .prop_map(
+            |(sell, initial, increment, connection, minimum, disconnect, factor, steps)| {
+                let mut rate = Rate::new("1", sell, initial, increment);
+                rate.connection_fee = connection;
+                rate.minimum_cost = minimum;
+                rate.disconnect_fee = disconnect;
+                rate.disconnect_factor =
+                    factor.map(|(percent, minimum_seconds)| DisconnectFactor {
+                        percent: Decimal::from(percent),
+                        minimum_seconds,
+                    });
+                rate.steps = steps;
+                rate
+            },
+        )
+}
+
+fn settings() -> impl Strategy<Value = TariffSettings> {
+    (
+        0u32..=6,
+        prop::sample::select(vec![
+            DurationRounding::Up,
+            DurationRounding::Down,
+            DurationRounding::Nearest,
+        ]),
+        any::<bool>(),
+        0u32..10,
+        amount(1_000),
+    )
+        .prop_map(
+            |(decimal_places, duration_rounding, from_start, grace_seconds, surcharge)| {
+                TariffSettings {
+                    currency: Currency::USD,
+                    decimal_places,
+                    duration_rounding,
+                    increment_anchor: if from_start {
+                        IncrementAnchor::FromCallStart
+                    } else {
+                        IncrementAnchor::AfterInitialBlock
+                    },
+                    grace_seconds,
+                    toll_free_surcharge_per_minute: surcharge,
+                    max_call_seconds: CAP_SECONDS,
+                }
+            },
+        )
+}
+
+fn tax() -> impl Strategy<Value = Tax> {
+    (any::<bool>(), 0i64..=3000, any::<bool>()).prop_map(|(percent, value, compound)| Tax {
+        name: "tax".to_owned(),
+        kind: if percent {
+            TaxKind::Percent(Decimal::new(value, 2))
+        } else {
+            TaxKind::Fixed(Decimal::new(value, 4))
+        },
+        compound,
+    })
+}
+
+fn call() -> impl Strategy<Value = CallFacts> {
+    (
+        any::<bool>(),
+        prop::sample::select(vec![0u32, 0, 30, 120, 600]),
+        prop::option::of(amount(5_000)),
+        prop::collection::vec(tax(), 0..=3),
+    )
+        .prop_map(|(toll_free_access, package, activation, taxes)| CallFacts {
+            start: LocalStart::new(
+                Date::new(2025, 5, 1).unwrap_or_else(|_| unreachable!()),
+                TimeOfDay::MIDNIGHT,
+            ),
+            toll_free_access,
+            package_seconds_available: package,
+            account_fees: activation
+                .into_iter()
+                .map(|amount| AccountFee {
+                    name: "activation".to_owned(),
+                    amount,
+                })
+                .collect(),
+            taxes: TaxProfile {
+                name: "random".to_owned(),
+                taxes,
+            },
+        })
+}
+
+fn context() -> impl Strategy<Value = RatingContext> {
+    (settings(), rate(), call()).prop_map(|(settings, rate, call)| {
+        RatingContext::new(&settings, &rate, &call).unwrap_or_else(|error| panic!("{error}"))
+    })
+}
+
+fn cost_of_seconds(context: &RatingContext, seconds: u32) -> Decimal {
+    // Any millisecond value inside the second gives the same rated seconds.
+    let duration_ms = context
+        .duration_rounding
+        .last_millisecond_of(seconds)
+        .min(u64::from(seconds) * 1000);
+    rate_call(context, duration_ms).total.amount
+}
+
+/// The longest prefix of seconds whose every call is affordable, by brute force.
+fn reference_limit(context: &RatingContext, available: Decimal) -> u32 {
+    let mut limit = 0;
+    for seconds in 1..=context.max_call_seconds {
+        if cost_of_seconds(context, seconds) > available {
+            break;
+        }
+        limit = seconds;
+    }
+    limit
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn talk_time_is_safe_and_maximal(context in context(), balance in amount(100_000)) {
+        let available = Money::new(balance, Currency::USD);
+        let reference = reference_limit(&context, balance);
+        let first_seconds = context.grace_seconds.max(1);
+        match max_talk_time(&context, &available) {
+            Ok(talk_time) => {
+                prop_assert_eq!(talk_time.limit_seconds, reference);
+                prop_assert!(rate_call(&context, talk_time.limit_ms).total.amount <= balance);
+                prop_assert!(talk_time.first_unit_cost.amount <= balance);
+                if talk_time.capped {
+                    prop_assert_eq!(talk_time.limit_seconds, context.max_call_seconds);
+                } else {
+                    prop_assert!(rate_call(&context, talk_time.limit_ms + 1).total.amount > balance);
+                    let cost_falls = context.disconnect_fee.as_ref().is_some_and(|fee| {
+                        fee.applies == DisconnectFeeApplies::ShorterThan
+                    });
+                    if !cost_falls {
+                        // The usual form: one more increment does not fit.
+                        let next = talk_time.limit_ms + u64::from(context.increment_seconds) * 1000;
+                        prop_assert!(rate_call(&context, next).total.amount > balance);
+                    }
+                }
+                prop_assert!(talk_time.announced_ms >= talk_time.limit_ms);
+            }
+            Err(RatingError::InsufficientCredit { first_unit_cost, .. }) => {
+                prop_assert!(first_unit_cost.amount > balance || reference < first_seconds);
+            }
+            Err(other) => prop_assert!(false, "unexpected error {other}"),
+        }
+    }
+
+    #[test]
+    fn cost_is_never_negative_and_fits_micros(context in context(), duration_ms in 0u64..4_000_000) {
+        let charge = rate_call(&context, duration_ms);
+        let lines = [
+            &charge.connection_fee, &charge.time_charge, &charge.toll_free_surcharge,
+            &charge.disconnect_fee, &charge.disconnect_factor_fee, &charge.minimum_cost_topup,
+            &charge.subtotal, &charge.tax_total, &charge.total, &charge.buy_cost,
+        ];
+        for line in lines {
+            prop_assert!(!line.is_negative(), "{line}");
+        }
+        prop_assert!(charge.total_micros().is_ok());
+        let half_unit = Decimal::new(5, context.decimal_places + 1);
+        prop_assert!(charge.rounding.amount.abs() <= half_unit);
+        prop_assert_eq!(charge.exact_total.amount + charge.rounding.amount, charge.total.amount);
+        prop_assert_eq!(
+            charge.package_seconds_used + charge.charged_seconds,
+            charge.billed_seconds
+        );
+    }
+
+    #[test]
+    fn micro_units_round_trip(micros in any::<i64>()) {
+        let money = Money::from_micros(micros, Currency::EUR);
+        prop_assert_eq!(money.to_micros(), Ok(micros));
+        let text = serde_json::to_string(&money).unwrap_or_default();
+        let back: Money = serde_json::from_str(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(back.to_micros(), Ok(micros));
+    }
+
+    #[test]
+    fn deck_matches_a_linear_scan(
+        prefixes in prop::collection::hash_set("[0-9]{1,6}", 1..60),
+        numbers in prop::collection::vec("[0-9]{0,9}", 1..40),
+    ) {
+        let rates: Vec<Rate> = prefixes
+            .iter()
+            .map(|prefix| Rate::new(prefix, Decimal::ONE, 60, 60))
+            .collect();
+        let deck = RateDeck::build(TariffSettings::default(), rates)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        for number in &numbers {
+            let expected = prefixes
+                .iter()
+                .filter(|prefix| number.starts_with(prefix.as_str()))
+                .max_by_key(|prefix| prefix.len());
+            let found = deck.lookup(number).map(|destination| &destination.prefix);
+            prop_assert_eq!(found, expected);
+        }
+    }
+}
