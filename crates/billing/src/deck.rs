@@ -11,7 +11,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use serde::Serialize;
 
 use crate::tariff::{Rate, TariffError, TariffSettings};
-use crate::time::Date;
+use crate::time::{Date, LocalStart};
 
 /// Longest prefix the index accepts; longer dialled numbers are matched on their first digits.
 pub const MAX_PREFIX_DIGITS: usize = 17;
@@ -159,6 +159,43 @@ impl RateDeck {
     }
 }
 
+/// One carrier's offer for a number, as found by [`least_cost_routes`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CarrierOffer<'deck, Carrier> {
+    pub carrier: Carrier,
+    pub rate: &'deck Rate,
+    /// The buy rate in force at the call's start (time-of-day period applied).
+    pub buy_per_minute: rust_decimal::Decimal,
+}
+
+/// Least-cost routing: every carrier deck with a rate for `number` on the start date, cheapest
+/// buy rate first (ties keep the given carrier order, so priorities can break them).
+pub fn least_cost_routes<'deck, Carrier>(
+    carriers: impl IntoIterator<Item = (Carrier, &'deck RateDeck)>,
+    number: &str,
+    start: &LocalStart,
+) -> Vec<CarrierOffer<'deck, Carrier>> {
+    let mut offers: Vec<CarrierOffer<'deck, Carrier>> = carriers
+        .into_iter()
+        .filter_map(|(carrier, deck)| {
+            let rate = deck.find(number, start.date)?;
+            let buy_per_minute = rate
+                .periods
+                .iter()
+                .find(|period| period.matches(start))
+                .and_then(|period| period.buy_per_minute)
+                .unwrap_or(rate.buy_per_minute);
+            Some(CarrierOffer {
+                carrier,
+                rate,
+                buy_per_minute,
+            })
+        })
+        .collect();
+    offers.sort_by_key(|offer| offer.buy_per_minute);
+    offers
+}
+
 fn overlaps(left: &Rate, right: &Rate) -> bool {
     let left_starts_before_right_ends = match (left.valid_from, right.valid_until) {
         (Some(from), Some(until)) => from <= until,
@@ -287,5 +324,42 @@ mod tests {
         // 4475 exists but expired: falls back to the 447 rate valid that day.
         assert_eq!(deck.find("447512", march).unwrap().description, "new");
         assert_eq!(deck.len(), 3);
+    }
+
+    #[test]
+    fn deck_can_be_shared_across_threads_behind_an_arc() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<std::sync::Arc<RateDeck>>();
+        let shared = std::sync::Arc::new(deck());
+        let reader = std::sync::Arc::clone(&shared);
+        let found = std::thread::spawn(move || reader.lookup("4475").map(|d| d.prefix.clone()))
+            .join()
+            .unwrap();
+        assert_eq!(found.as_deref(), Some("4475"));
+    }
+
+    #[test]
+    fn least_cost_orders_carriers_by_buy_rate() {
+        let with_buy = |prefix: &str, buy| {
+            let mut rate = rate(prefix, "x");
+            rate.buy_per_minute = buy;
+            rate
+        };
+        let settings = TariffSettings::default;
+        let expensive = RateDeck::build(settings(), vec![with_buy("44", dec!(0.03))]).unwrap();
+        let cheap = RateDeck::build(settings(), vec![with_buy("447", dec!(0.01))]).unwrap();
+        let other = RateDeck::build(settings(), vec![with_buy("33", dec!(0.001))]).unwrap();
+        let start = LocalStart::new(
+            Date::new(2025, 5, 1).unwrap(),
+            crate::time::TimeOfDay::MIDNIGHT,
+        );
+        let offers = least_cost_routes(
+            [("a", &expensive), ("b", &cheap), ("c", &other)],
+            "447700900123",
+            &start,
+        );
+        let order: Vec<&str> = offers.iter().map(|offer| offer.carrier).collect();
+        assert_eq!(order, vec!["b", "a"]);
+        assert_eq!(offers[0].rate.prefix, "447");
     }
 }

@@ -59,7 +59,10 @@ mod time;
 pub use account::{
     AccountPlan, Expiry, FreeMinutePackage, Interval, MaintenanceDue, MaintenanceFee,
 };
-pub use deck::{DeckError, Destination, MAX_PREFIX_DIGITS, PrefixHasher, RateDeck};
+pub use deck::{
+    CarrierOffer, DeckError, Destination, MAX_PREFIX_DIGITS, PrefixHasher, RateDeck,
+    least_cost_routes,
+};
 pub use money::{Currency, MAX_DECIMAL_PLACES, MICROS_PER_UNIT, Money, MoneyError};
 pub use rating::{
     AccountFee, CallFacts, Charge, RatingContext, RatingError, ResolvedStep, StepCharge, TalkTime,
