@@ -99,12 +99,12 @@ fn rating(criterion: &mut Criterion) {
         bencher.iter(|| rate_call(black_box(&context), black_box(1_234_567)))
     });
     group.bench_function("max_talk_time", |bencher| {
-        bencher.iter(|| max_talk_time(black_box(&context), black_box(&balance)).unwrap())
+        bencher.iter(|| max_talk_time(black_box(&context), black_box(balance)).unwrap())
     });
     group.bench_function("context_rate_call_max_talk_time", |bencher| {
         bencher.iter(|| {
             let context = RatingContext::new(&settings, &rate, &call).unwrap();
-            let limit = max_talk_time(&context, black_box(&balance)).unwrap();
+            let limit = max_talk_time(&context, black_box(balance)).unwrap();
             rate_call(&context, black_box(limit.limit_ms))
         })
     });

@@ -25,6 +25,37 @@
 //! [`first_unit_cost`]; overspend by parallel calls is prevented by the ledger reserving the
 //! talk-time cost per call and computing each new call's limit from the unreserved balance.
 //!
+//! # Definitions (where the brochures leave room, this is what the crate does)
+//!
+//! - **Unanswered** (0 rated seconds): nothing is charged, not even account fees.
+//! - **Grace**: answered calls shorter than `grace_seconds` pay no call charges (connection,
+//!   time, surcharge, disconnect fees, minimum); one-off account fees passed with the call
+//!   (activation) and their taxes are still charged, since the card was used.
+//! - **Increments**: see [`IncrementAnchor`]; a call shorter than the initial block bills the block.
+//! - **Packages**: free seconds cover billed time from the start of the call; the connection
+//!   fee and toll-free surcharge still apply; no minimum cost when the package covers the whole
+//!   call.
+//! - **Steps**: billed seconds in `[after_seconds, next step)` cost that step's rate.
+//! - **Toll-free surcharge**: per billed minute, including package-covered time (it pays for
+//!   the access number, not the destination).
+//! - **Flat disconnect fee**: by the rated (not billed) seconds against its threshold, either
+//!   below or at-or-above it ([`DisconnectFeeApplies`]).
+//! - **Disconnect fee factor** (seed 000: "the total duration of the call will be reduced by the
+//!   percentage"; seed 003: "a percentage amount based on the length of connection", not applied
+//!   below a preset time): a fee of `percent` % of the call's time charge, for calls of at least
+//!   `minimum_seconds`; equivalently each billed minute costs `1 + percent/100` minutes of money.
+//! - **Minimum cost**: tops the call charges (before account fees and taxes) up to the minimum.
+//! - **Taxes**: on the pre-tax subtotal, in profile order; see [`TaxProfile`] for compounding.
+//! - **Periods**: the whole call is rated at the period in force at its local start.
+//! - **Buy cost**: `buy rate × rated seconds ÷ 60` (carriers assumed to bill per second);
+//!   `margin = call charges − buy cost`.
+//! - **Shrinking**: the money buys `limit_ms` of real time; the IVR announces
+//!   `limit_ms ÷ (shrink_percent / 100)`.
+//! - **Available credit**: the ledger passes what is unreserved, bounded by every balance the
+//!   call draws on (seed 002: a card is also bounded by its owner's account balance).
+//! - **Double charging**: `rate_call` is a pure function of its inputs, so re-rating a call
+//!   gives the same charge; charging once per call id is the ledger's job.
+//!
 //! # Typical use
 //!
 //! ```
@@ -39,7 +70,7 @@
 //! let start = LocalStart::new(Date::new(2025, 5, 1).unwrap(), TimeOfDay::new(9, 0, 0).unwrap());
 //! let rate = deck.find("919812345678", start.date).unwrap();
 //! let context = RatingContext::new(deck.settings(), rate, &CallFacts::new(start)).unwrap();
-//! let limit = max_talk_time(&context, &Money::new(dec!(1.00), Currency::USD)).unwrap();
+//! let limit = max_talk_time(&context, Money::new(dec!(1.00), Currency::USD)).unwrap();
 //! assert_eq!(limit.limit_ms, 750_000); // 12.5 minutes at 0.08/min
 //! let charge = rate_call(&context, limit.limit_ms);
 //! assert_eq!(charge.total.amount, dec!(1.00));

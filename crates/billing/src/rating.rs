@@ -421,7 +421,7 @@ pub fn first_unit_cost(context: &RatingContext) -> Money {
 /// otherwise it bisects that piece for its last affordable second and stops. So a longer call
 /// that happens to be cheaper is never granted across a shorter call that is not affordable.
 /// When cost is monotonic this is the usual `cost(t) ≤ available < cost(t + increment)`.
-pub fn max_talk_time(context: &RatingContext, available: &Money) -> Result<TalkTime, RatingError> {
+pub fn max_talk_time(context: &RatingContext, available: Money) -> Result<TalkTime, RatingError> {
     if available.currency != context.currency {
         return Err(RatingError::CurrencyMismatch {
             tariff: context.currency,
@@ -431,7 +431,7 @@ pub fn max_talk_time(context: &RatingContext, available: &Money) -> Result<TalkT
     let first_unit = first_unit_cost(context);
     let insufficient = || RatingError::InsufficientCredit {
         first_unit_cost: first_unit,
-        available: *available,
+        available,
     };
     if first_unit.amount > available.amount {
         return Err(insufficient());

@@ -97,7 +97,7 @@ fn talk_time_report(
     context: &RatingContext,
     balance: Money,
 ) -> Result<TalkTimeReport, RatingError> {
-    match max_talk_time(context, &balance) {
+    match max_talk_time(context, balance) {
         Ok(talk_time) => Ok(TalkTimeReport {
             balance,
             limit_ms: talk_time.limit_ms,

@@ -124,7 +124,7 @@ fn talk_time_with_connection_fee_is_1080_seconds() {
     let mut rate = Rate::new("1", dec!(0.05), 6, 6);
     rate.connection_fee = dec!(0.10);
     let context = context(&TariffSettings::default(), &rate);
-    let talk_time = max_talk_time(&context, &usd(dec!(1.00))).unwrap();
+    let talk_time = max_talk_time(&context, usd(dec!(1.00))).unwrap();
     assert_eq!(talk_time.limit_ms, 1_080_000);
     assert_eq!(talk_time.announced_ms, 1_080_000);
     assert_eq!(talk_time.cost_at_limit.amount, dec!(1.00));
@@ -141,7 +141,7 @@ fn first_block_that_does_not_fit_is_refused() {
     let rate = Rate::new("1", dec!(0.04), 60, 60);
     let context = context(&TariffSettings::default(), &rate);
     assert_eq!(first_unit_cost(&context).amount, dec!(0.04));
-    let refusal = max_talk_time(&context, &usd(dec!(0.01))).unwrap_err();
+    let refusal = max_talk_time(&context, usd(dec!(0.01))).unwrap_err();
     assert_eq!(
         refusal,
         RatingError::InsufficientCredit {
@@ -150,7 +150,7 @@ fn first_block_that_does_not_fit_is_refused() {
         }
     );
     // Exactly the first block fits.
-    let talk_time = max_talk_time(&context, &usd(dec!(0.04))).unwrap();
+    let talk_time = max_talk_time(&context, usd(dec!(0.04))).unwrap();
     assert_eq!(talk_time.limit_ms, 60_000);
 }
 
@@ -162,7 +162,7 @@ fn connection_fee_above_balance_gives_zero() {
     let deck = RateDeck::build(TariffSettings::default(), vec![rate.clone()]).unwrap();
     let context = context(deck.settings(), &rate);
     assert!(matches!(
-        max_talk_time(&context, &usd(dec!(0.25))),
+        max_talk_time(&context, usd(dec!(0.25))),
         Err(RatingError::InsufficientCredit { .. })
     ));
     let report = simulate(
@@ -217,9 +217,9 @@ fn a2billing_22_limit_and_bill_agree() {
     let rate = Rate::new("1", dec!(0.12), 60, 60);
     let context = context(&TariffSettings::default(), &rate);
     // 0.03 would be "15 s" by balance ÷ rate; the 60 s block costs 0.12: refused.
-    assert!(max_talk_time(&context, &usd(dec!(0.03))).is_err());
+    assert!(max_talk_time(&context, usd(dec!(0.03))).is_err());
     // 0.30 is "150 s" by balance ÷ rate, which would bill 180 s = 0.36. The limit is 120 s.
-    let talk_time = max_talk_time(&context, &usd(dec!(0.30))).unwrap();
+    let talk_time = max_talk_time(&context, usd(dec!(0.30))).unwrap();
     assert_eq!(talk_time.limit_ms, 120_000);
     let charge = rate_call(&context, talk_time.limit_ms);
     assert_eq!(charge.total.amount, dec!(0.24));
@@ -250,7 +250,7 @@ fn step_billing_two_steps() {
     assert_eq!(charge.total.amount, dec!(0.83));
     // A call that does not reach a step pays only the base rate.
     assert_eq!(total(&context, 60_000), dec!(0.10));
-    let talk_time = max_talk_time(&context, &usd(dec!(0.83))).unwrap();
+    let talk_time = max_talk_time(&context, usd(dec!(0.83))).unwrap();
     assert_eq!(talk_time.limit_ms, 400_000);
     assert_limit_is_tight(&context, dec!(0.83), &talk_time);
 }
@@ -262,7 +262,7 @@ fn minute_shrinking_announces_more_than_real() {
     let mut rate = Rate::new("1", dec!(0.10), 1, 1);
     rate.shrink_percent = Some(dec!(80));
     let context = context(&TariffSettings::default(), &rate);
-    let talk_time = max_talk_time(&context, &usd(dec!(0.80))).unwrap();
+    let talk_time = max_talk_time(&context, usd(dec!(0.80))).unwrap();
     assert_eq!(talk_time.limit_ms, 480_000);
     assert_eq!(talk_time.announced_ms, 600_000);
 }
@@ -320,7 +320,7 @@ fn talk_time_includes_taxes() {
         compound: false,
     });
     let context = RatingContext::new(&TariffSettings::default(), &rate, &call).unwrap();
-    let talk_time = max_talk_time(&context, &usd(dec!(1.00))).unwrap();
+    let talk_time = max_talk_time(&context, usd(dec!(1.00))).unwrap();
     assert_eq!(talk_time.limit_ms, 480_000);
     assert_limit_is_tight(&context, dec!(1.00), &talk_time);
 }
@@ -399,7 +399,7 @@ fn minimum_cost_tops_up_cheap_calls() {
     assert_eq!(long.minimum_cost_topup.amount, Decimal::ZERO);
     assert_eq!(long.total.amount, dec!(0.20));
     // Talk time: 0.10 buys the minimum (300 s of 0.02/min) and not one second more.
-    let talk_time = max_talk_time(&context, &usd(dec!(0.10))).unwrap();
+    let talk_time = max_talk_time(&context, usd(dec!(0.10))).unwrap();
     assert_eq!(talk_time.limit_ms, 300_000);
 }
 
@@ -502,14 +502,14 @@ fn flat_disconnect_fee_below_threshold() {
     assert_eq!(total(&context, 30_000), dec!(0.03));
     // Cost falls at the threshold. 0.20 cannot pay a 1 s call (0.251): refused, although a
     // 60 s call (0.06) would fit — the caller could hang up early.
-    assert!(max_talk_time(&context, &usd(dec!(0.20))).is_err());
+    assert!(max_talk_time(&context, usd(dec!(0.20))).is_err());
     // 0.30 pays every call up to 29 s (≤ 0.279) and then 300 s at 0.06/min.
-    let talk_time = max_talk_time(&context, &usd(dec!(0.30))).unwrap();
+    let talk_time = max_talk_time(&context, usd(dec!(0.30))).unwrap();
     assert_eq!(talk_time.limit_ms, 300_000);
     assert_limit_is_tight(&context, dec!(0.30), &talk_time);
     // 0.27 pays up to 20 s (0.27) but not 21 s (0.271): the limit stops there even though
     // 30 s to 270 s would be cheaper, because a call hung up at 21 s would overspend.
-    let talk_time = max_talk_time(&context, &usd(dec!(0.27))).unwrap();
+    let talk_time = max_talk_time(&context, usd(dec!(0.27))).unwrap();
     assert_eq!(talk_time.limit_ms, 20_000);
     for seconds in 1..=20 {
         assert!(total(&context, seconds * 1000) <= dec!(0.27));
@@ -530,7 +530,7 @@ fn flat_disconnect_fee_at_or_above_threshold() {
     assert_eq!(total(&context, 60_000), dec!(0.16));
     // 0.10 pays 59 s (0.059) but 60 s costs 0.16.
     assert_eq!(
-        max_talk_time(&context, &usd(dec!(0.10))).unwrap().limit_ms,
+        max_talk_time(&context, usd(dec!(0.10))).unwrap().limit_ms,
         59_000
     );
 }
@@ -583,7 +583,7 @@ fn duration_rounding_modes() {
         (DurationRounding::Nearest, 10_499),
     ] {
         let context = with(rounding);
-        let talk_time = max_talk_time(&context, &usd(dec!(0.10))).unwrap();
+        let talk_time = max_talk_time(&context, usd(dec!(0.10))).unwrap();
         assert_eq!(talk_time.limit_ms, limit_ms, "{rounding:?}");
         assert_limit_is_tight(&context, dec!(0.10), &talk_time);
     }
@@ -615,7 +615,7 @@ fn unanswered_call_is_free() {
 fn free_destination_is_capped() {
     let rate = Rate::new("800", Decimal::ZERO, 1, 1);
     let context = context(&TariffSettings::default(), &rate);
-    let talk_time = max_talk_time(&context, &usd(Decimal::ZERO)).unwrap();
+    let talk_time = max_talk_time(&context, usd(Decimal::ZERO)).unwrap();
     assert!(talk_time.capped);
     assert_eq!(talk_time.limit_ms, 4 * 3600 * 1000);
 }
@@ -625,7 +625,7 @@ fn balance_in_another_currency_is_refused() {
     let rate = Rate::new("1", dec!(0.10), 60, 60);
     let context = context(&TariffSettings::default(), &rate);
     assert!(matches!(
-        max_talk_time(&context, &Money::new(dec!(5), Currency::EUR)),
+        max_talk_time(&context, Money::new(dec!(5), Currency::EUR)),
         Err(RatingError::CurrencyMismatch { .. })
     ));
 }

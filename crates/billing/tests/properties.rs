@@ -182,7 +182,7 @@ proptest! {
         let available = Money::new(balance, Currency::USD);
         let reference = reference_limit(&context, balance);
         let first_seconds = context.grace_seconds.max(1);
-        match max_talk_time(&context, &available) {
+        match max_talk_time(&context, available) {
             Ok(talk_time) => {
                 prop_assert_eq!(talk_time.limit_seconds, reference);
                 prop_assert!(rate_call(&context, talk_time.limit_ms).total.amount <= balance);
