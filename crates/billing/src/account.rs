@@ -95,34 +95,34 @@ impl AccountPlan {
     /// Maintenance fees fall due at `anchor_ms + k × every` for k = 1, 2, …; this counts
     /// those in `(after_ms, up_to_ms]`, so consecutive windows never count one twice.
     /// The ledger passes the last instant it charged up to as `after_ms`.
+    /// `Ok(None)` when the plan has no maintenance fee.
     pub fn maintenance_due(
         &self,
         anchor_ms: i64,
         after_ms: i64,
         up_to_ms: i64,
-    ) -> Option<MaintenanceDue> {
-        let maintenance = self.maintenance.as_ref()?;
+    ) -> Result<Option<MaintenanceDue>, TariffError> {
+        self.validate()?;
+        let Some(maintenance) = self.maintenance.as_ref() else {
+            return Ok(None);
+        };
         let period = maintenance.every.as_ms();
-        if period <= 0 {
-            return None;
-        }
-        // Number of fee instants at or before `instant` (k ≥ 1).
-        let due_by = |instant: i64| -> i64 {
-            if instant < anchor_ms {
-                0
-            } else {
-                (instant - anchor_ms) / period
-            }
+        // Number of fee instants at or before `instant` (k ≥ 1); i128 so no input overflows.
+        let period = i128::from(period);
+        let due_by = |instant: i64| -> i128 {
+            let elapsed = i128::from(instant) - i128::from(anchor_ms);
+            if elapsed < 0 { 0 } else { elapsed / period }
         };
         let count = (due_by(up_to_ms) - due_by(after_ms.max(anchor_ms))).max(0);
-        let count = u64::try_from(count).unwrap_or(0);
-        let next_due_ms =
-            anchor_ms.saturating_add(due_by(up_to_ms).saturating_add(1).saturating_mul(period));
-        Some(MaintenanceDue {
+        let count = u64::try_from(count).unwrap_or(u64::MAX);
+        let next_due = i128::from(anchor_ms) + (due_by(up_to_ms) + 1) * period;
+        let next_due_ms = i64::try_from(next_due).unwrap_or(i64::MAX);
+        // Validated amount ≤ 10^6 times count < 2^63: far inside Decimal's range.
+        Ok(Some(MaintenanceDue {
             count,
             amount: Money::new(maintenance.amount * Decimal::from(count), self.currency),
             next_due_ms,
-        })
+        }))
     }
 
     /// When the card expires, if it does (`None` for a never-used card with only a
@@ -199,6 +199,7 @@ mod tests {
         let anchor = 1_700_000_000_000;
         let due = plan()
             .maintenance_due(anchor, anchor + 3 * DAY, anchor + 22 * DAY)
+            .unwrap()
             .unwrap();
         assert_eq!(due.count, 3);
         assert_eq!(due.amount.amount, dec!(1.47));
@@ -206,15 +207,18 @@ mod tests {
         // The next window starts where this one ended: day 21 is not counted again.
         let next = plan()
             .maintenance_due(anchor, anchor + 22 * DAY, anchor + 28 * DAY)
+            .unwrap()
             .unwrap();
         assert_eq!(next.count, 1);
         // Exactly at an instant counts; just before does not.
         let at = plan()
             .maintenance_due(anchor, anchor, anchor + 7 * DAY)
+            .unwrap()
             .unwrap();
         assert_eq!(at.count, 1);
         let before = plan()
             .maintenance_due(anchor, anchor, anchor + 7 * DAY - 1)
+            .unwrap()
             .unwrap();
         assert_eq!(before.count, 0);
     }
@@ -227,13 +231,44 @@ mod tests {
             amount: dec!(0.10),
             every: Interval::Hours(6),
         });
-        let due = plan.maintenance_due(0, 0, 25 * HOUR).unwrap();
+        let due = plan.maintenance_due(0, 0, 25 * HOUR).unwrap().unwrap();
         assert_eq!(due.count, 4);
         assert_eq!(due.amount.amount, dec!(0.40));
         assert_eq!(
-            plan.maintenance_due(0, 30 * HOUR, 20 * HOUR).unwrap().count,
+            plan.maintenance_due(0, 30 * HOUR, 20 * HOUR)
+                .unwrap()
+                .unwrap()
+                .count,
             0
         );
+    }
+
+    #[test]
+    fn no_maintenance_and_invalid_plans() {
+        let mut plan = plan();
+        plan.maintenance = None;
+        assert_eq!(plan.maintenance_due(0, 0, DAY), Ok(None));
+        plan.maintenance = Some(MaintenanceFee {
+            amount: dec!(-1),
+            every: Interval::Days(1),
+        });
+        assert!(plan.maintenance_due(0, 0, DAY).is_err());
+        plan.maintenance = Some(MaintenanceFee {
+            amount: dec!(1),
+            every: Interval::Hours(0),
+        });
+        assert!(plan.maintenance_due(0, 0, DAY).is_err());
+        // Extreme instants do not overflow.
+        plan.maintenance = Some(MaintenanceFee {
+            amount: dec!(1),
+            every: Interval::Hours(1),
+        });
+        let due = plan
+            .maintenance_due(i64::MIN, i64::MIN, i64::MAX)
+            .unwrap()
+            .unwrap();
+        assert_eq!(due.count, u64::MAX / 3_600_000);
+        assert_eq!(due.next_due_ms, i64::MAX);
     }
 
     /// Hand-computed: 90 days after first use, or a fixed date, whichever comes first.

@@ -80,8 +80,10 @@ pub struct ResolvedStep {
 }
 
 /// A tariff row resolved for one call: period, steps and flags fixed, values owned.
-/// Built once per call; [`rate_call`] and [`max_talk_time`] only read it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Built once per call; [`rate_call`] and [`max_talk_time`] only read it. Only
+/// [`RatingContext::new`] can build one, so every value in it has been validated (which is
+/// why rating arithmetic cannot overflow); it serializes for reports but does not deserialize.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RatingContext {
     pub currency: Currency,
     pub decimal_places: u32,
@@ -106,7 +108,13 @@ pub struct RatingContext {
     pub package_seconds_available: u32,
     pub account_fees: Vec<AccountFee>,
     pub taxes: TaxProfile,
+    #[serde(skip)]
+    validated: Validated,
 }
+
+/// Marks values that went through [`RatingContext::new`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Validated;
 
 impl RatingContext {
     /// Resolves a rate for a call: checks validity on the start date, picks the time-of-day
@@ -173,6 +181,7 @@ impl RatingContext {
             package_seconds_available: call.package_seconds_available,
             account_fees: call.account_fees.clone(),
             taxes: call.taxes.clone(),
+            validated: Validated,
         })
     }
 

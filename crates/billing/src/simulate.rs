@@ -51,7 +51,7 @@ pub struct TalkTimeReport {
 }
 
 /// The simulator's answer; `serde_json::to_string_pretty` gives the CLI output.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SimulationReport {
     pub destination: MatchedDestination,
     /// The resolved tariff row actually used (period, steps, flags applied).

@@ -61,7 +61,8 @@ impl TaxProfile {
     }
 
     /// Exact tax lines for a pre-tax subtotal (nothing when the subtotal is zero).
-    pub fn apply(&self, subtotal: Decimal) -> Vec<TaxLine> {
+    /// Crate-private: only validated profiles reach it.
+    pub(crate) fn apply(&self, subtotal: Decimal) -> Vec<TaxLine> {
         let mut lines = Vec::with_capacity(self.taxes.len());
         if subtotal <= Decimal::ZERO {
             return lines;
