@@ -22,6 +22,8 @@ pub enum AudioError {
     Mp3(String),
     #[error("the file holds no audio samples")]
     NoAudio,
+    #[error("sample rate {0} Hz is outside 4000..=384000 Hz")]
+    UnsupportedRate(u32),
 }
 
 /// Decoded audio before conversion: interleaved samples in [-1, 1].
@@ -63,8 +65,11 @@ pub fn decode(bytes: &[u8]) -> Result<DecodedAudio, AudioError> {
         SniffedFormat::Wav => decode_wav(bytes)?,
         SniffedFormat::Mp3 => decode_mp3(bytes)?,
     };
-    if decoded.samples.is_empty() || decoded.channels == 0 || decoded.sample_rate == 0 {
+    if decoded.samples.is_empty() || decoded.channels == 0 {
         return Err(AudioError::NoAudio);
+    }
+    if !SUPPORTED_RATES.contains(&decoded.sample_rate) {
+        return Err(AudioError::UnsupportedRate(decoded.sample_rate));
     }
     Ok(decoded)
 }
@@ -80,6 +85,9 @@ pub fn decode_to_8k_mono(bytes: &[u8]) -> Result<Vec<i16>, AudioError> {
 fn to_i16(x: f32) -> i16 {
     (x * 32767.0).round().clamp(-32768.0, 32767.0) as i16
 }
+
+/// Bounds the resampler's kernel, whose length grows with the rate ratio.
+const SUPPORTED_RATES: std::ops::RangeInclusive<u32> = 4000..=384_000;
 
 const WAVE_FORMAT_PCM: u16 = 1;
 const WAVE_FORMAT_FLOAT: u16 = 3;
@@ -136,8 +144,11 @@ fn wav_layout(bytes: &[u8]) -> Result<WavLayout, AudioError> {
         } else if id == b"data" {
             let (format_tag, channels, sample_rate, bits) =
                 format.ok_or_else(|| corrupt("data chunk before the fmt chunk"))?;
-            if channels == 0 || sample_rate == 0 {
-                return Err(corrupt("zero channels or zero sample rate"));
+            if channels == 0 {
+                return Err(corrupt("zero channels"));
+            }
+            if !SUPPORTED_RATES.contains(&sample_rate) {
+                return Err(AudioError::UnsupportedRate(sample_rate));
             }
             let present = bytes.len() - body;
             // 0 and 0xFFFFFFFF are written by streaming encoders that could not seek back.

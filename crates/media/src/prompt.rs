@@ -161,21 +161,32 @@ impl Tone {
         (self.total.as_micros() / FRAME_INTERVAL.as_micros()) as u64
     }
 
+    /// Fills one frame. Each frequency's phase is computed once per frame from the absolute
+    /// sample index (so there is no drift over a long tone) and then advanced by rotation.
     fn fill(&self, first_sample: u64, out: &mut [i16; FRAME_SAMPLES]) {
+        // Cadences are whole 20 ms frames, so one test per frame is enough.
+        if !self.is_on(first_sample) {
+            out.fill(0);
+            return;
+        }
         let amplitude = 32767.0 * 10f64.powf(f64::from(self.level_db) / 20.0);
-        for (i, sample) in out.iter_mut().enumerate() {
-            let n = first_sample + i as u64;
-            *sample = if self.is_on(n) {
-                let t = n as f64 / 8000.0;
-                let value: f64 = self
-                    .frequencies
-                    .iter()
-                    .map(|f| (2.0 * std::f64::consts::PI * f64::from(*f) * t).sin())
-                    .sum();
-                (amplitude * value).round().clamp(-32768.0, 32767.0) as i16
-            } else {
-                0
-            };
+        let mut sum = [0f64; FRAME_SAMPLES];
+        for frequency in &self.frequencies {
+            let omega = 2.0 * std::f64::consts::PI * f64::from(*frequency) / 8000.0;
+            // Reduce the phase modulo one period before the trig call, for precision.
+            let cycles = f64::from(*frequency) * first_sample as f64 / 8000.0;
+            let phase = 2.0 * std::f64::consts::PI * cycles.fract();
+            let (mut sin, mut cos) = phase.sin_cos();
+            let (step_sin, step_cos) = omega.sin_cos();
+            for value in sum.iter_mut() {
+                *value += sin;
+                let next_sin = sin * step_cos + cos * step_sin;
+                cos = cos * step_cos - sin * step_sin;
+                sin = next_sin;
+            }
+        }
+        for (sample, value) in out.iter_mut().zip(sum) {
+            *sample = (amplitude * value).round().clamp(-32768.0, 32767.0) as i16;
         }
     }
 }

@@ -253,6 +253,14 @@ impl Relay {
         }
     }
 
+    /// Switches the Goertzel detector on or off for a leg (for example off once the IVR is
+    /// done and only RFC 4733 digits matter; it costs about 2 µs per packet).
+    pub fn set_inband_detection(&mut self, side: Side, enabled: bool) {
+        if let Some(leg) = self.legs[side.index()].as_mut() {
+            leg.inband = (enabled && leg.config.law.is_some()).then(InbandDetector::default);
+        }
+    }
+
     pub fn remove_leg(&mut self, side: Side) {
         self.legs[side.index()] = None;
     }

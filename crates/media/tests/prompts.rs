@@ -232,6 +232,45 @@ fn broken_files_are_refused_with_a_reason() {
 }
 
 #[test]
+fn absurd_sample_rates_are_refused() {
+    let dir = TempDir::new("prompt-rate");
+    let mut bytes = sine(
+        &dir,
+        "ok.wav",
+        &["-r", "8000", "-c", "1", "-b", "16"],
+        "0.1",
+    );
+    bytes[24..28].copy_from_slice(&4_000_000_000u32.to_le_bytes());
+    assert_eq!(
+        Prompt::from_file_bytes(&bytes).unwrap_err(),
+        AudioError::UnsupportedRate(4_000_000_000)
+    );
+    bytes[24..28].copy_from_slice(&100u32.to_le_bytes());
+    assert_eq!(
+        Prompt::from_file_bytes(&bytes).unwrap_err(),
+        AudioError::UnsupportedRate(100)
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+    /// Whatever follows a valid RIFF/WAVE or MP3 start, decoding returns instead of panicking.
+    #[test]
+    fn arbitrary_uploads_never_panic(
+        body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+        kind in 0u8..3,
+    ) {
+        let mut bytes = match kind {
+            0 => b"RIFF\x00\x10\x00\x00WAVEfmt ".to_vec(),
+            1 => vec![0xFF, 0xFB, 0x90, 0x64],
+            _ => b"ID3".to_vec(),
+        };
+        bytes.extend(body);
+        let _ = Prompt::from_file_bytes(&bytes);
+    }
+}
+
+#[test]
 fn the_shipped_prompts_all_load() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../prompts");
     let mut cache = PromptCache::new();
