@@ -107,5 +107,5 @@ pub use tariff::{
     MAX_AMOUNT, MAX_CALL_SECONDS, MAX_PERCENT, Rate, RatePeriod, RateStep, StepRate, TariffError,
     TariffSettings,
 };
-pub use tax::{Tax, TaxKind, TaxLine, TaxProfile};
+pub use tax::{MAX_TAXES, Tax, TaxKind, TaxLine, TaxProfile};
 pub use time::{Date, LocalStart, TimeError, TimeOfDay, Weekday};

@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::tariff::{TariffError, check_amount, check_percent};
 
+/// Most taxes a profile may hold.
+pub const MAX_TAXES: usize = 16;
+
 /// What one tax adds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -50,10 +53,26 @@ impl TaxProfile {
         TaxProfile::default()
     }
 
+    /// At most [`MAX_TAXES`] taxes of at most 100 % each: even all compounding, the taxed
+    /// amount stays far inside `Decimal`'s range.
     pub fn validate(&self) -> Result<(), TariffError> {
+        if self.taxes.len() > MAX_TAXES {
+            return Err(TariffError::Invalid {
+                field: "taxes",
+                reason: format!("at most {MAX_TAXES} taxes per profile"),
+            });
+        }
         for tax in &self.taxes {
             match tax.kind {
-                TaxKind::Percent(percent) => check_percent("taxes.percent", percent)?,
+                TaxKind::Percent(percent) => {
+                    check_percent("taxes.percent", percent)?;
+                    if percent > Decimal::ONE_HUNDRED {
+                        return Err(TariffError::Invalid {
+                            field: "taxes.percent",
+                            reason: format!("{percent} exceeds 100"),
+                        });
+                    }
+                }
                 TaxKind::Fixed(amount) => check_amount("taxes.fixed", amount)?,
             }
         }
@@ -118,6 +137,30 @@ mod tests {
         let amounts: Vec<Decimal> = lines.iter().map(|line| line.amount).collect();
         assert_eq!(amounts, vec![dec!(0.50), dec!(1.05), dec!(0.25)]);
         assert!(profile.apply(Decimal::ZERO).is_empty());
+    }
+
+    #[test]
+    fn oversized_profiles_are_refused() {
+        let many = TaxProfile {
+            name: String::new(),
+            taxes: vec![tax("t", TaxKind::Percent(dec!(1)), true); MAX_TAXES + 1],
+        };
+        assert!(many.validate().is_err());
+        let steep = TaxProfile {
+            name: String::new(),
+            taxes: vec![tax("t", TaxKind::Percent(dec!(100.01)), false)],
+        };
+        assert!(steep.validate().is_err());
+        let worst = TaxProfile {
+            name: String::new(),
+            taxes: vec![tax("t", TaxKind::Percent(dec!(100)), true); MAX_TAXES],
+        };
+        assert!(worst.validate().is_ok());
+        let total: Decimal = worst.apply(dec!(1000000000)).iter().map(|l| l.amount).sum();
+        assert_eq!(
+            total,
+            dec!(1000000000) * Decimal::from((1u64 << MAX_TAXES) - 1)
+        );
     }
 
     #[test]

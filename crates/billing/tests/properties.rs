@@ -260,3 +260,48 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// The largest values validation admits, any duration: rating never panics, never goes
+    /// negative, and the total still converts to micro-units or reports overflow as an error.
+    #[test]
+    fn extreme_valid_inputs_do_not_panic(
+        duration_ms in any::<u64>(),
+        increment in 1u32..=MAX_CALL_SECONDS,
+        initial in 0u32..=MAX_CALL_SECONDS,
+        from_start in any::<bool>(),
+        balance_micros in any::<i64>(),
+    ) {
+        let mut rate = Rate::new("1", MAX_AMOUNT, initial, increment);
+        rate.connection_fee = MAX_AMOUNT;
+        rate.minimum_cost = Some(MAX_AMOUNT);
+        rate.disconnect_factor = Some(DisconnectFactor { percent: MAX_PERCENT, minimum_seconds: 0 });
+        rate.steps = vec![RateStep { after_seconds: 1, rate: StepRate::PercentOfBase(MAX_PERCENT) }];
+        let settings = TariffSettings {
+            increment_anchor: if from_start {
+                IncrementAnchor::FromCallStart
+            } else {
+                IncrementAnchor::AfterInitialBlock
+            },
+            toll_free_surcharge_per_minute: MAX_AMOUNT,
+            max_call_seconds: MAX_CALL_SECONDS,
+            ..TariffSettings::default()
+        };
+        let mut call = CallFacts::new(LocalStart::new(
+            Date::new(2025, 5, 1).unwrap(),
+            TimeOfDay::MIDNIGHT,
+        ));
+        call.toll_free_access = true;
+        call.taxes.taxes = vec![
+            Tax { name: "t".to_owned(), kind: TaxKind::Percent(Decimal::ONE_HUNDRED), compound: true };
+            MAX_TAXES
+        ];
+        let context = RatingContext::new(&settings, &rate, &call).unwrap();
+        let charge = rate_call(&context, duration_ms);
+        prop_assert!(!charge.total.is_negative());
+        let _ = charge.total_micros();
+        let _ = max_talk_time(&context, Money::from_micros(balance_micros, Currency::USD));
+    }
+}
