@@ -509,3 +509,29 @@ fn warning_beep_during_the_call_wins_over_relayed_audio_then_the_call_resumes() 
     assert_eq!(to_caller.len(), 60);
     assert_eq!(to_caller.iter().filter(|h| h.marker).count(), 3);
 }
+
+#[test]
+fn g729_is_passed_through_untouched() {
+    let start = Instant::now();
+    let mut relay = Relay::new(RtcpMode::Terminate);
+    for (side, remote, ssrc) in [(Side::A, CALLER_SIGNALLED, 1), (Side::B, CARRIER, 2)] {
+        let mut leg = LegConfig::g711(Law::MuLaw, Some(address(remote)), ssrc);
+        leg.law = None;
+        leg.audio_payload_type = 18;
+        relay.set_leg(side, leg, start);
+    }
+    relay.set_bridged(true);
+    // Two 10-byte G.729 frames per 20 ms packet.
+    let frames: Vec<u8> = (0..20).map(|i| i * 13).collect();
+    let mut datagram = packet(18, 9, 160, CALLER_SSRC, &frames);
+    let action = relay.handle_rtp(Side::A, address(CALLER_REAL), &mut datagram, start);
+    assert_eq!(
+        action,
+        RtpAction::Forward {
+            side: Side::B,
+            destination: address(CARRIER)
+        }
+    );
+    assert_eq!(rtp::payload(&datagram).unwrap(), &frames[..]);
+    assert_eq!(RtpHeader::parse(&datagram).unwrap().payload_type, 18);
+}

@@ -90,3 +90,18 @@ proptest! {
         prop_assert_eq!(SessionDescription::parse(parsed.to_string().as_bytes()).unwrap(), parsed);
     }
 }
+
+proptest! {
+    /// Arbitrary bodies (from the network) give a result or a typed error, never a panic.
+    #[test]
+    fn arbitrary_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = SessionDescription::parse(&body);
+        let mut with_header = b"v=0\r\no=- 1 1 IN IP4 a\r\n".to_vec();
+        with_header.extend(&body);
+        if let Ok(parsed) = SessionDescription::parse(&with_header) {
+            // Whatever we accept, we can write and read back.
+            let written = parsed.to_bytes();
+            prop_assert_eq!(SessionDescription::parse(&written).unwrap().to_bytes(), written);
+        }
+    }
+}
