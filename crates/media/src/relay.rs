@@ -368,7 +368,7 @@ impl Relay {
             .outgoing
             .map(SourceId::Relayed(header.ssrc), &incoming, now);
         rtp::rewrite(packet, &outgoing).map_err(DropReason::Malformed)?;
-        target.outgoing.octets += packet.len() as u64;
+        target.outgoing.octets += rtp::payload(packet).map_or(0, |p| p.len() as u64);
         Ok(RtpAction::Forward {
             side: side.other(),
             destination,
@@ -557,7 +557,7 @@ impl Relay {
             };
             let out = leg.outgoing.map(SourceId::Local(generation), &header, now);
             let length = rtp::write(buffer, &out, frame.payload).ok()?;
-            leg.outgoing.octets += length as u64;
+            leg.outgoing.octets += frame.payload.len() as u64;
             // Without an address yet the frame is dropped, keeping the pacing.
             return destination.map(|destination| Transmit {
                 side,
@@ -573,6 +573,36 @@ impl Relay {
             });
         }
         None
+    }
+
+    /// An RTCP sender report about what we send towards `side`, written into `buffer`, for the
+    /// shell to send to the leg's RTCP address about every 5 s when RTCP is terminated here.
+    /// `ntp_timestamp` is the wall clock in NTP format (the shell reads the clock).
+    pub fn sender_report(
+        &self,
+        side: Side,
+        ntp_timestamp: u64,
+        now: Instant,
+        buffer: &mut [u8],
+    ) -> Option<Transmit> {
+        let leg = self.legs[side.index()].as_ref()?;
+        let destination = leg.rtcp_latch.destination()?;
+        let stream = &leg.outgoing;
+        // The report's counters are 32-bit and wrap (RFC 3550 §6.4.1).
+        let length = rtp::write_sender_report(
+            buffer,
+            stream.ssrc(),
+            ntp_timestamp,
+            stream.timestamp_at(now),
+            stream.packets as u32,
+            stream.octets as u32,
+        )
+        .ok()?;
+        Some(Transmit {
+            side,
+            destination,
+            length,
+        })
     }
 
     pub fn poll_event(&mut self) -> Option<MediaEvent> {

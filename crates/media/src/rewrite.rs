@@ -53,6 +53,19 @@ impl OutgoingStream {
         self.ssrc
     }
 
+    /// The RTP timestamp that corresponds to `now` on this stream's clock (for sender reports).
+    pub fn timestamp_at(&self, now: Instant) -> u32 {
+        match self.last_sent {
+            Some(last) => {
+                let samples = now.saturating_duration_since(last).as_micros()
+                    * u128::from(self.samples_per_second)
+                    / 1_000_000;
+                self.last_timestamp.wrapping_add(samples as u32)
+            }
+            None => self.last_timestamp,
+        }
+    }
+
     /// The header to send for `incoming` from `source` at `now`.
     pub fn map(&mut self, source: SourceId, incoming: &RtpHeader, now: Instant) -> RtpHeader {
         let mut marker = incoming.marker;

@@ -166,3 +166,30 @@ pub fn rewrite_rtcp_ssrcs(compound: &mut [u8], sender: u32, reported: u32) -> Re
     }
     Ok(())
 }
+
+/// Writes an RTCP sender report without report blocks (RFC 3550 §6.4.1), for a relay that
+/// terminates RTCP and reports on the streams it sends itself. Returns the length (28).
+pub fn write_sender_report(
+    out: &mut [u8],
+    ssrc: u32,
+    ntp_timestamp: u64,
+    rtp_timestamp: u32,
+    packets: u32,
+    octets: u32,
+) -> Result<usize, RtpError> {
+    const LENGTH: usize = 28;
+    let available = out.len();
+    let target = out.get_mut(..LENGTH).ok_or(RtpError::BufferTooSmall {
+        needed: LENGTH,
+        available,
+    })?;
+    target[0] = 0x80;
+    target[1] = rtcp_type::SENDER_REPORT;
+    target[2..4].copy_from_slice(&6u16.to_be_bytes()); // length in words minus one
+    target[4..8].copy_from_slice(&ssrc.to_be_bytes());
+    target[8..16].copy_from_slice(&ntp_timestamp.to_be_bytes());
+    target[16..20].copy_from_slice(&rtp_timestamp.to_be_bytes());
+    target[20..24].copy_from_slice(&packets.to_be_bytes());
+    target[24..28].copy_from_slice(&octets.to_be_bytes());
+    Ok(LENGTH)
+}

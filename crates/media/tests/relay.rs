@@ -535,3 +535,39 @@ fn g729_is_passed_through_untouched() {
     assert_eq!(rtp::payload(&datagram).unwrap(), &frames[..]);
     assert_eq!(RtpHeader::parse(&datagram).unwrap().payload_type, 18);
 }
+
+#[test]
+fn sender_reports_describe_what_we_sent() {
+    let start = Instant::now();
+    let mut relay = relay(start, RtcpMode::Terminate);
+    let prompt = Arc::new(Prompt::from_samples(vec![0; 160 * 10]));
+    relay
+        .play(Side::A, [PlayItem::Prompt(prompt)], false, start)
+        .unwrap();
+    let sent = drain_local(
+        &mut relay,
+        start,
+        start + Duration::from_millis(300),
+        Side::A,
+    );
+    let last = RtpHeader::parse(&sent.last().unwrap().1).unwrap();
+    let mut buffer = [0u8; 64];
+    let at = start + Duration::from_millis(400);
+    let transmit = relay
+        .sender_report(Side::A, 0x0102_0304_0506_0708, at, &mut buffer)
+        .unwrap();
+    assert_eq!(transmit.destination, address("192.168.1.20:7079"));
+    let report = &buffer[..transmit.length];
+    let packets = talktime_media::rtp::rtcp_packets(report).unwrap();
+    assert_eq!(
+        (packets.len(), packets[0].packet_type),
+        (1, rtcp_type::SENDER_REPORT)
+    );
+    let word = |at: usize| u32::from_be_bytes(report[at..at + 4].try_into().unwrap());
+    assert_eq!(word(4), TOWARDS_CALLER_SSRC);
+    assert_eq!(&report[8..16], &0x0102_0304_0506_0708u64.to_be_bytes());
+    // The last frame went out at 180 ms; 220 ms later the RTP clock is 1760 samples on.
+    assert_eq!(word(16), last.timestamp.wrapping_add(1760));
+    assert_eq!(word(20), 10);
+    assert_eq!(word(24), 1600);
+}
