@@ -291,7 +291,7 @@ pub fn answer(
         let usable = accepted.is_none()
             && offered.kind.eq_ignore_ascii_case("audio")
             && offered.port != 0
-            && offered.is_rtp();
+            && is_plain_rtp(&offered.protocol);
         let chosen = if usable {
             match choose_codec(offered, &local.codecs) {
                 Some(choice) => Some(choice),
@@ -411,6 +411,11 @@ pub fn process_answer(
             .reversed()
             .intersect(ours),
     })
+}
+
+/// RTP without SRTP: we cannot answer RTP/SAVP(F) (no keys), so such streams are declined.
+fn is_plain_rtp(protocol: &str) -> bool {
+    protocol.eq_ignore_ascii_case("RTP/AVP") || protocol.eq_ignore_ascii_case("RTP/AVPF")
 }
 
 fn choose_codec(offered: &Media, allowed: &[Codec]) -> Option<(Codec, u8)> {

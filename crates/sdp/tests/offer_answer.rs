@@ -233,3 +233,17 @@ fn our_hold_offer_is_sendonly_and_a_new_version() {
     assert_eq!(negotiated.direction, Direction::SendOnly);
     assert_eq!(negotiated.send_telephone_event, None);
 }
+
+#[test]
+fn srtp_stream_is_declined_and_the_plain_alternative_accepted() {
+    let offer_text = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 5000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\nm=audio 5002 RTP/AVP 0\r\n";
+    let mut origin = SessionOrigin::new(7, SWITCH);
+    let (body, negotiated) = answer(&parse(offer_text), &g711(), &mut origin).unwrap();
+    assert_eq!(negotiated.media_index, 1);
+    assert_eq!(
+        negotiated.remote,
+        Some("192.0.2.1:5002".parse::<SocketAddr>().unwrap())
+    );
+    assert_eq!(body.media[0].port, 0);
+    assert_eq!(body.media[1].port, 30000);
+}
