@@ -2,6 +2,7 @@
 
 mod config;
 mod server;
+mod transport;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,0 +1,273 @@
+//! SIP transports: UDP sockets and TCP listeners/connections (RFC 3261 §18).
+#![allow(dead_code)] // fields and helpers the call engine wiring uses next
+//!
+//! The transport only moves bytes. Inbound datagrams and framed TCP messages go to the SIP
+//! core over one channel, tagged with where they came from; the core hands back `Outbound`
+//! bytes with a destination. TCP connections are kept in a table keyed by the peer address so
+//! responses and later requests reuse them (RFC 3261 §18.2.2, RFC 5923's spirit).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+/// The largest SIP message accepted on any transport.
+pub const MAX_MESSAGE_BYTES: usize = 65_535;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Udp,
+    Tcp,
+}
+
+impl Protocol {
+    pub fn via_name(self) -> &'static str {
+        match self {
+            Protocol::Udp => "UDP",
+            Protocol::Tcp => "TCP",
+        }
+    }
+}
+
+/// What arrived: a datagram still to be parsed, or a message the TCP framer already parsed.
+#[derive(Debug)]
+pub enum Payload {
+    Datagram(Vec<u8>),
+    Framed(Box<talktime_sip::Message>),
+}
+
+/// One inbound message and where it came from.
+#[derive(Debug)]
+pub struct Inbound {
+    pub payload: Payload,
+    pub source: SocketAddr,
+    pub local: SocketAddr,
+    pub protocol: Protocol,
+}
+
+/// Bytes to send.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    pub bytes: Vec<u8>,
+    pub destination: SocketAddr,
+    pub protocol: Protocol,
+}
+
+type ConnectionTable = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>>;
+
+/// Handle to the running transports; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    udp: Vec<Arc<UdpSocket>>,
+    connections: ConnectionTable,
+    inbound: mpsc::Sender<Inbound>,
+    tcp_local: Option<SocketAddr>,
+}
+
+impl Transport {
+    /// Binds every configured address and starts the receive tasks.
+    pub async fn bind(
+        udp_addresses: &[SocketAddr],
+        tcp_addresses: &[SocketAddr],
+        inbound: mpsc::Sender<Inbound>,
+    ) -> std::io::Result<Self> {
+        let mut udp = Vec::new();
+        for address in udp_addresses {
+            let socket = Arc::new(UdpSocket::bind(address).await?);
+            info!(local = %socket.local_addr()?, "SIP listening on UDP");
+            udp.push(socket);
+        }
+        let transport = Transport {
+            udp,
+            connections: Arc::default(),
+            inbound,
+            tcp_local: None,
+        };
+        for socket in &transport.udp {
+            tokio::spawn(receive_datagrams(socket.clone(), transport.inbound.clone()));
+        }
+        let mut transport = transport;
+        for address in tcp_addresses {
+            let listener = TcpListener::bind(address).await?;
+            let local = listener.local_addr()?;
+            info!(%local, "SIP listening on TCP");
+            transport.tcp_local.get_or_insert(local);
+            tokio::spawn(accept_connections(listener, transport.clone()));
+        }
+        Ok(transport)
+    }
+
+    /// The bound UDP addresses (useful when a port was 0).
+    pub fn udp_addresses(&self) -> Vec<SocketAddr> {
+        self.udp
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
+    }
+
+    pub fn tcp_address(&self) -> Option<SocketAddr> {
+        self.tcp_local
+    }
+
+    /// Sends bytes; over TCP an existing connection to the destination is reused, otherwise
+    /// one is opened. Errors are logged: SIP's own retransmission and timeouts handle loss.
+    pub async fn send(&self, outbound: Outbound) {
+        match outbound.protocol {
+            Protocol::Udp => self.send_datagram(outbound).await,
+            Protocol::Tcp => self.send_stream(outbound).await,
+        }
+    }
+
+    async fn send_datagram(&self, outbound: Outbound) {
+        let socket = self
+            .udp
+            .iter()
+            .find(|s| {
+                s.local_addr()
+                    .is_ok_and(|l| l.is_ipv4() == outbound.destination.is_ipv4())
+            })
+            .or_else(|| self.udp.first());
+        let Some(socket) = socket else {
+            warn!(destination = %outbound.destination, "no UDP socket to send from");
+            return;
+        };
+        if let Err(error) = socket.send_to(&outbound.bytes, outbound.destination).await {
+            warn!(destination = %outbound.destination, %error, "UDP send failed");
+        }
+    }
+
+    async fn send_stream(&self, outbound: Outbound) {
+        let existing = self.connection(outbound.destination);
+        let sender = match existing {
+            Some(sender) => sender,
+            None => match TcpStream::connect(outbound.destination).await {
+                Ok(stream) => self.adopt(stream, outbound.destination),
+                Err(error) => {
+                    warn!(destination = %outbound.destination, %error, "TCP connect failed");
+                    return;
+                }
+            },
+        };
+        if sender.send(outbound.bytes).await.is_err() {
+            debug!(destination = %outbound.destination, "TCP connection closed before send");
+        }
+    }
+
+    fn connection(&self, peer: SocketAddr) -> Option<mpsc::Sender<Vec<u8>>> {
+        let table = self.connections.lock().ok()?;
+        table.get(&peer).filter(|s| !s.is_closed()).cloned()
+    }
+
+    /// Registers a connection and starts its reader and writer tasks.
+    fn adopt(&self, stream: TcpStream, peer: SocketAddr) -> mpsc::Sender<Vec<u8>> {
+        let local = stream.local_addr().unwrap_or(peer);
+        let (reader, writer) = stream.into_split();
+        let (sender, receiver) = mpsc::channel(256);
+        if let Ok(mut table) = self.connections.lock() {
+            table.insert(peer, sender.clone());
+        }
+        tokio::spawn(write_stream(writer, receiver));
+        tokio::spawn(read_stream(
+            reader,
+            peer,
+            local,
+            self.inbound.clone(),
+            self.connections.clone(),
+        ));
+        sender
+    }
+}
+
+async fn receive_datagrams(socket: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>) {
+    let Ok(local) = socket.local_addr() else {
+        return;
+    };
+    let mut buffer = vec![0u8; MAX_MESSAGE_BYTES];
+    loop {
+        match socket.recv_from(&mut buffer).await {
+            Ok((length, source)) => {
+                let message = Inbound {
+                    payload: Payload::Datagram(buffer[..length].to_vec()),
+                    source,
+                    local,
+                    protocol: Protocol::Udp,
+                };
+                if inbound.send(message).await.is_err() {
+                    return;
+                }
+            }
+            // ICMP port unreachable surfaces here on some systems; keep receiving.
+            Err(error) => debug!(%local, %error, "UDP receive error"),
+        }
+    }
+}
+
+async fn accept_connections(listener: TcpListener, transport: Transport) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                debug!(%peer, "TCP connection accepted");
+                transport.adopt(stream, peer);
+            }
+            Err(error) => warn!(%error, "TCP accept failed"),
+        }
+    }
+}
+
+async fn write_stream(
+    mut writer: tokio::net::tcp::OwnedWriteHalf,
+    mut receiver: mpsc::Receiver<Vec<u8>>,
+) {
+    while let Some(bytes) = receiver.recv().await {
+        if writer.write_all(&bytes).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn read_stream(
+    mut reader: tokio::net::tcp::OwnedReadHalf,
+    peer: SocketAddr,
+    local: SocketAddr,
+    inbound: mpsc::Sender<Inbound>,
+    connections: ConnectionTable,
+) {
+    let mut framer = talktime_sip::StreamFramer::with_max_size(MAX_MESSAGE_BYTES);
+    let mut buffer = vec![0u8; 16 * 1024];
+    'connection: loop {
+        let length = match reader.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(length) => length,
+        };
+        framer.push(&buffer[..length]);
+        loop {
+            match framer.next_message() {
+                Ok(Some(parsed)) => {
+                    let message = Inbound {
+                        payload: Payload::Framed(Box::new(parsed)),
+                        source: peer,
+                        local,
+                        protocol: Protocol::Tcp,
+                    };
+                    if inbound.send(message).await.is_err() {
+                        break 'connection;
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    // A stream that lost framing cannot be resynchronised (RFC 3261 §18.3).
+                    warn!(%peer, %error, "closing TCP connection: bad framing");
+                    break 'connection;
+                }
+            }
+        }
+    }
+    if let Ok(mut table) = connections.lock() {
+        table.remove(&peer);
+    }
+    debug!(%peer, "TCP connection closed");
+}

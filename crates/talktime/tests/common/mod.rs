@@ -1,0 +1,160 @@
+//! Test support: start the real `talktime` binary on free loopback ports and drive it with
+//! SIPp or raw UDP. Every process is bounded in time and killed on drop.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root (scenario files live in tests/sipp/).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn scenario(name: &str) -> PathBuf {
+    repo_root().join("tests/sipp").join(name)
+}
+
+/// A UDP port that is also free on TCP at the moment of asking.
+pub fn free_port() -> u16 {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind probe socket");
+        let port = udp.local_addr().expect("probe address").port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port found");
+}
+
+/// A running switch; killed when dropped.
+pub struct Switch {
+    pub child: Child,
+    pub sip: SocketAddr,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Switch {
+    pub fn start(extra: &[&str]) -> Switch {
+        let port = free_port();
+        let rtp = 40000 + (port % 200) * 100;
+        let data_dir =
+            std::env::temp_dir().join(format!("talktime-test-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&data_dir).expect("create data dir");
+        let log = data_dir.join("switch.log");
+        let log_file = std::fs::File::create(&log).expect("create log");
+        let address = format!("127.0.0.1:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_talktime"))
+            .args(["serve", "--sip-udp", &address, "--sip-tcp", &address])
+            .args(["--rtp-ports", &format!("{rtp}-{}", rtp + 99)])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--prompts-dir")
+            .arg(repo_root().join("prompts"))
+            .args(extra)
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start talktime");
+        let switch = Switch {
+            child,
+            sip: address.parse().expect("address"),
+            data_dir,
+            log,
+        };
+        switch.wait_until_ready();
+        switch
+    }
+
+    fn wait_until_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if options_ping(self.sip, Duration::from_millis(200)).is_some() {
+                return;
+            }
+        }
+        panic!(
+            "switch did not answer OPTIONS within 20 s; log:\n{}",
+            self.log_text()
+        );
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// True while the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends one OPTIONS over UDP and returns the status line of the answer, if any.
+pub fn options_ping(target: SocketAddr, wait: Duration) -> Option<String> {
+    let socket = UdpSocket::bind("127.0.0.1:0").ok()?;
+    socket.set_read_timeout(Some(wait)).ok()?;
+    let local = socket.local_addr().ok()?;
+    let branch = format!("z9hG4bK-ping-{}", Instant::now().elapsed().as_nanos());
+    let request = format!(
+        "OPTIONS sip:{target} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch={branch}\r\n\
+         From: <sip:probe@{local}>;tag=probe\r\nTo: <sip:{target}>\r\nCall-ID: ping-{branch}\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    socket.send_to(request.as_bytes(), target).ok()?;
+    let mut buffer = [0u8; 4096];
+    let (length, _) = socket.recv_from(&mut buffer).ok()?;
+    let text = String::from_utf8_lossy(&buffer[..length]);
+    text.lines().next().map(str::to_owned)
+}
+
+/// Sends raw bytes over UDP and returns the first answer within `wait`, if any.
+pub fn send_raw(target: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
+    let socket = UdpSocket::bind("127.0.0.1:0").ok()?;
+    socket.set_read_timeout(Some(wait)).ok()?;
+    socket.send_to(bytes, target).ok()?;
+    let mut buffer = vec![0u8; 65536];
+    let (length, _) = socket.recv_from(&mut buffer).ok()?;
+    buffer.truncate(length);
+    Some(buffer)
+}
+
+/// Runs SIPp under coreutils `timeout` (SIPp's own -timeout does not end stuck calls).
+pub fn sipp(seconds: u32, args: &[&str]) -> Output {
+    let local_port = free_port().to_string();
+    Command::new("timeout")
+        .arg(seconds.to_string())
+        .arg("sipp")
+        .args(["-i", "127.0.0.1", "-p", &local_port, "-nostdin"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sipp: is sip-tester installed? (apt-get install sip-tester)")
+}
+
+/// Asserts SIPp exited 0 (every call successful), showing its output otherwise.
+pub fn assert_sipp_ok(output: &Output, switch: &Switch, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what}: sipp exited with {:?}\nstdout:\n{}\nstderr:\n{}\nswitch log (tail):\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        tail(&switch.log_text(), 60),
+    );
+}
+
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
