@@ -186,7 +186,9 @@ impl Tone {
             }
         }
         for (sample, value) in out.iter_mut().zip(sum) {
-            *sample = (amplitude * value).round().clamp(-32768.0, 32767.0) as i16;
+            // Round half away from zero without a libm call; `as` saturates.
+            let scaled = amplitude * value;
+            *sample = (scaled + 0.5f64.copysign(scaled)) as i16;
         }
     }
 }

@@ -320,8 +320,15 @@ fn no_digits_in_a_minute_of_speech() {
     }
     // Quieter talkers (-10 and -26 dB).
     for gain in [0.3, 0.05] {
-        let quiet: Vec<i16> = speech.iter().map(|s| (f64::from(*s) * gain) as i16).collect();
-        assert_eq!(detect(&quiet, Some(Law::MuLaw)), "", "false digits at gain {gain}");
+        let quiet: Vec<i16> = speech
+            .iter()
+            .map(|s| (f64::from(*s) * gain) as i16)
+            .collect();
+        assert_eq!(
+            detect(&quiet, Some(Law::MuLaw)),
+            "",
+            "false digits at gain {gain}"
+        );
     }
     // A key pressed between sentences, after a minute of speech, is still caught once.
     let tone = digit_sequence(&dir, "7", -12.0, 0.12, 0.05, 0.0);
