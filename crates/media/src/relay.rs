@@ -60,7 +60,7 @@ pub struct LegConfig {
     pub first_timestamp: u32,
     /// Run the Goertzel detector on this leg's audio (until RFC 4733 events are seen).
     pub inband_dtmf: bool,
-    /// No RTP for this long raises [`MediaEvent::Inactive`].
+    /// No RTP for this long raises [`MediaEvent::Inactive`]; `Duration::MAX` disables it.
     pub inactivity_timeout: Duration,
     pub relatch_after: Duration,
 }
@@ -204,6 +204,13 @@ impl LegState {
             digit_out: None,
             config,
         }
+    }
+
+    /// `None` when the timeout is too large to matter (`Duration::MAX` disables it, e.g. while
+    /// the far end holds the call and legitimately sends nothing).
+    fn inactivity_deadline(&self) -> Option<Instant> {
+        self.last_activity
+            .checked_add(self.config.inactivity_timeout)
     }
 
     fn local_media_active(&self) -> bool {
@@ -616,7 +623,8 @@ impl Relay {
             .flatten()
             .flat_map(|leg| {
                 let inactivity = (!leg.inactive_reported)
-                    .then(|| leg.last_activity + leg.config.inactivity_timeout);
+                    .then(|| leg.inactivity_deadline())
+                    .flatten();
                 let frame = leg.player.as_ref().and_then(|(p, _)| {
                     // A finished player still needs one poll to report the end.
                     p.next_due().or(Some(p.start()))
@@ -633,7 +641,9 @@ impl Relay {
         for side in [Side::A, Side::B] {
             if let Some(leg) = self.legs[side.index()].as_mut()
                 && !leg.inactive_reported
-                && now >= leg.last_activity + leg.config.inactivity_timeout
+                && leg
+                    .inactivity_deadline()
+                    .is_some_and(|deadline| now >= deadline)
             {
                 leg.inactive_reported = true;
                 self.events.push_back(MediaEvent::Inactive { side });

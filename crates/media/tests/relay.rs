@@ -571,3 +571,18 @@ fn sender_reports_describe_what_we_sent() {
     assert_eq!(word(20), 10);
     assert_eq!(word(24), 1600);
 }
+
+#[test]
+fn inactivity_can_be_disabled_while_on_hold() {
+    let start = Instant::now();
+    let mut relay = relay(start, RtcpMode::Terminate);
+    let mut held = LegConfig::g711(Law::MuLaw, None, TOWARDS_CALLER_SSRC);
+    held.inactivity_timeout = Duration::MAX;
+    relay.set_leg(Side::A, held, start);
+    assert_eq!(relay.poll_timeout(), Some(start + Duration::from_secs(30)));
+    relay.handle_timeout(start + Duration::from_secs(3600));
+    assert_eq!(
+        events(&mut relay),
+        vec![MediaEvent::Inactive { side: Side::B }]
+    );
+}
