@@ -46,9 +46,11 @@ pub struct InbandConfig {
     pub min_tone_energy_share: f32,
     /// Largest second-harmonic level relative to its tone, in dB.
     pub max_second_harmonic_db: f32,
-    /// Consecutive 20 ms windows (10 ms apart) needed to accept a digit.
+    /// Consecutive 20 ms windows (10 ms apart) needed to accept a digit: 2 spans 30 ms, so a
+    /// 40 ms tone is accepted and a 20 ms one is not.
     pub min_windows: u32,
-    /// Consecutive windows without the digit that end it.
+    /// Consecutive windows without the digit that end it: 4 needs a pause of roughly 30 ms,
+    /// so a 10 ms dropout inside one key press is bridged while a 40 ms pause separates two.
     pub pause_windows: u32,
 }
 
@@ -62,7 +64,7 @@ impl Default for InbandConfig {
             min_tone_energy_share: 0.7,
             max_second_harmonic_db: -15.0,
             min_windows: 2,
-            pause_windows: 2,
+            pause_windows: 4,
         }
     }
 }

@@ -337,3 +337,15 @@ fn no_digits_in_a_minute_of_speech() {
     mixed.extend(&speech[5 * 8000..10 * 8000]);
     assert_eq!(detect(&mixed, Some(Law::MuLaw)), "7");
 }
+
+#[test]
+fn a_short_dropout_is_bridged_and_a_real_pause_separates_digits() {
+    let dir = TempDir::new("dtmf-pause");
+    let dropout = digit_sequence(&dir, "55", -10.0, 0.08, 0.008, 0.0);
+    assert_eq!(
+        detect(&dropout[64..dropout.len() - 64], Some(Law::MuLaw)),
+        "5"
+    );
+    let pause = digit_sequence(&dir, "55", -10.0, 0.08, 0.04, 0.0);
+    assert_eq!(detect(&pause, Some(Law::MuLaw)), "55");
+}
