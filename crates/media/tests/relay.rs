@@ -586,3 +586,62 @@ fn inactivity_can_be_disabled_while_on_hold() {
         vec![MediaEvent::Inactive { side: Side::B }]
     );
 }
+
+#[test]
+fn a_shell_driven_by_poll_timeout_sends_a_minute_of_prompts_every_20ms() {
+    let start = Instant::now();
+    let mut relay = relay(start, RtcpMode::Terminate);
+    let samples: Vec<i16> = (0..8000 * 61i64)
+        .map(|n| ((n * 7919) % 20000 - 10000) as i16)
+        .collect();
+    let prompt = Arc::new(Prompt::from_samples(samples.clone()));
+    relay
+        .play(Side::A, [PlayItem::Prompt(prompt)], false, start)
+        .unwrap();
+    let mut buffer = [0u8; 1500];
+    let mut received: Vec<(Instant, RtpHeader, Vec<u8>)> = Vec::new();
+    let mut finished = false;
+    // The shell sleeps until poll_timeout, then polls; no other clock.
+    while let Some(wake) = relay.poll_timeout() {
+        if finished {
+            break;
+        }
+        relay.handle_timeout(wake);
+        while let Some(transmit) = relay.poll_transmit(wake, &mut buffer) {
+            let datagram = &buffer[..transmit.length];
+            received.push((
+                wake,
+                RtpHeader::parse(datagram).unwrap(),
+                rtp::payload(datagram).unwrap().to_vec(),
+            ));
+        }
+        finished = events(&mut relay).contains(&MediaEvent::PlaybackFinished {
+            side: Side::A,
+            interrupted: false,
+        });
+    }
+    assert!(finished);
+    assert_eq!(received.len(), 61 * 50);
+    for (index, (at, header, _)) in received.iter().enumerate() {
+        assert_eq!(
+            *at,
+            start + Duration::from_millis(20) * index as u32,
+            "packet {index} time"
+        );
+        assert_eq!(header.ssrc, TOWARDS_CALLER_SSRC);
+        if index > 0 {
+            let previous = &received[index - 1].1;
+            assert_eq!(header.sequence, previous.sequence.wrapping_add(1));
+            assert_eq!(header.timestamp, previous.timestamp.wrapping_add(160));
+        }
+    }
+    let decoded: Vec<i16> = received
+        .iter()
+        .flat_map(|(_, _, p)| p.iter().map(|c| Law::MuLaw.decode(*c)))
+        .collect();
+    let expected: Vec<i16> = samples
+        .iter()
+        .map(|s| Law::MuLaw.decode(Law::MuLaw.encode(*s)))
+        .collect();
+    assert_eq!(decoded, expected);
+}
