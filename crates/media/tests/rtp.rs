@@ -268,3 +268,58 @@ fn latching_follows_the_first_source_and_resists_hijacking() {
         LatchDecision::Latched(signalled)
     );
 }
+
+proptest! {
+    /// However sources alternate (prompt, far end, a new far-end SSRC after a re-INVITE), each
+    /// with its own random numbering, a 20 ms paced output is perfectly continuous: one SSRC,
+    /// sequence +1, timestamp +160, and the marker exactly at each switch.
+    #[test]
+    fn switching_sources_keeps_the_output_continuous(
+        spurts in proptest::collection::vec((0u32..3, 1usize..40, any::<u16>(), any::<u32>()), 1..20),
+        first_sequence in any::<u16>(),
+        first_timestamp in any::<u32>(),
+    ) {
+        let start = Instant::now();
+        let mut stream = OutgoingStream::new(77, first_sequence, first_timestamp);
+        let mut previous: Option<(RtpHeader, SourceId)> = None;
+        let mut slot = 0u32;
+        let mut last_incoming: Option<(SourceId, RtpHeader)> = None;
+        for (source_index, count, mut sequence, mut timestamp) in spurts {
+            let source = match source_index {
+                0 => SourceId::Local(1),
+                1 => SourceId::Relayed(0xAAAA),
+                _ => SourceId::Relayed(0xBBBB),
+            };
+            // The same source again just continues its own numbering.
+            if let Some((last_source, last)) = last_incoming
+                && last_source == source
+            {
+                sequence = last.sequence.wrapping_add(1);
+                timestamp = last.timestamp.wrapping_add(160);
+            }
+            for n in 0..count {
+                let incoming = header(
+                    sequence.wrapping_add(n as u16),
+                    timestamp.wrapping_add(n as u32 * 160),
+                    0,
+                );
+                last_incoming = Some((source, incoming));
+                let out = stream.map(source, &incoming, start + Duration::from_millis(20) * slot);
+                slot += 1;
+                prop_assert_eq!(out.ssrc, 77);
+                match previous {
+                    None => {
+                        prop_assert_eq!(out.sequence, first_sequence);
+                        prop_assert_eq!(out.timestamp, first_timestamp);
+                    }
+                    Some((last, last_source)) => {
+                        prop_assert_eq!(out.sequence, last.sequence.wrapping_add(1));
+                        prop_assert_eq!(out.timestamp, last.timestamp.wrapping_add(160));
+                        prop_assert_eq!(out.marker, last_source != source);
+                    }
+                }
+                previous = Some((out, source));
+            }
+        }
+    }
+}
