@@ -1,5 +1,6 @@
 //! The `talktime` binary: the tokio shell around the sans-IO crates, and the operator CLI.
 
+mod admin;
 mod config;
 mod server;
 mod transport;
@@ -24,8 +25,16 @@ struct Cli {
 enum Command {
     /// Run the switch: SIP on UDP and TCP, media, IVR, billing.
     Serve(ServeArgs),
-    /// Print the effective configuration (defaults merged with --config and flags) as TOML.
+    /// Print the effective configuration (defaults merged with --config and flags).
     Config(ServeArgs),
+    /// Calling-card batches.
+    #[command(subcommand)]
+    Cards(admin::CardsCommand),
+    /// Tariffs (rate decks).
+    #[command(subcommand)]
+    Tariffs(admin::TariffsCommand),
+    /// Rate a call: each fee, billed seconds, taxes, total and the maximum talk time, as JSON.
+    Rate(admin::RateArgs),
 }
 
 /// Flags shared by `serve` and `config`; each overrides the file.
@@ -122,7 +131,23 @@ fn main() -> anyhow::Result<()> {
             println!("{config:#?}");
             Ok(())
         }
+        Command::Cards(admin::CardsCommand::Generate(args)) => {
+            run_once(admin::generate_cards(args))
+        }
+        Command::Tariffs(admin::TariffsCommand::Import(args)) => {
+            run_once(admin::import_tariff(args))
+        }
+        Command::Rate(args) => run_once(admin::rate(args)),
     }
+}
+
+/// Runs one operator command on a small runtime.
+fn run_once(command: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?
+        .block_on(command)
 }
 
 fn init_logging(default_filter: &str) {
