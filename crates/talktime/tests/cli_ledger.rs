@@ -1,0 +1,145 @@
+//! The operator subcommands against a real SQLite ledger: tariff import with a row-level
+//! error report, the rate simulator's JSON, and card batch generation.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn talktime(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_talktime"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("run talktime")
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("talktime-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const RATES: &str = "prefix,description,sell_rate,buy_rate,initial_block,increment,connection_fee\n\
+91,India,0.08,0.05,180,180,0.39\n\
+1,USA,0.01,0.005,60,6,0\n\
+44,UK,0.x,0.01,60,60,0\n";
+
+fn import(dir: &Path, extra: &[&str]) -> Output {
+    let file = dir.join("rates.csv");
+    std::fs::write(&file, RATES).unwrap();
+    let mut args = vec!["tariffs", "import", "--tariff", "retail"];
+    args.extend_from_slice(extra);
+    args.push(file.to_str().unwrap());
+    talktime(&dir.join("data"), &args)
+}
+
+#[test]
+fn tariff_import_reports_the_broken_row_and_keeps_the_good_ones() {
+    let dir = scratch("import");
+    let output = import(&dir, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "a rejected row must fail the command"
+    );
+    assert!(
+        stderr.contains("line 4: sell_rate: not a decimal number: \"0.x\""),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("3 rows read, 2 valid, 2 written"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn dry_run_writes_nothing() {
+    let dir = scratch("dry");
+    let output = import(&dir, &["--dry-run"]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("2 valid, 0 written"));
+    let rate = talktime(&dir.join("data"), &["rate", "--tariff", "retail", "9198"]);
+    assert!(
+        !rate.status.success(),
+        "the dry run must not have created rates"
+    );
+}
+
+#[test]
+fn rate_prints_the_seed_000_example_and_the_talk_time_limit() {
+    let dir = scratch("rate");
+    import(&dir, &[]);
+    // Seed 000: 25 minutes to India at 0.08/min in 3-minute increments with a 0.39
+    // connection fee: 27 billed minutes, 2.16 + 0.39 = 2.55 (the seed's 2.94 adds activation).
+    let output = talktime(
+        &dir.join("data"),
+        &[
+            "rate",
+            "--tariff",
+            "retail",
+            "919812345678",
+            "--seconds",
+            "1500",
+            "--balance",
+            "5",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["destination"]["prefix"], "91");
+    assert_eq!(report["charge"]["billed_seconds"], 1620);
+    assert_eq!(report["charge"]["total"]["amount"], "2.5500");
+    // 5.00 buys 57 minutes (0.39 + 57 x 0.08 = 4.95); 60 minutes would cost 5.19.
+    assert_eq!(report["max_talk_time"]["limit_ms"], 3_420_000);
+}
+
+#[test]
+fn cards_generate_writes_a_csv_of_unique_pins() {
+    let dir = scratch("cards");
+    import(&dir, &[]);
+    let output = talktime(
+        &dir.join("data"),
+        &[
+            "cards",
+            "generate",
+            "--name",
+            "batch 1",
+            "--count",
+            "25",
+            "--value",
+            "5.00",
+            "--tariff",
+            "retail",
+            "--disposable",
+            "--pin-length",
+            "12",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let csv = String::from_utf8(output.stdout).unwrap();
+    let pins: std::collections::HashSet<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').nth(1).unwrap())
+        .collect();
+    assert_eq!(pins.len(), 25);
+    assert!(
+        pins.iter()
+            .all(|pin| pin.len() == 12 && pin.bytes().all(|b| b.is_ascii_digit()))
+    );
+    assert!(
+        csv.lines()
+            .skip(1)
+            .all(|line| line.contains(",disposable,"))
+    );
+}
