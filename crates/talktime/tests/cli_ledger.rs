@@ -1,6 +1,7 @@
 //! The operator subcommands against a real SQLite ledger: tariff import with a row-level
 //! error report, the rate simulator's JSON, and card batch generation.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 use std::path::Path;
 use std::process::{Command, Output};
 
