@@ -3,6 +3,7 @@
 mod admin;
 mod config;
 mod server;
+mod test_call;
 mod transport;
 
 use std::net::SocketAddr;

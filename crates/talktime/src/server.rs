@@ -1,42 +1,60 @@
 //! The running switch: binds the transports and runs the SIP core loop.
 //!
-//! For now the core answers OPTIONS with 200 and everything else with 501 through the
-//! transaction layer; the call engine is wired in next.
+//! One task owns the sans-IO transaction layer and dialog table; the transports feed it
+//! parsed messages and it hands bytes back. Media runs in one task per call (see
+//! [`crate::test_call`]). For now the core answers OPTIONS, plays the test number's tone
+//! and answers everything else that needs a call engine with 404.
 
-use std::time::Instant;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use talktime_sip::transaction::{Event, Peer, SystemRandom, TimerConfig, TransactionLayer};
-use talktime_sip::{Message, Response, Transport as SipTransport};
+use talktime_media::PortAllocator;
+use talktime_sip::dialog::{Dialog, DialogEvent, DialogId, DialogTable, Routing};
+use talktime_sip::transaction::{
+    Event, Peer, SystemRandom, TimerConfig, TransactionId, TransactionLayer,
+};
+use talktime_sip::{Message, Method, Request, Response, Transport as SipTransport, Via};
 use tokio::sync::mpsc;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::config::Config;
+use crate::test_call::{self, TestCall};
 use crate::transport::{Inbound, Outbound, Payload, Protocol, Transport};
+
+const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE";
+
+/// Messages from per-call tasks back to the core.
+#[derive(Debug)]
+pub enum CoreMessage {
+    /// The test call's tone finished: hang up.
+    TestCallFinished(DialogId),
+}
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let (inbound_sender, mut inbound) = mpsc::channel::<Inbound>(4096);
     let transport = Transport::bind(&config.sip.udp, &config.sip.tcp, inbound_sender)
         .await
         .context("cannot bind SIP listen addresses")?;
-    let timers = TimerConfig {
-        t1: std::time::Duration::from_millis(config.sip.t1_ms),
-        t2: std::time::Duration::from_millis(config.sip.t2_ms),
-        t4: std::time::Duration::from_millis(config.sip.t4_ms),
-        ..TimerConfig::default()
-    };
-    let mut layer = TransactionLayer::new(timers, Box::new(SystemRandom));
+    let (core_sender, mut core_messages) = mpsc::channel::<CoreMessage>(1024);
+    let mut core = Core::new(config, transport, core_sender)?;
     info!("Talktime ready");
     loop {
-        let wake = layer.poll_timeout();
+        let wake = core.next_timeout();
         tokio::select! {
             received = inbound.recv() => {
                 let Some(received) = received else { return Ok(()) };
-                handle_inbound(&mut layer, received, &config);
+                core.handle_inbound(received);
             }
-            _ = sleep_until(wake) => layer.handle_timeout(Instant::now()),
+            message = core_messages.recv() => {
+                if let Some(message) = message {
+                    core.handle_core_message(message);
+                }
+            }
+            _ = sleep_until(wake) => core.handle_timeout(Instant::now()),
         }
-        drain(&mut layer, &transport, &config).await;
+        core.drain().await;
     }
 }
 
@@ -47,7 +65,318 @@ async fn sleep_until(wake: Option<Instant>) {
     }
 }
 
-fn peer(protocol: Protocol, address: std::net::SocketAddr) -> Peer {
+/// What the core remembers of an answered test call.
+#[derive(Debug)]
+struct ActiveCall {
+    media: TestCall,
+    /// Where in-dialog requests go (the caller's transport and address).
+    peer: Peer,
+}
+
+struct Core {
+    config: Config,
+    transport: Transport,
+    layer: TransactionLayer,
+    dialogs: DialogTable,
+    ports: PortAllocator,
+    calls: HashMap<DialogId, ActiveCall>,
+    core_sender: mpsc::Sender<CoreMessage>,
+    /// Our address as written in Via, Contact and SDP.
+    advertised: IpAddr,
+}
+
+impl Core {
+    fn new(
+        config: Config,
+        transport: Transport,
+        core_sender: mpsc::Sender<CoreMessage>,
+    ) -> anyhow::Result<Core> {
+        let timers = TimerConfig {
+            t1: Duration::from_millis(config.sip.t1_ms),
+            t2: Duration::from_millis(config.sip.t2_ms),
+            t4: Duration::from_millis(config.sip.t4_ms),
+            ..TimerConfig::default()
+        };
+        let ports = PortAllocator::new(config.rtp.port_min, config.rtp.port_max)
+            .context("invalid RTP port range")?;
+        Ok(Core {
+            layer: TransactionLayer::new(timers, Box::new(SystemRandom)),
+            dialogs: DialogTable::new(timers),
+            ports,
+            calls: HashMap::new(),
+            advertised: advertised_address(&config),
+            config,
+            transport,
+            core_sender,
+        })
+    }
+
+    fn next_timeout(&mut self) -> Option<Instant> {
+        match (self.layer.poll_timeout(), self.dialogs.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.layer.handle_timeout(now);
+        self.dialogs.handle_timeout(now);
+    }
+
+    fn handle_inbound(&mut self, received: Inbound) {
+        let message = match received.payload {
+            Payload::Framed(message) => *message,
+            Payload::Datagram(bytes) => match Message::parse(&bytes) {
+                Ok(message) => message,
+                Err(error) => {
+                    debug!(source = %received.source, %error, "dropping unparseable datagram");
+                    return;
+                }
+            },
+        };
+        let source = peer(received.protocol, received.source);
+        let message = match message {
+            Message::Request(mut request) => {
+                stamp_via(&mut request, received.source);
+                if let Err(response) = screen(&request) {
+                    let _ = self
+                        .layer
+                        .send_stateless(Message::Response(*response), source);
+                    return;
+                }
+                Message::Request(request)
+            }
+            response => response,
+        };
+        if let Err(error) = self.layer.handle_message(message, source, Instant::now()) {
+            debug!(source = %received.source, %error, "message refused by the transaction layer");
+        }
+    }
+}
+
+impl Core {
+    fn handle_core_message(&mut self, message: CoreMessage) {
+        match message {
+            CoreMessage::TestCallFinished(dialog) => self.hang_up(&dialog),
+        }
+    }
+
+    /// Sends BYE in the dialog and forgets the call.
+    fn hang_up(&mut self, id: &DialogId) {
+        let Some(call) = self.calls.remove(id) else {
+            return;
+        };
+        call.media.stop(&mut self.ports);
+        let via = self.via_for(call.peer.transport);
+        let Some(dialog) = self.dialogs.get_mut(id) else {
+            return;
+        };
+        let bye = dialog.new_request(Method::Bye, &via);
+        self.dialogs.remove(id);
+        if let Err(error) = self.layer.send_request(bye, call.peer, Instant::now()) {
+            warn!(%error, "cannot send BYE");
+        }
+    }
+
+    fn via_for(&self, transport: SipTransport) -> String {
+        let port = match transport {
+            SipTransport::Udp => self.transport.udp_addresses().first().map(|a| a.port()),
+            _ => self.transport.tcp_address().map(|a| a.port()),
+        };
+        let host = host_text(self.advertised);
+        format!("SIP/2.0/{transport} {host}:{};rport", port.unwrap_or(5060))
+    }
+
+    fn contact(&self, transport: SipTransport) -> String {
+        let via = self.via_for(transport);
+        let sent_by = via.split(' ').nth(1).unwrap_or_default();
+        let sent_by = sent_by.split(';').next().unwrap_or_default();
+        match transport {
+            SipTransport::Udp => format!("<sip:talktime@{sent_by}>"),
+            _ => format!("<sip:talktime@{sent_by};transport=tcp>"),
+        }
+    }
+
+    /// Processes everything the sans-IO layers produced, then sends what they queued.
+    async fn drain(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(event) = self.layer.poll_event() {
+                progressed = true;
+                self.handle_event(event);
+            }
+            while let Some(event) = self.dialogs.poll_event() {
+                progressed = true;
+                if let DialogEvent::AckTimeout { dialog } = event {
+                    self.hang_up(&dialog);
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        let mut transmits = Vec::new();
+        while let Some(transmit) = self.layer.poll_transmit() {
+            transmits.push(transmit);
+        }
+        while let Some(transmit) = self.dialogs.poll_transmit() {
+            transmits.push(transmit);
+        }
+        for transmit in transmits {
+            let protocol = match transmit.destination.transport {
+                SipTransport::Udp => Protocol::Udp,
+                _ => Protocol::Tcp,
+            };
+            self.transport
+                .send(Outbound {
+                    bytes: transmit.message.to_bytes(),
+                    destination: transmit.destination.address,
+                    protocol,
+                })
+                .await;
+        }
+    }
+
+    fn handle_event(&mut self, event: Event) {
+        match event {
+            Event::Request {
+                transaction,
+                request,
+                source,
+            } => self.handle_request(transaction, request, source),
+            Event::Ack { request, .. } => {
+                let _ = self.dialogs.route_request(&request);
+            }
+            Event::CancelReceived { cancel, .. } => {
+                let _ = self.layer.answer_cancel(cancel, Instant::now());
+            }
+            Event::Timeout { transaction, kind } => {
+                debug!(?transaction, ?kind, "transaction timed out");
+            }
+            Event::Response { .. } | Event::TransportError { .. } | Event::Terminated { .. } => {}
+        }
+    }
+
+    fn handle_request(&mut self, transaction: TransactionId, request: Request, source: Peer) {
+        match self.dialogs.route_request(&request) {
+            Routing::Reject(response) => self.respond(transaction, response),
+            Routing::Drop => {}
+            Routing::InDialog(id) => self.handle_in_dialog(transaction, request, id),
+            Routing::OutOfDialog => self.handle_out_of_dialog(transaction, request, source),
+        }
+    }
+
+    fn handle_in_dialog(&mut self, transaction: TransactionId, request: Request, id: DialogId) {
+        let response = match request.method {
+            Method::Bye => {
+                if let Some(call) = self.calls.remove(&id) {
+                    call.media.stop(&mut self.ports);
+                }
+                self.dialogs.remove(&id);
+                Response::for_request(&request, 200, "OK")
+            }
+            Method::Options | Method::Info | Method::Update => {
+                Response::for_request(&request, 200, "OK")
+            }
+            Method::Ack => return,
+            // Hold and codec changes need the call engine; refuse without ending the call.
+            Method::Invite => Response::for_request(&request, 488, "Not Acceptable Here"),
+            _ => Response::for_request(&request, 405, "Method Not Allowed"),
+        };
+        self.respond(transaction, response);
+    }
+
+    fn handle_out_of_dialog(&mut self, transaction: TransactionId, request: Request, source: Peer) {
+        let response = match request.method {
+            Method::Options => {
+                let mut response = Response::for_request(&request, 200, "OK");
+                response.headers.push("Allow", ALLOW);
+                response.headers.push("Accept", "application/sdp");
+                response
+            }
+            Method::Invite => match self.answer_invite(transaction, &request, source) {
+                Ok(()) => return,
+                Err(response) => *response,
+            },
+            Method::Ack => return,
+            Method::Bye => Response::for_request(&request, 481, "Call/Transaction Does Not Exist"),
+            _ => Response::for_request(&request, 405, "Method Not Allowed"),
+        };
+        self.respond(transaction, response);
+    }
+
+    /// Answers an INVITE to the test number with a tone; anything else is not routable yet.
+    fn answer_invite(
+        &mut self,
+        transaction: TransactionId,
+        request: &Request,
+        source: Peer,
+    ) -> Result<(), Box<Response>> {
+        let test_number = &self.config.sip.test_number;
+        if test_number.is_empty() || request.uri.user() != Some(test_number.as_str()) {
+            return Err(Box::new(Response::for_request(request, 404, "Not Found")));
+        }
+        let tone = Duration::from_millis(self.config.sip.test_call_ms);
+        let started = test_call::start(
+            request,
+            self.advertised,
+            &mut self.ports,
+            tone,
+            self.core_sender.clone(),
+        );
+        let (mut media, sdp) = match started {
+            Ok(started) => started,
+            Err(error) => {
+                debug!(%error, "test call refused");
+                return Err(Box::new(error.response(request)));
+            }
+        };
+        let mut response = Response::for_request(request, 200, "OK");
+        let tag = self.layer.new_tag();
+        response.set_to_tag(&tag);
+        response
+            .headers
+            .push("Contact", &self.contact(source.transport));
+        response.headers.push("Allow", ALLOW);
+        response.headers.push("Content-Type", "application/sdp");
+        response.body = sdp;
+        let dialog = match Dialog::uas(request, &response) {
+            Ok(dialog) => dialog,
+            Err(error) => {
+                media.stop(&mut self.ports);
+                debug!(%error, "cannot create dialog");
+                return Err(Box::new(Response::for_request(request, 400, "Bad Request")));
+            }
+        };
+        let id = self.dialogs.insert(dialog);
+        let now = Instant::now();
+        let _ = self
+            .dialogs
+            .start_2xx_retransmission(&id, response.clone(), source, now);
+        self.respond(transaction, response);
+        media.begin(id.clone());
+        self.calls.insert(
+            id,
+            ActiveCall {
+                media,
+                peer: source,
+            },
+        );
+        Ok(())
+    }
+
+    fn respond(&mut self, transaction: TransactionId, mut response: Response) {
+        response.headers.push("Server", &self.config.sip.user_agent);
+        if let Err(error) = self
+            .layer
+            .send_response(transaction, response, Instant::now())
+        {
+            debug!(%error, "cannot send response");
+        }
+    }
+}
+
+fn peer(protocol: Protocol, address: SocketAddr) -> Peer {
     let transport = match protocol {
         Protocol::Udp => SipTransport::Udp,
         Protocol::Tcp => SipTransport::Tcp,
@@ -55,52 +384,75 @@ fn peer(protocol: Protocol, address: std::net::SocketAddr) -> Peer {
     Peer { transport, address }
 }
 
-fn handle_inbound(layer: &mut TransactionLayer, received: Inbound, _config: &Config) {
-    let message = match received.payload {
-        Payload::Framed(message) => *message,
-        Payload::Datagram(bytes) => match Message::parse(&bytes) {
-            Ok(message) => message,
-            Err(error) => {
-                debug!(source = %received.source, %error, "dropping unparseable message");
-                return;
-            }
-        },
-    };
-    let source = peer(received.protocol, received.source);
-    if let Err(error) = layer.handle_message(message, source, Instant::now()) {
-        debug!(source = %received.source, %error, "message refused by the transaction layer");
+/// The address peers should reach us at: the configured one, else the first concrete
+/// listen address, else loopback.
+fn advertised_address(config: &Config) -> IpAddr {
+    if let Ok(address) = config.sip.advertised_address.parse() {
+        return address;
+    }
+    config
+        .sip
+        .udp
+        .iter()
+        .chain(&config.sip.tcp)
+        .map(|a| a.ip())
+        .find(|ip| !ip.is_unspecified())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+fn host_text(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
     }
 }
 
-async fn drain(layer: &mut TransactionLayer, transport: &Transport, config: &Config) {
-    while let Some(event) = layer.poll_event() {
-        if let Event::Request {
-            transaction,
+/// RFC 3261 §18.2.1 and RFC 3581: note where the request really came from in its top Via.
+fn stamp_via(request: &mut Request, source: SocketAddr) {
+    let Ok(mut vias) = request.via() else {
+        return;
+    };
+    let Some(top) = vias.first_mut() else {
+        return;
+    };
+    let source_ip = source.ip().to_string();
+    let wants_rport = top.rport().is_some();
+    if top.host.trim_matches(|c| c == '[' || c == ']') != source_ip || wants_rport {
+        top.params.set("received", Some(&source_ip));
+    }
+    if wants_rport {
+        top.params.set("rport", Some(&source.port().to_string()));
+    }
+    let joined = vias
+        .iter()
+        .map(Via::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    request.headers.set("Via", &joined);
+}
+
+/// Checks a request before it opens a transaction; `Err` is the response to send at once.
+fn screen(request: &Request) -> Result<(), Box<Response>> {
+    if request.method == Method::Ack {
+        return Ok(());
+    }
+    if let Err(error) = request.validate() {
+        return Err(Box::new(Response::for_request(
             request,
-            ..
-        } = event
-        {
-            let (status, reason) = match request.method {
-                talktime_sip::Method::Options => (200, "OK"),
-                talktime_sip::Method::Ack => continue,
-                _ => (501, "Not Implemented"),
-            };
-            let mut response = Response::for_request(&request, status, reason);
-            response.headers.push("Server", &config.sip.user_agent);
-            let _ = layer.send_response(transaction, response, Instant::now());
-        }
+            error.status(),
+            &error.reason(),
+        )));
     }
-    while let Some(transmit) = layer.poll_transmit() {
-        let protocol = match transmit.destination.transport {
-            SipTransport::Udp => Protocol::Udp,
-            _ => Protocol::Tcp,
-        };
-        transport
-            .send(Outbound {
-                bytes: transmit.message.to_bytes(),
-                destination: transmit.destination.address,
-                protocol,
-            })
-            .await;
+    if let Err(unsupported) = talktime_sip::check_require(request, &[]) {
+        return Err(Box::new(unsupported.response(request)));
     }
+    // We are a UA, but a B2BUA forwards: a request with no hops left ends here.
+    if request.method != Method::Options && matches!(request.max_forwards(), Ok(Some(0))) {
+        return Err(Box::new(Response::for_request(
+            request,
+            483,
+            "Too Many Hops",
+        )));
+    }
+    Ok(())
 }

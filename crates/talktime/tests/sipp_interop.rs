@@ -15,3 +15,69 @@ fn options_over_udp_and_tcp_get_200() {
     let output = sipp(20, &[&target, "-sf", options, "-m", "5", "-t", "t1"]);
     assert_sipp_ok(&output, &switch, "OPTIONS over TCP");
 }
+
+#[test]
+fn sipp_calls_the_test_number_and_hangs_up_over_udp() {
+    let switch = Switch::start(&["--test-number", "9999"]);
+    let target = switch.sip.to_string();
+    // SIPp's built-in UAC: INVITE, ACK, 300 ms pause, BYE; ten calls, five at a time.
+    let output = sipp(
+        30,
+        &[
+            &target, "-sn", "uac", "-s", "9999", "-m", "10", "-l", "5", "-d", "300",
+        ],
+    );
+    assert_sipp_ok(&output, &switch, "test number over UDP");
+}
+
+#[test]
+fn sipp_calls_the_test_number_and_hangs_up_over_tcp() {
+    let switch = Switch::start(&["--test-number", "9999"]);
+    let target = switch.sip.to_string();
+    let output = sipp(
+        30,
+        &[
+            &target, "-sn", "uac", "-s", "9999", "-m", "5", "-l", "5", "-d", "300", "-t", "t1",
+        ],
+    );
+    assert_sipp_ok(&output, &switch, "test number over TCP");
+}
+
+#[test]
+fn the_switch_hangs_up_the_test_call_after_its_tone() {
+    let switch = Switch::start(&["--test-number", "9999"]);
+    let target = switch.sip.to_string();
+    let waits = scenario("uac_switch_hangs_up.xml");
+    let output = sipp(
+        30,
+        &[
+            &target,
+            "-sf",
+            waits.to_str().expect("path"),
+            "-s",
+            "9999",
+            "-m",
+            "3",
+        ],
+    );
+    assert_sipp_ok(&output, &switch, "switch-side BYE over UDP");
+}
+
+#[test]
+fn a_call_to_an_unknown_number_is_refused_with_404() {
+    let switch = Switch::start(&[]);
+    let reply = common::send_raw(
+        switch.sip,
+        b"INVITE sip:12345@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-404\r\n\
+From: <sip:a@127.0.0.1>;tag=x\r\nTo: <sip:12345@127.0.0.1>\r\nCall-ID: unknown-404\r\n\
+CSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        std::time::Duration::from_secs(3),
+    );
+    // The answer goes back to the source (rport behaviour), so it reaches our socket even
+    // though the Via names port 9; the first answer may be 100 Trying.
+    let reply = String::from_utf8_lossy(&reply.expect("an answer")).into_owned();
+    assert!(
+        reply.starts_with("SIP/2.0 404") || reply.starts_with("SIP/2.0 100"),
+        "{reply}"
+    );
+}
