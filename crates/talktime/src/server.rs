@@ -443,6 +443,13 @@ fn screen(request: &Request) -> Result<(), Box<Response>> {
             &error.reason(),
         )));
     }
+    if let Err(error) = request.check_uri_scheme() {
+        return Err(Box::new(Response::for_request(
+            request,
+            error.status(),
+            &error.reason(),
+        )));
+    }
     if let Err(unsupported) = talktime_sip::check_require(request, &[]) {
         return Err(Box::new(unsupported.response(request)));
     }
