@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod pcap;
+pub mod scenario;
+
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
