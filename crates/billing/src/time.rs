@@ -56,6 +56,26 @@ impl Date {
         era * 146_097 + day_of_era - 719_468
     }
 
+    /// The inverse of [`Date::days_since_epoch`] (days-from-civil in reverse).
+    pub fn from_days_since_epoch(days: i64) -> Option<Date> {
+        let shifted = days.checked_add(719_468)?;
+        let era = shifted.div_euclid(146_097);
+        let day_of_era = shifted.rem_euclid(146_097);
+        let year_of_era =
+            (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+        let month_index = (5 * day_of_year + 2) / 153;
+        let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+        let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+        let year = year_of_era + era * 400 + i64::from(month <= 2);
+        Date::new(
+            i32::try_from(year).ok()?,
+            u8::try_from(month).ok()?,
+            u8::try_from(day).ok()?,
+        )
+        .ok()
+    }
+
     pub fn weekday(&self) -> Weekday {
         // 1970-01-01 was a Thursday (index 3 counting Monday as 0).
         let index = (self.days_since_epoch() + 3).rem_euclid(7);
@@ -232,11 +252,50 @@ impl LocalStart {
     pub fn weekday(&self) -> Weekday {
         self.date.weekday()
     }
+
+    /// The local time `offset_minutes` east of UTC at `unix_ms` (epoch milliseconds), as the
+    /// switch's clock gives it. Out-of-range instants (before year 1, after 9999) are `None`.
+    pub fn from_unix_ms(unix_ms: i64, offset_minutes: i32) -> Option<LocalStart> {
+        let local_seconds = unix_ms
+            .div_euclid(1000)
+            .checked_add(i64::from(offset_minutes) * 60)?;
+        let days = local_seconds.div_euclid(86_400);
+        let seconds = u32::try_from(local_seconds.rem_euclid(86_400)).ok()?;
+        let date = Date::from_days_since_epoch(days)?;
+        let hour = u8::try_from(seconds / 3600).ok()?;
+        let minute = u8::try_from(seconds / 60 % 60).ok()?;
+        let second = u8::try_from(seconds % 60).ok()?;
+        let time = TimeOfDay::new(hour, minute, second).ok()?;
+        Some(LocalStart { date, time })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_since_epoch_round_trips_over_four_centuries() {
+        for days in (-200_000..200_000).step_by(7) {
+            let date = Date::from_days_since_epoch(days).unwrap();
+            assert_eq!(date.days_since_epoch(), days, "{date}");
+        }
+    }
+
+    #[test]
+    fn local_start_from_unix_ms_applies_the_offset() {
+        // 2025-11-23T18:30:05Z.
+        let instant = 1_763_922_605_000;
+        let utc = LocalStart::from_unix_ms(instant, 0).unwrap();
+        assert_eq!(utc.date.to_string(), "2025-11-23");
+        assert_eq!(utc.time.to_string(), "18:30:05");
+        let tokyo = LocalStart::from_unix_ms(instant, 9 * 60).unwrap();
+        assert_eq!(tokyo.date.to_string(), "2025-11-24");
+        assert_eq!(tokyo.time.to_string(), "03:30:05");
+        let new_york = LocalStart::from_unix_ms(instant, -5 * 60).unwrap();
+        assert_eq!(new_york.time.to_string(), "13:30:05");
+        assert_eq!(LocalStart::from_unix_ms(-1, 0).unwrap().time.to_string(), "23:59:59");
+    }
 
     #[test]
     fn weekdays_of_known_dates() {

@@ -1,11 +1,13 @@
 //! Configuration: the shipped `config/talktime.toml` is embedded as the defaults, a user file
-#![allow(dead_code)] // fields and helpers the call engine wiring uses next
-//! is merged over it key by key, and command-line flags override both.
+//! is merged over it key by key (arrays such as `access_numbers` are replaced whole), and
+//! command-line flags override both.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use talktime_engine::{IvrConfig, Language};
+use talktime_routing::{CarrierConfig, DialPlanConfig, NumberRules};
 use thiserror::Error;
 
 /// The shipped configuration file, which doubles as the documentation of every key.
@@ -35,6 +37,73 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub paths: PathsConfig,
     pub log: LogConfig,
+    /// The IVR behaviour every access number starts from.
+    pub ivr: IvrConfig,
+    pub billing: BillingConfig,
+    pub demo: DemoConfig,
+    /// Numbers callers dial to reach the IVR.
+    #[serde(default)]
+    pub access_numbers: Vec<AccessNumber>,
+    /// SIP trunks that terminate calls.
+    #[serde(default)]
+    pub carriers: Vec<CarrierConfig>,
+    /// Which carriers each destination prefix goes to.
+    #[serde(default)]
+    pub dial_plans: Vec<DialPlanConfig>,
+    /// How dialled numbers become E.164 digits, and which prefixes are never called.
+    #[serde(default)]
+    pub number_rules: NumberRules,
+}
+
+/// One access number (DID) and how its callers are served.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessNumber {
+    /// The Request-URI user part, e.g. `18005550100`; `*` matches every number not
+    /// otherwise configured.
+    pub number: String,
+    /// Languages offered (the first is the default); empty keeps `[ivr] languages`.
+    #[serde(default)]
+    pub languages: Vec<Language>,
+    /// The dial plan its calls are routed with.
+    #[serde(default = "default_dial_plan")]
+    pub dial_plan: String,
+    /// Calls to a toll-free access number pay the tariff's toll-free surcharge.
+    #[serde(default)]
+    pub toll_free: bool,
+}
+
+fn default_dial_plan() -> String {
+    "default".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillingConfig {
+    /// Tariff for cards and accounts that name none.
+    pub default_tariff: String,
+    /// Local time for time-of-day rates, in minutes east of UTC.
+    pub utc_offset_minutes: i32,
+    /// Refuse a route whose carrier buy rate is above the sell rate.
+    pub refuse_loss_making_routes: bool,
+    /// Failed PIN tries from one caller ID within `pin_lockout_window_ms` that lock it out.
+    pub pin_lockout_failures: i64,
+    pub pin_lockout_window_ms: i64,
+    pub pin_lockout_ms: i64,
+}
+
+/// What a fresh database gets on first start so the switch can take a call at once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Create the demo tariff and card when the database has no tariff named
+    /// `billing.default_tariff`.
+    pub enabled: bool,
+    /// The demo card's PIN; empty draws a random one (printed on first start).
+    pub pin: String,
+    /// Its balance, e.g. "10.00".
+    pub balance: String,
+    pub currency: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -124,7 +193,43 @@ impl Config {
                 "sip: t1_ms must be positive and t2_ms at least t1_ms".into(),
             ));
         }
+        self.ivr
+            .validate()
+            .map_err(|error| ConfigError::Invalid(format!("ivr: {error}")))?;
+        talktime_routing::validate(&self.carriers, &self.dial_plans)
+            .map_err(|errors| ConfigError::Invalid(format!("routing: {errors}")))?;
+        for access in &self.access_numbers {
+            if access.number.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "access_numbers: a number is empty".into(),
+                ));
+            }
+            self.ivr_for(access).validate().map_err(|error| {
+                ConfigError::Invalid(format!("access number {}: {error}", access.number))
+            })?;
+        }
         Ok(())
+    }
+
+    /// The access number an INVITE's Request-URI user reaches, if any (exact match first).
+    pub fn access_number(&self, user: &str) -> Option<&AccessNumber> {
+        self.access_numbers
+            .iter()
+            .find(|access| access.number == user)
+            .or_else(|| {
+                self.access_numbers
+                    .iter()
+                    .find(|access| access.number == "*")
+            })
+    }
+
+    /// The IVR settings for one access number.
+    pub fn ivr_for(&self, access: &AccessNumber) -> IvrConfig {
+        let mut ivr = self.ivr.clone();
+        if !access.languages.is_empty() {
+            ivr.languages = access.languages.clone();
+        }
+        ivr
     }
 
     /// The database URL with a relative SQLite path resolved under the data directory.

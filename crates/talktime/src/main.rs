@@ -1,18 +1,13 @@
 //! The `talktime` binary: the tokio shell around the sans-IO crates, and the operator CLI.
 
-mod admin;
-mod config;
-mod server;
-mod test_call;
-mod transport;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::Config;
+use talktime::config::Config;
+use talktime::{admin, server};
 
 /// Talktime: a prepaid calling-card softswitch.
 #[derive(Debug, Parser)]
@@ -156,6 +151,7 @@ fn init_logging(default_filter: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
 }

@@ -1,16 +1,20 @@
 //! The running switch: binds the transports and runs the SIP core loop.
 //!
-//! One task owns the sans-IO transaction layer and dialog table; the transports feed it
-//! parsed messages and it hands bytes back. Media runs in one task per call (see
-//! [`crate::test_call`]). For now the core answers OPTIONS, plays the test number's tone
-//! and answers everything else that needs a call engine with 404.
+//! One task (the core) owns the sans-IO transaction layer, the dialog table, the router and
+//! every call's engine; the transports feed it parsed messages and it hands bytes back.
+//! Media runs in one task per call ([`crate::media_session`]), ledger requests in short
+//! tasks whose answers come back as [`CoreMessage`]s, so nothing in the core waits on IO.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use talktime_media::PortAllocator;
+use talktime_engine::Input;
+use talktime_media::{PortAllocator, PromptCache};
+use talktime_routing::Router;
 use talktime_sip::dialog::{Dialog, DialogEvent, DialogId, DialogTable, Routing};
 use talktime_sip::transaction::{
     Event, Peer, SystemRandom, TimerConfig, TransactionId, TransactionLayer,
@@ -19,26 +23,62 @@ use talktime_sip::{Message, Method, Request, Response, Transport as SipTransport
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use crate::calls::{LedgerReply, Session};
 use crate::config::Config;
+use crate::ledger::Ledger;
+use crate::media_session::MediaReport;
 use crate::test_call::{self, TestCall};
 use crate::transport::{Inbound, Outbound, Payload, Protocol, Transport};
 
-const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE";
+pub(crate) const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE";
 
 /// Messages from per-call tasks back to the core.
 #[derive(Debug)]
 pub enum CoreMessage {
     /// The test call's tone finished: hang up.
     TestCallFinished(DialogId),
+    /// A ledger task answered for a call.
+    Ledger(u64, LedgerReply),
+}
+
+/// The wall clock in epoch milliseconds (CDR times and the ledger's `now_ms`).
+pub fn wall_clock_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// What the core needs besides its configuration, prepared before the sockets open.
+pub struct Services {
+    pub ledger: Arc<Ledger>,
+    pub prompts: PromptCache,
+    pub router: Router,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Services")
+            .field("prompts", &self.prompts.len())
+            .finish_non_exhaustive()
+    }
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    let services = crate::startup::prepare(&config).await?;
+    serve(config, services).await
+}
+
+/// Runs the switch with prepared services until the process ends.
+pub async fn serve(config: Config, services: Services) -> anyhow::Result<()> {
     let (inbound_sender, mut inbound) = mpsc::channel::<Inbound>(4096);
     let transport = Transport::bind(&config.sip.udp, &config.sip.tcp, inbound_sender)
         .await
         .context("cannot bind SIP listen addresses")?;
-    let (core_sender, mut core_messages) = mpsc::channel::<CoreMessage>(1024);
-    let mut core = Core::new(config, transport, core_sender)?;
+    let (core_sender, mut core_messages) = mpsc::channel::<CoreMessage>(4096);
+    let (media_sender, mut media_reports) = mpsc::channel::<(u64, MediaReport)>(4096);
+    let mut core = Core::new(config, transport, core_sender, media_sender, services)?;
     info!("Talktime ready");
     loop {
         let wake = core.next_timeout();
@@ -52,7 +92,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     core.handle_core_message(message);
                 }
             }
+            report = media_reports.recv() => {
+                if let Some((call, report)) = report {
+                    core.handle_media_report(call, report);
+                }
+            }
             _ = sleep_until(wake) => core.handle_timeout(Instant::now()),
+            _ = tokio::signal::ctrl_c() => {
+                info!("shutting down: ending every call");
+                core.abort_all();
+                core.drain().await;
+                // Let the BYEs and settlements go out.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                return Ok(());
+            }
         }
         core.drain().await;
     }
@@ -73,16 +126,33 @@ struct ActiveCall {
     peer: Peer,
 }
 
-struct Core {
-    config: Config,
+pub(crate) struct Core {
+    pub(crate) config: Config,
     transport: Transport,
-    layer: TransactionLayer,
-    dialogs: DialogTable,
-    ports: PortAllocator,
+    pub(crate) layer: TransactionLayer,
+    pub(crate) dialogs: DialogTable,
+    pub(crate) ports: PortAllocator,
+    /// Test calls by dialog.
     calls: HashMap<DialogId, ActiveCall>,
-    core_sender: mpsc::Sender<CoreMessage>,
+    pub(crate) core_sender: mpsc::Sender<CoreMessage>,
+    pub(crate) media_reports: mpsc::Sender<(u64, MediaReport)>,
     /// Our address as written in Via, Contact and SDP.
-    advertised: IpAddr,
+    pub(crate) advertised: IpAddr,
+    pub(crate) ledger: Arc<Ledger>,
+    pub(crate) prompts: PromptCache,
+    pub(crate) router: Router,
+    pub(crate) carrier_addresses: HashMap<String, SocketAddr>,
+    /// Prepaid calls by key, and the indexes that find them.
+    pub(crate) sessions: HashMap<u64, Session>,
+    pub(crate) by_transaction: HashMap<TransactionId, u64>,
+    pub(crate) by_dialog: HashMap<DialogId, u64>,
+    pub(crate) call_timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// Inputs produced while acting on outputs, fed after the current call's outputs.
+    pub(crate) deferred: VecDeque<(u64, Input)>,
+    pub(crate) health_checks: HashMap<TransactionId, String>,
+    /// Carrier INVITEs we cancelled, so a 2xx that crosses the CANCEL can be hung up.
+    pub(crate) abandoned_peers: HashMap<TransactionId, Peer>,
+    next_key: u64,
 }
 
 impl Core {
@@ -90,6 +160,8 @@ impl Core {
         config: Config,
         transport: Transport,
         core_sender: mpsc::Sender<CoreMessage>,
+        media_reports: mpsc::Sender<(u64, MediaReport)>,
+        services: Services,
     ) -> anyhow::Result<Core> {
         let timers = TimerConfig {
             t1: Duration::from_millis(config.sip.t1_ms),
@@ -99,6 +171,7 @@ impl Core {
         };
         let ports = PortAllocator::new(config.rtp.port_min, config.rtp.port_max)
             .context("invalid RTP port range")?;
+        let carrier_addresses = crate::routing::resolve_carriers(&config.carriers);
         Ok(Core {
             layer: TransactionLayer::new(timers, Box::new(SystemRandom)),
             dialogs: DialogTable::new(timers),
@@ -108,19 +181,45 @@ impl Core {
             config,
             transport,
             core_sender,
+            media_reports,
+            ledger: services.ledger,
+            prompts: services.prompts,
+            router: services.router,
+            carrier_addresses,
+            sessions: HashMap::new(),
+            by_transaction: HashMap::new(),
+            by_dialog: HashMap::new(),
+            call_timers: BinaryHeap::new(),
+            deferred: VecDeque::new(),
+            health_checks: HashMap::new(),
+            abandoned_peers: HashMap::new(),
+            next_key: 1,
         })
     }
 
+    pub(crate) fn next_call_key(&mut self) -> u64 {
+        let key = self.next_key;
+        self.next_key += 1;
+        key
+    }
+
     fn next_timeout(&mut self) -> Option<Instant> {
-        match (self.layer.poll_timeout(), self.dialogs.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.layer.poll_timeout(),
+            self.dialogs.poll_timeout(),
+            self.next_call_timeout(),
+            self.router.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn handle_timeout(&mut self, now: Instant) {
         self.layer.handle_timeout(now);
         self.dialogs.handle_timeout(now);
+        self.call_timeouts(now);
+        self.ping_carriers(now);
     }
 
     fn handle_inbound(&mut self, received: Inbound) {
@@ -158,6 +257,7 @@ impl Core {
     fn handle_core_message(&mut self, message: CoreMessage) {
         match message {
             CoreMessage::TestCallFinished(dialog) => self.hang_up(&dialog),
+            CoreMessage::Ledger(call, reply) => self.handle_ledger_reply(call, reply),
         }
     }
 
@@ -178,19 +278,21 @@ impl Core {
         }
     }
 
-    fn via_for(&self, transport: SipTransport) -> String {
+    /// Our `host:port` for a transport.
+    pub(crate) fn sent_by(&self, transport: SipTransport) -> String {
         let port = match transport {
             SipTransport::Udp => self.transport.udp_addresses().first().map(|a| a.port()),
             _ => self.transport.tcp_address().map(|a| a.port()),
         };
-        let host = host_text(self.advertised);
-        format!("SIP/2.0/{transport} {host}:{};rport", port.unwrap_or(5060))
+        format!("{}:{}", host_text(self.advertised), port.unwrap_or(5060))
     }
 
-    fn contact(&self, transport: SipTransport) -> String {
-        let via = self.via_for(transport);
-        let sent_by = via.split(' ').nth(1).unwrap_or_default();
-        let sent_by = sent_by.split(';').next().unwrap_or_default();
+    pub(crate) fn via_for(&self, transport: SipTransport) -> String {
+        format!("SIP/2.0/{transport} {};rport", self.sent_by(transport))
+    }
+
+    pub(crate) fn contact(&self, transport: SipTransport) -> String {
+        let sent_by = self.sent_by(transport);
         match transport {
             SipTransport::Udp => format!("<sip:talktime@{sent_by}>"),
             _ => format!("<sip:talktime@{sent_by};transport=tcp>"),
@@ -201,6 +303,10 @@ impl Core {
     async fn drain(&mut self) {
         loop {
             let mut progressed = false;
+            while let Some((call, input)) = self.deferred.pop_front() {
+                progressed = true;
+                self.feed(call, input);
+            }
             while let Some(event) = self.layer.poll_event() {
                 progressed = true;
                 self.handle_event(event);
@@ -247,13 +353,44 @@ impl Core {
             Event::Ack { request, .. } => {
                 let _ = self.dialogs.route_request(&request);
             }
-            Event::CancelReceived { cancel, .. } => {
+            Event::CancelReceived { cancel, invite, .. } => {
                 let _ = self.layer.answer_cancel(cancel, Instant::now());
+                if let Some(&call) = self.by_transaction.get(&invite) {
+                    self.caller_cancelled(call);
+                }
+            }
+            Event::Response {
+                transaction,
+                response,
+            } => {
+                if self.health_answer(transaction, true) {
+                    return;
+                }
+                if let Some(&call) = self.by_transaction.get(&transaction) {
+                    self.carrier_response(call, transaction, response);
+                } else if (200..300).contains(&response.status) {
+                    self.late_answer(transaction, &response);
+                }
             }
             Event::Timeout { transaction, kind } => {
                 debug!(?transaction, ?kind, "transaction timed out");
+                self.transaction_failed(transaction);
             }
-            Event::Response { .. } | Event::TransportError { .. } | Event::Terminated { .. } => {}
+            Event::TransportError { transaction } => self.transaction_failed(transaction),
+            Event::Terminated { transaction } => {
+                self.by_transaction.remove(&transaction);
+                self.abandoned_peers.remove(&transaction);
+                self.health_checks.remove(&transaction);
+            }
+        }
+    }
+
+    fn transaction_failed(&mut self, transaction: TransactionId) {
+        if self.health_answer(transaction, false) {
+            return;
+        }
+        if let Some(&call) = self.by_transaction.get(&transaction) {
+            self.carrier_timeout(call, transaction);
         }
     }
 
@@ -261,7 +398,10 @@ impl Core {
         match self.dialogs.route_request(&request) {
             Routing::Reject(response) => self.respond(transaction, response),
             Routing::Drop => {}
-            Routing::InDialog(id) => self.handle_in_dialog(transaction, request, id),
+            Routing::InDialog(id) => match self.by_dialog.get(&id) {
+                Some(&call) => self.call_request(call, transaction, request, &id),
+                None => self.handle_in_dialog(transaction, request, id),
+            },
             Routing::OutOfDialog => self.handle_out_of_dialog(transaction, request, source),
         }
     }
@@ -305,7 +445,7 @@ impl Core {
         self.respond(transaction, response);
     }
 
-    /// Answers an INVITE to the test number with a tone; anything else is not routable yet.
+    /// Answers an INVITE: the test number with a tone, an access number with the IVR.
     fn answer_invite(
         &mut self,
         transaction: TransactionId,
@@ -313,8 +453,17 @@ impl Core {
         source: Peer,
     ) -> Result<(), Box<Response>> {
         let test_number = &self.config.sip.test_number;
-        if test_number.is_empty() || request.uri.user() != Some(test_number.as_str()) {
-            return Err(Box::new(Response::for_request(request, 404, "Not Found")));
+        let user = request.uri.user().unwrap_or_default();
+        if test_number.is_empty() || user != test_number.as_str() {
+            let Some(access) = self.config.access_number(user).cloned() else {
+                return Err(Box::new(Response::for_request(request, 404, "Not Found")));
+            };
+            return self
+                .start_call(transaction, request, source, access)
+                .map_err(|error| {
+                    info!(%error, "call refused");
+                    Box::new(error.response(request))
+                });
         }
         let tone = Duration::from_millis(self.config.sip.test_call_ms);
         let started = test_call::start(
@@ -365,7 +514,7 @@ impl Core {
         Ok(())
     }
 
-    fn respond(&mut self, transaction: TransactionId, mut response: Response) {
+    pub(crate) fn respond(&mut self, transaction: TransactionId, mut response: Response) {
         response.headers.push("Server", &self.config.sip.user_agent);
         if let Err(error) = self
             .layer

@@ -1,0 +1,1326 @@
+//! Prepaid calls in the core: one sans-IO [`talktime_engine::Call`] per caller, its caller
+//! leg (A, our UAS dialog), its carrier leg (B, our UAC dialog), its media task and its
+//! ledger requests. The engine decides; this module turns its outputs into SIP messages,
+//! media commands and ledger tasks, and SIP/media/ledger events back into engine inputs.
+
+use std::cmp::Reverse;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use talktime_engine::{
+    AttemptId, AttemptRecord, Call, CallId, CallRecord, CallSetup, Input, Output, PlaybackId,
+    Prompt, Settlement, Tone,
+};
+use talktime_media::relay::{LegConfig, Side};
+use talktime_media::{Law, PlayItem};
+use talktime_pii::Pii;
+use talktime_sdp::{
+    Codec, Direction, LocalAudio, NegotiatedAudio, SessionDescription, SessionOrigin,
+};
+use talktime_sip::dialog::{Dialog, DialogId};
+use talktime_sip::transaction::{Peer, TransactionId};
+use talktime_sip::{Method, Request, Response, Uri};
+use talktime_store::Cdr;
+use tracing::{debug, info, warn};
+
+use crate::config::AccessNumber;
+use crate::ledger::{Ledger, Rated};
+use crate::media_session::{INACTIVITY_TIMEOUT, MediaCommand, MediaReport, MediaSession};
+use crate::routing::CarrierTarget;
+use crate::server::{ALLOW, Core, CoreMessage, wall_clock_ms};
+
+/// Telephone-event payload type in our SDP.
+const TELEPHONE_EVENT: u8 = 101;
+/// Ringback plays until stopped; this only bounds a call whose engine forgot to stop it.
+const RINGBACK_LENGTH: Duration = Duration::from_secs(600);
+
+/// An answer from a ledger task.
+#[derive(Debug)]
+pub enum LedgerReply {
+    Input(Input),
+    Authorized {
+        attempt: AttemptId,
+        rated: Box<Rated>,
+    },
+}
+
+/// The caller's side of a call.
+#[derive(Debug)]
+struct CallerLeg {
+    invite: Request,
+    transaction: TransactionId,
+    peer: Peer,
+    local_tag: String,
+    answer: Vec<u8>,
+    dialog: Option<DialogId>,
+}
+
+/// One carrier INVITE.
+#[derive(Debug)]
+struct Outgoing {
+    target: CarrierTarget,
+    invite: Request,
+    offer: SessionDescription,
+    transaction: TransactionId,
+    dialog: Option<DialogId>,
+    /// No provisional response by then: give up on this carrier and fail over.
+    trying_deadline: Option<Instant>,
+    /// CANCEL sent (or the attempt abandoned): a late 200 is ACKed and hung up.
+    abandoned: bool,
+}
+
+/// The carrier side of one attempt.
+#[derive(Debug)]
+struct CarrierLeg {
+    attempt: AttemptId,
+    remaining: VecDeque<CarrierTarget>,
+    current: Option<Outgoing>,
+}
+
+/// Everything the core keeps for one prepaid call.
+#[derive(Debug)]
+pub struct Session {
+    engine: Call,
+    call_id: String,
+    started_ms: i64,
+    access: AccessNumber,
+    caller_id: Option<Pii<String>>,
+    caller: CallerLeg,
+    media: Option<MediaSession>,
+    law: Law,
+    rated: Option<(AttemptId, Rated)>,
+    settlement: Option<Settlement>,
+    carrier: Option<CarrierLeg>,
+    /// Carrier tries so far in the call, numbering CDR rows.
+    armed_timer: Option<Instant>,
+}
+
+/// Why a caller's INVITE cannot start a call; each maps onto a response.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the INVITE has no SDP offer")]
+    NoOffer,
+    #[error("the SDP offer is malformed: {0}")]
+    BadOffer(talktime_sdp::ParseError),
+    #[error("no acceptable audio in the offer: {0}")]
+    Negotiation(talktime_sdp::NegotiationError),
+    #[error("the offered codec is not G.711: the IVR cannot play prompts")]
+    NotG711,
+    #[error(transparent)]
+    Media(#[from] crate::media_session::MediaError),
+    #[error("invalid IVR configuration: {0}")]
+    Config(#[from] talktime_engine::ConfigError),
+}
+
+impl StartError {
+    pub fn response(&self, request: &Request) -> Response {
+        match self {
+            StartError::BadOffer(_) => {
+                Response::for_request(request, 400, "Bad Request (malformed SDP)")
+            }
+            StartError::NoOffer | StartError::Negotiation(_) | StartError::NotG711 => {
+                Response::for_request(request, 488, "Not Acceptable Here")
+            }
+            StartError::Media(_) | StartError::Config(_) => {
+                Response::for_request(request, 503, "Service Unavailable")
+            }
+        }
+    }
+}
+
+/// The caller's number: P-Asserted-Identity, else From (anonymous is no caller ID).
+fn caller_id_of(request: &Request) -> Option<Pii<String>> {
+    let asserted = request
+        .p_asserted_identity()
+        .ok()
+        .and_then(|identities| identities.into_iter().next());
+    let from = asserted.or_else(|| request.from().ok())?;
+    let user = from.uri.user_unescaped()?;
+    let digits: String = user
+        .trim_start_matches('+')
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    (!digits.is_empty() && !user.eq_ignore_ascii_case("anonymous")).then(|| Pii::new(digits))
+}
+
+fn law_of(audio: &NegotiatedAudio) -> Option<Law> {
+    match audio.codec {
+        Codec::Pcmu => Some(Law::MuLaw),
+        Codec::Pcma => Some(Law::ALaw),
+        _ => None,
+    }
+}
+
+/// A leg's relay settings from what its SDP negotiated.
+fn leg_config(law: Law, audio: &NegotiatedAudio, ssrc: u32) -> LegConfig {
+    let mut config = LegConfig::g711(law, audio.remote, ssrc);
+    config.audio_payload_type = audio.payload_type;
+    config.send_telephone_event = audio.send_telephone_event;
+    config.receive_telephone_event = audio.receive_telephone_event;
+    config.inactivity_timeout = INACTIVITY_TIMEOUT;
+    config
+}
+
+/// An SSRC that differs between calls and legs; unique, not secret (RFC 3550 §8.1).
+fn ssrc_for(key: u64, side: Side) -> u32 {
+    let mixed = key
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(wall_clock_ms() as u64);
+    let value = (mixed >> 16) as u32;
+    match side {
+        Side::A => value,
+        Side::B => value.rotate_left(13) ^ 0x5A5A_5A5A,
+    }
+}
+
+impl Core {
+    /// Answers an INVITE to an access number with the IVR: negotiates media, opens the
+    /// media task and starts the engine (whose first output answers the call).
+    pub(crate) fn start_call(
+        &mut self,
+        transaction: TransactionId,
+        request: &Request,
+        source: Peer,
+        access: AccessNumber,
+    ) -> Result<(), StartError> {
+        if request.body.is_empty() {
+            return Err(StartError::NoOffer);
+        }
+        let offer = SessionDescription::parse(&request.body).map_err(StartError::BadOffer)?;
+        let key = self.next_call_key();
+        let media = MediaSession::open(
+            key,
+            self.advertised,
+            &mut self.ports,
+            self.media_reports.clone(),
+        )?;
+        let local = self.local_audio(media.port(Side::A), vec![Codec::Pcmu, Codec::Pcma]);
+        let mut origin = SessionOrigin::new(u64::from(media.port(Side::A)), self.advertised);
+        let (answer, audio) = match talktime_sdp::answer(&offer, &local, &mut origin) {
+            Ok(result) => result,
+            Err(error) => {
+                media.close(&mut self.ports);
+                return Err(StartError::Negotiation(error));
+            }
+        };
+        let Some(law) = law_of(&audio) else {
+            media.close(&mut self.ports);
+            return Err(StartError::NotG711);
+        };
+        media.send(MediaCommand::SetLeg(
+            Side::A,
+            leg_config(law, &audio, ssrc_for(key, Side::A)),
+        ));
+        let call_id = request.call_id().unwrap_or_default().to_owned();
+        let caller_id = caller_id_of(request);
+        let engine = Call::new(CallSetup {
+            call_id: CallId(call_id.clone()),
+            caller_id: caller_id.clone(),
+            access_number: access.number.clone(),
+            ivr: self.config.ivr_for(&access),
+            now: Instant::now(),
+        });
+        let engine = match engine {
+            Ok(engine) => engine,
+            Err(error) => {
+                media.close(&mut self.ports);
+                return Err(error.into());
+            }
+        };
+        let local_tag = self.layer.new_tag();
+        info!(call = key, %call_id, access = %access.number, "call started");
+        self.sessions.insert(
+            key,
+            Session {
+                engine,
+                call_id,
+                started_ms: wall_clock_ms(),
+                access,
+                caller_id,
+                caller: CallerLeg {
+                    invite: request.clone(),
+                    transaction,
+                    peer: source,
+                    local_tag,
+                    answer: answer.to_bytes(),
+                    dialog: None,
+                },
+                media: Some(media),
+                law,
+                rated: None,
+                settlement: None,
+                carrier: None,
+                armed_timer: None,
+            },
+        );
+        self.by_transaction.insert(transaction, key);
+        self.run_outputs(key);
+        Ok(())
+    }
+
+    pub(crate) fn local_audio(&self, port: u16, codecs: Vec<Codec>) -> LocalAudio {
+        LocalAudio {
+            address: self.advertised,
+            port,
+            codecs,
+            telephone_event: Some(TELEPHONE_EVENT),
+            ptime: 20,
+            direction: Direction::SendRecv,
+        }
+    }
+
+    /// Feeds one input to a call and acts on everything it outputs.
+    pub(crate) fn feed(&mut self, key: u64, input: Input) {
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        session.engine.handle_input(input, Instant::now());
+        self.run_outputs(key);
+    }
+
+    /// Engine timers that came due.
+    pub(crate) fn call_timeouts(&mut self, now: Instant) {
+        while let Some(Reverse((at, key))) = self.call_timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.call_timers.pop();
+            let Some(session) = self.sessions.get_mut(&key) else {
+                continue;
+            };
+            if session.armed_timer == Some(at) {
+                session.armed_timer = None;
+            }
+            if session.engine.poll_timeout().is_some_and(|due| due <= now) {
+                session.engine.handle_timeout(now);
+                self.run_outputs(key);
+            }
+            self.check_trying_deadline(key, now);
+        }
+    }
+
+    /// A carrier that has not even said 100 Trying in time is treated as not answering.
+    fn check_trying_deadline(&mut self, key: u64, now: Instant) {
+        let Some(outgoing) = self
+            .sessions
+            .get_mut(&key)
+            .and_then(|s| s.carrier.as_mut())
+            .and_then(|leg| leg.current.as_mut())
+        else {
+            return;
+        };
+        if outgoing
+            .trying_deadline
+            .is_none_or(|deadline| deadline > now)
+        {
+            return;
+        }
+        outgoing.trying_deadline = None;
+        info!(call = key, carrier = %outgoing.target.carrier, "no provisional response in time");
+        let (transaction, peer) = (outgoing.transaction, outgoing.target.peer);
+        // A CANCEL waits in the layer for a provisional response; a late 2xx is hung up.
+        let _ = self.layer.send_cancel(transaction, now);
+        self.abandoned_peers.insert(transaction, peer);
+        self.carrier_failed(key, None);
+    }
+
+    pub(crate) fn next_call_timeout(&self) -> Option<Instant> {
+        self.call_timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    fn run_outputs(&mut self, key: u64) {
+        loop {
+            let Some(session) = self.sessions.get_mut(&key) else {
+                return;
+            };
+            let Some(output) = session.engine.poll_output() else {
+                break;
+            };
+            self.act(key, output);
+        }
+        self.arm_timer(key);
+    }
+
+    fn arm_timer(&mut self, key: u64) {
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let due = session.engine.poll_timeout();
+        if let Some(due) = due
+            && session.armed_timer.is_none_or(|armed| due < armed)
+        {
+            session.armed_timer = Some(due);
+            self.call_timers.push(Reverse((due, key)));
+        }
+    }
+
+    fn act(&mut self, key: u64, output: Output) {
+        match output {
+            Output::AnswerCaller => self.answer_caller(key),
+            Output::Play {
+                playback,
+                prompts,
+                barge_in,
+            } => self.play(key, playback, &prompts, barge_in),
+            Output::PlayTone { playback, tone } => self.play_tone(key, playback, tone),
+            Output::StopPlayback { .. } => self.media(key, MediaCommand::Stop),
+            Output::LookupByCallerId { caller_id } => self.lookup_caller_id(key, caller_id),
+            Output::LookupByPin { pin } => self.lookup_pin(key, pin),
+            Output::PinFailed { caller_id, .. } => self.pin_failed(caller_id),
+            Output::Authorize {
+                attempt,
+                account,
+                card,
+                destination,
+            } => self.authorize(key, attempt, account, card, destination),
+            Output::PlaceCall {
+                attempt,
+                destination,
+                ..
+            } => self.place_call(key, attempt, &destination),
+            Output::CancelCarrier { release, .. } => {
+                self.cancel_carrier(key, &release.reason_header)
+            }
+            Output::HangUpCarrier { release, .. } => {
+                self.hang_up_carrier(key, &release.reason_header)
+            }
+            Output::Bridge { mode, .. } => {
+                self.media(key, MediaCommand::Bridge(true));
+                debug!(call = key, ?mode, "bridged");
+            }
+            Output::Unbridge { .. } => self.media(key, MediaCommand::Bridge(false)),
+            Output::HangUpCaller { release } => self.hang_up_caller(key, &release.reason_header),
+            Output::Settle(settlement) => {
+                if let Some(session) = self.sessions.get_mut(&key) {
+                    session.settlement = Some(settlement);
+                }
+            }
+            Output::AttemptRecord(record) => self.settle(key, record),
+            Output::CallRecord(record) => self.finish(key, &record),
+        }
+    }
+
+    fn media(&self, key: u64, command: MediaCommand) {
+        if let Some(media) = self.sessions.get(&key).and_then(|s| s.media.as_ref()) {
+            media.send(command);
+        }
+    }
+
+    fn answer_caller(&mut self, key: u64) {
+        let Some(session) = self.sessions.get(&key) else {
+            return;
+        };
+        let caller = &session.caller;
+        let mut response = Response::for_request(&caller.invite, 200, "OK");
+        response.set_to_tag(&caller.local_tag);
+        response
+            .headers
+            .push("Contact", &self.contact(caller.peer.transport));
+        response.headers.push("Allow", ALLOW);
+        response.headers.push("Content-Type", "application/sdp");
+        response.body = caller.answer.clone();
+        let (transaction, peer) = (caller.transaction, caller.peer);
+        let dialog = match Dialog::uas(&caller.invite, &response) {
+            Ok(dialog) => dialog,
+            Err(error) => {
+                warn!(call = key, %error, "cannot create the caller's dialog");
+                self.respond(
+                    transaction,
+                    Response::for_request(&caller.invite, 400, "Bad Request"),
+                );
+                self.feed(key, Input::CallerHungUp);
+                return;
+            }
+        };
+        let id = self.dialogs.insert(dialog);
+        let _ = self
+            .dialogs
+            .start_2xx_retransmission(&id, response.clone(), peer, Instant::now());
+        self.respond(transaction, response);
+        self.by_dialog.insert(id.clone(), key);
+        if let Some(session) = self.sessions.get_mut(&key) {
+            session.caller.dialog = Some(id);
+        }
+    }
+
+    fn play(&mut self, key: u64, playback: PlaybackId, prompts: &[Prompt], barge_in: bool) {
+        let items: Vec<PlayItem> = prompts
+            .iter()
+            .filter_map(|prompt| {
+                let name = format!("{}/{}", prompt.language.code(), prompt.name);
+                let found = self.prompts.get(&name);
+                if found.is_none() {
+                    warn!(prompt = %name, "prompt missing; skipped");
+                }
+                found.map(PlayItem::Prompt)
+            })
+            .collect();
+        if items.is_empty() {
+            self.deferred
+                .push_back((key, Input::PlaybackFinished { playback }));
+            return;
+        }
+        self.media(
+            key,
+            MediaCommand::Play {
+                playback: playback.0,
+                items,
+                barge_in,
+            },
+        );
+    }
+
+    fn play_tone(&mut self, key: u64, playback: PlaybackId, tone: Tone) {
+        let item = match tone {
+            Tone::Ringback => talktime_media::Tone::ringback_us(RINGBACK_LENGTH),
+            Tone::WarningBeep => talktime_media::Tone::warning_beep(),
+        };
+        self.media(
+            key,
+            MediaCommand::Play {
+                playback: playback.0,
+                items: vec![PlayItem::Tone(item)],
+                barge_in: false,
+            },
+        );
+    }
+
+    pub(crate) fn handle_media_report(&mut self, key: u64, report: MediaReport) {
+        let input = match report {
+            MediaReport::Digit(digit) => Input::Digit(digit),
+            MediaReport::PlaybackFinished(playback) => Input::PlaybackFinished {
+                playback: PlaybackId(playback),
+            },
+            MediaReport::Inactive { last_packet, side } => {
+                let bridged = self.sessions.get(&key).is_some_and(|s| {
+                    s.carrier
+                        .as_ref()
+                        .is_some_and(|c| c.current.as_ref().is_some_and(|o| o.dialog.is_some()))
+                });
+                // Silence while the IVR waits is the IVR's business (its own timeouts).
+                if !bridged {
+                    return;
+                }
+                debug!(call = key, ?side, "media inactive");
+                Input::MediaInactive { last_packet }
+            }
+        };
+        self.feed(key, input);
+    }
+
+    pub(crate) fn handle_ledger_reply(&mut self, key: u64, reply: LedgerReply) {
+        match reply {
+            LedgerReply::Input(input) => self.feed(key, input),
+            LedgerReply::Authorized { attempt, rated } => {
+                let authorization = rated.authorization.clone();
+                if let Some(session) = self.sessions.get_mut(&key) {
+                    session.rated = Some((attempt, *rated));
+                }
+                self.feed(
+                    key,
+                    Input::Authorized {
+                        attempt,
+                        authorization,
+                    },
+                );
+            }
+        }
+    }
+
+    fn spawn_ledger<F>(&self, key: u64, task: impl FnOnce(Arc<Ledger>) -> F + Send + 'static)
+    where
+        F: Future<Output = Option<LedgerReply>> + Send + 'static,
+    {
+        let ledger = self.ledger.clone();
+        let sender = self.core_sender.clone();
+        tokio::spawn(async move {
+            if let Some(reply) = task(ledger).await {
+                let _ = sender.send(CoreMessage::Ledger(key, reply)).await;
+            }
+        });
+    }
+
+    fn lookup_caller_id(&self, key: u64, caller_id: Pii<String>) {
+        self.spawn_ledger(key, move |ledger| async move {
+            let lookup = ledger.lookup_caller_id(&caller_id).await;
+            Some(LedgerReply::Input(Input::CallerIdLookup(lookup)))
+        });
+    }
+
+    fn lookup_pin(&self, key: u64, pin: Pii<String>) {
+        let caller_id = self.sessions.get(&key).and_then(|s| s.caller_id.clone());
+        self.spawn_ledger(key, move |ledger| async move {
+            let lookup = ledger
+                .lookup_pin(&pin, caller_id.as_ref(), wall_clock_ms())
+                .await;
+            Some(LedgerReply::Input(Input::PinLookup(lookup)))
+        });
+    }
+
+    fn pin_failed(&self, caller_id: Option<Pii<String>>) {
+        let Some(caller_id) = caller_id else {
+            return;
+        };
+        self.spawn_ledger(0, move |ledger| async move {
+            ledger.pin_failed(&caller_id, wall_clock_ms()).await;
+            None
+        });
+    }
+
+    fn authorize(
+        &mut self,
+        key: u64,
+        attempt: AttemptId,
+        account: talktime_engine::AccountId,
+        card: Option<talktime_engine::CardId>,
+        destination: Pii<String>,
+    ) {
+        let Some(session) = self.sessions.get(&key) else {
+            return;
+        };
+        if let Err(refusal) = self.check_destination(&session.access, destination.expose()) {
+            self.deferred
+                .push_back((key, Input::AuthorizationRefused { attempt, refusal }));
+            return;
+        }
+        let reservation = reservation_key(&session.call_id, attempt);
+        let toll_free = session.access.toll_free;
+        self.spawn_ledger(key, move |ledger| async move {
+            let result = ledger
+                .authorize(
+                    &reservation,
+                    account,
+                    card,
+                    destination.expose(),
+                    toll_free,
+                    wall_clock_ms(),
+                )
+                .await;
+            Some(match result {
+                Ok(rated) => LedgerReply::Authorized {
+                    attempt,
+                    rated: Box::new(rated),
+                },
+                Err(refusal) => {
+                    LedgerReply::Input(Input::AuthorizationRefused { attempt, refusal })
+                }
+            })
+        });
+    }
+
+    fn place_call(&mut self, key: u64, attempt: AttemptId, destination: &Pii<String>) {
+        let Some(session) = self.sessions.get(&key) else {
+            return;
+        };
+        let sell = session
+            .rated
+            .as_ref()
+            .filter(|(rated_attempt, _)| *rated_attempt == attempt)
+            .and_then(|(_, rated)| rated.context.steps.first().map(|step| step.per_minute));
+        let targets = self.carrier_targets(&session.access, destination.expose(), sell);
+        if let Some(session) = self.sessions.get_mut(&key) {
+            session.carrier = Some(CarrierLeg {
+                attempt,
+                remaining: targets.into(),
+                current: None,
+            });
+        }
+        self.try_next_carrier(key, None);
+    }
+
+    /// Sends the INVITE to the next carrier of the route; with none left, reports the
+    /// attempt failed with `last_status`.
+    fn try_next_carrier(&mut self, key: u64, last_status: Option<u16>) {
+        loop {
+            let Some(session) = self.sessions.get_mut(&key) else {
+                return;
+            };
+            let Some(leg) = session.carrier.as_mut() else {
+                return;
+            };
+            let attempt = leg.attempt;
+            let Some(target) = leg.remaining.pop_front() else {
+                let sip_status = last_status.unwrap_or(503);
+                self.feed(
+                    key,
+                    Input::CarrierFailed {
+                        attempt,
+                        sip_status,
+                        failover: false,
+                    },
+                );
+                return;
+            };
+            match self.invite_carrier(key, &target) {
+                Ok(outgoing) => {
+                    if let Some(deadline) = outgoing.trying_deadline {
+                        self.call_timers.push(Reverse((deadline, key)));
+                    }
+                    let carrier = outgoing.target.carrier.clone();
+                    self.by_transaction.insert(outgoing.transaction, key);
+                    if let Some(leg) = self.sessions.get_mut(&key).and_then(|s| s.carrier.as_mut())
+                    {
+                        leg.current = Some(outgoing);
+                    }
+                    self.carrier_started(&carrier);
+                    self.feed(key, Input::CarrierTrying { attempt, carrier });
+                    return;
+                }
+                Err(error) => {
+                    warn!(call = key, carrier = %target.carrier, %error, "cannot INVITE the carrier")
+                }
+            }
+        }
+    }
+
+    fn invite_carrier(&mut self, key: u64, target: &CarrierTarget) -> Result<Outgoing, String> {
+        let session = self.sessions.get(&key).ok_or("call gone")?;
+        let port = session.media.as_ref().ok_or("no media")?.port(Side::B);
+        let codecs = vec![match session.law {
+            Law::MuLaw => Codec::Pcmu,
+            Law::ALaw => Codec::Pcma,
+        }];
+        let caller = target
+            .caller_id
+            .clone()
+            .or_else(|| session.caller_id.as_ref().map(|c| c.expose().clone()))
+            .unwrap_or_else(|| "anonymous".into());
+        let mut origin = SessionOrigin::new(u64::from(port), self.advertised);
+        let offer = talktime_sdp::offer(&self.local_audio(port, codecs), &mut origin);
+        let uri_text = format!("sip:{}@{}", target.request_user, target.uri_host);
+        let uri = Uri::parse(&uri_text).map_err(|error| error.to_string())?;
+        let mut invite = Request::new(Method::Invite, uri);
+        let local_host = self.sent_by(target.peer.transport);
+        invite
+            .headers
+            .push("Via", &self.via_for(target.peer.transport));
+        invite.headers.push("Max-Forwards", "70");
+        let tag = self.layer.new_tag();
+        invite
+            .headers
+            .push("From", &format!("<sip:{caller}@{local_host}>;tag={tag}"));
+        invite.headers.push("To", &format!("<{uri_text}>"));
+        let call_id = format!("{}@{}", self.layer.new_tag(), local_host);
+        invite.headers.push("Call-ID", &call_id);
+        invite.headers.push("CSeq", "1 INVITE");
+        invite
+            .headers
+            .push("Contact", &self.contact(target.peer.transport));
+        invite.headers.push("Allow", ALLOW);
+        invite
+            .headers
+            .push("User-Agent", &self.config.sip.user_agent);
+        invite.headers.push("Content-Type", "application/sdp");
+        invite.body = offer.to_bytes();
+        let transaction = self
+            .layer
+            .send_request(invite.clone(), target.peer, Instant::now())
+            .map_err(|error| error.to_string())?;
+        debug!(call = key, carrier = %target.carrier, "INVITE sent");
+        Ok(Outgoing {
+            target: target.clone(),
+            invite,
+            offer,
+            transaction,
+            dialog: None,
+            trying_deadline: Some(Instant::now() + target.invite_timeout),
+            abandoned: false,
+        })
+    }
+
+    /// A response on a client transaction of a call (the carrier INVITE, BYE or CANCEL).
+    pub(crate) fn carrier_response(
+        &mut self,
+        key: u64,
+        transaction: TransactionId,
+        response: Response,
+    ) {
+        let is_invite = response
+            .cseq()
+            .is_ok_and(|cseq| cseq.method == Method::Invite);
+        if !is_invite {
+            return;
+        }
+        let current = self
+            .sessions
+            .get(&key)
+            .and_then(|s| s.carrier.as_ref())
+            .and_then(|leg| leg.current.as_ref())
+            .filter(|outgoing| outgoing.transaction == transaction)
+            .map(|outgoing| (outgoing.abandoned, outgoing.dialog.is_some()));
+        let Some((abandoned, answered)) = current else {
+            // A stray 2xx for an INVITE we gave up on: ACK and hang it up.
+            if (200..300).contains(&response.status) {
+                self.late_answer(transaction, &response);
+            }
+            return;
+        };
+        if response.status < 200
+            && let Some(outgoing) = self
+                .sessions
+                .get_mut(&key)
+                .and_then(|s| s.carrier.as_mut())
+                .and_then(|leg| leg.current.as_mut())
+        {
+            outgoing.trying_deadline = None;
+        }
+        match response.status {
+            100 => {}
+            101..=199 if !abandoned => self.carrier_progress(key, &response),
+            200..=299 if answered => self.acknowledge(key, &response),
+            200..=299 if abandoned => self.late_answer(transaction, &response),
+            200..=299 => self.carrier_answered(key, &response),
+            status if status >= 300 => self.carrier_failed(key, Some(status)),
+            _ => {}
+        }
+    }
+
+    fn carrier_progress(&mut self, key: u64, response: &Response) {
+        let early_media = response.status == 183 && self.apply_carrier_sdp(key, response);
+        let Some(attempt) = self.current_attempt(key) else {
+            return;
+        };
+        self.feed(
+            key,
+            Input::CarrierProgress {
+                attempt,
+                early_media,
+            },
+        );
+    }
+
+    /// Points leg B's media at the carrier's SDP; false if it carried none we can use.
+    fn apply_carrier_sdp(&mut self, key: u64, response: &Response) -> bool {
+        if response.body.is_empty() {
+            return false;
+        }
+        let Some(session) = self.sessions.get(&key) else {
+            return false;
+        };
+        let Some(outgoing) = session
+            .carrier
+            .as_ref()
+            .and_then(|leg| leg.current.as_ref())
+        else {
+            return false;
+        };
+        let answer = match SessionDescription::parse(&response.body) {
+            Ok(answer) => answer,
+            Err(error) => {
+                debug!(call = key, %error, "carrier SDP malformed");
+                return false;
+            }
+        };
+        let audio = match talktime_sdp::process_answer(&outgoing.offer, &answer) {
+            Ok(audio) => audio,
+            Err(error) => {
+                debug!(call = key, %error, "carrier SDP not acceptable");
+                return false;
+            }
+        };
+        let law = law_of(&audio).unwrap_or(session.law);
+        self.media(
+            key,
+            MediaCommand::SetLeg(Side::B, leg_config(law, &audio, ssrc_for(key, Side::B))),
+        );
+        true
+    }
+
+    fn carrier_answered(&mut self, key: u64, response: &Response) {
+        self.apply_carrier_sdp(key, response);
+        let Some(session) = self.sessions.get(&key) else {
+            return;
+        };
+        let Some(outgoing) = session
+            .carrier
+            .as_ref()
+            .and_then(|leg| leg.current.as_ref())
+        else {
+            return;
+        };
+        let dialog = match Dialog::uac(&outgoing.invite, response) {
+            Ok(dialog) => dialog,
+            Err(error) => {
+                warn!(call = key, %error, "cannot create the carrier dialog");
+                return;
+            }
+        };
+        let id = self.dialogs.insert(dialog);
+        self.by_dialog.insert(id.clone(), key);
+        if let Some(outgoing) = self
+            .sessions
+            .get_mut(&key)
+            .and_then(|s| s.carrier.as_mut())
+            .and_then(|leg| leg.current.as_mut())
+        {
+            outgoing.dialog = Some(id);
+        }
+        self.acknowledge(key, response);
+        if let Some(attempt) = self.current_attempt(key) {
+            self.feed(key, Input::CarrierAnswered { attempt });
+        }
+    }
+
+    /// ACKs the carrier's 2xx (again, for a retransmission).
+    fn acknowledge(&mut self, key: u64, response: &Response) {
+        let Some(outgoing) = self
+            .sessions
+            .get(&key)
+            .and_then(|s| s.carrier.as_ref())
+            .and_then(|leg| leg.current.as_ref())
+        else {
+            return;
+        };
+        let (Some(id), peer) = (outgoing.dialog.clone(), outgoing.target.peer) else {
+            return;
+        };
+        let via = self.via_for(peer.transport);
+        let Some(dialog) = self.dialogs.get_mut(&id) else {
+            return;
+        };
+        if let Ok(ack) = dialog.ack(response, &via) {
+            let _ = self
+                .layer
+                .send_stateless(talktime_sip::Message::Request(ack), peer);
+        }
+    }
+
+    /// A 2xx we no longer want (it crossed our CANCEL): ACK it and send BYE at once.
+    pub(crate) fn late_answer(&mut self, transaction: TransactionId, response: &Response) {
+        let Some(invite) = self.layer.request(transaction).cloned() else {
+            return;
+        };
+        let Some(peer) = self.carrier_peer_of(transaction) else {
+            return;
+        };
+        let Ok(mut dialog) = Dialog::uac(&invite, response) else {
+            return;
+        };
+        let via = self.via_for(peer.transport);
+        if let Ok(ack) = dialog.ack(response, &via) {
+            let _ = self
+                .layer
+                .send_stateless(talktime_sip::Message::Request(ack), peer);
+        }
+        let bye = dialog.new_request(Method::Bye, &via);
+        let _ = self.layer.send_request(bye, peer, Instant::now());
+    }
+
+    fn carrier_peer_of(&self, transaction: TransactionId) -> Option<Peer> {
+        self.abandoned_peers.get(&transaction).copied()
+    }
+
+    fn carrier_failed(&mut self, key: u64, status: Option<u16>) {
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let Some(leg) = session.carrier.as_mut() else {
+            return;
+        };
+        let Some(outgoing) = leg.current.take() else {
+            return;
+        };
+        let attempt = leg.attempt;
+        let more = !leg.remaining.is_empty();
+        self.by_transaction.remove(&outgoing.transaction);
+        self.carrier_ended(&outgoing.target.carrier);
+        if outgoing.abandoned {
+            return;
+        }
+        let failover = more && self.fails_over(&outgoing.target.carrier, status);
+        info!(call = key, carrier = %outgoing.target.carrier, ?status, failover, "carrier attempt failed");
+        self.feed(
+            key,
+            Input::CarrierFailed {
+                attempt,
+                sip_status: status.unwrap_or(408),
+                failover,
+            },
+        );
+        if failover {
+            self.try_next_carrier(key, status);
+        } else if let Some(leg) = self.sessions.get_mut(&key).and_then(|s| s.carrier.as_mut()) {
+            leg.remaining.clear();
+        }
+    }
+
+    /// A carrier INVITE got no final response (Timer B) or could not be sent.
+    pub(crate) fn carrier_timeout(&mut self, key: u64, transaction: TransactionId) {
+        let is_current = self
+            .sessions
+            .get(&key)
+            .and_then(|s| s.carrier.as_ref())
+            .and_then(|leg| leg.current.as_ref())
+            .is_some_and(|outgoing| {
+                outgoing.transaction == transaction && outgoing.dialog.is_none()
+            });
+        if is_current {
+            self.carrier_failed(key, None);
+        }
+    }
+
+    fn current_attempt(&self, key: u64) -> Option<AttemptId> {
+        self.sessions
+            .get(&key)?
+            .carrier
+            .as_ref()
+            .map(|leg| leg.attempt)
+    }
+
+    fn cancel_carrier(&mut self, key: u64, reason: &str) {
+        let Some(outgoing) = self
+            .sessions
+            .get_mut(&key)
+            .and_then(|s| s.carrier.as_mut())
+            .and_then(|leg| {
+                leg.remaining.clear();
+                leg.current.as_mut()
+            })
+        else {
+            return;
+        };
+        if outgoing.dialog.is_some() {
+            self.hang_up_carrier(key, reason);
+            return;
+        }
+        outgoing.abandoned = true;
+        let (transaction, peer, carrier) = (
+            outgoing.transaction,
+            outgoing.target.peer,
+            outgoing.target.carrier.clone(),
+        );
+        self.abandoned_peers.insert(transaction, peer);
+        if let Err(error) = self.layer.send_cancel(transaction, Instant::now()) {
+            debug!(call = key, %error, "cannot CANCEL");
+        }
+        self.carrier_ended(&carrier);
+        if let Some(leg) = self.sessions.get_mut(&key).and_then(|s| s.carrier.as_mut()) {
+            leg.current = None;
+        }
+    }
+
+    fn hang_up_carrier(&mut self, key: u64, reason: &str) {
+        let Some(outgoing) = self
+            .sessions
+            .get_mut(&key)
+            .and_then(|s| s.carrier.as_mut())
+            .and_then(|leg| leg.current.take())
+        else {
+            return;
+        };
+        self.by_transaction.remove(&outgoing.transaction);
+        self.carrier_ended(&outgoing.target.carrier);
+        if let Some(id) = outgoing.dialog {
+            self.send_bye(&id, outgoing.target.peer, reason);
+        }
+        self.media(key, MediaCommand::Bridge(false));
+    }
+
+    fn hang_up_caller(&mut self, key: u64, reason: &str) {
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let peer = session.caller.peer;
+        if let Some(id) = session.caller.dialog.take() {
+            self.send_bye(&id, peer, reason);
+        }
+    }
+
+    /// BYE in a dialog with a Reason header, and forget the dialog.
+    fn send_bye(&mut self, id: &DialogId, peer: Peer, reason: &str) {
+        let via = self.via_for(peer.transport);
+        self.by_dialog.remove(id);
+        let Some(dialog) = self.dialogs.get_mut(id) else {
+            return;
+        };
+        let mut bye = dialog.new_request(Method::Bye, &via);
+        bye.headers.push("Reason", reason);
+        self.dialogs.remove(id);
+        if let Err(error) = self.layer.send_request(bye, peer, Instant::now()) {
+            warn!(%error, "cannot send BYE");
+        }
+    }
+
+    /// A request inside one of a call's dialogs.
+    pub(crate) fn call_request(
+        &mut self,
+        key: u64,
+        transaction: TransactionId,
+        request: Request,
+        id: &DialogId,
+    ) {
+        let Some(session) = self.sessions.get(&key) else {
+            return;
+        };
+        let from_caller = session.caller.dialog.as_ref() == Some(id);
+        match request.method {
+            Method::Bye => {
+                self.respond(transaction, Response::for_request(&request, 200, "OK"));
+                self.by_dialog.remove(id);
+                self.dialogs.remove(id);
+                if from_caller {
+                    if let Some(session) = self.sessions.get_mut(&key) {
+                        session.caller.dialog = None;
+                    }
+                    self.feed(key, Input::CallerHungUp);
+                } else {
+                    self.carrier_hung_up(key);
+                }
+            }
+            Method::Invite => {
+                // Hold and resume: our media stays anchored, so the same SDP answers.
+                let body = if from_caller {
+                    session.caller.answer.clone()
+                } else {
+                    session
+                        .carrier
+                        .as_ref()
+                        .and_then(|leg| leg.current.as_ref())
+                        .map(|outgoing| outgoing.offer.to_bytes())
+                        .unwrap_or_default()
+                };
+                let peer = if from_caller {
+                    session.caller.peer
+                } else {
+                    request_peer(session)
+                };
+                let mut response = Response::for_request(&request, 200, "OK");
+                response
+                    .headers
+                    .push("Contact", &self.contact(peer.transport));
+                response.headers.push("Content-Type", "application/sdp");
+                response.body = body;
+                let _ = self.dialogs.start_2xx_retransmission(
+                    id,
+                    response.clone(),
+                    peer,
+                    Instant::now(),
+                );
+                self.respond(transaction, response);
+            }
+            Method::Info => {
+                self.respond(transaction, Response::for_request(&request, 200, "OK"));
+                if from_caller && let Some(digit) = dtmf_relay_digit(&request.body) {
+                    self.feed(key, Input::Digit(digit));
+                }
+            }
+            Method::Ack => {}
+            Method::Options | Method::Update => {
+                self.respond(transaction, Response::for_request(&request, 200, "OK"));
+            }
+            _ => self.respond(
+                transaction,
+                Response::for_request(&request, 405, "Method Not Allowed"),
+            ),
+        }
+    }
+
+    fn carrier_hung_up(&mut self, key: u64) {
+        let Some(leg) = self.sessions.get_mut(&key).and_then(|s| s.carrier.as_mut()) else {
+            return;
+        };
+        let attempt = leg.attempt;
+        if let Some(outgoing) = leg.current.take() {
+            self.by_transaction.remove(&outgoing.transaction);
+            self.carrier_ended(&outgoing.target.carrier);
+        }
+        self.media(key, MediaCommand::Bridge(false));
+        self.feed(key, Input::CarrierHungUp { attempt });
+    }
+
+    /// CANCEL of the caller's INVITE (before we answered).
+    pub(crate) fn caller_cancelled(&mut self, key: u64) {
+        self.feed(key, Input::CallerHungUp);
+    }
+
+    fn settle(&mut self, key: u64, record: AttemptRecord) {
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let settlement = session.settlement.take();
+        let rated = session
+            .rated
+            .take_if(|(attempt, _)| *attempt == record.attempt)
+            .map(|(_, rated)| rated);
+        let reservation = reservation_key(&session.call_id, record.attempt);
+        let mut cdrs = attempt_cdrs(&reservation, session.started_ms, &record);
+        let answered_ms = settlement.map_or(0, |settlement| settlement.answered_ms);
+        self.spawn_ledger(key, move |ledger| async move {
+            let context = rated.as_ref().map(|rated| &rated.context);
+            match ledger
+                .settle(
+                    &reservation,
+                    context,
+                    answered_ms,
+                    &mut cdrs,
+                    wall_clock_ms(),
+                )
+                .await
+            {
+                Ok(charged) => {
+                    info!(%reservation, answered_ms, charged_micros = charged, "attempt settled")
+                }
+                Err(error) => {
+                    warn!(%reservation, %error, "settlement failed; reconcile will close it")
+                }
+            }
+            None
+        });
+    }
+
+    fn finish(&mut self, key: u64, record: &CallRecord) {
+        let Some(mut session) = self.sessions.remove(&key) else {
+            return;
+        };
+        info!(
+            call = key,
+            call_id = %record.call_id,
+            cause = record.cause.as_str(),
+            billed_ms = record.billed_ms,
+            attempts = record.attempts,
+            "call ended"
+        );
+        if let Some(media) = session.media.take() {
+            media.close(&mut self.ports);
+        }
+        self.by_transaction.remove(&session.caller.transaction);
+        if let Some(id) = session.caller.dialog.take() {
+            // The engine ended without BYE (it only does so after the caller left).
+            self.by_dialog.remove(&id);
+            self.dialogs.remove(&id);
+        }
+    }
+
+    /// Ends every call (shutdown).
+    pub(crate) fn abort_all(&mut self) {
+        let keys: Vec<u64> = self.sessions.keys().copied().collect();
+        for key in keys {
+            self.feed(
+                key,
+                Input::Abort {
+                    cause: talktime_engine::DisconnectCause::Normal,
+                },
+            );
+        }
+    }
+}
+
+fn request_peer(session: &Session) -> Peer {
+    session
+        .carrier
+        .as_ref()
+        .and_then(|leg| leg.current.as_ref())
+        .map_or(session.caller.peer, |outgoing| outgoing.target.peer)
+}
+
+/// The ledger reservation of one attempt of a call.
+fn reservation_key(call_id: &str, attempt: AttemptId) -> String {
+    format!("{call_id}#{}", attempt.0)
+}
+
+/// `Signal=5` from an `application/dtmf-relay` INFO body.
+fn dtmf_relay_digit(body: &[u8]) -> Option<char> {
+    let text = std::str::from_utf8(body).ok()?;
+    text.lines().find_map(|line| {
+        let (name, value) = line.split_once('=')?;
+        if !name.trim().eq_ignore_ascii_case("signal") {
+            return None;
+        }
+        value
+            .trim()
+            .chars()
+            .next()
+            .filter(|c| c.is_ascii_digit() || matches!(c, '*' | '#'))
+    })
+}
+
+/// One CDR row per carrier tried (or one row for an attempt that never reached a carrier).
+fn attempt_cdrs(reservation: &str, call_start_ms: i64, record: &AttemptRecord) -> Vec<Cdr> {
+    let at = |ms: u64| call_start_ms.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX));
+    let base = Cdr {
+        call_id: reservation.to_owned(),
+        attempt: 1,
+        account_id: Some(record.account.0),
+        card_id: record.card.map(|card| card.0),
+        caller_id: record.caller_id.clone(),
+        access_number: Some(record.access_number.clone()),
+        destination: record.destination.clone(),
+        carrier: record.carrier.clone(),
+        start_ms: at(record.started_ms),
+        answer_ms: record.answered_ms.map(at),
+        end_ms: at(record.ended_ms),
+        billed_seconds: 0,
+        fees_json: "{}".into(),
+        taxes_json: "[]".into(),
+        tax_micros: 0,
+        total_micros: 0,
+        buy_cost_micros: 0,
+        sip_code: record.sip_status.map(i64::from),
+        q850_cause: Some(i64::from(record.q850)),
+        hangup_by: Some(party_name(record.hung_up_by).into()),
+    };
+    if record.carrier_tries.is_empty() {
+        return vec![Cdr {
+            hangup_by: Some(record.cause.as_str().into()),
+            ..base
+        }];
+    }
+    let last = record.carrier_tries.len() - 1;
+    record
+        .carrier_tries
+        .iter()
+        .enumerate()
+        .map(|(index, carrier_try)| {
+            let answered = index == last && record.answered_ms.is_some();
+            Cdr {
+                attempt: i64::try_from(index + 1).unwrap_or(i64::MAX),
+                carrier: Some(carrier_try.carrier.clone()),
+                start_ms: at(carrier_try.started_ms),
+                answer_ms: if answered { base.answer_ms } else { None },
+                end_ms: at(carrier_try.ended_ms),
+                sip_code: carrier_try.sip_status.map(i64::from),
+                hangup_by: Some(if index == last {
+                    format!(
+                        "{}:{}",
+                        party_name(record.hung_up_by),
+                        record.cause.as_str()
+                    )
+                } else {
+                    "failover".into()
+                }),
+                ..base.clone()
+            }
+        })
+        .collect()
+}
+
+fn party_name(party: talktime_engine::Party) -> &'static str {
+    match party {
+        talktime_engine::Party::Caller => "caller",
+        talktime_engine::Party::Carrier => "carrier",
+        talktime_engine::Party::Switch => "switch",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dtmf_relay_bodies_give_their_digit() {
+        assert_eq!(dtmf_relay_digit(b"Signal=5\r\nDuration=160\r\n"), Some('5'));
+        assert_eq!(dtmf_relay_digit(b"signal = #\nDuration=100"), Some('#'));
+        assert_eq!(dtmf_relay_digit(b"Duration=100"), None);
+        assert_eq!(dtmf_relay_digit(b"Signal=x"), None);
+    }
+
+    #[test]
+    fn reservation_keys_differ_per_attempt() {
+        assert_ne!(
+            reservation_key("a@b", AttemptId(1)),
+            reservation_key("a@b", AttemptId(2))
+        );
+    }
+}

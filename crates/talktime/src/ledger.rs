@@ -1,0 +1,383 @@
+//! The shell's side of billing: answers the engine's lookups and authorizations from the
+//! store, with the billing crate's one rating function deciding both the talk-time limit
+//! and, at settlement, the charge.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rust_decimal::Decimal;
+use talktime_billing::{
+    CallFacts, Charge, Currency, LocalStart, Money, RateDeck, RatingContext, RatingError,
+    TariffSettings, max_talk_time, rate_call,
+};
+use talktime_engine::{
+    AccountId, AccountInfo, Authorization, CallerIdLookup, CardId, PinLookup, Refusal,
+};
+use talktime_pii::Pii;
+use talktime_store::{
+    Cdr, Decision, LockoutPolicy, Payer, Refusal as StoreRefusal, SettleOutcome, Store, StoreError,
+};
+use tracing::warn;
+
+use crate::config::BillingConfig;
+
+/// Decks are re-read from the database after this long, so an import reaches a running switch.
+const DECK_LIFETIME: Duration = Duration::from_secs(60);
+
+/// An authorization with the rating it was computed from; settlement rates with the same.
+#[derive(Debug, Clone)]
+pub struct Rated {
+    pub authorization: Authorization,
+    pub context: RatingContext,
+}
+
+#[derive(Debug)]
+pub struct Ledger {
+    store: Store,
+    config: BillingConfig,
+    decks: Mutex<HashMap<i64, (Arc<RateDeck>, Instant)>>,
+}
+
+impl Ledger {
+    pub fn new(store: Store, config: BillingConfig) -> Ledger {
+        Ledger {
+            store,
+            config,
+            decks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub async fn lookup_caller_id(&self, caller_id: &Pii<String>) -> CallerIdLookup {
+        match self.try_lookup_caller_id(caller_id).await {
+            Ok(Some(info)) => CallerIdLookup::Found(info),
+            Ok(None) => CallerIdLookup::NotRegistered,
+            Err(error) => {
+                warn!(%error, "caller ID lookup failed; asking for the PIN");
+                CallerIdLookup::NotRegistered
+            }
+        }
+    }
+
+    async fn try_lookup_caller_id(
+        &self,
+        caller_id: &Pii<String>,
+    ) -> Result<Option<AccountInfo>, StoreError> {
+        let Some(found) = self.store.lookup_caller_id(caller_id).await? else {
+            return Ok(None);
+        };
+        let account = self.store.account(found.account_id).await?;
+        if account.status.as_str() != "active" {
+            return Ok(None);
+        }
+        Ok(Some(AccountInfo {
+            account: AccountId(account.id),
+            card: found.card_id.map(CardId),
+            balance_micros: account.balance_micros,
+            minimum_micros: account.caller_id_min_balance_micros,
+            currency: account.currency,
+            language: None,
+        }))
+    }
+
+    pub async fn lookup_pin(
+        &self,
+        pin: &Pii<String>,
+        caller_id: Option<&Pii<String>>,
+        now_ms: i64,
+    ) -> PinLookup {
+        match self.try_lookup_pin(pin, caller_id, now_ms).await {
+            Ok(lookup) => lookup,
+            Err(error) => {
+                warn!(%error, "PIN lookup failed");
+                PinLookup::Rejected
+            }
+        }
+    }
+
+    async fn try_lookup_pin(
+        &self,
+        pin: &Pii<String>,
+        caller_id: Option<&Pii<String>>,
+        now_ms: i64,
+    ) -> Result<PinLookup, StoreError> {
+        if let Some(caller_id) = caller_id
+            && self.store.pin_lockout(caller_id, now_ms).await?.is_some()
+        {
+            return Ok(PinLookup::LockedOut);
+        }
+        let Some(card) = self.store.card_by_pin(pin).await? else {
+            return Ok(PinLookup::Rejected);
+        };
+        if card.is_expired(now_ms) {
+            return Ok(PinLookup::CardExpired);
+        }
+        if card.status.as_str() == "blocked" {
+            return Ok(PinLookup::Rejected);
+        }
+        let account = self.store.account(card.account_id).await?;
+        let open = self.store.open_reservations(account.id).await?.len();
+        if account.concurrency_limit > 0 && open as i64 >= account.concurrency_limit {
+            return Ok(PinLookup::CardInUse);
+        }
+        if let Some(caller_id) = caller_id {
+            self.store.clear_pin_failures(caller_id).await?;
+        }
+        Ok(PinLookup::Found(AccountInfo {
+            account: AccountId(account.id),
+            card: Some(CardId(card.id)),
+            balance_micros: account.balance_micros,
+            minimum_micros: account.caller_id_min_balance_micros,
+            currency: account.currency,
+            language: None,
+        }))
+    }
+
+    /// Counts a wrong PIN against the caller ID for lock-out.
+    pub async fn pin_failed(&self, caller_id: &Pii<String>, now_ms: i64) {
+        let policy = LockoutPolicy {
+            max_failures: self.config.pin_lockout_failures,
+            window_ms: self.config.pin_lockout_window_ms,
+            lockout_ms: self.config.pin_lockout_ms,
+        };
+        if let Err(error) = self
+            .store
+            .record_pin_failure(caller_id, policy, now_ms)
+            .await
+        {
+            warn!(%error, "cannot record a PIN failure");
+        }
+    }
+
+    /// Rates the destination and reserves credit under the ledger's lock. `key` is the
+    /// reservation's id (one per attempt).
+    pub async fn authorize(
+        &self,
+        key: &str,
+        account: AccountId,
+        card: Option<CardId>,
+        destination: &str,
+        toll_free: bool,
+        now_ms: i64,
+    ) -> Result<Rated, Refusal> {
+        let deck = self.deck_for(account, card).await.map_err(|error| {
+            warn!(%error, "cannot load the tariff");
+            Refusal::UnknownDestination
+        })?;
+        let start = LocalStart::from_unix_ms(now_ms, self.config.utc_offset_minutes)
+            .ok_or(Refusal::UnknownDestination)?;
+        let mut facts = CallFacts::new(start);
+        facts.toll_free_access = toll_free;
+        let rate = deck
+            .find(destination, start.date)
+            .ok_or(Refusal::UnknownDestination)?;
+        let context = RatingContext::new(deck.settings(), rate, &facts)
+            .map_err(|_| Refusal::UnknownDestination)?;
+        let payer = match card {
+            Some(CardId(card)) => Payer::Card(card),
+            None => Payer::Account(account.0),
+        };
+        let mut granted = None;
+        let result = self
+            .store
+            .authorize(key, payer, now_ms, |available| {
+                let decision = decide(&context, available)?;
+                granted = Some(decision.1);
+                Ok(decision.0)
+            })
+            .await;
+        match result {
+            Ok(reservation) => Ok(Rated {
+                authorization: Authorization {
+                    limit_ms: u64::try_from(reservation.max_duration_ms).unwrap_or(0),
+                    announced_limit_ms: granted.unwrap_or(0),
+                    reserved_micros: reservation.amount_micros,
+                },
+                context,
+            }),
+            Err(error) => Err(refusal(&error)),
+        }
+    }
+
+    async fn deck_for(
+        &self,
+        account: AccountId,
+        card: Option<CardId>,
+    ) -> Result<Arc<RateDeck>, LedgerError> {
+        let tariff = match card {
+            Some(CardId(card)) => self.store.card(card).await?.tariff_id,
+            None => None,
+        };
+        let tariff = match tariff {
+            Some(tariff) => Some(tariff),
+            None => self.store.account(account.0).await?.tariff_id,
+        };
+        let tariff = match tariff {
+            Some(tariff) => tariff,
+            None => self.default_tariff().await?,
+        };
+        self.deck(tariff).await
+    }
+
+    async fn default_tariff(&self) -> Result<i64, LedgerError> {
+        let name = &self.config.default_tariff;
+        match self.store.tariff_by_name(name).await? {
+            Some(tariff) => Ok(tariff.id),
+            None => Err(LedgerError::NoTariff(name.clone())),
+        }
+    }
+
+    /// The tariff's deck, from the cache while it is fresh.
+    pub async fn deck(&self, tariff: i64) -> Result<Arc<RateDeck>, LedgerError> {
+        if let Ok(decks) = self.decks.lock()
+            && let Some((deck, loaded)) = decks.get(&tariff)
+            && loaded.elapsed() < DECK_LIFETIME
+        {
+            return Ok(deck.clone());
+        }
+        let deck = Arc::new(load_deck(&self.store, tariff).await?);
+        if let Ok(mut decks) = self.decks.lock() {
+            decks.insert(tariff, (deck.clone(), Instant::now()));
+        }
+        Ok(deck)
+    }
+
+    /// Charges `answered_ms` of talk (0 releases the hold) and writes the attempt's CDRs in
+    /// the same database transaction. Safe to repeat: the store charges a key once.
+    pub async fn settle(
+        &self,
+        key: &str,
+        context: Option<&RatingContext>,
+        answered_ms: u64,
+        cdrs: &mut [Cdr],
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let charge = context.map(|context| rate_call(context, answered_ms));
+        if let (Some(charge), Some(answered)) =
+            (&charge, cdrs.iter_mut().find(|cdr| cdr.answer_ms.is_some()))
+        {
+            fill_charge(answered, charge);
+        }
+        let cost = charge
+            .as_ref()
+            .and_then(|charge| charge.total_micros().ok())
+            .unwrap_or(0);
+        if context.is_none() {
+            for cdr in cdrs.iter() {
+                self.store.write_cdr(cdr, now_ms).await?;
+            }
+            return Ok(0);
+        }
+        match self.store.settle(key, cost, cdrs, now_ms).await? {
+            SettleOutcome::Charged { charged_micros, .. } => Ok(charged_micros),
+            SettleOutcome::Replayed { charged_micros } => Ok(charged_micros),
+        }
+    }
+}
+
+/// The limit and the hold for one call, both from [`max_talk_time`] over [`rate_call`].
+fn decide(
+    context: &RatingContext,
+    available: &talktime_store::Available,
+) -> Result<(Decision, u64), StoreRefusal> {
+    let currency = Currency::new(&available.currency)
+        .map_err(|error| StoreRefusal::Other(error.to_string()))?;
+    let credit = Money::from_micros(available.available_micros, currency);
+    match max_talk_time(context, credit) {
+        Ok(talk_time) => {
+            let reserve = talk_time
+                .cost_at_limit
+                .to_micros()
+                .map_err(|error| StoreRefusal::Other(error.to_string()))?;
+            let decision = Decision {
+                reserve_micros: reserve.min(available.available_micros),
+                max_duration_ms: i64::try_from(talk_time.limit_ms).unwrap_or(i64::MAX),
+            };
+            Ok((decision, talk_time.announced_ms))
+        }
+        Err(RatingError::InsufficientCredit {
+            first_unit_cost, ..
+        }) => Err(StoreRefusal::InsufficientCredit {
+            available_micros: available.available_micros,
+            needed_micros: first_unit_cost.to_micros().unwrap_or(i64::MAX),
+        }),
+        Err(error) => Err(StoreRefusal::Other(error.to_string())),
+    }
+}
+
+fn refusal(error: &StoreError) -> Refusal {
+    match error {
+        StoreError::ConcurrencyLimit { .. } => Refusal::CardInUse,
+        StoreError::Refused(StoreRefusal::InsufficientCredit { .. }) => Refusal::NoCredit,
+        StoreError::Refused(StoreRefusal::NoRate) => Refusal::UnknownDestination,
+        StoreError::NotUsable { .. } => Refusal::NoCredit,
+        other => {
+            warn!(error = %other, "authorization failed");
+            Refusal::NoCredit
+        }
+    }
+}
+
+/// Copies the rated amounts into the answered attempt's CDR.
+fn fill_charge(cdr: &mut Cdr, charge: &Charge) {
+    cdr.billed_seconds = i64::from(charge.billed_seconds);
+    cdr.total_micros = charge.total.to_micros().unwrap_or(0);
+    cdr.tax_micros = charge.tax_total.to_micros().unwrap_or(0);
+    cdr.buy_cost_micros = charge.buy_cost.to_micros().unwrap_or(0);
+    cdr.fees_json = serde_json::json!({
+        "connection_fee": charge.connection_fee.amount.to_string(),
+        "time_charge": charge.time_charge.amount.to_string(),
+        "toll_free_surcharge": charge.toll_free_surcharge.amount.to_string(),
+        "disconnect_fee": charge.disconnect_fee.amount.to_string(),
+        "disconnect_factor_fee": charge.disconnect_factor_fee.amount.to_string(),
+        "minimum_cost_topup": charge.minimum_cost_topup.amount.to_string(),
+        "margin": charge.margin.amount.to_string(),
+    })
+    .to_string();
+    cdr.taxes_json = serde_json::to_string(&charge.taxes).unwrap_or_else(|_| "[]".into());
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no tariff named {0}")]
+    NoTariff(String),
+    #[error("tariff {tariff} has invalid settings: {reason}")]
+    Settings { tariff: i64, reason: String },
+}
+
+/// Reads a tariff and its rates into a billing deck.
+pub async fn load_deck(store: &Store, tariff: i64) -> Result<RateDeck, LedgerError> {
+    let row = store.tariff(tariff).await?;
+    let settings =
+        TariffSettings::from_json(&row.settings_json).map_err(|error| LedgerError::Settings {
+            tariff,
+            reason: error.to_string(),
+        })?;
+    let rates = store.rates(tariff).await?;
+    RateDeck::build(settings, rates.iter().map(billing_rate)).map_err(|error| {
+        LedgerError::Settings {
+            tariff,
+            reason: error.to_string(),
+        }
+    })
+}
+
+/// A ledger rate row as a billing rate (micro-units become exact decimals).
+pub fn billing_rate(row: &talktime_store::Rate) -> talktime_billing::Rate {
+    let mut rate = talktime_billing::Rate::new(
+        &row.prefix,
+        Decimal::new(row.sell_rate_micros, 6),
+        u32::try_from(row.initial_block_s).unwrap_or(u32::MAX),
+        u32::try_from(row.increment_s).unwrap_or(u32::MAX),
+    );
+    rate.description = row.description.clone();
+    rate.buy_per_minute = Decimal::new(row.buy_rate_micros, 6);
+    rate.connection_fee = Decimal::new(row.connection_fee_micros, 6);
+    rate
+}

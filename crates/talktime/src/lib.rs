@@ -1,0 +1,15 @@
+//! The Talktime tokio shell: sockets, timers, the database pool and the operator CLI around
+//! the sans-IO crates (`talktime-sip`, `-sdp`, `-media`, `-engine`, `-billing`, `-routing`)
+//! and the ledger (`talktime-store`). The `talktime` binary is a thin `main` over this library;
+//! benchmarks and in-process tests use it directly.
+
+pub mod admin;
+mod calls;
+pub mod config;
+pub mod ledger;
+pub mod media_session;
+mod routing;
+pub mod server;
+pub mod startup;
+mod test_call;
+pub mod transport;

@@ -1,0 +1,225 @@
+//! The core's use of the router: carrier targets for a call, capacity counters, failover
+//! classification and OPTIONS health pings.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rust_decimal::Decimal;
+use talktime_billing::{LocalStart, RateDeck};
+use talktime_engine::Refusal;
+use talktime_routing::{
+    CallerIdRule, CarrierConfig, RouteError, RouteRequest, Router, Transport as CarrierTransport,
+};
+use talktime_sip::transaction::{Peer, TransactionId};
+use talktime_sip::{Method, Request, Transport as SipTransport, Uri};
+use tracing::{info, warn};
+
+use crate::config::AccessNumber;
+use crate::server::{Core, wall_clock_ms};
+
+/// One carrier INVITE to send, resolved to an address.
+#[derive(Debug, Clone)]
+pub struct CarrierTarget {
+    pub carrier: String,
+    pub peer: Peer,
+    /// Host part of the Request-URI (`host:port`).
+    pub uri_host: String,
+    pub request_user: String,
+    /// `None` passes the caller's number through.
+    pub caller_id: Option<String>,
+    /// No provisional response within this: try the next carrier.
+    pub invite_timeout: Duration,
+}
+
+/// Resolves every carrier's host once at start-up (DNS must not block the core later).
+pub fn resolve_carriers(carriers: &[CarrierConfig]) -> HashMap<String, SocketAddr> {
+    let mut resolved = HashMap::new();
+    for carrier in carriers {
+        match (carrier.host.as_str(), carrier.port).to_socket_addrs() {
+            Ok(mut addresses) => {
+                if let Some(address) = addresses.next() {
+                    resolved.insert(carrier.name.clone(), address);
+                }
+            }
+            Err(error) => warn!(carrier = %carrier.name, %error, "cannot resolve carrier host"),
+        }
+    }
+    resolved
+}
+
+/// Builds the router from the configuration and the carriers' buy-rate decks.
+pub fn build_router(
+    config: &crate::config::Config,
+    buy_rates: HashMap<String, Arc<RateDeck>>,
+) -> anyhow::Result<Router> {
+    Router::new(
+        config.carriers.clone(),
+        config.dial_plans.clone(),
+        buy_rates,
+        Instant::now(),
+    )
+    .map_err(|errors| anyhow::anyhow!("invalid routing configuration: {errors}"))
+}
+
+fn sip_transport(transport: CarrierTransport) -> SipTransport {
+    match transport {
+        CarrierTransport::Udp => SipTransport::Udp,
+        CarrierTransport::Tcp => SipTransport::Tcp,
+    }
+}
+
+impl Core {
+    fn local_start(&self) -> Option<LocalStart> {
+        LocalStart::from_unix_ms(wall_clock_ms(), self.config.billing.utc_offset_minutes)
+    }
+
+    /// Refuses a destination the number rules or the dial plan block, before any credit is
+    /// reserved.
+    pub(crate) fn check_destination(
+        &self,
+        access: &AccessNumber,
+        destination: &str,
+    ) -> Result<(), Refusal> {
+        let number = talktime_routing::normalize(destination, &self.config.number_rules).map_err(
+            |error| match error {
+                talktime_routing::NormalizeError::BlockedPrefix { .. } => {
+                    Refusal::BlockedDestination
+                }
+                _ => Refusal::UnknownDestination,
+            },
+        )?;
+        let start = self.local_start().ok_or(Refusal::UnknownDestination)?;
+        let request = RouteRequest::new(&access.dial_plan, &number, start);
+        match self.router.route(&request, Instant::now()) {
+            Err(RouteError::Blocked { .. }) => Err(Refusal::BlockedDestination),
+            Err(RouteError::NoRoute { .. } | RouteError::UnknownDialPlan(_)) => {
+                Err(Refusal::UnknownDestination)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The carriers to try, in order; empty when none is available.
+    pub(crate) fn carrier_targets(
+        &self,
+        access: &AccessNumber,
+        destination: &str,
+        sell_per_minute: Option<Decimal>,
+    ) -> Vec<CarrierTarget> {
+        let Ok(number) = talktime_routing::normalize(destination, &self.config.number_rules) else {
+            return Vec::new();
+        };
+        let Some(start) = self.local_start() else {
+            return Vec::new();
+        };
+        let mut request = RouteRequest::new(&access.dial_plan, &number, start)
+            .with_seed(wall_clock_ms().unsigned_abs());
+        if let Some(sell) = sell_per_minute {
+            request = request.with_sell_rate(sell, self.config.billing.refuse_loss_making_routes);
+        }
+        let route = match self.router.route(&request, Instant::now()) {
+            Ok(route) => route,
+            Err(error) => {
+                info!(%error, "no route");
+                return Vec::new();
+            }
+        };
+        for skipped in &route.skipped {
+            info!(carrier = %skipped.carrier, reason = %skipped.reason, "carrier skipped");
+        }
+        route
+            .targets
+            .into_iter()
+            .filter_map(|target| {
+                let address = *self.carrier_addresses.get(&target.carrier)?;
+                let transport = sip_transport(target.transport);
+                Some(CarrierTarget {
+                    uri_host: format!("{}:{}", target.host, target.port),
+                    peer: Peer { transport, address },
+                    request_user: target.request_user.expose().clone(),
+                    caller_id: match &target.caller_id {
+                        CallerIdRule::PassThrough => None,
+                        other => Some(other.apply("").unwrap_or("anonymous").to_owned()),
+                    },
+                    invite_timeout: target.invite_timeout,
+                    carrier: target.carrier,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) fn carrier_started(&mut self, carrier: &str) {
+        if let Err(error) = self.router.call_started(carrier, Instant::now()) {
+            info!(%error, "carrier over capacity");
+        }
+    }
+
+    pub(crate) fn carrier_ended(&mut self, carrier: &str) {
+        self.router.call_ended(carrier);
+    }
+
+    pub(crate) fn fails_over(&self, carrier: &str, status: Option<u16>) -> bool {
+        self.router.failover(carrier, status)
+    }
+
+    /// Sends the OPTIONS pings that are due.
+    pub(crate) fn ping_carriers(&mut self, now: Instant) {
+        for carrier in self.router.health_due(now) {
+            let Some(&address) = self.carrier_addresses.get(&carrier) else {
+                self.router.health_result(&carrier, false, now);
+                continue;
+            };
+            let transport = self
+                .router
+                .carrier(&carrier)
+                .map_or(SipTransport::Udp, |config| sip_transport(config.transport));
+            let peer = Peer { transport, address };
+            let Some(ping) = self.options_request(peer) else {
+                continue;
+            };
+            match self.layer.send_request(ping, peer, now) {
+                Ok(transaction) => {
+                    self.health_checks.insert(transaction, carrier);
+                }
+                Err(error) => warn!(%carrier, %error, "cannot ping carrier"),
+            }
+        }
+        while let Some(change) = self.router.poll_event() {
+            info!(carrier = %change.carrier, up = change.up, "carrier health changed");
+        }
+    }
+
+    fn options_request(&mut self, peer: Peer) -> Option<Request> {
+        let uri = Uri::parse(&format!("sip:{}", peer.address)).ok()?;
+        let mut request = Request::new(Method::Options, uri);
+        let sent_by = self.sent_by(peer.transport);
+        let tag = self.layer.new_tag();
+        request.headers.push("Via", &self.via_for(peer.transport));
+        request.headers.push("Max-Forwards", "70");
+        request
+            .headers
+            .push("From", &format!("<sip:talktime@{sent_by}>;tag={tag}"));
+        request
+            .headers
+            .push("To", &format!("<sip:{}>", peer.address));
+        let call_id = format!("{}@{sent_by}", self.layer.new_tag());
+        request.headers.push("Call-ID", &call_id);
+        request.headers.push("CSeq", "1 OPTIONS");
+        request
+            .headers
+            .push("User-Agent", &self.config.sip.user_agent);
+        Some(request)
+    }
+
+    /// The answer (any response) or silence (timeout) to a health ping; true if it was one.
+    pub(crate) fn health_answer(&mut self, transaction: TransactionId, answered: bool) -> bool {
+        let Some(carrier) = self.health_checks.remove(&transaction) else {
+            return false;
+        };
+        self.router
+            .health_result(&carrier, answered, Instant::now());
+        true
+    }
+}

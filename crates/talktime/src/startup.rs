@@ -1,0 +1,177 @@
+//! Start-up: open the ledger, close what a crash left open, create the demo tariff and card
+//! on a fresh database, load the prompts and build the router.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use talktime_billing::{Currency, RateDeck, TariffSettings};
+use talktime_engine::Language;
+use talktime_media::PromptCache;
+use talktime_pii::Pii;
+use talktime_store::{
+    CardBatchSpec, CardKind, ExpiryRule, ImportOptions, NewCard, Store, parse_micros,
+};
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::ledger::{Ledger, load_deck};
+use crate::server::{Services, wall_clock_ms};
+
+/// The demo tariff's rates, shipped as config/demo-tariff.csv.
+pub const DEMO_TARIFF_CSV: &str = include_str!("../../../config/demo-tariff.csv");
+
+pub async fn prepare(config: &Config) -> anyhow::Result<Services> {
+    let url = config.database_url();
+    std::fs::create_dir_all(&config.paths.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            config.paths.data_dir.display()
+        )
+    })?;
+    let store = Store::open(&url)
+        .await
+        .with_context(|| format!("cannot open the database {url}"))?;
+    let now = wall_clock_ms();
+    let report = store.reconcile(now, now).await?;
+    if !report.released.is_empty() || !report.settled.is_empty() {
+        warn!(
+            released = report.released.len(),
+            settled = report.settled.len(),
+            "closed reservations left open by an earlier run"
+        );
+    }
+    if config.demo.enabled {
+        seed_demo(&store, config).await?;
+    }
+    let prompts = load_prompts(&config.paths.prompts_dir)?;
+    let buy_rates = buy_rate_decks(&store, config).await?;
+    let router = crate::routing::build_router(config, buy_rates)?;
+    Ok(Services {
+        ledger: Arc::new(Ledger::new(store, config.billing.clone())),
+        prompts,
+        router,
+    })
+}
+
+/// Creates the default tariff from the demo rates and one card, once.
+async fn seed_demo(store: &Store, config: &Config) -> anyhow::Result<()> {
+    let name = &config.billing.default_tariff;
+    if store.tariff_by_name(name).await?.is_some() {
+        return Ok(());
+    }
+    let demo = &config.demo;
+    let settings = TariffSettings {
+        currency: Currency::new(&demo.currency)?,
+        ..TariffSettings::default()
+    };
+    let now = wall_clock_ms();
+    let tariff = store
+        .create_tariff(name, &demo.currency, &settings.to_json(), now)
+        .await?;
+    let options = ImportOptions {
+        atomic: true,
+        ..ImportOptions::default()
+    };
+    let imported = store
+        .import_tariff_csv(tariff.id, DEMO_TARIFF_CSV.as_bytes(), options)
+        .await?;
+    let balance = parse_micros(&demo.balance).context("demo.balance")?;
+    let pin = if demo.pin.is_empty() {
+        generated_pin(store, &demo.currency, balance, tariff.id).await?
+    } else {
+        let mut card = NewCard::new(Pii::new(demo.pin.clone()), &demo.currency, balance);
+        card.tariff_id = Some(tariff.id);
+        store.create_card(&card, now).await?;
+        demo.pin.clone()
+    };
+    // Printed once, on purpose: the operator needs it to place the first call.
+    println!(
+        "Demo card created: PIN {pin}, balance {} {}; tariff {name} with {} rates.",
+        demo.balance, demo.currency, imported.rows_written
+    );
+    info!(tariff = %name, rates = imported.rows_written, "demo tariff and card created");
+    Ok(())
+}
+
+async fn generated_pin(
+    store: &Store,
+    currency: &str,
+    balance: i64,
+    tariff: i64,
+) -> anyhow::Result<String> {
+    let spec = CardBatchSpec {
+        name: "demo".into(),
+        count: 1,
+        pin_length: 10,
+        value_micros: balance,
+        currency: currency.into(),
+        tariff_id: Some(tariff),
+        kind: CardKind::Refillable,
+        expiry: ExpiryRule::default(),
+        owner_account_id: None,
+    };
+    let batch = store.generate_cards(&spec, wall_clock_ms()).await?;
+    let card = batch.card_ids.first().context("the demo batch is empty")?;
+    Ok(store.card(*card).await?.pin.expose().clone())
+}
+
+/// Loads `<dir>/<language>/*.wav|mp3` for every shipped language, keyed `en/welcome`.
+pub fn load_prompts(dir: &Path) -> anyhow::Result<PromptCache> {
+    let mut cache = PromptCache::new();
+    for language in Language::ALL {
+        let language_dir = dir.join(language.code());
+        let entries = match std::fs::read_dir(&language_dir) {
+            Ok(entries) => entries,
+            Err(error) => {
+                warn!(dir = %language_dir.display(), %error, "no prompts for this language");
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let is_audio = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e.eq_ignore_ascii_case("wav") || e.eq_ignore_ascii_case("mp3"));
+            let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            if !is_audio {
+                continue;
+            }
+            let bytes = std::fs::read(&path)
+                .with_context(|| format!("cannot read prompt {}", path.display()))?;
+            let name = format!("{}/{stem}", language.code());
+            cache
+                .load(&name, &bytes)
+                .with_context(|| format!("prompt {} is not usable audio", path.display()))?;
+        }
+    }
+    if cache.is_empty() {
+        anyhow::bail!("no prompts found under {}", dir.display());
+    }
+    info!(prompts = cache.len(), "prompts loaded");
+    Ok(cache)
+}
+
+/// Each carrier's buy-rate deck, from the ledger tariff it names.
+async fn buy_rate_decks(
+    store: &Store,
+    config: &Config,
+) -> anyhow::Result<HashMap<String, Arc<RateDeck>>> {
+    let mut decks = HashMap::new();
+    for carrier in &config.carriers {
+        let Some(tariff_name) = &carrier.buy_tariff else {
+            continue;
+        };
+        let Some(tariff) = store.tariff_by_name(tariff_name).await? else {
+            warn!(carrier = %carrier.name, tariff = %tariff_name, "buy tariff not found");
+            continue;
+        };
+        let deck = load_deck(store, tariff.id).await?;
+        decks.insert(carrier.name.clone(), Arc::new(deck));
+    }
+    Ok(decks)
+}
