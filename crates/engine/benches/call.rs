@@ -84,6 +84,7 @@ fn whole_call(start: Instant) -> usize {
         minimum_micros: 1_000_000,
         currency: "USD".into(),
         language: None,
+        forward_destination: None,
     })));
     driver.finish_prompt();
     driver.dial("0044207946000#");

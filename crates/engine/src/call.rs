@@ -32,6 +32,8 @@ pub struct CallSetup {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Phase {
     Welcome,
+    /// DID forwarding: the balance is announced before the preset destination is authorized.
+    AnnouncingBalance,
     ChoosingLanguage,
     EnteringPin,
     CheckingPin,
@@ -60,6 +62,11 @@ enum State {
     Welcome {
         playback: Option<PlaybackId>,
         caller_lookup: CallerLookupState,
+    },
+    /// DID forwarding: "you have ..." plays; the forwarded attempt opens when it ends.
+    AnnouncingBalance {
+        playback: PlaybackId,
+        destination: Pii<String>,
     },
     ChoosingLanguage(Entry),
     EnteringPin(Entry),
@@ -140,6 +147,11 @@ pub struct Call {
     pin_failures: u32,
     no_input: u32,
     destination_failures: u32,
+    /// The welcome was skipped (forwarding without `forwarding_welcome`) and still has to be
+    /// played in front of the first IVR prompt if the caller falls back to the IVR.
+    welcome_owed: bool,
+    /// The call goes to the account's forward destination: it ends with the carrier leg.
+    forwarded: bool,
 }
 
 /// Deadlines that come due together are handled in one `handle_timeout`; this bounds the loop.
@@ -168,7 +180,8 @@ fn outcome_prompt(cause: DisconnectCause) -> &'static str {
 
 impl Call {
     /// Starts a call: answers the caller, plays the welcome and, with ANI authentication,
-    /// looks the caller ID up while the welcome plays.
+    /// looks the caller ID up while the welcome plays. On a forwarding access number without
+    /// `forwarding_welcome` nothing plays while the caller ID is looked up.
     pub fn new(setup: CallSetup) -> Result<Self, ConfigError> {
         setup.ivr.validate()?;
         let now = setup.now;
@@ -194,10 +207,17 @@ impl Call {
             pin_failures: 0,
             no_input: 0,
             destination_failures: 0,
+            welcome_owed: false,
+            forwarded: false,
         };
         call.outputs.push_back(Output::AnswerCaller);
-        let welcome = call.prompts(&["welcome"]);
-        let playback = call.play(welcome, false);
+        let playback = if call.config.forwarding && !call.config.forwarding_welcome {
+            call.welcome_owed = true;
+            None
+        } else {
+            let welcome = call.prompts(&["welcome"]);
+            Some(call.play(welcome, false))
+        };
         let caller_lookup = match (&call.caller_id, call.config.ani_authentication) {
             (Some(caller_id), true) => {
                 call.outputs.push_back(Output::LookupByCallerId {
@@ -210,9 +230,11 @@ impl Call {
             _ => CallerLookupState::NotAsked,
         };
         call.state = State::Welcome {
-            playback: Some(playback),
+            playback,
             caller_lookup,
         };
+        // Without a welcome and without a lookup there is nothing to wait for.
+        call.leave_welcome_when_ready(now);
         Ok(call)
     }
 
@@ -261,6 +283,7 @@ impl Call {
     pub fn phase(&self) -> Phase {
         match self.state {
             State::Welcome { .. } => Phase::Welcome,
+            State::AnnouncingBalance { .. } => Phase::AnnouncingBalance,
             State::ChoosingLanguage(_) => Phase::ChoosingLanguage,
             State::EnteringPin(_) => Phase::EnteringPin,
             State::CheckingPin { .. } => Phase::CheckingPin,
@@ -296,7 +319,7 @@ impl Call {
             Input::Digit(digit) if matches!(digit, '0'..='9' | '*' | '#') => self.digit(digit, now),
             Input::Digit(_) => {}
             Input::PlaybackFinished { playback } => self.playback_finished(playback, now),
-            Input::CallerIdLookup(answer) => self.caller_id_looked_up(answer),
+            Input::CallerIdLookup(answer) => self.caller_id_looked_up(answer, now),
             Input::PinLookup(answer) => self.pin_looked_up(answer, now),
             Input::Authorized {
                 attempt,
@@ -413,7 +436,14 @@ impl Call {
         match &mut self.state {
             State::Welcome { playback, .. } if *playback == Some(finished) => {
                 *playback = None;
-                self.leave_welcome_when_ready();
+                self.leave_welcome_when_ready(now);
+            }
+            State::AnnouncingBalance {
+                playback,
+                destination,
+            } if *playback == finished => {
+                let destination = std::mem::take(destination);
+                self.open_attempt(destination, now);
             }
             State::ChoosingLanguage(entry)
             | State::EnteringPin(entry)
@@ -434,7 +464,7 @@ impl Call {
         }
     }
 
-    fn caller_id_looked_up(&mut self, answer: CallerIdLookup) {
+    fn caller_id_looked_up(&mut self, answer: CallerIdLookup, now: Instant) {
         let State::Welcome { caller_lookup, .. } = &mut self.state else {
             return;
         };
@@ -448,11 +478,11 @@ impl Call {
             }
             CallerIdLookup::Found(_) | CallerIdLookup::NotRegistered => CallerLookupState::Declined,
         };
-        self.leave_welcome_when_ready();
+        self.leave_welcome_when_ready(now);
     }
 
     /// After the welcome has played and the caller-ID lookup has answered.
-    fn leave_welcome_when_ready(&mut self) {
+    fn leave_welcome_when_ready(&mut self, now: Instant) {
         let State::Welcome {
             playback: None,
             caller_lookup,
@@ -470,9 +500,12 @@ impl Call {
                 if let Some(language) = preferred {
                     self.language = language;
                 }
+                let forward_to = self.forward_destination(&account);
                 self.account = Some(account);
                 self.authenticated_by = Some(AuthMethod::CallerId);
-                if preferred.is_none() && self.config.languages.len() > 1 {
+                if let Some(destination) = forward_to {
+                    self.forward(destination, now);
+                } else if preferred.is_none() && self.config.languages.len() > 1 {
                     self.offer_languages();
                 } else {
                     self.after_authentication();
@@ -488,16 +521,55 @@ impl Call {
         }
     }
 
+    /// Where a recognised caller is forwarded: the account's destination, normalized, on a
+    /// forwarding access number. `None` (the caller gets the normal IVR, i.e. destination
+    /// entry) when the number does not forward, the account has no destination or the
+    /// stored one is not a valid number.
+    fn forward_destination(&self, account: &AccountInfo) -> Option<Pii<String>> {
+        if !self.config.forwarding {
+            return None;
+        }
+        let stored = account.forward_destination.as_ref()?;
+        normalize_destination(stored.expose()).ok().map(Pii::new)
+    }
+
+    /// DID forwarding: no PIN, no destination entry; the balance is announced if configured,
+    /// then the preset destination is authorized.
+    fn forward(&mut self, destination: Pii<String>, now: Instant) {
+        self.forwarded = true;
+        self.welcome_owed = false;
+        let balance = self.balance_words();
+        if balance.is_empty() {
+            self.open_attempt(destination, now);
+            return;
+        }
+        let prompts = self.prompts(&balance);
+        let playback = self.play(prompts, true);
+        self.state = State::AnnouncingBalance {
+            playback,
+            destination,
+        };
+    }
+
+    /// The skipped welcome, once, in front of the first IVR prompt.
+    fn owed_welcome(&mut self) -> Vec<&'static str> {
+        if std::mem::take(&mut self.welcome_owed) {
+            vec!["welcome"]
+        } else {
+            Vec::new()
+        }
+    }
+
     /// Each language's `choose_language` prompt, spoken in that language.
     fn offer_languages(&mut self) {
-        let menu = self
-            .config
-            .languages
-            .iter()
-            .map(|&language| Prompt {
+        let owed = self.owed_welcome();
+        let welcome = self.prompts(&owed);
+        let menu = welcome
+            .into_iter()
+            .chain(self.config.languages.iter().map(|&language| Prompt {
                 language,
                 name: "choose_language",
-            })
+            }))
             .collect();
         let playback = self.play(menu, true);
         self.state = State::ChoosingLanguage(Entry::new(playback, 1));
@@ -513,7 +585,8 @@ impl Call {
     }
 
     fn ask_pin(&mut self, before: &[&'static str]) {
-        let mut names = before.to_vec();
+        let mut names = self.owed_welcome();
+        names.extend_from_slice(before);
         names.push("enter_pin");
         let prompts = self.prompts(&names);
         let playback = self.play(prompts, true);
@@ -521,20 +594,28 @@ impl Call {
     }
 
     fn after_authentication(&mut self) {
-        let mut before = Vec::new();
+        let before = self.balance_words();
+        self.ask_destination(&before);
+    }
+
+    /// "You have twelve dollars and fifty cents", when `announce_balance` is on and the
+    /// amount can be spoken; otherwise nothing.
+    fn balance_words(&self) -> Vec<&'static str> {
+        let mut words = Vec::new();
         if self.config.announce_balance
             && let Some(account) = &self.account
             && let Ok(amount) =
                 speech::amount(self.language, account.balance_micros, &account.currency)
         {
-            before.push("you_have");
-            before.extend(amount);
+            words.push("you_have");
+            words.extend(amount);
         }
-        self.ask_destination(&before);
+        words
     }
 
     fn ask_destination(&mut self, before: &[&'static str]) {
-        let mut names = before.to_vec();
+        let mut names = self.owed_welcome();
+        names.extend_from_slice(before);
         names.push("enter_destination");
         let prompts = self.prompts(&names);
         let playback = self.play(prompts, true);
@@ -551,6 +632,17 @@ impl Call {
             State::ChoosingLanguage(_) => EntryKind::Language,
             State::EnteringPin(_) => EntryKind::Pin,
             State::EnteringDestination(_) => EntryKind::Destination,
+            State::AnnouncingBalance {
+                playback,
+                destination,
+            } => {
+                // Barge-in skips the announcement.
+                let playback = *playback;
+                let destination = destination.clone();
+                self.stop(Some(playback));
+                self.open_attempt(destination, now);
+                return;
+            }
             State::AnnouncingTalkTime { playback } => {
                 // Barge-in skips the announcement.
                 let playback = *playback;
@@ -677,14 +769,18 @@ impl Call {
             );
             return;
         };
+        self.open_attempt(Pii::new(destination), now);
+    }
+
+    /// Sends a normalized destination to `Authorize` as a new attempt.
+    fn open_attempt(&mut self, destination: Pii<String>, now: Instant) {
         let Some(account) = self.account.clone() else {
-            // Unreachable by construction: destination entry follows authentication.
+            // Unreachable by construction: an attempt follows authentication.
             self.farewell(&["call_failed"], DisconnectCause::SystemError, now);
             return;
         };
         self.attempts_opened += 1;
         let id = AttemptId(self.attempts_opened);
-        let destination = Pii::new(destination);
         self.outputs.push_back(Output::Authorize {
             attempt: id,
             account: account.account,
@@ -711,6 +807,10 @@ impl Call {
     /// A destination that cannot be called: say why and ask again, up to
     /// `max_destination_tries` in a row.
     fn destination_refused(&mut self, prompt: &'static str, cause: DisconnectCause, now: Instant) {
+        if self.forwarded {
+            self.farewell(&[prompt], cause, now);
+            return;
+        }
         self.destination_failures += 1;
         if self.destination_failures >= self.config.max_destination_tries {
             self.farewell(&[prompt], cause, now);
@@ -909,7 +1009,17 @@ impl Call {
         let cause = DisconnectCause::from_sip_status(sip_status);
         self.stop_connecting_media();
         self.close_attempt(cause, Party::Carrier, now, now);
-        self.ask_destination(&[outcome_prompt(cause)]);
+        self.after_attempt(&[outcome_prompt(cause)], cause, now);
+    }
+
+    /// After an attempt ended with the caller still on the line: another destination, or
+    /// goodbye on a forwarded call (there is nothing else to call).
+    fn after_attempt(&mut self, before: &[&'static str], cause: DisconnectCause, now: Instant) {
+        if self.forwarded {
+            self.farewell(before, cause, now);
+        } else {
+            self.ask_destination(before);
+        }
     }
 
     fn no_answer(&mut self, now: Instant) {
@@ -917,7 +1027,11 @@ impl Call {
         self.release_carrier(DisconnectCause::NoAnswer);
         self.end_carrier_try(None, now);
         self.close_attempt(DisconnectCause::NoAnswer, Party::Switch, now, now);
-        self.ask_destination(&[outcome_prompt(DisconnectCause::NoAnswer)]);
+        self.after_attempt(
+            &[outcome_prompt(DisconnectCause::NoAnswer)],
+            DisconnectCause::NoAnswer,
+            now,
+        );
     }
 
     fn carrier_hung_up(&mut self, now: Instant) {
@@ -927,7 +1041,8 @@ impl Call {
         self.leave_bridged(DisconnectCause::CarrierHungUp, Party::Carrier, now);
     }
 
-    /// Seed 001: after a call the same card can place another until the caller hangs up.
+    /// Seed 001: after a call the same card can place another until the caller hangs up
+    /// (a forwarded call says goodbye instead).
     fn leave_bridged(&mut self, cause: DisconnectCause, by: Party, now: Instant) {
         if let State::Bridged {
             warning_playback, ..
@@ -937,11 +1052,15 @@ impl Call {
             self.outputs.push_back(Output::StopPlayback { playback });
         }
         self.close_attempt(cause, by, now, now);
-        self.ask_destination(&[]);
+        self.after_attempt(&[], cause, now);
     }
 
-    /// Watches for `end_leg_digits`: the caller ends this call but keeps the line.
+    /// Watches for `end_leg_digits`: the caller ends this call but keeps the line. Not on a
+    /// forwarded call, whose keys are meant for the far end (its voicemail, its menus).
     fn key_during_call(&mut self, digit: char, now: Instant) {
+        if self.forwarded {
+            return;
+        }
         let Some(end_leg) = self.config.end_leg_digits.as_deref() else {
             return;
         };
@@ -986,7 +1105,7 @@ impl Call {
                 {
                     // A slow ledger must not strand the caller: fall back to the PIN.
                     *caller_lookup = CallerLookupState::Declined;
-                    self.leave_welcome_when_ready();
+                    self.leave_welcome_when_ready(now);
                 }
             }
             State::ChoosingLanguage(entry) => {

@@ -93,6 +93,15 @@ pub struct IvrConfig {
     /// Keys that end the carrier leg during a call and return the caller to destination
     /// entry for another call on the same card (seed 001). `None` disables it.
     pub end_leg_digits: Option<String>,
+    /// DID forwarding (seed 003): a caller recognised by caller ID whose account has a
+    /// forward destination is connected straight to it, with no prompts beyond the optional
+    /// balance and talk-time announcements, and the call ends with the carrier leg. Everyone
+    /// else gets the normal IVR. Needs `ani_authentication`.
+    pub forwarding: bool,
+    /// With `forwarding`: play the welcome before connecting. When off, nothing is played
+    /// while the caller ID is looked up, and callers who fall back to the IVR hear the welcome
+    /// in front of its first prompt instead.
+    pub forwarding_welcome: bool,
 }
 
 impl Default for IvrConfig {
@@ -116,6 +125,8 @@ impl Default for IvrConfig {
             request_timeout_ms: 10_000,
             farewell_timeout_ms: 15_000,
             end_leg_digits: Some("**".into()),
+            forwarding: false,
+            forwarding_welcome: false,
         }
     }
 }
@@ -133,6 +144,8 @@ pub enum ConfigError {
     Zero(&'static str),
     #[error("end_leg_digits must be one or more of 0-9, * and #")]
     EndLegDigits,
+    #[error("forwarding recognises callers by caller ID and needs ani_authentication")]
+    ForwardingWithoutAni,
 }
 
 impl IvrConfig {
@@ -159,6 +172,9 @@ impl IvrConfig {
                     .all(|key| matches!(key, '0'..='9' | '*' | '#')))
         {
             return Err(ConfigError::EndLegDigits);
+        }
+        if self.forwarding && !self.ani_authentication {
+            return Err(ConfigError::ForwardingWithoutAni);
         }
         let positive = [
             ("max_pin_tries", u64::from(self.max_pin_tries)),
@@ -234,6 +250,20 @@ mod tests {
             ..IvrConfig::default()
         };
         assert_eq!(keys.validate(), Err(ConfigError::EndLegDigits));
+        let forwarding = IvrConfig {
+            forwarding: true,
+            ani_authentication: false,
+            ..IvrConfig::default()
+        };
+        assert_eq!(
+            forwarding.validate(),
+            Err(ConfigError::ForwardingWithoutAni)
+        );
+        let forwarding = IvrConfig {
+            forwarding: true,
+            ..IvrConfig::default()
+        };
+        assert_eq!(forwarding.validate(), Ok(()));
     }
 
     #[test]
@@ -248,6 +278,11 @@ mod tests {
         assert_eq!(config.max_pin_tries, 3);
         assert_eq!(config.warning_lead_ms, 60_000);
         assert_eq!(config.default_language(), Language::Spanish);
+        assert!(!config.forwarding);
+        assert!(!config.forwarding_welcome);
+        let forwarding: IvrConfig =
+            serde_json::from_str(r#"{"forwarding": true, "forwarding_welcome": true}"#).unwrap();
+        assert!(forwarding.forwarding && forwarding.forwarding_welcome);
         assert!(serde_json::from_str::<IvrConfig>(r#"{"pin_tries": 3}"#).is_err());
         assert!(serde_json::from_str::<IvrConfig>(r#"{"languages": ["fr"]}"#).is_err());
     }

@@ -55,6 +55,10 @@ pub struct AccountInfo {
     pub currency: String,
     /// The account holder's preferred language, used when the caller did not choose one.
     pub language: Option<Language>,
+    /// The account's preset DID-forwarding destination (seed 003), as stored: an access number
+    /// with `IvrConfig::forwarding` connects a caller-ID-recognised caller straight to it.
+    /// Ignored for PIN callers and on other access numbers.
+    pub forward_destination: Option<Pii<String>>,
 }
 
 /// Answer to [`Output::LookupByCallerId`].

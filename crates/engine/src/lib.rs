@@ -23,6 +23,20 @@
 //!    that attempt's `AttemptRecord`. `CallRecord` is always the last output; after it
 //!    [`Call::is_finished`] is true and the call can be dropped.
 //!
+//! # DID forwarding (seed 003)
+//! With [`IvrConfig::forwarding`] an access number connects a caller recognised by caller ID
+//! (registered, balance at or above the account minimum) whose [`AccountInfo`] carries a
+//! `forward_destination` straight to that destination: no welcome (unless
+//! `forwarding_welcome`), no PIN, no destination entry; the balance and talk time are
+//! announced when `announce_balance` / `announce_talk_time` are on. The attempt is authorized,
+//! placed, timed and settled like any other, and when it ends (carrier hang-up, busy, refusal)
+//! the caller hears the outcome and goodbye instead of being asked for another destination;
+//! `end_leg_digits` are not watched on such a call. Every other caller gets the normal IVR:
+//! unregistered, below the minimum or unanswered lookups are asked for the PIN, and a
+//! recognised caller without (a valid) forward destination is asked for the destination, with
+//! the skipped welcome played once in front of that first prompt. PIN callers are never
+//! forwarded.
+//!
 //! Late or foreign inputs (an answer for an attempt already cancelled, a 200 OK crossing our
 //! CANCEL) are ignored: the shell must still BYE a carrier leg that answers after
 //! `CancelCarrier`. The engine's own timers: first-digit and inter-digit timeouts, lookup and

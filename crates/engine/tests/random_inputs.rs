@@ -11,9 +11,10 @@ use std::time::Duration;
 use common::*;
 use proptest::prelude::*;
 use talktime_engine::{
-    AttemptId, CallerIdLookup, DisconnectCause, Input, IvrConfig, Language, Output, Phase,
-    PinLookup, PlaybackId, Refusal, WarningKind,
+    AccountInfo, AttemptId, CallerIdLookup, DisconnectCause, Input, IvrConfig, Language, Output,
+    Phase, PinLookup, PlaybackId, Refusal, WarningKind,
 };
+use talktime_pii::Pii;
 
 #[derive(Debug, Clone)]
 enum Action {
@@ -28,6 +29,7 @@ enum Action {
     CallerIdFound {
         balance: i64,
         spanish: bool,
+        forward: bool,
     },
     CallerIdNotRegistered,
     Pin(u8),
@@ -76,8 +78,9 @@ fn action() -> impl Strategy<Value = Action> {
         6 => Just(Action::FinishPlayback),
         1 => (0u64..12).prop_map(Action::FinishStalePlayback),
         5 => prop_oneof![0u64..20_000, 0u64..4_000_000].prop_map(Action::Advance),
-        1 => (-2_000_000i64..50_000_000, any::<bool>())
-            .prop_map(|(balance, spanish)| Action::CallerIdFound { balance, spanish }),
+        1 => (-2_000_000i64..50_000_000, any::<bool>(), any::<bool>()).prop_map(
+            |(balance, spanish, forward)| Action::CallerIdFound { balance, spanish, forward }
+        ),
         1 => Just(Action::CallerIdNotRegistered),
         2 => (0u8..5).prop_map(Action::Pin),
         2 => (0u64..3_700_000, skew())
@@ -103,9 +106,10 @@ fn config() -> impl Strategy<Value = (IvrConfig, bool)> {
         any::<bool>(),
         any::<bool>(),
         any::<bool>(),
+        (any::<bool>(), any::<bool>()),
     )
         .prop_map(
-            |(two_languages, prompt_warning, ani, announce, caller_id)| {
+            |(two_languages, prompt_warning, ani, announce, caller_id, (forwarding, welcome))| {
                 let config = IvrConfig {
                     languages: if two_languages {
                         vec![Language::English, Language::Spanish]
@@ -121,6 +125,9 @@ fn config() -> impl Strategy<Value = (IvrConfig, bool)> {
                     announce_balance: announce,
                     announce_talk_time: announce,
                     pin_min_length: 1,
+                    // Forwarding needs ANI authentication.
+                    forwarding: forwarding && ani,
+                    forwarding_welcome: welcome,
                     ..IvrConfig::default()
                 };
                 (config, caller_id)
@@ -140,16 +147,51 @@ fn skewed(harness: &Harness, skew: i8) -> AttemptId {
     AttemptId(current.saturating_add_signed(i32::from(skew)))
 }
 
+/// The last playback, or a stale id when nothing was played yet (a silent forwarding call).
+fn last_playback(harness: &Harness) -> PlaybackId {
+    let played = harness
+        .outputs()
+        .any(|output| matches!(output, Output::Play { .. } | Output::PlayTone { .. }));
+    if played {
+        harness.last_playback()
+    } else {
+        PlaybackId(0)
+    }
+}
+
+/// A registered caller with a forward destination.
+fn forwarded_account(balance: i64) -> AccountInfo {
+    AccountInfo {
+        forward_destination: Some(Pii::new("0044207946000".into())),
+        ..account(balance)
+    }
+}
+
 fn happy_step(harness: &Harness, limit_ms: u64) -> Vec<Input> {
     let digits = |text: &str| text.chars().map(Input::Digit).collect();
     let attempt = skewed(harness, 0);
     match harness.call.phase() {
+        // Answer the caller-ID lookup (a late answer is ignored) with an account that has a
+        // forward destination, so forwarding calls get past the welcome too.
         Phase::Welcome
+            if harness
+                .outputs()
+                .any(|output| matches!(output, Output::LookupByCallerId { .. })) =>
+        {
+            vec![
+                Input::CallerIdLookup(CallerIdLookup::Found(forwarded_account(7_500_000))),
+                Input::PlaybackFinished {
+                    playback: last_playback(harness),
+                },
+            ]
+        }
+        Phase::Welcome
+        | Phase::AnnouncingBalance
         | Phase::AnnouncingTalkTime
         | Phase::Farewell
         | Phase::Bridged
         | Phase::Finished => vec![Input::PlaybackFinished {
-            playback: harness.last_playback(),
+            playback: last_playback(harness),
         }],
         Phase::ChoosingLanguage => digits("2"),
         Phase::EnteringPin => digits("1234#"),
@@ -178,14 +220,22 @@ fn to_input(harness: &Harness, action: &Action) -> Option<Input> {
         Action::HappyStep { .. } => return None,
         Action::Digit(digit) => Input::Digit(*digit),
         Action::FinishPlayback => Input::PlaybackFinished {
-            playback: harness.last_playback(),
+            playback: last_playback(harness),
         },
         Action::FinishStalePlayback(id) => Input::PlaybackFinished {
             playback: PlaybackId(*id),
         },
         Action::Advance(_) => return None,
-        Action::CallerIdFound { balance, spanish } => {
-            let mut found = account(*balance);
+        Action::CallerIdFound {
+            balance,
+            spanish,
+            forward,
+        } => {
+            let mut found = if *forward {
+                forwarded_account(*balance)
+            } else {
+                account(*balance)
+            };
             found.language = spanish.then_some(Language::Spanish);
             Input::CallerIdLookup(CallerIdLookup::Found(found))
         }
@@ -358,7 +408,7 @@ fn random_sequences_reach_bridged_calls_and_credit_exhaustion() {
 
     let mut runner = TestRunner::deterministic();
     let strategy = (config(), prop::collection::vec(action(), 0..80));
-    let (mut authorized, mut bridged, mut exhausted) = (0, 0, 0);
+    let (mut authorized, mut bridged, mut exhausted, mut forwarded) = (0, 0, 0, 0);
     for _ in 0..512 {
         let ((config, with_caller_id), actions) = strategy.new_tree(&mut runner).unwrap().current();
         let (mut harness, _) = Harness::new(config, with_caller_id.then_some("15551234567"));
@@ -378,7 +428,13 @@ fn random_sequences_reach_bridged_calls_and_credit_exhaustion() {
             matches!(output, Output::Settle(settlement)
                 if settlement.cause == DisconnectCause::CreditExhausted)
         }));
+        let asked_destination = prompt_names(&harness.outputs().cloned().collect::<Vec<_>>())
+            .contains(&"enter_destination");
+        forwarded += usize::from(
+            !asked_destination && seen(|output| matches!(output, Output::PlaceCall { .. })),
+        );
     }
+    assert!(forwarded >= 10, "forwarded in {forwarded} of 512");
     assert!(authorized >= 50, "authorized in {authorized} of 512");
     assert!(bridged >= 15, "bridged in {bridged} of 512");
     assert!(exhausted >= 3, "credit exhausted in {exhausted} of 512");

@@ -48,6 +48,8 @@ pub struct Cdr {
     pub q850_cause: Option<i64>,
     /// "caller", "callee", "system" (talk-time limit), ...
     pub hangup_by: Option<String>,
+    /// Why the attempt ended: "credit_exhausted", "caller_hung_up", "busy", ...
+    pub disconnect_cause: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -72,6 +74,7 @@ struct CdrRow {
     sip_code: Option<i64>,
     q850_cause: Option<i64>,
     hangup_by: Option<String>,
+    disconnect_cause: Option<String>,
 }
 
 impl From<CdrRow> for Cdr {
@@ -97,6 +100,7 @@ impl From<CdrRow> for Cdr {
             sip_code: row.sip_code,
             q850_cause: row.q850_cause,
             hangup_by: row.hangup_by,
+            disconnect_cause: row.disconnect_cause,
         }
     }
 }
@@ -111,8 +115,9 @@ pub(crate) async fn insert_cdr(
         "INSERT INTO cdrs (call_id, attempt, account_id, card_id, caller_id, access_number, \
          destination, carrier, start_ms, answer_ms, end_ms, billed_seconds, fees_json, \
          taxes_json, tax_micros, total_micros, buy_cost_micros, sip_code, q850_cause, hangup_by, \
-         created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-         $15, $16, $17, $18, $19, $20, $21) ON CONFLICT (call_id, attempt) DO NOTHING",
+         disconnect_cause, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+         $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
+         ON CONFLICT (call_id, attempt) DO NOTHING",
     )
     .bind(&cdr.call_id)
     .bind(cdr.attempt)
@@ -134,6 +139,7 @@ pub(crate) async fn insert_cdr(
     .bind(cdr.sip_code)
     .bind(cdr.q850_cause)
     .bind(cdr.hangup_by.as_deref())
+    .bind(cdr.disconnect_cause.as_deref())
     .bind(now_ms)
     .execute(&mut **c)
     .await
@@ -156,8 +162,8 @@ impl Store {
         let rows: Vec<CdrRow> = with_conn!(&mut conn, c => sqlx::query_as(
             "SELECT call_id, attempt, account_id, card_id, caller_id, access_number, destination, \
              carrier, start_ms, answer_ms, end_ms, billed_seconds, fees_json, taxes_json, \
-             tax_micros, total_micros, buy_cost_micros, sip_code, q850_cause, hangup_by \
-             FROM cdrs WHERE call_id = $1 ORDER BY attempt",
+             tax_micros, total_micros, buy_cost_micros, sip_code, q850_cause, hangup_by, \
+             disconnect_cause FROM cdrs WHERE call_id = $1 ORDER BY attempt",
         )
         .bind(call_id)
         .fetch_all(&mut **c)

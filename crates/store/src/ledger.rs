@@ -25,6 +25,7 @@ pub(crate) struct AccountRow {
     pub(crate) tariff_id: Option<i64>,
     pub(crate) status: String,
     pub(crate) created_at_ms: i64,
+    pub(crate) forward_destination: Option<String>,
 }
 
 impl AccountRow {
@@ -40,6 +41,7 @@ impl AccountRow {
             tariff_id: self.tariff_id,
             status: AccountStatus::parse(&self.status)?,
             created_at_ms: self.created_at_ms,
+            forward_destination: self.forward_destination.map(Pii::new),
         })
     }
 }
@@ -91,8 +93,16 @@ struct EntryRow {
     created_at_ms: i64,
 }
 
-/// account id, balance, threshold, status, card id, card status.
-type CallerIdRow = (i64, i64, i64, String, Option<i64>, Option<String>);
+/// account id, balance, threshold, status, card id, card status, forward destination.
+type CallerIdRow = (
+    i64,
+    i64,
+    i64,
+    String,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
 
 /// One balance change to post inside a write transaction.
 pub(crate) struct Posting<'a> {
@@ -151,8 +161,8 @@ pub(crate) async fn fetch_account(
 ) -> Result<Account, StoreError> {
     let row: Option<AccountRow> = with_conn!(conn, c => sqlx::query_as(
         "SELECT id, name, currency, balance_micros, caller_id_min_balance_micros, \
-         concurrency_limit, owner_account_id, tariff_id, status, created_at_ms \
-         FROM accounts WHERE id = $1",
+         concurrency_limit, owner_account_id, tariff_id, status, created_at_ms, \
+         forward_destination FROM accounts WHERE id = $1",
     )
     .bind(account_id)
     .fetch_optional(&mut **c)
@@ -621,6 +631,36 @@ impl Store {
             .collect())
     }
 
+    /// Sets (or with `None` clears) the preset destination a DID-forwarding access number
+    /// connects this account's registered callers to (seed 003). Stored as given; the engine
+    /// normalizes it like a dialled number. An empty destination is refused.
+    pub async fn set_forward_destination(
+        &self,
+        account_id: i64,
+        destination: Option<&Pii<String>>,
+    ) -> Result<(), StoreError> {
+        let destination = destination.map(|number| number.expose().trim());
+        if destination.is_some_and(str::is_empty) {
+            return Err(StoreError::InvalidArgument(
+                "empty forward destination (use None to clear it)".into(),
+            ));
+        }
+        let mut held = self.acquire_for_write().await?;
+        let mut conn = held.conn();
+        let result = with_conn!(&mut conn, c => sqlx::query(
+            "UPDATE accounts SET forward_destination = $1 WHERE id = $2",
+        )
+        .bind(destination)
+        .bind(account_id)
+        .execute(&mut **c)
+        .await
+        .map(|done| done.rows_affected()))?;
+        if result == 0 {
+            return Err(StoreError::not_found("account", account_id));
+        }
+        Ok(())
+    }
+
     /// Registers a calling number to an account for pinless access (replaces an earlier owner).
     pub async fn register_caller_id(
         &self,
@@ -669,7 +709,7 @@ impl Store {
         let mut conn = held.conn();
         let row: Option<CallerIdRow> = with_conn!(&mut conn, c => sqlx::query_as(
                 "SELECT a.id, a.balance_micros, a.caller_id_min_balance_micros, a.status, \
-                 cards.id, cards.status \
+                 cards.id, cards.status, a.forward_destination \
                  FROM caller_ids n JOIN accounts a ON a.id = n.account_id \
                  LEFT JOIN cards ON cards.account_id = a.id WHERE n.number = $1",
             )
@@ -677,13 +717,14 @@ impl Store {
             .fetch_optional(&mut **c)
             .await)?;
         Ok(row.map(
-            |(account_id, balance_micros, threshold, status, card_id, card_status)| {
+            |(account_id, balance_micros, threshold, status, card_id, card_status, forward)| {
                 let card_usable = !matches!(card_status.as_deref(), Some("blocked" | "expired"));
                 CallerIdMatch {
                     account_id,
                     card_id,
                     recognised: status == "active" && card_usable && balance_micros >= threshold,
                     balance_micros,
+                    forward_destination: forward.map(Pii::new),
                 }
             },
         ))

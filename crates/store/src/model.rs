@@ -178,6 +178,9 @@ pub struct Account {
     pub status: AccountStatus,
     /// Creation time.
     pub created_at_ms: i64,
+    /// Where a DID-forwarding access number connects this account's registered callers
+    /// (seed 003); set with [`crate::Store::set_forward_destination`].
+    pub forward_destination: Option<Pii<String>>,
 }
 
 /// What [`crate::Store::create_card`] needs. The card gets its own account holding its balance.
@@ -300,6 +303,8 @@ pub struct CallerIdMatch {
     pub recognised: bool,
     /// The balance at lookup.
     pub balance_micros: i64,
+    /// The account's DID-forwarding destination, if it has one.
+    pub forward_destination: Option<Pii<String>>,
 }
 
 /// Failed-PIN lockout rule per calling number.

@@ -92,6 +92,7 @@ fn cdr(card_id: i64) -> Cdr {
         sip_code: Some(200),
         q850_cause: Some(16),
         hangup_by: Some("caller".into()),
+        disconnect_cause: Some("caller_hung_up".into()),
     }
 }
 

@@ -89,6 +89,16 @@ async fn schema_is_the_same_on_both_backends() {
         assert!(tables.contains(table), "missing {table}");
     }
     assert_eq!(sqlite_columns, postgres_columns);
+    for (table, column) in [
+        ("accounts", "forward_destination"),
+        ("cdrs", "disconnect_cause"),
+    ] {
+        let expected = (table.to_owned(), column.to_owned(), "text".to_owned());
+        assert!(
+            sqlite_columns.contains(&expected),
+            "missing {table}.{column}"
+        );
+    }
     for (table, column, column_type) in &sqlite_columns {
         assert!(
             column_type == "int64" || column_type == "text",
@@ -599,6 +609,71 @@ ledger_test!(caller_id_recognition_and_pin_lockout, |store| {
     );
 });
 
+ledger_test!(forward_destination_is_set_looked_up_and_cleared, |store| {
+    let account = store
+        .create_account(&NewAccount::new("forwarded", "USD"), NOW)
+        .await
+        .unwrap();
+    assert_eq!(account.forward_destination, None);
+    let caller = pin("+17035550123");
+    store
+        .register_caller_id(account.id, &caller, NOW)
+        .await
+        .unwrap();
+    let found = store.lookup_caller_id(&caller).await.unwrap().unwrap();
+    assert_eq!(found.forward_destination, None);
+
+    let india = pin("00919876543210");
+    store
+        .set_forward_destination(account.id, Some(&india))
+        .await
+        .unwrap();
+    let found = store.lookup_caller_id(&caller).await.unwrap().unwrap();
+    assert_eq!(found.forward_destination, Some(india.clone()));
+    assert_eq!(
+        store.account(account.id).await.unwrap().forward_destination,
+        Some(india)
+    );
+    // The destination is PII: never in Debug output.
+    assert!(!format!("{found:?}").contains("9876543210"));
+
+    // Another account's callers are not forwarded there.
+    let other = store
+        .create_account(&NewAccount::new("other", "USD"), NOW)
+        .await
+        .unwrap();
+    let other_caller = pin("+17035550999");
+    store
+        .register_caller_id(other.id, &other_caller, NOW)
+        .await
+        .unwrap();
+    let found = store
+        .lookup_caller_id(&other_caller)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.forward_destination, None);
+
+    store
+        .set_forward_destination(account.id, None)
+        .await
+        .unwrap();
+    let found = store.lookup_caller_id(&caller).await.unwrap().unwrap();
+    assert_eq!(found.forward_destination, None);
+    assert!(matches!(
+        store
+            .set_forward_destination(account.id, Some(&pin("  ")))
+            .await,
+        Err(StoreError::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        store
+            .set_forward_destination(999_999, Some(&pin("+4930123")))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+});
+
 fn sample_cdr(call_id: &str, attempt: i64, total: i64) -> Cdr {
     Cdr {
         call_id: call_id.to_owned(),
@@ -621,6 +696,7 @@ fn sample_cdr(call_id: &str, attempt: i64, total: i64) -> Cdr {
         sip_code: Some(200),
         q850_cause: Some(16),
         hangup_by: Some("caller".into()),
+        disconnect_cause: Some("credit_exhausted".into()),
     }
 }
 
@@ -634,6 +710,7 @@ ledger_test!(settle_writes_cdrs_once, |store| {
     failed.answer_ms = None;
     failed.sip_code = Some(503);
     failed.q850_cause = Some(34);
+    failed.disconnect_cause = Some("failed".into());
     assert!(store.write_cdr(&failed, NOW).await.unwrap());
     assert!(!store.write_cdr(&failed, NOW).await.unwrap());
     let answered = sample_cdr("cdr-call", 2, 420_000);
@@ -647,7 +724,29 @@ ledger_test!(settle_writes_cdrs_once, |store| {
         .unwrap();
     let cdrs = store.cdrs_for_call("cdr-call").await.unwrap();
     assert_eq!(cdrs, vec![failed, answered]);
+    assert_eq!(cdrs[0].disconnect_cause.as_deref(), Some("failed"));
+    assert_eq!(
+        cdrs[1].disconnect_cause.as_deref(),
+        Some("credit_exhausted")
+    );
     assert!(!format!("{cdrs:?}").contains("4930123456"));
+});
+
+ledger_test!(cdr_disconnect_cause_may_be_absent, |store| {
+    let mut cdr = sample_cdr("no-cause", 1, 0);
+    cdr.disconnect_cause = None;
+    assert!(store.write_cdr(&cdr, NOW).await.unwrap());
+    let mut busy = sample_cdr("no-cause", 2, 0);
+    busy.disconnect_cause = Some("busy".into());
+    assert!(store.write_cdr(&busy, NOW).await.unwrap());
+    let causes: Vec<Option<String>> = store
+        .cdrs_for_call("no-cause")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|cdr| cdr.disconnect_cause)
+        .collect();
+    assert_eq!(causes, vec![None, Some("busy".to_owned())]);
 });
 
 ledger_test!(reconcile_settles_from_cdrs_and_releases_the_rest, |store| {

@@ -181,6 +181,7 @@ pub fn account(balance_micros: i64) -> AccountInfo {
         minimum_micros: 1_000_000,
         currency: "USD".into(),
         language: None,
+        forward_destination: None,
     }
 }
 
