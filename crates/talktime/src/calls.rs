@@ -475,7 +475,10 @@ impl Core {
     fn play_tone(&mut self, key: u64, playback: PlaybackId, tone: Tone) {
         let item = match tone {
             Tone::Ringback => talktime_media::Tone::ringback_us(RINGBACK_LENGTH),
-            Tone::WarningBeep => talktime_media::Tone::warning_beep(),
+            Tone::WarningBeep => {
+                info!(call = key, "credit warning played");
+                talktime_media::Tone::warning_beep()
+            }
         };
         self.media(
             key,
@@ -489,7 +492,10 @@ impl Core {
 
     pub(crate) fn handle_media_report(&mut self, key: u64, report: MediaReport) {
         let input = match report {
-            MediaReport::Digit(digit) => Input::Digit(digit),
+            MediaReport::Digit(digit) => {
+                tracing::trace!(call = key, %digit, "digit");
+                Input::Digit(digit)
+            }
             MediaReport::PlaybackFinished(playback) => Input::PlaybackFinished {
                 playback: PlaybackId(playback),
             },
@@ -555,6 +561,7 @@ impl Core {
             let lookup = ledger
                 .lookup_pin(&pin, caller_id.as_ref(), wall_clock_ms())
                 .await;
+            debug!(call = key, ?lookup, "PIN looked up");
             Some(LedgerReply::Input(Input::PinLookup(lookup)))
         });
     }
@@ -1260,12 +1267,10 @@ fn attempt_cdrs(reservation: &str, call_start_ms: i64, record: &AttemptRecord) -
         sip_code: record.sip_status.map(i64::from),
         q850_cause: Some(i64::from(record.q850)),
         hangup_by: Some(party_name(record.hung_up_by).into()),
+        disconnect_cause: Some(record.cause.as_str().into()),
     };
     if record.carrier_tries.is_empty() {
-        return vec![Cdr {
-            hangup_by: Some(record.cause.as_str().into()),
-            ..base
-        }];
+        return vec![base];
     }
     let last = record.carrier_tries.len() - 1;
     record
@@ -1273,23 +1278,29 @@ fn attempt_cdrs(reservation: &str, call_start_ms: i64, record: &AttemptRecord) -
         .iter()
         .enumerate()
         .map(|(index, carrier_try)| {
-            let answered = index == last && record.answered_ms.is_some();
+            let final_try = index == last;
+            let answered = final_try && record.answered_ms.is_some();
             Cdr {
                 attempt: i64::try_from(index + 1).unwrap_or(i64::MAX),
                 carrier: Some(carrier_try.carrier.clone()),
                 start_ms: at(carrier_try.started_ms),
                 answer_ms: if answered { base.answer_ms } else { None },
                 end_ms: at(carrier_try.ended_ms),
-                sip_code: carrier_try.sip_status.map(i64::from),
-                hangup_by: Some(if index == last {
-                    format!(
-                        "{}:{}",
-                        party_name(record.hung_up_by),
-                        record.cause.as_str()
-                    )
+                sip_code: match carrier_try.sip_status {
+                    Some(status) => Some(i64::from(status)),
+                    None if answered => Some(200),
+                    None => None,
+                },
+                hangup_by: if final_try {
+                    base.hangup_by.clone()
                 } else {
-                    "failover".into()
-                }),
+                    Some("switch".into())
+                },
+                disconnect_cause: if final_try {
+                    base.disconnect_cause.clone()
+                } else {
+                    Some("failover".into())
+                },
                 ..base.clone()
             }
         })

@@ -279,7 +279,7 @@ mod tests {
         let config = Config::embedded().unwrap();
         assert_eq!(config.sip.udp, vec!["0.0.0.0:5060".parse().unwrap()]);
         assert_eq!(config.sip.t1_ms, 500);
-        assert_eq!(config.database_url(), "sqlite://data/talktime.db");
+        assert_eq!(config.database_url(), "sqlite://data/talktime.sqlite3");
     }
 
     #[test]

@@ -81,6 +81,7 @@ impl Ledger {
             minimum_micros: account.caller_id_min_balance_micros,
             currency: account.currency,
             language: None,
+            forward_destination: found.forward_destination,
         }))
     }
 
@@ -134,6 +135,7 @@ impl Ledger {
             minimum_micros: account.caller_id_min_balance_micros,
             currency: account.currency,
             language: None,
+            forward_destination: None,
         }))
     }
 

@@ -195,6 +195,7 @@ impl Worker {
 
     async fn forward(&mut self, side: Side, from: SocketAddr, packet: &mut [u8]) {
         let action = self.relay.handle_rtp(side, from, packet, Instant::now());
+        tracing::trace!(call = self.call, ?side, %from, ?action, "rtp");
         if let RtpAction::Forward { side, destination } = action {
             let socket = &self.sockets[index(side)];
             if socket.try_send_to(packet, destination).is_err() {
@@ -250,6 +251,7 @@ impl Worker {
     }
 
     fn report_for(&mut self, event: MediaEvent) -> Option<MediaReport> {
+        tracing::trace!(call = self.call, ?event, "media event");
         match event {
             MediaEvent::Dtmf {
                 side: Side::A,

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod pcap;
+pub mod prepaid;
 pub mod scenario;
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -42,10 +43,19 @@ pub struct Switch {
 
 impl Switch {
     pub fn start(extra: &[&str]) -> Switch {
+        let data_dir = std::env::temp_dir().join(format!(
+            "talktime-test-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        Switch::start_in(&data_dir, extra)
+    }
+
+    /// Starts the switch on an existing (perhaps pre-seeded) data directory.
+    pub fn start_in(data_dir: &Path, extra: &[&str]) -> Switch {
         let port = free_port();
         let rtp = 40000 + (port % 200) * 100;
-        let data_dir =
-            std::env::temp_dir().join(format!("talktime-test-{}-{port}", std::process::id()));
+        let data_dir = data_dir.to_path_buf();
         std::fs::create_dir_all(&data_dir).expect("create data dir");
         let log = data_dir.join("switch.log");
         let log_file = std::fs::File::create(&log).expect("create log");
@@ -88,6 +98,18 @@ impl Switch {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The SIP Call-IDs of the prepaid calls the switch started, in order (from its log).
+    pub fn call_ids(&self) -> Vec<String> {
+        self.log_text()
+            .lines()
+            .filter(|line| line.contains("call started"))
+            .filter_map(|line| {
+                let start = line.find("call_id=")? + "call_id=".len();
+                line[start..].split_whitespace().next().map(str::to_owned)
+            })
+            .collect()
     }
 
     /// True while the process is still running.

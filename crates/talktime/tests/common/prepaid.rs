@@ -1,0 +1,155 @@
+//! Prepaid test fixtures: a ledger seeded before the switch starts (tariff, cards, caller
+//! IDs), a configuration file naming SIPp carriers, and ledger reads for the assertions.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use talktime_billing::{Currency, TariffSettings};
+use talktime_pii::Pii;
+use talktime_store::{Cdr, ImportOptions, NewCard, Store};
+
+/// A tokio runtime for the ledger calls a synchronous test makes.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A fresh data directory for one test.
+pub fn data_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "talktime-prepaid-{}-{name}-{}",
+        std::process::id(),
+        super::free_port()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn open(dir: &Path) -> Store {
+    runtime()
+        .block_on(Store::open(dir.to_str().unwrap()))
+        .unwrap()
+}
+
+/// Creates the `demo` tariff (so the switch seeds nothing) from CSV rows
+/// (`prefix,description,sell_rate,buy_rate,initial_block,increment,connection_fee`).
+pub fn tariff(dir: &Path, name: &str, rows: &str) -> i64 {
+    let store = open(dir);
+    let settings = TariffSettings {
+        currency: Currency::new("USD").unwrap(),
+        ..TariffSettings::default()
+    };
+    runtime().block_on(async {
+        let tariff = store
+            .create_tariff(name, "USD", &settings.to_json(), 0)
+            .await
+            .unwrap();
+        let csv = format!(
+            "prefix,description,sell_rate,buy_rate,initial_block,increment,connection_fee\n{rows}"
+        );
+        let report = store
+            .import_tariff_csv(tariff.id, csv.as_bytes(), ImportOptions::default())
+            .await
+            .unwrap();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        tariff.id
+    })
+}
+
+/// A card with `balance_micros`; returns its account id.
+pub fn card(dir: &Path, pin: &str, balance_micros: i64, minimum_for_caller_id: i64) -> i64 {
+    let store = open(dir);
+    let mut card = NewCard::new(Pii::new(pin.to_owned()), "USD", balance_micros);
+    card.caller_id_min_balance_micros = minimum_for_caller_id;
+    runtime()
+        .block_on(store.create_card(&card, 0))
+        .unwrap()
+        .account_id
+}
+
+pub fn register_caller_id(dir: &Path, account: i64, number: &str) {
+    let store = open(dir);
+    runtime()
+        .block_on(store.register_caller_id(account, &Pii::new(number.to_owned()), 0))
+        .unwrap();
+}
+
+pub fn balance(dir: &Path, account: i64) -> i64 {
+    runtime().block_on(open(dir).balance(account)).unwrap()
+}
+
+/// Every CDR whose reservation key belongs to the SIP call `call_id` prefix, attempt order.
+pub fn cdrs(dir: &Path, reservation: &str) -> Vec<Cdr> {
+    runtime()
+        .block_on(open(dir).cdrs_for_call(reservation))
+        .unwrap()
+}
+
+pub fn open_reservations(dir: &Path, account: i64) -> usize {
+    runtime()
+        .block_on(open(dir).open_reservations(account))
+        .unwrap()
+        .len()
+}
+
+/// A configuration file: access number 100 (English only), the IVR timings the tests need,
+/// the carriers (name, address) and dial plan routes (prefix, mode, carriers).
+pub struct ConfigFile {
+    pub text: String,
+}
+
+impl ConfigFile {
+    pub fn new() -> ConfigFile {
+        ConfigFile {
+            text: String::from(
+                "[demo]\nenabled = false\n\n[ivr]\nlanguages = [\"en\"]\nwarning_lead_ms = 2000\n\
+                 inter_digit_timeout_ms = 3000\nfirst_digit_timeout_ms = 8000\n\
+                 end_leg_digits = \"**\"\n\n\
+                 [[access_numbers]]\nnumber = \"100\"\ndial_plan = \"default\"\n\n",
+            ),
+        }
+    }
+
+    pub fn carrier(mut self, name: &str, address: &str) -> ConfigFile {
+        let (host, port) = address.rsplit_once(':').unwrap();
+        self.text.push_str(&format!(
+            "[[carriers]]\nname = \"{name}\"\nhost = \"{host}\"\nport = {port}\n\
+             options_interval_ms = 0\ninvite_timeout_ms = 2000\n\n"
+        ));
+        self
+    }
+
+    /// Raw TOML appended as is.
+    pub fn raw(mut self, text: &str) -> ConfigFile {
+        self.text.push_str(text);
+        self.text.push('\n');
+        self
+    }
+
+    /// One dial plan `default` with these routes: (prefix, carriers in priority order).
+    pub fn routes(mut self, routes: &[(&str, &[&str])]) -> ConfigFile {
+        self.text.push_str("[[dial_plans]]\nname = \"default\"\n\n");
+        for (prefix, carriers) in routes {
+            let list = carriers
+                .iter()
+                .enumerate()
+                .map(|(priority, name)| format!("{{ name = \"{name}\", priority = {priority} }}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            self.text.push_str(&format!(
+                "[[dial_plans.routes]]\nprefix = \"{prefix}\"\nmode = \"priority\"\ncarriers = [{list}]\n\n"
+            ));
+        }
+        self
+    }
+
+    pub fn write(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("talktime.toml");
+        std::fs::write(&path, &self.text).unwrap();
+        path
+    }
+}
