@@ -2,6 +2,8 @@
 //! RFC 4733 from a pcap the test writes) and the carriers (SIPp UAS); the ledger is read
 //! back for the exact balance and CDRs. SIPp's play_pcap_audio needs root or CAP_NET_RAW.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;
@@ -59,6 +61,73 @@ fn call(
 fn assert_caller_ok(output: &std::process::Output, switch: &Switch, what: &str) {
     common::assert_sipp_ok(output, switch, what);
 }
+
+/// A caller that hangs up by itself `hold` after its DTMF script.
+fn call_and_hang_up(
+    switch: &Switch,
+    dir: &Path,
+    script: &[(Duration, &str)],
+    hold: Duration,
+) -> std::process::Output {
+    let last = script.last().map_or(Duration::ZERO, |(at, digits)| {
+        *at + common::pcap::digits_length(digits)
+    });
+    let total = last + Duration::from_millis(500);
+    let pcap = dir.join(format!("caller-{}.pcap", free_port()));
+    dtmf_pcap(&pcap, script, total, 101).unwrap();
+    let scenario = render(
+        "caller_ivr_hangs_up.xml",
+        &[
+            ("CALLER", "anonymous"),
+            ("PCAP", pcap.to_str().unwrap()),
+            ("PCAP_MS", &total.as_millis().to_string()),
+            ("HOLD_MS", &hold.as_millis().to_string()),
+        ],
+    );
+    let media_port = free_port().to_string();
+    common::sipp(
+        60,
+        &[
+            "-sf",
+            scenario.to_str().unwrap(),
+            "-s",
+            "100",
+            &switch.sip.to_string(),
+            "-m",
+            "1",
+            "-mp",
+            &media_port,
+        ],
+    )
+}
+
+/// The engine's end-of-call log line for the only call.
+fn call_end_cause(switch: &Switch) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = switch.log_text();
+        if let Some(line) = log.lines().find(|line| line.contains("call ended")) {
+            let start = line.find("cause=").map_or(0, |i| i + "cause=".len());
+            return line[start..]
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no call ended:\n{}",
+            tail(&log, 30)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+const PIN: &str = "1234567890";
+const PIN_AT: Duration = Duration::from_millis(2000);
+const DESTINATION_AT: Duration = Duration::from_millis(5600);
+const US_NUMBER: &str = "0015551234567#";
 
 /// Waits for the settlement task to write the attempt's CDRs.
 fn wait_for_cdrs(dir: &Path, reservation: &str, rows: usize) -> Vec<Cdr> {
@@ -140,4 +209,275 @@ fn pin_call_is_cut_at_the_credit_limit_and_billed_exactly() {
         switch.log_text().contains("credit warning played"),
         "the caller hears the warning before the end"
     );
+}
+
+#[test]
+fn registered_caller_id_skips_the_pin() {
+    let dir = prepaid::data_dir("pinless");
+    prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
+    let account = prepaid::card(&dir, "5550001111", 300_000, 0);
+    prepaid::register_caller_id(&dir, account, "15551230000");
+    let carrier = BackgroundSipp::uas(
+        90,
+        &scenario("carrier_answer.xml"),
+        &["-rtp_echo", "-m", "1"],
+    );
+    let config = ConfigFile::new()
+        .carrier("answer", &carrier.address())
+        .routes(&[("", &["answer"])])
+        .write(&dir);
+    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
+
+    // No PIN: the destination right after the welcome and the balance.
+    let output = call(
+        &switch,
+        &dir,
+        "15551230000",
+        &[(Duration::from_millis(2500), US_NUMBER)],
+        Duration::from_secs(40),
+    );
+    assert_caller_ok(&output, &switch, "pinless call cut at its 3 s limit");
+    let reservation = format!("{}#1", only_call_id(&switch));
+    let cdrs = wait_for_cdrs(&dir, &reservation, 1);
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    assert_eq!(cdrs[0].destination.expose(), "+15551234567");
+    assert_eq!(
+        cdrs[0].caller_id.as_ref().map(|c| c.expose().as_str()),
+        Some("15551230000")
+    );
+    assert_eq!(cdrs[0].total_micros, 300_000);
+    assert_eq!(prepaid::balance(&dir, account), 0);
+    assert!(
+        !switch.log_text().contains("PIN looked up"),
+        "no PIN was asked"
+    );
+}
+
+#[test]
+fn caller_id_below_the_account_minimum_is_asked_for_the_pin() {
+    let dir = prepaid::data_dir("below-minimum");
+    prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
+    // 0.30 is below the 1.00 the account needs for caller-ID recognition (seed 002).
+    let account = prepaid::card(&dir, PIN, 300_000, 1_000_000);
+    prepaid::register_caller_id(&dir, account, "15551230000");
+    let carrier = BackgroundSipp::uas(
+        90,
+        &scenario("carrier_answer.xml"),
+        &["-rtp_echo", "-m", "1"],
+    );
+    let config = ConfigFile::new()
+        .carrier("answer", &carrier.address())
+        .routes(&[("", &["answer"])])
+        .write(&dir);
+    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
+
+    let output = call(
+        &switch,
+        &dir,
+        "15551230000",
+        &[(PIN_AT, "1234567890#"), (DESTINATION_AT, US_NUMBER)],
+        Duration::from_secs(40),
+    );
+    assert_caller_ok(&output, &switch, "PIN then destination");
+    let reservation = format!("{}#1", only_call_id(&switch));
+    let cdrs = wait_for_cdrs(&dir, &reservation, 1);
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    // Had the caller ID been accepted, the PIN digits would have been dialled.
+    assert_eq!(cdrs[0].destination.expose(), "+15551234567");
+    assert!(switch.log_text().contains("PIN looked up"));
+    assert_eq!(prepaid::balance(&dir, account), 0);
+}
+
+#[test]
+fn three_wrong_pins_end_the_call_without_charge() {
+    let dir = prepaid::data_dir("wrong-pin");
+    prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
+    let account = prepaid::card(&dir, PIN, 300_000, 0);
+    let config = ConfigFile::new()
+        .carrier("answer", "127.0.0.1:9")
+        .routes(&[("", &["answer"])])
+        .write(&dir);
+    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
+
+    let output = call(
+        &switch,
+        &dir,
+        "anonymous",
+        &[
+            (PIN_AT, "1111#"),
+            (Duration::from_millis(6000), "2222#"),
+            (Duration::from_millis(10000), "3333#"),
+        ],
+        Duration::from_secs(40),
+    );
+    assert_caller_ok(
+        &output,
+        &switch,
+        "goodbye and BYE after the third wrong PIN",
+    );
+    assert_eq!(call_end_cause(&switch), "authentication_failed");
+    assert_eq!(prepaid::balance(&dir, account), 300_000);
+    assert_eq!(prepaid::open_reservations(&dir, account), 0);
+    let call_id = only_call_id(&switch);
+    assert!(prepaid::cdrs(&dir, &format!("{call_id}#1")).is_empty());
+}
+
+#[test]
+fn caller_hanging_up_during_the_ivr_pays_nothing() {
+    let dir = prepaid::data_dir("hang-up-mid-ivr");
+    prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
+    let account = prepaid::card(&dir, PIN, 300_000, 0);
+    let config = ConfigFile::new()
+        .carrier("answer", "127.0.0.1:9")
+        .routes(&[("", &["answer"])])
+        .write(&dir);
+    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
+
+    // The PIN, then the caller leaves while asked for the destination.
+    let output = call_and_hang_up(
+        &switch,
+        &dir,
+        &[(PIN_AT, "1234567890#")],
+        Duration::from_secs(1),
+    );
+    assert_caller_ok(&output, &switch, "caller's BYE answered");
+    assert_eq!(call_end_cause(&switch), "caller_hung_up");
+    assert_eq!(prepaid::balance(&dir, account), 300_000);
+    assert_eq!(prepaid::open_reservations(&dir, account), 0);
+}
+
+#[test]
+fn busy_carrier_returns_to_destination_entry_and_the_second_call_connects() {
+    let dir = prepaid::data_dir("busy-then-second");
+    prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
+    let account = prepaid::card(&dir, PIN, 300_000, 0);
+    let busy = BackgroundSipp::uas(90, &scenario("carrier_busy.xml"), &["-m", "1"]);
+    let answer = BackgroundSipp::uas(
+        90,
+        &scenario("carrier_answer.xml"),
+        &["-rtp_echo", "-m", "1"],
+    );
+    let config = ConfigFile::new()
+        .carrier("busy", &busy.address())
+        .carrier("answer", &answer.address())
+        .routes(&[("44", &["busy"]), ("1", &["answer"])])
+        .write(&dir);
+    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
+
+    let output = call(
+        &switch,
+        &dir,
+        "anonymous",
+        &[
+            (PIN_AT, "1234567890#"),
+            (DESTINATION_AT, "00447700900123#"),
+            (Duration::from_millis(12500), US_NUMBER),
+        ],
+        Duration::from_secs(45),
+    );
+    assert_caller_ok(
+        &output,
+        &switch,
+        "second destination connected and cut at the limit",
+    );
+    let call_id = only_call_id(&switch);
+    let first = wait_for_cdrs(&dir, &format!("{call_id}#1"), 1);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].sip_code, Some(486));
+    assert_eq!(first[0].disconnect_cause.as_deref(), Some("busy"));
+    assert_eq!(first[0].total_micros, 0);
+    let second = wait_for_cdrs(&dir, &format!("{call_id}#2"), 1);
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_eq!(second[0].carrier.as_deref(), Some("answer"));
+    assert_eq!(second[0].total_micros, 300_000);
+    assert_eq!(
+        prepaid::balance(&dir, account),
+        0,
+        "one balance across both attempts"
+    );
+}
+
+#[test]
+fn carrier_503_fails_over_to_the_next_carrier_at_once() {
+    let dir = prepaid::data_dir("failover-503");
+    prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
+    let account = prepaid::card(&dir, PIN, 300_000, 0);
+    let unavailable = BackgroundSipp::uas(90, &scenario("carrier_unavailable.xml"), &["-m", "1"]);
+    let answer = BackgroundSipp::uas(
+        90,
+        &scenario("carrier_answer.xml"),
+        &["-rtp_echo", "-m", "1"],
+    );
+    let config = ConfigFile::new()
+        .carrier("first", &unavailable.address())
+        .carrier("second", &answer.address())
+        .routes(&[("", &["first", "second"])])
+        .write(&dir);
+    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
+
+    let output = call(
+        &switch,
+        &dir,
+        "anonymous",
+        &[(PIN_AT, "1234567890#"), (DESTINATION_AT, US_NUMBER)],
+        Duration::from_secs(40),
+    );
+    assert_caller_ok(&output, &switch, "call completed on the second carrier");
+    let call_id = only_call_id(&switch);
+    let cdrs = wait_for_cdrs(&dir, &format!("{call_id}#1"), 2);
+    assert_eq!(cdrs.len(), 2, "one row per carrier tried: {cdrs:?}");
+    assert_eq!(cdrs[0].carrier.as_deref(), Some("first"));
+    assert_eq!(cdrs[0].sip_code, Some(503));
+    assert_eq!(cdrs[0].total_micros, 0);
+    assert_eq!(cdrs[1].carrier.as_deref(), Some("second"));
+    assert!(cdrs[1].answer_ms.is_some());
+    assert_eq!(cdrs[1].total_micros, 300_000);
+    let gap = cdrs[1].start_ms - cdrs[0].end_ms;
+    assert!(
+        (0..500).contains(&gap),
+        "second INVITE {gap} ms after the 503"
+    );
+    assert_eq!(prepaid::balance(&dir, account), 0);
+}
+
+#[test]
+fn silent_carrier_fails_over_after_the_invite_timeout() {
+    let dir = prepaid::data_dir("failover-silent");
+    prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
+    let account = prepaid::card(&dir, PIN, 300_000, 0);
+    // A socket that reads INVITEs and never answers.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let answer = BackgroundSipp::uas(
+        90,
+        &scenario("carrier_answer.xml"),
+        &["-rtp_echo", "-m", "1"],
+    );
+    let config = ConfigFile::new()
+        .carrier("silent", &silent.local_addr().unwrap().to_string())
+        .carrier("second", &answer.address())
+        .routes(&[("", &["silent", "second"])])
+        .write(&dir);
+    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
+
+    let output = call(
+        &switch,
+        &dir,
+        "anonymous",
+        &[(PIN_AT, "1234567890#"), (DESTINATION_AT, US_NUMBER)],
+        Duration::from_secs(40),
+    );
+    assert_caller_ok(&output, &switch, "call completed on the second carrier");
+    let call_id = only_call_id(&switch);
+    let cdrs = wait_for_cdrs(&dir, &format!("{call_id}#1"), 2);
+    assert_eq!(cdrs.len(), 2, "{cdrs:?}");
+    assert_eq!(cdrs[0].carrier.as_deref(), Some("silent"));
+    // No response at all is recorded as 408 Request Timeout.
+    assert_eq!(cdrs[0].sip_code, Some(408));
+    let waited = cdrs[0].end_ms - cdrs[0].start_ms;
+    assert!(
+        (1_900..3_000).contains(&waited),
+        "gave up on the silent carrier after {waited} ms (invite_timeout_ms = 2000)"
+    );
+    assert_eq!(cdrs[1].total_micros, 300_000);
+    assert_eq!(prepaid::balance(&dir, account), 0);
 }
