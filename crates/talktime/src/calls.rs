@@ -92,7 +92,8 @@ pub struct Session {
     rated: Option<(AttemptId, Rated)>,
     settlement: Option<Settlement>,
     carrier: Option<CarrierLeg>,
-    /// Carrier tries so far in the call, numbering CDR rows.
+    /// Buy rates of the carriers offered for the current attempt (CDR buy cost).
+    buy_rates: std::collections::HashMap<String, rust_decimal::Decimal>,
     armed_timer: Option<Instant>,
 }
 
@@ -252,6 +253,7 @@ impl Core {
                 rated: None,
                 settlement: None,
                 carrier: None,
+                buy_rates: std::collections::HashMap::new(),
                 armed_timer: None,
             },
         );
@@ -628,6 +630,10 @@ impl Core {
             .and_then(|(_, rated)| rated.context.steps.first().map(|step| step.per_minute));
         let targets = self.carrier_targets(&session.access, destination.expose(), sell);
         if let Some(session) = self.sessions.get_mut(&key) {
+            session.buy_rates = targets
+                .iter()
+                .filter_map(|t| Some((t.carrier.clone(), t.buy_per_minute?)))
+                .collect();
             session.carrier = Some(CarrierLeg {
                 attempt,
                 remaining: targets.into(),
@@ -1154,6 +1160,10 @@ impl Core {
         let reservation = reservation_key(&session.call_id, record.attempt);
         let mut cdrs = attempt_cdrs(&reservation, session.started_ms, &record);
         let answered_ms = settlement.map_or(0, |settlement| settlement.answered_ms);
+        let buy_per_minute = record
+            .carrier
+            .as_ref()
+            .and_then(|carrier| session.buy_rates.get(carrier).copied());
         self.spawn_ledger(key, move |ledger| async move {
             let context = rated.as_ref().map(|rated| &rated.context);
             match ledger
@@ -1161,6 +1171,7 @@ impl Core {
                     &reservation,
                     context,
                     answered_ms,
+                    buy_per_minute,
                     &mut cdrs,
                     wall_clock_ms(),
                 )

@@ -71,6 +71,13 @@ pub struct AccessNumber {
     /// Calls to a toll-free access number pay the tariff's toll-free surcharge.
     #[serde(default)]
     pub toll_free: bool,
+    /// DID forwarding (seed 003): registered callers go straight to their account's preset
+    /// destination; others get the normal IVR. `None` keeps `[ivr] forwarding`.
+    #[serde(default)]
+    pub forwarding: Option<bool>,
+    /// Play the welcome before a forwarded call. `None` keeps `[ivr] forwarding_welcome`.
+    #[serde(default)]
+    pub forwarding_welcome: Option<bool>,
 }
 
 fn default_dial_plan() -> String {
@@ -228,6 +235,12 @@ impl Config {
         let mut ivr = self.ivr.clone();
         if !access.languages.is_empty() {
             ivr.languages = access.languages.clone();
+        }
+        if let Some(forwarding) = access.forwarding {
+            ivr.forwarding = forwarding;
+        }
+        if let Some(welcome) = access.forwarding_welcome {
+            ivr.forwarding_welcome = welcome;
         }
         ivr
     }

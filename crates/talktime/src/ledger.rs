@@ -255,6 +255,7 @@ impl Ledger {
         key: &str,
         context: Option<&RatingContext>,
         answered_ms: u64,
+        carrier_buy_per_minute: Option<Decimal>,
         cdrs: &mut [Cdr],
         now_ms: i64,
     ) -> Result<i64, StoreError> {
@@ -262,7 +263,7 @@ impl Ledger {
         if let (Some(charge), Some(answered)) =
             (&charge, cdrs.iter_mut().find(|cdr| cdr.answer_ms.is_some()))
         {
-            fill_charge(answered, charge);
+            fill_charge(answered, charge, carrier_buy_per_minute);
         }
         let cost = charge
             .as_ref()
@@ -324,12 +325,31 @@ fn refusal(error: &StoreError) -> Refusal {
     }
 }
 
+/// What the carrier charges for the billed seconds, rounded half-up to the micro-unit (the
+/// ledger's resolution). The carrier's own deck, when routing found one, beats the sell
+/// tariff's buy column.
+fn buy_cost(charge: &Charge, carrier_buy_per_minute: Option<Decimal>) -> Decimal {
+    match carrier_buy_per_minute {
+        Some(per_minute) => (per_minute * Decimal::from(charge.billed_seconds) / Decimal::from(60))
+            .round_dp_with_strategy(6, rust_decimal::RoundingStrategy::MidpointAwayFromZero),
+        None => charge.buy_cost.amount,
+    }
+}
+
+fn to_micros(amount: Decimal) -> i64 {
+    (amount * Decimal::from(1_000_000))
+        .trunc()
+        .try_into()
+        .unwrap_or(0)
+}
+
 /// Copies the rated amounts into the answered attempt's CDR.
-fn fill_charge(cdr: &mut Cdr, charge: &Charge) {
+fn fill_charge(cdr: &mut Cdr, charge: &Charge, carrier_buy_per_minute: Option<Decimal>) {
+    let buy = buy_cost(charge, carrier_buy_per_minute);
     cdr.billed_seconds = i64::from(charge.billed_seconds);
     cdr.total_micros = charge.total.to_micros().unwrap_or(0);
     cdr.tax_micros = charge.tax_total.to_micros().unwrap_or(0);
-    cdr.buy_cost_micros = charge.buy_cost.to_micros().unwrap_or(0);
+    cdr.buy_cost_micros = to_micros(buy);
     cdr.fees_json = serde_json::json!({
         "connection_fee": charge.connection_fee.amount.to_string(),
         "time_charge": charge.time_charge.amount.to_string(),
@@ -337,7 +357,7 @@ fn fill_charge(cdr: &mut Cdr, charge: &Charge) {
         "disconnect_fee": charge.disconnect_fee.amount.to_string(),
         "disconnect_factor_fee": charge.disconnect_factor_fee.amount.to_string(),
         "minimum_cost_topup": charge.minimum_cost_topup.amount.to_string(),
-        "margin": charge.margin.amount.to_string(),
+        "margin": (charge.call_charges.amount - buy).to_string(),
     })
     .to_string();
     cdr.taxes_json = serde_json::to_string(&charge.taxes).unwrap_or_else(|_| "[]".into());

@@ -31,6 +31,8 @@ pub struct CarrierTarget {
     pub caller_id: Option<String>,
     /// No provisional response within this: try the next carrier.
     pub invite_timeout: Duration,
+    /// This carrier's buy rate for the number, when it has a buy-rate deck.
+    pub buy_per_minute: Option<Decimal>,
 }
 
 /// Resolves every carrier's host once at start-up (DNS must not block the core later).
@@ -144,6 +146,7 @@ impl Core {
                         other => Some(other.apply("").unwrap_or("anonymous").to_owned()),
                     },
                     invite_timeout: target.invite_timeout,
+                    buy_per_minute: target.buy_per_minute,
                     carrier: target.carrier,
                 })
             })

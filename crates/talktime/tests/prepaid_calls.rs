@@ -26,6 +26,17 @@ fn call(
     script: &[(Duration, &str)],
     wait: Duration,
 ) -> std::process::Output {
+    call_number(switch, dir, "100", caller, script, wait)
+}
+
+fn call_number(
+    switch: &Switch,
+    dir: &Path,
+    service: &str,
+    caller: &str,
+    script: &[(Duration, &str)],
+    wait: Duration,
+) -> std::process::Output {
     let last = script.last().map_or(Duration::ZERO, |(at, digits)| {
         *at + common::pcap::digits_length(digits)
     });
@@ -48,7 +59,7 @@ fn call(
             "-sf",
             scenario.to_str().unwrap(),
             "-s",
-            "100",
+            service,
             &switch.sip.to_string(),
             "-m",
             "1",
@@ -480,4 +491,42 @@ fn silent_carrier_fails_over_after_the_invite_timeout() {
     );
     assert_eq!(cdrs[1].total_micros, 300_000);
     assert_eq!(prepaid::balance(&dir, account), 0);
+}
+
+#[test]
+fn did_forwarding_connects_a_registered_caller_to_its_preset_destination() {
+    let dir = prepaid::data_dir("did-forwarding");
+    prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
+    let account = prepaid::card(&dir, "7770001111", 300_000, 0);
+    prepaid::register_caller_id(&dir, account, "15551230000");
+    prepaid::forward_to(&dir, account, "0015551234567");
+    let carrier = BackgroundSipp::uas(
+        90,
+        &scenario("carrier_answer.xml"),
+        &["-rtp_echo", "-m", "1"],
+    );
+    let config = ConfigFile::new()
+        .carrier("answer", &carrier.address())
+        .routes(&[("", &["answer"])])
+        .write(&dir);
+    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
+
+    // Access number 200 forwards: no digits at all.
+    let output = call_number(
+        &switch,
+        &dir,
+        "200",
+        "15551230000",
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_caller_ok(&output, &switch, "forwarded call cut at its 3 s limit");
+    let reservation = format!("{}#1", only_call_id(&switch));
+    let cdrs = wait_for_cdrs(&dir, &reservation, 1);
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    assert_eq!(cdrs[0].destination.expose(), "+15551234567");
+    assert_eq!(cdrs[0].access_number.as_deref(), Some("200"));
+    assert_eq!(cdrs[0].total_micros, 300_000);
+    assert_eq!(prepaid::balance(&dir, account), 0);
+    assert!(!switch.log_text().contains("PIN looked up"));
 }

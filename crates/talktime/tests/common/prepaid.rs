@@ -78,6 +78,13 @@ pub fn register_caller_id(dir: &Path, account: i64, number: &str) {
         .unwrap();
 }
 
+pub fn forward_to(dir: &Path, account: i64, destination: &str) {
+    let store = open(dir);
+    runtime()
+        .block_on(store.set_forward_destination(account, Some(&Pii::new(destination.to_owned()))))
+        .unwrap();
+}
+
 pub fn balance(dir: &Path, account: i64) -> i64 {
     runtime().block_on(open(dir).balance(account)).unwrap()
 }
@@ -109,7 +116,8 @@ impl ConfigFile {
                 "[demo]\nenabled = false\n\n[ivr]\nlanguages = [\"en\"]\nwarning_lead_ms = 2000\n\
                  inter_digit_timeout_ms = 3000\nfirst_digit_timeout_ms = 8000\n\
                  end_leg_digits = \"**\"\n\n\
-                 [[access_numbers]]\nnumber = \"100\"\ndial_plan = \"default\"\n\n",
+                 [[access_numbers]]\nnumber = \"100\"\ndial_plan = \"default\"\n\n\
+                 [[access_numbers]]\nnumber = \"200\"\ndial_plan = \"default\"\nforwarding = true\n\n",
             ),
         }
     }
