@@ -64,9 +64,9 @@ impl Options {
         let mut options = Options {
             window: Duration::from_secs(10),
             relay_threads: cores,
-            sizes: vec![100, 500, 1000, 2000],
+            sizes: vec![100, 500, 1000, 1500, 2000],
             prompt_sizes: vec![1000, 2000],
-            no_inband_sizes: vec![1000, 2000],
+            no_inband_sizes: vec![1000, 1500, 2000],
         };
         let arguments: Vec<String> = std::env::args().skip(1).collect();
         let mut index = 0;
@@ -200,6 +200,47 @@ impl MachineTimes {
     }
 }
 
+/// The kernel's UDP counters (whole machine) from /proc/net/snmp.
+#[derive(Debug, Clone, Copy, Default)]
+struct UdpCounters {
+    delivered: u64,
+    receive_buffer_drops: u64,
+    send_buffer_drops: u64,
+}
+
+impl UdpCounters {
+    fn read() -> UdpCounters {
+        let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+        let mut lines = snmp.lines().filter(|line| line.starts_with("Udp:"));
+        let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+            return UdpCounters::default();
+        };
+        let value = |wanted: &str| {
+            names
+                .split_whitespace()
+                .zip(values.split_whitespace())
+                .find(|(name, _)| *name == wanted)
+                .and_then(|(_, value)| value.parse().ok())
+                .unwrap_or(0)
+        };
+        UdpCounters {
+            delivered: value("InDatagrams"),
+            receive_buffer_drops: value("RcvbufErrors"),
+            send_buffer_drops: value("SndbufErrors"),
+        }
+    }
+
+    fn since(self, earlier: UdpCounters) -> UdpCounters {
+        UdpCounters {
+            delivered: self.delivered.saturating_sub(earlier.delivered),
+            receive_buffer_drops: self
+                .receive_buffer_drops
+                .saturating_sub(earlier.receive_buffer_drops),
+            send_buffer_drops: self.send_buffer_drops.saturating_sub(earlier.send_buffer_drops),
+        }
+    }
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
@@ -212,7 +253,7 @@ fn load_average() -> String {
 // ---------------------------------------------------------------------------------------------
 // Statistics kept by the generator (one thread, so plain RefCell).
 
-/// A histogram of microseconds, 1 µs buckets up to 200 ms, one overflow bucket.
+/// A histogram of microseconds in 10 µs buckets up to 2 s, one overflow bucket.
 #[derive(Debug)]
 struct Histogram {
     buckets: Vec<u64>,
@@ -221,6 +262,7 @@ struct Histogram {
 }
 
 impl Histogram {
+    const BUCKET_MICROS: u64 = 10;
     const LIMIT: usize = 200_000;
 
     fn new() -> Histogram {
@@ -232,22 +274,23 @@ impl Histogram {
     }
 
     fn record(&mut self, micros: u64) {
-        let index = (micros as usize).min(Self::LIMIT);
+        let index = ((micros / Self::BUCKET_MICROS) as usize).min(Self::LIMIT);
         self.buckets[index] += 1;
         self.count += 1;
         self.max = self.max.max(micros);
     }
 
+    /// The upper edge of the bucket holding the given fraction of the samples.
     fn percentile(&self, fraction: f64) -> u64 {
         if self.count == 0 {
             return 0;
         }
         let rank = ((self.count as f64) * fraction).ceil().max(1.0) as u64;
         let mut seen = 0;
-        for (micros, count) in self.buckets.iter().enumerate() {
+        for (index, count) in self.buckets.iter().enumerate() {
             seen += count;
             if seen >= rank {
-                return micros as u64;
+                return (index as u64 + 1) * Self::BUCKET_MICROS;
             }
         }
         self.max
@@ -526,6 +569,7 @@ struct Measured {
     threads: ThreadTimes,
     machine_busy: f64,
     machine_softirq: f64,
+    udp: UdpCounters,
     seconds: f64,
     load: String,
 }
@@ -542,6 +586,7 @@ fn measure(endpoints: Vec<Endpoint>, window: Duration, send: bool) -> Measured {
     );
     let threads_before = ThreadTimes::read();
     let machine_before = MachineTimes::read();
+    let udp_before = UdpCounters::read();
     let started = Instant::now();
     std::thread::sleep(
         schedule
@@ -551,6 +596,7 @@ fn measure(endpoints: Vec<Endpoint>, window: Duration, send: bool) -> Measured {
     let threads = ThreadTimes::read().since(threads_before);
     let (machine_busy, machine_softirq) =
         MachineTimes::read().busy_cores_since(machine_before, cores);
+    let udp = UdpCounters::read().since(udp_before);
     let seconds = started.elapsed().as_secs_f64();
     let load = load_average();
     let stats = generator.join().unwrap();
@@ -559,6 +605,7 @@ fn measure(endpoints: Vec<Endpoint>, window: Duration, send: bool) -> Measured {
         threads,
         machine_busy,
         machine_softirq,
+        udp,
         seconds,
         load,
     }
@@ -664,7 +711,19 @@ fn cores(nanos: u64, seconds: f64) -> f64 {
 }
 
 fn ms(micros: u64) -> String {
+    if micros >= Histogram::BUCKET_MICROS * Histogram::LIMIT as u64 {
+        return "> 2000".into();
+    }
     format!("{:.2}", micros as f64 / 1000.0)
+}
+
+/// Kernel receive-buffer drops per second in the window (relay and generator sockets alike).
+fn kernel_drops(measured: &Measured) -> String {
+    let udp = measured.udp;
+    format!(
+        "{:.0}",
+        (udp.receive_buffer_drops + udp.send_buffer_drops) as f64 / measured.seconds
+    )
 }
 
 fn print_relay_header(options: &Options) {
@@ -675,9 +734,9 @@ fn print_relay_header(options: &Options) {
         options.window.as_secs_f64()
     );
     println!(
-        "| calls | in-band DTMF | offered pkt/s | relayed pkt/s | loss % | seq breaks | relay CPU (cores) | relay µs/pkt | generator CPU (cores) | machine busy (cores, softirq) | latency p50 / p99 / max ms | load avg |"
+        "| calls | in-band DTMF | offered pkt/s | relayed pkt/s | loss % | seq breaks | relay CPU (cores) | relay µs/pkt | generator CPU (cores) | machine busy (cores, softirq) | kernel drops/s | latency p50 / p99 / max ms | load avg |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 }
 
 fn print_relay_row(calls: usize, inband: bool, measured: &Measured) {
@@ -688,7 +747,7 @@ fn print_relay_row(calls: usize, inband: bool, measured: &Measured) {
     let relay_micros =
         measured.threads.relay as f64 / 1000.0 / stats.received_in_window.max(1) as f64;
     println!(
-        "| {calls} | {} | {} | {:.0} | {:.3} | {} | {:.2} | {:.2} | {:.2} | {:.2} ({:.2}) | {} / {} / {} | {} |",
+        "| {calls} | {} | {} | {:.0} | {:.3} | {} | {:.2} | {:.2} | {:.2} | {:.2} ({:.2}) | {} | {} / {} / {} | {} |",
         if inband { "on" } else { "off" },
         calls * 100,
         relayed,
@@ -699,6 +758,7 @@ fn print_relay_row(calls: usize, inband: bool, measured: &Measured) {
         cores(measured.threads.generator, measured.seconds),
         measured.machine_busy,
         measured.machine_softirq,
+        kernel_drops(measured),
         ms(stats.latency.percentile(0.5)),
         ms(stats.latency.percentile(0.99)),
         ms(stats.latency.max),
@@ -720,9 +780,9 @@ fn print_prompt_header(options: &Options) {
         options.window.as_secs_f64()
     );
     println!(
-        "| streams | source | expected pkt/s | received pkt/s | lost % | seq breaks | relay CPU (cores) | relay µs/pkt | generator CPU (cores) | machine busy (cores, softirq) | gap − 20 ms p50 / p99 / max ms | load avg |"
+        "| streams | source | expected pkt/s | received pkt/s | lost % | seq breaks | relay CPU (cores) | relay µs/pkt | generator CPU (cores) | machine busy (cores, softirq) | kernel drops/s | gap − 20 ms p50 / p99 / max ms | load avg |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 }
 
 fn print_prompt_row(streams: usize, kind: PromptKind, measured: &Measured) {
@@ -733,7 +793,7 @@ fn print_prompt_row(streams: usize, kind: PromptKind, measured: &Measured) {
     let relay_micros =
         measured.threads.relay as f64 / 1000.0 / stats.received_in_window.max(1) as f64;
     println!(
-        "| {streams} | {} | {expected:.0} | {received:.0} | {lost:.2} | {} | {:.2} | {:.2} | {:.2} | {:.2} ({:.2}) | {} / {} / {} | {} |",
+        "| {streams} | {} | {expected:.0} | {received:.0} | {lost:.2} | {} | {:.2} | {:.2} | {:.2} | {:.2} ({:.2}) | {} | {} / {} / {} | {} |",
         match kind {
             PromptKind::Cached => "prompt (cached)",
             PromptKind::Tone => "tone (generated)",
@@ -744,6 +804,7 @@ fn print_prompt_row(streams: usize, kind: PromptKind, measured: &Measured) {
         cores(measured.threads.generator, measured.seconds),
         measured.machine_busy,
         measured.machine_softirq,
+        kernel_drops(measured),
         ms(stats.pacing_error.percentile(0.5)),
         ms(stats.pacing_error.percentile(0.99)),
         ms(stats.pacing_error.max),

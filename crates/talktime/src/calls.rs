@@ -727,18 +727,20 @@ impl Core {
             .push("User-Agent", &self.config.sip.user_agent);
         invite.headers.push("Content-Type", "application/sdp");
         invite.body = offer.to_bytes();
-        let transaction = self
-            .layer
-            .send_request(invite.clone(), target.peer, Instant::now())
+        let (transaction, peer, invite) = self
+            .send_request(invite, target.peer)
             .map_err(|error| error.to_string())?;
-        debug!(call = key, carrier = %target.carrier, "INVITE sent");
+        debug!(call = key, carrier = %target.carrier, transport = %peer.transport, "INVITE sent");
+        let trying_deadline = Some(Instant::now() + target.invite_timeout);
+        let mut target = target.clone();
+        target.peer = peer;
         Ok(Outgoing {
-            target: target.clone(),
+            target,
             invite,
             offer,
             transaction,
             dialog: None,
-            trying_deadline: Some(Instant::now() + target.invite_timeout),
+            trying_deadline,
             abandoned: false,
         })
     }
@@ -918,7 +920,7 @@ impl Core {
                 .send_stateless(talktime_sip::Message::Request(ack), peer);
         }
         let bye = dialog.new_request(Method::Bye, &via);
-        let _ = self.layer.send_request(bye, peer, Instant::now());
+        let _ = self.send_request(bye, peer);
     }
 
     fn carrier_peer_of(&self, transaction: TransactionId) -> Option<Peer> {
@@ -1051,7 +1053,7 @@ impl Core {
         let mut bye = dialog.new_request(Method::Bye, &via);
         bye.headers.push("Reason", reason);
         self.dialogs.remove(id);
-        if let Err(error) = self.layer.send_request(bye, peer, Instant::now()) {
+        if let Err(error) = self.send_request(bye, peer) {
             warn!(%error, "cannot send BYE");
         }
     }

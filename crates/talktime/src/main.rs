@@ -33,12 +33,42 @@ enum Command {
     Rate(admin::RateArgs),
 }
 
-/// Flags shared by `serve` and `config`; each overrides the file.
+/// Where the configuration and the ledger are: shared by `serve`, `config` and `routes`.
 #[derive(Debug, Args)]
-struct ServeArgs {
+struct ConfigArgs {
     /// Configuration file merged over the embedded defaults (config/talktime.toml).
     #[arg(long, short)]
     config: Option<PathBuf>,
+    /// Database URL (sqlite://FILE or postgres://...).
+    #[arg(long = "database-url")]
+    database_url: Option<String>,
+    /// Data directory for the SQLite database and generated files.
+    #[arg(long = "data-dir")]
+    data_dir: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    /// The embedded defaults, the file over them, then the flags; not yet validated.
+    fn load(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::embedded()?,
+        };
+        if let Some(url) = &self.database_url {
+            config.database.url = url.clone();
+        }
+        if let Some(dir) = &self.data_dir {
+            config.paths.data_dir = dir.clone();
+        }
+        Ok(config)
+    }
+}
+
+/// Flags shared by `serve` and `config`; each overrides the file.
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    files: ConfigArgs,
     /// SIP UDP listen address (repeatable); replaces the configured list.
     #[arg(long = "sip-udp", value_name = "ADDR:PORT")]
     sip_udp: Vec<SocketAddr>,
@@ -54,12 +84,6 @@ struct ServeArgs {
     /// RTP port range, e.g. 20000-20999.
     #[arg(long = "rtp-ports", value_name = "MIN-MAX")]
     rtp_ports: Option<String>,
-    /// Database URL (sqlite://FILE or postgres://...).
-    #[arg(long = "database-url")]
-    database_url: Option<String>,
-    /// Data directory for the SQLite database and generated files.
-    #[arg(long = "data-dir")]
-    data_dir: Option<PathBuf>,
     /// Prompt directory (one subdirectory per language).
     #[arg(long = "prompts-dir")]
     prompts_dir: Option<PathBuf>,
@@ -70,10 +94,7 @@ struct ServeArgs {
 
 impl ServeArgs {
     fn resolve(&self) -> anyhow::Result<Config> {
-        let mut config = match &self.config {
-            Some(path) => Config::load(path)?,
-            None => Config::embedded()?,
-        };
+        let mut config = self.files.load()?;
         if !self.sip_udp.is_empty() {
             config.sip.udp = self.sip_udp.clone();
         }
@@ -92,12 +113,6 @@ impl ServeArgs {
                 .context("--rtp-ports takes MIN-MAX, e.g. 20000-20999")?;
             config.rtp.port_min = min.trim().parse().context("--rtp-ports: bad minimum")?;
             config.rtp.port_max = max.trim().parse().context("--rtp-ports: bad maximum")?;
-        }
-        if let Some(url) = &self.database_url {
-            config.database.url = url.clone();
-        }
-        if let Some(dir) = &self.data_dir {
-            config.paths.data_dir = dir.clone();
         }
         if let Some(dir) = &self.prompts_dir {
             config.paths.prompts_dir = dir.clone();

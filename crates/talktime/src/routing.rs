@@ -182,8 +182,8 @@ impl Core {
             let Some(ping) = self.options_request(peer) else {
                 continue;
             };
-            match self.layer.send_request(ping, peer, now) {
-                Ok(transaction) => {
+            match self.send_request(ping, peer) {
+                Ok((transaction, _, _)) => {
                     self.health_checks.insert(transaction, carrier);
                 }
                 Err(error) => warn!(%carrier, %error, "cannot ping carrier"),

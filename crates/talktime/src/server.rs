@@ -278,6 +278,34 @@ impl Core {
         }
     }
 
+    /// Starts a client transaction. A UDP request larger than `udp_mtu` goes over TCP
+    /// instead (RFC 3261 §18.1.1), with Via and Contact rewritten to match. Returns the
+    /// transaction, the peer actually used and the request as sent.
+    pub(crate) fn send_request(
+        &mut self,
+        mut request: Request,
+        mut peer: Peer,
+    ) -> Result<(TransactionId, Peer, Request), talktime_sip::transaction::TransactionError> {
+        if needs_tcp(
+            &request,
+            peer,
+            self.config.sip.udp_mtu,
+            self.transport.tcp_address().is_some(),
+        ) {
+            peer.transport = SipTransport::Tcp;
+            request.headers.set("Via", &self.via_for(SipTransport::Tcp));
+            if request.headers.get("Contact").is_some() {
+                request
+                    .headers
+                    .set("Contact", &self.contact(SipTransport::Tcp));
+            }
+        }
+        let transaction = self
+            .layer
+            .send_request(request.clone(), peer, Instant::now())?;
+        Ok((transaction, peer, request))
+    }
+
     /// Our `host:port` for a transport.
     pub(crate) fn sent_by(&self, transport: SipTransport) -> String {
         let port = match transport {
@@ -523,6 +551,12 @@ impl Core {
             debug!(%error, "cannot send response");
         }
     }
+}
+
+/// RFC 3261 §18.1.1: a UDP request too large for the path (`udp_mtu`, 1300 by default as
+/// the RFC suggests when the MTU is unknown) moves to TCP when we listen on TCP.
+fn needs_tcp(request: &Request, peer: Peer, udp_mtu: usize, tcp_available: bool) -> bool {
+    peer.transport == SipTransport::Udp && tcp_available && request.to_bytes().len() > udp_mtu
 }
 
 fn peer(protocol: Protocol, address: SocketAddr) -> Peer {

@@ -156,8 +156,9 @@ pub fn load_prompts(dir: &Path) -> anyhow::Result<PromptCache> {
     Ok(cache)
 }
 
-/// Each carrier's buy-rate deck, from the ledger tariff it names.
-async fn buy_rate_decks(
+/// Each carrier's buy-rate deck, from the ledger tariff it names (a missing tariff is logged
+/// and left out). Also used by `talktime routes explain`.
+pub async fn buy_rate_decks(
     store: &Store,
     config: &Config,
 ) -> anyhow::Result<HashMap<String, Arc<RateDeck>>> {

@@ -530,3 +530,47 @@ fn did_forwarding_connects_a_registered_caller_to_its_preset_destination() {
     assert_eq!(prepaid::balance(&dir, account), 0);
     assert!(!switch.log_text().contains("PIN looked up"));
 }
+
+/// RFC 3261 §18.1.1: a request larger than `udp_mtu` goes over TCP even to a UDP carrier.
+/// The SIPp carrier listens on TCP only, so a UDP INVITE would never be answered. 600 bytes
+/// sits between the carrier INVITE with its SDP (~800) and the caller's BYE (~450, which
+/// stays on UDP: the SIPp caller has no TCP listener).
+#[test]
+fn oversized_invite_to_a_udp_carrier_goes_over_tcp() {
+    let dir = prepaid::data_dir("mtu-tcp");
+    prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
+    let account = prepaid::card(&dir, "7770002222", 300_000, 0);
+    prepaid::register_caller_id(&dir, account, "15551230000");
+    prepaid::forward_to(&dir, account, "0015551234567");
+    let carrier = BackgroundSipp::uas(
+        90,
+        &scenario("carrier_answer.xml"),
+        &["-t", "t1", "-rtp_echo", "-m", "1"],
+    );
+    let config = ConfigFile::new()
+        .raw("[sip]\nudp_mtu = 600\n")
+        .carrier("tcp-only", &carrier.address())
+        .routes(&[("", &["tcp-only"])])
+        .write(&dir);
+    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
+
+    let output = call_number(
+        &switch,
+        &dir,
+        "200",
+        "15551230000",
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_caller_ok(&output, &switch, "call carried by the TCP-only carrier");
+    let carrier_run = carrier.finish(Duration::from_secs(5));
+    assert!(carrier_run.success(), "carrier: {}", carrier_run.describe());
+    let reservation = format!("{}#1", only_call_id(&switch));
+    let cdrs = wait_for_cdrs(&dir, &reservation, 1);
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    assert_eq!(cdrs[0].total_micros, 300_000);
+    assert!(
+        switch.log_text().contains("transport=TCP"),
+        "INVITE went over TCP"
+    );
+}

@@ -81,3 +81,33 @@ CSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
         "{reply}"
     );
 }
+
+/// IPv6 listen addresses: OPTIONS answered on [::1] over UDP, and SIPp places calls to the
+/// test number with IPv6 signalling. (Our Via/Contact/SDP still advertise the first listen
+/// address, here 127.0.0.1: one advertised address per switch for now.)
+#[test]
+fn the_switch_listens_and_calls_over_ipv6() {
+    let port = common::free_port();
+    let v6 = format!("[::1]:{port}");
+    let switch = Switch::start(&["--sip-udp", &v6, "--sip-tcp", &v6]);
+    let target: std::net::SocketAddr = v6.parse().unwrap();
+    let status = common::options_ping(target, std::time::Duration::from_secs(2));
+    assert_eq!(status.as_deref(), Some("SIP/2.0 200 OK"));
+    let local_port = common::free_port().to_string();
+    let output = std::process::Command::new("timeout")
+        .args([
+            "30",
+            "sipp",
+            "-sn",
+            "uac",
+            &v6,
+            "-i",
+            "::1",
+            "-p",
+            &local_port,
+        ])
+        .args(["-s", "9999", "-m", "2", "-nostdin"])
+        .output()
+        .unwrap();
+    common::assert_sipp_ok(&output, &switch, "SIPp call over IPv6");
+}

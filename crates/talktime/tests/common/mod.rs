@@ -127,7 +127,12 @@ impl Drop for Switch {
 
 /// Sends one OPTIONS over UDP and returns the status line of the answer, if any.
 pub fn options_ping(target: SocketAddr, wait: Duration) -> Option<String> {
-    let socket = UdpSocket::bind("127.0.0.1:0").ok()?;
+    let local = if target.is_ipv6() {
+        "[::1]:0"
+    } else {
+        "127.0.0.1:0"
+    };
+    let socket = UdpSocket::bind(local).ok()?;
     socket.set_read_timeout(Some(wait)).ok()?;
     let local = socket.local_addr().ok()?;
     let branch = format!("z9hG4bK-ping-{}", Instant::now().elapsed().as_nanos());
