@@ -574,3 +574,70 @@ fn oversized_invite_to_a_udp_carrier_goes_over_tcp() {
         "INVITE went over TCP"
     );
 }
+
+/// One call at a time per card: a second caller with the same PIN while the first is
+/// connected hears "card in use" and is hung up; the first call is billed alone.
+#[test]
+fn a_card_already_in_a_call_is_refused() {
+    let dir = prepaid::data_dir("card-in-use");
+    prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
+    let account = prepaid::card(&dir, PIN, 800_000, 0);
+    let carrier = BackgroundSipp::uas(
+        90,
+        &scenario("carrier_answer.xml"),
+        &["-rtp_echo", "-m", "1"],
+    );
+    let config = ConfigFile::new()
+        .carrier("answer", &carrier.address())
+        .routes(&[("", &["answer"])])
+        .write(&dir);
+    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
+
+    let script = [(PIN_AT, "1234567890#"), (DESTINATION_AT, US_NUMBER)];
+    let pcap = dir.join("first.pcap");
+    dtmf_pcap(&pcap, &script, Duration::from_millis(9500), 101).unwrap();
+    let first_scenario = render(
+        "caller_ivr.xml",
+        &[
+            ("CALLER", "anonymous"),
+            ("PCAP", pcap.to_str().unwrap()),
+            ("WAIT_MS", "40000"),
+        ],
+    );
+    let first = BackgroundSipp::start(
+        60,
+        &[
+            "-sf",
+            first_scenario.to_str().unwrap(),
+            "-s",
+            "100",
+            &switch.sip.to_string(),
+            "-m",
+            "1",
+        ],
+    );
+    // The first caller is connected about 12 s in and talks for 8 s (0.80 at 0.10/s).
+    std::thread::sleep(Duration::from_secs(11));
+    let second = call(
+        &switch,
+        &dir,
+        "anonymous",
+        &[(PIN_AT, "1234567890#")],
+        Duration::from_secs(20),
+    );
+    assert_caller_ok(&second, &switch, "the second caller is told and hung up");
+    let first_run = first.finish(Duration::from_secs(30));
+    assert!(
+        first_run.success(),
+        "first caller: {}",
+        first_run.describe()
+    );
+    let log = switch.log_text();
+    assert!(log.contains("cause=\"card_in_use\""), "{}", tail(&log, 30));
+    let ids = switch.call_ids();
+    assert_eq!(ids.len(), 2);
+    let cdrs = wait_for_cdrs(&dir, &format!("{}#1", ids[0]), 1);
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    assert_eq!(cdrs[0].total_micros, 800_000);
+    assert_eq!(prepaid::balance(&dir, account), 0);
+}
