@@ -236,7 +236,9 @@ impl UdpCounters {
             receive_buffer_drops: self
                 .receive_buffer_drops
                 .saturating_sub(earlier.receive_buffer_drops),
-            send_buffer_drops: self.send_buffer_drops.saturating_sub(earlier.send_buffer_drops),
+            send_buffer_drops: self
+                .send_buffer_drops
+                .saturating_sub(earlier.send_buffer_drops),
         }
     }
 }

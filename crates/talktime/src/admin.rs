@@ -1,14 +1,20 @@
-//! Operator subcommands that work on the ledger: card batches, tariff import, rating.
+//! Operator subcommands that work on the ledger: card batches, tariff import, rating, and
+//! `routes explain` (the routing decision for one number).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use rust_decimal::Decimal;
 use talktime_billing::{
     Currency, LocalStart, Money, Rate, RateDeck, SimulationRequest, TariffSettings, TaxProfile,
 };
+use talktime_routing::{RouteRequest, Router};
 use talktime_store::{CardBatchSpec, CardKind, ExpiryRule, ImportOptions, Store, parse_micros};
+
+use crate::config::Config;
 
 /// Where the ledger is: a database URL, or the data directory of an embedded SQLite ledger.
 #[derive(Debug, Args)]
@@ -218,10 +224,6 @@ pub async fn rate(args: RateArgs) -> anyhow::Result<()> {
         .context("the tariff's settings are not valid JSON")?;
     let rates = store.rates(tariff.id).await?;
     let deck = RateDeck::build(settings.clone(), rates.iter().map(billing_rate))?;
-    let (date, time) = args
-        .at
-        .split_once('T')
-        .context("--at takes DATE T TIME, e.g. 2026-11-23T18:30:00")?;
     let balance = match &args.balance {
         Some(text) => Some(Money::from_micros(
             parse_micros(text).context("--balance")?,
@@ -232,7 +234,7 @@ pub async fn rate(args: RateArgs) -> anyhow::Result<()> {
     let request = SimulationRequest {
         number: args.destination.clone(),
         duration_ms: args.seconds.saturating_mul(1000),
-        start: LocalStart::new(date.parse()?, time.parse()?),
+        start: parse_local_start(&args.at)?,
         toll_free_access: args.toll_free,
         package_seconds_available: 0,
         account_fees: Vec::new(),
@@ -242,6 +244,162 @@ pub async fn rate(args: RateArgs) -> anyhow::Result<()> {
     let report = talktime_billing::simulate(&deck, &request)?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
+}
+
+/// `2026-11-23T18:30:00` as a local call start.
+fn parse_local_start(text: &str) -> anyhow::Result<LocalStart> {
+    let (date, time) = text
+        .split_once('T')
+        .context("--at takes DATE T TIME, e.g. 2026-11-23T18:30:00")?;
+    Ok(LocalStart::new(date.parse()?, time.parse()?))
+}
+
+/// Which dial plan `routes explain` asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanChoice {
+    /// The dial plan of this access number (`*` catches numbers not listed).
+    AccessNumber(String),
+    /// A dial plan by name.
+    Plan(String),
+}
+
+/// One `talktime routes explain` question.
+#[derive(Debug, Clone)]
+pub struct RouteQuestion {
+    /// The number as a caller dials it; normalized with `[number_rules]` first.
+    pub number: String,
+    pub plan: PlanChoice,
+    /// A tariff whose sell rate for the number judges loss-making carriers (as
+    /// `billing.refuse_loss_making_routes` says).
+    pub tariff: Option<String>,
+    /// Local call start, `2026-11-23T18:30:00`, for time-of-day buy rates; `None` is now.
+    pub at: Option<String>,
+}
+
+/// Prints the carriers `question.number` is sent to, best first, with buy rates and reasons,
+/// and every skipped carrier with its reason. Fails (after printing the explanation, when
+/// there is one) if the number is blocked, has no route, or no carrier is available.
+/// Health and call counts are those of a fresh start: every enabled carrier is up and idle.
+pub async fn explain_route(config: &Config, question: &RouteQuestion) -> anyhow::Result<()> {
+    let plan = dial_plan(config, &question.plan)?;
+    let number = talktime_routing::normalize(&question.number, &config.number_rules)
+        .map_err(|error| anyhow!("{}: {error}", question.number))?;
+    let start = match &question.at {
+        Some(text) => parse_local_start(text)?,
+        None => LocalStart::from_unix_ms(now_ms(), config.billing.utc_offset_minutes)
+            .context("the system clock is out of range")?,
+    };
+    let needs_ledger = question.tariff.is_some()
+        || config
+            .carriers
+            .iter()
+            .any(|carrier| carrier.buy_tariff.is_some());
+    let store = if needs_ledger {
+        Some(open_configured_ledger(config).await?)
+    } else {
+        None
+    };
+    let buy_rates = match &store {
+        Some(store) => crate::startup::buy_rate_decks(store, config).await?,
+        None => HashMap::new(),
+    };
+    for carrier in &config.carriers {
+        if let Some(tariff) = &carrier.buy_tariff
+            && !buy_rates.contains_key(&carrier.name)
+        {
+            eprintln!(
+                "warning: carrier {}: buy tariff {tariff} is not in the ledger (no buy rate)",
+                carrier.name
+            );
+        }
+    }
+    let mut request = RouteRequest::new(&plan, &number, start);
+    if let (Some(tariff), Some(store)) = (&question.tariff, &store) {
+        let sell = sell_rate(store, tariff, &number, &start).await?;
+        request = request.with_sell_rate(sell, config.billing.refuse_loss_making_routes);
+    }
+    let now = Instant::now();
+    let router = Router::new(
+        config.carriers.clone(),
+        config.dial_plans.clone(),
+        buy_rates,
+        now,
+    )
+    .map_err(|errors| anyhow!("invalid routing configuration: {errors}"))?;
+    let explanation = router
+        .explain(&request, now)
+        .map_err(|error| anyhow!("{}: {error}", question.number))?;
+    print!("{explanation}");
+    if explanation.blocked {
+        bail!("{}: dial plan {plan} refuses this number", question.number);
+    }
+    if explanation.targets.is_empty() {
+        bail!("{}: no carrier available", question.number);
+    }
+    Ok(())
+}
+
+fn dial_plan(config: &Config, choice: &PlanChoice) -> anyhow::Result<String> {
+    let plan = match choice {
+        PlanChoice::AccessNumber(number) => config
+            .access_number(number)
+            .with_context(|| format!("no access number {number} in the configuration"))?
+            .dial_plan
+            .clone(),
+        PlanChoice::Plan(name) => name.clone(),
+    };
+    if !config.dial_plans.iter().any(|known| known.name == plan) {
+        let known: Vec<&str> = config
+            .dial_plans
+            .iter()
+            .map(|known| known.name.as_str())
+            .collect();
+        bail!(
+            "no dial plan named {plan} (configured: {})",
+            known.join(", ")
+        );
+    }
+    Ok(plan)
+}
+
+/// The ledger `serve` uses; an embedded SQLite file must already exist (explaining a route
+/// creates nothing).
+async fn open_configured_ledger(config: &Config) -> anyhow::Result<Store> {
+    let url = config.database_url();
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let file = path.split('?').next().unwrap_or(path);
+        if !file.starts_with(':') && !std::path::Path::new(file).exists() {
+            bail!(
+                "no ledger at {file}: the buy tariffs live there (start the switch once, or \
+                 import them with talktime tariffs import, with the same --data-dir)"
+            );
+        }
+    }
+    Store::open(&url)
+        .await
+        .with_context(|| format!("cannot open the ledger at {url}"))
+}
+
+/// The tariff's sell rate per minute for `number` at `start` (time-of-day period applied).
+async fn sell_rate(
+    store: &Store,
+    tariff: &str,
+    number: &str,
+    start: &LocalStart,
+) -> anyhow::Result<Decimal> {
+    let row = store
+        .tariff_by_name(tariff)
+        .await?
+        .with_context(|| format!("no tariff named {tariff}"))?;
+    let deck = crate::ledger::load_deck(store, row.id).await?;
+    let rate = deck
+        .find(number, start.date)
+        .with_context(|| format!("tariff {tariff} has no rate for {number}"))?;
+    Ok(rate
+        .periods
+        .iter()
+        .find(|period| period.matches(start))
+        .map_or(rate.sell_per_minute, |period| period.sell_per_minute))
 }
 
 /// A ledger rate row as a billing rate (micro-units become exact decimals).

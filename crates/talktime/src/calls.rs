@@ -26,7 +26,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::AccessNumber;
 use crate::ledger::{Ledger, Rated};
-use crate::media_session::{INACTIVITY_TIMEOUT, MediaCommand, MediaReport, MediaSession};
+use crate::media_session::{MediaCommand, MediaReport, MediaSession};
 use crate::routing::CarrierTarget;
 use crate::server::{ALLOW, Core, CoreMessage, wall_clock_ms};
 
@@ -155,12 +155,12 @@ fn law_of(audio: &NegotiatedAudio) -> Option<Law> {
 }
 
 /// A leg's relay settings from what its SDP negotiated.
-fn leg_config(law: Law, audio: &NegotiatedAudio, ssrc: u32) -> LegConfig {
+fn leg_config(law: Law, audio: &NegotiatedAudio, ssrc: u32, inactivity: Duration) -> LegConfig {
     let mut config = LegConfig::g711(law, audio.remote, ssrc);
     config.audio_payload_type = audio.payload_type;
     config.send_telephone_event = audio.send_telephone_event;
     config.receive_telephone_event = audio.receive_telephone_event;
-    config.inactivity_timeout = INACTIVITY_TIMEOUT;
+    config.inactivity_timeout = inactivity;
     config
 }
 
@@ -191,11 +191,13 @@ impl Core {
         }
         let offer = SessionDescription::parse(&request.body).map_err(StartError::BadOffer)?;
         let key = self.next_call_key();
-        let media = MediaSession::open(
+        let inactivity = self.inactivity();
+        let media = MediaSession::open_with(
             key,
             self.advertised,
             &mut self.ports,
             self.media_reports.clone(),
+            inactivity,
         )?;
         let local = self.local_audio(media.port(Side::A), vec![Codec::Pcmu, Codec::Pcma]);
         let mut origin = SessionOrigin::new(u64::from(media.port(Side::A)), self.advertised);
@@ -212,7 +214,7 @@ impl Core {
         };
         media.send(MediaCommand::SetLeg(
             Side::A,
-            leg_config(law, &audio, ssrc_for(key, Side::A)),
+            leg_config(law, &audio, ssrc_for(key, Side::A), self.inactivity()),
         ));
         let call_id = request.call_id().unwrap_or_default().to_owned();
         let caller_id = caller_id_of(request);
@@ -260,6 +262,10 @@ impl Core {
         self.by_transaction.insert(transaction, key);
         self.run_outputs(key);
         Ok(())
+    }
+
+    fn inactivity(&self) -> Duration {
+        Duration::from_millis(self.config.rtp.inactivity_timeout_ms)
     }
 
     pub(crate) fn local_audio(&self, port: u16, codecs: Vec<Codec>) -> LocalAudio {
@@ -838,7 +844,10 @@ impl Core {
         let law = law_of(&audio).unwrap_or(session.law);
         self.media(
             key,
-            MediaCommand::SetLeg(Side::B, leg_config(law, &audio, ssrc_for(key, Side::B))),
+            MediaCommand::SetLeg(
+                Side::B,
+                leg_config(law, &audio, ssrc_for(key, Side::B), self.inactivity()),
+            ),
         );
         true
     }

@@ -133,6 +133,7 @@ pub struct SipConfig {
 pub struct RtpConfig {
     pub port_min: u16,
     pub port_max: u16,
+    pub inactivity_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -31,6 +31,53 @@ enum Command {
     Tariffs(admin::TariffsCommand),
     /// Rate a call: each fee, billed seconds, taxes, total and the maximum talk time, as JSON.
     Rate(admin::RateArgs),
+    /// Carrier routing.
+    #[command(subcommand)]
+    Routes(RoutesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum RoutesCommand {
+    /// Print the carriers a number goes to, in order, with their buy rates and why; and each
+    /// skipped carrier with the reason. Health and call counts are a fresh start's: every
+    /// enabled carrier up and idle. Fails on blocked numbers, no route or no carrier.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExplainArgs {
+    #[command(flatten)]
+    files: ConfigArgs,
+    /// The number as a caller dials it (normalized with [number_rules] first).
+    number: String,
+    /// Use the dial plan of this access number.
+    #[arg(long = "access-number", conflicts_with = "plan")]
+    access_number: Option<String>,
+    /// Use this dial plan [default: default].
+    #[arg(long)]
+    plan: Option<String>,
+    /// Tariff whose sell rate judges loss-making carriers (billing.refuse_loss_making_routes).
+    #[arg(long)]
+    tariff: Option<String>,
+    /// Local start of the call for time-of-day buy rates, e.g. 2026-11-23T18:30:00 [default: now].
+    #[arg(long)]
+    at: Option<String>,
+}
+
+impl ExplainArgs {
+    fn question(&self) -> admin::RouteQuestion {
+        let plan = match (&self.access_number, &self.plan) {
+            (Some(number), _) => admin::PlanChoice::AccessNumber(number.clone()),
+            (None, Some(plan)) => admin::PlanChoice::Plan(plan.clone()),
+            (None, None) => admin::PlanChoice::Plan("default".into()),
+        };
+        admin::RouteQuestion {
+            number: self.number.clone(),
+            plan,
+            tariff: self.tariff.clone(),
+            at: self.at.clone(),
+        }
+    }
 }
 
 /// Where the configuration and the ledger are: shared by `serve`, `config` and `routes`.
@@ -149,6 +196,11 @@ fn main() -> anyhow::Result<()> {
             run_once(admin::import_tariff(args))
         }
         Command::Rate(args) => run_once(admin::rate(args)),
+        Command::Routes(RoutesCommand::Explain(args)) => {
+            let config = args.files.load()?;
+            config.validate()?;
+            run_once(admin::explain_route(&config, &args.question()))
+        }
     }
 }
 

@@ -59,12 +59,25 @@ pub struct MediaSession {
 }
 
 impl MediaSession {
-    /// Binds one RTP port per leg on `address` and starts the relay task.
+    /// Binds one RTP port per leg on `address` and starts the relay task, with the default
+    /// inactivity timeout.
     pub fn open(
         call: u64,
         address: IpAddr,
         ports: &mut PortAllocator,
         reports: ReportSender,
+    ) -> Result<MediaSession, MediaError> {
+        Self::open_with(call, address, ports, reports, INACTIVITY_TIMEOUT)
+    }
+
+    /// [`MediaSession::open`] with the inactivity timeout the legs are configured with (used
+    /// to date the last packet when a leg goes quiet).
+    pub fn open_with(
+        call: u64,
+        address: IpAddr,
+        ports: &mut PortAllocator,
+        reports: ReportSender,
+        inactivity: Duration,
     ) -> Result<MediaSession, MediaError> {
         let first = ports.allocate()?;
         let second = match ports.allocate() {
@@ -90,6 +103,7 @@ impl MediaSession {
             commands: receiver,
             reports,
             playback: None,
+            inactivity,
         };
         let task = tokio::spawn(worker.run()).abort_handle();
         Ok(MediaSession {
@@ -142,6 +156,7 @@ struct Worker {
     reports: ReportSender,
     /// The caller's playback in progress, reported when it finishes.
     playback: Option<u64>,
+    inactivity: Duration,
 }
 
 /// Packets read per socket before the loop looks at timers and commands again.
@@ -267,7 +282,7 @@ impl Worker {
             MediaEvent::Inactive { side } => Some(MediaReport::Inactive {
                 side,
                 last_packet: Instant::now()
-                    .checked_sub(INACTIVITY_TIMEOUT)
+                    .checked_sub(self.inactivity)
                     .unwrap_or_else(Instant::now),
             }),
             _ => None,
@@ -275,7 +290,8 @@ impl Worker {
     }
 }
 
-/// No RTP for this long on a leg ends an answered call (billed to the last packet).
+/// No RTP for this long on a leg ends an answered call (billed to the last packet), unless
+/// the configuration says otherwise (`[rtp] inactivity_timeout_ms`).
 pub const INACTIVITY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn index(side: Side) -> usize {

@@ -40,8 +40,22 @@ fn call_number(
     let last = script.last().map_or(Duration::ZERO, |(at, digits)| {
         *at + common::pcap::digits_length(digits)
     });
+    let audio = last + Duration::from_millis(500);
+    call_with_audio(switch, dir, service, caller, script, audio, wait)
+}
+
+/// A caller whose RTP (silence and the DTMF script) lasts `audio`, then stops.
+fn call_with_audio(
+    switch: &Switch,
+    dir: &Path,
+    service: &str,
+    caller: &str,
+    script: &[(Duration, &str)],
+    audio: Duration,
+    wait: Duration,
+) -> std::process::Output {
     let pcap = dir.join(format!("caller-{}.pcap", free_port()));
-    dtmf_pcap(&pcap, script, last + Duration::from_millis(500), 101).unwrap();
+    dtmf_pcap(&pcap, script, audio, 101).unwrap();
     let wait_ms = wait.as_millis().to_string();
     let scenario = render(
         "caller_ivr.xml",
@@ -640,4 +654,58 @@ fn a_card_already_in_a_call_is_refused() {
     assert_eq!(cdrs.len(), 1, "{cdrs:?}");
     assert_eq!(cdrs[0].total_micros, 800_000);
     assert_eq!(prepaid::balance(&dir, account), 0);
+}
+
+/// Dead media: the caller's RTP stops two seconds after the carrier answers; after
+/// `inactivity_timeout_ms` the switch ends the call and bills up to the last packet.
+#[test]
+fn a_call_whose_media_stops_is_ended_and_billed_to_the_last_packet() {
+    let dir = prepaid::data_dir("dead-media");
+    prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
+    let account = prepaid::card(&dir, PIN, 5_000_000, 0);
+    let carrier = BackgroundSipp::uas(
+        90,
+        &scenario("carrier_answer.xml"),
+        &["-rtp_echo", "-m", "1"],
+    );
+    let config = ConfigFile::new()
+        .raw("[rtp]\ninactivity_timeout_ms = 2000\n")
+        .carrier("answer", &carrier.address())
+        .routes(&[("", &["answer"])])
+        .write(&dir);
+    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
+
+    let output = call_with_audio(
+        &switch,
+        &dir,
+        "100",
+        "anonymous",
+        &[(PIN_AT, "1234567890#"), (DESTINATION_AT, US_NUMBER)],
+        Duration::from_secs(16),
+        Duration::from_secs(40),
+    );
+    assert_caller_ok(&output, &switch, "the switch hangs up a dead call");
+    assert_eq!(call_end_cause(&switch), "media_timeout");
+    let reservation = format!("{}#1", only_call_id(&switch));
+    let cdrs = wait_for_cdrs(&dir, &reservation, 1);
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    let cdr = &cdrs[0];
+    assert_eq!(cdr.disconnect_cause.as_deref(), Some("media_timeout"));
+    let answered = cdr.answer_ms.expect("answered");
+    assert!(
+        cdr.end_ms - answered >= 2_000,
+        "the call lasted until the silence was noticed"
+    );
+    // Billed to the last packet, not to when the silence was noticed.
+    assert!(
+        cdr.billed_seconds < (cdr.end_ms - answered) / 1000,
+        "billed {} s of a {} ms call",
+        cdr.billed_seconds,
+        cdr.end_ms - answered
+    );
+    assert_eq!(cdr.total_micros, cdr.billed_seconds * 100_000);
+    assert_eq!(
+        prepaid::balance(&dir, account),
+        5_000_000 - cdr.total_micros
+    );
 }
