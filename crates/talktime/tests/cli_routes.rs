@@ -171,24 +171,24 @@ fn least_cost_route_orders_carriers_by_their_own_buy_rate_and_says_why_others_ar
     let first = words(line(&stdout, "1 "));
     let second = words(line(&stdout, "2 "));
     assert_eq!(
-        &first[..5],
+        first[..5],
         [
             "1",
             "beta",
             "127.0.0.1:5072/udp",
             "0.050000",
             "00447700900123"
-        ][..]
+        ]
     );
     assert_eq!(
-        &second[..5],
+        second[..5],
         [
             "2",
             "alpha",
             "127.0.0.1:5071/udp",
             "0.090000",
             "447700900123"
-        ][..]
+        ]
     );
     // The reason names the deck prefix that matched.
     assert!(
