@@ -66,6 +66,8 @@ struct Outgoing {
     dialog: Option<DialogId>,
     /// No provisional response by then: give up on this carrier and fail over.
     trying_deadline: Option<Instant>,
+    /// The INVITE was re-sent with credentials; a second challenge is a failure.
+    authenticated: bool,
     /// CANCEL sent (or the attempt abandoned): a late 200 is ACKed and hung up.
     abandoned: bool,
 }
@@ -747,6 +749,7 @@ impl Core {
             transaction,
             dialog: None,
             trying_deadline,
+            authenticated: false,
             abandoned: false,
         })
     }
@@ -793,9 +796,82 @@ impl Core {
             200..=299 if answered => self.acknowledge(key, &response),
             200..=299 if abandoned => self.late_answer(transaction, &response),
             200..=299 => self.carrier_answered(key, &response),
+            401 | 407 if !abandoned && self.answer_challenge(key, &response) => {}
             status if status >= 300 => self.carrier_failed(key, Some(status)),
             _ => {}
         }
+    }
+
+    /// Re-sends the carrier INVITE with digest credentials (RFC 3261 §22.2); false when the
+    /// carrier has none, this is a second challenge, or the challenge is unusable.
+    fn answer_challenge(&mut self, key: u64, response: &Response) -> bool {
+        let Some(outgoing) = self
+            .sessions
+            .get(&key)
+            .and_then(|s| s.carrier.as_ref())
+            .and_then(|leg| leg.current.as_ref())
+        else {
+            return false;
+        };
+        let Some((username, password)) = outgoing.target.credentials.clone() else {
+            return false;
+        };
+        if outgoing.authenticated {
+            return false;
+        }
+        let (challenge_header, answer_header) = if response.status == 407 {
+            ("Proxy-Authenticate", "Proxy-Authorization")
+        } else {
+            ("WWW-Authenticate", "Authorization")
+        };
+        let Some(challenge) = response
+            .headers
+            .get(challenge_header)
+            .and_then(|value| talktime_sip::auth::Challenge::parse(value).ok())
+        else {
+            return false;
+        };
+        let mut invite = outgoing.invite.clone();
+        let uri = invite.uri.to_string();
+        let cnonce = self.layer.new_tag();
+        let Ok(credentials) = talktime_sip::auth::Credentials::answer(
+            &challenge,
+            &username,
+            password.expose(),
+            "INVITE",
+            &uri,
+            &cnonce,
+            1,
+        ) else {
+            return false;
+        };
+        let sequence = invite.cseq().map_or(1, |cseq| cseq.sequence) + 1;
+        invite.headers.set("CSeq", &format!("{sequence} INVITE"));
+        invite
+            .headers
+            .set(answer_header, &credentials.header_value());
+        let peer = outgoing.target.peer;
+        invite.headers.set("Via", &self.via_for(peer.transport));
+        let Ok((transaction, _, invite)) = self.send_request(invite, peer) else {
+            return false;
+        };
+        self.by_transaction.insert(transaction, key);
+        if let Some(outgoing) = self
+            .sessions
+            .get_mut(&key)
+            .and_then(|s| s.carrier.as_mut())
+            .and_then(|leg| leg.current.as_mut())
+        {
+            self.by_transaction.remove(&outgoing.transaction);
+            outgoing.transaction = transaction;
+            outgoing.invite = invite;
+            outgoing.authenticated = true;
+        }
+        debug!(
+            call = key,
+            "carrier challenged; INVITE sent with credentials"
+        );
+        true
     }
 
     fn carrier_progress(&mut self, key: u64, response: &Response) {
@@ -1152,6 +1228,22 @@ impl Core {
         }
         self.media(key, MediaCommand::Bridge(false));
         self.feed(key, Input::CarrierHungUp { attempt });
+    }
+
+    /// Our 200 to the caller was never ACKed (RFC 3261 §13.3.1.4): end the dialog with BYE
+    /// and the call as if the caller had left.
+    pub(crate) fn caller_never_acked(&mut self, key: u64, dialog: &DialogId) {
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let peer = session.caller.peer;
+        session.caller.dialog = None;
+        self.send_bye(
+            dialog,
+            peer,
+            &talktime_engine::DisconnectCause::Normal.reason_header(),
+        );
+        self.feed(key, Input::CallerHungUp);
     }
 
     /// CANCEL of the caller's INVITE (before we answered).

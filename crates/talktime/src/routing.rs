@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use rust_decimal::Decimal;
 use talktime_billing::{LocalStart, RateDeck};
 use talktime_engine::Refusal;
+use talktime_pii::Pii;
 use talktime_routing::{
     CallerIdRule, CarrierConfig, RouteError, RouteRequest, Router, Transport as CarrierTransport,
 };
@@ -33,6 +34,8 @@ pub struct CarrierTarget {
     pub invite_timeout: Duration,
     /// This carrier's buy rate for the number, when it has a buy-rate deck.
     pub buy_per_minute: Option<Decimal>,
+    /// Digest credentials for a carrier that challenges (401/407).
+    pub credentials: Option<(String, Pii<String>)>,
 }
 
 /// Resolves every carrier's host once at start-up (DNS must not block the core later).
@@ -147,6 +150,9 @@ impl Core {
                     },
                     invite_timeout: target.invite_timeout,
                     buy_per_minute: target.buy_per_minute,
+                    credentials: target
+                        .credentials
+                        .map(|credentials| (credentials.username, credentials.password)),
                     carrier: target.carrier,
                 })
             })

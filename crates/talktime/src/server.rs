@@ -342,7 +342,10 @@ impl Core {
             while let Some(event) = self.dialogs.poll_event() {
                 progressed = true;
                 if let DialogEvent::AckTimeout { dialog } = event {
-                    self.hang_up(&dialog);
+                    match self.by_dialog.get(&dialog) {
+                        Some(&call) => self.caller_never_acked(call, &dialog),
+                        None => self.hang_up(&dialog),
+                    }
                 }
             }
             if !progressed {

@@ -709,3 +709,54 @@ fn a_call_whose_media_stops_is_ended_and_billed_to_the_last_packet() {
         5_000_000 - cdr.total_micros
     );
 }
+
+/// A carrier that challenges the INVITE (401) gets it again with digest credentials from the
+/// carrier's configuration, and the call connects (SIPp verifies the response).
+#[test]
+fn a_carrier_digest_challenge_is_answered_with_its_credentials() {
+    let dir = prepaid::data_dir("carrier-auth");
+    prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
+    let account = prepaid::card(&dir, "7770003333", 300_000, 0);
+    prepaid::register_caller_id(&dir, account, "15551230000");
+    prepaid::forward_to(&dir, account, "0015551234567");
+    let carrier = BackgroundSipp::uas(90, &scenario("carrier_auth.xml"), &["-rtp_echo", "-m", "1"]);
+    let (host, port) = carrier
+        .address()
+        .rsplit_once(':')
+        .map(|(h, p)| (h.to_owned(), p.to_owned()))
+        .unwrap();
+    let config = ConfigFile::new()
+        .raw(&format!(
+            "[[carriers]]\nname = \"secure\"\nhost = \"{host}\"\nport = {port}\n\
+             username = \"talktime\"\npassword = \"trunk-secret\"\noptions_interval_ms = 0\n"
+        ))
+        .routes(&[("", &["secure"])])
+        .write(&dir);
+    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
+
+    let output = call_number(
+        &switch,
+        &dir,
+        "200",
+        "15551230000",
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_caller_ok(&output, &switch, "call connected after the challenge");
+    let carrier_run = carrier.finish(Duration::from_secs(5));
+    assert!(carrier_run.success(), "carrier: {}", carrier_run.describe());
+    let reservation = format!("{}#1", only_call_id(&switch));
+    let cdrs = wait_for_cdrs(&dir, &reservation, 1);
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    assert!(cdrs[0].answer_ms.is_some(), "{cdrs:?}");
+    assert_eq!(cdrs[0].total_micros, 300_000);
+    let log = switch.log_text();
+    assert!(
+        log.contains("carrier challenged"),
+        "the first INVITE was challenged"
+    );
+    assert!(
+        !log.contains("trunk-secret"),
+        "the password stays out of logs"
+    );
+}
