@@ -157,12 +157,21 @@ fn law_of(audio: &NegotiatedAudio) -> Option<Law> {
 }
 
 /// A leg's relay settings from what its SDP negotiated.
-fn leg_config(law: Law, audio: &NegotiatedAudio, ssrc: u32, inactivity: Duration) -> LegConfig {
+fn leg_config(
+    law: Law,
+    audio: &NegotiatedAudio,
+    ssrc: u32,
+    inactivity: Duration,
+    detect_inband: bool,
+) -> LegConfig {
     let mut config = LegConfig::g711(law, audio.remote, ssrc);
     config.audio_payload_type = audio.payload_type;
     config.send_telephone_event = audio.send_telephone_event;
     config.receive_telephone_event = audio.receive_telephone_event;
     config.inactivity_timeout = inactivity;
+    // The Goertzel detector is a third of the relay's CPU: run it only where digits matter
+    // (the caller) and only when the caller cannot send RFC 4733 events.
+    config.inband_dtmf = detect_inband && audio.receive_telephone_event.is_none();
     config
 }
 
@@ -216,7 +225,7 @@ impl Core {
         };
         media.send(MediaCommand::SetLeg(
             Side::A,
-            leg_config(law, &audio, ssrc_for(key, Side::A), self.inactivity()),
+            leg_config(law, &audio, ssrc_for(key, Side::A), self.inactivity(), true),
         ));
         let call_id = request.call_id().unwrap_or_default().to_owned();
         let caller_id = caller_id_of(request);
@@ -674,6 +683,11 @@ impl Core {
                 );
                 return;
             };
+            // Capacity is taken before the INVITE, so failover cannot exceed a carrier's
+            // max_calls or calls_per_second.
+            if !self.carrier_started(&target.carrier) {
+                continue;
+            }
             match self.invite_carrier(key, &target) {
                 Ok(outgoing) => {
                     if let Some(deadline) = outgoing.trying_deadline {
@@ -685,11 +699,11 @@ impl Core {
                     {
                         leg.current = Some(outgoing);
                     }
-                    self.carrier_started(&carrier);
                     self.feed(key, Input::CarrierTrying { attempt, carrier });
                     return;
                 }
                 Err(error) => {
+                    self.carrier_ended(&target.carrier);
                     warn!(call = key, carrier = %target.carrier, %error, "cannot INVITE the carrier")
                 }
             }
@@ -922,7 +936,13 @@ impl Core {
             key,
             MediaCommand::SetLeg(
                 Side::B,
-                leg_config(law, &audio, ssrc_for(key, Side::B), self.inactivity()),
+                leg_config(
+                    law,
+                    &audio,
+                    ssrc_for(key, Side::B),
+                    self.inactivity(),
+                    false,
+                ),
             ),
         );
         true

@@ -329,11 +329,11 @@ fn refusal(error: &StoreError) -> Refusal {
 /// ledger's resolution). The carrier's own deck, when routing found one, beats the sell
 /// tariff's buy column.
 fn buy_cost(charge: &Charge, carrier_buy_per_minute: Option<Decimal>) -> Decimal {
-    match carrier_buy_per_minute {
-        Some(per_minute) => (per_minute * Decimal::from(charge.billed_seconds) / Decimal::from(60))
-            .round_dp_with_strategy(6, rust_decimal::RoundingStrategy::MidpointAwayFromZero),
+    let exact = match carrier_buy_per_minute {
+        Some(per_minute) => per_minute * Decimal::from(charge.billed_seconds) / Decimal::from(60),
         None => charge.buy_cost.amount,
-    }
+    };
+    exact.round_dp_with_strategy(6, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
 }
 
 fn to_micros(amount: Decimal) -> i64 {
@@ -402,4 +402,48 @@ pub fn billing_rate(row: &talktime_store::Rate) -> talktime_billing::Rate {
     rate.buy_per_minute = Decimal::new(row.buy_rate_micros, 6);
     rate.connection_fee = Decimal::new(row.connection_fee_micros, 6);
     rate
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use talktime_billing::{CallFacts, Date, LocalStart, Rate, TariffSettings, TimeOfDay};
+
+    fn charge_for(seconds: u64, buy_per_minute: &str) -> Charge {
+        let settings = TariffSettings::default();
+        let mut rate = Rate::new("44", Decimal::new(3, 0), 1, 1);
+        rate.buy_per_minute = buy_per_minute.parse().unwrap();
+        let start = LocalStart::new(
+            Date::new(2026, 11, 23).unwrap(),
+            TimeOfDay::new(12, 0, 0).unwrap(),
+        );
+        let context = RatingContext::new(&settings, &rate, &CallFacts::new(start)).unwrap();
+        rate_call(&context, seconds * 1000)
+    }
+
+    #[test]
+    fn buy_cost_is_rounded_to_the_micro_unit_on_both_paths() {
+        // 13 s at 1.00/min = 0.2166666...: half-up to 0.216667 whichever rate is used.
+        let charge = charge_for(13, "1.00");
+        assert_eq!(
+            buy_cost(&charge, None),
+            "0.216667".parse::<Decimal>().unwrap()
+        );
+        let carrier = "1.00".parse().ok();
+        assert_eq!(
+            buy_cost(&charge, carrier),
+            "0.216667".parse::<Decimal>().unwrap()
+        );
+    }
+
+    #[test]
+    fn the_carrier_rate_beats_the_tariff_buy_column() {
+        let charge = charge_for(60, "1.00");
+        let carrier = "0.30".parse().ok();
+        assert_eq!(
+            buy_cost(&charge, carrier),
+            "0.3".parse::<Decimal>().unwrap()
+        );
+    }
 }

@@ -79,22 +79,16 @@ impl MediaSession {
         reports: ReportSender,
         inactivity: Duration,
     ) -> Result<MediaSession, MediaError> {
-        let first = ports.allocate()?;
-        let second = match ports.allocate() {
-            Ok(pair) => pair,
+        let (caller_port, caller_socket) = bind_leg(address, ports)?;
+        let (carrier_port, carrier_socket) = match bind_leg(address, ports) {
+            Ok(bound) => bound,
             Err(error) => {
-                let _ = ports.release(first.rtp);
-                return Err(error.into());
+                let _ = ports.release(caller_port);
+                return Err(error);
             }
         };
-        let numbers = [first.rtp, second.rtp];
-        let sockets = match bind_pair(address, numbers) {
-            Ok(sockets) => sockets,
-            Err(error) => {
-                release(ports, numbers);
-                return Err(error.into());
-            }
-        };
+        let numbers = [caller_port, carrier_port];
+        let sockets = [caller_socket, carrier_socket];
         let (commands, receiver) = mpsc::unbounded_channel();
         let worker = Worker {
             call,
@@ -139,13 +133,48 @@ fn release(ports: &mut PortAllocator, numbers: [u16; 2]) {
     }
 }
 
-fn bind_pair(address: IpAddr, numbers: [u16; 2]) -> std::io::Result<[UdpSocket; 2]> {
-    let bind = |port| -> std::io::Result<UdpSocket> {
-        let socket = std::net::UdpSocket::bind(SocketAddr::new(address, port))?;
-        socket.set_nonblocking(true)?;
-        UdpSocket::from_std(socket)
-    };
-    Ok([bind(numbers[0])?, bind(numbers[1])?])
+/// Port pairs tried before a call is refused when other programs hold ports of our range.
+const BIND_ATTEMPTS: usize = 8;
+
+/// Allocates a port pair and binds its RTP port, moving on to the next pair while a port is
+/// taken by another program (the pairs that failed are returned to the pool afterwards, so
+/// the next call does not draw them again at once).
+fn bind_leg(address: IpAddr, ports: &mut PortAllocator) -> Result<(u16, UdpSocket), MediaError> {
+    let mut taken = Vec::new();
+    let mut result = Err(MediaError::Bind(std::io::Error::from(
+        std::io::ErrorKind::AddrInUse,
+    )));
+    for _ in 0..BIND_ATTEMPTS {
+        let pair = match ports.allocate() {
+            Ok(pair) => pair,
+            Err(error) => {
+                result = Err(error.into());
+                break;
+            }
+        };
+        match bind(address, pair.rtp) {
+            Ok(socket) => {
+                result = Ok((pair.rtp, socket));
+                break;
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => taken.push(pair.rtp),
+            Err(error) => {
+                taken.push(pair.rtp);
+                result = Err(error.into());
+                break;
+            }
+        }
+    }
+    for port in taken {
+        let _ = ports.release(port);
+    }
+    result
+}
+
+fn bind(address: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
+    let socket = std::net::UdpSocket::bind(SocketAddr::new(address, port))?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket)
 }
 
 struct Worker {
@@ -159,9 +188,6 @@ struct Worker {
     inactivity: Duration,
 }
 
-/// Packets read per socket before the loop looks at timers and commands again.
-const READ_BURST: usize = 32;
-
 impl Worker {
     async fn run(mut self) {
         let mut caller_buffer = [0u8; 2048];
@@ -174,16 +200,16 @@ impl Worker {
             }
             let wake = self.relay.poll_timeout();
             tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(command) => self.apply(command),
+                    None => return,
+                },
                 received = self.sockets[0].recv_from(&mut caller_buffer) => {
                     self.relay_received(Side::A, received, &mut caller_buffer).await;
                 }
                 received = self.sockets[1].recv_from(&mut carrier_buffer) => {
                     self.relay_received(Side::B, received, &mut carrier_buffer).await;
                 }
-                command = self.commands.recv() => match command {
-                    Some(command) => self.apply(command),
-                    None => return,
-                },
                 _ = sleep_until(wake) => self.relay.handle_timeout(Instant::now()),
             }
         }
@@ -198,14 +224,11 @@ impl Worker {
         let Ok((length, from)) = received else {
             return;
         };
-        self.forward(side, from, &mut buffer[..length]).await;
-        // Drain what is already queued without going back through select!.
-        for _ in 0..READ_BURST {
-            match self.sockets[index(side)].try_recv_from(buffer) {
-                Ok((length, from)) => self.forward(side, from, &mut buffer[..length]).await,
-                Err(_) => break,
-            }
+        // A packet that became readable together with a SetLeg or Bridge must see it applied.
+        while let Ok(command) = self.commands.try_recv() {
+            self.apply(command);
         }
+        self.forward(side, from, &mut buffer[..length]).await;
     }
 
     async fn forward(&mut self, side: Side, from: SocketAddr, packet: &mut [u8]) {

@@ -159,9 +159,14 @@ impl Core {
             .collect()
     }
 
-    pub(crate) fn carrier_started(&mut self, carrier: &str) {
-        if let Err(error) = self.router.call_started(carrier, Instant::now()) {
-            info!(%error, "carrier over capacity");
+    /// Takes a call slot on the carrier; false (and a log line) when it is at capacity.
+    pub(crate) fn carrier_started(&mut self, carrier: &str) -> bool {
+        match self.router.call_started(carrier, Instant::now()) {
+            Ok(()) => true,
+            Err(error) => {
+                info!(%error, "carrier skipped at capacity");
+                false
+            }
         }
     }
 

@@ -54,7 +54,8 @@ impl Switch {
     /// Starts the switch on an existing (perhaps pre-seeded) data directory.
     pub fn start_in(data_dir: &Path, extra: &[&str]) -> Switch {
         let port = free_port();
-        let rtp = 40000 + (port % 200) * 100;
+        // Below the kernel's ephemeral range (32768+), where SIPp and test sockets land.
+        let rtp = 20000 + (port % 100) * 100;
         let data_dir = data_dir.to_path_buf();
         std::fs::create_dir_all(&data_dir).expect("create data dir");
         let log = data_dir.join("switch.log");
