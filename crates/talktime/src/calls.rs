@@ -94,9 +94,20 @@ pub struct Session {
     rated: Option<(AttemptId, Rated)>,
     settlement: Option<Settlement>,
     carrier: Option<CarrierLeg>,
+    /// Our SDP origin towards the caller (its version grows when a re-INVITE changes it).
+    caller_origin: SessionOrigin,
+    /// RFC 4028: the caller refreshes the session this often, or the call is ended.
+    session_timer: Option<SessionTimer>,
     /// Buy rates of the carriers offered for the current attempt (CDR buy cost).
     buy_rates: std::collections::HashMap<String, rust_decimal::Decimal>,
     armed_timer: Option<Instant>,
+}
+
+/// RFC 4028 session timer on the caller's dialog, refreshed by the caller (refresher=uac).
+#[derive(Debug, Clone, Copy)]
+struct SessionTimer {
+    interval: Duration,
+    deadline: Instant,
 }
 
 /// Why a caller's INVITE cannot start a call; each maps onto a response.
@@ -130,6 +141,26 @@ impl StartError {
             }
         }
     }
+}
+
+/// Shortest session interval we accept (RFC 4028 §4: Min-SE is at least 90 s).
+const MIN_SESSION_EXPIRES: u32 = 90;
+
+/// A session timer when the caller asks for one and supports `timer` (we never impose one).
+fn session_timer(invite: &Request) -> Option<SessionTimer> {
+    let supported = invite
+        .supported()
+        .iter()
+        .any(|option| option.eq_ignore_ascii_case("timer"));
+    let requested = invite.session_expires().ok().flatten()?;
+    if !supported {
+        return None;
+    }
+    let interval = Duration::from_secs(u64::from(requested.delta.max(MIN_SESSION_EXPIRES)));
+    Some(SessionTimer {
+        interval,
+        deadline: Instant::now() + interval,
+    })
 }
 
 /// The caller's number: P-Asserted-Identity, else From (anonymous is no caller ID).
@@ -266,11 +297,16 @@ impl Core {
                 rated: None,
                 settlement: None,
                 carrier: None,
+                caller_origin: origin,
+                session_timer: session_timer(request),
                 buy_rates: std::collections::HashMap::new(),
                 armed_timer: None,
             },
         );
         self.by_transaction.insert(transaction, key);
+        if let Some(timer) = self.sessions.get(&key).and_then(|s| s.session_timer) {
+            self.call_timers.push(Reverse((timer.deadline, key)));
+        }
         self.run_outputs(key);
         Ok(())
     }
@@ -317,6 +353,7 @@ impl Core {
                 self.run_outputs(key);
             }
             self.check_trying_deadline(key, now);
+            self.check_session_timer(key, now);
         }
     }
 
@@ -438,6 +475,13 @@ impl Core {
             .headers
             .push("Contact", &self.contact(caller.peer.transport));
         response.headers.push("Allow", ALLOW);
+        if let Some(timer) = session.session_timer {
+            let seconds = timer.interval.as_secs();
+            response
+                .headers
+                .push("Session-Expires", &format!("{seconds};refresher=uac"));
+            response.headers.push("Require", "timer");
+        }
         response.headers.push("Content-Type", "application/sdp");
         response.body = caller.answer.clone();
         let (transaction, peer) = (caller.transaction, caller.peer);
@@ -1189,37 +1233,7 @@ impl Core {
                     self.carrier_hung_up(key);
                 }
             }
-            Method::Invite => {
-                // Hold and resume: our media stays anchored, so the same SDP answers.
-                let body = if from_caller {
-                    session.caller.answer.clone()
-                } else {
-                    session
-                        .carrier
-                        .as_ref()
-                        .and_then(|leg| leg.current.as_ref())
-                        .map(|outgoing| outgoing.offer.to_bytes())
-                        .unwrap_or_default()
-                };
-                let peer = if from_caller {
-                    session.caller.peer
-                } else {
-                    request_peer(session)
-                };
-                let mut response = Response::for_request(&request, 200, "OK");
-                response
-                    .headers
-                    .push("Contact", &self.contact(peer.transport));
-                response.headers.push("Content-Type", "application/sdp");
-                response.body = body;
-                let _ = self.dialogs.start_2xx_retransmission(
-                    id,
-                    response.clone(),
-                    peer,
-                    Instant::now(),
-                );
-                self.respond(transaction, response);
-            }
+            Method::Invite => self.reinvite(key, transaction, &request, id, from_caller),
             Method::Info => {
                 self.respond(transaction, Response::for_request(&request, 200, "OK"));
                 if from_caller && let Some(digit) = dtmf_relay_digit(&request.body) {
@@ -1227,7 +1241,13 @@ impl Core {
                 }
             }
             Method::Ack => {}
-            Method::Options | Method::Update => {
+            Method::Update => {
+                if from_caller {
+                    self.refresh_session_timer(key);
+                }
+                self.respond(transaction, Response::for_request(&request, 200, "OK"));
+            }
+            Method::Options => {
                 self.respond(transaction, Response::for_request(&request, 200, "OK"));
             }
             _ => self.respond(
@@ -1235,6 +1255,131 @@ impl Core {
                 Response::for_request(&request, 405, "Method Not Allowed"),
             ),
         }
+    }
+
+    /// A re-INVITE on either leg (hold, resume, a new address): answer it from our side of
+    /// the leg, point that leg's media at the new address, and pause dead-media detection
+    /// while the far end holds the call (it may legitimately send nothing).
+    fn reinvite(
+        &mut self,
+        key: u64,
+        transaction: TransactionId,
+        request: &Request,
+        id: &DialogId,
+        from_caller: bool,
+    ) {
+        if from_caller {
+            self.refresh_session_timer(key);
+        }
+        let side = if from_caller { Side::A } else { Side::B };
+        let Some(session) = self.sessions.get(&key) else {
+            return;
+        };
+        let peer = if from_caller {
+            session.caller.peer
+        } else {
+            request_peer(session)
+        };
+        let law = session.law;
+        let Some(port) = session.media.as_ref().map(|media| media.port(side)) else {
+            return;
+        };
+        let offer = match SessionDescription::parse(&request.body) {
+            Ok(offer) if !request.body.is_empty() => offer,
+            _ => {
+                let response = Response::for_request(request, 488, "Not Acceptable Here");
+                self.respond(transaction, response);
+                return;
+            }
+        };
+        let codecs = vec![match law {
+            Law::MuLaw => Codec::Pcmu,
+            Law::ALaw => Codec::Pcma,
+        }];
+        let local = self.local_audio(port, codecs);
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let mut fallback_origin = SessionOrigin::new(u64::from(port), self.advertised);
+        let origin = if from_caller {
+            &mut session.caller_origin
+        } else {
+            &mut fallback_origin
+        };
+        let (answer, audio) = match talktime_sdp::answer(&offer, &local, origin) {
+            Ok(result) => result,
+            Err(error) => {
+                debug!(call = key, %error, "re-INVITE not acceptable");
+                let response = Response::for_request(request, 488, "Not Acceptable Here");
+                self.respond(transaction, response);
+                return;
+            }
+        };
+        let held = audio.remote.is_none()
+            || matches!(audio.direction, Direction::RecvOnly | Direction::Inactive);
+        let inactivity = if held {
+            Duration::MAX
+        } else {
+            self.inactivity()
+        };
+        let config = leg_config(law, &audio, ssrc_for(key, side), inactivity, from_caller);
+        self.media(key, MediaCommand::SetLeg(side, config));
+        debug!(call = key, ?side, held, "re-INVITE answered");
+        let body = answer.to_bytes();
+        if from_caller && let Some(session) = self.sessions.get_mut(&key) {
+            session.caller.answer = body.clone();
+        }
+        let mut response = Response::for_request(request, 200, "OK");
+        response
+            .headers
+            .push("Contact", &self.contact(peer.transport));
+        if from_caller && let Some(timer) = self.sessions.get(&key).and_then(|s| s.session_timer) {
+            let seconds = timer.interval.as_secs();
+            response
+                .headers
+                .push("Session-Expires", &format!("{seconds};refresher=uac"));
+            response.headers.push("Require", "timer");
+        }
+        response.headers.push("Content-Type", "application/sdp");
+        response.body = body;
+        let _ = self
+            .dialogs
+            .start_2xx_retransmission(id, response.clone(), peer, Instant::now());
+        self.respond(transaction, response);
+    }
+
+    /// The caller refreshed the session (re-INVITE or UPDATE): restart its timer.
+    fn refresh_session_timer(&mut self, key: u64) {
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let Some(timer) = session.session_timer.as_mut() else {
+            return;
+        };
+        timer.deadline = Instant::now() + timer.interval;
+        let deadline = timer.deadline;
+        self.call_timers.push(Reverse((deadline, key)));
+    }
+
+    /// No refresh within the session interval: the caller is gone (RFC 4028 §10).
+    fn check_session_timer(&mut self, key: u64, now: Instant) {
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        if session
+            .session_timer
+            .is_none_or(|timer| timer.deadline > now)
+        {
+            return;
+        }
+        session.session_timer = None;
+        let peer = session.caller.peer;
+        info!(call = key, "session timer expired");
+        if let Some(dialog) = session.caller.dialog.take() {
+            let reason = talktime_engine::DisconnectCause::MediaTimeout.reason_header();
+            self.send_bye(&dialog, peer, &reason);
+        }
+        self.feed(key, Input::CallerHungUp);
     }
 
     fn carrier_hung_up(&mut self, key: u64) {

@@ -636,7 +636,7 @@ fn screen(request: &Request) -> Result<(), Box<Response>> {
             &error.reason(),
         )));
     }
-    if let Err(unsupported) = talktime_sip::check_require(request, &[]) {
+    if let Err(unsupported) = talktime_sip::check_require(request, &["timer"]) {
         return Err(Box::new(unsupported.response(request)));
     }
     // We are a UA, but a B2BUA forwards: a request with no hops left ends here.

@@ -111,3 +111,27 @@ fn the_switch_listens_and_calls_over_ipv6() {
         .unwrap();
     common::assert_sipp_ok(&output, &switch, "SIPp call over IPv6");
 }
+
+/// RFC 4028 and RFC 3264 §8.4 with SIPp: the switch grants the caller's session timer
+/// (refresher = caller), answers a hold re-INVITE (a=sendonly) with a=recvonly and the resume
+/// with a=sendrecv, and the call stays up until the caller's BYE.
+#[test]
+fn hold_and_resume_re_invites_are_answered_and_the_session_timer_granted() {
+    let switch = Switch::start(&[]);
+    let output = sipp(
+        30,
+        &[
+            "-sf",
+            scenario("caller_hold.xml").to_str().unwrap(),
+            "-s",
+            "100",
+            &switch.sip.to_string(),
+            "-m",
+            "1",
+        ],
+    );
+    assert_sipp_ok(&output, &switch, "hold and resume");
+    let log = switch.log_text();
+    assert!(log.contains("held=true"), "the hold was recognised");
+    assert!(log.contains("held=false"), "and the resume");
+}
