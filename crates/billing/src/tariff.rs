@@ -130,6 +130,12 @@ pub struct TariffSettings {
     pub toll_free_surcharge_per_minute: Decimal,
     /// Longest call the switch allows; the talk-time search never looks past it.
     pub max_call_seconds: u32,
+    /// The dial plan calls rated by this tariff are routed with (seed 003's "premium" and
+    /// "regular"); `None` keeps the access number's.
+    pub dial_plan: Option<String>,
+    /// Never connect a call through a carrier whose buy rate is above this tariff's sell
+    /// rate for the destination (no loss-making calls).
+    pub refuse_loss_making_routes: bool,
 }
 
 impl Default for TariffSettings {
@@ -142,6 +148,8 @@ impl Default for TariffSettings {
             grace_seconds: 0,
             toll_free_surcharge_per_minute: Decimal::ZERO,
             max_call_seconds: 4 * 3600,
+            dial_plan: None,
+            refuse_loss_making_routes: false,
         }
     }
 }

@@ -684,12 +684,18 @@ impl Core {
         let Some(session) = self.sessions.get(&key) else {
             return;
         };
-        let sell = session
+        let rated = session
             .rated
             .as_ref()
             .filter(|(rated_attempt, _)| *rated_attempt == attempt)
-            .and_then(|(_, rated)| rated.context.steps.first().map(|step| step.per_minute));
-        let targets = self.carrier_targets(&session.access, destination.expose(), sell);
+            .map(|(_, rated)| rated);
+        let sell = rated.and_then(|rated| rated.context.steps.first().map(|step| step.per_minute));
+        let plan = rated
+            .and_then(|rated| rated.dial_plan.clone())
+            .unwrap_or_else(|| session.access.dial_plan.clone());
+        let refuse_loss = rated.is_some_and(|rated| rated.refuse_loss)
+            || self.config.billing.refuse_loss_making_routes;
+        let targets = self.carrier_targets(&plan, destination.expose(), sell, refuse_loss);
         if let Some(session) = self.sessions.get_mut(&key) {
             session.buy_rates = targets
                 .iter()

@@ -30,6 +30,10 @@ const DECK_LIFETIME: Duration = Duration::from_secs(60);
 pub struct Rated {
     pub authorization: Authorization,
     pub context: RatingContext,
+    /// The tariff's dial plan, when it names one (it beats the access number's).
+    pub dial_plan: Option<String>,
+    /// The tariff refuses carriers whose buy rate is above its sell rate.
+    pub refuse_loss: bool,
 }
 
 #[derive(Debug)]
@@ -200,6 +204,8 @@ impl Ledger {
                     reserved_micros: reservation.amount_micros,
                 },
                 context,
+                dial_plan: deck.settings().dial_plan.clone(),
+                refuse_loss: deck.settings().refuse_loss_making_routes,
             }),
             Err(error) => Err(refusal(&error)),
         }

@@ -109,9 +109,10 @@ impl Core {
     /// The carriers to try, in order; empty when none is available.
     pub(crate) fn carrier_targets(
         &self,
-        access: &AccessNumber,
+        plan: &str,
         destination: &str,
         sell_per_minute: Option<Decimal>,
+        refuse_loss: bool,
     ) -> Vec<CarrierTarget> {
         let Ok(number) = talktime_routing::normalize(destination, &self.config.number_rules) else {
             return Vec::new();
@@ -119,10 +120,10 @@ impl Core {
         let Some(start) = self.local_start() else {
             return Vec::new();
         };
-        let mut request = RouteRequest::new(&access.dial_plan, &number, start)
-            .with_seed(wall_clock_ms().unsigned_abs());
+        let mut request =
+            RouteRequest::new(plan, &number, start).with_seed(wall_clock_ms().unsigned_abs());
         if let Some(sell) = sell_per_minute {
-            request = request.with_sell_rate(sell, self.config.billing.refuse_loss_making_routes);
+            request = request.with_sell_rate(sell, refuse_loss);
         }
         let route = match self.router.route(&request, Instant::now()) {
             Ok(route) => route,

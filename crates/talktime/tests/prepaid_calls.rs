@@ -760,3 +760,47 @@ fn a_carrier_digest_challenge_is_answered_with_its_credentials() {
         "the password stays out of logs"
     );
 }
+
+/// Seed 003: a tariff names its dial plan ("premium"), which beats the access number's.
+#[test]
+fn the_tariff_chooses_its_dial_plan() {
+    let dir = prepaid::data_dir("tariff-plan");
+    let settings = talktime_billing::TariffSettings {
+        dial_plan: Some("premium".into()),
+        ..talktime_billing::TariffSettings::default()
+    };
+    prepaid::tariff_with(&dir, "demo", PER_SECOND_RATES, &settings);
+    let account = prepaid::card(&dir, "7770004444", 300_000, 0);
+    prepaid::register_caller_id(&dir, account, "15551230000");
+    prepaid::forward_to(&dir, account, "0015551234567");
+    let premium = BackgroundSipp::uas(
+        90,
+        &scenario("carrier_answer.xml"),
+        &["-rtp_echo", "-m", "1"],
+    );
+    let config = ConfigFile::new()
+        .carrier("regular-carrier", "127.0.0.1:9")
+        .carrier("premium-carrier", &premium.address())
+        .routes(&[("", &["regular-carrier"])])
+        .raw(
+            "[[dial_plans]]\nname = \"premium\"\n\n[[dial_plans.routes]]\nprefix = \"\"\n\
+             mode = \"priority\"\ncarriers = [{ name = \"premium-carrier\" }]\n",
+        )
+        .write(&dir);
+    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
+
+    let output = call_number(
+        &switch,
+        &dir,
+        "200",
+        "15551230000",
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_caller_ok(&output, &switch, "call routed by the tariff's plan");
+    let reservation = format!("{}#1", only_call_id(&switch));
+    let cdrs = wait_for_cdrs(&dir, &reservation, 1);
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    assert_eq!(cdrs[0].carrier.as_deref(), Some("premium-carrier"));
+    assert_eq!(cdrs[0].total_micros, 300_000);
+}

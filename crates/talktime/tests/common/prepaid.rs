@@ -38,11 +38,16 @@ pub fn open(dir: &Path) -> Store {
 /// Creates the `demo` tariff (so the switch seeds nothing) from CSV rows
 /// (`prefix,description,sell_rate,buy_rate,initial_block,increment,connection_fee`).
 pub fn tariff(dir: &Path, name: &str, rows: &str) -> i64 {
-    let store = open(dir);
     let settings = TariffSettings {
         currency: Currency::new("USD").unwrap(),
         ..TariffSettings::default()
     };
+    tariff_with(dir, name, rows, &settings)
+}
+
+/// [`tariff`] with explicit settings (dial plan, rounding, ...).
+pub fn tariff_with(dir: &Path, name: &str, rows: &str, settings: &TariffSettings) -> i64 {
+    let store = open(dir);
     runtime().block_on(async {
         let tariff = store
             .create_tariff(name, "USD", &settings.to_json(), 0)
