@@ -66,7 +66,11 @@ impl Date {
         let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
         let month_index = (5 * day_of_year + 2) / 153;
         let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-        let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+        let month = if month_index < 10 {
+            month_index + 3
+        } else {
+            month_index - 9
+        };
         let year = year_of_era + era * 400 + i64::from(month <= 2);
         Date::new(
             i32::try_from(year).ok()?,
@@ -294,7 +298,10 @@ mod tests {
         assert_eq!(tokyo.time.to_string(), "03:30:05");
         let new_york = LocalStart::from_unix_ms(instant, -5 * 60).unwrap();
         assert_eq!(new_york.time.to_string(), "13:30:05");
-        assert_eq!(LocalStart::from_unix_ms(-1, 0).unwrap().time.to_string(), "23:59:59");
+        assert_eq!(
+            LocalStart::from_unix_ms(-1, 0).unwrap().time.to_string(),
+            "23:59:59"
+        );
     }
 
     #[test]

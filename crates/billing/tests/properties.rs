@@ -102,6 +102,7 @@ fn settings() -> impl Strategy<Value = TariffSettings> {
                     grace_seconds,
                     toll_free_surcharge_per_minute: surcharge,
                     max_call_seconds: CAP_SECONDS,
+                    ..TariffSettings::default()
                 }
             },
         )
