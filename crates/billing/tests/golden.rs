@@ -691,6 +691,8 @@ fn settings_and_rates_round_trip_as_json() {
         grace_seconds: 3,
         toll_free_surcharge_per_minute: dec!(0.015),
         max_call_seconds: 7200,
+        dial_plan: Some("premium".into()),
+        refuse_loss_making_routes: true,
     };
     let text = settings.to_json();
     assert_eq!(TariffSettings::from_json(&text).unwrap(), settings);
