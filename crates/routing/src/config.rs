@@ -94,6 +94,10 @@ pub struct CarrierConfig {
     /// No 100 Trying within this many milliseconds: give up on the carrier and fail over.
     #[serde(default = "default_invite_timeout_ms")]
     pub invite_timeout_ms: u64,
+    /// Register with the carrier (REGISTER with `username`/`password`) for this many
+    /// seconds, refreshed at half-time; 0 (the default) does not register.
+    #[serde(default)]
+    pub register_expires_s: u32,
 }
 
 fn default_port() -> u16 {
@@ -132,6 +136,7 @@ impl CarrierConfig {
             enabled: true,
             options_interval_ms: default_options_interval_ms(),
             invite_timeout_ms: default_invite_timeout_ms(),
+            register_expires_s: 0,
         }
     }
 

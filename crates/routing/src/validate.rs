@@ -20,6 +20,8 @@ pub enum ConfigError {
     ZeroPort(String),
     #[error("carrier {0:?}: username and password must be given together")]
     IncompleteCredentials(String),
+    #[error("carrier {0:?}: registration needs a username and password")]
+    RegistrationWithoutCredentials(String),
     #[error("carrier {carrier:?}: {field} must be at least 1 (disable the carrier instead)")]
     ZeroLimit {
         carrier: String,
@@ -139,6 +141,9 @@ fn check_carrier(carrier: &CarrierConfig, errors: &mut Vec<ConfigError>) {
     }
     if carrier.username.is_some() != carrier.password.is_some() {
         errors.push(ConfigError::IncompleteCredentials(name()));
+    }
+    if carrier.register_expires_s > 0 && carrier.username.is_none() {
+        errors.push(ConfigError::RegistrationWithoutCredentials(name()));
     }
     let limits = [
         ("max_calls", carrier.max_calls.map(u64::from)),
@@ -299,6 +304,20 @@ mod tests {
                 carrier: "ghost".into()
             }]
         );
+    }
+
+    #[test]
+    fn registration_needs_credentials() {
+        let mut carrier = CarrierConfig::new("a", "192.0.2.1");
+        carrier.register_expires_s = 3600;
+        let plans = [plan(RouteMode::Priority, &["a"])];
+        assert_eq!(
+            errors(std::slice::from_ref(&carrier), &plans),
+            vec![ConfigError::RegistrationWithoutCredentials("a".into())]
+        );
+        carrier.username = Some("talktime".into());
+        carrier.password = Some("secret".into());
+        assert_eq!(validate(&[carrier], &plans), Ok(()));
     }
 
     #[test]

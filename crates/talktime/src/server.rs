@@ -79,6 +79,7 @@ pub async fn serve(config: Config, services: Services) -> anyhow::Result<()> {
     let (core_sender, mut core_messages) = mpsc::channel::<CoreMessage>(4096);
     let (media_sender, mut media_reports) = mpsc::channel::<(u64, MediaReport)>(4096);
     let mut core = Core::new(config, transport, core_sender, media_sender, services)?;
+    core.prepare_registrations();
     info!("Talktime ready");
     loop {
         let wake = core.next_timeout();
@@ -152,6 +153,7 @@ pub(crate) struct Core {
     pub(crate) health_checks: HashMap<TransactionId, String>,
     /// Carrier INVITEs we cancelled, so a 2xx that crosses the CANCEL can be hung up.
     pub(crate) abandoned_peers: HashMap<TransactionId, Peer>,
+    pub(crate) registrations: crate::registration::Registrations,
     next_key: u64,
 }
 
@@ -193,6 +195,7 @@ impl Core {
             deferred: VecDeque::new(),
             health_checks: HashMap::new(),
             abandoned_peers: HashMap::new(),
+            registrations: crate::registration::Registrations::default(),
             next_key: 1,
         })
     }
@@ -209,6 +212,7 @@ impl Core {
             self.dialogs.poll_timeout(),
             self.next_call_timeout(),
             self.router.poll_timeout(),
+            self.registrations.next_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -220,6 +224,7 @@ impl Core {
         self.dialogs.handle_timeout(now);
         self.call_timeouts(now);
         self.ping_carriers(now);
+        self.register_due(now);
     }
 
     fn handle_inbound(&mut self, received: Inbound) {
@@ -394,7 +399,9 @@ impl Core {
                 transaction,
                 response,
             } => {
-                if self.health_answer(transaction, true) {
+                if self.health_answer(transaction, true)
+                    || self.registration_response(transaction, &response)
+                {
                     return;
                 }
                 if let Some(&call) = self.by_transaction.get(&transaction) {
@@ -417,7 +424,7 @@ impl Core {
     }
 
     fn transaction_failed(&mut self, transaction: TransactionId) {
-        if self.health_answer(transaction, false) {
+        if self.health_answer(transaction, false) || self.registration_failed(transaction) {
             return;
         }
         if let Some(&call) = self.by_transaction.get(&transaction) {

@@ -804,3 +804,39 @@ fn the_tariff_chooses_its_dial_plan() {
     assert_eq!(cdrs[0].carrier.as_deref(), Some("premium-carrier"));
     assert_eq!(cdrs[0].total_micros, 300_000);
 }
+
+/// A carrier that requires registration gets a REGISTER with digest credentials at start-up
+/// and a refresh at half the granted time (SIPp registrar grants 4 s and checks both).
+#[test]
+fn a_carrier_requiring_registration_is_registered_and_refreshed() {
+    let dir = prepaid::data_dir("register");
+    let registrar = BackgroundSipp::uas(30, &scenario("carrier_registrar.xml"), &["-m", "1"]);
+    let (host, port) = registrar
+        .address()
+        .rsplit_once(':')
+        .map(|(h, p)| (h.to_owned(), p.to_owned()))
+        .unwrap();
+    let config = ConfigFile::new()
+        .raw(&format!(
+            "[[carriers]]\nname = \"registered\"\nhost = \"{host}\"\nport = {port}\n\
+             username = \"talktime\"\npassword = \"trunk-secret\"\nregister_expires_s = 4\n\
+             options_interval_ms = 0\n"
+        ))
+        .routes(&[("", &["registered"])])
+        .write(&dir);
+    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
+    let run = registrar.finish(Duration::from_secs(10));
+    assert!(
+        run.success(),
+        "registrar: {}\n{}",
+        run.describe(),
+        tail(&switch.log_text(), 20)
+    );
+    let log = switch.log_text();
+    assert_eq!(
+        log.matches("registered with the carrier").count(),
+        2,
+        "{}",
+        tail(&log, 20)
+    );
+}
