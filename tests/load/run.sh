@@ -1,0 +1,513 @@
+#!/usr/bin/env bash
+# SIPp load benchmark for the running switch (loopback only). Not a CI test.
+# Results and how they were obtained: docs/PERFORMANCE.md, section "SIPp load".
+#
+#   bash tests/load/run.sh options  [RATE...]       OPTIONS transactions/s
+#   bash tests/load/run.sh testcall [RATE...]       INVITE to the test number (tone, switch BYE)
+#   bash tests/load/run.sh prepaid  [RATE...]       pinless forwarded calls, short holds (HOLD_MS)
+#   bash tests/load/run.sh hold     [CALLS:SECONDS...]  N concurrent prepaid calls of S seconds
+#   bash tests/load/run.sh all
+#
+# Rates step up until a step has failed calls or delivers under 90 % of the offered rate
+# (KEEP_GOING=1 runs every step). Every SIPp run and the switch itself run under `timeout`.
+# Environment (defaults in brackets):
+#   TALKTIME_BIN   the switch [$CARGO_TARGET_DIR/release/talktime, else target/release/talktime]
+#   LOAD_WORK      scratch directory [/tmp/talktime-load]
+#   SIP_PORT       switch SIP port, UDP and TCP [15060]; CARRIER_PORT carrier UAS [15070]
+#   CALLER_PORT    caller SIPp port [15080]; RTP_RANGE switch media ports, best outside the ephemeral range [9000-14999]
+#   MEDIA_PORT     first of the SIPp media ports (caller, caller+10 carrier) [31000]
+#   STEP_SECONDS   how long each rate is offered [15]
+#   HOLD_MS        prepaid call length for `prepaid` [1000]; TEST_CALL_MS [200]
+#   ACCOUNTS       pinless accounts seeded [20000] (each account takes one call at a time)
+#   RTP=1          the caller streams PCMU (rtp_stream) and the carrier echoes it
+#   CARRIER_RING_MS  how long the carrier rings before its 200 [0]
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BIN=${TALKTIME_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/talktime}
+WORK=${LOAD_WORK:-/tmp/talktime-load}
+SIP_PORT=${SIP_PORT:-15060}
+CARRIER_PORT=${CARRIER_PORT:-15070}
+CALLER_PORT=${CALLER_PORT:-15080}
+RTP_RANGE=${RTP_RANGE:-9000-14999}
+MEDIA_PORT=${MEDIA_PORT:-31000}
+CARRIER_MEDIA_PORT=$((MEDIA_PORT + 10))
+STEP_SECONDS=${STEP_SECONDS:-15}
+HOLD_MS=${HOLD_MS:-1000}
+TEST_CALL_MS=${TEST_CALL_MS:-200}
+ACCOUNTS=${ACCOUNTS:-20000}
+RTP=${RTP:-0}
+CARRIER_RING_MS=${CARRIER_RING_MS:-0}
+KEEP_GOING=${KEEP_GOING:-0}
+BUFF=(-buff_size 4194304)
+TICKS=$(getconf CLK_TCK)
+RESULTS="$WORK/results.txt"
+
+SWITCH_TIMEOUT_PID=""
+SWITCH_PID=""
+CARRIER_TIMEOUT_PID=""
+
+die() { echo "run.sh: $*" >&2; exit 1; }
+
+check_tools() {
+    [[ -x $BIN ]] || die "no switch binary at $BIN (cargo build --release -p talktime)"
+    command -v sipp >/dev/null || die "sipp not installed (apt-get install sip-tester)"
+    command -v sqlite3 >/dev/null || die "sqlite3 not installed (apt-get install sqlite3)"
+    [[ $RTP != 1 ]] || command -v python3 >/dev/null || die "RTP=1 needs python3 (writes the PCMU file)"
+    mkdir -p "$WORK"
+    local port
+    for port in "$SIP_PORT" "$CARRIER_PORT" "$CALLER_PORT" "$MEDIA_PORT" $((MEDIA_PORT + 2)) \
+        "$CARRIER_MEDIA_PORT" $((CARRIER_MEDIA_PORT + 2)); do
+        port_listening "$port" && die "UDP port $port is taken; set the port variables"
+    done
+    # The switch answers 503 when the pair it picks is bound by another process (it does
+    # not skip to the next pair), so the RTP range must be free.
+    local taken
+    taken=$(ss -Hlun | awk -v low="${RTP_RANGE%-*}" -v high="${RTP_RANGE#*-}" \
+        '{ n = split($4, part, ":"); port = part[n] } port >= low && port <= high' | wc -l)
+    ((taken == 0)) || die "$taken UDP ports in RTP_RANGE $RTP_RANGE are taken; pick a free range"
+    return 0
+}
+
+cleanup() {
+    stop_carrier
+    stop_switch
+}
+trap cleanup EXIT
+
+# ---- the switch -------------------------------------------------------------------------
+
+# Writes the switch configuration: the test number, one forwarding access number (200), one
+# carrier (the SIPp UAS), no prompts announced, logs at warn so logging is not measured.
+write_config() {
+    local file=$1
+    cat >"$file" <<EOF
+[sip]
+test_number = "9999"
+test_call_ms = $TEST_CALL_MS
+
+[log]
+filter = "warn"
+
+[paths]
+prompts_dir = "$ROOT/prompts"
+
+[demo]
+enabled = false
+
+[billing]
+default_tariff = "load"
+
+[ivr]
+languages = ["en"]
+announce_balance = false
+announce_talk_time = false
+forwarding_welcome = false
+
+[[access_numbers]]
+number = "200"
+languages = ["en"]
+dial_plan = "default"
+forwarding = true
+forwarding_welcome = false
+
+[[carriers]]
+name = "sipp"
+host = "127.0.0.1"
+port = $CARRIER_PORT
+transport = "udp"
+options_interval_ms = 0
+invite_timeout_ms = 2000
+
+[[dial_plans]]
+name = "default"
+
+[[dial_plans.routes]]
+prefix = ""
+mode = "priority"
+carriers = [{ name = "sipp", priority = 0 }]
+EOF
+}
+
+port_listening() {
+    ss -Hlun "sport = :$1" | grep -q . 
+}
+
+# start_switch DATA_DIR: the release switch on loopback, bounded to an hour.
+start_switch() {
+    local data=$1
+    write_config "$data/talktime.toml"
+    timeout --signal=TERM 3600 "$BIN" serve --config "$data/talktime.toml" --data-dir "$data" \
+        --sip-udp "127.0.0.1:$SIP_PORT" --sip-tcp "127.0.0.1:$SIP_PORT" \
+        --rtp-ports "$RTP_RANGE" >"$data/switch.log" 2>&1 &
+    SWITCH_TIMEOUT_PID=$!
+    local tries=0
+    until port_listening "$SIP_PORT"; do
+        tries=$((tries + 1))
+        ((tries < 100)) || die "switch did not start: $(tail -5 "$data/switch.log")"
+        sleep 0.1
+    done
+    SWITCH_PID=$(pgrep -P "$SWITCH_TIMEOUT_PID" | head -1)
+    [[ -n $SWITCH_PID ]] || die "switch process not found"
+}
+
+stop_switch() {
+    if [[ -n $SWITCH_TIMEOUT_PID ]]; then
+        kill "$SWITCH_TIMEOUT_PID" 2>/dev/null || true
+        wait "$SWITCH_TIMEOUT_PID" 2>/dev/null || true
+    fi
+    SWITCH_TIMEOUT_PID=""
+    SWITCH_PID=""
+}
+
+# The carrier: SIPp UAS answering every INVITE (ringing 0 ms), the switch hangs up its leg.
+start_carrier() {
+    local dir=$1 echo=()
+    [[ $RTP == 1 ]] && echo=(-rtp_echo)
+    timeout --signal=TERM 3600 sipp -sf "$ROOT/tests/sipp/carrier_answer.xml" \
+        -i 127.0.0.1 -p "$CARRIER_PORT" -mp "$CARRIER_MEDIA_PORT" -d "$CARRIER_RING_MS" "${echo[@]}" \
+        "${BUFF[@]}" -nostdin -max_socket 65000 \
+        >"$dir/carrier.out" 2>"$dir/carrier.err" &
+    CARRIER_TIMEOUT_PID=$!
+    local tries=0
+    until port_listening "$CARRIER_PORT"; do
+        tries=$((tries + 1))
+        ((tries < 50)) || die "carrier SIPp did not start: $(tail -5 "$dir/carrier.err")"
+        sleep 0.1
+    done
+}
+
+stop_carrier() {
+    if [[ -n $CARRIER_TIMEOUT_PID ]]; then
+        kill "$CARRIER_TIMEOUT_PID" 2>/dev/null || true
+        wait "$CARRIER_TIMEOUT_PID" 2>/dev/null || true
+    fi
+    CARRIER_TIMEOUT_PID=""
+}
+
+# UDP datagrams the kernel dropped for full receive buffers, machine-wide (/proc/net/snmp).
+udp_drops() {
+    awk '$1 == "Udp:" && $2 ~ /^[0-9]+$/ { print $6 }' /proc/net/snmp
+}
+
+# Datagrams dropped on the switch's own SIP UDP socket (last column of /proc/net/udp).
+switch_socket_drops() {
+    local hex
+    hex=$(printf '%04X' "$SIP_PORT")
+    awk -v local="0100007F:$hex" '$2 == local { print $NF }' /proc/net/udp | head -1
+}
+
+cpu_ticks() {
+    # utime + stime of a process (fields 14 and 15; the name has no spaces).
+    awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# ---- SIPp statistics ----------------------------------------------------------------------
+
+# summarize CSV: the -trace_stat file (-fd 1) of one run, printed as key=value pairs.
+# steady = median of per-second successful calls over the periods in which calls were both
+# being created and completing (warm-up and drain excluded).
+summarize() {
+    awk -F';' '
+        function epoch(text,   parts) { split(text, parts, "\t"); return parts[3] }
+        function milliseconds(text,   parts) {
+            split(text, parts, ":")
+            return (parts[1] * 3600 + parts[2] * 60 + parts[3]) * 1000 + parts[4] / 1000
+        }
+        NR == 1 {
+            for (i = 1; i <= NF; i++) {
+                column[$i] = i
+                if (!rtd && $i ~ /^ResponseTime[a-z0-9]*\(C\)$/) {
+                    rtd = i
+                    name = substr($i, 13, length($i) - 15)
+                }
+                if (name != "" && index($i, "ResponseTimeRepartition" name "_") == 1) {
+                    bucket[++buckets] = i
+                    label[buckets] = substr($i, length("ResponseTimeRepartition" name "_") + 1)
+                }
+            }
+            next
+        }
+        {
+            now = epoch($column["CurrentTime"])
+            if (NR == 2) first = now
+            period = now - epoch($column["LastResetTime"])
+            created = $column["OutgoingCall(P)"]
+            done = $column["SuccessfulCall(P)"]
+            if (period > 0.5 && created > 0 && done > 0) {
+                rows++
+                if (rows > 1) rate[++n] = done / period
+            }
+            current = $column["CurrentCall"]
+            if (current > peak) peak = current
+            success = $column["SuccessfulCall(C)"]
+            failed = $column["FailedCall(C)"]
+            retrans = $column["Retransmissions(C)"]
+            elapsed = now - first
+            # the setup time (first rtd) as the SIPp histogram, in ms
+            histogram = ""
+            for (b = 1; b <= buckets; b++)
+                if ($bucket[b] > 0) histogram = histogram (histogram == "" ? "" : ",") label[b] ":" $bucket[b]
+        }
+        END {
+            # insertion sort, then the median
+            for (i = 2; i <= n; i++) { v = rate[i]; j = i - 1
+                while (j > 0 && rate[j] > v) { rate[j + 1] = rate[j]; j-- } rate[j + 1] = v }
+            median = n ? (n % 2 ? rate[(n + 1) / 2] : (rate[n / 2] + rate[n / 2 + 1]) / 2) : 0
+            printf "steady=%.0f success=%d failed=%d retrans=%d peak_concurrent=%d elapsed=%.1f setup_ms=%s\n",
+                median, success, failed, retrans, peak, elapsed, (histogram == "" ? "-" : histogram)
+        }' "$1"
+}
+
+# run_sipp NAME WALL_SECONDS SIPP_ARGS...: one caller run, switch and SIPp CPU measured
+# over the run; appends one line to the results and echoes it.
+run_sipp() {
+    local name=$1 wall=$2
+    shift 2
+    local csv="$WORK/$name.csv" load switch_before sipp_ticks start end
+    rm -f "$csv" "$WORK/$name.errors.log"
+    load=$(cut -d' ' -f1-3 /proc/loadavg)
+    switch_before=$(cpu_ticks "$SWITCH_PID")
+    local drops_before socket_drops_before
+    drops_before=$(udp_drops)
+    socket_drops_before=$(switch_socket_drops)
+    start=$(date +%s.%N)
+    timeout --signal=TERM "$wall" sipp "$@" -i 127.0.0.1 -p "$CALLER_PORT" "${BUFF[@]}" \
+        -nostdin -max_socket 65000 -trace_stat -stf "$csv" -fd 1 \
+        -trace_err -error_file "$WORK/$name.errors.log" \
+        >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    local sipp_timeout=$!
+    local sipp_pid=""
+    while [[ -z $sipp_pid ]] && kill -0 "$sipp_timeout" 2>/dev/null; do
+        sipp_pid=$(pgrep -P "$sipp_timeout" | head -1 || true)
+        [[ -z $sipp_pid ]] && sleep 0.05
+    done
+    # SIPp CPU: sampled until it exits (its /proc entry goes with it).
+    sipp_ticks=0
+    while kill -0 "$sipp_timeout" 2>/dev/null; do
+        [[ -n $sipp_pid ]] && sipp_ticks=$(cpu_ticks "$sipp_pid")
+        sleep 0.5
+    done
+    local status=0
+    wait "$sipp_timeout" || status=$?
+    end=$(date +%s.%N)
+    local switch_after
+    switch_after=$(cpu_ticks "$SWITCH_PID")
+    [[ -f $csv ]] || die "$name: no SIPp statistics (exit $status): $(tail -3 "$WORK/$name.err")"
+    local summary cpu sipp_cpu
+    summary=$(summarize "$csv")
+    cpu=$(awk -v a="$switch_before" -v b="$switch_after" -v t="$TICKS" -v s="$start" -v e="$end" \
+        'BEGIN { printf "%.0f", (b - a) / t / (e - s) * 100 }')
+    sipp_cpu=$(awk -v b="$sipp_ticks" -v t="$TICKS" -v s="$start" -v e="$end" \
+        'BEGIN { printf "%.0f", b / t / (e - s) * 100 }')
+    [[ $status == 124 ]] && summary="$summary TIMED_OUT"
+    # 503 answers (the switch found no RTP port it could bind) among the failures
+    local unavailable
+    unavailable=$(grep -c "received 'SIP/2.0 503" "$WORK/$name.errors.log" 2>/dev/null || true)
+    summary="$summary failed_503=${unavailable:-0}"
+    local drops=$(($(udp_drops) - drops_before))
+    local socket_drops=$(($(switch_socket_drops) - socket_drops_before))
+    local line="$name $summary switch_cpu=${cpu}% sipp_cpu=${sipp_cpu}% udp_drops=$drops switch_socket_drops=$socket_drops exit=$status load=$load"
+    echo "$line" | tee -a "$RESULTS"
+    LAST_LINE=$line
+}
+
+# Whether the last step passed: no failed calls and at least 90 % of the offered rate.
+step_ok() {
+    local offered=$1 steady failed
+    steady=$(sed -n 's/.* steady=\([0-9]*\).*/\1/p' <<<"$LAST_LINE")
+    # the last failed= wins (a prepaid step appends the ledger's verdict)
+    failed=$(grep -o ' failed=[0-9]*' <<<"$LAST_LINE" | tail -1 | cut -d= -f2)
+    [[ $KEEP_GOING == 1 ]] && return 0
+    ((failed == 0)) && ((steady * 10 >= offered * 9))
+}
+
+# ---- modes ----------------------------------------------------------------------------
+
+fresh_data() {
+    local data="$WORK/data-$1"
+    rm -rf "$data"
+    mkdir -p "$data"
+    echo "$data"
+}
+
+mode_options() {
+    local rates=("$@")
+    ((${#rates[@]})) || rates=(2000 4000 6000 8000 10000 12000 15000 20000)
+    local data
+    data=$(fresh_data options)
+    start_switch "$data"
+    for rate in "${rates[@]}"; do
+        run_sipp "options-$rate" $((STEP_SECONDS + 30)) 127.0.0.1:"$SIP_PORT" \
+            -sf "$ROOT/tests/sipp/options.xml" -r "$rate" -m $((rate * STEP_SECONDS)) \
+            -l $((rate * 4))
+        step_ok "$rate" || break
+    done
+    stop_switch
+}
+
+mode_testcall() {
+    local rates=("$@")
+    ((${#rates[@]})) || rates=(100 200 400 600 800 1000 1500 2000)
+    local data
+    data=$(fresh_data testcall)
+    start_switch "$data"
+    for rate in "${rates[@]}"; do
+        run_sipp "testcall-$rate" $((STEP_SECONDS + 40)) 127.0.0.1:"$SIP_PORT" \
+            -sf "$ROOT/tests/sipp/uac_switch_hangs_up.xml" -s 9999 -mp "$MEDIA_PORT" \
+            -r "$rate" -m $((rate * STEP_SECONDS)) -l $((rate * 10))
+        step_ok "$rate" || break
+    done
+    stop_switch
+}
+
+# The seeded ledger (tariff `load`, ACCOUNTS cards with 1000.00 each, caller IDs
+# 1555xxxxxxx, every account forwarded to +1 555 123 4567), built once and copied per step.
+seed_ledger() {
+    local seed="$WORK/seed-$ACCOUNTS"
+    if [[ -f $seed/talktime.sqlite3 && -f $WORK/callers-$ACCOUNTS.csv ]]; then
+        return
+    fi
+    rm -rf "$seed"
+    mkdir -p "$seed"
+    # 0.60 a minute in one-second blocks; 1000.00 buys far more than any hold.
+    printf 'prefix,description,sell_rate,buy_rate,initial_block,increment,connection_fee\n1,USA,0.60,0.10,1,1,0\n' \
+        >"$seed/rates.csv"
+    "$BIN" tariffs import --data-dir "$seed" --tariff load "$seed/rates.csv" >/dev/null
+    "$BIN" cards generate --data-dir "$seed" --name load --count "$ACCOUNTS" --value 1000.00 \
+        --tariff load --output "$seed/cards.csv" 2>/dev/null
+    sqlite3 "$seed/talktime.sqlite3" >/dev/null <<'EOF'
+INSERT INTO caller_ids (number, account_id, created_at_ms)
+    SELECT '1555' || printf('%07d', id), id, 0 FROM accounts;
+UPDATE accounts SET forward_destination = '0015551234567';
+PRAGMA wal_checkpoint(TRUNCATE);
+EOF
+    {
+        echo SEQUENTIAL
+        sqlite3 "$seed/talktime.sqlite3" "SELECT number FROM caller_ids ORDER BY account_id"
+    } >"$WORK/callers-$ACCOUNTS.csv"
+}
+
+prepaid_data() {
+    local data
+    data=$(fresh_data "$1")
+    cp "$WORK/seed-$ACCOUNTS/talktime.sqlite3" "$data/"
+    echo "$data"
+}
+
+# The caller scenario with the hold filled in, and RTP streaming when RTP=1.
+render_caller() {
+    local hold=$1 file="$WORK/caller-$1.xml" start="" stop=""
+    if [[ $RTP == 1 ]]; then
+        write_pcmu_wav "$WORK/pcmu.wav"
+        start="<nop><action><exec rtp_stream=\"$WORK/pcmu.wav,-1,0\"/></action></nop>"
+        stop='<nop><action><exec rtp_stream="pause"/></action></nop>'
+    fi
+    sed -e "s|{{HOLD_MS}}|$hold|" -e "s|{{RTP_START}}|$start|" -e "s|{{RTP_STOP}}|$stop|" \
+        "$HERE/caller_pinless.xml" >"$file"
+    echo "$file"
+}
+
+# One second of a 1 kHz-ish PCMU pattern in a WAV (format 7, mu-law), for rtp_stream.
+write_pcmu_wav() {
+    [[ -f $1 ]] && return
+    python3 - "$1" <<'EOF'
+import struct, sys
+data = bytes([0x80, 0x9f, 0xff, 0x9f, 0x80, 0x1f, 0x7f, 0x1f] * 1000)
+header = b"RIFF" + struct.pack("<I", 38 + len(data)) + b"WAVEfmt " + struct.pack(
+    "<IHHIIHHH", 18, 7, 1, 8000, 8000, 1, 8, 0) + b"data" + struct.pack("<I", len(data))
+open(sys.argv[1], "wb").write(header + data)
+EOF
+}
+
+# ledger_check DATA: after the switch stopped, what the ledger recorded.
+ledger_check() {
+    sqlite3 -separator ' ' "$1/talktime.sqlite3" "
+        SELECT 'cdrs=' || (SELECT count(*) FROM cdrs),
+               'connected=' || (SELECT count(*) FROM cdrs WHERE sip_code = 200),
+               'charges=' || (SELECT count(*) FROM transactions WHERE kind = 'call_charge'),
+               'open_reservations=' || (SELECT count(*) FROM reservations WHERE state = 'open'),
+               'billed_s=' || (SELECT coalesce(sum(billed_seconds), 0) FROM cdrs);"
+}
+
+# prepaid_step NAME RATE HOLD_MS CALLS LIMIT
+prepaid_step() {
+    local name=$1 rate=$2 hold=$3 calls=$4 limit=$5 data scenario
+    data=$(prepaid_data "$name")
+    scenario=$(render_caller "$hold")
+    start_carrier "$data"
+    start_switch "$data"
+    run_sipp "$name" $((calls / rate + hold / 1000 + 60)) 127.0.0.1:"$SIP_PORT" \
+        -sf "$scenario" -s 200 -inf "$WORK/callers-$ACCOUNTS.csv" \
+        -mp "$MEDIA_PORT" -r "$rate" -m "$calls" -l "$limit"
+    # let the last settles land before reading the ledger
+    sleep 2
+    stop_switch
+    stop_carrier
+    local ledger
+    ledger=$(ledger_check "$data")
+    echo "$name ledger: $ledger" | tee -a "$RESULTS"
+    # The switch answers the caller before the carrier does, so SIPp's success is not enough:
+    # a good step has every call connected to the carrier and no reservation left open.
+    local success connected open
+    success=$(sed -n 's/.* success=\([0-9]*\).*/\1/p' <<<"$LAST_LINE")
+    connected=$(sed -n 's/.*connected=\([0-9]*\).*/\1/p' <<<"$ledger")
+    open=$(sed -n 's/.*open_reservations=\([0-9]*\).*/\1/p' <<<"$ledger")
+    if ((connected < success || open > 0)); then
+        LAST_LINE="$LAST_LINE failed=$((success - connected + open))"
+        echo "$name verdict: $((success - connected)) answered calls never reached the carrier," \
+            "$open reservations left open" | tee -a "$RESULTS"
+    fi
+}
+
+mode_prepaid() {
+    local rates=("$@")
+    ((${#rates[@]})) || rates=(100 200 400 600 800 1000 1200 1500)
+    seed_ledger
+    for rate in "${rates[@]}"; do
+        prepaid_step "prepaid-$rate-hold$HOLD_MS" "$rate" "$HOLD_MS" $((rate * STEP_SECONDS)) \
+            $((rate * (HOLD_MS / 1000 + 10)))
+        step_ok "$rate" || break
+    done
+}
+
+# hold CALLS:SECONDS: calls arrive at CALLS/SECONDS a second so CALLS are up at once, and
+# the plateau lasts STEP_SECONDS. Without RTP keep SECONDS under 30: the switch ends a call
+# after 30 s without media. Each call takes two RTP port pairs of RTP_RANGE.
+mode_hold() {
+    local plans=("$@")
+    ((${#plans[@]})) || plans=(200:10 500:20 1000:20 1400:25)
+    seed_ledger
+    for plan in "${plans[@]}"; do
+        local concurrent=${plan%%:*} seconds=${plan##*:}
+        local rate=$(((concurrent + seconds - 1) / seconds))
+        prepaid_step "hold-$concurrent-${seconds}s" "$rate" $((seconds * 1000)) \
+            $((rate * (seconds + STEP_SECONDS))) $((concurrent * 2))
+    done
+}
+
+main() {
+    local mode=${1:-}
+    shift || true
+    case $mode in
+        options | testcall | prepaid | hold | all) ;;
+        *) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 2 ;;
+    esac
+    check_tools
+    echo "# $(date -u +%FT%TZ) mode=$mode rtp=$RTP $(nproc) cores" >>"$RESULTS"
+    case $mode in
+        options) mode_options "$@" ;;
+        testcall) mode_testcall "$@" ;;
+        prepaid) mode_prepaid "$@" ;;
+        hold) mode_hold "$@" ;;
+        all)
+            mode_options
+            mode_testcall
+            mode_prepaid
+            mode_hold
+            ;;
+    esac
+}
+
+main "$@"
