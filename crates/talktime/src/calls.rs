@@ -30,6 +30,10 @@ use crate::media_session::{MediaCommand, MediaReport, MediaSession};
 use crate::routing::CarrierTarget;
 use crate::server::{ALLOW, Core, CoreMessage, wall_clock_ms};
 
+/// Ledger requests in flight above which new calls are refused with 503 (the ledger does
+/// about 1,000 calls a second on SQLite; a backlog this long means it is falling behind).
+const LEDGER_BACKLOG_LIMIT: usize = 512;
+
 /// Telephone-event payload type in our SDP.
 const TELEPHONE_EVENT: u8 = 101;
 /// Ringback plays until stopped; this only bounds a call whose engine forgot to stop it.
@@ -42,6 +46,8 @@ pub enum LedgerReply {
     Authorized {
         attempt: AttemptId,
         rated: Box<Rated>,
+        /// The reservation's key, released if the attempt ended while it was being made.
+        reservation: String,
     },
 }
 
@@ -98,6 +104,8 @@ pub struct Session {
     caller_origin: SessionOrigin,
     /// RFC 4028: the caller refreshes the session this often, or the call is ended.
     session_timer: Option<SessionTimer>,
+    /// Attempts already settled: an authorization that arrives for one is released.
+    settled: std::collections::HashSet<AttemptId>,
     /// Buy rates of the carriers offered for the current attempt (CDR buy cost).
     buy_rates: std::collections::HashMap<String, rust_decimal::Decimal>,
     armed_timer: Option<Instant>,
@@ -125,6 +133,8 @@ pub enum StartError {
     Media(#[from] crate::media_session::MediaError),
     #[error("invalid IVR configuration: {0}")]
     Config(#[from] talktime_engine::ConfigError),
+    #[error("the ledger is overloaded ({backlog} requests waiting)")]
+    Overloaded { backlog: usize },
 }
 
 impl StartError {
@@ -138,6 +148,11 @@ impl StartError {
             }
             StartError::Media(_) | StartError::Config(_) => {
                 Response::for_request(request, 503, "Service Unavailable")
+            }
+            StartError::Overloaded { .. } => {
+                let mut response = Response::for_request(request, 503, "Service Unavailable");
+                response.headers.push("Retry-After", "1");
+                response
             }
         }
     }
@@ -231,6 +246,12 @@ impl Core {
         if request.body.is_empty() {
             return Err(StartError::NoOffer);
         }
+        let backlog = self
+            .ledger_backlog
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if backlog > LEDGER_BACKLOG_LIMIT {
+            return Err(StartError::Overloaded { backlog });
+        }
         let offer = SessionDescription::parse(&request.body).map_err(StartError::BadOffer)?;
         let key = self.next_call_key();
         let inactivity = self.inactivity();
@@ -299,6 +320,7 @@ impl Core {
                 carrier: None,
                 caller_origin: origin,
                 session_timer: session_timer(request),
+                settled: std::collections::HashSet::new(),
                 buy_rates: std::collections::HashMap::new(),
                 armed_timer: None,
             },
@@ -582,7 +604,21 @@ impl Core {
     pub(crate) fn handle_ledger_reply(&mut self, key: u64, reply: LedgerReply) {
         match reply {
             LedgerReply::Input(input) => self.feed(key, input),
-            LedgerReply::Authorized { attempt, rated } => {
+            LedgerReply::Authorized {
+                attempt,
+                rated,
+                reservation,
+            } => {
+                let live = self
+                    .sessions
+                    .get(&key)
+                    .is_some_and(|session| !session.settled.contains(&attempt));
+                if !live {
+                    // The call or the attempt ended while the credit was being reserved: the
+                    // attempt was settled without it, so give the hold back now.
+                    self.release_late_reservation(reservation);
+                    return;
+                }
                 let authorization = rated.authorization.clone();
                 if let Some(session) = self.sessions.get_mut(&key) {
                     session.rated = Some((attempt, *rated));
@@ -598,14 +634,31 @@ impl Core {
         }
     }
 
+    fn release_late_reservation(&self, reservation: String) {
+        self.spawn_ledger(0, move |ledger| async move {
+            match ledger.store().release(&reservation, wall_clock_ms()).await {
+                Ok(_) => info!(%reservation, "late reservation released"),
+                Err(error) => warn!(%reservation, %error, "cannot release a late reservation"),
+            }
+            None
+        });
+    }
+
+    /// Runs a ledger request as its own task; its answer comes back to the core. The number
+    /// in flight is the core's measure of ledger overload (new calls are refused above
+    /// `LEDGER_BACKLOG_LIMIT`).
     fn spawn_ledger<F>(&self, key: u64, task: impl FnOnce(Arc<Ledger>) -> F + Send + 'static)
     where
         F: Future<Output = Option<LedgerReply>> + Send + 'static,
     {
         let ledger = self.ledger.clone();
         let sender = self.core_sender.clone();
+        let backlog = self.ledger_backlog.clone();
+        backlog.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tokio::spawn(async move {
-            if let Some(reply) = task(ledger).await {
+            let reply = task(ledger).await;
+            backlog.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            if let Some(reply) = reply {
                 let _ = sender.send(CoreMessage::Ledger(key, reply)).await;
             }
         });
@@ -672,6 +725,7 @@ impl Core {
                 Ok(rated) => LedgerReply::Authorized {
                     attempt,
                     rated: Box::new(rated),
+                    reservation,
                 },
                 Err(refusal) => {
                     LedgerReply::Input(Input::AuthorizationRefused { attempt, refusal })
@@ -1427,6 +1481,7 @@ impl Core {
             return;
         };
         let settlement = session.settlement.take();
+        session.settled.insert(record.attempt);
         let rated = session
             .rated
             .take_if(|(attempt, _)| *attempt == record.attempt)

@@ -139,7 +139,10 @@ const BIND_ATTEMPTS: usize = 8;
 /// Allocates a port pair and binds its RTP port, moving on to the next pair while a port is
 /// taken by another program (the pairs that failed are returned to the pool afterwards, so
 /// the next call does not draw them again at once).
-fn bind_leg(address: IpAddr, ports: &mut PortAllocator) -> Result<(u16, UdpSocket), MediaError> {
+pub(crate) fn bind_leg(
+    address: IpAddr,
+    ports: &mut PortAllocator,
+) -> Result<(u16, UdpSocket), MediaError> {
     let mut taken = Vec::new();
     let mut result = Err(MediaError::Bind(std::io::Error::from(
         std::io::ErrorKind::AddrInUse,

@@ -154,6 +154,8 @@ pub(crate) struct Core {
     /// Carrier INVITEs we cancelled, so a 2xx that crosses the CANCEL can be hung up.
     pub(crate) abandoned_peers: HashMap<TransactionId, Peer>,
     pub(crate) registrations: crate::registration::Registrations,
+    /// Ledger tasks in flight (overload control).
+    pub(crate) ledger_backlog: Arc<std::sync::atomic::AtomicUsize>,
     next_key: u64,
 }
 
@@ -196,6 +198,7 @@ impl Core {
             health_checks: HashMap::new(),
             abandoned_peers: HashMap::new(),
             registrations: crate::registration::Registrations::default(),
+            ledger_backlog: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             next_key: 1,
         })
     }

@@ -1,7 +1,7 @@
 //! The test number: answer, play a tone over RTP, then let the core hang up. It exercises
 //! the whole path (SIP, SDP offer/answer, RTP pacing) before any IVR is configured.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use talktime_media::relay::{LegConfig, MediaEvent, Relay, RtcpMode, Side};
@@ -60,7 +60,7 @@ pub struct TestCall {
 
 #[derive(Debug)]
 struct Pending {
-    socket: std::net::UdpSocket,
+    socket: UdpSocket,
     relay: Relay,
     core: mpsc::Sender<CoreMessage>,
 }
@@ -78,29 +78,25 @@ pub fn start(
         return Err(TestCallError::NoOffer);
     }
     let offer = SessionDescription::parse(&invite.body).map_err(TestCallError::BadOffer)?;
-    let pair = ports.allocate().map_err(TestCallError::Ports)?;
-    let bound = bind(address, pair.rtp);
-    let socket = match bound {
-        Ok(socket) => socket,
-        Err(error) => {
-            let _ = ports.release(pair.rtp);
-            return Err(TestCallError::Bind(error));
-        }
-    };
+    let (port, socket) =
+        crate::media_session::bind_leg(address, ports).map_err(|error| match error {
+            crate::media_session::MediaError::Ports(error) => TestCallError::Ports(error),
+            crate::media_session::MediaError::Bind(error) => TestCallError::Bind(error),
+        })?;
     let local = LocalAudio {
         address,
-        port: pair.rtp,
+        port,
         codecs: vec![Codec::Pcmu, Codec::Pcma],
         telephone_event: Some(101),
         ptime: 20,
         direction: Direction::SendRecv,
     };
-    let mut origin = SessionOrigin::new(u64::from(pair.rtp), address);
+    let mut origin = SessionOrigin::new(u64::from(port), address);
     let negotiated = talktime_sdp::answer(&offer, &local, &mut origin);
     let (answer, audio) = match negotiated {
         Ok(result) => result,
         Err(error) => {
-            let _ = ports.release(pair.rtp);
+            let _ = ports.release(port);
             return Err(TestCallError::Negotiation(error));
         }
     };
@@ -108,7 +104,7 @@ pub fn start(
         Codec::Pcmu => Law::MuLaw,
         Codec::Pcma => Law::ALaw,
         _ => {
-            let _ = ports.release(pair.rtp);
+            let _ = ports.release(port);
             return Err(TestCallError::NotG711);
         }
     };
@@ -116,7 +112,7 @@ pub fn start(
     let mut relay = Relay::new(RtcpMode::Terminate);
     relay.set_leg(
         Side::A,
-        LegConfig::g711(law, audio.remote, rand_ssrc(pair.rtp)),
+        LegConfig::g711(law, audio.remote, rand_ssrc(port)),
         now,
     );
     let tone = Tone::cadence(&[1000.0], tone, Duration::ZERO, tone);
@@ -124,7 +120,7 @@ pub fn start(
         debug!(%error, "cannot play the test tone");
     }
     let call = TestCall {
-        port: pair.rtp,
+        port,
         pending: Some(Pending {
             socket,
             relay,
@@ -141,10 +137,7 @@ impl TestCall {
         let Some(pending) = self.pending.take() else {
             return;
         };
-        let Ok(socket) = UdpSocket::from_std(pending.socket) else {
-            return;
-        };
-        let task = tokio::spawn(play(socket, pending.relay, dialog, pending.core));
+        let task = tokio::spawn(play(pending.socket, pending.relay, dialog, pending.core));
         self.task = Some(task.abort_handle());
     }
 
@@ -155,12 +148,6 @@ impl TestCall {
         }
         let _ = ports.release(self.port);
     }
-}
-
-fn bind(address: IpAddr, port: u16) -> std::io::Result<std::net::UdpSocket> {
-    let socket = std::net::UdpSocket::bind(SocketAddr::new(address, port))?;
-    socket.set_nonblocking(true)?;
-    Ok(socket)
 }
 
 /// An SSRC that differs between calls; it needs to be unique, not secret.
