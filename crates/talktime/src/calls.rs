@@ -703,11 +703,14 @@ impl Core {
         let Some(session) = self.sessions.get(&key) else {
             return;
         };
-        if let Err(refusal) = self.check_destination(&session.access, destination.expose()) {
-            self.deferred
-                .push_back((key, Input::AuthorizationRefused { attempt, refusal }));
-            return;
-        }
+        let number = match self.check_destination(&session.access, destination.expose()) {
+            Ok(number) => number,
+            Err(refusal) => {
+                self.deferred
+                    .push_back((key, Input::AuthorizationRefused { attempt, refusal }));
+                return;
+            }
+        };
         let reservation = reservation_key(&session.call_id, attempt);
         let toll_free = session.access.toll_free;
         self.spawn_ledger(key, move |ledger| async move {
@@ -716,7 +719,7 @@ impl Core {
                     &reservation,
                     account,
                     card,
-                    destination.expose(),
+                    &number,
                     toll_free,
                     wall_clock_ms(),
                 )
@@ -749,7 +752,10 @@ impl Core {
             .unwrap_or_else(|| session.access.dial_plan.clone());
         let refuse_loss = rated.is_some_and(|rated| rated.refuse_loss)
             || self.config.billing.refuse_loss_making_routes;
-        let targets = self.carrier_targets(&plan, destination.expose(), sell, refuse_loss);
+        let number = self
+            .check_destination(&session.access, destination.expose())
+            .unwrap_or_default();
+        let targets = self.carrier_targets(&plan, &number, sell, refuse_loss);
         if let Some(session) = self.sessions.get_mut(&key) {
             session.buy_rates = targets
                 .iter()

@@ -78,6 +78,12 @@ pub struct AccessNumber {
     /// Play the welcome before a forwarded call. `None` keeps `[ivr] forwarding_welcome`.
     #[serde(default)]
     pub forwarding_welcome: Option<bool>,
+    /// The country callers of this number are in, for national dialling (`44` with
+    /// national prefix `0`: `02071234567` is `442071234567`). `None` keeps `[number_rules]`.
+    #[serde(default)]
+    pub country_code: Option<String>,
+    #[serde(default)]
+    pub national_prefix: Option<String>,
 }
 
 fn default_dial_plan() -> String {
@@ -229,6 +235,18 @@ impl Config {
                     .iter()
                     .find(|access| access.number == "*")
             })
+    }
+
+    /// The number rules for callers of one access number (its country, else the global ones).
+    pub fn number_rules_for(&self, access: &AccessNumber) -> NumberRules {
+        let mut rules = self.number_rules.clone();
+        if let Some(country) = &access.country_code {
+            rules.country_code = Some(country.clone());
+        }
+        if let Some(prefix) = &access.national_prefix {
+            rules.national_prefix = Some(prefix.clone());
+        }
+        rules
     }
 
     /// The IVR settings for one access number.

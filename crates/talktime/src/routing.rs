@@ -80,21 +80,21 @@ impl Core {
         LocalStart::from_unix_ms(wall_clock_ms(), self.config.billing.utc_offset_minutes)
     }
 
-    /// Refuses a destination the number rules or the dial plan block, before any credit is
-    /// reserved.
+    /// The destination as E.164 digits under the access number's rules, refused when the
+    /// number rules or the dial plan block it (before any credit is reserved).
     pub(crate) fn check_destination(
         &self,
         access: &AccessNumber,
         destination: &str,
-    ) -> Result<(), Refusal> {
-        let number = talktime_routing::normalize(destination, &self.config.number_rules).map_err(
-            |error| match error {
+    ) -> Result<String, Refusal> {
+        let rules = self.config.number_rules_for(access);
+        let number =
+            talktime_routing::normalize(destination, &rules).map_err(|error| match error {
                 talktime_routing::NormalizeError::BlockedPrefix { .. } => {
                     Refusal::BlockedDestination
                 }
                 _ => Refusal::UnknownDestination,
-            },
-        )?;
+            })?;
         let start = self.local_start().ok_or(Refusal::UnknownDestination)?;
         let request = RouteRequest::new(&access.dial_plan, &number, start);
         match self.router.route(&request, Instant::now()) {
@@ -102,26 +102,24 @@ impl Core {
             Err(RouteError::NoRoute { .. } | RouteError::UnknownDialPlan(_)) => {
                 Err(Refusal::UnknownDestination)
             }
-            _ => Ok(()),
+            _ => Ok(number),
         }
     }
 
     /// The carriers to try, in order; empty when none is available.
+    /// `number` is E.164 digits (see [`Core::check_destination`]).
     pub(crate) fn carrier_targets(
         &self,
         plan: &str,
-        destination: &str,
+        number: &str,
         sell_per_minute: Option<Decimal>,
         refuse_loss: bool,
     ) -> Vec<CarrierTarget> {
-        let Ok(number) = talktime_routing::normalize(destination, &self.config.number_rules) else {
-            return Vec::new();
-        };
         let Some(start) = self.local_start() else {
             return Vec::new();
         };
         let mut request =
-            RouteRequest::new(plan, &number, start).with_seed(wall_clock_ms().unsigned_abs());
+            RouteRequest::new(plan, number, start).with_seed(wall_clock_ms().unsigned_abs());
         if let Some(sell) = sell_per_minute {
             request = request.with_sell_rate(sell, refuse_loss);
         }

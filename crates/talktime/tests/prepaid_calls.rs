@@ -840,3 +840,43 @@ fn a_carrier_requiring_registration_is_registered_and_refreshed() {
         tail(&log, 20)
     );
 }
+
+/// National dialling: an access number in the UK (country 44, national prefix 0) turns
+/// `02071234567` into `442071234567` before rating and routing.
+#[test]
+fn a_national_number_is_rated_and_routed_in_the_access_numbers_country() {
+    let dir = prepaid::data_dir("national");
+    prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
+    let account = prepaid::card(&dir, PIN, 300_000, 0);
+    let carrier = BackgroundSipp::uas(
+        90,
+        &scenario("carrier_answer.xml"),
+        &["-rtp_echo", "-m", "1"],
+    );
+    let config = ConfigFile::new()
+        .raw("[[access_numbers]]\nnumber = \"300\"\ncountry_code = \"44\"\nnational_prefix = \"0\"\n")
+        .carrier("uk", &carrier.address())
+        .routes(&[("44", &["uk"])])
+        .write(&dir);
+    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
+
+    let output = call_number(
+        &switch,
+        &dir,
+        "300",
+        "anonymous",
+        &[(PIN_AT, "1234567890#"), (DESTINATION_AT, "02071234567#")],
+        Duration::from_secs(40),
+    );
+    assert_caller_ok(
+        &output,
+        &switch,
+        "national call connected and cut at the limit",
+    );
+    let reservation = format!("{}#1", only_call_id(&switch));
+    let cdrs = wait_for_cdrs(&dir, &reservation, 1);
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    assert_eq!(cdrs[0].carrier.as_deref(), Some("uk"));
+    assert_eq!(cdrs[0].total_micros, 300_000, "rated at the UK rate");
+    assert_eq!(prepaid::balance(&dir, account), 0);
+}
