@@ -880,3 +880,39 @@ fn a_national_number_is_rated_and_routed_in_the_access_numbers_country() {
     assert_eq!(cdrs[0].total_micros, 300_000, "rated at the UK rate");
     assert_eq!(prepaid::balance(&dir, account), 0);
 }
+
+/// Early media: the carrier sends 183 with SDP and answers 3 s later. The caller is bridged
+/// for the early media, but talk time (and the credit limit) starts at the 200.
+#[test]
+fn early_media_is_not_billed_and_the_limit_starts_at_answer() {
+    let dir = prepaid::data_dir("early-media");
+    prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
+    let account = prepaid::card(&dir, "7770005555", 300_000, 0);
+    prepaid::register_caller_id(&dir, account, "15551230000");
+    prepaid::forward_to(&dir, account, "0015551234567");
+    let carrier = BackgroundSipp::uas(
+        90,
+        &scenario("carrier_early_media.xml"),
+        &["-rtp_echo", "-m", "1", "-d", "3000"],
+    );
+    let config = ConfigFile::new()
+        .carrier("early", &carrier.address())
+        .routes(&[("", &["early"])])
+        .write(&dir);
+    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
+
+    let output = call_number(&switch, &dir, "200", "15551230000", &[], Duration::from_secs(30));
+    assert_caller_ok(&output, &switch, "call answered after early media and cut at the limit");
+    let carrier_run = carrier.finish(Duration::from_secs(5));
+    assert!(carrier_run.success(), "carrier: {}", carrier_run.describe());
+    let reservation = format!("{}#1", only_call_id(&switch));
+    let cdrs = wait_for_cdrs(&dir, &reservation, 1);
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    let cdr = &cdrs[0];
+    let answered = cdr.answer_ms.expect("answered");
+    assert!(answered - cdr.start_ms >= 2_900, "answer came after 3 s of early media");
+    let talk = cdr.end_ms - answered;
+    assert!((2_000..=4_000).contains(&talk), "cut {talk} ms after the answer (limit 3 s)");
+    assert_eq!(cdr.billed_seconds, 3);
+    assert_eq!(cdr.total_micros, 300_000);
+}
