@@ -901,8 +901,19 @@ fn early_media_is_not_billed_and_the_limit_starts_at_answer() {
         .write(&dir);
     let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
 
-    let output = call_number(&switch, &dir, "200", "15551230000", &[], Duration::from_secs(30));
-    assert_caller_ok(&output, &switch, "call answered after early media and cut at the limit");
+    let output = call_number(
+        &switch,
+        &dir,
+        "200",
+        "15551230000",
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_caller_ok(
+        &output,
+        &switch,
+        "call answered after early media and cut at the limit",
+    );
     let carrier_run = carrier.finish(Duration::from_secs(5));
     assert!(carrier_run.success(), "carrier: {}", carrier_run.describe());
     let reservation = format!("{}#1", only_call_id(&switch));
@@ -910,9 +921,15 @@ fn early_media_is_not_billed_and_the_limit_starts_at_answer() {
     assert_eq!(cdrs.len(), 1, "{cdrs:?}");
     let cdr = &cdrs[0];
     let answered = cdr.answer_ms.expect("answered");
-    assert!(answered - cdr.start_ms >= 2_900, "answer came after 3 s of early media");
+    assert!(
+        answered - cdr.start_ms >= 2_900,
+        "answer came after 3 s of early media"
+    );
     let talk = cdr.end_ms - answered;
-    assert!((2_000..=4_000).contains(&talk), "cut {talk} ms after the answer (limit 3 s)");
+    assert!(
+        (2_000..=4_000).contains(&talk),
+        "cut {talk} ms after the answer (limit 3 s)"
+    );
     assert_eq!(cdr.billed_seconds, 3);
     assert_eq!(cdr.total_micros, 300_000);
 }
