@@ -196,12 +196,24 @@ impl Worker {
         let mut caller_buffer = [0u8; 2048];
         let mut carrier_buffer = [0u8; 2048];
         let mut outbound = [0u8; 2048];
+        // One timer for the task's life. The relay's deadline moves with every packet (the
+        // inactivity deadline), so it is only moved earlier, never later: a timer that fires
+        // early costs one `handle_timeout` that finds nothing due, far less than re-arming the
+        // timer wheel per packet.
+        let timer = tokio::time::sleep_until(tokio::time::Instant::now() + IDLE);
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
         loop {
             self.transmit(&mut outbound).await;
             if !self.report_events().await {
                 return;
             }
-            let wake = self.relay.poll_timeout();
+            if let Some(wake) = self.relay.poll_timeout()
+                && armed.is_none_or(|at| wake < at)
+            {
+                timer.as_mut().reset(wake.into());
+                armed = Some(wake);
+            }
             tokio::select! {
                 command = self.commands.recv() => match command {
                     Some(command) => self.apply(command),
@@ -213,7 +225,10 @@ impl Worker {
                 received = self.sockets[1].recv_from(&mut carrier_buffer) => {
                     self.relay_received(Side::B, received, &mut carrier_buffer).await;
                 }
-                _ = sleep_until(wake) => self.relay.handle_timeout(Instant::now()),
+                _ = &mut timer, if armed.is_some() => {
+                    armed = None;
+                    self.relay.handle_timeout(Instant::now());
+                }
             }
         }
     }
@@ -316,6 +331,9 @@ impl Worker {
     }
 }
 
+/// How far ahead the task's timer sits while nothing is due.
+const IDLE: Duration = Duration::from_secs(3600);
+
 /// No RTP for this long on a leg ends an answered call (billed to the last packet), unless
 /// the configuration says otherwise (`[rtp] inactivity_timeout_ms`).
 pub const INACTIVITY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -324,12 +342,5 @@ fn index(side: Side) -> usize {
     match side {
         Side::A => 0,
         Side::B => 1,
-    }
-}
-
-async fn sleep_until(wake: Option<Instant>) {
-    match wake {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
     }
 }
