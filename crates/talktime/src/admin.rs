@@ -422,3 +422,160 @@ fn now_ms() -> i64 {
         .unwrap_or_default();
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
+
+/// Accounts and cards: balance, recharge, caller IDs for pinless access, DID forwarding.
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Print the account's balance, currency, forward destination and calls in progress.
+    Show(AccountArgs),
+    /// Add credit (a recharge row in the transaction log).
+    Recharge {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// Amount in the account's currency, e.g. 10.00.
+        amount: String,
+    },
+    /// Register a caller ID (ANI) for pinless access to the account.
+    AddCallerId {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// The calling number as the switch sees it (digits, e.g. 15551230000).
+        number: String,
+    },
+    /// Remove a caller ID.
+    RemoveCallerId {
+        #[command(flatten)]
+        ledger: LedgerArgs,
+        number: String,
+    },
+    /// Set (or with --clear remove) the destination a DID-forwarding access number connects
+    /// this account's registered callers to.
+    Forward {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// The destination as dialled, e.g. 00442071234567.
+        #[arg(required_unless_present = "clear")]
+        destination: Option<String>,
+        #[arg(long)]
+        clear: bool,
+    },
+}
+
+/// One account, named by its id or by the PIN of its card.
+#[derive(Debug, Args)]
+pub struct AccountArgs {
+    #[command(flatten)]
+    ledger: LedgerArgs,
+    /// The account id.
+    #[arg(long, conflicts_with = "pin", required_unless_present = "pin")]
+    account: Option<i64>,
+    /// The PIN of the account's card.
+    #[arg(long)]
+    pin: Option<String>,
+}
+
+impl AccountArgs {
+    async fn resolve(&self) -> anyhow::Result<(Store, i64)> {
+        let store = self.ledger.open().await?;
+        let account = match (&self.account, &self.pin) {
+            (Some(account), _) => *account,
+            (None, Some(pin)) => {
+                let pin = talktime_pii::Pii::new(pin.clone());
+                store
+                    .card_by_pin(&pin)
+                    .await?
+                    .context("no card has this PIN")?
+                    .account_id
+            }
+            (None, None) => bail!("give --account or --pin"),
+        };
+        store.account(account).await?;
+        Ok((store, account))
+    }
+}
+
+pub async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
+    let now = now_ms();
+    match command {
+        AccountsCommand::Show(args) => {
+            let (store, id) = args.resolve().await?;
+            let account = store.account(id).await?;
+            let open = store.open_reservations(id).await?.len();
+            println!("account {id} ({})", account.name);
+            println!(
+                "balance {} {}",
+                talktime_store::format_micros(account.balance_micros),
+                account.currency
+            );
+            println!("status {}", account.status.as_str());
+            println!("calls in progress {open}");
+            match &account.forward_destination {
+                Some(destination) => println!("forwards to {}", destination.expose()),
+                None => println!("forwards to (none)"),
+            }
+        }
+        AccountsCommand::Recharge { account, amount } => {
+            let (store, id) = account.resolve().await?;
+            let micros = parse_micros(&amount).context("amount")?;
+            let balance = store.recharge(id, micros, Some("cli"), now).await?;
+            println!("balance {}", talktime_store::format_micros(balance));
+        }
+        AccountsCommand::AddCallerId { account, number } => {
+            let (store, id) = account.resolve().await?;
+            let digits = caller_id_digits(&number)?;
+            store
+                .register_caller_id(id, &talktime_pii::Pii::new(digits), now)
+                .await?;
+            println!("caller ID registered to account {id}");
+        }
+        AccountsCommand::RemoveCallerId { ledger, number } => {
+            let store = ledger.open().await?;
+            let digits = caller_id_digits(&number)?;
+            if !store
+                .remove_caller_id(&talktime_pii::Pii::new(digits))
+                .await?
+            {
+                bail!("that caller ID is not registered");
+            }
+            println!("caller ID removed");
+        }
+        AccountsCommand::Forward {
+            account,
+            destination,
+            clear,
+        } => {
+            let (store, id) = account.resolve().await?;
+            let destination = if clear {
+                None
+            } else {
+                destination.map(talktime_pii::Pii::new)
+            };
+            store
+                .set_forward_destination(id, destination.as_ref())
+                .await?;
+            println!(
+                "account {id} {}",
+                if clear {
+                    "no longer forwards"
+                } else {
+                    "forwards"
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Caller IDs are stored as the switch matches them: digits only, no `+`.
+fn caller_id_digits(number: &str) -> anyhow::Result<String> {
+    let digits: String = number
+        .trim()
+        .trim_start_matches('+')
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        bail!("a caller ID is digits (an optional leading + and separators are ignored)");
+    }
+    Ok(digits)
+}

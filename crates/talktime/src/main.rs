@@ -34,6 +34,9 @@ enum Command {
     /// Carrier routing.
     #[command(subcommand)]
     Routes(RoutesCommand),
+    /// Accounts: balance, recharge, caller IDs (pinless), DID forwarding.
+    #[command(subcommand)]
+    Accounts(admin::AccountsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,6 +199,7 @@ fn main() -> anyhow::Result<()> {
             run_once(admin::import_tariff(args))
         }
         Command::Rate(args) => run_once(admin::rate(args)),
+        Command::Accounts(command) => run_once(admin::accounts(command)),
         Command::Routes(RoutesCommand::Explain(args)) => {
             let config = args.files.load()?;
             config.validate()?;

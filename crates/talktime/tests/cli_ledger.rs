@@ -144,3 +144,78 @@ fn cards_generate_writes_a_csv_of_unique_pins() {
             .all(|line| line.contains(",disposable,"))
     );
 }
+
+/// `talktime accounts`: an operator finds a card's account by PIN, recharges it, registers a
+/// caller ID for pinless access and a DID-forwarding destination, and sees them in `show`.
+#[test]
+fn accounts_recharge_caller_ids_and_forwarding() {
+    let dir = scratch("accounts");
+    import(&dir, &[]);
+    let data = dir.join("data");
+    let generated = talktime(
+        &data,
+        &[
+            "cards", "generate", "--name", "b", "--count", "1", "--value", "2.50",
+        ],
+    );
+    assert!(generated.status.success());
+    let csv = String::from_utf8(generated.stdout).unwrap();
+    let pin = csv
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+
+    let show = |data: &Path| {
+        let output = talktime(data, &["accounts", "show", "--pin", &pin]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let before = show(&data);
+    assert!(before.contains("balance 2.5"), "{before}");
+    assert!(before.contains("forwards to (none)"), "{before}");
+
+    let recharged = talktime(&data, &["accounts", "recharge", "--pin", &pin, "7.50"]);
+    assert!(recharged.status.success());
+    let added = talktime(
+        &data,
+        &[
+            "accounts",
+            "add-caller-id",
+            "--pin",
+            &pin,
+            "+1 555-123-0000",
+        ],
+    );
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let forward = talktime(
+        &data,
+        &["accounts", "forward", "--pin", &pin, "00442071234567"],
+    );
+    assert!(forward.status.success());
+    let after = show(&data);
+    assert!(after.contains("balance 10"), "{after}");
+    assert!(after.contains("forwards to 00442071234567"), "{after}");
+
+    let removed = talktime(&data, &["accounts", "remove-caller-id", "15551230000"]);
+    assert!(
+        removed.status.success(),
+        "the digits-only form was registered"
+    );
+    let again = talktime(&data, &["accounts", "remove-caller-id", "15551230000"]);
+    assert!(!again.status.success(), "it is gone");
+    let bad = talktime(&data, &["accounts", "show", "--pin", "000"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no card has this PIN"));
+}
