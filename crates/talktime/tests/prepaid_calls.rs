@@ -933,3 +933,116 @@ fn early_media_is_not_billed_and_the_limit_starts_at_answer() {
     assert_eq!(cdr.billed_seconds, 3);
     assert_eq!(cdr.total_micros, 300_000);
 }
+
+/// The same prepaid call with the ledger on PostgreSQL (`--database-url`), in a schema of its
+/// own: credit limit, exact charge and CDR as on SQLite.
+#[test]
+fn the_switch_runs_its_ledger_on_postgresql() {
+    let admin = std::env::var("TALKTIME_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("tt_switch_{}_{}", std::process::id(), free_port());
+    let created = std::process::Command::new("psql")
+        .args([
+            admin.as_str(),
+            "-q",
+            "-c",
+            &format!("CREATE SCHEMA {schema}"),
+        ])
+        .output()
+        .expect("psql (postgresql-client) is needed for the PostgreSQL tests");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let separator = if admin.contains('?') { '&' } else { '?' };
+    let url = format!("{admin}{separator}options[search_path]={schema}");
+
+    let runtime = prepaid::runtime();
+    let store = runtime.block_on(talktime_store::Store::open(&url)).unwrap();
+    let settings = talktime_billing::TariffSettings::default();
+    let account = runtime.block_on(async {
+        let tariff = store
+            .create_tariff("demo", "USD", &settings.to_json(), 0)
+            .await
+            .unwrap();
+        let csv = format!(
+            "prefix,description,sell_rate,buy_rate,initial_block,increment,connection_fee\n{PER_SECOND_RATES}"
+        );
+        store
+            .import_tariff_csv(tariff.id, csv.as_bytes(), talktime_store::ImportOptions::default())
+            .await
+            .unwrap();
+        let card = talktime_store::NewCard::new(
+            talktime_pii::Pii::new("7770006666".to_owned()),
+            "USD",
+            300_000,
+        );
+        let card = store.create_card(&card, 0).await.unwrap();
+        store
+            .register_caller_id(card.account_id, &talktime_pii::Pii::new("15551230000".into()), 0)
+            .await
+            .unwrap();
+        store
+            .set_forward_destination(
+                card.account_id,
+                Some(&talktime_pii::Pii::new("0015551234567".into())),
+            )
+            .await
+            .unwrap();
+        card.account_id
+    });
+
+    let dir = prepaid::data_dir("postgres");
+    let carrier = BackgroundSipp::uas(
+        90,
+        &scenario("carrier_answer.xml"),
+        &["-rtp_echo", "-m", "1"],
+    );
+    let config = ConfigFile::new()
+        .carrier("answer", &carrier.address())
+        .routes(&[("", &["answer"])])
+        .write(&dir);
+    let switch = Switch::start_in(
+        &dir,
+        &["--config", config.to_str().unwrap(), "--database-url", &url],
+    );
+    let output = call_number(
+        &switch,
+        &dir,
+        "200",
+        "15551230000",
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_caller_ok(
+        &output,
+        &switch,
+        "call on the PostgreSQL ledger cut at its limit",
+    );
+    let reservation = format!("{}#1", only_call_id(&switch));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let cdrs = loop {
+        let cdrs = runtime.block_on(store.cdrs_for_call(&reservation)).unwrap();
+        if !cdrs.is_empty() || Instant::now() > deadline {
+            break cdrs;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    assert_eq!(cdrs[0].total_micros, 300_000);
+    assert_eq!(
+        cdrs[0].disconnect_cause.as_deref(),
+        Some("credit_exhausted")
+    );
+    assert_eq!(runtime.block_on(store.balance(account)).unwrap(), 0);
+    drop(switch);
+    let _ = std::process::Command::new("psql")
+        .args([
+            admin.as_str(),
+            "-q",
+            "-c",
+            &format!("DROP SCHEMA {schema} CASCADE"),
+        ])
+        .output();
+}
