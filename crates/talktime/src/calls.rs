@@ -381,12 +381,7 @@ impl Core {
 
     /// A carrier that has not even said 100 Trying in time is treated as not answering.
     fn check_trying_deadline(&mut self, key: u64, now: Instant) {
-        let Some(outgoing) = self
-            .sessions
-            .get_mut(&key)
-            .and_then(|s| s.carrier.as_mut())
-            .and_then(|leg| leg.current.as_mut())
-        else {
+        let Some(outgoing) = self.current_outgoing_mut(key) else {
             return;
         };
         if outgoing
@@ -892,10 +887,7 @@ impl Core {
             return;
         }
         let current = self
-            .sessions
-            .get(&key)
-            .and_then(|s| s.carrier.as_ref())
-            .and_then(|leg| leg.current.as_ref())
+            .current_outgoing(key)
             .filter(|outgoing| outgoing.transaction == transaction)
             .map(|outgoing| (outgoing.abandoned, outgoing.dialog.is_some()));
         let Some((abandoned, answered)) = current else {
@@ -906,11 +898,7 @@ impl Core {
             return;
         };
         if response.status < 200
-            && let Some(outgoing) = self
-                .sessions
-                .get_mut(&key)
-                .and_then(|s| s.carrier.as_mut())
-                .and_then(|leg| leg.current.as_mut())
+            && let Some(outgoing) = self.current_outgoing_mut(key)
         {
             outgoing.trying_deadline = None;
         }
@@ -929,12 +917,7 @@ impl Core {
     /// Re-sends the carrier INVITE with digest credentials (RFC 3261 §22.2); false when the
     /// carrier has none, this is a second challenge, or the challenge is unusable.
     fn answer_challenge(&mut self, key: u64, response: &Response) -> bool {
-        let Some(outgoing) = self
-            .sessions
-            .get(&key)
-            .and_then(|s| s.carrier.as_ref())
-            .and_then(|leg| leg.current.as_ref())
-        else {
+        let Some(outgoing) = self.current_outgoing(key) else {
             return false;
         };
         let Some((username, password)) = outgoing.target.credentials.clone() else {
@@ -956,6 +939,7 @@ impl Core {
             return false;
         };
         let mut invite = outgoing.invite.clone();
+        let peer = outgoing.target.peer;
         let uri = invite.uri.to_string();
         let cnonce = self.layer.new_tag();
         let Ok(credentials) = talktime_sip::auth::Credentials::answer(
@@ -974,22 +958,18 @@ impl Core {
         invite
             .headers
             .set(answer_header, &credentials.header_value());
-        let peer = outgoing.target.peer;
         invite.headers.set("Via", &self.via_for(peer.transport));
         let Ok((transaction, _, invite)) = self.send_request(invite, peer) else {
             return false;
         };
         self.by_transaction.insert(transaction, key);
-        if let Some(outgoing) = self
-            .sessions
-            .get_mut(&key)
-            .and_then(|s| s.carrier.as_mut())
-            .and_then(|leg| leg.current.as_mut())
-        {
-            self.by_transaction.remove(&outgoing.transaction);
-            outgoing.transaction = transaction;
+        let previous = self.current_outgoing_mut(key).map(|outgoing| {
             outgoing.invite = invite;
             outgoing.authenticated = true;
+            std::mem::replace(&mut outgoing.transaction, transaction)
+        });
+        if let Some(previous) = previous {
+            self.by_transaction.remove(&previous);
         }
         debug!(
             call = key,
@@ -1079,12 +1059,7 @@ impl Core {
         };
         let id = self.dialogs.insert(dialog);
         self.by_dialog.insert(id.clone(), key);
-        if let Some(outgoing) = self
-            .sessions
-            .get_mut(&key)
-            .and_then(|s| s.carrier.as_mut())
-            .and_then(|leg| leg.current.as_mut())
-        {
+        if let Some(outgoing) = self.current_outgoing_mut(key) {
             outgoing.dialog = Some(id);
         }
         self.acknowledge(key, response);
@@ -1095,12 +1070,7 @@ impl Core {
 
     /// ACKs the carrier's 2xx (again, for a retransmission).
     fn acknowledge(&mut self, key: u64, response: &Response) {
-        let Some(outgoing) = self
-            .sessions
-            .get(&key)
-            .and_then(|s| s.carrier.as_ref())
-            .and_then(|leg| leg.current.as_ref())
-        else {
+        let Some(outgoing) = self.current_outgoing(key) else {
             return;
         };
         let (Some(id), peer) = (outgoing.dialog.clone(), outgoing.target.peer) else {
@@ -1178,17 +1148,26 @@ impl Core {
 
     /// A carrier INVITE got no final response (Timer B) or could not be sent.
     pub(crate) fn carrier_timeout(&mut self, key: u64, transaction: TransactionId) {
-        let is_current = self
-            .sessions
-            .get(&key)
-            .and_then(|s| s.carrier.as_ref())
-            .and_then(|leg| leg.current.as_ref())
-            .is_some_and(|outgoing| {
-                outgoing.transaction == transaction && outgoing.dialog.is_none()
-            });
+        let is_current = self.current_outgoing(key).is_some_and(|outgoing| {
+            outgoing.transaction == transaction && outgoing.dialog.is_none()
+        });
         if is_current {
             self.carrier_failed(key, None);
         }
+    }
+
+    /// The carrier INVITE in progress (or answered) for a call.
+    fn current_outgoing(&self, key: u64) -> Option<&Outgoing> {
+        self.sessions.get(&key)?.carrier.as_ref()?.current.as_ref()
+    }
+
+    fn current_outgoing_mut(&mut self, key: u64) -> Option<&mut Outgoing> {
+        self.sessions
+            .get_mut(&key)?
+            .carrier
+            .as_mut()?
+            .current
+            .as_mut()
     }
 
     fn current_attempt(&self, key: u64) -> Option<AttemptId> {
