@@ -149,6 +149,50 @@ fn call_end_cause(switch: &Switch) -> String {
     }
 }
 
+/// A card on the per-second tariff (0.30) whose caller ID 15551230000 is registered and
+/// forwarded to +15551234567 (access number 200 connects it without any digits).
+fn forwarding_card(dir: &Path, pin: &str) -> i64 {
+    let account = prepaid::card(dir, pin, 300_000, 0);
+    prepaid::register_caller_id(dir, account, "15551230000");
+    prepaid::forward_to(dir, account, "0015551234567");
+    account
+}
+
+/// The forwarded caller of [`forwarding_card`] through access number 200.
+fn forwarded_call(switch: &Switch, dir: &Path) -> std::process::Output {
+    call_number(
+        switch,
+        dir,
+        "200",
+        "15551230000",
+        &[],
+        Duration::from_secs(30),
+    )
+}
+
+/// A SIPp carrier that answers one call, echoes its media and waits for our BYE.
+fn answering_carrier() -> BackgroundSipp {
+    BackgroundSipp::uas(
+        90,
+        &scenario("carrier_answer.xml"),
+        &["-rtp_echo", "-m", "1"],
+    )
+}
+
+/// Writes the configuration into the data directory and starts the switch on both.
+fn start(dir: &Path, config: ConfigFile) -> Switch {
+    let path = config.write(dir);
+    Switch::start_in(dir, &["--config", path.to_str().unwrap()])
+}
+
+/// The CDR rows of the only call's first attempt, asserting there is exactly one.
+fn only_attempt_cdrs(switch: &Switch, dir: &Path) -> Vec<Cdr> {
+    let reservation = format!("{}#1", only_call_id(switch));
+    let cdrs = wait_for_cdrs(dir, &reservation, 1);
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    cdrs
+}
+
 const PIN: &str = "1234567890";
 const PIN_AT: Duration = Duration::from_millis(2000);
 const DESTINATION_AT: Duration = Duration::from_millis(5600);
@@ -182,16 +226,13 @@ fn pin_call_is_cut_at_the_credit_limit_and_billed_exactly() {
     let dir = prepaid::data_dir("credit-limit");
     prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
     let account = prepaid::card(&dir, "1234567890", 500_000, 0);
-    let carrier = BackgroundSipp::uas(
-        90,
-        &scenario("carrier_answer.xml"),
-        &["-rtp_echo", "-m", "1"],
+    let carrier = answering_carrier();
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("answer", &carrier.address())
+            .routes(&[("", &["answer"])]),
     );
-    let config = ConfigFile::new()
-        .carrier("answer", &carrier.address())
-        .routes(&[("", &["answer"])])
-        .write(&dir);
-    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
 
     let output = call(
         &switch,
@@ -211,9 +252,7 @@ fn pin_call_is_cut_at_the_credit_limit_and_billed_exactly() {
     let carrier_run = carrier.finish(Duration::from_secs(5));
     assert!(carrier_run.success(), "carrier: {}", carrier_run.describe());
 
-    let reservation = format!("{}#1", only_call_id(&switch));
-    let cdrs = wait_for_cdrs(&dir, &reservation, 1);
-    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    let cdrs = only_attempt_cdrs(&switch, &dir);
     let cdr = &cdrs[0];
     let answered = cdr.answer_ms.expect("the carrier answered");
     let talk_ms = cdr.end_ms - answered;
@@ -242,16 +281,13 @@ fn registered_caller_id_skips_the_pin() {
     prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
     let account = prepaid::card(&dir, "5550001111", 300_000, 0);
     prepaid::register_caller_id(&dir, account, "15551230000");
-    let carrier = BackgroundSipp::uas(
-        90,
-        &scenario("carrier_answer.xml"),
-        &["-rtp_echo", "-m", "1"],
+    let carrier = answering_carrier();
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("answer", &carrier.address())
+            .routes(&[("", &["answer"])]),
     );
-    let config = ConfigFile::new()
-        .carrier("answer", &carrier.address())
-        .routes(&[("", &["answer"])])
-        .write(&dir);
-    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
 
     // No PIN: the destination right after the welcome and the balance.
     let output = call(
@@ -262,9 +298,7 @@ fn registered_caller_id_skips_the_pin() {
         Duration::from_secs(40),
     );
     assert_caller_ok(&output, &switch, "pinless call cut at its 3 s limit");
-    let reservation = format!("{}#1", only_call_id(&switch));
-    let cdrs = wait_for_cdrs(&dir, &reservation, 1);
-    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    let cdrs = only_attempt_cdrs(&switch, &dir);
     assert_eq!(cdrs[0].destination.expose(), "+15551234567");
     assert_eq!(
         cdrs[0].caller_id.as_ref().map(|c| c.expose().as_str()),
@@ -285,16 +319,13 @@ fn caller_id_below_the_account_minimum_is_asked_for_the_pin() {
     // 0.30 is below the 1.00 the account needs for caller-ID recognition (seed 002).
     let account = prepaid::card(&dir, PIN, 300_000, 1_000_000);
     prepaid::register_caller_id(&dir, account, "15551230000");
-    let carrier = BackgroundSipp::uas(
-        90,
-        &scenario("carrier_answer.xml"),
-        &["-rtp_echo", "-m", "1"],
+    let carrier = answering_carrier();
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("answer", &carrier.address())
+            .routes(&[("", &["answer"])]),
     );
-    let config = ConfigFile::new()
-        .carrier("answer", &carrier.address())
-        .routes(&[("", &["answer"])])
-        .write(&dir);
-    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
 
     let output = call(
         &switch,
@@ -304,9 +335,7 @@ fn caller_id_below_the_account_minimum_is_asked_for_the_pin() {
         Duration::from_secs(40),
     );
     assert_caller_ok(&output, &switch, "PIN then destination");
-    let reservation = format!("{}#1", only_call_id(&switch));
-    let cdrs = wait_for_cdrs(&dir, &reservation, 1);
-    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    let cdrs = only_attempt_cdrs(&switch, &dir);
     // Had the caller ID been accepted, the PIN digits would have been dialled.
     assert_eq!(cdrs[0].destination.expose(), "+15551234567");
     assert!(switch.log_text().contains("PIN looked up"));
@@ -318,11 +347,12 @@ fn three_wrong_pins_end_the_call_without_charge() {
     let dir = prepaid::data_dir("wrong-pin");
     prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
     let account = prepaid::card(&dir, PIN, 300_000, 0);
-    let config = ConfigFile::new()
-        .carrier("answer", "127.0.0.1:9")
-        .routes(&[("", &["answer"])])
-        .write(&dir);
-    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("answer", "127.0.0.1:9")
+            .routes(&[("", &["answer"])]),
+    );
 
     let output = call(
         &switch,
@@ -352,11 +382,12 @@ fn caller_hanging_up_during_the_ivr_pays_nothing() {
     let dir = prepaid::data_dir("hang-up-mid-ivr");
     prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
     let account = prepaid::card(&dir, PIN, 300_000, 0);
-    let config = ConfigFile::new()
-        .carrier("answer", "127.0.0.1:9")
-        .routes(&[("", &["answer"])])
-        .write(&dir);
-    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("answer", "127.0.0.1:9")
+            .routes(&[("", &["answer"])]),
+    );
 
     // The PIN, then the caller leaves while asked for the destination.
     let output = call_and_hang_up(
@@ -377,17 +408,14 @@ fn busy_carrier_returns_to_destination_entry_and_the_second_call_connects() {
     prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
     let account = prepaid::card(&dir, PIN, 300_000, 0);
     let busy = BackgroundSipp::uas(90, &scenario("carrier_busy.xml"), &["-m", "1"]);
-    let answer = BackgroundSipp::uas(
-        90,
-        &scenario("carrier_answer.xml"),
-        &["-rtp_echo", "-m", "1"],
+    let answer = answering_carrier();
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("busy", &busy.address())
+            .carrier("answer", &answer.address())
+            .routes(&[("44", &["busy"]), ("1", &["answer"])]),
     );
-    let config = ConfigFile::new()
-        .carrier("busy", &busy.address())
-        .carrier("answer", &answer.address())
-        .routes(&[("44", &["busy"]), ("1", &["answer"])])
-        .write(&dir);
-    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
 
     let output = call(
         &switch,
@@ -428,17 +456,14 @@ fn carrier_503_fails_over_to_the_next_carrier_at_once() {
     prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
     let account = prepaid::card(&dir, PIN, 300_000, 0);
     let unavailable = BackgroundSipp::uas(90, &scenario("carrier_unavailable.xml"), &["-m", "1"]);
-    let answer = BackgroundSipp::uas(
-        90,
-        &scenario("carrier_answer.xml"),
-        &["-rtp_echo", "-m", "1"],
+    let answer = answering_carrier();
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("first", &unavailable.address())
+            .carrier("second", &answer.address())
+            .routes(&[("", &["first", "second"])]),
     );
-    let config = ConfigFile::new()
-        .carrier("first", &unavailable.address())
-        .carrier("second", &answer.address())
-        .routes(&[("", &["first", "second"])])
-        .write(&dir);
-    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
 
     let output = call(
         &switch,
@@ -472,17 +497,14 @@ fn silent_carrier_fails_over_after_the_invite_timeout() {
     let account = prepaid::card(&dir, PIN, 300_000, 0);
     // A socket that reads INVITEs and never answers.
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let answer = BackgroundSipp::uas(
-        90,
-        &scenario("carrier_answer.xml"),
-        &["-rtp_echo", "-m", "1"],
+    let answer = answering_carrier();
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("silent", &silent.local_addr().unwrap().to_string())
+            .carrier("second", &answer.address())
+            .routes(&[("", &["silent", "second"])]),
     );
-    let config = ConfigFile::new()
-        .carrier("silent", &silent.local_addr().unwrap().to_string())
-        .carrier("second", &answer.address())
-        .routes(&[("", &["silent", "second"])])
-        .write(&dir);
-    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
 
     let output = call(
         &switch,
@@ -511,33 +533,19 @@ fn silent_carrier_fails_over_after_the_invite_timeout() {
 fn did_forwarding_connects_a_registered_caller_to_its_preset_destination() {
     let dir = prepaid::data_dir("did-forwarding");
     prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
-    let account = prepaid::card(&dir, "7770001111", 300_000, 0);
-    prepaid::register_caller_id(&dir, account, "15551230000");
-    prepaid::forward_to(&dir, account, "0015551234567");
-    let carrier = BackgroundSipp::uas(
-        90,
-        &scenario("carrier_answer.xml"),
-        &["-rtp_echo", "-m", "1"],
+    let account = forwarding_card(&dir, "7770001111");
+    let carrier = answering_carrier();
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("answer", &carrier.address())
+            .routes(&[("", &["answer"])]),
     );
-    let config = ConfigFile::new()
-        .carrier("answer", &carrier.address())
-        .routes(&[("", &["answer"])])
-        .write(&dir);
-    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
 
     // Access number 200 forwards: no digits at all.
-    let output = call_number(
-        &switch,
-        &dir,
-        "200",
-        "15551230000",
-        &[],
-        Duration::from_secs(30),
-    );
+    let output = forwarded_call(&switch, &dir);
     assert_caller_ok(&output, &switch, "forwarded call cut at its 3 s limit");
-    let reservation = format!("{}#1", only_call_id(&switch));
-    let cdrs = wait_for_cdrs(&dir, &reservation, 1);
-    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    let cdrs = only_attempt_cdrs(&switch, &dir);
     assert_eq!(cdrs[0].destination.expose(), "+15551234567");
     assert_eq!(cdrs[0].access_number.as_deref(), Some("200"));
     assert_eq!(cdrs[0].total_micros, 300_000);
@@ -553,40 +561,31 @@ fn did_forwarding_connects_a_registered_caller_to_its_preset_destination() {
 fn oversized_invite_to_a_udp_carrier_goes_over_tcp() {
     let dir = prepaid::data_dir("mtu-tcp");
     prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
-    let account = prepaid::card(&dir, "7770002222", 300_000, 0);
-    prepaid::register_caller_id(&dir, account, "15551230000");
-    prepaid::forward_to(&dir, account, "0015551234567");
+    let account = forwarding_card(&dir, "7770002222");
     let carrier = BackgroundSipp::uas(
         90,
         &scenario("carrier_answer.xml"),
         &["-t", "t1", "-rtp_echo", "-m", "1"],
     );
-    let config = ConfigFile::new()
-        .raw("[sip]\nudp_mtu = 600\n")
-        .carrier("tcp-only", &carrier.address())
-        .routes(&[("", &["tcp-only"])])
-        .write(&dir);
-    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
-
-    let output = call_number(
-        &switch,
+    let switch = start(
         &dir,
-        "200",
-        "15551230000",
-        &[],
-        Duration::from_secs(30),
+        ConfigFile::new()
+            .raw("[sip]\nudp_mtu = 600\n")
+            .carrier("tcp-only", &carrier.address())
+            .routes(&[("", &["tcp-only"])]),
     );
+
+    let output = forwarded_call(&switch, &dir);
     assert_caller_ok(&output, &switch, "call carried by the TCP-only carrier");
     let carrier_run = carrier.finish(Duration::from_secs(5));
     assert!(carrier_run.success(), "carrier: {}", carrier_run.describe());
-    let reservation = format!("{}#1", only_call_id(&switch));
-    let cdrs = wait_for_cdrs(&dir, &reservation, 1);
-    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    let cdrs = only_attempt_cdrs(&switch, &dir);
     assert_eq!(cdrs[0].total_micros, 300_000);
     assert!(
         switch.log_text().contains("transport=TCP"),
         "INVITE went over TCP"
     );
+    assert_eq!(prepaid::balance(&dir, account), 0, "charged exactly once");
 }
 
 /// One call at a time per card: a second caller with the same PIN while the first is
@@ -596,16 +595,13 @@ fn a_card_already_in_a_call_is_refused() {
     let dir = prepaid::data_dir("card-in-use");
     prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
     let account = prepaid::card(&dir, PIN, 800_000, 0);
-    let carrier = BackgroundSipp::uas(
-        90,
-        &scenario("carrier_answer.xml"),
-        &["-rtp_echo", "-m", "1"],
+    let carrier = answering_carrier();
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("answer", &carrier.address())
+            .routes(&[("", &["answer"])]),
     );
-    let config = ConfigFile::new()
-        .carrier("answer", &carrier.address())
-        .routes(&[("", &["answer"])])
-        .write(&dir);
-    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
 
     let script = [(PIN_AT, "1234567890#"), (DESTINATION_AT, US_NUMBER)];
     let pcap = dir.join("first.pcap");
@@ -663,17 +659,14 @@ fn a_call_whose_media_stops_is_ended_and_billed_to_the_last_packet() {
     let dir = prepaid::data_dir("dead-media");
     prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
     let account = prepaid::card(&dir, PIN, 5_000_000, 0);
-    let carrier = BackgroundSipp::uas(
-        90,
-        &scenario("carrier_answer.xml"),
-        &["-rtp_echo", "-m", "1"],
+    let carrier = answering_carrier();
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .raw("[rtp]\ninactivity_timeout_ms = 2000\n")
+            .carrier("answer", &carrier.address())
+            .routes(&[("", &["answer"])]),
     );
-    let config = ConfigFile::new()
-        .raw("[rtp]\ninactivity_timeout_ms = 2000\n")
-        .carrier("answer", &carrier.address())
-        .routes(&[("", &["answer"])])
-        .write(&dir);
-    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
 
     let output = call_with_audio(
         &switch,
@@ -686,9 +679,7 @@ fn a_call_whose_media_stops_is_ended_and_billed_to_the_last_packet() {
     );
     assert_caller_ok(&output, &switch, "the switch hangs up a dead call");
     assert_eq!(call_end_cause(&switch), "media_timeout");
-    let reservation = format!("{}#1", only_call_id(&switch));
-    let cdrs = wait_for_cdrs(&dir, &reservation, 1);
-    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    let cdrs = only_attempt_cdrs(&switch, &dir);
     let cdr = &cdrs[0];
     assert_eq!(cdr.disconnect_cause.as_deref(), Some("media_timeout"));
     let answered = cdr.answer_ms.expect("answered");
@@ -716,38 +707,28 @@ fn a_call_whose_media_stops_is_ended_and_billed_to_the_last_packet() {
 fn a_carrier_digest_challenge_is_answered_with_its_credentials() {
     let dir = prepaid::data_dir("carrier-auth");
     prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
-    let account = prepaid::card(&dir, "7770003333", 300_000, 0);
-    prepaid::register_caller_id(&dir, account, "15551230000");
-    prepaid::forward_to(&dir, account, "0015551234567");
+    let account = forwarding_card(&dir, "7770003333");
     let carrier = BackgroundSipp::uas(90, &scenario("carrier_auth.xml"), &["-rtp_echo", "-m", "1"]);
     let (host, port) = carrier
         .address()
         .rsplit_once(':')
         .map(|(h, p)| (h.to_owned(), p.to_owned()))
         .unwrap();
-    let config = ConfigFile::new()
-        .raw(&format!(
-            "[[carriers]]\nname = \"secure\"\nhost = \"{host}\"\nport = {port}\n\
-             username = \"talktime\"\npassword = \"trunk-secret\"\noptions_interval_ms = 0\n"
-        ))
-        .routes(&[("", &["secure"])])
-        .write(&dir);
-    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
-
-    let output = call_number(
-        &switch,
+    let switch = start(
         &dir,
-        "200",
-        "15551230000",
-        &[],
-        Duration::from_secs(30),
+        ConfigFile::new()
+            .raw(&format!(
+                "[[carriers]]\nname = \"secure\"\nhost = \"{host}\"\nport = {port}\n\
+             username = \"talktime\"\npassword = \"trunk-secret\"\noptions_interval_ms = 0\n"
+            ))
+            .routes(&[("", &["secure"])]),
     );
+
+    let output = forwarded_call(&switch, &dir);
     assert_caller_ok(&output, &switch, "call connected after the challenge");
     let carrier_run = carrier.finish(Duration::from_secs(5));
     assert!(carrier_run.success(), "carrier: {}", carrier_run.describe());
-    let reservation = format!("{}#1", only_call_id(&switch));
-    let cdrs = wait_for_cdrs(&dir, &reservation, 1);
-    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    let cdrs = only_attempt_cdrs(&switch, &dir);
     assert!(cdrs[0].answer_ms.is_some(), "{cdrs:?}");
     assert_eq!(cdrs[0].total_micros, 300_000);
     let log = switch.log_text();
@@ -759,6 +740,7 @@ fn a_carrier_digest_challenge_is_answered_with_its_credentials() {
         !log.contains("trunk-secret"),
         "the password stays out of logs"
     );
+    assert_eq!(prepaid::balance(&dir, account), 0, "charged exactly once");
 }
 
 /// Seed 003: a tariff names its dial plan ("premium"), which beats the access number's.
@@ -770,39 +752,26 @@ fn the_tariff_chooses_its_dial_plan() {
         ..talktime_billing::TariffSettings::default()
     };
     prepaid::tariff_with(&dir, "demo", PER_SECOND_RATES, &settings);
-    let account = prepaid::card(&dir, "7770004444", 300_000, 0);
-    prepaid::register_caller_id(&dir, account, "15551230000");
-    prepaid::forward_to(&dir, account, "0015551234567");
-    let premium = BackgroundSipp::uas(
-        90,
-        &scenario("carrier_answer.xml"),
-        &["-rtp_echo", "-m", "1"],
-    );
-    let config = ConfigFile::new()
-        .carrier("regular-carrier", "127.0.0.1:9")
-        .carrier("premium-carrier", &premium.address())
-        .routes(&[("", &["regular-carrier"])])
-        .raw(
-            "[[dial_plans]]\nname = \"premium\"\n\n[[dial_plans.routes]]\nprefix = \"\"\n\
-             mode = \"priority\"\ncarriers = [{ name = \"premium-carrier\" }]\n",
-        )
-        .write(&dir);
-    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
-
-    let output = call_number(
-        &switch,
+    let account = forwarding_card(&dir, "7770004444");
+    let premium = answering_carrier();
+    let switch = start(
         &dir,
-        "200",
-        "15551230000",
-        &[],
-        Duration::from_secs(30),
+        ConfigFile::new()
+            .carrier("regular-carrier", "127.0.0.1:9")
+            .carrier("premium-carrier", &premium.address())
+            .routes(&[("", &["regular-carrier"])])
+            .raw(
+                "[[dial_plans]]\nname = \"premium\"\n\n[[dial_plans.routes]]\nprefix = \"\"\n\
+             mode = \"priority\"\ncarriers = [{ name = \"premium-carrier\" }]\n",
+            ),
     );
+
+    let output = forwarded_call(&switch, &dir);
     assert_caller_ok(&output, &switch, "call routed by the tariff's plan");
-    let reservation = format!("{}#1", only_call_id(&switch));
-    let cdrs = wait_for_cdrs(&dir, &reservation, 1);
-    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    let cdrs = only_attempt_cdrs(&switch, &dir);
     assert_eq!(cdrs[0].carrier.as_deref(), Some("premium-carrier"));
     assert_eq!(cdrs[0].total_micros, 300_000);
+    assert_eq!(prepaid::balance(&dir, account), 0, "charged exactly once");
 }
 
 /// A carrier that requires registration gets a REGISTER with digest credentials at start-up
@@ -816,15 +785,16 @@ fn a_carrier_requiring_registration_is_registered_and_refreshed() {
         .rsplit_once(':')
         .map(|(h, p)| (h.to_owned(), p.to_owned()))
         .unwrap();
-    let config = ConfigFile::new()
-        .raw(&format!(
-            "[[carriers]]\nname = \"registered\"\nhost = \"{host}\"\nport = {port}\n\
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .raw(&format!(
+                "[[carriers]]\nname = \"registered\"\nhost = \"{host}\"\nport = {port}\n\
              username = \"talktime\"\npassword = \"trunk-secret\"\nregister_expires_s = 4\n\
              options_interval_ms = 0\n"
-        ))
-        .routes(&[("", &["registered"])])
-        .write(&dir);
-    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
+            ))
+            .routes(&[("", &["registered"])]),
+    );
     let run = registrar.finish(Duration::from_secs(10));
     assert!(
         run.success(),
@@ -848,17 +818,12 @@ fn a_national_number_is_rated_and_routed_in_the_access_numbers_country() {
     let dir = prepaid::data_dir("national");
     prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
     let account = prepaid::card(&dir, PIN, 300_000, 0);
-    let carrier = BackgroundSipp::uas(
-        90,
-        &scenario("carrier_answer.xml"),
-        &["-rtp_echo", "-m", "1"],
-    );
-    let config = ConfigFile::new()
+    let carrier = answering_carrier();
+    let switch = start(&dir, ConfigFile::new()
         .raw("[[access_numbers]]\nnumber = \"300\"\ncountry_code = \"44\"\nnational_prefix = \"0\"\n")
         .carrier("uk", &carrier.address())
         .routes(&[("44", &["uk"])])
-        .write(&dir);
-    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
+        );
 
     let output = call_number(
         &switch,
@@ -873,9 +838,7 @@ fn a_national_number_is_rated_and_routed_in_the_access_numbers_country() {
         &switch,
         "national call connected and cut at the limit",
     );
-    let reservation = format!("{}#1", only_call_id(&switch));
-    let cdrs = wait_for_cdrs(&dir, &reservation, 1);
-    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    let cdrs = only_attempt_cdrs(&switch, &dir);
     assert_eq!(cdrs[0].carrier.as_deref(), Some("uk"));
     assert_eq!(cdrs[0].total_micros, 300_000, "rated at the UK rate");
     assert_eq!(prepaid::balance(&dir, account), 0);
@@ -887,28 +850,20 @@ fn a_national_number_is_rated_and_routed_in_the_access_numbers_country() {
 fn early_media_is_not_billed_and_the_limit_starts_at_answer() {
     let dir = prepaid::data_dir("early-media");
     prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
-    let account = prepaid::card(&dir, "7770005555", 300_000, 0);
-    prepaid::register_caller_id(&dir, account, "15551230000");
-    prepaid::forward_to(&dir, account, "0015551234567");
+    let account = forwarding_card(&dir, "7770005555");
     let carrier = BackgroundSipp::uas(
         90,
         &scenario("carrier_early_media.xml"),
         &["-rtp_echo", "-m", "1", "-d", "3000"],
     );
-    let config = ConfigFile::new()
-        .carrier("early", &carrier.address())
-        .routes(&[("", &["early"])])
-        .write(&dir);
-    let switch = Switch::start_in(&dir, &["--config", config.to_str().unwrap()]);
-
-    let output = call_number(
-        &switch,
+    let switch = start(
         &dir,
-        "200",
-        "15551230000",
-        &[],
-        Duration::from_secs(30),
+        ConfigFile::new()
+            .carrier("early", &carrier.address())
+            .routes(&[("", &["early"])]),
     );
+
+    let output = forwarded_call(&switch, &dir);
     assert_caller_ok(
         &output,
         &switch,
@@ -916,9 +871,7 @@ fn early_media_is_not_billed_and_the_limit_starts_at_answer() {
     );
     let carrier_run = carrier.finish(Duration::from_secs(5));
     assert!(carrier_run.success(), "carrier: {}", carrier_run.describe());
-    let reservation = format!("{}#1", only_call_id(&switch));
-    let cdrs = wait_for_cdrs(&dir, &reservation, 1);
-    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    let cdrs = only_attempt_cdrs(&switch, &dir);
     let cdr = &cdrs[0];
     let answered = cdr.answer_ms.expect("answered");
     assert!(
@@ -932,6 +885,7 @@ fn early_media_is_not_billed_and_the_limit_starts_at_answer() {
     );
     assert_eq!(cdr.billed_seconds, 3);
     assert_eq!(cdr.total_micros, 300_000);
+    assert_eq!(prepaid::balance(&dir, account), 0, "charged exactly once");
 }
 
 /// The same prepaid call with the ledger on PostgreSQL (`--database-url`), in a schema of its
@@ -994,11 +948,7 @@ fn the_switch_runs_its_ledger_on_postgresql() {
     });
 
     let dir = prepaid::data_dir("postgres");
-    let carrier = BackgroundSipp::uas(
-        90,
-        &scenario("carrier_answer.xml"),
-        &["-rtp_echo", "-m", "1"],
-    );
+    let carrier = answering_carrier();
     let config = ConfigFile::new()
         .carrier("answer", &carrier.address())
         .routes(&[("", &["answer"])])
@@ -1007,14 +957,7 @@ fn the_switch_runs_its_ledger_on_postgresql() {
         &dir,
         &["--config", config.to_str().unwrap(), "--database-url", &url],
     );
-    let output = call_number(
-        &switch,
-        &dir,
-        "200",
-        "15551230000",
-        &[],
-        Duration::from_secs(30),
-    );
+    let output = forwarded_call(&switch, &dir);
     assert_caller_ok(
         &output,
         &switch,
