@@ -376,9 +376,37 @@ impl PartialEq for Headers {
 
 impl Eq for Headers {}
 
+/// Headers whose values name people (phone numbers, user names) or carry credentials; their
+/// values are redacted in `Debug` so a logged message does not leak them.
+const REDACTED_IN_DEBUG: [&str; 16] = [
+    "from",
+    "f",
+    "to",
+    "t",
+    "contact",
+    "m",
+    "p-asserted-identity",
+    "p-preferred-identity",
+    "remote-party-id",
+    "diversion",
+    "history-info",
+    "referred-by",
+    "authorization",
+    "proxy-authorization",
+    "www-authenticate",
+    "proxy-authenticate",
+];
+
 impl fmt::Debug for Headers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
+        f.debug_list()
+            .entries(self.iter().map(|(name, value)| {
+                let redacted = REDACTED_IN_DEBUG
+                    .iter()
+                    .any(|hidden| hidden.eq_ignore_ascii_case(name));
+                (name, if redacted { "<redacted>" } else { value })
+            }))
+            .finish()
     }
 }
 

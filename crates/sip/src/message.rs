@@ -10,8 +10,9 @@ use crate::parser::{parse_datagram, trim_lws};
 use crate::types::{CSeq, MediaType, NameAddr, Reason, RetryAfter, SessionExpires, Via};
 use crate::uri::Uri;
 
-/// A SIP request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A SIP request. Its `Debug` hides the Request-URI's user part (a dialled number) and the
+/// values of identity headers (see `Headers`' `Debug`), and gives the body's length only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Request {
     pub method: Method,
     pub uri: Uri,
@@ -19,13 +20,39 @@ pub struct Request {
     pub body: Vec<u8>,
 }
 
-/// A SIP response.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A SIP response. Its `Debug` hides identity header values and gives the body's length.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Response {
     pub status: u16,
     pub reason: String,
     pub headers: Headers,
     pub body: Vec<u8>,
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let uri = match self.uri.user() {
+            Some(_) => format!("{}:<redacted>@{}", self.uri.scheme(), self.uri.host()),
+            None => self.uri.to_string(),
+        };
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("uri", &uri)
+            .field("headers", &self.headers)
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("reason", &self.reason)
+            .field("headers", &self.headers)
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
 }
 
 /// Either kind of SIP message.

@@ -411,3 +411,27 @@ fn contact_wildcard_and_max_forwards_decrement() {
         ParseError::bad_header("Contact", "* mixed with addresses")
     );
 }
+
+/// `Debug` of a message hides dialled numbers, caller IDs and credentials (a message logged
+/// with `{:?}` must not leak them) but keeps what correlates logs.
+#[test]
+fn debug_output_hides_numbers_and_credentials() {
+    let text = "INVITE sip:0044207123456@carrier.example SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1\r\n\
+        From: <sip:15551230000@192.0.2.1>;tag=1\r\n\
+        To: <sip:0044207123456@carrier.example>\r\n\
+        Call-ID: c1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n\
+        P-Asserted-Identity: <tel:+15551230000>\r\n\
+        Authorization: Digest username=\"alice\", response=\"secret\"\r\n\
+        Content-Length: 0\r\n\r\n";
+    let message = talktime_sip::Message::parse(text.as_bytes()).unwrap();
+    let debug = format!("{message:?}");
+    for hidden in ["15551230000", "0044207123456", "alice", "secret"] {
+        assert!(!debug.contains(hidden), "{hidden} leaked: {debug}");
+    }
+    assert!(debug.contains("carrier.example"), "{debug}");
+    assert!(
+        debug.contains("c1"),
+        "the Call-ID stays for correlation: {debug}"
+    );
+}
