@@ -158,11 +158,10 @@ impl StartError {
     }
 }
 
-/// Shortest session interval we accept (RFC 4028 §4: Min-SE is at least 90 s).
-const MIN_SESSION_EXPIRES: u32 = 90;
-
-/// A session timer when the caller asks for one and supports `timer` (we never impose one).
-fn session_timer(invite: &Request) -> Option<SessionTimer> {
+/// A session timer when the caller asks for one and supports `timer` (we never impose one);
+/// a shorter interval than `minimum` seconds (`[sip] min_session_expires_s`, 90 by RFC 4028
+/// §4) is raised to it.
+fn session_timer(invite: &Request, minimum: u32) -> Option<SessionTimer> {
     let supported = invite
         .supported()
         .iter()
@@ -171,7 +170,7 @@ fn session_timer(invite: &Request) -> Option<SessionTimer> {
     if !supported {
         return None;
     }
-    let interval = Duration::from_secs(u64::from(requested.delta.max(MIN_SESSION_EXPIRES)));
+    let interval = Duration::from_secs(u64::from(requested.delta.max(minimum)));
     Some(SessionTimer {
         interval,
         deadline: Instant::now() + interval,
@@ -319,7 +318,7 @@ impl Core {
                 settlement: None,
                 carrier: None,
                 caller_origin: origin,
-                session_timer: session_timer(request),
+                session_timer: session_timer(request, self.config.sip.min_session_expires_s),
                 settled: std::collections::HashSet::new(),
                 buy_rates: std::collections::HashMap::new(),
                 armed_timer: None,

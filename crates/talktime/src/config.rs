@@ -132,6 +132,7 @@ pub struct SipConfig {
     pub test_number: String,
     pub test_call_ms: u64,
     pub user_agent: String,
+    pub min_session_expires_s: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -205,6 +206,11 @@ impl Config {
         if self.sip.t1_ms == 0 || self.sip.t2_ms < self.sip.t1_ms {
             return Err(ConfigError::Invalid(
                 "sip: t1_ms must be positive and t2_ms at least t1_ms".into(),
+            ));
+        }
+        if self.sip.min_session_expires_s == 0 {
+            return Err(ConfigError::Invalid(
+                "sip: min_session_expires_s must be at least 1".into(),
             ));
         }
         self.ivr

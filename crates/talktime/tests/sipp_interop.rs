@@ -135,3 +135,30 @@ fn hold_and_resume_re_invites_are_answered_and_the_session_timer_granted() {
     assert!(log.contains("held=true"), "the hold was recognised");
     assert!(log.contains("held=false"), "and the resume");
 }
+
+/// RFC 4028 §10: a caller that does not refresh its session timer is hung up when the
+/// interval passes (2 s here, allowed by `[sip] min_session_expires_s = 2`).
+#[test]
+fn an_unrefreshed_session_timer_ends_the_call() {
+    let dir = std::env::temp_dir().join(format!("talktime-timer-{}", common::free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("talktime.toml");
+    std::fs::write(&config, "[sip]\nmin_session_expires_s = 2\n").unwrap();
+    let switch = Switch::start(&["--config", config.to_str().unwrap()]);
+    let started = std::time::Instant::now();
+    let output = sipp(
+        30,
+        &[
+            "-sf",
+            scenario("caller_timer_expires.xml").to_str().unwrap(),
+            "-s",
+            "100",
+            &switch.sip.to_string(),
+            "-m",
+            "1",
+        ],
+    );
+    assert_sipp_ok(&output, &switch, "the switch ends the expired session");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+    assert!(switch.log_text().contains("session timer expired"));
+}
