@@ -1155,6 +1155,27 @@ impl Core {
         }
     }
 
+    /// Points everything that knew `old` at `new` (the same request resent over UDP).
+    pub(crate) fn remap_transaction(&mut self, old: TransactionId, new: TransactionId, peer: Peer) {
+        if let Some(carrier) = self.health_checks.remove(&old) {
+            self.health_checks.insert(new, carrier);
+        }
+        self.registrations.remap(old, new);
+        if let Some(abandoned) = self.abandoned_peers.remove(&old) {
+            self.abandoned_peers.insert(new, abandoned);
+        }
+        let Some(key) = self.by_transaction.remove(&old) else {
+            return;
+        };
+        self.by_transaction.insert(new, key);
+        if let Some(outgoing) = self.current_outgoing_mut(key)
+            && outgoing.transaction == old
+        {
+            outgoing.transaction = new;
+            outgoing.target.peer = peer;
+        }
+    }
+
     /// The carrier INVITE in progress (or answered) for a call.
     fn current_outgoing(&self, key: u64) -> Option<&Outgoing> {
         self.sessions.get(&key)?.carrier.as_ref()?.current.as_ref()

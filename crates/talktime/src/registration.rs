@@ -42,6 +42,17 @@ pub struct Registrations {
 }
 
 impl Registrations {
+    /// The REGISTER of `old` was sent again as `new`.
+    pub fn remap(&mut self, old: TransactionId, new: TransactionId) {
+        let Some(carrier) = self.by_transaction.remove(&old) else {
+            return;
+        };
+        if let Some(registration) = self.by_carrier.get_mut(&carrier) {
+            registration.pending = Some(new);
+        }
+        self.by_transaction.insert(new, carrier);
+    }
+
     pub fn next_timeout(&self) -> Option<Instant> {
         self.by_carrier
             .values()

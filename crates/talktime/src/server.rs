@@ -73,9 +73,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// Runs the switch with prepared services until the process ends.
 pub async fn serve(config: Config, services: Services) -> anyhow::Result<()> {
     let (inbound_sender, mut inbound) = mpsc::channel::<Inbound>(4096);
-    let transport = Transport::bind(&config.sip.udp, &config.sip.tcp, inbound_sender)
-        .await
-        .context("cannot bind SIP listen addresses")?;
+    let (failure_sender, mut failures) = mpsc::channel::<TransactionId>(1024);
+    let transport = Transport::bind(
+        &config.sip.udp,
+        &config.sip.tcp,
+        inbound_sender,
+        failure_sender,
+    )
+    .await
+    .context("cannot bind SIP listen addresses")?;
     let (core_sender, mut core_messages) = mpsc::channel::<CoreMessage>(4096);
     let (media_sender, mut media_reports) = mpsc::channel::<(u64, MediaReport)>(4096);
     let mut core = Core::new(config, transport, core_sender, media_sender, services)?;
@@ -91,6 +97,11 @@ pub async fn serve(config: Config, services: Services) -> anyhow::Result<()> {
             message = core_messages.recv() => {
                 if let Some(message) = message {
                     core.handle_core_message(message);
+                }
+            }
+            failed = failures.recv() => {
+                if let Some(transaction) = failed {
+                    core.delivery_failed(transaction);
                 }
             }
             report = media_reports.recv() => {
@@ -154,6 +165,8 @@ pub(crate) struct Core {
     /// Carrier INVITEs we cancelled, so a 2xx that crosses the CANCEL can be hung up.
     pub(crate) abandoned_peers: HashMap<TransactionId, Peer>,
     pub(crate) registrations: crate::registration::Registrations,
+    /// Requests moved from UDP to TCP for their size, as first built, for the UDP retry.
+    pub(crate) moved_to_tcp: HashMap<TransactionId, (Request, Peer)>,
     /// Ledger tasks in flight (overload control).
     pub(crate) ledger_backlog: Arc<std::sync::atomic::AtomicUsize>,
     next_key: u64,
@@ -199,6 +212,7 @@ impl Core {
             abandoned_peers: HashMap::new(),
             registrations: crate::registration::Registrations::default(),
             ledger_backlog: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            moved_to_tcp: HashMap::new(),
             next_key: 1,
         })
     }
@@ -294,12 +308,14 @@ impl Core {
         mut request: Request,
         mut peer: Peer,
     ) -> Result<(TransactionId, Peer, Request), talktime_sip::transaction::TransactionError> {
-        if needs_tcp(
+        let original = (request.clone(), peer);
+        let moved = needs_tcp(
             &request,
             peer,
             self.config.sip.udp_mtu,
             self.transport.tcp_address().is_some(),
-        ) {
+        );
+        if moved {
             peer.transport = SipTransport::Tcp;
             request.headers.set("Via", &self.via_for(SipTransport::Tcp));
             if request.headers.get("Contact").is_some() {
@@ -311,7 +327,32 @@ impl Core {
         let transaction = self
             .layer
             .send_request(request.clone(), peer, Instant::now())?;
+        if moved {
+            self.moved_to_tcp.insert(transaction, original);
+        }
         Ok((transaction, peer, request))
+    }
+
+    /// A message of `transaction` could not be delivered. A request we moved to TCP for its
+    /// size goes again over UDP (RFC 3261 §18.1.1: the peer may not do TCP); anything else
+    /// fails its transaction.
+    pub(crate) fn delivery_failed(&mut self, transaction: TransactionId) {
+        let Some((request, peer)) = self.moved_to_tcp.remove(&transaction) else {
+            self.layer.handle_transport_error(transaction);
+            return;
+        };
+        match self.layer.send_request(request, peer, Instant::now()) {
+            Ok(retry) => {
+                info!(destination = %peer.address, "TCP refused; request sent again over UDP");
+                self.remap_transaction(transaction, retry, peer);
+                // The TCP attempt ends without its failure reaching anyone: it was remapped.
+                self.layer.handle_transport_error(transaction);
+            }
+            Err(error) => {
+                warn!(%error, "cannot resend over UDP");
+                self.layer.handle_transport_error(transaction);
+            }
+        }
     }
 
     /// Our `host:port` for a transport.
@@ -377,6 +418,7 @@ impl Core {
                     bytes: transmit.message.to_bytes(),
                     destination: transmit.destination.address,
                     protocol,
+                    transaction: transmit.transaction,
                 })
                 .await;
         }
@@ -419,6 +461,7 @@ impl Core {
             }
             Event::TransportError { transaction } => self.transaction_failed(transaction),
             Event::Terminated { transaction } => {
+                self.moved_to_tcp.remove(&transaction);
                 self.by_transaction.remove(&transaction);
                 self.abandoned_peers.remove(&transaction);
                 self.health_checks.remove(&transaction);

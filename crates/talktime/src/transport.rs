@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use talktime_sip::transaction::TransactionId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
@@ -55,7 +56,13 @@ pub struct Outbound {
     pub bytes: Vec<u8>,
     pub destination: SocketAddr,
     pub protocol: Protocol,
+    /// The client transaction this message belongs to, reported back if it cannot be
+    /// delivered (a refused or timed-out TCP connect).
+    pub transaction: Option<TransactionId>,
 }
+
+/// How long a TCP connect may take before the message counts as undeliverable.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 type ConnectionTable = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>>;
 
@@ -67,6 +74,8 @@ pub struct Transport {
     udp_local: Vec<SocketAddr>,
     connections: ConnectionTable,
     inbound: mpsc::Sender<Inbound>,
+    /// Client transactions whose message could not be delivered.
+    failures: mpsc::Sender<TransactionId>,
     tcp_local: Option<SocketAddr>,
 }
 
@@ -76,6 +85,7 @@ impl Transport {
         udp_addresses: &[SocketAddr],
         tcp_addresses: &[SocketAddr],
         inbound: mpsc::Sender<Inbound>,
+        failures: mpsc::Sender<TransactionId>,
     ) -> std::io::Result<Self> {
         let mut udp = Vec::new();
         for address in udp_addresses {
@@ -92,6 +102,7 @@ impl Transport {
             udp_local,
             connections: Arc::default(),
             inbound,
+            failures,
             tcp_local: None,
         };
         for socket in &transport.udp {
@@ -143,20 +154,44 @@ impl Transport {
         }
     }
 
+    /// Over an existing connection at once; a new connection is made in its own task so a
+    /// slow or silent peer never holds up the core.
     async fn send_stream(&self, outbound: Outbound) {
-        let existing = self.connection(outbound.destination);
-        let sender = match existing {
-            Some(sender) => sender,
-            None => match TcpStream::connect(outbound.destination).await {
-                Ok(stream) => self.adopt(stream, outbound.destination),
-                Err(error) => {
-                    warn!(destination = %outbound.destination, %error, "TCP connect failed");
+        if let Some(sender) = self.connection(outbound.destination) {
+            if sender.send(outbound.bytes).await.is_err() {
+                debug!(destination = %outbound.destination, "TCP connection closed before send");
+                self.report_failure(outbound.transaction).await;
+            }
+            return;
+        }
+        let transport = self.clone();
+        tokio::spawn(async move {
+            let destination = outbound.destination;
+            let connected =
+                tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(destination)).await;
+            let stream = match connected {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    warn!(%destination, %error, "TCP connect failed");
+                    transport.report_failure(outbound.transaction).await;
                     return;
                 }
-            },
-        };
-        if sender.send(outbound.bytes).await.is_err() {
-            debug!(destination = %outbound.destination, "TCP connection closed before send");
+                Err(_) => {
+                    warn!(%destination, "TCP connect timed out");
+                    transport.report_failure(outbound.transaction).await;
+                    return;
+                }
+            };
+            let sender = transport.adopt(stream, destination);
+            if sender.send(outbound.bytes).await.is_err() {
+                transport.report_failure(outbound.transaction).await;
+            }
+        });
+    }
+
+    async fn report_failure(&self, transaction: Option<TransactionId>) {
+        if let Some(transaction) = transaction {
+            let _ = self.failures.send(transaction).await;
         }
     }
 

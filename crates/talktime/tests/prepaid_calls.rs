@@ -554,9 +554,9 @@ fn did_forwarding_connects_a_registered_caller_to_its_preset_destination() {
 }
 
 /// RFC 3261 §18.1.1: a request larger than `udp_mtu` goes over TCP even to a UDP carrier.
-/// The SIPp carrier listens on TCP only, so a UDP INVITE would never be answered. 600 bytes
-/// sits between the carrier INVITE with its SDP (~800) and the caller's BYE (~450, which
-/// stays on UDP: the SIPp caller has no TCP listener).
+/// The SIPp carrier listens on TCP only, so a UDP INVITE would never be answered. With
+/// `udp_mtu = 300` the BYE to the caller is moved to TCP too, but the SIPp caller has no TCP
+/// listener: the refused connect sends the BYE again over UDP.
 #[test]
 fn oversized_invite_to_a_udp_carrier_goes_over_tcp() {
     let dir = prepaid::data_dir("mtu-tcp");
@@ -570,7 +570,7 @@ fn oversized_invite_to_a_udp_carrier_goes_over_tcp() {
     let switch = start(
         &dir,
         ConfigFile::new()
-            .raw("[sip]\nudp_mtu = 600\n")
+            .raw("[sip]\nudp_mtu = 300\n")
             .carrier("tcp-only", &carrier.address())
             .routes(&[("", &["tcp-only"])]),
     );
@@ -581,9 +581,11 @@ fn oversized_invite_to_a_udp_carrier_goes_over_tcp() {
     assert!(carrier_run.success(), "carrier: {}", carrier_run.describe());
     let cdrs = only_attempt_cdrs(&switch, &dir);
     assert_eq!(cdrs[0].total_micros, 300_000);
+    let log = switch.log_text();
+    assert!(log.contains("transport=TCP"), "INVITE went over TCP");
     assert!(
-        switch.log_text().contains("transport=TCP"),
-        "INVITE went over TCP"
+        log.contains("TCP refused; request sent again over UDP"),
+        "the caller's BYE fell back to UDP"
     );
     assert_eq!(prepaid::balance(&dir, account), 0, "charged exactly once");
 }
