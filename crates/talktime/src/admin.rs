@@ -9,7 +9,7 @@ use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use rust_decimal::Decimal;
 use talktime_billing::{
-    Currency, LocalStart, Money, Rate, RateDeck, SimulationRequest, TariffSettings, TaxProfile,
+    Currency, LocalStart, Money, SimulationRequest, TariffSettings, TaxProfile,
 };
 use talktime_routing::{RouteRequest, Router};
 use talktime_store::{CardBatchSpec, CardKind, ExpiryRule, ImportOptions, Store, parse_micros};
@@ -157,7 +157,9 @@ pub async fn generate_cards(args: GenerateArgs) -> anyhow::Result<()> {
         },
         owner_account_id: None,
     };
-    let batch = store.generate_cards(&spec, now_ms()).await?;
+    let batch = store
+        .generate_cards(&spec, crate::server::wall_clock_ms())
+        .await?;
     let rows = if args.output == "-" {
         store
             .export_batch_csv(batch.id, std::io::stdout().lock())
@@ -181,7 +183,12 @@ pub async fn import_tariff(args: ImportArgs) -> anyhow::Result<()> {
                 ..TariffSettings::default()
             };
             store
-                .create_tariff(&args.tariff, &args.currency, &settings.to_json(), now_ms())
+                .create_tariff(
+                    &args.tariff,
+                    &args.currency,
+                    &settings.to_json(),
+                    crate::server::wall_clock_ms(),
+                )
                 .await?
         }
     };
@@ -220,10 +227,8 @@ pub async fn rate(args: RateArgs) -> anyhow::Result<()> {
         .tariff_by_name(&args.tariff)
         .await?
         .with_context(|| format!("no tariff named {}", args.tariff))?;
-    let settings = TariffSettings::from_json(&tariff.settings_json)
-        .context("the tariff's settings are not valid JSON")?;
-    let rates = store.rates(tariff.id).await?;
-    let deck = RateDeck::build(settings.clone(), rates.iter().map(billing_rate))?;
+    let deck = crate::ledger::load_deck(&store, tariff.id).await?;
+    let settings = deck.settings().clone();
     let balance = match &args.balance {
         Some(text) => Some(Money::from_micros(
             parse_micros(text).context("--balance")?,
@@ -286,8 +291,11 @@ pub async fn explain_route(config: &Config, question: &RouteQuestion) -> anyhow:
         .map_err(|error| anyhow!("{}: {error}", question.number))?;
     let start = match &question.at {
         Some(text) => parse_local_start(text)?,
-        None => LocalStart::from_unix_ms(now_ms(), config.billing.utc_offset_minutes)
-            .context("the system clock is out of range")?,
+        None => LocalStart::from_unix_ms(
+            crate::server::wall_clock_ms(),
+            config.billing.utc_offset_minutes,
+        )
+        .context("the system clock is out of range")?,
     };
     let needs_ledger = question.tariff.is_some()
         || config
@@ -402,27 +410,6 @@ async fn sell_rate(
         .map_or(rate.sell_per_minute, |period| period.sell_per_minute))
 }
 
-/// A ledger rate row as a billing rate (micro-units become exact decimals).
-fn billing_rate(row: &talktime_store::Rate) -> Rate {
-    let mut rate = Rate::new(
-        &row.prefix,
-        Decimal::new(row.sell_rate_micros, 6),
-        u32::try_from(row.initial_block_s).unwrap_or(u32::MAX),
-        u32::try_from(row.increment_s).unwrap_or(u32::MAX),
-    );
-    rate.description = row.description.clone();
-    rate.buy_per_minute = Decimal::new(row.buy_rate_micros, 6);
-    rate.connection_fee = Decimal::new(row.connection_fee_micros, 6);
-    rate
-}
-
-fn now_ms() -> i64 {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
-}
-
 /// Accounts and cards: balance, recharge, caller IDs for pinless access, DID forwarding.
 #[derive(Debug, Subcommand)]
 pub enum AccountsCommand {
@@ -495,7 +482,7 @@ impl AccountArgs {
 }
 
 pub async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
-    let now = now_ms();
+    let now = crate::server::wall_clock_ms();
     match command {
         AccountsCommand::Show(args) => {
             let (store, id) = args.resolve().await?;
