@@ -177,6 +177,17 @@ fn session_timer(invite: &Request, minimum: u32) -> Option<SessionTimer> {
     })
 }
 
+/// RFC 4028 §9: the granted interval, refreshed by the caller, in a 2xx to the caller.
+fn add_session_timer(response: &mut Response, timer: Option<SessionTimer>) {
+    if let Some(timer) = timer {
+        let seconds = timer.interval.as_secs();
+        response
+            .headers
+            .push("Session-Expires", &format!("{seconds};refresher=uac"));
+        response.headers.push("Require", "timer");
+    }
+}
+
 /// The caller's number: P-Asserted-Identity, else From (anonymous is no caller ID).
 fn caller_id_of(request: &Request) -> Option<Pii<String>> {
     let asserted = request
@@ -447,11 +458,8 @@ impl Core {
                 card,
                 destination,
             } => self.authorize(key, attempt, account, card, destination),
-            Output::PlaceCall {
-                attempt,
-                destination,
-                ..
-            } => self.place_call(key, attempt, &destination),
+            // Routed by the E.164 number the attempt was rated with.
+            Output::PlaceCall { attempt, .. } => self.place_call(key, attempt),
             Output::CancelCarrier { release, .. } => {
                 self.cancel_carrier(key, &release.reason_header)
             }
@@ -491,13 +499,7 @@ impl Core {
             .headers
             .push("Contact", &self.contact(caller.peer.transport));
         response.headers.push("Allow", ALLOW);
-        if let Some(timer) = session.session_timer {
-            let seconds = timer.interval.as_secs();
-            response
-                .headers
-                .push("Session-Expires", &format!("{seconds};refresher=uac"));
-            response.headers.push("Require", "timer");
-        }
+        add_session_timer(&mut response, session.session_timer);
         response.headers.push("Content-Type", "application/sdp");
         response.body = caller.answer.clone();
         let (transaction, peer) = (caller.transaction, caller.peer);
@@ -731,7 +733,7 @@ impl Core {
         });
     }
 
-    fn place_call(&mut self, key: u64, attempt: AttemptId, destination: &Pii<String>) {
+    fn place_call(&mut self, key: u64, attempt: AttemptId) {
         let Some(session) = self.sessions.get(&key) else {
             return;
         };
@@ -746,9 +748,8 @@ impl Core {
             .unwrap_or_else(|| session.access.dial_plan.clone());
         let refuse_loss = rated.is_some_and(|rated| rated.refuse_loss)
             || self.config.billing.refuse_loss_making_routes;
-        let number = self
-            .check_destination(&session.access, destination.expose())
-            .unwrap_or_default();
+        // The E.164 form authorization rated (an unrated attempt has no route).
+        let number = rated.map(|rated| rated.number.clone()).unwrap_or_default();
         let targets = self.carrier_targets(&plan, &number, sell, refuse_loss);
         if let Some(session) = self.sessions.get_mut(&key) {
             session.buy_rates = targets
@@ -925,38 +926,23 @@ impl Core {
         if outgoing.authenticated {
             return false;
         }
-        let (challenge_header, answer_header) = if response.status == 407 {
-            ("Proxy-Authenticate", "Proxy-Authorization")
-        } else {
-            ("WWW-Authenticate", "Authorization")
-        };
-        let Some(challenge) = response
-            .headers
-            .get(challenge_header)
-            .and_then(|value| talktime_sip::auth::Challenge::parse(value).ok())
-        else {
-            return false;
-        };
         let mut invite = outgoing.invite.clone();
         let peer = outgoing.target.peer;
         let uri = invite.uri.to_string();
         let cnonce = self.layer.new_tag();
-        let Ok(credentials) = talktime_sip::auth::Credentials::answer(
-            &challenge,
+        let Some((header, value)) = crate::registration::digest_authorization(
+            response,
             &username,
             password.expose(),
             "INVITE",
             &uri,
             &cnonce,
-            1,
         ) else {
             return false;
         };
         let sequence = invite.cseq().map_or(1, |cseq| cseq.sequence) + 1;
         invite.headers.set("CSeq", &format!("{sequence} INVITE"));
-        invite
-            .headers
-            .set(answer_header, &credentials.header_value());
+        invite.headers.set(header, &value);
         invite.headers.set("Via", &self.via_for(peer.transport));
         let Ok((transaction, _, invite)) = self.send_request(invite, peer) else {
             return false;
@@ -1398,12 +1384,11 @@ impl Core {
         response
             .headers
             .push("Contact", &self.contact(peer.transport));
-        if from_caller && let Some(timer) = self.sessions.get(&key).and_then(|s| s.session_timer) {
-            let seconds = timer.interval.as_secs();
-            response
-                .headers
-                .push("Session-Expires", &format!("{seconds};refresher=uac"));
-            response.headers.push("Require", "timer");
+        if from_caller {
+            add_session_timer(
+                &mut response,
+                self.sessions.get(&key).and_then(|s| s.session_timer),
+            );
         }
         response.headers.push("Content-Type", "application/sdp");
         response.body = body;

@@ -34,6 +34,8 @@ pub struct Rated {
     pub dial_plan: Option<String>,
     /// The tariff refuses carriers whose buy rate is above its sell rate.
     pub refuse_loss: bool,
+    /// The destination as rated: E.164 digits, which routing uses too.
+    pub number: String,
 }
 
 #[derive(Debug)]
@@ -206,6 +208,7 @@ impl Ledger {
                 context,
                 dial_plan: deck.settings().dial_plan.clone(),
                 refuse_loss: deck.settings().refuse_loss_making_routes,
+                number: destination.to_owned(),
             }),
             Err(error) => Err(refusal(&error)),
         }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use talktime_pii::Pii;
 use talktime_sip::auth::{Challenge, Credentials};
 use talktime_sip::transaction::{Peer, TransactionId};
 use talktime_sip::{Method, Request, Response, Transport as SipTransport, Uri};
@@ -22,7 +23,7 @@ pub struct Registration {
     peer: Peer,
     host: String,
     username: String,
-    password: String,
+    password: Pii<String>,
     expires: u32,
     call_id: String,
     from_tag: String,
@@ -31,7 +32,6 @@ pub struct Registration {
     pending: Option<TransactionId>,
     /// The last REGISTER sent carried credentials (a second challenge is a refusal).
     answered_challenge: bool,
-    registered: bool,
 }
 
 /// Registrations by carrier, and which transaction belongs to which.
@@ -86,7 +86,7 @@ impl Core {
                 peer: Peer { transport, address },
                 host: format!("{}:{}", carrier.host, carrier.port),
                 username,
-                password,
+                password: Pii::new(password),
                 expires: carrier.register_expires_s,
                 call_id,
                 from_tag: self.layer.new_tag(),
@@ -94,7 +94,6 @@ impl Core {
                 next_at: now,
                 pending: None,
                 answered_challenge: false,
-                registered: false,
                 carrier: carrier.name.clone(),
             };
             self.registrations
@@ -176,25 +175,15 @@ impl Core {
             .headers
             .push("Expires", &registration.expires.to_string());
         if let Some(response) = challenge {
-            let (challenge_header, answer_header) = if response.status == 407 {
-                ("Proxy-Authenticate", "Proxy-Authorization")
-            } else {
-                ("WWW-Authenticate", "Authorization")
-            };
-            let challenge = Challenge::parse(response.headers.get(challenge_header)?).ok()?;
-            let credentials = Credentials::answer(
-                &challenge,
+            let (header, value) = digest_authorization(
+                response,
                 &registration.username,
-                &registration.password,
+                registration.password.expose(),
                 "REGISTER",
                 &uri_text,
                 &cnonce,
-                1,
-            )
-            .ok()?;
-            request
-                .headers
-                .push(answer_header, &credentials.header_value());
+            )?;
+            request.headers.push(header, &value);
         }
         Some(request)
     }
@@ -219,7 +208,6 @@ impl Core {
         match response.status {
             200..=299 => {
                 let granted = granted_expires(response).unwrap_or(registration.expires);
-                registration.registered = true;
                 registration.next_at =
                     Instant::now() + Duration::from_secs(u64::from(granted.max(2) / 2));
                 info!(%carrier, expires = granted, "registered with the carrier");
@@ -248,10 +236,31 @@ impl Core {
     fn retry_registration(&mut self, carrier: &str) {
         if let Some(registration) = self.registrations.by_carrier.get_mut(carrier) {
             registration.pending = None;
-            registration.registered = false;
             registration.next_at = Instant::now() + RETRY_AFTER;
         }
     }
+}
+
+/// Answers the digest challenge of a 401 (WWW-Authenticate) or 407 (Proxy-Authenticate):
+/// the header to add to the retried request and its value; `None` if the challenge is
+/// missing or unusable.
+pub(crate) fn digest_authorization(
+    response: &Response,
+    username: &str,
+    password: &str,
+    method: &str,
+    uri: &str,
+    cnonce: &str,
+) -> Option<(&'static str, String)> {
+    let (challenge_header, answer_header) = if response.status == 407 {
+        ("Proxy-Authenticate", "Proxy-Authorization")
+    } else {
+        ("WWW-Authenticate", "Authorization")
+    };
+    let challenge = Challenge::parse(response.headers.get(challenge_header)?).ok()?;
+    let credentials =
+        Credentials::answer(&challenge, username, password, method, uri, cnonce, 1).ok()?;
+    Some((answer_header, credentials.header_value()))
 }
 
 /// The expiry the registrar granted: the Contact's `expires` parameter, else `Expires`.

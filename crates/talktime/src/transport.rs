@@ -120,8 +120,8 @@ impl Transport {
     }
 
     /// The bound UDP addresses (useful when a port was 0).
-    pub fn udp_addresses(&self) -> Vec<SocketAddr> {
-        self.udp_local.clone()
+    pub fn udp_addresses(&self) -> &[SocketAddr] {
+        &self.udp_local
     }
 
     pub fn tcp_address(&self) -> Option<SocketAddr> {
