@@ -188,7 +188,7 @@ fn start(dir: &Path, config: ConfigFile) -> Switch {
 /// The CDR rows of the only call's first attempt, asserting there is exactly one.
 fn only_attempt_cdrs(switch: &Switch, dir: &Path) -> Vec<Cdr> {
     let reservation = format!("{}#1", only_call_id(switch));
-    let cdrs = wait_for_cdrs(dir, &reservation, 1);
+    let cdrs = prepaid::wait_for_cdrs(dir, &reservation, 1);
     assert_eq!(cdrs.len(), 1, "{cdrs:?}");
     cdrs
 }
@@ -197,18 +197,6 @@ const PIN: &str = "1234567890";
 const PIN_AT: Duration = Duration::from_millis(2000);
 const DESTINATION_AT: Duration = Duration::from_millis(5600);
 const US_NUMBER: &str = "0015551234567#";
-
-/// Waits for the settlement task to write the attempt's CDRs.
-fn wait_for_cdrs(dir: &Path, reservation: &str, rows: usize) -> Vec<Cdr> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let cdrs = prepaid::cdrs(dir, reservation);
-        if cdrs.len() >= rows || Instant::now() > deadline {
-            return cdrs;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn only_call_id(switch: &Switch) -> String {
     let ids = switch.call_ids();
@@ -434,12 +422,12 @@ fn busy_carrier_returns_to_destination_entry_and_the_second_call_connects() {
         "second destination connected and cut at the limit",
     );
     let call_id = only_call_id(&switch);
-    let first = wait_for_cdrs(&dir, &format!("{call_id}#1"), 1);
+    let first = prepaid::wait_for_cdrs(&dir, &format!("{call_id}#1"), 1);
     assert_eq!(first.len(), 1, "{first:?}");
     assert_eq!(first[0].sip_code, Some(486));
     assert_eq!(first[0].disconnect_cause.as_deref(), Some("busy"));
     assert_eq!(first[0].total_micros, 0);
-    let second = wait_for_cdrs(&dir, &format!("{call_id}#2"), 1);
+    let second = prepaid::wait_for_cdrs(&dir, &format!("{call_id}#2"), 1);
     assert_eq!(second.len(), 1, "{second:?}");
     assert_eq!(second[0].carrier.as_deref(), Some("answer"));
     assert_eq!(second[0].total_micros, 300_000);
@@ -474,7 +462,7 @@ fn carrier_503_fails_over_to_the_next_carrier_at_once() {
     );
     assert_caller_ok(&output, &switch, "call completed on the second carrier");
     let call_id = only_call_id(&switch);
-    let cdrs = wait_for_cdrs(&dir, &format!("{call_id}#1"), 2);
+    let cdrs = prepaid::wait_for_cdrs(&dir, &format!("{call_id}#1"), 2);
     assert_eq!(cdrs.len(), 2, "one row per carrier tried: {cdrs:?}");
     assert_eq!(cdrs[0].carrier.as_deref(), Some("first"));
     assert_eq!(cdrs[0].sip_code, Some(503));
@@ -515,7 +503,7 @@ fn silent_carrier_fails_over_after_the_invite_timeout() {
     );
     assert_caller_ok(&output, &switch, "call completed on the second carrier");
     let call_id = only_call_id(&switch);
-    let cdrs = wait_for_cdrs(&dir, &format!("{call_id}#1"), 2);
+    let cdrs = prepaid::wait_for_cdrs(&dir, &format!("{call_id}#1"), 2);
     assert_eq!(cdrs.len(), 2, "{cdrs:?}");
     assert_eq!(cdrs[0].carrier.as_deref(), Some("silent"));
     // No response at all is recorded as 408 Request Timeout.
@@ -648,7 +636,7 @@ fn a_card_already_in_a_call_is_refused() {
     assert!(log.contains("cause=\"card_in_use\""), "{}", tail(&log, 30));
     let ids = switch.call_ids();
     assert_eq!(ids.len(), 2);
-    let cdrs = wait_for_cdrs(&dir, &format!("{}#1", ids[0]), 1);
+    let cdrs = prepaid::wait_for_cdrs(&dir, &format!("{}#1", ids[0]), 1);
     assert_eq!(cdrs.len(), 1, "{cdrs:?}");
     assert_eq!(cdrs[0].total_micros, 800_000);
     assert_eq!(prepaid::balance(&dir, account), 0);

@@ -123,17 +123,6 @@ fn route(mode: &str, carriers: &[&str]) -> String {
     )
 }
 
-fn wait_for_cdrs(dir: &Path, reservation: &str, rows: usize) -> Vec<Cdr> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let cdrs = prepaid::cdrs(dir, reservation);
-        if cdrs.len() >= rows || Instant::now() > deadline {
-            return cdrs;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Waits until a line of the switch log contains every one of `needles`; returns the time
 /// it took.
 fn wait_for_log(switch: &Switch, needles: &[&str], limit: Duration) -> Duration {
@@ -171,7 +160,7 @@ fn only_cdr(switch: &Switch, dir: &Path, n: usize) -> Cdr {
         "calls: {ids:?}\n{}",
         tail(&switch.log_text(), 40)
     );
-    let cdrs = wait_for_cdrs(dir, &format!("{}#1", ids[n]), 1);
+    let cdrs = prepaid::wait_for_cdrs(dir, &format!("{}#1", ids[n]), 1);
     assert_eq!(cdrs.len(), 1, "call {n}: one carrier tried: {cdrs:?}");
     cdrs.into_iter().next().unwrap()
 }

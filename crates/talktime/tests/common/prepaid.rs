@@ -101,6 +101,18 @@ pub fn cdrs(dir: &Path, reservation: &str) -> Vec<Cdr> {
         .unwrap()
 }
 
+/// Waits (up to 5 s) for the settlement task to write at least `rows` CDRs of a reservation.
+pub fn wait_for_cdrs(dir: &Path, reservation: &str, rows: usize) -> Vec<Cdr> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let found = cdrs(dir, reservation);
+        if found.len() >= rows || std::time::Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 pub fn open_reservations(dir: &Path, account: i64) -> usize {
     runtime()
         .block_on(open(dir).open_reservations(account))
