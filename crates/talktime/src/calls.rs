@@ -581,11 +581,9 @@ impl Core {
                 playback: PlaybackId(playback),
             },
             MediaReport::Inactive { last_packet, side } => {
-                let bridged = self.sessions.get(&key).is_some_and(|s| {
-                    s.carrier
-                        .as_ref()
-                        .is_some_and(|c| c.current.as_ref().is_some_and(|o| o.dialog.is_some()))
-                });
+                let bridged = self
+                    .current_outgoing(key)
+                    .is_some_and(|outgoing| outgoing.dialog.is_some());
                 // Silence while the IVR waits is the IVR's business (its own timeouts).
                 if !bridged {
                     return;
