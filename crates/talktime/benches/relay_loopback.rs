@@ -2,13 +2,15 @@
 //!
 //! `cargo bench -p talktime --bench relay_loopback` (add `-- --quick` for a short run).
 //!
-//! Relay runs: N bridged [`MediaSession`]s on a tokio runtime built like the shell's (multi
-//! thread, one worker per core, threads named `relay`). A generator on its own thread (a
-//! current-thread runtime, named `generator`) plays a caller and a carrier for every call: each
-//! endpoint sends one 20 ms G.711 packet every 20 ms (50 packets/s per direction, 100 per call),
-//! spread over the 20 ms in ten slices as unsynchronised phones would be, and receives what the
-//! relay forwards. The first 8 payload bytes carry the send time, so the receiver measures the
-//! one-way time through the relay.
+//! Relay runs: N bridged [`MediaSession`]s on the shell's media threads ([`MediaWorkers`], one
+//! per core unless `--relay-threads` says otherwise, named `media-N`). A generator on its own
+//! thread (named `generator`) plays a caller and a carrier for every call: each endpoint sends
+//! one 20 ms G.711 packet every 20 ms (50 packets/s per direction, 100 per call), spread over
+//! the 20 ms in ten slices as unsynchronised phones would be, and receives what the relay
+//! forwards. All phones share one generator socket and all carriers another, with
+//! `sendmmsg`/`recvmmsg`, so the generator takes as little of the shared cores as it can. The
+//! first 8 payload bytes carry the send time, so the receiver measures the one-way time
+//! through the relay.
 //!
 //! Prompt runs: N sessions each play a long prompt (or a generated tone) to a caller endpoint;
 //! the generator only receives and measures the gaps between packets of each stream.
@@ -23,17 +25,21 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::cell::RefCell;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::rc::Rc;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use talktime::media_session::{MediaCommand, MediaSession};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{
+    ControlMessage, MsgFlags, MultiHeaders, SockaddrIn, recvmmsg, sendmmsg, setsockopt, sockopt,
+};
+use talktime::media_session::{MediaCommand, MediaReport, MediaSession};
+use talktime::media_workers::MediaWorkers;
 use talktime_media::relay::{LegConfig, Side};
 use talktime_media::{Law, PlayItem, PortAllocator, Prompt, PromptCache, Tone};
-use tokio::net::UdpSocket;
-use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -141,7 +147,7 @@ impl ThreadTimes {
                 .next()
                 .and_then(|field| field.parse().ok())
                 .unwrap_or(0);
-            if name.starts_with("relay") {
+            if name.starts_with("media") {
                 times.relay += on_cpu;
             } else if name.starts_with("generator") {
                 times.generator += on_cpu;
@@ -253,7 +259,7 @@ fn load_average() -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Statistics kept by the generator (one thread, so plain RefCell).
+// Statistics kept by the generator (one thread).
 
 /// A histogram of microseconds in 10 µs buckets up to 2 s, one overflow bucket.
 #[derive(Debug)]
@@ -354,68 +360,25 @@ impl Schedule {
 
 // ---------------------------------------------------------------------------------------------
 // The generator: phones and carriers.
+//
+// It is kept cheap so the relay has the cores: every phone shares one socket and every carrier
+// another (the relay latches each leg to the address its packets come from, so many legs may
+// share one), packets go out with `sendmmsg` and come in with `recvmmsg`, and received packets
+// are told apart by the SSRC the relay gives each leg.
 
-/// One test endpoint: a socket and the relay port it talks to.
+/// One stream the generator sends: from one of its sockets to a relay port.
 #[derive(Debug)]
-struct Endpoint {
-    socket: std::net::UdpSocket,
-    relay: SocketAddr,
-}
-
-fn bind_endpoint() -> std::net::UdpSocket {
-    let socket = std::net::UdpSocket::bind((LOOPBACK, 0)).unwrap();
-    socket.set_nonblocking(true).unwrap();
-    socket
-}
-
-/// Runs the generator on its own named thread; `send` false only receives (prompt runs).
-fn spawn_generator(
-    endpoints: Vec<Endpoint>,
-    schedule: Schedule,
-    send: bool,
-) -> std::thread::JoinHandle<Stats> {
-    std::thread::Builder::new()
-        .name("generator".into())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let local = tokio::task::LocalSet::new();
-            local.block_on(&runtime, generate(endpoints, schedule, send))
-        })
-        .unwrap()
-}
-
-async fn generate(endpoints: Vec<Endpoint>, schedule: Schedule, send: bool) -> Stats {
-    let stats = Rc::new(RefCell::new(Stats::new()));
-    let mut senders = Vec::with_capacity(endpoints.len());
-    for (index, endpoint) in endpoints.into_iter().enumerate() {
-        let socket = Rc::new(UdpSocket::from_std(endpoint.socket).unwrap());
-        tokio::task::spawn_local(receive_loop(socket.clone(), schedule, stats.clone()));
-        senders.push(Sender::new(socket, endpoint.relay, index as u32));
-    }
-    if send {
-        send_loop(&mut senders, schedule, &stats).await;
-    } else {
-        tokio::time::sleep_until(schedule.window_end.into()).await;
-    }
-    tokio::time::sleep(DRAIN).await;
-    // The receivers still hold clones; take the numbers out.
-    stats.replace(Stats::new())
-}
-
-struct Sender {
-    socket: Rc<UdpSocket>,
-    relay: SocketAddr,
+struct Stream {
+    socket: usize,
+    relay: SocketAddrV4,
     ssrc: u32,
     sequence: u16,
     timestamp: u32,
 }
 
-impl Sender {
-    fn new(socket: Rc<UdpSocket>, relay: SocketAddr, index: u32) -> Sender {
-        Sender {
+impl Stream {
+    fn new(socket: usize, relay: SocketAddrV4, index: u32) -> Stream {
+        Stream {
             socket,
             relay,
             ssrc: 0x5EED_0000 ^ index,
@@ -425,7 +388,7 @@ impl Sender {
     }
 
     /// Writes the next packet: RTP header, then the send time, then G.711 audio.
-    fn packet(&mut self, buffer: &mut [u8; 12 + PAYLOAD_BYTES], audio: &[u8], sent_at: u64) {
+    fn packet(&mut self, buffer: &mut [u8; PACKET_BYTES], audio: &[u8], sent_at: u64) {
         buffer[0] = 0x80;
         buffer[1] = 0; // PCMU
         buffer[2..4].copy_from_slice(&self.sequence.to_be_bytes());
@@ -433,11 +396,225 @@ impl Sender {
         buffer[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
         buffer[12..20].copy_from_slice(&sent_at.to_be_bytes());
         buffer[20..].copy_from_slice(&audio[8..]);
-    }
-
-    fn advance(&mut self) {
         self.sequence = self.sequence.wrapping_add(1);
         self.timestamp = self.timestamp.wrapping_add(PAYLOAD_BYTES as u32);
+    }
+}
+
+const PACKET_BYTES: usize = 12 + PAYLOAD_BYTES;
+/// Datagrams per `sendmmsg` / `recvmmsg`.
+const BATCH: usize = 64;
+/// The SSRCs the relay sends with carry the stream's index in their low bits.
+const STREAM_INDEX_MASK: u32 = 0x00FF_FFFF;
+
+/// The generator's sockets, with receive buffers deep enough for 100,000 packets/s each.
+fn bind_generator_socket() -> std::net::UdpSocket {
+    let socket = std::net::UdpSocket::bind((LOOPBACK, 0)).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    // Root may go past net.core.rmem_max; otherwise the kernel caps it.
+    if setsockopt(&socket, sockopt::RcvBufForce, &(16 << 20)).is_err() {
+        let _ = setsockopt(&socket, sockopt::RcvBuf, &(16 << 20));
+    }
+    socket
+}
+
+/// Runs the generator on its own named thread; with no streams it only receives (prompts).
+fn spawn_generator(
+    sockets: Vec<std::net::UdpSocket>,
+    streams: Vec<Stream>,
+    schedule: Schedule,
+) -> std::thread::JoinHandle<Stats> {
+    std::thread::Builder::new()
+        .name("generator".into())
+        .spawn(move || Generator::new(sockets, streams, schedule).run())
+        .unwrap()
+}
+
+struct Generator {
+    sockets: Vec<std::net::UdpSocket>,
+    streams: Vec<Stream>,
+    schedule: Schedule,
+    stats: Stats,
+    audio: [u8; PAYLOAD_BYTES],
+    /// Per received stream (by SSRC index): the last sequence number and arrival.
+    last: Vec<Option<(u16, Instant)>>,
+    packets: Vec<[u8; PACKET_BYTES]>,
+    received: Vec<[u8; 2048]>,
+}
+
+impl Generator {
+    fn new(
+        sockets: Vec<std::net::UdpSocket>,
+        streams: Vec<Stream>,
+        schedule: Schedule,
+    ) -> Generator {
+        Generator {
+            sockets,
+            streams,
+            schedule,
+            stats: Stats::new(),
+            audio: audio_frame(),
+            last: Vec::new(),
+            packets: vec![[0; PACKET_BYTES]; BATCH],
+            received: vec![[0; 2048]; BATCH],
+        }
+    }
+
+    fn run(mut self) -> Stats {
+        let tick = FRAME / SLICES as u32;
+        let mut next_tick = Instant::now();
+        let mut slice = 0;
+        let stop = self.schedule.window_end + DRAIN;
+        loop {
+            let now = Instant::now();
+            if now >= stop {
+                return self.stats;
+            }
+            // Late ticks are caught up, so the average rate stays 50 packets/s per stream.
+            while next_tick <= now && next_tick < self.schedule.window_end {
+                self.send_slice(slice, next_tick);
+                slice = (slice + 1) % SLICES;
+                next_tick += tick;
+            }
+            let wait = next_tick
+                .min(stop)
+                .saturating_duration_since(Instant::now());
+            self.receive_ready(wait);
+        }
+    }
+
+    /// Sends one packet on every stream of the slice, batched per socket.
+    fn send_slice(&mut self, slice: usize, at: Instant) {
+        for socket in 0..self.sockets.len() {
+            let mut batch: Vec<usize> = Vec::with_capacity(BATCH);
+            for index in (slice..self.streams.len()).step_by(SLICES) {
+                if self.streams[index].socket != socket {
+                    continue;
+                }
+                batch.push(index);
+                if batch.len() == BATCH {
+                    self.send_batch(socket, &batch, at);
+                    batch.clear();
+                }
+            }
+            if !batch.is_empty() {
+                self.send_batch(socket, &batch, at);
+            }
+        }
+    }
+
+    fn send_batch(&mut self, socket: usize, batch: &[usize], at: Instant) {
+        let sent_at = self.schedule.origin.elapsed().as_nanos() as u64;
+        let mut addresses = Vec::with_capacity(batch.len());
+        for (buffer, &index) in self.packets.iter_mut().zip(batch) {
+            let stream = &mut self.streams[index];
+            stream.packet(buffer, &self.audio, sent_at);
+            addresses.push(Some(SockaddrIn::from(stream.relay)));
+        }
+        let slices: Vec<[IoSlice; 1]> = self.packets[..batch.len()]
+            .iter()
+            .map(|packet| [IoSlice::new(packet)])
+            .collect();
+        let mut headers = MultiHeaders::<SockaddrIn>::preallocate(batch.len(), None);
+        let no_control: [ControlMessage; 0] = [];
+        let fd = self.sockets[socket].as_raw_fd();
+        let sent = sendmmsg(
+            fd,
+            &mut headers,
+            &slices,
+            &addresses,
+            no_control,
+            MsgFlags::MSG_DONTWAIT,
+        )
+        .map_or(0, |results| results.count());
+        self.stats.sent += sent as u64;
+        if sent < batch.len() && self.schedule.in_window(at) {
+            self.stats.send_failures += (batch.len() - sent) as u64;
+        }
+    }
+
+    /// Waits up to `wait` for packets and takes every one that is queued.
+    fn receive_ready(&mut self, wait: Duration) {
+        let mut fds: Vec<PollFd> = self
+            .sockets
+            .iter()
+            .map(|socket| PollFd::new(socket.as_fd(), PollFlags::POLLIN))
+            .collect();
+        // Rounded up: a zero timeout before a tick would spin.
+        let timeout =
+            PollTimeout::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(PollTimeout::MAX);
+        if poll(&mut fds, timeout).unwrap_or(0) == 0 {
+            return;
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|fd| fd.revents().is_some_and(|events| !events.is_empty()))
+            .collect();
+        drop(fds);
+        for (socket, ready) in ready.into_iter().enumerate() {
+            if ready {
+                while self.receive_batch(socket) == BATCH {}
+            }
+        }
+    }
+
+    /// One `recvmmsg`; returns how many datagrams it brought.
+    fn receive_batch(&mut self, socket: usize) -> usize {
+        let fd = self.sockets[socket].as_raw_fd();
+        let lengths: Vec<usize> = {
+            let mut headers = MultiHeaders::<SockaddrIn>::preallocate(BATCH, None);
+            let mut slices: Vec<[IoSliceMut; 1]> = self
+                .received
+                .iter_mut()
+                .map(|buffer| [IoSliceMut::new(buffer)])
+                .collect();
+            match recvmmsg(
+                fd,
+                &mut headers,
+                slices.iter_mut(),
+                MsgFlags::MSG_DONTWAIT,
+                None,
+            ) {
+                Ok(results) => results.map(|message| message.bytes).collect(),
+                Err(_) => return 0,
+            }
+        };
+        let now = Instant::now();
+        for (index, &length) in lengths.iter().enumerate() {
+            if length >= 20 {
+                let packet = self.received[index];
+                self.record(&packet[..length], now);
+            }
+        }
+        lengths.len()
+    }
+
+    fn record(&mut self, packet: &[u8], now: Instant) {
+        let sequence = u16::from_be_bytes([packet[2], packet[3]]);
+        let ssrc = u32::from_be_bytes(packet[8..12].try_into().unwrap());
+        let stream = (ssrc & STREAM_INDEX_MASK) as usize;
+        if self.last.len() <= stream {
+            self.last.resize(stream + 1, None);
+        }
+        let stats = &mut self.stats;
+        stats.received += 1;
+        let last = self.last[stream];
+        if let Some((previous, _)) = last
+            && sequence != previous.wrapping_add(1)
+        {
+            stats.sequence_breaks += 1;
+        }
+        if self.schedule.in_window(now) {
+            stats.received_in_window += 1;
+            let sent_at = u64::from_be_bytes(packet[12..20].try_into().unwrap());
+            let arrived = now.duration_since(self.schedule.origin).as_nanos() as u64;
+            stats.latency.record(arrived.saturating_sub(sent_at) / 1000);
+            if let Some((_, previous_at)) = last {
+                let gap = now.duration_since(previous_at).as_micros() as i64;
+                stats.pacing_error.record((gap - 20_000).unsigned_abs());
+            }
+        }
+        self.last[stream] = Some((sequence, now));
     }
 }
 
@@ -451,103 +628,32 @@ fn audio_frame() -> [u8; PAYLOAD_BYTES] {
     frame
 }
 
-async fn send_loop(senders: &mut [Sender], schedule: Schedule, stats: &Rc<RefCell<Stats>>) {
-    let audio = audio_frame();
-    let mut buffer = [0u8; 12 + PAYLOAD_BYTES];
-    let mut tick = tokio::time::interval(FRAME / SLICES as u32);
-    // Late ticks are caught up, so the average rate stays 50 packets/s per endpoint.
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut slice = 0usize;
-    loop {
-        let at = tick.tick().await;
-        if Instant::from(at) >= schedule.window_end {
-            return;
-        }
-        let mut sent = 0;
-        let mut failures = 0;
-        for sender in senders.iter_mut().skip(slice).step_by(SLICES) {
-            let sent_at = schedule.origin.elapsed().as_nanos() as u64;
-            sender.packet(&mut buffer, &audio, sent_at);
-            // A socket's first send can be refused before the runtime has seen it writable
-            // (start-up); such a packet is not counted and its number is reused.
-            match sender.socket.try_send_to(&buffer, sender.relay) {
-                Ok(_) => {
-                    sender.advance();
-                    sent += 1;
-                }
-                Err(_) if schedule.in_window(Instant::from(at)) => failures += 1,
-                Err(_) => {}
-            }
-        }
-        let mut stats = stats.borrow_mut();
-        stats.sent += sent;
-        stats.send_failures += failures;
-        slice = (slice + 1) % SLICES;
-    }
-}
-
-async fn receive_loop(socket: Rc<UdpSocket>, schedule: Schedule, stats: Rc<RefCell<Stats>>) {
-    let mut buffer = [0u8; 2048];
-    let mut last: Option<(u16, Instant)> = None;
-    loop {
-        let Ok(length) = socket.recv(&mut buffer).await else {
-            continue;
-        };
-        let now = Instant::now();
-        if length < 20 {
-            continue;
-        }
-        let sequence = u16::from_be_bytes([buffer[2], buffer[3]]);
-        let mut stats = stats.borrow_mut();
-        stats.received += 1;
-        if let Some((previous, _)) = last
-            && sequence != previous.wrapping_add(1)
-        {
-            stats.sequence_breaks += 1;
-        }
-        if schedule.in_window(now) {
-            stats.received_in_window += 1;
-            let sent_at = u64::from_be_bytes(buffer[12..20].try_into().unwrap());
-            let arrived = now.duration_since(schedule.origin).as_nanos() as u64;
-            stats.latency.record(arrived.saturating_sub(sent_at) / 1000);
-            if let Some((_, previous_at)) = last {
-                let gap = now.duration_since(previous_at).as_micros() as i64;
-                stats.pacing_error.record((gap - 20_000).unsigned_abs());
-            }
-        }
-        last = Some((sequence, now));
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
-// The relay side: the shell's media sessions on a runtime like the shell's.
-
-fn relay_runtime(threads: usize) -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .thread_name("relay")
-        .enable_all()
-        .build()
-        .unwrap()
-}
+// The relay side: the shell's media sessions on the shell's media threads.
 
 struct Sessions {
     sessions: Vec<MediaSession>,
     ports: PortAllocator,
+    workers: MediaWorkers,
+    /// Kept open so reports have somewhere to go (none are expected in a run).
+    _reports: mpsc::UnboundedReceiver<(u64, MediaReport)>,
 }
 
 impl Sessions {
     /// Opens `count` sessions (retrying past ports that other processes hold).
-    fn open(runtime: &Runtime, count: usize) -> Sessions {
-        let _context = runtime.enter();
+    fn open(threads: usize, count: usize) -> Sessions {
+        let batch = std::env::var("BATCH_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(500);
+        let workers = MediaWorkers::start(threads, Duration::from_micros(batch)).unwrap();
         let mut ports = PortAllocator::new(RTP_FIRST_PORT, RTP_LAST_PORT).unwrap();
-        let (reports, mut heard) = mpsc::channel(4096);
-        // Nothing should be reported in a run; drain anyway so no session ever waits.
-        runtime.spawn(async move { while heard.recv().await.is_some() {} });
+        let (reports, heard) = mpsc::unbounded_channel();
         let mut sessions = Vec::with_capacity(count);
         let mut failures = 0;
         while sessions.len() < count {
-            match MediaSession::open(sessions.len() as u64, LOOPBACK, &mut ports, reports.clone()) {
+            let call = sessions.len() as u64;
+            match MediaSession::open(&workers, call, LOOPBACK, &mut ports, reports.clone()) {
                 Ok(session) => sessions.push(session),
                 Err(error) => {
                     failures += 1;
@@ -555,13 +661,19 @@ impl Sessions {
                 }
             }
         }
-        Sessions { sessions, ports }
+        Sessions {
+            sessions,
+            ports,
+            workers,
+            _reports: heard,
+        }
     }
 
     fn close(mut self) {
         for session in self.sessions.drain(..) {
             session.close(&mut self.ports);
         }
+        drop(self.workers);
     }
 }
 
@@ -586,10 +698,10 @@ struct Measured {
 }
 
 /// Starts the generator, measures CPU over the window, and waits for its numbers.
-fn measure(endpoints: Vec<Endpoint>, window: Duration, send: bool) -> Measured {
+fn measure(sockets: Vec<std::net::UdpSocket>, streams: Vec<Stream>, window: Duration) -> Measured {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let schedule = Schedule::new(window);
-    let generator = spawn_generator(endpoints, schedule, send);
+    let generator = spawn_generator(sockets, streams, schedule);
     std::thread::sleep(
         schedule
             .window_start
@@ -623,36 +735,37 @@ fn measure(endpoints: Vec<Endpoint>, window: Duration, send: bool) -> Measured {
 }
 
 fn relay_run(options: &Options, calls: usize, inband: bool) -> Measured {
-    let runtime = relay_runtime(options.relay_threads);
-    let sessions = Sessions::open(&runtime, calls);
-    let mut endpoints = Vec::with_capacity(2 * calls);
+    let sessions = Sessions::open(options.relay_threads, calls);
+    let phones = bind_generator_socket();
+    let carriers = bind_generator_socket();
+    let mut streams = Vec::with_capacity(2 * calls);
     for (index, session) in sessions.sessions.iter().enumerate() {
-        let caller = bind_endpoint();
-        let carrier = bind_endpoint();
         let ssrc = 0x7000_0000 | (index as u32) << 1;
         session.send(MediaCommand::SetLeg(
             Side::A,
-            leg(caller.local_addr().unwrap(), ssrc, inband),
+            leg(phones.local_addr().unwrap(), ssrc, inband),
         ));
         session.send(MediaCommand::SetLeg(
             Side::B,
-            leg(carrier.local_addr().unwrap(), ssrc | 1, inband),
+            leg(carriers.local_addr().unwrap(), ssrc | 1, inband),
         ));
         session.send(MediaCommand::Bridge(true));
-        endpoints.push(Endpoint {
-            socket: caller,
-            relay: SocketAddr::new(LOOPBACK, session.port(Side::A)),
-        });
-        endpoints.push(Endpoint {
-            socket: carrier,
-            relay: SocketAddr::new(LOOPBACK, session.port(Side::B)),
-        });
+        let stream = streams.len() as u32;
+        streams.push(Stream::new(
+            0,
+            SocketAddrV4::new(Ipv4Addr::LOCALHOST, session.port(Side::A)),
+            stream,
+        ));
+        streams.push(Stream::new(
+            1,
+            SocketAddrV4::new(Ipv4Addr::LOCALHOST, session.port(Side::B)),
+            stream + 1,
+        ));
     }
-    // Let the tasks apply their commands before the first packet.
+    // Let the threads apply their commands before the first packet.
     std::thread::sleep(Duration::from_millis(200));
-    let measured = measure(endpoints, options.window, true);
+    let measured = measure(vec![phones, carriers], streams, options.window);
     sessions.close();
-    runtime.shutdown_timeout(Duration::from_secs(2));
     measured
 }
 
@@ -671,8 +784,7 @@ fn welcome_prompt() -> Arc<Prompt> {
 }
 
 fn prompt_run(options: &Options, streams: usize, kind: PromptKind) -> Measured {
-    let runtime = relay_runtime(options.relay_threads);
-    let sessions = Sessions::open(&runtime, streams);
+    let sessions = Sessions::open(options.relay_threads, streams);
     let length = WARM_UP + options.window + Duration::from_secs(2);
     let items = match kind {
         PromptKind::Cached => {
@@ -687,13 +799,12 @@ fn prompt_run(options: &Options, streams: usize, kind: PromptKind) -> Measured {
             length,
         ))],
     };
-    let mut endpoints = Vec::with_capacity(streams);
+    let phones = bind_generator_socket();
     for (index, session) in sessions.sessions.iter().enumerate() {
-        let caller = bind_endpoint();
         session.send(MediaCommand::SetLeg(
             Side::A,
             leg(
-                caller.local_addr().unwrap(),
+                phones.local_addr().unwrap(),
                 0x6000_0000 | index as u32,
                 true,
             ),
@@ -703,14 +814,9 @@ fn prompt_run(options: &Options, streams: usize, kind: PromptKind) -> Measured {
             items: items.clone(),
             barge_in: false,
         });
-        endpoints.push(Endpoint {
-            socket: caller,
-            relay: SocketAddr::new(LOOPBACK, session.port(Side::A)),
-        });
     }
-    let measured = measure(endpoints, options.window, false);
+    let measured = measure(vec![phones], Vec::new(), options.window);
     sessions.close();
-    runtime.shutdown_timeout(Duration::from_secs(2));
     measured
 }
 
@@ -739,7 +845,7 @@ fn kernel_drops(measured: &Measured) -> String {
 
 fn print_relay_header(options: &Options) {
     println!(
-        "\nRelay: bridged calls, 50 packets/s each way per call; relay runtime {} worker \
+        "\nRelay: bridged calls, 50 packets/s each way per call; {} media \
          threads, generator 1 thread, window {:.0} s",
         options.relay_threads,
         options.window.as_secs_f64()
@@ -785,7 +891,7 @@ fn print_relay_row(calls: usize, inband: bool, measured: &Measured) {
 
 fn print_prompt_header(options: &Options) {
     println!(
-        "\nPrompts: one stream per session to a caller endpoint; relay runtime {} worker \
+        "\nPrompts: one stream per session to a caller endpoint; {} media \
          threads, generator 1 thread (receive only), window {:.0} s",
         options.relay_threads,
         options.window.as_secs_f64()
@@ -823,6 +929,42 @@ fn print_prompt_row(streams: usize, kind: PromptKind, measured: &Measured) {
     );
 }
 
+/// What the kernel alone costs per packet on this machine: one thread sending 172-byte
+/// datagrams over loopback to a socket of its own (the send includes the loopback delivery)
+/// and reading them back. A relayed packet costs two of each (generator and relay).
+fn print_kernel_floor() {
+    const PACKETS: u32 = 100_000;
+    let sender = std::net::UdpSocket::bind((LOOPBACK, 0)).unwrap();
+    let receiver = std::net::UdpSocket::bind((LOOPBACK, 0)).unwrap();
+    let destination = receiver.local_addr().unwrap();
+    let packet = [0u8; PACKET_BYTES];
+    let mut buffer = [0u8; 2048];
+    let mut send = Duration::ZERO;
+    let mut receive = Duration::ZERO;
+    // Batches of 100 stay well inside the receive buffer.
+    for _ in 0..PACKETS / 100 {
+        let started = Instant::now();
+        for _ in 0..100 {
+            sender.send_to(&packet, destination).unwrap();
+        }
+        send += started.elapsed();
+        let started = Instant::now();
+        for _ in 0..100 {
+            receiver.recv_from(&mut buffer).unwrap();
+        }
+        receive += started.elapsed();
+    }
+    let send = send.as_secs_f64() * 1e6 / f64::from(PACKETS);
+    let receive = receive.as_secs_f64() * 1e6 / f64::from(PACKETS);
+    println!(
+        "kernel floor on loopback: sendto {send:.2} µs, recvfrom {receive:.2} µs a packet; a \
+         relayed packet (generator and relay each send and receive once) {:.2} µs, so \
+         200,000 packets/s need {:.2} cores of kernel time alone",
+        2.0 * (send + receive),
+        2.0 * (send + receive) * 0.2
+    );
+}
+
 fn main() {
     let options = Options::from_args();
     println!(
@@ -830,6 +972,7 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load_average()
     );
+    print_kernel_floor();
     print_relay_header(&options);
     for &calls in &options.sizes {
         let measured = relay_run(&options, calls, true);

@@ -266,6 +266,7 @@ impl Core {
         let key = self.next_call_key();
         let inactivity = self.inactivity();
         let media = MediaSession::open_with(
+            &self.media_workers,
             key,
             self.advertised,
             &mut self.ports,

@@ -141,6 +141,16 @@ pub struct RtpConfig {
     pub port_min: u16,
     pub port_max: u16,
     pub inactivity_timeout_ms: u64,
+    /// Threads that carry RTP; 0 (the default) means one per core.
+    #[serde(default)]
+    pub media_threads: usize,
+    /// How long a media thread lets packets gather after a round of work (0: not at all).
+    #[serde(default = "default_batch_interval_us")]
+    pub batch_interval_us: u64,
+}
+
+fn default_batch_interval_us() -> u64 {
+    500
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -8,6 +8,7 @@ mod calls;
 pub mod config;
 pub mod ledger;
 pub mod media_session;
+pub mod media_workers;
 mod registration;
 mod routing;
 pub mod server;

@@ -26,7 +26,8 @@ use tracing::{debug, info, warn};
 use crate::calls::{LedgerReply, Session};
 use crate::config::Config;
 use crate::ledger::Ledger;
-use crate::media_session::MediaReport;
+use crate::media_session::{MediaReport, ReportSender};
+use crate::media_workers::MediaWorkers;
 use crate::test_call::{self, TestCall};
 use crate::transport::{Inbound, Outbound, Payload, Protocol, Transport};
 
@@ -83,7 +84,7 @@ pub async fn serve(config: Config, services: Services) -> anyhow::Result<()> {
     .await
     .context("cannot bind SIP listen addresses")?;
     let (core_sender, mut core_messages) = mpsc::channel::<CoreMessage>(4096);
-    let (media_sender, mut media_reports) = mpsc::channel::<(u64, MediaReport)>(4096);
+    let (media_sender, mut media_reports) = mpsc::unbounded_channel::<(u64, MediaReport)>();
     let mut core = Core::new(config, transport, core_sender, media_sender, services)?;
     core.prepare_registrations();
     info!("Talktime ready");
@@ -147,7 +148,9 @@ pub(crate) struct Core {
     /// Test calls by dialog.
     calls: HashMap<DialogId, ActiveCall>,
     pub(crate) core_sender: mpsc::Sender<CoreMessage>,
-    pub(crate) media_reports: mpsc::Sender<(u64, MediaReport)>,
+    pub(crate) media_reports: ReportSender,
+    /// The threads that carry RTP.
+    pub(crate) media_workers: MediaWorkers,
     /// Our address as written in Via, Contact and SDP.
     pub(crate) advertised: IpAddr,
     pub(crate) ledger: Arc<Ledger>,
@@ -177,7 +180,7 @@ impl Core {
         config: Config,
         transport: Transport,
         core_sender: mpsc::Sender<CoreMessage>,
-        media_reports: mpsc::Sender<(u64, MediaReport)>,
+        media_reports: ReportSender,
         services: Services,
     ) -> anyhow::Result<Core> {
         let timers = TimerConfig {
@@ -189,7 +192,13 @@ impl Core {
         let ports = PortAllocator::new(config.rtp.port_min, config.rtp.port_max)
             .context("invalid RTP port range")?;
         let carrier_addresses = crate::routing::resolve_carriers(&config.carriers);
+        let media_workers = MediaWorkers::start(
+            config.rtp.media_threads,
+            Duration::from_micros(config.rtp.batch_interval_us),
+        )
+        .context("cannot start the media threads")?;
         Ok(Core {
+            media_workers,
             layer: TransactionLayer::new(timers, Box::new(SystemRandom)),
             dialogs: DialogTable::new(timers),
             ports,

@@ -83,6 +83,13 @@ pub fn start(
             crate::media_session::MediaError::Ports(error) => TestCallError::Ports(error),
             crate::media_session::MediaError::Bind(error) => TestCallError::Bind(error),
         })?;
+    let socket = match UdpSocket::from_std(socket) {
+        Ok(socket) => socket,
+        Err(error) => {
+            let _ = ports.release(port);
+            return Err(TestCallError::Bind(error));
+        }
+    };
     let local = LocalAudio {
         address,
         port,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use talktime::media_session::{MediaCommand, MediaReport, MediaSession};
+use talktime::media_workers::MediaWorkers;
 use talktime_media::relay::{LegConfig, Side};
 use talktime_media::{Law, PlayItem, PortAllocator, Prompt, PromptCache};
 use tokio::net::UdpSocket;
@@ -70,19 +71,22 @@ fn rtp(payload_type: u8, marker: bool, sequence: u16, timestamp: u32, ssrc: u32)
 struct Call {
     session: Option<MediaSession>,
     ports: PortAllocator,
+    /// One media thread, as in a switch on one core (dropped after the session).
+    workers: MediaWorkers,
     caller: UdpSocket,
     carrier: UdpSocket,
-    reports: mpsc::Receiver<(u64, MediaReport)>,
+    reports: mpsc::UnboundedReceiver<(u64, MediaReport)>,
 }
 
 impl Call {
     /// Opens a session on a port range of its own (retrying past ports other processes hold).
     async fn open(first_port: u16) -> Call {
         let mut ports = PortAllocator::new(first_port, first_port + 199).unwrap();
-        let (sender, reports) = mpsc::channel(64);
+        let (sender, reports) = mpsc::unbounded_channel();
+        let workers = MediaWorkers::start(1, std::time::Duration::from_micros(500)).unwrap();
         let mut attempt = 0;
         let session = loop {
-            match MediaSession::open(CALL, LOOPBACK, &mut ports, sender.clone()) {
+            match MediaSession::open(&workers, CALL, LOOPBACK, &mut ports, sender.clone()) {
                 Ok(session) => break session,
                 Err(error) if attempt < 20 => {
                     attempt += 1;
@@ -96,6 +100,7 @@ impl Call {
         Call {
             session: Some(session),
             ports,
+            workers,
             caller,
             carrier,
             reports,
@@ -310,6 +315,7 @@ async fn prompt_then_bridge_is_one_paced_continuous_stream_to_the_caller() {
     let Call {
         session,
         mut ports,
+        workers: _workers,
         caller,
         carrier,
         mut reports,
