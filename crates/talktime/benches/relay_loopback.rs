@@ -21,7 +21,7 @@
 //! softirq time of loopback delivery and any other process) is shown next to it.
 //!
 //! Options after `--`: `--quick` (3 s windows, fewer sizes), `--seconds S`,
-//! `--relay-threads T`, `--sizes 100,500`, `--prompt-sizes 1000`.
+//! `--relay-threads T`, `--batch-us U`, `--sizes 100,500`, `--prompt-sizes 1000`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -58,6 +58,8 @@ const DRAIN: Duration = Duration::from_millis(300);
 struct Options {
     window: Duration,
     relay_threads: usize,
+    /// The media threads' rest between rounds (`[rtp] batch_interval_us`).
+    batch_interval: Duration,
     sizes: Vec<usize>,
     prompt_sizes: Vec<usize>,
     /// Extra relay runs with in-band DTMF detection switched off on both legs.
@@ -70,6 +72,7 @@ impl Options {
         let mut options = Options {
             window: Duration::from_secs(10),
             relay_threads: cores,
+            batch_interval: Duration::from_micros(500),
             sizes: vec![100, 500, 1000, 1500, 2000],
             prompt_sizes: vec![1000, 2000],
             no_inband_sizes: vec![1000, 1500, 2000],
@@ -91,6 +94,10 @@ impl Options {
                 }
                 "--relay-threads" => {
                     options.relay_threads = value.parse().unwrap();
+                    index += 1;
+                }
+                "--batch-us" => {
+                    options.batch_interval = Duration::from_micros(value.parse().unwrap());
                     index += 1;
                 }
                 "--sizes" => {
@@ -641,12 +648,8 @@ struct Sessions {
 
 impl Sessions {
     /// Opens `count` sessions (retrying past ports that other processes hold).
-    fn open(threads: usize, count: usize) -> Sessions {
-        let batch = std::env::var("BATCH_US")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(500);
-        let workers = MediaWorkers::start(threads, Duration::from_micros(batch)).unwrap();
+    fn open(threads: usize, batch_interval: Duration, count: usize) -> Sessions {
+        let workers = MediaWorkers::start(threads, batch_interval).unwrap();
         let mut ports = PortAllocator::new(RTP_FIRST_PORT, RTP_LAST_PORT).unwrap();
         let (reports, heard) = mpsc::unbounded_channel();
         let mut sessions = Vec::with_capacity(count);
@@ -735,7 +738,7 @@ fn measure(sockets: Vec<std::net::UdpSocket>, streams: Vec<Stream>, window: Dura
 }
 
 fn relay_run(options: &Options, calls: usize, inband: bool) -> Measured {
-    let sessions = Sessions::open(options.relay_threads, calls);
+    let sessions = Sessions::open(options.relay_threads, options.batch_interval, calls);
     let phones = bind_generator_socket();
     let carriers = bind_generator_socket();
     let mut streams = Vec::with_capacity(2 * calls);
@@ -784,7 +787,7 @@ fn welcome_prompt() -> Arc<Prompt> {
 }
 
 fn prompt_run(options: &Options, streams: usize, kind: PromptKind) -> Measured {
-    let sessions = Sessions::open(options.relay_threads, streams);
+    let sessions = Sessions::open(options.relay_threads, options.batch_interval, streams);
     let length = WARM_UP + options.window + Duration::from_secs(2);
     let items = match kind {
         PromptKind::Cached => {
@@ -846,8 +849,9 @@ fn kernel_drops(measured: &Measured) -> String {
 fn print_relay_header(options: &Options) {
     println!(
         "\nRelay: bridged calls, 50 packets/s each way per call; {} media \
-         threads, generator 1 thread, window {:.0} s",
+         threads (rest {} µs), generator 1 thread, window {:.0} s",
         options.relay_threads,
+        options.batch_interval.as_micros(),
         options.window.as_secs_f64()
     );
     println!(
@@ -892,8 +896,9 @@ fn print_relay_row(calls: usize, inband: bool, measured: &Measured) {
 fn print_prompt_header(options: &Options) {
     println!(
         "\nPrompts: one stream per session to a caller endpoint; {} media \
-         threads, generator 1 thread (receive only), window {:.0} s",
+         threads (rest {} µs), generator 1 thread (receive only), window {:.0} s",
         options.relay_threads,
+        options.batch_interval.as_micros(),
         options.window.as_secs_f64()
     );
     println!(
