@@ -1,5 +1,6 @@
 //! Call detail records: one row per call attempt, unique on (call id, attempt).
 
+use rust_decimal::{Decimal, RoundingStrategy};
 use talktime_pii::Pii;
 
 use crate::backend::{Conn, Store, with_conn};
@@ -105,6 +106,141 @@ impl From<CdrRow> for Cdr {
     }
 }
 
+/// The columns of [`CdrRow`], in order.
+macro_rules! cdr_columns {
+    () => {
+        "call_id, attempt, account_id, card_id, caller_id, access_number, destination, \
+         carrier, start_ms, answer_ms, end_ms, billed_seconds, fees_json, taxes_json, \
+         tax_micros, total_micros, buy_cost_micros, sip_code, q850_cause, hangup_by, \
+         disconnect_cause"
+    };
+}
+
+/// What a [`Store::traffic_report`] row is grouped by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrafficGrouping {
+    /// The carrier tried (`cdrs.carrier`).
+    Carrier,
+    /// The access number dialled (`cdrs.access_number`).
+    AccessNumber,
+    /// The charged account (`cdrs.account_id`, as decimal text).
+    Account,
+}
+
+/// Traffic figures of one group over a time window. Money sums mix currencies if the group
+/// does; group by account to keep one currency per row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrafficRow {
+    /// The carrier name, access number, or account id as text; `None` for CDRs where that
+    /// column is NULL.
+    pub group: Option<String>,
+    /// CDR rows (call attempts, failovers included).
+    pub attempts: i64,
+    /// Attempts that were answered (`answer_ms` set).
+    pub answered: i64,
+    /// Sum of `end_ms - answer_ms` over answered attempts.
+    pub talk_ms: i64,
+    /// Sum of billed seconds.
+    pub billed_seconds: i64,
+    /// Sum of what customers pay (`total_micros`, taxes included).
+    pub revenue_micros: i64,
+    /// Sum of taxes.
+    pub tax_micros: i64,
+    /// Sum of what carriers charge (`buy_cost_micros`).
+    pub cost_micros: i64,
+}
+
+/// Report figures are rounded like the billing crate rounds totals: half away from zero.
+const REPORT_DECIMAL_PLACES: u32 = 2;
+
+fn round_for_report(value: Decimal) -> Decimal {
+    value.round_dp_with_strategy(
+        REPORT_DECIMAL_PLACES,
+        RoundingStrategy::MidpointAwayFromZero,
+    )
+}
+
+impl TrafficRow {
+    /// Answer-seizure ratio: answered × 100 / attempts, to 2 decimals; `None` without attempts.
+    pub fn asr_percent(&self) -> Option<Decimal> {
+        if self.attempts == 0 {
+            return None;
+        }
+        let ratio = Decimal::from(self.answered)
+            .checked_mul(Decimal::ONE_HUNDRED)?
+            .checked_div(Decimal::from(self.attempts))?;
+        Some(round_for_report(ratio))
+    }
+
+    /// Average call duration: talk time / answered attempts in seconds, to 2 decimals; `None`
+    /// when nothing was answered.
+    pub fn acd_seconds(&self) -> Option<Decimal> {
+        if self.answered == 0 {
+            return None;
+        }
+        // talk_ms scaled by 3 decimal places is talk seconds.
+        let average = Decimal::new(self.talk_ms, 3).checked_div(Decimal::from(self.answered))?;
+        Some(round_for_report(average))
+    }
+
+    /// Revenue minus taxes minus carrier cost (saturating: sums near `i64` limits are not
+    /// real traffic, and a report must not panic).
+    pub fn margin_micros(&self) -> i64 {
+        self.revenue_micros
+            .saturating_sub(self.tax_micros)
+            .saturating_sub(self.cost_micros)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct TrafficRowData {
+    group_key: Option<String>,
+    attempts: i64,
+    answered: i64,
+    talk_ms: i64,
+    billed_seconds: i64,
+    revenue_micros: i64,
+    tax_micros: i64,
+    cost_micros: i64,
+}
+
+impl From<TrafficRowData> for TrafficRow {
+    fn from(row: TrafficRowData) -> Self {
+        TrafficRow {
+            group: row.group_key,
+            attempts: row.attempts,
+            answered: row.answered,
+            talk_ms: row.talk_ms,
+            billed_seconds: row.billed_seconds,
+            revenue_micros: row.revenue_micros,
+            tax_micros: row.tax_micros,
+            cost_micros: row.cost_micros,
+        }
+    }
+}
+
+/// The traffic query for one grouping, as a `&'static str`. PostgreSQL's SUM(BIGINT) is
+/// NUMERIC, hence the casts; COALESCE covers sums over no answered rows.
+macro_rules! traffic_query {
+    ($group_select:literal, $group_by:literal) => {
+        concat!(
+            "SELECT ",
+            $group_select,
+            " AS group_key, COUNT(*) AS attempts, COUNT(answer_ms) AS answered, \
+             CAST(COALESCE(SUM(end_ms - answer_ms), 0) AS BIGINT) AS talk_ms, \
+             CAST(COALESCE(SUM(billed_seconds), 0) AS BIGINT) AS billed_seconds, \
+             CAST(COALESCE(SUM(total_micros), 0) AS BIGINT) AS revenue_micros, \
+             CAST(COALESCE(SUM(tax_micros), 0) AS BIGINT) AS tax_micros, \
+             CAST(COALESCE(SUM(buy_cost_micros), 0) AS BIGINT) AS cost_micros \
+             FROM cdrs WHERE start_ms >= $1 AND start_ms < $2 GROUP BY ",
+            $group_by,
+            " ORDER BY ",
+            $group_by,
+            " NULLS LAST"
+        )
+    };
+}
+
 /// Inserts a CDR unless one exists for (call id, attempt); returns whether it was inserted.
 pub(crate) async fn insert_cdr(
     conn: &mut Conn<'_>,
@@ -160,14 +296,76 @@ impl Store {
         let mut held = self.acquire().await?;
         let mut conn = held.conn();
         let rows: Vec<CdrRow> = with_conn!(&mut conn, c => sqlx::query_as(
-            "SELECT call_id, attempt, account_id, card_id, caller_id, access_number, destination, \
-             carrier, start_ms, answer_ms, end_ms, billed_seconds, fees_json, taxes_json, \
-             tax_micros, total_micros, buy_cost_micros, sip_code, q850_cause, hangup_by, \
-             disconnect_cause FROM cdrs WHERE call_id = $1 ORDER BY attempt",
+            concat!("SELECT ", cdr_columns!(), " FROM cdrs WHERE call_id = $1 ORDER BY attempt"),
         )
         .bind(call_id)
         .fetch_all(&mut **c)
         .await)?;
         Ok(rows.into_iter().map(Cdr::from).collect())
+    }
+
+    /// CDRs that started in `[from_ms, to_ms)`, by start time, call id and attempt, at most
+    /// `limit` of them (page on by asking again from the last start time).
+    pub async fn cdrs_between(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Cdr>, StoreError> {
+        // SQLite reads a negative LIMIT as "no limit", PostgreSQL rejects it: refuse on both.
+        if limit < 0 {
+            return Err(StoreError::InvalidArgument(format!(
+                "CDR limit must not be negative, got {limit}"
+            )));
+        }
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let rows: Vec<CdrRow> = with_conn!(&mut conn, c => sqlx::query_as(
+            concat!(
+                "SELECT ",
+                cdr_columns!(),
+                " FROM cdrs WHERE start_ms >= $1 AND start_ms < $2 \
+                 ORDER BY start_ms, call_id, attempt LIMIT $3"
+            ),
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .bind(limit)
+        .fetch_all(&mut **c)
+        .await)?;
+        Ok(rows.into_iter().map(Cdr::from).collect())
+    }
+
+    /// Attempts, answers, talk time, billed seconds and money of the CDRs that started in
+    /// `[from_ms, to_ms)`, one row per group. Accounts come in numeric order, carriers and
+    /// access numbers in byte order (the same on both backends, whatever PostgreSQL's
+    /// collation); the NULL group comes last.
+    pub async fn traffic_report(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        grouping: TrafficGrouping,
+    ) -> Result<Vec<TrafficRow>, StoreError> {
+        let query = match grouping {
+            TrafficGrouping::Carrier => traffic_query!("carrier", "carrier"),
+            TrafficGrouping::AccessNumber => traffic_query!("access_number", "access_number"),
+            // Grouped and ordered by the number, returned as text.
+            TrafficGrouping::Account => traffic_query!("CAST(account_id AS TEXT)", "account_id"),
+        };
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let rows: Vec<TrafficRowData> = with_conn!(&mut conn, c => sqlx::query_as(query)
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(&mut **c)
+            .await)?;
+        let mut report: Vec<TrafficRow> = rows.into_iter().map(TrafficRow::from).collect();
+        if grouping != TrafficGrouping::Account {
+            // Option orders None first; the key puts it last, as the SQL does.
+            report.sort_by(|left, right| {
+                (left.group.is_none(), &left.group).cmp(&(right.group.is_none(), &right.group))
+            });
+        }
+        Ok(report)
     }
 }

@@ -51,7 +51,7 @@ mod tariffs;
 
 pub use backend::{BackendKind, SQLITE_FILE_NAME, Store, StoreOptions};
 pub use cards::{CardBatch, CardBatchSpec, PIN_LENGTHS};
-pub use cdr::Cdr;
+pub use cdr::{Cdr, TrafficGrouping, TrafficRow};
 pub use error::StoreError;
 pub use ledger::MAX_AMOUNT_MICROS;
 pub use model::{
