@@ -41,6 +41,9 @@ pub struct Config {
     pub ivr: IvrConfig,
     pub billing: BillingConfig,
     pub demo: DemoConfig,
+    /// The HTTP admin API.
+    #[serde(default)]
+    pub admin: AdminConfig,
     /// Numbers callers dial to reach the IVR.
     #[serde(default)]
     pub access_numbers: Vec<AccessNumber>,
@@ -151,6 +154,30 @@ pub struct RtpConfig {
 
 fn default_batch_interval_us() -> u64 {
     500
+}
+
+/// The HTTP admin API: where it listens and the bearer token it wants.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Listen address; empty turns the API off.
+    #[serde(default)]
+    pub listen: String,
+    /// Bearer token; empty means the one generated into `<data_dir>/admin.token`.
+    #[serde(default)]
+    pub token: String,
+}
+
+impl AdminConfig {
+    /// The listen address, `None` when the API is off.
+    pub fn address(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        if self.listen.trim().is_empty() {
+            return Ok(None);
+        }
+        self.listen.trim().parse().map(Some).map_err(|_| {
+            ConfigError::Invalid(format!("admin.listen {:?} is not ADDR:PORT", self.listen))
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

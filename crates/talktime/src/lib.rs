@@ -4,6 +4,7 @@
 //! benchmarks and in-process tests use it directly.
 
 pub mod admin;
+pub mod admin_http;
 mod calls;
 pub mod config;
 pub mod ledger;

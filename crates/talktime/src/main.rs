@@ -140,6 +140,9 @@ struct ServeArgs {
     /// The test number answered with a tone (empty disables).
     #[arg(long = "test-number")]
     test_number: Option<String>,
+    /// HTTP admin API listen address (empty disables).
+    #[arg(long = "admin-listen", value_name = "ADDR:PORT")]
+    admin_listen: Option<String>,
 }
 
 impl ServeArgs {
@@ -169,6 +172,9 @@ impl ServeArgs {
         }
         if let Some(number) = &self.test_number {
             config.sip.test_number = number.clone();
+        }
+        if let Some(listen) = &self.admin_listen {
+            config.admin.listen = listen.clone();
         }
         config.validate()?;
         Ok(config)

@@ -40,6 +40,8 @@ pub enum CoreMessage {
     TestCallFinished(DialogId),
     /// A ledger task answered for a call.
     Ledger(u64, LedgerReply),
+    /// A prompt uploaded through the admin API, decoded, for the cache ("en/welcome").
+    PromptUploaded(String, talktime_media::Prompt),
 }
 
 /// The wall clock in epoch milliseconds (CDR times and the ledger's `now_ms`).
@@ -85,6 +87,19 @@ pub async fn serve(config: Config, services: Services) -> anyhow::Result<()> {
     .context("cannot bind SIP listen addresses")?;
     let (core_sender, mut core_messages) = mpsc::channel::<CoreMessage>(4096);
     let (media_sender, mut media_reports) = mpsc::unbounded_channel::<(u64, MediaReport)>();
+    if let Some(listen) = config.admin.address()? {
+        let token = crate::admin_http::admin_token(&config.admin.token, &config.paths.data_dir)
+            .context("cannot read or make the admin API token")?;
+        crate::admin_http::start(
+            listen,
+            token,
+            services.ledger.store().clone(),
+            config.paths.prompts_dir.clone(),
+            core_sender.clone(),
+        )
+        .await
+        .with_context(|| format!("cannot listen for the admin API on {listen}"))?;
+    }
     let mut core = Core::new(config, transport, core_sender, media_sender, services)?;
     core.prepare_registrations();
     info!("Talktime ready");
@@ -289,6 +304,9 @@ impl Core {
         match message {
             CoreMessage::TestCallFinished(dialog) => self.hang_up(&dialog),
             CoreMessage::Ledger(call, reply) => self.handle_ledger_reply(call, reply),
+            CoreMessage::PromptUploaded(name, prompt) => {
+                self.prompts.insert(&name, prompt);
+            }
         }
     }
 

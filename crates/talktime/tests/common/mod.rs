@@ -37,6 +37,8 @@ pub fn free_port() -> u16 {
 pub struct Switch {
     pub child: Child,
     pub sip: SocketAddr,
+    /// The HTTP admin API (token in `<data_dir>/admin.token`).
+    pub admin: SocketAddr,
     pub data_dir: PathBuf,
     pub log: PathBuf,
 }
@@ -61,13 +63,20 @@ impl Switch {
         let log = data_dir.join("switch.log");
         let log_file = std::fs::File::create(&log).expect("create log");
         let address = format!("127.0.0.1:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_talktime"))
+        let admin = format!("127.0.0.1:{}", free_port());
+        let mut command = Command::new(env!("CARGO_BIN_EXE_talktime"));
+        command
             .args(["serve", "--sip-udp", &address, "--sip-tcp", &address])
             .args(["--rtp-ports", &format!("{rtp}-{}", rtp + 99)])
+            .args(["--admin-listen", &admin])
             .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("--prompts-dir")
-            .arg(repo_root().join("prompts"))
+            .arg(&data_dir);
+        if !extra.contains(&"--prompts-dir") {
+            command
+                .arg("--prompts-dir")
+                .arg(repo_root().join("prompts"));
+        }
+        let child = command
             .args(extra)
             .env("RUST_LOG", "debug")
             .stdout(Stdio::null())
@@ -77,6 +86,7 @@ impl Switch {
         let switch = Switch {
             child,
             sip: address.parse().expect("address"),
+            admin: admin.parse().expect("admin address"),
             data_dir,
             log,
         };

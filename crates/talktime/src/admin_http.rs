@@ -1,0 +1,551 @@
+//! The HTTP admin API (JSON; money as exact decimal text, trailing zeros dropped): accounts, recharges, card batches, CDRs, traffic reports and
+//! prompt uploads, for operators' tools and scripts. Every route but `/api/health` needs
+//! `Authorization: Bearer <token>` (`[admin] token`, or the one generated into
+//! `<data_dir>/admin.token` on first start). It shares the switch's ledger (one pool) and
+//! hands uploaded prompts to the core, so callers hear them on their next playback.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use talktime_engine::Language;
+use talktime_media::Prompt;
+use talktime_store::{
+    CardBatchSpec, CardKind, Cdr, ExpiryRule, Store, StoreError, TrafficGrouping, TrafficRow,
+    format_micros, parse_micros,
+};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::server::{CoreMessage, wall_clock_ms};
+
+/// Largest prompt accepted (about 10 minutes of 16-bit 8 kHz WAV; MP3s are far smaller).
+const PROMPT_LIMIT_BYTES: usize = 16 << 20;
+/// Largest card batch per request (a batch holds the SQLite write lock while it runs).
+const BATCH_LIMIT: u32 = 10_000;
+/// Rows per CDR page unless the request asks for fewer.
+const CDR_PAGE: i64 = 1_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("ledger: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot write the prompt: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl AdminError {
+    fn status(&self) -> StatusCode {
+        match self {
+            AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AdminError::NotFound(_) | AdminError::Store(StoreError::NotFound { .. }) => {
+                StatusCode::NOT_FOUND
+            }
+            AdminError::BadRequest(_)
+            | AdminError::Store(
+                StoreError::InvalidArgument(_) | StoreError::DisposableCard { .. },
+            ) => StatusCode::BAD_REQUEST,
+            AdminError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AdminError::Store(_) | AdminError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            warn!(error = %self, "admin request failed");
+        }
+        let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+struct AdminState {
+    store: Store,
+    token: Arc<str>,
+    prompts_dir: PathBuf,
+    core: mpsc::Sender<CoreMessage>,
+}
+
+/// Binds the admin listener and serves it in its own task.
+pub async fn start(
+    listen: SocketAddr,
+    token: String,
+    store: Store,
+    prompts_dir: PathBuf,
+    core: mpsc::Sender<CoreMessage>,
+) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let bound = listener.local_addr()?;
+    let state = AdminState {
+        store,
+        token: token.into(),
+        prompts_dir,
+        core,
+    };
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router(state)).await {
+            warn!(%error, "admin API stopped");
+        }
+    });
+    info!(%bound, "admin API listening");
+    Ok(bound)
+}
+
+fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/api/accounts/{id}", get(account))
+        .route("/api/accounts/{id}/recharge", post(recharge))
+        .route("/api/cards/batches", post(card_batch))
+        .route("/api/cdrs", get(cdrs))
+        .route("/api/reports/traffic", get(traffic))
+        .route(
+            "/api/prompts/{language}/{name}",
+            put(upload_prompt).layer(DefaultBodyLimit::max(PROMPT_LIMIT_BYTES)),
+        )
+        .with_state(state)
+}
+
+/// The token from the configuration, else the one kept in the data directory (made on first
+/// start, readable by the owner only).
+pub fn admin_token(configured: &str, data_dir: &Path) -> std::io::Result<String> {
+    if !configured.is_empty() {
+        return Ok(configured.to_owned());
+    }
+    let path = data_dir.join("admin.token");
+    match std::fs::read_to_string(&path) {
+        Ok(token) if !token.trim().is_empty() => return Ok(token.trim().to_owned()),
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    let token = random_token();
+    write_private(&path, token.as_bytes())?;
+    info!(path = %path.display(), "admin API token generated");
+    Ok(token)
+}
+
+fn random_token() -> String {
+    use rand::RngExt;
+    let mut rng = rand::rng();
+    (0..32)
+        .map(|_| char::from(b"0123456789abcdef"[rng.random_range(0..16usize)]))
+        .collect()
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
+}
+
+/// Compares the bearer token in time independent of where the first difference is.
+fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), AdminError> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .as_bytes();
+    let wanted = state.token.as_bytes();
+    let differences = given
+        .iter()
+        .zip(wanted)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    if given.len() == wanted.len() && differences == 0 {
+        Ok(())
+    } else {
+        Err(AdminError::Unauthorized)
+    }
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+async fn account(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<i64>,
+) -> Result<Json<Value>, AdminError> {
+    authorize(&state, &headers)?;
+    let account = state.store.account(id).await?;
+    let in_progress = state.store.open_reservations(id).await?.len();
+    Ok(Json(json!({
+        "id": id,
+        "name": account.name,
+        "balance": format_micros(account.balance_micros),
+        "currency": account.currency,
+        "status": account.status.as_str(),
+        "calls_in_progress": in_progress,
+        "forward_destination": account.forward_destination.as_ref().map(|number| number.expose()),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RechargeRequest {
+    /// Decimal text in the account's currency, e.g. "10.00" (never a JSON float).
+    amount: String,
+    reference: Option<String>,
+}
+
+async fn recharge(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<i64>,
+    Json(request): Json<RechargeRequest>,
+) -> Result<Json<Value>, AdminError> {
+    authorize(&state, &headers)?;
+    let micros = parse_micros(&request.amount)
+        .map_err(|error| AdminError::BadRequest(format!("amount: {error}")))?;
+    let reference = request.reference.as_deref().unwrap_or("admin-api");
+    let balance = state
+        .store
+        .recharge(id, micros, Some(reference), wall_clock_ms())
+        .await?;
+    info!(account = id, amount = %request.amount, "recharged through the admin API");
+    Ok(Json(json!({ "id": id, "balance": format_micros(balance) })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchRequest {
+    name: String,
+    count: u32,
+    /// Face value as decimal text, e.g. "5.00".
+    value: String,
+    #[serde(default = "default_currency")]
+    currency: String,
+    #[serde(default = "default_pin_length")]
+    pin_length: u32,
+    tariff: Option<String>,
+    #[serde(default)]
+    disposable: bool,
+    /// Days a card stays valid after its first call.
+    expire_days: Option<i64>,
+}
+
+fn default_currency() -> String {
+    "USD".into()
+}
+
+fn default_pin_length() -> u32 {
+    10
+}
+
+/// Generates a batch and answers with its CSV (the PINs: keep the response safe).
+async fn card_batch(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Json(request): Json<BatchRequest>,
+) -> Result<Response, AdminError> {
+    authorize(&state, &headers)?;
+    if request.count == 0 || request.count > BATCH_LIMIT {
+        return Err(AdminError::BadRequest(format!(
+            "count must be 1..={BATCH_LIMIT}"
+        )));
+    }
+    let tariff_id = match &request.tariff {
+        Some(name) => Some(
+            state
+                .store
+                .tariff_by_name(name)
+                .await?
+                .ok_or_else(|| AdminError::NotFound(format!("no tariff named {name}")))?
+                .id,
+        ),
+        None => None,
+    };
+    let spec = CardBatchSpec {
+        name: request.name.clone(),
+        count: request.count,
+        pin_length: request.pin_length,
+        value_micros: parse_micros(&request.value)
+            .map_err(|error| AdminError::BadRequest(format!("value: {error}")))?,
+        currency: request.currency.clone(),
+        tariff_id,
+        kind: if request.disposable {
+            CardKind::Disposable
+        } else {
+            CardKind::Refillable
+        },
+        expiry: ExpiryRule {
+            expires_at_ms: None,
+            valid_after_first_use_ms: request.expire_days.map(|days| days * 86_400_000),
+        },
+        owner_account_id: None,
+    };
+    let batch = state.store.generate_cards(&spec, wall_clock_ms()).await?;
+    let mut csv = Vec::new();
+    state.store.export_batch_csv(batch.id, &mut csv).await?;
+    info!(
+        batch = batch.id,
+        cards = batch.card_count,
+        "card batch generated through the admin API"
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv".to_owned()),
+            (
+                header::HeaderName::from_static("x-batch-id"),
+                batch.id.to_string(),
+            ),
+        ],
+        csv,
+    )
+        .into_response())
+}
+
+/// A time window: `from` and `to` as epoch milliseconds or UTC dates (YYYY-MM-DD; `to` is
+/// exclusive).
+#[derive(Debug, Deserialize)]
+struct Window {
+    from: String,
+    to: String,
+    limit: Option<i64>,
+    by: Option<String>,
+}
+
+impl Window {
+    fn bounds(&self) -> Result<(i64, i64), AdminError> {
+        let from = instant_ms(&self.from)?;
+        let to = instant_ms(&self.to)?;
+        if to <= from {
+            return Err(AdminError::BadRequest("`to` must be after `from`".into()));
+        }
+        Ok((from, to))
+    }
+}
+
+/// Epoch milliseconds from digits, or from a UTC date YYYY-MM-DD.
+fn instant_ms(text: &str) -> Result<i64, AdminError> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    let bad = || AdminError::BadRequest(format!("{text:?} is neither epoch ms nor YYYY-MM-DD"));
+    let mut parts = text.splitn(3, '-').map(str::parse::<i64>);
+    let (Some(Ok(year)), Some(Ok(month)), Some(Ok(day))) =
+        (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return Err(bad());
+    }
+    Ok(days_from_civil(year, month, day) * 86_400_000)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let shifted_month = (month + 9) % 12;
+    let day_of_year = (153 * shifted_month + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+async fn cdrs(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Query(window): Query<Window>,
+) -> Result<Json<Value>, AdminError> {
+    authorize(&state, &headers)?;
+    let (from, to) = window.bounds()?;
+    let limit = window.limit.unwrap_or(CDR_PAGE).clamp(1, CDR_PAGE);
+    let rows = state.store.cdrs_between(from, to, limit).await?;
+    Ok(Json(Value::Array(rows.iter().map(cdr_json).collect())))
+}
+
+fn cdr_json(cdr: &Cdr) -> Value {
+    json!({
+        "call_id": cdr.call_id,
+        "attempt": cdr.attempt,
+        "account_id": cdr.account_id,
+        "card_id": cdr.card_id,
+        "caller_id": cdr.caller_id.as_ref().map(|number| number.expose()),
+        "access_number": cdr.access_number,
+        "destination": cdr.destination.expose(),
+        "carrier": cdr.carrier,
+        "start_ms": cdr.start_ms,
+        "answer_ms": cdr.answer_ms,
+        "end_ms": cdr.end_ms,
+        "billed_seconds": cdr.billed_seconds,
+        "total": format_micros(cdr.total_micros),
+        "tax": format_micros(cdr.tax_micros),
+        "buy_cost": format_micros(cdr.buy_cost_micros),
+        "sip_code": cdr.sip_code,
+        "q850_cause": cdr.q850_cause,
+        "hangup_by": cdr.hangup_by,
+        "disconnect_cause": cdr.disconnect_cause,
+    })
+}
+
+async fn traffic(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Query(window): Query<Window>,
+) -> Result<Json<Value>, AdminError> {
+    authorize(&state, &headers)?;
+    let (from, to) = window.bounds()?;
+    let grouping = match window.by.as_deref().unwrap_or("carrier") {
+        "carrier" => TrafficGrouping::Carrier,
+        "access_number" => TrafficGrouping::AccessNumber,
+        "account" => TrafficGrouping::Account,
+        other => {
+            return Err(AdminError::BadRequest(format!(
+                "by={other}: use carrier, access_number or account"
+            )));
+        }
+    };
+    let rows = state.store.traffic_report(from, to, grouping).await?;
+    Ok(Json(Value::Array(rows.iter().map(traffic_json).collect())))
+}
+
+fn traffic_json(row: &TrafficRow) -> Value {
+    json!({
+        "group": row.group,
+        "attempts": row.attempts,
+        "answered": row.answered,
+        "asr_percent": row.asr_percent().map(|asr| asr.normalize().to_string()),
+        "acd_seconds": row.acd_seconds().map(|acd| acd.normalize().to_string()),
+        "talk_seconds": row.talk_ms / 1000,
+        "billed_seconds": row.billed_seconds,
+        "revenue": format_micros(row.revenue_micros),
+        "tax": format_micros(row.tax_micros),
+        "cost": format_micros(row.cost_micros),
+        "margin": format_micros(row.margin_micros()),
+    })
+}
+
+/// Stores a WAV or MP3 prompt after decoding it (a file the IVR could not play is refused
+/// with the decoder's reason) and hands it to the running switch.
+async fn upload_prompt(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    UrlPath((language, name)): UrlPath<(String, String)>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), AdminError> {
+    authorize(&state, &headers)?;
+    let language = Language::from_code(&language)
+        .ok_or_else(|| AdminError::NotFound(format!("no language {language:?}")))?;
+    if !is_prompt_name(&name) {
+        return Err(AdminError::BadRequest(
+            "a prompt name is 1 to 64 of a-z, 0-9, _ and -".into(),
+        ));
+    }
+    let decoded = tokio::task::spawn_blocking({
+        let body = body.clone();
+        move || Prompt::from_file_bytes(&body)
+    })
+    .await
+    .map_err(|error| AdminError::Unprocessable(format!("decoder stopped: {error}")))?;
+    let prompt = decoded.map_err(|error| AdminError::Unprocessable(error.to_string()))?;
+    let extension = if body.starts_with(b"RIFF") {
+        "wav"
+    } else {
+        "mp3"
+    };
+    let directory = state.prompts_dir.join(language.code());
+    replace_prompt_file(&directory, &name, extension, &body).await?;
+    let key = format!("{}/{name}", language.code());
+    let duration_ms = prompt.duration().as_millis();
+    // The core may be gone at shutdown; the file is written either way.
+    let _ = state
+        .core
+        .send(CoreMessage::PromptUploaded(key.clone(), prompt))
+        .await;
+    info!(prompt = %key, duration_ms, "prompt uploaded");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "prompt": key, "format": extension, "duration_ms": duration_ms })),
+    ))
+}
+
+fn is_prompt_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || b"_-".contains(&byte))
+}
+
+/// Writes beside the final name and renames over it (a reader never sees half a file), then
+/// removes the same prompt in the other format so start-up loads only the new one.
+async fn replace_prompt_file(
+    directory: &Path,
+    name: &str,
+    extension: &str,
+    bytes: &[u8],
+) -> Result<(), AdminError> {
+    tokio::fs::create_dir_all(directory).await?;
+    let final_path = directory.join(format!("{name}.{extension}"));
+    let temporary = directory.join(format!(".{name}.{extension}.upload"));
+    tokio::fs::write(&temporary, bytes).await?;
+    tokio::fs::rename(&temporary, &final_path).await?;
+    let other = if extension == "wav" { "mp3" } else { "wav" };
+    match tokio::fs::remove_file(directory.join(format!("{name}.{other}"))).await {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_become_utc_midnight_epoch_ms() {
+        assert_eq!(instant_ms("1970-01-01").ok(), Some(0));
+        assert_eq!(instant_ms("2026-11-23").ok(), Some(1_795_392_000_000));
+        assert_eq!(instant_ms("2000-03-01").ok(), Some(951_868_800_000));
+        assert_eq!(instant_ms("1234").ok(), Some(1234));
+        assert!(instant_ms("2026-13-01").is_err());
+        assert!(instant_ms("yesterday").is_err());
+    }
+
+    #[test]
+    fn prompt_names_are_plain() {
+        assert!(is_prompt_name("welcome"));
+        assert!(is_prompt_name("enter_pin-2"));
+        assert!(!is_prompt_name("../etc/passwd"));
+        assert!(!is_prompt_name("Welcome"));
+        assert!(!is_prompt_name(""));
+        assert!(!is_prompt_name(&"a".repeat(65)));
+    }
+}
