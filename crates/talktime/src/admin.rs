@@ -12,7 +12,9 @@ use talktime_billing::{
     Currency, LocalStart, Money, SimulationRequest, TariffSettings, TaxProfile,
 };
 use talktime_routing::{RouteRequest, Router};
-use talktime_store::{CardBatchSpec, CardKind, ExpiryRule, ImportOptions, Store, parse_micros};
+use talktime_store::{
+    CardBatch, CardBatchSpec, CardKind, ExpiryRule, ImportOptions, Store, parse_micros,
+};
 
 use crate::config::Config;
 
@@ -49,33 +51,99 @@ pub enum CardsCommand {
 pub struct GenerateArgs {
     #[command(flatten)]
     ledger: LedgerArgs,
-    /// Batch name.
-    #[arg(long)]
-    name: String,
-    /// How many cards.
-    #[arg(long)]
-    count: u32,
-    /// Digits per PIN.
-    #[arg(long = "pin-length", default_value_t = 10)]
-    pin_length: u32,
-    /// Value of each card, e.g. 5.00.
-    #[arg(long)]
-    value: String,
-    /// Currency code.
-    #[arg(long, default_value = "USD")]
-    currency: String,
-    /// Tariff name the cards are rated with.
-    #[arg(long)]
-    tariff: Option<String>,
-    /// Disposable cards can never be recharged (seed 002, tip 3).
-    #[arg(long)]
-    disposable: bool,
-    /// Days the card stays valid after its first call.
-    #[arg(long = "expire-days-after-first-use")]
-    expire_days: Option<i64>,
+    #[command(flatten)]
+    order: BatchOrder,
     /// Where to write the CSV (PINs included): a file, or - for standard output.
     #[arg(long, default_value = "-")]
     output: String,
+}
+
+/// A card batch as an operator orders it, on the command line or through the admin API.
+#[derive(Debug, Args, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchOrder {
+    /// Batch name.
+    #[arg(long)]
+    pub name: String,
+    /// How many cards.
+    #[arg(long)]
+    pub count: u32,
+    /// Digits per PIN.
+    #[arg(long = "pin-length", default_value_t = 10)]
+    #[serde(default = "default_pin_length")]
+    pub pin_length: u32,
+    /// Value of each card as decimal text, e.g. 5.00.
+    #[arg(long)]
+    pub value: String,
+    /// Currency code.
+    #[arg(long, default_value = "USD")]
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    /// Tariff name the cards are rated with.
+    #[arg(long)]
+    pub tariff: Option<String>,
+    /// Disposable cards can never be recharged (seed 002, tip 3).
+    #[arg(long)]
+    #[serde(default)]
+    pub disposable: bool,
+    /// Days the card stays valid after its first call.
+    #[arg(long = "expire-days-after-first-use")]
+    pub expire_days: Option<i64>,
+}
+
+fn default_pin_length() -> u32 {
+    10
+}
+
+fn default_currency() -> String {
+    "USD".into()
+}
+
+/// Why a batch order was not generated.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error("no tariff named {0}")]
+    UnknownTariff(String),
+    #[error("value: {0}")]
+    Value(String),
+    #[error(transparent)]
+    Store(#[from] talktime_store::StoreError),
+}
+
+impl BatchOrder {
+    /// Generates the batch in the ledger (all cards in one transaction).
+    pub async fn generate(&self, store: &Store, now_ms: i64) -> Result<CardBatch, BatchError> {
+        let tariff_id = match &self.tariff {
+            Some(name) => Some(
+                store
+                    .tariff_by_name(name)
+                    .await?
+                    .ok_or_else(|| BatchError::UnknownTariff(name.clone()))?
+                    .id,
+            ),
+            None => None,
+        };
+        let spec = CardBatchSpec {
+            name: self.name.clone(),
+            count: self.count,
+            pin_length: self.pin_length,
+            value_micros: parse_micros(&self.value)
+                .map_err(|error| BatchError::Value(error.to_string()))?,
+            currency: self.currency.clone(),
+            tariff_id,
+            kind: if self.disposable {
+                CardKind::Disposable
+            } else {
+                CardKind::Refillable
+            },
+            expiry: ExpiryRule {
+                expires_at_ms: None,
+                valid_after_first_use_ms: self.expire_days.map(|days| days * 86_400_000),
+            },
+            owner_account_id: None,
+        };
+        Ok(store.generate_cards(&spec, now_ms).await?)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,36 +197,9 @@ pub struct RateArgs {
 
 pub async fn generate_cards(args: GenerateArgs) -> anyhow::Result<()> {
     let store = args.ledger.open().await?;
-    let tariff_id = match &args.tariff {
-        Some(name) => Some(
-            store
-                .tariff_by_name(name)
-                .await?
-                .with_context(|| format!("no tariff named {name}"))?
-                .id,
-        ),
-        None => None,
-    };
-    let spec = CardBatchSpec {
-        name: args.name.clone(),
-        count: args.count,
-        pin_length: args.pin_length,
-        value_micros: parse_micros(&args.value).context("--value")?,
-        currency: args.currency.clone(),
-        tariff_id,
-        kind: if args.disposable {
-            CardKind::Disposable
-        } else {
-            CardKind::Refillable
-        },
-        expiry: ExpiryRule {
-            expires_at_ms: None,
-            valid_after_first_use_ms: args.expire_days.map(|days| days * 86_400_000),
-        },
-        owner_account_id: None,
-    };
-    let batch = store
-        .generate_cards(&spec, crate::server::wall_clock_ms())
+    let batch = args
+        .order
+        .generate(&store, crate::server::wall_clock_ms())
         .await?;
     let rows = if args.output == "-" {
         store

@@ -19,12 +19,12 @@ use serde_json::{Value, json};
 use talktime_engine::Language;
 use talktime_media::Prompt;
 use talktime_store::{
-    CardBatchSpec, CardKind, Cdr, ExpiryRule, Store, StoreError, TrafficGrouping, TrafficRow,
-    format_micros, parse_micros,
+    Cdr, Store, StoreError, TrafficGrouping, TrafficRow, format_micros, parse_micros,
 };
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use crate::admin::{BatchError, BatchOrder};
 use crate::server::{CoreMessage, wall_clock_ms};
 
 /// Largest prompt accepted (about 10 minutes of 16-bit 8 kHz WAV; MP3s are far smaller).
@@ -241,75 +241,26 @@ async fn recharge(
     Ok(Json(json!({ "id": id, "balance": format_micros(balance) })))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BatchRequest {
-    name: String,
-    count: u32,
-    /// Face value as decimal text, e.g. "5.00".
-    value: String,
-    #[serde(default = "default_currency")]
-    currency: String,
-    #[serde(default = "default_pin_length")]
-    pin_length: u32,
-    tariff: Option<String>,
-    #[serde(default)]
-    disposable: bool,
-    /// Days a card stays valid after its first call.
-    expire_days: Option<i64>,
-}
-
-fn default_currency() -> String {
-    "USD".into()
-}
-
-fn default_pin_length() -> u32 {
-    10
-}
-
 /// Generates a batch and answers with its CSV (the PINs: keep the response safe).
 async fn card_batch(
     State(state): State<AdminState>,
     headers: HeaderMap,
-    Json(request): Json<BatchRequest>,
+    Json(order): Json<BatchOrder>,
 ) -> Result<Response, AdminError> {
     authorize(&state, &headers)?;
-    if request.count == 0 || request.count > BATCH_LIMIT {
+    if order.count == 0 || order.count > BATCH_LIMIT {
         return Err(AdminError::BadRequest(format!(
             "count must be 1..={BATCH_LIMIT}"
         )));
     }
-    let tariff_id = match &request.tariff {
-        Some(name) => Some(
-            state
-                .store
-                .tariff_by_name(name)
-                .await?
-                .ok_or_else(|| AdminError::NotFound(format!("no tariff named {name}")))?
-                .id,
-        ),
-        None => None,
-    };
-    let spec = CardBatchSpec {
-        name: request.name.clone(),
-        count: request.count,
-        pin_length: request.pin_length,
-        value_micros: parse_micros(&request.value)
-            .map_err(|error| AdminError::BadRequest(format!("value: {error}")))?,
-        currency: request.currency.clone(),
-        tariff_id,
-        kind: if request.disposable {
-            CardKind::Disposable
-        } else {
-            CardKind::Refillable
-        },
-        expiry: ExpiryRule {
-            expires_at_ms: None,
-            valid_after_first_use_ms: request.expire_days.map(|days| days * 86_400_000),
-        },
-        owner_account_id: None,
-    };
-    let batch = state.store.generate_cards(&spec, wall_clock_ms()).await?;
+    let batch = order
+        .generate(&state.store, wall_clock_ms())
+        .await
+        .map_err(|error| match error {
+            BatchError::UnknownTariff(_) => AdminError::NotFound(error.to_string()),
+            BatchError::Value(_) => AdminError::BadRequest(error.to_string()),
+            BatchError::Store(error) => AdminError::Store(error),
+        })?;
     let mut csv = Vec::new();
     state.store.export_batch_csv(batch.id, &mut csv).await?;
     info!(
