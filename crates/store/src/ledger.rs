@@ -111,6 +111,8 @@ pub(crate) struct Posting<'a> {
     pub(crate) amount_micros: i64,
     pub(crate) call_id: Option<&'a str>,
     pub(crate) reference: Option<&'a str>,
+    /// A client's key that makes this posting happen at most once per account.
+    pub(crate) idempotency_key: Option<&'a str>,
     pub(crate) now_ms: i64,
 }
 
@@ -129,9 +131,9 @@ pub(crate) async fn post(conn: &mut Conn<'_>, posting: Posting<'_>) -> Result<i6
     let balance_after =
         balance_after.ok_or_else(|| StoreError::not_found("account", posting.account_id))?;
     with_conn!(conn, c => sqlx::query(
-        "INSERT INTO transactions \
-         (account_id, kind, amount_micros, balance_after_micros, call_id, reference, created_at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO transactions (account_id, kind, amount_micros, balance_after_micros, \
+         call_id, reference, idempotency_key, created_at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(posting.account_id)
     .bind(posting.kind.as_str())
@@ -139,11 +141,35 @@ pub(crate) async fn post(conn: &mut Conn<'_>, posting: Posting<'_>) -> Result<i6
     .bind(balance_after)
     .bind(posting.call_id)
     .bind(posting.reference)
+    .bind(posting.idempotency_key)
     .bind(posting.now_ms)
     .execute(&mut **c)
     .await
         .map(|done| done.rows_affected()))?;
     Ok(balance_after)
+}
+
+/// What [`Store::recharge_once`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RechargeOutcome {
+    pub balance_micros: i64,
+    /// True when the key had been used already and nothing was posted.
+    pub replayed: bool,
+}
+
+/// A recharge inside the caller's transaction: refused on a disposable card's account.
+async fn recharge_in(conn: &mut Conn<'_>, posting: Posting<'_>) -> Result<i64, StoreError> {
+    check_amount(posting.amount_micros)?;
+    let disposable: Option<i64> = with_conn!(conn, c => sqlx::query_scalar(
+        "SELECT id FROM cards WHERE account_id = $1 AND kind = 'disposable'",
+    )
+    .bind(posting.account_id)
+    .fetch_optional(&mut **c)
+    .await)?;
+    if let Some(card_id) = disposable {
+        return Err(StoreError::DisposableCard { card_id });
+    }
+    post(conn, posting).await
 }
 
 pub(crate) fn check_amount(amount_micros: i64) -> Result<(), StoreError> {
@@ -283,6 +309,7 @@ pub(crate) async fn insert_card(
                 amount_micros: card.initial_value_micros,
                 call_id: None,
                 reference: Some(&reference),
+                idempotency_key: None,
                 now_ms,
             },
         )
@@ -419,6 +446,7 @@ impl Store {
                 amount_micros,
                 call_id: None,
                 reference,
+                idempotency_key: None,
                 now_ms,
             },
         )
@@ -435,32 +463,83 @@ impl Store {
         reference: Option<&str>,
         now_ms: i64,
     ) -> Result<i64, StoreError> {
-        check_amount(amount_micros)?;
         let mut transaction = self.begin_write().await?;
-        let mut conn = transaction.conn();
-        let disposable: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
-            "SELECT id FROM cards WHERE account_id = $1 AND kind = 'disposable'",
-        )
-        .bind(account_id)
-        .fetch_optional(&mut **c)
-        .await)?;
-        if let Some(card_id) = disposable {
-            return Err(StoreError::DisposableCard { card_id });
-        }
-        let balance = post(
-            &mut conn,
+        let balance = recharge_in(
+            &mut transaction.conn(),
             Posting {
                 account_id,
                 kind: TransactionKind::Recharge,
                 amount_micros,
                 call_id: None,
                 reference,
+                idempotency_key: None,
                 now_ms,
             },
         )
         .await?;
         transaction.commit().await?;
         Ok(balance)
+    }
+
+    /// [`Store::recharge`] at most once per account and `key`: a repeat with the same key and
+    /// amount (a client retrying after a lost answer) posts nothing and reports the balance as
+    /// it is now; the same key with another amount is refused. The unique index on
+    /// (account, key) holds even when two repeats race.
+    pub async fn recharge_once(
+        &self,
+        account_id: i64,
+        amount_micros: i64,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<RechargeOutcome, StoreError> {
+        let mut transaction = self.begin_write().await?;
+        let mut conn = transaction.conn();
+        let earlier: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
+            "SELECT amount_micros FROM transactions \
+             WHERE account_id = $1 AND idempotency_key = $2",
+        )
+        .bind(account_id)
+        .bind(key)
+        .fetch_optional(&mut **c)
+        .await)?;
+        let outcome = match earlier {
+            Some(earlier) if earlier == amount_micros => {
+                let balance_micros: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
+                    "SELECT balance_micros FROM accounts WHERE id = $1",
+                )
+                .bind(account_id)
+                .fetch_optional(&mut **c)
+                .await)?;
+                RechargeOutcome {
+                    balance_micros: balance_micros
+                        .ok_or_else(|| StoreError::not_found("account", account_id))?,
+                    replayed: true,
+                }
+            }
+            Some(earlier) => {
+                return Err(StoreError::InvalidArgument(format!(
+                    "recharge key {key:?} was used for {earlier} micros, not {amount_micros}"
+                )));
+            }
+            None => RechargeOutcome {
+                balance_micros: recharge_in(
+                    &mut conn,
+                    Posting {
+                        account_id,
+                        kind: TransactionKind::Recharge,
+                        amount_micros,
+                        call_id: None,
+                        reference: Some(key),
+                        idempotency_key: Some(key),
+                        now_ms,
+                    },
+                )
+                .await?,
+                replayed: false,
+            },
+        };
+        transaction.commit().await?;
+        Ok(outcome)
     }
 
     /// Gives credit back (positive `amount_micros`). Returns the new balance.
@@ -552,6 +631,7 @@ impl Store {
                     amount_micros: -fee_micros,
                     call_id: None,
                     reference: None,
+                    idempotency_key: None,
                     now_ms,
                 },
             )

@@ -377,6 +377,7 @@ impl Store {
                     amount_micros: -actual_cost_micros,
                     call_id: Some(call_id),
                     reference: None,
+                    idempotency_key: None,
                     now_ms,
                 },
             )

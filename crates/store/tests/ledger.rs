@@ -1117,3 +1117,81 @@ async fn separate_stores_admit_exactly_one_on_sqlite() {
 async fn separate_stores_admit_exactly_one_on_postgres() {
     separate_stores_admit_exactly_one(common::TestDb::postgres().await).await;
 }
+
+ledger_test!(a_keyed_recharge_posts_once, |store| {
+    let account = store
+        .create_account(&NewAccount::new("a", "USD"), NOW)
+        .await
+        .unwrap();
+    let first = store
+        .recharge_once(account.id, 5 * UNIT, "till-7-0042", NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        RechargeOutcome {
+            balance_micros: 5 * UNIT,
+            replayed: false
+        }
+    );
+    store.refund(account.id, UNIT, None, NOW).await.unwrap();
+    // The retry posts nothing and reports the balance as it is now.
+    let again = store
+        .recharge_once(account.id, 5 * UNIT, "till-7-0042", NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        RechargeOutcome {
+            balance_micros: 6 * UNIT,
+            replayed: true
+        }
+    );
+    assert!(matches!(
+        store
+            .recharge_once(account.id, 7 * UNIT, "till-7-0042", NOW)
+            .await,
+        Err(StoreError::InvalidArgument(_))
+    ));
+    // Keys are per account: another account may use the same one.
+    let other = store
+        .create_account(&NewAccount::new("b", "USD"), NOW)
+        .await
+        .unwrap();
+    let elsewhere = store
+        .recharge_once(other.id, 5 * UNIT, "till-7-0042", NOW)
+        .await
+        .unwrap();
+    assert!(!elsewhere.replayed);
+
+    // Twenty racing repeats of a new key credit once.
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            let barrier = barrier.clone();
+            let id = account.id;
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.recharge_once(id, 2 * UNIT, "race", NOW).await
+            })
+        })
+        .collect();
+    let mut posted = 0;
+    for task in tasks {
+        // A loser of the race may see the unique index instead of the earlier row.
+        if let Ok(outcome) = task.await.unwrap() {
+            posted += usize::from(!outcome.replayed);
+        }
+    }
+    assert_eq!(posted, 1);
+    assert_eq!(store.balance(account.id).await.unwrap(), 8 * UNIT);
+    let keyed = store
+        .transactions(account.id)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|entry| entry.reference.as_deref() == Some("race"))
+        .count();
+    assert_eq!(keyed, 1);
+});

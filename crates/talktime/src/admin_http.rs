@@ -232,13 +232,34 @@ async fn recharge(
     authorize(&state, &headers)?;
     let micros = parse_micros(&request.amount)
         .map_err(|error| AdminError::BadRequest(format!("amount: {error}")))?;
-    let reference = request.reference.as_deref().unwrap_or("admin-api");
-    let balance = state
-        .store
-        .recharge(id, micros, Some(reference), wall_clock_ms())
-        .await?;
-    info!(account = id, amount = %request.amount, "recharged through the admin API");
-    Ok(Json(json!({ "id": id, "balance": format_micros(balance) })))
+    let key = headers
+        .get("idempotency-key")
+        .map(|value| {
+            value
+                .to_str()
+                .map_err(|_| AdminError::BadRequest("Idempotency-Key must be text".into()))
+        })
+        .transpose()?;
+    let now = wall_clock_ms();
+    let (balance, replayed) = match key {
+        // A retry with the same key (the first answer lost) credits nothing more.
+        Some(key) => {
+            let outcome = state.store.recharge_once(id, micros, key, now).await?;
+            (outcome.balance_micros, outcome.replayed)
+        }
+        None => {
+            let reference = request.reference.as_deref().unwrap_or("admin-api");
+            let balance = state
+                .store
+                .recharge(id, micros, Some(reference), now)
+                .await?;
+            (balance, false)
+        }
+    };
+    info!(account = id, amount = %request.amount, replayed, "recharge through the admin API");
+    Ok(Json(
+        json!({ "id": id, "balance": format_micros(balance), "replayed": replayed }),
+    ))
 }
 
 /// Generates a batch and answers with its CSV (the PINs: keep the response safe).

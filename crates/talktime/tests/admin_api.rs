@@ -143,6 +143,35 @@ fn account_recharge_adds_exact_decimal_credit() {
     assert_eq!(recharged.json()["balance"], "12.35");
     assert_eq!(prepaid::balance(&dir, account), 12_350_000);
 
+    // With an Idempotency-Key, a retry (the first answer lost) credits nothing more.
+    let keyed = json_body(&serde_json::json!({ "amount": "1.00" }));
+    let recharge_keyed = |key: &str| {
+        let mut stream = TcpStream::connect(switch.admin).unwrap();
+        let head = format!(
+            "POST {path}/recharge HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Authorization: Bearer {token}\r\nIdempotency-Key: {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            keyed.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(&keyed).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let body = answer.split("\r\n\r\n").nth(1).unwrap().to_owned();
+        serde_json::from_str::<Value>(&body).unwrap()
+    };
+    let first = recharge_keyed("pos-7-0001");
+    assert_eq!(
+        (first["balance"].clone(), first["replayed"].clone()),
+        ("13.35".into(), false.into())
+    );
+    let retry = recharge_keyed("pos-7-0001");
+    assert_eq!(
+        (retry["balance"].clone(), retry["replayed"].clone()),
+        ("13.35".into(), true.into())
+    );
+    assert_eq!(prepaid::balance(&dir, account), 13_350_000);
+
     // A JSON number is not money: refused, balance unchanged.
     let float = json_body(&serde_json::json!({ "amount": 2.35 }));
     let refused = request(
@@ -162,7 +191,7 @@ fn account_recharge_adds_exact_decimal_credit() {
         Some(("application/json", &negative)),
     );
     assert_eq!(refused.status, 400, "{}", refused.text());
-    assert_eq!(prepaid::balance(&dir, account), 12_350_000);
+    assert_eq!(prepaid::balance(&dir, account), 13_350_000);
 
     let unknown = request(
         switch.admin,
