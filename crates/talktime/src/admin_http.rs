@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -118,9 +119,10 @@ pub async fn start(
     Ok(bound)
 }
 
+/// Every route but the health check sits behind [`require_token`], which runs before any
+/// body is read, so a route added later cannot forget it.
 fn router(state: AdminState) -> Router {
-    Router::new()
-        .route("/api/health", get(health))
+    let protected = Router::new()
         .route("/api/accounts/{id}", get(account))
         .route("/api/accounts/{id}/recharge", post(recharge))
         .route("/api/cards/batches", post(card_batch))
@@ -130,6 +132,10 @@ fn router(state: AdminState) -> Router {
             "/api/prompts/{language}/{name}",
             put(upload_prompt).layer(DefaultBodyLimit::max(PROMPT_LIMIT_BYTES)),
         )
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/api/health", get(health))
+        .merge(protected)
         .with_state(state)
 }
 
@@ -172,6 +178,15 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.write_all(bytes)
 }
 
+async fn require_token(
+    State(state): State<AdminState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, AdminError> {
+    authorize(&state, request.headers())?;
+    Ok(next.run(request).await)
+}
+
 /// Compares the bearer token in time independent of where the first difference is.
 fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), AdminError> {
     let given = headers
@@ -198,10 +213,8 @@ async fn health() -> Json<Value> {
 
 async fn account(
     State(state): State<AdminState>,
-    headers: HeaderMap,
     UrlPath(id): UrlPath<i64>,
 ) -> Result<Json<Value>, AdminError> {
-    authorize(&state, &headers)?;
     let account = state.store.account(id).await?;
     let in_progress = state.store.open_reservations(id).await?.len();
     Ok(Json(json!({
@@ -229,7 +242,6 @@ async fn recharge(
     UrlPath(id): UrlPath<i64>,
     Json(request): Json<RechargeRequest>,
 ) -> Result<Json<Value>, AdminError> {
-    authorize(&state, &headers)?;
     let micros = parse_micros(&request.amount)
         .map_err(|error| AdminError::BadRequest(format!("amount: {error}")))?;
     let key = headers
@@ -265,10 +277,8 @@ async fn recharge(
 /// Generates a batch and answers with its CSV (the PINs: keep the response safe).
 async fn card_batch(
     State(state): State<AdminState>,
-    headers: HeaderMap,
     Json(order): Json<BatchOrder>,
 ) -> Result<Response, AdminError> {
-    authorize(&state, &headers)?;
     if order.count == 0 || order.count > BATCH_LIMIT {
         return Err(AdminError::BadRequest(format!(
             "count must be 1..={BATCH_LIMIT}"
@@ -354,10 +364,8 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 
 async fn cdrs(
     State(state): State<AdminState>,
-    headers: HeaderMap,
     Query(window): Query<Window>,
 ) -> Result<Json<Value>, AdminError> {
-    authorize(&state, &headers)?;
     let (from, to) = window.bounds()?;
     let limit = window.limit.unwrap_or(CDR_PAGE).clamp(1, CDR_PAGE);
     let rows = state.store.cdrs_between(from, to, limit).await?;
@@ -390,10 +398,8 @@ fn cdr_json(cdr: &Cdr) -> Value {
 
 async fn traffic(
     State(state): State<AdminState>,
-    headers: HeaderMap,
     Query(window): Query<Window>,
 ) -> Result<Json<Value>, AdminError> {
-    authorize(&state, &headers)?;
     let (from, to) = window.bounds()?;
     let grouping = match window.by.as_deref().unwrap_or("carrier") {
         "carrier" => TrafficGrouping::Carrier,
@@ -429,11 +435,9 @@ fn traffic_json(row: &TrafficRow) -> Value {
 /// with the decoder's reason) and hands it to the running switch.
 async fn upload_prompt(
     State(state): State<AdminState>,
-    headers: HeaderMap,
     UrlPath((language, name)): UrlPath<(String, String)>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), AdminError> {
-    authorize(&state, &headers)?;
     let language = Language::from_code(&language)
         .ok_or_else(|| AdminError::NotFound(format!("no language {language:?}")))?;
     if !is_prompt_name(&name) {
