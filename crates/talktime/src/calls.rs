@@ -3,7 +3,6 @@
 //! ledger requests. The engine decides; this module turns its outputs into SIP messages,
 //! media commands and ledger tasks, and SIP/media/ledger events back into engine inputs.
 
-use std::cmp::Reverse;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -108,7 +107,24 @@ pub struct Session {
     settled: std::collections::HashSet<AttemptId>,
     /// Buy rates of the carriers offered for the current attempt (CDR buy cost).
     buy_rates: std::collections::HashMap<String, rust_decimal::Decimal>,
-    armed_timer: Option<Instant>,
+}
+
+impl Session {
+    /// The earliest of everything this call waits for: the engine's deadline (IVR entry,
+    /// no answer, credit warning and limit, farewell), the carrier's 100 Trying deadline and
+    /// the caller's session-timer refresh. The shell arms exactly this, after every input.
+    fn next_deadline(&self) -> Option<Instant> {
+        let trying = self
+            .carrier
+            .as_ref()
+            .and_then(|leg| leg.current.as_ref())
+            .and_then(|outgoing| outgoing.trying_deadline);
+        let refresh = self.session_timer.map(|timer| timer.deadline);
+        [self.engine.poll_timeout(), trying, refresh]
+            .into_iter()
+            .flatten()
+            .min()
+    }
 }
 
 /// RFC 4028 session timer on the caller's dialog, refreshed by the caller (refresher=uac).
@@ -333,13 +349,9 @@ impl Core {
                 session_timer: session_timer(request, self.config.sip.min_session_expires_s),
                 settled: std::collections::HashSet::new(),
                 buy_rates: std::collections::HashMap::new(),
-                armed_timer: None,
             },
         );
         self.by_transaction.insert(transaction, key);
-        if let Some(timer) = self.sessions.get(&key).and_then(|s| s.session_timer) {
-            self.call_timers.push(Reverse((timer.deadline, key)));
-        }
         self.run_outputs(key);
         Ok(())
     }
@@ -368,25 +380,19 @@ impl Core {
         self.run_outputs(key);
     }
 
-    /// Engine timers that came due.
+    /// Calls whose deadline came: each is handled, then armed with its next deadline.
     pub(crate) fn call_timeouts(&mut self, now: Instant) {
-        while let Some(Reverse((at, key))) = self.call_timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.call_timers.pop();
+        while let Some(key) = self.call_deadlines.pop_due(now) {
             let Some(session) = self.sessions.get_mut(&key) else {
                 continue;
             };
-            if session.armed_timer == Some(at) {
-                session.armed_timer = None;
-            }
             if session.engine.poll_timeout().is_some_and(|due| due <= now) {
                 session.engine.handle_timeout(now);
                 self.run_outputs(key);
             }
             self.check_trying_deadline(key, now);
             self.check_session_timer(key, now);
+            self.arm_timer(key);
         }
     }
 
@@ -411,7 +417,7 @@ impl Core {
     }
 
     pub(crate) fn next_call_timeout(&self) -> Option<Instant> {
-        self.call_timers.peek().map(|Reverse((at, _))| *at)
+        self.call_deadlines.next()
     }
 
     fn run_outputs(&mut self, key: u64) {
@@ -427,17 +433,10 @@ impl Core {
         self.arm_timer(key);
     }
 
+    /// Arms the call's next deadline in place of whatever was armed (an ended call: none).
     fn arm_timer(&mut self, key: u64) {
-        let Some(session) = self.sessions.get_mut(&key) else {
-            return;
-        };
-        let due = session.engine.poll_timeout();
-        if let Some(due) = due
-            && session.armed_timer.is_none_or(|armed| due < armed)
-        {
-            session.armed_timer = Some(due);
-            self.call_timers.push(Reverse((due, key)));
-        }
+        let due = self.sessions.get(&key).and_then(Session::next_deadline);
+        self.call_deadlines.set(key, due);
     }
 
     fn act(&mut self, key: u64, output: Output) {
@@ -794,9 +793,6 @@ impl Core {
             }
             match self.invite_carrier(key, &target) {
                 Ok(outgoing) => {
-                    if let Some(deadline) = outgoing.trying_deadline {
-                        self.call_timers.push(Reverse((deadline, key)));
-                    }
                     let carrier = outgoing.target.carrier.clone();
                     self.by_transaction.insert(outgoing.transaction, key);
                     if let Some(leg) = self.sessions.get_mut(&key).and_then(|s| s.carrier.as_mut())
@@ -1406,8 +1402,7 @@ impl Core {
             return;
         };
         timer.deadline = Instant::now() + timer.interval;
-        let deadline = timer.deadline;
-        self.call_timers.push(Reverse((deadline, key)));
+        self.arm_timer(key);
     }
 
     /// No refresh within the session interval: the caller is gone (RFC 4028 §10).
@@ -1510,6 +1505,7 @@ impl Core {
         let Some(mut session) = self.sessions.remove(&key) else {
             return;
         };
+        self.call_deadlines.remove(key);
         info!(
             call = key,
             call_id = %record.call_id,

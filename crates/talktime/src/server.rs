@@ -5,13 +5,13 @@
 //! Media runs in one task per call ([`crate::media_session`]), ledger requests in short
 //! tasks whose answers come back as [`CoreMessage`]s, so nothing in the core waits on IO.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use talktime_b2bua::Deadlines;
 use talktime_engine::Input;
 use talktime_media::{PortAllocator, PromptCache};
 use talktime_routing::Router;
@@ -176,7 +176,7 @@ pub(crate) struct Core {
     pub(crate) sessions: HashMap<u64, Session>,
     pub(crate) by_transaction: HashMap<TransactionId, u64>,
     pub(crate) by_dialog: HashMap<DialogId, u64>,
-    pub(crate) call_timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    pub(crate) call_deadlines: Deadlines<u64, Instant>,
     /// Inputs produced while acting on outputs, fed after the current call's outputs.
     pub(crate) deferred: VecDeque<(u64, Input)>,
     pub(crate) health_checks: HashMap<TransactionId, String>,
@@ -230,7 +230,7 @@ impl Core {
             sessions: HashMap::new(),
             by_transaction: HashMap::new(),
             by_dialog: HashMap::new(),
-            call_timers: BinaryHeap::new(),
+            call_deadlines: Deadlines::new(),
             deferred: VecDeque::new(),
             health_checks: HashMap::new(),
             abandoned_peers: HashMap::new(),
