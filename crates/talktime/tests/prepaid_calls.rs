@@ -9,121 +9,20 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::calls::{
+    answering_carrier, call, call_and_hang_up, call_number, call_with_audio, only_attempt_cdrs,
+    only_call_id, start,
+};
 use common::pcap::dtmf_pcap;
 use common::prepaid::{self, ConfigFile};
 use common::scenario::{BackgroundSipp, render};
 use common::{Switch, free_port, scenario, tail};
-use talktime_store::Cdr;
 
 /// 6.00 a minute in one-second blocks: 0.10 a second, so 0.50 buys exactly 5 s.
 const PER_SECOND_RATES: &str = "1,USA,6.00,1.00,1,1,0\n44,UK,6.00,1.00,1,1,0\n";
 
-/// Runs one SIPp caller to completion: the access number 100 with this DTMF script.
-fn call(
-    switch: &Switch,
-    dir: &Path,
-    caller: &str,
-    script: &[(Duration, &str)],
-    wait: Duration,
-) -> std::process::Output {
-    call_number(switch, dir, "100", caller, script, wait)
-}
-
-fn call_number(
-    switch: &Switch,
-    dir: &Path,
-    service: &str,
-    caller: &str,
-    script: &[(Duration, &str)],
-    wait: Duration,
-) -> std::process::Output {
-    let last = script.last().map_or(Duration::ZERO, |(at, digits)| {
-        *at + common::pcap::digits_length(digits)
-    });
-    let audio = last + Duration::from_millis(500);
-    call_with_audio(switch, dir, service, caller, script, audio, wait)
-}
-
-/// A caller whose RTP (silence and the DTMF script) lasts `audio`, then stops.
-fn call_with_audio(
-    switch: &Switch,
-    dir: &Path,
-    service: &str,
-    caller: &str,
-    script: &[(Duration, &str)],
-    audio: Duration,
-    wait: Duration,
-) -> std::process::Output {
-    let pcap = dir.join(format!("caller-{}.pcap", free_port()));
-    dtmf_pcap(&pcap, script, audio, 101).unwrap();
-    let wait_ms = wait.as_millis().to_string();
-    let scenario = render(
-        "caller_ivr.xml",
-        &[
-            ("CALLER", caller),
-            ("PCAP", pcap.to_str().unwrap()),
-            ("WAIT_MS", &wait_ms),
-        ],
-    );
-    let seconds = u32::try_from(wait.as_secs()).unwrap() + 20;
-    let media_port = free_port().to_string();
-    common::sipp(
-        seconds,
-        &[
-            "-sf",
-            scenario.to_str().unwrap(),
-            "-s",
-            service,
-            &switch.sip.to_string(),
-            "-m",
-            "1",
-            "-mp",
-            &media_port,
-        ],
-    )
-}
-
 fn assert_caller_ok(output: &std::process::Output, switch: &Switch, what: &str) {
     common::assert_sipp_ok(output, switch, what);
-}
-
-/// A caller that hangs up by itself `hold` after its DTMF script.
-fn call_and_hang_up(
-    switch: &Switch,
-    dir: &Path,
-    script: &[(Duration, &str)],
-    hold: Duration,
-) -> std::process::Output {
-    let last = script.last().map_or(Duration::ZERO, |(at, digits)| {
-        *at + common::pcap::digits_length(digits)
-    });
-    let total = last + Duration::from_millis(500);
-    let pcap = dir.join(format!("caller-{}.pcap", free_port()));
-    dtmf_pcap(&pcap, script, total, 101).unwrap();
-    let scenario = render(
-        "caller_ivr_hangs_up.xml",
-        &[
-            ("CALLER", "anonymous"),
-            ("PCAP", pcap.to_str().unwrap()),
-            ("PCAP_MS", &total.as_millis().to_string()),
-            ("HOLD_MS", &hold.as_millis().to_string()),
-        ],
-    );
-    let media_port = free_port().to_string();
-    common::sipp(
-        60,
-        &[
-            "-sf",
-            scenario.to_str().unwrap(),
-            "-s",
-            "100",
-            &switch.sip.to_string(),
-            "-m",
-            "1",
-            "-mp",
-            &media_port,
-        ],
-    )
 }
 
 /// The engine's end-of-call log line for the only call.
@@ -170,44 +69,10 @@ fn forwarded_call(switch: &Switch, dir: &Path) -> std::process::Output {
     )
 }
 
-/// A SIPp carrier that answers one call, echoes its media and waits for our BYE.
-fn answering_carrier() -> BackgroundSipp {
-    BackgroundSipp::uas(
-        90,
-        &scenario("carrier_answer.xml"),
-        &["-rtp_echo", "-m", "1"],
-    )
-}
-
-/// Writes the configuration into the data directory and starts the switch on both.
-fn start(dir: &Path, config: ConfigFile) -> Switch {
-    let path = config.write(dir);
-    Switch::start_in(dir, &["--config", path.to_str().unwrap()])
-}
-
-/// The CDR rows of the only call's first attempt, asserting there is exactly one.
-fn only_attempt_cdrs(switch: &Switch, dir: &Path) -> Vec<Cdr> {
-    let reservation = format!("{}#1", only_call_id(switch));
-    let cdrs = prepaid::wait_for_cdrs(dir, &reservation, 1);
-    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
-    cdrs
-}
-
 const PIN: &str = "1234567890";
 const PIN_AT: Duration = Duration::from_millis(2000);
 const DESTINATION_AT: Duration = Duration::from_millis(5600);
 const US_NUMBER: &str = "0015551234567#";
-
-fn only_call_id(switch: &Switch) -> String {
-    let ids = switch.call_ids();
-    assert_eq!(
-        ids.len(),
-        1,
-        "calls: {ids:?}\n{}",
-        tail(&switch.log_text(), 40)
-    );
-    ids[0].clone()
-}
 
 #[test]
 fn pin_call_is_cut_at_the_credit_limit_and_billed_exactly() {

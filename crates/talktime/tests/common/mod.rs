@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod baresip;
+pub mod calls;
 pub mod pcap;
 pub mod prepaid;
 pub mod scenario;

@@ -148,6 +148,14 @@ impl ConfigFile {
         self
     }
 
+    /// One more `[ivr]` key (`no_answer_timeout_ms = 4000`).
+    pub fn ivr(mut self, line: &str) -> ConfigFile {
+        self.text = self
+            .text
+            .replacen("[ivr]\n", &format!("[ivr]\n{line}\n"), 1);
+        self
+    }
+
     /// Raw TOML appended as is.
     pub fn raw(mut self, text: &str) -> ConfigFile {
         self.text.push_str(text);

@@ -1,0 +1,152 @@
+//! The SIPp caller and carrier of the prepaid tests: a caller keying a DTMF script as RFC 4733
+//! events, an answering carrier, the switch started on a configuration file, the call's CDRs.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use talktime_store::Cdr;
+
+use super::pcap::dtmf_pcap;
+use super::prepaid::{self, ConfigFile};
+use super::scenario::{BackgroundSipp, render};
+use super::{Switch, free_port, scenario, tail};
+
+/// Runs one SIPp caller to completion: the access number 100 with this DTMF script.
+pub fn call(
+    switch: &Switch,
+    dir: &Path,
+    caller: &str,
+    script: &[(Duration, &str)],
+    wait: Duration,
+) -> std::process::Output {
+    call_number(switch, dir, "100", caller, script, wait)
+}
+
+pub fn call_number(
+    switch: &Switch,
+    dir: &Path,
+    service: &str,
+    caller: &str,
+    script: &[(Duration, &str)],
+    wait: Duration,
+) -> std::process::Output {
+    let last = script.last().map_or(Duration::ZERO, |(at, digits)| {
+        *at + super::pcap::digits_length(digits)
+    });
+    let audio = last + Duration::from_millis(500);
+    call_with_audio(switch, dir, service, caller, script, audio, wait)
+}
+
+/// A caller whose RTP (silence and the DTMF script) lasts `audio`, then stops.
+pub fn call_with_audio(
+    switch: &Switch,
+    dir: &Path,
+    service: &str,
+    caller: &str,
+    script: &[(Duration, &str)],
+    audio: Duration,
+    wait: Duration,
+) -> std::process::Output {
+    let pcap = dir.join(format!("caller-{}.pcap", free_port()));
+    dtmf_pcap(&pcap, script, audio, 101).unwrap();
+    let wait_ms = wait.as_millis().to_string();
+    let scenario = render(
+        "caller_ivr.xml",
+        &[
+            ("CALLER", caller),
+            ("PCAP", pcap.to_str().unwrap()),
+            ("WAIT_MS", &wait_ms),
+        ],
+    );
+    let seconds = u32::try_from(wait.as_secs()).unwrap() + 20;
+    let media_port = free_port().to_string();
+    super::sipp(
+        seconds,
+        &[
+            "-sf",
+            scenario.to_str().unwrap(),
+            "-s",
+            service,
+            &switch.sip.to_string(),
+            "-m",
+            "1",
+            "-mp",
+            &media_port,
+        ],
+    )
+}
+
+/// A SIPp carrier that answers one call, echoes its media and waits for our BYE.
+pub fn answering_carrier() -> BackgroundSipp {
+    BackgroundSipp::uas(
+        90,
+        &scenario("carrier_answer.xml"),
+        &["-rtp_echo", "-m", "1"],
+    )
+}
+
+/// Writes the configuration into the data directory and starts the switch on both.
+pub fn start(dir: &Path, config: ConfigFile) -> Switch {
+    let path = config.write(dir);
+    Switch::start_in(dir, &["--config", path.to_str().unwrap()])
+}
+
+/// The CDR rows of the only call's first attempt, asserting there is exactly one.
+pub fn only_attempt_cdrs(switch: &Switch, dir: &Path) -> Vec<Cdr> {
+    let reservation = format!("{}#1", only_call_id(switch));
+    let cdrs = prepaid::wait_for_cdrs(dir, &reservation, 1);
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    cdrs
+}
+
+pub fn only_call_id(switch: &Switch) -> String {
+    let ids = switch.call_ids();
+    assert_eq!(
+        ids.len(),
+        1,
+        "calls: {ids:?}\n{}",
+        tail(&switch.log_text(), 40)
+    );
+    ids[0].clone()
+}
+
+/// A caller that hangs up by itself `hold` after its DTMF script.
+pub fn call_and_hang_up(
+    switch: &Switch,
+    dir: &Path,
+    script: &[(Duration, &str)],
+    hold: Duration,
+) -> std::process::Output {
+    let last = script.last().map_or(Duration::ZERO, |(at, digits)| {
+        *at + super::pcap::digits_length(digits)
+    });
+    let total = last + Duration::from_millis(500);
+    let pcap = dir.join(format!("caller-{}.pcap", free_port()));
+    dtmf_pcap(&pcap, script, total, 101).unwrap();
+    let scenario = render(
+        "caller_ivr_hangs_up.xml",
+        &[
+            ("CALLER", "anonymous"),
+            ("PCAP", pcap.to_str().unwrap()),
+            ("PCAP_MS", &total.as_millis().to_string()),
+            ("HOLD_MS", &hold.as_millis().to_string()),
+        ],
+    );
+    let media_port = free_port().to_string();
+    super::sipp(
+        60,
+        &[
+            "-sf",
+            scenario.to_str().unwrap(),
+            "-s",
+            "100",
+            &switch.sip.to_string(),
+            "-m",
+            "1",
+            "-mp",
+            &media_port,
+        ],
+    )
+}
