@@ -43,6 +43,12 @@ fn script(keys: &[(Duration, String)]) -> Vec<(Duration, &str)> {
     keys.iter().map(|(at, key)| (*at, key.as_str())).collect()
 }
 
+/// The shipped 5 s between keys: the entry deadline then outlives the carrier's answer, the
+/// order in which the credit limit used to be lost.
+fn shipped_timing() -> ConfigFile {
+    ConfigFile::new().ivr("inter_digit_timeout_ms = 5000")
+}
+
 fn card(dir: &Path, micros: i64) -> i64 {
     prepaid::tariff(dir, "demo", PER_SECOND_RATES);
     prepaid::card(dir, PIN, micros, 0)
@@ -55,7 +61,7 @@ fn a_human_paced_pin_call_is_cut_at_its_credit_limit() {
     let carrier = answering_carrier();
     let switch = start(
         &dir,
-        ConfigFile::new()
+        shipped_timing()
             .carrier("answer", &carrier.address())
             .routes(&[("", &["answer"])]),
     );
@@ -100,7 +106,7 @@ fn a_carrier_that_rings_forever_is_cancelled_at_the_no_answer_timeout() {
     let carrier = BackgroundSipp::uas(60, &scenario("carrier_rings_forever.xml"), &["-m", "1"]);
     let switch = start(
         &dir,
-        ConfigFile::new()
+        shipped_timing()
             .ivr("no_answer_timeout_ms = 4000")
             .carrier("ringing", &carrier.address())
             .routes(&[("", &["ringing"])]),
@@ -136,7 +142,7 @@ fn a_baresip_caller_keying_at_a_human_pace_is_cut_at_its_credit_limit() {
     let carrier = answering_carrier();
     let switch = start(
         &dir,
-        ConfigFile::new()
+        shipped_timing()
             .carrier("answer", &carrier.address())
             .routes(&[("", &["answer"])]),
     );

@@ -148,10 +148,13 @@ impl ConfigFile {
         self
     }
 
-    /// One more `[ivr]` key (`no_answer_timeout_ms = 4000`).
+    /// Sets one `[ivr]` key (`no_answer_timeout_ms = 4000`), replacing the default's.
     pub fn ivr(mut self, line: &str) -> ConfigFile {
-        self.text = self
-            .text
+        let key = line.split('=').next().unwrap().trim();
+        let mut lines: Vec<&str> = self.text.split('\n').collect();
+        lines.retain(|existing| existing.split('=').next().unwrap().trim() != key);
+        self.text = lines
+            .join("\n")
             .replacen("[ivr]\n", &format!("[ivr]\n{line}\n"), 1);
         self
     }
