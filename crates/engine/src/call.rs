@@ -306,8 +306,10 @@ impl Call {
         match input {
             Input::CallerHungUp => self.caller_hung_up(now),
             Input::Abort { cause } => self.end_call(cause, Party::Switch, now, now, true),
-            Input::MediaInactive { last_packet } => {
-                let billed_until = last_packet.min(now);
+            // The carrier bills us until our BYE, so an answered call is billed to the moment
+            // the switch ends it, not to the caller's last packet (issue 12).
+            Input::MediaInactive { .. } => {
+                let billed_until = now;
                 self.end_call(
                     DisconnectCause::MediaTimeout,
                     Party::Switch,

@@ -158,7 +158,8 @@ pub enum Input {
     CarrierHungUp {
         attempt: AttemptId,
     },
-    /// No RTP for too long. An answered call is billed up to `last_packet`.
+    /// No RTP for too long. An answered call is billed from its answer to now, when the
+    /// switch ends it (the carrier bills until our BYE); `last_packet` is for the log.
     MediaInactive {
         last_packet: Instant,
     },

@@ -936,7 +936,7 @@ fn unknown_and_blocked_destinations_return_to_entry_then_goodbye() {
 }
 
 #[test]
-fn media_inactive_bills_up_to_the_last_packet() {
+fn media_inactive_bills_up_to_the_moment_the_switch_ends_the_call() {
     let mut call = authenticated_pin_call(20_000_000);
     let attempt = place_call(&mut call, "5551234#", 30 * MINUTE);
     call.input(Input::CarrierAnswered { attempt });
@@ -961,7 +961,8 @@ fn media_inactive_bills_up_to_the_last_packet() {
     );
     assert_eq!(
         settlement(&outputs),
-        vec![(attempt, 570_000, DisconnectCause::MediaTimeout)]
+        vec![(attempt, 600_000, DisconnectCause::MediaTimeout)],
+        "the carrier billed until our BYE, 30 s after the last packet"
     );
 }
 

@@ -152,6 +152,21 @@ fn misbehaving_carriers_and_vanishing_callers_leave_no_reservation_open() {
     for id in &ids {
         let cdrs = prepaid::wait_for_cdrs(&dir, &format!("{id}#1"), 1);
         assert!(!cdrs.is_empty(), "call {id} has its CDR");
+        // Whatever ended an answered call, every second the carrier had it up is billed
+        // (0.10 a second, whole seconds rounded up; the CDR's wall-clock times may differ
+        // from the engine's monotonic clock by a millisecond, so one second either way).
+        for cdr in cdrs.iter().filter(|cdr| cdr.answer_ms.is_some()) {
+            let talked_ms = cdr.end_ms - cdr.answer_ms.unwrap();
+            let seconds = (talked_ms + 999) / 1000;
+            assert!(
+                (seconds - 1..=seconds + 1).contains(&cdr.billed_seconds)
+                    && cdr.total_micros == cdr.billed_seconds * 100_000,
+                "{:?}: billed {} s, {} micros after {talked_ms} ms answered",
+                cdr.disconnect_cause,
+                cdr.billed_seconds,
+                cdr.total_micros
+            );
+        }
     }
     for account in &accounts {
         assert!(prepaid::balance(&dir, *account) <= 5_000_000);
