@@ -31,6 +31,10 @@ pub enum DisconnectCause {
     NoInput,
     /// A lookup or authorization did not answer in time.
     SystemError,
+    /// The switch was stopped (SIGTERM after the drain time, or a second signal).
+    Shutdown,
+    /// The node carrying the call died; billed at restart to its last heartbeat.
+    NodeLost,
 }
 
 /// Who ended a leg or a call.
@@ -52,7 +56,7 @@ struct CauseEntry {
 
 impl DisconnectCause {
     /// Every cause, for tables and tests.
-    pub const ALL: [DisconnectCause; 17] = [
+    pub const ALL: [DisconnectCause; 19] = [
         DisconnectCause::Normal,
         DisconnectCause::CallerHungUp,
         DisconnectCause::CarrierHungUp,
@@ -70,6 +74,8 @@ impl DisconnectCause {
         DisconnectCause::LockedOut,
         DisconnectCause::NoInput,
         DisconnectCause::SystemError,
+        DisconnectCause::Shutdown,
+        DisconnectCause::NodeLost,
     ];
 
     /// The single mapping table. Q.850: 1 unallocated number, 16 normal clearing, 17 user
@@ -98,6 +104,8 @@ impl DisconnectCause {
             DisconnectCause::LockedOut => (21, "locked out", "locked_out"),
             DisconnectCause::NoInput => (102, "no input", "no_input"),
             DisconnectCause::SystemError => (41, "temporary failure", "system_error"),
+            DisconnectCause::Shutdown => (16, "switch shutdown", "shutdown"),
+            DisconnectCause::NodeLost => (41, "node lost", "node_lost"),
         };
         CauseEntry { q850, text, name }
     }

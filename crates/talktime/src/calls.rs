@@ -652,9 +652,11 @@ impl Core {
         tokio::spawn(async move {
             let reply = task(ledger).await;
             backlog.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            if let Some(reply) = reply {
-                let _ = sender.send(CoreMessage::Ledger(key, reply)).await;
-            }
+            let message = match reply {
+                Some(reply) => CoreMessage::Ledger(key, reply),
+                None => CoreMessage::LedgerDone,
+            };
+            let _ = sender.send(message).await;
         });
     }
 
@@ -1525,16 +1527,11 @@ impl Core {
         }
     }
 
-    /// Ends every call (shutdown).
-    pub(crate) fn abort_all(&mut self) {
+    /// Ends every call with BYE on both legs; each is billed and recorded as usual.
+    pub(crate) fn abort_all(&mut self, cause: talktime_engine::DisconnectCause) {
         let keys: Vec<u64> = self.sessions.keys().copied().collect();
         for key in keys {
-            self.feed(
-                key,
-                Input::Abort {
-                    cause: talktime_engine::DisconnectCause::Normal,
-                },
-            );
+            self.feed(key, Input::Abort { cause });
         }
     }
 }

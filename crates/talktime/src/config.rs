@@ -44,6 +44,9 @@ pub struct Config {
     /// The HTTP admin API.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// What SIGTERM and SIGINT do.
+    #[serde(default)]
+    pub shutdown: ShutdownConfig,
     /// Numbers callers dial to reach the IVR.
     #[serde(default)]
     pub access_numbers: Vec<AccessNumber>,
@@ -177,6 +180,28 @@ impl AdminConfig {
         self.listen.trim().parse().map(Some).map_err(|_| {
             ConfigError::Invalid(format!("admin.listen {:?} is not ADDR:PORT", self.listen))
         })
+    }
+}
+
+/// Graceful stop: new calls are refused with 503 at once, calls up may run `drain_s` more
+/// seconds, then each is ended with BYE on both legs, billed and recorded before exit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// Seconds calls may go on after the signal; 0 ends them at once.
+    #[serde(default = "default_drain_s")]
+    pub drain_s: u64,
+}
+
+fn default_drain_s() -> u64 {
+    60
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            drain_s: default_drain_s(),
+        }
     }
 }
 

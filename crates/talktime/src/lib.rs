@@ -13,6 +13,7 @@ pub mod media_workers;
 mod registration;
 mod routing;
 pub mod server;
+mod shutdown;
 pub mod startup;
 mod test_call;
 pub mod transport;

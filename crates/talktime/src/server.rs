@@ -20,6 +20,7 @@ use talktime_sip::transaction::{
     Event, Peer, SystemRandom, TimerConfig, TransactionId, TransactionLayer,
 };
 use talktime_sip::{Message, Method, Request, Response, Transport as SipTransport, Via};
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -42,6 +43,9 @@ pub enum CoreMessage {
     Ledger(u64, LedgerReply),
     /// A prompt uploaded through the admin API, decoded, for the cache ("en/welcome").
     PromptUploaded(String, talktime_media::Prompt),
+    /// A ledger task with no answer (a settle, a release) is done: a stopping core checks
+    /// whether it may exit.
+    LedgerDone,
 }
 
 /// The wall clock in epoch milliseconds (CDR times and the ledger's `now_ms`).
@@ -76,7 +80,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// Runs the switch with prepared services until the process ends.
 pub async fn serve(config: Config, services: Services) -> anyhow::Result<()> {
     let (inbound_sender, mut inbound) = mpsc::channel::<Inbound>(4096);
-    let (failure_sender, mut failures) = mpsc::channel::<TransactionId>(1024);
+    let (failure_sender, mut failures) = mpsc::unbounded_channel::<TransactionId>();
     let transport = Transport::bind(
         &config.sip.udp,
         &config.sip.tcp,
@@ -102,6 +106,8 @@ pub async fn serve(config: Config, services: Services) -> anyhow::Result<()> {
     }
     let mut core = Core::new(config, transport, core_sender, media_sender, services)?;
     core.prepare_registrations();
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     info!("Talktime ready");
     loop {
         let wake = core.next_timeout();
@@ -126,16 +132,14 @@ pub async fn serve(config: Config, services: Services) -> anyhow::Result<()> {
                 }
             }
             _ = sleep_until(wake) => core.handle_timeout(Instant::now()),
-            _ = tokio::signal::ctrl_c() => {
-                info!("shutting down: ending every call");
-                core.abort_all();
-                core.drain().await;
-                // Let the BYEs and settlements go out.
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                return Ok(());
-            }
+            _ = terminate.recv() => core.request_stop(Instant::now()),
+            _ = interrupt.recv() => core.request_stop(Instant::now()),
         }
-        core.drain().await;
+        core.drain();
+        if core.stopped(Instant::now()) {
+            info!("stopped: every call ended, billed and recorded");
+            return Ok(());
+        }
     }
 }
 
@@ -187,6 +191,8 @@ pub(crate) struct Core {
     pub(crate) moved_to_tcp: HashMap<TransactionId, (Request, Peer)>,
     /// Ledger tasks in flight (overload control).
     pub(crate) ledger_backlog: Arc<std::sync::atomic::AtomicUsize>,
+    /// A graceful stop in progress.
+    pub(crate) stopping: Option<crate::shutdown::Stopping>,
     next_key: u64,
 }
 
@@ -237,6 +243,7 @@ impl Core {
             registrations: crate::registration::Registrations::default(),
             ledger_backlog: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             moved_to_tcp: HashMap::new(),
+            stopping: None,
             next_key: 1,
         })
     }
@@ -254,6 +261,7 @@ impl Core {
             self.next_call_timeout(),
             self.router.poll_timeout(),
             self.registrations.next_timeout(),
+            self.stop_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -266,6 +274,7 @@ impl Core {
         self.call_timeouts(now);
         self.ping_carriers(now);
         self.register_due(now);
+        self.stop_timers(now);
     }
 
     fn handle_inbound(&mut self, received: Inbound) {
@@ -307,6 +316,7 @@ impl Core {
             CoreMessage::PromptUploaded(name, prompt) => {
                 self.prompts.insert(&name, prompt);
             }
+            CoreMessage::LedgerDone => {}
         }
     }
 
@@ -404,7 +414,9 @@ impl Core {
     }
 
     /// Processes everything the sans-IO layers produced, then sends what they queued.
-    async fn drain(&mut self) {
+    /// Runs every state machine until it is quiet and hands the messages to the transport;
+    /// never waits (the core loop must not, issue 12).
+    fn drain(&mut self) {
         loop {
             let mut progressed = false;
             while let Some((call, input)) = self.deferred.pop_front() {
@@ -440,14 +452,12 @@ impl Core {
                 SipTransport::Udp => Protocol::Udp,
                 _ => Protocol::Tcp,
             };
-            self.transport
-                .send(Outbound {
-                    bytes: transmit.message.to_bytes(),
-                    destination: transmit.destination.address,
-                    protocol,
-                    transaction: transmit.transaction,
-                })
-                .await;
+            self.transport.send(Outbound {
+                bytes: transmit.message.to_bytes(),
+                destination: transmit.destination.address,
+                protocol,
+                transaction: transmit.transaction,
+            });
         }
     }
 
@@ -543,6 +553,13 @@ impl Core {
                 let mut response = Response::for_request(&request, 200, "OK");
                 response.headers.push("Allow", ALLOW);
                 response.headers.push("Accept", "application/sdp");
+                response
+            }
+            Method::Invite if self.is_stopping() => {
+                let mut response = Response::for_request(&request, 503, "Service Unavailable");
+                response
+                    .headers
+                    .push("Retry-After", &crate::shutdown::RETRY_AFTER_S.to_string());
                 response
             }
             Method::Invite => match self.answer_invite(transaction, &request, source) {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use talktime_sip::transaction::TransactionId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tracing::{debug, info, warn};
 
 /// The largest SIP message accepted on any transport.
@@ -63,8 +63,20 @@ pub struct Outbound {
 
 /// How long a TCP connect may take before the message counts as undeliverable.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long one message may take to go into a TCP connection's socket; a peer that reads
+/// slower than this is closed (RFC 3261 §18.4 transport error), never waited for.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Messages queued for one TCP connection; a full queue closes the connection.
+const CONNECTION_QUEUE: usize = 256;
 
-type ConnectionTable = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>>;
+/// One TCP connection: its send queue and the signal that closes both of its tasks.
+#[derive(Debug, Clone)]
+struct Connection {
+    sender: mpsc::Sender<Vec<u8>>,
+    closed: Arc<Notify>,
+}
+
+type ConnectionTable = Arc<Mutex<HashMap<SocketAddr, Connection>>>;
 
 /// Handle to the running transports; cheap to clone.
 #[derive(Debug, Clone)]
@@ -75,7 +87,7 @@ pub struct Transport {
     connections: ConnectionTable,
     inbound: mpsc::Sender<Inbound>,
     /// Client transactions whose message could not be delivered.
-    failures: mpsc::Sender<TransactionId>,
+    failures: mpsc::UnboundedSender<TransactionId>,
     tcp_local: Option<SocketAddr>,
 }
 
@@ -85,7 +97,7 @@ impl Transport {
         udp_addresses: &[SocketAddr],
         tcp_addresses: &[SocketAddr],
         inbound: mpsc::Sender<Inbound>,
-        failures: mpsc::Sender<TransactionId>,
+        failures: mpsc::UnboundedSender<TransactionId>,
     ) -> std::io::Result<Self> {
         let mut udp = Vec::new();
         for address in udp_addresses {
@@ -128,16 +140,17 @@ impl Transport {
         self.tcp_local
     }
 
-    /// Sends bytes; over TCP an existing connection to the destination is reused, otherwise
-    /// one is opened. Errors are logged: SIP's own retransmission and timeouts handle loss.
-    pub async fn send(&self, outbound: Outbound) {
+    /// Sends bytes without ever waiting: the core loop calls this. A UDP datagram the socket
+    /// cannot take now is dropped (SIP retransmits); over TCP an existing connection to the
+    /// destination is reused, otherwise one is opened in its own task.
+    pub fn send(&self, outbound: Outbound) {
         match outbound.protocol {
-            Protocol::Udp => self.send_datagram(outbound).await,
-            Protocol::Tcp => self.send_stream(outbound).await,
+            Protocol::Udp => self.send_datagram(outbound),
+            Protocol::Tcp => self.send_stream(outbound),
         }
     }
 
-    async fn send_datagram(&self, outbound: Outbound) {
+    fn send_datagram(&self, outbound: Outbound) {
         let socket = self
             .udp
             .iter()
@@ -149,74 +162,101 @@ impl Transport {
             warn!(destination = %outbound.destination, "no UDP socket to send from");
             return;
         };
-        if let Err(error) = socket.send_to(&outbound.bytes, outbound.destination).await {
+        if let Err(error) = socket.try_send_to(&outbound.bytes, outbound.destination) {
             warn!(destination = %outbound.destination, %error, "UDP send failed");
         }
     }
 
-    /// Over an existing connection at once; a new connection is made in its own task so a
-    /// slow or silent peer never holds up the core.
-    async fn send_stream(&self, outbound: Outbound) {
-        if let Some(sender) = self.connection(outbound.destination) {
-            if sender.send(outbound.bytes).await.is_err() {
-                debug!(destination = %outbound.destination, "TCP connection closed before send");
-                self.report_failure(outbound.transaction).await;
+    /// Into an existing connection's queue at once; a peer whose queue is full (it does not
+    /// read) is disconnected and the message's transaction fails. A new connection is made in
+    /// its own task so a slow or silent peer never holds up the core.
+    fn send_stream(&self, outbound: Outbound) {
+        let destination = outbound.destination;
+        if let Some(connection) = self.connection(destination) {
+            match connection.sender.try_send(outbound.bytes) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    warn!(%destination, "closing TCP connection: the peer does not read");
+                    self.close(destination);
+                    self.report_failure(outbound.transaction);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    debug!(%destination, "TCP connection closed before send");
+                    self.report_failure(outbound.transaction);
+                }
             }
             return;
         }
         let transport = self.clone();
         tokio::spawn(async move {
-            let destination = outbound.destination;
             let connected =
                 tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(destination)).await;
             let stream = match connected {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(error)) => {
                     warn!(%destination, %error, "TCP connect failed");
-                    transport.report_failure(outbound.transaction).await;
+                    transport.report_failure(outbound.transaction);
                     return;
                 }
                 Err(_) => {
                     warn!(%destination, "TCP connect timed out");
-                    transport.report_failure(outbound.transaction).await;
+                    transport.report_failure(outbound.transaction);
                     return;
                 }
             };
-            let sender = transport.adopt(stream, destination);
-            if sender.send(outbound.bytes).await.is_err() {
-                transport.report_failure(outbound.transaction).await;
+            let connection = transport.adopt(stream, destination);
+            if connection.sender.try_send(outbound.bytes).is_err() {
+                transport.report_failure(outbound.transaction);
             }
         });
     }
 
-    async fn report_failure(&self, transaction: Option<TransactionId>) {
+    fn report_failure(&self, transaction: Option<TransactionId>) {
         if let Some(transaction) = transaction {
-            let _ = self.failures.send(transaction).await;
+            let _ = self.failures.send(transaction);
         }
     }
 
-    fn connection(&self, peer: SocketAddr) -> Option<mpsc::Sender<Vec<u8>>> {
+    fn connection(&self, peer: SocketAddr) -> Option<Connection> {
         let table = self.connections.lock().ok()?;
-        table.get(&peer).filter(|s| !s.is_closed()).cloned()
+        table.get(&peer).filter(|c| !c.sender.is_closed()).cloned()
+    }
+
+    /// Drops a connection: both of its tasks end and the socket closes.
+    fn close(&self, peer: SocketAddr) {
+        let removed = self
+            .connections
+            .lock()
+            .ok()
+            .and_then(|mut table| table.remove(&peer));
+        if let Some(connection) = removed {
+            connection.closed.notify_waiters();
+            connection.closed.notify_one();
+        }
     }
 
     /// Registers a connection and starts its reader and writer tasks.
-    fn adopt(&self, stream: TcpStream, peer: SocketAddr) -> mpsc::Sender<Vec<u8>> {
+    fn adopt(&self, stream: TcpStream, peer: SocketAddr) -> Connection {
         let local = stream.local_addr().unwrap_or(peer);
         let (reader, writer) = stream.into_split();
-        let (sender, receiver) = mpsc::channel(256);
+        let (sender, receiver) = mpsc::channel(CONNECTION_QUEUE);
+        let connection = Connection {
+            sender,
+            closed: Arc::new(Notify::new()),
+        };
         if let Ok(mut table) = self.connections.lock() {
-            table.insert(peer, sender.clone());
+            table.insert(peer, connection.clone());
         }
-        tokio::spawn(write_stream(writer, receiver));
+        tokio::spawn(write_stream(writer, receiver, peer, self.clone()));
         tokio::spawn(read_stream(
             reader,
             peer,
             local,
             self.inbound.clone(),
+            connection.closed.clone(),
             self.connections.clone(),
         ));
-        sender
+        connection
     }
 }
 
@@ -282,12 +322,23 @@ async fn accept_connections(listener: TcpListener, transport: Transport) {
 async fn write_stream(
     mut writer: tokio::net::tcp::OwnedWriteHalf,
     mut receiver: mpsc::Receiver<Vec<u8>>,
+    peer: SocketAddr,
+    transport: Transport,
 ) {
     while let Some(bytes) = receiver.recv().await {
-        if writer.write_all(&bytes).await.is_err() {
-            return;
+        match tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&bytes)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                debug!(%peer, %error, "TCP write failed");
+                break;
+            }
+            Err(_) => {
+                warn!(%peer, "closing TCP connection: a write took longer than {WRITE_TIMEOUT:?}");
+                break;
+            }
         }
     }
+    transport.close(peer);
 }
 
 async fn read_stream(
@@ -295,12 +346,17 @@ async fn read_stream(
     peer: SocketAddr,
     local: SocketAddr,
     inbound: mpsc::Sender<Inbound>,
+    closed: Arc<Notify>,
     connections: ConnectionTable,
 ) {
     let mut framer = talktime_sip::StreamFramer::with_max_size(MAX_MESSAGE_BYTES);
     let mut buffer = vec![0u8; 16 * 1024];
     'connection: loop {
-        let length = match reader.read(&mut buffer).await {
+        let read = tokio::select! {
+            read = reader.read(&mut buffer) => read,
+            () = closed.notified() => break,
+        };
+        let length = match read {
             Ok(0) | Err(_) => break,
             Ok(length) => length,
         };
@@ -328,7 +384,13 @@ async fn read_stream(
         }
     }
     if let Ok(mut table) = connections.lock() {
-        table.remove(&peer);
+        // Only this connection's entry: a newer one to the same peer stays.
+        if table
+            .get(&peer)
+            .is_some_and(|entry| Arc::ptr_eq(&entry.closed, &closed))
+        {
+            table.remove(&peer);
+        }
     }
     debug!(%peer, "TCP connection closed");
 }

@@ -89,8 +89,22 @@ pub fn answering_carrier() -> BackgroundSipp {
 
 /// Writes the configuration into the data directory and starts the switch on both.
 pub fn start(dir: &Path, config: ConfigFile) -> Switch {
+    start_with(dir, config, &[])
+}
+
+/// [`start`] with more command-line arguments (`--rtp-ports` replaces the default 100 ports).
+pub fn start_with(dir: &Path, config: ConfigFile, extra: &[&str]) -> Switch {
     let path = config.write(dir);
-    Switch::start_in(dir, &["--config", path.to_str().unwrap()])
+    let mut args = vec!["--config", path.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Switch::start_in(dir, &args)
+}
+
+/// 250 RTP ports (62 calls of two legs) in 10000-19999, away from the 100-port windows
+/// [`Switch::start_in`] gives other switches in 20000-29999.
+pub fn wide_rtp_ports() -> String {
+    let first = 10_000 + (free_port() % 40) * 250;
+    format!("{first}-{}", first + 249)
 }
 
 /// The CDR rows of the only call's first attempt, asserting there is exactly one.

@@ -69,10 +69,11 @@ impl Switch {
         let mut command = Command::new(env!("CARGO_BIN_EXE_talktime"));
         command
             .args(["serve", "--sip-udp", &address, "--sip-tcp", &address])
-            .args(["--rtp-ports", &format!("{rtp}-{}", rtp + 99)])
-            .args(["--admin-listen", &admin])
-            .arg("--data-dir")
-            .arg(&data_dir);
+            .args(["--admin-listen", &admin]);
+        if !extra.contains(&"--rtp-ports") {
+            command.args(["--rtp-ports", &format!("{rtp}-{}", rtp + 99)]);
+        }
+        command.arg("--data-dir").arg(&data_dir);
         if !extra.contains(&"--prompts-dir") {
             command
                 .arg("--prompts-dir")

@@ -189,3 +189,41 @@ impl ConfigFile {
         path
     }
 }
+
+/// `count` pinless accounts with `micros` each, caller IDs `1555777NNNN` registered and
+/// forwarded to +15551234567 (access number 200 connects them without a digit), made in one
+/// ledger session. Returns (account, caller ID) pairs.
+pub fn forwarded_callers(dir: &Path, count: usize, micros: i64) -> Vec<(i64, String)> {
+    let store = open(dir);
+    runtime().block_on(async {
+        let mut made = Vec::with_capacity(count);
+        for index in 0..count {
+            let pin = format!("77{index:08}");
+            let card = NewCard::new(Pii::new(pin), "USD", micros);
+            let account = store.create_card(&card, 0).await.unwrap().account_id;
+            let caller = format!("1555777{index:04}");
+            store
+                .register_caller_id(account, &Pii::new(caller.clone()), 0)
+                .await
+                .unwrap();
+            store
+                .set_forward_destination(account, Some(&Pii::new("0015551234567".to_owned())))
+                .await
+                .unwrap();
+            made.push((account, caller));
+        }
+        made
+    })
+}
+
+/// Open reservations over all accounts.
+pub fn all_open_reservations(dir: &Path, accounts: &[i64]) -> usize {
+    let store = open(dir);
+    runtime().block_on(async {
+        let mut open = 0;
+        for account in accounts {
+            open += store.open_reservations(*account).await.unwrap().len();
+        }
+        open
+    })
+}

@@ -1,0 +1,113 @@
+//! Graceful stop (issue 12): on SIGTERM or SIGINT new calls are refused with 503 and
+//! Retry-After, calls up may run `[shutdown] drain_s` more, then each is ended with BYE on both
+//! legs (Reason: switch shutdown), billed and recorded; the process exits once every call is
+//! gone and every ledger write is done. A second signal ends the calls at once.
+
+use std::time::{Duration, Instant};
+
+use talktime_engine::DisconnectCause;
+use tracing::info;
+
+use crate::server::Core;
+
+/// How long BYE retransmissions may still go out after the last call is gone (two UDP
+/// retransmissions at T1 = 500 ms).
+const LINGER: Duration = Duration::from_secs(2);
+/// What a refused caller is told to wait before trying again (another node, or this one back).
+pub(crate) const RETRY_AFTER_S: u32 = 30;
+
+/// A stop in progress.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stopping {
+    /// When the calls still up are ended.
+    end_calls_at: Instant,
+    calls_ended: bool,
+    /// Set when the last call and ledger write are done: exit when the transactions are done
+    /// or this passes.
+    linger_until: Option<Instant>,
+}
+
+impl Core {
+    /// A signal arrived: the first starts the drain, the second ends every call now.
+    pub(crate) fn request_stop(&mut self, now: Instant) {
+        if self.stopping.is_some() {
+            info!(
+                calls = self.sessions.len(),
+                "second signal: ending every call now"
+            );
+            self.end_calls_for_stop();
+            return;
+        }
+        let drain = Duration::from_secs(self.config.shutdown.drain_s);
+        info!(
+            calls = self.sessions.len(),
+            drain_s = drain.as_secs(),
+            "stopping: new calls are refused, calls up may run until the drain time"
+        );
+        self.stopping = Some(Stopping {
+            end_calls_at: now + drain,
+            calls_ended: false,
+            linger_until: None,
+        });
+        if drain.is_zero() {
+            self.end_calls_for_stop();
+        }
+    }
+
+    fn end_calls_for_stop(&mut self) {
+        let Some(stopping) = self.stopping.as_mut() else {
+            return;
+        };
+        if stopping.calls_ended {
+            return;
+        }
+        stopping.calls_ended = true;
+        info!(
+            calls = self.sessions.len(),
+            "drain time over: ending every call"
+        );
+        self.abort_all(DisconnectCause::Shutdown);
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.is_some()
+    }
+
+    /// The drain's deadlines, for the core loop's wake-up.
+    pub(crate) fn stop_timeout(&self) -> Option<Instant> {
+        let stopping = self.stopping?;
+        if stopping.calls_ended {
+            stopping.linger_until
+        } else {
+            Some(stopping.end_calls_at)
+        }
+    }
+
+    pub(crate) fn stop_timers(&mut self, now: Instant) {
+        if self
+            .stopping
+            .is_some_and(|stopping| !stopping.calls_ended && now >= stopping.end_calls_at)
+        {
+            self.end_calls_for_stop();
+        }
+    }
+
+    /// True when a stop is done: no call, no ledger write in flight, and the last BYEs had
+    /// their chance to be answered.
+    pub(crate) fn stopped(&mut self, now: Instant) -> bool {
+        let ledger_idle = self
+            .ledger_backlog
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 0;
+        let idle = self.sessions.is_empty() && ledger_idle;
+        let Some(stopping) = self.stopping.as_mut() else {
+            return false;
+        };
+        if !idle {
+            stopping.linger_until = None;
+            return false;
+        }
+        let linger_until = *stopping.linger_until.get_or_insert(now + LINGER);
+        self.layer.is_empty() || now >= linger_until
+    }
+}

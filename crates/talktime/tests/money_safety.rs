@@ -1,0 +1,329 @@
+//! Money safety in operation (issue 12), against the real binary with SIPp peers: a peer that
+//! stalls never stops the core, and every answered second is billed whatever ends the call.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::calls::{
+    answering_carrier, call, only_attempt_cdrs, start, start_with, wide_rtp_ports,
+};
+use common::pcap::dtmf_pcap;
+use common::prepaid::{self, ConfigFile};
+use common::scenario::{BackgroundSipp, render};
+use common::{Switch, assert_sipp_ok, scenario, tail};
+
+/// 6.00 a minute in one-second blocks: 0.10 a second.
+const PER_SECOND_RATES: &str = "1,USA,6.00,1.00,1,1,0\n";
+const PIN: &str = "1234567890";
+
+/// A TCP peer with a 2 KiB receive buffer that sends OPTIONS as fast as it can and never
+/// reads a response; when the switch drops it, it connects again. Returns requests sent.
+fn flood_without_reading(switch: SocketAddr, stop: &AtomicBool, sent: &AtomicU64) {
+    while !stop.load(Ordering::Relaxed) {
+        let socket = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )
+        .unwrap();
+        socket.set_recv_buffer_size(2048).unwrap();
+        if socket.connect(&switch.into()).is_err() {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        let mut stream: TcpStream = socket.into();
+        stream
+            .set_write_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let local = stream.local_addr().unwrap();
+        while !stop.load(Ordering::Relaxed) {
+            let n = sent.fetch_add(1, Ordering::Relaxed);
+            let request = format!(
+                "OPTIONS sip:ping@{switch} SIP/2.0\r\n\
+                 Via: SIP/2.0/TCP {local};branch=z9hG4bK-flood-{n}\r\n\
+                 From: <sip:flood@{local}>;tag=f{n}\r\nTo: <sip:ping@{switch}>\r\n\
+                 Call-ID: flood-{n}@{local}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n\
+                 Content-Length: 0\r\n\r\n"
+            );
+            if stream.write_all(request.as_bytes()).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_tcp_peer_that_never_reads_does_not_stop_the_core() {
+    let dir = prepaid::data_dir("tcp-never-reads");
+    prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
+    let account = prepaid::card(&dir, PIN, 500_000, 0);
+    let carrier = answering_carrier();
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("answer", &carrier.address())
+            .routes(&[("", &["answer"])]),
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let flood = {
+        let (stop, sent, address) = (stop.clone(), sent.clone(), switch.sip);
+        std::thread::spawn(move || flood_without_reading(address, &stop, &sent))
+    };
+    std::thread::sleep(Duration::from_secs(2));
+
+    let output = call(
+        &switch,
+        &dir,
+        "anonymous",
+        &[
+            (Duration::from_millis(2000), "1234567890#"),
+            (Duration::from_millis(5600), "0015551234567#"),
+        ],
+        Duration::from_secs(40),
+    );
+    stop.store(true, Ordering::Relaxed);
+    flood.join().unwrap();
+    assert_sipp_ok(&output, &switch, "a UDP call during the flood");
+    let carrier_run = carrier.finish(Duration::from_secs(5));
+    assert!(carrier_run.success(), "carrier: {}", carrier_run.describe());
+
+    let cdr = only_attempt_cdrs(&switch, &dir).remove(0);
+    let talk_ms = cdr.end_ms - cdr.answer_ms.expect("answered");
+    assert!(
+        (5_000..=5_100).contains(&talk_ms),
+        "cut {talk_ms} ms after the answer; the limit is 5,000 ms"
+    );
+    assert_eq!(cdr.disconnect_cause.as_deref(), Some("credit_exhausted"));
+    assert_eq!(prepaid::balance(&dir, account), 0);
+    let requests = sent.load(Ordering::Relaxed);
+    assert!(requests > 2_000, "the peer sent only {requests} requests");
+    let log = switch.log_text();
+    assert!(
+        log.contains("the peer does not read") || log.contains("a write took longer"),
+        "the stalled peer was disconnected:\n{}",
+        tail(&log, 30)
+    );
+}
+
+/// SIPp callers from the CSV's caller IDs to access number 200 (DID forwarding: no digits),
+/// `count` calls at 25 a second, each waiting up to 60 s for the switch's BYE.
+fn forwarded_callers(switch: &Switch, dir: &Path, callers: &[(i64, String)]) -> BackgroundSipp {
+    let csv = dir.join("callers.csv");
+    let mut text = String::from("SEQUENTIAL\n");
+    for (_, caller) in callers {
+        text.push_str(caller);
+        text.push('\n');
+    }
+    std::fs::write(&csv, text).unwrap();
+    let pcap = dir.join("silence.pcap");
+    dtmf_pcap(&pcap, &[], Duration::from_secs(40), 101).unwrap();
+    let scenario = render(
+        "caller_ivr.xml",
+        &[
+            ("CALLER", "[field0]"),
+            ("PCAP", pcap.to_str().unwrap()),
+            ("WAIT_MS", "60000"),
+        ],
+    );
+    let count = callers.len().to_string();
+    BackgroundSipp::start(
+        90,
+        &[
+            "-sf",
+            scenario.to_str().unwrap(),
+            "-inf",
+            csv.to_str().unwrap(),
+            "-s",
+            "200",
+            &switch.sip.to_string(),
+            "-m",
+            &count,
+            "-l",
+            &count,
+            "-r",
+            "25",
+        ],
+    )
+}
+
+/// Waits until `calls` calls are bridged to the carrier (after their announcements).
+fn wait_for_bridged_calls(calls: usize, switch: &Switch) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let open = switch.log_text().matches("mode=Full").count();
+        if open >= calls {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {open} of {calls} calls up:\n{}",
+            tail(&switch.log_text(), 40)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn signal(switch: &Switch, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &switch.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for the switch to exit by itself; its exit status.
+fn wait_for_exit(switch: &mut Switch, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = switch.child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+#[test]
+fn sigterm_drains_then_ends_bills_and_records_every_call() {
+    const CALLS: usize = 50;
+    let dir = prepaid::data_dir("sigterm");
+    prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
+    let callers = prepaid::forwarded_callers(&dir, CALLS, 10_000_000);
+    let accounts: Vec<i64> = callers.iter().map(|(account, _)| *account).collect();
+    let carrier = BackgroundSipp::uas(
+        90,
+        &scenario("carrier_answer.xml"),
+        &["-rtp_echo", "-m", "50"],
+    );
+    let ports = wide_rtp_ports();
+    let mut switch = start_with(
+        &dir,
+        ConfigFile::new()
+            .raw("[shutdown]\ndrain_s = 3\n\n[rtp]\ninactivity_timeout_ms = 60000\n")
+            .carrier("answer", &carrier.address())
+            .routes(&[("", &["answer"])]),
+        &["--rtp-ports", &ports],
+    );
+    let caller_run = forwarded_callers(&switch, &dir, &callers);
+    wait_for_bridged_calls(CALLS, &switch);
+
+    let stopped_at = Instant::now();
+    signal(&switch, "TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    let refused = common::sipp(
+        10,
+        &[
+            "-sf",
+            render("uac_expect_status.xml", &[("STATUS", "503")])
+                .to_str()
+                .unwrap(),
+            "-s",
+            "200",
+            &switch.sip.to_string(),
+            "-m",
+            "1",
+        ],
+    );
+    assert_sipp_ok(&refused, &switch, "a new call during the drain gets 503");
+
+    let status = wait_for_exit(&mut switch, Duration::from_secs(15)).expect("the switch exits");
+    let took = stopped_at.elapsed();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(8),
+        "calls ran the 3 s drain, then the switch exited: {took:?}"
+    );
+    let callers_done = caller_run.finish(Duration::from_secs(10));
+    assert!(
+        callers_done.success(),
+        "every caller got BYE: {}",
+        callers_done.describe()
+    );
+    let carriers_done = carrier.finish(Duration::from_secs(10));
+    assert!(
+        carriers_done.success(),
+        "every carrier leg got BYE: {}",
+        carriers_done.describe()
+    );
+
+    let log = switch.log_text();
+    let ids = switch.call_ids();
+    assert_eq!(ids.len(), CALLS, "{}", tail(&log, 30));
+    for (id, account) in ids.iter().zip(&accounts) {
+        let cdrs = prepaid::wait_for_cdrs(&dir, &format!("{id}#1"), 1);
+        assert_eq!(cdrs.len(), 1, "one CDR for {id}");
+        let cdr = &cdrs[0];
+        assert_eq!(cdr.disconnect_cause.as_deref(), Some("shutdown"));
+        assert!(
+            cdr.billed_seconds >= 3,
+            "billed the drain: {} s",
+            cdr.billed_seconds
+        );
+        let account = cdr.account_id.unwrap_or(*account);
+        assert_eq!(
+            prepaid::balance(&dir, account),
+            10_000_000 - cdr.total_micros,
+            "charged once"
+        );
+    }
+    assert_eq!(prepaid::all_open_reservations(&dir, &accounts), 0);
+}
+
+#[test]
+fn a_second_signal_ends_the_calls_at_once_still_billed() {
+    const CALLS: usize = 5;
+    let dir = prepaid::data_dir("second-signal");
+    prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
+    let callers = prepaid::forwarded_callers(&dir, CALLS, 10_000_000);
+    let accounts: Vec<i64> = callers.iter().map(|(account, _)| *account).collect();
+    let carrier = BackgroundSipp::uas(
+        90,
+        &scenario("carrier_answer.xml"),
+        &["-rtp_echo", "-m", &CALLS.to_string()],
+    );
+    let mut switch = start(
+        &dir,
+        ConfigFile::new()
+            .raw("[shutdown]\ndrain_s = 600\n\n[rtp]\ninactivity_timeout_ms = 60000\n")
+            .carrier("answer", &carrier.address())
+            .routes(&[("", &["answer"])]),
+    );
+    let caller_run = forwarded_callers(&switch, &dir, &callers);
+    wait_for_bridged_calls(CALLS, &switch);
+
+    signal(&switch, "INT");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        switch.is_running(),
+        "the first signal only starts the drain"
+    );
+    let second = Instant::now();
+    signal(&switch, "TERM");
+    let status = wait_for_exit(&mut switch, Duration::from_secs(10)).expect("the switch exits");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        second.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        second.elapsed()
+    );
+    assert!(caller_run.finish(Duration::from_secs(10)).success());
+    assert!(carrier.finish(Duration::from_secs(10)).success());
+    for id in switch.call_ids() {
+        let cdrs = prepaid::wait_for_cdrs(&dir, &format!("{id}#1"), 1);
+        assert_eq!(cdrs.len(), 1);
+        assert_eq!(cdrs[0].disconnect_cause.as_deref(), Some("shutdown"));
+        assert!(cdrs[0].total_micros > 0, "billed");
+    }
+    assert_eq!(prepaid::all_open_reservations(&dir, &accounts), 0);
+}
