@@ -286,6 +286,13 @@ impl Dialog {
         request
     }
 
+    /// Skips `count` local sequence numbers. A request built ahead of time (the BYE a switch
+    /// keeps for crash recovery) then stays above every request sent in the meantime; a UAS
+    /// accepts gaps, only lower numbers are out of order (§12.2.2).
+    pub fn skip_local_sequence(&mut self, count: u32) {
+        self.local_seq = self.local_seq.wrapping_add(count);
+    }
+
     /// §13.2.2.4: the ACK for a 2xx to our (re-)INVITE. It has the CSeq number of the 2xx
     /// (the INVITE's), does not consume a local CSeq number and is its own transaction
     /// (fresh branch, added by `TransactionLayer::send_stateless`). The caller adds the

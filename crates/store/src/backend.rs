@@ -67,6 +67,8 @@ impl Default for StoreOptions {
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Backend,
+    /// The switch this process is (`[cluster] node_id`); reservations carry it.
+    node_id: Arc<str>,
 }
 
 #[derive(Clone, Debug)]
@@ -243,6 +245,7 @@ impl Store {
         };
         Ok(Store {
             backend: Backend::Sqlite(pool, Arc::new(Mutex::new(writer))),
+            node_id: Arc::from(""),
         })
     }
 
@@ -261,7 +264,20 @@ impl Store {
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
         Ok(Store {
             backend: Backend::Postgres(pool),
+            node_id: Arc::from(""),
         })
+    }
+
+    /// The same store acting for the switch `node_id`: its reservations carry it, and its
+    /// heartbeat keeps them from being recovered by another node.
+    pub fn with_node(mut self, node_id: &str) -> Store {
+        self.node_id = Arc::from(node_id);
+        self
+    }
+
+    /// The switch this store acts for ('' when none was set).
+    pub fn node_id(&self) -> &str {
+        &self.node_id
     }
 
     /// Which backend this store uses.

@@ -46,6 +46,7 @@ mod error;
 mod ledger;
 mod model;
 mod money;
+mod recovery;
 mod reservation;
 mod tariffs;
 
@@ -60,6 +61,7 @@ pub use model::{
     ReservationState, Tariff, TransactionKind,
 };
 pub use money::{DecimalError, MAX_FRACTION_DIGITS, format_micros, parse_micros};
+pub use recovery::Orphan;
 pub use reservation::{
     Available, Decision, Payer, ReconcileReport, Refusal, ReleaseOutcome, Reservation,
     SettleOutcome,

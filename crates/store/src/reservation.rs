@@ -307,8 +307,8 @@ impl Store {
         }
         let inserted: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
             "INSERT INTO reservations (call_id, account_id, owner_account_id, card_id, \
-             amount_micros, max_duration_ms, state, created_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'open', $7) \
+             amount_micros, max_duration_ms, state, created_at_ms, node_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8) \
              ON CONFLICT (call_id) DO NOTHING RETURNING id",
         )
         .bind(call_id)
@@ -318,6 +318,7 @@ impl Store {
         .bind(decision.reserve_micros)
         .bind(decision.max_duration_ms)
         .bind(now_ms)
+        .bind(self.node_id())
         .fetch_optional(&mut **c)
         .await)?;
         if inserted.is_none() {

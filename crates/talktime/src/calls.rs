@@ -26,12 +26,17 @@ use tracing::{debug, info, warn};
 use crate::config::AccessNumber;
 use crate::ledger::{Ledger, Rated};
 use crate::media_session::{MediaCommand, MediaReport, MediaSession};
+use crate::recovery::{Checkpoint, LegBye};
 use crate::routing::CarrierTarget;
 use crate::server::{ALLOW, Core, CoreMessage, wall_clock_ms};
 
 /// Ledger requests in flight above which new calls are refused with 503 (the ledger does
 /// about 1,000 calls a second on SQLite; a backlog this long means it is falling behind).
 const LEDGER_BACKLOG_LIMIT: usize = 512;
+
+/// CSeq numbers a checkpointed BYE skips, so it stays above the requests (re-INVITEs, INFO)
+/// the call sends after the checkpoint.
+const RECOVERY_CSEQ_GAP: u32 = 1000;
 
 /// Telephone-event payload type in our SDP.
 const TELEPHONE_EVENT: u8 = 101;
@@ -1047,7 +1052,67 @@ impl Core {
         self.acknowledge(key, response);
         if let Some(attempt) = self.current_attempt(key) {
             self.feed(key, Input::CarrierAnswered { attempt });
+            self.checkpoint_answer(key);
         }
+    }
+
+    /// Writes on the reservation what a restart needs to bill this answered call and end both
+    /// legs if this process dies (crate::recovery).
+    fn checkpoint_answer(&mut self, key: u64) {
+        let answered_at_ms = wall_clock_ms();
+        let Some(session) = self.sessions.get(&key) else {
+            return;
+        };
+        let (Some((attempt, rated)), Some(outgoing)) =
+            (session.rated.as_ref(), self.current_outgoing(key))
+        else {
+            return;
+        };
+        let legs = [
+            (session.caller.dialog.clone(), session.caller.peer),
+            (outgoing.dialog.clone(), outgoing.target.peer),
+        ];
+        let reason = talktime_engine::DisconnectCause::NodeLost.reason_header();
+        let mut byes = Vec::with_capacity(2);
+        for (id, peer) in legs {
+            let Some(mut dialog) = id.and_then(|id| self.dialogs.get(&id)).cloned() else {
+                continue;
+            };
+            dialog.skip_local_sequence(RECOVERY_CSEQ_GAP);
+            let mut bye = dialog.new_request(Method::Bye, &self.via_for(peer.transport));
+            bye.headers.push("Reason", &reason);
+            byes.push(LegBye::new(&bye, peer));
+        }
+        let checkpoint = Checkpoint {
+            account: rated.account.0,
+            card: rated.card.map(|card| card.0),
+            destination: rated.number.clone(),
+            toll_free: rated.toll_free,
+            rated_at_ms: rated.rated_at_ms,
+            caller_id: session.caller_id.as_ref().map(|id| id.expose().clone()),
+            access_number: session.access.number.clone(),
+            carrier: outgoing.target.carrier.clone(),
+            started_ms: session.started_ms,
+            buy_per_minute: session
+                .buy_rates
+                .get(&outgoing.target.carrier)
+                .map(ToString::to_string),
+            byes,
+        };
+        let reservation = reservation_key(&session.call_id, *attempt);
+        let Ok(text) = serde_json::to_string(&checkpoint) else {
+            return;
+        };
+        self.spawn_ledger(0, move |ledger| async move {
+            if let Err(error) = ledger
+                .store()
+                .checkpoint_answer(&reservation, answered_at_ms, &text)
+                .await
+            {
+                warn!(%reservation, %error, "cannot write the answer checkpoint");
+            }
+            None
+        });
     }
 
     /// ACKs the carrier's 2xx (again, for a retransmission).

@@ -47,6 +47,9 @@ pub struct Config {
     /// What SIGTERM and SIGINT do.
     #[serde(default)]
     pub shutdown: ShutdownConfig,
+    /// This switch's identity among others on one database, and when a silent one is dead.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
     /// Numbers callers dial to reach the IVR.
     #[serde(default)]
     pub access_numbers: Vec<AccessNumber>,
@@ -202,6 +205,65 @@ impl Default for ShutdownConfig {
         ShutdownConfig {
             drain_s: default_drain_s(),
         }
+    }
+}
+
+/// Node identity and leases: each switch refreshes a heartbeat row; the open calls of a node
+/// whose heartbeat is older than the lease are billed to that heartbeat and hung up by the
+/// node at its next start, or by any other node on the database once the lease is over.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This switch's name; empty derives one from the host name and the data directory.
+    #[serde(default)]
+    pub node_id: String,
+    /// Seconds without a heartbeat after which a node counts as dead.
+    #[serde(default = "default_node_lease_s")]
+    pub node_lease_s: u64,
+    /// How often this node writes its heartbeat, in milliseconds.
+    #[serde(default = "default_heartbeat_ms")]
+    pub heartbeat_ms: u64,
+}
+
+fn default_node_lease_s() -> u64 {
+    10
+}
+
+fn default_heartbeat_ms() -> u64 {
+    1000
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            node_id: String::new(),
+            node_lease_s: default_node_lease_s(),
+            heartbeat_ms: default_heartbeat_ms(),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// The configured node id, or `<host name>-<8 hex digits of the data directory>` so two
+    /// switches on one host with their own data directories differ and a restart keeps its own.
+    pub fn node_id(&self, data_dir: &std::path::Path) -> String {
+        if !self.node_id.trim().is_empty() {
+            return self.node_id.trim().to_owned();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|name| name.trim().to_owned())
+            .ok()
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| "talktime".to_owned());
+        let directory = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_owned());
+        // FNV-1a: stable across builds and platforms, unlike the std hasher.
+        let hash = directory
+            .to_string_lossy()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+            });
+        format!("{host}-{:08x}", hash & 0xffff_ffff)
     }
 }
 

@@ -36,6 +36,13 @@ pub struct Rated {
     pub refuse_loss: bool,
     /// The destination as rated: E.164 digits, which routing uses too.
     pub number: String,
+    /// When it was rated (the rating's start, epoch ms) and whether through a toll-free
+    /// access number: with `number`, what a restart needs to rate the call again.
+    pub rated_at_ms: i64,
+    pub toll_free: bool,
+    /// Who pays.
+    pub account: AccountId,
+    pub card: Option<CardId>,
 }
 
 #[derive(Debug)]
@@ -172,19 +179,9 @@ impl Ledger {
         toll_free: bool,
         now_ms: i64,
     ) -> Result<Rated, Refusal> {
-        let deck = self.deck_for(account, card).await.map_err(|error| {
-            warn!(%error, "cannot load the tariff");
-            Refusal::UnknownDestination
-        })?;
-        let start = LocalStart::from_unix_ms(now_ms, self.config.utc_offset_minutes)
-            .ok_or(Refusal::UnknownDestination)?;
-        let mut facts = CallFacts::new(start);
-        facts.toll_free_access = toll_free;
-        let rate = deck
-            .find(destination, start.date)
-            .ok_or(Refusal::UnknownDestination)?;
-        let context = RatingContext::new(deck.settings(), rate, &facts)
-            .map_err(|_| Refusal::UnknownDestination)?;
+        let (deck, context) = self
+            .rating_context(account, card, destination, toll_free, now_ms)
+            .await?;
         let payer = match card {
             Some(CardId(card)) => Payer::Card(card),
             None => Payer::Account(account.0),
@@ -209,9 +206,39 @@ impl Ledger {
                 dial_plan: deck.settings().dial_plan.clone(),
                 refuse_loss: deck.settings().refuse_loss_making_routes,
                 number: destination.to_owned(),
+                rated_at_ms: now_ms,
+                toll_free,
+                account,
+                card,
             }),
             Err(error) => Err(refusal(&error)),
         }
+    }
+
+    /// The payer's deck and the rating of `destination` for a call starting at `at_ms`: the
+    /// one home of the rating inputs, for authorization and for billing a recovered call.
+    pub async fn rating_context(
+        &self,
+        account: AccountId,
+        card: Option<CardId>,
+        destination: &str,
+        toll_free: bool,
+        at_ms: i64,
+    ) -> Result<(Arc<RateDeck>, RatingContext), Refusal> {
+        let deck = self.deck_for(account, card).await.map_err(|error| {
+            warn!(%error, "cannot load the tariff");
+            Refusal::UnknownDestination
+        })?;
+        let start = LocalStart::from_unix_ms(at_ms, self.config.utc_offset_minutes)
+            .ok_or(Refusal::UnknownDestination)?;
+        let mut facts = CallFacts::new(start);
+        facts.toll_free_access = toll_free;
+        let rate = deck
+            .find(destination, start.date)
+            .ok_or(Refusal::UnknownDestination)?;
+        let context = RatingContext::new(deck.settings(), rate, &facts)
+            .map_err(|_| Refusal::UnknownDestination)?;
+        Ok((deck, context))
     }
 
     async fn deck_for(

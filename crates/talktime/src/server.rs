@@ -46,6 +46,8 @@ pub enum CoreMessage {
     /// A ledger task with no answer (a settle, a release) is done: a stopping core checks
     /// whether it may exit.
     LedgerDone,
+    /// Legs of calls a dead node left up, billed by this node's recovery: send their BYEs.
+    RecoveredByes(Vec<crate::recovery::LegBye>),
 }
 
 /// The wall clock in epoch milliseconds (CDR times and the ledger's `now_ms`).
@@ -61,6 +63,8 @@ pub struct Services {
     pub ledger: Arc<Ledger>,
     pub prompts: PromptCache,
     pub router: Router,
+    /// BYEs for the legs of calls a previous run left up (sent once the sockets are open).
+    pub recovered_byes: Vec<crate::recovery::LegBye>,
 }
 
 impl std::fmt::Debug for Services {
@@ -78,7 +82,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// Runs the switch with prepared services until the process ends.
-pub async fn serve(config: Config, services: Services) -> anyhow::Result<()> {
+pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()> {
     let (inbound_sender, mut inbound) = mpsc::channel::<Inbound>(4096);
     let (failure_sender, mut failures) = mpsc::unbounded_channel::<TransactionId>();
     let transport = Transport::bind(
@@ -104,8 +108,11 @@ pub async fn serve(config: Config, services: Services) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen for the admin API on {listen}"))?;
     }
+    crate::recovery::spawn_cluster_tasks(&config, services.ledger.clone(), core_sender.clone());
+    let recovered_byes = std::mem::take(&mut services.recovered_byes);
     let mut core = Core::new(config, transport, core_sender, media_sender, services)?;
     core.prepare_registrations();
+    core.send_recovered_byes(&recovered_byes);
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     info!("Talktime ready");
@@ -317,6 +324,23 @@ impl Core {
                 self.prompts.insert(&name, prompt);
             }
             CoreMessage::LedgerDone => {}
+            CoreMessage::RecoveredByes(byes) => self.send_recovered_byes(&byes),
+        }
+    }
+
+    /// BYE on each leg of calls a dead node left up (already billed).
+    pub(crate) fn send_recovered_byes(&mut self, byes: &[crate::recovery::LegBye]) {
+        for bye in byes {
+            let Some((request, peer)) = bye.to_request() else {
+                warn!(destination = %bye.address, "a recovered BYE no longer parses");
+                continue;
+            };
+            if let Err(error) = self.send_request(request, peer) {
+                warn!(%error, "cannot send a recovered BYE");
+            }
+        }
+        if !byes.is_empty() {
+            info!(legs = byes.len(), "BYE sent on the legs of recovered calls");
         }
     }
 

@@ -30,18 +30,21 @@ pub async fn prepare(config: &Config) -> anyhow::Result<Services> {
             config.paths.data_dir.display()
         )
     })?;
+    let node_id = config.cluster.node_id(&config.paths.data_dir);
     let store = Store::open(&url)
         .await
-        .with_context(|| format!("cannot open the database {url}"))?;
-    let now = wall_clock_ms();
-    let report = store.reconcile(now, now).await?;
-    if !report.released.is_empty() || !report.settled.is_empty() {
-        warn!(
-            released = report.released.len(),
-            settled = report.settled.len(),
-            "closed reservations left open by an earlier run"
-        );
-    }
+        .with_context(|| format!("cannot open the database {url}"))?
+        .with_node(&node_id);
+    let ledger = Arc::new(Ledger::new(store.clone(), config.billing.clone()));
+    // Before the first heartbeat: this node's previous life is billed to its last one.
+    let started = wall_clock_ms();
+    let lease_ms =
+        i64::try_from(config.cluster.node_lease_s.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let recovered = crate::recovery::recover(&ledger, Some(started), started, lease_ms)
+        .await
+        .context("cannot recover the calls of an earlier run")?;
+    store.heartbeat(wall_clock_ms()).await?;
+    info!(node = %node_id, "node registered");
     if config.demo.enabled {
         seed_demo(&store, config).await?;
     }
@@ -49,9 +52,10 @@ pub async fn prepare(config: &Config) -> anyhow::Result<Services> {
     let buy_rates = buy_rate_decks(&store, config).await?;
     let router = crate::routing::build_router(config, buy_rates)?;
     Ok(Services {
-        ledger: Arc::new(Ledger::new(store, config.billing.clone())),
+        ledger,
         prompts,
         router,
+        recovered_byes: recovered.byes,
     })
 }
 

@@ -7,19 +7,17 @@ mod common;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::calls::{
-    answering_carrier, call, only_attempt_cdrs, start, start_with, wide_rtp_ports,
+    answering_carrier, call, only_attempt_cdrs, signal, sipp_forwarded_callers, start, start_with,
+    wait_for_bridged_calls, wait_for_exit, wide_rtp_ports,
 };
-use common::pcap::dtmf_pcap;
 use common::prepaid::{self, ConfigFile};
 use common::scenario::{BackgroundSipp, render};
-use common::{Switch, assert_sipp_ok, scenario, tail};
+use common::{assert_sipp_ok, scenario, tail};
 
 /// 6.00 a minute in one-second blocks: 0.10 a second.
 const PER_SECOND_RATES: &str = "1,USA,6.00,1.00,1,1,0\n";
@@ -116,84 +114,6 @@ fn a_tcp_peer_that_never_reads_does_not_stop_the_core() {
     );
 }
 
-/// SIPp callers from the CSV's caller IDs to access number 200 (DID forwarding: no digits),
-/// `count` calls at 25 a second, each waiting up to 60 s for the switch's BYE.
-fn forwarded_callers(switch: &Switch, dir: &Path, callers: &[(i64, String)]) -> BackgroundSipp {
-    let csv = dir.join("callers.csv");
-    let mut text = String::from("SEQUENTIAL\n");
-    for (_, caller) in callers {
-        text.push_str(caller);
-        text.push('\n');
-    }
-    std::fs::write(&csv, text).unwrap();
-    let pcap = dir.join("silence.pcap");
-    dtmf_pcap(&pcap, &[], Duration::from_secs(40), 101).unwrap();
-    let scenario = render(
-        "caller_ivr.xml",
-        &[
-            ("CALLER", "[field0]"),
-            ("PCAP", pcap.to_str().unwrap()),
-            ("WAIT_MS", "60000"),
-        ],
-    );
-    let count = callers.len().to_string();
-    BackgroundSipp::start(
-        90,
-        &[
-            "-sf",
-            scenario.to_str().unwrap(),
-            "-inf",
-            csv.to_str().unwrap(),
-            "-s",
-            "200",
-            &switch.sip.to_string(),
-            "-m",
-            &count,
-            "-l",
-            &count,
-            "-r",
-            "25",
-        ],
-    )
-}
-
-/// Waits until `calls` calls are bridged to the carrier (after their announcements).
-fn wait_for_bridged_calls(calls: usize, switch: &Switch) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let open = switch.log_text().matches("mode=Full").count();
-        if open >= calls {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {open} of {calls} calls up:\n{}",
-            tail(&switch.log_text(), 40)
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-fn signal(switch: &Switch, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &switch.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-/// Waits for the switch to exit by itself; its exit status.
-fn wait_for_exit(switch: &mut Switch, limit: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = switch.child.try_wait() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
-}
-
 #[test]
 fn sigterm_drains_then_ends_bills_and_records_every_call() {
     const CALLS: usize = 50;
@@ -215,7 +135,7 @@ fn sigterm_drains_then_ends_bills_and_records_every_call() {
             .routes(&[("", &["answer"])]),
         &["--rtp-ports", &ports],
     );
-    let caller_run = forwarded_callers(&switch, &dir, &callers);
+    let caller_run = sipp_forwarded_callers(&switch, &dir, &callers);
     wait_for_bridged_calls(CALLS, &switch);
 
     let stopped_at = Instant::now();
@@ -299,7 +219,7 @@ fn a_second_signal_ends_the_calls_at_once_still_billed() {
             .carrier("answer", &carrier.address())
             .routes(&[("", &["answer"])]),
     );
-    let caller_run = forwarded_callers(&switch, &dir, &callers);
+    let caller_run = sipp_forwarded_callers(&switch, &dir, &callers);
     wait_for_bridged_calls(CALLS, &switch);
 
     signal(&switch, "INT");

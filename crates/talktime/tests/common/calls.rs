@@ -4,7 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::time::Duration;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use talktime_store::Cdr;
 
@@ -163,4 +164,86 @@ pub fn call_and_hang_up(
             &media_port,
         ],
     )
+}
+
+/// SIPp callers from the CSV's caller IDs to access number 200 (DID forwarding: no digits),
+/// `count` calls at 25 a second, each waiting up to 60 s for the switch's BYE.
+pub fn sipp_forwarded_callers(
+    switch: &Switch,
+    dir: &Path,
+    callers: &[(i64, String)],
+) -> BackgroundSipp {
+    let csv = dir.join("callers.csv");
+    let mut text = String::from("SEQUENTIAL\n");
+    for (_, caller) in callers {
+        text.push_str(caller);
+        text.push('\n');
+    }
+    std::fs::write(&csv, text).unwrap();
+    let pcap = dir.join("silence.pcap");
+    dtmf_pcap(&pcap, &[], Duration::from_secs(40), 101).unwrap();
+    let scenario = render(
+        "caller_ivr.xml",
+        &[
+            ("CALLER", "[field0]"),
+            ("PCAP", pcap.to_str().unwrap()),
+            ("WAIT_MS", "60000"),
+        ],
+    );
+    let count = callers.len().to_string();
+    BackgroundSipp::start(
+        90,
+        &[
+            "-sf",
+            scenario.to_str().unwrap(),
+            "-inf",
+            csv.to_str().unwrap(),
+            "-s",
+            "200",
+            &switch.sip.to_string(),
+            "-m",
+            &count,
+            "-l",
+            &count,
+            "-r",
+            "25",
+        ],
+    )
+}
+
+/// Waits until `calls` calls are bridged to the carrier (after their announcements).
+pub fn wait_for_bridged_calls(calls: usize, switch: &Switch) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let open = switch.log_text().matches("mode=Full").count();
+        if open >= calls {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {open} of {calls} calls up:\n{}",
+            tail(&switch.log_text(), 40)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+pub fn signal(switch: &Switch, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &switch.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for the switch to exit by itself; its exit status.
+pub fn wait_for_exit(switch: &mut Switch, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = switch.child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
 }

@@ -57,7 +57,11 @@ impl Switch {
 
     /// Starts the switch on an existing (perhaps pre-seeded) data directory.
     pub fn start_in(data_dir: &Path, extra: &[&str]) -> Switch {
-        let port = free_port();
+        Switch::start_at(data_dir, free_port(), extra)
+    }
+
+    /// [`Switch::start_in`] on a given SIP port (a restart where the last run was).
+    pub fn start_at(data_dir: &Path, port: u16, extra: &[&str]) -> Switch {
         // Below the kernel's ephemeral range (32768+), where SIPp and test sockets land.
         let rtp = 20000 + (port % 100) * 100;
         let data_dir = data_dir.to_path_buf();

@@ -29,10 +29,41 @@ pub fn data_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// The test's ledger: the SQLite file in `dir`, or the database [`use_database`] named.
 pub fn open(dir: &Path) -> Store {
-    runtime()
-        .block_on(Store::open(dir.to_str().unwrap()))
-        .unwrap()
+    let location = std::fs::read_to_string(dir.join(DATABASE_FILE))
+        .unwrap_or_else(|_| dir.to_str().unwrap().to_owned());
+    runtime().block_on(Store::open(&location)).unwrap()
+}
+
+const DATABASE_FILE: &str = "test-database-url";
+
+/// Makes every helper of this module use `url` (e.g. a PostgreSQL schema) for `dir`.
+pub fn use_database(dir: &Path, url: &str) {
+    std::fs::write(dir.join(DATABASE_FILE), url).unwrap();
+}
+
+/// A fresh PostgreSQL schema on the test server; its URL.
+pub fn postgres_schema(name: &str) -> String {
+    let admin = std::env::var("TALKTIME_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("tt_{name}_{}_{}", std::process::id(), super::free_port());
+    let created = std::process::Command::new("psql")
+        .args([
+            admin.as_str(),
+            "-q",
+            "-c",
+            &format!("CREATE SCHEMA {schema}"),
+        ])
+        .output()
+        .expect("psql (postgresql-client) is needed for the PostgreSQL tests");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let separator = if admin.contains('?') { '&' } else { '?' };
+    format!("{admin}{separator}options[search_path]={schema}")
 }
 
 /// Creates the `demo` tariff (so the switch seeds nothing) from CSV rows

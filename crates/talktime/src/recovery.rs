@@ -1,0 +1,287 @@
+//! Calls a dead switch left up (issue 12). At answer the core writes a checkpoint on the
+//! call's reservation: the rating inputs, the CDR's fields and a ready BYE for each leg. At
+//! start-up (its own previous life) and every half lease (other nodes whose heartbeat is older
+//! than the lease) a node bills each such answered call from its answer to the dead node's
+//! last heartbeat (never past its authorized limit) with the same rating function as a live
+//! call, writes its CDR with cause `node_lost`, and sends the two BYEs; unanswered ones are
+//! released. The store's conditional settle charges each call once whoever gets there first.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use talktime_engine::{AccountId, CardId, DisconnectCause};
+use talktime_pii::Pii;
+use talktime_sip::transaction::Peer;
+use talktime_sip::{Message, Request, Transport as SipTransport};
+use talktime_store::{Cdr, Orphan, StoreError};
+use tracing::{info, warn};
+
+use crate::ledger::Ledger;
+
+/// A BYE of one leg, built at answer with its CSeq ahead of anything the call sends later.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LegBye {
+    /// `udp` or `tcp`.
+    pub transport: String,
+    pub address: SocketAddr,
+    /// The request as sent on the wire, without a Via branch (the transaction layer adds one).
+    pub request: String,
+}
+
+impl LegBye {
+    pub fn new(request: &Request, peer: Peer) -> LegBye {
+        LegBye {
+            transport: peer.transport.as_str().to_ascii_lowercase(),
+            address: peer.address,
+            request: String::from_utf8_lossy(&request.to_bytes()).into_owned(),
+        }
+    }
+
+    /// The request and where it goes, if the stored text still parses.
+    pub fn to_request(&self) -> Option<(Request, Peer)> {
+        let transport = match self.transport.as_str() {
+            "tcp" => SipTransport::Tcp,
+            _ => SipTransport::Udp,
+        };
+        match Message::parse(self.request.as_bytes()) {
+            Ok(Message::Request(request)) => Some((request, Peer::new(transport, self.address))),
+            _ => None,
+        }
+    }
+}
+
+/// What a restart needs to bill an answered call and end it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub account: i64,
+    pub card: Option<i64>,
+    /// The destination as rated (E.164 digits).
+    pub destination: String,
+    pub toll_free: bool,
+    /// When the call was rated (the rating's start).
+    pub rated_at_ms: i64,
+    pub caller_id: Option<String>,
+    pub access_number: String,
+    pub carrier: String,
+    /// When the carrier INVITE went out.
+    pub started_ms: i64,
+    /// The carrier's buy rate a minute (decimal text), when routing knew it.
+    pub buy_per_minute: Option<String>,
+    /// The caller's leg first, then the carrier's.
+    pub byes: Vec<LegBye>,
+}
+
+/// What one recovery pass did.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// BYEs to send, each for a leg of a call this pass billed.
+    pub byes: Vec<LegBye>,
+    pub billed: usize,
+    pub released: usize,
+}
+
+/// Bills and closes every orphan visible now: this node's own from before `own_started_ms`
+/// (start-up only) and those of nodes silent for longer than `lease_ms`.
+pub async fn recover(
+    ledger: &Ledger,
+    own_started_ms: Option<i64>,
+    now_ms: i64,
+    lease_ms: i64,
+) -> Result<Recovered, StoreError> {
+    let orphans = ledger
+        .store()
+        .orphans(own_started_ms, now_ms, lease_ms)
+        .await?;
+    let mut recovered = Recovered::default();
+    for orphan in orphans {
+        let checkpoint = orphan
+            .checkpoint
+            .as_deref()
+            .and_then(|text| serde_json::from_str::<Checkpoint>(text).ok());
+        match (orphan.answered_at_ms, checkpoint) {
+            (Some(answered_at_ms), Some(checkpoint)) => {
+                if bill_answered(ledger, &orphan, answered_at_ms, &checkpoint, now_ms).await? {
+                    recovered.billed += 1;
+                    recovered.byes.extend(checkpoint.byes);
+                }
+            }
+            _ => {
+                ledger
+                    .store()
+                    .close_unanswered(&orphan.call_id, now_ms)
+                    .await?;
+                recovered.released += 1;
+            }
+        }
+    }
+    if recovered.billed + recovered.released > 0 {
+        warn!(
+            billed = recovered.billed,
+            released = recovered.released,
+            "recovered calls a dead switch left open"
+        );
+    }
+    Ok(recovered)
+}
+
+/// The answered time a dead node's call is billed for: answer to its last heartbeat, within
+/// the authorized limit.
+pub fn billed_ms(answered_at_ms: i64, heartbeat_ms: Option<i64>, limit_ms: i64) -> u64 {
+    let until = heartbeat_ms.unwrap_or(answered_at_ms);
+    let talked = until
+        .saturating_sub(answered_at_ms)
+        .clamp(0, limit_ms.max(0));
+    u64::try_from(talked).unwrap_or(0)
+}
+
+/// Settles one answered orphan; true when this node's settle charged it (so it sends BYE).
+async fn bill_answered(
+    ledger: &Ledger,
+    orphan: &Orphan,
+    answered_at_ms: i64,
+    checkpoint: &Checkpoint,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let talked_ms = billed_ms(
+        answered_at_ms,
+        orphan.node_heartbeat_ms,
+        orphan.max_duration_ms,
+    );
+    let rated = ledger
+        .rating_context(
+            AccountId(checkpoint.account),
+            checkpoint.card.map(CardId),
+            &checkpoint.destination,
+            checkpoint.toll_free,
+            checkpoint.rated_at_ms,
+        )
+        .await;
+    let Ok((_, context)) = rated else {
+        warn!(reservation = %orphan.call_id, "cannot rate a recovered call; left for the next pass");
+        return Ok(false);
+    };
+    let mut cdrs = [recovered_cdr(orphan, answered_at_ms, talked_ms, checkpoint)];
+    let buy = checkpoint
+        .buy_per_minute
+        .as_deref()
+        .and_then(|text| Decimal::from_str(text).ok());
+    let before = ledger.store().reservation(&orphan.call_id).await?;
+    if before.is_none_or(|reservation| reservation.state.as_str() != "open") {
+        return Ok(false);
+    }
+    match ledger
+        .settle(
+            &orphan.call_id,
+            Some(&context),
+            talked_ms,
+            buy,
+            &mut cdrs,
+            now_ms,
+        )
+        .await
+    {
+        Ok(charged) => {
+            info!(reservation = %orphan.call_id, node = %orphan.node_id, talked_ms,
+                  charged_micros = charged, "recovered call billed");
+            Ok(true)
+        }
+        // Another node closed it first.
+        Err(StoreError::ReservationClosed { .. } | StoreError::SettleConflict { .. }) => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+fn recovered_cdr(
+    orphan: &Orphan,
+    answered_at_ms: i64,
+    talked_ms: u64,
+    checkpoint: &Checkpoint,
+) -> Cdr {
+    let cause = DisconnectCause::NodeLost;
+    Cdr {
+        call_id: orphan.call_id.clone(),
+        attempt: 1,
+        account_id: Some(checkpoint.account),
+        card_id: checkpoint.card,
+        caller_id: checkpoint.caller_id.clone().map(Pii::new),
+        access_number: Some(checkpoint.access_number.clone()),
+        destination: Pii::new(format!("+{}", checkpoint.destination)),
+        carrier: Some(checkpoint.carrier.clone()),
+        start_ms: checkpoint.started_ms,
+        answer_ms: Some(answered_at_ms),
+        end_ms: answered_at_ms.saturating_add(i64::try_from(talked_ms).unwrap_or(0)),
+        billed_seconds: 0,
+        fees_json: "{}".into(),
+        taxes_json: "[]".into(),
+        tax_micros: 0,
+        total_micros: 0,
+        buy_cost_micros: 0,
+        sip_code: Some(200),
+        q850_cause: Some(i64::from(cause.q850())),
+        hangup_by: Some("switch".into()),
+        disconnect_cause: Some(cause.as_str().into()),
+    }
+}
+
+/// The heartbeat (every `heartbeat_ms`) and the sweep for dead nodes' calls (every half
+/// lease), each its own task: neither ever holds up the core.
+pub fn spawn_cluster_tasks(
+    config: &crate::config::Config,
+    ledger: std::sync::Arc<Ledger>,
+    core: tokio::sync::mpsc::Sender<crate::server::CoreMessage>,
+) {
+    let beat = std::time::Duration::from_millis(config.cluster.heartbeat_ms.max(100));
+    let lease = std::time::Duration::from_secs(config.cluster.node_lease_s.max(1));
+    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+    let store = ledger.store().clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(beat);
+        loop {
+            ticks.tick().await;
+            if let Err(error) = store.heartbeat(crate::server::wall_clock_ms()).await {
+                warn!(%error, "cannot write the heartbeat");
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(lease / 2);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let now = crate::server::wall_clock_ms();
+            match recover(&ledger, None, now, lease_ms).await {
+                Ok(recovered) if !recovered.byes.is_empty() => {
+                    let message = crate::server::CoreMessage::RecoveredByes(recovered.byes);
+                    if core.send(message).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => warn!(%error, "cannot sweep for dead nodes' calls"),
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recovered_call_is_billed_to_the_heartbeat_within_its_limit() {
+        assert_eq!(billed_ms(1_000, Some(21_000), 60_000), 20_000);
+        assert_eq!(
+            billed_ms(1_000, Some(121_000), 60_000),
+            60_000,
+            "never past the limit"
+        );
+        assert_eq!(
+            billed_ms(5_000, Some(4_000), 60_000),
+            0,
+            "answered after the last beat"
+        );
+        assert_eq!(billed_ms(5_000, None, 60_000), 0, "a node that never beat");
+    }
+}

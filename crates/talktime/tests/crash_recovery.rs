@@ -1,0 +1,240 @@
+//! A switch killed with calls up (issue 12): kill -9, then the next start (or, with two nodes
+//! on one PostgreSQL schema, the surviving node once the lease is over) bills every answered
+//! call to the dead node's last heartbeat, writes its CDR with cause `node_lost`, sends BYE on
+//! both legs, and leaves no reservation open; nothing is ever charged twice.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::Switch;
+use common::calls::{sipp_forwarded_callers, start_with, wait_for_bridged_calls, wait_for_exit};
+use common::prepaid::{self, ConfigFile};
+use common::scenario::BackgroundSipp;
+use common::{scenario, tail};
+
+/// 6.00 a minute in one-second blocks: 0.10 a second.
+const PER_SECOND_RATES: &str = "1,USA,6.00,1.00,1,1,0\n";
+const BALANCE: i64 = 100_000_000;
+
+fn config(carrier: &BackgroundSipp, extra: &str) -> ConfigFile {
+    ConfigFile::new()
+        .ivr("announce_balance = false")
+        .ivr("announce_talk_time = false")
+        .raw(&format!(
+            "[rtp]\ninactivity_timeout_ms = 120000\n\n[shutdown]\ndrain_s = 0\n\n{extra}"
+        ))
+        .carrier("answer", &carrier.address())
+        .routes(&[("", &["answer"])])
+}
+
+fn kill_hard(switch: &mut Switch) -> i64 {
+    switch.child.kill().unwrap();
+    switch.child.wait().unwrap();
+    wall_clock_ms()
+}
+
+fn wall_clock_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+/// Every call of `ids` has one CDR with cause `node_lost`, billed for about as long as it was
+/// up before `killed_ms` (the last heartbeat is at most a second earlier; whole seconds round
+/// up), and its account was charged exactly that once.
+fn assert_billed_to_the_kill(dir: &Path, ids: &[String], killed_ms: i64, accounts: &[i64]) {
+    let mut charged = 0;
+    for id in ids {
+        let cdrs = prepaid::wait_for_cdrs(dir, &format!("{id}#1"), 1);
+        assert_eq!(cdrs.len(), 1, "one CDR for {id}");
+        let cdr = &cdrs[0];
+        assert_eq!(cdr.disconnect_cause.as_deref(), Some("node_lost"));
+        let up_ms = killed_ms - cdr.answer_ms.unwrap();
+        let billed_ms = cdr.billed_seconds * 1000;
+        assert!(
+            billed_ms >= up_ms - 2_000 && billed_ms <= up_ms + 1_000,
+            "{id}: billed {billed_ms} ms of a call up {up_ms} ms"
+        );
+        assert_eq!(cdr.total_micros, cdr.billed_seconds * 100_000);
+        charged += cdr.total_micros;
+    }
+    let spent: i64 = accounts
+        .iter()
+        .map(|account| BALANCE - prepaid::balance(dir, *account))
+        .sum();
+    assert_eq!(spent, charged, "each call charged once, as its CDR says");
+}
+
+#[test]
+fn kill_9_with_answered_calls_then_restart_bills_each_once_and_hangs_up_both_legs() {
+    const CALLS: usize = 200;
+    let dir = prepaid::data_dir("kill9");
+    prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
+    let callers = prepaid::forwarded_callers(&dir, CALLS, BALANCE);
+    let accounts: Vec<i64> = callers.iter().map(|(account, _)| *account).collect();
+    let carrier = BackgroundSipp::uas(
+        120,
+        &scenario("carrier_answer.xml"),
+        &["-m", &CALLS.to_string()],
+    );
+    // Two legs of two ports each for 200 calls, in 10000-19999 (see wide_rtp_ports).
+    let first = 10_000 + u32::from(common::free_port() % 9) * 1_000;
+    let ports = format!("{first}-{}", first + 999);
+    let config = config(&carrier, "");
+    let mut switch = start_with(&dir, config, &["--rtp-ports", &ports]);
+    let sip_port = switch.sip.port();
+    let callers_run = sipp_forwarded_callers(&switch, &dir, &callers);
+    wait_for_bridged_calls(CALLS, &switch);
+    std::thread::sleep(Duration::from_secs(3));
+
+    let killed_ms = kill_hard(&mut switch);
+    let ids = switch.call_ids();
+    assert_eq!(ids.len(), CALLS);
+    assert_eq!(prepaid::all_open_reservations(&dir, &accounts), CALLS);
+
+    // The next start, on the same address: bills, records and hangs up every call.
+    let restarted_at = Instant::now();
+    let config_path = dir.join("talktime.toml");
+    let restarted = Switch::start_at(
+        &dir,
+        sip_port,
+        &[
+            "--config",
+            config_path.to_str().unwrap(),
+            "--rtp-ports",
+            &ports,
+        ],
+    );
+    assert_eq!(prepaid::all_open_reservations(&dir, &accounts), 0);
+    let callers_done = callers_run.finish(Duration::from_secs(20));
+    assert!(
+        callers_done.success(),
+        "every caller got BYE after the restart: {}\n{}",
+        callers_done.describe(),
+        tail(&restarted.log_text(), 20)
+    );
+    let carriers_done = carrier.finish(Duration::from_secs(20));
+    assert!(
+        carriers_done.success(),
+        "every carrier leg got BYE after the restart: {}",
+        carriers_done.describe()
+    );
+    let recovery = restarted_at.elapsed();
+    assert_billed_to_the_kill(&dir, &ids, killed_ms, &accounts);
+    eprintln!("{CALLS} calls recovered in {recovery:?} (start, bill, BYE both legs)");
+
+    // Another restart finds nothing to bill.
+    let balances: Vec<i64> = accounts
+        .iter()
+        .map(|a| prepaid::balance(&dir, *a))
+        .collect();
+    drop(restarted);
+    let again = Switch::start_at(
+        &dir,
+        sip_port,
+        &[
+            "--config",
+            config_path.to_str().unwrap(),
+            "--rtp-ports",
+            &ports,
+        ],
+    );
+    let after: Vec<i64> = accounts
+        .iter()
+        .map(|a| prepaid::balance(&dir, *a))
+        .collect();
+    assert_eq!(balances, after, "nothing is charged twice");
+    assert!(!again.log_text().contains("recovered call billed"));
+}
+
+/// Two switches on one PostgreSQL schema. Killing one and starting it again bills its own
+/// calls and leaves the other's alone; killing it and not starting it again lets the other
+/// bill its calls once the lease is over.
+#[test]
+fn two_nodes_on_postgresql_recover_each_others_calls_only_when_the_lease_is_over() {
+    const CALLS: usize = 5;
+    let url = prepaid::postgres_schema("nodes");
+    let dir_a = prepaid::data_dir("node-a");
+    let dir_b = prepaid::data_dir("node-b");
+    prepaid::use_database(&dir_a, &url);
+    prepaid::use_database(&dir_b, &url);
+    prepaid::tariff(&dir_a, "demo", PER_SECOND_RATES);
+    let callers = prepaid::forwarded_callers(&dir_a, CALLS * 3, BALANCE);
+    let accounts: Vec<i64> = callers.iter().map(|(account, _)| *account).collect();
+    let (first_a, rest) = callers.split_at(CALLS);
+    let (calls_b, second_a) = rest.split_at(CALLS);
+    let carrier = BackgroundSipp::uas(
+        120,
+        &scenario("carrier_answer.xml"),
+        &["-m", &(CALLS * 3).to_string()],
+    );
+    let database = format!("[database]\nurl = \"{url}\"\n\n[cluster]\nnode_lease_s = 3\n");
+    let mut node_a = start_with(&dir_a, config(&carrier, &database), &[]);
+    let node_b = start_with(&dir_b, config(&carrier, &database), &[]);
+
+    let run_a = sipp_forwarded_callers(&node_a, &dir_a, first_a);
+    let run_b = sipp_forwarded_callers(&node_b, &dir_b, calls_b);
+    wait_for_bridged_calls(CALLS, &node_a);
+    wait_for_bridged_calls(CALLS, &node_b);
+    std::thread::sleep(Duration::from_secs(2));
+
+    // A dies and comes back at once: its calls are billed, B's are untouched.
+    let killed_a = kill_hard(&mut node_a);
+    let ids_a = node_a.call_ids();
+    let config_a = dir_a.join("talktime.toml");
+    let mut node_a = Switch::start_at(
+        &dir_a,
+        node_a.sip.port(),
+        &["--config", config_a.to_str().unwrap()],
+    );
+    assert!(
+        run_a.finish(Duration::from_secs(20)).success(),
+        "A's callers got BYE"
+    );
+    assert_billed_to_the_kill(&dir_a, &ids_a, killed_a, &accounts[..CALLS]);
+    let open_b = prepaid::all_open_reservations(&dir_b, &accounts[CALLS..CALLS * 2]);
+    assert_eq!(open_b, CALLS, "B's calls are still up and unbilled");
+
+    // A dies again with new calls and stays dead: B bills them after the 3 s lease.
+    let run_a = sipp_forwarded_callers(&node_a, &dir_a, second_a);
+    wait_for_bridged_calls(CALLS, &node_a);
+    std::thread::sleep(Duration::from_secs(1));
+    let killed_a = kill_hard(&mut node_a);
+    let ids_a = node_a.call_ids();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while prepaid::all_open_reservations(&dir_b, &accounts[CALLS * 2..]) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "B did not recover A's calls:\n{}",
+            tail(&node_b.log_text(), 30)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        run_a.finish(Duration::from_secs(20)).success(),
+        "B hung up A's callers"
+    );
+    assert_billed_to_the_kill(&dir_b, &ids_a, killed_a, &accounts[CALLS * 2..]);
+
+    // B's own calls were never touched: they end normally, billed by B.
+    let ids_b = node_b.call_ids();
+    let mut node_b = node_b;
+    common::calls::signal(&node_b, "TERM");
+    assert!(wait_for_exit(&mut node_b, Duration::from_secs(10)).is_some_and(|s| s.success()));
+    assert!(run_b.finish(Duration::from_secs(20)).success());
+    for id in &ids_b {
+        let cdrs = prepaid::wait_for_cdrs(&dir_b, &format!("{id}#1"), 1);
+        assert_eq!(cdrs.len(), 1);
+        assert_eq!(cdrs[0].disconnect_cause.as_deref(), Some("shutdown"));
+    }
+    assert_eq!(prepaid::all_open_reservations(&dir_b, &accounts), 0);
+    drop(carrier);
+}
