@@ -118,4 +118,10 @@ impl StoreError {
     pub(crate) fn not_found(entity: &'static str, id: i64) -> Self {
         Self::NotFound { entity, id }
     }
+
+    /// True when the same request may succeed later unchanged: the database was unreachable,
+    /// busy or restarting (a settle is then retried, never dropped).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Database(_))
+    }
 }

@@ -38,6 +38,11 @@ const LEDGER_BACKLOG_LIMIT: usize = 512;
 /// the call sends after the checkpoint.
 const RECOVERY_CSEQ_GAP: u32 = 1000;
 
+/// A settle the database could not take is tried again after this, doubling up to the max:
+/// the reservation stays open (and, if this process dies, is billed from its checkpoint).
+const SETTLE_RETRY_FIRST: Duration = Duration::from_millis(200);
+const SETTLE_RETRY_MAX: Duration = Duration::from_secs(5);
+
 /// Telephone-event payload type in our SDP.
 const TELEPHONE_EVENT: u8 = 101;
 /// Ringback plays until stopped; this only bounds a call whose engine forgot to stop it.
@@ -1544,25 +1549,46 @@ impl Core {
             .carrier
             .as_ref()
             .and_then(|carrier| session.buy_rates.get(carrier).copied());
+        let waiting = self.settlements_waiting.clone();
         self.spawn_ledger(key, move |ledger| async move {
             let context = rated.as_ref().map(|rated| &rated.context);
-            match ledger
-                .settle(
-                    &reservation,
-                    context,
-                    answered_ms,
-                    buy_per_minute,
-                    &mut cdrs,
-                    wall_clock_ms(),
-                )
-                .await
-            {
-                Ok(charged) => {
-                    info!(%reservation, answered_ms, charged_micros = charged, "attempt settled")
+            let mut delay = SETTLE_RETRY_FIRST;
+            let mut counted = false;
+            loop {
+                let settled = ledger
+                    .settle(
+                        &reservation,
+                        context,
+                        answered_ms,
+                        buy_per_minute,
+                        &mut cdrs,
+                        wall_clock_ms(),
+                    )
+                    .await;
+                match settled {
+                    Ok(charged) => {
+                        info!(%reservation, answered_ms, charged_micros = charged, "attempt settled");
+                        break;
+                    }
+                    Err(error) if error.is_transient() => {
+                        if !counted {
+                            counted = true;
+                            waiting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        let now_waiting = waiting.load(std::sync::atomic::Ordering::Relaxed);
+                        warn!(%reservation, %error, waiting = now_waiting, retry_in_ms = delay.as_millis(),
+                              "settlement failed; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(SETTLE_RETRY_MAX);
+                    }
+                    Err(error) => {
+                        warn!(%reservation, %error, "settlement refused");
+                        break;
+                    }
                 }
-                Err(error) => {
-                    warn!(%reservation, %error, "settlement failed; reconcile will close it")
-                }
+            }
+            if counted {
+                waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             }
             None
         });

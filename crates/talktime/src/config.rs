@@ -271,6 +271,14 @@ impl ClusterConfig {
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     pub url: String,
+    /// SQLite: how long a write waits for another process's lock before it fails (and, for a
+    /// settle, is retried with back-off).
+    #[serde(default = "default_busy_timeout_ms")]
+    pub busy_timeout_ms: u64,
+}
+
+fn default_busy_timeout_ms() -> u64 {
+    10_000
 }
 
 #[derive(Debug, Clone, Deserialize)]

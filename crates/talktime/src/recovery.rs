@@ -238,6 +238,7 @@ pub fn spawn_cluster_tasks(
     let store = ledger.store().clone();
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(beat);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             ticks.tick().await;
             if let Err(error) = store.heartbeat(crate::server::wall_clock_ms()).await {
@@ -247,6 +248,7 @@ pub fn spawn_cluster_tasks(
     });
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(lease / 2);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         ticks.tick().await;
         loop {
             ticks.tick().await;

@@ -200,6 +200,8 @@ pub(crate) struct Core {
     pub(crate) ledger_backlog: Arc<std::sync::atomic::AtomicUsize>,
     /// A graceful stop in progress.
     pub(crate) stopping: Option<crate::shutdown::Stopping>,
+    /// Settlements the database refused for now, being retried.
+    pub(crate) settlements_waiting: Arc<std::sync::atomic::AtomicUsize>,
     next_key: u64,
 }
 
@@ -251,6 +253,7 @@ impl Core {
             ledger_backlog: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             moved_to_tcp: HashMap::new(),
             stopping: None,
+            settlements_waiting: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             next_key: 1,
         })
     }

@@ -11,7 +11,7 @@ use talktime_engine::Language;
 use talktime_media::PromptCache;
 use talktime_pii::Pii;
 use talktime_store::{
-    CardBatchSpec, CardKind, ExpiryRule, ImportOptions, NewCard, Store, parse_micros,
+    CardBatchSpec, CardKind, ExpiryRule, ImportOptions, NewCard, Store, StoreOptions, parse_micros,
 };
 use tracing::{info, warn};
 
@@ -31,7 +31,11 @@ pub async fn prepare(config: &Config) -> anyhow::Result<Services> {
         )
     })?;
     let node_id = config.cluster.node_id(&config.paths.data_dir);
-    let store = Store::open(&url)
+    let options = StoreOptions {
+        sqlite_busy_timeout: std::time::Duration::from_millis(config.database.busy_timeout_ms),
+        ..StoreOptions::default()
+    };
+    let store = Store::open_with(&url, &options)
         .await
         .with_context(|| format!("cannot open the database {url}"))?
         .with_node(&node_id);

@@ -247,3 +247,76 @@ fn a_second_signal_ends_the_calls_at_once_still_billed() {
     }
     assert_eq!(prepaid::all_open_reservations(&dir, &accounts), 0);
 }
+
+/// Another process holds SQLite's write lock for longer than the switch's busy timeout (1 s
+/// here) while a call ends: the settle fails, is retried with back-off, and is applied once the lock
+/// is gone, without a restart.
+#[test]
+fn a_settle_the_database_refuses_is_applied_once_it_is_back() {
+    let dir = prepaid::data_dir("settle-retry");
+    prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
+    let account = prepaid::card(&dir, PIN, 500_000, 0);
+    let carrier = answering_carrier();
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .raw("[database]\nurl = \"sqlite://talktime.sqlite3\"\nbusy_timeout_ms = 1000\n")
+            .carrier("answer", &carrier.address())
+            .routes(&[("", &["answer"])]),
+    );
+    let (output, mut locker) = std::thread::scope(|scope| {
+        let caller = scope.spawn(|| {
+            call(
+                &switch,
+                &dir,
+                "anonymous",
+                &[
+                    (Duration::from_millis(2000), "1234567890#"),
+                    (Duration::from_millis(5600), "0015551234567#"),
+                ],
+                Duration::from_secs(40),
+            )
+        });
+        // From the answer, the write lock for 9 s: the settle at the 5 s limit outwaits the
+        // busy timeout and fails, and a retry goes through once the lock is gone.
+        common::calls::wait_for_bridged_calls(1, &switch);
+        let locker = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(
+                "import sqlite3, sys, time\n\
+                 db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)\n\
+                 db.execute('BEGIN EXCLUSIVE')\n\
+                 time.sleep(9)\n\
+                 db.execute('COMMIT')\n",
+            )
+            .arg(dir.join("talktime.sqlite3"))
+            .spawn()
+            .unwrap();
+        (caller.join().unwrap(), locker)
+    });
+    assert_sipp_ok(&output, &switch, "the call is cut at its limit");
+    let mut locker = locker;
+    assert!(
+        locker.wait().unwrap().success(),
+        "the lock was held and let go"
+    );
+    let cdr = {
+        let reservation = format!("{}#1", common::calls::only_call_id(&switch));
+        prepaid::wait_for_cdrs(&dir, &reservation, 1).remove(0)
+    };
+    assert_eq!(cdr.total_micros, 500_000);
+    assert_eq!(
+        prepaid::balance(&dir, account),
+        0,
+        "charged once the lock was gone"
+    );
+    assert_eq!(prepaid::open_reservations(&dir, account), 0);
+    let log = switch.log_text();
+    assert!(
+        log.contains("settlement failed; retrying"),
+        "the first settle failed:\n{}",
+        tail(&log, 20)
+    );
+    assert_eq!(log.matches("attempt settled").count(), 1);
+    drop(carrier);
+}
