@@ -295,7 +295,6 @@ fn a_settle_the_database_refuses_is_applied_once_it_is_back() {
         (caller.join().unwrap(), locker)
     });
     assert_sipp_ok(&output, &switch, "the call is cut at its limit");
-    let mut locker = locker;
     assert!(
         locker.wait().unwrap().success(),
         "the lock was held and let go"
