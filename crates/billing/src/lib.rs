@@ -79,6 +79,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod account;
+mod columns;
 mod deck;
 mod money;
 mod rating;
@@ -90,6 +91,7 @@ mod time;
 pub use account::{
     AccountPlan, Expiry, FreeMinutePackage, Interval, MaintenanceDue, MaintenanceFee,
 };
+pub use columns::{ColumnError, RATE_EXTRA_COLUMNS, RateExtras};
 pub use deck::{
     CarrierOffer, DeckError, Destination, MAX_PREFIX_DIGITS, PrefixHasher, RateDeck,
     least_cost_routes,

@@ -136,6 +136,9 @@ pub struct TariffSettings {
     /// Never connect a call through a carrier whose buy rate is above this tariff's sell
     /// rate for the destination (no loss-making calls).
     pub refuse_loss_making_routes: bool,
+    /// The tariff's tax profile, applied in order to every charged call (an account's own
+    /// profile replaces it).
+    pub taxes: Vec<crate::tax::Tax>,
 }
 
 impl Default for TariffSettings {
@@ -150,6 +153,7 @@ impl Default for TariffSettings {
             max_call_seconds: 4 * 3600,
             dial_plan: None,
             refuse_loss_making_routes: false,
+            taxes: Vec::new(),
         }
     }
 }
@@ -170,7 +174,16 @@ impl TariffSettings {
         check_amount(
             "toll_free_surcharge_per_minute",
             self.toll_free_surcharge_per_minute,
-        )
+        )?;
+        self.tax_profile().validate()
+    }
+
+    /// The taxes as a profile named after nothing in particular ("tariff").
+    pub fn tax_profile(&self) -> crate::tax::TaxProfile {
+        crate::tax::TaxProfile {
+            name: "tariff".into(),
+            taxes: self.taxes.clone(),
+        }
     }
 
     pub fn from_json(text: &str) -> Result<TariffSettings, serde_json::Error> {

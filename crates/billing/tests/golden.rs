@@ -693,6 +693,11 @@ fn settings_and_rates_round_trip_as_json() {
         max_call_seconds: 7200,
         dial_plan: Some("premium".into()),
         refuse_loss_making_routes: true,
+        taxes: vec![talktime_billing::Tax {
+            name: "VAT".into(),
+            kind: talktime_billing::TaxKind::Percent(dec!(20)),
+            compound: false,
+        }],
     };
     let text = settings.to_json();
     assert_eq!(TariffSettings::from_json(&text).unwrap(), settings);

@@ -66,4 +66,4 @@ pub use reservation::{
     Available, Decision, Payer, ReconcileReport, Refusal, ReleaseOutcome, Reservation,
     SettleOutcome,
 };
-pub use tariffs::{ImportOptions, ImportReport, RowError, TARIFF_CSV_COLUMNS};
+pub use tariffs::{ImportOptions, ImportReport, RateExtrasColumns, RowError, TARIFF_CSV_COLUMNS};

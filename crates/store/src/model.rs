@@ -361,4 +361,6 @@ pub struct Rate {
     pub increment_s: i64,
     /// Charged once per connected call, micros.
     pub connection_fee_micros: i64,
+    /// The optional per-destination fields (the billing crate's `RateExtras` as JSON; `{}`).
+    pub extras_json: String,
 }

@@ -112,6 +112,7 @@ struct RateRow {
     initial_block_s: i64,
     increment_s: i64,
     connection_fee_micros: i64,
+    extras_json: String,
 }
 
 impl From<RateRow> for Rate {
@@ -125,23 +126,67 @@ impl From<RateRow> for Rate {
             initial_block_s: row.initial_block_s,
             increment_s: row.increment_s,
             connection_fee_micros: row.connection_fee_micros,
+            extras_json: row.extras_json,
         }
     }
 }
 
-/// Positions of the required columns in the header.
-struct ColumnMap([usize; 7]);
+/// Reads one row's optional cells (name, text) into the rate's extras JSON, or names the
+/// column at fault and why.
+pub type RateExtrasParser =
+    dyn Fn(&[(&'static str, &str)]) -> Result<String, (&'static str, String)> + Sync;
+
+/// The optional columns a tariff CSV may carry beyond the seven, and how a row's cells of
+/// them become the rate's `extras_json`. The store does not know their meaning: the billing
+/// crate does (`RateExtras`), and the caller of the import passes it in.
+pub struct RateExtrasColumns<'a> {
+    /// Accepted optional column names.
+    pub names: &'a [&'static str],
+    /// The row's optional cells as JSON.
+    pub parse: &'a RateExtrasParser,
+}
+
+impl fmt::Debug for RateExtrasColumns<'_> {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.debug_list().entries(self.names).finish()
+    }
+}
+
+/// Positions of the required columns in the header, and of the optional ones present.
+struct ColumnMap {
+    required: [usize; 7],
+    optional: Vec<(&'static str, usize)>,
+}
 
 impl ColumnMap {
-    fn from_header(header: &csv::StringRecord) -> Result<Self, StoreError> {
-        let mut positions = [0; 7];
-        for (slot, name) in positions.iter_mut().zip(TARIFF_CSV_COLUMNS) {
+    fn from_header(
+        header: &csv::StringRecord,
+        extras: Option<&RateExtrasColumns<'_>>,
+    ) -> Result<Self, StoreError> {
+        let mut required = [0; 7];
+        for (slot, name) in required.iter_mut().zip(TARIFF_CSV_COLUMNS) {
             *slot = header
                 .iter()
                 .position(|field| field.trim().eq_ignore_ascii_case(name))
                 .ok_or_else(|| StoreError::CsvHeader(format!("missing column {name:?}")))?;
         }
-        Ok(Self(positions))
+        let known = extras.map_or(&[][..], |extras| extras.names);
+        let mut optional = Vec::new();
+        for (position, field) in header.iter().enumerate() {
+            let field = field.trim();
+            if TARIFF_CSV_COLUMNS
+                .iter()
+                .any(|name| field.eq_ignore_ascii_case(name))
+            {
+                continue;
+            }
+            let name = known
+                .iter()
+                .find(|name| field.eq_ignore_ascii_case(name))
+                .ok_or_else(|| StoreError::CsvHeader(format!("unknown column {field:?}")))?;
+            optional.push((*name, position));
+        }
+        Ok(Self { required, optional })
     }
 }
 
@@ -149,6 +194,7 @@ fn parse_rate_row(
     tariff_id: i64,
     record: &csv::StringRecord,
     columns: &ColumnMap,
+    extras: Option<&RateExtrasColumns<'_>>,
     line: u64,
 ) -> Result<Rate, RowError> {
     let error = |column: &'static str, message: String| RowError {
@@ -157,7 +203,11 @@ fn parse_rate_row(
         message,
     };
     let mut fields = [""; 7];
-    for ((field, position), name) in fields.iter_mut().zip(columns.0).zip(TARIFF_CSV_COLUMNS) {
+    for ((field, position), name) in fields
+        .iter_mut()
+        .zip(columns.required)
+        .zip(TARIFF_CSV_COLUMNS)
+    {
         *field = record
             .get(position)
             .ok_or_else(|| error(name, format!("missing ({} of 7 fields)", record.len())))?
@@ -194,6 +244,17 @@ fn parse_rate_row(
             format!("{text:?} is not a whole number of seconds"),
         )),
     };
+    let cells: Vec<(&'static str, &str)> = columns
+        .optional
+        .iter()
+        .map(|(name, position)| (*name, record.get(*position).unwrap_or("")))
+        .collect();
+    let extras_json = match extras {
+        Some(extras) if !cells.is_empty() => {
+            (extras.parse)(&cells).map_err(|(column, message)| error(column, message))?
+        }
+        _ => "{}".to_owned(),
+    };
     Ok(Rate {
         tariff_id,
         prefix: prefix.to_owned(),
@@ -203,6 +264,7 @@ fn parse_rate_row(
         initial_block_s: seconds("initial_block", initial_block, 0)?,
         increment_s: seconds("increment", increment, 1)?,
         connection_fee_micros: money("connection_fee", fee)?,
+        extras_json,
     })
 }
 
@@ -214,7 +276,7 @@ async fn upsert_rates(conn: &mut Conn<'_>, rates: &[Rate]) -> Result<u64, StoreE
     let result = with_conn!(conn, c => {
         let mut builder = QueryBuilder::new(
             "INSERT INTO rates (tariff_id, prefix, description, sell_rate_micros, \
-             buy_rate_micros, initial_block_s, increment_s, connection_fee_micros) ",
+             buy_rate_micros, initial_block_s, increment_s, connection_fee_micros, extras_json) ",
         );
         builder.push_values(rates, |mut row, rate| {
             row.push_bind(rate.tariff_id)
@@ -224,14 +286,16 @@ async fn upsert_rates(conn: &mut Conn<'_>, rates: &[Rate]) -> Result<u64, StoreE
                 .push_bind(rate.buy_rate_micros)
                 .push_bind(rate.initial_block_s)
                 .push_bind(rate.increment_s)
-                .push_bind(rate.connection_fee_micros);
+                .push_bind(rate.connection_fee_micros)
+                .push_bind(rate.extras_json.clone());
         });
         builder.push(
             " ON CONFLICT (tariff_id, prefix) DO UPDATE SET description = excluded.description, \
              sell_rate_micros = excluded.sell_rate_micros, \
              buy_rate_micros = excluded.buy_rate_micros, \
              initial_block_s = excluded.initial_block_s, increment_s = excluded.increment_s, \
-             connection_fee_micros = excluded.connection_fee_micros",
+             connection_fee_micros = excluded.connection_fee_micros, \
+             extras_json = excluded.extras_json",
         );
         builder.build().execute(&mut **c).await.map(|done| done.rows_affected())
     })?;
@@ -290,6 +354,18 @@ impl Store {
         Ok(row.map(Tariff::from))
     }
 
+    /// Every tariff, by name.
+    pub async fn tariffs(&self) -> Result<Vec<Tariff>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let rows: Vec<TariffRow> = with_conn!(&mut conn, c => sqlx::query_as(
+            "SELECT id, name, currency, settings_json, created_at_ms FROM tariffs ORDER BY name",
+        )
+        .fetch_all(&mut **c)
+        .await)?;
+        Ok(rows.into_iter().map(Tariff::from).collect())
+    }
+
     /// Replaces a tariff's settings JSON.
     pub async fn set_tariff_settings(
         &self,
@@ -318,7 +394,7 @@ impl Store {
         let mut conn = held.conn();
         let rows: Vec<RateRow> = with_conn!(&mut conn, c => sqlx::query_as(
             "SELECT tariff_id, prefix, description, sell_rate_micros, buy_rate_micros, \
-             initial_block_s, increment_s, connection_fee_micros FROM rates \
+             initial_block_s, increment_s, connection_fee_micros, extras_json FROM rates \
              WHERE tariff_id = $1 ORDER BY prefix",
         )
         .bind(tariff_id)
@@ -360,7 +436,8 @@ impl Store {
         let row: Option<RateRow> = with_conn!(&mut conn, c => {
             let mut builder = QueryBuilder::new(
                 "SELECT tariff_id, prefix, description, sell_rate_micros, buy_rate_micros, \
-                 initial_block_s, increment_s, connection_fee_micros FROM rates WHERE tariff_id = ",
+                 initial_block_s, increment_s, connection_fee_micros, extras_json FROM rates \
+                 WHERE tariff_id = ",
             );
             builder.push_bind(tariff_id).push(" AND prefix IN (");
             let mut list = builder.separated(", ");
@@ -384,6 +461,19 @@ impl Store {
         reader: R,
         options: ImportOptions,
     ) -> Result<ImportReport, StoreError> {
+        self.import_tariff_csv_with(tariff_id, reader, options, None)
+            .await
+    }
+
+    /// [`Store::import_tariff_csv`] that also takes the optional columns `extras` names; any
+    /// other column is an error naming it.
+    pub async fn import_tariff_csv_with<R: Read>(
+        &self,
+        tariff_id: i64,
+        reader: R,
+        options: ImportOptions,
+        extras: Option<&RateExtrasColumns<'_>>,
+    ) -> Result<ImportReport, StoreError> {
         self.tariff(tariff_id).await?;
         let batch_rows = options.batch_rows.max(1);
         let mut csv_reader = csv::ReaderBuilder::new()
@@ -394,7 +484,7 @@ impl Store {
         if !csv_reader.read_record(&mut record)? {
             return Err(StoreError::CsvHeader("empty file".into()));
         }
-        let columns = ColumnMap::from_header(&record)?;
+        let columns = ColumnMap::from_header(&record, extras)?;
         let mut report = ImportReport::default();
         let mut first_seen: HashMap<String, u64> = HashMap::new();
         let mut batch: Vec<Rate> = Vec::with_capacity(batch_rows);
@@ -423,7 +513,7 @@ impl Store {
                 continue;
             }
             report.rows_read += 1;
-            let rate = match parse_rate_row(tariff_id, &record, &columns, line) {
+            let rate = match parse_rate_row(tariff_id, &record, &columns, extras, line) {
                 Ok(rate) => rate,
                 Err(error) => {
                     report.errors.push(error);

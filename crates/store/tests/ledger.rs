@@ -921,6 +921,7 @@ ledger_test!(tariff_import_reports_bad_rows, |store| {
                 initial_block_s: 60,
                 increment_s: 60,
                 connection_fee_micros: 0,
+                extras_json: "{}".into(),
             },
             Rate {
                 tariff_id: tariff.id,
@@ -931,6 +932,7 @@ ledger_test!(tariff_import_reports_bad_rows, |store| {
                 initial_block_s: 30,
                 increment_s: 6,
                 connection_fee_micros: 50_000,
+                extras_json: "{}".into(),
             },
         ]
     );

@@ -8,9 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use rust_decimal::Decimal;
-use talktime_billing::{
-    Currency, LocalStart, Money, SimulationRequest, TariffSettings, TaxProfile,
-};
+use talktime_billing::{Currency, LocalStart, Money, SimulationRequest, TariffSettings};
 use talktime_routing::{RouteRequest, Router};
 use talktime_store::{
     CardBatch, CardBatchSpec, CardKind, ExpiryRule, ImportOptions, Store, parse_micros,
@@ -148,8 +146,109 @@ impl BatchOrder {
 
 #[derive(Debug, Subcommand)]
 pub enum TariffsCommand {
-    /// Import a rate CSV (prefix,description,sell_rate,buy_rate,initial_block,increment,connection_fee).
+    /// Import a rate CSV: prefix,description,sell_rate,buy_rate,initial_block,increment,
+    /// connection_fee and any optional column of docs/TARIFFS.md.
     Import(ImportArgs),
+    /// Print a tariff's settings and taxes as TOML, or replace them from a file.
+    Settings(SettingsArgs),
+    /// Every tariff with its currency and number of rates.
+    List(ListArgs),
+    /// One tariff: its settings and number of rates.
+    Show(ShowArgs),
+    /// Write a tariff's rates as CSV (every column in use); `import` reads it back.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SettingsArgs {
+    #[command(flatten)]
+    ledger: LedgerArgs,
+    /// Tariff name.
+    name: String,
+    /// A TOML file of settings keys and [[taxes]] (docs/TARIFFS.md); without it, print.
+    #[arg(long)]
+    settings: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    ledger: LedgerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    ledger: LedgerArgs,
+    /// Tariff name.
+    name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    ledger: LedgerArgs,
+    /// Tariff name.
+    name: String,
+    /// A file, or - for standard output.
+    #[arg(long, default_value = "-")]
+    output: String,
+}
+
+async fn tariff_named(store: &Store, name: &str) -> anyhow::Result<talktime_store::Tariff> {
+    store
+        .tariff_by_name(name)
+        .await?
+        .with_context(|| format!("no tariff named {name}"))
+}
+
+pub async fn tariff_settings(args: SettingsArgs) -> anyhow::Result<()> {
+    let store = args.ledger.open().await?;
+    let tariff = tariff_named(&store, &args.name).await?;
+    if let Some(path) = &args.settings {
+        crate::tariff_admin::replace_settings(&store, &tariff, path).await?;
+        eprintln!("settings of {} replaced", tariff.name);
+    }
+    let tariff = tariff_named(&store, &args.name).await?;
+    let settings = crate::tariff_admin::settings_of(&tariff)?;
+    print!("{}", crate::tariff_admin::settings_toml(&settings)?);
+    Ok(())
+}
+
+pub async fn list_tariffs(args: ListArgs) -> anyhow::Result<()> {
+    let store = args.ledger.open().await?;
+    for tariff in store.tariffs().await? {
+        let rates = store.rate_count(tariff.id).await?;
+        println!("{}\t{}\t{rates} rates", tariff.name, tariff.currency);
+    }
+    Ok(())
+}
+
+pub async fn show_tariff(args: ShowArgs) -> anyhow::Result<()> {
+    let store = args.ledger.open().await?;
+    let tariff = tariff_named(&store, &args.name).await?;
+    let rates = store.rate_count(tariff.id).await?;
+    println!(
+        "# tariff {} ({}), {rates} rates",
+        tariff.name, tariff.currency
+    );
+    let settings = crate::tariff_admin::settings_of(&tariff)?;
+    print!("{}", crate::tariff_admin::settings_toml(&settings)?);
+    Ok(())
+}
+
+pub async fn export_tariff(args: ExportArgs) -> anyhow::Result<()> {
+    let store = args.ledger.open().await?;
+    let tariff = tariff_named(&store, &args.name).await?;
+    let rows = if args.output == "-" {
+        crate::tariff_admin::export_rates(&store, &tariff, std::io::stdout().lock()).await?
+    } else {
+        let file = std::fs::File::create(&args.output)
+            .with_context(|| format!("cannot create {}", args.output))?;
+        crate::tariff_admin::export_rates(&store, &tariff, std::io::BufWriter::new(file)).await?
+    };
+    eprintln!("{rows} rates written");
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -168,6 +267,9 @@ pub struct ImportArgs {
     /// All or nothing: write no row if any row is wrong.
     #[arg(long)]
     atomic: bool,
+    /// Settings and taxes (TOML, docs/TARIFFS.md) applied before the rates are read.
+    #[arg(long)]
+    settings: Option<PathBuf>,
     /// The CSV file.
     file: PathBuf,
 }
@@ -216,13 +318,21 @@ pub async fn generate_cards(args: GenerateArgs) -> anyhow::Result<()> {
 
 pub async fn import_tariff(args: ImportArgs) -> anyhow::Result<()> {
     let store = args.ledger.open().await?;
+    // A settings file is checked before anything is written.
+    let settings_file = match &args.settings {
+        Some(path) => Some(crate::tariff_admin::SettingsFile::read(path)?),
+        None => None,
+    };
     let tariff = match store.tariff_by_name(&args.tariff).await? {
         Some(tariff) => tariff,
         None => {
-            let settings = TariffSettings {
+            let mut settings = TariffSettings {
                 currency: Currency::new(&args.currency)?,
                 ..TariffSettings::default()
             };
+            if let Some(file) = &settings_file {
+                settings = file.apply(settings)?;
+            }
             store
                 .create_tariff(
                     &args.tariff,
@@ -233,6 +343,9 @@ pub async fn import_tariff(args: ImportArgs) -> anyhow::Result<()> {
                 .await?
         }
     };
+    if let (Some(path), false) = (&args.settings, args.dry_run) {
+        crate::tariff_admin::replace_settings(&store, &tariff, path).await?;
+    }
     let file = std::fs::File::open(&args.file)
         .with_context(|| format!("cannot open {}", args.file.display()))?;
     let options = ImportOptions {
@@ -240,7 +353,10 @@ pub async fn import_tariff(args: ImportArgs) -> anyhow::Result<()> {
         atomic: args.atomic,
         ..ImportOptions::default()
     };
-    let report = store.import_tariff_csv(tariff.id, file, options).await?;
+    let extras = crate::ledger::rate_extras_columns();
+    let report = store
+        .import_tariff_csv_with(tariff.id, file, options, Some(&extras))
+        .await?;
     for error in &report.errors {
         eprintln!(
             "line {}: {}{}",
@@ -284,7 +400,7 @@ pub async fn rate(args: RateArgs) -> anyhow::Result<()> {
         toll_free_access: args.toll_free,
         package_seconds_available: 0,
         account_fees: Vec::new(),
-        taxes: TaxProfile::default(),
+        taxes: settings.tax_profile(),
         balance,
     };
     let report = talktime_billing::simulate(&deck, &request)?;

@@ -233,6 +233,7 @@ impl Ledger {
             .ok_or(Refusal::UnknownDestination)?;
         let mut facts = CallFacts::new(start);
         facts.toll_free_access = toll_free;
+        facts.taxes = deck.settings().tax_profile();
         let rate = deck
             .find(destination, start.date)
             .ok_or(Refusal::UnknownDestination)?;
@@ -418,16 +419,20 @@ pub async fn load_deck(store: &Store, tariff: i64) -> Result<RateDeck, LedgerErr
             reason: error.to_string(),
         })?;
     let rates = store.rates(tariff).await?;
-    RateDeck::build(settings, rates.iter().map(billing_rate)).map_err(|error| {
-        LedgerError::Settings {
-            tariff,
-            reason: error.to_string(),
-        }
+    let rates = rates
+        .iter()
+        .map(billing_rate)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|reason| LedgerError::Settings { tariff, reason })?;
+    RateDeck::build(settings, rates).map_err(|error| LedgerError::Settings {
+        tariff,
+        reason: error.to_string(),
     })
 }
 
-/// A ledger rate row as a billing rate (micro-units become exact decimals).
-pub fn billing_rate(row: &talktime_store::Rate) -> talktime_billing::Rate {
+/// A ledger rate row as a billing rate (micro-units become exact decimals), with every
+/// optional per-destination field of its `extras_json`.
+pub fn billing_rate(row: &talktime_store::Rate) -> Result<talktime_billing::Rate, String> {
     let mut rate = talktime_billing::Rate::new(
         &row.prefix,
         Decimal::new(row.sell_rate_micros, 6),
@@ -437,7 +442,30 @@ pub fn billing_rate(row: &talktime_store::Rate) -> talktime_billing::Rate {
     rate.description = row.description.clone();
     rate.buy_per_minute = Decimal::new(row.buy_rate_micros, 6);
     rate.connection_fee = Decimal::new(row.connection_fee_micros, 6);
-    rate
+    let extras: talktime_billing::RateExtras = serde_json::from_str(&row.extras_json)
+        .map_err(|error| format!("rate {}: extras: {error}", row.prefix))?;
+    extras.apply_to(&mut rate);
+    Ok(rate)
+}
+
+/// The optional tariff CSV columns, read by the billing crate for the store's import.
+pub fn rate_extras_columns() -> talktime_store::RateExtrasColumns<'static> {
+    talktime_store::RateExtrasColumns {
+        names: &talktime_billing::RATE_EXTRA_COLUMNS,
+        parse: &parse_rate_extras,
+    }
+}
+
+fn parse_rate_extras(cells: &[(&'static str, &str)]) -> Result<String, (&'static str, String)> {
+    let extras = talktime_billing::RateExtras::from_columns(cells)
+        .map_err(|error| (error.column, error.message))?;
+    // The same checks a deck makes when it loads, so a bad value fails the import.
+    let mut probe = talktime_billing::Rate::new("1", Decimal::ONE, 1, 1);
+    extras.apply_to(&mut probe);
+    probe
+        .validate()
+        .map_err(|talktime_billing::TariffError::Invalid { field, reason }| (field, reason))?;
+    serde_json::to_string(&extras).map_err(|error| ("extras", error.to_string()))
 }
 
 #[cfg(test)]

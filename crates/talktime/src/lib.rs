@@ -16,5 +16,6 @@ mod routing;
 pub mod server;
 mod shutdown;
 pub mod startup;
+pub mod tariff_admin;
 mod test_call;
 pub mod transport;

@@ -204,6 +204,14 @@ fn main() -> anyhow::Result<()> {
         Command::Tariffs(admin::TariffsCommand::Import(args)) => {
             run_once(admin::import_tariff(args))
         }
+        Command::Tariffs(admin::TariffsCommand::Settings(args)) => {
+            run_once(admin::tariff_settings(args))
+        }
+        Command::Tariffs(admin::TariffsCommand::List(args)) => run_once(admin::list_tariffs(args)),
+        Command::Tariffs(admin::TariffsCommand::Show(args)) => run_once(admin::show_tariff(args)),
+        Command::Tariffs(admin::TariffsCommand::Export(args)) => {
+            run_once(admin::export_tariff(args))
+        }
         Command::Rate(args) => run_once(admin::rate(args)),
         Command::Accounts(command) => run_once(admin::accounts(command)),
         Command::Routes(RoutesCommand::Explain(args)) => {

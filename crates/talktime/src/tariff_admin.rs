@@ -1,0 +1,214 @@
+//! Tariffs as operators handle them: settings and taxes in a TOML file, rates in a CSV with
+//! every per-destination column (docs/TARIFFS.md), an export that imports back to the same
+//! tariff.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use talktime_billing::{
+    Currency, DurationRounding, IncrementAnchor, RATE_EXTRA_COLUMNS, RateExtras, TariffSettings,
+    Tax, TaxKind,
+};
+use talktime_store::{Store, TARIFF_CSV_COLUMNS, Tariff, format_micros};
+
+/// A tariff's settings as written in a TOML file: every key optional (a missing one keeps
+/// the tariff's value), unknown keys refused. Amounts are decimal text (`"0.39"`).
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decimal_places: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_rounding: Option<DurationRounding>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub increment_anchor: Option<IncrementAnchor>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grace_seconds: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub toll_free_surcharge_per_minute: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_call_seconds: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dial_plan: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refuse_loss_making_routes: Option<bool>,
+    /// Replaces the tariff's taxes when present (an empty list removes them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub taxes: Option<Vec<TaxEntry>>,
+}
+
+/// One tax: `percent` or `fixed` (not both), applied in file order.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaxEntry {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed: Option<Decimal>,
+    /// Computed on the subtotal plus the taxes before it.
+    #[serde(default)]
+    pub compound: bool,
+}
+
+impl TaxEntry {
+    fn to_tax(&self) -> anyhow::Result<Tax> {
+        let kind = match (self.percent, self.fixed) {
+            (Some(percent), None) => TaxKind::Percent(percent),
+            (None, Some(fixed)) => TaxKind::Fixed(fixed),
+            _ => bail!("tax {:?}: give either percent or fixed", self.name),
+        };
+        Ok(Tax {
+            name: self.name.clone(),
+            kind,
+            compound: self.compound,
+        })
+    }
+
+    fn from_tax(tax: &Tax) -> TaxEntry {
+        let (percent, fixed) = match tax.kind {
+            TaxKind::Percent(percent) => (Some(percent), None),
+            TaxKind::Fixed(fixed) => (None, Some(fixed)),
+        };
+        TaxEntry {
+            name: tax.name.clone(),
+            percent,
+            fixed,
+            compound: tax.compound,
+        }
+    }
+}
+
+impl SettingsFile {
+    /// Reads a settings file; an unknown key or a bad value names itself.
+    pub fn read(path: &Path) -> anyhow::Result<SettingsFile> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{} is not valid", path.display()))
+    }
+
+    /// Every setting of a tariff, for printing.
+    pub fn from_settings(settings: &TariffSettings) -> SettingsFile {
+        SettingsFile {
+            currency: Some(settings.currency.as_str().to_owned()),
+            decimal_places: Some(settings.decimal_places),
+            duration_rounding: Some(settings.duration_rounding),
+            increment_anchor: Some(settings.increment_anchor),
+            grace_seconds: Some(settings.grace_seconds),
+            toll_free_surcharge_per_minute: Some(settings.toll_free_surcharge_per_minute),
+            max_call_seconds: Some(settings.max_call_seconds),
+            dial_plan: settings.dial_plan.clone(),
+            refuse_loss_making_routes: Some(settings.refuse_loss_making_routes),
+            taxes: Some(settings.taxes.iter().map(TaxEntry::from_tax).collect()),
+        }
+    }
+
+    /// `settings` with this file's keys applied, validated.
+    pub fn apply(&self, mut settings: TariffSettings) -> anyhow::Result<TariffSettings> {
+        if let Some(code) = &self.currency {
+            settings.currency = Currency::new(code)?;
+        }
+        settings.decimal_places = self.decimal_places.unwrap_or(settings.decimal_places);
+        settings.duration_rounding = self.duration_rounding.unwrap_or(settings.duration_rounding);
+        settings.increment_anchor = self.increment_anchor.unwrap_or(settings.increment_anchor);
+        settings.grace_seconds = self.grace_seconds.unwrap_or(settings.grace_seconds);
+        settings.toll_free_surcharge_per_minute = self
+            .toll_free_surcharge_per_minute
+            .unwrap_or(settings.toll_free_surcharge_per_minute);
+        settings.max_call_seconds = self.max_call_seconds.unwrap_or(settings.max_call_seconds);
+        if let Some(plan) = &self.dial_plan {
+            settings.dial_plan = (!plan.is_empty()).then(|| plan.clone());
+        }
+        settings.refuse_loss_making_routes = self
+            .refuse_loss_making_routes
+            .unwrap_or(settings.refuse_loss_making_routes);
+        if let Some(taxes) = &self.taxes {
+            settings.taxes = taxes
+                .iter()
+                .map(TaxEntry::to_tax)
+                .collect::<anyhow::Result<_>>()?;
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+}
+
+pub fn settings_of(tariff: &Tariff) -> anyhow::Result<TariffSettings> {
+    TariffSettings::from_json(&tariff.settings_json)
+        .with_context(|| format!("tariff {} has unreadable settings", tariff.name))
+}
+
+/// Applies a settings file to a stored tariff; nothing is written if it is wrong. A tariff's
+/// currency is fixed at creation: a file naming another one is refused.
+pub async fn replace_settings(store: &Store, tariff: &Tariff, path: &Path) -> anyhow::Result<()> {
+    let file = SettingsFile::read(path)?;
+    let settings = file.apply(settings_of(tariff)?)?;
+    if settings.currency.as_str() != tariff.currency {
+        bail!(
+            "tariff {} is in {}; its currency cannot become {}",
+            tariff.name,
+            tariff.currency,
+            settings.currency.as_str()
+        );
+    }
+    store
+        .set_tariff_settings(tariff.id, &settings.to_json())
+        .await?;
+    Ok(())
+}
+
+/// The settings as TOML, as `tariffs settings NAME` prints them.
+pub fn settings_toml(settings: &TariffSettings) -> anyhow::Result<String> {
+    Ok(toml::to_string(&SettingsFile::from_settings(settings))?)
+}
+
+/// Writes every rate of a tariff as CSV: the seven columns, then the optional ones present in
+/// any row. `tariffs import` reads it back to the same tariff.
+pub async fn export_rates(
+    store: &Store,
+    tariff: &Tariff,
+    mut out: impl Write,
+) -> anyhow::Result<usize> {
+    let rates = store.rates(tariff.id).await?;
+    let mut extras = Vec::with_capacity(rates.len());
+    for rate in &rates {
+        let parsed: RateExtras = serde_json::from_str(&rate.extras_json)
+            .with_context(|| format!("rate {}: unreadable extras", rate.prefix))?;
+        extras.push(parsed.to_columns());
+    }
+    let used: Vec<usize> = (0..RATE_EXTRA_COLUMNS.len())
+        .filter(|column| extras.iter().any(|cells| !cells[*column].is_empty()))
+        .collect();
+    let mut header: Vec<&str> = TARIFF_CSV_COLUMNS.to_vec();
+    header.extend(used.iter().map(|column| RATE_EXTRA_COLUMNS[*column]));
+    writeln!(out, "{}", header.join(","))?;
+    for (rate, cells) in rates.iter().zip(&extras) {
+        let mut row = vec![
+            rate.prefix.clone(),
+            rate.description.clone(),
+            format_micros(rate.sell_rate_micros),
+            format_micros(rate.buy_rate_micros),
+            rate.initial_block_s.to_string(),
+            rate.increment_s.to_string(),
+            format_micros(rate.connection_fee_micros),
+        ];
+        row.extend(used.iter().map(|column| cells[*column].clone()));
+        let quoted: Vec<String> = row.iter().map(|cell| csv_cell(cell)).collect();
+        writeln!(out, "{}", quoted.join(","))?;
+    }
+    Ok(rates.len())
+}
+
+/// A CSV cell, quoted when it holds a comma, a quote or a line break.
+fn csv_cell(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
