@@ -38,6 +38,12 @@ pub struct CardBatchSpec {
     pub expiry: ExpiryRule,
     /// An owner account bounding the cards' spending (seed 002, tip 2), if any.
     pub owner_account_id: Option<i64>,
+    /// Charged with each card's first answered call, micros.
+    pub activation_fee_micros: i64,
+    /// Caller-ID recognition threshold of each card's account (seed 002, tip 1), micros.
+    pub caller_id_min_balance_micros: i64,
+    /// Calls at once on each card (a shared balance, seed 004); at least 1.
+    pub concurrency_limit: i64,
 }
 
 /// A generated batch.
@@ -130,8 +136,9 @@ impl Store {
                     initial_value_micros: spec.value_micros,
                     currency: spec.currency.clone(),
                     owner_account_id: spec.owner_account_id,
-                    caller_id_min_balance_micros: 0,
-                    concurrency_limit: 1,
+                    caller_id_min_balance_micros: spec.caller_id_min_balance_micros,
+                    concurrency_limit: spec.concurrency_limit.max(1),
+                    activation_fee_micros: spec.activation_fee_micros,
                 };
                 created = insert_card(&mut conn, &card, Some(batch_id), now_ms).await?;
                 if created.is_some() {

@@ -8,6 +8,9 @@ pub enum StoreError {
     /// The database driver failed (connection lost, constraint the ledger did not expect, ...).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+
+    #[error("card {card_id} was already activated by another call")]
+    AlreadyActivated { card_id: i64 },
     /// Applying the embedded migrations failed.
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),

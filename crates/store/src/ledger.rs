@@ -59,6 +59,7 @@ pub(crate) struct CardRow {
     pub(crate) valid_after_first_use_ms: Option<i64>,
     pub(crate) first_used_at_ms: Option<i64>,
     pub(crate) created_at_ms: i64,
+    pub(crate) activation_fee_micros: i64,
 }
 
 impl CardRow {
@@ -77,6 +78,7 @@ impl CardRow {
             },
             first_used_at_ms: self.first_used_at_ms,
             created_at_ms: self.created_at_ms,
+            activation_fee_micros: self.activation_fee_micros,
         })
     }
 }
@@ -200,7 +202,7 @@ pub(crate) async fn fetch_account(
 pub(crate) async fn fetch_card(conn: &mut Conn<'_>, card_id: i64) -> Result<Card, StoreError> {
     let row: Option<CardRow> = with_conn!(conn, c => sqlx::query_as(
         "SELECT id, pin, account_id, batch_id, tariff_id, kind, status, expires_at_ms, \
-         valid_after_first_use_ms, first_used_at_ms, created_at_ms FROM cards WHERE id = $1",
+         valid_after_first_use_ms, first_used_at_ms, created_at_ms, activation_fee_micros FROM cards WHERE id = $1",
     )
     .bind(card_id)
     .fetch_optional(&mut **c)
@@ -254,6 +256,7 @@ pub(crate) async fn insert_card(
     now_ms: i64,
 ) -> Result<Option<Card>, StoreError> {
     check_amount(card.initial_value_micros)?;
+    check_amount(card.activation_fee_micros)?;
     let pin = card.pin.expose();
     if pin.is_empty() {
         return Err(StoreError::InvalidArgument("empty PIN".into()));
@@ -279,8 +282,8 @@ pub(crate) async fn insert_card(
     // The pre-check above makes a clash rare; the UNIQUE index still decides under races.
     let card_id: Option<i64> = with_conn!(conn, c => sqlx::query_scalar(
         "INSERT INTO cards (pin, account_id, batch_id, tariff_id, kind, status, expires_at_ms, \
-         valid_after_first_use_ms, created_at_ms) \
-         VALUES ($1, $2, $3, $4, $5, 'new', $6, $7, $8) \
+         valid_after_first_use_ms, created_at_ms, activation_fee_micros) \
+         VALUES ($1, $2, $3, $4, $5, 'new', $6, $7, $8, $9) \
          ON CONFLICT (pin) DO NOTHING RETURNING id",
     )
     .bind(pin)
@@ -291,6 +294,7 @@ pub(crate) async fn insert_card(
     .bind(card.expiry.expires_at_ms)
     .bind(card.expiry.valid_after_first_use_ms)
     .bind(now_ms)
+    .bind(card.activation_fee_micros)
     .fetch_optional(&mut **c)
     .await)?;
     let Some(card_id) = card_id else {
@@ -326,6 +330,7 @@ pub(crate) async fn insert_card(
         expiry: card.expiry,
         first_used_at_ms: None,
         created_at_ms: now_ms,
+        activation_fee_micros: card.activation_fee_micros,
     }))
 }
 
@@ -372,7 +377,7 @@ impl Store {
         let mut conn = held.conn();
         let row: Option<CardRow> = with_conn!(&mut conn, c => sqlx::query_as(
             "SELECT id, pin, account_id, batch_id, tariff_id, kind, status, expires_at_ms, \
-             valid_after_first_use_ms, first_used_at_ms, created_at_ms FROM cards WHERE pin = $1",
+             valid_after_first_use_ms, first_used_at_ms, created_at_ms, activation_fee_micros FROM cards WHERE pin = $1",
         )
         .bind(pin.expose())
         .fetch_optional(&mut **c)

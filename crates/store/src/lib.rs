@@ -63,7 +63,7 @@ pub use model::{
 pub use money::{DecimalError, MAX_FRACTION_DIGITS, format_micros, parse_micros};
 pub use recovery::Orphan;
 pub use reservation::{
-    Available, Decision, Payer, ReconcileReport, Refusal, ReleaseOutcome, Reservation,
+    Available, Decision, FirstUse, Payer, ReconcileReport, Refusal, ReleaseOutcome, Reservation,
     SettleOutcome,
 };
 pub use tariffs::{ImportOptions, ImportReport, RateExtrasColumns, RowError, TARIFF_CSV_COLUMNS};

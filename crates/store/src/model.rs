@@ -204,6 +204,8 @@ pub struct NewCard {
     pub caller_id_min_balance_micros: i64,
     /// Calls at once on the card; 1 by default ("no more than one call at a time").
     pub concurrency_limit: i64,
+    /// Charged with the card's first answered call, once (seed 000).
+    pub activation_fee_micros: i64,
 }
 
 impl NewCard {
@@ -219,6 +221,7 @@ impl NewCard {
             owner_account_id: None,
             caller_id_min_balance_micros: 0,
             concurrency_limit: 1,
+            activation_fee_micros: 0,
         }
     }
 }
@@ -242,10 +245,12 @@ pub struct Card {
     pub status: CardStatus,
     /// Expiry rule.
     pub expiry: ExpiryRule,
-    /// First use, set by [`crate::Store::activate_card`].
+    /// First use: set by the settle of its first answered call (or [`crate::Store::activate_card`]).
     pub first_used_at_ms: Option<i64>,
     /// Creation time.
     pub created_at_ms: i64,
+    /// Charged with the first answered call.
+    pub activation_fee_micros: i64,
 }
 
 impl Card {

@@ -116,6 +116,33 @@ pub struct Reservation {
     pub closed_at_ms: Option<i64>,
 }
 
+/// A card's first answered call, for [`Store::settle_call`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FirstUse {
+    pub card_id: i64,
+    /// The activation fee included in the settled cost (0 when none was).
+    pub activation_fee_micros: i64,
+}
+
+/// Records a card's first use; false when it already had one.
+async fn mark_first_use(
+    conn: &mut Conn<'_>,
+    card_id: i64,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let updated = with_conn!(conn, c => sqlx::query(
+        "UPDATE cards SET first_used_at_ms = $1, \
+         status = CASE WHEN status = 'new' THEN 'active' ELSE status END \
+         WHERE id = $2 AND first_used_at_ms IS NULL",
+    )
+    .bind(now_ms)
+    .bind(card_id)
+    .execute(&mut **c)
+    .await
+    .map(|done| done.rows_affected()))?;
+    Ok(updated == 1)
+}
+
 /// The result of a successful [`Store::settle`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SettleOutcome {
@@ -352,6 +379,24 @@ impl Store {
         cdrs: &[Cdr],
         now_ms: i64,
     ) -> Result<SettleOutcome, StoreError> {
+        self.settle_call(call_id, actual_cost_micros, cdrs, now_ms, None)
+            .await
+    }
+
+    /// [`Store::settle`] for an answered call on a card: in the same transaction the card's
+    /// first use is recorded if it has none, and `first_use.activation_fee_micros` (part of
+    /// `actual_cost_micros`) is booked as the activation. If another call used the card first,
+    /// a cost that includes an activation fee is refused with
+    /// [`StoreError::AlreadyActivated`] and nothing is written: the caller rates again without
+    /// the fee. So a card pays its activation exactly once, whatever races.
+    pub async fn settle_call(
+        &self,
+        call_id: &str,
+        actual_cost_micros: i64,
+        cdrs: &[Cdr],
+        now_ms: i64,
+        first_use: Option<FirstUse>,
+    ) -> Result<SettleOutcome, StoreError> {
         check_amount(actual_cost_micros)?;
         let mut transaction = self.begin_write().await?;
         let mut conn = transaction.conn();
@@ -368,23 +413,45 @@ impl Store {
             drop(transaction);
             return self.settle_again(call_id, actual_cost_micros).await;
         };
+        let activation = match first_use {
+            Some(first_use) => {
+                let first = mark_first_use(&mut conn, first_use.card_id, now_ms).await?;
+                if !first && first_use.activation_fee_micros > 0 {
+                    drop(transaction);
+                    return Err(StoreError::AlreadyActivated {
+                        card_id: first_use.card_id,
+                    });
+                }
+                first_use.activation_fee_micros.min(actual_cost_micros)
+            }
+            None => 0,
+        };
         let mut balance_after = 0;
         for paying in std::iter::once(account_id).chain(owner_account_id) {
-            let balance = post(
-                &mut conn,
-                Posting {
-                    account_id: paying,
-                    kind: TransactionKind::CallCharge,
-                    amount_micros: -actual_cost_micros,
-                    call_id: Some(call_id),
-                    reference: None,
-                    idempotency_key: None,
-                    now_ms,
-                },
-            )
-            .await?;
-            if paying == account_id {
-                balance_after = balance;
+            let postings = [
+                (TransactionKind::Activation, activation),
+                (TransactionKind::CallCharge, actual_cost_micros - activation),
+            ];
+            for (kind, amount) in postings {
+                if amount == 0 && kind == TransactionKind::Activation {
+                    continue;
+                }
+                let balance = post(
+                    &mut conn,
+                    Posting {
+                        account_id: paying,
+                        kind,
+                        amount_micros: -amount,
+                        call_id: Some(call_id),
+                        reference: None,
+                        idempotency_key: None,
+                        now_ms,
+                    },
+                )
+                .await?;
+                if paying == account_id {
+                    balance_after = balance;
+                }
             }
         }
         for cdr in cdrs {

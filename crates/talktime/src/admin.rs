@@ -87,6 +87,22 @@ pub struct BatchOrder {
     /// Days the card stays valid after its first call.
     #[arg(long = "expire-days-after-first-use")]
     pub expire_days: Option<i64>,
+    /// Charged with each card's first answered call, once (seed 000), e.g. 0.39.
+    #[arg(long = "activation-fee")]
+    #[serde(default)]
+    pub activation_fee: Option<String>,
+    /// An account whose balance also bounds the cards' spending (seed 002, tip 2).
+    #[arg(long = "owner-account")]
+    #[serde(default)]
+    pub owner_account: Option<i64>,
+    /// Below this balance a card's registered caller ID no longer skips the PIN (seed 002).
+    #[arg(long = "caller-id-min-balance")]
+    #[serde(default)]
+    pub caller_id_min_balance: Option<String>,
+    /// Calls at once on each card (a shared balance, seed 004) [default: 1].
+    #[arg(long = "concurrency-limit")]
+    #[serde(default)]
+    pub concurrency_limit: Option<i64>,
 }
 
 fn default_pin_length() -> u32 {
@@ -95,6 +111,13 @@ fn default_pin_length() -> u32 {
 
 fn default_currency() -> String {
     "USD".into()
+}
+
+/// An optional amount as decimal text; none is 0.
+fn optional_micros(text: Option<&str>) -> Result<i64, BatchError> {
+    text.map_or(Ok(0), |text| {
+        parse_micros(text).map_err(|error| BatchError::Value(error.to_string()))
+    })
 }
 
 /// Why a batch order was not generated.
@@ -138,7 +161,10 @@ impl BatchOrder {
                 expires_at_ms: None,
                 valid_after_first_use_ms: self.expire_days.map(|days| days * 86_400_000),
             },
-            owner_account_id: None,
+            owner_account_id: self.owner_account,
+            activation_fee_micros: optional_micros(self.activation_fee.as_deref())?,
+            caller_id_min_balance_micros: optional_micros(self.caller_id_min_balance.as_deref())?,
+            concurrency_limit: self.concurrency_limit.unwrap_or(1),
         };
         Ok(store.generate_cards(&spec, now_ms).await?)
     }
@@ -278,9 +304,16 @@ pub struct ImportArgs {
 pub struct RateArgs {
     #[command(flatten)]
     ledger: LedgerArgs,
-    /// Tariff name.
+    /// Tariff name (default: the card's or account's tariff).
+    #[arg(long, required_unless_present_any = ["pin", "account"])]
+    tariff: Option<String>,
+    /// Rate as this card would pay now: its tariff, its activation fee if still due, its
+    /// balance for the maximum talk time.
+    #[arg(long, conflicts_with = "account")]
+    pin: Option<String>,
+    /// Rate as this account (pinless) would pay now.
     #[arg(long)]
-    tariff: String,
+    account: Option<i64>,
     /// Destination number (digits, international form).
     destination: String,
     /// Call duration in seconds.
@@ -380,32 +413,82 @@ pub async fn import_tariff(args: ImportArgs) -> anyhow::Result<()> {
 
 pub async fn rate(args: RateArgs) -> anyhow::Result<()> {
     let store = args.ledger.open().await?;
-    let tariff = store
-        .tariff_by_name(&args.tariff)
-        .await?
-        .with_context(|| format!("no tariff named {}", args.tariff))?;
-    let deck = crate::ledger::load_deck(&store, tariff.id).await?;
-    let settings = deck.settings().clone();
-    let balance = match &args.balance {
-        Some(text) => Some(Money::from_micros(
-            parse_micros(text).context("--balance")?,
-            settings.currency,
-        )),
-        None => None,
+    let payer = RatePayer::find(&store, args.pin.as_deref(), args.account).await?;
+    let tariff_id = match (
+        &args.tariff,
+        payer.as_ref().and_then(|payer| payer.tariff_id),
+    ) {
+        (Some(name), _) => tariff_named(&store, name).await?.id,
+        (None, Some(id)) => id,
+        (None, None) => bail!("the card or account names no tariff; give --tariff"),
     };
+    let deck = crate::ledger::load_deck(&store, tariff_id).await?;
+    let settings = deck.settings().clone();
+    let balance_micros = match &args.balance {
+        Some(text) => Some(parse_micros(text).context("--balance")?),
+        None => payer.as_ref().map(|payer| payer.balance_micros),
+    };
+    let balance = balance_micros.map(|micros| Money::from_micros(micros, settings.currency));
+    let account_fees = payer
+        .as_ref()
+        .map(|payer| crate::ledger::account_fees(payer.activation_fee_micros))
+        .unwrap_or_default();
     let request = SimulationRequest {
         number: args.destination.clone(),
         duration_ms: args.seconds.saturating_mul(1000),
         start: parse_local_start(&args.at)?,
         toll_free_access: args.toll_free,
         package_seconds_available: 0,
-        account_fees: Vec::new(),
+        account_fees,
         taxes: settings.tax_profile(),
         balance,
     };
     let report = talktime_billing::simulate(&deck, &request)?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
+}
+
+/// The card or account `talktime rate` prices a call for.
+struct RatePayer {
+    tariff_id: Option<i64>,
+    balance_micros: i64,
+    /// Still due: the card has not made its first answered call.
+    activation_fee_micros: i64,
+}
+
+impl RatePayer {
+    async fn find(
+        store: &Store,
+        pin: Option<&str>,
+        account: Option<i64>,
+    ) -> anyhow::Result<Option<RatePayer>> {
+        if let Some(pin) = pin {
+            let card = store
+                .card_by_pin(&talktime_pii::Pii::new(pin.to_owned()))
+                .await?
+                .context("no card with that PIN")?;
+            let account = store.account(card.account_id).await?;
+            let activation_fee_micros = if card.first_used_at_ms.is_none() {
+                card.activation_fee_micros
+            } else {
+                0
+            };
+            return Ok(Some(RatePayer {
+                tariff_id: card.tariff_id.or(account.tariff_id),
+                balance_micros: account.balance_micros,
+                activation_fee_micros,
+            }));
+        }
+        let Some(account) = account else {
+            return Ok(None);
+        };
+        let account = store.account(account).await?;
+        Ok(Some(RatePayer {
+            tariff_id: account.tariff_id,
+            balance_micros: account.balance_micros,
+            activation_fee_micros: 0,
+        }))
+    }
 }
 
 /// `2026-11-23T18:30:00` as a local call start.

@@ -1551,14 +1551,13 @@ impl Core {
             .and_then(|carrier| session.buy_rates.get(carrier).copied());
         let waiting = self.settlements_waiting.clone();
         self.spawn_ledger(key, move |ledger| async move {
-            let context = rated.as_ref().map(|rated| &rated.context);
             let mut delay = SETTLE_RETRY_FIRST;
             let mut counted = false;
             loop {
                 let settled = ledger
-                    .settle(
+                    .settle_rated(
                         &reservation,
-                        context,
+                        rated.as_ref(),
                         answered_ms,
                         buy_per_minute,
                         &mut cdrs,

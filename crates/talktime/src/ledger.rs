@@ -8,15 +8,16 @@ use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
 use talktime_billing::{
-    CallFacts, Charge, Currency, LocalStart, Money, RateDeck, RatingContext, RatingError,
-    TariffSettings, max_talk_time, rate_call,
+    AccountFee, CallFacts, Charge, Currency, LocalStart, Money, RateDeck, RatingContext,
+    RatingError, TariffSettings, max_talk_time, rate_call,
 };
 use talktime_engine::{
     AccountId, AccountInfo, Authorization, CallerIdLookup, CardId, PinLookup, Refusal,
 };
 use talktime_pii::Pii;
 use talktime_store::{
-    Cdr, Decision, LockoutPolicy, Payer, Refusal as StoreRefusal, SettleOutcome, Store, StoreError,
+    Cdr, Decision, FirstUse, LockoutPolicy, Payer, Refusal as StoreRefusal, SettleOutcome, Store,
+    StoreError,
 };
 use tracing::warn;
 
@@ -43,6 +44,11 @@ pub struct Rated {
     /// Who pays.
     pub account: AccountId,
     pub card: Option<CardId>,
+    /// The card's activation fee included in `context` (0 when none is due).
+    pub activation_fee_micros: i64,
+    /// The same rating without the activation fee, for a settle that finds the card already
+    /// activated by another call.
+    pub without_activation: Option<RatingContext>,
 }
 
 #[derive(Debug)]
@@ -179,9 +185,22 @@ impl Ledger {
         toll_free: bool,
         now_ms: i64,
     ) -> Result<Rated, Refusal> {
+        let activation_fee_micros = self.activation_due(card).await.map_err(|error| {
+            warn!(%error, "cannot read the card");
+            Refusal::UnknownDestination
+        })?;
+        let fees = account_fees(activation_fee_micros);
         let (deck, context) = self
-            .rating_context(account, card, destination, toll_free, now_ms)
+            .rating_context(account, card, destination, toll_free, now_ms, fees)
             .await?;
+        let without_activation = if activation_fee_micros > 0 {
+            let plain = self
+                .rating_context(account, card, destination, toll_free, now_ms, Vec::new())
+                .await?;
+            Some(plain.1)
+        } else {
+            None
+        };
         let payer = match card {
             Some(CardId(card)) => Payer::Card(card),
             None => Payer::Account(account.0),
@@ -210,6 +229,8 @@ impl Ledger {
                 toll_free,
                 account,
                 card,
+                activation_fee_micros,
+                without_activation,
             }),
             Err(error) => Err(refusal(&error)),
         }
@@ -224,6 +245,7 @@ impl Ledger {
         destination: &str,
         toll_free: bool,
         at_ms: i64,
+        fees: Vec<AccountFee>,
     ) -> Result<(Arc<RateDeck>, RatingContext), Refusal> {
         let deck = self.deck_for(account, card).await.map_err(|error| {
             warn!(%error, "cannot load the tariff");
@@ -234,6 +256,7 @@ impl Ledger {
         let mut facts = CallFacts::new(start);
         facts.toll_free_access = toll_free;
         facts.taxes = deck.settings().tax_profile();
+        facts.account_fees = fees;
         let rate = deck
             .find(destination, start.date)
             .ok_or(Refusal::UnknownDestination)?;
@@ -296,6 +319,29 @@ impl Ledger {
         cdrs: &mut [Cdr],
         now_ms: i64,
     ) -> Result<i64, StoreError> {
+        self.settle_first_use(
+            key,
+            context,
+            answered_ms,
+            carrier_buy_per_minute,
+            cdrs,
+            now_ms,
+            None,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn settle_first_use(
+        &self,
+        key: &str,
+        context: Option<&RatingContext>,
+        answered_ms: u64,
+        carrier_buy_per_minute: Option<Decimal>,
+        cdrs: &mut [Cdr],
+        now_ms: i64,
+        first_use: Option<FirstUse>,
+    ) -> Result<i64, StoreError> {
         let charge = context.map(|context| rate_call(context, answered_ms));
         if let (Some(charge), Some(answered)) =
             (&charge, cdrs.iter_mut().find(|cdr| cdr.answer_ms.is_some()))
@@ -312,11 +358,94 @@ impl Ledger {
             }
             return Ok(0);
         }
-        match self.store.settle(key, cost, cdrs, now_ms).await? {
+        match self
+            .store
+            .settle_call(key, cost, cdrs, now_ms, first_use)
+            .await?
+        {
             SettleOutcome::Charged { charged_micros, .. } => Ok(charged_micros),
             SettleOutcome::Replayed { charged_micros } => Ok(charged_micros),
         }
     }
+
+    /// Settles an attempt rated by [`Ledger::authorize`]: an answered call on a card records
+    /// its first use, and pays the card's activation fee if the rating included it and no
+    /// other call activated the card first (then it is rated again without the fee).
+    pub async fn settle_rated(
+        &self,
+        key: &str,
+        rated: Option<&Rated>,
+        answered_ms: u64,
+        carrier_buy_per_minute: Option<Decimal>,
+        cdrs: &mut [Cdr],
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let Some(rated) = rated else {
+            return self
+                .settle(key, None, answered_ms, carrier_buy_per_minute, cdrs, now_ms)
+                .await;
+        };
+        let first_use = rated
+            .card
+            .filter(|_| answered_ms > 0)
+            .map(|CardId(card_id)| FirstUse {
+                card_id,
+                activation_fee_micros: rated.activation_fee_micros,
+            });
+        let settled = self
+            .settle_first_use(
+                key,
+                Some(&rated.context),
+                answered_ms,
+                carrier_buy_per_minute,
+                cdrs,
+                now_ms,
+                first_use,
+            )
+            .await;
+        let Err(StoreError::AlreadyActivated { .. }) = settled else {
+            return settled;
+        };
+        let without = rated.without_activation.as_ref().unwrap_or(&rated.context);
+        let first_use = first_use.map(|first_use| FirstUse {
+            activation_fee_micros: 0,
+            ..first_use
+        });
+        self.settle_first_use(
+            key,
+            Some(without),
+            answered_ms,
+            carrier_buy_per_minute,
+            cdrs,
+            now_ms,
+            first_use,
+        )
+        .await
+    }
+
+    /// The activation fee a card still owes (its first answered call pays it), if any.
+    async fn activation_due(&self, card: Option<CardId>) -> Result<i64, StoreError> {
+        let Some(CardId(card)) = card else {
+            return Ok(0);
+        };
+        let card = self.store.card(card).await?;
+        Ok(if card.first_used_at_ms.is_none() {
+            card.activation_fee_micros
+        } else {
+            0
+        })
+    }
+}
+
+/// The account fees a call carries into its rating: the activation fee while it is due.
+pub fn account_fees(activation_fee_micros: i64) -> Vec<AccountFee> {
+    if activation_fee_micros <= 0 {
+        return Vec::new();
+    }
+    vec![AccountFee {
+        name: "activation".into(),
+        amount: Decimal::new(activation_fee_micros, 6),
+    }]
 }
 
 /// The limit and the hold for one call, both from [`max_talk_time`] over [`rate_call`].

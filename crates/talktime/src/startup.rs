@@ -119,6 +119,9 @@ async fn generated_pin(
         kind: CardKind::Refillable,
         expiry: ExpiryRule::default(),
         owner_account_id: None,
+        activation_fee_micros: 0,
+        caller_id_min_balance_micros: 0,
+        concurrency_limit: 1,
     };
     let batch = store.generate_cards(&spec, wall_clock_ms()).await?;
     let card = batch.card_ids.first().context("the demo batch is empty")?;
