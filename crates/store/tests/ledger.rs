@@ -1201,65 +1201,68 @@ ledger_test!(a_keyed_recharge_posts_once, |store| {
     assert_eq!(keyed, 1);
 });
 
-ledger_test!(a_card_pays_its_activation_fee_once_whatever_races, |store| {
-    // A shared card (100 calls at once) whose first call is also its activation: 100 calls are
-    // authorized and answered at once, each rated with the 0.39 activation included; the
-    // settles race, one books the activation, the others are told to rate again without it.
-    let mut card = NewCard::new(pin("390390"), "EUR", 1_000 * UNIT);
-    card.concurrency_limit = 100;
-    card.activation_fee_micros = 390_000;
-    let card = store.create_card(&card, NOW).await.unwrap();
-    let results = authorize_in_parallel(store, Payer::Card(card.id), 100, UNIT).await;
-    assert!(results.iter().all(Result::is_ok));
-    let barrier = Arc::new(tokio::sync::Barrier::new(100));
-    let tasks: Vec<_> = (0..100)
-        .map(|index| {
-            let (store, barrier) = (store.clone(), barrier.clone());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                let call = format!("call-{index}");
-                let first_use = FirstUse {
-                    card_id: card.id,
-                    activation_fee_micros: 390_000,
-                };
-                match store
-                    .settle_call(&call, 500_000, &[], NOW, Some(first_use))
-                    .await
-                {
-                    Err(StoreError::AlreadyActivated { .. }) => {
-                        let plain = FirstUse {
-                            activation_fee_micros: 0,
-                            ..first_use
-                        };
-                        store
-                            .settle_call(&call, 110_000, &[], NOW, Some(plain))
-                            .await
-                            .unwrap();
-                        false
+ledger_test!(
+    a_card_pays_its_activation_fee_once_whatever_races,
+    |store| {
+        // A shared card (100 calls at once) whose first call is also its activation: 100 calls are
+        // authorized and answered at once, each rated with the 0.39 activation included; the
+        // settles race, one books the activation, the others are told to rate again without it.
+        let mut card = NewCard::new(pin("390390"), "EUR", 1_000 * UNIT);
+        card.concurrency_limit = 100;
+        card.activation_fee_micros = 390_000;
+        let card = store.create_card(&card, NOW).await.unwrap();
+        let results = authorize_in_parallel(store, Payer::Card(card.id), 100, UNIT).await;
+        assert!(results.iter().all(Result::is_ok));
+        let barrier = Arc::new(tokio::sync::Barrier::new(100));
+        let tasks: Vec<_> = (0..100)
+            .map(|index| {
+                let (store, barrier) = (store.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let call = format!("call-{index}");
+                    let first_use = FirstUse {
+                        card_id: card.id,
+                        activation_fee_micros: 390_000,
+                    };
+                    match store
+                        .settle_call(&call, 500_000, &[], NOW, Some(first_use))
+                        .await
+                    {
+                        Err(StoreError::AlreadyActivated { .. }) => {
+                            let plain = FirstUse {
+                                activation_fee_micros: 0,
+                                ..first_use
+                            };
+                            store
+                                .settle_call(&call, 110_000, &[], NOW, Some(plain))
+                                .await
+                                .unwrap();
+                            false
+                        }
+                        settled => {
+                            settled.unwrap();
+                            true
+                        }
                     }
-                    settled => {
-                        settled.unwrap();
-                        true
-                    }
-                }
+                })
             })
-        })
-        .collect();
-    let mut activated = 0;
-    for task in tasks {
-        activated += usize::from(task.await.unwrap());
+            .collect();
+        let mut activated = 0;
+        for task in tasks {
+            activated += usize::from(task.await.unwrap());
+        }
+        assert_eq!(activated, 1, "exactly one settle booked the activation");
+        let balance = store.balance(card.account_id).await.unwrap();
+        assert_eq!(balance, 1_000 * UNIT - 390_000 - 100 * 110_000);
+        let activations = store
+            .transactions(card.account_id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|entry| entry.kind == TransactionKind::Activation)
+            .count();
+        assert_eq!(activations, 1);
+        let used = store.card(card.id).await.unwrap();
+        assert_eq!(used.first_used_at_ms, Some(NOW));
     }
-    assert_eq!(activated, 1, "exactly one settle booked the activation");
-    let balance = store.balance(card.account_id).await.unwrap();
-    assert_eq!(balance, 1_000 * UNIT - 390_000 - 100 * 110_000);
-    let activations = store
-        .transactions(card.account_id)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|entry| entry.kind == TransactionKind::Activation)
-        .count();
-    assert_eq!(activations, 1);
-    let used = store.card(card.id).await.unwrap();
-    assert_eq!(used.first_used_at_ms, Some(NOW));
-});
+);

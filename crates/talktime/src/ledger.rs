@@ -523,6 +523,11 @@ fn fill_charge(cdr: &mut Cdr, charge: &Charge, carrier_buy_per_minute: Option<De
         "disconnect_fee": charge.disconnect_fee.amount.to_string(),
         "disconnect_factor_fee": charge.disconnect_factor_fee.amount.to_string(),
         "minimum_cost_topup": charge.minimum_cost_topup.amount.to_string(),
+        "account_fees": charge
+            .account_fees
+            .iter()
+            .map(|fee| serde_json::json!({"name": fee.name, "amount": fee.amount.to_string()}))
+            .collect::<Vec<_>>(),
         "margin": (charge.call_charges.amount - buy).to_string(),
     })
     .to_string();

@@ -1,0 +1,135 @@
+//! The billing vocabulary on live calls (issue 13): the real binary, a SIPp caller keying a
+//! PIN, a SIPp carrier, the ledger read back.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::calls::{answering_carrier, call_and_hang_up, start};
+use common::prepaid::{self, ConfigFile};
+use common::{assert_sipp_ok, tail};
+use talktime_billing::{Currency, TariffSettings, Tax, TaxKind};
+use talktime_pii::Pii;
+use talktime_store::NewCard;
+
+const PIN: &str = "3903903901";
+
+/// The caller keys the PIN and a US number, then stays 2 s on the line after it.
+fn pin_call(switch: &common::Switch, dir: &std::path::Path) -> std::process::Output {
+    call_and_hang_up(
+        switch,
+        dir,
+        &[
+            (Duration::from_millis(2000), "3903903901#"),
+            (Duration::from_millis(5600), "0015551234567#"),
+        ],
+        Duration::from_secs(2),
+    )
+}
+
+#[test]
+fn a_cards_first_call_pays_activation_connection_block_and_tax_and_its_second_no_activation() {
+    let dir = prepaid::data_dir("activation");
+    let settings = TariffSettings {
+        currency: Currency::new("USD").unwrap(),
+        taxes: vec![Tax {
+            name: "VAT".into(),
+            kind: TaxKind::Percent(10.into()),
+            compound: false,
+        }],
+        ..TariffSettings::default()
+    };
+    // 0.60 a minute in 3-minute blocks, 0.10 to connect.
+    prepaid::tariff_with(&dir, "demo", "1,USA,0.60,0.30,180,180,0.10\n", &settings);
+    let account = {
+        let store = prepaid::open(&dir);
+        let mut card = NewCard::new(Pii::new(PIN.to_owned()), "USD", 5_000_000);
+        card.activation_fee_micros = 390_000;
+        prepaid::runtime()
+            .block_on(store.create_card(&card, 0))
+            .unwrap()
+            .account_id
+    };
+    let carrier = common::scenario::BackgroundSipp::uas(
+        90,
+        &common::scenario("carrier_answer.xml"),
+        &["-rtp_echo", "-m", "2"],
+    );
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("answer", &carrier.address())
+            .routes(&[("", &["answer"])]),
+    );
+
+    assert_sipp_ok(&pin_call(&switch, &dir), &switch, "first call");
+    assert_sipp_ok(&pin_call(&switch, &dir), &switch, "second call");
+    let ids = switch.call_ids();
+    assert_eq!(ids.len(), 2, "{}", tail(&switch.log_text(), 30));
+    let first = prepaid::wait_for_cdrs(&dir, &format!("{}#1", ids[0]), 1).remove(0);
+    let second = prepaid::wait_for_cdrs(&dir, &format!("{}#1", ids[1]), 1).remove(0);
+    // (1.80 block + 0.10 connection + 0.39 activation) x 1.10 = 2.519.
+    assert_eq!(first.billed_seconds, 180);
+    assert_eq!(first.total_micros, 2_519_000, "{}", first.fees_json);
+    assert!(
+        first.fees_json.contains("activation"),
+        "{}",
+        first.fees_json
+    );
+    assert_eq!(first.tax_micros, 229_000);
+    // (1.80 + 0.10) x 1.10 = 2.09: no activation the second time.
+    assert_eq!(second.total_micros, 2_090_000, "{}", second.fees_json);
+    assert!(!second.fees_json.contains("activation"));
+    assert_eq!(
+        prepaid::balance(&dir, account),
+        5_000_000 - 2_519_000 - 2_090_000
+    );
+    let card = prepaid::runtime()
+        .block_on(prepaid::open(&dir).card_by_pin(&Pii::new(PIN.to_owned())))
+        .unwrap()
+        .unwrap();
+    assert!(
+        card.first_used_at_ms.is_some(),
+        "the first call recorded the card's first use"
+    );
+    drop(carrier);
+}
+
+#[test]
+fn a_card_expires_the_set_time_after_its_first_call() {
+    let dir = prepaid::data_dir("first-use-expiry");
+    prepaid::tariff(&dir, "demo", "1,USA,6.00,1.00,1,1,0\n");
+    {
+        let store = prepaid::open(&dir);
+        let mut card = NewCard::new(Pii::new(PIN.to_owned()), "USD", 5_000_000);
+        // "Expires N days after first use", with N days = 4 s.
+        card.expiry.valid_after_first_use_ms = Some(4_000);
+        prepaid::runtime()
+            .block_on(store.create_card(&card, 0))
+            .unwrap();
+    }
+    let carrier = answering_carrier();
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("answer", &carrier.address())
+            .routes(&[("", &["answer"])]),
+    );
+    assert_sipp_ok(&pin_call(&switch, &dir), &switch, "the first call connects");
+    std::thread::sleep(Duration::from_secs(4));
+    // The second caller hears "expired" and is hung up after the PIN.
+    let refused = common::calls::call(
+        &switch,
+        &dir,
+        "anonymous",
+        &[(Duration::from_millis(2000), "3903903901#")],
+        Duration::from_secs(30),
+    );
+    assert_sipp_ok(&refused, &switch, "the switch hangs up an expired card");
+    let log = switch.log_text();
+    assert!(log.contains("CardExpired"), "{}", tail(&log, 30));
+    assert_eq!(switch.call_ids().len(), 2);
+    drop(carrier);
+}
