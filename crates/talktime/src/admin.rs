@@ -127,6 +127,13 @@ pub enum BatchError {
     UnknownTariff(String),
     #[error("value: {0}")]
     Value(String),
+    /// A card, its tariff and its owner account share one currency.
+    #[error("currency: the cards are in {cards} but {what} is in {other}")]
+    CurrencyMismatch {
+        cards: String,
+        what: String,
+        other: String,
+    },
     #[error(transparent)]
     Store(#[from] talktime_store::StoreError),
 }
@@ -134,16 +141,38 @@ pub enum BatchError {
 impl BatchOrder {
     /// Generates the batch in the ledger (all cards in one transaction).
     pub async fn generate(&self, store: &Store, now_ms: i64) -> Result<CardBatch, BatchError> {
-        let tariff_id = match &self.tariff {
+        let tariff = match &self.tariff {
             Some(name) => Some(
                 store
                     .tariff_by_name(name)
                     .await?
-                    .ok_or_else(|| BatchError::UnknownTariff(name.clone()))?
-                    .id,
+                    .ok_or_else(|| BatchError::UnknownTariff(name.clone()))?,
             ),
             None => None,
         };
+        let mismatch = |what: String, other: &str| BatchError::CurrencyMismatch {
+            cards: self.currency.clone(),
+            what,
+            other: other.to_owned(),
+        };
+        if let Some(tariff) = &tariff
+            && !tariff.currency.eq_ignore_ascii_case(&self.currency)
+        {
+            return Err(mismatch(
+                format!("tariff {}", tariff.name),
+                &tariff.currency,
+            ));
+        }
+        if let Some(owner) = self.owner_account {
+            let owner = store.account(owner).await?;
+            if !owner.currency.eq_ignore_ascii_case(&self.currency) {
+                return Err(mismatch(
+                    format!("owner account {}", owner.id),
+                    &owner.currency,
+                ));
+            }
+        }
+        let tariff_id = tariff.map(|tariff| tariff.id);
         let spec = CardBatchSpec {
             name: self.name.clone(),
             count: self.count,

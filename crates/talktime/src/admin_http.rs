@@ -289,7 +289,9 @@ async fn card_batch(
         .await
         .map_err(|error| match error {
             BatchError::UnknownTariff(_) => AdminError::NotFound(error.to_string()),
-            BatchError::Value(_) => AdminError::BadRequest(error.to_string()),
+            BatchError::Value(_) | BatchError::CurrencyMismatch { .. } => {
+                AdminError::BadRequest(error.to_string())
+            }
             BatchError::Store(error) => AdminError::Store(error),
         })?;
     let mut csv = Vec::new();

@@ -362,3 +362,65 @@ fn an_unknown_or_bad_optional_column_is_refused_by_name() {
         "{error}"
     );
 }
+
+#[test]
+fn a_batch_in_another_currency_than_its_tariff_is_refused_when_it_is_made() {
+    let dir = scratch("currency");
+    let data = dir.join("data");
+    let rates = write(
+        &dir,
+        "rates.csv",
+        "prefix,description,sell_rate,buy_rate,initial_block,increment,connection_fee\n\
+         44,UK,0.10,0.05,60,60,0\n",
+    );
+    ok(talktime(
+        &data,
+        &[
+            "tariffs",
+            "import",
+            "--tariff",
+            "uk",
+            "--currency",
+            "GBP",
+            &rates,
+        ],
+    ));
+    let error = failed(talktime(
+        &data,
+        &[
+            "cards",
+            "generate",
+            "--name",
+            "b",
+            "--count",
+            "1",
+            "--value",
+            "5",
+            "--tariff",
+            "uk",
+            "--currency",
+            "EUR",
+        ],
+    ));
+    assert!(
+        error.contains("the cards are in EUR but tariff uk is in GBP"),
+        "{error}"
+    );
+    ok(talktime(
+        &data,
+        &[
+            "cards",
+            "generate",
+            "--name",
+            "b",
+            "--count",
+            "1",
+            "--value",
+            "5",
+            "--tariff",
+            "uk",
+            "--currency",
+            "GBP",
+        ],
+    ));
+}

@@ -133,3 +133,57 @@ fn a_card_expires_the_set_time_after_its_first_call() {
     assert_eq!(switch.call_ids().len(), 2);
     drop(carrier);
 }
+
+/// Seed 002, tip 2: a card spends its owning account's credit too, and calling stops when the
+/// owner's money ends even if the card has more.
+#[test]
+fn a_card_bounded_by_its_owners_balance_is_cut_when_the_owners_money_ends() {
+    let dir = prepaid::data_dir("owner-bound");
+    prepaid::tariff(&dir, "demo", "1,USA,6.00,1.00,1,1,0\n");
+    let (owner, card_account) = {
+        let store = prepaid::open(&dir);
+        prepaid::runtime().block_on(async {
+            let owner = store
+                .create_account(
+                    &talktime_store::NewAccount::new("reseller customer", "USD"),
+                    0,
+                )
+                .await
+                .unwrap();
+            store.recharge(owner.id, 300_000, None, 0).await.unwrap();
+            let mut card = NewCard::new(Pii::new(PIN.to_owned()), "USD", 5_000_000);
+            card.owner_account_id = Some(owner.id);
+            (
+                owner.id,
+                store.create_card(&card, 0).await.unwrap().account_id,
+            )
+        })
+    };
+    let carrier = answering_carrier();
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("answer", &carrier.address())
+            .routes(&[("", &["answer"])]),
+    );
+    let output = common::calls::call(
+        &switch,
+        &dir,
+        "anonymous",
+        &[
+            (Duration::from_millis(2000), "3903903901#"),
+            (Duration::from_millis(5600), "0015551234567#"),
+        ],
+        Duration::from_secs(40),
+    );
+    assert_sipp_ok(&output, &switch, "cut at the owner's limit");
+    let cdr = common::calls::only_attempt_cdrs(&switch, &dir).remove(0);
+    assert_eq!(cdr.disconnect_cause.as_deref(), Some("credit_exhausted"));
+    assert_eq!(
+        cdr.billed_seconds, 3,
+        "0.30 of the owner's buys 3 s at 0.10/s"
+    );
+    assert_eq!(prepaid::balance(&dir, owner), 0);
+    assert_eq!(prepaid::balance(&dir, card_account), 5_000_000 - 300_000);
+    drop(carrier);
+}
