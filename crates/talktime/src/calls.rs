@@ -43,6 +43,9 @@ const RECOVERY_CSEQ_GAP: u32 = 1000;
 const SETTLE_RETRY_FIRST: Duration = Duration::from_millis(200);
 const SETTLE_RETRY_MAX: Duration = Duration::from_secs(5);
 
+/// Wrong PINs from a source address are counted under this prefix and the address.
+pub(crate) const SOURCE_KEY: &str = "source:";
+
 /// Telephone-event payload type in our SDP.
 const TELEPHONE_EVENT: u8 = 101;
 /// Ringback plays until stopped; this only bounds a call whose engine forgot to stop it.
@@ -318,9 +321,16 @@ impl Core {
         ));
         let call_id = request.call_id().unwrap_or_default().to_owned();
         let caller_id = caller_id_of(request);
+        // A caller ID authenticates only from a peer trusted for it; from anyone else it is
+        // kept for the CDR and the PIN is asked (issue 20).
+        let trusted_caller_id = caller_id.clone().filter(|_| {
+            self.config
+                .peer_trust(source.address.ip())
+                .trusted_caller_id
+        });
         let engine = Call::new(CallSetup {
             call_id: CallId(call_id.clone()),
-            caller_id: caller_id.clone(),
+            caller_id: trusted_caller_id,
             access_number: access.number.clone(),
             ivr: self.config.ivr_for(&access),
             now: Instant::now(),
@@ -461,7 +471,7 @@ impl Core {
             Output::StopPlayback { .. } => self.media(key, MediaCommand::Stop),
             Output::LookupByCallerId { caller_id } => self.lookup_caller_id(key, caller_id),
             Output::LookupByPin { pin } => self.lookup_pin(key, pin),
-            Output::PinFailed { caller_id, .. } => self.pin_failed(caller_id),
+            Output::PinFailed { .. } => self.pin_failed(key),
             Output::Authorize {
                 attempt,
                 account,
@@ -677,23 +687,36 @@ impl Core {
         });
     }
 
+    /// The keys wrong PINs are counted under: the caller ID, if any, and the source address
+    /// unless it is a gateway trusted for caller IDs that sent one (an anonymous or rotating
+    /// caller ID cannot guess PINs without limit; a busy gateway is not locked out for one
+    /// customer's typos).
+    fn pin_guess_keys(&self, key: u64) -> Vec<Pii<String>> {
+        let Some(session) = self.sessions.get(&key) else {
+            return Vec::new();
+        };
+        let address = session.caller.peer.address.ip();
+        let vouched =
+            session.caller_id.is_some() && self.config.peer_trust(address).trusted_caller_id;
+        let source = (!vouched).then(|| Pii::new(format!("{SOURCE_KEY}{address}")));
+        session.caller_id.iter().cloned().chain(source).collect()
+    }
+
     fn lookup_pin(&self, key: u64, pin: Pii<String>) {
-        let caller_id = self.sessions.get(&key).and_then(|s| s.caller_id.clone());
+        let guess_keys = self.pin_guess_keys(key);
         self.spawn_ledger(key, move |ledger| async move {
-            let lookup = ledger
-                .lookup_pin(&pin, caller_id.as_ref(), wall_clock_ms())
-                .await;
+            let lookup = ledger.lookup_pin(&pin, &guess_keys, wall_clock_ms()).await;
             debug!(call = key, ?lookup, "PIN looked up");
             Some(LedgerReply::Input(Input::PinLookup(lookup)))
         });
     }
 
-    fn pin_failed(&self, caller_id: Option<Pii<String>>) {
-        let Some(caller_id) = caller_id else {
-            return;
-        };
+    fn pin_failed(&self, key: u64) {
+        let guess_keys = self.pin_guess_keys(key);
         self.spawn_ledger(0, move |ledger| async move {
-            ledger.pin_failed(&caller_id, wall_clock_ms()).await;
+            for guess_key in &guess_keys {
+                ledger.pin_failed(guess_key, wall_clock_ms()).await;
+            }
             None
         });
     }

@@ -50,6 +50,10 @@ pub struct Config {
     /// This switch's identity among others on one database, and when a silent one is dead.
     #[serde(default)]
     pub cluster: ClusterConfig,
+    /// Who may send calls to the access numbers and whose caller ID authenticates pinless
+    /// callers. Nobody is trusted unless listed.
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
     /// Numbers callers dial to reach the IVR.
     #[serde(default)]
     pub access_numbers: Vec<AccessNumber>,
@@ -208,6 +212,96 @@ impl Default for ShutdownConfig {
     }
 }
 
+/// A trusted peer: an address or prefix (`192.0.2.10`, `10.0.0.0/8`, `::1`) and what its
+/// traffic may do. Everything not listed is an untrusted source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub address: String,
+    /// May place calls to the access numbers (an access gateway, a softphone LAN).
+    #[serde(default)]
+    pub access: bool,
+    /// Its caller ID (P-Asserted-Identity or From) authenticates pinless callers and DID
+    /// forwarding; from anyone else the PIN is asked.
+    #[serde(default)]
+    pub trusted_caller_id: bool,
+}
+
+/// What a source address may do, from the `[[peers]]` it matches (the most specific wins).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerTrust {
+    pub access: bool,
+    pub trusted_caller_id: bool,
+}
+
+impl PeerConfig {
+    /// The prefix length this peer matches `address` with, if it does.
+    fn matches(&self, address: std::net::IpAddr) -> Result<Option<u8>, ConfigError> {
+        let invalid = || ConfigError::Invalid(format!("peers.address {:?}", self.address));
+        let (network, length) = match self.address.split_once('/') {
+            Some((network, length)) => (network, Some(length)),
+            None => (self.address.as_str(), None),
+        };
+        let network: std::net::IpAddr = network.trim().parse().map_err(|_| invalid())?;
+        let bits: u8 = if network.is_ipv4() { 32 } else { 128 };
+        let length = match length {
+            Some(text) => text.trim().parse::<u8>().map_err(|_| invalid())?,
+            None => bits,
+        };
+        if length > bits {
+            return Err(invalid());
+        }
+        let matched = match (network, address) {
+            (std::net::IpAddr::V4(net), std::net::IpAddr::V4(addr)) => same_prefix(
+                u128::from(u32::from(net)),
+                u128::from(u32::from(addr)),
+                length,
+                32,
+            ),
+            (std::net::IpAddr::V6(net), std::net::IpAddr::V6(addr)) => {
+                same_prefix(u128::from(net), u128::from(addr), length, 128)
+            }
+            _ => false,
+        };
+        Ok(matched.then_some(length))
+    }
+}
+
+fn same_prefix(network: u128, address: u128, length: u8, bits: u8) -> bool {
+    if length == 0 {
+        return true;
+    }
+    let shift = u32::from(bits - length);
+    network >> shift == address >> shift
+}
+
+impl Config {
+    /// The trust of a source address: its most specific matching peer's, else none.
+    pub fn peer_trust(&self, address: std::net::IpAddr) -> PeerTrust {
+        let address = match address {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.peers
+            .iter()
+            .filter_map(|peer| Some((peer.matches(address).ok()??, peer)))
+            .max_by_key(|(length, _)| *length)
+            .map(|(_, peer)| PeerTrust {
+                access: peer.access,
+                trusted_caller_id: peer.trusted_caller_id,
+            })
+            .unwrap_or_default()
+    }
+
+    /// Every `[[peers]]` address parses.
+    pub fn check_peers(&self) -> Result<(), ConfigError> {
+        for peer in &self.peers {
+            peer.matches(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))?;
+        }
+        Ok(())
+    }
+}
+
 /// Node identity and leases: each switch refreshes a heartbeat row; the open calls of a node
 /// whose heartbeat is older than the lease are billed to that heartbeat and hung up by the
 /// node at its next start, or by any other node on the database once the lease is over.
@@ -324,6 +418,7 @@ impl Config {
 
     /// Checks the relations between values that types alone cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check_peers()?;
         if self.sip.udp.is_empty() && self.sip.tcp.is_empty() {
             return Err(ConfigError::Invalid(
                 "sip: at least one udp or tcp listen address is needed".into(),
@@ -450,6 +545,47 @@ mod tests {
         assert_eq!(config.sip.udp, vec!["0.0.0.0:5060".parse().unwrap()]);
         assert_eq!(config.sip.t1_ms, 500);
         assert_eq!(config.database_url(), "sqlite://data/talktime.sqlite3");
+    }
+
+    #[test]
+    fn the_most_specific_peer_decides_and_nobody_else_is_trusted() {
+        let overlay = parse_table(
+            "[[peers]]\naddress = \"10.0.0.0/8\"\naccess = true\n\n\
+             [[peers]]\naddress = \"10.1.2.3\"\naccess = true\ntrusted_caller_id = true\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        let config = Config::from_layers(Some(overlay)).unwrap();
+        let trust = |text: &str| config.peer_trust(text.parse().unwrap());
+        assert_eq!(
+            trust("10.1.2.3"),
+            PeerTrust {
+                access: true,
+                trusted_caller_id: true
+            }
+        );
+        assert_eq!(
+            trust("10.9.9.9"),
+            PeerTrust {
+                access: true,
+                trusted_caller_id: false
+            }
+        );
+        assert_eq!(
+            trust("127.0.0.1"),
+            PeerTrust::default(),
+            "replaced the shipped list"
+        );
+        assert_eq!(trust("::ffff:10.1.2.3"), trust("10.1.2.3"));
+        let embedded = Config::embedded().unwrap();
+        assert!(
+            embedded
+                .peer_trust("127.0.0.2".parse().unwrap())
+                .trusted_caller_id
+        );
+        assert!(!embedded.peer_trust("192.0.2.1".parse().unwrap()).access);
+        let bad = parse_table("[[peers]]\naddress = \"10.0.0.0/40\"\n", Path::new("y")).unwrap();
+        assert!(Config::from_layers(Some(bad)).is_err());
     }
 
     #[test]

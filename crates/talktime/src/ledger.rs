@@ -104,13 +104,15 @@ impl Ledger {
         }))
     }
 
+    /// A PIN's card, unless one of `guess_keys` (the caller ID, the source address) is locked
+    /// out for wrong PINs.
     pub async fn lookup_pin(
         &self,
         pin: &Pii<String>,
-        caller_id: Option<&Pii<String>>,
+        guess_keys: &[Pii<String>],
         now_ms: i64,
     ) -> PinLookup {
-        match self.try_lookup_pin(pin, caller_id, now_ms).await {
+        match self.try_lookup_pin(pin, guess_keys, now_ms).await {
             Ok(lookup) => lookup,
             Err(error) => {
                 warn!(%error, "PIN lookup failed");
@@ -122,13 +124,13 @@ impl Ledger {
     async fn try_lookup_pin(
         &self,
         pin: &Pii<String>,
-        caller_id: Option<&Pii<String>>,
+        guess_keys: &[Pii<String>],
         now_ms: i64,
     ) -> Result<PinLookup, StoreError> {
-        if let Some(caller_id) = caller_id
-            && self.store.pin_lockout(caller_id, now_ms).await?.is_some()
-        {
-            return Ok(PinLookup::LockedOut);
+        for guess_key in guess_keys {
+            if self.store.pin_lockout(guess_key, now_ms).await?.is_some() {
+                return Ok(PinLookup::LockedOut);
+            }
         }
         let Some(card) = self.store.card_by_pin(pin).await? else {
             return Ok(PinLookup::Rejected);
@@ -144,8 +146,12 @@ impl Ledger {
         if account.concurrency_limit > 0 && open as i64 >= account.concurrency_limit {
             return Ok(PinLookup::CardInUse);
         }
-        if let Some(caller_id) = caller_id {
-            self.store.clear_pin_failures(caller_id).await?;
+        // A right PIN clears its caller ID's count, never a source's: one valid card must not
+        // reset an address that is guessing others.
+        for guess_key in guess_keys {
+            if !guess_key.expose().starts_with(crate::calls::SOURCE_KEY) {
+                self.store.clear_pin_failures(guess_key).await?;
+            }
         }
         Ok(PinLookup::Found(AccountInfo {
             account: AccountId(account.id),

@@ -613,6 +613,10 @@ impl Core {
             let Some(access) = self.config.access_number(user).cloned() else {
                 return Err(Box::new(Response::for_request(request, 404, "Not Found")));
             };
+            if !self.config.peer_trust(source.address.ip()).access {
+                info!(source = %source.address, "access number call from an untrusted peer refused");
+                return Err(Box::new(Response::for_request(request, 403, "Forbidden")));
+            }
             return self
                 .start_call(transaction, request, source, access)
                 .map_err(|error| {

@@ -50,6 +50,30 @@ pub fn call_with_audio(
     audio: Duration,
     wait: Duration,
 ) -> std::process::Output {
+    call_from(
+        "127.0.0.1",
+        switch,
+        dir,
+        service,
+        caller,
+        script,
+        audio,
+        wait,
+    )
+}
+
+/// [`call_with_audio`] from another loopback address (another source for the switch).
+#[allow(clippy::too_many_arguments)]
+pub fn call_from(
+    local_ip: &str,
+    switch: &Switch,
+    dir: &Path,
+    service: &str,
+    caller: &str,
+    script: &[(Duration, &str)],
+    audio: Duration,
+    wait: Duration,
+) -> std::process::Output {
     let pcap = dir.join(format!("caller-{}.pcap", free_port()));
     dtmf_pcap(&pcap, script, audio, 101).unwrap();
     let wait_ms = wait.as_millis().to_string();
@@ -63,7 +87,8 @@ pub fn call_with_audio(
     );
     let seconds = u32::try_from(wait.as_secs()).unwrap() + 20;
     let media_port = free_port().to_string();
-    super::sipp(
+    super::sipp_from(
+        local_ip,
         seconds,
         &[
             "-sf",

@@ -179,11 +179,16 @@ pub fn send_raw(target: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<
 
 /// Runs SIPp under coreutils `timeout` (SIPp's own -timeout does not end stuck calls).
 pub fn sipp(seconds: u32, args: &[&str]) -> Output {
+    sipp_from("127.0.0.1", seconds, args)
+}
+
+/// [`sipp`] from another loopback address (127.0.0.2, ...): another source for the switch.
+pub fn sipp_from(local_ip: &str, seconds: u32, args: &[&str]) -> Output {
     let local_port = free_port().to_string();
     Command::new("timeout")
         .arg(seconds.to_string())
         .arg("sipp")
-        .args(["-i", "127.0.0.1", "-p", &local_port, "-nostdin"])
+        .args(["-i", local_ip, "-p", &local_port, "-nostdin"])
         .args(args)
         .stdin(Stdio::null())
         .output()

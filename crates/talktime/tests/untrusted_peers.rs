@@ -1,0 +1,171 @@
+//! Fraud hardening (issue 20) against the real binary: who may call the access numbers, whose
+//! caller ID authenticates, and PIN guessing counted per source address. Sources are loopback
+//! addresses 127.0.0.1-3 with `[[peers]]` trusting them differently.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::calls::{call_from, start};
+use common::prepaid::{self, ConfigFile};
+use common::scenario::BackgroundSipp;
+use common::{assert_sipp_ok, scenario, tail};
+
+/// 127.0.0.1 is an access gateway trusted for caller IDs; 127.0.0.2 may call the access
+/// numbers but its caller IDs are not believed; 127.0.0.3 is nobody.
+const PEERS: &str = "[[peers]]\naddress = \"127.0.0.1\"\naccess = true\ntrusted_caller_id = true\n\n\
+                     [[peers]]\naddress = \"127.0.0.2\"\naccess = true\n";
+
+fn carrier(calls: usize) -> BackgroundSipp {
+    BackgroundSipp::uas(
+        90,
+        &scenario("carrier_answer.xml"),
+        &["-rtp_echo", "-m", &calls.to_string()],
+    )
+}
+
+#[test]
+fn a_registered_caller_id_is_pinless_only_from_a_peer_trusted_for_it() {
+    let dir = prepaid::data_dir("untrusted-caller-id");
+    prepaid::tariff(&dir, "demo", "1,USA,6.00,1.00,1,1,0\n");
+    let account = prepaid::card(&dir, "5550001111", 300_000, 0);
+    prepaid::register_caller_id(&dir, account, "15551230000");
+    prepaid::forward_to(&dir, account, "0015551234567");
+    let carrier = carrier(1);
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .raw(PEERS)
+            .carrier("answer", &carrier.address())
+            .routes(&[("", &["answer"])]),
+    );
+    let forwarded = |source: &str, wait: u64| {
+        call_from(
+            source,
+            &switch,
+            &dir,
+            "200",
+            "15551230000",
+            &[],
+            Duration::from_secs(3),
+            Duration::from_secs(wait),
+        )
+    };
+    // From the trusted gateway: DID forwarding straight to the carrier (cut at 3 s of credit).
+    assert_sipp_ok(&forwarded("127.0.0.1", 30), &switch, "trusted caller ID");
+    // The same caller ID from 127.0.0.2: the PIN is asked; the silent caller never reaches a
+    // carrier and is hung up by the IVR.
+    assert_sipp_ok(&forwarded("127.0.0.2", 60), &switch, "untrusted caller ID");
+    assert!(carrier.finish(Duration::from_secs(5)).success());
+    let ids = switch.call_ids();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(
+        prepaid::cdrs(&dir, &format!("{}#1", ids[0])).len(),
+        1,
+        "forwarded"
+    );
+    assert!(
+        prepaid::cdrs(&dir, &format!("{}#1", ids[1])).is_empty(),
+        "no carrier attempt without the PIN:\n{}",
+        tail(&switch.log_text(), 20)
+    );
+    // From an address that is no peer at all: refused outright.
+    let refused = common::sipp_from(
+        "127.0.0.3",
+        10,
+        &[
+            "-sf",
+            common::scenario::render("uac_expect_status.xml", &[("STATUS", "403")])
+                .to_str()
+                .unwrap(),
+            "-s",
+            "100",
+            &switch.sip.to_string(),
+            "-m",
+            "1",
+        ],
+    );
+    assert_sipp_ok(&refused, &switch, "an unknown source gets 403");
+}
+
+#[test]
+fn wrong_pins_lock_out_their_source_address_whatever_caller_id_it_sends() {
+    let dir = prepaid::data_dir("pin-guessing");
+    prepaid::tariff(&dir, "demo", "1,USA,6.00,1.00,1,1,0\n");
+    // 0.50: a call that gets in is cut after 5 s.
+    let account = prepaid::card(&dir, "5550002222", 500_000, 0);
+    let carrier = carrier(1);
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .raw(&format!(
+                "{PEERS}\n[[peers]]\naddress = \"127.0.0.3\"\naccess = true\n"
+            ))
+            .carrier("answer", &carrier.address())
+            .routes(&[("", &["answer"])]),
+    );
+    // Ten guessers from 127.0.0.2, each with its own From, three wrong PINs each: 30 tries.
+    let wrong = [
+        (Duration::from_millis(2000), "1111111111#"),
+        (Duration::from_millis(7000), "2222222222#"),
+        (Duration::from_millis(12000), "3333333333#"),
+    ];
+    std::thread::scope(|scope| {
+        for guesser in 0..10 {
+            let (switch, dir, wrong) = (&switch, &dir, &wrong);
+            scope.spawn(move || {
+                let from = format!("1555999{guesser:04}");
+                call_from(
+                    "127.0.0.2",
+                    switch,
+                    dir,
+                    "100",
+                    &from,
+                    wrong,
+                    Duration::from_secs(17),
+                    Duration::from_secs(40),
+                )
+            });
+        }
+    });
+    // The right PIN from the guessing address is now refused ...
+    let right = [
+        (Duration::from_millis(2000), "5550002222#"),
+        (Duration::from_millis(5600), "0015551234567#"),
+    ];
+    let locked = call_from(
+        "127.0.0.2",
+        &switch,
+        &dir,
+        "100",
+        "15559990099",
+        &right,
+        Duration::from_secs(10),
+        Duration::from_secs(30),
+    );
+    assert_sipp_ok(&locked, &switch, "the locked-out source is hung up");
+    assert!(
+        switch.log_text().contains("LockedOut"),
+        "{}",
+        tail(&switch.log_text(), 20)
+    );
+    // ... while another address gets in with it.
+    let other = call_from(
+        "127.0.0.3",
+        &switch,
+        &dir,
+        "100",
+        "anonymous",
+        &right,
+        Duration::from_secs(10),
+        Duration::from_secs(30),
+    );
+    assert_sipp_ok(&other, &switch, "another source connects");
+    assert!(
+        carrier.finish(Duration::from_secs(5)).success(),
+        "one call reached the carrier"
+    );
+    assert_eq!(prepaid::balance(&dir, account), 0, "the connected call spent the card");
+}
