@@ -181,6 +181,7 @@ impl<P: TimerPolicy> Switch<P> {
                         limit_ms: peers.limit_ms,
                         announced_limit_ms: peers.limit_ms,
                         reserved_micros: 800_000,
+                        limit_cause: talktime_engine::DisconnectCause::CreditExhausted,
                     },
                 },
             ),

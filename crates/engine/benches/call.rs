@@ -95,6 +95,7 @@ fn whole_call(start: Instant) -> usize {
             limit_ms: 2_070_000,
             announced_limit_ms: 2_040_000,
             reserved_micros: 3_450_000,
+            limit_cause: talktime_engine::DisconnectCause::CreditExhausted,
         },
     });
     driver.finish_prompt();

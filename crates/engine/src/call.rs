@@ -1143,13 +1143,14 @@ impl Call {
                     }
                 }
                 if limit_due {
-                    self.end_call(
-                        DisconnectCause::CreditExhausted,
-                        Party::Switch,
-                        now,
-                        now,
-                        true,
-                    );
+                    let cause = self
+                        .attempt
+                        .as_ref()
+                        .and_then(|attempt| attempt.authorization.as_ref())
+                        .map_or(DisconnectCause::CreditExhausted, |authorization| {
+                            authorization.limit_cause
+                        });
+                    self.end_call(cause, Party::Switch, now, now, true);
                 }
             }
             State::Farewell {

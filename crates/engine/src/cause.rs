@@ -35,6 +35,10 @@ pub enum DisconnectCause {
     Shutdown,
     /// The node carrying the call died; billed at restart to its last heartbeat.
     NodeLost,
+    /// The call reached the most one call may cost (`[billing] max_call_cost`).
+    CostCap,
+    /// The account reached the most it may spend in a day (`[billing] max_daily_spend`).
+    DailySpendCap,
 }
 
 /// Who ended a leg or a call.
@@ -56,7 +60,7 @@ struct CauseEntry {
 
 impl DisconnectCause {
     /// Every cause, for tables and tests.
-    pub const ALL: [DisconnectCause; 19] = [
+    pub const ALL: [DisconnectCause; 21] = [
         DisconnectCause::Normal,
         DisconnectCause::CallerHungUp,
         DisconnectCause::CarrierHungUp,
@@ -76,6 +80,8 @@ impl DisconnectCause {
         DisconnectCause::SystemError,
         DisconnectCause::Shutdown,
         DisconnectCause::NodeLost,
+        DisconnectCause::CostCap,
+        DisconnectCause::DailySpendCap,
     ];
 
     /// The single mapping table. Q.850: 1 unallocated number, 16 normal clearing, 17 user
@@ -106,6 +112,8 @@ impl DisconnectCause {
             DisconnectCause::SystemError => (41, "temporary failure", "system_error"),
             DisconnectCause::Shutdown => (16, "switch shutdown", "shutdown"),
             DisconnectCause::NodeLost => (41, "node lost", "node_lost"),
+            DisconnectCause::CostCap => (16, "call cost limit", "cost_cap"),
+            DisconnectCause::DailySpendCap => (16, "daily spend limit", "daily_spend_cap"),
         };
         CauseEntry { q850, text, name }
     }

@@ -89,6 +89,9 @@ pub struct Authorization {
     pub announced_limit_ms: u64,
     /// Reserved amount in micro-units.
     pub reserved_micros: i64,
+    /// Why the call ends at `limit_ms`: the credit ran out, or a cap (cost per call, spend
+    /// per day) was reached first.
+    pub limit_cause: crate::DisconnectCause,
 }
 
 /// Why an authorization was refused.

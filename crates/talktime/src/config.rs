@@ -116,6 +116,14 @@ pub struct BillingConfig {
     pub pin_lockout_failures: i64,
     pub pin_lockout_window_ms: i64,
     pub pin_lockout_ms: i64,
+    /// The most one call may cost (decimal text; empty: no cap). A call that reaches it is cut
+    /// and billed at most this, with cause `cost_cap`.
+    #[serde(default)]
+    pub max_call_cost: String,
+    /// The most one account may be charged for calls in a local day (empty: no cap); a call
+    /// that reaches it is cut with cause `daily_spend_cap`, a new one refused.
+    #[serde(default)]
+    pub max_daily_spend: String,
 }
 
 /// What a fresh database gets on first start so the switch can take a call at once.
@@ -419,6 +427,16 @@ impl Config {
     /// Checks the relations between values that types alone cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.check_peers()?;
+        for (key, text) in [
+            ("billing.max_call_cost", &self.billing.max_call_cost),
+            ("billing.max_daily_spend", &self.billing.max_daily_spend),
+        ] {
+            if !text.trim().is_empty() && talktime_store::parse_micros(text.trim()).is_err() {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} {text:?} is not a decimal amount"
+                )));
+            }
+        }
         if self.sip.udp.is_empty() && self.sip.tcp.is_empty() {
             return Err(ConfigError::Invalid(
                 "sip: at least one udp or tcp listen address is needed".into(),

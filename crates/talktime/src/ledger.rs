@@ -211,21 +211,28 @@ impl Ledger {
             Some(CardId(card)) => Payer::Card(card),
             None => Payer::Account(account.0),
         };
+        let caps = self.caps(account, now_ms).await.map_err(|error| {
+            warn!(%error, "cannot read the account's spend");
+            Refusal::NoCredit
+        })?;
         let mut granted = None;
         let result = self
             .store
             .authorize(key, payer, now_ms, |available| {
-                let decision = decide(&context, available)?;
-                granted = Some(decision.1);
+                let decision = decide(&context, available, &caps)?;
+                granted = Some((decision.1, decision.2));
                 Ok(decision.0)
             })
             .await;
+        let (announced, limit_cause) =
+            granted.unwrap_or((0, talktime_engine::DisconnectCause::CreditExhausted));
         match result {
             Ok(reservation) => Ok(Rated {
                 authorization: Authorization {
                     limit_ms: u64::try_from(reservation.max_duration_ms).unwrap_or(0),
-                    announced_limit_ms: granted.unwrap_or(0),
+                    announced_limit_ms: announced,
                     reserved_micros: reservation.amount_micros,
+                    limit_cause,
                 },
                 context,
                 dial_plan: deck.settings().dial_plan.clone(),
@@ -454,14 +461,82 @@ pub fn account_fees(activation_fee_micros: i64) -> Vec<AccountFee> {
     }]
 }
 
-/// The limit and the hold for one call, both from [`max_talk_time`] over [`rate_call`].
+/// Toll-fraud caps on what a call may spend, besides the credit.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Caps {
+    /// The most one call may cost.
+    pub per_call_micros: Option<i64>,
+    /// What the account may still be charged today (before its open calls' holds).
+    pub daily_left_micros: Option<i64>,
+}
+
+impl Caps {
+    /// The money this call may use and why it would stop there.
+    fn credit(
+        &self,
+        available: &talktime_store::Available,
+    ) -> (i64, talktime_engine::DisconnectCause) {
+        use talktime_engine::DisconnectCause;
+        let mut credit = (available.available_micros, DisconnectCause::CreditExhausted);
+        if let Some(cap) = self.per_call_micros
+            && cap < credit.0
+        {
+            credit = (cap, DisconnectCause::CostCap);
+        }
+        if let Some(left) = self.daily_left_micros {
+            let left = (left - available.reserved_micros).max(0);
+            if left < credit.0 {
+                credit = (left, DisconnectCause::DailySpendCap);
+            }
+        }
+        credit
+    }
+}
+
+impl Ledger {
+    /// The configured caps for a call of `account` now.
+    async fn caps(&self, account: AccountId, now_ms: i64) -> Result<Caps, StoreError> {
+        let per_call_micros = optional_amount(&self.config.max_call_cost);
+        let daily_left_micros = match optional_amount(&self.config.max_daily_spend) {
+            Some(limit) => {
+                let midnight = local_midnight_ms(now_ms, self.config.utc_offset_minutes);
+                Some(limit - self.store.spent_since(account.0, midnight).await?)
+            }
+            None => None,
+        };
+        Ok(Caps {
+            per_call_micros,
+            daily_left_micros,
+        })
+    }
+}
+
+/// A decimal-text amount of the configuration; empty (or unreadable, refused at start) is none.
+fn optional_amount(text: &str) -> Option<i64> {
+    let text = text.trim();
+    (!text.is_empty())
+        .then(|| talktime_store::parse_micros(text).ok())
+        .flatten()
+}
+
+/// The start of the local day of `now_ms`, in epoch ms.
+fn local_midnight_ms(now_ms: i64, utc_offset_minutes: i32) -> i64 {
+    const DAY_MS: i64 = 86_400_000;
+    let offset_ms = i64::from(utc_offset_minutes) * 60_000;
+    (now_ms + offset_ms).div_euclid(DAY_MS) * DAY_MS - offset_ms
+}
+
+/// The limit and the hold for one call, both from [`max_talk_time`] over [`rate_call`], within
+/// the credit and the caps; also why the call would end at the limit.
 fn decide(
     context: &RatingContext,
     available: &talktime_store::Available,
-) -> Result<(Decision, u64), StoreRefusal> {
+    caps: &Caps,
+) -> Result<(Decision, u64, talktime_engine::DisconnectCause), StoreRefusal> {
     let currency = Currency::new(&available.currency)
         .map_err(|error| StoreRefusal::Other(error.to_string()))?;
-    let credit = Money::from_micros(available.available_micros, currency);
+    let (credit_micros, limit_cause) = caps.credit(available);
+    let credit = Money::from_micros(credit_micros, currency);
     match max_talk_time(context, credit) {
         Ok(talk_time) => {
             let reserve = talk_time
@@ -472,12 +547,12 @@ fn decide(
                 reserve_micros: reserve.min(available.available_micros),
                 max_duration_ms: i64::try_from(talk_time.limit_ms).unwrap_or(i64::MAX),
             };
-            Ok((decision, talk_time.announced_ms))
+            Ok((decision, talk_time.announced_ms, limit_cause))
         }
         Err(RatingError::InsufficientCredit {
             first_unit_cost, ..
         }) => Err(StoreRefusal::InsufficientCredit {
-            available_micros: available.available_micros,
+            available_micros: credit_micros,
             needed_micros: first_unit_cost.to_micros().unwrap_or(i64::MAX),
         }),
         Err(error) => Err(StoreRefusal::Other(error.to_string())),

@@ -187,3 +187,41 @@ fn a_card_bounded_by_its_owners_balance_is_cut_when_the_owners_money_ends() {
     assert_eq!(prepaid::balance(&dir, card_account), 5_000_000 - 300_000);
     drop(carrier);
 }
+
+/// Toll-fraud caps (issue 20): a call is cut at the most one call may cost, and the account's
+/// next call at what is left of its daily spend, each billed at most the cap.
+#[test]
+fn calls_are_cut_at_the_per_call_cost_cap_and_the_daily_spend_cap() {
+    let dir = prepaid::data_dir("spend-caps");
+    prepaid::tariff(&dir, "demo", "1,USA,6.00,1.00,1,1,0\n");
+    let account = prepaid::card(&dir, PIN, 5_000_000, 0);
+    let carrier = common::scenario::BackgroundSipp::uas(
+        90,
+        &common::scenario("carrier_answer.xml"),
+        &["-rtp_echo", "-m", "2"],
+    );
+    let mut config = ConfigFile::new()
+        .carrier("answer", &carrier.address())
+        .routes(&[("", &["answer"])]);
+    // ConfigFile has no [billing] table: the embedded one is merged key by key.
+    config = config.raw("[billing]\nmax_call_cost = \"0.40\"\nmax_daily_spend = \"0.60\"\n");
+    let switch = start(&dir, config);
+    let script = [
+        (Duration::from_millis(2000), "3903903901#"),
+        (Duration::from_millis(5600), "0015551234567#"),
+    ];
+    for what in ["cut at the call cap", "cut at the day's cap"] {
+        let output =
+            common::calls::call(&switch, &dir, "anonymous", &script, Duration::from_secs(40));
+        assert_sipp_ok(&output, &switch, what);
+    }
+    let ids = switch.call_ids();
+    let first = prepaid::wait_for_cdrs(&dir, &format!("{}#1", ids[0]), 1).remove(0);
+    let second = prepaid::wait_for_cdrs(&dir, &format!("{}#1", ids[1]), 1).remove(0);
+    assert_eq!(first.disconnect_cause.as_deref(), Some("cost_cap"));
+    assert_eq!((first.billed_seconds, first.total_micros), (4, 400_000));
+    assert_eq!(second.disconnect_cause.as_deref(), Some("daily_spend_cap"));
+    assert_eq!((second.billed_seconds, second.total_micros), (2, 200_000));
+    assert_eq!(prepaid::balance(&dir, account), 5_000_000 - 600_000);
+    drop(carrier);
+}

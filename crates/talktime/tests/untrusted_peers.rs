@@ -167,5 +167,9 @@ fn wrong_pins_lock_out_their_source_address_whatever_caller_id_it_sends() {
         carrier.finish(Duration::from_secs(5)).success(),
         "one call reached the carrier"
     );
-    assert_eq!(prepaid::balance(&dir, account), 0, "the connected call spent the card");
+    assert_eq!(
+        prepaid::balance(&dir, account),
+        0,
+        "the connected call spent the card"
+    );
 }

@@ -190,6 +190,7 @@ pub fn authorization(limit: Duration, announced: Duration) -> Authorization {
         limit_ms: limit.as_millis() as u64,
         announced_limit_ms: announced.as_millis() as u64,
         reserved_micros: 3_450_000,
+        limit_cause: talktime_engine::DisconnectCause::CreditExhausted,
     }
 }
 
