@@ -24,6 +24,18 @@ pub enum AudioError {
     NoAudio,
     #[error("sample rate {0} Hz is outside 4000..=384000 Hz")]
     UnsupportedRate(u32),
+    #[error("the audio runs past {max_seconds} s, the longest prompt accepted")]
+    TooLong { max_seconds: u32 },
+}
+
+/// The longest prompt decoded. Decoding stops as soon as a file runs past it, so a small MP3
+/// that would decode to gigabytes costs no more than this much audio.
+pub const MAX_PROMPT_SECONDS: u32 = 600;
+
+/// True when `samples` interleaved samples at this rate and channel count exceed the cap.
+fn past_the_cap(samples: usize, sample_rate: u32, channels: u16) -> bool {
+    let per_second = u64::from(sample_rate.max(1)) * u64::from(channels.max(1));
+    u64::try_from(samples).unwrap_or(u64::MAX) > per_second * u64::from(MAX_PROMPT_SECONDS)
 }
 
 /// Decoded audio before conversion: interleaved samples in [-1, 1].
@@ -70,6 +82,11 @@ pub fn decode(bytes: &[u8]) -> Result<DecodedAudio, AudioError> {
     }
     if !SUPPORTED_RATES.contains(&decoded.sample_rate) {
         return Err(AudioError::UnsupportedRate(decoded.sample_rate));
+    }
+    if past_the_cap(decoded.samples.len(), decoded.sample_rate, decoded.channels) {
+        return Err(AudioError::TooLong {
+            max_seconds: MAX_PROMPT_SECONDS,
+        });
     }
     Ok(decoded)
 }
@@ -277,6 +294,11 @@ fn decode_mp3(bytes: &[u8]) -> Result<DecodedAudio, AudioError> {
                 scratch.resize(buffer.samples_interleaved(), 0.0);
                 buffer.copy_to_slice_interleaved(&mut scratch);
                 samples.extend_from_slice(&scratch);
+                if past_the_cap(samples.len(), sample_rate, channels) {
+                    return Err(AudioError::TooLong {
+                        max_seconds: MAX_PROMPT_SECONDS,
+                    });
+                }
             }
             // A damaged frame is skipped, as every player does.
             Err(Error::DecodeError(_)) => continue,
@@ -368,5 +390,17 @@ impl Kernel {
             (Some(a), Some(b)) => a + (b - a) * fraction,
             _ => 0.0,
         }
+    }
+}
+
+#[cfg(test)]
+mod cap_tests {
+    use super::*;
+
+    #[test]
+    fn a_prompt_longer_than_the_cap_is_refused_while_it_decodes() {
+        assert!(!past_the_cap(8_000 * 600, 8_000, 1));
+        assert!(past_the_cap(8_000 * 600 + 1, 8_000, 1));
+        assert!(past_the_cap(48_000 * 2 * 601, 48_000, 2));
     }
 }

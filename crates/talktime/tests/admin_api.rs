@@ -479,4 +479,37 @@ fn prompts_are_decoded_before_they_are_stored() {
     );
     assert_eq!(bad_name.status, 400);
     assert!(switch.log_text().contains("prompt uploaded"));
+
+    // An MP3 of 11 minutes (under 100 KB at 8 kbit/s) is refused: decoding stops at the
+    // 10-minute cap instead of expanding it (issue 20).
+    let long = dir.join("long.mp3");
+    sox(&[
+        "-n",
+        "-r",
+        "8000",
+        "-c",
+        "1",
+        "-C",
+        "8",
+        long.to_str().unwrap(),
+        "synth",
+        "660",
+        "sine",
+        "300",
+    ]);
+    let long_bytes = std::fs::read(&long).unwrap();
+    let too_long = request(
+        switch.admin,
+        "PUT",
+        "/api/prompts/en/long",
+        Some(&token),
+        Some(("audio/mpeg", &long_bytes)),
+    );
+    assert_eq!(too_long.status, 422, "{}", too_long.text());
+    assert!(
+        too_long.json()["error"].as_str().unwrap().contains("600 s"),
+        "{}",
+        too_long.text()
+    );
+    assert!(!prompts.join("en/long.mp3").exists());
 }
