@@ -53,10 +53,19 @@ impl PortAllocator {
         self.used
     }
 
+    /// The next free pair after the last one handed out.
     pub fn allocate(&mut self) -> Result<PortPair, PortError> {
+        self.allocate_from(self.cursor)
+    }
+
+    /// The first free pair at or after `start` (any number: it wraps). The shell passes a
+    /// random one so the next call's ports cannot be predicted (issue 20); the allocator
+    /// itself stays free of randomness.
+    pub fn allocate_from(&mut self, start: usize) -> Result<PortPair, PortError> {
         let pairs = self.in_use.len();
+        let start = start % pairs.max(1);
         for step in 0..pairs {
-            let index = (self.cursor + step) % pairs;
+            let index = (start + step) % pairs;
             if !self.in_use[index] {
                 self.in_use[index] = true;
                 self.used += 1;
@@ -83,5 +92,24 @@ impl PortAllocator {
     fn port_at(&self, index: usize) -> u16 {
         // index < pairs, which was derived from a u16 span, so this fits.
         self.first_even + (index as u16) * 2
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_random_start_finds_the_next_free_pair_and_wraps() {
+        let mut ports = PortAllocator::new(20000, 20005).unwrap();
+        assert_eq!(ports.allocate_from(1).unwrap().rtp, 20002);
+        assert_eq!(ports.allocate_from(1 + 3 * 1000).unwrap().rtp, 20004);
+        assert_eq!(
+            ports.allocate_from(2).unwrap().rtp,
+            20000,
+            "wraps to the first free"
+        );
+        assert!(ports.allocate_from(7).is_err());
     }
 }

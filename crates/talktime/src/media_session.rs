@@ -150,7 +150,12 @@ pub(crate) fn bind_leg(
         std::io::ErrorKind::AddrInUse,
     )));
     for _ in 0..BIND_ATTEMPTS {
-        let pair = match ports.allocate() {
+        // A random start: the next call's ports cannot be guessed from this one's (issue 20).
+        let start = {
+            use rand::RngExt;
+            rand::rng().random_range(0..usize::from(u16::MAX))
+        };
+        let pair = match ports.allocate_from(start) {
             Ok(pair) => pair,
             Err(error) => {
                 result = Err(error.into());

@@ -480,7 +480,7 @@ fn prompts_are_decoded_before_they_are_stored() {
     assert_eq!(bad_name.status, 400);
     assert!(switch.log_text().contains("prompt uploaded"));
 
-    // An MP3 of 11 minutes (under 100 KB at 8 kbit/s) is refused: decoding stops at the
+    // An MP3 of 11 minutes (660 KB) is refused: decoding stops at the
     // 10-minute cap instead of expanding it (issue 20).
     let long = dir.join("long.mp3");
     sox(&[
