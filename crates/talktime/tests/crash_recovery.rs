@@ -74,9 +74,22 @@ fn assert_billed_to_the_kill(dir: &Path, ids: &[String], killed_ms: i64, account
 }
 
 #[test]
-fn kill_9_with_answered_calls_then_restart_bills_each_once_and_hangs_up_both_legs() {
+fn kill_9_with_answered_calls_then_restart_bills_each_once_on_sqlite() {
+    kill_9_with_answered_calls_then_restart(prepaid::Backend::Sqlite);
+}
+
+#[test]
+fn kill_9_with_answered_calls_then_restart_bills_each_once_on_postgresql() {
+    kill_9_with_answered_calls_then_restart(prepaid::Backend::Postgres);
+}
+
+/// 200 answered calls, kill -9, a restart on the same address: each call is charged once to
+/// about when it was really up, both legs get BYE, nothing stays open; another restart
+/// charges nothing more.
+fn kill_9_with_answered_calls_then_restart(backend: prepaid::Backend) {
     const CALLS: usize = 200;
     let dir = prepaid::data_dir("kill9");
+    let database = backend.prepare(&dir, "kill9");
     prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
     let callers = prepaid::forwarded_callers(&dir, CALLS, BALANCE);
     let accounts: Vec<i64> = callers.iter().map(|(account, _)| *account).collect();
@@ -88,7 +101,7 @@ fn kill_9_with_answered_calls_then_restart_bills_each_once_and_hangs_up_both_leg
     // Two legs of two ports each for 200 calls, in 10000-19999 (see wide_rtp_ports).
     let first = 10_000 + u32::from(common::free_port() % 9) * 1_000;
     let ports = format!("{first}-{}", first + 999);
-    let config = config(&carrier, "");
+    let config = config(&carrier, &database);
     let mut switch = start_with(&dir, config, &["--rtp-ports", &ports]);
     let sip_port = switch.sip.port();
     let callers_run = sipp_forwarded_callers(&switch, &dir, &callers);

@@ -115,9 +115,19 @@ fn a_tcp_peer_that_never_reads_does_not_stop_the_core() {
 }
 
 #[test]
-fn sigterm_drains_then_ends_bills_and_records_every_call() {
+fn sigterm_drains_then_ends_bills_and_records_every_call_on_sqlite() {
+    sigterm_drains_then_ends_bills_and_records_every_call(prepaid::Backend::Sqlite);
+}
+
+#[test]
+fn sigterm_drains_then_ends_bills_and_records_every_call_on_postgresql() {
+    sigterm_drains_then_ends_bills_and_records_every_call(prepaid::Backend::Postgres);
+}
+
+fn sigterm_drains_then_ends_bills_and_records_every_call(backend: prepaid::Backend) {
     const CALLS: usize = 50;
     let dir = prepaid::data_dir("sigterm");
+    let database = backend.prepare(&dir, "sigterm");
     prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
     let callers = prepaid::forwarded_callers(&dir, CALLS, 10_000_000);
     let accounts: Vec<i64> = callers.iter().map(|(account, _)| *account).collect();
@@ -130,6 +140,7 @@ fn sigterm_drains_then_ends_bills_and_records_every_call() {
     let mut switch = start_with(
         &dir,
         ConfigFile::new()
+            .raw(&database)
             .raw("[shutdown]\ndrain_s = 3\n\n[rtp]\ninactivity_timeout_ms = 60000\n")
             .carrier("answer", &carrier.address())
             .routes(&[("", &["answer"])]),
@@ -317,5 +328,123 @@ fn a_settle_the_database_refuses_is_applied_once_it_is_back() {
         tail(&log, 20)
     );
     assert_eq!(log.matches("attempt settled").count(), 1);
+    drop(carrier);
+}
+
+/// A TCP forwarder to PostgreSQL that a test can cut: while it is down, every connection
+/// through it is closed and new ones are dropped at once, as a restarting server does.
+struct DatabaseLink {
+    port: u16,
+    down: Arc<AtomicBool>,
+    open: Arc<std::sync::Mutex<Vec<TcpStream>>>,
+}
+
+impl DatabaseLink {
+    fn start(upstream: SocketAddr) -> DatabaseLink {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let down = Arc::new(AtomicBool::new(false));
+        let open = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (down_flag, streams) = (down.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if down_flag.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection closed
+                }
+                let Ok(server) = TcpStream::connect(upstream) else {
+                    continue;
+                };
+                let mut tracked = streams.lock().unwrap();
+                tracked.push(client.try_clone().unwrap());
+                tracked.push(server.try_clone().unwrap());
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        DatabaseLink { port, down, open }
+    }
+
+    fn cut(&self) {
+        self.down.store(true, Ordering::SeqCst);
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.down.store(false, Ordering::SeqCst);
+    }
+}
+
+/// The ledger's PostgreSQL goes away while a call is up and comes back after the call ended:
+/// the settle fails, is retried, and lands once the database is back, without a restart.
+#[test]
+fn a_settle_during_a_postgresql_outage_lands_when_it_is_back() {
+    let dir = prepaid::data_dir("pg-outage");
+    let url = prepaid::postgres_schema("outage");
+    prepaid::use_database(&dir, &url);
+    prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
+    let account = prepaid::card(&dir, PIN, 500_000, 0);
+    let upstream: SocketAddr = "127.0.0.1:5432".parse().unwrap();
+    let link = DatabaseLink::start(upstream);
+    let switch_url = url.replacen(":5432/", &format!(":{}/", link.port), 1);
+    assert_ne!(switch_url, url, "the test database is on 127.0.0.1:5432");
+    let carrier = answering_carrier();
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .raw(&format!("[database]\nurl = \"{switch_url}\"\n"))
+            .carrier("answer", &carrier.address())
+            .routes(&[("", &["answer"])]),
+    );
+    let output = std::thread::scope(|scope| {
+        let caller = scope.spawn(|| {
+            call(
+                &switch,
+                &dir,
+                "anonymous",
+                &[
+                    (Duration::from_millis(2000), "1234567890#"),
+                    (Duration::from_millis(5600), "0015551234567#"),
+                ],
+                Duration::from_secs(40),
+            )
+        });
+        common::calls::wait_for_bridged_calls(1, &switch);
+        link.cut();
+        // The 5 s limit passes and the settle fails while the database is away.
+        std::thread::sleep(Duration::from_secs(8));
+        link.restore();
+        caller.join().unwrap()
+    });
+    assert_sipp_ok(
+        &output,
+        &switch,
+        "the call is cut at its limit during the outage",
+    );
+    let reservation = format!("{}#1", common::calls::only_call_id(&switch));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while prepaid::cdrs(&dir, &reservation).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let cdrs = prepaid::cdrs(&dir, &reservation);
+    assert_eq!(cdrs.len(), 1, "{}", tail(&switch.log_text(), 30));
+    assert_eq!(cdrs[0].total_micros, 500_000);
+    assert_eq!(prepaid::balance(&dir, account), 0);
+    assert_eq!(prepaid::open_reservations(&dir, account), 0);
+    let log = switch.log_text();
+    assert!(
+        log.contains("settlement failed; retrying"),
+        "{}",
+        tail(&log, 30)
+    );
     drop(carrier);
 }

@@ -258,3 +258,26 @@ pub fn all_open_reservations(dir: &Path, accounts: &[i64]) -> usize {
         open
     })
 }
+
+/// Where a test's ledger lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// Points `dir`'s helpers (and, through the returned TOML, the switch) at this backend:
+    /// nothing for SQLite (the file in the data directory), a fresh schema for PostgreSQL.
+    /// Call before seeding.
+    pub fn prepare(self, dir: &Path, name: &str) -> String {
+        match self {
+            Backend::Sqlite => String::new(),
+            Backend::Postgres => {
+                let url = postgres_schema(name);
+                use_database(dir, &url);
+                format!("[database]\nurl = \"{url}\"\n\n")
+            }
+        }
+    }
+}
