@@ -147,6 +147,31 @@ impl AccountPlan {
     }
 }
 
+/// The instants `anchor_ms + k × period_ms` (k = 1, 2, ...) in `(after_ms, up_to_ms]`, oldest
+/// first, at most `max`: the maintenance periods a scheduler books, one posting each, so a
+/// switch that was down catches up with one charge per period and never charges one twice.
+pub fn due_instants(
+    anchor_ms: i64,
+    period_ms: i64,
+    after_ms: i64,
+    up_to_ms: i64,
+    max: usize,
+) -> Vec<i64> {
+    if period_ms <= 0 || up_to_ms <= after_ms {
+        return Vec::new();
+    }
+    let (anchor, period) = (i128::from(anchor_ms), i128::from(period_ms));
+    let index_at = |instant: i64| -> i128 {
+        let elapsed = i128::from(instant) - anchor;
+        if elapsed < 0 { 0 } else { elapsed / period }
+    };
+    let (first, last) = (index_at(after_ms.max(anchor_ms)) + 1, index_at(up_to_ms));
+    (first..=last)
+        .take(max)
+        .filter_map(|k| i64::try_from(anchor + k * period).ok())
+        .collect()
+}
+
 /// A free-minute package: seconds usable on destinations starting with one of `prefixes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FreeMinutePackage {
@@ -168,6 +193,20 @@ impl FreeMinutePackage {
 mod tests {
     use super::*;
     use rust_decimal_macros::dec;
+
+    #[test]
+    fn due_instants_count_each_period_once_across_windows() {
+        // Every 10 from 100: 110, 120, 130 in (100, 135]; then 140 in (130, 145].
+        assert_eq!(due_instants(100, 10, 100, 135, 99), vec![110, 120, 130]);
+        assert_eq!(due_instants(100, 10, 130, 145, 99), vec![140]);
+        assert_eq!(due_instants(100, 10, 145, 149, 99), Vec::<i64>::new());
+        assert_eq!(
+            due_instants(100, 10, 0, 1_000, 3),
+            vec![110, 120, 130],
+            "capped"
+        );
+        assert!(due_instants(100, 0, 0, 1_000, 3).is_empty());
+    }
 
     const HOUR: i64 = MS_PER_HOUR;
     const DAY: i64 = MS_PER_DAY;

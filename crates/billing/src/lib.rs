@@ -89,7 +89,7 @@ mod tax;
 mod time;
 
 pub use account::{
-    AccountPlan, Expiry, FreeMinutePackage, Interval, MaintenanceDue, MaintenanceFee,
+    AccountPlan, Expiry, FreeMinutePackage, Interval, MaintenanceDue, MaintenanceFee, due_instants,
 };
 pub use columns::{ColumnError, RATE_EXTRA_COLUMNS, RateExtras};
 pub use deck::{

@@ -46,6 +46,7 @@ mod error;
 mod ledger;
 mod model;
 mod money;
+mod plans;
 mod recovery;
 mod reservation;
 mod tariffs;
@@ -61,6 +62,7 @@ pub use model::{
     ReservationState, Tariff, TransactionKind,
 };
 pub use money::{DecimalError, MAX_FRACTION_DIGITS, format_micros, parse_micros};
+pub use plans::{DuePlan, PlanRow};
 pub use recovery::Orphan;
 pub use reservation::{
     Available, Decision, FirstUse, Payer, ReconcileReport, Refusal, ReleaseOutcome, Reservation,

@@ -379,7 +379,7 @@ impl Store {
         cdrs: &[Cdr],
         now_ms: i64,
     ) -> Result<SettleOutcome, StoreError> {
-        self.settle_call(call_id, actual_cost_micros, cdrs, now_ms, None)
+        self.settle_call(call_id, actual_cost_micros, cdrs, now_ms, None, 0)
             .await
     }
 
@@ -388,7 +388,9 @@ impl Store {
     /// `actual_cost_micros`) is booked as the activation. If another call used the card first,
     /// a cost that includes an activation fee is refused with
     /// [`StoreError::AlreadyActivated`] and nothing is written: the caller rates again without
-    /// the fee. So a card pays its activation exactly once, whatever races.
+    /// the fee. So a card pays its activation exactly once, whatever races. The
+    /// `package_seconds` the call used of its account's free-minute package are counted in
+    /// the same transaction.
     pub async fn settle_call(
         &self,
         call_id: &str,
@@ -396,6 +398,7 @@ impl Store {
         cdrs: &[Cdr],
         now_ms: i64,
         first_use: Option<FirstUse>,
+        package_seconds: i64,
     ) -> Result<SettleOutcome, StoreError> {
         check_amount(actual_cost_micros)?;
         let mut transaction = self.begin_write().await?;
@@ -426,6 +429,7 @@ impl Store {
             }
             None => 0,
         };
+        crate::plans::use_package_seconds(&mut conn, account_id, package_seconds, now_ms).await?;
         let mut balance_after = 0;
         for paying in std::iter::once(account_id).chain(owner_account_id) {
             let postings = [

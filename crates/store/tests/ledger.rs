@@ -1225,7 +1225,7 @@ ledger_test!(
                         activation_fee_micros: 390_000,
                     };
                     match store
-                        .settle_call(&call, 500_000, &[], NOW, Some(first_use))
+                        .settle_call(&call, 500_000, &[], NOW, Some(first_use), 0)
                         .await
                     {
                         Err(StoreError::AlreadyActivated { .. }) => {
@@ -1234,7 +1234,7 @@ ledger_test!(
                                 ..first_use
                             };
                             store
-                                .settle_call(&call, 110_000, &[], NOW, Some(plain))
+                                .settle_call(&call, 110_000, &[], NOW, Some(plain), 0)
                                 .await
                                 .unwrap();
                             false

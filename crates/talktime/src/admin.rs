@@ -103,6 +103,10 @@ pub struct BatchOrder {
     #[arg(long = "concurrency-limit")]
     #[serde(default)]
     pub concurrency_limit: Option<i64>,
+    /// Each card's plan: maintenance fee, free-minute package (command line only for now).
+    #[command(flatten)]
+    #[serde(skip)]
+    pub plan: PlanArgs,
 }
 
 fn default_pin_length() -> u32 {
@@ -195,7 +199,24 @@ impl BatchOrder {
             caller_id_min_balance_micros: optional_micros(self.caller_id_min_balance.as_deref())?,
             concurrency_limit: self.concurrency_limit.unwrap_or(1),
         };
-        Ok(store.generate_cards(&spec, now_ms).await?)
+        if !self.plan.is_empty() {
+            // Checked before a card exists.
+            self.plan
+                .row(0)
+                .map_err(|error| BatchError::Value(format!("{error:#}")))?;
+        }
+        let batch = store.generate_cards(&spec, now_ms).await?;
+        if !self.plan.is_empty() {
+            for card in &batch.card_ids {
+                let account = store.card(*card).await?.account_id;
+                let row = self
+                    .plan
+                    .row(account)
+                    .map_err(|error| BatchError::Value(format!("{error:#}")))?;
+                store.set_account_plan(&row, now_ms).await?;
+            }
+        }
+        Ok(batch)
     }
 }
 
@@ -462,12 +483,16 @@ pub async fn rate(args: RateArgs) -> anyhow::Result<()> {
         .as_ref()
         .map(|payer| crate::ledger::account_fees(payer.activation_fee_micros))
         .unwrap_or_default();
+    let package_seconds_available = match &payer {
+        Some(payer) => payer.package_seconds(&store, &args.destination).await?,
+        None => 0,
+    };
     let request = SimulationRequest {
         number: args.destination.clone(),
         duration_ms: args.seconds.saturating_mul(1000),
         start: parse_local_start(&args.at)?,
         toll_free_access: args.toll_free,
-        package_seconds_available: 0,
+        package_seconds_available,
         account_fees,
         taxes: settings.tax_profile(),
         balance,
@@ -479,6 +504,7 @@ pub async fn rate(args: RateArgs) -> anyhow::Result<()> {
 
 /// The card or account `talktime rate` prices a call for.
 struct RatePayer {
+    account_id: i64,
     tariff_id: Option<i64>,
     balance_micros: i64,
     /// Still due: the card has not made its first answered call.
@@ -486,6 +512,19 @@ struct RatePayer {
 }
 
 impl RatePayer {
+    /// Free package seconds the account has left now for `destination`.
+    async fn package_seconds(&self, store: &Store, destination: &str) -> anyhow::Result<u32> {
+        let Some(plan) = store.account_plan(self.account_id).await? else {
+            return Ok(0);
+        };
+        let digits: String = destination.chars().filter(char::is_ascii_digit).collect();
+        if !plan.package_covers(&digits) {
+            return Ok(0);
+        }
+        let now = crate::server::wall_clock_ms();
+        Ok(u32::try_from(plan.package_seconds_left(now)).unwrap_or(u32::MAX))
+    }
+
     async fn find(
         store: &Store,
         pin: Option<&str>,
@@ -503,6 +542,7 @@ impl RatePayer {
                 0
             };
             return Ok(Some(RatePayer {
+                account_id: account.id,
                 tariff_id: card.tariff_id.or(account.tariff_id),
                 balance_micros: account.balance_micros,
                 activation_fee_micros,
@@ -513,6 +553,7 @@ impl RatePayer {
         };
         let account = store.account(account).await?;
         Ok(Some(RatePayer {
+            account_id: account.id,
             tariff_id: account.tariff_id,
             balance_micros: account.balance_micros,
             activation_fee_micros: 0,
@@ -704,6 +745,13 @@ pub enum AccountsCommand {
         ledger: LedgerArgs,
         number: String,
     },
+    /// Set the account's plan: a maintenance fee every period, a free-minute package.
+    Plan {
+        #[command(flatten)]
+        account: AccountArgs,
+        #[command(flatten)]
+        plan: PlanArgs,
+    },
     /// Set (or with --clear remove) the destination a DID-forwarding access number connects
     /// this account's registered callers to.
     Forward {
@@ -715,6 +763,90 @@ pub enum AccountsCommand {
         #[arg(long)]
         clear: bool,
     },
+}
+
+/// An account plan as an operator sets it (`accounts plan`, `cards generate`).
+#[derive(Debug, Clone, Default, Args, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanArgs {
+    /// Charged every --maintenance-every from the card's first call (seed 000), e.g. 0.25.
+    #[arg(long = "maintenance-fee", requires = "maintenance_every")]
+    #[serde(default)]
+    pub maintenance_fee: Option<String>,
+    /// The maintenance period: 30d, 6h, 90s.
+    #[arg(long = "maintenance-every")]
+    #[serde(default)]
+    pub maintenance_every: Option<String>,
+    /// Free seconds each package period (seed 003 package billing), used before money.
+    #[arg(long = "package-seconds", requires = "package_prefixes")]
+    #[serde(default)]
+    pub package_seconds: Option<i64>,
+    /// Destination prefixes the package covers, comma-separated (E.164 digits: 1,44).
+    #[arg(long = "package-prefixes")]
+    #[serde(default)]
+    pub package_prefixes: Option<String>,
+    /// The package period after which it is full again (30d); none: never refilled.
+    #[arg(long = "package-every")]
+    #[serde(default)]
+    pub package_every: Option<String>,
+}
+
+impl PlanArgs {
+    pub fn is_empty(&self) -> bool {
+        self.maintenance_fee.is_none() && self.package_seconds.is_none()
+    }
+
+    /// The plan row for `account_id`; a bad amount or period is an error naming it.
+    pub fn row(&self, account_id: i64) -> anyhow::Result<talktime_store::PlanRow> {
+        let period = |text: &Option<String>, what: &str| -> anyhow::Result<i64> {
+            text.as_deref().map_or(Ok(0), |text| {
+                parse_period_ms(text).with_context(|| what.to_owned())
+            })
+        };
+        let fee = self
+            .maintenance_fee
+            .as_deref()
+            .map_or(Ok(0), parse_micros)
+            .context("--maintenance-fee")?;
+        let seconds = self.package_seconds.unwrap_or(0);
+        if seconds < 0 {
+            bail!("--package-seconds must not be negative");
+        }
+        Ok(talktime_store::PlanRow {
+            account_id,
+            maintenance_fee_micros: fee,
+            maintenance_every_ms: period(&self.maintenance_every, "--maintenance-every")?,
+            package_seconds: seconds,
+            package_prefixes: self.package_prefixes.clone().unwrap_or_default(),
+            package_every_ms: period(&self.package_every, "--package-every")?,
+            ..talktime_store::PlanRow::default()
+        })
+    }
+}
+
+/// `30d`, `6h`, `15m`, `90s` as milliseconds.
+pub fn parse_period_ms(text: &str) -> anyhow::Result<i64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number
+        .parse()
+        .with_context(|| format!("{text:?} is not a period such as 30d, 6h or 90s"))?;
+    let unit_ms = match unit {
+        "d" => 86_400_000,
+        "h" => 3_600_000,
+        "m" => 60_000,
+        "s" => 1_000,
+        _ => bail!("{text:?}: the unit is d, h, m or s"),
+    };
+    if number <= 0 {
+        bail!("{text:?} must be positive");
+    }
+    number
+        .checked_mul(unit_ms)
+        .with_context(|| format!("{text:?} is too long"))
 }
 
 /// One account, named by its id or by the PIN of its card.
@@ -794,6 +926,11 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
                 bail!("that caller ID is not registered");
             }
             println!("caller ID removed");
+        }
+        AccountsCommand::Plan { account, plan } => {
+            let (store, id) = account.resolve().await?;
+            store.set_account_plan(&plan.row(id)?, now).await?;
+            println!("plan of account {id} set");
         }
         AccountsCommand::Forward {
             account,

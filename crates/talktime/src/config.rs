@@ -124,6 +124,13 @@ pub struct BillingConfig {
     /// that reaches it is cut with cause `daily_spend_cap`, a new one refused.
     #[serde(default)]
     pub max_daily_spend: String,
+    /// How often the running switch books maintenance fees that fell due.
+    #[serde(default = "default_maintenance_check_ms")]
+    pub maintenance_check_ms: u64,
+}
+
+fn default_maintenance_check_ms() -> u64 {
+    60_000
 }
 
 /// What a fresh database gets on first start so the switch can take a call at once.

@@ -195,13 +195,27 @@ impl Ledger {
             warn!(%error, "cannot read the card");
             Refusal::UnknownDestination
         })?;
-        let fees = account_fees(activation_fee_micros);
+        let package_seconds = self
+            .package_seconds(account, destination, now_ms)
+            .await
+            .map_err(|error| {
+                warn!(%error, "cannot read the account's plan");
+                Refusal::NoCredit
+            })?;
+        let payer_facts = PayerFacts {
+            fees: account_fees(activation_fee_micros),
+            package_seconds,
+        };
         let (deck, context) = self
-            .rating_context(account, card, destination, toll_free, now_ms, fees)
+            .rating_context(account, card, destination, toll_free, now_ms, payer_facts)
             .await?;
         let without_activation = if activation_fee_micros > 0 {
+            let payer_facts = PayerFacts {
+                fees: Vec::new(),
+                package_seconds,
+            };
             let plain = self
-                .rating_context(account, card, destination, toll_free, now_ms, Vec::new())
+                .rating_context(account, card, destination, toll_free, now_ms, payer_facts)
                 .await?;
             Some(plain.1)
         } else {
@@ -258,7 +272,7 @@ impl Ledger {
         destination: &str,
         toll_free: bool,
         at_ms: i64,
-        fees: Vec<AccountFee>,
+        payer: PayerFacts,
     ) -> Result<(Arc<RateDeck>, RatingContext), Refusal> {
         let deck = self.deck_for(account, card).await.map_err(|error| {
             warn!(%error, "cannot load the tariff");
@@ -269,7 +283,8 @@ impl Ledger {
         let mut facts = CallFacts::new(start);
         facts.toll_free_access = toll_free;
         facts.taxes = deck.settings().tax_profile();
-        facts.account_fees = fees;
+        facts.account_fees = payer.fees;
+        facts.package_seconds_available = payer.package_seconds;
         let rate = deck
             .find(destination, start.date)
             .ok_or(Refusal::UnknownDestination)?;
@@ -371,9 +386,12 @@ impl Ledger {
             }
             return Ok(0);
         }
+        let package_seconds = charge
+            .as_ref()
+            .map_or(0, |charge| i64::from(charge.package_seconds_used));
         match self
             .store
-            .settle_call(key, cost, cdrs, now_ms, first_use)
+            .settle_call(key, cost, cdrs, now_ms, first_use, package_seconds)
             .await?
         {
             SettleOutcome::Charged { charged_micros, .. } => Ok(charged_micros),
@@ -447,6 +465,33 @@ impl Ledger {
         } else {
             0
         })
+    }
+}
+
+/// What the payer brings to a call's rating besides the tariff.
+#[derive(Debug, Clone, Default)]
+pub struct PayerFacts {
+    /// Account fees due with this call (a card's activation).
+    pub fees: Vec<AccountFee>,
+    /// Free package seconds left for this destination, used before money.
+    pub package_seconds: u32,
+}
+
+impl Ledger {
+    /// The free seconds the account's package still has for `destination` now.
+    async fn package_seconds(
+        &self,
+        account: AccountId,
+        destination: &str,
+        now_ms: i64,
+    ) -> Result<u32, StoreError> {
+        let Some(plan) = self.store.account_plan(account.0).await? else {
+            return Ok(0);
+        };
+        if !plan.package_covers(destination) {
+            return Ok(0);
+        }
+        Ok(u32::try_from(plan.package_seconds_left(now_ms)).unwrap_or(u32::MAX))
     }
 }
 

@@ -10,6 +10,7 @@ pub mod config;
 pub mod ledger;
 pub mod media_session;
 pub mod media_workers;
+pub mod plans;
 pub mod recovery;
 mod registration;
 mod routing;

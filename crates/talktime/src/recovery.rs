@@ -156,7 +156,7 @@ async fn bill_answered(
             &checkpoint.destination,
             checkpoint.toll_free,
             checkpoint.rated_at_ms,
-            Vec::new(),
+            crate::ledger::PayerFacts::default(),
         )
         .await;
     let Ok((_, context)) = rated else {

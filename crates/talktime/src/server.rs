@@ -109,6 +109,10 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
         .with_context(|| format!("cannot listen for the admin API on {listen}"))?;
     }
     crate::recovery::spawn_cluster_tasks(&config, services.ledger.clone(), core_sender.clone());
+    crate::plans::spawn_maintenance(
+        services.ledger.clone(),
+        Duration::from_millis(config.billing.maintenance_check_ms.max(100)),
+    );
     let recovered_byes = std::mem::take(&mut services.recovered_byes);
     let mut core = Core::new(config, transport, core_sender, media_sender, services)?;
     core.prepare_registrations();

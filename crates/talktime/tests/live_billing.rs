@@ -225,3 +225,138 @@ fn calls_are_cut_at_the_per_call_cost_cap_and_the_daily_spend_cap() {
     assert_eq!(prepaid::balance(&dir, account), 5_000_000 - 600_000);
     drop(carrier);
 }
+
+fn maintenance_postings(dir: &std::path::Path, account: i64) -> Vec<i64> {
+    let store = prepaid::open(dir);
+    prepaid::runtime()
+        .block_on(store.transactions(account))
+        .unwrap()
+        .into_iter()
+        .filter(|entry| entry.kind == talktime_store::TransactionKind::Maintenance)
+        .map(|entry| entry.amount_micros)
+        .collect()
+}
+
+/// A maintenance fee every 3 s from the card's first use: the running switch books each period
+/// once; while it is down none is booked, and the next start catches up with one posting per
+/// missed period, never two for one.
+#[test]
+fn maintenance_fees_fall_due_while_the_switch_runs_and_are_caught_up_once_after_a_restart() {
+    let dir = prepaid::data_dir("maintenance");
+    prepaid::tariff(&dir, "demo", "1,USA,6.00,1.00,1,1,0\n");
+    let first_use = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let account = {
+        let store = prepaid::open(&dir);
+        prepaid::runtime().block_on(async {
+            let card = store
+                .create_card(&NewCard::new(Pii::new(PIN.to_owned()), "USD", 5_000_000), 0)
+                .await
+                .unwrap();
+            store.activate_card(card.id, 0, first_use).await.unwrap();
+            let plan = talktime_store::PlanRow {
+                account_id: card.account_id,
+                maintenance_fee_micros: 250_000,
+                maintenance_every_ms: 3_000,
+                ..talktime_store::PlanRow::default()
+            };
+            store.set_account_plan(&plan, first_use).await.unwrap();
+            card.account_id
+        })
+    };
+    let config = ConfigFile::new().raw("[billing]\nmaintenance_check_ms = 200\n");
+    let config_path = config.write(&dir);
+    let config_arg = ["--config", config_path.to_str().unwrap()];
+    let mut switch = common::Switch::start_in(&dir, &config_arg);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while maintenance_postings(&dir, account).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            tail(&switch.log_text(), 20)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    switch.child.kill().unwrap();
+    switch.child.wait().unwrap();
+    let before = maintenance_postings(&dir, account).len();
+    std::thread::sleep(Duration::from_secs(7));
+    assert_eq!(
+        maintenance_postings(&dir, account).len(),
+        before,
+        "nothing while down"
+    );
+    let restarted = common::Switch::start_in(&dir, &config_arg);
+    std::thread::sleep(Duration::from_secs(1));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let postings = maintenance_postings(&dir, account);
+    let due = usize::try_from((now - first_use) / 3_000).unwrap();
+    // One posting per period that fell due (a period may fall due in the last instant).
+    assert!(
+        postings.len() == due || postings.len() + 1 == due,
+        "{} postings for {due} periods\n{}",
+        postings.len(),
+        tail(&restarted.log_text(), 20)
+    );
+    assert!(postings.len() > before, "caught up after the restart");
+    assert!(postings.iter().all(|amount| *amount == -250_000));
+    let charged = i64::try_from(postings.len()).unwrap() * 250_000;
+    assert_eq!(prepaid::balance(&dir, account), 5_000_000 - charged);
+}
+
+/// Seed 003 package billing: free seconds on the package's destinations are used before
+/// money, the talk-time limit counts them, and the settle records them used.
+#[test]
+fn a_packages_free_seconds_are_used_first_and_counted_in_the_limit() {
+    let dir = prepaid::data_dir("package");
+    prepaid::tariff(&dir, "demo", "1,USA,6.00,1.00,1,1,0\n");
+    // 0.10 buys 1 s at 0.10/s; the package adds 5 free seconds on +1.
+    let account = prepaid::card(&dir, PIN, 100_000, 0);
+    {
+        let store = prepaid::open(&dir);
+        let plan = talktime_store::PlanRow {
+            account_id: account,
+            package_seconds: 5,
+            package_prefixes: "1".into(),
+            package_every_ms: 30 * 86_400_000,
+            ..talktime_store::PlanRow::default()
+        };
+        prepaid::runtime()
+            .block_on(store.set_account_plan(&plan, 0))
+            .unwrap();
+    }
+    let carrier = answering_carrier();
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("answer", &carrier.address())
+            .routes(&[("", &["answer"])]),
+    );
+    let output = common::calls::call(
+        &switch,
+        &dir,
+        "anonymous",
+        &[
+            (Duration::from_millis(2000), "3903903901#"),
+            (Duration::from_millis(5600), "0015551234567#"),
+        ],
+        Duration::from_secs(40),
+    );
+    assert_sipp_ok(&output, &switch, "cut after package + credit");
+    let cdr = common::calls::only_attempt_cdrs(&switch, &dir).remove(0);
+    assert_eq!(cdr.billed_seconds, 6, "5 free seconds, then 1 paid");
+    assert_eq!(cdr.total_micros, 100_000);
+    assert_eq!(cdr.disconnect_cause.as_deref(), Some("credit_exhausted"));
+    assert_eq!(prepaid::balance(&dir, account), 0);
+    let plan = prepaid::runtime()
+        .block_on(prepaid::open(&dir).account_plan(account))
+        .unwrap()
+        .unwrap();
+    assert_eq!(plan.package_used_seconds, 5);
+    drop(carrier);
+}

@@ -1,0 +1,238 @@
+//! Account plans: the recurring maintenance fee and the free-minute package of an account.
+//! The billing crate decides what is due (`AccountPlan::maintenance_due`); the store keeps
+//! the plan, books each period once, and counts package seconds in the settle of the call
+//! that used them.
+
+use crate::backend::{Conn, Store, with_conn};
+use crate::error::StoreError;
+use crate::ledger::{Posting, check_amount, post};
+use crate::model::TransactionKind;
+
+/// An account's plan as stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct PlanRow {
+    pub account_id: i64,
+    pub maintenance_fee_micros: i64,
+    pub maintenance_every_ms: i64,
+    /// The last fee instant charged (0: none yet).
+    pub maintenance_charged_until_ms: i64,
+    pub package_seconds: i64,
+    /// Comma-separated destination prefixes the package covers.
+    pub package_prefixes: String,
+    pub package_every_ms: i64,
+    pub package_used_seconds: i64,
+    pub package_period_start_ms: i64,
+}
+
+/// A plan with its maintenance anchor: the card's first use, else the account's creation
+/// (`None`: a card not used yet owes no maintenance).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DuePlan {
+    pub plan: PlanRow,
+    pub anchor_ms: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct DuePlanRow {
+    account_id: i64,
+    maintenance_fee_micros: i64,
+    maintenance_every_ms: i64,
+    maintenance_charged_until_ms: i64,
+    card_id: Option<i64>,
+    first_used_at_ms: Option<i64>,
+    created_at_ms: i64,
+}
+
+impl PlanRow {
+    /// Package seconds left at `now_ms` (a period that has passed starts again full).
+    pub fn package_seconds_left(&self, now_ms: i64) -> i64 {
+        if self.package_seconds <= 0 {
+            return 0;
+        }
+        if self.package_period_over(now_ms) {
+            return self.package_seconds;
+        }
+        (self.package_seconds - self.package_used_seconds).max(0)
+    }
+
+    fn package_period_over(&self, now_ms: i64) -> bool {
+        self.package_every_ms > 0
+            && now_ms
+                >= self
+                    .package_period_start_ms
+                    .saturating_add(self.package_every_ms)
+    }
+
+    /// Whether the package covers a destination (E.164 digits).
+    pub fn package_covers(&self, destination: &str) -> bool {
+        let destination = destination.trim_start_matches('+');
+        self.package_prefixes
+            .split(',')
+            .map(str::trim)
+            .any(|prefix| !prefix.is_empty() && destination.starts_with(prefix))
+    }
+}
+
+impl Store {
+    /// Sets (replaces) an account's plan; the package starts a fresh period now.
+    pub async fn set_account_plan(&self, plan: &PlanRow, now_ms: i64) -> Result<(), StoreError> {
+        check_amount(plan.maintenance_fee_micros)?;
+        let mut held = self.acquire_for_write().await?;
+        let mut conn = held.conn();
+        with_conn!(&mut conn, c => sqlx::query(
+            "INSERT INTO account_plans (account_id, maintenance_fee_micros, maintenance_every_ms, \
+             maintenance_charged_until_ms, package_seconds, package_prefixes, package_every_ms, \
+             package_used_seconds, package_period_start_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8) \
+             ON CONFLICT (account_id) DO UPDATE SET \
+             maintenance_fee_micros = excluded.maintenance_fee_micros, \
+             maintenance_every_ms = excluded.maintenance_every_ms, \
+             package_seconds = excluded.package_seconds, \
+             package_prefixes = excluded.package_prefixes, \
+             package_every_ms = excluded.package_every_ms, \
+             package_used_seconds = 0, package_period_start_ms = excluded.package_period_start_ms",
+        )
+        .bind(plan.account_id)
+        .bind(plan.maintenance_fee_micros)
+        .bind(plan.maintenance_every_ms)
+        .bind(plan.maintenance_charged_until_ms)
+        .bind(plan.package_seconds)
+        .bind(&plan.package_prefixes)
+        .bind(plan.package_every_ms)
+        .bind(now_ms)
+        .execute(&mut **c)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// An account's plan, if it has one.
+    pub async fn account_plan(&self, account_id: i64) -> Result<Option<PlanRow>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let row: Option<PlanRow> = with_conn!(&mut conn, c => sqlx::query_as(
+            "SELECT account_id, maintenance_fee_micros, maintenance_every_ms, \
+             maintenance_charged_until_ms, package_seconds, package_prefixes, package_every_ms, \
+             package_used_seconds, package_period_start_ms FROM account_plans \
+             WHERE account_id = $1",
+        )
+            .bind(account_id)
+            .fetch_optional(&mut **c)
+            .await)?;
+        Ok(row)
+    }
+
+    /// Every plan with a maintenance fee, with its anchor.
+    pub async fn maintenance_plans(&self) -> Result<Vec<DuePlan>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let rows: Vec<DuePlanRow> = with_conn!(&mut conn, c => sqlx::query_as(
+            "SELECT p.account_id, p.maintenance_fee_micros, p.maintenance_every_ms, \
+             p.maintenance_charged_until_ms, c.id AS card_id, c.first_used_at_ms, \
+             a.created_at_ms \
+             FROM account_plans p JOIN accounts a ON a.id = p.account_id \
+             LEFT JOIN cards c ON c.account_id = p.account_id \
+             WHERE p.maintenance_fee_micros > 0 AND p.maintenance_every_ms > 0 \
+             ORDER BY p.account_id",
+        )
+        .fetch_all(&mut **c)
+        .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| DuePlan {
+                anchor_ms: match row.card_id {
+                    Some(_) => row.first_used_at_ms,
+                    None => Some(row.created_at_ms),
+                },
+                plan: PlanRow {
+                    account_id: row.account_id,
+                    maintenance_fee_micros: row.maintenance_fee_micros,
+                    maintenance_every_ms: row.maintenance_every_ms,
+                    maintenance_charged_until_ms: row.maintenance_charged_until_ms,
+                    ..PlanRow::default()
+                },
+            })
+            .collect())
+    }
+
+    /// Books the maintenance fee once for each instant in `instants` (ascending, each after
+    /// the plan's `charged_until`), keyed by instant so that no period is ever charged twice,
+    /// whichever node gets there first. Returns how many this call booked.
+    pub async fn charge_maintenance_periods(
+        &self,
+        account_id: i64,
+        fee_micros: i64,
+        charged_until_ms: i64,
+        instants: &[i64],
+        now_ms: i64,
+    ) -> Result<usize, StoreError> {
+        let Some(&last) = instants.last() else {
+            return Ok(0);
+        };
+        check_amount(fee_micros)?;
+        let mut transaction = self.begin_write().await?;
+        let mut conn = transaction.conn();
+        // Compare and set: another node that booked these periods moved the mark first.
+        let claimed = with_conn!(&mut conn, c => sqlx::query(
+            "UPDATE account_plans SET maintenance_charged_until_ms = $3 \
+             WHERE account_id = $1 AND maintenance_charged_until_ms = $2",
+        )
+        .bind(account_id)
+        .bind(charged_until_ms)
+        .bind(last)
+        .execute(&mut **c)
+        .await
+        .map(|done| done.rows_affected()))?;
+        if claimed == 0 {
+            return Ok(0);
+        }
+        for instant in instants {
+            let key = format!("maintenance:{instant}");
+            post(
+                &mut conn,
+                Posting {
+                    account_id,
+                    kind: TransactionKind::Maintenance,
+                    amount_micros: -fee_micros,
+                    call_id: None,
+                    reference: Some(&key),
+                    idempotency_key: Some(&key),
+                    now_ms,
+                },
+            )
+            .await?;
+        }
+        transaction.commit().await?;
+        Ok(instants.len())
+    }
+}
+
+/// Counts `seconds` of an account's package as used (a new period starts again from zero),
+/// inside the settle of the call that used them.
+pub(crate) async fn use_package_seconds(
+    conn: &mut Conn<'_>,
+    account_id: i64,
+    seconds: i64,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    if seconds <= 0 {
+        return Ok(());
+    }
+    with_conn!(conn, c => sqlx::query(
+        "UPDATE account_plans SET \
+         package_used_seconds = CASE WHEN package_every_ms > 0 \
+           AND $3 >= package_period_start_ms + package_every_ms \
+           THEN $2 ELSE package_used_seconds + $2 END, \
+         package_period_start_ms = CASE WHEN package_every_ms > 0 \
+           AND $3 >= package_period_start_ms + package_every_ms \
+           THEN $3 ELSE package_period_start_ms END \
+         WHERE account_id = $1",
+    )
+    .bind(account_id)
+    .bind(seconds)
+    .bind(now_ms)
+    .execute(&mut **c)
+    .await
+    .map(|_| ()))?;
+    Ok(())
+}
