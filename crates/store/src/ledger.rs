@@ -248,6 +248,15 @@ pub(crate) async fn insert_account(
     Ok(id)
 }
 
+/// Changes to an account's limits ([`Store::set_account_limits`]); `None` keeps a field.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountLimits {
+    pub owner_account_id: Option<i64>,
+    pub caller_id_min_balance_micros: Option<i64>,
+    pub concurrency_limit: Option<i64>,
+    pub tariff_id: Option<i64>,
+}
+
 /// Inserts a card and its account; `Ok(None)` when the PIN is already taken.
 pub(crate) async fn insert_card(
     conn: &mut Conn<'_>,
@@ -663,6 +672,56 @@ impl Store {
         .map(|done| done.rows_affected()))?;
         transaction.commit().await?;
         Ok(result)
+    }
+
+    /// Changes an account's limits: its owner (one level, same currency), the caller-ID
+    /// threshold, the calls it may carry at once (a shared balance) and its tariff. `None`
+    /// leaves a field as it is.
+    pub async fn set_account_limits(
+        &self,
+        account_id: i64,
+        limits: &AccountLimits,
+    ) -> Result<(), StoreError> {
+        let mut transaction = self.begin_write().await?;
+        let mut conn = transaction.conn();
+        let account = fetch_account(&mut conn, account_id).await?;
+        if let Some(owner_id) = limits.owner_account_id {
+            let owner = fetch_account(&mut conn, owner_id).await?;
+            if owner_id == account_id || owner.owner_account_id.is_some() {
+                return Err(StoreError::InvalidArgument(format!(
+                    "account {owner_id} cannot own account {account_id} (one level of owners)"
+                )));
+            }
+            if owner.currency != account.currency {
+                return Err(StoreError::InvalidArgument(format!(
+                    "account {owner_id} is in {}, account {account_id} in {}",
+                    owner.currency, account.currency
+                )));
+            }
+        }
+        if limits.caller_id_min_balance_micros.is_some_and(|v| v < 0)
+            || limits.concurrency_limit.is_some_and(|v| v < 0)
+        {
+            return Err(StoreError::InvalidArgument(
+                "limits must not be negative".into(),
+            ));
+        }
+        with_conn!(&mut conn, c => sqlx::query(
+            "UPDATE accounts SET owner_account_id = COALESCE($2, owner_account_id), \
+             caller_id_min_balance_micros = COALESCE($3, caller_id_min_balance_micros), \
+             concurrency_limit = COALESCE($4, concurrency_limit), \
+             tariff_id = COALESCE($5, tariff_id) WHERE id = $1",
+        )
+        .bind(account_id)
+        .bind(limits.owner_account_id)
+        .bind(limits.caller_id_min_balance_micros)
+        .bind(limits.concurrency_limit)
+        .bind(limits.tariff_id)
+        .execute(&mut **c)
+        .await
+        .map(|_| ()))?;
+        transaction.commit().await?;
+        Ok(())
     }
 
     /// What an account was charged for calls (call charges and activations) from `since_ms`.

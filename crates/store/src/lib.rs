@@ -55,7 +55,7 @@ pub use backend::{BackendKind, SQLITE_FILE_NAME, Store, StoreOptions};
 pub use cards::{CardBatch, CardBatchSpec, PIN_LENGTHS};
 pub use cdr::{Cdr, TrafficGrouping, TrafficRow};
 pub use error::StoreError;
-pub use ledger::{MAX_AMOUNT_MICROS, RechargeOutcome};
+pub use ledger::{AccountLimits, MAX_AMOUNT_MICROS, RechargeOutcome};
 pub use model::{
     Account, AccountStatus, BalanceMismatch, CallerIdMatch, Card, CardKind, CardStatus, ExpiryRule,
     LedgerEntry, LockoutPolicy, MICROS_PER_UNIT, NewAccount, NewCard, PinFailureState, Rate,

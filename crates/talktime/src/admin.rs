@@ -87,6 +87,10 @@ pub struct BatchOrder {
     /// Days the card stays valid after its first call.
     #[arg(long = "expire-days-after-first-use")]
     pub expire_days: Option<i64>,
+    /// A fixed last day (UTC, YYYY-MM-DD): the card expires at the end of it.
+    #[arg(long = "expires-on")]
+    #[serde(default)]
+    pub expires_on: Option<String>,
     /// Charged with each card's first answered call, once (seed 000), e.g. 0.39.
     #[arg(long = "activation-fee")]
     #[serde(default)]
@@ -103,9 +107,9 @@ pub struct BatchOrder {
     #[arg(long = "concurrency-limit")]
     #[serde(default)]
     pub concurrency_limit: Option<i64>,
-    /// Each card's plan: maintenance fee, free-minute package (command line only for now).
+    /// Each card's plan: maintenance fee, free-minute package (in the API: a `plan` object).
     #[command(flatten)]
-    #[serde(skip)]
+    #[serde(default)]
     pub plan: PlanArgs,
 }
 
@@ -115,6 +119,15 @@ fn default_pin_length() -> u32 {
 
 fn default_currency() -> String {
     "USD".into()
+}
+
+/// The end of a UTC day given as YYYY-MM-DD, in epoch ms.
+fn end_of_day_ms(day: &str) -> Result<i64, BatchError> {
+    let date: talktime_billing::Date = day
+        .trim()
+        .parse()
+        .map_err(|_| BatchError::Value(format!("expires-on {day:?} is not YYYY-MM-DD")))?;
+    Ok((date.days_since_epoch() + 1) * 86_400_000)
 }
 
 /// An optional amount as decimal text; none is 0.
@@ -191,7 +204,10 @@ impl BatchOrder {
                 CardKind::Refillable
             },
             expiry: ExpiryRule {
-                expires_at_ms: None,
+                expires_at_ms: match self.expires_on.as_deref() {
+                    Some(day) => Some(end_of_day_ms(day)?),
+                    None => None,
+                },
                 valid_after_first_use_ms: self.expire_days.map(|days| days * 86_400_000),
             },
             owner_account_id: self.owner_account,
@@ -745,6 +761,24 @@ pub enum AccountsCommand {
         ledger: LedgerArgs,
         number: String,
     },
+    /// Change the account's limits: owner account, caller-ID minimum balance, calls at once,
+    /// tariff.
+    Set {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// An account whose balance also bounds (and pays for) this one's calls (seed 002).
+        #[arg(long = "owner-account")]
+        owner_account: Option<i64>,
+        /// Below this balance a registered caller ID no longer skips the PIN.
+        #[arg(long = "caller-id-min-balance")]
+        caller_id_min_balance: Option<String>,
+        /// Calls at once (a shared balance, seed 004); 0 = no limit.
+        #[arg(long = "concurrency-limit")]
+        concurrency_limit: Option<i64>,
+        /// Tariff name for this account's calls.
+        #[arg(long)]
+        tariff: Option<String>,
+    },
     /// Set the account's plan: a maintenance fee every period, a free-minute package.
     Plan {
         #[command(flatten)]
@@ -926,6 +960,31 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
                 bail!("that caller ID is not registered");
             }
             println!("caller ID removed");
+        }
+        AccountsCommand::Set {
+            account,
+            owner_account,
+            caller_id_min_balance,
+            concurrency_limit,
+            tariff,
+        } => {
+            let (store, id) = account.resolve().await?;
+            let tariff_id = match &tariff {
+                Some(name) => Some(tariff_named(&store, name).await?.id),
+                None => None,
+            };
+            let minimum = match caller_id_min_balance.as_deref() {
+                Some(text) => Some(parse_micros(text).context("--caller-id-min-balance")?),
+                None => None,
+            };
+            let limits = talktime_store::AccountLimits {
+                owner_account_id: owner_account,
+                caller_id_min_balance_micros: minimum,
+                concurrency_limit,
+                tariff_id,
+            };
+            store.set_account_limits(id, &limits).await?;
+            println!("account {id} updated");
         }
         AccountsCommand::Plan { account, plan } => {
             let (store, id) = account.resolve().await?;

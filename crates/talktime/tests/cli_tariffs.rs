@@ -424,3 +424,110 @@ fn a_batch_in_another_currency_than_its_tariff_is_refused_when_it_is_made() {
         ],
     ));
 }
+
+#[test]
+fn account_limits_and_a_fixed_expiry_date_are_set_from_the_command_line() {
+    let dir = scratch("limits");
+    let data = dir.join("data");
+    let cards = |name: &str, currency: &str, extra: &[&str]| -> Vec<String> {
+        let file = dir.join(format!("{name}.csv"));
+        let mut args = vec![
+            "cards",
+            "generate",
+            "--name",
+            name,
+            "--count",
+            "1",
+            "--value",
+            "5",
+            "--currency",
+            currency,
+            "--output",
+            file.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        ok(talktime(&data, &args));
+        let csv = std::fs::read_to_string(&file).unwrap();
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .map(str::to_owned)
+            .collect()
+    };
+    // card_id,pin,balance,currency,kind,status,expires_at_ms,valid_after_first_use_ms
+    let owner = cards("owner", "USD", &[]);
+    let card = cards("card", "USD", &["--expires-on", "2027-01-31"]);
+    assert_eq!(card[6], "1801440000000", "the end of 2027-01-31 UTC");
+    let euro = cards("euro", "EUR", &[]);
+    let owner_account = owner[0].clone(); // a card's account id equals its card id here
+    ok(talktime(
+        &data,
+        &[
+            "accounts",
+            "set",
+            "--pin",
+            &card[1],
+            "--owner-account",
+            &owner_account,
+            "--caller-id-min-balance",
+            "1.00",
+            "--concurrency-limit",
+            "3",
+        ],
+    ));
+    let error = failed(talktime(
+        &data,
+        &[
+            "accounts",
+            "set",
+            "--pin",
+            &euro[1],
+            "--owner-account",
+            &owner_account,
+        ],
+    ));
+    assert!(error.contains("is in USD"), "{error}");
+    let error = failed(talktime(
+        &data,
+        &[
+            "accounts",
+            "set",
+            "--pin",
+            &card[1],
+            "--concurrency-limit=-1",
+        ],
+    ));
+    assert!(error.contains("negative"), "{error}");
+    let plan = failed(talktime(
+        &data,
+        &[
+            "accounts",
+            "plan",
+            "--pin",
+            &card[1],
+            "--maintenance-fee",
+            "0.25",
+            "--maintenance-every",
+            "30x",
+        ],
+    ));
+    assert!(plan.contains("the unit is d, h, m or s"), "{plan}");
+    ok(talktime(
+        &data,
+        &[
+            "accounts",
+            "plan",
+            "--pin",
+            &card[1],
+            "--maintenance-fee",
+            "0.25",
+            "--maintenance-every",
+            "30d",
+            "--package-seconds",
+            "600",
+            "--package-prefixes",
+            "1",
+        ],
+    ));
+}
