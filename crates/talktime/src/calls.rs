@@ -634,6 +634,14 @@ impl Core {
                     return;
                 }
                 let authorization = rated.authorization.clone();
+                info!(
+                    call = key,
+                    limit_ms = authorization.limit_ms,
+                    announced_ms = authorization.announced_limit_ms,
+                    reserved_micros = authorization.reserved_micros,
+                    limit_cause = authorization.limit_cause.as_str(),
+                    "authorized"
+                );
                 if let Some(session) = self.sessions.get_mut(&key) {
                     session.rated = Some((attempt, *rated));
                 }

@@ -360,3 +360,66 @@ fn a_packages_free_seconds_are_used_first_and_counted_in_the_limit() {
     assert_eq!(plan.package_used_seconds, 5);
     drop(carrier);
 }
+
+/// IVR minute shrinking (seed 003): the caller is told more talk time than the real limit,
+/// and the call is cut at the real one.
+#[test]
+fn minute_shrinking_announces_more_than_the_real_limit_and_cuts_at_the_real_one() {
+    let dir = prepaid::data_dir("shrinking");
+    {
+        let store = prepaid::open(&dir);
+        prepaid::runtime().block_on(async {
+            let settings = TariffSettings {
+                currency: Currency::new("USD").unwrap(),
+                ..TariffSettings::default()
+            };
+            let tariff = store
+                .create_tariff("demo", "USD", &settings.to_json(), 0)
+                .await
+                .unwrap();
+            let csv = "prefix,description,sell_rate,buy_rate,initial_block,increment,\
+                       connection_fee,shrink_percent\n1,USA,6.00,1.00,1,1,0,50\n";
+            let extras = talktime::ledger::rate_extras_columns();
+            let report = store
+                .import_tariff_csv_with(
+                    tariff.id,
+                    csv.as_bytes(),
+                    talktime_store::ImportOptions::default(),
+                    Some(&extras),
+                )
+                .await
+                .unwrap();
+            assert!(report.errors.is_empty(), "{:?}", report.errors);
+        });
+    }
+    let account = prepaid::card(&dir, PIN, 500_000, 0);
+    let carrier = answering_carrier();
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("answer", &carrier.address())
+            .routes(&[("", &["answer"])]),
+    );
+    let output = common::calls::call(
+        &switch,
+        &dir,
+        "anonymous",
+        &[
+            (Duration::from_millis(2000), "3903903901#"),
+            (Duration::from_millis(5600), "0015551234567#"),
+        ],
+        Duration::from_secs(40),
+    );
+    assert_sipp_ok(&output, &switch, "cut at the real limit");
+    let log = switch.log_text();
+    assert!(
+        log.contains("limit_ms=5000 announced_ms=10000"),
+        "0.50 buys 5 s, told 5 s / 50 % = 10 s:\n{}",
+        tail(&log, 20)
+    );
+    let cdr = common::calls::only_attempt_cdrs(&switch, &dir).remove(0);
+    assert_eq!(cdr.billed_seconds, 5);
+    assert_eq!(cdr.disconnect_cause.as_deref(), Some("credit_exhausted"));
+    assert_eq!(prepaid::balance(&dir, account), 0);
+    drop(carrier);
+}
