@@ -759,6 +759,9 @@ impl Call {
             PinLookup::CardExpired => {
                 self.farewell(&["card_expired"], DisconnectCause::CardExpired, now)
             }
+            PinLookup::Unavailable => {
+                self.farewell(&["call_failed"], DisconnectCause::SystemError, now)
+            }
         }
     }
 

@@ -78,6 +78,9 @@ pub enum PinLookup {
     LockedOut,
     CardInUse,
     CardExpired,
+    /// The ledger could not answer (database down): the call ends with "call failed", never
+    /// "wrong PIN", and no failed try is counted.
+    Unavailable,
 }
 
 /// A granted authorization: credit is reserved for this attempt.

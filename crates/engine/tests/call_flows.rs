@@ -1273,3 +1273,30 @@ fn media_inactive_during_the_ivr_hangs_up_without_charge() {
     assert_eq!(record.cause, DisconnectCause::MediaTimeout);
     assert_eq!(record.q850, 102);
 }
+
+#[test]
+fn a_ledger_that_cannot_answer_is_never_a_wrong_pin() {
+    let (mut call, _) = Harness::pin_call();
+    call.finish_prompt();
+    let lookup = call.dial("123456#");
+    assert!(
+        lookup
+            .iter()
+            .any(|output| matches!(output, Output::LookupByPin { .. }))
+    );
+    let outputs = call.input(Input::PinLookup(PinLookup::Unavailable));
+    assert!(
+        !outputs
+            .iter()
+            .any(|output| matches!(output, Output::PinFailed { .. })),
+        "no failed try is counted"
+    );
+    assert_eq!(prompt_names(&outputs), vec!["call_failed", "goodbye"]);
+    call.finish_prompt();
+    call.advance(20 * SECOND);
+    let record = call.outputs().find_map(|output| match output {
+        Output::CallRecord(record) => Some(record.cause),
+        _ => None,
+    });
+    assert_eq!(record, Some(DisconnectCause::SystemError));
+}

@@ -114,9 +114,10 @@ impl Ledger {
     ) -> PinLookup {
         match self.try_lookup_pin(pin, guess_keys, now_ms).await {
             Ok(lookup) => lookup,
+            // A database error is never a wrong PIN: the caller hears "call failed".
             Err(error) => {
                 warn!(%error, "PIN lookup failed");
-                PinLookup::Rejected
+                PinLookup::Unavailable
             }
         }
     }
