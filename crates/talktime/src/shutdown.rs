@@ -64,7 +64,7 @@ impl Core {
         stopping.calls_ended = true;
         info!(
             calls = self.sessions.len(),
-            "drain time over: ending every call"
+            "ending every call: BYE on both legs, billed and recorded"
         );
         self.abort_all(DisconnectCause::Shutdown);
     }
