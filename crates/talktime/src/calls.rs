@@ -120,6 +120,8 @@ pub struct Session {
     settled: std::collections::HashSet<AttemptId>,
     /// Buy rates of the carriers offered for the current attempt (CDR buy cost).
     buy_rates: std::collections::HashMap<String, rust_decimal::Decimal>,
+    /// What the caller's source may do (`[[peers]]`), decided once at the INVITE.
+    trust: crate::config::PeerTrust,
 }
 
 impl Session {
@@ -281,6 +283,7 @@ impl Core {
         request: &Request,
         source: Peer,
         access: AccessNumber,
+        trust: crate::config::PeerTrust,
     ) -> Result<(), StartError> {
         if request.body.is_empty() {
             return Err(StartError::NoOffer);
@@ -323,11 +326,7 @@ impl Core {
         let caller_id = caller_id_of(request);
         // A caller ID authenticates only from a peer trusted for it; from anyone else it is
         // kept for the CDR and the PIN is asked (issue 20).
-        let trusted_caller_id = caller_id.clone().filter(|_| {
-            self.config
-                .peer_trust(source.address.ip())
-                .trusted_caller_id
-        });
+        let trusted_caller_id = caller_id.clone().filter(|_| trust.trusted_caller_id);
         let engine = Call::new(CallSetup {
             call_id: CallId(call_id.clone()),
             caller_id: trusted_caller_id,
@@ -369,6 +368,7 @@ impl Core {
                 session_timer: session_timer(request, self.config.sip.min_session_expires_s),
                 settled: std::collections::HashSet::new(),
                 buy_rates: std::collections::HashMap::new(),
+                trust,
             },
         );
         self.by_transaction.insert(transaction, key);
@@ -704,8 +704,7 @@ impl Core {
             return Vec::new();
         };
         let address = session.caller.peer.address.ip();
-        let vouched =
-            session.caller_id.is_some() && self.config.peer_trust(address).trusted_caller_id;
+        let vouched = session.caller_id.is_some() && session.trust.trusted_caller_id;
         let source = (!vouched).then(|| Pii::new(format!("{SOURCE_KEY}{address}")));
         session.caller_id.iter().cloned().chain(source).collect()
     }

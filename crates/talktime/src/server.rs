@@ -617,12 +617,13 @@ impl Core {
             let Some(access) = self.config.access_number(user).cloned() else {
                 return Err(Box::new(Response::for_request(request, 404, "Not Found")));
             };
-            if !self.config.peer_trust(source.address.ip()).access {
+            let trust = self.config.peer_trust(source.address.ip());
+            if !trust.access {
                 info!(source = %source.address, "access number call from an untrusted peer refused");
                 return Err(Box::new(Response::for_request(request, 403, "Forbidden")));
             }
             return self
-                .start_call(transaction, request, source, access)
+                .start_call(transaction, request, source, access, trust)
                 .map_err(|error| {
                     info!(%error, "call refused");
                     Box::new(error.response(request))
