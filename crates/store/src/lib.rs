@@ -63,7 +63,7 @@ pub use model::{
 };
 pub use money::{DecimalError, MAX_FRACTION_DIGITS, format_micros, parse_micros};
 pub use plans::{DuePlan, PlanRow};
-pub use recovery::Orphan;
+pub use recovery::{Closed, Orphan};
 pub use reservation::{
     Available, Decision, FirstUse, Payer, ReconcileReport, Refusal, ReleaseOutcome, Reservation,
     SettleOutcome,

@@ -254,6 +254,15 @@ pub struct Card {
 }
 
 impl Card {
+    /// The activation fee its next answered call pays: all of it until the first use.
+    pub fn activation_fee_due(&self) -> i64 {
+        if self.first_used_at_ms.is_none() {
+            self.activation_fee_micros
+        } else {
+            0
+        }
+    }
+
     /// True when the card is expired at `now_ms`, by status or by its rule.
     pub fn is_expired(&self, now_ms: i64) -> bool {
         self.status == CardStatus::Expired

@@ -47,6 +47,16 @@ struct OrphanRow {
     heartbeat_ms: Option<i64>,
 }
 
+/// What [`Store::close_unanswered`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Closed {
+    Released,
+    /// Settled for the sum of its CDRs.
+    Settled(i64),
+    /// Another node (or an earlier pass) closed it first.
+    AlreadyClosed,
+}
+
 impl Store {
     /// Refreshes this node's heartbeat (creating its row on first use).
     pub async fn heartbeat(&self, now_ms: i64) -> Result<(), StoreError> {
@@ -144,8 +154,9 @@ impl Store {
 
     /// Closes an orphan nobody can bill from a checkpoint (it never answered, or was made
     /// before checkpoints existed): the sum of its CDRs if the switch wrote any, else the hold
-    /// is released. Nothing happens if another node closed it first.
-    pub async fn close_unanswered(&self, call_id: &str, now_ms: i64) -> Result<(), StoreError> {
+    /// is released. Nothing happens if another node closed it first. Start-up `reconcile`
+    /// closes stale reservations the same way.
+    pub async fn close_unanswered(&self, call_id: &str, now_ms: i64) -> Result<Closed, StoreError> {
         let (rows, total): (i64, i64) = {
             let mut held = self.acquire().await?;
             let mut conn = held.conn();
@@ -158,14 +169,19 @@ impl Store {
             .await)?
         };
         let closed = if rows == 0 {
-            self.release(call_id, now_ms).await.map(|_| ())
+            self.release(call_id, now_ms)
+                .await
+                .map(|_| Closed::Released)
         } else {
-            self.settle(call_id, total, &[], now_ms).await.map(|_| ())
+            self.settle(call_id, total, &[], now_ms)
+                .await
+                .map(|_| Closed::Settled(total))
         };
         match closed {
-            Ok(()) | Err(StoreError::ReservationClosed { .. }) => Ok(()),
-            Err(StoreError::SettleConflict { .. }) => Ok(()),
-            Err(error) => Err(error),
+            Err(StoreError::ReservationClosed { .. } | StoreError::SettleConflict { .. }) => {
+                Ok(Closed::AlreadyClosed)
+            }
+            other => other,
         }
     }
 }

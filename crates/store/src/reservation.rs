@@ -583,30 +583,10 @@ impl Store {
         };
         let mut report = ReconcileReport::default();
         for call_id in stale {
-            let owed: (i64, i64) = {
-                let mut held = self.acquire().await?;
-                let mut conn = held.conn();
-                with_conn!(&mut conn, c => sqlx::query_as(
-                    "SELECT COUNT(*), CAST(COALESCE(SUM(total_micros), 0) AS BIGINT) \
-                     FROM cdrs WHERE call_id = $1",
-                )
-                .bind(&call_id)
-                .fetch_one(&mut **c)
-                .await)?
-            };
-            match owed {
-                (0, _) => match self.release(&call_id, now_ms).await {
-                    Ok(_) => report.released.push(call_id),
-                    Err(StoreError::ReservationClosed { .. }) => {}
-                    Err(error) => return Err(error),
-                },
-                (_, total) => match self.settle(&call_id, total, &[], now_ms).await {
-                    Ok(_) => report.settled.push((call_id, total)),
-                    Err(
-                        StoreError::ReservationClosed { .. } | StoreError::SettleConflict { .. },
-                    ) => {}
-                    Err(error) => return Err(error),
-                },
+            match self.close_unanswered(&call_id, now_ms).await? {
+                crate::recovery::Closed::Released => report.released.push(call_id),
+                crate::recovery::Closed::Settled(total) => report.settled.push((call_id, total)),
+                crate::recovery::Closed::AlreadyClosed => {}
             }
         }
         if !report.released.is_empty() || !report.settled.is_empty() {

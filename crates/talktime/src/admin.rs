@@ -530,15 +530,9 @@ struct RatePayer {
 impl RatePayer {
     /// Free package seconds the account has left now for `destination`.
     async fn package_seconds(&self, store: &Store, destination: &str) -> anyhow::Result<u32> {
-        let Some(plan) = store.account_plan(self.account_id).await? else {
-            return Ok(0);
-        };
         let digits: String = destination.chars().filter(char::is_ascii_digit).collect();
-        if !plan.package_covers(&digits) {
-            return Ok(0);
-        }
         let now = crate::server::wall_clock_ms();
-        Ok(u32::try_from(plan.package_seconds_left(now)).unwrap_or(u32::MAX))
+        Ok(crate::ledger::package_seconds_for(store, self.account_id, &digits, now).await?)
     }
 
     async fn find(
@@ -552,11 +546,7 @@ impl RatePayer {
                 .await?
                 .context("no card with that PIN")?;
             let account = store.account(card.account_id).await?;
-            let activation_fee_micros = if card.first_used_at_ms.is_none() {
-                card.activation_fee_micros
-            } else {
-                0
-            };
+            let activation_fee_micros = card.activation_fee_due();
             return Ok(Some(RatePayer {
                 account_id: account.id,
                 tariff_id: card.tariff_id.or(account.tariff_id),

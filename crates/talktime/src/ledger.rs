@@ -460,12 +460,7 @@ impl Ledger {
         let Some(CardId(card)) = card else {
             return Ok(0);
         };
-        let card = self.store.card(card).await?;
-        Ok(if card.first_used_at_ms.is_none() {
-            card.activation_fee_micros
-        } else {
-            0
-        })
+        Ok(self.store.card(card).await?.activation_fee_due())
     }
 }
 
@@ -486,14 +481,25 @@ impl Ledger {
         destination: &str,
         now_ms: i64,
     ) -> Result<u32, StoreError> {
-        let Some(plan) = self.store.account_plan(account.0).await? else {
-            return Ok(0);
-        };
-        if !plan.package_covers(destination) {
-            return Ok(0);
-        }
-        Ok(u32::try_from(plan.package_seconds_left(now_ms)).unwrap_or(u32::MAX))
+        package_seconds_for(&self.store, account.0, destination, now_ms).await
     }
+}
+
+/// The free seconds an account's package still has for `destination` (E.164 digits) now:
+/// what authorization rates with and `talktime rate --pin` shows.
+pub async fn package_seconds_for(
+    store: &Store,
+    account_id: i64,
+    destination: &str,
+    now_ms: i64,
+) -> Result<u32, StoreError> {
+    let Some(plan) = store.account_plan(account_id).await? else {
+        return Ok(0);
+    };
+    if !plan.package_covers(destination) {
+        return Ok(0);
+    }
+    Ok(u32::try_from(plan.package_seconds_left(now_ms)).unwrap_or(u32::MAX))
 }
 
 /// The account fees a call carries into its rating: the activation fee while it is due.
