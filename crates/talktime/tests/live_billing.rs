@@ -16,6 +16,16 @@ use talktime_store::NewCard;
 
 const PIN: &str = "3903903901";
 
+/// The caller keys the PIN and a US number and stays until the switch hangs up (40 s at most).
+fn call_until_cut(switch: &common::Switch, dir: &std::path::Path, what: &str) {
+    let script = [
+        (Duration::from_millis(2000), "3903903901#"),
+        (Duration::from_millis(5600), "0015551234567#"),
+    ];
+    let output = common::calls::call(switch, dir, "anonymous", &script, Duration::from_secs(40));
+    assert_sipp_ok(&output, switch, what);
+}
+
 /// The caller keys the PIN and a US number, then stays 2 s on the line after it.
 fn pin_call(switch: &common::Switch, dir: &std::path::Path) -> std::process::Output {
     call_and_hang_up(
@@ -166,17 +176,7 @@ fn a_card_bounded_by_its_owners_balance_is_cut_when_the_owners_money_ends() {
             .carrier("answer", &carrier.address())
             .routes(&[("", &["answer"])]),
     );
-    let output = common::calls::call(
-        &switch,
-        &dir,
-        "anonymous",
-        &[
-            (Duration::from_millis(2000), "3903903901#"),
-            (Duration::from_millis(5600), "0015551234567#"),
-        ],
-        Duration::from_secs(40),
-    );
-    assert_sipp_ok(&output, &switch, "cut at the owner's limit");
+    call_until_cut(&switch, &dir, "cut at the owner's limit");
     let cdr = common::calls::only_attempt_cdrs(&switch, &dir).remove(0);
     assert_eq!(cdr.disconnect_cause.as_deref(), Some("credit_exhausted"));
     assert_eq!(
@@ -206,14 +206,8 @@ fn calls_are_cut_at_the_per_call_cost_cap_and_the_daily_spend_cap() {
     // ConfigFile has no [billing] table: the embedded one is merged key by key.
     config = config.raw("[billing]\nmax_call_cost = \"0.40\"\nmax_daily_spend = \"0.60\"\n");
     let switch = start(&dir, config);
-    let script = [
-        (Duration::from_millis(2000), "3903903901#"),
-        (Duration::from_millis(5600), "0015551234567#"),
-    ];
     for what in ["cut at the call cap", "cut at the day's cap"] {
-        let output =
-            common::calls::call(&switch, &dir, "anonymous", &script, Duration::from_secs(40));
-        assert_sipp_ok(&output, &switch, what);
+        call_until_cut(&switch, &dir, what);
     }
     let ids = switch.call_ids();
     let first = prepaid::wait_for_cdrs(&dir, &format!("{}#1", ids[0]), 1).remove(0);
@@ -337,17 +331,7 @@ fn a_packages_free_seconds_are_used_first_and_counted_in_the_limit() {
             .carrier("answer", &carrier.address())
             .routes(&[("", &["answer"])]),
     );
-    let output = common::calls::call(
-        &switch,
-        &dir,
-        "anonymous",
-        &[
-            (Duration::from_millis(2000), "3903903901#"),
-            (Duration::from_millis(5600), "0015551234567#"),
-        ],
-        Duration::from_secs(40),
-    );
-    assert_sipp_ok(&output, &switch, "cut after package + credit");
+    call_until_cut(&switch, &dir, "cut after package + credit");
     let cdr = common::calls::only_attempt_cdrs(&switch, &dir).remove(0);
     assert_eq!(cdr.billed_seconds, 6, "5 free seconds, then 1 paid");
     assert_eq!(cdr.total_micros, 100_000);
@@ -400,17 +384,7 @@ fn minute_shrinking_announces_more_than_the_real_limit_and_cuts_at_the_real_one(
             .carrier("answer", &carrier.address())
             .routes(&[("", &["answer"])]),
     );
-    let output = common::calls::call(
-        &switch,
-        &dir,
-        "anonymous",
-        &[
-            (Duration::from_millis(2000), "3903903901#"),
-            (Duration::from_millis(5600), "0015551234567#"),
-        ],
-        Duration::from_secs(40),
-    );
-    assert_sipp_ok(&output, &switch, "cut at the real limit");
+    call_until_cut(&switch, &dir, "cut at the real limit");
     let log = switch.log_text();
     assert!(
         log.contains("limit_ms=5000 announced_ms=10000"),
