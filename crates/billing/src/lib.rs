@@ -79,8 +79,10 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod account;
+mod cdr;
 mod columns;
 mod deck;
+mod micros;
 mod money;
 mod rating;
 mod simulate;
@@ -91,11 +93,13 @@ mod time;
 pub use account::{
     AccountPlan, Expiry, FreeMinutePackage, Interval, MaintenanceDue, MaintenanceFee, due_instants,
 };
+pub use cdr::Cdr;
 pub use columns::{ColumnError, RATE_EXTRA_COLUMNS, RateExtras};
 pub use deck::{
     CarrierOffer, DeckError, Destination, MAX_PREFIX_DIGITS, PrefixHasher, RateDeck,
     least_cost_routes,
 };
+pub use micros::{DecimalError, MAX_FRACTION_DIGITS, format_micros, parse_micros};
 pub use money::{Currency, MAX_DECIMAL_PLACES, MICROS_PER_UNIT, Money, MoneyError};
 pub use rating::{
     AccountFee, CallFacts, Charge, RatingContext, RatingError, ResolvedStep, StepCharge, TalkTime,

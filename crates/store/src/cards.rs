@@ -9,7 +9,7 @@ use crate::backend::{Store, with_conn};
 use crate::error::StoreError;
 use crate::ledger::{check_amount, fetch_account, insert_card};
 use crate::model::{CardKind, ExpiryRule, NewCard};
-use crate::money::format_micros;
+use talktime_billing::format_micros;
 
 /// PIN lengths the generator accepts.
 pub const PIN_LENGTHS: std::ops::RangeInclusive<u32> = 4..=18;

@@ -45,7 +45,7 @@ mod cdr;
 mod error;
 mod ledger;
 mod model;
-mod money;
+pub use talktime_billing::{DecimalError, MAX_FRACTION_DIGITS, format_micros, parse_micros};
 mod plans;
 mod recovery;
 mod reservation;
@@ -61,7 +61,6 @@ pub use model::{
     LedgerEntry, LockoutPolicy, MICROS_PER_UNIT, NewAccount, NewCard, PinFailureState, Rate,
     ReservationState, Tariff, TransactionKind,
 };
-pub use money::{DecimalError, MAX_FRACTION_DIGITS, format_micros, parse_micros};
 pub use plans::{DuePlan, PlanRow};
 pub use recovery::{Closed, Orphan};
 pub use reservation::{

@@ -5,8 +5,8 @@ use talktime_pii::Pii;
 
 use crate::error::StoreError;
 
-/// Micro-units per currency unit.
-pub const MICROS_PER_UNIT: i64 = 1_000_000;
+/// Micro-units per currency unit (one home: the billing crate).
+pub use talktime_billing::MICROS_PER_UNIT;
 
 macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident, $column:literal { $($(#[$variant_meta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {

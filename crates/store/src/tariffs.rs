@@ -10,7 +10,7 @@ use talktime_pii::Pii;
 use crate::backend::{Conn, Store, WriteTx, with_conn};
 use crate::error::StoreError;
 use crate::model::{Rate, Tariff};
-use crate::money::parse_micros;
+use talktime_billing::parse_micros;
 
 /// Columns of a tariff CSV, in the documented order (the header may order them differently).
 pub const TARIFF_CSV_COLUMNS: [&str; 7] = [

@@ -2,7 +2,7 @@
 //!
 //! `cargo bench -p talktime --bench relay_loopback` (add `-- --quick` for a short run).
 //!
-//! Relay runs: N bridged [`MediaSession`]s on the shell's media threads ([`MediaWorkers`], one
+//! Relay runs: N bridged calls of [`MediaCalls`] on the shell's media threads ([`MediaWorkers`], one
 //! per core unless `--relay-threads` says otherwise, named `media-N`). A generator on its own
 //! thread (named `generator`) plays a caller and a carrier for every call: each endpoint sends
 //! one 20 ms G.711 packet every 20 ms (50 packets/s per direction, 100 per call), spread over
@@ -36,8 +36,9 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{
     ControlMessage, MsgFlags, MultiHeaders, SockaddrIn, recvmmsg, sendmmsg, setsockopt, sockopt,
 };
-use talktime::media_session::{MediaCommand, MediaReport, MediaSession};
+use talktime::media_session::MediaCalls;
 use talktime::media_workers::MediaWorkers;
+use talktime_b2bua::{MediaCommand, MediaReport};
 use talktime_media::relay::{LegConfig, Side};
 use talktime_media::{Law, PlayItem, PortAllocator, Prompt, PromptCache, Tone};
 use tokio::sync::mpsc;
@@ -639,11 +640,25 @@ fn audio_frame() -> [u8; PAYLOAD_BYTES] {
 // The relay side: the shell's media sessions on the shell's media threads.
 
 struct Sessions {
-    sessions: Vec<MediaSession>,
-    ports: PortAllocator,
-    workers: MediaWorkers,
+    sessions: Vec<Session>,
+    media: MediaCalls,
     /// Kept open so reports have somewhere to go (none are expected in a run).
     _reports: mpsc::UnboundedReceiver<(u64, MediaReport)>,
+}
+
+/// One call's media, as the switch would have opened it.
+struct Session {
+    call: u64,
+    ports: [u16; 2],
+}
+
+impl Session {
+    fn port(&self, side: Side) -> u16 {
+        match side {
+            Side::A => self.ports[0],
+            Side::B => self.ports[1],
+        }
+    }
 }
 
 impl Sessions {
@@ -652,12 +667,14 @@ impl Sessions {
         let workers = MediaWorkers::start(threads, batch_interval).unwrap();
         let mut ports = PortAllocator::new(RTP_FIRST_PORT, RTP_LAST_PORT).unwrap();
         let (reports, heard) = mpsc::unbounded_channel();
+        let mut media = MediaCalls::new(workers, reports);
         let mut sessions = Vec::with_capacity(count);
         let mut failures = 0;
         while sessions.len() < count {
             let call = sessions.len() as u64;
-            match MediaSession::open(&workers, call, LOOPBACK, &mut ports, reports.clone()) {
-                Ok(session) => sessions.push(session),
+            let pair = [ports.allocate().unwrap().rtp, ports.allocate().unwrap().rtp];
+            match media.open(call, LOOPBACK, pair, Duration::from_secs(30)) {
+                Ok(()) => sessions.push(Session { call, ports: pair }),
                 Err(error) => {
                     failures += 1;
                     assert!(failures < 500, "cannot open media sessions: {error}");
@@ -666,17 +683,20 @@ impl Sessions {
         }
         Sessions {
             sessions,
-            ports,
-            workers,
+            media,
             _reports: heard,
         }
     }
 
+    fn send(&mut self, index: usize, command: MediaCommand) {
+        let call = self.sessions[index].call;
+        self.media.execute(call, command);
+    }
+
     fn close(mut self) {
-        for session in self.sessions.drain(..) {
-            session.close(&mut self.ports);
+        for session in std::mem::take(&mut self.sessions) {
+            self.media.execute(session.call, MediaCommand::Close);
         }
-        drop(self.workers);
     }
 }
 
@@ -738,21 +758,25 @@ fn measure(sockets: Vec<std::net::UdpSocket>, streams: Vec<Stream>, window: Dura
 }
 
 fn relay_run(options: &Options, calls: usize, inband: bool) -> Measured {
-    let sessions = Sessions::open(options.relay_threads, options.batch_interval, calls);
+    let mut sessions = Sessions::open(options.relay_threads, options.batch_interval, calls);
     let phones = bind_generator_socket();
     let carriers = bind_generator_socket();
     let mut streams = Vec::with_capacity(2 * calls);
-    for (index, session) in sessions.sessions.iter().enumerate() {
+    for index in 0..sessions.sessions.len() {
         let ssrc = 0x7000_0000 | (index as u32) << 1;
-        session.send(MediaCommand::SetLeg(
-            Side::A,
-            leg(phones.local_addr().unwrap(), ssrc, inband),
-        ));
-        session.send(MediaCommand::SetLeg(
-            Side::B,
-            leg(carriers.local_addr().unwrap(), ssrc | 1, inband),
-        ));
-        session.send(MediaCommand::Bridge(true));
+        sessions.send(
+            index,
+            MediaCommand::SetLeg(Side::A, leg(phones.local_addr().unwrap(), ssrc, inband)),
+        );
+        sessions.send(
+            index,
+            MediaCommand::SetLeg(
+                Side::B,
+                leg(carriers.local_addr().unwrap(), ssrc | 1, inband),
+            ),
+        );
+        sessions.send(index, MediaCommand::Bridge(true));
+        let session = &sessions.sessions[index];
         let stream = streams.len() as u32;
         streams.push(Stream::new(
             0,
@@ -787,7 +811,7 @@ fn welcome_prompt() -> Arc<Prompt> {
 }
 
 fn prompt_run(options: &Options, streams: usize, kind: PromptKind) -> Measured {
-    let sessions = Sessions::open(options.relay_threads, options.batch_interval, streams);
+    let mut sessions = Sessions::open(options.relay_threads, options.batch_interval, streams);
     let length = WARM_UP + options.window + Duration::from_secs(2);
     let items = match kind {
         PromptKind::Cached => {
@@ -803,20 +827,21 @@ fn prompt_run(options: &Options, streams: usize, kind: PromptKind) -> Measured {
         ))],
     };
     let phones = bind_generator_socket();
-    for (index, session) in sessions.sessions.iter().enumerate() {
-        session.send(MediaCommand::SetLeg(
-            Side::A,
-            leg(
-                phones.local_addr().unwrap(),
-                0x6000_0000 | index as u32,
-                true,
-            ),
-        ));
-        session.send(MediaCommand::Play {
-            playback: index as u64,
-            items: items.clone(),
-            barge_in: false,
-        });
+    for index in 0..sessions.sessions.len() {
+        let config = leg(
+            phones.local_addr().unwrap(),
+            0x6000_0000 | index as u32,
+            true,
+        );
+        sessions.send(index, MediaCommand::SetLeg(Side::A, config));
+        sessions.send(
+            index,
+            MediaCommand::Play {
+                playback: index as u64,
+                items: items.clone(),
+                barge_in: false,
+            },
+        );
     }
     let measured = measure(vec![phones], Vec::new(), options.window);
     sessions.close();

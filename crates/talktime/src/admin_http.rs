@@ -22,11 +22,10 @@ use talktime_media::Prompt;
 use talktime_store::{
     Cdr, Store, StoreError, TrafficGrouping, TrafficRow, format_micros, parse_micros,
 };
-use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::admin::{BatchError, BatchOrder};
-use crate::server::{CoreMessage, wall_clock_ms};
+use crate::server::{CoreSender, wall_clock_ms};
 
 /// Largest prompt accepted (about 10 minutes of 16-bit 8 kHz WAV; MP3s are far smaller).
 const PROMPT_LIMIT_BYTES: usize = 16 << 20;
@@ -91,7 +90,7 @@ struct AdminState {
     store: Store,
     token: Arc<str>,
     prompts_dir: PathBuf,
-    core: mpsc::Sender<CoreMessage>,
+    core: CoreSender,
 }
 
 /// Binds the admin listener and serves it in its own task.
@@ -100,7 +99,7 @@ pub async fn start(
     token: String,
     store: Store,
     prompts_dir: PathBuf,
-    core: mpsc::Sender<CoreMessage>,
+    core: CoreSender,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let bound = listener.local_addr()?;
@@ -466,7 +465,10 @@ async fn upload_prompt(
     // The core may be gone at shutdown; the file is written either way.
     let _ = state
         .core
-        .send(CoreMessage::PromptUploaded(key.clone(), prompt))
+        .send(talktime_b2bua::Input::PromptUploaded {
+            name: key.clone(),
+            prompt,
+        })
         .await;
     info!(prompt = %key, duration_ms, "prompt uploaded");
     Ok((

@@ -26,30 +26,7 @@ use crate::config::BillingConfig;
 /// Decks are re-read from the database after this long, so an import reaches a running switch.
 const DECK_LIFETIME: Duration = Duration::from_secs(60);
 
-/// An authorization with the rating it was computed from; settlement rates with the same.
-#[derive(Debug, Clone)]
-pub struct Rated {
-    pub authorization: Authorization,
-    pub context: RatingContext,
-    /// The tariff's dial plan, when it names one (it beats the access number's).
-    pub dial_plan: Option<String>,
-    /// The tariff refuses carriers whose buy rate is above its sell rate.
-    pub refuse_loss: bool,
-    /// The destination as rated: E.164 digits, which routing uses too.
-    pub number: String,
-    /// When it was rated (the rating's start, epoch ms) and whether through a toll-free
-    /// access number: with `number`, what a restart needs to rate the call again.
-    pub rated_at_ms: i64,
-    pub toll_free: bool,
-    /// Who pays.
-    pub account: AccountId,
-    pub card: Option<CardId>,
-    /// The card's activation fee included in `context` (0 when none is due).
-    pub activation_fee_micros: i64,
-    /// The same rating without the activation fee, for a settle that finds the card already
-    /// activated by another call.
-    pub without_activation: Option<RatingContext>,
-}
+pub use talktime_b2bua::Rated;
 
 #[derive(Debug)]
 pub struct Ledger {
@@ -150,7 +127,7 @@ impl Ledger {
         // A right PIN clears its caller ID's count, never a source's: one valid card must not
         // reset an address that is guessing others.
         for guess_key in guess_keys {
-            if !guess_key.expose().starts_with(crate::calls::SOURCE_KEY) {
+            if !guess_key.expose().starts_with(talktime_b2bua::SOURCE_KEY) {
                 self.store.clear_pin_failures(guess_key).await?;
             }
         }

@@ -101,7 +101,7 @@ impl ConfigArgs {
     /// The embedded defaults, the file over them, then the flags; not yet validated.
     fn load(&self) -> anyhow::Result<Config> {
         let mut config = match &self.config {
-            Some(path) => Config::load(path)?,
+            Some(path) => talktime::config::load(path)?,
             None => Config::embedded()?,
         };
         if let Some(url) = &self.database_url {

@@ -4,8 +4,8 @@
 //! (A tokio task per call cost a wake-up, a second `recvfrom` that found the socket empty and
 //! a timer per packet; see docs/PERFORMANCE.md.)
 //!
-//! The core reaches a call's media through a [`crate::media_session::MediaSession`], which
-//! queues [`Control`]s for the call's thread and rings its eventfd.
+//! The switch's media commands reach a call's thread through
+//! [`crate::media_session::MediaCalls`], which queues [`Control`]s for it and rings its eventfd.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -22,7 +22,9 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use talktime_media::relay::{MediaEvent, Relay, RtcpMode, RtpAction, Side};
 use tracing::{debug, warn};
 
-use crate::media_session::{MediaCommand, MediaReport, ReportSender};
+use talktime_b2bua::{MediaCommand, MediaReport};
+
+use crate::media_session::ReportSender;
 
 /// What a media thread is asked to do.
 #[derive(Debug)]
@@ -375,6 +377,8 @@ impl CallMedia {
                 self.relay.stop_playback(Side::A);
             }
             MediaCommand::Bridge(bridged) => self.relay.set_bridged(bridged),
+            // Open and Close are the shell's (media_session.rs), never sent to a thread.
+            _ => {}
         }
     }
 

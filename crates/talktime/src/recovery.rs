@@ -6,72 +6,16 @@
 //! call, writes its CDR with cause `node_lost`, and sends the two BYEs; unanswered ones are
 //! released. The store's conditional settle charges each call once whoever gets there first.
 
-use std::net::SocketAddr;
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
 use talktime_engine::{AccountId, CardId, DisconnectCause};
 use talktime_pii::Pii;
-use talktime_sip::transaction::Peer;
-use talktime_sip::{Message, Request, Transport as SipTransport};
 use talktime_store::{Cdr, Orphan, StoreError};
 use tracing::{info, warn};
 
 use crate::ledger::Ledger;
-
-/// A BYE of one leg, built at answer with its CSeq ahead of anything the call sends later.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LegBye {
-    /// `udp` or `tcp`.
-    pub transport: String,
-    pub address: SocketAddr,
-    /// The request as sent on the wire, without a Via branch (the transaction layer adds one).
-    pub request: String,
-}
-
-impl LegBye {
-    pub fn new(request: &Request, peer: Peer) -> LegBye {
-        LegBye {
-            transport: peer.transport.as_str().to_ascii_lowercase(),
-            address: peer.address,
-            request: String::from_utf8_lossy(&request.to_bytes()).into_owned(),
-        }
-    }
-
-    /// The request and where it goes, if the stored text still parses.
-    pub fn to_request(&self) -> Option<(Request, Peer)> {
-        let transport = match self.transport.as_str() {
-            "tcp" => SipTransport::Tcp,
-            _ => SipTransport::Udp,
-        };
-        match Message::parse(self.request.as_bytes()) {
-            Ok(Message::Request(request)) => Some((request, Peer::new(transport, self.address))),
-            _ => None,
-        }
-    }
-}
-
-/// What a restart needs to bill an answered call and end it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Checkpoint {
-    pub account: i64,
-    pub card: Option<i64>,
-    /// The destination as rated (E.164 digits).
-    pub destination: String,
-    pub toll_free: bool,
-    /// When the call was rated (the rating's start).
-    pub rated_at_ms: i64,
-    pub caller_id: Option<String>,
-    pub access_number: String,
-    pub carrier: String,
-    /// When the carrier INVITE went out.
-    pub started_ms: i64,
-    /// The carrier's buy rate a minute (decimal text), when routing knew it.
-    pub buy_per_minute: Option<String>,
-    /// The caller's leg first, then the carrier's.
-    pub byes: Vec<LegBye>,
-}
+pub use talktime_b2bua::recovery::{Checkpoint, LegBye};
 
 /// What one recovery pass did.
 #[derive(Debug, Default)]
@@ -231,7 +175,7 @@ fn recovered_cdr(
 pub fn spawn_cluster_tasks(
     config: &crate::config::Config,
     ledger: std::sync::Arc<Ledger>,
-    core: tokio::sync::mpsc::Sender<crate::server::CoreMessage>,
+    core: crate::server::CoreSender,
 ) {
     let beat = std::time::Duration::from_millis(config.cluster.heartbeat_ms.max(100));
     let lease = std::time::Duration::from_secs(config.cluster.node_lease_s.max(1));
@@ -256,7 +200,7 @@ pub fn spawn_cluster_tasks(
             let now = crate::server::wall_clock_ms();
             match recover(&ledger, None, now, lease_ms).await {
                 Ok(recovered) if !recovered.byes.is_empty() => {
-                    let message = crate::server::CoreMessage::RecoveredByes(recovered.byes);
+                    let message = talktime_b2bua::Input::RecoveredByes(recovered.byes);
                     if core.send(message).await.is_err() {
                         return;
                     }

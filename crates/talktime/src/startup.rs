@@ -2,14 +2,17 @@
 //! on a fresh database, load the prompts and build the router.
 
 use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Context;
 use talktime_billing::{Currency, RateDeck, TariffSettings};
 use talktime_engine::Language;
 use talktime_media::PromptCache;
 use talktime_pii::Pii;
+use talktime_routing::{CarrierConfig, Router};
 use talktime_store::{
     CardBatchSpec, CardKind, ExpiryRule, ImportOptions, NewCard, Store, StoreOptions, parse_micros,
 };
@@ -30,7 +33,7 @@ pub async fn prepare(config: &Config) -> anyhow::Result<Services> {
             config.paths.data_dir.display()
         )
     })?;
-    let node_id = config.cluster.node_id(&config.paths.data_dir);
+    let node_id = crate::config::node_id(&config.cluster, &config.paths.data_dir);
     let options = StoreOptions {
         sqlite_busy_timeout: std::time::Duration::from_millis(config.database.busy_timeout_ms),
         ..StoreOptions::default()
@@ -54,7 +57,7 @@ pub async fn prepare(config: &Config) -> anyhow::Result<Services> {
     }
     let prompts = load_prompts(&config.paths.prompts_dir)?;
     let buy_rates = buy_rate_decks(&store, config).await?;
-    let router = crate::routing::build_router(config, buy_rates)?;
+    let router = build_router(config, buy_rates)?;
     Ok(Services {
         ledger,
         prompts,
@@ -186,4 +189,34 @@ pub async fn buy_rate_decks(
         decks.insert(carrier.name.clone(), Arc::new(deck));
     }
     Ok(decks)
+}
+
+/// Resolves every carrier's host once at start-up (DNS must not block the core later).
+pub fn resolve_carriers(carriers: &[CarrierConfig]) -> HashMap<String, SocketAddr> {
+    let mut resolved = HashMap::new();
+    for carrier in carriers {
+        match (carrier.host.as_str(), carrier.port).to_socket_addrs() {
+            Ok(mut addresses) => {
+                if let Some(address) = addresses.next() {
+                    resolved.insert(carrier.name.clone(), address);
+                }
+            }
+            Err(error) => warn!(carrier = %carrier.name, %error, "cannot resolve carrier host"),
+        }
+    }
+    resolved
+}
+
+/// Builds the router from the configuration and the carriers' buy-rate decks.
+pub fn build_router(
+    config: &Config,
+    buy_rates: HashMap<String, Arc<RateDeck>>,
+) -> anyhow::Result<Router> {
+    Router::new(
+        config.carriers.clone(),
+        config.dial_plans.clone(),
+        buy_rates,
+        Instant::now(),
+    )
+    .map_err(|errors| anyhow::anyhow!("invalid routing configuration: {errors}"))
 }

@@ -1,5 +1,5 @@
 //! A call's media task over real 127.0.0.1 sockets: a test caller and a test carrier on each
-//! side of a [`MediaSession`], checking what each end really receives (payload bytes, one
+//! side of a call's media ([`MediaCalls`]), checking what each end really receives (payload bytes, one
 //! continuous RTP stream across prompt → bridge, pacing) and what the core hears (digits).
 
 #![allow(clippy::unwrap_used)]
@@ -8,8 +8,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use talktime::media_session::{MediaCommand, MediaReport, MediaSession};
+use talktime::media_session::MediaCalls;
 use talktime::media_workers::MediaWorkers;
+use talktime_b2bua::{MediaCommand, MediaReport};
 use talktime_media::relay::{LegConfig, Side};
 use talktime_media::{Law, PlayItem, PortAllocator, Prompt, PromptCache};
 use tokio::net::UdpSocket;
@@ -67,56 +68,67 @@ fn rtp(payload_type: u8, marker: bool, sequence: u16, timestamp: u32, ssrc: u32)
     packet
 }
 
-/// One media session with a caller socket on leg A and a carrier socket on leg B.
+/// One call's media with a caller socket on leg A and a carrier socket on leg B, opened
+/// and commanded the way the shell carries out the switch's media commands.
 struct Call {
-    session: Option<MediaSession>,
-    ports: PortAllocator,
-    /// One media thread, as in a switch on one core (dropped after the session).
-    workers: MediaWorkers,
+    media: MediaCalls,
+    ports: [u16; 2],
     caller: UdpSocket,
     carrier: UdpSocket,
     reports: mpsc::UnboundedReceiver<(u64, MediaReport)>,
 }
 
 impl Call {
-    /// Opens a session on a port range of its own (retrying past ports other processes hold).
+    /// Opens a call on a port range of its own (retrying past ports other processes hold),
+    /// on one media thread, as in a switch on one core.
     async fn open(first_port: u16) -> Call {
-        let mut ports = PortAllocator::new(first_port, first_port + 199).unwrap();
+        let mut allocator = PortAllocator::new(first_port, first_port + 199).unwrap();
         let (sender, reports) = mpsc::unbounded_channel();
         let workers = MediaWorkers::start(1, std::time::Duration::from_micros(500)).unwrap();
+        let mut media = MediaCalls::new(workers, sender);
         let mut attempt = 0;
-        let session = loop {
-            match MediaSession::open(&workers, CALL, LOOPBACK, &mut ports, sender.clone()) {
-                Ok(session) => break session,
+        let ports = loop {
+            let ports = [
+                allocator.allocate().unwrap().rtp,
+                allocator.allocate().unwrap().rtp,
+            ];
+            match media.open(CALL, LOOPBACK, ports, Duration::from_secs(30)) {
+                Ok(()) => break ports,
                 Err(error) if attempt < 20 => {
                     attempt += 1;
                     eprintln!("retrying open: {error}");
                 }
-                Err(error) => panic!("cannot open a media session: {error}"),
+                Err(error) => panic!("cannot open a call's media: {error}"),
             }
         };
         let caller = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
         let carrier = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
         Call {
-            session: Some(session),
+            media,
             ports,
-            workers,
             caller,
             carrier,
             reports,
         }
     }
 
-    fn session(&self) -> &MediaSession {
-        self.session.as_ref().unwrap()
+    fn send(&mut self, command: MediaCommand) {
+        self.media.execute(CALL, command);
+    }
+
+    fn port(&self, side: Side) -> u16 {
+        match side {
+            Side::A => self.ports[0],
+            Side::B => self.ports[1],
+        }
     }
 
     fn relay_address(&self, side: Side) -> SocketAddr {
-        SocketAddr::new(LOOPBACK, self.session().port(side))
+        SocketAddr::new(LOOPBACK, self.port(side))
     }
 
     /// Both legs as the shell sets them up: G.711 µ-law, signalled addresses = our sockets.
-    fn set_legs(&self, caller_event: Option<u8>, carrier_event: Option<u8>) {
+    fn set_legs(&mut self, caller_event: Option<u8>, carrier_event: Option<u8>) {
         let mut caller = LegConfig::g711(
             Law::MuLaw,
             Some(self.caller.local_addr().unwrap()),
@@ -131,8 +143,8 @@ impl Call {
         );
         carrier.send_telephone_event = carrier_event;
         carrier.receive_telephone_event = carrier_event;
-        self.session().send(MediaCommand::SetLeg(Side::A, caller));
-        self.session().send(MediaCommand::SetLeg(Side::B, carrier));
+        self.send(MediaCommand::SetLeg(Side::A, caller));
+        self.send(MediaCommand::SetLeg(Side::B, carrier));
     }
 
     /// Commands reach the media task through a channel it polls alongside the sockets, so a
@@ -160,9 +172,7 @@ impl Call {
     }
 
     fn close(mut self) {
-        let session = self.session.take().unwrap();
-        session.close(&mut self.ports);
-        assert_eq!(self.ports.in_use(), 0, "both ports returned");
+        self.send(MediaCommand::Close);
     }
 }
 
@@ -211,9 +221,9 @@ fn assert_continuous(stream: &[Received], ssrc: u32, first_sequence: u16) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bridged_g711_reaches_both_ends_unchanged_and_continuous() {
-    let call = Call::open(31_000).await;
+    let mut call = Call::open(31_000).await;
     call.set_legs(None, None);
-    call.session().send(MediaCommand::Bridge(true));
+    call.send(MediaCommand::Bridge(true));
     call.settle().await;
     let caller_relay = call.relay_address(Side::A);
     let carrier_relay = call.relay_address(Side::B);
@@ -299,37 +309,35 @@ fn spawn_carrier_audio(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompt_then_bridge_is_one_paced_continuous_stream_to_the_caller() {
-    let call = Call::open(31_200).await;
+    let mut call = Call::open(31_200).await;
     let prompt = welcome_prompt();
     let frames = prompt.frame_count();
     assert!(frames > 50, "welcome.wav is over a second long");
     call.set_legs(None, None);
     // The carrier answers at once and talks during the prompt: the prompt must win until it
     // ends, then the carrier's audio follows on the same stream.
-    call.session().send(MediaCommand::Play {
+    call.send(MediaCommand::Play {
         playback: 42,
         items: vec![PlayItem::Prompt(prompt.clone())],
         barge_in: false,
     });
-    call.session().send(MediaCommand::Bridge(true));
+    call.send(MediaCommand::Bridge(true));
     let Call {
-        session,
-        mut ports,
-        workers: _workers,
+        mut media,
+        ports,
         caller,
         carrier,
         mut reports,
     } = call;
-    let session = session.unwrap();
     let carrier = Arc::new(carrier);
     let (stop, stopped) = tokio::sync::oneshot::channel();
     let talker = spawn_carrier_audio(
         carrier.clone(),
-        SocketAddr::new(LOOPBACK, session.port(Side::B)),
+        SocketAddr::new(LOOPBACK, ports[1]),
         stopped,
     );
 
-    let caller_relay = SocketAddr::new(LOOPBACK, session.port(Side::A));
+    let caller_relay = SocketAddr::new(LOOPBACK, ports[0]);
     let mut stream = Vec::new();
     for _ in 0..frames + 25 {
         stream.push(receive(&caller, caller_relay).await);
@@ -400,8 +408,7 @@ async fn prompt_then_bridge_is_one_paced_continuous_stream_to_the_caller() {
     }
 
     assert_paced(&stream[..frames]);
-    session.close(&mut ports);
-    assert_eq!(ports.in_use(), 0);
+    media.execute(CALL, MediaCommand::Close);
 }
 
 /// 20 ms between prompt frames: the average exact (no drift), single gaps within a few ms.
@@ -458,7 +465,7 @@ async fn rfc4733_digits_from_the_caller_reach_the_core_once_and_the_carrier_mapp
     let mut call = Call::open(31_400).await;
     // The caller negotiated telephone-event 101, the carrier 96.
     call.set_legs(Some(101), Some(96));
-    call.session().send(MediaCommand::Bridge(true));
+    call.send(MediaCommand::Bridge(true));
     call.settle().await;
     let carrier_relay = call.relay_address(Side::B);
 

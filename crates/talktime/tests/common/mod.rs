@@ -23,16 +23,36 @@ pub fn scenario(name: &str) -> PathBuf {
     repo_root().join("tests/sipp").join(name)
 }
 
-/// A UDP port that is also free on TCP at the moment of asking.
+/// A UDP port that is also free on TCP at the moment of asking, from 2000-8999: below the
+/// kernel's ephemeral range (32768+), where SIPp's and the switch's own sockets land, and
+/// handed out once per test process (a counter, not the kernel), so two tests running at
+/// once never draw the same port between asking and binding.
 pub fn free_port() -> u16 {
-    for _ in 0..50 {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind probe socket");
-        let port = udp.local_addr().expect("probe address").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 2000;
+    const SPAN: u32 = 7000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Processes (test binaries run one after another, but a stray one may linger) start
+    // apart; within one, the counter walks the span.
+    let offset = std::process::id().wrapping_mul(2_654_435_761) % SPAN;
+    for _ in 0..SPAN {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(FIRST + (offset + step * 13) % SPAN).expect("port in range");
+        let udp = UdpSocket::bind(("127.0.0.1", port));
+        if udp.is_ok() && TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
     panic!("no free loopback port found");
+}
+
+/// The first of 100 RTP ports for a switch: 20000-31999 (below the ephemeral range), a
+/// different block for each switch a test process starts.
+fn rtp_block() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let offset = (std::process::id() % 120) as u16;
+    20000 + ((offset + NEXT.fetch_add(1, Ordering::Relaxed)) % 120) * 100
 }
 
 /// A running switch; killed when dropped.
@@ -63,7 +83,7 @@ impl Switch {
     /// [`Switch::start_in`] on a given SIP port (a restart where the last run was).
     pub fn start_at(data_dir: &Path, port: u16, extra: &[&str]) -> Switch {
         // Below the kernel's ephemeral range (32768+), where SIPp and test sockets land.
-        let rtp = 20000 + (port % 100) * 100;
+        let rtp = rtp_block();
         let data_dir = data_dir.to_path_buf();
         std::fs::create_dir_all(&data_dir).expect("create data dir");
         let log = data_dir.join("switch.log");

@@ -1,24 +1,19 @@
 //! The core's use of the router: carrier targets for a call, capacity counters, failover
 //! classification and OPTIONS health pings.
 
-use std::collections::HashMap;
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
-use talktime_billing::{LocalStart, RateDeck};
+use talktime_billing::LocalStart;
 use talktime_engine::Refusal;
 use talktime_pii::Pii;
-use talktime_routing::{
-    CallerIdRule, CarrierConfig, RouteError, RouteRequest, Router, Transport as CarrierTransport,
-};
+use talktime_routing::{CallerIdRule, RouteError, RouteRequest, Transport as CarrierTransport};
 use talktime_sip::transaction::{Peer, TransactionId};
 use talktime_sip::{Method, Request, Transport as SipTransport, Uri};
 use tracing::{info, warn};
 
 use crate::config::AccessNumber;
-use crate::server::{Core, wall_clock_ms};
+use crate::switch::Switch;
 
 /// One carrier INVITE to send, resolved to an address.
 #[derive(Debug, Clone)]
@@ -38,46 +33,16 @@ pub struct CarrierTarget {
     pub credentials: Option<(String, Pii<String>)>,
 }
 
-/// Resolves every carrier's host once at start-up (DNS must not block the core later).
-pub fn resolve_carriers(carriers: &[CarrierConfig]) -> HashMap<String, SocketAddr> {
-    let mut resolved = HashMap::new();
-    for carrier in carriers {
-        match (carrier.host.as_str(), carrier.port).to_socket_addrs() {
-            Ok(mut addresses) => {
-                if let Some(address) = addresses.next() {
-                    resolved.insert(carrier.name.clone(), address);
-                }
-            }
-            Err(error) => warn!(carrier = %carrier.name, %error, "cannot resolve carrier host"),
-        }
-    }
-    resolved
-}
-
-/// Builds the router from the configuration and the carriers' buy-rate decks.
-pub fn build_router(
-    config: &crate::config::Config,
-    buy_rates: HashMap<String, Arc<RateDeck>>,
-) -> anyhow::Result<Router> {
-    Router::new(
-        config.carriers.clone(),
-        config.dial_plans.clone(),
-        buy_rates,
-        Instant::now(),
-    )
-    .map_err(|errors| anyhow::anyhow!("invalid routing configuration: {errors}"))
-}
-
-fn sip_transport(transport: CarrierTransport) -> SipTransport {
+pub(crate) fn sip_transport(transport: CarrierTransport) -> SipTransport {
     match transport {
         CarrierTransport::Udp => SipTransport::Udp,
         CarrierTransport::Tcp => SipTransport::Tcp,
     }
 }
 
-impl Core {
+impl Switch {
     fn local_start(&self) -> Option<LocalStart> {
-        LocalStart::from_unix_ms(wall_clock_ms(), self.config.billing.utc_offset_minutes)
+        LocalStart::from_unix_ms(self.now.epoch_ms, self.config.billing.utc_offset_minutes)
     }
 
     /// The destination as E.164 digits under the access number's rules, refused when the
@@ -97,7 +62,7 @@ impl Core {
             })?;
         let start = self.local_start().ok_or(Refusal::UnknownDestination)?;
         let request = RouteRequest::new(&access.dial_plan, &number, start);
-        match self.router.route(&request, Instant::now()) {
+        match self.router.route(&request, self.now.instant) {
             Err(RouteError::Blocked { .. }) => Err(Refusal::BlockedDestination),
             Err(RouteError::NoRoute { .. } | RouteError::UnknownDialPlan(_)) => {
                 Err(Refusal::UnknownDestination)
@@ -119,11 +84,11 @@ impl Core {
             return Vec::new();
         };
         let mut request =
-            RouteRequest::new(plan, number, start).with_seed(wall_clock_ms().unsigned_abs());
+            RouteRequest::new(plan, number, start).with_seed(self.now.epoch_ms.unsigned_abs());
         if let Some(sell) = sell_per_minute {
             request = request.with_sell_rate(sell, refuse_loss);
         }
-        let route = match self.router.route(&request, Instant::now()) {
+        let route = match self.router.route(&request, self.now.instant) {
             Ok(route) => route,
             Err(error) => {
                 info!(%error, "no route");
@@ -160,7 +125,7 @@ impl Core {
 
     /// Takes a call slot on the carrier; false (and a log line) when it is at capacity.
     pub(crate) fn carrier_started(&mut self, carrier: &str) -> bool {
-        match self.router.call_started(carrier, Instant::now()) {
+        match self.router.call_started(carrier, self.now.instant) {
             Ok(()) => true,
             Err(error) => {
                 info!(%error, "carrier skipped at capacity");
@@ -232,7 +197,7 @@ impl Core {
             return false;
         };
         self.router
-            .health_result(&carrier, answered, Instant::now());
+            .health_result(&carrier, answered, self.now.instant);
         true
     }
 }

@@ -4,9 +4,9 @@
 //! media commands and ledger tasks, and SIP/media/ledger events back into engine inputs.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use talktime_billing::Cdr;
 use talktime_engine::{
     AttemptId, AttemptRecord, Call, CallId, CallRecord, CallSetup, Input, Output, PlaybackId,
     Prompt, Settlement, Tone,
@@ -20,15 +20,14 @@ use talktime_sdp::{
 use talktime_sip::dialog::{Dialog, DialogId};
 use talktime_sip::transaction::{Peer, TransactionId};
 use talktime_sip::{Method, Request, Response, Uri};
-use talktime_store::Cdr;
 use tracing::{debug, info, warn};
 
 use crate::config::AccessNumber;
-use crate::ledger::{Ledger, Rated};
-use crate::media_session::{MediaCommand, MediaReport, MediaSession};
+use crate::ledger::{LedgerReply, LedgerRequest, Rated};
+use crate::media::{MediaCommand, MediaPorts, MediaReport};
 use crate::recovery::{Checkpoint, LegBye};
 use crate::routing::CarrierTarget;
-use crate::server::{ALLOW, Core, CoreMessage, wall_clock_ms};
+use crate::switch::{ALLOW, Switch};
 
 /// Ledger requests in flight above which new calls are refused with 503 (the ledger does
 /// about 1,000 calls a second on SQLite; a backlog this long means it is falling behind).
@@ -38,30 +37,13 @@ const LEDGER_BACKLOG_LIMIT: usize = 512;
 /// the call sends after the checkpoint.
 const RECOVERY_CSEQ_GAP: u32 = 1000;
 
-/// A settle the database could not take is tried again after this, doubling up to the max:
-/// the reservation stays open (and, if this process dies, is billed from its checkpoint).
-const SETTLE_RETRY_FIRST: Duration = Duration::from_millis(200);
-const SETTLE_RETRY_MAX: Duration = Duration::from_secs(5);
-
 /// Wrong PINs from a source address are counted under this prefix and the address.
-pub(crate) const SOURCE_KEY: &str = "source:";
+pub const SOURCE_KEY: &str = "source:";
 
 /// Telephone-event payload type in our SDP.
 const TELEPHONE_EVENT: u8 = 101;
 /// Ringback plays until stopped; this only bounds a call whose engine forgot to stop it.
 const RINGBACK_LENGTH: Duration = Duration::from_secs(600);
-
-/// An answer from a ledger task.
-#[derive(Debug)]
-pub enum LedgerReply {
-    Input(Input),
-    Authorized {
-        attempt: AttemptId,
-        rated: Box<Rated>,
-        /// The reservation's key, released if the attempt ended while it was being made.
-        reservation: String,
-    },
-}
 
 /// The caller's side of a call.
 #[derive(Debug)]
@@ -107,7 +89,7 @@ pub struct Session {
     access: AccessNumber,
     caller_id: Option<Pii<String>>,
     caller: CallerLeg,
-    media: Option<MediaSession>,
+    media: Option<MediaPorts>,
     law: Law,
     rated: Option<(AttemptId, Rated)>,
     settlement: Option<Settlement>,
@@ -160,8 +142,8 @@ pub enum StartError {
     Negotiation(talktime_sdp::NegotiationError),
     #[error("the offered codec is not G.711: the IVR cannot play prompts")]
     NotG711,
-    #[error(transparent)]
-    Media(#[from] crate::media_session::MediaError),
+    #[error("no RTP port free: {0}")]
+    Ports(#[from] talktime_media::PortError),
     #[error("invalid IVR configuration: {0}")]
     Config(#[from] talktime_engine::ConfigError),
     #[error("the ledger is overloaded ({backlog} requests waiting)")]
@@ -177,7 +159,7 @@ impl StartError {
             StartError::NoOffer | StartError::Negotiation(_) | StartError::NotG711 => {
                 Response::for_request(request, 488, "Not Acceptable Here")
             }
-            StartError::Media(_) | StartError::Config(_) => {
+            StartError::Ports(_) | StartError::Config(_) => {
                 Response::for_request(request, 503, "Service Unavailable")
             }
             StartError::Overloaded { .. } => {
@@ -192,7 +174,7 @@ impl StartError {
 /// A session timer when the caller asks for one and supports `timer` (we never impose one);
 /// a shorter interval than `minimum` seconds (`[sip] min_session_expires_s`, 90 by RFC 4028
 /// §4) is raised to it.
-fn session_timer(invite: &Request, minimum: u32) -> Option<SessionTimer> {
+fn session_timer(invite: &Request, minimum: u32, now: Instant) -> Option<SessionTimer> {
     let supported = invite
         .supported()
         .iter()
@@ -204,7 +186,7 @@ fn session_timer(invite: &Request, minimum: u32) -> Option<SessionTimer> {
     let interval = Duration::from_secs(u64::from(requested.delta.max(minimum)));
     Some(SessionTimer {
         interval,
-        deadline: Instant::now() + interval,
+        deadline: now + interval,
     })
 }
 
@@ -263,10 +245,8 @@ fn leg_config(
 }
 
 /// An SSRC that differs between calls and legs; unique, not secret (RFC 3550 §8.1).
-fn ssrc_for(key: u64, side: Side) -> u32 {
-    let mixed = key
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .wrapping_add(wall_clock_ms() as u64);
+pub(crate) fn ssrc_for(key: u64, side: Side, random: u64) -> u32 {
+    let mixed = key.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(random);
     let value = (mixed >> 16) as u32;
     match side {
         Side::A => value,
@@ -274,7 +254,7 @@ fn ssrc_for(key: u64, side: Side) -> u32 {
     }
 }
 
-impl Core {
+impl Switch {
     /// Answers an INVITE to an access number with the IVR: negotiates media, opens the
     /// media task and starts the engine (whose first output answers the call).
     pub(crate) fn start_call(
@@ -288,40 +268,27 @@ impl Core {
         if request.body.is_empty() {
             return Err(StartError::NoOffer);
         }
-        let backlog = self
-            .ledger_backlog
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let backlog = self.ledger_in_flight;
         if backlog > LEDGER_BACKLOG_LIMIT {
             return Err(StartError::Overloaded { backlog });
         }
         let offer = SessionDescription::parse(&request.body).map_err(StartError::BadOffer)?;
         let key = self.next_call_key();
-        let inactivity = self.inactivity();
-        let media = MediaSession::open_with(
-            &self.media_workers,
-            key,
-            self.advertised,
-            &mut self.ports,
-            self.media_reports.clone(),
-            inactivity,
-        )?;
+        let random = self.random_u64();
+        let media = MediaPorts::allocate(&mut self.ports, random)?;
         let local = self.local_audio(media.port(Side::A), vec![Codec::Pcmu, Codec::Pcma]);
         let mut origin = SessionOrigin::new(u64::from(media.port(Side::A)), self.advertised);
         let (answer, audio) = match talktime_sdp::answer(&offer, &local, &mut origin) {
             Ok(result) => result,
             Err(error) => {
-                media.close(&mut self.ports);
+                media.release(&mut self.ports);
                 return Err(StartError::Negotiation(error));
             }
         };
         let Some(law) = law_of(&audio) else {
-            media.close(&mut self.ports);
+            media.release(&mut self.ports);
             return Err(StartError::NotG711);
         };
-        media.send(MediaCommand::SetLeg(
-            Side::A,
-            leg_config(law, &audio, ssrc_for(key, Side::A), self.inactivity(), true),
-        ));
         let call_id = request.call_id().unwrap_or_default().to_owned();
         let caller_id = caller_id_of(request);
         // A caller ID authenticates only from a peer trusted for it; from anyone else it is
@@ -332,15 +299,36 @@ impl Core {
             caller_id: trusted_caller_id,
             access_number: access.number.clone(),
             ivr: self.config.ivr_for(&access),
-            now: Instant::now(),
+            now: self.now.instant,
         });
         let engine = match engine {
             Ok(engine) => engine,
             Err(error) => {
-                media.close(&mut self.ports);
+                media.release(&mut self.ports);
                 return Err(error.into());
             }
         };
+        self.media_command(
+            key,
+            MediaCommand::Open {
+                address: self.advertised,
+                ports: media.numbers(),
+                inactivity: self.inactivity(),
+            },
+        );
+        self.media_command(
+            key,
+            MediaCommand::SetLeg(
+                Side::A,
+                leg_config(
+                    law,
+                    &audio,
+                    ssrc_for(key, Side::A, random),
+                    self.inactivity(),
+                    true,
+                ),
+            ),
+        );
         let local_tag = self.layer.new_tag();
         info!(call = key, %call_id, access = %access.number, "call started");
         self.sessions.insert(
@@ -348,7 +336,7 @@ impl Core {
             Session {
                 engine,
                 call_id,
-                started_ms: wall_clock_ms(),
+                started_ms: self.now.epoch_ms,
                 access,
                 caller_id,
                 caller: CallerLeg {
@@ -365,7 +353,11 @@ impl Core {
                 settlement: None,
                 carrier: None,
                 caller_origin: origin,
-                session_timer: session_timer(request, self.config.sip.min_session_expires_s),
+                session_timer: session_timer(
+                    request,
+                    self.config.sip.min_session_expires_s,
+                    self.now.instant,
+                ),
                 settled: std::collections::HashSet::new(),
                 buy_rates: std::collections::HashMap::new(),
                 trust,
@@ -396,7 +388,7 @@ impl Core {
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
-        session.engine.handle_input(input, Instant::now());
+        session.engine.handle_input(input, self.now.instant);
         self.run_outputs(key);
     }
 
@@ -434,10 +426,6 @@ impl Core {
         let _ = self.layer.send_cancel(transaction, now);
         self.abandoned_peers.insert(transaction, peer);
         self.carrier_failed(key, None);
-    }
-
-    pub(crate) fn next_call_timeout(&self) -> Option<Instant> {
-        self.call_deadlines.next()
     }
 
     fn run_outputs(&mut self, key: u64) {
@@ -502,9 +490,9 @@ impl Core {
         }
     }
 
-    fn media(&self, key: u64, command: MediaCommand) {
-        if let Some(media) = self.sessions.get(&key).and_then(|s| s.media.as_ref()) {
-            media.send(command);
+    fn media(&mut self, key: u64, command: MediaCommand) {
+        if self.sessions.get(&key).is_some_and(|s| s.media.is_some()) {
+            self.media_command(key, command);
         }
     }
 
@@ -536,9 +524,9 @@ impl Core {
             }
         };
         let id = self.dialogs.insert(dialog);
-        let _ = self
-            .dialogs
-            .start_2xx_retransmission(&id, response.clone(), peer, Instant::now());
+        let _ =
+            self.dialogs
+                .start_2xx_retransmission(&id, response.clone(), peer, self.now.instant);
         self.respond(transaction, response);
         self.by_dialog.insert(id.clone(), key);
         if let Some(session) = self.sessions.get_mut(&key) {
@@ -592,7 +580,19 @@ impl Core {
     }
 
     pub(crate) fn handle_media_report(&mut self, key: u64, report: MediaReport) {
+        if self.tone_report(key, report) {
+            return;
+        }
         let input = match report {
+            MediaReport::OpenFailed => {
+                warn!(
+                    call = key,
+                    "the call's RTP ports could not be opened; ending it"
+                );
+                Input::Abort {
+                    cause: talktime_engine::DisconnectCause::SystemError,
+                }
+            }
             MediaReport::Digit(digit) => {
                 tracing::trace!(call = key, %digit, "digit");
                 Input::Digit(digit)
@@ -617,6 +617,7 @@ impl Core {
 
     pub(crate) fn handle_ledger_reply(&mut self, key: u64, reply: LedgerReply) {
         match reply {
+            LedgerReply::Done => {}
             LedgerReply::Input(input) => self.feed(key, input),
             LedgerReply::Authorized {
                 attempt,
@@ -656,43 +657,19 @@ impl Core {
         }
     }
 
-    fn release_late_reservation(&self, reservation: String) {
-        self.spawn_ledger(0, move |ledger| async move {
-            match ledger.store().release(&reservation, wall_clock_ms()).await {
-                Ok(_) => info!(%reservation, "late reservation released"),
-                Err(error) => warn!(%reservation, %error, "cannot release a late reservation"),
-            }
-            None
-        });
+    fn release_late_reservation(&mut self, reservation: String) {
+        let now_ms = self.now.epoch_ms;
+        self.ledger_request(
+            0,
+            LedgerRequest::Release {
+                reservation,
+                now_ms,
+            },
+        );
     }
 
-    /// Runs a ledger request as its own task; its answer comes back to the core. The number
-    /// in flight is the core's measure of ledger overload (new calls are refused above
-    /// `LEDGER_BACKLOG_LIMIT`).
-    fn spawn_ledger<F>(&self, key: u64, task: impl FnOnce(Arc<Ledger>) -> F + Send + 'static)
-    where
-        F: Future<Output = Option<LedgerReply>> + Send + 'static,
-    {
-        let ledger = self.ledger.clone();
-        let sender = self.core_sender.clone();
-        let backlog = self.ledger_backlog.clone();
-        backlog.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        tokio::spawn(async move {
-            let reply = task(ledger).await;
-            backlog.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            let message = match reply {
-                Some(reply) => CoreMessage::Ledger(key, reply),
-                None => CoreMessage::LedgerDone,
-            };
-            let _ = sender.send(message).await;
-        });
-    }
-
-    fn lookup_caller_id(&self, key: u64, caller_id: Pii<String>) {
-        self.spawn_ledger(key, move |ledger| async move {
-            let lookup = ledger.lookup_caller_id(&caller_id).await;
-            Some(LedgerReply::Input(Input::CallerIdLookup(lookup)))
-        });
+    fn lookup_caller_id(&mut self, key: u64, caller_id: Pii<String>) {
+        self.ledger_request(key, LedgerRequest::LookupCallerId { caller_id });
     }
 
     /// The keys wrong PINs are counted under: the caller ID, if any, and the source address
@@ -709,23 +686,23 @@ impl Core {
         session.caller_id.iter().cloned().chain(source).collect()
     }
 
-    fn lookup_pin(&self, key: u64, pin: Pii<String>) {
+    fn lookup_pin(&mut self, key: u64, pin: Pii<String>) {
         let guess_keys = self.pin_guess_keys(key);
-        self.spawn_ledger(key, move |ledger| async move {
-            let lookup = ledger.lookup_pin(&pin, &guess_keys, wall_clock_ms()).await;
-            debug!(call = key, ?lookup, "PIN looked up");
-            Some(LedgerReply::Input(Input::PinLookup(lookup)))
-        });
+        let now_ms = self.now.epoch_ms;
+        self.ledger_request(
+            key,
+            LedgerRequest::LookupPin {
+                pin,
+                guess_keys,
+                now_ms,
+            },
+        );
     }
 
-    fn pin_failed(&self, key: u64) {
+    fn pin_failed(&mut self, key: u64) {
         let guess_keys = self.pin_guess_keys(key);
-        self.spawn_ledger(0, move |ledger| async move {
-            for guess_key in &guess_keys {
-                ledger.pin_failed(guess_key, wall_clock_ms()).await;
-            }
-            None
-        });
+        let now_ms = self.now.epoch_ms;
+        self.ledger_request(0, LedgerRequest::PinFailed { guess_keys, now_ms });
     }
 
     fn authorize(
@@ -749,28 +726,19 @@ impl Core {
         };
         let reservation = reservation_key(&session.call_id, attempt);
         let toll_free = session.access.toll_free;
-        self.spawn_ledger(key, move |ledger| async move {
-            let result = ledger
-                .authorize(
-                    &reservation,
-                    account,
-                    card,
-                    &number,
-                    toll_free,
-                    wall_clock_ms(),
-                )
-                .await;
-            Some(match result {
-                Ok(rated) => LedgerReply::Authorized {
-                    attempt,
-                    rated: Box::new(rated),
-                    reservation,
-                },
-                Err(refusal) => {
-                    LedgerReply::Input(Input::AuthorizationRefused { attempt, refusal })
-                }
-            })
-        });
+        let now_ms = self.now.epoch_ms;
+        self.ledger_request(
+            key,
+            LedgerRequest::Authorize {
+                attempt,
+                reservation,
+                account,
+                card,
+                number,
+                toll_free,
+                now_ms,
+            },
+        );
     }
 
     fn place_call(&mut self, key: u64, attempt: AttemptId) {
@@ -895,7 +863,7 @@ impl Core {
             .send_request(invite, target.peer)
             .map_err(|error| error.to_string())?;
         debug!(call = key, carrier = %target.carrier, transport = %peer.transport, "INVITE sent");
-        let trying_deadline = Some(Instant::now() + target.invite_timeout);
+        let trying_deadline = Some(self.now.instant + target.invite_timeout);
         let mut target = target.clone();
         target.peer = peer;
         Ok(Outgoing {
@@ -1044,6 +1012,7 @@ impl Core {
             }
         };
         let law = law_of(&audio).unwrap_or(session.law);
+        let random = self.random_u64();
         self.media(
             key,
             MediaCommand::SetLeg(
@@ -1051,7 +1020,7 @@ impl Core {
                 leg_config(
                     law,
                     &audio,
-                    ssrc_for(key, Side::B),
+                    ssrc_for(key, Side::B, random),
                     self.inactivity(),
                     false,
                 ),
@@ -1094,7 +1063,7 @@ impl Core {
     /// Writes on the reservation what a restart needs to bill this answered call and end both
     /// legs if this process dies (crate::recovery).
     fn checkpoint_answer(&mut self, key: u64) {
-        let answered_at_ms = wall_clock_ms();
+        let answered_at_ms = self.now.epoch_ms;
         let Some(session) = self.sessions.get(&key) else {
             return;
         };
@@ -1135,19 +1104,17 @@ impl Core {
             byes,
         };
         let reservation = reservation_key(&session.call_id, *attempt);
-        let Ok(text) = serde_json::to_string(&checkpoint) else {
+        let Ok(checkpoint) = serde_json::to_string(&checkpoint) else {
             return;
         };
-        self.spawn_ledger(0, move |ledger| async move {
-            if let Err(error) = ledger
-                .store()
-                .checkpoint_answer(&reservation, answered_at_ms, &text)
-                .await
-            {
-                warn!(%reservation, %error, "cannot write the answer checkpoint");
-            }
-            None
-        });
+        self.ledger_request(
+            0,
+            LedgerRequest::Checkpoint {
+                reservation,
+                answered_at_ms,
+                checkpoint,
+            },
+        );
     }
 
     /// ACKs the carrier's 2xx (again, for a retransmission).
@@ -1304,7 +1271,7 @@ impl Core {
             outgoing.target.carrier.clone(),
         );
         self.abandoned_peers.insert(transaction, peer);
-        if let Err(error) = self.layer.send_cancel(transaction, Instant::now()) {
+        if let Err(error) = self.layer.send_cancel(transaction, self.now.instant) {
             debug!(call = key, %error, "cannot CANCEL");
         }
         self.carrier_ended(&carrier);
@@ -1470,7 +1437,14 @@ impl Core {
         } else {
             self.inactivity()
         };
-        let config = leg_config(law, &audio, ssrc_for(key, side), inactivity, from_caller);
+        let random = self.random_u64();
+        let config = leg_config(
+            law,
+            &audio,
+            ssrc_for(key, side, random),
+            inactivity,
+            from_caller,
+        );
         self.media(key, MediaCommand::SetLeg(side, config));
         debug!(call = key, ?side, held, "re-INVITE answered");
         let body = answer.to_bytes();
@@ -1491,7 +1465,7 @@ impl Core {
         response.body = body;
         let _ = self
             .dialogs
-            .start_2xx_retransmission(id, response.clone(), peer, Instant::now());
+            .start_2xx_retransmission(id, response.clone(), peer, self.now.instant);
         self.respond(transaction, response);
     }
 
@@ -1503,7 +1477,7 @@ impl Core {
         let Some(timer) = session.session_timer.as_mut() else {
             return;
         };
-        timer.deadline = Instant::now() + timer.interval;
+        timer.deadline = self.now.instant + timer.interval;
         self.arm_timer(key);
     }
 
@@ -1573,54 +1547,22 @@ impl Core {
             .take_if(|(attempt, _)| *attempt == record.attempt)
             .map(|(_, rated)| rated);
         let reservation = reservation_key(&session.call_id, record.attempt);
-        let mut cdrs = attempt_cdrs(&reservation, session.started_ms, &record);
+        let cdrs = attempt_cdrs(&reservation, session.started_ms, &record);
         let answered_ms = settlement.map_or(0, |settlement| settlement.answered_ms);
         let buy_per_minute = record
             .carrier
             .as_ref()
             .and_then(|carrier| session.buy_rates.get(carrier).copied());
-        let waiting = self.settlements_waiting.clone();
-        self.spawn_ledger(key, move |ledger| async move {
-            let mut delay = SETTLE_RETRY_FIRST;
-            let mut counted = false;
-            loop {
-                let settled = ledger
-                    .settle_rated(
-                        &reservation,
-                        rated.as_ref(),
-                        answered_ms,
-                        buy_per_minute,
-                        &mut cdrs,
-                        wall_clock_ms(),
-                    )
-                    .await;
-                match settled {
-                    Ok(charged) => {
-                        info!(%reservation, answered_ms, charged_micros = charged, "attempt settled");
-                        break;
-                    }
-                    Err(error) if error.is_transient() => {
-                        if !counted {
-                            counted = true;
-                            waiting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        }
-                        let now_waiting = waiting.load(std::sync::atomic::Ordering::Relaxed);
-                        warn!(%reservation, %error, waiting = now_waiting, retry_in_ms = delay.as_millis(),
-                              "settlement failed; retrying");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(SETTLE_RETRY_MAX);
-                    }
-                    Err(error) => {
-                        warn!(%reservation, %error, "settlement refused");
-                        break;
-                    }
-                }
-            }
-            if counted {
-                waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            None
-        });
+        self.ledger_request(
+            key,
+            LedgerRequest::Settle {
+                reservation,
+                rated: rated.map(Box::new),
+                answered_ms,
+                buy_per_minute,
+                cdrs,
+            },
+        );
     }
 
     fn finish(&mut self, key: u64, record: &CallRecord) {
@@ -1637,7 +1579,8 @@ impl Core {
             "call ended"
         );
         if let Some(media) = session.media.take() {
-            media.close(&mut self.ports);
+            self.media_command(key, MediaCommand::Close);
+            media.release(&mut self.ports);
         }
         self.by_transaction.remove(&session.caller.transaction);
         if let Some(id) = session.caller.dialog.take() {

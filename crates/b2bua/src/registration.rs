@@ -11,7 +11,7 @@ use talktime_sip::transaction::{Peer, TransactionId};
 use talktime_sip::{Method, Request, Response, Transport as SipTransport, Uri};
 use tracing::{info, warn};
 
-use crate::server::Core;
+use crate::switch::Switch;
 
 /// After a failure (no answer, a refusal), try again this much later.
 const RETRY_AFTER: Duration = Duration::from_secs(30);
@@ -62,11 +62,11 @@ impl Registrations {
     }
 }
 
-impl Core {
+impl Switch {
     /// Sets up a registration for every carrier that asks for one; the first REGISTER goes
     /// out at once.
     pub(crate) fn prepare_registrations(&mut self) {
-        let now = Instant::now();
+        let now = self.now.instant;
         for carrier in self.config.carriers.clone() {
             let (Some(username), Some(password)) = (carrier.username, carrier.password) else {
                 continue;
@@ -209,7 +209,7 @@ impl Core {
             200..=299 => {
                 let granted = granted_expires(response).unwrap_or(registration.expires);
                 registration.next_at =
-                    Instant::now() + Duration::from_secs(u64::from(granted.max(2) / 2));
+                    self.now.instant + Duration::from_secs(u64::from(granted.max(2) / 2));
                 info!(%carrier, expires = granted, "registered with the carrier");
             }
             401 | 407 if !registration.answered_challenge => {
@@ -236,7 +236,7 @@ impl Core {
     fn retry_registration(&mut self, carrier: &str) {
         if let Some(registration) = self.registrations.by_carrier.get_mut(carrier) {
             registration.pending = None;
-            registration.next_at = Instant::now() + RETRY_AFTER;
+            registration.next_at = self.now.instant + RETRY_AFTER;
         }
     }
 }

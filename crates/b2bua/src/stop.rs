@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use talktime_engine::DisconnectCause;
 use tracing::info;
 
-use crate::server::Core;
+use crate::switch::Switch;
 
 /// How long BYE retransmissions may still go out after the last call is gone (two UDP
 /// retransmissions at T1 = 500 ms).
@@ -27,7 +27,7 @@ pub(crate) struct Stopping {
     linger_until: Option<Instant>,
 }
 
-impl Core {
+impl Switch {
     /// A signal arrived: the first starts the drain, the second ends every call now.
     pub(crate) fn request_stop(&mut self, now: Instant) {
         if self.stopping.is_some() {
@@ -94,12 +94,8 @@ impl Core {
 
     /// True when a stop is done: no call, no ledger write in flight, and the last BYEs had
     /// their chance to be answered.
-    pub(crate) fn stopped(&mut self, now: Instant) -> bool {
-        let ledger_idle = self
-            .ledger_backlog
-            .load(std::sync::atomic::Ordering::Relaxed)
-            == 0;
-        let idle = self.sessions.is_empty() && ledger_idle;
+    pub fn stopped(&mut self, now: Instant) -> bool {
+        let idle = self.calls_up() == 0 && self.ledger_in_flight == 0;
         let Some(stopping) = self.stopping.as_mut() else {
             return false;
         };

@@ -1,6 +1,6 @@
 //! Exact decimal text <-> integer micro-units, without floating point.
 
-use crate::model::MICROS_PER_UNIT;
+use crate::MICROS_PER_UNIT;
 
 /// Digits after the decimal point that micros can hold.
 pub const MAX_FRACTION_DIGITS: usize = 6;

@@ -1,0 +1,614 @@
+//! Configuration: the shipped `config/talktime.toml` is embedded as the defaults, a user file
+//! is merged over it key by key (arrays such as `access_numbers` are replaced whole), and
+//! command-line flags override both.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use talktime_engine::{IvrConfig, Language};
+use talktime_routing::{CarrierConfig, DialPlanConfig, NumberRules};
+use thiserror::Error;
+
+/// The shipped configuration file, which doubles as the documentation of every key.
+pub const EMBEDDED_DEFAULTS: &str = include_str!("../../../config/talktime.toml");
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {source}")]
+    Syntax {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub sip: SipConfig,
+    pub rtp: RtpConfig,
+    pub database: DatabaseConfig,
+    pub paths: PathsConfig,
+    pub log: LogConfig,
+    /// The IVR behaviour every access number starts from.
+    pub ivr: IvrConfig,
+    pub billing: BillingConfig,
+    pub demo: DemoConfig,
+    /// The HTTP admin API.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// What SIGTERM and SIGINT do.
+    #[serde(default)]
+    pub shutdown: ShutdownConfig,
+    /// This switch's identity among others on one database, and when a silent one is dead.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
+    /// Who may send calls to the access numbers and whose caller ID authenticates pinless
+    /// callers. Nobody is trusted unless listed.
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+    /// Numbers callers dial to reach the IVR.
+    #[serde(default)]
+    pub access_numbers: Vec<AccessNumber>,
+    /// SIP trunks that terminate calls.
+    #[serde(default)]
+    pub carriers: Vec<CarrierConfig>,
+    /// Which carriers each destination prefix goes to.
+    #[serde(default)]
+    pub dial_plans: Vec<DialPlanConfig>,
+    /// How dialled numbers become E.164 digits, and which prefixes are never called.
+    #[serde(default)]
+    pub number_rules: NumberRules,
+}
+
+/// One access number (DID) and how its callers are served.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessNumber {
+    /// The Request-URI user part, e.g. `18005550100`; `*` matches every number not
+    /// otherwise configured.
+    pub number: String,
+    /// Languages offered (the first is the default); empty keeps `[ivr] languages`.
+    #[serde(default)]
+    pub languages: Vec<Language>,
+    /// The dial plan its calls are routed with.
+    #[serde(default = "default_dial_plan")]
+    pub dial_plan: String,
+    /// Calls to a toll-free access number pay the tariff's toll-free surcharge.
+    #[serde(default)]
+    pub toll_free: bool,
+    /// DID forwarding (seed 003): registered callers go straight to their account's preset
+    /// destination; others get the normal IVR. `None` keeps `[ivr] forwarding`.
+    #[serde(default)]
+    pub forwarding: Option<bool>,
+    /// Play the welcome before a forwarded call. `None` keeps `[ivr] forwarding_welcome`.
+    #[serde(default)]
+    pub forwarding_welcome: Option<bool>,
+    /// The country callers of this number are in, for national dialling (`44` with
+    /// national prefix `0`: `02071234567` is `442071234567`). `None` keeps `[number_rules]`.
+    #[serde(default)]
+    pub country_code: Option<String>,
+    #[serde(default)]
+    pub national_prefix: Option<String>,
+}
+
+fn default_dial_plan() -> String {
+    "default".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillingConfig {
+    /// Tariff for cards and accounts that name none.
+    pub default_tariff: String,
+    /// Local time for time-of-day rates, in minutes east of UTC.
+    pub utc_offset_minutes: i32,
+    /// Refuse a route whose carrier buy rate is above the sell rate.
+    pub refuse_loss_making_routes: bool,
+    /// Failed PIN tries from one caller ID within `pin_lockout_window_ms` that lock it out.
+    pub pin_lockout_failures: i64,
+    pub pin_lockout_window_ms: i64,
+    pub pin_lockout_ms: i64,
+    /// The most one call may cost (decimal text; empty: no cap). A call that reaches it is cut
+    /// and billed at most this, with cause `cost_cap`.
+    #[serde(default)]
+    pub max_call_cost: String,
+    /// The most one account may be charged for calls in a local day (empty: no cap); a call
+    /// that reaches it is cut with cause `daily_spend_cap`, a new one refused.
+    #[serde(default)]
+    pub max_daily_spend: String,
+    /// How often the running switch books maintenance fees that fell due.
+    #[serde(default = "default_maintenance_check_ms")]
+    pub maintenance_check_ms: u64,
+}
+
+fn default_maintenance_check_ms() -> u64 {
+    60_000
+}
+
+/// What a fresh database gets on first start so the switch can take a call at once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Create the demo tariff and card when the database has no tariff named
+    /// `billing.default_tariff`.
+    pub enabled: bool,
+    /// The demo card's PIN; empty draws a random one (printed on first start).
+    pub pin: String,
+    /// Its balance, e.g. "10.00".
+    pub balance: String,
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipConfig {
+    pub udp: Vec<SocketAddr>,
+    pub tcp: Vec<SocketAddr>,
+    pub advertised_address: String,
+    pub t1_ms: u64,
+    pub t2_ms: u64,
+    pub t4_ms: u64,
+    pub udp_mtu: usize,
+    pub test_number: String,
+    pub test_call_ms: u64,
+    pub user_agent: String,
+    pub min_session_expires_s: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RtpConfig {
+    pub port_min: u16,
+    pub port_max: u16,
+    pub inactivity_timeout_ms: u64,
+    /// Threads that carry RTP; 0 (the default) means one per core.
+    #[serde(default)]
+    pub media_threads: usize,
+    /// How long a media thread lets packets gather after a round of work (0: not at all).
+    #[serde(default = "default_batch_interval_us")]
+    pub batch_interval_us: u64,
+}
+
+fn default_batch_interval_us() -> u64 {
+    500
+}
+
+/// The HTTP admin API: where it listens and the bearer token it wants.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Listen address; empty turns the API off.
+    #[serde(default)]
+    pub listen: String,
+    /// Bearer token; empty means the one generated into `<data_dir>/admin.token`.
+    #[serde(default)]
+    pub token: String,
+}
+
+impl AdminConfig {
+    /// The listen address, `None` when the API is off.
+    pub fn address(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        if self.listen.trim().is_empty() {
+            return Ok(None);
+        }
+        self.listen.trim().parse().map(Some).map_err(|_| {
+            ConfigError::Invalid(format!("admin.listen {:?} is not ADDR:PORT", self.listen))
+        })
+    }
+}
+
+/// Graceful stop: new calls are refused with 503 at once, calls up may run `drain_s` more
+/// seconds, then each is ended with BYE on both legs, billed and recorded before exit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// Seconds calls may go on after the signal; 0 ends them at once.
+    #[serde(default = "default_drain_s")]
+    pub drain_s: u64,
+}
+
+fn default_drain_s() -> u64 {
+    60
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            drain_s: default_drain_s(),
+        }
+    }
+}
+
+/// A trusted peer: an address or prefix (`192.0.2.10`, `10.0.0.0/8`, `::1`) and what its
+/// traffic may do. Everything not listed is an untrusted source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub address: String,
+    /// May place calls to the access numbers (an access gateway, a softphone LAN).
+    #[serde(default)]
+    pub access: bool,
+    /// Its caller ID (P-Asserted-Identity or From) authenticates pinless callers and DID
+    /// forwarding; from anyone else the PIN is asked.
+    #[serde(default)]
+    pub trusted_caller_id: bool,
+}
+
+/// What a source address may do, from the `[[peers]]` it matches (the most specific wins).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerTrust {
+    pub access: bool,
+    pub trusted_caller_id: bool,
+}
+
+impl PeerConfig {
+    /// The prefix length this peer matches `address` with, if it does.
+    fn matches(&self, address: std::net::IpAddr) -> Result<Option<u8>, ConfigError> {
+        let invalid = || ConfigError::Invalid(format!("peers.address {:?}", self.address));
+        let (network, length) = match self.address.split_once('/') {
+            Some((network, length)) => (network, Some(length)),
+            None => (self.address.as_str(), None),
+        };
+        let network: std::net::IpAddr = network.trim().parse().map_err(|_| invalid())?;
+        let bits: u8 = if network.is_ipv4() { 32 } else { 128 };
+        let length = match length {
+            Some(text) => text.trim().parse::<u8>().map_err(|_| invalid())?,
+            None => bits,
+        };
+        if length > bits {
+            return Err(invalid());
+        }
+        let matched = match (network, address) {
+            (std::net::IpAddr::V4(net), std::net::IpAddr::V4(addr)) => same_prefix(
+                u128::from(u32::from(net)),
+                u128::from(u32::from(addr)),
+                length,
+                32,
+            ),
+            (std::net::IpAddr::V6(net), std::net::IpAddr::V6(addr)) => {
+                same_prefix(u128::from(net), u128::from(addr), length, 128)
+            }
+            _ => false,
+        };
+        Ok(matched.then_some(length))
+    }
+}
+
+fn same_prefix(network: u128, address: u128, length: u8, bits: u8) -> bool {
+    if length == 0 {
+        return true;
+    }
+    let shift = u32::from(bits - length);
+    network >> shift == address >> shift
+}
+
+impl Config {
+    /// The trust of a source address: its most specific matching peer's, else none.
+    pub fn peer_trust(&self, address: std::net::IpAddr) -> PeerTrust {
+        let address = match address {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.peers
+            .iter()
+            .filter_map(|peer| Some((peer.matches(address).ok()??, peer)))
+            .max_by_key(|(length, _)| *length)
+            .map(|(_, peer)| PeerTrust {
+                access: peer.access,
+                trusted_caller_id: peer.trusted_caller_id,
+            })
+            .unwrap_or_default()
+    }
+
+    /// Every `[[peers]]` address parses.
+    pub fn check_peers(&self) -> Result<(), ConfigError> {
+        for peer in &self.peers {
+            peer.matches(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))?;
+        }
+        Ok(())
+    }
+}
+
+/// Node identity and leases: each switch refreshes a heartbeat row; the open calls of a node
+/// whose heartbeat is older than the lease are billed to that heartbeat and hung up by the
+/// node at its next start, or by any other node on the database once the lease is over.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This switch's name; empty derives one from the host name and the data directory.
+    #[serde(default)]
+    pub node_id: String,
+    /// Seconds without a heartbeat after which a node counts as dead.
+    #[serde(default = "default_node_lease_s")]
+    pub node_lease_s: u64,
+    /// How often this node writes its heartbeat, in milliseconds.
+    #[serde(default = "default_heartbeat_ms")]
+    pub heartbeat_ms: u64,
+}
+
+fn default_node_lease_s() -> u64 {
+    10
+}
+
+fn default_heartbeat_ms() -> u64 {
+    1000
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            node_id: String::new(),
+            node_lease_s: default_node_lease_s(),
+            heartbeat_ms: default_heartbeat_ms(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: String,
+    /// SQLite: how long a write waits for another process's lock before it fails (and, for a
+    /// settle, is retried with back-off).
+    #[serde(default = "default_busy_timeout_ms")]
+    pub busy_timeout_ms: u64,
+}
+
+fn default_busy_timeout_ms() -> u64 {
+    10_000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathsConfig {
+    pub data_dir: PathBuf,
+    pub prompts_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub filter: String,
+}
+
+impl Config {
+    /// The embedded defaults alone.
+    pub fn embedded() -> Result<Self, ConfigError> {
+        Self::from_layers(None)
+    }
+
+    /// The embedded defaults with `text` (the file at `path`, read by the shell) merged over
+    /// them.
+    pub fn from_file_text(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let overlay = parse_table(text, path)?;
+        Self::from_layers(Some(overlay))
+    }
+
+    fn from_layers(overlay: Option<toml::Table>) -> Result<Self, ConfigError> {
+        let mut base = parse_table(EMBEDDED_DEFAULTS, Path::new("<embedded defaults>"))?;
+        if let Some(overlay) = overlay {
+            merge(&mut base, overlay);
+        }
+        let config: Config = toml::Value::Table(base)
+            .try_into()
+            .map_err(|error: toml::de::Error| ConfigError::Invalid(error.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the relations between values that types alone cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check_peers()?;
+        for (key, text) in [
+            ("billing.max_call_cost", &self.billing.max_call_cost),
+            ("billing.max_daily_spend", &self.billing.max_daily_spend),
+        ] {
+            if !text.trim().is_empty() && talktime_billing::parse_micros(text.trim()).is_err() {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} {text:?} is not a decimal amount"
+                )));
+            }
+        }
+        if self.sip.udp.is_empty() && self.sip.tcp.is_empty() {
+            return Err(ConfigError::Invalid(
+                "sip: at least one udp or tcp listen address is needed".into(),
+            ));
+        }
+        if self.rtp.port_min >= self.rtp.port_max || self.rtp.port_min < 1024 {
+            return Err(ConfigError::Invalid(format!(
+                "rtp: port range {}-{} must be ascending and above 1023",
+                self.rtp.port_min, self.rtp.port_max
+            )));
+        }
+        if self.sip.t1_ms == 0 || self.sip.t2_ms < self.sip.t1_ms {
+            return Err(ConfigError::Invalid(
+                "sip: t1_ms must be positive and t2_ms at least t1_ms".into(),
+            ));
+        }
+        if self.sip.min_session_expires_s == 0 {
+            return Err(ConfigError::Invalid(
+                "sip: min_session_expires_s must be at least 1".into(),
+            ));
+        }
+        self.ivr
+            .validate()
+            .map_err(|error| ConfigError::Invalid(format!("ivr: {error}")))?;
+        talktime_routing::validate(&self.carriers, &self.dial_plans)
+            .map_err(|errors| ConfigError::Invalid(format!("routing: {errors}")))?;
+        for access in &self.access_numbers {
+            if access.number.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "access_numbers: a number is empty".into(),
+                ));
+            }
+            self.ivr_for(access).validate().map_err(|error| {
+                ConfigError::Invalid(format!("access number {}: {error}", access.number))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The access number an INVITE's Request-URI user reaches, if any (exact match first).
+    pub fn access_number(&self, user: &str) -> Option<&AccessNumber> {
+        self.access_numbers
+            .iter()
+            .find(|access| access.number == user)
+            .or_else(|| {
+                self.access_numbers
+                    .iter()
+                    .find(|access| access.number == "*")
+            })
+    }
+
+    /// The number rules for callers of one access number (its country, else the global ones).
+    pub fn number_rules_for(&self, access: &AccessNumber) -> NumberRules {
+        let mut rules = self.number_rules.clone();
+        if let Some(country) = &access.country_code {
+            rules.country_code = Some(country.clone());
+        }
+        if let Some(prefix) = &access.national_prefix {
+            rules.national_prefix = Some(prefix.clone());
+        }
+        rules
+    }
+
+    /// The IVR settings for one access number.
+    pub fn ivr_for(&self, access: &AccessNumber) -> IvrConfig {
+        let mut ivr = self.ivr.clone();
+        if !access.languages.is_empty() {
+            ivr.languages = access.languages.clone();
+        }
+        if let Some(forwarding) = access.forwarding {
+            ivr.forwarding = forwarding;
+        }
+        if let Some(welcome) = access.forwarding_welcome {
+            ivr.forwarding_welcome = welcome;
+        }
+        ivr
+    }
+
+    /// The database URL with a relative SQLite path resolved under the data directory.
+    pub fn database_url(&self) -> String {
+        let url = &self.database.url;
+        match url.strip_prefix("sqlite://") {
+            Some(path) if !path.starts_with('/') && !path.starts_with(':') => format!(
+                "sqlite://{}",
+                self.paths
+                    .data_dir
+                    .join(path.split('?').next().unwrap_or(path))
+                    .display()
+            ),
+            _ => url.clone(),
+        }
+    }
+}
+
+fn parse_table(text: &str, path: &Path) -> Result<toml::Table, ConfigError> {
+    text.parse::<toml::Table>()
+        .map_err(|source| ConfigError::Syntax {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+}
+
+/// Merges `overlay` into `base`: tables recursively, every other value replaced.
+fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(base_table)), toml::Value::Table(overlay_table)) => {
+                merge(base_table, overlay_table)
+            }
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_are_valid() {
+        let config = Config::embedded().unwrap();
+        assert_eq!(config.sip.udp, vec!["0.0.0.0:5060".parse().unwrap()]);
+        assert_eq!(config.sip.t1_ms, 500);
+        assert_eq!(config.database_url(), "sqlite://data/talktime.sqlite3");
+    }
+
+    #[test]
+    fn the_most_specific_peer_decides_and_nobody_else_is_trusted() {
+        let overlay = parse_table(
+            "[[peers]]\naddress = \"10.0.0.0/8\"\naccess = true\n\n\
+             [[peers]]\naddress = \"10.1.2.3\"\naccess = true\ntrusted_caller_id = true\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        let config = Config::from_layers(Some(overlay)).unwrap();
+        let trust = |text: &str| config.peer_trust(text.parse().unwrap());
+        assert_eq!(
+            trust("10.1.2.3"),
+            PeerTrust {
+                access: true,
+                trusted_caller_id: true
+            }
+        );
+        assert_eq!(
+            trust("10.9.9.9"),
+            PeerTrust {
+                access: true,
+                trusted_caller_id: false
+            }
+        );
+        assert_eq!(
+            trust("127.0.0.1"),
+            PeerTrust::default(),
+            "replaced the shipped list"
+        );
+        assert_eq!(trust("::ffff:10.1.2.3"), trust("10.1.2.3"));
+        let embedded = Config::embedded().unwrap();
+        assert!(
+            embedded
+                .peer_trust("127.0.0.2".parse().unwrap())
+                .trusted_caller_id
+        );
+        assert!(!embedded.peer_trust("192.0.2.1".parse().unwrap()).access);
+        let bad = parse_table("[[peers]]\naddress = \"10.0.0.0/40\"\n", Path::new("y")).unwrap();
+        assert!(Config::from_layers(Some(bad)).is_err());
+    }
+
+    #[test]
+    fn a_file_overrides_only_what_it_names() {
+        let mut base = parse_table(EMBEDDED_DEFAULTS, Path::new("x")).unwrap();
+        let overlay = parse_table("[sip]\nt1_ms = 100\n", Path::new("y")).unwrap();
+        merge(&mut base, overlay);
+        let config: Config = toml::Value::Table(base).try_into().unwrap();
+        assert_eq!(config.sip.t1_ms, 100);
+        assert_eq!(config.sip.t2_ms, 4000);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let error = Config::from_file_text("[sip]\nt1ms = 100\n", Path::new("bad.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("t1ms"), "{error}");
+    }
+
+    #[test]
+    fn an_inverted_port_range_is_refused() {
+        let mut config = Config::embedded().unwrap();
+        config.rtp.port_min = 30000;
+        config.rtp.port_max = 20000;
+        assert!(config.validate().is_err());
+    }
+}

@@ -1,0 +1,100 @@
+//! What the switch asks of the ledger (the database, behind the shell) and what comes back.
+//! The shell runs each request as its own task and answers every one with a
+//! [`LedgerReply`], so the switch counts what is in flight (its measure of ledger overload,
+//! and what a stop waits for) without a shared counter.
+
+use rust_decimal::Decimal;
+use talktime_billing::{Cdr, RatingContext};
+use talktime_engine::{AccountId, Authorization, CardId, Input};
+use talktime_pii::Pii;
+
+/// An authorization with the rating it was computed from; settlement rates with the same.
+#[derive(Debug, Clone)]
+pub struct Rated {
+    pub authorization: Authorization,
+    pub context: RatingContext,
+    /// The tariff's dial plan, when it names one (it beats the access number's).
+    pub dial_plan: Option<String>,
+    /// The tariff refuses carriers whose buy rate is above its sell rate.
+    pub refuse_loss: bool,
+    /// The destination as rated: E.164 digits, which routing uses too.
+    pub number: String,
+    /// When it was rated (the rating's start, epoch ms) and whether through a toll-free
+    /// access number: with `number`, what a restart needs to rate the call again.
+    pub rated_at_ms: i64,
+    pub toll_free: bool,
+    /// Who pays.
+    pub account: AccountId,
+    pub card: Option<CardId>,
+    /// The card's activation fee included in `context` (0 when none is due).
+    pub activation_fee_micros: i64,
+    /// The same rating without the activation fee, for a settle that finds the card already
+    /// activated by another call.
+    pub without_activation: Option<RatingContext>,
+}
+
+/// One request to the ledger. Times are the wall clock (epoch ms) at the moment the switch
+/// made the request.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LedgerRequest {
+    /// Answered with [`LedgerReply::Input`] (`Input::CallerIdLookup`).
+    LookupCallerId { caller_id: Pii<String> },
+    /// Answered with [`LedgerReply::Input`] (`Input::PinLookup`); wrong PINs are counted
+    /// under each of `guess_keys`.
+    LookupPin {
+        pin: Pii<String>,
+        guess_keys: Vec<Pii<String>>,
+        now_ms: i64,
+    },
+    /// A wrong PIN, counted under each key. Answered with [`LedgerReply::Done`].
+    PinFailed {
+        guess_keys: Vec<Pii<String>>,
+        now_ms: i64,
+    },
+    /// Reserve credit for an attempt; answered with [`LedgerReply::Authorized`] or an
+    /// `Input::AuthorizationRefused`.
+    Authorize {
+        attempt: talktime_engine::AttemptId,
+        reservation: String,
+        account: AccountId,
+        card: Option<CardId>,
+        /// E.164 digits.
+        number: String,
+        toll_free: bool,
+        now_ms: i64,
+    },
+    /// Charge an attempt (with the rating it was authorized with) and write its CDR rows,
+    /// once, keyed by the reservation; retried by the shell while the database refuses.
+    Settle {
+        reservation: String,
+        rated: Option<Box<Rated>>,
+        answered_ms: u64,
+        buy_per_minute: Option<Decimal>,
+        cdrs: Vec<Cdr>,
+    },
+    /// Give back a hold nobody will settle (the attempt ended while it was being made).
+    Release { reservation: String, now_ms: i64 },
+    /// What a restart needs to bill an answered call (crate::recovery::Checkpoint as JSON).
+    Checkpoint {
+        reservation: String,
+        answered_at_ms: i64,
+        checkpoint: String,
+    },
+}
+
+/// The ledger's answer to one request.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LedgerReply {
+    /// An input for the call's engine.
+    Input(Input),
+    Authorized {
+        attempt: talktime_engine::AttemptId,
+        rated: Box<Rated>,
+        /// The reservation's key, released if the attempt ended while it was being made.
+        reservation: String,
+    },
+    /// A request with no answer for the call is done (a settle, a release, a checkpoint).
+    Done,
+}

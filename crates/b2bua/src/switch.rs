@@ -1,0 +1,750 @@
+//! The switch: one sans-IO state machine for every call. It owns the transaction layer, the
+//! dialogs, the router, the carrier registrations and every call's engine; it takes inputs
+//! (a datagram, a framed message, a ledger reply, a media report, a signal, the time) and
+//! returns outputs (bytes to send, media commands, ledger requests) and the next time it
+//! must be woken. It reads no clock and opens no socket: the tokio shell
+//! (`crates/talktime/src/server.rs`) does, and drives it like quinn-proto's `Connection`.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use talktime_engine::Input as CallInput;
+use talktime_media::{PortAllocator, Prompt, PromptCache};
+use talktime_routing::Router;
+use talktime_sip::dialog::{DialogEvent, DialogId, DialogTable, Routing};
+use talktime_sip::transaction::{
+    Event, Peer, RandomSource, SplitMix64, TimerConfig, TransactionId, TransactionLayer,
+};
+use talktime_sip::{Message, Method, Request, Response, Transport as SipTransport, Via};
+use tracing::{debug, info, warn};
+
+use crate::Deadlines;
+use crate::calls::Session;
+use crate::config::Config;
+use crate::ledger::{LedgerReply, LedgerRequest};
+use crate::media::{MediaCommand, MediaReport};
+use crate::recovery::LegBye;
+use crate::tone::ToneCall;
+
+pub(crate) const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE";
+
+/// The time, as the shell read it once for this wake-up: the monotonic clock for timers and
+/// the wall clock (epoch ms) for CDRs, rating and the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    pub instant: Instant,
+    pub epoch_ms: i64,
+}
+
+/// What happens to the switch.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Input {
+    /// A UDP datagram (parsed here; one that does not parse is dropped).
+    Datagram { bytes: Vec<u8>, source: Peer },
+    /// A message framed from a TCP stream.
+    Message { message: Box<Message>, source: Peer },
+    /// A message of this client transaction could not be delivered (a refused or timed-out
+    /// TCP connect, a peer that stopped reading).
+    DeliveryFailed(TransactionId),
+    /// The ledger's answer to a [`Output::Ledger`] request of `call`.
+    Ledger { call: u64, reply: LedgerReply },
+    /// Something a call's media noticed.
+    Media { call: u64, report: MediaReport },
+    /// A prompt uploaded through the admin API, decoded, for the cache ("en/welcome").
+    PromptUploaded { name: String, prompt: Prompt },
+    /// Legs of calls a dead node left up, already billed by recovery: send their BYEs.
+    RecoveredByes(Vec<LegBye>),
+    /// SIGTERM or SIGINT: the first drains, the second ends every call now.
+    Stop,
+}
+
+/// What the switch asks the shell to do.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Output {
+    /// Bytes for the network. A failed delivery of a client transaction's message comes
+    /// back as [`Input::DeliveryFailed`].
+    Transmit {
+        destination: Peer,
+        bytes: Vec<u8>,
+        transaction: Option<TransactionId>,
+    },
+    /// A command for one call's media.
+    Media { call: u64, command: MediaCommand },
+    /// A request for the ledger; every one is answered with an [`Input::Ledger`].
+    Ledger { call: u64, request: LedgerRequest },
+}
+
+/// Where the shell listens: what goes into Via and Contact.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Listening {
+    pub udp: Option<SocketAddr>,
+    pub tcp: Option<SocketAddr>,
+}
+
+/// What the switch needs besides its configuration, prepared by the shell before it starts.
+pub struct Services {
+    pub prompts: PromptCache,
+    pub router: Router,
+    /// Every carrier's address, resolved once at start-up (the switch does no DNS).
+    pub carrier_addresses: HashMap<String, SocketAddr>,
+    pub listening: Listening,
+    /// Randomness for branches, tags, Call-IDs, RTP ports and SSRCs (the OS in production, a
+    /// seed in tests).
+    pub random: Box<dyn RandomSource>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Services")
+            .field("prompts", &self.prompts.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A test-number call's media, by dialog.
+#[derive(Debug)]
+struct ActiveTone {
+    call: ToneCall,
+    /// Where in-dialog requests go (the caller's transport and address).
+    peer: Peer,
+}
+
+/// Why the switch cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum SwitchError {
+    #[error("invalid RTP port range: {0}")]
+    Ports(#[from] talktime_media::PortError),
+}
+
+/// The switch. See the module documentation.
+pub struct Switch {
+    pub(crate) config: Config,
+    pub(crate) layer: TransactionLayer,
+    pub(crate) dialogs: DialogTable,
+    pub(crate) ports: PortAllocator,
+    /// Test-number calls by dialog, and their dialogs by call key (media reports).
+    tones: HashMap<DialogId, ActiveTone>,
+    pub(crate) tone_dialogs: HashMap<u64, DialogId>,
+    /// Our address as written in Via, Contact and SDP.
+    pub(crate) advertised: IpAddr,
+    listening: Listening,
+    pub(crate) prompts: PromptCache,
+    pub(crate) router: Router,
+    pub(crate) carrier_addresses: HashMap<String, SocketAddr>,
+    /// Prepaid calls by key, and the indexes that find them.
+    pub(crate) sessions: HashMap<u64, Session>,
+    pub(crate) by_transaction: HashMap<TransactionId, u64>,
+    pub(crate) by_dialog: HashMap<DialogId, u64>,
+    pub(crate) call_deadlines: Deadlines<u64, Instant>,
+    /// Inputs produced while acting on outputs, fed after the current call's outputs.
+    pub(crate) deferred: VecDeque<(u64, CallInput)>,
+    pub(crate) health_checks: HashMap<TransactionId, String>,
+    /// Carrier INVITEs we cancelled, so a 2xx that crosses the CANCEL can be hung up.
+    pub(crate) abandoned_peers: HashMap<TransactionId, Peer>,
+    pub(crate) registrations: crate::registration::Registrations,
+    /// Requests moved from UDP to TCP for their size, as first built, for the UDP retry.
+    pub(crate) moved_to_tcp: HashMap<TransactionId, (Request, Peer)>,
+    /// Ledger requests not yet answered (overload control; a stop waits for them).
+    pub(crate) ledger_in_flight: usize,
+    /// A graceful stop in progress.
+    pub(crate) stopping: Option<crate::stop::Stopping>,
+    /// Randomness of the switch's own (RTP ports, SSRCs); the layer has its own source.
+    pub(crate) random: SplitMix64,
+    /// The time of the input being handled.
+    pub(crate) now: Now,
+    outputs: VecDeque<Output>,
+    next_key: u64,
+}
+
+impl std::fmt::Debug for Switch {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Switch")
+            .field("calls", &self.sessions.len())
+            .field("tones", &self.tones.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Switch {
+    /// A switch with no call up. Carriers that register send their first REGISTER at once
+    /// (the first [`Switch::poll_output`]s).
+    pub fn new(config: Config, mut services: Services, now: Now) -> Result<Switch, SwitchError> {
+        let timers = TimerConfig {
+            t1: Duration::from_millis(config.sip.t1_ms),
+            t2: Duration::from_millis(config.sip.t2_ms),
+            t4: Duration::from_millis(config.sip.t4_ms),
+            ..TimerConfig::default()
+        };
+        let ports = PortAllocator::new(config.rtp.port_min, config.rtp.port_max)?;
+        let random = SplitMix64::new(services.random.next_u64());
+        let mut switch = Switch {
+            layer: TransactionLayer::new(timers, services.random),
+            dialogs: DialogTable::new(timers),
+            ports,
+            tones: HashMap::new(),
+            tone_dialogs: HashMap::new(),
+            advertised: advertised_address(&config),
+            listening: services.listening,
+            config,
+            prompts: services.prompts,
+            router: services.router,
+            carrier_addresses: services.carrier_addresses,
+            sessions: HashMap::new(),
+            by_transaction: HashMap::new(),
+            by_dialog: HashMap::new(),
+            call_deadlines: Deadlines::new(),
+            deferred: VecDeque::new(),
+            health_checks: HashMap::new(),
+            abandoned_peers: HashMap::new(),
+            registrations: crate::registration::Registrations::default(),
+            ledger_in_flight: 0,
+            moved_to_tcp: HashMap::new(),
+            stopping: None,
+            random,
+            now,
+            outputs: VecDeque::new(),
+            next_key: 1,
+        };
+        switch.prepare_registrations();
+        Ok(switch)
+    }
+
+    /// Handles one input at `now` and runs every state machine until it is quiet; the
+    /// results wait in [`Switch::poll_output`].
+    pub fn handle_input(&mut self, input: Input, now: Now) {
+        self.now = now;
+        match input {
+            Input::Datagram { bytes, source } => match Message::parse(&bytes) {
+                Ok(message) => self.handle_message(message, source),
+                Err(error) => {
+                    debug!(source = %source.address, %error, "dropping unparseable datagram");
+                }
+            },
+            Input::Message { message, source } => self.handle_message(*message, source),
+            Input::DeliveryFailed(transaction) => self.delivery_failed(transaction),
+            Input::Ledger { call, reply } => {
+                self.ledger_in_flight = self.ledger_in_flight.saturating_sub(1);
+                self.handle_ledger_reply(call, reply);
+            }
+            Input::Media { call, report } => self.handle_media_report(call, report),
+            Input::PromptUploaded { name, prompt } => {
+                self.prompts.insert(&name, prompt);
+            }
+            Input::RecoveredByes(byes) => self.send_recovered_byes(&byes),
+            Input::Stop => self.request_stop(now.instant),
+        }
+        self.drain();
+    }
+
+    /// Acts on every timer due at `now` (retransmissions, call deadlines, pings, refreshes).
+    pub fn handle_timeout(&mut self, now: Now) {
+        self.now = now;
+        let instant = now.instant;
+        self.layer.handle_timeout(instant);
+        self.dialogs.handle_timeout(instant);
+        self.call_timeouts(instant);
+        self.ping_carriers(instant);
+        self.register_due(instant);
+        self.stop_timers(instant);
+        self.drain();
+    }
+
+    /// The next thing for the shell to do, in order.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`Switch::handle_timeout`] must next be called.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        [
+            self.layer.poll_timeout(),
+            self.dialogs.poll_timeout(),
+            self.call_deadlines.next(),
+            self.router.poll_timeout(),
+            self.registrations.next_timeout(),
+            self.stop_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Calls up (prepaid and test-number).
+    pub fn calls_up(&self) -> usize {
+        self.sessions.len() + self.tones.len()
+    }
+
+    pub(crate) fn random_u64(&mut self) -> u64 {
+        self.random.next_u64()
+    }
+
+    pub(crate) fn media_command(&mut self, call: u64, command: MediaCommand) {
+        self.outputs.push_back(Output::Media { call, command });
+    }
+
+    pub(crate) fn ledger_request(&mut self, call: u64, request: LedgerRequest) {
+        self.ledger_in_flight += 1;
+        self.outputs.push_back(Output::Ledger { call, request });
+    }
+
+    fn handle_message(&mut self, message: Message, source: Peer) {
+        let message = match message {
+            Message::Request(mut request) => {
+                stamp_via(&mut request, source.address);
+                if let Err(response) = screen(&request) {
+                    let _ = self
+                        .layer
+                        .send_stateless(Message::Response(*response), source);
+                    return;
+                }
+                Message::Request(request)
+            }
+            response => response,
+        };
+        if let Err(error) = self.layer.handle_message(message, source, self.now.instant) {
+            debug!(source = %source.address, %error, "message refused by the transaction layer");
+        }
+    }
+
+    pub(crate) fn next_call_key(&mut self) -> u64 {
+        let key = self.next_key;
+        self.next_key += 1;
+        key
+    }
+
+    /// BYE on each leg of calls a dead node left up (already billed).
+    pub(crate) fn send_recovered_byes(&mut self, byes: &[crate::recovery::LegBye]) {
+        for bye in byes {
+            let Some((request, peer)) = bye.to_request() else {
+                warn!(destination = %bye.address, "a recovered BYE no longer parses");
+                continue;
+            };
+            if let Err(error) = self.send_request(request, peer) {
+                warn!(%error, "cannot send a recovered BYE");
+            }
+        }
+        if !byes.is_empty() {
+            info!(legs = byes.len(), "BYE sent on the legs of recovered calls");
+        }
+    }
+
+    /// Sends BYE in a test call's dialog and forgets the call.
+    pub(crate) fn hang_up_tone(&mut self, id: &DialogId) {
+        let Some(tone) = self.tones.remove(id) else {
+            return;
+        };
+        self.tone_dialogs.remove(&tone.call.key());
+        tone.call.stop(self);
+        let via = self.via_for(tone.peer.transport);
+        let Some(dialog) = self.dialogs.get_mut(id) else {
+            return;
+        };
+        let bye = dialog.new_request(Method::Bye, &via);
+        self.dialogs.remove(id);
+        if let Err(error) = self.layer.send_request(bye, tone.peer, self.now.instant) {
+            warn!(%error, "cannot send BYE");
+        }
+    }
+
+    /// Starts a client transaction. A UDP request larger than `udp_mtu` goes over TCP
+    /// instead (RFC 3261 §18.1.1), with Via and Contact rewritten to match. Returns the
+    /// transaction, the peer actually used and the request as sent.
+    pub(crate) fn send_request(
+        &mut self,
+        mut request: Request,
+        mut peer: Peer,
+    ) -> Result<(TransactionId, Peer, Request), talktime_sip::transaction::TransactionError> {
+        let original = (request.clone(), peer);
+        let moved = needs_tcp(
+            &request,
+            peer,
+            self.config.sip.udp_mtu,
+            self.listening.tcp.is_some(),
+        );
+        if moved {
+            peer.transport = SipTransport::Tcp;
+            request.headers.set("Via", &self.via_for(SipTransport::Tcp));
+            if request.headers.get("Contact").is_some() {
+                request
+                    .headers
+                    .set("Contact", &self.contact(SipTransport::Tcp));
+            }
+        }
+        let transaction = self
+            .layer
+            .send_request(request.clone(), peer, self.now.instant)?;
+        if moved {
+            self.moved_to_tcp.insert(transaction, original);
+        }
+        Ok((transaction, peer, request))
+    }
+
+    /// A message of `transaction` could not be delivered. A request we moved to TCP for its
+    /// size goes again over UDP (RFC 3261 §18.1.1: the peer may not do TCP); anything else
+    /// fails its transaction.
+    pub(crate) fn delivery_failed(&mut self, transaction: TransactionId) {
+        let Some((request, peer)) = self.moved_to_tcp.remove(&transaction) else {
+            self.layer.handle_transport_error(transaction);
+            return;
+        };
+        match self.layer.send_request(request, peer, self.now.instant) {
+            Ok(retry) => {
+                info!(destination = %peer.address, "TCP refused; request sent again over UDP");
+                self.remap_transaction(transaction, retry, peer);
+                // The TCP attempt ends without its failure reaching anyone: it was remapped.
+                self.layer.handle_transport_error(transaction);
+            }
+            Err(error) => {
+                warn!(%error, "cannot resend over UDP");
+                self.layer.handle_transport_error(transaction);
+            }
+        }
+    }
+
+    /// Our `host:port` for a transport.
+    pub(crate) fn sent_by(&self, transport: SipTransport) -> String {
+        let port = match transport {
+            SipTransport::Udp => self.listening.udp.map(|a| a.port()),
+            _ => self.listening.tcp.map(|a| a.port()),
+        };
+        format!("{}:{}", host_text(self.advertised), port.unwrap_or(5060))
+    }
+
+    pub(crate) fn via_for(&self, transport: SipTransport) -> String {
+        format!("SIP/2.0/{transport} {};rport", self.sent_by(transport))
+    }
+
+    pub(crate) fn contact(&self, transport: SipTransport) -> String {
+        let sent_by = self.sent_by(transport);
+        match transport {
+            SipTransport::Udp => format!("<sip:talktime@{sent_by}>"),
+            _ => format!("<sip:talktime@{sent_by};transport=tcp>"),
+        }
+    }
+
+    /// Runs every state machine until it is quiet, then queues the messages they produced.
+    fn drain(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some((call, input)) = self.deferred.pop_front() {
+                progressed = true;
+                self.feed(call, input);
+            }
+            while let Some(event) = self.layer.poll_event() {
+                progressed = true;
+                self.handle_event(event);
+            }
+            while let Some(event) = self.dialogs.poll_event() {
+                progressed = true;
+                if let DialogEvent::AckTimeout { dialog } = event {
+                    match self.by_dialog.get(&dialog) {
+                        Some(&call) => self.caller_never_acked(call, &dialog),
+                        None => self.hang_up_tone(&dialog),
+                    }
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        let mut transmits = Vec::new();
+        while let Some(transmit) = self.layer.poll_transmit() {
+            transmits.push(transmit);
+        }
+        while let Some(transmit) = self.dialogs.poll_transmit() {
+            transmits.push(transmit);
+        }
+        for transmit in transmits {
+            self.outputs.push_back(Output::Transmit {
+                destination: transmit.destination,
+                bytes: transmit.message.to_bytes(),
+                transaction: transmit.transaction,
+            });
+        }
+    }
+
+    fn handle_event(&mut self, event: Event) {
+        match event {
+            Event::Request {
+                transaction,
+                request,
+                source,
+            } => self.handle_request(transaction, request, source),
+            Event::Ack { request, .. } => {
+                let _ = self.dialogs.route_request(&request);
+            }
+            Event::CancelReceived { cancel, invite, .. } => {
+                let _ = self.layer.answer_cancel(cancel, self.now.instant);
+                if let Some(&call) = self.by_transaction.get(&invite) {
+                    self.caller_cancelled(call);
+                }
+            }
+            Event::Response {
+                transaction,
+                response,
+            } => {
+                if self.health_answer(transaction, true)
+                    || self.registration_response(transaction, &response)
+                {
+                    return;
+                }
+                if let Some(&call) = self.by_transaction.get(&transaction) {
+                    self.carrier_response(call, transaction, response);
+                } else if (200..300).contains(&response.status) {
+                    self.late_answer(transaction, &response);
+                }
+            }
+            Event::Timeout { transaction, kind } => {
+                debug!(?transaction, ?kind, "transaction timed out");
+                self.transaction_failed(transaction);
+            }
+            Event::TransportError { transaction } => self.transaction_failed(transaction),
+            Event::Terminated { transaction } => {
+                self.moved_to_tcp.remove(&transaction);
+                self.by_transaction.remove(&transaction);
+                self.abandoned_peers.remove(&transaction);
+                self.health_checks.remove(&transaction);
+            }
+        }
+    }
+
+    fn transaction_failed(&mut self, transaction: TransactionId) {
+        if self.health_answer(transaction, false) || self.registration_failed(transaction) {
+            return;
+        }
+        if let Some(&call) = self.by_transaction.get(&transaction) {
+            self.carrier_timeout(call, transaction);
+        }
+    }
+
+    fn handle_request(&mut self, transaction: TransactionId, request: Request, source: Peer) {
+        match self.dialogs.route_request(&request) {
+            Routing::Reject(response) => self.respond(transaction, response),
+            Routing::Drop => {}
+            Routing::InDialog(id) => match self.by_dialog.get(&id) {
+                Some(&call) => self.call_request(call, transaction, request, &id),
+                None => self.handle_in_dialog(transaction, request, id),
+            },
+            Routing::OutOfDialog => self.handle_out_of_dialog(transaction, request, source),
+        }
+    }
+
+    fn handle_in_dialog(&mut self, transaction: TransactionId, request: Request, id: DialogId) {
+        let response = match request.method {
+            Method::Bye => {
+                if let Some(tone) = self.tones.remove(&id) {
+                    self.tone_dialogs.remove(&tone.call.key());
+                    tone.call.stop(self);
+                }
+                self.dialogs.remove(&id);
+                Response::for_request(&request, 200, "OK")
+            }
+            Method::Options | Method::Info | Method::Update => {
+                Response::for_request(&request, 200, "OK")
+            }
+            Method::Ack => return,
+            // Hold and codec changes need the call engine; refuse without ending the call.
+            Method::Invite => Response::for_request(&request, 488, "Not Acceptable Here"),
+            _ => Response::for_request(&request, 405, "Method Not Allowed"),
+        };
+        self.respond(transaction, response);
+    }
+
+    fn handle_out_of_dialog(&mut self, transaction: TransactionId, request: Request, source: Peer) {
+        let response = match request.method {
+            Method::Options => {
+                let mut response = Response::for_request(&request, 200, "OK");
+                response.headers.push("Allow", ALLOW);
+                response.headers.push("Accept", "application/sdp");
+                response
+            }
+            Method::Invite if self.is_stopping() => {
+                let mut response = Response::for_request(&request, 503, "Service Unavailable");
+                response
+                    .headers
+                    .push("Retry-After", &crate::stop::RETRY_AFTER_S.to_string());
+                response
+            }
+            Method::Invite => match self.answer_invite(transaction, &request, source) {
+                Ok(()) => return,
+                Err(response) => *response,
+            },
+            Method::Ack => return,
+            Method::Bye => Response::for_request(&request, 481, "Call/Transaction Does Not Exist"),
+            _ => Response::for_request(&request, 405, "Method Not Allowed"),
+        };
+        self.respond(transaction, response);
+    }
+
+    /// Answers an INVITE: the test number with a tone, an access number with the IVR.
+    fn answer_invite(
+        &mut self,
+        transaction: TransactionId,
+        request: &Request,
+        source: Peer,
+    ) -> Result<(), Box<Response>> {
+        let test_number = &self.config.sip.test_number;
+        let user = request.uri.user().unwrap_or_default();
+        if test_number.is_empty() || user != test_number.as_str() {
+            let Some(access) = self.config.access_number(user).cloned() else {
+                return Err(Box::new(Response::for_request(request, 404, "Not Found")));
+            };
+            let trust = self.config.peer_trust(source.address.ip());
+            if !trust.access {
+                info!(source = %source.address, "access number call from an untrusted peer refused");
+                return Err(Box::new(Response::for_request(request, 403, "Forbidden")));
+            }
+            return self
+                .start_call(transaction, request, source, access, trust)
+                .map_err(|error| {
+                    info!(%error, "call refused");
+                    Box::new(error.response(request))
+                });
+        }
+        self.answer_tone(transaction, request, source)
+    }
+
+    /// Answers the test number: a tone of `[sip] test_call_ms`, then BYE.
+    fn answer_tone(
+        &mut self,
+        transaction: TransactionId,
+        request: &Request,
+        source: Peer,
+    ) -> Result<(), Box<Response>> {
+        let key = self.next_call_key();
+        let tone = Duration::from_millis(self.config.sip.test_call_ms);
+        let (call, sdp) = match ToneCall::start(self, key, request, tone) {
+            Ok(started) => started,
+            Err(error) => {
+                debug!(%error, "test call refused");
+                return Err(Box::new(error.response(request)));
+            }
+        };
+        let mut response = Response::for_request(request, 200, "OK");
+        let tag = self.layer.new_tag();
+        response.set_to_tag(&tag);
+        response
+            .headers
+            .push("Contact", &self.contact(source.transport));
+        response.headers.push("Allow", ALLOW);
+        response.headers.push("Content-Type", "application/sdp");
+        response.body = sdp;
+        let dialog = match talktime_sip::dialog::Dialog::uas(request, &response) {
+            Ok(dialog) => dialog,
+            Err(error) => {
+                call.stop(self);
+                debug!(%error, "cannot create dialog");
+                return Err(Box::new(Response::for_request(request, 400, "Bad Request")));
+            }
+        };
+        let id = self.dialogs.insert(dialog);
+        let _ =
+            self.dialogs
+                .start_2xx_retransmission(&id, response.clone(), source, self.now.instant);
+        self.respond(transaction, response);
+        self.tone_dialogs.insert(key, id.clone());
+        self.tones.insert(id, ActiveTone { call, peer: source });
+        Ok(())
+    }
+
+    pub(crate) fn respond(&mut self, transaction: TransactionId, mut response: Response) {
+        response.headers.push("Server", &self.config.sip.user_agent);
+        if let Err(error) = self
+            .layer
+            .send_response(transaction, response, self.now.instant)
+        {
+            debug!(%error, "cannot send response");
+        }
+    }
+}
+
+/// RFC 3261 §18.1.1: a UDP request too large for the path (`udp_mtu`, 1300 by default as
+/// the RFC suggests when the MTU is unknown) moves to TCP when we listen on TCP.
+fn needs_tcp(request: &Request, peer: Peer, udp_mtu: usize, tcp_available: bool) -> bool {
+    peer.transport == SipTransport::Udp && tcp_available && request.to_bytes().len() > udp_mtu
+}
+
+/// The address peers should reach us at: the configured one, else the first concrete
+/// listen address, else loopback.
+fn advertised_address(config: &Config) -> IpAddr {
+    if let Ok(address) = config.sip.advertised_address.parse() {
+        return address;
+    }
+    config
+        .sip
+        .udp
+        .iter()
+        .chain(&config.sip.tcp)
+        .map(|a| a.ip())
+        .find(|ip| !ip.is_unspecified())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+fn host_text(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+/// RFC 3261 §18.2.1 and RFC 3581: note where the request really came from in its top Via.
+fn stamp_via(request: &mut Request, source: SocketAddr) {
+    let Ok(mut vias) = request.via() else {
+        return;
+    };
+    let Some(top) = vias.first_mut() else {
+        return;
+    };
+    let source_ip = source.ip().to_string();
+    let wants_rport = top.rport().is_some();
+    if top.host.trim_matches(|c| c == '[' || c == ']') != source_ip || wants_rport {
+        top.params.set("received", Some(&source_ip));
+    }
+    if wants_rport {
+        top.params.set("rport", Some(&source.port().to_string()));
+    }
+    let joined = vias
+        .iter()
+        .map(Via::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    request.headers.set("Via", &joined);
+}
+
+/// Checks a request before it opens a transaction; `Err` is the response to send at once.
+fn screen(request: &Request) -> Result<(), Box<Response>> {
+    if request.method == Method::Ack {
+        return Ok(());
+    }
+    if let Err(error) = request.validate() {
+        return Err(Box::new(Response::for_request(
+            request,
+            error.status(),
+            &error.reason(),
+        )));
+    }
+    if let Err(error) = request.check_uri_scheme() {
+        return Err(Box::new(Response::for_request(
+            request,
+            error.status(),
+            &error.reason(),
+        )));
+    }
+    if let Err(unsupported) = talktime_sip::check_require(request, &["timer"]) {
+        return Err(Box::new(unsupported.response(request)));
+    }
+    // We are a UA, but a B2BUA forwards: a request with no hops left ends here.
+    if request.method != Method::Options && matches!(request.max_forwards(), Ok(Some(0))) {
+        return Err(Box::new(Response::for_request(
+            request,
+            483,
+            "Too Many Hops",
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! Runs the switch's ledger requests, each as its own task, and brings every answer back to
+//! the core loop as an [`Input::Ledger`], so the core never waits on the database. A settle
+//! the database refuses for now is retried here with back-off; the reservation stays open
+//! meanwhile (and, if this process dies, is billed from its checkpoint).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use talktime_b2bua::{Input, LedgerReply, LedgerRequest};
+use talktime_engine::Input as CallInput;
+use tracing::{debug, info, warn};
+
+use crate::ledger::Ledger;
+use crate::server::{CoreSender, wall_clock_ms};
+
+/// A settle the database could not take is tried again after this, doubling up to the max.
+const SETTLE_RETRY_FIRST: Duration = Duration::from_millis(200);
+const SETTLE_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Where ledger requests run.
+#[derive(Debug)]
+pub struct LedgerTasks {
+    ledger: Arc<Ledger>,
+    core: CoreSender,
+    /// Settlements the database refused for now, being retried (for the log).
+    settlements_waiting: Arc<AtomicUsize>,
+}
+
+impl LedgerTasks {
+    pub fn new(ledger: Arc<Ledger>, core: CoreSender) -> LedgerTasks {
+        LedgerTasks {
+            ledger,
+            core,
+            settlements_waiting: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Starts one request; its answer comes back to the core.
+    pub fn spawn(&self, call: u64, request: LedgerRequest) {
+        let ledger = self.ledger.clone();
+        let core = self.core.clone();
+        let waiting = self.settlements_waiting.clone();
+        tokio::spawn(async move {
+            let reply = answer(&ledger, call, request, &waiting).await;
+            // The core gone means the switch has stopped.
+            let _ = core.send(Input::Ledger { call, reply }).await;
+        });
+    }
+}
+
+async fn answer(
+    ledger: &Ledger,
+    call: u64,
+    request: LedgerRequest,
+    waiting: &AtomicUsize,
+) -> LedgerReply {
+    match request {
+        LedgerRequest::LookupCallerId { caller_id } => {
+            let lookup = ledger.lookup_caller_id(&caller_id).await;
+            LedgerReply::Input(CallInput::CallerIdLookup(lookup))
+        }
+        LedgerRequest::LookupPin {
+            pin,
+            guess_keys,
+            now_ms,
+        } => {
+            let lookup = ledger.lookup_pin(&pin, &guess_keys, now_ms).await;
+            debug!(call, ?lookup, "PIN looked up");
+            LedgerReply::Input(CallInput::PinLookup(lookup))
+        }
+        LedgerRequest::PinFailed { guess_keys, now_ms } => {
+            for guess_key in &guess_keys {
+                ledger.pin_failed(guess_key, now_ms).await;
+            }
+            LedgerReply::Done
+        }
+        LedgerRequest::Authorize {
+            attempt,
+            reservation,
+            account,
+            card,
+            number,
+            toll_free,
+            now_ms,
+        } => {
+            let result = ledger
+                .authorize(&reservation, account, card, &number, toll_free, now_ms)
+                .await;
+            match result {
+                Ok(rated) => LedgerReply::Authorized {
+                    attempt,
+                    rated: Box::new(rated),
+                    reservation,
+                },
+                Err(refusal) => {
+                    LedgerReply::Input(CallInput::AuthorizationRefused { attempt, refusal })
+                }
+            }
+        }
+        LedgerRequest::Settle {
+            reservation,
+            rated,
+            answered_ms,
+            buy_per_minute,
+            mut cdrs,
+        } => {
+            let rated = rated.map(|rated| *rated);
+            settle(
+                ledger,
+                &reservation,
+                rated.as_ref(),
+                answered_ms,
+                buy_per_minute,
+                &mut cdrs,
+                waiting,
+            )
+            .await;
+            LedgerReply::Done
+        }
+        LedgerRequest::Release {
+            reservation,
+            now_ms,
+        } => {
+            match ledger.store().release(&reservation, now_ms).await {
+                Ok(_) => info!(%reservation, "late reservation released"),
+                Err(error) => warn!(%reservation, %error, "cannot release a late reservation"),
+            }
+            LedgerReply::Done
+        }
+        LedgerRequest::Checkpoint {
+            reservation,
+            answered_at_ms,
+            checkpoint,
+        } => {
+            if let Err(error) = ledger
+                .store()
+                .checkpoint_answer(&reservation, answered_at_ms, &checkpoint)
+                .await
+            {
+                warn!(%reservation, %error, "cannot write the answer checkpoint");
+            }
+            LedgerReply::Done
+        }
+        other => {
+            warn!(?other, "a ledger request this shell does not know");
+            LedgerReply::Done
+        }
+    }
+}
+
+/// Charges an attempt once, retrying while the database is unavailable.
+async fn settle(
+    ledger: &Ledger,
+    reservation: &str,
+    rated: Option<&talktime_b2bua::Rated>,
+    answered_ms: u64,
+    buy_per_minute: Option<rust_decimal::Decimal>,
+    cdrs: &mut [talktime_store::Cdr],
+    waiting: &AtomicUsize,
+) {
+    let mut delay = SETTLE_RETRY_FIRST;
+    let mut counted = false;
+    loop {
+        let settled = ledger
+            .settle_rated(
+                reservation,
+                rated,
+                answered_ms,
+                buy_per_minute,
+                cdrs,
+                wall_clock_ms(),
+            )
+            .await;
+        match settled {
+            Ok(charged) => {
+                info!(%reservation, answered_ms, charged_micros = charged, "attempt settled");
+                break;
+            }
+            Err(error) if error.is_transient() => {
+                if !counted {
+                    counted = true;
+                    waiting.fetch_add(1, Ordering::Relaxed);
+                }
+                let now_waiting = waiting.load(Ordering::Relaxed);
+                warn!(%reservation, %error, waiting = now_waiting, retry_in_ms = delay.as_millis(),
+                      "settlement failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(SETTLE_RETRY_MAX);
+            }
+            Err(error) => {
+                warn!(%reservation, %error, "settlement refused");
+                break;
+            }
+        }
+    }
+    if counted {
+        waiting.fetch_sub(1, Ordering::Relaxed);
+    }
+}
