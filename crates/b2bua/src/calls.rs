@@ -1495,11 +1495,11 @@ impl Switch {
         session.session_timer = None;
         let peer = session.caller.peer;
         info!(call = key, "session timer expired");
+        let cause = talktime_engine::DisconnectCause::SessionExpired;
         if let Some(dialog) = session.caller.dialog.take() {
-            let reason = talktime_engine::DisconnectCause::MediaTimeout.reason_header();
-            self.send_bye(&dialog, peer, &reason);
+            self.send_bye(&dialog, peer, &cause.reason_header());
         }
-        self.feed(key, Input::CallerHungUp);
+        self.feed(key, Input::Abort { cause });
     }
 
     fn carrier_hung_up(&mut self, key: u64) {

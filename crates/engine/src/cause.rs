@@ -39,6 +39,8 @@ pub enum DisconnectCause {
     CostCap,
     /// The account reached the most it may spend in a day (`[billing] max_daily_spend`).
     DailySpendCap,
+    /// The caller did not refresh its RFC 4028 session timer: it is gone.
+    SessionExpired,
 }
 
 /// Who ended a leg or a call.
@@ -60,7 +62,7 @@ struct CauseEntry {
 
 impl DisconnectCause {
     /// Every cause, for tables and tests.
-    pub const ALL: [DisconnectCause; 21] = [
+    pub const ALL: [DisconnectCause; 22] = [
         DisconnectCause::Normal,
         DisconnectCause::CallerHungUp,
         DisconnectCause::CarrierHungUp,
@@ -82,6 +84,7 @@ impl DisconnectCause {
         DisconnectCause::NodeLost,
         DisconnectCause::CostCap,
         DisconnectCause::DailySpendCap,
+        DisconnectCause::SessionExpired,
     ];
 
     /// The single mapping table. Q.850: 1 unallocated number, 16 normal clearing, 17 user
@@ -114,6 +117,7 @@ impl DisconnectCause {
             DisconnectCause::NodeLost => (41, "node lost", "node_lost"),
             DisconnectCause::CostCap => (16, "call cost limit", "cost_cap"),
             DisconnectCause::DailySpendCap => (16, "daily spend limit", "daily_spend_cap"),
+            DisconnectCause::SessionExpired => (102, "session expired", "session_expired"),
         };
         CauseEntry { q850, text, name }
     }
