@@ -171,6 +171,17 @@ impl StartError {
     }
 }
 
+/// Why an INVITE to a carrier could not be sent (the next carrier is tried).
+#[derive(Debug, thiserror::Error)]
+enum InviteError {
+    #[error("the call ended meanwhile")]
+    CallGone,
+    #[error("the carrier's Request-URI is not valid: {0}")]
+    Uri(talktime_sip::ParseError),
+    #[error(transparent)]
+    Send(#[from] talktime_sip::transaction::TransactionError),
+}
+
 /// A session timer when the caller asks for one and supports `timer` (we never impose one);
 /// a shorter interval than `minimum` seconds (`[sip] min_session_expires_s`, 90 by RFC 4028
 /// §4) is raised to it.
@@ -820,9 +831,17 @@ impl Switch {
         }
     }
 
-    fn invite_carrier(&mut self, key: u64, target: &CarrierTarget) -> Result<Outgoing, String> {
-        let session = self.sessions.get(&key).ok_or("call gone")?;
-        let port = session.media.as_ref().ok_or("no media")?.port(Side::B);
+    fn invite_carrier(
+        &mut self,
+        key: u64,
+        target: &CarrierTarget,
+    ) -> Result<Outgoing, InviteError> {
+        let session = self.sessions.get(&key).ok_or(InviteError::CallGone)?;
+        let port = session
+            .media
+            .as_ref()
+            .ok_or(InviteError::CallGone)?
+            .port(Side::B);
         let codecs = vec![match session.law {
             Law::MuLaw => Codec::Pcmu,
             Law::ALaw => Codec::Pcma,
@@ -835,7 +854,7 @@ impl Switch {
         let mut origin = SessionOrigin::new(u64::from(port), self.advertised);
         let offer = talktime_sdp::offer(&self.local_audio(port, codecs), &mut origin);
         let uri_text = format!("sip:{}@{}", target.request_user, target.uri_host);
-        let uri = Uri::parse(&uri_text).map_err(|error| error.to_string())?;
+        let uri = Uri::parse(&uri_text).map_err(InviteError::Uri)?;
         let mut invite = Request::new(Method::Invite, uri);
         let local_host = self.sent_by(target.peer.transport);
         invite
@@ -861,7 +880,7 @@ impl Switch {
         invite.body = offer.to_bytes();
         let (transaction, peer, invite) = self
             .send_request(invite, target.peer)
-            .map_err(|error| error.to_string())?;
+            .map_err(InviteError::Send)?;
         debug!(call = key, carrier = %target.carrier, transport = %peer.transport, "INVITE sent");
         let trying_deadline = Some(self.now.instant + target.invite_timeout);
         let mut target = target.clone();

@@ -1,5 +1,6 @@
 //! Cost of the engine per call: setting a call up, and a whole PIN call from INVITE to CDR.
 
+#![allow(clippy::disallowed_methods)] // the clock of a test or a benchmark is real
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

@@ -116,6 +116,7 @@ impl Entry {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests start their virtual clock from a real instant
 mod tests {
     use super::*;
 

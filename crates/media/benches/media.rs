@@ -1,5 +1,6 @@
 //! Relay and prompt-player throughput. Run: `cargo bench -p talktime-media`.
 
+#![allow(clippy::disallowed_methods)] // the clock of a test or a benchmark is real
 #![allow(clippy::unwrap_used)] // benches may unwrap
 
 use std::hint::black_box;

@@ -1,6 +1,7 @@
 //! In-band DTMF detection on audio made by sox (tones + white noise) and espeak-ng (speech,
 //! including digits spoken as words, which must not trigger).
 
+#![allow(clippy::disallowed_methods)] // the clock of a test or a benchmark is real
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 mod common;

@@ -1,5 +1,6 @@
 //! The prompt player on a virtual clock.
 
+#![allow(clippy::disallowed_methods)] // the clock of a test or a benchmark is real
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 mod common;

@@ -1,6 +1,7 @@
 //! The two-leg relay: payload integrity, one continuous stream across prompt → bridge, event
 //! payload type mapping, DTMF, latching, inactivity and RTCP.
 
+#![allow(clippy::disallowed_methods)] // the clock of a test or a benchmark is real
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 use std::net::SocketAddr;

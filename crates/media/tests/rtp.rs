@@ -1,5 +1,6 @@
 //! RTP/RTCP parsing and writing, stream rewriting, ports and latching.
 
+#![allow(clippy::disallowed_methods)] // the clock of a test or a benchmark is real
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 use std::net::SocketAddr;

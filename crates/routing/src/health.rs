@@ -130,6 +130,7 @@ impl TokenBucket {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests start their virtual clock from a real instant
 mod tests {
     use super::*;
 

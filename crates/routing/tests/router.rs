@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // the clock of a test or a benchmark is real
 #![allow(clippy::unwrap_used)]
 //! Router behaviour through the public API.
 

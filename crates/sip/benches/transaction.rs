@@ -1,5 +1,6 @@
 //! A full INVITE -> 180 -> 486 -> ACK exchange through a client and a server transaction layer.
 
+#![allow(clippy::disallowed_methods)] // the clock of a test or a benchmark is real
 #![allow(clippy::unwrap_used)] // fixed, known-good inputs
 
 use std::net::SocketAddr;

@@ -1,6 +1,7 @@
 //! The dialog table: 481 for unknown dialogs, 500 for out-of-order CSeq, forks, target
 //! refresh, and the UAS core's 2xx retransmission until the ACK (§13.3.1.4).
 
+#![allow(clippy::disallowed_methods)] // the clock of a test or a benchmark is real
 #![allow(clippy::unwrap_used)]
 
 mod support;

@@ -3,6 +3,7 @@
 //! generation and transport errors. Drives one `TransactionLayer` with hand-written
 //! messages.
 
+#![allow(clippy::disallowed_methods)] // the clock of a test or a benchmark is real
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;

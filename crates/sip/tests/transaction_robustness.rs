@@ -3,6 +3,7 @@
 //! except server transactions still waiting for their TU's answer and INVITE client
 //! transactions in Proceeding that their TU never cancelled.
 
+#![allow(clippy::disallowed_methods)] // the clock of a test or a benchmark is real
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;

@@ -640,7 +640,7 @@ impl World {
         let start = LocalStart::from_unix_ms(now_ms, 0)?;
         let context =
             RatingContext::new(&settings, &self.ledger.rate, &CallFacts::new(start)).ok()?;
-        let available = Money::from_micros(self.ledger.balance_micros, settings.currency.clone());
+        let available = Money::from_micros(self.ledger.balance_micros, settings.currency);
         let talk = max_talk_time(&context, available).ok()?;
         let limit_ms = talk.limit_ms;
         if limit_ms == 0 {

@@ -1,5 +1,6 @@
 //! A deterministic harness: one `Call` on a virtual clock, every output logged with its time.
 
+#![allow(clippy::disallowed_methods)] // the clock of a test or a benchmark is real
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::PathBuf;
