@@ -334,33 +334,16 @@ impl Window {
     }
 }
 
-/// Epoch milliseconds from digits, or from a UTC date YYYY-MM-DD.
+/// Epoch milliseconds from digits, or from a UTC date YYYY-MM-DD (the billing crate's
+/// calendar, the one home of dates).
 fn instant_ms(text: &str) -> Result<i64, AdminError> {
     if let Ok(ms) = text.parse::<i64>() {
         return Ok(ms);
     }
-    let bad = || AdminError::BadRequest(format!("{text:?} is neither epoch ms nor YYYY-MM-DD"));
-    let mut parts = text.splitn(3, '-').map(str::parse::<i64>);
-    let (Some(Ok(year)), Some(Ok(month)), Some(Ok(day))) =
-        (parts.next(), parts.next(), parts.next())
-    else {
-        return Err(bad());
-    };
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return Err(bad());
-    }
-    Ok(days_from_civil(year, month, day) * 86_400_000)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let shifted_month = (month + 9) % 12;
-    let day_of_year = (153 * shifted_month + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
+    let date: talktime_billing::Date = text.parse().map_err(|_| {
+        AdminError::BadRequest(format!("{text:?} is neither epoch ms nor YYYY-MM-DD"))
+    })?;
+    Ok(date.days_since_epoch() * 86_400_000)
 }
 
 async fn cdrs(
