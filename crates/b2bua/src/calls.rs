@@ -286,7 +286,7 @@ impl Switch {
         let offer = SessionDescription::parse(&request.body).map_err(StartError::BadOffer)?;
         let key = self.next_call_key();
         let random = self.random_u64();
-        let media = MediaPorts::allocate(&mut self.ports, random)?;
+        let media = self.allocate_ports(random)?;
         let local = self.local_audio(media.port(Side::A), vec![Codec::Pcmu, Codec::Pcma]);
         let mut origin = SessionOrigin::new(u64::from(media.port(Side::A)), self.advertised);
         let (answer, audio) = match talktime_sdp::answer(&offer, &local, &mut origin) {
@@ -1599,7 +1599,7 @@ impl Switch {
         );
         if let Some(media) = session.media.take() {
             self.media_command(key, MediaCommand::Close);
-            media.release(&mut self.ports);
+            self.retire_ports(media);
         }
         self.by_transaction.remove(&session.caller.transaction);
         if let Some(id) = session.caller.dialog.take() {

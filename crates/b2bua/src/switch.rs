@@ -23,9 +23,12 @@ use crate::Deadlines;
 use crate::calls::Session;
 use crate::config::Config;
 use crate::ledger::{LedgerReply, LedgerRequest};
-use crate::media::{MediaCommand, MediaReport};
+use crate::media::{MediaCommand, MediaPorts, MediaReport};
 use crate::recovery::LegBye;
 use crate::tone::ToneCall;
+
+/// How long an ended call's RTP ports rest before reuse.
+const PORT_REST: Duration = Duration::from_millis(500);
 
 pub(crate) const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE";
 
@@ -126,6 +129,8 @@ pub struct Switch {
     pub(crate) layer: TransactionLayer,
     pub(crate) dialogs: DialogTable,
     pub(crate) ports: PortAllocator,
+    /// Ports of ended calls, resting until the time given before they are handed out again.
+    resting_ports: VecDeque<(Instant, MediaPorts)>,
     /// Test-number calls by dialog, and their dialogs by call key (media reports).
     tones: HashMap<DialogId, ActiveTone>,
     pub(crate) tone_dialogs: HashMap<u64, DialogId>,
@@ -186,6 +191,7 @@ impl Switch {
             layer: TransactionLayer::new(timers, services.random),
             dialogs: DialogTable::new(timers),
             ports,
+            resting_ports: VecDeque::new(),
             tones: HashMap::new(),
             tone_dialogs: HashMap::new(),
             advertised: advertised_address(&config),
@@ -277,6 +283,29 @@ impl Switch {
     /// Calls up (prepaid and test-number).
     pub fn calls_up(&self) -> usize {
         self.sessions.len() + self.tones.len()
+    }
+
+    /// Two port pairs for a new call, after taking back those that have rested long enough.
+    pub(crate) fn allocate_ports(
+        &mut self,
+        random: u64,
+    ) -> Result<MediaPorts, talktime_media::PortError> {
+        while let Some((until, ports)) = self.resting_ports.front().copied() {
+            if until > self.now.instant {
+                break;
+            }
+            self.resting_ports.pop_front();
+            ports.release(&mut self.ports);
+        }
+        MediaPorts::allocate(&mut self.ports, random)
+    }
+
+    /// An ended call's ports rest `PORT_REST` before another call gets them: the media thread
+    /// closes the sockets a moment after the command (a new call binding them sooner would
+    /// fail), and late packets of the old call must not reach the new one.
+    pub(crate) fn retire_ports(&mut self, ports: MediaPorts) {
+        self.resting_ports
+            .push_back((self.now.instant + PORT_REST, ports));
     }
 
     pub(crate) fn random_u64(&mut self) -> u64 {

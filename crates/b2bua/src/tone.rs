@@ -66,7 +66,7 @@ impl ToneCall {
         }
         let offer = SessionDescription::parse(&invite.body).map_err(ToneError::BadOffer)?;
         let random = switch.random_u64();
-        let ports = MediaPorts::allocate(&mut switch.ports, random)?;
+        let ports = switch.allocate_ports(random)?;
         let port = ports.port(Side::A);
         let local = switch.local_audio(port, vec![Codec::Pcmu, Codec::Pcma]);
         let mut origin = SessionOrigin::new(u64::from(port), switch.advertised);
@@ -117,7 +117,7 @@ impl ToneCall {
     /// Ends the media and returns the ports.
     pub(crate) fn stop(self, switch: &mut Switch) {
         switch.media_command(self.key, MediaCommand::Close);
-        self.ports.release(&mut switch.ports);
+        switch.retire_ports(self.ports);
     }
 }
 
