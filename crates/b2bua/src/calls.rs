@@ -341,7 +341,7 @@ impl Switch {
             ),
         );
         let local_tag = self.layer.new_tag();
-        info!(call = key, %call_id, access = %access.number, "call started");
+        info!(call = key, %call_id, access = %access.number, source = %source.address, "call started");
         self.sessions.insert(
             key,
             Session {
@@ -375,6 +375,7 @@ impl Switch {
             },
         );
         self.by_transaction.insert(transaction, key);
+        self.admission.call_started(source.address.ip());
         self.run_outputs(key);
         Ok(())
     }
@@ -546,6 +547,8 @@ impl Switch {
     }
 
     fn play(&mut self, key: u64, playback: PlaybackId, prompts: &[Prompt], barge_in: bool) {
+        // Prompt names only (amounts and durations, never a PIN or a number).
+        debug!(call = key, prompts = ?prompts.iter().map(|p| p.name).collect::<Vec<_>>(), "playing");
         let items: Vec<PlayItem> = prompts
             .iter()
             .filter_map(|prompt| {
@@ -1589,6 +1592,7 @@ impl Switch {
             return;
         };
         self.call_deadlines.remove(key);
+        self.admission.call_ended(session.caller.peer.address.ip());
         info!(
             call = key,
             call_id = %record.call_id,

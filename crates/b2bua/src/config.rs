@@ -50,6 +50,9 @@ pub struct Config {
     /// This switch's identity among others on one database, and when a silent one is dead.
     #[serde(default)]
     pub cluster: ClusterConfig,
+    /// How many calls a source may start and hold.
+    #[serde(default)]
+    pub admission: AdmissionConfig,
     /// Who may send calls to the access numbers and whose caller ID authenticates pinless
     /// callers. Nobody is trusted unless listed.
     #[serde(default)]
@@ -240,6 +243,35 @@ pub struct PeerConfig {
     /// forwarding; from anyone else the PIN is asked.
     #[serde(default)]
     pub trusted_caller_id: bool,
+    /// New calls a second from this peer, in place of `[admission]`'s per-source limit
+    /// (0: none).
+    #[serde(default)]
+    pub calls_per_second: Option<u32>,
+    /// Calls up at once from this peer, in place of `[admission]`'s (0: none).
+    #[serde(default)]
+    pub max_calls: Option<u32>,
+}
+
+/// Admission control (issue 20): how many calls a source may start and hold, and the switch.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdmissionConfig {
+    /// New calls a second from one source address (0: no limit).
+    pub calls_per_second_per_source: u32,
+    /// Calls up at once from one source address (0: no limit).
+    pub calls_per_source: u32,
+    /// Calls up at once on this switch (0: no limit).
+    pub max_calls: u32,
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        AdmissionConfig {
+            calls_per_second_per_source: 10,
+            calls_per_source: 100,
+            max_calls: 5000,
+        }
+    }
 }
 
 /// What a source address may do, from the `[[peers]]` it matches (the most specific wins).
@@ -247,6 +279,9 @@ pub struct PeerConfig {
 pub struct PeerTrust {
     pub access: bool,
     pub trusted_caller_id: bool,
+    /// The peer's own admission limits, when its entry sets them.
+    pub calls_per_second: Option<u32>,
+    pub max_calls: Option<u32>,
 }
 
 impl PeerConfig {
@@ -304,6 +339,8 @@ impl Config {
             .map(|(_, peer)| PeerTrust {
                 access: peer.access,
                 trusted_caller_id: peer.trusted_caller_id,
+                calls_per_second: peer.calls_per_second,
+                max_calls: peer.max_calls,
             })
             .unwrap_or_default()
     }
@@ -559,14 +596,15 @@ mod tests {
             trust("10.1.2.3"),
             PeerTrust {
                 access: true,
-                trusted_caller_id: true
+                trusted_caller_id: true,
+                ..PeerTrust::default()
             }
         );
         assert_eq!(
             trust("10.9.9.9"),
             PeerTrust {
                 access: true,
-                trusted_caller_id: false
+                ..PeerTrust::default()
             }
         );
         assert_eq!(

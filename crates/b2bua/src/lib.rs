@@ -5,6 +5,7 @@
 //! Inputs go in with the time; outputs come out of [`Switch::poll_output`]; the next
 //! wake-up is [`Switch::poll_timeout`]. Tests drive it on a virtual clock.
 
+mod admission;
 mod calls;
 pub mod config;
 pub mod deadlines;

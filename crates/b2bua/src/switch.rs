@@ -155,6 +155,8 @@ pub struct Switch {
     pub(crate) moved_to_tcp: HashMap<TransactionId, (Request, Peer)>,
     /// Ledger requests not yet answered (overload control; a stop waits for them).
     pub(crate) ledger_in_flight: usize,
+    /// Calls per source and the sources' new-call buckets.
+    pub(crate) admission: crate::admission::Admission,
     /// A graceful stop in progress.
     pub(crate) stopping: Option<crate::stop::Stopping>,
     /// Randomness of the switch's own (RTP ports, SSRCs); the layer has its own source.
@@ -209,6 +211,7 @@ impl Switch {
             abandoned_peers: HashMap::new(),
             registrations: crate::registration::Registrations::default(),
             ledger_in_flight: 0,
+            admission: crate::admission::Admission::default(),
             moved_to_tcp: HashMap::new(),
             stopping: None,
             random,
@@ -628,6 +631,7 @@ impl Switch {
                 info!(source = %source.address, "access number call from an untrusted peer refused");
                 return Err(Box::new(Response::for_request(request, 403, "Forbidden")));
             }
+            self.admit(request, source, &trust)?;
             return self
                 .start_call(transaction, request, source, access, trust)
                 .map_err(|error| {
@@ -636,6 +640,41 @@ impl Switch {
                 });
         }
         self.answer_tone(transaction, request, source)
+    }
+
+    /// Admission control: 503 + Retry-After for a source over its limits or a full switch.
+    fn admit(
+        &mut self,
+        request: &Request,
+        source: Peer,
+        trust: &crate::config::PeerTrust,
+    ) -> Result<(), Box<Response>> {
+        let calls_up = self.calls_up();
+        let admitted = self.admission.admit(
+            &self.config.admission,
+            trust,
+            source.address.ip(),
+            calls_up,
+            self.now.instant,
+        );
+        let Err(refusal) = admitted else {
+            return Ok(());
+        };
+        self.admission.refused += 1;
+        debug!(source = %source.address, limit = refusal.as_str(), "call refused by admission control");
+        // A flood is summed up, not logged call by call.
+        if self.admission.refused.is_power_of_two() {
+            warn!(
+                refused = self.admission.refused,
+                limit = refusal.as_str(),
+                "calls refused by admission control so far"
+            );
+        }
+        let mut response = Response::for_request(request, 503, "Service Unavailable");
+        response
+            .headers
+            .push("Retry-After", &refusal.retry_after_s().to_string());
+        Err(Box::new(response))
     }
 
     /// Answers the test number: a tone of `[sip] test_call_ms`, then BYE.

@@ -352,3 +352,51 @@ fn a_caller_hanging_up_in_the_ivr_pays_nothing_and_leaves_nothing() {
     assert_eq!(media.first().map(String::as_str), Some("open"));
     assert_eq!(media.last().map(String::as_str), Some("close"));
 }
+
+#[test]
+fn a_registered_caller_id_from_a_trusted_peer_skips_the_pin() {
+    let mut world = World::new(
+        &[("first", Carrier::Answers { ring: 1000 * MS })],
+        SIXTY_SECONDS,
+        "",
+    );
+    world.ledger.caller_ids.push("447700900123".into());
+    world.phone.number = Some("+447700900123".into());
+    // Only the destination: the caller ID authenticated the call.
+    world.call(&World::keys(
+        &format!("{DESTINATION}#"),
+        2000 * MS,
+        500 * MS,
+    ));
+    world.run_for(Duration::from_secs(300));
+    assert_eq!(world.ledger.pin_failures, 0);
+    assert_eq!(world.carriers[0].invites.len(), 1);
+    let carrier = &world.carriers[0];
+    assert_eq!(
+        carrier.bye_received_at.unwrap() - carrier.answered_at.unwrap(),
+        Duration::from_secs(60)
+    );
+    assert_eq!(world.only_settlement(), (60_000, SIXTY_SECONDS));
+    world.assert_idle();
+}
+
+#[test]
+fn the_same_caller_id_from_an_untrusted_peer_is_asked_for_the_pin() {
+    let untrusted =
+        "[[peers]]\naddress = \"127.0.0.0/8\"\naccess = true\ntrusted_caller_id = false\n";
+    let mut world = World::new(
+        &[("first", Carrier::Answers { ring: 1000 * MS })],
+        SIXTY_SECONDS,
+        untrusted,
+    );
+    world.ledger.caller_ids.push("447700900123".into());
+    world.phone.number = Some("+447700900123".into());
+    world.call(&pin_call(DESTINATION));
+    world.run_for(Duration::from_secs(300));
+    // The PIN was asked: the first keys were taken as a PIN, the next as the destination.
+    let invites = &world.carriers[0].invites;
+    assert_eq!(invites.len(), 1);
+    assert_eq!(invites[0].1.uri.user(), Some(DESTINATION));
+    assert_eq!(world.only_settlement(), (60_000, SIXTY_SECONDS));
+    world.assert_idle();
+}

@@ -2,8 +2,11 @@
 //!
 //! Every name returned here is a file `prompts/<language>/<name>.wav` (a test checks it).
 //! Numbers are spoken as they precede a noun ("dollars", "minutes", "mil"), which in
-//! Spanish means the masculine short forms: "un dólar", "veintiún minutos",
-//! "treinta y un minutos", "cien dólares", "ciento un dólares".
+//! Spanish means the short forms that agree with it: "un dólar", "veintiún minutos",
+//! "cien dólares", "ciento un dólares", and for a feminine noun "una libra", "veintiuna
+//! rupias", "doscientas libras" (millions stay masculine: "doscientos millones de libras").
+//! A currency without prompts of its own is spoken as its amount and its code spelled out:
+//! "twelve point five zero, J P Y".
 
 use crate::config::Language;
 
@@ -15,7 +18,7 @@ pub const MAX_NUMBER: u64 = 999_999_999;
 pub enum SpeechError {
     #[error("{0} is too large to speak (the largest is {MAX_NUMBER})")]
     TooLarge(u64),
-    #[error("no prompts for currency {0:?}")]
+    #[error("{0:?} is not an ISO 4217 currency code")]
     UnsupportedCurrency(String),
 }
 
@@ -42,54 +45,93 @@ const SPANISH_HUNDREDS: [&str; 10] = [
     "num_900",
 ];
 
-/// The prompt names of a currency's units.
+/// The grammatical gender of a noun, which Spanish numbers agree with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gender {
+    Masculine,
+    Feminine,
+}
+
+/// The prompt names of a currency's units and, for Spanish, their genders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct CurrencyNames {
     major: &'static str,
     majors: &'static str,
+    major_gender: Gender,
     minor: &'static str,
     minors: &'static str,
+    minor_gender: Gender,
 }
 
-fn currency_names(code: &str) -> Option<CurrencyNames> {
-    const DOLLAR_CURRENCIES: [&str; 6] = ["USD", "CAD", "AUD", "NZD", "SGD", "HKD"];
-    if DOLLAR_CURRENCIES
-        .iter()
-        .any(|dollar| dollar.eq_ignore_ascii_case(code))
-    {
-        Some(CurrencyNames {
-            major: "dollar",
-            majors: "dollars",
-            minor: "cent",
-            minors: "cents",
-        })
-    } else if code.eq_ignore_ascii_case("EUR") {
-        // Spanish says "céntimo" for the euro cent but "centavo" for the dollar cent.
-        Some(CurrencyNames {
-            major: "euro",
-            majors: "euros",
-            minor: "euro_cent",
-            minors: "euro_cents",
-        })
-    } else {
-        None
+const fn names(
+    major: (&'static str, &'static str, Gender),
+    minor: (&'static str, &'static str, Gender),
+) -> CurrencyNames {
+    CurrencyNames {
+        major: major.0,
+        majors: major.1,
+        major_gender: major.2,
+        minor: minor.0,
+        minors: minor.1,
+        minor_gender: minor.2,
     }
 }
 
-/// Whether [`amount`] can speak this currency.
+fn currency_names(code: &str) -> Option<CurrencyNames> {
+    use Gender::{Feminine, Masculine};
+    const DOLLAR_CURRENCIES: [&str; 6] = ["USD", "CAD", "AUD", "NZD", "SGD", "HKD"];
+    let code = code.to_ascii_uppercase();
+    if DOLLAR_CURRENCIES.contains(&code.as_str()) {
+        return Some(names(
+            ("dollar", "dollars", Masculine),
+            ("cent", "cents", Masculine),
+        ));
+    }
+    match code.as_str() {
+        // Spanish says "céntimo" for the euro cent but "centavo" for the dollar cent.
+        "EUR" => Some(names(
+            ("euro", "euros", Masculine),
+            ("euro_cent", "euro_cents", Masculine),
+        )),
+        "GBP" => Some(names(
+            ("pound", "pounds", Feminine),
+            ("penny", "pence", Masculine),
+        )),
+        "MXN" => Some(names(
+            ("peso", "pesos", Masculine),
+            ("centavo", "centavos", Masculine),
+        )),
+        "INR" => Some(names(
+            ("rupee", "rupees", Feminine),
+            ("paisa", "paise", Feminine),
+        )),
+        _ => None,
+    }
+}
+
+/// Whether [`amount`] has the currency's own words (otherwise it spells the code).
 pub fn supports_currency(code: &str) -> bool {
     currency_names(code).is_some()
 }
 
 /// A cardinal number as it precedes a (masculine) noun.
 pub fn cardinal(language: Language, number: u64) -> Result<Vec<&'static str>, SpeechError> {
+    cardinal_agreeing(language, number, Gender::Masculine)
+}
+
+/// A cardinal number as it precedes a noun of `gender`.
+pub fn cardinal_agreeing(
+    language: Language,
+    number: u64,
+    gender: Gender,
+) -> Result<Vec<&'static str>, SpeechError> {
     if number > MAX_NUMBER {
         return Err(SpeechError::TooLarge(number));
     }
     let mut out = Vec::new();
     match language {
         Language::English => english_cardinal(number, &mut out),
-        Language::Spanish => spanish_cardinal(number, &mut out),
+        Language::Spanish => spanish_cardinal(number, gender, &mut out),
     }
     Ok(out)
 }
@@ -102,7 +144,16 @@ pub fn quantity(
     singular: &'static str,
     plural: &'static str,
 ) -> Result<Vec<&'static str>, SpeechError> {
-    let mut out = cardinal(language, number)?;
+    quantity_agreeing(language, number, (singular, plural, Gender::Masculine))
+}
+
+/// [`quantity`] for a noun of a given gender: (singular, plural, gender).
+fn quantity_agreeing(
+    language: Language,
+    number: u64,
+    (singular, plural, gender): (&'static str, &'static str, Gender),
+) -> Result<Vec<&'static str>, SpeechError> {
+    let mut out = cardinal_agreeing(language, number, gender)?;
     // Spanish puts "de" between a round million and its noun.
     if language == Language::Spanish && number >= 1_000_000 && number.is_multiple_of(1_000_000) {
         out.push("de");
@@ -119,19 +170,55 @@ pub fn amount(
     micros: i64,
     currency: &str,
 ) -> Result<Vec<&'static str>, SpeechError> {
-    let names = currency_names(currency)
-        .ok_or_else(|| SpeechError::UnsupportedCurrency(currency.to_owned()))?;
     let cents = u64::try_from(micros.max(0)).unwrap_or(0) / 10_000;
     let (major, minor) = (cents / 100, cents % 100);
+    let Some(names) = currency_names(currency) else {
+        return amount_with_code(language, major, minor, currency);
+    };
+    let majors = (names.major, names.majors, names.major_gender);
+    let minors = (names.minor, names.minors, names.minor_gender);
     if major == 0 && minor > 0 {
-        return quantity(language, minor, names.minor, names.minors);
+        return quantity_agreeing(language, minor, minors);
     }
-    let mut out = quantity(language, major, names.major, names.majors)?;
+    let mut out = quantity_agreeing(language, major, majors)?;
     if minor > 0 {
         out.push("and");
-        out.extend(quantity(language, minor, names.minor, names.minors)?);
+        out.extend(quantity_agreeing(language, minor, minors)?);
     }
     Ok(out)
+}
+
+/// "twelve point five zero, J P Y": the amount with two decimals, then the code's letters.
+fn amount_with_code(
+    language: Language,
+    major: u64,
+    minor: u64,
+    currency: &str,
+) -> Result<Vec<&'static str>, SpeechError> {
+    let letters: Option<Vec<&'static str>> = currency.chars().map(letter_prompt).collect();
+    let letters = letters
+        .filter(|letters| letters.len() == 3)
+        .ok_or_else(|| SpeechError::UnsupportedCurrency(currency.to_owned()))?;
+    let mut out = cardinal(language, major)?;
+    if minor > 0 {
+        out.push("point");
+        out.push(ENGLISH_UNITS[(minor / 10) as usize]);
+        out.push(ENGLISH_UNITS[(minor % 10) as usize]);
+    }
+    out.extend(letters);
+    Ok(out)
+}
+
+/// The prompt of a letter of the alphabet ("letter_j").
+fn letter_prompt(letter: char) -> Option<&'static str> {
+    const LETTERS: [&str; 26] = [
+        "letter_a", "letter_b", "letter_c", "letter_d", "letter_e", "letter_f", "letter_g",
+        "letter_h", "letter_i", "letter_j", "letter_k", "letter_l", "letter_m", "letter_n",
+        "letter_o", "letter_p", "letter_q", "letter_r", "letter_s", "letter_t", "letter_u",
+        "letter_v", "letter_w", "letter_x", "letter_y", "letter_z",
+    ];
+    let index = u32::from(letter.to_ascii_lowercase()).checked_sub(u32::from('a'))?;
+    LETTERS.get(usize::try_from(index).ok()?).copied()
 }
 
 /// A talk time: whole minutes ("thirty-four minutes"), or seconds under one minute.
@@ -180,52 +267,74 @@ fn english_below_thousand(number: u64, out: &mut Vec<&'static str>) {
     }
 }
 
-fn spanish_cardinal(number: u64, out: &mut Vec<&'static str>) {
+fn spanish_cardinal(number: u64, gender: Gender, out: &mut Vec<&'static str>) {
     if number == 0 {
         out.push(SPANISH_UNITS[0]);
         return;
     }
     let (millions, thousands, rest) = split_groups(number);
+    // "millón" is a masculine noun: its count is masculine whatever the currency.
     match millions {
         0 => {}
         1 => out.extend(["num_1_apocope", "million"]),
         _ => {
-            spanish_below_thousand(millions, out);
+            spanish_below_thousand(millions, Gender::Masculine, out);
             out.push("millions");
         }
     }
+    // The thousands agree with the noun after "mil": "doscientas mil libras".
     match thousands {
         0 => {}
         // "mil", never "un mil".
         1 => out.push("mil"),
         _ => {
-            spanish_below_thousand(thousands, out);
+            spanish_below_thousand(thousands, gender, out);
             out.push("mil");
         }
     }
     if rest > 0 {
-        spanish_below_thousand(rest, out);
+        spanish_below_thousand(rest, gender, out);
     }
 }
 
-/// 1..=999 in the masculine short form: "cien", "ciento un", "doscientos treinta y un".
-fn spanish_below_thousand(number: u64, out: &mut Vec<&'static str>) {
+/// 1..=999 in the short form that agrees with the noun: "cien", "ciento un",
+/// "doscientos treinta y un"; feminine "una", "veintiuna", "doscientas treinta y una".
+fn spanish_below_thousand(number: u64, gender: Gender, out: &mut Vec<&'static str>) {
+    const FEMININE_HUNDREDS: [&str; 10] = [
+        "",
+        "num_100",
+        "num_200_feminine",
+        "num_300_feminine",
+        "num_400_feminine",
+        "num_500_feminine",
+        "num_600_feminine",
+        "num_700_feminine",
+        "num_800_feminine",
+        "num_900_feminine",
+    ];
+    let feminine = gender == Gender::Feminine;
+    let (one, twenty_one) = if feminine {
+        ("num_1_feminine", "num_21_feminine")
+    } else {
+        ("num_1_apocope", "num_21_apocope")
+    };
     let (hundreds, rest) = (number / 100, number % 100);
     match (hundreds, rest) {
         (0, _) => {}
         (1, 0) => out.push("hundred_exact"),
+        _ if feminine => out.push(FEMININE_HUNDREDS[hundreds as usize]),
         _ => out.push(SPANISH_HUNDREDS[hundreds as usize]),
     }
     match rest {
         0 => {}
-        1 => out.push("num_1_apocope"),
-        21 => out.push("num_21_apocope"),
+        1 => out.push(one),
+        21 => out.push(twenty_one),
         2..=29 => out.push(SPANISH_UNITS[rest as usize]),
         _ => {
             out.push(TENS[(rest / 10) as usize]);
             match rest % 10 {
                 0 => {}
-                1 => out.extend(["and", "num_1_apocope"]),
+                1 => out.extend(["and", one]),
                 unit => out.extend(["and", SPANISH_UNITS[unit as usize]]),
             }
         }
@@ -394,6 +503,87 @@ mod tests {
     }
 
     #[test]
+    fn more_currencies_in_english() {
+        let table: &[(i64, &str, &[&str])] = &[
+            (
+                1_010_000,
+                "GBP",
+                &["num_1", "pound", "and", "num_1", "penny"],
+            ),
+            (
+                2_500_000,
+                "GBP",
+                &["num_2", "pounds", "and", "num_50", "pence"],
+            ),
+            (150_000_000, "MXN", &["num_1", "hundred", "num_50", "pesos"]),
+            (10_000, "MXN", &["num_1", "centavo"]),
+            (7_000_000, "INR", &["num_7", "rupees"]),
+            (20_000, "INR", &["num_2", "paise"]),
+            (7_000_000, "CAD", &["num_7", "dollars"]),
+        ];
+        for (micros, currency, expected) in table {
+            assert_eq!(
+                amount(English, *micros, currency).unwrap(),
+                words(expected),
+                "{micros} {currency}"
+            );
+        }
+    }
+
+    #[test]
+    fn feminine_currencies_in_spanish_agree_with_their_noun() {
+        let table: &[(i64, &str, &[&str])] = &[
+            (1_000_000, "GBP", &["num_1_feminine", "pound"]),
+            (21_000_000, "GBP", &["num_21_feminine", "pounds"]),
+            (
+                31_000_000,
+                "INR",
+                &["num_30", "and", "num_1_feminine", "rupees"],
+            ),
+            (200_000_000, "GBP", &["num_200_feminine", "pounds"]),
+            (101_000_000, "INR", &["num_100", "num_1_feminine", "rupees"]),
+            (
+                201_000_000_000,
+                "GBP",
+                &["num_200_feminine", "num_1_feminine", "mil", "pounds"],
+            ),
+            // "millón" is masculine: its count stays masculine.
+            (
+                200_000_000_000_000,
+                "GBP",
+                &["num_200", "millions", "de", "pounds"],
+            ),
+            // The penny is masculine, the paisa feminine.
+            (10_000, "GBP", &["num_1_apocope", "penny"]),
+            (10_000, "INR", &["num_1_feminine", "paisa"]),
+            (1_000_000, "MXN", &["num_1_apocope", "peso"]),
+        ];
+        for (micros, currency, expected) in table {
+            assert_eq!(
+                amount(Spanish, *micros, currency).unwrap(),
+                words(expected),
+                "{micros} {currency}"
+            );
+        }
+    }
+
+    #[test]
+    fn another_currency_is_its_amount_and_its_code_spelled() {
+        assert_eq!(
+            amount(English, 12_500_000, "JPY").unwrap(),
+            words(&[
+                "num_12", "point", "num_5", "num_0", "letter_j", "letter_p", "letter_y"
+            ])
+        );
+        assert_eq!(
+            amount(Spanish, 3_000_000, "chf").unwrap(),
+            words(&["num_3", "letter_c", "letter_h", "letter_f"])
+        );
+        assert!(amount(English, 1_000_000, "U$").is_err());
+        assert!(amount(English, 1_000_000, "EURO").is_err());
+    }
+
+    #[test]
     fn spanish_amounts() {
         let table: &[(i64, &str, &[&str])] = &[
             (1_000_000, "USD", &["num_1_apocope", "dollar"]),
@@ -438,13 +628,15 @@ mod tests {
     }
 
     #[test]
-    fn unknown_currency_is_an_error() {
+    fn which_currencies_have_words_of_their_own() {
         assert_eq!(
-            amount(English, 1_000_000, "XAU"),
-            Err(SpeechError::UnsupportedCurrency("XAU".into()))
+            amount(English, 1_000_000, "XA1"),
+            Err(SpeechError::UnsupportedCurrency("XA1".into()))
         );
-        assert!(!supports_currency("GBP"));
-        assert!(supports_currency("eur"));
+        for code in ["USD", "eur", "GBP", "CAD", "MXN", "INR"] {
+            assert!(supports_currency(code), "{code}");
+        }
+        assert!(!supports_currency("XAU"));
     }
 
     #[test]

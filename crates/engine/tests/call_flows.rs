@@ -1085,14 +1085,43 @@ fn announcements_can_be_turned_off() {
         authorization: authorization(MINUTE, MINUTE),
     });
     assert!(matches!(outputs[0], Output::PlaceCall { .. }));
-    // An unsupported currency skips the balance rather than saying something wrong.
-    let (mut call, _) = Harness::pin_call();
-    call.finish_prompt();
-    call.dial("123456#");
-    let mut pounds = account(12_500_000);
-    pounds.currency = "GBP".into();
-    let outputs = call.input(Input::PinLookup(PinLookup::Found(pounds)));
-    assert_eq!(prompt_names(&outputs), vec!["enter_destination"]);
+    // Pounds have words of their own; a currency without them is its amount and its code;
+    // a code that is not one skips the balance rather than saying something wrong.
+    let spoken = |currency: &str| {
+        let (mut call, _) = Harness::pin_call();
+        call.finish_prompt();
+        call.dial("123456#");
+        let mut payer = account(12_500_000);
+        payer.currency = currency.into();
+        prompt_names(&call.input(Input::PinLookup(PinLookup::Found(payer))))
+    };
+    assert_eq!(
+        spoken("GBP"),
+        [
+            "you_have",
+            "num_12",
+            "pounds",
+            "and",
+            "num_50",
+            "pence",
+            "enter_destination"
+        ]
+    );
+    assert_eq!(
+        spoken("JPY"),
+        [
+            "you_have",
+            "num_12",
+            "point",
+            "num_5",
+            "num_0",
+            "letter_j",
+            "letter_p",
+            "letter_y",
+            "enter_destination"
+        ]
+    );
+    assert_eq!(spoken("X1"), ["enter_destination"]);
 }
 
 #[test]

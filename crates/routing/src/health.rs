@@ -86,7 +86,7 @@ impl Health {
 /// A bucket holding at most one second of calls, refilled continuously; counted in
 /// thousandths of a call so that no floats are needed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TokenBucket {
+pub struct TokenBucket {
     pub per_second: u32,
     milli_tokens: u64,
     updated: Option<Instant>,
@@ -115,6 +115,11 @@ impl TokenBucket {
 
     pub fn has_call(&self, now: Instant) -> bool {
         self.available(now) >= 1000
+    }
+
+    /// Refilled to a whole second of calls: its owner has been idle that long.
+    pub fn is_full(&self, now: Instant) -> bool {
+        self.available(now) >= u64::from(self.per_second) * 1000
     }
 
     /// Takes one call's token if there is one.

@@ -116,7 +116,7 @@ pub use config::{
     RoutingConfig, Transport,
 };
 pub use explain::Explanation;
-pub use health::{HealthChange, MISSES_BEFORE_DOWN};
+pub use health::{HealthChange, MISSES_BEFORE_DOWN, TokenBucket};
 pub use number::{MAX_E164_DIGITS, NormalizeError, NumberRules, normalize};
 pub use router::{
     CapacityError, CarrierStatus, Credentials, Route, RouteError, RouteRequest, Router, SkipReason,

@@ -106,6 +106,42 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces an account's own tax profile (`None`: its tariff's taxes again). The text is
+    /// the billing crate's `TaxProfile` as JSON; the store keeps it as given.
+    pub async fn set_account_taxes(
+        &self,
+        account_id: i64,
+        profile_json: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut held = self.acquire_for_write().await?;
+        let mut conn = held.conn();
+        let updated = with_conn!(&mut conn, c => sqlx::query(
+            "UPDATE accounts SET tax_profile_json = $2 WHERE id = $1",
+        )
+        .bind(account_id)
+        .bind(profile_json)
+        .execute(&mut **c)
+        .await
+        .map(|done| done.rows_affected()))?;
+        if updated == 0 {
+            return Err(StoreError::not_found("account", account_id));
+        }
+        Ok(())
+    }
+
+    /// An account's own tax profile as JSON, if it has one.
+    pub async fn account_taxes(&self, account_id: i64) -> Result<Option<String>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let row: Option<(Option<String>,)> = with_conn!(&mut conn, c => sqlx::query_as(
+            "SELECT tax_profile_json FROM accounts WHERE id = $1",
+        )
+        .bind(account_id)
+        .fetch_optional(&mut **c)
+        .await)?;
+        Ok(row.and_then(|(json,)| json))
+    }
+
     /// An account's plan, if it has one.
     pub async fn account_plan(&self, account_id: i64) -> Result<Option<PlanRow>, StoreError> {
         let mut held = self.acquire().await?;

@@ -768,6 +768,13 @@ pub enum AccountsCommand {
         /// Tariff name for this account's calls.
         #[arg(long)]
         tariff: Option<String>,
+        /// This account's own taxes, replacing its tariff's on its calls: a TOML file of
+        /// `[[taxes]]` tables as in a tariff's settings (`taxes = []`: tax-exempt).
+        #[arg(long, value_name = "FILE.toml", conflicts_with = "tariff_taxes")]
+        taxes: Option<std::path::PathBuf>,
+        /// Remove the account's own taxes: its tariff's apply again.
+        #[arg(long = "tariff-taxes")]
+        tariff_taxes: bool,
     },
     /// Set the account's plan: a maintenance fee every period, a free-minute package.
     Plan {
@@ -957,8 +964,15 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
             caller_id_min_balance,
             concurrency_limit,
             tariff,
+            taxes,
+            tariff_taxes,
         } => {
             let (store, id) = account.resolve().await?;
+            // Read and check the tax file before anything is written.
+            let own_taxes = match &taxes {
+                Some(path) => Some(account_tax_profile(path)?),
+                None => None,
+            };
             let tariff_id = match &tariff {
                 Some(name) => Some(tariff_named(&store, name).await?.id),
                 None => None,
@@ -974,6 +988,13 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
                 tariff_id,
             };
             store.set_account_limits(id, &limits).await?;
+            if let Some(profile) = &own_taxes {
+                store
+                    .set_account_taxes(id, Some(&serde_json::to_string(profile)?))
+                    .await?;
+            } else if tariff_taxes {
+                store.set_account_taxes(id, None).await?;
+            }
             println!("account {id} updated");
         }
         AccountsCommand::Plan { account, plan } => {
@@ -1006,6 +1027,28 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// An account's own tax profile from a TOML file of `[[taxes]]` tables, checked.
+fn account_tax_profile(path: &std::path::Path) -> anyhow::Result<talktime_billing::TaxProfile> {
+    let file = crate::tariff_admin::SettingsFile::read(path)?;
+    let Some(entries) = &file.taxes else {
+        bail!(
+            "{}: no `taxes` (write `[[taxes]]` tables, or `taxes = []` for none)",
+            path.display()
+        );
+    };
+    let profile = talktime_billing::TaxProfile {
+        name: "account".into(),
+        taxes: entries
+            .iter()
+            .map(crate::tariff_admin::TaxEntry::to_tax)
+            .collect::<anyhow::Result<_>>()?,
+    };
+    profile
+        .validate()
+        .with_context(|| format!("{}: taxes", path.display()))?;
+    Ok(profile)
 }
 
 /// Caller IDs are stored as the switch matches them: digits only, no `+`.

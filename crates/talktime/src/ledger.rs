@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rust_decimal::Decimal;
 use talktime_billing::{
     AccountFee, CallFacts, Charge, Currency, LocalStart, Money, RateDeck, RatingContext,
-    RatingError, TariffSettings, max_talk_time, rate_call,
+    RatingError, TariffSettings, TaxProfile, max_talk_time, rate_call,
 };
 use talktime_engine::{
     AccountId, AccountInfo, Authorization, CallerIdLookup, CardId, PinLookup, Refusal,
@@ -260,7 +260,7 @@ impl Ledger {
             .ok_or(Refusal::UnknownDestination)?;
         let mut facts = CallFacts::new(start);
         facts.toll_free_access = toll_free;
-        facts.taxes = deck.settings().tax_profile();
+        facts.taxes = self.taxes_for(account, &deck).await?;
         facts.account_fees = payer.fees;
         facts.package_seconds_available = payer.package_seconds;
         let rate = deck
@@ -269,6 +269,22 @@ impl Ledger {
         let context = RatingContext::new(deck.settings(), rate, &facts)
             .map_err(|_| Refusal::UnknownDestination)?;
         Ok((deck, context))
+    }
+
+    /// The taxes of a call: the account's own profile when it has one (`accounts set
+    /// --taxes`), else its tariff's.
+    async fn taxes_for(&self, account: AccountId, deck: &RateDeck) -> Result<TaxProfile, Refusal> {
+        let own = self.store.account_taxes(account.0).await.map_err(|error| {
+            warn!(%error, "cannot read the account's taxes");
+            Refusal::UnknownDestination
+        })?;
+        let Some(json) = own else {
+            return Ok(deck.settings().tax_profile());
+        };
+        serde_json::from_str(&json).map_err(|error| {
+            warn!(account = account.0, %error, "the account's tax profile does not parse");
+            Refusal::UnknownDestination
+        })
     }
 
     async fn deck_for(

@@ -57,7 +57,7 @@ pub struct TaxEntry {
 }
 
 impl TaxEntry {
-    fn to_tax(&self) -> anyhow::Result<Tax> {
+    pub fn to_tax(&self) -> anyhow::Result<Tax> {
         let kind = match (self.percent, self.fixed) {
             (Some(percent), None) => TaxKind::Percent(percent),
             (None, Some(fixed)) => TaxKind::Fixed(fixed),

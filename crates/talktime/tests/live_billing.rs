@@ -407,3 +407,146 @@ fn minute_shrinking_announces_more_than_the_real_limit_and_cuts_at_the_real_one(
     assert_eq!(prepaid::balance(&dir, account), 0);
     drop(carrier);
 }
+
+#[test]
+fn a_pound_cards_balance_is_spoken_in_pounds_and_pence() {
+    let dir = prepaid::data_dir("pounds");
+    let settings = TariffSettings {
+        currency: Currency::new("GBP").unwrap(),
+        ..TariffSettings::default()
+    };
+    prepaid::tariff_with(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n", &settings);
+    {
+        let store = prepaid::open(&dir);
+        let card = NewCard::new(Pii::new(PIN.to_owned()), "GBP", 12_500_000);
+        prepaid::runtime()
+            .block_on(store.create_card(&card, 0))
+            .unwrap();
+    }
+    let carrier = common::scenario::BackgroundSipp::uas(
+        60,
+        &common::scenario("carrier_answer.xml"),
+        &["-rtp_echo", "-m", "1"],
+    );
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("answer", &carrier.address())
+            .routes(&[("", &["answer"])]),
+    );
+
+    assert_sipp_ok(&pin_call(&switch, &dir), &switch, "pound card call");
+    let log = switch.log_text();
+    let spoken = log
+        .lines()
+        .find(|line| line.contains("playing") && line.contains("you_have"))
+        .unwrap_or_else(|| panic!("no balance announcement: {}", tail(&log, 40)));
+    // "You have twelve pounds and fifty pence", every word a shipped prompt.
+    for word in [
+        "\"num_12\"",
+        "\"pounds\"",
+        "\"and\"",
+        "\"num_50\"",
+        "\"pence\"",
+    ] {
+        assert!(spoken.contains(word), "{word} missing from {spoken}");
+    }
+    assert!(!log.contains("prompt missing"), "{}", tail(&log, 40));
+}
+
+/// `talktime <args> --data-dir DIR`, which must succeed.
+fn cli(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_talktime"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn an_accounts_own_taxes_replace_its_tariffs_on_its_calls() {
+    let dir = prepaid::data_dir("account-taxes");
+    let settings = TariffSettings {
+        currency: Currency::new("USD").unwrap(),
+        taxes: vec![Tax {
+            name: "VAT".into(),
+            kind: TaxKind::Percent(10.into()),
+            compound: false,
+        }],
+        ..TariffSettings::default()
+    };
+    // 0.60 a minute in 3-minute blocks, 0.10 to connect.
+    prepaid::tariff_with(&dir, "demo", "1,USA,0.60,0.30,180,180,0.10\n", &settings);
+    {
+        let store = prepaid::open(&dir);
+        let card = NewCard::new(Pii::new(PIN.to_owned()), "USD", 5_000_000);
+        prepaid::runtime()
+            .block_on(store.create_card(&card, 0))
+            .unwrap();
+    }
+    // A bad file is refused with its reason and changes nothing.
+    let bad = dir.join("bad-taxes.toml");
+    std::fs::write(&bad, "[[taxes]]\nname = \"VAT\"\npercent = \"ten\"\n").unwrap();
+    let refused = cli(
+        &dir,
+        &[
+            "accounts",
+            "set",
+            "--pin",
+            PIN,
+            "--taxes",
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("ten"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    // A 5 % sales tax of the account's own instead of the tariff's 10 % VAT.
+    let own = dir.join("own-taxes.toml");
+    std::fs::write(&own, "[[taxes]]\nname = \"Sales tax\"\npercent = \"5\"\n").unwrap();
+    let set = cli(
+        &dir,
+        &[
+            "accounts",
+            "set",
+            "--pin",
+            PIN,
+            "--taxes",
+            own.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+
+    let carrier = common::scenario::BackgroundSipp::uas(
+        60,
+        &common::scenario("carrier_answer.xml"),
+        &["-rtp_echo", "-m", "1"],
+    );
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("answer", &carrier.address())
+            .routes(&[("", &["answer"])]),
+    );
+    assert_sipp_ok(
+        &pin_call(&switch, &dir),
+        &switch,
+        "call with the account's taxes",
+    );
+    let ids = switch.call_ids();
+    let cdr = prepaid::wait_for_cdrs(&dir, &format!("{}#1", ids[0]), 1).remove(0);
+    // (1.80 block + 0.10 connection) x 1.05 = 1.995.
+    assert_eq!(cdr.total_micros, 1_995_000, "{}", cdr.taxes_json);
+    assert_eq!(cdr.tax_micros, 95_000);
+    assert!(cdr.taxes_json.contains("Sales tax"), "{}", cdr.taxes_json);
+    assert!(!cdr.taxes_json.contains("VAT"), "{}", cdr.taxes_json);
+}

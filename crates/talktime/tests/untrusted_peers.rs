@@ -173,3 +173,74 @@ fn wrong_pins_lock_out_their_source_address_whatever_caller_id_it_sends() {
         "the connected call spent the card"
     );
 }
+
+#[test]
+fn an_invite_flood_from_one_source_is_throttled_while_another_sources_calls_connect() {
+    let dir = prepaid::data_dir("admission");
+    prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
+    // 127.0.0.2 may start 5 calls a second; 127.0.0.3 gets the [admission] default (raised
+    // here so that only the flood meets a limit).
+    let switch = start(
+        &dir,
+        ConfigFile::new().raw(
+            "[[peers]]\naddress = \"127.0.0.2\"\naccess = true\ncalls_per_second = 5\n\n\
+             [[peers]]\naddress = \"127.0.0.3\"\naccess = true\n\n\
+             [admission]\ncalls_per_second_per_source = 100\ncalls_per_source = 100\n\
+             max_calls = 1000\n",
+        ),
+    );
+    let sipp = |source: &'static str, rate: &str, calls: &str| {
+        let target = switch.sip.to_string();
+        let scenario = scenario("caller_admission.xml");
+        let rate = rate.to_owned();
+        let calls = calls.to_owned();
+        std::thread::spawn(move || {
+            common::sipp_from(
+                source,
+                30,
+                &[
+                    "-sf",
+                    scenario.to_str().unwrap(),
+                    "-s",
+                    "100",
+                    &target,
+                    "-r",
+                    &rate,
+                    "-m",
+                    &calls,
+                    "-l",
+                    "100",
+                ],
+            )
+        })
+    };
+    // 60 INVITEs in about a second from the flooder, 5 from the other source meanwhile.
+    let flood = sipp("127.0.0.2", "60", "60");
+    let other = sipp("127.0.0.3", "5", "5");
+    let flood = flood.join().unwrap();
+    let other = other.join().unwrap();
+    assert_sipp_ok(
+        &flood,
+        &switch,
+        "the flooder: every INVITE answered, 200 or 503",
+    );
+    assert_sipp_ok(&other, &switch, "the other source");
+    let log = switch.log_text();
+    let count = |what: &str, source: &str| {
+        log.lines()
+            .filter(|line| line.contains(what) && line.contains(&format!("source={source}:")))
+            .count()
+    };
+    let (flood_in, flood_refused) = (
+        count("call started", "127.0.0.2"),
+        count("refused by admission control", "127.0.0.2"),
+    );
+    assert_eq!(flood_in + flood_refused, 60, "{}", tail(&log, 30));
+    // A burst of 5, then 5 a second for the second or so the flood lasts.
+    assert!(
+        (5..=15).contains(&flood_in),
+        "{flood_in} calls admitted from the flooder"
+    );
+    assert_eq!(count("call started", "127.0.0.3"), 5, "{}", tail(&log, 30));
+    assert_eq!(count("refused by admission control", "127.0.0.3"), 0);
+}

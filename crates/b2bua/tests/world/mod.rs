@@ -130,11 +130,15 @@ pub struct Ledger {
     /// Settled reservations and what each was charged.
     pub settled: Vec<(String, u64, i64, Vec<Cdr>)>,
     pub pin_failures: usize,
+    /// Caller IDs registered to the card's account (pinless).
+    pub caller_ids: Vec<String>,
 }
 
 /// The caller's phone.
 #[derive(Debug, Default)]
 pub struct Phone {
+    /// The number in From (`anonymous` when none).
+    pub number: Option<String>,
     call_id: String,
     local_tag: String,
     remote_tag: Option<String>,
@@ -311,6 +315,7 @@ impl World {
                 authorizations: Vec::new(),
                 settled: Vec::new(),
                 pin_failures: 0,
+                caller_ids: Vec::new(),
             },
             media: HashMap::new(),
             prompt_length: Duration::from_millis(1500),
@@ -553,8 +558,13 @@ impl World {
     /// The ledger's answer, rated with the billing crate.
     fn answer(&mut self, request: LedgerRequest) -> LedgerReply {
         match request {
-            LedgerRequest::LookupCallerId { .. } => {
-                LedgerReply::Input(CallInput::CallerIdLookup(CallerIdLookup::NotRegistered))
+            LedgerRequest::LookupCallerId { caller_id } => {
+                let lookup = if self.ledger.caller_ids.contains(caller_id.expose()) {
+                    CallerIdLookup::Found(self.account())
+                } else {
+                    CallerIdLookup::NotRegistered
+                };
+                LedgerReply::Input(CallInput::CallerIdLookup(lookup))
             }
             LedgerRequest::LookupPin { pin, .. } => {
                 let lookup = if pin.expose() == &self.ledger.pin {
@@ -1004,12 +1014,13 @@ fn sip_request(
         "{method} {uri} SIP/2.0\r\n\
          Via: SIP/2.0/UDP {CALLER};branch={branch};rport\r\n\
          Max-Forwards: 70\r\n\
-         From: <sip:anonymous@127.0.0.1>;tag={}\r\n\
+         From: <sip:{}@127.0.0.1>;tag={}\r\n\
          To: <sip:100@127.0.0.1>{to_tag}\r\n\
          Call-ID: {}\r\n\
          CSeq: {sequence} {method}\r\n\
          Contact: <sip:phone@{CALLER}>\r\n\
          {headers}{content_type}Content-Length: {}\r\n\r\n",
+        phone.number.as_deref().unwrap_or("anonymous"),
         phone.local_tag,
         phone.call_id,
         body.len()

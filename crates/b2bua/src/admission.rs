@@ -1,0 +1,203 @@
+//! Admission control (issue 20): a source address may start so many calls a second and hold
+//! so many at once, and the switch holds so many in all; beyond that an INVITE to an access
+//! number gets 503 with Retry-After before any media or ledger work is spent on it. A
+//! `[[peers]]` entry may set its own limits (a gateway carries many callers).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Instant;
+
+use talktime_routing::TokenBucket;
+
+use crate::config::{AdmissionConfig, PeerTrust};
+
+/// Sources remembered at most; past it, those whose bucket is full again (idle) are dropped,
+/// so a flood from spoofed addresses cannot grow the table without bound.
+const MAX_SOURCES: usize = 10_000;
+
+/// Why a new call is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The source started too many calls this second.
+    SourceRate,
+    /// The source has too many calls up.
+    SourceCalls,
+    /// The switch has too many calls up.
+    SwitchFull,
+}
+
+impl Refusal {
+    /// Seconds the caller is told to wait.
+    pub(crate) fn retry_after_s(self) -> u32 {
+        match self {
+            Refusal::SourceRate => 1,
+            Refusal::SourceCalls | Refusal::SwitchFull => 5,
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Refusal::SourceRate => "calls per second from the source",
+            Refusal::SourceCalls => "calls up from the source",
+            Refusal::SwitchFull => "calls up on the switch",
+        }
+    }
+}
+
+/// New-call buckets and calls up, per source address.
+#[derive(Debug, Default)]
+pub(crate) struct Admission {
+    buckets: HashMap<IpAddr, TokenBucket>,
+    calls_up: HashMap<IpAddr, u32>,
+    /// Refusals since the last summary line (a flood is logged once a period, not per call).
+    pub(crate) refused: u64,
+}
+
+impl Admission {
+    /// Admits a new call from `source` (taking its token) or says why not.
+    pub(crate) fn admit(
+        &mut self,
+        config: &AdmissionConfig,
+        trust: &PeerTrust,
+        source: IpAddr,
+        calls_up: usize,
+        now: Instant,
+    ) -> Result<(), Refusal> {
+        if config.max_calls > 0 && calls_up >= config.max_calls as usize {
+            return Err(Refusal::SwitchFull);
+        }
+        let per_source = trust.max_calls.unwrap_or(config.calls_per_source);
+        let held = self.calls_up.get(&source).copied().unwrap_or(0);
+        if per_source > 0 && held >= per_source {
+            return Err(Refusal::SourceCalls);
+        }
+        let rate = trust
+            .calls_per_second
+            .unwrap_or(config.calls_per_second_per_source);
+        if rate > 0 {
+            if self.buckets.len() >= MAX_SOURCES && !self.buckets.contains_key(&source) {
+                self.buckets.retain(|_, bucket| !bucket.is_full(now));
+            }
+            let bucket = self
+                .buckets
+                .entry(source)
+                .or_insert_with(|| TokenBucket::new(rate));
+            if !bucket.take(now) {
+                return Err(Refusal::SourceRate);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn call_started(&mut self, source: IpAddr) {
+        *self.calls_up.entry(source).or_default() += 1;
+    }
+
+    pub(crate) fn call_ended(&mut self, source: IpAddr) {
+        if let Some(held) = self.calls_up.get_mut(&source) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                self.calls_up.remove(&source);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // the virtual clock starts at a real instant
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn limits(per_second: u32, per_source: u32, max: u32) -> AdmissionConfig {
+        AdmissionConfig {
+            calls_per_second_per_source: per_second,
+            calls_per_source: per_source,
+            max_calls: max,
+        }
+    }
+
+    #[test]
+    fn a_source_gets_its_rate_and_no_more_while_another_is_untouched() {
+        let config = limits(5, 0, 0);
+        let mut admission = Admission::default();
+        let start = Instant::now();
+        let (flood, other): (IpAddr, IpAddr) =
+            ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let trust = PeerTrust::default();
+        let admitted = (0..50)
+            .filter(|_| admission.admit(&config, &trust, flood, 0, start).is_ok())
+            .count();
+        assert_eq!(admitted, 5, "a burst of one second's calls");
+        assert_eq!(
+            admission.admit(&config, &trust, flood, 0, start),
+            Err(Refusal::SourceRate)
+        );
+        assert!(admission.admit(&config, &trust, other, 0, start).is_ok());
+        // A fifth of a second later, one more call's token.
+        let later = start + Duration::from_millis(200);
+        assert!(admission.admit(&config, &trust, flood, 0, later).is_ok());
+        assert!(admission.admit(&config, &trust, flood, 0, later).is_err());
+    }
+
+    #[test]
+    fn calls_up_per_source_and_on_the_switch_are_bounded_and_freed() {
+        let config = limits(0, 2, 3);
+        let mut admission = Admission::default();
+        let now = Instant::now();
+        let source: IpAddr = "192.0.2.1".parse().unwrap();
+        let trust = PeerTrust::default();
+        for _ in 0..2 {
+            admission.admit(&config, &trust, source, 0, now).unwrap();
+            admission.call_started(source);
+        }
+        assert_eq!(
+            admission.admit(&config, &trust, source, 2, now),
+            Err(Refusal::SourceCalls)
+        );
+        admission.call_ended(source);
+        assert!(admission.admit(&config, &trust, source, 1, now).is_ok());
+        let other: IpAddr = "192.0.2.9".parse().unwrap();
+        assert_eq!(
+            admission.admit(&config, &trust, other, 3, now),
+            Err(Refusal::SwitchFull)
+        );
+    }
+
+    #[test]
+    fn a_peer_with_its_own_limits_is_held_to_those() {
+        let config = limits(1, 1, 0);
+        let mut admission = Admission::default();
+        let now = Instant::now();
+        let gateway: IpAddr = "198.51.100.7".parse().unwrap();
+        let trust = PeerTrust {
+            access: true,
+            calls_per_second: Some(0),
+            max_calls: Some(0),
+            ..PeerTrust::default()
+        };
+        for _ in 0..100 {
+            admission.admit(&config, &trust, gateway, 0, now).unwrap();
+            admission.call_started(gateway);
+        }
+    }
+
+    #[test]
+    fn a_flood_from_many_addresses_keeps_the_table_bounded() {
+        let config = limits(1, 0, 0);
+        let mut admission = Admission::default();
+        let start = Instant::now();
+        let trust = PeerTrust::default();
+        for index in 0..30_000u32 {
+            let source = IpAddr::from(index.wrapping_add(0x0a00_0000).to_be_bytes());
+            // Two seconds between waves: earlier buckets are full again, so they go.
+            let now = start + Duration::from_secs(u64::from(index / 5_000) * 2);
+            let _ = admission.admit(&config, &trust, source, 0, now);
+        }
+        assert!(
+            admission.buckets.len() <= MAX_SOURCES,
+            "{}",
+            admission.buckets.len()
+        );
+    }
+}
