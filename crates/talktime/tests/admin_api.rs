@@ -246,6 +246,66 @@ fn a_card_batch_comes_back_as_csv_with_fresh_pins() {
     assert_eq!(refused.status, 400);
 }
 
+#[test]
+fn a_card_batch_ordered_over_http_carries_its_fees_expiry_and_plan() {
+    let (switch, dir, _account) = seeded_switch("admin-batch-plan");
+    let token = token(&switch);
+    let body = json_body(&serde_json::json!({
+        "name": "plan-7", "count": 2, "value": "10.00", "tariff": "demo",
+        "activation_fee": "0.39", "expires_on": "2027-06-30",
+        "plan": {
+            "maintenance_fee": "0.25", "maintenance_every": "30d",
+            "package_seconds": 600, "package_prefixes": "1,44", "package_every": "30d"
+        }
+    }));
+    let reply = request(
+        switch.admin,
+        "POST",
+        "/api/cards/batches",
+        Some(&token),
+        Some(("application/json", &body)),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let text = reply.text();
+    let lines: Vec<&str> = text.lines().collect();
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let pin_column = header.iter().position(|name| *name == "pin").unwrap();
+    let store = prepaid::open(&dir);
+    for line in &lines[1..] {
+        let pin = line.split(',').nth(pin_column).unwrap();
+        let card = prepaid::runtime()
+            .block_on(store.card_by_pin(&Pii::new(pin.to_owned())))
+            .unwrap()
+            .unwrap();
+        assert_eq!(card.activation_fee_micros, 390_000);
+        // The end of 2027-06-30 UTC.
+        assert_eq!(card.expiry.expires_at_ms, Some(1_814_400_000_000));
+        let plan = prepaid::runtime()
+            .block_on(store.account_plan(card.account_id))
+            .unwrap()
+            .expect("each card's account has the plan");
+        assert_eq!(plan.maintenance_fee_micros, 250_000);
+        assert_eq!(plan.maintenance_every_ms, 30 * 86_400_000);
+        assert_eq!(plan.package_seconds, 600);
+        assert_eq!(plan.package_prefixes, "1,44");
+    }
+
+    // A bad plan value is refused with its reason and no batch is made.
+    let bad = json_body(&serde_json::json!({
+        "name": "plan-8", "count": 1, "value": "1.00",
+        "plan": { "maintenance_fee": "0.25", "maintenance_every": "monthly" }
+    }));
+    let refused = request(
+        switch.admin,
+        "POST",
+        "/api/cards/batches",
+        Some(&token),
+        Some(("application/json", &bad)),
+    );
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(refused.text().contains("monthly"), "{}", refused.text());
+}
+
 fn cdr(call_id: &str, carrier: Option<&str>, start_ms: i64, answered_s: Option<i64>) -> Cdr {
     let (answer_ms, end_ms) = match answered_s {
         Some(seconds) => (Some(start_ms + 2_000), start_ms + 2_000 + seconds * 1_000),
