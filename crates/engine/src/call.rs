@@ -753,6 +753,10 @@ impl Call {
             }
             PinLookup::Rejected => self.pin_failed(now),
             PinLookup::LockedOut => self.farewell(&["locked_out"], DisconnectCause::LockedOut, now),
+            // Unrevealed, an unusable card sounds exactly like a wrong PIN (issue 20).
+            PinLookup::CardInUse | PinLookup::CardExpired if !self.config.reveal_card_state => {
+                self.pin_failed(now)
+            }
             PinLookup::CardInUse => {
                 self.farewell(&["card_in_use"], DisconnectCause::CardInUse, now)
             }

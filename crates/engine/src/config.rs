@@ -102,6 +102,11 @@ pub struct IvrConfig {
     /// while the caller ID is looked up, and callers who fall back to the IVR hear the welcome
     /// in front of its first prompt instead.
     pub forwarding_welcome: bool,
+    /// Tell a caller whose PIN is right that the card is in use or expired. Off (the
+    /// default), such a PIN gets the same "invalid PIN" as a wrong one and counts as a failed
+    /// try, so a guesser never learns that a PIN exists; the ledger's log and the CDR keep the
+    /// real reason for the operator.
+    pub reveal_card_state: bool,
 }
 
 impl Default for IvrConfig {
@@ -127,6 +132,7 @@ impl Default for IvrConfig {
             end_leg_digits: Some("**".into()),
             forwarding: false,
             forwarding_welcome: false,
+            reveal_card_state: false,
         }
     }
 }

@@ -441,6 +441,29 @@ fn wrong_pin_three_times_says_goodbye_and_hangs_up_without_charge() {
 }
 
 #[test]
+fn by_default_an_unusable_card_sounds_exactly_like_a_wrong_pin() {
+    let heard = |answer: PinLookup| {
+        let (mut call, _) = Harness::pin_call();
+        call.finish_prompt();
+        call.dial("123456#");
+        let outputs = call.input(Input::PinLookup(answer));
+        let failures: Vec<u32> = outputs
+            .iter()
+            .filter_map(|output| match output {
+                Output::PinFailed { failures, .. } => Some(*failures),
+                _ => None,
+            })
+            .collect();
+        (prompt_names(&outputs), failures)
+    };
+    let wrong = heard(PinLookup::Rejected);
+    assert_eq!(wrong.0, vec!["invalid_pin", "enter_pin"]);
+    assert_eq!(wrong.1, vec![1], "a failed try");
+    assert_eq!(heard(PinLookup::CardInUse), wrong);
+    assert_eq!(heard(PinLookup::CardExpired), wrong);
+}
+
+#[test]
 fn pin_lookup_refusals_have_their_own_prompts() {
     let cases = [
         (
@@ -459,8 +482,12 @@ fn pin_lookup_refusals_have_their_own_prompts() {
             DisconnectCause::CardExpired,
         ),
     ];
+    let revealing = IvrConfig {
+        reveal_card_state: true,
+        ..IvrConfig::default()
+    };
     for (answer, prompt, cause) in cases {
-        let (mut call, _) = Harness::pin_call();
+        let (mut call, _) = Harness::new(revealing.clone(), None);
         call.finish_prompt();
         call.dial("123456#");
         assert_eq!(

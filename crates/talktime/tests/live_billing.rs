@@ -129,17 +129,30 @@ fn a_card_expires_the_set_time_after_its_first_call() {
     );
     assert_sipp_ok(&pin_call(&switch, &dir), &switch, "the first call connects");
     std::thread::sleep(Duration::from_secs(4));
-    // The second caller hears "expired" and is hung up after the PIN.
+    // The expired card's PIN sounds exactly like a wrong one (issue 20: a guesser must not
+    // learn that it exists): "invalid PIN" three times, then goodbye.
     let refused = common::calls::call(
         &switch,
         &dir,
         "anonymous",
-        &[(Duration::from_millis(2000), "3903903901#")],
-        Duration::from_secs(30),
+        &[
+            (Duration::from_millis(2000), "3903903901#"),
+            (Duration::from_millis(9000), "3903903901#"),
+            (Duration::from_millis(16000), "3903903901#"),
+        ],
+        Duration::from_secs(40),
     );
     assert_sipp_ok(&refused, &switch, "the switch hangs up an expired card");
     let log = switch.log_text();
+    // The operator's log keeps the real reason.
     assert!(log.contains("CardExpired"), "{}", tail(&log, 30));
+    assert!(!log.contains("\"card_expired\""), "{}", tail(&log, 30));
+    assert!(
+        log.contains("cause=\"authentication_failed\"")
+            || log.contains("cause=authentication_failed"),
+        "{}",
+        tail(&log, 30)
+    );
     assert_eq!(switch.call_ids().len(), 2);
     drop(carrier);
 }

@@ -451,9 +451,12 @@ fn a_card_already_in_a_call_is_refused() {
     prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
     let account = prepaid::card(&dir, PIN, 800_000, 0);
     let carrier = answering_carrier();
+    // The operator chose to tell callers why (by default a card in use sounds like a wrong
+    // PIN: a_card_expired_after_first_use_sounds_like_a_wrong_pin in live_billing.rs).
     let switch = start(
         &dir,
         ConfigFile::new()
+            .ivr("reveal_card_state = true")
             .carrier("answer", &carrier.address())
             .routes(&[("", &["answer"])]),
     );
