@@ -4,6 +4,7 @@
 //! media commands and ledger tasks, and SIP/media/ledger events back into engine inputs.
 
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use talktime_billing::Cdr;
@@ -236,6 +237,22 @@ fn law_of(audio: &NegotiatedAudio) -> Option<Law> {
     }
 }
 
+/// The hosts a leg's media may come from: the one its SDP names and its SIP peer's (behind
+/// NAT the media comes from the signalling host); none listed (any host) when
+/// `[rtp] strict_media_sources` is off.
+pub(crate) fn media_sources(strict: bool, audio: &NegotiatedAudio, peer: &Peer) -> Vec<IpAddr> {
+    if !strict {
+        return Vec::new();
+    }
+    let mut hosts = vec![peer.address.ip()];
+    if let Some(remote) = audio.remote
+        && !hosts.contains(&remote.ip())
+    {
+        hosts.push(remote.ip());
+    }
+    hosts
+}
+
 /// A leg's relay settings from what its SDP negotiated.
 fn leg_config(
     law: Law,
@@ -243,8 +260,10 @@ fn leg_config(
     ssrc: u32,
     inactivity: Duration,
     detect_inband: bool,
+    sources: Vec<IpAddr>,
 ) -> LegConfig {
     let mut config = LegConfig::g711(law, audio.remote, ssrc);
+    config.allowed_sources = sources;
     config.audio_payload_type = audio.payload_type;
     config.send_telephone_event = audio.send_telephone_event;
     config.receive_telephone_event = audio.receive_telephone_event;
@@ -337,6 +356,7 @@ impl Switch {
                     ssrc_for(key, Side::A, random),
                     self.inactivity(),
                     true,
+                    media_sources(self.config.rtp.strict_media_sources, &audio, &source),
                 ),
             ),
         );
@@ -1034,6 +1054,11 @@ impl Switch {
             }
         };
         let law = law_of(&audio).unwrap_or(session.law);
+        let sources = media_sources(
+            self.config.rtp.strict_media_sources,
+            &audio,
+            &outgoing.target.peer,
+        );
         let random = self.random_u64();
         self.media(
             key,
@@ -1045,6 +1070,7 @@ impl Switch {
                     ssrc_for(key, Side::B, random),
                     self.inactivity(),
                     false,
+                    sources,
                 ),
             ),
         );
@@ -1460,12 +1486,14 @@ impl Switch {
             self.inactivity()
         };
         let random = self.random_u64();
+        let sources = media_sources(self.config.rtp.strict_media_sources, &audio, &peer);
         let config = leg_config(
             law,
             &audio,
             ssrc_for(key, side, random),
             inactivity,
             from_caller,
+            sources,
         );
         self.media(key, MediaCommand::SetLeg(side, config));
         debug!(call = key, ?side, held, "re-INVITE answered");

@@ -178,6 +178,14 @@ pub struct RtpConfig {
     /// How long a media thread lets packets gather after a round of work (0: not at all).
     #[serde(default = "default_batch_interval_us")]
     pub batch_interval_us: u64,
+    /// Accept a leg's RTP only from the host its SDP names or its SIP peer's host (issue 20:
+    /// a third party can neither take a call's media nor inject digits); off: from any host.
+    #[serde(default = "default_true")]
+    pub strict_media_sources: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_batch_interval_us() -> u64 {

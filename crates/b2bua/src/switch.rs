@@ -686,7 +686,7 @@ impl Switch {
     ) -> Result<(), Box<Response>> {
         let key = self.next_call_key();
         let tone = Duration::from_millis(self.config.sip.test_call_ms);
-        let (call, sdp) = match ToneCall::start(self, key, request, tone) {
+        let (call, sdp) = match ToneCall::start(self, key, request, &source, tone) {
             Ok(started) => started,
             Err(error) => {
                 debug!(%error, "test call refused");

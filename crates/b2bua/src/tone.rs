@@ -59,6 +59,7 @@ impl ToneCall {
         switch: &mut Switch,
         key: u64,
         invite: &Request,
+        caller: &talktime_sip::transaction::Peer,
         length: Duration,
     ) -> Result<(ToneCall, Vec<u8>), ToneError> {
         if invite.body.is_empty() {
@@ -94,10 +95,10 @@ impl ToneCall {
             },
         );
         let ssrc = crate::calls::ssrc_for(key, Side::A, random);
-        switch.media_command(
-            key,
-            MediaCommand::SetLeg(Side::A, LegConfig::g711(law, audio.remote, ssrc)),
-        );
+        let mut leg = LegConfig::g711(law, audio.remote, ssrc);
+        leg.allowed_sources =
+            crate::calls::media_sources(switch.config.rtp.strict_media_sources, &audio, caller);
+        switch.media_command(key, MediaCommand::SetLeg(Side::A, leg));
         let tone = Tone::cadence(&[1000.0], length, Duration::ZERO, length);
         switch.media_command(
             key,

@@ -5,9 +5,11 @@
 //! for `relatch_after` (default 1 s), in which case the new source is latched (a caller whose
 //! NAT binding changed, or a re-INVITE that moved the media). An attacker spraying packets at
 //! our port during a live call therefore cannot take the stream over; one racing the very first
-//! packet could, which is the accepted cost of serving callers behind NAT.
+//! packet could, which is the accepted cost of serving callers behind NAT, unless the leg names
+//! the hosts its media may come from ([`Latch::allow_only`]: the SDP's address and the SIP
+//! peer's): then a stranger is never latched, however early it sends (issue 20).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// What to do with a packet, by its source address.
@@ -19,6 +21,8 @@ pub enum LatchDecision {
     Latched(SocketAddr),
     /// From a stranger while the latched source is active.
     Reject,
+    /// From a host the leg does not accept media from at all.
+    Foreign,
 }
 
 #[derive(Debug, Clone)]
@@ -27,6 +31,8 @@ pub struct Latch {
     latched: Option<SocketAddr>,
     last_accepted: Option<Instant>,
     relatch_after: Duration,
+    /// Hosts packets may come from; empty accepts any (plain comedia).
+    allowed: Vec<IpAddr>,
 }
 
 impl Latch {
@@ -39,7 +45,13 @@ impl Latch {
             latched: None,
             last_accepted: None,
             relatch_after,
+            allowed: Vec::new(),
         }
+    }
+
+    /// Accepts packets only from these hosts (IPv4-mapped IPv6 counts as IPv4); empty: any.
+    pub fn allow_only(&mut self, hosts: &[IpAddr]) {
+        self.allowed = hosts.iter().copied().map(canonical).collect();
     }
 
     /// New SDP (re-INVITE): keep the latched address but allow the next source to latch.
@@ -49,6 +61,9 @@ impl Latch {
     }
 
     pub fn on_packet(&mut self, from: SocketAddr, now: Instant) -> LatchDecision {
+        if !self.allowed.is_empty() && !self.allowed.contains(&canonical(from.ip())) {
+            return LatchDecision::Foreign;
+        }
         if self.latched == Some(from) {
             self.last_accepted = Some(now);
             return LatchDecision::Accept;
@@ -67,7 +82,16 @@ impl Latch {
     }
 
     /// Where to send media: the latched address, else the signalled one.
+    ///
+    /// (Kept below `on_packet`: a latched address is always an allowed one.)
     pub fn destination(&self) -> Option<SocketAddr> {
         self.latched.or(self.signalled)
+    }
+}
+
+fn canonical(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
+        v4 => v4,
     }
 }

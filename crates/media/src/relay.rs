@@ -63,6 +63,9 @@ pub struct LegConfig {
     /// No RTP for this long raises [`MediaEvent::Inactive`]; `Duration::MAX` disables it.
     pub inactivity_timeout: Duration,
     pub relatch_after: Duration,
+    /// Hosts this leg's RTP and RTCP may come from (the SDP's and the SIP peer's); empty
+    /// accepts any host (plain symmetric RTP).
+    pub allowed_sources: Vec<std::net::IpAddr>,
 }
 
 impl LegConfig {
@@ -83,6 +86,7 @@ impl LegConfig {
             inband_dtmf: true,
             inactivity_timeout: Duration::from_secs(30),
             relatch_after: Latch::DEFAULT_RELATCH_AFTER,
+            allowed_sources: Vec::new(),
         }
     }
 
@@ -131,6 +135,8 @@ pub enum DropReason {
     NoSuchLeg,
     /// From an address other than the latched one while that one is active.
     NotLatchedSource,
+    /// From a host the leg does not accept media from.
+    ForeignSource,
     NotBridged,
     /// The other leg has no address to send to yet.
     NoDestination,
@@ -182,7 +188,7 @@ struct LegState {
 impl LegState {
     fn new(config: LegConfig, now: Instant) -> Self {
         let inband = (config.inband_dtmf && config.law.is_some()).then(InbandDetector::default);
-        Self {
+        let mut state = Self {
             latch: Latch::new(config.remote, config.relatch_after),
             rtcp_latch: Latch::new(
                 config
@@ -203,7 +209,10 @@ impl LegState {
             player: None,
             digit_out: None,
             config,
-        }
+        };
+        state.latch.allow_only(&state.config.allowed_sources);
+        state.rtcp_latch.allow_only(&state.config.allowed_sources);
+        state
     }
 
     /// `None` when the timeout is too large to matter (`Duration::MAX` disables it, e.g. while
@@ -251,6 +260,8 @@ impl Relay {
                         .remote
                         .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1))),
                 );
+                leg.latch.allow_only(&config.allowed_sources);
+                leg.rtcp_latch.allow_only(&config.allowed_sources);
                 if config.law.is_none() || !config.inband_dtmf {
                     leg.inband = None;
                 }
@@ -316,6 +327,7 @@ impl Relay {
             .ok_or(DropReason::NoSuchLeg)?;
         match leg.latch.on_packet(from, now) {
             LatchDecision::Reject => return Err(DropReason::NotLatchedSource),
+            LatchDecision::Foreign => return Err(DropReason::ForeignSource),
             LatchDecision::Latched(address) => {
                 self.events.push_back(MediaEvent::Latched { side, address });
             }
@@ -410,7 +422,10 @@ impl Relay {
         let Some(leg) = self.legs[side.index()].as_mut() else {
             return RtpAction::Drop(DropReason::NoSuchLeg);
         };
-        if leg.rtcp_latch.on_packet(from, now) == LatchDecision::Reject {
+        if matches!(
+            leg.rtcp_latch.on_packet(from, now),
+            LatchDecision::Reject | LatchDecision::Foreign
+        ) {
             return RtpAction::Drop(DropReason::NotLatchedSource);
         }
         if self.rtcp == RtcpMode::Terminate {

@@ -270,6 +270,31 @@ fn latching_follows_the_first_source_and_resists_hijacking() {
     );
 }
 
+#[test]
+fn a_leg_limited_to_its_hosts_never_latches_a_stranger_even_first() {
+    let signalled: SocketAddr = "192.0.2.10:4000".parse().unwrap();
+    let sip_peer: std::net::IpAddr = "198.51.100.7".parse().unwrap();
+    let attacker: SocketAddr = "203.0.113.66:5555".parse().unwrap();
+    let start = Instant::now();
+    let mut latch = Latch::new(Some(signalled), Duration::from_secs(1));
+    latch.allow_only(&[signalled.ip(), sip_peer]);
+    // The stranger sends before the caller: dropped, and media still goes to the SDP address.
+    assert_eq!(latch.on_packet(attacker, start), LatchDecision::Foreign);
+    assert_eq!(latch.destination(), Some(signalled));
+    // The caller behind NAT: the SIP peer's host on another port latches.
+    let nat: SocketAddr = SocketAddr::new(sip_peer, 61000);
+    assert_eq!(latch.on_packet(nat, start), LatchDecision::Latched(nat));
+    // Long silence does not open the door to a stranger either.
+    let later = start + Duration::from_secs(10);
+    assert_eq!(latch.on_packet(attacker, later), LatchDecision::Foreign);
+    // IPv4-mapped IPv6 is the same host.
+    let mapped: SocketAddr = "[::ffff:192.0.2.10]:4000".parse().unwrap();
+    assert_eq!(
+        latch.on_packet(mapped, later),
+        LatchDecision::Latched(mapped)
+    );
+}
+
 proptest! {
     /// However sources alternate (prompt, far end, a new far-end SSRC after a re-INVITE), each
     /// with its own random numbering, a 20 ms paced output is perfectly continuous: one SSRC,

@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 
 use talktime_b2bua::{MediaCommand, MediaReport};
 use tokio::sync::mpsc;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::media_workers::{Control, MediaWorkers, NewCall, WorkerHandle};
 
@@ -40,12 +40,13 @@ impl MediaCalls {
                 address,
                 ports,
                 inactivity,
-            } => {
-                if let Err(error) = self.open(call, address, ports, inactivity) {
+            } => match self.open(call, address, ports, inactivity) {
+                Ok(()) => debug!(call, ?ports, "media opened"),
+                Err(error) => {
                     warn!(call, ?ports, %error, "cannot bind the call's RTP ports");
                     let _ = self.reports.send((call, MediaReport::OpenFailed));
                 }
-            }
+            },
             MediaCommand::Close => {
                 if let Some((worker, id)) = self.calls.remove(&call) {
                     worker.send(Control::Close(id));

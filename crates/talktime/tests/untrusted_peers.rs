@@ -244,3 +244,102 @@ fn an_invite_flood_from_one_source_is_throttled_while_another_sources_calls_conn
     assert_eq!(count("call started", "127.0.0.3"), 5, "{}", tail(&log, 30));
     assert_eq!(count("refused by admission control", "127.0.0.3"), 0);
 }
+
+/// An RFC 4733 packet for `digit` (event 0-9) from a stranger's stream.
+fn event_packet(sequence: u16, timestamp: u32, digit: u8, end: bool) -> Vec<u8> {
+    let mut packet = vec![0x80, 101];
+    packet.extend_from_slice(&sequence.to_be_bytes());
+    packet.extend_from_slice(&timestamp.to_be_bytes());
+    packet.extend_from_slice(&0x0BAD_F00Du32.to_be_bytes());
+    let duration: u16 = 800;
+    packet.extend_from_slice(&[digit, if end { 0x80 | 10 } else { 10 }]);
+    packet.extend_from_slice(&duration.to_be_bytes());
+    packet
+}
+
+#[test]
+fn a_third_party_spraying_rtp_at_a_call_receives_nothing_and_injects_no_digit() {
+    let dir = prepaid::data_dir("media-hijack");
+    prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
+    let account = prepaid::card(&dir, "1234567890", 100_000, 0);
+    let carrier = carrier(1);
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("answer", &carrier.address())
+            .routes(&[("", &["answer"])]),
+    );
+    // The caller keys its PIN and a number from 127.0.0.1 and stays until the switch cuts it
+    // (0.10 at 0.60 a minute: 10 s).
+    let caller = {
+        let (switch, dir) = (&switch, dir.clone());
+        let script = [
+            (Duration::from_millis(2000), "1234567890#"),
+            (Duration::from_millis(5600), "0015551234567#"),
+        ];
+        std::thread::scope(|scope| {
+            let call = scope.spawn(move || {
+                common::calls::call(switch, &dir, "anonymous", &script, Duration::from_secs(40))
+            });
+            // As soon as the call's ports are open, a stranger on 127.0.0.9 sprays both with
+            // "9" key presses, before, while and after the caller sends its own media.
+            let ports = wait_for_media_ports(switch);
+            let stranger = std::net::UdpSocket::bind("127.0.0.9:0").unwrap();
+            stranger.set_nonblocking(true).unwrap();
+            let mut received = 0usize;
+            let mut buffer = [0u8; 2048];
+            // Through the whole call: a caller silent for a second (its pcap over) must not
+            // let the stranger take its media either.
+            let mut round = 0u32;
+            while !call.is_finished() {
+                round += 1;
+                let timestamp = (round / 10) * 1600;
+                let end = round % 10 == 9;
+                let packet = event_packet(round as u16, timestamp, 9, end);
+                for port in ports {
+                    let _ = stranger.send_to(&packet, ("127.0.0.1", port));
+                }
+                while let Ok((length, _)) = stranger.recv_from(&mut buffer) {
+                    received += length;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (call.join().unwrap(), received)
+        })
+    };
+    let (output, received) = caller;
+    assert_eq!(
+        received, 0,
+        "the stranger got {received} bytes of the call's media"
+    );
+    // The caller's own PIN and number went through: no sprayed 9 reached the IVR.
+    assert_sipp_ok(&output, &switch, "the caller's call, sprayed by a stranger");
+    assert!(carrier.finish(Duration::from_secs(10)).success());
+    let log = switch.log_text();
+    assert!(!log.contains("Rejected"), "{}", tail(&log, 30));
+    assert_eq!(prepaid::balance(&dir, account), 0, "billed to its limit");
+}
+
+/// The RTP ports of the first call (the switch logs them when it opens them).
+fn wait_for_media_ports(switch: &common::Switch) -> [u16; 2] {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = switch.log_text();
+        if let Some(line) = log.lines().find(|line| line.contains("media opened")) {
+            let numbers: Vec<u16> = line
+                .split("ports=[")
+                .nth(1)
+                .and_then(|rest| rest.split(']').next())
+                .unwrap()
+                .split(',')
+                .map(|port| port.trim().parse().unwrap())
+                .collect();
+            return [numbers[0], numbers[1]];
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no call's media opened"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
