@@ -59,7 +59,9 @@ impl AdminError {
             }
             AdminError::BadRequest(_)
             | AdminError::Store(
-                StoreError::InvalidArgument(_) | StoreError::DisposableCard { .. },
+                StoreError::InvalidArgument(_)
+                | StoreError::DisposableCard { .. }
+                | StoreError::PinSpaceExhausted { .. },
             ) => StatusCode::BAD_REQUEST,
             AdminError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AdminError::Store(_) | AdminError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -70,10 +72,15 @@ impl AdminError {
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status == StatusCode::INTERNAL_SERVER_ERROR {
+        // A failure of ours is logged in full and answered without its internals (paths,
+        // SQL, driver text are for the operator's log, not for whoever called).
+        let text = if status == StatusCode::INTERNAL_SERVER_ERROR {
             warn!(error = %self, "admin request failed");
-        }
-        let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
+            "internal error: the switch's log has the details".to_owned()
+        } else {
+            self.to_string()
+        };
+        let mut response = (status, Json(json!({ "error": text }))).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

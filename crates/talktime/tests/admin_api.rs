@@ -244,6 +244,20 @@ fn a_card_batch_comes_back_as_csv_with_fresh_pins() {
         Some(("application/json", &too_many)),
     );
     assert_eq!(refused.status, 400);
+
+    // More cards than a tenth of the PIN space of their length: refused with the reason.
+    let too_dense = json_body(&serde_json::json!({
+        "name": "dense", "count": 2000, "value": "1.00", "pin_length": 4
+    }));
+    let refused = request(
+        switch.admin,
+        "POST",
+        "/api/cards/batches",
+        Some(&token),
+        Some(("application/json", &too_dense)),
+    );
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(refused.text().contains("PIN space"), "{}", refused.text());
 }
 
 #[test]

@@ -26,18 +26,20 @@ pub fn scenario(name: &str) -> PathBuf {
 /// A UDP port that is also free on TCP at the moment of asking, from 2000-8999: below the
 /// kernel's ephemeral range (32768+), where SIPp's and the switch's own sockets land, and
 /// handed out once per test process (a counter, not the kernel), so two tests running at
-/// once never draw the same port between asking and binding.
+/// once never draw the same port between asking and binding. Ports are multiples of 4 and
+/// the three above each stay unused: SIPp binds its media port's neighbours (RTCP, video).
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     const FIRST: u32 = 2000;
-    const SPAN: u32 = 7000;
+    const SLOTS: u32 = 1750;
     static NEXT: AtomicU32 = AtomicU32::new(0);
     // Processes (test binaries run one after another, but a stray one may linger) start
-    // apart; within one, the counter walks the span.
-    let offset = std::process::id().wrapping_mul(2_654_435_761) % SPAN;
-    for _ in 0..SPAN {
+    // apart; within one, the counter walks the slots.
+    let offset = std::process::id().wrapping_mul(2_654_435_761) % SLOTS;
+    for _ in 0..SLOTS {
         let step = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = u16::try_from(FIRST + (offset + step * 13) % SPAN).expect("port in range");
+        let slot = (offset + step * 13) % SLOTS;
+        let port = u16::try_from(FIRST + slot * 4).expect("port in range");
         let udp = UdpSocket::bind(("127.0.0.1", port));
         if udp.is_ok() && TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
