@@ -164,6 +164,27 @@ pub struct SipConfig {
     pub test_call_ms: u64,
     pub user_agent: String,
     pub min_session_expires_s: u32,
+    /// TCP connections held at once, from all peers and from one host; past either a new
+    /// one is closed at once (issue 20).
+    #[serde(default = "default_tcp_connections")]
+    pub max_tcp_connections: usize,
+    #[serde(default = "default_tcp_connections_per_host")]
+    pub max_tcp_connections_per_host: usize,
+    /// A TCP connection that carries nothing for this long is closed (CRLF keep-alives count).
+    #[serde(default = "default_tcp_idle_timeout_s")]
+    pub tcp_idle_timeout_s: u64,
+}
+
+fn default_tcp_connections() -> usize {
+    4096
+}
+
+fn default_tcp_connections_per_host() -> usize {
+    64
+}
+
+fn default_tcp_idle_timeout_s() -> u64 {
+    600
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -22,7 +22,7 @@ use crate::ledger::Ledger;
 use crate::ledger_tasks::LedgerTasks;
 use crate::media_session::MediaCalls;
 use crate::media_workers::MediaWorkers;
-use crate::transport::{Inbound, Outbound, Payload, Protocol, Transport};
+use crate::transport::{Inbound, Outbound, Payload, Protocol, TcpLimits, Transport};
 
 /// Inputs for the switch from other tasks (the admin API's prompt uploads, recovery's BYEs,
 /// ledger answers).
@@ -109,11 +109,17 @@ impl Shell {
 pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()> {
     let (inbound_sender, mut inbound) = mpsc::channel::<Inbound>(4096);
     let (failure_sender, mut failures) = mpsc::unbounded_channel::<TransactionId>();
-    let transport = Transport::bind(
+    let limits = TcpLimits {
+        max_connections: config.sip.max_tcp_connections,
+        max_per_host: config.sip.max_tcp_connections_per_host,
+        idle_timeout: Duration::from_secs(config.sip.tcp_idle_timeout_s.max(1)),
+    };
+    let transport = Transport::bind_with(
         &config.sip.udp,
         &config.sip.tcp,
         inbound_sender,
         failure_sender,
+        limits,
     )
     .await
     .context("cannot bind SIP listen addresses")?;

@@ -78,6 +78,31 @@ struct Connection {
 
 type ConnectionTable = Arc<Mutex<HashMap<SocketAddr, Connection>>>;
 
+/// Bounds on TCP connections (issue 20): a peer cannot hold the switch's descriptors.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpLimits {
+    /// Connections at once, all peers.
+    pub max_connections: usize,
+    /// Connections at once from one host.
+    pub max_per_host: usize,
+    /// A connection that carries nothing this long is closed.
+    pub idle_timeout: std::time::Duration,
+}
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        TcpLimits {
+            max_connections: 4096,
+            max_per_host: 64,
+            idle_timeout: std::time::Duration::from_secs(600),
+        }
+    }
+}
+
+/// After a failed accept (descriptors run out), wait this long before the next: a listener
+/// that keeps failing must not spin a core.
+const ACCEPT_BACK_OFF: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Handle to the running transports; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Transport {
@@ -89,6 +114,7 @@ pub struct Transport {
     /// Client transactions whose message could not be delivered.
     failures: mpsc::UnboundedSender<TransactionId>,
     tcp_local: Option<SocketAddr>,
+    limits: TcpLimits,
 }
 
 impl Transport {
@@ -98,6 +124,24 @@ impl Transport {
         tcp_addresses: &[SocketAddr],
         inbound: mpsc::Sender<Inbound>,
         failures: mpsc::UnboundedSender<TransactionId>,
+    ) -> std::io::Result<Self> {
+        Self::bind_with(
+            udp_addresses,
+            tcp_addresses,
+            inbound,
+            failures,
+            TcpLimits::default(),
+        )
+        .await
+    }
+
+    /// [`Transport::bind`] with bounds on TCP connections.
+    pub async fn bind_with(
+        udp_addresses: &[SocketAddr],
+        tcp_addresses: &[SocketAddr],
+        inbound: mpsc::Sender<Inbound>,
+        failures: mpsc::UnboundedSender<TransactionId>,
+        limits: TcpLimits,
     ) -> std::io::Result<Self> {
         let mut udp = Vec::new();
         for address in udp_addresses {
@@ -116,6 +160,7 @@ impl Transport {
             inbound,
             failures,
             tcp_local: None,
+            limits,
         };
         for socket in &transport.udp {
             tokio::spawn(receive_datagrams(socket.clone(), transport.inbound.clone()));
@@ -235,6 +280,18 @@ impl Transport {
         }
     }
 
+    /// Whether one more connection from `peer`'s host stays within the limits.
+    fn has_room_for(&self, peer: SocketAddr) -> bool {
+        let Ok(table) = self.connections.lock() else {
+            return false;
+        };
+        if table.len() >= self.limits.max_connections {
+            return false;
+        }
+        let from_host = table.keys().filter(|known| known.ip() == peer.ip()).count();
+        from_host < self.limits.max_per_host
+    }
+
     /// Registers a connection and starts its reader and writer tasks.
     fn adopt(&self, stream: TcpStream, peer: SocketAddr) -> Connection {
         let local = stream.local_addr().unwrap_or(peer);
@@ -255,6 +312,7 @@ impl Transport {
             self.inbound.clone(),
             connection.closed.clone(),
             self.connections.clone(),
+            self.limits.idle_timeout,
         ));
         connection
     }
@@ -308,13 +366,25 @@ async fn receive_datagrams(socket: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound
 }
 
 async fn accept_connections(listener: TcpListener, transport: Transport) {
+    let mut refused: u64 = 0;
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => {
+            Ok((stream, peer)) if transport.has_room_for(peer) => {
                 debug!(%peer, "TCP connection accepted");
                 transport.adopt(stream, peer);
             }
-            Err(error) => warn!(%error, "TCP accept failed"),
+            Ok((stream, peer)) => {
+                // Closed at once: over the host's or the switch's connection limit.
+                drop(stream);
+                refused += 1;
+                if refused.is_power_of_two() {
+                    warn!(%peer, refused, "TCP connections refused at the connection limits");
+                }
+            }
+            Err(error) => {
+                warn!(%error, "TCP accept failed; backing off");
+                tokio::time::sleep(ACCEPT_BACK_OFF).await;
+            }
         }
     }
 }
@@ -348,17 +418,22 @@ async fn read_stream(
     inbound: mpsc::Sender<Inbound>,
     closed: Arc<Notify>,
     connections: ConnectionTable,
+    idle_timeout: std::time::Duration,
 ) {
     let mut framer = talktime_sip::StreamFramer::with_max_size(MAX_MESSAGE_BYTES);
     let mut buffer = vec![0u8; 16 * 1024];
     'connection: loop {
         let read = tokio::select! {
-            read = reader.read(&mut buffer) => read,
+            read = tokio::time::timeout(idle_timeout, reader.read(&mut buffer)) => read,
             () = closed.notified() => break,
         };
         let length = match read {
-            Ok(0) | Err(_) => break,
-            Ok(length) => length,
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(length)) => length,
+            Err(_) => {
+                debug!(%peer, "closing an idle TCP connection");
+                break;
+            }
         };
         framer.push(&buffer[..length]);
         loop {

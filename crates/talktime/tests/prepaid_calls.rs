@@ -354,7 +354,7 @@ fn silent_carrier_fails_over_after_the_invite_timeout() {
     let switch = start(
         &dir,
         ConfigFile::new()
-            .carrier("silent", &silent.local_addr().unwrap().to_string())
+            .carrier_with_timeout("silent", &silent.local_addr().unwrap().to_string(), 2000)
             .carrier("second", &answer.address())
             .routes(&[("", &["silent", "second"])]),
     );

@@ -105,7 +105,7 @@ fn carrier(name: &str, address: &str, extra: &str) -> String {
     let (host, port) = address.rsplit_once(':').unwrap();
     format!(
         "[[carriers]]\nname = \"{name}\"\nhost = \"{host}\"\nport = {port}\n\
-         invite_timeout_ms = 2000\n{extra}\n"
+         invite_timeout_ms = 6000\n{extra}\n"
     )
 }
 

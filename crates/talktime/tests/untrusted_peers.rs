@@ -343,3 +343,76 @@ fn wait_for_media_ports(switch: &common::Switch) -> [u16; 2] {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// A TCP connection to the switch from `host`.
+fn tcp_from(host: &str, switch: &common::Switch) -> std::net::TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let local: std::net::SocketAddr = format!("{host}:0").parse().unwrap();
+    socket.bind(&local.into()).unwrap();
+    socket.connect(&switch.sip.into()).unwrap();
+    let stream: std::net::TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    stream
+}
+
+/// True when the switch has closed `stream` (a read returns end of file in time).
+fn closed_by_switch(stream: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    let mut buffer = [0u8; 512];
+    matches!(stream.read(&mut buffer), Ok(0))
+}
+
+/// OPTIONS over `stream`; true when a 200 comes back.
+fn options_answered(stream: &mut std::net::TcpStream) -> bool {
+    use std::io::{Read, Write};
+    let local = stream.local_addr().unwrap();
+    let request = format!(
+        "OPTIONS sip:{peer} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bK{port}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:probe@{local}>;tag=1\r\nTo: <sip:{peer}>\r\n\
+         Call-ID: tcp-limits-{port}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        peer = stream.peer_addr().unwrap(),
+        port = local.port()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut buffer = [0u8; 2048];
+    matches!(stream.read(&mut buffer), Ok(length) if buffer[..length].starts_with(b"SIP/2.0 200"))
+}
+
+#[test]
+fn tcp_connections_are_capped_per_host_and_idle_ones_closed() {
+    let dir = prepaid::data_dir("tcp-limits");
+    let switch = start(
+        &dir,
+        ConfigFile::new().raw(
+            "[sip]\nmax_tcp_connections = 100\nmax_tcp_connections_per_host = 4\n\
+             tcp_idle_timeout_s = 3\n",
+        ),
+    );
+    let mut held: Vec<_> = (0..4).map(|_| tcp_from("127.0.0.2", &switch)).collect();
+    // The fifth and sixth from the same host are closed at once ...
+    for _ in 0..2 {
+        let mut extra = tcp_from("127.0.0.2", &switch);
+        assert!(
+            closed_by_switch(&mut extra),
+            "a connection over the host's limit"
+        );
+    }
+    // ... while the four held ones work, and another host still gets in.
+    assert!(options_answered(&mut held[0]));
+    let mut other = tcp_from("127.0.0.3", &switch);
+    assert!(options_answered(&mut other));
+    // A connection that carries nothing for the idle timeout is closed.
+    std::thread::sleep(Duration::from_millis(3500));
+    assert!(closed_by_switch(&mut held[1]), "an idle connection");
+    // Its slot is free again.
+    let mut again = tcp_from("127.0.0.2", &switch);
+    assert!(options_answered(&mut again));
+    let log = switch.log_text();
+    assert!(
+        log.contains("refused at the connection limits"),
+        "{}",
+        tail(&log, 20)
+    );
+}

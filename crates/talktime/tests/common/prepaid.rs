@@ -170,11 +170,23 @@ impl ConfigFile {
         }
     }
 
-    pub fn carrier(mut self, name: &str, address: &str) -> ConfigFile {
+    /// A carrier with a 6 s INVITE timeout: on a loaded 2-core CI machine a SIPp carrier can
+    /// take seconds to be scheduled, and a failover the test did not ask for fails it.
+    pub fn carrier(self, name: &str, address: &str) -> ConfigFile {
+        self.carrier_with_timeout(name, address, 6000)
+    }
+
+    /// A carrier given up when it sends no provisional response within `invite_timeout_ms`.
+    pub fn carrier_with_timeout(
+        mut self,
+        name: &str,
+        address: &str,
+        invite_timeout_ms: u64,
+    ) -> ConfigFile {
         let (host, port) = address.rsplit_once(':').unwrap();
         self.text.push_str(&format!(
             "[[carriers]]\nname = \"{name}\"\nhost = \"{host}\"\nport = {port}\n\
-             options_interval_ms = 0\ninvite_timeout_ms = 2000\n\n"
+             options_interval_ms = 0\ninvite_timeout_ms = {invite_timeout_ms}\n\n"
         ));
         self
     }
