@@ -24,7 +24,7 @@ impl Baresip {
         let audio = dir.join("caller.wav");
         write_tone_wav(&audio, Duration::from_secs(120));
         let console: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let rtp = 40_000 + free_port() % 200 * 100;
+        let rtp = 40_000 + (free_port() / 4) % 200 * 100;
         let config = format!(
             "poll_method epoll\nsip_listen 127.0.0.1:{sip}\naudio_source aufile,{audio}\n\
              rtp_ports {rtp}-{rtp_end}\nmodule_path /usr/lib/baresip/modules\n\

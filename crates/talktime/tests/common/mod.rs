@@ -23,15 +23,17 @@ pub fn scenario(name: &str) -> PathBuf {
     repo_root().join("tests/sipp").join(name)
 }
 
-/// A UDP port that is also free on TCP at the moment of asking, from 2000-8999: below the
-/// kernel's ephemeral range (32768+), where SIPp's and the switch's own sockets land, and
-/// handed out once per test process (a counter, not the kernel), so two tests running at
-/// once never draw the same port between asking and binding. Ports are multiples of 4 and
-/// the three above each stay unused: SIPp binds its media port's neighbours (RTCP, video).
+/// A UDP port that is also free on TCP at the moment of asking, from 2000-4999: below the
+/// kernel's ephemeral range (32768+), where SIPp's and the switch's own sockets land, below
+/// the ports programs take on their own (5060 baresip, 6000 SIPp media, 8888+ SIPp's control
+/// socket, which a parallel SIPp could grab between asking and binding), and handed out once
+/// per test process (a counter, not the kernel), so two tests running at once never draw the
+/// same port. Ports are multiples of 4 and the three above each stay unused: SIPp binds its
+/// media port's neighbours (RTCP, video).
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     const FIRST: u32 = 2000;
-    const SLOTS: u32 = 1750;
+    const SLOTS: u32 = 750;
     static NEXT: AtomicU32 = AtomicU32::new(0);
     // Processes (test binaries run one after another, but a stray one may linger) start
     // apart; within one, the counter walks the slots.
