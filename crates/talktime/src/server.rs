@@ -108,6 +108,9 @@ impl Shell {
 /// Runs the switch with prepared services until the process ends.
 pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()> {
     let (inbound_sender, mut inbound) = mpsc::channel::<Inbound>(4096);
+    // TCP on a queue of its own: the select below takes from both fairly, so a stream peer
+    // flooding the switch delays datagrams by at most one message per turn.
+    let (stream_sender, mut stream_inbound) = mpsc::channel::<Inbound>(1024);
     let (failure_sender, mut failures) = mpsc::unbounded_channel::<TransactionId>();
     let limits = TcpLimits {
         max_connections: config.sip.max_tcp_connections,
@@ -118,6 +121,7 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
         &config.sip.udp,
         &config.sip.tcp,
         inbound_sender,
+        stream_sender,
         failure_sender,
         limits,
     )
@@ -177,6 +181,11 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
             received = inbound.recv() => {
                 let Some(received) = received else { return Ok(()) };
                 switch.handle_input(inbound_input(received), now());
+            }
+            received = stream_inbound.recv() => {
+                if let Some(received) = received {
+                    switch.handle_input(inbound_input(received), now());
+                }
             }
             message = core_messages.recv() => {
                 if let Some(input) = message {

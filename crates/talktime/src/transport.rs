@@ -111,6 +111,9 @@ pub struct Transport {
     udp_local: Vec<SocketAddr>,
     connections: ConnectionTable,
     inbound: mpsc::Sender<Inbound>,
+    /// Messages framed from TCP streams, on a queue of their own: a stream peer that floods
+    /// the switch cannot put its backlog in front of everyone's datagrams.
+    stream_inbound: mpsc::Sender<Inbound>,
     /// Client transactions whose message could not be delivered.
     failures: mpsc::UnboundedSender<TransactionId>,
     tcp_local: Option<SocketAddr>,
@@ -128,6 +131,7 @@ impl Transport {
         Self::bind_with(
             udp_addresses,
             tcp_addresses,
+            inbound.clone(),
             inbound,
             failures,
             TcpLimits::default(),
@@ -135,11 +139,13 @@ impl Transport {
         .await
     }
 
-    /// [`Transport::bind`] with bounds on TCP connections.
+    /// [`Transport::bind`] with bounds on TCP connections and stream messages on their own
+    /// queue (`stream_inbound`).
     pub async fn bind_with(
         udp_addresses: &[SocketAddr],
         tcp_addresses: &[SocketAddr],
         inbound: mpsc::Sender<Inbound>,
+        stream_inbound: mpsc::Sender<Inbound>,
         failures: mpsc::UnboundedSender<TransactionId>,
         limits: TcpLimits,
     ) -> std::io::Result<Self> {
@@ -158,6 +164,7 @@ impl Transport {
             udp_local,
             connections: Arc::default(),
             inbound,
+            stream_inbound,
             failures,
             tcp_local: None,
             limits,
@@ -309,7 +316,7 @@ impl Transport {
             reader,
             peer,
             local,
-            self.inbound.clone(),
+            self.stream_inbound.clone(),
             connection.closed.clone(),
             self.connections.clone(),
             self.limits.idle_timeout,
