@@ -99,8 +99,7 @@ fn kill_9_with_answered_calls_then_restart(backend: prepaid::Backend) {
         &["-m", &CALLS.to_string()],
     );
     // Two legs of two ports each for 200 calls, in 10000-19999 (see wide_rtp_ports).
-    let first = 10_000 + u32::from((common::free_port() / 4) % 9) * 1_000;
-    let ports = format!("{first}-{}", first + 999);
+    let ports = common::rtp_window(1000);
     let config = config(&carrier, &database);
     let mut switch = start_with(&dir, config, &["--rtp-ports", &ports]);
     let sip_port = switch.sip.port();

@@ -24,7 +24,7 @@ impl Baresip {
         let audio = dir.join("caller.wav");
         write_tone_wav(&audio, Duration::from_secs(120));
         let console: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let rtp = 40_000 + (free_port() / 4) % 200 * 100;
+        let rtp = 40_000 + free_port() % 200 * 100;
         let config = format!(
             "poll_method epoll\nsip_listen 127.0.0.1:{sip}\naudio_source aufile,{audio}\n\
              rtp_ports {rtp}-{rtp_end}\nmodule_path /usr/lib/baresip/modules\n\
@@ -94,6 +94,17 @@ impl Baresip {
 
 impl Drop for Baresip {
     fn drop(&mut self) {
+        // SIGTERM to `timeout`, which passes it on to baresip; SIGKILL would orphan baresip,
+        // which then lives on, holding its ports and retransmitting to ports later tests get.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

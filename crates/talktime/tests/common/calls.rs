@@ -129,8 +129,7 @@ pub fn start_with(dir: &Path, config: ConfigFile, extra: &[&str]) -> Switch {
 /// 250 RTP ports (62 calls of two legs) in 10000-19999, away from the 100-port windows
 /// [`Switch::start_in`] gives other switches in 20000-31999.
 pub fn wide_rtp_ports() -> String {
-    let first = 10_000 + ((free_port() / 4) % 40) * 250;
-    format!("{first}-{}", first + 249)
+    super::rtp_window(250)
 }
 
 /// The CDR rows of the only call's first attempt, asserting there is exactly one.

@@ -47,6 +47,18 @@ pub fn free_port() -> u16 {
     panic!("no free loopback port found");
 }
 
+/// `count` RTP ports in 10000-19999 that no other switch of this test process gets (a
+/// counter walks the range): two switches sharing ports would fail calls whose ports the
+/// other holds (the switch does not try other ports once its SDP is out).
+pub fn rtp_window(count: u16) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let count = u32::from(count);
+    let offset = NEXT.fetch_add(count, Ordering::Relaxed) % (10_000 - count);
+    let first = 10_000 + offset;
+    format!("{first}-{}", first + count - 1)
+}
+
 /// The first of 100 RTP ports for a switch: 20000-31999 (below the ephemeral range), a
 /// different block for each switch a test process starts.
 fn rtp_block() -> u16 {
