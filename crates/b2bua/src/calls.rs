@@ -132,7 +132,8 @@ struct SessionTimer {
     deadline: Instant,
 }
 
-/// Why a caller's INVITE cannot start a call; each maps onto a response.
+/// Why a caller's INVITE cannot start a call (an access number's or the test number's);
+/// each maps onto a response.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("the INVITE has no SDP offer")]
@@ -229,7 +230,7 @@ fn caller_id_of(request: &Request) -> Option<Pii<String>> {
     (!digits.is_empty() && !user.eq_ignore_ascii_case("anonymous")).then(|| Pii::new(digits))
 }
 
-fn law_of(audio: &NegotiatedAudio) -> Option<Law> {
+pub(crate) fn law_of(audio: &NegotiatedAudio) -> Option<Law> {
     match audio.codec {
         Codec::Pcmu => Some(Law::MuLaw),
         Codec::Pcma => Some(Law::ALaw),

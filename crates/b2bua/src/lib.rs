@@ -24,4 +24,3 @@ pub use ledger::{LedgerReply, LedgerRequest, Rated};
 pub use media::{INACTIVITY_TIMEOUT, MediaCommand, MediaReport};
 pub use routing::CarrierTarget;
 pub use switch::{Input, Listening, Now, Output, Services, Switch, SwitchError};
-pub use tone::ToneError;

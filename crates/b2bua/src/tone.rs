@@ -5,42 +5,13 @@
 use std::time::Duration;
 
 use talktime_media::relay::{LegConfig, Side};
-use talktime_media::{Law, PlayItem, Tone};
+use talktime_media::{PlayItem, Tone};
 use talktime_sdp::{Codec, SessionDescription, SessionOrigin};
-use talktime_sip::{Request, Response};
-use thiserror::Error;
+use talktime_sip::Request;
 
+use crate::calls::{StartError, law_of};
 use crate::media::{MediaCommand, MediaPorts, MediaReport};
 use crate::switch::Switch;
-
-/// Why a test call could not be answered; each maps onto a SIP response.
-#[derive(Debug, Error)]
-pub enum ToneError {
-    #[error("the INVITE has no SDP offer")]
-    NoOffer,
-    #[error("the SDP offer is malformed: {0}")]
-    BadOffer(talktime_sdp::ParseError),
-    #[error("no acceptable audio in the offer: {0}")]
-    Negotiation(talktime_sdp::NegotiationError),
-    #[error("the offered codec is not G.711, so no tone can be played")]
-    NotG711,
-    #[error("no RTP port free: {0}")]
-    Ports(#[from] talktime_media::PortError),
-}
-
-impl ToneError {
-    pub fn response(&self, request: &Request) -> Response {
-        match self {
-            ToneError::BadOffer(_) => {
-                Response::for_request(request, 400, "Bad Request (malformed SDP)")
-            }
-            ToneError::NoOffer | ToneError::Negotiation(_) | ToneError::NotG711 => {
-                Response::for_request(request, 488, "Not Acceptable Here")
-            }
-            ToneError::Ports(_) => Response::for_request(request, 503, "Service Unavailable"),
-        }
-    }
-}
 
 /// A test call's media.
 #[derive(Debug)]
@@ -61,28 +32,26 @@ impl ToneCall {
         invite: &Request,
         caller: &talktime_sip::transaction::Peer,
         length: Duration,
-    ) -> Result<(ToneCall, Vec<u8>), ToneError> {
+    ) -> Result<(ToneCall, Vec<u8>), StartError> {
         if invite.body.is_empty() {
-            return Err(ToneError::NoOffer);
+            return Err(StartError::NoOffer);
         }
-        let offer = SessionDescription::parse(&invite.body).map_err(ToneError::BadOffer)?;
+        let offer = SessionDescription::parse(&invite.body).map_err(StartError::BadOffer)?;
         let random = switch.random_u64();
         let ports = switch.allocate_ports(random)?;
         let port = ports.port(Side::A);
         let local = switch.local_audio(port, vec![Codec::Pcmu, Codec::Pcma]);
         let mut origin = SessionOrigin::new(u64::from(port), switch.advertised);
-        let refuse = |switch: &mut Switch, error: ToneError| {
+        let refuse = |switch: &mut Switch, error: StartError| {
             ports.release(&mut switch.ports);
             Err(error)
         };
         let (answer, audio) = match talktime_sdp::answer(&offer, &local, &mut origin) {
             Ok(result) => result,
-            Err(error) => return refuse(switch, ToneError::Negotiation(error)),
+            Err(error) => return refuse(switch, StartError::Negotiation(error)),
         };
-        let law = match audio.codec {
-            Codec::Pcmu => Law::MuLaw,
-            Codec::Pcma => Law::ALaw,
-            _ => return refuse(switch, ToneError::NotG711),
+        let Some(law) = law_of(&audio) else {
+            return refuse(switch, StartError::NotG711);
         };
         let inactivity = Duration::from_millis(switch.config.rtp.inactivity_timeout_ms);
         let address = switch.advertised;
