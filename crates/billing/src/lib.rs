@@ -82,6 +82,7 @@ mod account;
 mod cdr;
 mod columns;
 mod deck;
+mod destinations;
 mod micros;
 mod money;
 mod rating;
@@ -99,6 +100,7 @@ pub use deck::{
     CarrierOffer, DeckError, Destination, MAX_PREFIX_DIGITS, PrefixHasher, RateDeck,
     least_cost_routes,
 };
+pub use destinations::{DestinationPolicy, MAX_POLICY_PREFIXES};
 pub use micros::{DecimalError, MAX_FRACTION_DIGITS, format_micros, parse_micros};
 pub use money::{Currency, MAX_DECIMAL_PLACES, MICROS_PER_UNIT, Money, MoneyError};
 pub use rating::{

@@ -139,6 +139,8 @@ pub struct TariffSettings {
     /// The tariff's tax profile, applied in order to every charged call (an account's own
     /// profile replaces it).
     pub taxes: Vec<crate::tax::Tax>,
+    /// Destinations this tariff's callers may reach (empty lists: all it rates).
+    pub destinations: crate::destinations::DestinationPolicy,
 }
 
 impl Default for TariffSettings {
@@ -154,6 +156,7 @@ impl Default for TariffSettings {
             dial_plan: None,
             refuse_loss_making_routes: false,
             taxes: Vec::new(),
+            destinations: crate::destinations::DestinationPolicy::default(),
         }
     }
 }
@@ -175,6 +178,7 @@ impl TariffSettings {
             "toll_free_surcharge_per_minute",
             self.toll_free_surcharge_per_minute,
         )?;
+        self.destinations.validate()?;
         self.tax_profile().validate()
     }
 

@@ -698,6 +698,10 @@ fn settings_and_rates_round_trip_as_json() {
             kind: talktime_billing::TaxKind::Percent(dec!(20)),
             compound: false,
         }],
+        destinations: talktime_billing::DestinationPolicy {
+            allowed: vec!["33".into()],
+            denied: vec!["3389".into()],
+        },
     };
     let text = settings.to_json();
     assert_eq!(TariffSettings::from_json(&text).unwrap(), settings);

@@ -61,7 +61,7 @@ pub use model::{
     LedgerEntry, LockoutPolicy, MICROS_PER_UNIT, NewAccount, NewCard, PinFailureState, Rate,
     ReservationState, Tariff, TransactionKind,
 };
-pub use plans::{DuePlan, PlanRow};
+pub use plans::{AccountRules, DuePlan, PlanRow};
 pub use recovery::{Closed, Orphan};
 pub use reservation::{
     Available, Decision, FirstUse, Payer, ReconcileReport, Refusal, ReleaseOutcome, Reservation,

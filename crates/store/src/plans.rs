@@ -129,17 +129,45 @@ impl Store {
         Ok(())
     }
 
-    /// An account's own tax profile as JSON, if it has one.
-    pub async fn account_taxes(&self, account_id: i64) -> Result<Option<String>, StoreError> {
+    /// Replaces an account's own destination lists (`None`: none of its own). The text is the
+    /// billing crate's `DestinationPolicy` as JSON; the store keeps it as given.
+    pub async fn set_account_destinations(
+        &self,
+        account_id: i64,
+        policy_json: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut held = self.acquire_for_write().await?;
+        let mut conn = held.conn();
+        let updated = with_conn!(&mut conn, c => sqlx::query(
+            "UPDATE accounts SET destinations_json = $2 WHERE id = $1",
+        )
+        .bind(account_id)
+        .bind(policy_json)
+        .execute(&mut **c)
+        .await
+        .map(|done| done.rows_affected()))?;
+        if updated == 0 {
+            return Err(StoreError::not_found("account", account_id));
+        }
+        Ok(())
+    }
+
+    /// An account's own rules for its calls (tax profile and destination lists, as JSON), read
+    /// in one probe on every authorization.
+    pub async fn account_rules(&self, account_id: i64) -> Result<AccountRules, StoreError> {
         let mut held = self.acquire().await?;
         let mut conn = held.conn();
-        let row: Option<(Option<String>,)> = with_conn!(&mut conn, c => sqlx::query_as(
-            "SELECT tax_profile_json FROM accounts WHERE id = $1",
+        let row: Option<(Option<String>, Option<String>)> = with_conn!(&mut conn, c => sqlx::query_as(
+            "SELECT tax_profile_json, destinations_json FROM accounts WHERE id = $1",
         )
         .bind(account_id)
         .fetch_optional(&mut **c)
         .await)?;
-        Ok(row.and_then(|(json,)| json))
+        let (taxes_json, destinations_json) = row.unwrap_or_default();
+        Ok(AccountRules {
+            taxes_json,
+            destinations_json,
+        })
     }
 
     /// An account's plan, if it has one.
@@ -271,4 +299,11 @@ pub(crate) async fn use_package_seconds(
     .await
     .map(|_| ()))?;
     Ok(())
+}
+
+/// An account's own call rules as stored (JSON the billing crate reads); `None`: its tariff's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountRules {
+    pub taxes_json: Option<String>,
+    pub destinations_json: Option<String>,
 }

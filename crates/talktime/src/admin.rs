@@ -775,6 +775,15 @@ pub enum AccountsCommand {
         /// Remove the account's own taxes: its tariff's apply again.
         #[arg(long = "tariff-taxes")]
         tariff_taxes: bool,
+        /// Destinations this account may call, beside its tariff's lists: comma-separated
+        /// prefixes (`--allow 52 --deny 52900`); the two flags replace the account's lists.
+        #[arg(long, value_name = "PREFIXES")]
+        allow: Option<String>,
+        #[arg(long, value_name = "PREFIXES")]
+        deny: Option<String>,
+        /// Remove the account's own destination lists (its tariff's still apply).
+        #[arg(long = "all-destinations", conflicts_with_all = ["allow", "deny"])]
+        all_destinations: bool,
     },
     /// Set the account's plan: a maintenance fee every period, a free-minute package.
     Plan {
@@ -966,13 +975,17 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
             tariff,
             taxes,
             tariff_taxes,
+            allow,
+            deny,
+            all_destinations,
         } => {
             let (store, id) = account.resolve().await?;
-            // Read and check the tax file before anything is written.
+            // Read and check the tax file and the lists before anything is written.
             let own_taxes = match &taxes {
                 Some(path) => Some(account_tax_profile(path)?),
                 None => None,
             };
+            let destinations = destination_lists(allow.as_deref(), deny.as_deref())?;
             let tariff_id = match &tariff {
                 Some(name) => Some(tariff_named(&store, name).await?.id),
                 None => None,
@@ -994,6 +1007,13 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
                     .await?;
             } else if tariff_taxes {
                 store.set_account_taxes(id, None).await?;
+            }
+            if let Some(policy) = &destinations {
+                store
+                    .set_account_destinations(id, Some(&serde_json::to_string(policy)?))
+                    .await?;
+            } else if all_destinations {
+                store.set_account_destinations(id, None).await?;
             }
             println!("account {id} updated");
         }
@@ -1030,6 +1050,23 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
 }
 
 /// An account's own tax profile from a TOML file of `[[taxes]]` tables, checked.
+/// The account's own destination lists from `--allow` and `--deny`, checked; `None` when
+/// neither flag was given.
+fn destination_lists(
+    allow: Option<&str>,
+    deny: Option<&str>,
+) -> anyhow::Result<Option<talktime_billing::DestinationPolicy>> {
+    if allow.is_none() && deny.is_none() {
+        return Ok(None);
+    }
+    let policy = talktime_billing::DestinationPolicy {
+        allowed: talktime_billing::DestinationPolicy::parse_list(allow.unwrap_or_default()),
+        denied: talktime_billing::DestinationPolicy::parse_list(deny.unwrap_or_default()),
+    };
+    policy.validate().context("--allow/--deny")?;
+    Ok(Some(policy))
+}
+
 fn account_tax_profile(path: &std::path::Path) -> anyhow::Result<talktime_billing::TaxProfile> {
     let file = crate::tariff_admin::SettingsFile::read(path)?;
     let Some(entries) = &file.taxes else {

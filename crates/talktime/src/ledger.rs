@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
 use talktime_billing::{
-    AccountFee, CallFacts, Charge, Currency, LocalStart, Money, RateDeck, RatingContext,
-    RatingError, TariffSettings, TaxProfile, max_talk_time, rate_call,
+    AccountFee, CallFacts, Charge, Currency, DestinationPolicy, LocalStart, Money, RateDeck,
+    RatingContext, RatingError, TariffSettings, TaxProfile, max_talk_time, rate_call,
 };
 use talktime_engine::{
     AccountId, AccountInfo, Authorization, CallerIdLookup, CardId, PinLookup, Refusal,
@@ -184,18 +184,23 @@ impl Ledger {
             fees: account_fees(activation_fee_micros),
             package_seconds,
         };
-        let (deck, context) = self
-            .rating_context(account, card, destination, toll_free, now_ms, payer_facts)
-            .await?;
+        let deck = self.deck_for(account, card).await.map_err(|error| {
+            warn!(%error, "cannot load the tariff");
+            Refusal::UnknownDestination
+        })?;
+        let rules = self.own_rules(account).await?;
+        if !deck.settings().destinations.permits(destination)
+            || !rules.destinations.permits(destination)
+        {
+            return Err(Refusal::BlockedDestination);
+        }
+        let context = self.rate_with(&deck, &rules, destination, toll_free, now_ms, payer_facts)?;
         let without_activation = if activation_fee_micros > 0 {
             let payer_facts = PayerFacts {
                 fees: Vec::new(),
                 package_seconds,
             };
-            let plain = self
-                .rating_context(account, card, destination, toll_free, now_ms, payer_facts)
-                .await?;
-            Some(plain.1)
+            Some(self.rate_with(&deck, &rules, destination, toll_free, now_ms, payer_facts)?)
         } else {
             None
         };
@@ -256,34 +261,59 @@ impl Ledger {
             warn!(%error, "cannot load the tariff");
             Refusal::UnknownDestination
         })?;
+        let rules = self.own_rules(account).await?;
+        let context = self.rate_with(&deck, &rules, destination, toll_free, at_ms, payer)?;
+        Ok((deck, context))
+    }
+
+    /// The rating of `destination` on `deck` with the account's own rules (no database).
+    fn rate_with(
+        &self,
+        deck: &RateDeck,
+        rules: &OwnRules,
+        destination: &str,
+        toll_free: bool,
+        at_ms: i64,
+        payer: PayerFacts,
+    ) -> Result<RatingContext, Refusal> {
         let start = LocalStart::from_unix_ms(at_ms, self.config.utc_offset_minutes)
             .ok_or(Refusal::UnknownDestination)?;
         let mut facts = CallFacts::new(start);
         facts.toll_free_access = toll_free;
-        facts.taxes = self.taxes_for(account, &deck).await?;
+        facts.taxes = match &rules.taxes {
+            Some(own) => own.clone(),
+            None => deck.settings().tax_profile(),
+        };
         facts.account_fees = payer.fees;
         facts.package_seconds_available = payer.package_seconds;
         let rate = deck
             .find(destination, start.date)
             .ok_or(Refusal::UnknownDestination)?;
-        let context = RatingContext::new(deck.settings(), rate, &facts)
-            .map_err(|_| Refusal::UnknownDestination)?;
-        Ok((deck, context))
+        RatingContext::new(deck.settings(), rate, &facts).map_err(|_| Refusal::UnknownDestination)
     }
 
-    /// The taxes of a call: the account's own profile when it has one (`accounts set
-    /// --taxes`), else its tariff's.
-    async fn taxes_for(&self, account: AccountId, deck: &RateDeck) -> Result<TaxProfile, Refusal> {
-        let own = self.store.account_taxes(account.0).await.map_err(|error| {
-            warn!(%error, "cannot read the account's taxes");
+    /// The account's own taxes (`accounts set --taxes`, replacing its tariff's) and
+    /// destination lists (`accounts set --allow/--deny`, checked beside its tariff's).
+    async fn own_rules(&self, account: AccountId) -> Result<OwnRules, Refusal> {
+        let stored = self.store.account_rules(account.0).await.map_err(|error| {
+            warn!(%error, "cannot read the account's rules");
             Refusal::UnknownDestination
         })?;
-        let Some(json) = own else {
-            return Ok(deck.settings().tax_profile());
-        };
-        serde_json::from_str(&json).map_err(|error| {
-            warn!(account = account.0, %error, "the account's tax profile does not parse");
+        let unreadable = |what: &str, error: serde_json::Error| {
+            warn!(account = account.0, %error, "the account's {what} do not parse");
             Refusal::UnknownDestination
+        };
+        let taxes = match stored.taxes_json {
+            Some(json) => Some(serde_json::from_str(&json).map_err(|e| unreadable("taxes", e))?),
+            None => None,
+        };
+        let destinations = match stored.destinations_json {
+            Some(json) => serde_json::from_str(&json).map_err(|e| unreadable("destinations", e))?,
+            None => DestinationPolicy::default(),
+        };
+        Ok(OwnRules {
+            taxes,
+            destinations,
         })
     }
 
@@ -504,6 +534,12 @@ pub fn account_fees(activation_fee_micros: i64) -> Vec<AccountFee> {
         name: "activation".into(),
         amount: Decimal::new(activation_fee_micros, 6),
     }]
+}
+
+/// An account's own rules, parsed.
+struct OwnRules {
+    taxes: Option<TaxProfile>,
+    destinations: DestinationPolicy,
 }
 
 /// Toll-fraud caps on what a call may spend, besides the credit.

@@ -9,8 +9,8 @@ use anyhow::{Context, bail};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use talktime_billing::{
-    Currency, DurationRounding, IncrementAnchor, RATE_EXTRA_COLUMNS, RateExtras, TariffSettings,
-    Tax, TaxKind,
+    Currency, DestinationPolicy, DurationRounding, IncrementAnchor, RATE_EXTRA_COLUMNS, RateExtras,
+    TariffSettings, Tax, TaxKind,
 };
 use talktime_store::{Store, TARIFF_CSV_COLUMNS, Tariff, format_micros};
 
@@ -40,6 +40,10 @@ pub struct SettingsFile {
     /// Replaces the tariff's taxes when present (an empty list removes them).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub taxes: Option<Vec<TaxEntry>>,
+    /// Replaces the tariff's destination lists when present (`[destinations]` with `allowed`
+    /// and `denied` prefixes; see docs/TARIFFS.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destinations: Option<DestinationPolicy>,
 }
 
 /// One tax: `percent` or `fixed` (not both), applied in file order.
@@ -105,6 +109,8 @@ impl SettingsFile {
             dial_plan: settings.dial_plan.clone(),
             refuse_loss_making_routes: Some(settings.refuse_loss_making_routes),
             taxes: Some(settings.taxes.iter().map(TaxEntry::from_tax).collect()),
+            destinations: (!settings.destinations.is_empty())
+                .then(|| settings.destinations.clone()),
         }
     }
 
@@ -132,6 +138,9 @@ impl SettingsFile {
                 .iter()
                 .map(TaxEntry::to_tax)
                 .collect::<anyhow::Result<_>>()?;
+        }
+        if let Some(destinations) = &self.destinations {
+            settings.destinations = destinations.clone();
         }
         settings.validate()?;
         Ok(settings)

@@ -563,3 +563,78 @@ fn an_accounts_own_taxes_replace_its_tariffs_on_its_calls() {
     assert!(cdr.taxes_json.contains("Sales tax"), "{}", cdr.taxes_json);
     assert!(!cdr.taxes_json.contains("VAT"), "{}", cdr.taxes_json);
 }
+
+/// Destination lists (issue 20): the tariff denies 1900, the account (through the CLI) allows
+/// only 1 and denies 1555; a caller trying both is refused each time without a carrier call and
+/// then connects to an allowed number.
+#[test]
+fn destinations_denied_by_the_tariff_or_the_account_are_refused_and_an_allowed_one_connects() {
+    let dir = prepaid::data_dir("destination-lists");
+    let mut settings = TariffSettings::default();
+    settings.destinations.denied = vec!["1900".into()];
+    prepaid::tariff_with(&dir, "demo", "1,USA,0.60,0.30,60,60,0\n", &settings);
+    {
+        let store = prepaid::open(&dir);
+        let card = NewCard::new(Pii::new(PIN.to_owned()), "USD", 5_000_000);
+        prepaid::runtime()
+            .block_on(store.create_card(&card, 0))
+            .unwrap();
+    }
+    let bad = cli(&dir, &["accounts", "set", "--pin", PIN, "--deny", "15x5"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("15x5"));
+    let set = cli(
+        &dir,
+        &[
+            "accounts", "set", "--pin", PIN, "--allow", "1", "--deny", "1555",
+        ],
+    );
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let carrier = common::scenario::BackgroundSipp::uas(
+        60,
+        &common::scenario("carrier_answer.xml"),
+        &["-rtp_echo", "-m", "1"],
+    );
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("answer", &carrier.address())
+            .routes(&[("", &["answer"])]),
+    );
+    let output = call_and_hang_up(
+        &switch,
+        &dir,
+        &[
+            (Duration::from_millis(2000), "3903903901#"),
+            (Duration::from_millis(5600), "0015551234567#"),
+            (Duration::from_millis(11600), "0019005550100#"),
+            (Duration::from_millis(17600), "0012125550100#"),
+        ],
+        Duration::from_secs(2),
+    );
+    assert_sipp_ok(&output, &switch, "two refused numbers, then an allowed one");
+    let log = switch.log_text();
+    assert_eq!(
+        log.matches("blocked_destination").count(),
+        2,
+        "{}",
+        tail(&log, 40)
+    );
+    let ids = switch.call_ids();
+    // Each try is an attempt of its own: two refused, the third connected and billed.
+    for (attempt, number, cause) in [
+        (1, "+15551234567", "blocked_destination"),
+        (2, "+19005550100", "blocked_destination"),
+        (3, "+12125550100", "caller_hung_up"),
+    ] {
+        let cdr = prepaid::wait_for_cdrs(&dir, &format!("{}#{attempt}", ids[0]), 1).remove(0);
+        assert_eq!(cdr.destination.expose(), number);
+        assert_eq!(cdr.disconnect_cause.as_deref(), Some(cause));
+        assert_eq!(cdr.billed_seconds > 0, attempt == 3, "{cdr:?}");
+    }
+    drop(carrier);
+}
