@@ -653,6 +653,7 @@ impl Switch {
     pub(crate) fn handle_ledger_reply(&mut self, key: u64, reply: LedgerReply) {
         match reply {
             LedgerReply::Done => {}
+            LedgerReply::Input(input @ Input::PinLookup(_)) => self.pin_answered(key, input),
             LedgerReply::Input(input) => self.feed(key, input),
             LedgerReply::Authorized {
                 attempt,
@@ -735,9 +736,33 @@ impl Switch {
     }
 
     fn pin_failed(&mut self, key: u64) {
+        self.alarms.pin_failed(self.now.instant);
         let guess_keys = self.pin_guess_keys(key);
         let now_ms = self.now.epoch_ms;
         self.ledger_request(0, LedgerRequest::PinFailed { guess_keys, now_ms });
+    }
+
+    /// A PIN's answer, held back while the PIN alarm is on (see crate::alarms).
+    fn pin_answered(&mut self, key: u64, input: Input) {
+        let delay = self.alarms.pin_answer_delay(self.now.instant);
+        if delay.is_zero() {
+            self.feed(key, input);
+        } else {
+            let due = self.now.instant + delay;
+            self.held_pin_answers.push_back((due, key, input));
+        }
+    }
+
+    /// Gives the calls the PIN answers whose wait is over.
+    pub(crate) fn release_pin_answers(&mut self, now: Instant) {
+        while let Some((due, _, _)) = self.held_pin_answers.front() {
+            if *due > now {
+                break;
+            }
+            if let Some((_, key, input)) = self.held_pin_answers.pop_front() {
+                self.feed(key, input);
+            }
+        }
     }
 
     fn authorize(
@@ -1604,6 +1629,17 @@ impl Switch {
             .carrier
             .as_ref()
             .and_then(|carrier| session.buy_rates.get(carrier).copied());
+        if let Some(rated) = &rated {
+            let charge = talktime_billing::rate_call(&rated.context, answered_ms);
+            let charged_micros = charge.total.to_micros().unwrap_or(i64::MAX);
+            self.alarms.call_settled(
+                self.now.instant,
+                rated.account.0,
+                &rated.number,
+                answered_ms,
+                charged_micros,
+            );
+        }
         self.ledger_request(
             key,
             LedgerRequest::Settle {

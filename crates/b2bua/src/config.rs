@@ -53,6 +53,9 @@ pub struct Config {
     /// How many calls a source may start and hold.
     #[serde(default)]
     pub admission: AdmissionConfig,
+    /// Alarms on abuse across calls: PIN-guessing campaigns, short calls, account spend.
+    #[serde(default)]
+    pub alarms: crate::alarms::AlarmConfig,
     /// Who may send calls to the access numbers and whose caller ID authenticates pinless
     /// callers. Nobody is trusted unless listed.
     #[serde(default)]
@@ -476,6 +479,7 @@ impl Config {
         for (key, text) in [
             ("billing.max_call_cost", &self.billing.max_call_cost),
             ("billing.max_daily_spend", &self.billing.max_daily_spend),
+            ("alarms.account_spend", &self.alarms.account_spend),
         ] {
             if !text.trim().is_empty() && talktime_billing::parse_micros(text.trim()).is_err() {
                 return Err(ConfigError::Invalid(format!(
@@ -507,6 +511,13 @@ impl Config {
         self.ivr
             .validate()
             .map_err(|error| ConfigError::Invalid(format!("ivr: {error}")))?;
+        if self.alarms.pin_answer_delay_ms >= self.ivr.request_timeout_ms {
+            // A held answer would arrive after the IVR gave up on it.
+            return Err(ConfigError::Invalid(format!(
+                "alarms.pin_answer_delay_ms must be below ivr.request_timeout_ms ({})",
+                self.ivr.request_timeout_ms
+            )));
+        }
         talktime_routing::validate(&self.carriers, &self.dial_plans)
             .map_err(|errors| ConfigError::Invalid(format!("routing: {errors}")))?;
         for access in &self.access_numbers {

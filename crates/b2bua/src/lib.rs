@@ -6,6 +6,7 @@
 //! wake-up is [`Switch::poll_timeout`]. Tests drive it on a virtual clock.
 
 mod admission;
+pub mod alarms;
 mod calls;
 pub mod config;
 pub mod deadlines;

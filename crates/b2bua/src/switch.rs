@@ -157,6 +157,9 @@ pub struct Switch {
     pub(crate) ledger_in_flight: usize,
     /// Calls per source and the sources' new-call buckets.
     pub(crate) admission: crate::admission::Admission,
+    pub(crate) alarms: crate::alarms::Alarms,
+    /// PIN answers held back while the PIN alarm is on, in the order they are due.
+    pub(crate) held_pin_answers: VecDeque<(Instant, u64, CallInput)>,
     /// A graceful stop in progress.
     pub(crate) stopping: Option<crate::stop::Stopping>,
     /// Randomness of the switch's own (RTP ports, SSRCs); the layer has its own source.
@@ -189,6 +192,7 @@ impl Switch {
         };
         let ports = PortAllocator::new(config.rtp.port_min, config.rtp.port_max)?;
         let random = SplitMix64::new(services.random.next_u64());
+        let alarms = crate::alarms::Alarms::new(config.alarms.clone());
         let mut switch = Switch {
             layer: TransactionLayer::new(timers, services.random),
             dialogs: DialogTable::new(timers),
@@ -212,6 +216,8 @@ impl Switch {
             registrations: crate::registration::Registrations::default(),
             ledger_in_flight: 0,
             admission: crate::admission::Admission::default(),
+            alarms,
+            held_pin_answers: VecDeque::new(),
             moved_to_tcp: HashMap::new(),
             stopping: None,
             random,
@@ -257,6 +263,7 @@ impl Switch {
         self.layer.handle_timeout(instant);
         self.dialogs.handle_timeout(instant);
         self.call_timeouts(instant);
+        self.release_pin_answers(instant);
         self.ping_carriers(instant);
         self.register_due(instant);
         self.stop_timers(instant);
@@ -274,6 +281,7 @@ impl Switch {
             self.layer.poll_timeout(),
             self.dialogs.poll_timeout(),
             self.call_deadlines.next(),
+            self.held_pin_answers.front().map(|(due, _, _)| *due),
             self.router.poll_timeout(),
             self.registrations.next_timeout(),
             self.stop_timeout(),

@@ -400,3 +400,35 @@ fn the_same_caller_id_from_an_untrusted_peer_is_asked_for_the_pin() {
     assert_eq!(world.only_settlement(), (60_000, SIXTY_SECONDS));
     world.assert_idle();
 }
+
+/// Wrong PINs above the switch-wide alarm rate hold every PIN answer back (issue 20): the
+/// same call keyed the same way hears what follows its right PIN the delay later once the
+/// alarm is on, and still connects.
+#[test]
+fn pin_answers_wait_while_wrong_pins_are_above_the_alarm_rate() {
+    let accepted_at = |extra: &str| {
+        let mut world = World::new(
+            &[("first", Carrier::Answers { ring: MS })],
+            SIXTY_SECONDS,
+            extra,
+        );
+        world.upload_prompt("en/enter_destination");
+        let mut script = Vec::new();
+        for _ in 0..2 {
+            script.extend(World::keys("9999999999#", 1500 * MS, 400 * MS));
+        }
+        script.extend(World::keys(&format!("{PIN}#"), 1200 * MS, 450 * MS));
+        // The caller waits for the destination prompt as a person would.
+        script.extend(World::keys(&format!("{DESTINATION}#"), 9000 * MS, 450 * MS));
+        world.call(&script);
+        world.run_for(Duration::from_secs(120));
+        assert_eq!(world.ledger.pin_failures, 2);
+        assert_eq!(world.carriers[0].invites.len(), 1, "{extra}");
+        let play = world.media_times.iter().find(|(_, name)| name == "play");
+        play.map(|(at, _)| *at).expect("a prompt after the PIN")
+    };
+    let calm = accepted_at("[alarms]\npin_failures_per_minute = 0\n");
+    let alarmed =
+        accepted_at("[alarms]\npin_failures_per_minute = 2\npin_answer_delay_ms = 4000\n");
+    assert_eq!(alarmed - calm, Duration::from_secs(4));
+}

@@ -101,7 +101,8 @@ fn wrong_pins_lock_out_their_source_address_whatever_caller_id_it_sends() {
         &dir,
         ConfigFile::new()
             .raw(&format!(
-                "{PEERS}\n[[peers]]\naddress = \"127.0.0.3\"\naccess = true\n"
+                "{PEERS}\n[[peers]]\naddress = \"127.0.0.3\"\naccess = true\n\n\
+                 [alarms]\npin_failures_per_minute = 5\npin_answer_delay_ms = 1500\n"
             ))
             .carrier("answer", &carrier.address())
             .routes(&[("", &["answer"])]),
@@ -131,9 +132,17 @@ fn wrong_pins_lock_out_their_source_address_whatever_caller_id_it_sends() {
         }
     });
     // The right PIN from the guessing address is now refused ...
+    // The wrong PINs (until the lock-out) in under a minute raised the switch-wide alarm: PIN answers now wait
+    // 1.5 s, so the destination is keyed later than usual.
+    let log = switch.log_text();
+    assert!(
+        log.contains("alarm=\"pin_failures\"") || log.contains("alarm=pin_failures"),
+        "{}",
+        tail(&log, 20)
+    );
     let right = [
         (Duration::from_millis(2000), "5550002222#"),
-        (Duration::from_millis(5600), "0015551234567#"),
+        (Duration::from_millis(8000), "0015551234567#"),
     ];
     let locked = call_from(
         "127.0.0.2",
@@ -142,7 +151,7 @@ fn wrong_pins_lock_out_their_source_address_whatever_caller_id_it_sends() {
         "100",
         "15559990099",
         &right,
-        Duration::from_secs(10),
+        Duration::from_secs(14),
         Duration::from_secs(30),
     );
     assert_sipp_ok(&locked, &switch, "the locked-out source is hung up");
@@ -159,7 +168,7 @@ fn wrong_pins_lock_out_their_source_address_whatever_caller_id_it_sends() {
         "100",
         "anonymous",
         &right,
-        Duration::from_secs(10),
+        Duration::from_secs(14),
         Duration::from_secs(30),
     );
     assert_sipp_ok(&other, &switch, "another source connects");

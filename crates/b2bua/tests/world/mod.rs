@@ -185,6 +185,8 @@ pub struct World {
     pub ledger: Ledger,
     /// Media commands by call, in order.
     pub media: HashMap<u64, Vec<String>>,
+    /// The same with when each was given.
+    pub media_times: Vec<(Duration, String)>,
     /// How long every playback takes.
     pub prompt_length: Duration,
     /// Messages the switch sent: (time, destination, first line).
@@ -318,6 +320,7 @@ impl World {
                 caller_ids: Vec::new(),
             },
             media: HashMap::new(),
+            media_times: Vec::new(),
             prompt_length: Duration::from_millis(1500),
             wire: Vec::new(),
         };
@@ -327,6 +330,18 @@ impl World {
 
     pub fn elapsed(&self) -> Duration {
         self.now - self.start
+    }
+
+    /// Gives the switch a short prompt under `name` ("en/enter_destination"), so its playing
+    /// shows among the media commands.
+    pub fn upload_prompt(&mut self, name: &str) {
+        let prompt = talktime_media::Prompt::from_samples(vec![0; 160]);
+        let input = Input::PromptUploaded {
+            name: name.to_owned(),
+            prompt,
+        };
+        let now = self.clock();
+        self.switch.handle_input(input, now);
     }
 
     fn clock(&self) -> Now {
@@ -546,6 +561,7 @@ impl World {
             _ => "other",
         };
         self.media.entry(call).or_default().push(name.to_owned());
+        self.media_times.push((self.elapsed(), name.to_owned()));
         if let MediaCommand::Play { playback, .. } = command {
             let report = MediaReport::PlaybackFinished(playback);
             self.schedule(
