@@ -216,16 +216,38 @@ fn default_batch_interval_us() -> u64 {
     500
 }
 
-/// The HTTP admin API: where it listens and the bearer token it wants.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The HTTP admin API: where it listens, the bearer token it wants, and its bounds on
+/// clients (slow or many connections cannot hold it).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Listen address; empty turns the API off.
-    #[serde(default)]
     pub listen: String,
     /// Bearer token; empty means the one generated into `<data_dir>/admin.token`.
-    #[serde(default)]
     pub token: String,
+    /// Connections open at once, in total and from one address; more are closed at once.
+    pub max_connections: usize,
+    pub max_connections_per_host: usize,
+    /// A request's headers must arrive within this.
+    pub header_timeout_ms: u64,
+    /// A request's body must arrive and its answer be made within this (else 408).
+    pub request_timeout_ms: u64,
+    /// The longest a connection stays open.
+    pub connection_lifetime_s: u64,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: String::new(),
+            token: String::new(),
+            max_connections: 256,
+            max_connections_per_host: 32,
+            header_timeout_ms: 10_000,
+            request_timeout_ms: 60_000,
+            connection_lifetime_s: 600,
+        }
+    }
 }
 
 impl AdminConfig {
@@ -486,6 +508,17 @@ impl Config {
                     "{key} {text:?} is not a decimal amount"
                 )));
             }
+        }
+        let admin = &self.admin;
+        if admin.max_connections == 0
+            || admin.max_connections_per_host == 0
+            || admin.header_timeout_ms < 100
+            || admin.request_timeout_ms < 100
+            || admin.connection_lifetime_s == 0
+        {
+            return Err(ConfigError::Invalid(
+                "admin: connection counts must be positive and timeouts at least 100 ms".into(),
+            ));
         }
         if self.sip.udp.is_empty() && self.sip.tcp.is_empty() {
             return Err(ConfigError::Invalid(

@@ -103,6 +103,7 @@ struct AdminState {
 /// Binds the admin listener and serves it in its own task.
 pub async fn start(
     listen: SocketAddr,
+    limits: crate::http_serve::HttpLimits,
     token: String,
     store: Store,
     prompts_dir: PathBuf,
@@ -116,11 +117,7 @@ pub async fn start(
         prompts_dir,
         core,
     };
-    tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, router(state)).await {
-            warn!(%error, "admin API stopped");
-        }
-    });
+    tokio::spawn(crate::http_serve::serve(listener, router(state), limits));
     info!(%bound, "admin API listening");
     Ok(bound)
 }

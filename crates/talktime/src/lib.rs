@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod admin_http;
 pub mod config;
+pub mod http_serve;
 pub mod ledger;
 pub mod ledger_tasks;
 pub mod media_session;

@@ -132,8 +132,16 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
     if let Some(listen) = config.admin.address()? {
         let token = crate::admin_http::admin_token(&config.admin.token, &config.paths.data_dir)
             .context("cannot read or make the admin API token")?;
+        let limits = crate::http_serve::HttpLimits {
+            max_connections: config.admin.max_connections,
+            max_connections_per_host: config.admin.max_connections_per_host,
+            header_timeout: Duration::from_millis(config.admin.header_timeout_ms),
+            request_timeout: Duration::from_millis(config.admin.request_timeout_ms),
+            connection_lifetime: Duration::from_secs(config.admin.connection_lifetime_s),
+        };
         crate::admin_http::start(
             listen,
+            limits,
             token,
             services.ledger.store().clone(),
             config.paths.prompts_dir.clone(),

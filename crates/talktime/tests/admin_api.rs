@@ -587,3 +587,73 @@ fn prompts_are_decoded_before_they_are_stored() {
     );
     assert!(!prompts.join("en/long.mp3").exists());
 }
+
+/// Reads until the server closes the connection (or 10 s pass); the bytes and how long it
+/// took.
+fn read_until_closed(stream: &mut TcpStream) -> (Vec<u8>, Duration) {
+    let start = std::time::Instant::now();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    (answer, start.elapsed())
+}
+
+/// Slow and greedy clients (issue 20): headers that never end are cut at the header timeout,
+/// a body that never comes gets 408 at the request timeout, a fifth connection from one
+/// address is closed at once, and the API still answers afterwards.
+#[test]
+fn slow_and_greedy_http_clients_are_cut_off() {
+    let dir = prepaid::data_dir("admin-slow-clients");
+    let limits = dir.join("limits.toml");
+    std::fs::write(
+        &limits,
+        "[admin]\nmax_connections_per_host = 4\nheader_timeout_ms = 1000\n\
+         request_timeout_ms = 1500\n",
+    )
+    .unwrap();
+    let switch = Switch::start_in(&dir, &["--config", limits.to_str().unwrap()]);
+    let token = token(&switch);
+
+    let mut slow_headers = TcpStream::connect(switch.admin).unwrap();
+    slow_headers
+        .write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let (answer, took) = read_until_closed(&mut slow_headers);
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "{took:?} {answer:?}"
+    );
+
+    let mut slow_body = TcpStream::connect(switch.admin).unwrap();
+    let head = format!(
+        "PUT /api/prompts/en/welcome HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: audio/wav\r\nContent-Length: 100000\r\n\r\nRIFF"
+    );
+    slow_body.write_all(head.as_bytes()).unwrap();
+    let (answer, took) = read_until_closed(&mut slow_body);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+
+    let held: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut stream = TcpStream::connect(switch.admin).unwrap();
+            stream.write_all(b"GET /api/health HTTP/1.1\r\n").unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut fifth = TcpStream::connect(switch.admin).unwrap();
+    let (answer, took) = read_until_closed(&mut fifth);
+    assert!(answer.is_empty(), "{answer:?}");
+    assert!(took < Duration::from_millis(800), "{took:?}");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    let health = request(switch.admin, "GET", "/api/health", None, None);
+    assert_eq!(health.status, 200);
+}
