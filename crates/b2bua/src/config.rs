@@ -176,6 +176,14 @@ pub struct SipConfig {
     /// A TCP connection that carries nothing for this long is closed (CRLF keep-alives count).
     #[serde(default = "default_tcp_idle_timeout_s")]
     pub tcp_idle_timeout_s: u64,
+    /// Server transactions kept at once; a new request beyond gets 503 + Retry-After (memory
+    /// stays bounded under a flood of new requests).
+    #[serde(default = "default_max_transactions")]
+    pub max_transactions: usize,
+}
+
+fn default_max_transactions() -> usize {
+    100_000
 }
 
 fn default_tcp_connections() -> usize {

@@ -193,8 +193,10 @@ impl Switch {
         let ports = PortAllocator::new(config.rtp.port_min, config.rtp.port_max)?;
         let random = SplitMix64::new(services.random.next_u64());
         let alarms = crate::alarms::Alarms::new(config.alarms.clone());
+        let mut layer = TransactionLayer::new(timers, services.random);
+        layer.set_max_server_transactions(config.sip.max_transactions.max(1));
         let mut switch = Switch {
-            layer: TransactionLayer::new(timers, services.random),
+            layer,
             dialogs: DialogTable::new(timers),
             ports,
             resting_ports: VecDeque::new(),

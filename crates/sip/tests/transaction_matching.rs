@@ -451,3 +451,55 @@ Content-Length: 0
     ));
     assert!(events(&mut layer).is_empty());
 }
+
+/// A full table (issue 20: memory bounded under a flood of new requests) answers a new
+/// request 503 with Retry-After statelessly and keeps nothing, while a kept transaction's
+/// retransmission is still absorbed by it.
+#[test]
+fn a_full_layer_answers_new_requests_503_and_still_absorbs_retransmissions() {
+    let mut layer = layer();
+    layer.set_max_server_transactions(2);
+    let now = Instant::now();
+    let source = peer("192.0.2.10:5060");
+    for branch in [";branch=z9hG4bKone", ";branch=z9hG4bKtwo"] {
+        layer
+            .handle_message(Message::Request(invite(branch, "pc33")), source, now)
+            .unwrap();
+    }
+    assert_eq!(new_request_ids(&events(&mut layer)).len(), 2);
+    transmits(&mut layer);
+    let third = layer.handle_message(
+        Message::Request(invite(";branch=z9hG4bKthree", "pc33")),
+        source,
+        now,
+    );
+    assert!(matches!(third, Err(TransactionError::Full)));
+    assert!(events(&mut layer).is_empty(), "nothing for the core");
+    let sent = transmits(&mut layer);
+    assert_eq!(sent.len(), 1);
+    match &sent[0].message {
+        Message::Response(response) => {
+            assert_eq!(response.status, 503);
+            assert_eq!(response.headers.get("Retry-After"), Some("5"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(layer.len(), 2);
+    assert_eq!(layer.refused_when_full(), 1);
+    // The first INVITE again: a retransmission, absorbed (a 100 Trying again), no 503.
+    layer
+        .handle_message(
+            Message::Request(invite(";branch=z9hG4bKone", "pc33")),
+            source,
+            now,
+        )
+        .unwrap();
+    let again = transmits(&mut layer);
+    assert!(
+        again.iter().all(|transmit| match &transmit.message {
+            Message::Response(response) => response.status != 503,
+            _ => true,
+        }),
+        "{again:?}"
+    );
+}

@@ -425,3 +425,62 @@ fn tcp_connections_are_capped_per_host_and_idle_ones_closed() {
         tail(&log, 20)
     );
 }
+
+/// An OPTIONS from `socket` with its own branch and Call-ID.
+fn options(socket: &std::net::UdpSocket, target: std::net::SocketAddr, index: usize) {
+    let local = socket.local_addr().unwrap();
+    let request = format!(
+        "OPTIONS sip:{target} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-flood-{index}\r\n\
+         From: <sip:flood@{local}>;tag=f{index}\r\nTo: <sip:{target}>\r\n\
+         Call-ID: flood-{index}@{local}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    socket.send_to(request.as_bytes(), target).unwrap();
+}
+
+/// Every answer that arrives within `wait` of the last one: (status, has Retry-After).
+fn answers(socket: &std::net::UdpSocket, wait: Duration) -> Vec<(u16, bool)> {
+    socket.set_read_timeout(Some(wait)).unwrap();
+    let mut found = Vec::new();
+    let mut buffer = vec![0u8; 65536];
+    while let Ok((length, _)) = socket.recv_from(&mut buffer) {
+        let text = String::from_utf8_lossy(&buffer[..length]);
+        let status = text
+            .get(8..11)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0);
+        found.push((status, text.contains("\r\nRetry-After: ")));
+    }
+    found
+}
+
+/// The transaction table is bounded (issue 20): with room for 50, a burst of 120 new
+/// requests gets about 50 answers and the rest stateless 503s with Retry-After; once the kept ones time
+/// out (Timer J, 64 x T1) the switch answers again.
+#[test]
+fn a_full_transaction_table_answers_503_and_frees_up() {
+    let dir = prepaid::data_dir("transaction-bound");
+    let limits = dir.join("limits.toml");
+    std::fs::write(&limits, "[sip]\nmax_transactions = 50\nt1_ms = 50\n").unwrap();
+    let switch = common::Switch::start_in(&dir, &["--config", limits.to_str().unwrap()]);
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for index in 0..120 {
+        options(&socket, switch.sip, index);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let burst = answers(&socket, Duration::from_millis(500));
+    let ok = burst.iter().filter(|(status, _)| *status == 200).count();
+    let refused = burst
+        .iter()
+        .filter(|(status, retry_after)| *status == 503 && *retry_after)
+        .count();
+    // The start-up probe's OPTIONS may still hold a place.
+    assert!((48..=50).contains(&ok), "{burst:?}");
+    assert_eq!(ok + refused, 120, "{burst:?}");
+    // Timer J is 64 x 50 ms = 3.2 s.
+    std::thread::sleep(Duration::from_millis(3700));
+    options(&socket, switch.sip, 1000);
+    let later = answers(&socket, Duration::from_millis(1000));
+    assert_eq!(later, vec![(200, false)]);
+    assert!(switch.log_text().contains("transaction table is full"));
+}

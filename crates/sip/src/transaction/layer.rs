@@ -189,7 +189,13 @@ pub struct TransactionLayer {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stray_responses: u64,
+    /// Server transactions kept at most; a new request beyond gets a stateless 503.
+    max_server_transactions: usize,
+    refused_when_full: u64,
 }
+
+/// What a full layer tells a new request's sender to wait, in seconds.
+const FULL_RETRY_AFTER_S: &str = "5";
 
 impl TransactionLayer {
     /// `random` generates branches and tags: seed it from the OS in production and with a
@@ -206,7 +212,21 @@ impl TransactionLayer {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stray_responses: 0,
+            max_server_transactions: usize::MAX,
+            refused_when_full: 0,
         }
+    }
+
+    /// Bounds the server transactions kept at once (memory under a flood of new requests):
+    /// beyond it a new request is answered 503 with Retry-After and not kept, while
+    /// retransmissions of kept ones are still absorbed.
+    pub fn set_max_server_transactions(&mut self, max: usize) {
+        self.max_server_transactions = max;
+    }
+
+    /// New requests answered 503 because the layer was full.
+    pub fn refused_when_full(&self) -> u64 {
+        self.refused_when_full
     }
 
     pub fn config(&self) -> &TimerConfig {
@@ -601,6 +621,17 @@ impl TransactionLayer {
             }
             self.apply(id, fx);
             return Ok(());
+        }
+        if self.servers.len() >= self.max_server_transactions {
+            self.refused_when_full += 1;
+            let mut response = Response::for_request(&request, 503, "Service Unavailable");
+            response.headers.push("Retry-After", FULL_RETRY_AFTER_S);
+            self.transmits.push_back(Transmit {
+                destination: source,
+                message: Message::Response(response),
+                transaction: None,
+            });
+            return Err(TransactionError::Full);
         }
         let durations = Durations::new(self.config, source.is_reliable());
         let id = self.allocate();

@@ -70,6 +70,8 @@ pub use timer::{Durations, Timer, TimerConfig};
 pub enum TransactionError {
     #[error("no such transaction: {0:?}")]
     UnknownTransaction(TransactionId),
+    #[error("the transaction table is full; answered 503")]
+    Full,
     #[error("message has no usable {0} header")]
     MissingHeader(&'static str),
     #[error("cannot send a {status} response in state {state}")]
