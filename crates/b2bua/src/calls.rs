@@ -347,20 +347,16 @@ impl Switch {
                 inactivity: self.inactivity(),
             },
         );
-        self.media_command(
-            key,
-            MediaCommand::SetLeg(
-                Side::A,
-                leg_config(
-                    law,
-                    &audio,
-                    ssrc_for(key, Side::A, random),
-                    self.inactivity(),
-                    true,
-                    media_sources(self.config.rtp.strict_media_sources, &audio, &source),
-                ),
-            ),
+        let mut caller_leg = leg_config(
+            law,
+            &audio,
+            ssrc_for(key, Side::A, random),
+            self.inactivity(),
+            true,
+            media_sources(self.config.rtp.strict_media_sources, &audio, &source),
         );
+        caller_leg.prompt_wait = Duration::from_millis(self.config.rtp.prompt_wait_ms);
+        self.media_command(key, MediaCommand::SetLeg(Side::A, caller_leg));
         let local_tag = self.layer.new_tag();
         info!(call = key, %call_id, access = %access.number, source = %source.address, "call started");
         self.sessions.insert(

@@ -214,6 +214,14 @@ pub struct RtpConfig {
     /// a third party can neither take a call's media nor inject digits); off: from any host.
     #[serde(default = "default_true")]
     pub strict_media_sources: bool,
+    /// Prompts (and the test number's tone) start when the caller's first RTP packet is
+    /// accepted, or this long after answer at the latest (0: at once).
+    #[serde(default = "default_prompt_wait_ms")]
+    pub prompt_wait_ms: u64,
+}
+
+fn default_prompt_wait_ms() -> u64 {
+    1000
 }
 
 fn default_true() -> bool {

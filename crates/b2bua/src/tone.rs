@@ -67,6 +67,7 @@ impl ToneCall {
         let mut leg = LegConfig::g711(law, audio.remote, ssrc);
         leg.allowed_sources =
             crate::calls::media_sources(switch.config.rtp.strict_media_sources, &audio, caller);
+        leg.prompt_wait = std::time::Duration::from_millis(switch.config.rtp.prompt_wait_ms);
         switch.media_command(key, MediaCommand::SetLeg(Side::A, leg));
         let tone = Tone::cadence(&[1000.0], length, Duration::ZERO, length);
         switch.media_command(

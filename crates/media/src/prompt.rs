@@ -282,6 +282,14 @@ impl PromptPlayer {
         self.stopped || self.items.is_empty()
     }
 
+    /// Moves a start that is still ahead to `now` at the latest (the listener was heard
+    /// before the wait for it ran out); a player that began is left alone.
+    pub fn start_by(&mut self, now: Instant) {
+        if self.slot == 0 && self.start > now {
+            self.start = now;
+        }
+    }
+
     /// The instant frame slot 0 is due.
     pub fn start(&self) -> Instant {
         self.start

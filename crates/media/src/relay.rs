@@ -66,6 +66,11 @@ pub struct LegConfig {
     /// Hosts this leg's RTP and RTCP may come from (the SDP's and the SIP peer's); empty
     /// accepts any host (plain symmetric RTP).
     pub allowed_sources: Vec<std::net::IpAddr>,
+    /// Prompts toward this leg wait until its first RTP packet is accepted, or this long
+    /// after the leg was set (zero: at once). A spoofed INVITE naming a third party's
+    /// address then gets it nothing until the wait; a real phone, which sends from answer,
+    /// starts its prompts at once.
+    pub prompt_wait: Duration,
 }
 
 impl LegConfig {
@@ -87,6 +92,7 @@ impl LegConfig {
             inactivity_timeout: Duration::from_secs(30),
             relatch_after: Latch::DEFAULT_RELATCH_AFTER,
             allowed_sources: Vec::new(),
+            prompt_wait: Duration::ZERO,
         }
     }
 
@@ -183,6 +189,9 @@ struct LegState {
     inactive_reported: bool,
     player: Option<(PromptPlayer, u32)>,
     digit_out: Option<(Rfc4733Sender, u32)>,
+    /// A packet from the leg was accepted; until then prompts wait (up to `prompts_from`).
+    heard: bool,
+    prompts_from: Instant,
 }
 
 impl LegState {
@@ -208,6 +217,8 @@ impl LegState {
             inactive_reported: false,
             player: None,
             digit_out: None,
+            heard: false,
+            prompts_from: now.checked_add(config.prompt_wait).unwrap_or(now),
             config,
         };
         state.latch.allow_only(&state.config.allowed_sources);
@@ -336,6 +347,12 @@ impl Relay {
         leg.last_activity = now;
         leg.inactive_reported = false;
         leg.last_incoming_ssrc = Some(header.ssrc);
+        if !leg.heard {
+            leg.heard = true;
+            if let Some((player, _)) = leg.player.as_mut() {
+                player.start_by(now);
+            }
+        }
 
         let is_event = Some(header.payload_type) == leg.config.receive_telephone_event;
         if is_event {
@@ -464,7 +481,12 @@ impl Relay {
             .as_mut()
             .ok_or(PlayError::NoSuchLeg)?;
         let law = leg.config.law.ok_or(PlayError::NotG711)?;
-        let player = PromptPlayer::new(law, items, now).with_barge_in(barge_in);
+        let start = if leg.heard {
+            now
+        } else {
+            now.max(leg.prompts_from)
+        };
+        let player = PromptPlayer::new(law, items, start).with_barge_in(barge_in);
         if leg.player.replace((player, generation)).is_some() {
             self.events.push_back(MediaEvent::PlaybackFinished {
                 side,

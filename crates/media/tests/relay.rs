@@ -646,3 +646,54 @@ fn a_shell_driven_by_poll_timeout_sends_a_minute_of_prompts_every_20ms() {
         .collect();
     assert_eq!(decoded, expected);
 }
+
+/// Prompts toward a leg with a prompt wait (issue 20) start when its first packet is accepted,
+/// or when the wait runs out if none comes.
+#[test]
+fn prompts_wait_for_the_callers_first_packet_or_the_wait() {
+    let prompt = Arc::new(Prompt::from_samples(vec![1000; 160 * 50]));
+    let start = Instant::now();
+    let caller = |wait_ms: u64| {
+        let mut leg = LegConfig::g711(Law::MuLaw, Some(address(CALLER_SIGNALLED)), 7);
+        leg.prompt_wait = Duration::from_millis(wait_ms);
+        leg
+    };
+    let first_frame = |relay: &mut Relay| {
+        drain_local(relay, start, start + Duration::from_secs(3), Side::A)
+            .first()
+            .map(|(at, _)| *at - start)
+    };
+
+    // Heard after 300 ms: prompts start then.
+    let mut heard = Relay::new(RtcpMode::Terminate);
+    heard.set_leg(Side::A, caller(1000), start);
+    heard
+        .play(Side::A, [PlayItem::Prompt(prompt.clone())], false, start)
+        .unwrap();
+    let mut buffer = [0u8; 1500];
+    assert!(heard.poll_transmit(start, &mut buffer).is_none());
+    let mut audio = packet(0, 1, 160, CALLER_SSRC, &[0xFF; 160]);
+    let at = start + Duration::from_millis(300);
+    heard.handle_rtp(Side::A, address(CALLER_SIGNALLED), &mut audio, at);
+    let frame = heard.poll_transmit(at, &mut buffer);
+    assert!(
+        frame.is_some(),
+        "the prompt starts on the caller's first packet"
+    );
+
+    // Never heard: after the wait.
+    let mut silent = Relay::new(RtcpMode::Terminate);
+    silent.set_leg(Side::A, caller(1000), start);
+    silent
+        .play(Side::A, [PlayItem::Prompt(prompt.clone())], false, start)
+        .unwrap();
+    assert_eq!(first_frame(&mut silent), Some(Duration::from_millis(1000)));
+
+    // No wait: at once.
+    let mut eager = Relay::new(RtcpMode::Terminate);
+    eager.set_leg(Side::A, caller(0), start);
+    eager
+        .play(Side::A, [PlayItem::Prompt(prompt)], false, start)
+        .unwrap();
+    assert_eq!(first_frame(&mut eager), Some(Duration::ZERO));
+}

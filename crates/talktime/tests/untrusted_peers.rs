@@ -484,3 +484,91 @@ fn a_full_transaction_table_answers_503_and_frees_up() {
     assert_eq!(later, vec![(200, false)]);
     assert!(switch.log_text().contains("transaction table is full"));
 }
+
+/// The switch's RTP port for the caller, from the m= line of its answer.
+fn answered_media_port(answer: &str) -> u16 {
+    answer
+        .lines()
+        .find_map(|line| line.strip_prefix("m=audio "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|port| port.parse().ok())
+        .expect("an m=audio line in the 200")
+}
+
+/// Prompts only after the caller is heard (issue 20): an INVITE whose SDP names an address
+/// that sends nothing gets no RTP until `[rtp] prompt_wait_ms` runs out, and a caller that
+/// sends gets its prompt at its first packet.
+#[test]
+fn prompts_start_at_the_callers_first_packet_not_before() {
+    let dir = prepaid::data_dir("prompt-wait");
+    let limits = dir.join("limits.toml");
+    std::fs::write(&limits, "[rtp]\nprompt_wait_ms = 4000\n").unwrap();
+    let switch = common::Switch::start_in(&dir, &["--config", limits.to_str().unwrap()]);
+    let signalling = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let media = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (sip, rtp) = (
+        signalling.local_addr().unwrap(),
+        media.local_addr().unwrap(),
+    );
+    let target = switch.sip;
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        rtp.port()
+    );
+    let head = |method: &str, branch: &str, cseq: u32, to_tag: &str, length: usize| {
+        format!(
+            "{method} sip:100@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {sip};branch=z9hG4bK{branch}\r\n\
+             From: <sip:anonymous@{sip}>;tag=wait\r\nTo: <sip:100@{target}>{to_tag}\r\n\
+             Call-ID: prompt-wait@{sip}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n\
+             Contact: <sip:caller@{sip}>\r\nContent-Type: application/sdp\r\n\
+             Content-Length: {length}\r\n\r\n"
+        )
+    };
+    let invite = head("INVITE", "inv", 1, "", sdp.len()) + &sdp;
+    signalling.send_to(invite.as_bytes(), target).unwrap();
+    signalling
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buffer = vec![0u8; 65536];
+    let answer = loop {
+        let (length, _) = signalling.recv_from(&mut buffer).unwrap();
+        let text = String::from_utf8_lossy(&buffer[..length]).into_owned();
+        if text.starts_with("SIP/2.0 200") {
+            break text;
+        }
+    };
+    let answered = std::time::Instant::now();
+    let to_tag = answer
+        .lines()
+        .find(|line| line.starts_with("To:"))
+        .and_then(|line| line.split(";tag=").nth(1))
+        .map(|tag| format!(";tag={}", tag.trim()))
+        .unwrap();
+    let ack = head("ACK", "ack", 1, &to_tag, 0).replace("Content-Type: application/sdp\r\n", "");
+    signalling.send_to(ack.as_bytes(), target).unwrap();
+    let switch_rtp = std::net::SocketAddr::new(target.ip(), answered_media_port(&answer));
+
+    // Silent for 2 s: nothing comes.
+    media
+        .set_read_timeout(Some(Duration::from_millis(2000)))
+        .unwrap();
+    let early = media.recv_from(&mut buffer);
+    assert!(early.is_err(), "RTP before the caller was heard: {early:?}");
+    // One packet of ours: the welcome follows at once.
+    let mut packet = vec![0x80, 0, 0, 1, 0, 0, 0, 160, 0, 0, 0, 7];
+    packet.extend_from_slice(&[0xFF; 160]);
+    media.send_to(&packet, switch_rtp).unwrap();
+    let sent = std::time::Instant::now();
+    media
+        .set_read_timeout(Some(Duration::from_millis(1000)))
+        .unwrap();
+    media
+        .recv_from(&mut buffer)
+        .expect("the prompt after our packet");
+    let took = sent.elapsed();
+    assert!(took < Duration::from_millis(500), "{took:?}");
+    assert!(answered.elapsed() < Duration::from_millis(3900));
+    let bye = head("BYE", "bye", 2, &to_tag, 0).replace("Content-Type: application/sdp\r\n", "");
+    signalling.send_to(bye.as_bytes(), target).unwrap();
+}
