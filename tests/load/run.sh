@@ -6,6 +6,9 @@
 #   bash tests/load/run.sh testcall [RATE...]       INVITE to the test number (tone, switch BYE)
 #   bash tests/load/run.sh prepaid  [RATE...]       pinless forwarded calls, short holds (HOLD_MS)
 #   bash tests/load/run.sh hold     [CALLS:SECONDS...]  N concurrent prepaid calls of S seconds
+#   bash tests/load/run.sh soak     [RATE [MINUTES]]    prepaid calls at RATE/s [300] for MINUTES
+#                                   [30]; RSS, descriptors and open reservations sampled
+#                                   every SOAK_SAMPLE_S [30] into $LOAD_WORK/soak.tsv
 #   bash tests/load/run.sh all
 #
 # Rates step up until a step has failed calls or delivers under 90 % of the offered rate
@@ -487,11 +490,55 @@ mode_hold() {
     done
 }
 
+# soak RATE MINUTES: one long prepaid run at a steady rate (half the clean rate by default)
+# with the switch's resident memory, open descriptors and the ledger's open reservations
+# sampled while it runs: all three must stay flat.
+mode_soak() {
+    local rate=${1:-300} minutes=${2:-30} sample=${SOAK_SAMPLE_S:-30}
+    local seconds=$((minutes * 60)) name="soak-$rate-${minutes}m" data scenario
+    seed_ledger
+    data=$(prepaid_data "$name")
+    scenario=$(render_caller "$HOLD_MS")
+    start_carrier "$data"
+    start_switch "$data"
+    local table="$WORK/soak.tsv"
+    printf 'elapsed_s\trss_kib\tfds\topen_reservations\tcdrs\n' >"$table"
+    (
+        local started=$SECONDS
+        while kill -0 "$SWITCH_PID" 2>/dev/null; do
+            local rss fds open cdrs
+            rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SWITCH_PID/status" 2>/dev/null || echo 0)
+            fds=$(find "/proc/$SWITCH_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+            open=$(sqlite3 "$data/talktime.sqlite3" \
+                "SELECT count(*) FROM reservations WHERE state = 'open'" 2>/dev/null || echo -)
+            cdrs=$(sqlite3 "$data/talktime.sqlite3" "SELECT count(*) FROM cdrs" 2>/dev/null || echo -)
+            printf '%s\t%s\t%s\t%s\t%s\n' $((SECONDS - started)) "$rss" "$fds" "$open" "$cdrs" \
+                >>"$table"
+            sleep "$sample"
+        done
+    ) &
+    local sampler=$!
+    run_sipp "$name" $((seconds + 120)) 127.0.0.1:"$SIP_PORT" \
+        -sf "$scenario" -s 200 -inf "$WORK/callers-$ACCOUNTS.csv" \
+        -mp "$MEDIA_PORT" -r "$rate" -m $((rate * seconds)) -l $((rate * (HOLD_MS / 1000 + 10)))
+    sleep 2
+    stop_switch
+    stop_carrier
+    wait "$sampler" 2>/dev/null || true
+    echo "$name ledger: $(ledger_check "$data")" | tee -a "$RESULTS"
+    # First, middle and last samples, and the largest of each column.
+    awk -F'\t' 'NR == 1 { next } { row[++n] = $0
+            if ($2 > rss) rss = $2; if ($3 > fds) fds = $3; if ($4 > open) open = $4 }
+        END { print "first  " row[1]; print "middle " row[int((n + 1) / 2)]; print "last   " row[n]
+              printf "max rss_kib=%d fds=%d open_reservations=%d\n", rss, fds, open }' "$table" |
+        tee -a "$RESULTS"
+}
+
 main() {
     local mode=${1:-}
     shift || true
     case $mode in
-        options | testcall | prepaid | hold | all) ;;
+        options | testcall | prepaid | hold | soak | all) ;;
         *) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 2 ;;
     esac
     check_tools
@@ -501,6 +548,7 @@ main() {
         testcall) mode_testcall "$@" ;;
         prepaid) mode_prepaid "$@" ;;
         hold) mode_hold "$@" ;;
+        soak) mode_soak "$@" ;;
         all)
             mode_options
             mode_testcall
