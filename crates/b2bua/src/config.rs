@@ -56,6 +56,9 @@ pub struct Config {
     /// Alarms on abuse across calls: PIN-guessing campaigns, short calls, account spend.
     #[serde(default)]
     pub alarms: crate::alarms::AlarmConfig,
+    /// The RADIUS server for gateways that run their own IVR (issue 17).
+    #[serde(default)]
+    pub radius: RadiusConfig,
     /// Who may send calls to the access numbers and whose caller ID authenticates pinless
     /// callers. Nobody is trusted unless listed.
     #[serde(default)]
@@ -275,6 +278,38 @@ impl AdminConfig {
         self.listen.trim().parse().map(Some).map_err(|_| {
             ConfigError::Invalid(format!("admin.listen {:?} is not ADDR:PORT", self.listen))
         })
+    }
+}
+
+/// `[radius]`: where the RADIUS server listens and which gateways it answers.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RadiusConfig {
+    /// Access-Request address (ADDR:PORT, usually port 1812); empty: off.
+    pub auth_listen: String,
+    /// Accounting-Request address (usually port 1813); empty: off.
+    pub acct_listen: String,
+    /// The gateways answered; nobody else is (their datagrams are dropped and counted).
+    pub clients: Vec<talktime_radius::ClientConfig>,
+}
+
+impl RadiusConfig {
+    fn address(key: &str, text: &str) -> Result<Option<SocketAddr>, ConfigError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse()
+            .map(Some)
+            .map_err(|_| ConfigError::Invalid(format!("radius.{key} {text:?} is not ADDR:PORT")))
+    }
+
+    pub fn auth_address(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        Self::address("auth_listen", &self.auth_listen)
+    }
+
+    pub fn acct_address(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        Self::address("acct_listen", &self.acct_listen)
     }
 }
 
@@ -525,6 +560,10 @@ impl Config {
                 )));
             }
         }
+        self.radius.auth_address()?;
+        self.radius.acct_address()?;
+        talktime_radius::Server::new(&self.radius.clients)
+            .map_err(|error| ConfigError::Invalid(error.to_string()))?;
         let admin = &self.admin;
         if admin.max_connections == 0
             || admin.max_connections_per_host == 0

@@ -13,6 +13,7 @@ pub mod ledger_tasks;
 pub mod media_session;
 pub mod media_workers;
 pub mod plans;
+pub mod radius_service;
 pub mod recovery;
 pub mod server;
 pub mod startup;

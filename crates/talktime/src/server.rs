@@ -150,6 +150,12 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
         .await
         .with_context(|| format!("cannot listen for the admin API on {listen}"))?;
     }
+    crate::radius_service::start(
+        &config.radius,
+        services.ledger.clone(),
+        config.number_rules.clone(),
+    )
+    .await?;
     crate::recovery::spawn_cluster_tasks(&config, services.ledger.clone(), core_sender.clone());
     crate::plans::spawn_maintenance(
         services.ledger.clone(),
