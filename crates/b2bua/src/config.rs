@@ -282,7 +282,7 @@ impl AdminConfig {
 }
 
 /// `[radius]`: where the RADIUS server listens and which gateways it answers.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RadiusConfig {
     /// Access-Request address (ADDR:PORT, usually port 1812); empty: off.
@@ -291,6 +291,20 @@ pub struct RadiusConfig {
     pub acct_listen: String,
     /// The gateways answered; nobody else is (their datagrams are dropped and counted).
     pub clients: Vec<talktime_radius::ClientConfig>,
+    /// A call whose Accounting-Stop has not come this long after its credit time ran out is
+    /// closed by the switch: billed to its limit from its Start (nothing without a Start).
+    pub stop_grace_s: u64,
+}
+
+impl Default for RadiusConfig {
+    fn default() -> Self {
+        RadiusConfig {
+            auth_listen: String::new(),
+            acct_listen: String::new(),
+            clients: Vec::new(),
+            stop_grace_s: 60,
+        }
+    }
 }
 
 impl RadiusConfig {

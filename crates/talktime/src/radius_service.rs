@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use talktime_b2bua::config::RadiusConfig;
@@ -78,7 +78,11 @@ pub async fn start(
         rules,
         calls: Mutex::new(HashMap::new()),
     });
-    tokio::spawn(serve(server, auth, acct, shared));
+    tokio::spawn(serve(server, auth, acct, shared.clone()));
+    tokio::spawn(close_forgotten_calls(
+        shared,
+        Duration::from_secs(config.stop_grace_s),
+    ));
     Ok(addresses)
 }
 
@@ -291,6 +295,44 @@ async fn authorize(
     }
 }
 
+/// Closes calls whose Stop never came (a gateway that rebooted, a lost packet past its
+/// retries): once the credit time and the grace have passed, the call is settled as a Stop
+/// would have settled it at the limit.
+async fn close_forgotten_calls(shared: Arc<Shared>, grace: Duration) {
+    let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        ticks.tick().await;
+        let now_ms = wall_clock_ms();
+        let overdue: Vec<String> = match shared.calls.lock() {
+            Ok(calls) => calls
+                .iter()
+                .filter(|(_, call)| {
+                    let limit_ms = i64::try_from(call.rated.authorization.limit_ms).unwrap_or(0);
+                    let from = call.answered_at_ms.unwrap_or(call.authorized_at_ms);
+                    now_ms > from.saturating_add(limit_ms).saturating_add(grace_ms)
+                })
+                .map(|(key, _)| key.clone())
+                .collect(),
+            Err(_) => return,
+        };
+        for key in overdue {
+            warn!(
+                key,
+                "RADIUS call without an Accounting-Stop closed at its limit"
+            );
+            let record = AccountingRecord {
+                status: AccountingStatus::Stop,
+                session: None,
+                session_time_s: None,
+                disconnect_cause: None,
+                destination: None,
+            };
+            stop(&shared, &key, &record, now_ms, "radius_no_stop").await;
+        }
+    }
+}
+
 fn return_code(refusal: Refusal) -> ReturnCode {
     match refusal {
         Refusal::NoCredit => ReturnCode::ZeroBalance,
@@ -315,7 +357,7 @@ async fn accounting(shared: &Shared, nas: &str, record: AccountingRecord, now_ms
                 call.answered_at_ms.get_or_insert(now_ms - talked_ms);
             }
         }
-        AccountingStatus::Stop => return stop(shared, &key, &record, now_ms).await,
+        AccountingStatus::Stop => return stop(shared, &key, &record, now_ms, "radius_stop").await,
         _ => {}
     }
     true
@@ -323,7 +365,13 @@ async fn accounting(shared: &Shared, nas: &str, record: AccountingRecord, now_ms
 
 /// Charges the call once: a Stop for a call already charged (a replay, or one the gateway
 /// sends again under a new identifier) finds nothing and charges nothing.
-async fn stop(shared: &Shared, key: &str, record: &AccountingRecord, now_ms: i64) -> bool {
+async fn stop(
+    shared: &Shared,
+    key: &str,
+    record: &AccountingRecord,
+    now_ms: i64,
+    cause: &str,
+) -> bool {
     let Some(call) = shared
         .calls
         .lock()
@@ -337,6 +385,12 @@ async fn stop(shared: &Shared, key: &str, record: &AccountingRecord, now_ms: i64
         (Some(seconds), _) => u64::from(seconds) * 1000,
         (None, Some(at)) => u64::try_from(now_ms - at).unwrap_or(0),
         (None, None) => 0,
+    };
+    let now_ms = match call.answered_at_ms {
+        // A call closed late ended at its limit, not when the sweep found it.
+        Some(at) if record.session_time_s.is_none() => now_ms
+            .min(at.saturating_add(i64::try_from(call.rated.authorization.limit_ms).unwrap_or(0))),
+        _ => now_ms,
     };
     // Never more than the gateway was granted: a late Stop is billed at the limit.
     let answered_ms = answered_ms.min(call.rated.authorization.limit_ms);
@@ -366,7 +420,7 @@ async fn stop(shared: &Shared, key: &str, record: &AccountingRecord, now_ms: i64
         sip_code: None,
         q850_cause: q850,
         hangup_by: Some("gateway".into()),
-        disconnect_cause: Some("radius_stop".into()),
+        disconnect_cause: Some(cause.into()),
     }];
     match shared
         .ledger

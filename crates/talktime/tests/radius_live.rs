@@ -26,6 +26,10 @@ struct Gateway {
 
 /// The switch with RADIUS on two free ports, 127.0.0.1 its one client (Cisco style).
 fn radius_switch(dir: &std::path::Path) -> (common::Switch, Gateway) {
+    radius_switch_with(dir, "")
+}
+
+fn radius_switch_with(dir: &std::path::Path, extra: &str) -> (common::Switch, Gateway) {
     let gateway = Gateway {
         auth: free_port(),
         acct: free_port(),
@@ -33,7 +37,7 @@ fn radius_switch(dir: &std::path::Path) -> (common::Switch, Gateway) {
     let switch = start(
         dir,
         ConfigFile::new().raw(&format!(
-            "[radius]\nauth_listen = \"127.0.0.1:{}\"\nacct_listen = \"127.0.0.1:{}\"\n\n\
+            "[radius]\nauth_listen = \"127.0.0.1:{}\"\nacct_listen = \"127.0.0.1:{}\"\n{extra}\n\
              [[radius.clients]]\naddress = \"127.0.0.1\"\nsecret = \"{SECRET}\"\n\
              style = \"cisco\"\nname = \"gw1\"\n",
             gateway.auth, gateway.acct
@@ -291,4 +295,45 @@ fn parallel_authorizations_on_a_card_that_pays_for_one_call_grant_credit_once() 
     assert_eq!((accepts, rejects), (1, 99), "{}", tail(&text, 40));
     assert!(text.contains("h323-credit-time = \"h323-credit-time=30\""));
     assert_eq!(prepaid::open_reservations(&dir, account), 1);
+}
+
+/// A Stop that never comes (issue 17): the call is closed at its credit limit once the grace
+/// has passed, billed from its Start to the limit.
+#[test]
+fn a_call_without_a_stop_is_closed_at_its_limit() {
+    let dir = prepaid::data_dir("radius-no-stop");
+    prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
+    // 0.05: 5 s of credit.
+    let account = prepaid::card(&dir, PIN, 50_000, 0);
+    let (switch, gateway) = radius_switch_with(&dir, "stop_grace_s = 1\n");
+    let granted = radclient(gateway.auth, "auth", SECRET, &destination_auth("LOST-1"));
+    assert_eq!(
+        reply_value(&granted, "h323-credit-time").as_deref(),
+        Some("5")
+    );
+    let started = radclient(
+        gateway.acct,
+        "acct",
+        SECRET,
+        &accounting("LOST-1", "Start", ""),
+    );
+    assert!(
+        started.contains("Received Accounting-Response"),
+        "{started}"
+    );
+    let cdrs = {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let cdrs = prepaid::cdrs(&dir, "radius:gw1:LOST-1#1");
+            if !cdrs.is_empty() || std::time::Instant::now() > deadline {
+                break cdrs;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    assert_eq!(cdrs.len(), 1, "{}", tail(&switch.log_text(), 20));
+    assert_eq!(cdrs[0].billed_seconds, 5);
+    assert_eq!(cdrs[0].disconnect_cause.as_deref(), Some("radius_no_stop"));
+    assert_eq!(prepaid::balance(&dir, account), 0);
+    assert_eq!(prepaid::open_reservations(&dir, account), 0);
 }
