@@ -55,6 +55,9 @@ struct CallerLeg {
     local_tag: String,
     answer: Vec<u8>,
     dialog: Option<DialogId>,
+    /// Delayed offer (an INVITE without SDP, as H.323 gateways send): our offer went in the
+    /// 200 and the caller's answer comes in the ACK.
+    awaiting_answer: Option<SessionDescription>,
 }
 
 /// One carrier INVITE.
@@ -105,6 +108,20 @@ pub struct Session {
     buy_rates: std::collections::HashMap<String, rust_decimal::Decimal>,
     /// What the caller's source may do (`[[peers]]`), decided once at the INVITE.
     trust: crate::config::PeerTrust,
+    /// The Q.850 cause of the BYE that ended the call from the caller's or the carrier's
+    /// side (RFC 3326 Reason), kept in the CDR in place of ours.
+    peer_q850: Option<(talktime_engine::Party, u8)>,
+}
+
+/// The Q.850 cause of a request's or response's Reason header, if it carries one.
+fn q850_of(reasons: Result<Vec<talktime_sip::Reason>, talktime_sip::ParseError>) -> Option<u8> {
+    reasons
+        .ok()?
+        .into_iter()
+        .find(|reason| reason.protocol.eq_ignore_ascii_case("Q.850"))
+        .and_then(|reason| reason.cause)
+        .and_then(|cause| u8::try_from(cause).ok())
+        .filter(|cause| (1..=127).contains(cause))
 }
 
 impl Session {
@@ -214,20 +231,56 @@ fn add_session_timer(response: &mut Response, timer: Option<SessionTimer>) {
     }
 }
 
-/// The caller's number: P-Asserted-Identity, else From (anonymous is no caller ID).
+/// The caller's number: P-Asserted-Identity, else Remote-Party-ID (what H.323 and ISDN
+/// gateways send: its `party=calling` entry, or one without `party`), else From. Anonymous, or
+/// a Remote-Party-ID with `privacy=full`, is no caller ID.
 fn caller_id_of(request: &Request) -> Option<Pii<String>> {
     let asserted = request
         .p_asserted_identity()
         .ok()
         .and_then(|identities| identities.into_iter().next());
-    let from = asserted.or_else(|| request.from().ok())?;
-    let user = from.uri.user_unescaped()?;
+    let remote_party = || {
+        request.remote_party_id().ok().and_then(|identities| {
+            identities.into_iter().find(|identity| {
+                identity
+                    .params
+                    .get("party")
+                    .is_none_or(|party| party.eq_ignore_ascii_case("calling"))
+            })
+        })
+    };
+    let identity = asserted
+        .or_else(remote_party)
+        .or_else(|| request.from().ok())?;
+    if identity
+        .params
+        .get("privacy")
+        .is_some_and(|privacy| privacy.eq_ignore_ascii_case("full"))
+    {
+        return None;
+    }
+    let user = identity.uri.user_unescaped()?;
     let digits: String = user
         .trim_start_matches('+')
         .chars()
         .filter(char::is_ascii_digit)
         .collect();
     (!digits.is_empty() && !user.eq_ignore_ascii_case("anonymous")).then(|| Pii::new(digits))
+}
+
+/// The caller leg's media while a delayed offer waits for its answer: PCMU, no address yet
+/// (nothing is sent until the ACK's answer names one, or the caller's first packet latches).
+fn until_answered() -> NegotiatedAudio {
+    NegotiatedAudio {
+        media_index: 0,
+        codec: Codec::Pcmu,
+        payload_type: 0,
+        send_telephone_event: None,
+        receive_telephone_event: Some(TELEPHONE_EVENT),
+        ptime: 20,
+        remote: None,
+        direction: talktime_sdp::Direction::SendRecv,
+    }
 }
 
 pub(crate) fn law_of(audio: &NegotiatedAudio) -> Option<Law> {
@@ -296,24 +349,31 @@ impl Switch {
         access: AccessNumber,
         trust: crate::config::PeerTrust,
     ) -> Result<(), StartError> {
-        if request.body.is_empty() {
-            return Err(StartError::NoOffer);
-        }
         let backlog = self.ledger_in_flight;
         if backlog > LEDGER_BACKLOG_LIMIT {
             return Err(StartError::Overloaded { backlog });
         }
-        let offer = SessionDescription::parse(&request.body).map_err(StartError::BadOffer)?;
+        let offer = if request.body.is_empty() {
+            None
+        } else {
+            Some(SessionDescription::parse(&request.body).map_err(StartError::BadOffer)?)
+        };
         let key = self.next_call_key();
         let random = self.random_u64();
         let media = self.allocate_ports(random)?;
         let local = self.local_audio(media.port(Side::A), vec![Codec::Pcmu, Codec::Pcma]);
         let mut origin = SessionOrigin::new(u64::from(media.port(Side::A)), self.advertised);
-        let (answer, audio) = match talktime_sdp::answer(&offer, &local, &mut origin) {
-            Ok(result) => result,
-            Err(error) => {
-                media.release(&mut self.ports);
-                return Err(StartError::Negotiation(error));
+        let (answer, audio, awaiting_answer) = match offer {
+            Some(offer) => match talktime_sdp::answer(&offer, &local, &mut origin) {
+                Ok((answer, audio)) => (answer, audio, None),
+                Err(error) => {
+                    media.release(&mut self.ports);
+                    return Err(StartError::Negotiation(error));
+                }
+            },
+            None => {
+                let ours = talktime_sdp::offer(&local, &mut origin);
+                (ours.clone(), until_answered(), Some(ours))
             }
         };
         let Some(law) = law_of(&audio) else {
@@ -374,6 +434,7 @@ impl Switch {
                     local_tag,
                     answer: answer.to_bytes(),
                     dialog: None,
+                    awaiting_answer,
                 },
                 media: Some(media),
                 law,
@@ -389,6 +450,7 @@ impl Switch {
                 settled: std::collections::HashSet::new(),
                 buy_rates: std::collections::HashMap::new(),
                 trust,
+                peer_q850: None,
             },
         );
         self.by_transaction.insert(transaction, key);
@@ -1409,6 +1471,17 @@ impl Switch {
                 self.respond(transaction, Response::for_request(&request, 200, "OK"));
                 self.by_dialog.remove(id);
                 self.dialogs.remove(id);
+                if let (Some(cause), Some(session)) = (
+                    q850_of(request.reason_header()),
+                    self.sessions.get_mut(&key),
+                ) {
+                    let party = if from_caller {
+                        talktime_engine::Party::Caller
+                    } else {
+                        talktime_engine::Party::Carrier
+                    };
+                    session.peer_q850 = Some((party, cause));
+                }
                 if from_caller {
                     if let Some(session) = self.sessions.get_mut(&key) {
                         session.caller.dialog = None;
@@ -1425,7 +1498,7 @@ impl Switch {
                     self.feed(key, Input::Digit(digit));
                 }
             }
-            Method::Ack => {}
+            Method::Ack => self.caller_acked(key, &request, id),
             Method::Update => {
                 if from_caller {
                     self.refresh_session_timer(key);
@@ -1587,6 +1660,57 @@ impl Switch {
         self.feed(key, Input::CarrierHungUp { attempt });
     }
 
+    /// The caller's ACK: for a delayed offer it carries the answer to ours, which sets the
+    /// caller leg's media; an ACK without one, or one we cannot use, ends the call.
+    pub(crate) fn caller_acked(&mut self, key: u64, ack: &Request, dialog: &DialogId) {
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        if session.caller.dialog.as_ref() != Some(dialog) {
+            return;
+        }
+        let Some(offer) = session.caller.awaiting_answer.take() else {
+            return;
+        };
+        let audio = SessionDescription::parse(&ack.body)
+            .map_err(|error| error.to_string())
+            .and_then(|answer| {
+                talktime_sdp::process_answer(&offer, &answer).map_err(|error| error.to_string())
+            });
+        let audio = match audio {
+            Ok(audio) if law_of(&audio).is_some() => audio,
+            outcome => {
+                warn!(
+                    call = key,
+                    ?outcome,
+                    "the caller's ACK has no usable answer to our offer"
+                );
+                self.hang_up_caller(key, "Q.850;cause=88;text=\"incompatible media\"");
+                self.feed(key, Input::CallerHungUp);
+                return;
+            }
+        };
+        let law = law_of(&audio).unwrap_or(session.law);
+        session.law = law;
+        let sources = media_sources(
+            self.config.rtp.strict_media_sources,
+            &audio,
+            &session.caller.peer,
+        );
+        let random = self.random_u64();
+        let mut leg = leg_config(
+            law,
+            &audio,
+            ssrc_for(key, Side::A, random),
+            self.inactivity(),
+            true,
+            sources,
+        );
+        leg.prompt_wait = Duration::from_millis(self.config.rtp.prompt_wait_ms);
+        debug!(call = key, "delayed offer answered in the ACK");
+        self.media(key, MediaCommand::SetLeg(Side::A, leg));
+    }
+
     /// Our 200 to the caller was never ACKed (RFC 3261 §13.3.1.4): end the dialog with BYE
     /// and the call as if the caller had left.
     pub(crate) fn caller_never_acked(&mut self, key: u64, dialog: &DialogId) {
@@ -1619,7 +1743,13 @@ impl Switch {
             .take_if(|(attempt, _)| *attempt == record.attempt)
             .map(|(_, rated)| rated);
         let reservation = reservation_key(&session.call_id, record.attempt);
-        let cdrs = attempt_cdrs(&reservation, session.started_ms, &record);
+        let mut cdrs = attempt_cdrs(&reservation, session.started_ms, &record);
+        if let Some((party, cause)) = session.peer_q850
+            && party == record.hung_up_by
+            && let Some(last) = cdrs.last_mut()
+        {
+            last.q850_cause = Some(i64::from(cause));
+        }
         let answered_ms = settlement.map_or(0, |settlement| settlement.answered_ms);
         let buy_per_minute = record
             .carrier
@@ -1794,6 +1924,46 @@ mod tests {
         assert_eq!(dtmf_relay_digit(b"signal = #\nDuration=100"), Some('#'));
         assert_eq!(dtmf_relay_digit(b"Duration=100"), None);
         assert_eq!(dtmf_relay_digit(b"Signal=x"), None);
+    }
+
+    fn invite_with(headers: &str) -> Request {
+        let text = format!(
+            "INVITE sip:100@switch SIP/2.0\r\nVia: SIP/2.0/UDP gw;branch=z9hG4bK1\r\n\
+             From: <sip:gateway@gw>;tag=1\r\nTo: <sip:100@switch>\r\nCall-ID: c\r\n\
+             CSeq: 1 INVITE\r\nMax-Forwards: 70\r\n{headers}Content-Length: 0\r\n\r\n"
+        );
+        match talktime_sip::Message::parse(text.as_bytes()).unwrap() {
+            talktime_sip::Message::Request(request) => request,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn caller_ids_come_from_pai_then_the_calling_rpid_then_from() {
+        let number = |headers: &str| caller_id_of(&invite_with(headers)).map(Pii::into_inner);
+        assert_eq!(
+            number("Remote-Party-ID: <sip:+15551230000@gw>;party=calling;screen=yes\r\n"),
+            Some("15551230000".into())
+        );
+        assert_eq!(
+            number(
+                "Remote-Party-ID: <sip:19995550000@gw>;party=called\r\n\
+                 Remote-Party-ID: \"A\" <sip:15551230001@gw>\r\n"
+            ),
+            Some("15551230001".into())
+        );
+        assert_eq!(
+            number(
+                "P-Asserted-Identity: <sip:15551230002@gw>\r\n\
+                 Remote-Party-ID: <sip:15551230003@gw>;party=calling\r\n"
+            ),
+            Some("15551230002".into())
+        );
+        assert_eq!(
+            number("Remote-Party-ID: <sip:15551230004@gw>;party=calling;privacy=full\r\n"),
+            None
+        );
+        assert_eq!(number(""), None, "From's user is not a number");
     }
 
     #[test]

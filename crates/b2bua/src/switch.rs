@@ -518,7 +518,12 @@ impl Switch {
                 source,
             } => self.handle_request(transaction, request, source),
             Event::Ack { request, .. } => {
-                let _ = self.dialogs.route_request(&request);
+                // An ACK for our 2xx: it may carry the answer to a delayed offer.
+                if let Routing::InDialog(id) = self.dialogs.route_request(&request)
+                    && let Some(&call) = self.by_dialog.get(&id)
+                {
+                    self.caller_acked(call, &request, &id);
+                }
             }
             Event::CancelReceived { cancel, invite, .. } => {
                 let _ = self.layer.answer_cancel(cancel, self.now.instant);
