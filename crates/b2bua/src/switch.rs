@@ -293,6 +293,27 @@ impl Switch {
         .min()
     }
 
+    /// The size of every table the switch keeps, by name: what a soak or a test watches for
+    /// growth (an idle switch holds none but resting ports and carriers' health).
+    pub fn table_sizes(&self) -> Vec<(&'static str, usize)> {
+        vec![
+            ("sessions", self.sessions.len()),
+            ("tones", self.tones.len()),
+            ("tone_dialogs", self.tone_dialogs.len()),
+            ("by_transaction", self.by_transaction.len()),
+            ("by_dialog", self.by_dialog.len()),
+            ("call_deadlines", self.call_deadlines.len()),
+            ("deferred", self.deferred.len()),
+            ("health_checks", self.health_checks.len()),
+            ("abandoned_peers", self.abandoned_peers.len()),
+            ("moved_to_tcp", self.moved_to_tcp.len()),
+            ("held_pin_answers", self.held_pin_answers.len()),
+            ("transactions", self.layer.len()),
+            ("dialogs", self.dialogs.len()),
+            ("outputs", self.outputs.len()),
+        ]
+    }
+
     /// Calls up (prepaid and test-number).
     pub fn calls_up(&self) -> usize {
         self.sessions.len() + self.tones.len()

@@ -969,8 +969,17 @@ impl World {
     }
 
     /// Nothing of any call is left in the switch.
+    /// No call up, and once every SIP timer has run out, every table of the switch empty.
     pub fn assert_idle(&mut self) {
         assert_eq!(self.switch.calls_up(), 0, "a call is still up");
+        self.run_for(Duration::from_secs(60));
+        let left: Vec<_> = self
+            .switch
+            .table_sizes()
+            .into_iter()
+            .filter(|(_, size)| *size > 0)
+            .collect();
+        assert!(left.is_empty(), "tables not emptied: {left:?}");
     }
 }
 
