@@ -74,6 +74,10 @@ struct Outgoing {
     authenticated: bool,
     /// CANCEL sent (or the attempt abandoned): a late 200 is ACKed and hung up.
     abandoned: bool,
+    /// Delayed offer: the INVITE went without SDP; the carrier's 2xx offers and `ack_body`
+    /// (our answer) goes in the ACK.
+    delayed: bool,
+    ack_body: Option<Vec<u8>>,
 }
 
 /// The carrier side of one attempt.
@@ -983,8 +987,15 @@ impl Switch {
         invite
             .headers
             .push("User-Agent", &self.config.sip.user_agent);
-        invite.headers.push("Content-Type", "application/sdp");
-        invite.body = offer.to_bytes();
+        let delayed = self
+            .config
+            .carriers
+            .iter()
+            .any(|carrier| carrier.name == target.carrier && carrier.delayed_offer);
+        if !delayed {
+            invite.headers.push("Content-Type", "application/sdp");
+            invite.body = offer.to_bytes();
+        }
         let (transaction, peer, invite) = self
             .send_request(invite, target.peer)
             .map_err(InviteError::Send)?;
@@ -1001,6 +1012,8 @@ impl Switch {
             trying_deadline,
             authenticated: false,
             abandoned: false,
+            delayed,
+            ack_body: None,
         })
     }
 
@@ -1130,11 +1143,32 @@ impl Switch {
                 return false;
             }
         };
-        let audio = match talktime_sdp::process_answer(&outgoing.offer, &answer) {
-            Ok(audio) => audio,
-            Err(error) => {
-                debug!(call = key, %error, "carrier SDP not acceptable");
+        let (audio, ack_body) = if outgoing.delayed {
+            // Their SDP is the offer (only a 2xx's counts: an offer in a provisional needs
+            // PRACK, which is not done).
+            if response.status < 200 {
                 return false;
+            }
+            let port = outgoing.offer.media.first().map_or(0, |media| media.port);
+            let codecs = vec![match session.law {
+                Law::MuLaw => Codec::Pcmu,
+                Law::ALaw => Codec::Pcma,
+            }];
+            let mut origin = SessionOrigin::new(u64::from(port), self.advertised);
+            match talktime_sdp::answer(&answer, &self.local_audio(port, codecs), &mut origin) {
+                Ok((ours, audio)) => (audio, Some(ours.to_bytes())),
+                Err(error) => {
+                    debug!(call = key, %error, "carrier's delayed offer not acceptable");
+                    return false;
+                }
+            }
+        } else {
+            match talktime_sdp::process_answer(&outgoing.offer, &answer) {
+                Ok(audio) => (audio, None),
+                Err(error) => {
+                    debug!(call = key, %error, "carrier SDP not acceptable");
+                    return false;
+                }
             }
         };
         let law = law_of(&audio).unwrap_or(session.law);
@@ -1158,6 +1192,11 @@ impl Switch {
                 ),
             ),
         );
+        if let Some(body) = ack_body
+            && let Some(outgoing) = self.current_outgoing_mut(key)
+        {
+            outgoing.ack_body = Some(body);
+        }
         true
     }
 
@@ -1257,11 +1296,16 @@ impl Switch {
         let (Some(id), peer) = (outgoing.dialog.clone(), outgoing.target.peer) else {
             return;
         };
+        let outgoing_ack_body = outgoing.ack_body.clone();
         let via = self.via_for(peer.transport);
         let Some(dialog) = self.dialogs.get_mut(&id) else {
             return;
         };
-        if let Ok(ack) = dialog.ack(response, &via) {
+        if let Ok(mut ack) = dialog.ack(response, &via) {
+            if let Some(body) = &outgoing_ack_body {
+                ack.headers.push("Content-Type", "application/sdp");
+                ack.body = body.clone();
+            }
             let _ = self
                 .layer
                 .send_stateless(talktime_sip::Message::Request(ack), peer);

@@ -98,6 +98,10 @@ pub struct CarrierConfig {
     /// seconds, refreshed at half-time; 0 (the default) does not register.
     #[serde(default)]
     pub register_expires_s: u32,
+    /// Send the INVITE without SDP (delayed offer, what H.323 gateways and some trunks
+    /// want): the carrier offers in its 200 and the switch answers in the ACK.
+    #[serde(default)]
+    pub delayed_offer: bool,
 }
 
 fn default_port() -> u16 {
@@ -137,6 +141,7 @@ impl CarrierConfig {
             options_interval_ms: default_options_interval_ms(),
             invite_timeout_ms: default_invite_timeout_ms(),
             register_expires_s: 0,
+            delayed_offer: false,
         }
     }
 

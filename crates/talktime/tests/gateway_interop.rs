@@ -166,3 +166,47 @@ fn remote_party_id_is_pinless_only_from_a_gateway_trusted_for_it() {
         tail(&switch.log_text(), 30)
     );
 }
+
+/// A carrier that wants a delayed offer (`delayed_offer = true`): the switch's INVITE carries
+/// no SDP, the carrier's 200 offers, the ACK answers (the SIPp carrier checks both), and the
+/// call is connected and billed as any other.
+#[test]
+fn a_carrier_wanting_a_delayed_offer_gets_its_answer_in_the_ack() {
+    let dir = prepaid::data_dir("carrier-delayed-offer");
+    prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
+    let account = prepaid::card(&dir, "5550005555", 1_000_000, 0);
+    let carrier = BackgroundSipp::uas(
+        90,
+        &scenario("carrier_delayed_offer.xml"),
+        &["-rtp_echo", "-m", "1"],
+    );
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .raw(PEERS)
+            .carrier("delayed", &carrier.address())
+            .raw("delayed_offer = true\n")
+            .routes(&[("", &["delayed"])]),
+    );
+    let output = common::calls::call_and_hang_up(
+        &switch,
+        &dir,
+        &[
+            (Duration::from_millis(2000), "5550005555#"),
+            (Duration::from_millis(5600), "0015551234567#"),
+        ],
+        Duration::from_secs(3),
+    );
+    assert_sipp_ok(&output, &switch, "a call through a delayed-offer carrier");
+    assert!(
+        carrier.finish(Duration::from_secs(10)).success(),
+        "the carrier saw no SDP in the INVITE and an answer in the ACK"
+    );
+    let id = common::calls::only_call_id(&switch);
+    let cdr = prepaid::wait_for_cdrs(&dir, &format!("{id}#1"), 1).remove(0);
+    assert!(cdr.billed_seconds >= 1, "{cdr:?}");
+    assert_eq!(
+        prepaid::balance(&dir, account),
+        1_000_000 - cdr.billed_seconds * 10_000
+    );
+}
