@@ -99,6 +99,9 @@ pub struct Session {
     caller: CallerLeg,
     media: Option<MediaPorts>,
     law: Law,
+    /// The caller's codec: its G.711 law, or G.729 relayed untouched end to end (DID
+    /// forwarding only: no prompt can be played in it).
+    codec: Codec,
     rated: Option<(AttemptId, Rated)>,
     settlement: Option<Settlement>,
     carrier: Option<CarrierLeg>,
@@ -321,6 +324,8 @@ fn leg_config(
     sources: Vec<IpAddr>,
 ) -> LegConfig {
     let mut config = LegConfig::g711(law, audio.remote, ssrc);
+    // A codec we relay without decoding (G.729): no prompts, no in-band detection on it.
+    config.law = law_of(audio);
     config.allowed_sources = sources;
     config.audio_payload_type = audio.payload_type;
     config.send_telephone_event = audio.send_telephone_event;
@@ -365,7 +370,13 @@ impl Switch {
         let key = self.next_call_key();
         let random = self.random_u64();
         let media = self.allocate_ports(random)?;
-        let local = self.local_audio(media.port(Side::A), vec![Codec::Pcmu, Codec::Pcma]);
+        // The IVR needs G.711; a forwarding number, which needs no IVR, takes G.729 too (last:
+        // G.711 is still preferred, for the warning beep).
+        let mut codecs = vec![Codec::Pcmu, Codec::Pcma];
+        if self.config.ivr_for(&access).forwarding {
+            codecs.push(Codec::G729);
+        }
+        let local = self.local_audio(media.port(Side::A), codecs);
         let mut origin = SessionOrigin::new(u64::from(media.port(Side::A)), self.advertised);
         let (answer, audio, awaiting_answer) = match offer {
             Some(offer) => match talktime_sdp::answer(&offer, &local, &mut origin) {
@@ -380,10 +391,16 @@ impl Switch {
                 (ours.clone(), until_answered(), Some(ours))
             }
         };
-        let Some(law) = law_of(&audio) else {
-            media.release(&mut self.ports);
-            return Err(StartError::NotG711);
+        let law = match (law_of(&audio), audio.codec) {
+            (Some(law), _) => law,
+            // Relayed as is; prompts and beeps are skipped on it.
+            (None, Codec::G729) => Law::MuLaw,
+            (None, _) => {
+                media.release(&mut self.ports);
+                return Err(StartError::NotG711);
+            }
         };
+        let codec = audio.codec;
         let call_id = request.call_id().unwrap_or_default().to_owned();
         let caller_id = caller_id_of(request);
         // A caller ID authenticates only from a peer trusted for it; from anyone else it is
@@ -442,6 +459,7 @@ impl Switch {
                 },
                 media: Some(media),
                 law,
+                codec,
                 rated: None,
                 settlement: None,
                 carrier: None,
@@ -629,7 +647,24 @@ impl Switch {
         }
     }
 
+    /// Whether the caller's codec can carry our audio (G.711); prompts and tones to a G.729
+    /// caller finish at once, unheard.
+    fn caller_hears_prompts(&mut self, key: u64, playback: PlaybackId) -> bool {
+        let g711 = self
+            .sessions
+            .get(&key)
+            .is_none_or(|session| session.codec != Codec::G729);
+        if !g711 {
+            self.deferred
+                .push_back((key, Input::PlaybackFinished { playback }));
+        }
+        g711
+    }
+
     fn play(&mut self, key: u64, playback: PlaybackId, prompts: &[Prompt], barge_in: bool) {
+        if !self.caller_hears_prompts(key, playback) {
+            return;
+        }
         // Prompt names only (amounts and durations, never a PIN or a number).
         debug!(call = key, prompts = ?prompts.iter().map(|p| p.name).collect::<Vec<_>>(), "playing");
         let items: Vec<PlayItem> = prompts
@@ -659,6 +694,9 @@ impl Switch {
     }
 
     fn play_tone(&mut self, key: u64, playback: PlaybackId, tone: Tone) {
+        if !self.caller_hears_prompts(key, playback) {
+            return;
+        }
         let item = match tone {
             Tone::Ringback => talktime_media::Tone::ringback_us(RINGBACK_LENGTH),
             Tone::WarningBeep => {
@@ -953,10 +991,7 @@ impl Switch {
             .as_ref()
             .ok_or(InviteError::CallGone)?
             .port(Side::B);
-        let codecs = vec![match session.law {
-            Law::MuLaw => Codec::Pcmu,
-            Law::ALaw => Codec::Pcma,
-        }];
+        let codecs = vec![session.codec];
         let caller = target
             .caller_id
             .clone()
@@ -1150,10 +1185,7 @@ impl Switch {
                 return false;
             }
             let port = outgoing.offer.media.first().map_or(0, |media| media.port);
-            let codecs = vec![match session.law {
-                Law::MuLaw => Codec::Pcmu,
-                Law::ALaw => Codec::Pcma,
-            }];
+            let codecs = vec![session.codec];
             let mut origin = SessionOrigin::new(u64::from(port), self.advertised);
             match talktime_sdp::answer(&answer, &self.local_audio(port, codecs), &mut origin) {
                 Ok((ours, audio)) => (audio, Some(ours.to_bytes())),
@@ -1582,7 +1614,7 @@ impl Switch {
         } else {
             request_peer(session)
         };
-        let law = session.law;
+        let (law, codec) = (session.law, session.codec);
         let Some(port) = session.media.as_ref().map(|media| media.port(side)) else {
             return;
         };
@@ -1594,11 +1626,7 @@ impl Switch {
                 return;
             }
         };
-        let codecs = vec![match law {
-            Law::MuLaw => Codec::Pcmu,
-            Law::ALaw => Codec::Pcma,
-        }];
-        let local = self.local_audio(port, codecs);
+        let local = self.local_audio(port, vec![codec]);
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };

@@ -210,3 +210,53 @@ fn a_carrier_wanting_a_delayed_offer_gets_its_answer_in_the_ack() {
         1_000_000 - cdr.billed_seconds * 10_000
     );
 }
+
+/// G.729 end to end (issue 17): a G.729-only caller on the DID-forwarding number is answered
+/// in G.729, offered to the carrier in G.729 (both SIPp sides check it), relayed untouched,
+/// and billed.
+#[test]
+fn a_g729_only_caller_and_carrier_are_bridged_and_billed() {
+    let dir = prepaid::data_dir("g729");
+    prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
+    let account = prepaid::card(&dir, "5550006666", 1_000_000, 0);
+    prepaid::register_caller_id(&dir, account, "15551230000");
+    prepaid::forward_to(&dir, account, "0015551234567");
+    let carrier = BackgroundSipp::uas(90, &scenario("carrier_g729.xml"), &["-rtp_echo", "-m", "1"]);
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("g729", &carrier.address())
+            .routes(&[("", &["g729"])]),
+    );
+    let caller = render(
+        "caller_g729.xml",
+        &[("CALLER", "15551230000"), ("HOLD_MS", "4000")],
+    );
+    let media_port = free_port().to_string();
+    let output = common::sipp(
+        40,
+        &[
+            "-sf",
+            caller.to_str().unwrap(),
+            "-s",
+            "200",
+            &switch.sip.to_string(),
+            "-m",
+            "1",
+            "-mp",
+            &media_port,
+        ],
+    );
+    assert_sipp_ok(&output, &switch, "a G.729 caller answered in G.729");
+    assert!(
+        carrier.finish(Duration::from_secs(10)).success(),
+        "the carrier was offered G.729"
+    );
+    let id = common::calls::only_call_id(&switch);
+    let cdr = prepaid::wait_for_cdrs(&dir, &format!("{id}#1"), 1).remove(0);
+    assert!(cdr.billed_seconds >= 1, "{cdr:?}");
+    assert_eq!(
+        prepaid::balance(&dir, account),
+        1_000_000 - cdr.billed_seconds * 10_000
+    );
+}
