@@ -132,6 +132,16 @@ fn q850_of(reasons: Result<Vec<talktime_sip::Reason>, talktime_sip::ParseError>)
 }
 
 impl Session {
+    /// Still in the IVR: no carrier leg answered yet.
+    pub(crate) fn in_ivr(&self) -> bool {
+        self.settlement.is_none()
+            && self
+                .carrier
+                .as_ref()
+                .and_then(|leg| leg.current.as_ref())
+                .is_none_or(|outgoing| outgoing.dialog.is_none())
+    }
+
     /// The earliest of everything this call waits for: the engine's deadline (IVR entry,
     /// no answer, credit warning and limit, farewell), the carrier's 100 Trying deadline and
     /// the caller's session-timer refresh. The shell arms exactly this, after every input.
@@ -836,6 +846,7 @@ impl Switch {
     }
 
     fn pin_failed(&mut self, key: u64) {
+        self.counters.pin_failures += 1;
         self.alarms.pin_failed(self.now.instant);
         let guess_keys = self.pin_guess_keys(key);
         let now_ms = self.now.epoch_ms;
@@ -848,6 +859,7 @@ impl Switch {
         if delay.is_zero() {
             self.feed(key, input);
         } else {
+            self.counters.pin_answers_delayed += 1;
             let due = self.now.instant + delay;
             self.held_pin_answers.push_back((due, key, input));
         }
@@ -1035,6 +1047,7 @@ impl Switch {
             .send_request(invite, target.peer)
             .map_err(InviteError::Send)?;
         debug!(call = key, carrier = %target.carrier, transport = %peer.transport, "INVITE sent");
+        crate::counters::Counters::add(&mut self.counters.carrier_attempts, target.carrier.clone());
         let trying_deadline = Some(self.now.instant + target.invite_timeout);
         let mut target = target.clone();
         target.peer = peer;
@@ -1251,11 +1264,13 @@ impl Switch {
                 return;
             }
         };
+        let carrier = outgoing.target.carrier.clone();
         let id = self.dialogs.insert(dialog);
         self.by_dialog.insert(id.clone(), key);
         if let Some(outgoing) = self.current_outgoing_mut(key) {
             outgoing.dialog = Some(id);
         }
+        crate::counters::Counters::add(&mut self.counters.carrier_answers, carrier);
         self.acknowledge(key, response);
         if let Some(attempt) = self.current_attempt(key) {
             self.feed(key, Input::CarrierAnswered { attempt });
@@ -1823,6 +1838,10 @@ impl Switch {
             last.q850_cause = Some(i64::from(cause));
         }
         let answered_ms = settlement.map_or(0, |settlement| settlement.answered_ms);
+        if answered_ms > 0 {
+            self.counters.answered_calls += 1;
+            self.counters.billed_ms += answered_ms;
+        }
         let buy_per_minute = record
             .carrier
             .as_ref()
@@ -1856,6 +1875,7 @@ impl Switch {
         };
         self.call_deadlines.remove(key);
         self.admission.call_ended(session.caller.peer.address.ip());
+        crate::counters::Counters::add(&mut self.counters.calls_ended, record.cause.as_str());
         info!(
             call = key,
             call_id = %record.call_id,

@@ -9,6 +9,7 @@ mod admission;
 pub mod alarms;
 mod calls;
 pub mod config;
+pub mod counters;
 pub mod deadlines;
 pub mod ledger;
 pub mod media;

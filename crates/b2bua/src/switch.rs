@@ -158,6 +158,7 @@ pub struct Switch {
     /// Calls per source and the sources' new-call buckets.
     pub(crate) admission: crate::admission::Admission,
     pub(crate) alarms: crate::alarms::Alarms,
+    pub(crate) counters: crate::counters::Counters,
     /// PIN answers held back while the PIN alarm is on, in the order they are due.
     pub(crate) held_pin_answers: VecDeque<(Instant, u64, CallInput)>,
     /// A graceful stop in progress.
@@ -219,6 +220,7 @@ impl Switch {
             ledger_in_flight: 0,
             admission: crate::admission::Admission::default(),
             alarms,
+            counters: crate::counters::Counters::default(),
             held_pin_answers: VecDeque::new(),
             moved_to_tcp: HashMap::new(),
             stopping: None,
@@ -239,6 +241,7 @@ impl Switch {
             Input::Datagram { bytes, source } => match Message::parse(&bytes) {
                 Ok(message) => self.handle_message(message, source),
                 Err(error) => {
+                    self.counters.unparseable += 1;
                     debug!(source = %source.address, %error, "dropping unparseable datagram");
                 }
             },
@@ -312,6 +315,28 @@ impl Switch {
             ("dialogs", self.dialogs.len()),
             ("outputs", self.outputs.len()),
         ]
+    }
+
+    /// What the switch counted since start (for `/metrics`).
+    pub fn counters(&self) -> &crate::counters::Counters {
+        &self.counters
+    }
+
+    /// The gauges of the moment (for `/metrics`).
+    pub fn gauges(&self) -> crate::counters::Gauges {
+        crate::counters::Gauges {
+            calls_up: self.calls_up(),
+            ivr_sessions: self
+                .sessions
+                .values()
+                .filter(|session| session.in_ivr())
+                .count(),
+            ledger_in_flight: self.ledger_in_flight,
+            transactions: self.layer.len(),
+            dialogs: self.dialogs.len(),
+            transactions_refused_full: self.layer.refused_when_full(),
+            stray_responses: self.layer.stray_responses(),
+        }
     }
 
     /// Calls up (prepaid and test-number).
@@ -591,6 +616,10 @@ impl Switch {
     }
 
     fn handle_request(&mut self, transaction: TransactionId, request: Request, source: Peer) {
+        crate::counters::Counters::add(
+            &mut self.counters.requests_received,
+            request.method.to_string(),
+        );
         match self.dialogs.route_request(&request) {
             Routing::Reject(response) => self.respond(transaction, response),
             Routing::Drop => {}
@@ -632,6 +661,7 @@ impl Switch {
                 response
             }
             Method::Invite if self.is_stopping() => {
+                crate::counters::Counters::add(&mut self.counters.calls_refused, "stopping");
                 let mut response = Response::for_request(&request, 503, "Service Unavailable");
                 response
                     .headers
@@ -659,21 +689,35 @@ impl Switch {
         let test_number = &self.config.sip.test_number;
         let user = request.uri.user().unwrap_or_default();
         if test_number.is_empty() || user != test_number.as_str() {
+            let refused = |switch: &mut Switch, reason: &'static str| {
+                crate::counters::Counters::add(&mut switch.counters.calls_refused, reason);
+            };
             let Some(access) = self.config.access_number(user).cloned() else {
+                refused(self, "not_found");
                 return Err(Box::new(Response::for_request(request, 404, "Not Found")));
             };
             let trust = self.config.peer_trust(source.address.ip());
             if !trust.access {
+                refused(self, "untrusted");
                 info!(source = %source.address, "access number call from an untrusted peer refused");
                 return Err(Box::new(Response::for_request(request, 403, "Forbidden")));
             }
-            self.admit(request, source, &trust)?;
-            return self
-                .start_call(transaction, request, source, access, trust)
-                .map_err(|error| {
+            if let Err(response) = self.admit(request, source, &trust) {
+                refused(self, "admission");
+                return Err(response);
+            }
+            let number = access.number.clone();
+            return match self.start_call(transaction, request, source, access, trust) {
+                Ok(()) => {
+                    crate::counters::Counters::add(&mut self.counters.calls_started, number);
+                    Ok(())
+                }
+                Err(error) => {
+                    refused(self, "start_error");
                     info!(%error, "call refused");
-                    Box::new(error.response(request))
-                });
+                    Err(Box::new(error.response(request)))
+                }
+            };
         }
         self.answer_tone(transaction, request, source)
     }
@@ -757,6 +801,10 @@ impl Switch {
     }
 
     pub(crate) fn respond(&mut self, transaction: TransactionId, mut response: Response) {
+        crate::counters::Counters::add(
+            &mut self.counters.responses_sent,
+            crate::counters::Counters::status_class(response.status),
+        );
         response.headers.push("Server", &self.config.sip.user_agent);
         if let Err(error) = self
             .layer

@@ -98,6 +98,7 @@ struct AdminState {
     token: Arc<str>,
     prompts_dir: PathBuf,
     core: CoreSender,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Binds the admin listener and serves it in its own task.
@@ -108,6 +109,7 @@ pub async fn start(
     store: Store,
     prompts_dir: PathBuf,
     core: CoreSender,
+    metrics: Arc<crate::metrics::Metrics>,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let bound = listener.local_addr()?;
@@ -116,6 +118,7 @@ pub async fn start(
         token: token.into(),
         prompts_dir,
         core,
+        metrics,
     };
     tokio::spawn(crate::http_serve::serve(listener, router(state), limits));
     info!(%bound, "admin API listening");
@@ -131,6 +134,7 @@ fn router(state: AdminState) -> Router {
         .route("/api/cards/batches", post(card_batch))
         .route("/api/cdrs", get(cdrs))
         .route("/api/reports/traffic", get(traffic))
+        .route("/metrics", get(metrics))
         .route(
             "/api/prompts/{language}/{name}",
             put(upload_prompt).layer(DefaultBodyLimit::max(PROMPT_LIMIT_BYTES)),
@@ -208,6 +212,18 @@ fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), AdminError> 
     } else {
         Err(AdminError::Unauthorized)
     }
+}
+
+/// Prometheus scrapes with the bearer token (`authorization: credentials_file` in its job).
+async fn metrics(State(state): State<AdminState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 async fn health() -> Json<Value> {

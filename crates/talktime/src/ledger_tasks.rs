@@ -25,14 +25,20 @@ pub struct LedgerTasks {
     core: CoreSender,
     /// Settlements the database refused for now, being retried (for the log).
     settlements_waiting: Arc<AtomicUsize>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl LedgerTasks {
-    pub fn new(ledger: Arc<Ledger>, core: CoreSender) -> LedgerTasks {
+    pub fn new(
+        ledger: Arc<Ledger>,
+        core: CoreSender,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> LedgerTasks {
         LedgerTasks {
             ledger,
             core,
             settlements_waiting: Arc::new(AtomicUsize::new(0)),
+            metrics,
         }
     }
 
@@ -41,8 +47,20 @@ impl LedgerTasks {
         let ledger = self.ledger.clone();
         let core = self.core.clone();
         let waiting = self.settlements_waiting.clone();
+        let metrics = self.metrics.clone();
         tokio::spawn(async move {
+            let kind = match &request {
+                LedgerRequest::LookupCallerId { .. } | LedgerRequest::LookupPin { .. } => {
+                    crate::metrics::LedgerKind::Lookup
+                }
+                LedgerRequest::Authorize { .. } => crate::metrics::LedgerKind::Authorize,
+                LedgerRequest::Settle { .. } => crate::metrics::LedgerKind::Settle,
+                _ => crate::metrics::LedgerKind::Other,
+            };
+            let started = std::time::Instant::now();
             let reply = answer(&ledger, call, request, &waiting).await;
+            metrics.ledger_took(kind, started.elapsed());
+            metrics.set_settlements_waiting(waiting.load(Ordering::Relaxed));
             // The core gone means the switch has stopped.
             let _ = core.send(Input::Ledger { call, reply }).await;
         });

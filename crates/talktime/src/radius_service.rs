@@ -58,6 +58,7 @@ pub async fn start(
     config: &RadiusConfig,
     ledger: Arc<Ledger>,
     rules: NumberRules,
+    metrics: Arc<crate::metrics::Metrics>,
 ) -> anyhow::Result<(Option<SocketAddr>, Option<SocketAddr>)> {
     let server = Server::new(&config.clients).context("radius clients")?;
     let auth = bind(config.auth_address()?).await?;
@@ -78,7 +79,7 @@ pub async fn start(
         rules,
         calls: Mutex::new(HashMap::new()),
     });
-    tokio::spawn(serve(server, auth, acct, shared.clone()));
+    tokio::spawn(serve(server, auth, acct, shared.clone(), metrics));
     tokio::spawn(close_forgotten_calls(
         shared,
         Duration::from_secs(config.stop_grace_s),
@@ -109,7 +110,9 @@ async fn serve(
     auth: Option<UdpSocket>,
     acct: Option<UdpSocket>,
     shared: Arc<Shared>,
+    metrics: Arc<crate::metrics::Metrics>,
 ) {
+    let mut numbers = crate::metrics::RadiusNumbers::default();
     let (answers, mut answered) = mpsc::unbounded_channel::<(Handle, Option<Reply>, Port)>();
     let mut auth_buffer = vec![0u8; 8192];
     let mut acct_buffer = vec![0u8; 8192];
@@ -123,6 +126,12 @@ async fn serve(
             }
             Some((handle, reply, port)) = answered.recv() => {
                 let socket = match port { Port::Auth => &auth, Port::Acct => &acct };
+                match &reply {
+                    Some(Reply::Accept { .. }) => numbers.accepts += 1,
+                    Some(Reply::Reject(_)) => numbers.rejects += 1,
+                    Some(Reply::AccountingResponse) => numbers.accounting += 1,
+                    None => {}
+                }
                 match reply {
                     Some(reply) => {
                         if let (Some((octets, to)), Some(socket)) =
@@ -133,6 +142,8 @@ async fn serve(
                     }
                     None => server.abandon(handle),
                 }
+                numbers.counters = server.counters();
+                metrics.publish_radius(numbers);
                 continue;
             }
         };
@@ -157,6 +168,8 @@ async fn serve(
                 debug!(%source, ?reason, counters = ?server.counters(), "RADIUS datagram dropped");
             }
         }
+        numbers.counters = server.counters();
+        metrics.publish_radius(numbers);
     }
 }
 

@@ -105,6 +105,10 @@ impl Shell {
     }
 }
 
+/// How often the core loop copies its numbers out for `/metrics` (at most; when idle, the
+/// copy waits for the next wake-up).
+const METRICS_EVERY: Duration = Duration::from_millis(200);
+
 /// Runs the switch with prepared services until the process ends.
 pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()> {
     let (inbound_sender, mut inbound) = mpsc::channel::<Inbound>(4096);
@@ -128,6 +132,7 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
     .await
     .context("cannot bind SIP listen addresses")?;
     let (core_sender, mut core_messages) = mpsc::channel::<Input>(4096);
+    let metrics = Arc::new(crate::metrics::Metrics::default());
     let (media_sender, mut media_reports) = mpsc::unbounded_channel();
     if let Some(listen) = config.admin.address()? {
         let token = crate::admin_http::admin_token(&config.admin.token, &config.paths.data_dir)
@@ -146,6 +151,7 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
             services.ledger.store().clone(),
             config.paths.prompts_dir.clone(),
             core_sender.clone(),
+            metrics.clone(),
         )
         .await
         .with_context(|| format!("cannot listen for the admin API on {listen}"))?;
@@ -154,6 +160,7 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
         &config.radius,
         services.ledger.clone(),
         config.number_rules.clone(),
+        metrics.clone(),
     )
     .await?;
     crate::recovery::spawn_cluster_tasks(&config, services.ledger.clone(), core_sender.clone());
@@ -182,13 +189,17 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
     let mut shell = Shell {
         transport,
         media: MediaCalls::new(media_workers, media_sender),
-        ledger: LedgerTasks::new(services.ledger, core_sender),
+        ledger: LedgerTasks::new(services.ledger, core_sender, metrics.clone()),
     };
     switch.handle_input(Input::RecoveredByes(recovered_byes), now());
     shell.carry_out(&mut switch);
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     info!("Talktime ready");
+    let mut last_published = Instant::now();
+    // An idle switch still publishes its last numbers.
+    let mut metrics_tick = tokio::time::interval(METRICS_EVERY * 5);
+    metrics_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let wake = switch.poll_timeout();
         tokio::select! {
@@ -217,10 +228,15 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
                 }
             }
             _ = sleep_until(wake) => switch.handle_timeout(now()),
+            _ = metrics_tick.tick() => {}
             _ = terminate.recv() => switch.handle_input(Input::Stop, now()),
             _ = interrupt.recv() => switch.handle_input(Input::Stop, now()),
         }
         shell.carry_out(&mut switch);
+        if last_published.elapsed() >= METRICS_EVERY {
+            metrics.publish_switch(switch.counters(), switch.gauges());
+            last_published = Instant::now();
+        }
         if switch.stopped(Instant::now()) {
             info!("stopped: every call ended, billed and recorded");
             return Ok(());

@@ -1,0 +1,60 @@
+//! What the switch counts for monitoring (issue 18): plain integers kept by the sans-IO core,
+//! copied out by the shell for `/metrics`. Labels are configuration names (access numbers,
+//! carriers, causes, methods), never a caller's number or a PIN.
+
+use std::collections::BTreeMap;
+
+/// Counters since start, and the gauges of the moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// INVITEs to an access number that became calls, by access number.
+    pub calls_started: BTreeMap<String, u64>,
+    /// INVITEs refused before a call began, by reason (`admission`, `untrusted`, `stopping`,
+    /// `not_found`, `start_error`).
+    pub calls_refused: BTreeMap<&'static str, u64>,
+    /// Calls ended, by CDR cause.
+    pub calls_ended: BTreeMap<&'static str, u64>,
+    /// INVITEs sent to carriers and their answers (2xx), by carrier: ASR's inputs.
+    pub carrier_attempts: BTreeMap<String, u64>,
+    pub carrier_answers: BTreeMap<String, u64>,
+    /// Talk time billed, in milliseconds, and answered attempts settled: ACD's inputs.
+    pub billed_ms: u64,
+    pub answered_calls: u64,
+    /// Wrong PINs (each try), and PIN answers held back by the PIN alarm.
+    pub pin_failures: u64,
+    pub pin_answers_delayed: u64,
+    /// SIP requests received, by method, and responses sent, by status class (`2xx`, ...).
+    pub requests_received: BTreeMap<String, u64>,
+    pub responses_sent: BTreeMap<&'static str, u64>,
+    /// Datagrams that did not parse.
+    pub unparseable: u64,
+}
+
+impl Counters {
+    pub(crate) fn add<K: Ord>(map: &mut BTreeMap<K, u64>, key: K) {
+        *map.entry(key).or_default() += 1;
+    }
+
+    pub(crate) fn status_class(status: u16) -> &'static str {
+        match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            500..=599 => "5xx",
+            _ => "6xx",
+        }
+    }
+}
+
+/// The gauges of the moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gauges {
+    pub calls_up: usize,
+    pub ivr_sessions: usize,
+    pub ledger_in_flight: usize,
+    pub transactions: usize,
+    pub dialogs: usize,
+    pub transactions_refused_full: u64,
+    pub stray_responses: u64,
+}

@@ -1,0 +1,383 @@
+//! `/metrics` in the Prometheus text format (issue 18). The core loop publishes a copy of the
+//! switch's counters and gauges a few times a second; ledger tasks time their requests into
+//! histograms; the RADIUS task publishes its counters. Rendering happens in the HTTP task, so
+//! a scrape never touches the core. Labels are configuration names (access numbers, carriers,
+//! causes, methods): never a caller's number, a destination or a PIN.
+
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use talktime_b2bua::counters::{Counters, Gauges};
+
+/// Upper bounds of the ledger latency buckets, in milliseconds.
+const BUCKETS_MS: [u64; 12] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000];
+
+/// A latency histogram with fixed buckets, safe to fill from any task.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS_MS.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, took: Duration) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        for (bucket, bound) in self.buckets.iter().zip(BUCKETS_MS) {
+            if micros <= bound * 1000 {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        for (bucket, bound) in self.buckets.iter().zip(BUCKETS_MS) {
+            let seconds = bound as f64 / 1000.0;
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels},le=\"{seconds}\"}} {}",
+                bucket.load(Ordering::Relaxed)
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1_000_000.0;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+    }
+}
+
+/// Ledger request kinds timed separately.
+#[derive(Debug, Clone, Copy)]
+pub enum LedgerKind {
+    Lookup,
+    Authorize,
+    Settle,
+    Other,
+}
+
+/// The RADIUS service's numbers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RadiusNumbers {
+    pub counters: talktime_radius::Counters,
+    pub accepts: u64,
+    pub rejects: u64,
+    pub accounting: u64,
+}
+
+/// Everything `/metrics` shows.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    switch: Mutex<(Counters, Gauges)>,
+    radius: Mutex<RadiusNumbers>,
+    ledger: [Histogram; 4],
+    settlements_waiting: AtomicU64,
+}
+
+impl Metrics {
+    /// The core loop's copy of the switch's numbers.
+    pub fn publish_switch(&self, counters: &Counters, gauges: Gauges) {
+        if let Ok(mut held) = self.switch.lock() {
+            held.0.clone_from(counters);
+            held.1 = gauges;
+        }
+    }
+
+    pub fn publish_radius(&self, numbers: RadiusNumbers) {
+        if let Ok(mut held) = self.radius.lock() {
+            *held = numbers;
+        }
+    }
+
+    pub fn ledger_took(&self, kind: LedgerKind, took: Duration) {
+        self.ledger[kind as usize].observe(took);
+    }
+
+    pub fn set_settlements_waiting(&self, waiting: usize) {
+        self.settlements_waiting
+            .store(waiting as u64, Ordering::Relaxed);
+    }
+
+    /// The text exposition (version 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8192);
+        if let Ok(held) = self.switch.lock() {
+            render_switch(&mut out, &held.0, &held.1);
+        }
+        for (kind, name) in ["lookup", "authorize", "settle", "other"]
+            .iter()
+            .enumerate()
+        {
+            if kind == 0 {
+                header(
+                    &mut out,
+                    "talktime_ledger_request_seconds",
+                    "histogram",
+                    "Ledger request latency by kind.",
+                );
+            }
+            self.ledger[kind].render(
+                &mut out,
+                "talktime_ledger_request_seconds",
+                &format!("kind=\"{name}\""),
+            );
+        }
+        gauge(
+            &mut out,
+            "talktime_settlements_waiting",
+            "Settlements the database refused for now, being retried.",
+            self.settlements_waiting.load(Ordering::Relaxed),
+        );
+        if let Ok(radius) = self.radius.lock() {
+            render_radius(&mut out, &radius);
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
+    header(out, name, "gauge", help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    header(out, name, "counter", help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// A labelled counter family; label values are escaped as the format requires.
+fn family<'a, K: AsRef<str> + 'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: impl Iterator<Item = (&'a K, &'a u64)>,
+) {
+    header(out, name, "counter", help);
+    for (key, value) in values {
+        let _ = writeln!(
+            out,
+            "{name}{{{label}=\"{}\"}} {value}",
+            escape(key.as_ref())
+        );
+    }
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn render_switch(out: &mut String, counters: &Counters, gauges: &Gauges) {
+    gauge(
+        out,
+        "talktime_calls_up",
+        "Calls up now (IVR and connected).",
+        gauges.calls_up as u64,
+    );
+    gauge(
+        out,
+        "talktime_ivr_sessions",
+        "Calls in the IVR now.",
+        gauges.ivr_sessions as u64,
+    );
+    gauge(
+        out,
+        "talktime_ledger_in_flight",
+        "Ledger requests not yet answered (the core's queue depth).",
+        gauges.ledger_in_flight as u64,
+    );
+    gauge(
+        out,
+        "talktime_sip_transactions",
+        "SIP transactions kept.",
+        gauges.transactions as u64,
+    );
+    gauge(
+        out,
+        "talktime_sip_dialogs",
+        "SIP dialogs kept.",
+        gauges.dialogs as u64,
+    );
+    counter(
+        out,
+        "talktime_sip_transactions_refused_full_total",
+        "New requests answered 503 because the transaction table was full.",
+        gauges.transactions_refused_full,
+    );
+    counter(
+        out,
+        "talktime_sip_stray_responses_total",
+        "Responses that matched no transaction.",
+        gauges.stray_responses,
+    );
+    counter(
+        out,
+        "talktime_sip_unparseable_total",
+        "Datagrams that were not SIP.",
+        counters.unparseable,
+    );
+    family(
+        out,
+        "talktime_sip_requests_received_total",
+        "SIP requests received, by method.",
+        "method",
+        counters.requests_received.iter(),
+    );
+    family(
+        out,
+        "talktime_sip_responses_sent_total",
+        "SIP responses sent, by status class.",
+        "class",
+        counters.responses_sent.iter(),
+    );
+    family(
+        out,
+        "talktime_calls_started_total",
+        "Calls started, by access number.",
+        "access_number",
+        counters.calls_started.iter(),
+    );
+    family(
+        out,
+        "talktime_calls_refused_total",
+        "INVITEs refused before a call began, by reason.",
+        "reason",
+        counters.calls_refused.iter(),
+    );
+    family(
+        out,
+        "talktime_calls_ended_total",
+        "Calls ended, by CDR cause.",
+        "cause",
+        counters.calls_ended.iter(),
+    );
+    family(
+        out,
+        "talktime_carrier_attempts_total",
+        "INVITEs sent to carriers, by carrier (ASR's denominator).",
+        "carrier",
+        counters.carrier_attempts.iter(),
+    );
+    family(
+        out,
+        "talktime_carrier_answers_total",
+        "Carrier answers (2xx), by carrier (ASR's numerator).",
+        "carrier",
+        counters.carrier_answers.iter(),
+    );
+    counter(
+        out,
+        "talktime_answered_calls_total",
+        "Answered attempts settled (ACD's denominator).",
+        counters.answered_calls,
+    );
+    header(
+        out,
+        "talktime_talk_seconds_total",
+        "counter",
+        "Talk time of answered calls, in seconds (ACD's numerator).",
+    );
+    let _ = writeln!(
+        out,
+        "talktime_talk_seconds_total {}",
+        counters.billed_ms as f64 / 1000.0
+    );
+    counter(
+        out,
+        "talktime_pin_failures_total",
+        "Wrong PINs.",
+        counters.pin_failures,
+    );
+    counter(
+        out,
+        "talktime_pin_answers_delayed_total",
+        "PIN answers held back by the PIN alarm.",
+        counters.pin_answers_delayed,
+    );
+}
+
+fn render_radius(out: &mut String, radius: &RadiusNumbers) {
+    counter(
+        out,
+        "talktime_radius_accepts_total",
+        "RADIUS Access-Accepts sent.",
+        radius.accepts,
+    );
+    counter(
+        out,
+        "talktime_radius_rejects_total",
+        "RADIUS Access-Rejects sent.",
+        radius.rejects,
+    );
+    counter(
+        out,
+        "talktime_radius_accounting_total",
+        "RADIUS Accounting-Responses sent.",
+        radius.accounting,
+    );
+    let dropped = radius.counters;
+    header(
+        out,
+        "talktime_radius_dropped_total",
+        "counter",
+        "RADIUS datagrams dropped, by reason.",
+    );
+    for (reason, value) in [
+        ("unknown_client", dropped.unknown_client),
+        ("malformed", dropped.malformed),
+        ("bad_authenticator", dropped.bad_authenticator),
+        (
+            "missing_message_authenticator",
+            dropped.missing_message_authenticator,
+        ),
+        ("in_progress", dropped.in_progress),
+        ("unsupported", dropped.unsupported),
+        ("overloaded", dropped.overloaded),
+    ] {
+        let _ = writeln!(
+            out,
+            "talktime_radius_dropped_total{{reason=\"{reason}\"}} {value}"
+        );
+    }
+    counter(
+        out,
+        "talktime_radius_duplicates_answered_total",
+        "RADIUS duplicates answered again from the cache.",
+        dropped.duplicates_answered,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_has_help_type_and_escaped_labels() {
+        let metrics = Metrics::default();
+        let mut counters = Counters::default();
+        counters.calls_started.insert("1\"00".into(), 3);
+        metrics.publish_switch(&counters, Gauges::default());
+        metrics.ledger_took(LedgerKind::Settle, Duration::from_millis(3));
+        let text = metrics.render();
+        assert!(text.contains("talktime_calls_started_total{access_number=\"1\\\"00\"} 3"));
+        assert!(text.contains("# TYPE talktime_ledger_request_seconds histogram"));
+        assert!(
+            text.contains("talktime_ledger_request_seconds_bucket{kind=\"settle\",le=\"0.005\"} 1")
+        );
+        assert!(
+            text.contains("talktime_ledger_request_seconds_bucket{kind=\"settle\",le=\"0.002\"} 0")
+        );
+    }
+}

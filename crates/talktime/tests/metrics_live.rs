@@ -1,0 +1,213 @@
+//! `/metrics` during a SIPp load step (issue 18): the scrape parses with the Prometheus
+//! project's own Python parser (`prometheus_client`, Debian's python3-prometheus-client) and
+//! its counters match what SIPp did and what the ledger recorded.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::process::Command;
+use std::time::Duration;
+
+use common::calls::start;
+use common::prepaid::{self, ConfigFile};
+use common::scenario::BackgroundSipp;
+use common::{free_port, scenario, tail};
+
+const CALLS: usize = 20;
+
+/// GET /metrics with the admin token.
+fn scrape(switch: &common::Switch) -> String {
+    let token = std::fs::read_to_string(switch.data_dir.join("admin.token")).unwrap();
+    let mut stream = std::net::TcpStream::connect(switch.admin).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        token.trim()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    answer.split_once("\r\n\r\n").unwrap().1.to_owned()
+}
+
+/// Every sample as `name{label="value",...}` -> value, read by prometheus_client's parser.
+fn parse(text: &str) -> HashMap<String, f64> {
+    let script = r#"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for sample in family.samples:
+        labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+        print(f"{sample.name}{{{labels}}}\t{sample.value}")
+"#;
+    // Debian's python3, where python3-prometheus-client lives (a pyenv python3 first on the
+    // PATH would not have it).
+    let python = if std::path::Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    let mut child = Command::new(python)
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "the Prometheus parser refused the scrape: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .map(|(name, value)| (name.to_owned(), value.parse().unwrap()))
+        .collect()
+}
+
+fn value(samples: &HashMap<String, f64>, key: &str) -> f64 {
+    *samples
+        .get(key)
+        .unwrap_or_else(|| panic!("{key} missing from {samples:?}"))
+}
+
+#[test]
+fn a_scrape_during_load_parses_and_matches_sipp_and_the_ledger() {
+    let dir = prepaid::data_dir("metrics");
+    prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
+    let mut callers = String::from("SEQUENTIAL\n");
+    for index in 0..CALLS {
+        let account = prepaid::card(&dir, &format!("88800{index:05}"), 5_000_000, 0);
+        let number = format!("1555000{index:04}");
+        prepaid::register_caller_id(&dir, account, &number);
+        prepaid::forward_to(&dir, account, "0015551234567");
+        callers.push_str(&number);
+        callers.push('\n');
+    }
+    let csv = dir.join("callers.csv");
+    std::fs::write(&csv, callers).unwrap();
+    let carrier = BackgroundSipp::uas(
+        90,
+        &scenario("carrier_answer.xml"),
+        &["-m", &CALLS.to_string()],
+    );
+    let switch = start(
+        &dir,
+        // As the load tests: forwarded straight through, nothing announced.
+        ConfigFile::new()
+            .ivr("announce_balance = false")
+            .ivr("announce_talk_time = false")
+            .ivr("forwarding_welcome = false")
+            .carrier("answer", &carrier.address())
+            .routes(&[("", &["answer"])]),
+    );
+    let template =
+        std::fs::read_to_string(common::repo_root().join("tests/load/caller_pinless.xml"))
+            .unwrap()
+            .replace("{{HOLD_MS}}", "1500")
+            .replace("{{RTP_START}}", "")
+            .replace("{{RTP_STOP}}", "");
+    let caller_scenario = dir.join("caller_pinless.xml");
+    std::fs::write(&caller_scenario, template).unwrap();
+    let media_port = free_port().to_string();
+    let count = CALLS.to_string();
+    let caller = BackgroundSipp::start(
+        60,
+        &[
+            "-sf",
+            caller_scenario.to_str().unwrap(),
+            "-inf",
+            csv.to_str().unwrap(),
+            "-s",
+            "200",
+            &switch.sip.to_string(),
+            "-m",
+            &count,
+            "-l",
+            &count,
+            "-r",
+            "10",
+            "-mp",
+            &media_port,
+        ],
+    );
+    // A scrape in the middle of the step parses too.
+    std::thread::sleep(Duration::from_millis(1500));
+    let during = parse(&scrape(&switch));
+    assert!(value(&during, "talktime_calls_up{}") >= 1.0, "{during:?}");
+    assert!(
+        caller.finish(Duration::from_secs(40)).success(),
+        "{}",
+        tail(&switch.log_text(), 20)
+    );
+    let carrier_run = carrier.finish(Duration::from_secs(10));
+    assert!(carrier_run.success(), "{}", carrier_run.describe());
+    // Settles land and the idle switch publishes within a second.
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = parse(&scrape(&switch));
+    let calls = CALLS as f64;
+    assert_eq!(
+        value(
+            &after,
+            "talktime_calls_started_total{access_number=\"200\"}"
+        ),
+        calls
+    );
+    assert_eq!(
+        value(
+            &after,
+            "talktime_carrier_attempts_total{carrier=\"answer\"}"
+        ),
+        calls
+    );
+    assert_eq!(
+        value(&after, "talktime_carrier_answers_total{carrier=\"answer\"}"),
+        calls
+    );
+    assert_eq!(value(&after, "talktime_answered_calls_total{}"), calls);
+    assert_eq!(
+        value(
+            &after,
+            "talktime_calls_ended_total{cause=\"caller_hung_up\"}"
+        ),
+        calls
+    );
+    assert_eq!(value(&after, "talktime_calls_up{}"), 0.0);
+    assert_eq!(
+        value(
+            &after,
+            "talktime_ledger_request_seconds_count{kind=\"settle\"}"
+        ),
+        calls
+    );
+    // Talk time against the CDRs: each answered CDR's answer-to-end, within 50 ms a call.
+    let ids = switch.call_ids();
+    assert_eq!(ids.len(), CALLS);
+    let cdr_seconds: f64 = ids
+        .iter()
+        .map(|id| {
+            let cdr = prepaid::wait_for_cdrs(&dir, &format!("{id}#1"), 1).remove(0);
+            (cdr.end_ms - cdr.answer_ms.unwrap()) as f64 / 1000.0
+        })
+        .sum();
+    let talk = value(&after, "talktime_talk_seconds_total{}");
+    assert!(
+        (talk - cdr_seconds).abs() < 0.05 * calls,
+        "{talk} vs {cdr_seconds}"
+    );
+    // No number of a caller or a destination in any label.
+    let text = scrape(&switch);
+    assert!(!text.contains("1555"), "a phone number in the metrics");
+}
