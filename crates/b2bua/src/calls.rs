@@ -739,7 +739,8 @@ impl Switch {
                 }
             }
             MediaReport::Digit(digit) => {
-                tracing::trace!(call = key, %digit, "digit");
+                // Which key, never: the digits of a call are its PIN and its number.
+                tracing::trace!(call = key, "digit");
                 Input::Digit(digit)
             }
             MediaReport::PlaybackFinished(playback) => Input::PlaybackFinished {

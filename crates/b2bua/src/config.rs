@@ -533,6 +533,18 @@ pub struct PathsConfig {
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     pub filter: String,
+    /// `text` (the default) or `json`: one JSON object a line, the call's key on every line
+    /// about a call.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Config {

@@ -405,7 +405,11 @@ impl CallMedia {
     }
 
     fn report_for(&mut self, event: MediaEvent) -> Option<MediaReport> {
-        tracing::trace!(call = self.call, ?event, "media event");
+        // A DTMF event is logged without its digit (the caller's PIN, key by key).
+        match &event {
+            MediaEvent::Dtmf { side, .. } => tracing::trace!(call = self.call, ?side, "dtmf"),
+            other => tracing::trace!(call = self.call, event = ?other, "media event"),
+        }
         match event {
             MediaEvent::Dtmf {
                 side: Side::A,

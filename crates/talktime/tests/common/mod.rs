@@ -93,8 +93,17 @@ impl Switch {
         Switch::start_at(data_dir, free_port(), extra)
     }
 
+    /// [`Switch::start_at`] with its own `RUST_LOG` (the log tests run at trace level).
+    pub fn start_logging(data_dir: &Path, extra: &[&str], rust_log: &str) -> Switch {
+        Switch::launch(data_dir, free_port(), extra, rust_log)
+    }
+
     /// [`Switch::start_in`] on a given SIP port (a restart where the last run was).
     pub fn start_at(data_dir: &Path, port: u16, extra: &[&str]) -> Switch {
+        Switch::launch(data_dir, port, extra, "debug")
+    }
+
+    fn launch(data_dir: &Path, port: u16, extra: &[&str], rust_log: &str) -> Switch {
         // Below the kernel's ephemeral range (32768+), where SIPp and test sockets land.
         let rtp = rtp_block();
         let data_dir = data_dir.to_path_buf();
@@ -118,7 +127,7 @@ impl Switch {
         }
         let child = command
             .args(extra)
-            .env("RUST_LOG", "debug")
+            .env("RUST_LOG", rust_log)
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
