@@ -281,6 +281,20 @@ impl AdminConfig {
     }
 }
 
+/// `postgres://user:secret@host/db` -> `postgres://user:<redacted>@host/db`.
+pub fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:{REDACTED}@{host}"),
+        None => url.to_owned(),
+    }
+}
+
 /// `[radius]`: where the RADIUS server listens and which gateways it answers.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -547,7 +561,28 @@ pub enum LogFormat {
     Json,
 }
 
+/// What replaces a secret in printed configuration.
+pub const REDACTED: &str = "<redacted>";
+
 impl Config {
+    /// A copy fit to print (`talktime config`): the admin token, the demo PIN, the database
+    /// URL's password and the RADIUS secrets replaced (carrier passwords never print).
+    pub fn redacted(&self) -> Config {
+        let mut copy = self.clone();
+        let hide = |secret: &mut String| {
+            if !secret.is_empty() {
+                *secret = REDACTED.to_owned();
+            }
+        };
+        hide(&mut copy.admin.token);
+        hide(&mut copy.demo.pin);
+        for client in &mut copy.radius.clients {
+            hide(&mut client.secret);
+        }
+        copy.database.url = redact_url_password(&copy.database.url);
+        copy
+    }
+
     /// The embedded defaults alone.
     pub fn embedded() -> Result<Self, ConfigError> {
         Self::from_layers(None)

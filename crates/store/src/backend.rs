@@ -204,12 +204,13 @@ impl Store {
         Self::open_data_dir(Path::new(location), options).await
     }
 
-    /// Opens the embedded database in `directory`, creating both if needed.
+    /// Opens the embedded database in `directory`, creating both if needed (the directory
+    /// 0700, the file 0600: a ledger holds PINs and balances).
     pub async fn open_data_dir(
         directory: &Path,
         options: &StoreOptions,
     ) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(directory).map_err(StoreError::DataDirectory)?;
+        create_private_dir(directory).map_err(StoreError::DataDirectory)?;
         let file: PathBuf = directory.join(SQLITE_FILE_NAME);
         Self::open_sqlite(SqliteConnectOptions::new().filename(file), options).await
     }
@@ -218,6 +219,7 @@ impl Store {
         connect: SqliteConnectOptions,
         options: &StoreOptions,
     ) -> Result<Store, StoreError> {
+        create_private(connect.get_filename())?;
         let synchronous = if options.sqlite_synchronous_full {
             SqliteSynchronous::Full
         } else {
@@ -368,5 +370,41 @@ fn normalise_type(kind: BackendKind, column_type: &str) -> String {
             "int64".to_owned()
         }
         _ => lower,
+    }
+}
+
+/// Creates a directory (and its missing parents) readable by the owner only; an existing one
+/// is left as the operator made it.
+pub fn create_private_dir(directory: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(directory)
+}
+
+/// Creates a new SQLite file 0600 before SQLite does (it would use the umask, usually 0644;
+/// its -wal and -shm files take the main file's mode). In-memory and existing files are left.
+fn create_private(file: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = file.to_string_lossy();
+    if name.is_empty() || name.starts_with(':') || name.contains("mode=memory") || file.exists() {
+        return Ok(());
+    }
+    if let Some(parent) = file
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        create_private_dir(parent).map_err(StoreError::DataDirectory)?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+    {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(StoreError::DataDirectory(error)),
     }
 }

@@ -51,7 +51,7 @@ mod recovery;
 mod reservation;
 mod tariffs;
 
-pub use backend::{BackendKind, SQLITE_FILE_NAME, Store, StoreOptions};
+pub use backend::{BackendKind, SQLITE_FILE_NAME, Store, StoreOptions, create_private_dir};
 pub use cards::{CardBatch, CardBatchSpec, PIN_LENGTHS};
 pub use cdr::{Cdr, TrafficGrouping, TrafficRow};
 pub use error::StoreError;

@@ -195,7 +195,8 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Config(args) => {
             let config = args.resolve()?;
-            println!("{config:#?}");
+            // Secrets never print (issue 18).
+            println!("{:#?}", config.redacted());
             Ok(())
         }
         Command::Cards(admin::CardsCommand::Generate(args)) => {

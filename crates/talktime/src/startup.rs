@@ -27,7 +27,7 @@ pub const DEMO_TARIFF_CSV: &str = include_str!("../../../config/demo-tariff.csv"
 
 pub async fn prepare(config: &Config) -> anyhow::Result<Services> {
     let url = config.database_url();
-    std::fs::create_dir_all(&config.paths.data_dir).with_context(|| {
+    talktime_store::create_private_dir(&config.paths.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
             config.paths.data_dir.display()
@@ -40,7 +40,12 @@ pub async fn prepare(config: &Config) -> anyhow::Result<Services> {
     };
     let store = Store::open_with(&url, &options)
         .await
-        .with_context(|| format!("cannot open the database {url}"))?
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                talktime_b2bua::config::redact_url_password(&url)
+            )
+        })?
         .with_node(&node_id);
     let ledger = Arc::new(Ledger::new(store.clone(), config.billing.clone()));
     // Before the first heartbeat: this node's previous life is billed to its last one.

@@ -219,3 +219,70 @@ fn accounts_recharge_caller_ids_and_forwarding() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no card has this PIN"));
 }
+
+/// `talktime config` prints the effective configuration without its secrets (issue 18).
+#[test]
+fn config_prints_no_secret() {
+    let dir = scratch("config-redacted");
+    let file = dir.join("secrets.toml");
+    std::fs::write(
+        &file,
+        "[admin]\ntoken = \"admin-token-5f1e\"\n\n[demo]\npin = \"4455667788\"\n\n\
+         [database]\nurl = \"postgres://talktime:db-pass-9c2a@127.0.0.1/talktime\"\n\n\
+         [radius]\n[[radius.clients]]\naddress = \"192.0.2.1\"\nsecret = \"radius-secret-77\"\n\n\
+         [[carriers]]\nname = \"demo\"\nhost = \"192.0.2.2\"\nusername = \"u\"\npassword = \"carrier-pass-3\"\n",
+    )
+    .unwrap();
+    let output = talktime(&dir, &["config", "--config", file.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        text.contains("postgres://talktime:<redacted>@127.0.0.1/talktime"),
+        "{text}"
+    );
+    for secret in [
+        "admin-token-5f1e",
+        "4455667788",
+        "db-pass-9c2a",
+        "radius-secret-77",
+        "carrier-pass-3",
+    ] {
+        assert!(!text.contains(secret), "{secret} printed:\n{text}");
+    }
+}
+
+/// A new ledger is private (issue 18): its directory 0700, its SQLite files 0600.
+#[test]
+fn a_new_ledger_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("private-ledger").join("data");
+    let rates = dir.with_file_name("rates.csv");
+    std::fs::write(&rates, RATES.lines().take(2).collect::<Vec<_>>().join("\n")).unwrap();
+    let output = talktime(
+        &dir,
+        &[
+            "tariffs",
+            "import",
+            "--tariff",
+            "demo",
+            rates.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().contains("sqlite3") {
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
+    }
+}
