@@ -68,7 +68,7 @@ start=$(date +%s.%N)
 timeout 600 radclient -q -s -t 5 -r 3 -p "$PARALLEL" -f "$WORK/requests.txt" \
     "127.0.0.1:$AUTH_PORT" auth "$SECRET" >"$WORK/radclient.out" 2>&1 || true
 end=$(date +%s.%N)
-accepted=$(grep -o 'Access-Accepts *: *[0-9]*\|Total approved auths: *[0-9]*' "$WORK/radclient.out" | grep -o '[0-9]*$' | head -1)
+accepted=$(grep -o 'Accepted *: *[0-9]*' "$WORK/radclient.out" | grep -o '[0-9]*$' | head -1 || true)
 open=$(sqlite3 "$WORK/talktime.sqlite3" "SELECT count(*) FROM reservations WHERE state = 'open'")
 awk -v n="$REQUESTS" -v a="${accepted:-0}" -v o="$open" -v s="$start" -v e="$end" -v p="$PARALLEL" \
     'BEGIN { printf "radius requests=%d parallel=%d accepted=%d open_reservations=%d seconds=%.2f rate=%.0f/s\n", n, p, a, o, e - s, n / (e - s) }'
