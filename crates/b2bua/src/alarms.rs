@@ -63,6 +63,8 @@ pub struct Alarms {
     pin_alarm_until: Option<Instant>,
     short_calls: HashMap<String, Window>,
     spend: HashMap<i64, Window>,
+    /// Alarms raised since start, by kind (`/metrics`).
+    pub raised: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// Events within a window, with when an alarm about them was last said.
@@ -107,6 +109,7 @@ impl Alarms {
             pin_alarm_until: None,
             short_calls: HashMap::new(),
             spend: HashMap::new(),
+            raised: std::collections::BTreeMap::new(),
         }
     }
 
@@ -131,6 +134,7 @@ impl Alarms {
             return;
         }
         if self.pin_alarm_until.is_none_or(|until| now >= until) {
+            *self.raised.entry("pin_failures").or_default() += 1;
             warn!(
                 target: "talktime::alarm",
                 alarm = "pin_failures",
@@ -180,6 +184,7 @@ impl Alarms {
         let entry = self.short_calls.entry(prefix.clone()).or_default();
         let count = entry.add(now, 1, window, threshold as usize);
         if count >= i64::from(threshold) && entry.due(now, window) {
+            *self.raised.entry("short_calls").or_default() += 1;
             warn!(
                 target: "talktime::alarm",
                 alarm = "short_calls",
@@ -197,6 +202,7 @@ impl Alarms {
         let entry = self.spend.entry(account).or_default();
         let spent = entry.add(now, charged_micros, window, usize::MAX);
         if spent > limit && entry.due(now, window) {
+            *self.raised.entry("account_spend").or_default() += 1;
             warn!(
                 target: "talktime::alarm",
                 alarm = "account_spend",

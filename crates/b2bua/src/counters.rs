@@ -28,6 +28,8 @@ pub struct Counters {
     pub responses_sent: BTreeMap<&'static str, u64>,
     /// Datagrams that did not parse.
     pub unparseable: u64,
+    /// Alarms raised, by kind (`pin_failures`, `short_calls`, `account_spend`).
+    pub alarms_raised: BTreeMap<&'static str, u64>,
 }
 
 impl Counters {

@@ -318,8 +318,10 @@ impl Switch {
     }
 
     /// What the switch counted since start (for `/metrics`).
-    pub fn counters(&self) -> &crate::counters::Counters {
-        &self.counters
+    pub fn counters(&self) -> crate::counters::Counters {
+        let mut counters = self.counters.clone();
+        counters.alarms_raised.clone_from(&self.alarms.raised);
+        counters
     }
 
     /// The gauges of the moment (for `/metrics`).

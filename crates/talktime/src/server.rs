@@ -234,7 +234,7 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
         }
         shell.carry_out(&mut switch);
         if last_published.elapsed() >= METRICS_EVERY {
-            metrics.publish_switch(switch.counters(), switch.gauges());
+            metrics.publish_switch(&switch.counters(), switch.gauges());
             last_published = Instant::now();
         }
         if switch.stopped(Instant::now()) {
