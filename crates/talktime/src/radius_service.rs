@@ -346,6 +346,25 @@ async fn close_forgotten_calls(shared: Arc<Shared>, grace: Duration) {
     }
 }
 
+/// What recovery needs to bill an answered RADIUS call (no legs to hang up: the gateway owns
+/// the call).
+fn checkpoint_of(call: &RadiusCall) -> Option<String> {
+    let checkpoint = talktime_b2bua::recovery::Checkpoint {
+        account: call.rated.account.0,
+        card: call.rated.card.map(|card| card.0),
+        destination: call.rated.number.clone(),
+        toll_free: call.rated.toll_free,
+        rated_at_ms: call.rated.rated_at_ms,
+        caller_id: call.caller.as_ref().map(|caller| caller.expose().clone()),
+        access_number: format!("radius:{}", call.nas),
+        carrier: String::new(),
+        started_ms: call.authorized_at_ms,
+        buy_per_minute: None,
+        byes: Vec::new(),
+    };
+    serde_json::to_string(&checkpoint).ok()
+}
+
 fn return_code(refusal: Refusal) -> ReturnCode {
     match refusal {
         Refusal::NoCredit => ReturnCode::ZeroBalance,
@@ -363,11 +382,23 @@ async fn accounting(shared: &Shared, nas: &str, record: AccountingRecord, now_ms
     let key = reservation_key(nas, session);
     match record.status {
         AccountingStatus::Start | AccountingStatus::Interim => {
-            if let Ok(mut calls) = shared.calls.lock()
-                && let Some(call) = calls.get_mut(&key)
-            {
+            let checkpoint = shared.calls.lock().ok().and_then(|mut calls| {
+                let call = calls.get_mut(&key)?;
+                let first = call.answered_at_ms.is_none();
                 let talked_ms = i64::from(record.session_time_s.unwrap_or(0)) * 1000;
-                call.answered_at_ms.get_or_insert(now_ms - talked_ms);
+                let answered_at = *call.answered_at_ms.get_or_insert(now_ms - talked_ms);
+                first.then(|| (answered_at, checkpoint_of(call)))
+            });
+            // As for a SIP call: if this process dies, a restart (or another node) bills the
+            // call from its Start to the last heartbeat.
+            if let Some((answered_at, Some(checkpoint))) = checkpoint
+                && let Err(error) = shared
+                    .ledger
+                    .store()
+                    .checkpoint_answer(&key, answered_at, &checkpoint)
+                    .await
+            {
+                warn!(key, %error, "cannot write the RADIUS call's checkpoint");
             }
         }
         AccountingStatus::Stop => return stop(shared, &key, &record, now_ms, "radius_stop").await,

@@ -126,8 +126,8 @@ fn accounting(conf: &str, status: &str, extra: &str) -> String {
 #[test]
 fn the_debit_card_flow_charges_the_stopped_call_once() {
     let dir = prepaid::data_dir("radius-flow");
-    // 0.60 a minute per second: 0.01 a second, as a SIP call on this tariff pays.
-    prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
+    // 0.60 a minute in a 30 s block then 6 s steps, 0.10 to connect.
+    prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,30,6,0.10\n");
     let account = prepaid::card(&dir, PIN, 1_000_000, 0);
     let (switch, gateway) = radius_switch(&dir);
 
@@ -148,14 +148,14 @@ fn the_debit_card_flow_charges_the_stopped_call_once() {
 
     let granted = radclient(gateway.auth, "auth", SECRET, &destination_auth("CONF-1"));
     assert!(granted.contains("Received Access-Accept"), "{granted}");
-    // 1.00 at 0.01 a second.
+    // (1.00 - 0.10) at 0.01 a second: 90 s, a whole number of 6 s steps after the block.
     assert_eq!(
         reply_value(&granted, "h323-credit-time").as_deref(),
-        Some("100")
+        Some("90")
     );
     assert_eq!(
         reply_value(&granted, "Session-Timeout").as_deref(),
-        Some("100")
+        Some("90")
     );
 
     for (status, extra) in [
@@ -180,11 +180,29 @@ fn the_debit_card_flow_charges_the_stopped_call_once() {
     let cdrs = prepaid::wait_for_cdrs(&dir, "radius:gw1:CONF-1#1", 1);
     assert_eq!(cdrs.len(), 1, "{}", tail(&switch.log_text(), 30));
     let cdr = &cdrs[0];
+    // What the product's rating says a 42 s call to this number costs, as a SIP call pays.
+    let rated = Command::new(env!("CARGO_BIN_EXE_talktime"))
+        .args([
+            "rate",
+            "--tariff",
+            "demo",
+            "15551234567",
+            "--seconds",
+            "42",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let rated: serde_json::Value = serde_json::from_slice(&rated.stdout).unwrap();
+    let expected =
+        talktime_store::parse_micros(rated["charge"]["total"]["amount"].as_str().unwrap()).unwrap();
+    assert_eq!(expected, 520_000);
     assert_eq!(cdr.billed_seconds, 42);
-    assert_eq!(cdr.total_micros, 420_000);
+    assert_eq!(cdr.total_micros, expected);
     assert_eq!(cdr.access_number.as_deref(), Some("radius:gw1"));
     assert_eq!(cdr.q850_cause, Some(16));
-    assert_eq!(prepaid::balance(&dir, account), 1_000_000 - 420_000);
+    assert_eq!(prepaid::balance(&dir, account), 1_000_000 - expected);
 
     // The gateway sends the Stop again (a new identifier): answered, charged nothing more.
     let again = radclient(
@@ -195,7 +213,7 @@ fn the_debit_card_flow_charges_the_stopped_call_once() {
     );
     assert!(again.contains("Received Accounting-Response"), "{again}");
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(prepaid::balance(&dir, account), 1_000_000 - 420_000);
+    assert_eq!(prepaid::balance(&dir, account), 1_000_000 - expected);
     assert_eq!(prepaid::open_reservations(&dir, account), 0);
 
     // A wrong PIN is an Access-Reject with Cisco's "invalid account" code.
@@ -336,4 +354,69 @@ fn a_call_without_a_stop_is_closed_at_its_limit() {
     assert_eq!(cdrs[0].disconnect_cause.as_deref(), Some("radius_no_stop"));
     assert_eq!(prepaid::balance(&dir, account), 0);
     assert_eq!(prepaid::open_reservations(&dir, account), 0);
+}
+
+/// A switch killed with a RADIUS call up (issue 17 with issue 12's promise): the restarted
+/// switch bills it from its Start to the last heartbeat, once; the gateway's Stop that comes
+/// after the restart is answered and charges nothing more.
+#[test]
+fn a_started_radius_call_is_billed_by_the_restart_after_a_kill() {
+    let dir = prepaid::data_dir("radius-kill");
+    prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
+    let account = prepaid::card(&dir, PIN, 1_000_000, 0);
+    let (mut switch, gateway) = radius_switch(&dir);
+    let granted = radclient(gateway.auth, "auth", SECRET, &destination_auth("KILL-1"));
+    assert!(granted.contains("Received Access-Accept"), "{granted}");
+    let started = radclient(
+        gateway.acct,
+        "acct",
+        SECRET,
+        &accounting("KILL-1", "Start", ""),
+    );
+    assert!(
+        started.contains("Received Accounting-Response"),
+        "{started}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    switch.child.kill().unwrap();
+    switch.child.wait().unwrap();
+    // The same configuration and addresses again.
+    let config = dir.join("talktime.toml");
+    let restarted = common::Switch::start_at(
+        &dir,
+        switch.sip.port(),
+        &["--config", config.to_str().unwrap()],
+    );
+    let cdrs = {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let cdrs = prepaid::cdrs(&dir, "radius:gw1:KILL-1#1");
+            if !cdrs.is_empty() || std::time::Instant::now() > deadline {
+                break cdrs;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    assert_eq!(cdrs.len(), 1, "{}", tail(&restarted.log_text(), 30));
+    assert_eq!(cdrs[0].disconnect_cause.as_deref(), Some("node_lost"));
+    // Up about 3 s before the kill; billed to the last heartbeat (at most a second earlier).
+    assert!((2..=4).contains(&cdrs[0].billed_seconds), "{:?}", cdrs[0]);
+    let charged = 1_000_000 - prepaid::balance(&dir, account);
+    assert_eq!(charged, cdrs[0].billed_seconds * 10_000);
+    assert_eq!(prepaid::open_reservations(&dir, account), 0);
+    // The RADIUS ports of the first run: wait for the restarted switch's.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !restarted.log_text().contains("RADIUS listening") {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let late = radclient(
+        gateway.acct,
+        "acct",
+        SECRET,
+        &accounting("KILL-1", "Stop", ", Acct-Session-Time = 30"),
+    );
+    assert!(late.contains("Received Accounting-Response"), "{late}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(1_000_000 - prepaid::balance(&dir, account), charged);
 }
