@@ -40,6 +40,7 @@
 //! an auto-increment key is spelled); a test compares their tables and columns.
 
 mod backend;
+mod backup;
 mod cards;
 mod cdr;
 mod error;
@@ -52,6 +53,7 @@ mod reservation;
 mod tariffs;
 
 pub use backend::{BackendKind, SQLITE_FILE_NAME, Store, StoreOptions, create_private_dir};
+pub use backup::LedgerSummary;
 pub use cards::{CardBatch, CardBatchSpec, PIN_LENGTHS};
 pub use cdr::{Cdr, TrafficGrouping, TrafficRow};
 pub use error::StoreError;

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod admin_http;
+pub mod backup;
 pub mod config;
 pub mod http_serve;
 pub mod ledger;

@@ -37,6 +37,10 @@ enum Command {
     /// Accounts: balance, recharge, caller IDs (pinless), DID forwarding.
     #[command(subcommand)]
     Accounts(admin::AccountsCommand),
+    /// Copy the embedded ledger to FILE while the switch runs (a consistent snapshot, 0600).
+    Backup(talktime::backup::BackupArgs),
+    /// Put a backup in place of an empty ledger, after checking every balance in it.
+    Restore(talktime::backup::BackupArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -214,6 +218,8 @@ fn main() -> anyhow::Result<()> {
             run_once(admin::export_tariff(args))
         }
         Command::Rate(args) => run_once(admin::rate(args)),
+        Command::Backup(args) => run_once(talktime::backup::backup(args)),
+        Command::Restore(args) => run_once(talktime::backup::restore(args)),
         Command::Accounts(command) => run_once(admin::accounts(command)),
         Command::Routes(RoutesCommand::Explain(args)) => {
             let config = args.files.load()?;

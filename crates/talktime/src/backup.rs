@@ -1,0 +1,115 @@
+//! `talktime backup FILE` and `talktime restore FILE` (issue 18): an online, consistent copy of
+//! the embedded ledger while the switch runs, and its restore into an empty ledger, checked
+//! (integrity and every balance against its transactions) before it is put in place.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use talktime_store::{LedgerSummary, SQLITE_FILE_NAME, Store};
+
+/// Where the ledger is and the backup file.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Data directory holding the embedded SQLite ledger.
+    #[arg(long = "data-dir", default_value = "data")]
+    data_dir: PathBuf,
+    /// The backup file (must not exist yet for `backup`).
+    file: PathBuf,
+}
+
+fn ledger_file(data_dir: &Path) -> PathBuf {
+    data_dir.join(SQLITE_FILE_NAME)
+}
+
+fn describe(summary: &LedgerSummary) -> String {
+    format!(
+        "{} accounts, {} cards, {} transactions, {} CDRs, balances {}",
+        summary.accounts,
+        summary.cards,
+        summary.transactions,
+        summary.cdrs,
+        talktime_store::format_micros(summary.balance_micros)
+    )
+}
+
+/// Copies the running ledger into `file` (created 0600) and prints what it holds.
+pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let source = ledger_file(&args.data_dir);
+    if !source.exists() {
+        bail!("no ledger at {}", source.display());
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&args.file)
+        .with_context(|| format!("cannot create {} (it must not exist)", args.file.display()))?;
+    let store = Store::open(&args.data_dir.display().to_string()).await?;
+    if let Err(error) = store.backup_sqlite_into(&args.file).await {
+        let _ = std::fs::remove_file(&args.file);
+        return Err(error).context("backup failed");
+    }
+    let copy = open_file(&args.file).await?;
+    println!(
+        "backup {}: {}",
+        args.file.display(),
+        describe(&copy.summary().await?)
+    );
+    Ok(())
+}
+
+async fn open_file(file: &Path) -> anyhow::Result<Store> {
+    Store::open(&format!("sqlite://{}", file.display()))
+        .await
+        .with_context(|| format!("{} is not a Talktime ledger", file.display()))
+}
+
+/// Puts a backup in place of an empty ledger, after checking it.
+pub async fn restore(args: BackupArgs) -> anyhow::Result<()> {
+    let target = ledger_file(&args.data_dir);
+    if target.exists() {
+        let existing = Store::open(&args.data_dir.display().to_string()).await?;
+        if !existing.is_empty_ledger().await? {
+            bail!(
+                "{} holds accounts, cards, tariffs or CDRs: a restore goes into an empty ledger",
+                target.display()
+            );
+        }
+        existing.close().await;
+    }
+    // Checked on a scratch copy first: a damaged backup changes nothing.
+    let scratch = args.data_dir.join(format!("{SQLITE_FILE_NAME}.restoring"));
+    talktime_store::create_private_dir(&args.data_dir)?;
+    std::fs::copy(&args.file, &scratch)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let checked = check(&scratch).await;
+    let summary = match checked {
+        Ok(summary) => summary,
+        Err(error) => {
+            let _ = std::fs::remove_file(&scratch);
+            return Err(error);
+        }
+    };
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", target.display()));
+    }
+    std::fs::rename(&scratch, &target)?;
+    println!("restored into {}: {}", target.display(), describe(&summary));
+    Ok(())
+}
+
+async fn check(file: &Path) -> anyhow::Result<LedgerSummary> {
+    let store = open_file(file).await?;
+    let mismatches = store.check_balances().await?;
+    if !mismatches.is_empty() {
+        bail!(
+            "the backup's balances do not match its transactions for {} accounts",
+            mismatches.len()
+        );
+    }
+    let summary = store.summary().await?;
+    store.close().await;
+    Ok(summary)
+}

@@ -1,0 +1,175 @@
+//! `talktime backup` while SIPp calls are being billed, and `talktime restore` of it into an
+//! empty ledger (issue 18): the restored ledger holds what the backup said it held, every
+//! balance equals the sum of its transactions, a second restore over it and a damaged backup
+//! are refused.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::calls::start;
+use common::prepaid::{self, ConfigFile};
+use common::scenario::BackgroundSipp;
+use common::{free_port, scenario, tail};
+
+const CALLS: usize = 60;
+
+fn talktime(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_talktime"))
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap()
+}
+
+fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn a_backup_taken_during_load_restores_consistent_and_whole() {
+    let dir = prepaid::data_dir("backup");
+    prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
+    let mut callers = String::from("SEQUENTIAL\n");
+    for index in 0..20 {
+        let account = prepaid::card(&dir, &format!("77700{index:05}"), 5_000_000, 0);
+        let number = format!("1555100{index:04}");
+        prepaid::register_caller_id(&dir, account, &number);
+        prepaid::forward_to(&dir, account, "0015551234567");
+        callers.push_str(&number);
+        callers.push('\n');
+    }
+    let csv = dir.join("callers.csv");
+    std::fs::write(&csv, callers).unwrap();
+    let carrier = BackgroundSipp::uas(
+        90,
+        &scenario("carrier_answer.xml"),
+        &["-m", &CALLS.to_string()],
+    );
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .ivr("announce_balance = false")
+            .ivr("announce_talk_time = false")
+            .ivr("forwarding_welcome = false")
+            .carrier("answer", &carrier.address())
+            .routes(&[("", &["answer"])]),
+    );
+    let caller_scenario = dir.join("caller_pinless.xml");
+    let template =
+        std::fs::read_to_string(common::repo_root().join("tests/load/caller_pinless.xml"))
+            .unwrap()
+            .replace("{{HOLD_MS}}", "1000")
+            .replace("{{RTP_START}}", "")
+            .replace("{{RTP_STOP}}", "");
+    std::fs::write(&caller_scenario, template).unwrap();
+    let media_port = free_port().to_string();
+    let count = CALLS.to_string();
+    let caller = BackgroundSipp::start(
+        90,
+        &[
+            "-sf",
+            caller_scenario.to_str().unwrap(),
+            "-inf",
+            csv.to_str().unwrap(),
+            "-s",
+            "200",
+            &switch.sip.to_string(),
+            "-m",
+            &count,
+            "-l",
+            "20",
+            "-r",
+            "10",
+            "-mp",
+            &media_port,
+        ],
+    );
+    // Half-way through the load.
+    std::thread::sleep(Duration::from_secs(3));
+    let file = dir.with_extension("backup.sqlite3");
+    let _ = std::fs::remove_file(&file);
+    let backup = talktime(&[
+        "backup",
+        file.to_str().unwrap(),
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(backup.status.success(), "{}", text(&backup));
+    let said = String::from_utf8_lossy(&backup.stdout).into_owned();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    assert!(
+        caller.finish(Duration::from_secs(60)).success(),
+        "{}",
+        tail(&switch.log_text(), 20)
+    );
+    assert!(carrier.finish(Duration::from_secs(10)).success());
+    let final_cdrs = prepaid::runtime()
+        .block_on(prepaid::open(&dir).summary())
+        .unwrap()
+        .cdrs;
+    assert_eq!(final_cdrs, CALLS as i64);
+
+    let restored_dir = dir.with_extension("restored");
+    let _ = std::fs::remove_dir_all(&restored_dir);
+    let restore = talktime(&[
+        "restore",
+        file.to_str().unwrap(),
+        "--data-dir",
+        restored_dir.to_str().unwrap(),
+    ]);
+    assert!(restore.status.success(), "{}", text(&restore));
+    let restored = prepaid::open(&restored_dir);
+    let summary = prepaid::runtime().block_on(restored.summary()).unwrap();
+    // What the backup said it held is what the restore holds: taken mid-load, it has some
+    // of the calls and not all.
+    let described = said.split_once(": ").unwrap().1.trim().to_owned();
+    assert!(
+        String::from_utf8_lossy(&restore.stdout).contains(&described),
+        "{said} vs {}",
+        text(&restore)
+    );
+    assert_eq!(summary.accounts, 20);
+    assert!(summary.cdrs > 0 && summary.cdrs < final_cdrs, "{summary:?}");
+    assert!(
+        prepaid::runtime()
+            .block_on(restored.check_balances())
+            .unwrap()
+            .is_empty()
+    );
+
+    // Over a ledger that holds something: refused.
+    let again = talktime(&[
+        "restore",
+        file.to_str().unwrap(),
+        "--data-dir",
+        restored_dir.to_str().unwrap(),
+    ]);
+    assert!(!again.status.success());
+    assert!(text(&again).contains("empty ledger"), "{}", text(&again));
+    // A damaged backup: refused, nothing left behind.
+    let damaged = dir.with_extension("damaged.sqlite3");
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&damaged, &bytes[..bytes.len() / 3]).unwrap();
+    let empty_dir = dir.with_extension("empty");
+    let _ = std::fs::remove_dir_all(&empty_dir);
+    let refused = talktime(&[
+        "restore",
+        damaged.to_str().unwrap(),
+        "--data-dir",
+        empty_dir.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(!empty_dir.join("talktime.sqlite3").exists());
+}
