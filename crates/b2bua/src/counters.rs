@@ -59,4 +59,5 @@ pub struct Gauges {
     pub dialogs: usize,
     pub transactions_refused_full: u64,
     pub stray_responses: u64,
+    pub retransmissions: u64,
 }

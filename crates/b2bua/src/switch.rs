@@ -338,6 +338,7 @@ impl Switch {
             dialogs: self.dialogs.len(),
             transactions_refused_full: self.layer.refused_when_full(),
             stray_responses: self.layer.stray_responses(),
+            retransmissions: self.layer.retransmissions(),
         }
     }
 

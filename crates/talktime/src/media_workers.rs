@@ -61,9 +61,22 @@ impl WorkerHandle {
     }
 }
 
+/// What one media thread counted (for `/metrics`); each thread has its own, so counting
+/// costs no shared cache line.
+#[derive(Debug, Default)]
+pub struct MediaStats {
+    /// RTP packets relayed from one leg to the other.
+    pub relayed: AtomicU64,
+    /// RTP packets dropped (a stranger's, malformed, before the bridge, ...).
+    pub dropped: AtomicU64,
+    /// Packets the switch made itself (prompt frames, tones, DTMF events).
+    pub generated: AtomicU64,
+}
+
 /// The media threads of a switch; dropping it stops them.
 #[derive(Debug)]
 pub struct MediaWorkers {
+    stats: Vec<Arc<MediaStats>>,
     handles: Vec<WorkerHandle>,
     threads: Vec<JoinHandle<()>>,
     next_thread: AtomicUsize,
@@ -82,8 +95,11 @@ impl MediaWorkers {
         };
         let mut handles = Vec::new();
         let mut joins = Vec::new();
+        let mut stats = Vec::new();
         for index in 0..threads {
-            let (handle, worker) = Worker::new(batch_interval)?;
+            let (handle, mut worker) = Worker::new(batch_interval)?;
+            stats.push(worker.stats.clone());
+            worker.stats = stats[index].clone();
             let thread = std::thread::Builder::new()
                 .name(format!("media-{index}"))
                 .spawn(move || worker.run())?;
@@ -91,11 +107,17 @@ impl MediaWorkers {
             joins.push(thread);
         }
         Ok(MediaWorkers {
+            stats,
             handles,
             threads: joins,
             next_thread: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
         })
+    }
+
+    /// Every thread's counters.
+    pub fn stats(&self) -> Vec<Arc<MediaStats>> {
+        self.stats.clone()
     }
 
     /// The thread for a new call (round robin) and the call's id on it.
@@ -136,6 +158,7 @@ struct Worker {
     received: [u8; BUFFER_BYTES],
     outbound: [u8; BUFFER_BYTES],
     batch_interval: Duration,
+    stats: Arc<MediaStats>,
 }
 
 impl Worker {
@@ -161,6 +184,7 @@ impl Worker {
             received: [0; BUFFER_BYTES],
             outbound: [0; BUFFER_BYTES],
             batch_interval,
+            stats: Arc::new(MediaStats::default()),
         };
         Ok((handle, worker))
     }
@@ -268,7 +292,7 @@ impl Worker {
         };
         if let Some(Some(media)) = self.calls.get_mut(slot) {
             media.apply(command, now);
-            if let Some(at) = media.flush(now, &mut self.outbound) {
+            if let Some(at) = media.flush(now, &mut self.outbound, &self.stats) {
                 self.timers.push(Reverse((at, slot)));
             }
         }
@@ -292,8 +316,8 @@ impl Worker {
         let Some(Some(media)) = self.calls.get_mut(slot) else {
             return;
         };
-        media.receive(side, &mut self.received, now);
-        if let Some(at) = media.flush(now, &mut self.outbound) {
+        media.receive(side, &mut self.received, &self.stats, now);
+        if let Some(at) = media.flush(now, &mut self.outbound, &self.stats) {
             self.timers.push(Reverse((at, slot)));
         }
     }
@@ -313,7 +337,7 @@ impl Worker {
             }
             media.armed = None;
             media.relay.handle_timeout(now);
-            if let Some(at) = media.flush(now, &mut self.outbound) {
+            if let Some(at) = media.flush(now, &mut self.outbound, &self.stats) {
                 self.timers.push(Reverse((at, slot)));
             }
         }
@@ -338,7 +362,7 @@ struct CallMedia {
 
 impl CallMedia {
     /// Reads one datagram (level-triggered epoll reports the socket again if more wait).
-    fn receive(&mut self, side: Side, buffer: &mut [u8], now: Instant) {
+    fn receive(&mut self, side: Side, buffer: &mut [u8], stats: &MediaStats, now: Instant) {
         let Ok((length, from)) = self.sockets[index(side)].recv_from(buffer) else {
             // Empty, or an ICMP error for an earlier send (reading it clears it).
             return;
@@ -346,15 +370,28 @@ impl CallMedia {
         let Some(packet) = buffer.get_mut(..length) else {
             return;
         };
-        self.forward(side, from, packet, now);
+        self.forward(side, from, packet, stats, now);
     }
 
-    fn forward(&mut self, side: Side, from: SocketAddr, packet: &mut [u8], now: Instant) {
+    fn forward(
+        &mut self,
+        side: Side,
+        from: SocketAddr,
+        packet: &mut [u8],
+        stats: &MediaStats,
+        now: Instant,
+    ) {
         let action = self.relay.handle_rtp(side, from, packet, now);
         tracing::trace!(call = self.call, ?side, %from, ?action, "rtp");
-        if let RtpAction::Forward { side, destination } = action {
-            // A full send buffer drops the packet, as the network would: RTP copes.
-            let _ = self.sockets[index(side)].send_to(packet, destination);
+        match action {
+            RtpAction::Forward { side, destination } => {
+                stats.relayed.fetch_add(1, Ordering::Relaxed);
+                // A full send buffer drops the packet, as the network would: RTP copes.
+                let _ = self.sockets[index(side)].send_to(packet, destination);
+            }
+            RtpAction::Drop(_) => {
+                stats.dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -384,8 +421,9 @@ impl CallMedia {
 
     /// Sends what the relay has due, passes its events on, and returns a wake-up to file
     /// when the relay's next deadline is earlier than the one held.
-    fn flush(&mut self, now: Instant, outbound: &mut [u8]) -> Option<Instant> {
+    fn flush(&mut self, now: Instant, outbound: &mut [u8], stats: &MediaStats) -> Option<Instant> {
         while let Some(transmit) = self.relay.poll_transmit(now, outbound) {
+            stats.generated.fetch_add(1, Ordering::Relaxed);
             if let Some(packet) = outbound.get(..transmit.length) {
                 let _ = self.sockets[index(transmit.side)].send_to(packet, transmit.destination);
             }

@@ -76,6 +76,7 @@ pub struct Metrics {
     radius: Mutex<RadiusNumbers>,
     ledger: [Histogram; 4],
     settlements_waiting: AtomicU64,
+    media: Mutex<Vec<std::sync::Arc<crate::media_workers::MediaStats>>>,
 }
 
 impl Metrics {
@@ -84,6 +85,13 @@ impl Metrics {
         if let Ok(mut held) = self.switch.lock() {
             held.0.clone_from(counters);
             held.1 = gauges;
+        }
+    }
+
+    /// The media threads' own counters, read at each scrape.
+    pub fn set_media(&self, stats: Vec<std::sync::Arc<crate::media_workers::MediaStats>>) {
+        if let Ok(mut held) = self.media.lock() {
+            *held = stats;
         }
     }
 
@@ -132,6 +140,38 @@ impl Metrics {
             "Settlements the database refused for now, being retried.",
             self.settlements_waiting.load(Ordering::Relaxed),
         );
+        if let Ok(media) = self.media.lock() {
+            let sum = |pick: fn(&crate::media_workers::MediaStats) -> &AtomicU64| {
+                media
+                    .iter()
+                    .map(|stats| pick(stats).load(Ordering::Relaxed))
+                    .sum::<u64>()
+            };
+            counter(
+                &mut out,
+                "talktime_rtp_relayed_total",
+                "RTP packets relayed between a call's legs.",
+                sum(|stats| &stats.relayed),
+            );
+            counter(
+                &mut out,
+                "talktime_rtp_dropped_total",
+                "RTP packets dropped (strangers, malformed, before the bridge).",
+                sum(|stats| &stats.dropped),
+            );
+            counter(
+                &mut out,
+                "talktime_rtp_generated_total",
+                "Packets the switch made (prompt frames, tones, DTMF events).",
+                sum(|stats| &stats.generated),
+            );
+            gauge(
+                &mut out,
+                "talktime_media_threads",
+                "Threads carrying RTP.",
+                media.len() as u64,
+            );
+        }
         if let Ok(radius) = self.radius.lock() {
             render_radius(&mut out, &radius);
         }
@@ -221,6 +261,12 @@ fn render_switch(out: &mut String, counters: &Counters, gauges: &Gauges) {
         "talktime_sip_stray_responses_total",
         "Responses that matched no transaction.",
         gauges.stray_responses,
+    );
+    counter(
+        out,
+        "talktime_sip_retransmissions_total",
+        "Requests and responses sent again by SIP timers (loss toward peers).",
+        gauges.retransmissions,
     );
     counter(
         out,

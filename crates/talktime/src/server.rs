@@ -173,6 +173,7 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
         Duration::from_micros(config.rtp.batch_interval_us),
     )
     .context("cannot start the media threads")?;
+    metrics.set_media(media_workers.stats());
     let recovered_byes = std::mem::take(&mut services.recovered_byes);
     let switch_services = talktime_b2bua::Services {
         prompts: services.prompts,

@@ -1,6 +1,6 @@
 //! Logs (issue 18): `[log] format = "json"` writes one JSON object a line with the call's key
 //! on the lines about a call, and no log line, at any level down to trace, carries the PIN the
-//! caller keyed or the number it dialled.
+//! caller keyed or the number it dialled. The call's media also shows in `/metrics`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -66,6 +66,19 @@ fn json_logs_at_trace_level_carry_the_call_but_never_the_pin_or_the_number() {
     for secret in [PIN, "5557654321", "15557654321"] {
         assert!(!log.contains(secret), "{secret} is in the log");
     }
+    // The call's media shows in /metrics: the prompts the switch made, and the caller's
+    // packets (dropped while it keys digits in the IVR, relayed once bridged).
+    let metrics = metrics_text(&switch);
+    let value = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(value("talktime_rtp_generated_total") > 10, "{metrics}");
+    let caller_packets = value("talktime_rtp_dropped_total") + value("talktime_rtp_relayed_total");
+    assert!(caller_packets > 100, "{caller_packets}");
     // Nor key by key: no line names a digit.
     for line in log.lines() {
         assert!(
@@ -73,4 +86,19 @@ fn json_logs_at_trace_level_carry_the_call_but_never_the_pin_or_the_number() {
             "a keyed digit is in the log: {line}"
         );
     }
+}
+
+fn metrics_text(switch: &Switch) -> String {
+    use std::io::{Read, Write};
+    let token = std::fs::read_to_string(switch.data_dir.join("admin.token")).unwrap();
+    let mut stream = std::net::TcpStream::connect(switch.admin).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        token.trim()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
 }

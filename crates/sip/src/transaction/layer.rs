@@ -192,6 +192,7 @@ pub struct TransactionLayer {
     /// Server transactions kept at most; a new request beyond gets a stateless 503.
     max_server_transactions: usize,
     refused_when_full: u64,
+    retransmissions: u64,
 }
 
 /// What a full layer tells a new request's sender to wait, in seconds.
@@ -214,6 +215,7 @@ impl TransactionLayer {
             stray_responses: 0,
             max_server_transactions: usize::MAX,
             refused_when_full: 0,
+            retransmissions: 0,
         }
     }
 
@@ -459,8 +461,16 @@ impl TransactionLayer {
             }
             let mut fx = Effects::default();
             entry.kind.on_timer(timer, now, &mut fx);
+            if matches!(timer, Timer::A | Timer::E | Timer::G) {
+                self.retransmissions += fx.send.len() as u64;
+            }
             self.apply(id, fx);
         }
+    }
+
+    /// Requests and responses sent again by a timer (UDP loss seen from our side).
+    pub fn retransmissions(&self) -> u64 {
+        self.retransmissions
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
