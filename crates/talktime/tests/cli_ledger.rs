@@ -286,3 +286,24 @@ fn a_new_ledger_is_readable_by_its_owner_only() {
         }
     }
 }
+
+/// A refused command says why on one line, with its causes, and no backtrace even when
+/// RUST_BACKTRACE is set (as it often is on a developer's machine).
+#[test]
+fn a_refusal_is_one_line_without_a_backtrace() {
+    let dir = scratch("refusal");
+    let output = Command::new(env!("CARGO_BIN_EXE_talktime"))
+        .args(["restore", "/nonexistent/backup.sqlite3", "--data-dir"])
+        .arg(dir.join("data"))
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("Error: cannot read /nonexistent/backup.sqlite3"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("backtrace"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
