@@ -1266,3 +1266,53 @@ ledger_test!(
         assert_eq!(used.first_used_at_ms, Some(NOW));
     }
 );
+
+/// An account's own rules (issue 20's destination lists beside issue 13's taxes) are kept as
+/// given and read back in one probe, on both backends; an unknown account is an error.
+async fn account_rules_round_trip(database: common::TestDb) {
+    let store = &database.store;
+    let card = card_with(store, "4242424242", 5 * UNIT, 0).await;
+    let account = card.account_id;
+    assert_eq!(
+        store.account_rules(account).await.unwrap(),
+        talktime_store::AccountRules::default()
+    );
+    let lists = r#"{"allowed":["52"],"denied":["52900"]}"#;
+    store
+        .set_account_destinations(account, Some(lists))
+        .await
+        .unwrap();
+    store
+        .set_account_taxes(account, Some(r#"{"name":"own","taxes":[]}"#))
+        .await
+        .unwrap();
+    let rules = store.account_rules(account).await.unwrap();
+    assert_eq!(rules.destinations_json.as_deref(), Some(lists));
+    assert!(rules.taxes_json.is_some());
+    store.set_account_destinations(account, None).await.unwrap();
+    assert_eq!(
+        store
+            .account_rules(account)
+            .await
+            .unwrap()
+            .destinations_json,
+        None
+    );
+    assert!(
+        store
+            .set_account_destinations(999_999, Some(lists))
+            .await
+            .is_err()
+    );
+    database.finish().await;
+}
+
+#[tokio::test]
+async fn account_rules_round_trip_on_sqlite() {
+    account_rules_round_trip(common::TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn account_rules_round_trip_on_postgres() {
+    account_rules_round_trip(common::TestDb::postgres().await).await;
+}
