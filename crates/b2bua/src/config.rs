@@ -59,6 +59,9 @@ pub struct Config {
     /// The RADIUS server for gateways that run their own IVR (issue 17).
     #[serde(default)]
     pub radius: RadiusConfig,
+    /// Scheduled backups of the embedded ledger.
+    #[serde(default)]
+    pub backup: BackupConfig,
     /// Who may send calls to the access numbers and whose caller ID authenticates pinless
     /// callers. Nobody is trusted unless listed.
     #[serde(default)]
@@ -292,6 +295,27 @@ pub fn redact_url_password(url: &str) -> String {
     match credentials.split_once(':') {
         Some((user, _)) => format!("{scheme}://{user}:{REDACTED}@{host}"),
         None => url.to_owned(),
+    }
+}
+
+/// `[backup]`: the running switch copies its SQLite ledger into `dir` every `every_s` seconds
+/// (0: never), keeping the newest `keep` copies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    pub every_s: u64,
+    /// Relative to the data directory when not absolute.
+    pub dir: PathBuf,
+    pub keep: usize,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            every_s: 0,
+            dir: PathBuf::from("backups"),
+            keep: 7,
+        }
     }
 }
 

@@ -113,3 +113,64 @@ async fn check(file: &Path) -> anyhow::Result<LedgerSummary> {
     store.close().await;
     Ok(summary)
 }
+
+/// Starts the scheduled backups of `[backup]` (SQLite only; nothing when `every_s` is 0).
+pub fn spawn_scheduled(config: &talktime_b2bua::config::Config, store: Store) {
+    let schedule = &config.backup;
+    if schedule.every_s == 0 || store.kind() != talktime_store::BackendKind::Sqlite {
+        return;
+    }
+    let dir = if schedule.dir.is_absolute() {
+        schedule.dir.clone()
+    } else {
+        config.paths.data_dir.join(&schedule.dir)
+    };
+    let every = std::time::Duration::from_secs(schedule.every_s);
+    let keep = schedule.keep.max(1);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            match scheduled_copy(&store, &dir, keep).await {
+                Ok(file) => tracing::info!(file = %file.display(), "ledger backed up"),
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"), "scheduled backup failed")
+                }
+            }
+        }
+    });
+}
+
+/// One scheduled copy, named by its time (sortable), and the oldest beyond `keep` removed.
+async fn scheduled_copy(store: &Store, dir: &Path, keep: usize) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt;
+    talktime_store::create_private_dir(dir)?;
+    let name = format!("talktime-{}.sqlite3", crate::server::wall_clock_ms());
+    let file = dir.join(name);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&file)?;
+    if let Err(error) = store.backup_sqlite_into(&file).await {
+        let _ = std::fs::remove_file(&file);
+        return Err(error.into());
+    }
+    let mut copies: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("talktime-") && name.ends_with(".sqlite3"))
+        })
+        .collect();
+    copies.sort();
+    let excess = copies.len().saturating_sub(keep);
+    for old in copies.iter().take(excess) {
+        let _ = std::fs::remove_file(old);
+    }
+    Ok(file)
+}

@@ -164,6 +164,7 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
     )
     .await?;
     crate::recovery::spawn_cluster_tasks(&config, services.ledger.clone(), core_sender.clone());
+    crate::backup::spawn_scheduled(&config, services.ledger.store().clone());
     crate::plans::spawn_maintenance(
         services.ledger.clone(),
         Duration::from_millis(config.billing.maintenance_check_ms.max(100)),

@@ -173,3 +173,49 @@ fn a_backup_taken_during_load_restores_consistent_and_whole() {
     assert!(!refused.status.success(), "{}", text(&refused));
     assert!(!empty_dir.join("talktime.sqlite3").exists());
 }
+
+/// Scheduled backups (`[backup] every_s`): the running switch writes a copy a second, keeps
+/// the newest two, and each restores.
+#[test]
+fn scheduled_backups_are_taken_pruned_and_restorable() {
+    let dir = prepaid::data_dir("scheduled-backup");
+    prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
+    prepaid::card(&dir, "6660001111", 2_000_000, 0);
+    let switch = start(
+        &dir,
+        ConfigFile::new().raw("[backup]\nevery_s = 1\nkeep = 2\n"),
+    );
+    let backups = dir.join("backups");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let copies = loop {
+        let log = switch.log_text();
+        let taken = log.matches("ledger backed up").count();
+        if taken >= 4 || std::time::Instant::now() > deadline {
+            let mut copies: Vec<_> = std::fs::read_dir(&backups)
+                .unwrap()
+                .map(|entry| entry.unwrap().path())
+                .collect();
+            copies.sort();
+            break copies;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        copies.len(),
+        2,
+        "{copies:?}\n{}",
+        tail(&switch.log_text(), 10)
+    );
+    for (index, copy) in copies.iter().enumerate() {
+        let target = dir.with_extension(format!("scheduled-restore-{index}"));
+        let _ = std::fs::remove_dir_all(&target);
+        let restore = talktime(&[
+            "restore",
+            copy.to_str().unwrap(),
+            "--data-dir",
+            target.to_str().unwrap(),
+        ]);
+        assert!(restore.status.success(), "{}", text(&restore));
+        assert!(String::from_utf8_lossy(&restore.stdout).contains("1 accounts, 1 cards"));
+    }
+}
