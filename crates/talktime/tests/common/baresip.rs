@@ -17,6 +17,18 @@ pub struct Baresip {
     pub log: PathBuf,
 }
 
+/// A free port for baresip's SIP whose next port is free for TCP too: baresip binds its TLS
+/// transport there, and a taken one stops it at start ("SIP/TLS transport failed").
+fn sip_port() -> u16 {
+    for _ in 0..50 {
+        let port = free_port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    free_port()
+}
+
 impl Baresip {
     /// Starts baresip with its configuration in `dir` (a fresh folder of the test's).
     pub fn start(dir: &Path) -> Baresip {
@@ -30,7 +42,7 @@ impl Baresip {
              rtp_ports {rtp}-{rtp_end}\nmodule_path /usr/lib/baresip/modules\n\
              module g711.so\nmodule account.so\nmodule aufile.so\nmodule cons.so\n\
              module_app menu.so\ncons_listen {console}\n",
-            sip = free_port(),
+            sip = sip_port(),
             audio = audio.display(),
             rtp_end = rtp + 99,
         );
