@@ -23,8 +23,9 @@ pub struct Counters {
     /// Wrong PINs (each try), and PIN answers held back by the PIN alarm.
     pub pin_failures: u64,
     pub pin_answers_delayed: u64,
-    /// SIP requests received, by method, and responses sent, by status class (`2xx`, ...).
-    pub requests_received: BTreeMap<String, u64>,
+    /// SIP requests received, by method (unknown methods together as `other`, so a peer
+    /// inventing names cannot grow the table), and responses sent, by status class.
+    pub requests_received: BTreeMap<&'static str, u64>,
     pub responses_sent: BTreeMap<&'static str, u64>,
     /// Datagrams that did not parse.
     pub unparseable: u64,
@@ -35,6 +36,27 @@ pub struct Counters {
 impl Counters {
     pub(crate) fn add<K: Ord>(map: &mut BTreeMap<K, u64>, key: K) {
         *map.entry(key).or_default() += 1;
+    }
+
+    /// A method's label without allocating (this runs for every request received).
+    pub(crate) fn method_label(method: &talktime_sip::Method) -> &'static str {
+        use talktime_sip::Method;
+        match method {
+            Method::Invite => "INVITE",
+            Method::Ack => "ACK",
+            Method::Bye => "BYE",
+            Method::Cancel => "CANCEL",
+            Method::Options => "OPTIONS",
+            Method::Register => "REGISTER",
+            Method::Info => "INFO",
+            Method::Update => "UPDATE",
+            Method::Prack => "PRACK",
+            Method::Subscribe => "SUBSCRIBE",
+            Method::Notify => "NOTIFY",
+            Method::Refer => "REFER",
+            Method::Message => "MESSAGE",
+            Method::Other(_) => "other",
+        }
     }
 
     pub(crate) fn status_class(status: u16) -> &'static str {
@@ -60,4 +82,24 @@ pub struct Gauges {
     pub transactions_refused_full: u64,
     pub stray_responses: u64,
     pub retransmissions: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        let mut counters = Counters::default();
+        for name in ["FOO", "BAR", "BAZ"] {
+            let method = talktime_sip::Method::parse(name).unwrap();
+            Counters::add(&mut counters.requests_received, Counters::method_label(&method));
+        }
+        Counters::add(
+            &mut counters.requests_received,
+            Counters::method_label(&talktime_sip::Method::Invite),
+        );
+        assert_eq!(counters.requests_received.len(), 2);
+        assert_eq!(counters.requests_received["other"], 3);
+    }
 }

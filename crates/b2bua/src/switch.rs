@@ -621,7 +621,7 @@ impl Switch {
     fn handle_request(&mut self, transaction: TransactionId, request: Request, source: Peer) {
         crate::counters::Counters::add(
             &mut self.counters.requests_received,
-            request.method.to_string(),
+            crate::counters::Counters::method_label(&request.method),
         );
         match self.dialogs.route_request(&request) {
             Routing::Reject(response) => self.respond(transaction, response),
