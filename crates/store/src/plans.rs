@@ -113,20 +113,12 @@ impl Store {
         account_id: i64,
         profile_json: Option<&str>,
     ) -> Result<(), StoreError> {
-        let mut held = self.acquire_for_write().await?;
-        let mut conn = held.conn();
-        let updated = with_conn!(&mut conn, c => sqlx::query(
+        self.set_account_rule(
             "UPDATE accounts SET tax_profile_json = $2 WHERE id = $1",
+            account_id,
+            profile_json,
         )
-        .bind(account_id)
-        .bind(profile_json)
-        .execute(&mut **c)
         .await
-        .map(|done| done.rows_affected()))?;
-        if updated == 0 {
-            return Err(StoreError::not_found("account", account_id));
-        }
-        Ok(())
     }
 
     /// Replaces an account's own destination lists (`None`: none of its own). The text is the
@@ -136,16 +128,29 @@ impl Store {
         account_id: i64,
         policy_json: Option<&str>,
     ) -> Result<(), StoreError> {
+        self.set_account_rule(
+            "UPDATE accounts SET destinations_json = $2 WHERE id = $1",
+            account_id,
+            policy_json,
+        )
+        .await
+    }
+
+    /// One of the account's JSON rule columns, by its fixed UPDATE statement.
+    async fn set_account_rule(
+        &self,
+        statement: &'static str,
+        account_id: i64,
+        json: Option<&str>,
+    ) -> Result<(), StoreError> {
         let mut held = self.acquire_for_write().await?;
         let mut conn = held.conn();
-        let updated = with_conn!(&mut conn, c => sqlx::query(
-            "UPDATE accounts SET destinations_json = $2 WHERE id = $1",
-        )
-        .bind(account_id)
-        .bind(policy_json)
-        .execute(&mut **c)
-        .await
-        .map(|done| done.rows_affected()))?;
+        let updated = with_conn!(&mut conn, c => sqlx::query(statement)
+            .bind(account_id)
+            .bind(json)
+            .execute(&mut **c)
+            .await
+            .map(|done| done.rows_affected()))?;
         if updated == 0 {
             return Err(StoreError::not_found("account", account_id));
         }
