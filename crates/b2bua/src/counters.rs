@@ -93,7 +93,10 @@ mod tests {
         let mut counters = Counters::default();
         for name in ["FOO", "BAR", "BAZ"] {
             let method = talktime_sip::Method::parse(name).unwrap();
-            Counters::add(&mut counters.requests_received, Counters::method_label(&method));
+            Counters::add(
+                &mut counters.requests_received,
+                Counters::method_label(&method),
+            );
         }
         Counters::add(
             &mut counters.requests_received,

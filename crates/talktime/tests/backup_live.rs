@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::calls::start;
 use common::prepaid::{self, ConfigFile};
 use common::scenario::BackgroundSipp;
-use common::{free_port, scenario, tail};
+use common::{scenario, tail};
 
 const CALLS: usize = 60;
 
@@ -37,61 +37,14 @@ fn text(output: &std::process::Output) -> String {
 fn a_backup_taken_during_load_restores_consistent_and_whole() {
     let dir = prepaid::data_dir("backup");
     prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
-    let mut callers = String::from("SEQUENTIAL\n");
-    for index in 0..20 {
-        let account = prepaid::card(&dir, &format!("77700{index:05}"), 5_000_000, 0);
-        let number = format!("1555100{index:04}");
-        prepaid::register_caller_id(&dir, account, &number);
-        prepaid::forward_to(&dir, account, "0015551234567");
-        callers.push_str(&number);
-        callers.push('\n');
-    }
-    let csv = dir.join("callers.csv");
-    std::fs::write(&csv, callers).unwrap();
+    let csv = common::calls::pinless_accounts(&dir, 20, "77700", "1555100");
     let carrier = BackgroundSipp::uas(
         90,
         &scenario("carrier_answer.xml"),
         &["-m", &CALLS.to_string()],
     );
-    let switch = start(
-        &dir,
-        ConfigFile::new()
-            .ivr("announce_balance = false")
-            .ivr("announce_talk_time = false")
-            .ivr("forwarding_welcome = false")
-            .carrier("answer", &carrier.address())
-            .routes(&[("", &["answer"])]),
-    );
-    let caller_scenario = dir.join("caller_pinless.xml");
-    let template =
-        std::fs::read_to_string(common::repo_root().join("tests/load/caller_pinless.xml"))
-            .unwrap()
-            .replace("{{HOLD_MS}}", "1000")
-            .replace("{{RTP_START}}", "")
-            .replace("{{RTP_STOP}}", "");
-    std::fs::write(&caller_scenario, template).unwrap();
-    let media_port = free_port().to_string();
-    let count = CALLS.to_string();
-    let caller = BackgroundSipp::start(
-        90,
-        &[
-            "-sf",
-            caller_scenario.to_str().unwrap(),
-            "-inf",
-            csv.to_str().unwrap(),
-            "-s",
-            "200",
-            &switch.sip.to_string(),
-            "-m",
-            &count,
-            "-l",
-            "20",
-            "-r",
-            "10",
-            "-mp",
-            &media_port,
-        ],
-    );
+    let switch = start(&dir, common::calls::forwarding_load_config(&carrier));
+    let caller = common::calls::pinless_load(&switch, &dir, &csv, CALLS, 20, 1000);
     // Half-way through the load.
     std::thread::sleep(Duration::from_secs(3));
     let file = dir.with_extension("backup.sqlite3");

@@ -12,9 +12,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::calls::start;
-use common::prepaid::{self, ConfigFile};
+use common::prepaid;
 use common::scenario::BackgroundSipp;
-use common::{free_port, scenario, tail};
+use common::{scenario, tail};
 
 const CALLS: usize = 20;
 
@@ -87,62 +87,14 @@ fn value(samples: &HashMap<String, f64>, key: &str) -> f64 {
 fn a_scrape_during_load_parses_and_matches_sipp_and_the_ledger() {
     let dir = prepaid::data_dir("metrics");
     prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
-    let mut callers = String::from("SEQUENTIAL\n");
-    for index in 0..CALLS {
-        let account = prepaid::card(&dir, &format!("88800{index:05}"), 5_000_000, 0);
-        let number = format!("1555000{index:04}");
-        prepaid::register_caller_id(&dir, account, &number);
-        prepaid::forward_to(&dir, account, "0015551234567");
-        callers.push_str(&number);
-        callers.push('\n');
-    }
-    let csv = dir.join("callers.csv");
-    std::fs::write(&csv, callers).unwrap();
+    let csv = common::calls::pinless_accounts(&dir, CALLS, "88800", "1555000");
     let carrier = BackgroundSipp::uas(
         90,
         &scenario("carrier_answer.xml"),
         &["-m", &CALLS.to_string()],
     );
-    let switch = start(
-        &dir,
-        // As the load tests: forwarded straight through, nothing announced.
-        ConfigFile::new()
-            .ivr("announce_balance = false")
-            .ivr("announce_talk_time = false")
-            .ivr("forwarding_welcome = false")
-            .carrier("answer", &carrier.address())
-            .routes(&[("", &["answer"])]),
-    );
-    let template =
-        std::fs::read_to_string(common::repo_root().join("tests/load/caller_pinless.xml"))
-            .unwrap()
-            .replace("{{HOLD_MS}}", "1500")
-            .replace("{{RTP_START}}", "")
-            .replace("{{RTP_STOP}}", "");
-    let caller_scenario = dir.join("caller_pinless.xml");
-    std::fs::write(&caller_scenario, template).unwrap();
-    let media_port = free_port().to_string();
-    let count = CALLS.to_string();
-    let caller = BackgroundSipp::start(
-        60,
-        &[
-            "-sf",
-            caller_scenario.to_str().unwrap(),
-            "-inf",
-            csv.to_str().unwrap(),
-            "-s",
-            "200",
-            &switch.sip.to_string(),
-            "-m",
-            &count,
-            "-l",
-            &count,
-            "-r",
-            "10",
-            "-mp",
-            &media_port,
-        ],
-    );
+    let switch = start(&dir, common::calls::forwarding_load_config(&carrier));
+    let caller = common::calls::pinless_load(&switch, &dir, &csv, CALLS, CALLS, 1500);
     // A scrape in the middle of the step parses too.
     std::thread::sleep(Duration::from_millis(1500));
     let during = parse(&scrape(&switch));

@@ -271,3 +271,77 @@ pub fn wait_for_exit(switch: &mut Switch, limit: Duration) -> Option<std::proces
     }
     None
 }
+
+/// `accounts` pinless accounts (5.00 each, PINs `{pin_prefix}00000`.., caller IDs
+/// `{number_prefix}0000`..) forwarded to +1 555 123 4567, and the SIPp CSV of their caller IDs.
+pub fn pinless_accounts(
+    dir: &Path,
+    accounts: usize,
+    pin_prefix: &str,
+    number_prefix: &str,
+) -> std::path::PathBuf {
+    let mut callers = String::from("SEQUENTIAL\n");
+    for index in 0..accounts {
+        let account = prepaid::card(dir, &format!("{pin_prefix}{index:05}"), 5_000_000, 0);
+        let number = format!("{number_prefix}{index:04}");
+        prepaid::register_caller_id(dir, account, &number);
+        prepaid::forward_to(dir, account, "0015551234567");
+        callers.push_str(&number);
+        callers.push('\n');
+    }
+    let csv = dir.join("callers.csv");
+    std::fs::write(&csv, callers).unwrap();
+    csv
+}
+
+/// The load tests' configuration: DID forwarding straight through, nothing announced.
+pub fn forwarding_load_config(carrier: &BackgroundSipp) -> ConfigFile {
+    ConfigFile::new()
+        .ivr("announce_balance = false")
+        .ivr("announce_talk_time = false")
+        .ivr("forwarding_welcome = false")
+        .carrier("answer", &carrier.address())
+        .routes(&[("", &["answer"])])
+}
+
+/// The load tests' pinless caller (tests/load/caller_pinless.xml) from the callers of `csv`
+/// to access number 200: `calls` calls at 10 a second, at most `limit` up, each `hold_ms`.
+pub fn pinless_load(
+    switch: &Switch,
+    dir: &Path,
+    csv: &Path,
+    calls: usize,
+    limit: usize,
+    hold_ms: u64,
+) -> BackgroundSipp {
+    let template =
+        std::fs::read_to_string(super::repo_root().join("tests/load/caller_pinless.xml"))
+            .unwrap()
+            .replace("{{HOLD_MS}}", &hold_ms.to_string())
+            .replace("{{RTP_START}}", "")
+            .replace("{{RTP_STOP}}", "");
+    let caller_scenario = dir.join("caller_pinless.xml");
+    std::fs::write(&caller_scenario, template).unwrap();
+    let media_port = free_port().to_string();
+    let (count, limit) = (calls.to_string(), limit.to_string());
+    BackgroundSipp::start(
+        90,
+        &[
+            "-sf",
+            caller_scenario.to_str().unwrap(),
+            "-inf",
+            csv.to_str().unwrap(),
+            "-s",
+            "200",
+            &switch.sip.to_string(),
+            "-m",
+            &count,
+            "-l",
+            &limit,
+            "-r",
+            "10",
+            "-mp",
+            &media_port,
+        ],
+    )
+}
