@@ -32,6 +32,16 @@ fn unreachable_key() -> hmac::Hmac<Md5> {
     <hmac::Hmac<Md5> as KeyInit>::new(&Default::default())
 }
 
+/// The header's Length, within the octets there are and never inside the header, so a lying
+/// Length cannot make a slice panic (these functions are public and take raw octets).
+fn declared_length(raw: &[u8]) -> usize {
+    let declared = match raw {
+        [_, _, high, low, ..] => usize::from(u16::from_be_bytes([*high, *low])),
+        _ => 0,
+    };
+    declared.clamp(MIN_PACKET.min(raw.len()), raw.len())
+}
+
 fn equal(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
@@ -59,7 +69,7 @@ pub fn message_authenticator_valid(raw: &[u8], secret: &[u8]) -> bool {
     let Some(at) = message_authenticator_offset(raw) else {
         return false;
     };
-    let length = usize::from(u16::from_be_bytes([raw[2], raw[3]])).min(raw.len());
+    let length = declared_length(raw);
     let mut copy = raw[..length].to_vec();
     let received: Vec<u8> = copy[at..at + 16].to_vec();
     copy[at..at + 16].fill(0);
@@ -72,7 +82,7 @@ pub fn accounting_request_valid(raw: &[u8], secret: &[u8]) -> bool {
     if raw.len() < MIN_PACKET {
         return false;
     }
-    let length = usize::from(u16::from_be_bytes([raw[2], raw[3]])).min(raw.len());
+    let length = declared_length(raw);
     let expected = md5(&[&raw[..4], &[0u8; 16], &raw[MIN_PACKET..length], secret]);
     equal(&expected, &raw[4..20])
 }
@@ -149,7 +159,7 @@ pub fn response_valid(raw: &[u8], request_authenticator: &[u8; 16], secret: &[u8
     if raw.len() < MIN_PACKET {
         return false;
     }
-    let length = usize::from(u16::from_be_bytes([raw[2], raw[3]])).min(raw.len());
+    let length = declared_length(raw);
     let expected = md5(&[
         &raw[..4],
         request_authenticator,
@@ -205,6 +215,16 @@ pub fn hide_password(clear: &[u8], secret: &[u8], request_authenticator: &[u8; 1
 mod tests {
     use super::*;
     use crate::packet::Attribute;
+
+    #[test]
+    fn a_lying_length_field_is_refused_not_a_panic() {
+        let mut raw = vec![4u8, 1, 0, 3];
+        raw.extend_from_slice(&[0; 30]);
+        assert!(!accounting_request_valid(&raw, b"s"));
+        assert!(!response_valid(&raw, &[0; 16], b"s"));
+        assert!(!message_authenticator_valid(&raw, b"s"));
+        assert!(!message_authenticator_valid(&[1, 2], b"s"));
+    }
 
     #[test]
     fn a_hidden_password_comes_back() {
