@@ -62,6 +62,9 @@ pub struct Config {
     /// Scheduled backups of the embedded ledger.
     #[serde(default)]
     pub backup: BackupConfig,
+    /// E-mail: low balances, cards expiring, carriers going down.
+    #[serde(default)]
+    pub notifications: NotificationsConfig,
     /// Who may send calls to the access numbers and whose caller ID authenticates pinless
     /// callers. Nobody is trusted unless listed.
     #[serde(default)]
@@ -319,6 +322,42 @@ impl Default for BackupConfig {
     }
 }
 
+/// `[notifications]`: e-mail through an SMTP server. Mails are queued in the ledger and sent
+/// by a task of their own, so a slow or absent mail server never delays a call.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationsConfig {
+    /// `smtp://[user:password@]host[:port]` (plain, or `?tls=starttls` to require STARTTLS),
+    /// `smtps://...` (TLS from the first byte); empty: no mail is sent (they stay queued).
+    pub smtp_url: String,
+    /// The From address.
+    pub from: String,
+    /// Who hears of a carrier going down; empty: nobody.
+    pub operator_email: String,
+    /// Wait before the first retry of a failed send; it doubles up to an hour.
+    pub retry_s: u64,
+    /// How often the outbox is looked at.
+    pub poll_ms: u64,
+    /// Cards expiring within this many days get a warning (0: none).
+    pub card_expiry_warning_days: u64,
+    /// How often expiring cards are looked for.
+    pub expiry_check_s: u64,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        NotificationsConfig {
+            smtp_url: String::new(),
+            from: "Talktime <talktime@localhost>".to_owned(),
+            operator_email: String::new(),
+            retry_s: 60,
+            poll_ms: 1_000,
+            card_expiry_warning_days: 7,
+            expiry_check_s: 3_600,
+        }
+    }
+}
+
 /// `[radius]`: where the RADIUS server listens and which gateways it answers.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -554,6 +593,11 @@ pub struct DatabaseConfig {
     /// settle, is retried with back-off).
     #[serde(default = "default_busy_timeout_ms")]
     pub busy_timeout_ms: u64,
+    /// The key file of the PIN hashes (64 hex digits, 0600; created when missing). Relative
+    /// paths are in `data_dir`; the default is `data_dir/pin.key`. `TALKTIME_PIN_KEY` in the
+    /// environment takes precedence. Every node of one PostgreSQL ledger needs the same key.
+    #[serde(default)]
+    pub pin_key_file: Option<PathBuf>,
 }
 
 fn default_busy_timeout_ms() -> u64 {
@@ -604,6 +648,7 @@ impl Config {
             hide(&mut client.secret);
         }
         copy.database.url = redact_url_password(&copy.database.url);
+        copy.notifications.smtp_url = redact_url_password(&copy.notifications.smtp_url);
         copy
     }
 
@@ -746,6 +791,15 @@ impl Config {
     }
 
     /// The database URL with a relative SQLite path resolved under the data directory.
+    /// Where the PIN key file is (see [`DatabaseConfig::pin_key_file`]).
+    pub fn pin_key_path(&self) -> PathBuf {
+        let data_dir = &self.paths.data_dir;
+        match &self.database.pin_key_file {
+            Some(file) => data_dir.join(file),
+            None => data_dir.join("pin.key"),
+        }
+    }
+
     pub fn database_url(&self) -> String {
         let url = &self.database.url;
         match url.strip_prefix("sqlite://") {

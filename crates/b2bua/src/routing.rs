@@ -166,6 +166,7 @@ impl Switch {
         }
         while let Some(change) = self.router.poll_event() {
             info!(carrier = %change.carrier, up = change.up, "carrier health changed");
+            self.report_carrier_health(change.carrier, change.up);
         }
     }
 

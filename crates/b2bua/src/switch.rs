@@ -78,6 +78,8 @@ pub enum Output {
     Media { call: u64, command: MediaCommand },
     /// A request for the ledger; every one is answered with an [`Input::Ledger`].
     Ledger { call: u64, request: LedgerRequest },
+    /// A carrier stopped answering OPTIONS pings, or answers again (for the operator's mail).
+    CarrierHealth { carrier: String, up: bool },
 }
 
 /// Where the shell listens: what goes into Via and Contact.
@@ -376,6 +378,11 @@ impl Switch {
 
     pub(crate) fn media_command(&mut self, call: u64, command: MediaCommand) {
         self.outputs.push_back(Output::Media { call, command });
+    }
+
+    pub(crate) fn report_carrier_health(&mut self, carrier: String, up: bool) {
+        self.outputs
+            .push_back(Output::CarrierHealth { carrier, up });
     }
 
     pub(crate) fn ledger_request(&mut self, call: u64, request: LedgerRequest) {

@@ -165,5 +165,46 @@ fn tariff_import(criterion: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, authorize_settle, tariff_import);
+/// A PIN of the lookup bench's cards: 10 digits, spread over the space.
+fn bench_pin(index: u64) -> talktime_pii::Pii<String> {
+    talktime_pii::Pii::new(format!("{:010}", index * 7_919 + 1_000_003))
+}
+
+/// `card_by_pin` among 10,000 cards: the IVR's PIN check (issue 18 keeps PINs as keyed
+/// hashes; this is the figure that must stay within 10 % of the plain-PIN lookup).
+fn card_lookup(criterion: &mut Criterion) {
+    const CARDS: u64 = 10_000;
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let mut group = criterion.benchmark_group("card_lookup");
+    group.throughput(Throughput::Elements(1));
+    group.measurement_time(Duration::from_secs(6));
+    for (name, postgres) in [("sqlite", false), ("postgres", true)] {
+        let database = runtime.block_on(open(postgres));
+        let store = database.store.clone();
+        runtime.block_on(async {
+            for index in 0..CARDS {
+                let card = talktime_store::NewCard::new(bench_pin(index), "EUR", 1_000_000);
+                store.create_card(&card, NOW).await.expect("card");
+            }
+        });
+        let next = AtomicU64::new(0);
+        group.bench_function(name, |bencher| {
+            bencher.iter_custom(|iterations| {
+                runtime.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iterations {
+                        let index = next.fetch_add(1, Ordering::Relaxed) % CARDS;
+                        let card = store.card_by_pin(&bench_pin(index)).await.expect("lookup");
+                        assert!(card.is_some());
+                    }
+                    start.elapsed()
+                })
+            });
+        });
+        runtime.block_on(database.finish());
+    }
+    group.finish();
+}
+
+criterion_group!(benches, authorize_settle, tariff_import, card_lookup);
 criterion_main!(benches);

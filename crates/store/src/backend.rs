@@ -16,6 +16,7 @@ use sqlx::{
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::error::StoreError;
+use crate::pin_key::{PIN_KEY_FILE_NAME, PinKey};
 
 /// File name of the embedded database inside the data directory.
 pub const SQLITE_FILE_NAME: &str = "talktime.sqlite3";
@@ -51,6 +52,9 @@ pub struct StoreOptions {
     /// `synchronous=FULL` makes every commit survive a power cut; the default `NORMAL` (safe
     /// with WAL against process crashes) trades the last commits of a power cut for speed.
     pub sqlite_synchronous_full: bool,
+    /// The key of the PIN hashes. `None`: [`PIN_KEY_ENV`](crate::PIN_KEY_ENV) if set, else
+    /// `pin.key` beside an embedded ledger (created if missing); a PostgreSQL store needs one.
+    pub pin_key: Option<PinKey>,
 }
 
 impl Default for StoreOptions {
@@ -59,6 +63,7 @@ impl Default for StoreOptions {
             max_connections: 8,
             sqlite_busy_timeout: Duration::from_secs(10),
             sqlite_synchronous_full: false,
+            pin_key: None,
         }
     }
 }
@@ -69,6 +74,8 @@ pub struct Store {
     backend: Backend,
     /// The switch this process is (`[cluster] node_id`); reservations carry it.
     node_id: Arc<str>,
+    /// Keys the PIN hashes kept in `cards.pin_hash`.
+    pub(crate) pin_key: Arc<PinKey>,
 }
 
 #[derive(Clone, Debug)]
@@ -196,7 +203,13 @@ impl Store {
         }
         if location.starts_with("sqlite:") {
             let connect = SqliteConnectOptions::from_str(location)?;
-            return Self::open_sqlite(connect, options).await;
+            let beside = connect
+                .get_filename()
+                .parent()
+                .filter(|parent| !parent.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf();
+            return Self::open_sqlite(connect, options, &beside).await;
         }
         if location.contains("://") {
             return Err(StoreError::UnsupportedLocation(location.to_owned()));
@@ -212,13 +225,24 @@ impl Store {
     ) -> Result<Store, StoreError> {
         create_private_dir(directory).map_err(StoreError::DataDirectory)?;
         let file: PathBuf = directory.join(SQLITE_FILE_NAME);
-        Self::open_sqlite(SqliteConnectOptions::new().filename(file), options).await
+        Self::open_sqlite(
+            SqliteConnectOptions::new().filename(file),
+            options,
+            directory,
+        )
+        .await
     }
 
     async fn open_sqlite(
         connect: SqliteConnectOptions,
         options: &StoreOptions,
+        key_directory: &Path,
     ) -> Result<Store, StoreError> {
+        let pin_key = match resolve_pin_key(options)? {
+            Some(key) => key,
+            None if is_in_memory(connect.get_filename()) => PinKey::random(),
+            None => PinKey::load_or_create(&key_directory.join(PIN_KEY_FILE_NAME))?,
+        };
         create_private(connect.get_filename())?;
         let synchronous = if options.sqlite_synchronous_full {
             SqliteSynchronous::Full
@@ -245,10 +269,13 @@ impl Store {
             connection: connect.connect().await?,
             in_transaction: false,
         };
-        Ok(Store {
+        let store = Store {
             backend: Backend::Sqlite(pool, Arc::new(Mutex::new(writer))),
             node_id: Arc::from(""),
-        })
+            pin_key: Arc::new(pin_key),
+        };
+        store.adopt_pin_key().await?;
+        Ok(store)
     }
 
     /// Opens a PostgreSQL store from explicit connect options.
@@ -256,6 +283,13 @@ impl Store {
         connect: PgConnectOptions,
         options: &StoreOptions,
     ) -> Result<Store, StoreError> {
+        let pin_key = resolve_pin_key(options)?.ok_or_else(|| {
+            StoreError::PinKey(format!(
+                "a PostgreSQL ledger needs the PIN key shared by every node: set {} or the \
+                 configured key file",
+                crate::PIN_KEY_ENV
+            ))
+        })?;
         // No ping before each acquire: it doubles the round trips of the hot path; a dead
         // connection surfaces as an error on its next query and is discarded by the pool.
         let pool = PgPoolOptions::new()
@@ -264,10 +298,13 @@ impl Store {
             .connect_with(connect)
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        Ok(Store {
+        let store = Store {
             backend: Backend::Postgres(pool),
             node_id: Arc::from(""),
-        })
+            pin_key: Arc::new(pin_key),
+        };
+        store.adopt_pin_key().await?;
+        Ok(store)
     }
 
     /// The same store acting for the switch `node_id`: its reservations carry it, and its
@@ -373,6 +410,19 @@ fn normalise_type(kind: BackendKind, column_type: &str) -> String {
     }
 }
 
+/// The key the options or the environment give, if any.
+fn resolve_pin_key(options: &StoreOptions) -> Result<Option<PinKey>, StoreError> {
+    match &options.pin_key {
+        Some(key) => Ok(Some(key.clone())),
+        None => PinKey::from_environment(),
+    }
+}
+
+fn is_in_memory(file: &Path) -> bool {
+    let name = file.to_string_lossy();
+    name.is_empty() || name.starts_with(':') || name.contains("mode=memory")
+}
+
 /// Creates a directory (and its missing parents) readable by the owner only; an existing one
 /// is left as the operator made it.
 pub fn create_private_dir(directory: &Path) -> std::io::Result<()> {
@@ -387,8 +437,7 @@ pub fn create_private_dir(directory: &Path) -> std::io::Result<()> {
 /// its -wal and -shm files take the main file's mode). In-memory and existing files are left.
 fn create_private(file: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let name = file.to_string_lossy();
-    if name.is_empty() || name.starts_with(':') || name.contains("mode=memory") || file.exists() {
+    if is_in_memory(file) || file.exists() {
         return Ok(());
     }
     if let Some(parent) = file

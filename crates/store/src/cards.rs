@@ -46,8 +46,9 @@ pub struct CardBatchSpec {
     pub concurrency_limit: i64,
 }
 
-/// A generated batch.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A generated batch. It is the only place its PINs exist in the clear (the ledger keeps keyed
+/// hashes): write it out with [`Store::export_batch_csv`] before dropping it.
+#[derive(Clone, Debug)]
 pub struct CardBatch {
     /// Id.
     pub id: i64,
@@ -63,6 +64,8 @@ pub struct CardBatch {
     pub currency: String,
     /// Card ids, in creation order.
     pub card_ids: Vec<i64>,
+    /// The cards' PINs, in the order of `card_ids`.
+    pub pins: Vec<Pii<String>>,
 }
 
 /// A PIN of `length` decimal digits from the thread-local CSPRNG (ChaCha, seeded and
@@ -125,6 +128,7 @@ impl Store {
         .fetch_one(&mut **c)
         .await)?;
         let mut card_ids = Vec::with_capacity(spec.count as usize);
+        let mut pins = Vec::with_capacity(spec.count as usize);
         for _ in 0..spec.count {
             let mut created = None;
             for _ in 0..PIN_ATTEMPTS {
@@ -140,16 +144,20 @@ impl Store {
                     concurrency_limit: spec.concurrency_limit.max(1),
                     activation_fee_micros: spec.activation_fee_micros,
                 };
-                created = insert_card(&mut conn, &card, Some(batch_id), now_ms).await?;
-                if created.is_some() {
+                let pin_hash = self.pin_hash(&card.pin);
+                let inserted =
+                    insert_card(&mut conn, &card, &pin_hash, Some(batch_id), now_ms).await?;
+                if let Some(inserted) = inserted {
+                    created = Some((inserted, card.pin));
                     break;
                 }
             }
-            let card = created.ok_or(StoreError::PinSpaceExhausted {
+            let (card, pin) = created.ok_or(StoreError::PinSpaceExhausted {
                 pin_length: spec.pin_length,
                 count: spec.count.into(),
             })?;
             card_ids.push(card.id);
+            pins.push(pin);
         }
         transaction.commit().await?;
         Ok(CardBatch {
@@ -160,27 +168,21 @@ impl Store {
             value_micros: spec.value_micros,
             currency: spec.currency.clone(),
             card_ids,
+            pins,
         })
     }
 
-    /// Writes a batch as CSV (header `card_id,pin,balance,currency,kind,status,expires_at_ms,
-    /// valid_after_first_use_ms`, balances as decimals) for printing or distribution.
-    /// Returns the number of cards written. The output holds PINs: treat it as secret.
+    /// Writes a just-generated batch as CSV (header `card_id,pin,balance,currency,kind,status,
+    /// expires_at_ms,valid_after_first_use_ms`, balances as decimals) for printing or
+    /// distribution; balances and states are read from the ledger. Returns the number of cards
+    /// written. The output holds PINs, and is the only time they can be read: keep it secret.
     pub async fn export_batch_csv<W: Write>(
         &self,
-        batch_id: i64,
+        batch: &CardBatch,
         writer: W,
     ) -> Result<u64, StoreError> {
-        type ExportRow = (
-            i64,
-            String,
-            i64,
-            String,
-            String,
-            String,
-            Option<i64>,
-            Option<i64>,
-        );
+        let batch_id = batch.id;
+        type ExportRow = (i64, i64, String, String, String, Option<i64>, Option<i64>);
         let rows: Vec<ExportRow> = {
             let mut held = self.acquire().await?;
             let mut conn = held.conn();
@@ -194,7 +196,7 @@ impl Store {
                 return Err(StoreError::not_found("card batch", batch_id));
             }
             with_conn!(&mut conn, c => sqlx::query_as(
-                "SELECT cards.id, cards.pin, a.balance_micros, a.currency, cards.kind, \
+                "SELECT cards.id, a.balance_micros, a.currency, cards.kind, \
                  cards.status, cards.expires_at_ms, cards.valid_after_first_use_ms \
                  FROM cards JOIN accounts a ON a.id = cards.account_id \
                  WHERE cards.batch_id = $1 ORDER BY cards.id",
@@ -215,10 +217,15 @@ impl Store {
             "valid_after_first_use_ms",
         ])?;
         let optional = |value: Option<i64>| value.map(|v| v.to_string()).unwrap_or_default();
-        for (id, pin, balance, currency, kind, status, expires, validity) in &rows {
+        let pins: std::collections::HashMap<i64, &Pii<String>> =
+            batch.card_ids.iter().copied().zip(&batch.pins).collect();
+        for (id, balance, currency, kind, status, expires, validity) in &rows {
+            let pin = pins.get(id).ok_or_else(|| {
+                StoreError::InvalidArgument(format!("card {id} is not in the batch given"))
+            })?;
             csv_writer.write_record([
                 id.to_string(),
-                pin.clone(),
+                pin.expose().clone(),
                 format_micros(*balance),
                 currency.clone(),
                 kind.clone(),

@@ -20,6 +20,9 @@ pub enum StoreError {
     /// The location given to [`crate::Store::open`] is not understood.
     #[error("unsupported database location: {0}")]
     UnsupportedLocation(String),
+    /// The PIN key is missing, unreadable, malformed or not the ledger's.
+    #[error("PIN key: {0}")]
+    PinKey(String),
     /// A referenced row does not exist.
     #[error("{entity} {id} not found")]
     NotFound {

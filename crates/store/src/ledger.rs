@@ -49,7 +49,6 @@ impl AccountRow {
 #[derive(sqlx::FromRow)]
 pub(crate) struct CardRow {
     pub(crate) id: i64,
-    pub(crate) pin: String,
     pub(crate) account_id: i64,
     pub(crate) batch_id: Option<i64>,
     pub(crate) tariff_id: Option<i64>,
@@ -66,7 +65,6 @@ impl CardRow {
     pub(crate) fn into_card(self) -> Result<Card, StoreError> {
         Ok(Card {
             id: self.id,
-            pin: Pii::new(self.pin),
             account_id: self.account_id,
             batch_id: self.batch_id,
             tariff_id: self.tariff_id,
@@ -122,20 +120,20 @@ pub(crate) struct Posting<'a> {
 /// so the two never disagree. Returns the balance after.
 pub(crate) async fn post(conn: &mut Conn<'_>, posting: Posting<'_>) -> Result<i64, StoreError> {
     check_amount(posting.amount_micros.checked_abs().unwrap_or(i64::MAX))?;
-    let balance_after: Option<i64> = with_conn!(conn, c => sqlx::query_scalar(
+    let updated: Option<(i64, Option<String>)> = with_conn!(conn, c => sqlx::query_as(
         "UPDATE accounts SET balance_micros = balance_micros + $1 WHERE id = $2 \
-         RETURNING balance_micros",
+         RETURNING balance_micros, notify_below",
     )
     .bind(posting.amount_micros)
     .bind(posting.account_id)
     .fetch_optional(&mut **c)
     .await)?;
-    let balance_after =
-        balance_after.ok_or_else(|| StoreError::not_found("account", posting.account_id))?;
-    with_conn!(conn, c => sqlx::query(
+    let (balance_after, notify_below) =
+        updated.ok_or_else(|| StoreError::not_found("account", posting.account_id))?;
+    let transaction_id: i64 = with_conn!(conn, c => sqlx::query_scalar(
         "INSERT INTO transactions (account_id, kind, amount_micros, balance_after_micros, \
          call_id, reference, idempotency_key, created_at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
     )
     .bind(posting.account_id)
     .bind(posting.kind.as_str())
@@ -145,9 +143,22 @@ pub(crate) async fn post(conn: &mut Conn<'_>, posting: Posting<'_>) -> Result<i6
     .bind(posting.reference)
     .bind(posting.idempotency_key)
     .bind(posting.now_ms)
-    .execute(&mut **c)
-    .await
-        .map(|done| done.rows_affected()))?;
+    .fetch_one(&mut **c)
+    .await)?;
+    if let Some(thresholds) = notify_below.filter(|_| posting.amount_micros < 0) {
+        crate::notifications::queue_crossings(
+            conn,
+            crate::notifications::Crossing {
+                account_id: posting.account_id,
+                transaction_id,
+                before_micros: balance_after - posting.amount_micros,
+                after_micros: balance_after,
+            },
+            &thresholds,
+            posting.now_ms,
+        )
+        .await?;
+    }
     Ok(balance_after)
 }
 
@@ -201,7 +212,7 @@ pub(crate) async fn fetch_account(
 
 pub(crate) async fn fetch_card(conn: &mut Conn<'_>, card_id: i64) -> Result<Card, StoreError> {
     let row: Option<CardRow> = with_conn!(conn, c => sqlx::query_as(
-        "SELECT id, pin, account_id, batch_id, tariff_id, kind, status, expires_at_ms, \
+        "SELECT id, account_id, batch_id, tariff_id, kind, status, expires_at_ms, \
          valid_after_first_use_ms, first_used_at_ms, created_at_ms, activation_fee_micros FROM cards WHERE id = $1",
     )
     .bind(card_id)
@@ -257,23 +268,24 @@ pub struct AccountLimits {
     pub tariff_id: Option<i64>,
 }
 
-/// Inserts a card and its account; `Ok(None)` when the PIN is already taken.
+/// Inserts a card and its account; `Ok(None)` when the PIN is already taken. `pin_hash` is
+/// the card's PIN under the store's key ([`Store::pin_hash`]).
 pub(crate) async fn insert_card(
     conn: &mut Conn<'_>,
     card: &NewCard,
+    pin_hash: &str,
     batch_id: Option<i64>,
     now_ms: i64,
 ) -> Result<Option<Card>, StoreError> {
     check_amount(card.initial_value_micros)?;
     check_amount(card.activation_fee_micros)?;
-    let pin = card.pin.expose();
-    if pin.is_empty() {
+    if card.pin.expose().is_empty() {
         return Err(StoreError::InvalidArgument("empty PIN".into()));
     }
     let taken: Option<i64> = with_conn!(conn, c => sqlx::query_scalar(
-        "SELECT id FROM cards WHERE pin = $1",
+        "SELECT id FROM cards WHERE pin_hash = $1",
     )
-    .bind(pin)
+    .bind(pin_hash)
     .fetch_optional(&mut **c)
     .await)?;
     if taken.is_some() {
@@ -290,12 +302,12 @@ pub(crate) async fn insert_card(
     let account_id = insert_account(conn, &account, now_ms).await?;
     // The pre-check above makes a clash rare; the UNIQUE index still decides under races.
     let card_id: Option<i64> = with_conn!(conn, c => sqlx::query_scalar(
-        "INSERT INTO cards (pin, account_id, batch_id, tariff_id, kind, status, expires_at_ms, \
+        "INSERT INTO cards (pin_hash, account_id, batch_id, tariff_id, kind, status, expires_at_ms, \
          valid_after_first_use_ms, created_at_ms, activation_fee_micros) \
          VALUES ($1, $2, $3, $4, $5, 'new', $6, $7, $8, $9) \
-         ON CONFLICT (pin) DO NOTHING RETURNING id",
+         ON CONFLICT (pin_hash) DO NOTHING RETURNING id",
     )
-    .bind(pin)
+    .bind(pin_hash)
     .bind(account_id)
     .bind(batch_id)
     .bind(card.tariff_id)
@@ -330,7 +342,6 @@ pub(crate) async fn insert_card(
     }
     Ok(Some(Card {
         id: card_id,
-        pin: card.pin.clone(),
         account_id,
         batch_id,
         tariff_id: card.tariff_id,
@@ -360,7 +371,8 @@ impl Store {
     /// Creates a card with its own account; its initial value is posted as a recharge row.
     pub async fn create_card(&self, card: &NewCard, now_ms: i64) -> Result<Card, StoreError> {
         let mut transaction = self.begin_write().await?;
-        let created = insert_card(&mut transaction.conn(), card, None, now_ms).await?;
+        let pin_hash = self.pin_hash(&card.pin);
+        let created = insert_card(&mut transaction.conn(), card, &pin_hash, None, now_ms).await?;
         let created = created.ok_or_else(|| {
             StoreError::InvalidArgument("a card with this PIN already exists".into())
         })?;
@@ -385,10 +397,11 @@ impl Store {
         let mut held = self.acquire().await?;
         let mut conn = held.conn();
         let row: Option<CardRow> = with_conn!(&mut conn, c => sqlx::query_as(
-            "SELECT id, pin, account_id, batch_id, tariff_id, kind, status, expires_at_ms, \
-             valid_after_first_use_ms, first_used_at_ms, created_at_ms, activation_fee_micros FROM cards WHERE pin = $1",
+            "SELECT id, account_id, batch_id, tariff_id, kind, status, expires_at_ms, \
+             valid_after_first_use_ms, first_used_at_ms, created_at_ms, activation_fee_micros \
+             FROM cards WHERE pin_hash = $1",
         )
-        .bind(pin.expose())
+        .bind(self.pin_hash(pin))
         .fetch_optional(&mut **c)
         .await)?;
         row.map(CardRow::into_card).transpose()

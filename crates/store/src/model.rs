@@ -231,9 +231,7 @@ impl NewCard {
 pub struct Card {
     /// Id.
     pub id: i64,
-    /// The PIN; redacted in `Debug`.
-    pub pin: Pii<String>,
-    /// The account holding the card's balance.
+    /// The account holding the card's balance (the PIN itself is not kept: see `pin_key`).
     pub account_id: i64,
     /// The batch it was generated in.
     pub batch_id: Option<i64>,

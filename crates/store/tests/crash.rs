@@ -48,7 +48,9 @@ async fn child(url: &str) {
         .expect("card id")
         .parse()
         .expect("numeric card id");
-    let store = Store::open(url).await.expect("child opens the store");
+    let store = Store::open_with(url, &common::test_options())
+        .await
+        .expect("child opens the store");
     store
         .authorize(CALL_ID, Payer::Card(card_id), NOW, |_| {
             Ok(Decision {

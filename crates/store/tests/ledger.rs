@@ -803,7 +803,7 @@ ledger_test!(card_batches_have_unique_pins_and_export, |store| {
     assert_eq!(batch.card_ids.len(), 300);
     let mut csv_bytes = Vec::new();
     let written = store
-        .export_batch_csv(batch.id, &mut csv_bytes)
+        .export_batch_csv(&batch, &mut csv_bytes)
         .await
         .unwrap();
     assert_eq!(written, 300);
@@ -840,7 +840,15 @@ ledger_test!(card_batches_have_unique_pins_and_export, |store| {
         Err(StoreError::PinSpaceExhausted { .. })
     ));
     assert!(matches!(
-        store.export_batch_csv(batch.id + 100, Vec::new()).await,
+        store
+            .export_batch_csv(
+                &CardBatch {
+                    id: batch.id + 100,
+                    ..batch.clone()
+                },
+                Vec::new()
+            )
+            .await,
         Err(StoreError::NotFound { .. })
     ));
 });
@@ -1037,7 +1045,7 @@ async fn a_refused_sqlite_write_does_not_keep_the_file_locked() {
         &database.url,
         &StoreOptions {
             sqlite_busy_timeout: std::time::Duration::from_millis(1_500),
-            ..StoreOptions::default()
+            ..common::test_options()
         },
     )
     .await
@@ -1077,7 +1085,7 @@ async fn separate_stores_admit_exactly_one(database: common::TestDb) {
     for _ in 0..10 {
         let options = StoreOptions {
             max_connections: 2,
-            ..StoreOptions::default()
+            ..common::test_options()
         };
         stores.push(Store::open_with(&database.url, &options).await.unwrap());
     }
@@ -1316,3 +1324,169 @@ async fn account_rules_round_trip_on_sqlite() {
 async fn account_rules_round_trip_on_postgres() {
     account_rules_round_trip(common::TestDb::postgres().await).await;
 }
+
+/// Issue 18: the ledger file holds keyed hashes, never a PIN; the PINs still authenticate;
+/// another key is refused; plain PINs of an older ledger are hashed at the next open.
+#[tokio::test]
+async fn pins_are_kept_as_keyed_hashes_and_the_key_must_match() {
+    let database = common::TestDb::sqlite().await;
+    let store = &database.store;
+    let spec = CardBatchSpec {
+        name: "hashed".into(),
+        count: 50,
+        pin_length: 12,
+        value_micros: UNIT,
+        currency: "EUR".into(),
+        tariff_id: None,
+        kind: CardKind::Refillable,
+        expiry: ExpiryRule::default(),
+        owner_account_id: None,
+        activation_fee_micros: 0,
+        caller_id_min_balance_micros: 0,
+        concurrency_limit: 1,
+    };
+    let batch = store.generate_cards(&spec, NOW).await.unwrap();
+    let single = card_with(store, "424242424242", UNIT, 1).await;
+    store.close().await;
+    let mut file_bytes = Vec::new();
+    for entry in std::fs::read_dir(&database.url).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().contains(SQLITE_FILE_NAME) {
+            file_bytes.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    assert!(file_bytes.len() > 10_000, "the ledger file was read");
+    let mut pins: Vec<String> = batch.pins.iter().map(|p| p.expose().clone()).collect();
+    pins.push("424242424242".into());
+    for pin_text in &pins {
+        let found = file_bytes
+            .windows(pin_text.len())
+            .any(|window| window == pin_text.as_bytes());
+        assert!(!found, "a PIN is readable in the ledger file");
+    }
+    let store = Store::open_with(&database.url, &common::test_options())
+        .await
+        .unwrap();
+    for (pin_text, id) in pins.iter().zip(batch.card_ids.iter().chain([&single.id])) {
+        let card = store.card_by_pin(&pin(pin_text)).await.unwrap().unwrap();
+        assert_eq!(card.id, *id);
+    }
+    // Another key: refused with a clear error, not a ledger where every PIN fails.
+    let wrong = StoreOptions {
+        pin_key: Some(PinKey::from_hex(&"6b".repeat(32)).unwrap()),
+        ..common::test_options()
+    };
+    let refused = Store::open_with(&database.url, &wrong).await.unwrap_err();
+    assert!(matches!(refused, StoreError::PinKey(_)), "{refused}");
+    // An older ledger's plain PIN is hashed at the next open.
+    store.close().await;
+    let file = std::path::Path::new(&database.url).join(SQLITE_FILE_NAME);
+    let raw = sqlx::sqlite::SqliteConnectOptions::new().filename(&file);
+    let mut connection = sqlx::ConnectOptions::connect(&raw).await.unwrap();
+    sqlx::query("UPDATE cards SET pin_hash = '9090909090' WHERE id = $1")
+        .bind(single.id)
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM ledger_meta")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    sqlx::Connection::close(connection).await.unwrap();
+    let store = Store::open_with(&database.url, &common::test_options())
+        .await
+        .unwrap();
+    let upgraded = store
+        .card_by_pin(&pin("9090909090"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(upgraded.id, single.id);
+    store.close().await;
+    database.finish().await;
+}
+
+// Issue 18: a call that takes a balance under a threshold queues exactly one mail in its own
+// transaction; staying under queues none; a deeper crossing queues another.
+ledger_test!(low_balance_mail_is_queued_once_per_crossing, |store| {
+    let card = card_with(store, "313131", 3 * UNIT / 2, 0).await;
+    let settings = NotifySettings {
+        email: Some(pin("owner@example.test")),
+        below_micros: vec![UNIT, UNIT / 2],
+        language: Some("es".into()),
+    };
+    store
+        .set_notify_settings(card.account_id, &settings)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.notify_settings(card.account_id).await.unwrap(),
+        settings
+    );
+    let charge = |id: &'static str, amount: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .authorize(id, Payer::Card(card.id), NOW, hold(amount))
+                .await
+                .unwrap();
+            store.settle(id, amount, &[], NOW + 1).await.unwrap();
+        }
+    };
+    charge("n-1", 6 * UNIT / 10).await; // 1.50 -> 0.90: under 1.00
+    let first = store
+        .claim_notifications(NOW + 10, 60_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].kind, NotificationKind::LowBalance);
+    assert_eq!(first[0].amount_micros, 9 * UNIT / 10);
+    assert_eq!(first[0].threshold_micros, UNIT);
+    assert_eq!(first[0].language, "es");
+    assert_eq!(first[0].currency, "EUR");
+    // Claimed: not handed out again while its lease runs; sent: never again.
+    assert!(
+        store
+            .claim_notifications(NOW + 20, 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .finish_notification(first[0].id, Ok(()), NOW + 30, 0)
+        .await
+        .unwrap();
+    charge("n-2", UNIT / 10).await; // 0.90 -> 0.80: no new crossing
+    assert_eq!(store.unsent_notifications().await.unwrap(), 0);
+    charge("n-3", UNIT / 2).await; // 0.80 -> 0.30: under 0.50
+    let second = store
+        .claim_notifications(NOW + 40, 60_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].threshold_micros, UNIT / 2);
+    // A failed attempt is due again at its retry time, not before.
+    store
+        .finish_notification(
+            second[0].id,
+            Err("connection refused"),
+            NOW + 50,
+            NOW + 5_000,
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_notifications(NOW + 60, 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retried = store
+        .claim_notifications(NOW + 5_000, 60_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].attempts, 1);
+    assert!(store.check_balances().await.unwrap().is_empty());
+});

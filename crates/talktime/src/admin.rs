@@ -2,7 +2,7 @@
 //! `routes explain` (the routing decision for one number).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
@@ -25,6 +25,9 @@ pub struct LedgerArgs {
     /// Data directory holding the embedded SQLite ledger.
     #[arg(long = "data-dir", default_value = "data")]
     data_dir: PathBuf,
+    /// The PIN key file (default: pin.key in --data-dir; TALKTIME_PIN_KEY takes precedence).
+    #[arg(long = "pin-key-file")]
+    pin_key_file: Option<PathBuf>,
 }
 
 impl LedgerArgs {
@@ -33,7 +36,15 @@ impl LedgerArgs {
             Some(url) => url.clone(),
             None => self.data_dir.display().to_string(),
         };
-        Store::open(&location)
+        let key_file = self
+            .pin_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(talktime_store::PIN_KEY_FILE_NAME));
+        let options = talktime_store::StoreOptions {
+            pin_key: Some(crate::startup::pin_key(&key_file, true)?),
+            ..talktime_store::StoreOptions::default()
+        };
+        Store::open_with(&location, &options)
             .await
             .with_context(|| format!("cannot open the ledger at {location}"))
     }
@@ -402,17 +413,29 @@ pub async fn generate_cards(args: GenerateArgs) -> anyhow::Result<()> {
         .order
         .generate(&store, crate::server::wall_clock_ms())
         .await?;
+    // The only time these PINs can be read: the ledger keeps keyed hashes.
     let rows = if args.output == "-" {
         store
-            .export_batch_csv(batch.id, std::io::stdout().lock())
+            .export_batch_csv(&batch, std::io::stdout().lock())
             .await?
     } else {
-        let file = std::fs::File::create(&args.output)
-            .with_context(|| format!("cannot create {}", args.output))?;
-        store.export_batch_csv(batch.id, file).await?
+        let file = create_secret_file(Path::new(&args.output))?;
+        store.export_batch_csv(&batch, file).await?
     };
     eprintln!("batch {} ({}): {rows} cards written", batch.id, batch.name);
     Ok(())
+}
+
+/// A new file only its owner can read (a batch's PINs go there).
+fn create_secret_file(path: &Path) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))
 }
 
 pub async fn import_tariff(args: ImportArgs) -> anyhow::Result<()> {
@@ -699,7 +722,11 @@ async fn open_configured_ledger(config: &Config) -> anyhow::Result<Store> {
             );
         }
     }
-    Store::open(&url)
+    let options = talktime_store::StoreOptions {
+        pin_key: Some(crate::startup::pin_key(&config.pin_key_path(), true)?),
+        ..talktime_store::StoreOptions::default()
+    };
+    Store::open_with(&url, &options)
         .await
         .with_context(|| format!("cannot open the ledger at {url}"))
 }
@@ -791,6 +818,21 @@ pub enum AccountsCommand {
         account: AccountArgs,
         #[command(flatten)]
         plan: PlanArgs,
+    },
+    /// Where the account's notification mails go and below which balances it is told
+    /// (`--email owner@example.com --below 5.00,1.00 --language es`); `--email ''` stops them.
+    Notify {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// The address; empty: no mail.
+        #[arg(long)]
+        email: String,
+        /// Balances whose downward crossing sends one mail, comma-separated (5.00,1.00).
+        #[arg(long, default_value = "")]
+        below: String,
+        /// Language of the mails: en or es.
+        #[arg(long, default_value = "en")]
+        language: String,
     },
     /// Set (or with --clear remove) the destination a DID-forwarding access number connects
     /// this account's registered callers to.
@@ -1022,6 +1064,25 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
             store.set_account_plan(&plan.row(id)?, now).await?;
             println!("plan of account {id} set");
         }
+        AccountsCommand::Notify {
+            account,
+            email,
+            below,
+            language,
+        } => {
+            let settings = notify_settings(&email, &below, &language)?;
+            let (store, id) = account.resolve().await?;
+            store.set_notify_settings(id, &settings).await?;
+            println!(
+                "account {id}: {} threshold(s), mails {}",
+                settings.below_micros.len(),
+                if settings.email.is_some() {
+                    "on"
+                } else {
+                    "off"
+                }
+            );
+        }
         AccountsCommand::Forward {
             account,
             destination,
@@ -1047,6 +1108,35 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The settings `accounts notify` was given, checked (an address with an @, amounts, a
+/// language that has templates).
+fn notify_settings(
+    email: &str,
+    below: &str,
+    language: &str,
+) -> anyhow::Result<talktime_store::NotifySettings> {
+    let email = email.trim();
+    if !email.is_empty() && !email.contains('@') {
+        bail!("--email {email:?} is not an e-mail address");
+    }
+    if !["en", "es"].contains(&language) {
+        bail!("--language {language:?}: mails are written in en or es");
+    }
+    let below_micros = below
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| parse_micros(part).with_context(|| format!("--below {part:?}")))
+        .collect::<anyhow::Result<Vec<i64>>>()?;
+    Ok(talktime_store::NotifySettings {
+        email: Some(email.to_owned())
+            .filter(|email| !email.is_empty())
+            .map(talktime_pii::Pii::new),
+        below_micros,
+        language: Some(language.to_owned()),
+    })
 }
 
 /// An account's own tax profile from a TOML file of `[[taxes]]` tables, checked.

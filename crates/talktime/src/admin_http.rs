@@ -314,7 +314,7 @@ async fn card_batch(
             BatchError::Store(error) => AdminError::Store(error),
         })?;
     let mut csv = Vec::new();
-    state.store.export_batch_csv(batch.id, &mut csv).await?;
+    state.store.export_batch_csv(&batch, &mut csv).await?;
     info!(
         batch = batch.id,
         cards = batch.card_count,

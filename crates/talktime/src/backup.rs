@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use talktime_store::{LedgerSummary, SQLITE_FILE_NAME, Store};
+use talktime_store::{
+    LedgerSummary, PIN_KEY_FILE_NAME, PinKey, SQLITE_FILE_NAME, Store, StoreOptions,
+};
 
 /// Where the ledger is and the backup file.
 #[derive(Debug, Args)]
@@ -20,6 +22,28 @@ pub struct BackupArgs {
 
 fn ledger_file(data_dir: &Path) -> PathBuf {
     data_dir.join(SQLITE_FILE_NAME)
+}
+
+/// The data directory's PIN key (or `TALKTIME_PIN_KEY`); never created here: a backup is
+/// only readable with the key its PINs were hashed with.
+fn existing_key(data_dir: &Path) -> anyhow::Result<PinKey> {
+    let file = data_dir.join(PIN_KEY_FILE_NAME);
+    crate::startup::pin_key(&file, false).with_context(|| {
+        format!(
+            "the ledger's PIN key is needed: copy the source's {PIN_KEY_FILE_NAME} to {} or set \
+             {}",
+            file.display(),
+            talktime_store::PIN_KEY_ENV
+        )
+    })
+}
+
+async fn open_with_key(location: &str, key: &PinKey) -> anyhow::Result<Store> {
+    let options = StoreOptions {
+        pin_key: Some(key.clone()),
+        ..StoreOptions::default()
+    };
+    Ok(Store::open_with(location, &options).await?)
 }
 
 fn describe(summary: &LedgerSummary) -> String {
@@ -46,31 +70,42 @@ pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
         .mode(0o600)
         .open(&args.file)
         .with_context(|| format!("cannot create {} (it must not exist)", args.file.display()))?;
-    let store = Store::open(&args.data_dir.display().to_string()).await?;
+    let key = existing_key(&args.data_dir)?;
+    let store = open_with_key(&args.data_dir.display().to_string(), &key).await?;
     if let Err(error) = store.backup_sqlite_into(&args.file).await {
         let _ = std::fs::remove_file(&args.file);
         return Err(error).context("backup failed");
     }
-    let copy = open_file(&args.file).await?;
+    let copy = open_file(&args.file, &key).await?;
     println!(
         "backup {}: {}",
         args.file.display(),
         describe(&copy.summary().await?)
     );
+    println!(
+        "the PIN key is not in the backup (on purpose): keep {} apart from it",
+        args.data_dir.join(PIN_KEY_FILE_NAME).display()
+    );
     Ok(())
 }
 
-async fn open_file(file: &Path) -> anyhow::Result<Store> {
-    Store::open(&format!("sqlite://{}", file.display()))
+async fn open_file(file: &Path, key: &PinKey) -> anyhow::Result<Store> {
+    open_with_key(&format!("sqlite://{}", file.display()), key)
         .await
-        .with_context(|| format!("{} is not a Talktime ledger", file.display()))
+        .with_context(|| {
+            format!(
+                "{} is not a Talktime ledger of this PIN key",
+                file.display()
+            )
+        })
 }
 
 /// Puts a backup in place of an empty ledger, after checking it.
 pub async fn restore(args: BackupArgs) -> anyhow::Result<()> {
     let target = ledger_file(&args.data_dir);
+    let key = existing_key(&args.data_dir)?;
     if target.exists() {
-        let existing = Store::open(&args.data_dir.display().to_string()).await?;
+        let existing = open_with_key(&args.data_dir.display().to_string(), &key).await?;
         if !existing.is_empty_ledger().await? {
             bail!(
                 "{} holds accounts, cards, tariffs or CDRs: a restore goes into an empty ledger",
@@ -84,7 +119,7 @@ pub async fn restore(args: BackupArgs) -> anyhow::Result<()> {
     talktime_store::create_private_dir(&args.data_dir)?;
     std::fs::copy(&args.file, &scratch)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let checked = check(&scratch).await;
+    let checked = check(&scratch, &key).await;
     let summary = match checked {
         Ok(summary) => summary,
         Err(error) => {
@@ -100,8 +135,8 @@ pub async fn restore(args: BackupArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn check(file: &Path) -> anyhow::Result<LedgerSummary> {
-    let store = open_file(file).await?;
+async fn check(file: &Path, key: &PinKey) -> anyhow::Result<LedgerSummary> {
+    let store = open_file(file, key).await?;
     let mismatches = store.check_balances().await?;
     if !mismatches.is_empty() {
         bail!(

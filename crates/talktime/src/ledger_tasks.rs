@@ -29,6 +29,11 @@ pub struct LedgerTasks {
 }
 
 impl LedgerTasks {
+    /// The ledger's store (for work beside the calls, such as queueing a mail).
+    pub fn store(&self) -> &talktime_store::Store {
+        self.ledger.store()
+    }
+
     pub fn new(
         ledger: Arc<Ledger>,
         core: CoreSender,

@@ -14,6 +14,7 @@ pub mod ledger_tasks;
 pub mod media_session;
 pub mod media_workers;
 pub mod metrics;
+pub mod notify;
 pub mod plans;
 pub mod radius_service;
 pub mod recovery;

@@ -76,6 +76,8 @@ pub struct Metrics {
     radius: Mutex<RadiusNumbers>,
     ledger: [Histogram; 4],
     settlements_waiting: AtomicU64,
+    mails_sent: AtomicU64,
+    mails_failed: AtomicU64,
     media: Mutex<Vec<std::sync::Arc<crate::media_workers::MediaStats>>>,
 }
 
@@ -103,6 +105,16 @@ impl Metrics {
 
     pub fn ledger_took(&self, kind: LedgerKind, took: Duration) {
         self.ledger[kind as usize].observe(took);
+    }
+
+    /// One mail attempt: sent, or failed (it stays queued).
+    pub fn count_mail(&self, sent: bool) {
+        let counter = if sent {
+            &self.mails_sent
+        } else {
+            &self.mails_failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn set_settlements_waiting(&self, waiting: usize) {
@@ -134,6 +146,18 @@ impl Metrics {
                 &format!("kind=\"{name}\""),
             );
         }
+        counter(
+            &mut out,
+            "talktime_mails_sent_total",
+            "Notification mails the SMTP server took.",
+            self.mails_sent.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "talktime_mail_failures_total",
+            "Notification mail attempts that failed (the mail stays queued and is retried).",
+            self.mails_failed.load(Ordering::Relaxed),
+        );
         gauge(
             &mut out,
             "talktime_settlements_waiting",

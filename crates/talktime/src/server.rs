@@ -72,6 +72,7 @@ struct Shell {
     transport: Transport,
     media: MediaCalls,
     ledger: LedgerTasks,
+    notifications: talktime_b2bua::config::NotificationsConfig,
 }
 
 impl Shell {
@@ -86,6 +87,10 @@ impl Shell {
                 } => self.transmit(destination, bytes, transaction),
                 Output::Media { call, command } => self.media.execute(call, command),
                 Output::Ledger { call, request } => self.ledger.spawn(call, request),
+                Output::CarrierHealth { carrier, up: false } => {
+                    crate::notify::carrier_down(&self.notifications, self.ledger.store(), &carrier)
+                }
+                Output::CarrierHealth { up: true, .. } => {}
                 other => tracing::warn!(?other, "an output this shell does not know"),
             }
         }
@@ -165,6 +170,11 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
     .await?;
     crate::recovery::spawn_cluster_tasks(&config, services.ledger.clone(), core_sender.clone());
     crate::backup::spawn_scheduled(&config, services.ledger.store().clone());
+    crate::notify::spawn(
+        &config.notifications,
+        services.ledger.store().clone(),
+        metrics.clone(),
+    )?;
     crate::plans::spawn_maintenance(
         services.ledger.clone(),
         Duration::from_millis(config.billing.maintenance_check_ms.max(100)),
@@ -186,9 +196,11 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
         },
         random: Box::new(SystemRandom),
     };
+    let notifications = config.notifications.clone();
     let mut switch =
         Switch::new(config, switch_services, now()).context("cannot start the switch")?;
     let mut shell = Shell {
+        notifications,
         transport,
         media: MediaCalls::new(media_workers, media_sender),
         ledger: LedgerTasks::new(services.ledger, core_sender, metrics.clone()),

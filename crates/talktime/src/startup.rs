@@ -25,6 +25,20 @@ use crate::server::{Services, wall_clock_ms};
 /// The demo tariff's rates, shipped as config/demo-tariff.csv.
 pub const DEMO_TARIFF_CSV: &str = include_str!("../../../config/demo-tariff.csv");
 
+/// The PIN key: `TALKTIME_PIN_KEY` when set, else the key file (created when missing and
+/// `create` is set).
+pub fn pin_key(file: &std::path::Path, create: bool) -> anyhow::Result<talktime_store::PinKey> {
+    if let Some(key) = talktime_store::PinKey::from_environment()? {
+        return Ok(key);
+    }
+    let key = if create {
+        talktime_store::PinKey::load_or_create(file)?
+    } else {
+        talktime_store::PinKey::load(file)?
+    };
+    Ok(key)
+}
+
 pub async fn prepare(config: &Config) -> anyhow::Result<Services> {
     let url = config.database_url();
     talktime_store::create_private_dir(&config.paths.data_dir).with_context(|| {
@@ -36,6 +50,7 @@ pub async fn prepare(config: &Config) -> anyhow::Result<Services> {
     let node_id = crate::config::node_id(&config.cluster, &config.paths.data_dir);
     let options = StoreOptions {
         sqlite_busy_timeout: std::time::Duration::from_millis(config.database.busy_timeout_ms),
+        pin_key: Some(pin_key(&config.pin_key_path(), true)?),
         ..StoreOptions::default()
     };
     let store = Store::open_with(&url, &options)
@@ -132,8 +147,8 @@ async fn generated_pin(
         concurrency_limit: 1,
     };
     let batch = store.generate_cards(&spec, wall_clock_ms()).await?;
-    let card = batch.card_ids.first().context("the demo batch is empty")?;
-    Ok(store.card(*card).await?.pin.expose().clone())
+    let pin = batch.pins.first().context("the demo batch is empty")?;
+    Ok(pin.expose().clone())
 }
 
 /// Loads `<dir>/<language>/*.wav|mp3` for every shipped language, keyed `en/welcome`.

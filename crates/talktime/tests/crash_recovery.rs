@@ -179,6 +179,8 @@ fn two_nodes_on_postgresql_recover_each_others_calls_only_when_the_lease_is_over
     prepaid::use_database(&dir_a, &url);
     prepaid::use_database(&dir_b, &url);
     prepaid::tariff(&dir_a, "demo", PER_SECOND_RATES);
+    // Every node of one ledger hashes PINs with the same key: B gets A's.
+    std::fs::copy(dir_a.join("pin.key"), dir_b.join("pin.key")).unwrap();
     let callers = prepaid::forwarded_callers(&dir_a, CALLS * 3, BALANCE);
     let accounts: Vec<i64> = callers.iter().map(|(account, _)| *account).collect();
     let (first_a, rest) = callers.split_at(CALLS);

@@ -773,8 +773,9 @@ fn the_switch_runs_its_ledger_on_postgresql() {
     let separator = if admin.contains('?') { '&' } else { '?' };
     let url = format!("{admin}{separator}options[search_path]={schema}");
 
+    let dir = prepaid::data_dir("postgres");
     let runtime = prepaid::runtime();
-    let store = runtime.block_on(talktime_store::Store::open(&url)).unwrap();
+    let store = prepaid::open_url(&dir, &url);
     let settings = talktime_billing::TariffSettings::default();
     let account = runtime.block_on(async {
         let tariff = store
@@ -808,7 +809,6 @@ fn the_switch_runs_its_ledger_on_postgresql() {
         card.account_id
     });
 
-    let dir = prepaid::data_dir("postgres");
     let carrier = answering_carrier();
     let config = ConfigFile::new()
         .carrier("answer", &carrier.address())

@@ -191,6 +191,8 @@ pub struct World {
     pub prompt_length: Duration,
     /// Messages the switch sent: (time, destination, first line).
     pub wire: Vec<(Duration, SocketAddr, String)>,
+    /// Carrier health changes the switch reported: (carrier, up).
+    pub health: Vec<(String, bool)>,
 }
 
 /// The switch's configuration for the world: access number 100 (English only, so no
@@ -323,6 +325,7 @@ impl World {
             media_times: Vec::new(),
             prompt_length: Duration::from_millis(1500),
             wire: Vec::new(),
+            health: Vec::new(),
         };
         world.carry_out();
         world
@@ -544,6 +547,7 @@ impl World {
                         Event::ToSwitch(Input::Ledger { call, reply }),
                     );
                 }
+                Output::CarrierHealth { carrier, up } => self.health.push((carrier, up)),
                 other => panic!("unexpected output {other:?}"),
             }
         }

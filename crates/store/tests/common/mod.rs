@@ -21,9 +21,15 @@ fn random_name(prefix: &str) -> String {
     format!("{prefix}_{suffix}")
 }
 
+/// The PIN key of every test store (a PostgreSQL store needs one given).
+pub fn test_pin_key() -> talktime_store::PinKey {
+    talktime_store::PinKey::from_hex(&"5a".repeat(32)).unwrap()
+}
+
 pub fn test_options() -> StoreOptions {
     StoreOptions {
         max_connections: 16,
+        pin_key: Some(test_pin_key()),
         ..StoreOptions::default()
     }
 }

@@ -33,7 +33,20 @@ pub fn data_dir(name: &str) -> PathBuf {
 pub fn open(dir: &Path) -> Store {
     let location = std::fs::read_to_string(dir.join(DATABASE_FILE))
         .unwrap_or_else(|_| dir.to_str().unwrap().to_owned());
-    runtime().block_on(Store::open(&location)).unwrap()
+    open_url(dir, &location)
+}
+
+/// The ledger at `location`, with the PIN key the switch of data directory `dir` uses.
+pub fn open_url(dir: &Path, location: &str) -> Store {
+    let key = talktime_store::PinKey::load_or_create(&dir.join(talktime_store::PIN_KEY_FILE_NAME))
+        .unwrap();
+    let options = talktime_store::StoreOptions {
+        pin_key: Some(key),
+        ..talktime_store::StoreOptions::default()
+    };
+    runtime()
+        .block_on(Store::open_with(location, &options))
+        .unwrap()
 }
 
 const DATABASE_FILE: &str = "test-database-url";
@@ -153,6 +166,7 @@ pub fn open_reservations(dir: &Path, account: i64) -> usize {
 
 /// A configuration file: access number 100 (English only), the IVR timings the tests need,
 /// the carriers (name, address) and dial plan routes (prefix, mode, carriers).
+#[derive(Clone)]
 pub struct ConfigFile {
     pub text: String,
 }
