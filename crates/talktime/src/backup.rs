@@ -82,7 +82,7 @@ pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
         args.file.display(),
         describe(&copy.summary().await?)
     );
-    println!(
+    eprintln!(
         "the PIN key is not in the backup (on purpose): keep {} apart from it",
         args.data_dir.join(PIN_KEY_FILE_NAME).display()
     );
@@ -102,6 +102,8 @@ async fn open_file(file: &Path, key: &PinKey) -> anyhow::Result<Store> {
 
 /// Puts a backup in place of an empty ledger, after checking it.
 pub async fn restore(args: BackupArgs) -> anyhow::Result<()> {
+    std::fs::File::open(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
     let target = ledger_file(&args.data_dir);
     let key = existing_key(&args.data_dir)?;
     if target.exists() {

@@ -143,6 +143,39 @@ fn cards_generate_writes_a_csv_of_unique_pins() {
             .skip(1)
             .all(|line| line.contains(",disposable,"))
     );
+    // The ledger keeps keyed hashes: no PIN is in its files, the key file is private, and a
+    // PIN still finds its card through the CLI.
+    let data = dir.join("data");
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().contains("talktime.sqlite3") {
+            stored.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    assert!(stored.len() > 10_000);
+    for pin in &pins {
+        assert!(
+            !stored
+                .windows(pin.len())
+                .any(|window| window == pin.as_bytes()),
+            "a PIN is readable in the ledger"
+        );
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let key_mode = std::fs::metadata(data.join("pin.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(key_mode & 0o777, 0o600);
+    let pin = pins.iter().next().unwrap();
+    let shown = talktime(&data, &["accounts", "show", "--pin", pin]);
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("5"));
 }
 
 /// `talktime accounts`: an operator finds a card's account by PIN, recharges it, registers a

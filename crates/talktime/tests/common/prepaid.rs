@@ -9,12 +9,18 @@ use talktime_billing::{Currency, TariffSettings};
 use talktime_pii::Pii;
 use talktime_store::{Cdr, ImportOptions, NewCard, Store};
 
-/// A tokio runtime for the ledger calls a synchronous test makes.
-pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+/// The tokio runtime of the ledger calls a synchronous test makes: one for the whole test
+/// binary, so a PostgreSQL pool opened in one helper still has its connections' runtime in
+/// the next.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::LazyLock<tokio::runtime::Runtime> = std::sync::LazyLock::new(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    });
+    &RUNTIME
 }
 
 /// A fresh data directory for one test.
