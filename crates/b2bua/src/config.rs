@@ -62,6 +62,9 @@ pub struct Config {
     /// Scheduled backups of the embedded ledger.
     #[serde(default)]
     pub backup: BackupConfig,
+    /// Certificates for SIP over TLS and HTTPS.
+    #[serde(default)]
+    pub tls: TlsConfig,
     /// E-mail: low balances, cards expiring, carriers going down.
     #[serde(default)]
     pub notifications: NotificationsConfig,
@@ -167,6 +170,9 @@ pub struct DemoConfig {
 pub struct SipConfig {
     pub udp: Vec<SocketAddr>,
     pub tcp: Vec<SocketAddr>,
+    /// SIP over TLS listeners (usually port 5061), with `[tls]`'s certificate.
+    #[serde(default)]
+    pub tls: Vec<SocketAddr>,
     pub advertised_address: String,
     pub t1_ms: u64,
     pub t2_ms: u64,
@@ -259,6 +265,8 @@ pub struct AdminConfig {
     pub request_timeout_ms: u64,
     /// The longest a connection stays open.
     pub connection_lifetime_s: u64,
+    /// Serve HTTPS with `[tls]`'s certificate instead of plain HTTP.
+    pub tls: bool,
 }
 
 impl Default for AdminConfig {
@@ -271,6 +279,7 @@ impl Default for AdminConfig {
             header_timeout_ms: 10_000,
             request_timeout_ms: 60_000,
             connection_lifetime_s: 600,
+            tls: false,
         }
     }
 }
@@ -318,6 +327,33 @@ impl Default for BackupConfig {
             every_s: 0,
             dir: PathBuf::from("backups"),
             keep: 7,
+        }
+    }
+}
+
+/// `[tls]`: the certificate SIP over TLS and HTTPS present, and whom carriers' certificates
+/// must chain to. Paths are relative to the data directory when not absolute. The certificate
+/// is read again on SIGHUP and when its files change (`reload_check_s`), without a restart.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// PEM roots carriers' certificates must chain to; empty: Mozilla's roots.
+    pub ca_file: PathBuf,
+    /// How often the certificate files are checked for a change (0: only on SIGHUP).
+    pub reload_check_s: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert_file: PathBuf::new(),
+            key_file: PathBuf::new(),
+            ca_file: PathBuf::new(),
+            reload_check_s: 10,
         }
     }
 }

@@ -31,6 +31,7 @@ impl LegBye {
     pub fn to_request(&self) -> Option<(Request, Peer)> {
         let transport = match self.transport.as_str() {
             "tcp" => SipTransport::Tcp,
+            "tls" => SipTransport::Tls,
             _ => SipTransport::Udp,
         };
         match Message::parse(self.request.as_bytes()) {

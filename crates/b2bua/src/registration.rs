@@ -80,6 +80,7 @@ impl Switch {
             let transport = match carrier.transport {
                 talktime_routing::Transport::Udp => SipTransport::Udp,
                 talktime_routing::Transport::Tcp => SipTransport::Tcp,
+                talktime_routing::Transport::Tls => SipTransport::Tls,
             };
             let call_id = format!("{}@{}", self.layer.new_tag(), self.sent_by(transport));
             let registration = Registration {

@@ -37,6 +37,7 @@ pub(crate) fn sip_transport(transport: CarrierTransport) -> SipTransport {
     match transport {
         CarrierTransport::Udp => SipTransport::Udp,
         CarrierTransport::Tcp => SipTransport::Tcp,
+        CarrierTransport::Tls => SipTransport::Tls,
     }
 }
 

@@ -87,6 +87,7 @@ pub enum Output {
 pub struct Listening {
     pub udp: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
+    pub tls: Option<SocketAddr>,
 }
 
 /// What the switch needs besides its configuration, prepared by the shell before it starts.
@@ -508,6 +509,7 @@ impl Switch {
     pub(crate) fn sent_by(&self, transport: SipTransport) -> String {
         let port = match transport {
             SipTransport::Udp => self.listening.udp.map(|a| a.port()),
+            SipTransport::Tls => self.listening.tls.map(|a| a.port()),
             _ => self.listening.tcp.map(|a| a.port()),
         };
         format!("{}:{}", host_text(self.advertised), port.unwrap_or(5060))
@@ -521,6 +523,9 @@ impl Switch {
         let sent_by = self.sent_by(transport);
         match transport {
             SipTransport::Udp => format!("<sip:talktime@{sent_by}>"),
+            // RFC 5630: a TLS hop is asked for with transport=tls on a sip: URI (sips: would
+            // promise TLS on every hop beyond us, which a B2BUA cannot).
+            SipTransport::Tls => format!("<sip:talktime@{sent_by};transport=tls>"),
             _ => format!("<sip:talktime@{sent_by};transport=tcp>"),
         }
     }

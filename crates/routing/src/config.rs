@@ -11,6 +11,9 @@ pub enum Transport {
     #[default]
     Udp,
     Tcp,
+    /// SIP over TLS: the carrier's certificate is verified (`[tls] ca_file`, or pinned with
+    /// `tls_pin_sha256`) before anything is sent.
+    Tls,
 }
 
 impl fmt::Display for Transport {
@@ -18,6 +21,7 @@ impl fmt::Display for Transport {
         formatter.write_str(match self {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
         })
     }
 }
@@ -88,6 +92,13 @@ pub struct CarrierConfig {
     pub buy_tariff: Option<String>,
     #[serde(default = "default_enabled")]
     pub enabled: bool,
+    /// TLS only: the name its certificate must carry (default: `host`).
+    #[serde(default)]
+    pub tls_server_name: Option<String>,
+    /// TLS only: the SHA-256 of the certificate it must present (64 hex digits), instead of a
+    /// chain to the roots: for carriers with a self-signed certificate.
+    #[serde(default)]
+    pub tls_pin_sha256: Option<String>,
     /// How often to send OPTIONS; 0 turns the health check off (the carrier is always up).
     #[serde(default = "default_options_interval_ms")]
     pub options_interval_ms: u64,
@@ -138,6 +149,8 @@ impl CarrierConfig {
             failover_codes: None,
             buy_tariff: None,
             enabled: true,
+            tls_server_name: None,
+            tls_pin_sha256: None,
             options_interval_ms: default_options_interval_ms(),
             invite_timeout_ms: default_invite_timeout_ms(),
             register_expires_s: 0,

@@ -101,10 +101,22 @@ struct AdminState {
     metrics: Arc<crate::metrics::Metrics>,
 }
 
+/// Where and how the admin API listens.
+#[allow(missing_debug_implementations)] // TlsAcceptor has no Debug
+pub struct Listener {
+    pub listen: SocketAddr,
+    pub limits: crate::http_serve::HttpLimits,
+    /// HTTPS when given.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
 /// Binds the admin listener and serves it in its own task.
 pub async fn start(
-    listen: SocketAddr,
-    limits: crate::http_serve::HttpLimits,
+    Listener {
+        listen,
+        limits,
+        tls,
+    }: Listener,
     token: String,
     store: Store,
     prompts_dir: PathBuf,
@@ -112,6 +124,7 @@ pub async fn start(
     metrics: Arc<crate::metrics::Metrics>,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
+    let https = tls.is_some();
     let bound = listener.local_addr()?;
     let state = AdminState {
         store,
@@ -120,8 +133,13 @@ pub async fn start(
         core,
         metrics,
     };
-    tokio::spawn(crate::http_serve::serve(listener, router(state), limits));
-    info!(%bound, "admin API listening");
+    tokio::spawn(crate::http_serve::serve(
+        listener,
+        router(state),
+        limits,
+        tls,
+    ));
+    info!(%bound, https, "admin API listening");
     Ok(bound)
 }
 

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde_json::json;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tracing::{debug, warn};
 
 /// `[admin]`'s bounds on HTTP clients.
@@ -73,8 +73,14 @@ fn take_slot(open: &Arc<Mutex<Open>>, host: IpAddr, limits: &HttpLimits) -> Opti
     })
 }
 
-/// Serves `app` on `listener` until the process ends.
-pub async fn serve(listener: TcpListener, app: Router, limits: HttpLimits) {
+/// Serves `app` on `listener` until the process ends; HTTPS when `tls` is given (the
+/// handshake must finish within the header timeout).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: HttpLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let request_timeout = limits.request_timeout;
     let app = app.layer(axum::middleware::from_fn(move |request, next| {
         within(request_timeout, request, next)
@@ -97,19 +103,31 @@ pub async fn serve(listener: TcpListener, app: Router, limits: HttpLimits) {
             debug!(%peer, "admin API connection refused: too many open");
             continue;
         };
-        tokio::spawn(connection(stream, peer, app.clone(), limits, slot));
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        match tls.clone() {
+            None => {
+                tokio::spawn(connection(stream, peer, app, limits, slot));
+            }
+            Some(acceptor) => {
+                tokio::spawn(async move {
+                    let handshake = acceptor.accept(stream);
+                    match tokio::time::timeout(limits.header_timeout, handshake).await {
+                        Ok(Ok(stream)) => connection(stream, peer, app, limits, slot).await,
+                        Ok(Err(error)) => debug!(%peer, %error, "HTTPS handshake refused"),
+                        Err(_) => debug!(%peer, "HTTPS handshake timed out"),
+                    }
+                });
+            }
+        }
     }
 }
 
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    app: Router,
-    limits: HttpLimits,
-    slot: Slot,
-) {
+async fn connection<S>(stream: S, peer: SocketAddr, app: Router, limits: HttpLimits, slot: Slot)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     let _slot = slot;
-    let _ = stream.set_nodelay(true);
     let service = TowerToHyperService::new(app);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder

@@ -21,4 +21,5 @@ pub mod recovery;
 pub mod server;
 pub mod startup;
 pub mod tariff_admin;
+pub mod tls;
 pub mod transport;

@@ -99,6 +99,7 @@ impl Shell {
     fn transmit(&self, destination: Peer, bytes: Vec<u8>, transaction: Option<TransactionId>) {
         let protocol = match destination.transport {
             SipTransport::Udp => Protocol::Udp,
+            SipTransport::Tls => Protocol::Tls,
             _ => Protocol::Tcp,
         };
         self.transport.send(Outbound {
@@ -136,6 +137,33 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
     )
     .await
     .context("cannot bind SIP listen addresses")?;
+    let certificate =
+        crate::tls::CertificateFiles::from_config(&config.tls, &config.paths.data_dir)
+            .map(crate::tls::ServerCertificate::load)
+            .transpose()
+            .context("cannot load the [tls] certificate")?;
+    if let Some(certificate) = &certificate {
+        certificate.watch(Duration::from_secs(config.tls.reload_check_s));
+    }
+    if !config.sip.tls.is_empty() && certificate.is_none() {
+        anyhow::bail!("[sip] tls listens, but [tls] cert_file and key_file are not set");
+    }
+    let sip_acceptor = certificate
+        .as_ref()
+        .map(|certificate| certificate.server_config(&[]))
+        .transpose()?
+        .map(tokio_rustls::TlsAcceptor::from);
+    let tls_clients = crate::tls::TlsClients::new(
+        &config.tls,
+        &config.paths.data_dir,
+        &config.carriers,
+        &crate::startup::resolve_carriers(&config.carriers),
+    )
+    .context("cannot set up TLS toward carriers")?;
+    transport
+        .enable_tls(&config.sip.tls, sip_acceptor, tls_clients)
+        .await
+        .context("cannot bind SIP TLS listen addresses")?;
     let (core_sender, mut core_messages) = mpsc::channel::<Input>(4096);
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let (media_sender, mut media_reports) = mpsc::unbounded_channel();
@@ -149,9 +177,13 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
             request_timeout: Duration::from_millis(config.admin.request_timeout_ms),
             connection_lifetime: Duration::from_secs(config.admin.connection_lifetime_s),
         };
-        crate::admin_http::start(
+        let listener = crate::admin_http::Listener {
             listen,
             limits,
+            tls: https_acceptor(&config, certificate.as_ref())?,
+        };
+        crate::admin_http::start(
+            listener,
             token,
             services.ledger.store().clone(),
             config.paths.prompts_dir.clone(),
@@ -193,6 +225,7 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
         listening: Listening {
             udp: transport.udp_addresses().first().copied(),
             tcp: transport.tcp_address(),
+            tls: transport.tls_address(),
         },
         random: Box::new(SystemRandom),
     };
@@ -258,10 +291,25 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
     }
 }
 
+/// The admin API's TLS acceptor when `[admin] tls` asks for HTTPS.
+fn https_acceptor(
+    config: &Config,
+    certificate: Option<&Arc<crate::tls::ServerCertificate>>,
+) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
+    if !config.admin.tls {
+        return Ok(None);
+    }
+    let certificate =
+        certificate.context("[admin] tls = true, but [tls] cert_file and key_file are not set")?;
+    let server = certificate.server_config(&[b"http/1.1"])?;
+    Ok(Some(tokio_rustls::TlsAcceptor::from(server)))
+}
+
 fn inbound_input(received: Inbound) -> Input {
     let transport = match received.protocol {
         Protocol::Udp => SipTransport::Udp,
         Protocol::Tcp => SipTransport::Tcp,
+        Protocol::Tls => SipTransport::Tls,
     };
     let source = Peer {
         transport,

@@ -1,4 +1,4 @@
-//! SIP transports: UDP sockets and TCP listeners/connections (RFC 3261 §18).
+//! SIP transports: UDP sockets, TCP and TLS listeners/connections (RFC 3261 §18, §26).
 #![allow(dead_code)] // fields and helpers the call engine wiring uses next
 //!
 //! The transport only moves bytes. Inbound datagrams and framed TCP messages go to the SIP
@@ -11,8 +11,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use talktime_sip::transaction::TransactionId;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use crate::tls::TlsClients;
 use tokio::sync::{Notify, mpsc};
 use tracing::{debug, info, warn};
 
@@ -23,6 +26,7 @@ pub const MAX_MESSAGE_BYTES: usize = 65_535;
 pub enum Protocol {
     Udp,
     Tcp,
+    Tls,
 }
 
 impl Protocol {
@@ -30,8 +34,19 @@ impl Protocol {
         match self {
             Protocol::Udp => "UDP",
             Protocol::Tcp => "TCP",
+            Protocol::Tls => "TLS",
         }
     }
+}
+
+/// A TLS handshake (either side) must finish within this.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The TLS side of the transport, set once at start and shared by every clone.
+#[derive(Debug)]
+struct TlsSide {
+    clients: TlsClients,
+    local: Option<SocketAddr>,
 }
 
 /// What arrived: a datagram still to be parsed, or a message the TCP framer already parsed.
@@ -118,6 +133,7 @@ pub struct Transport {
     failures: mpsc::UnboundedSender<TransactionId>,
     tcp_local: Option<SocketAddr>,
     limits: TcpLimits,
+    tls: Arc<std::sync::OnceLock<TlsSide>>,
 }
 
 impl Transport {
@@ -168,6 +184,7 @@ impl Transport {
             failures,
             tcp_local: None,
             limits,
+            tls: Arc::default(),
         };
         for socket in &transport.udp {
             tokio::spawn(receive_datagrams(socket.clone(), transport.inbound.clone()));
@@ -181,6 +198,39 @@ impl Transport {
             tokio::spawn(accept_connections(listener, transport.clone()));
         }
         Ok(transport)
+    }
+
+    /// Turns on TLS: listeners on `addresses` (presenting the acceptor's certificate, when
+    /// given) and connections toward TLS carriers as `clients` says. Once, before traffic.
+    pub async fn enable_tls(
+        &self,
+        addresses: &[SocketAddr],
+        acceptor: Option<TlsAcceptor>,
+        clients: TlsClients,
+    ) -> std::io::Result<()> {
+        let mut local = None;
+        let mut listeners = Vec::new();
+        if let Some(acceptor) = acceptor {
+            for address in addresses {
+                let listener = TcpListener::bind(address).await?;
+                let bound = listener.local_addr()?;
+                info!(local = %bound, "SIP listening on TLS");
+                local.get_or_insert(bound);
+                listeners.push((listener, acceptor.clone()));
+            }
+        }
+        let side = TlsSide { clients, local };
+        if self.tls.set(side).is_err() {
+            return Err(std::io::Error::other("TLS is already on"));
+        }
+        for (listener, acceptor) in listeners {
+            tokio::spawn(accept_tls(listener, acceptor, self.clone()));
+        }
+        Ok(())
+    }
+
+    pub fn tls_address(&self) -> Option<SocketAddr> {
+        self.tls.get().and_then(|side| side.local)
     }
 
     /// The bound UDP addresses (useful when a port was 0).
@@ -198,7 +248,7 @@ impl Transport {
     pub fn send(&self, outbound: Outbound) {
         match outbound.protocol {
             Protocol::Udp => self.send_datagram(outbound),
-            Protocol::Tcp => self.send_stream(outbound),
+            Protocol::Tcp | Protocol::Tls => self.send_stream(outbound),
         }
     }
 
@@ -256,11 +306,49 @@ impl Transport {
                     return;
                 }
             };
-            let connection = transport.adopt(stream, destination);
+            let local = stream.local_addr().unwrap_or(destination);
+            let connection = if outbound.protocol == Protocol::Tls {
+                match transport.tls_handshake(stream, destination).await {
+                    Some(stream) => transport.adopt(stream, destination, local, Protocol::Tls),
+                    None => {
+                        transport.report_failure(outbound.transaction);
+                        return;
+                    }
+                }
+            } else {
+                transport.adopt(stream, destination, local, Protocol::Tcp)
+            };
             if connection.sender.try_send(outbound.bytes).is_err() {
                 transport.report_failure(outbound.transaction);
             }
         });
+    }
+
+    /// The client side of a TLS connection to `destination`, its certificate verified;
+    /// `None` (logged) when it fails.
+    async fn tls_handshake(
+        &self,
+        stream: TcpStream,
+        destination: SocketAddr,
+    ) -> Option<tokio_rustls::client::TlsStream<TcpStream>> {
+        let Some(side) = self.tls.get() else {
+            warn!(%destination, "a TLS destination, but TLS is not configured");
+            return None;
+        };
+        let peer = side.clients.peer(destination);
+        let connector = TlsConnector::from(peer.config);
+        let handshake = connector.connect(peer.server_name, stream);
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+            Ok(Ok(stream)) => Some(stream),
+            Ok(Err(error)) => {
+                warn!(%destination, %error, "TLS handshake failed; nothing was sent");
+                None
+            }
+            Err(_) => {
+                warn!(%destination, "TLS handshake timed out");
+                None
+            }
+        }
     }
 
     fn report_failure(&self, transaction: Option<TransactionId>) {
@@ -300,9 +388,17 @@ impl Transport {
     }
 
     /// Registers a connection and starts its reader and writer tasks.
-    fn adopt(&self, stream: TcpStream, peer: SocketAddr) -> Connection {
-        let local = stream.local_addr().unwrap_or(peer);
-        let (reader, writer) = stream.into_split();
+    fn adopt<S>(
+        &self,
+        stream: S,
+        peer: SocketAddr,
+        local: SocketAddr,
+        protocol: Protocol,
+    ) -> Connection
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (reader, writer) = tokio::io::split(stream);
         let (sender, receiver) = mpsc::channel(CONNECTION_QUEUE);
         let connection = Connection {
             sender,
@@ -314,8 +410,7 @@ impl Transport {
         tokio::spawn(write_stream(writer, receiver, peer, self.clone()));
         tokio::spawn(read_stream(
             reader,
-            peer,
-            local,
+            (peer, local, protocol),
             self.stream_inbound.clone(),
             connection.closed.clone(),
             self.connections.clone(),
@@ -378,7 +473,8 @@ async fn accept_connections(listener: TcpListener, transport: Transport) {
         match listener.accept().await {
             Ok((stream, peer)) if transport.has_room_for(peer) => {
                 debug!(%peer, "TCP connection accepted");
-                transport.adopt(stream, peer);
+                let local = stream.local_addr().unwrap_or(peer);
+                transport.adopt(stream, peer, local, Protocol::Tcp);
             }
             Ok((stream, peer)) => {
                 // Closed at once: over the host's or the switch's connection limit.
@@ -396,14 +492,52 @@ async fn accept_connections(listener: TcpListener, transport: Transport) {
     }
 }
 
-async fn write_stream(
-    mut writer: tokio::net::tcp::OwnedWriteHalf,
+/// Accepts TLS connections: each handshake runs in its own task, bounded in time, so a peer
+/// that connects and says nothing holds no one up.
+async fn accept_tls(listener: TcpListener, acceptor: TlsAcceptor, transport: Transport) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) if transport.has_room_for(peer) => {
+                let acceptor = acceptor.clone();
+                let transport = transport.clone();
+                tokio::spawn(async move {
+                    let local = stream.local_addr().unwrap_or(peer);
+                    let handshake = acceptor.accept(stream);
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                        Ok(Ok(stream)) => {
+                            debug!(%peer, "TLS connection accepted");
+                            transport.adopt(stream, peer, local, Protocol::Tls);
+                        }
+                        Ok(Err(error)) => debug!(%peer, %error, "TLS handshake refused"),
+                        Err(_) => debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+            Ok((stream, peer)) => {
+                drop(stream);
+                debug!(%peer, "TLS connection refused at the connection limits");
+            }
+            Err(error) => {
+                warn!(%error, "TLS accept failed; backing off");
+                tokio::time::sleep(ACCEPT_BACK_OFF).await;
+            }
+        }
+    }
+}
+
+async fn write_stream<W: AsyncWrite + Unpin>(
+    mut writer: W,
     mut receiver: mpsc::Receiver<Vec<u8>>,
     peer: SocketAddr,
     transport: Transport,
 ) {
     while let Some(bytes) = receiver.recv().await {
-        match tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&bytes)).await {
+        let written = async {
+            writer.write_all(&bytes).await?;
+            // TLS holds records until flushed; a TCP flush does nothing.
+            writer.flush().await
+        };
+        match tokio::time::timeout(WRITE_TIMEOUT, written).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
                 debug!(%peer, %error, "TCP write failed");
@@ -418,10 +552,9 @@ async fn write_stream(
     transport.close(peer);
 }
 
-async fn read_stream(
-    mut reader: tokio::net::tcp::OwnedReadHalf,
-    peer: SocketAddr,
-    local: SocketAddr,
+async fn read_stream<R: AsyncRead + Unpin>(
+    mut reader: R,
+    (peer, local, protocol): (SocketAddr, SocketAddr, Protocol),
     inbound: mpsc::Sender<Inbound>,
     closed: Arc<Notify>,
     connections: ConnectionTable,
@@ -450,7 +583,7 @@ async fn read_stream(
                         payload: Payload::Framed(Box::new(parsed)),
                         source: peer,
                         local,
-                        protocol: Protocol::Tcp,
+                        protocol,
                     };
                     if inbound.send(message).await.is_err() {
                         break 'connection;

@@ -271,6 +271,7 @@ impl World {
             listening: Listening {
                 udp: Some(address(SWITCH)),
                 tcp: None,
+                tls: None,
             },
             random: Box::new(SplitMix64::new(7)),
         };

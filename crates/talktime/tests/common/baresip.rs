@@ -15,6 +15,8 @@ pub struct Baresip {
     child: Child,
     console: SocketAddr,
     pub log: PathBuf,
+    /// Its SIP port (UDP and TCP); its TLS listener is on the next one.
+    pub sip_port: u16,
 }
 
 /// A free port for baresip's SIP whose next port is free for TCP too: baresip binds its TLS
@@ -32,22 +34,28 @@ fn sip_port() -> u16 {
 impl Baresip {
     /// Starts baresip with its configuration in `dir` (a fresh folder of the test's).
     pub fn start(dir: &Path) -> Baresip {
+        Baresip::start_with(dir, "", "<sip:caller@127.0.0.1>;regint=0")
+    }
+
+    /// [`Baresip::start`] with more configuration lines (`sip_cafile`, `sip_certificate`)
+    /// and its own account line (`;answermode=auto` for a callee).
+    pub fn start_with(dir: &Path, extra_config: &str, account: &str) -> Baresip {
         std::fs::create_dir_all(dir).unwrap();
         let audio = dir.join("caller.wav");
         write_tone_wav(&audio, Duration::from_secs(120));
         let console: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let rtp = 40_000 + free_port() % 200 * 100;
+        let sip = sip_port();
         let config = format!(
             "poll_method epoll\nsip_listen 127.0.0.1:{sip}\naudio_source aufile,{audio}\n\
              rtp_ports {rtp}-{rtp_end}\nmodule_path /usr/lib/baresip/modules\n\
              module g711.so\nmodule account.so\nmodule aufile.so\nmodule cons.so\n\
-             module_app menu.so\ncons_listen {console}\n",
-            sip = sip_port(),
+             module_app menu.so\ncons_listen {console}\n{extra_config}\n",
             audio = audio.display(),
             rtp_end = rtp + 99,
         );
         std::fs::write(dir.join("config"), config).unwrap();
-        std::fs::write(dir.join("accounts"), "<sip:caller@127.0.0.1>;regint=0\n").unwrap();
+        std::fs::write(dir.join("accounts"), format!("{account}\n")).unwrap();
         let log = dir.join("baresip.log");
         let child = Command::new("timeout")
             .args(["120", "baresip", "-f"])
@@ -62,6 +70,7 @@ impl Baresip {
             child,
             console,
             log,
+            sip_port: sip,
         };
         phone.wait_for("baresip is ready", Duration::from_secs(10));
         phone

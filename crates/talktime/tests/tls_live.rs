@@ -1,0 +1,323 @@
+//! SIP over TLS and HTTPS (issue 18) with real TLS peers: baresip (Debian's, on libre and
+//! OpenSSL) calls the switch's TLS listener, keys a PIN and a number, and is connected to a
+//! second baresip that answers over TLS; a third carrier presents a certificate that does not
+//! chain to the configured CA and is refused before anything is sent to it. The admin API
+//! answers over HTTPS (checked with curl against the CA), and a new certificate is taken on
+//! SIGHUP without a restart. Certificates come from the openssl command line.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::baresip::Baresip;
+use common::calls::{only_call_id, signal, start};
+use common::prepaid::{self, ConfigFile};
+use common::{free_port, tail};
+
+const PIN: &str = "6106106101";
+
+/// A test CA, a server certificate it signed (localhost, 127.0.0.1), a second one for the
+/// reload, and a self-signed impostor with the same names.
+struct Certificates {
+    dir: PathBuf,
+}
+
+impl Certificates {
+    fn make(dir: &Path) -> Certificates {
+        std::fs::create_dir_all(dir).unwrap();
+        let run = |args: &[&str]| {
+            let output = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("openssl");
+            assert!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        let names = "subjectAltName=DNS:localhost,IP:127.0.0.1";
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Talktime Test CA",
+        ]);
+        std::fs::write(
+            dir.join("leaf.cnf"),
+            format!("{names}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n"),
+        )
+        .unwrap();
+        for name in ["server", "renewed", "carrier"] {
+            run(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                "/CN=localhost",
+            ]);
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &format!("{name}.pem"),
+                "-days",
+                "2",
+                "-extfile",
+                "leaf.cnf",
+            ]);
+        }
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "rogue.key",
+            "-out",
+            "rogue.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            names,
+        ]);
+        // baresip takes its certificate and key from one file.
+        for name in ["carrier", "rogue"] {
+            let both = format!(
+                "{}{}",
+                std::fs::read_to_string(dir.join(format!("{name}.pem"))).unwrap(),
+                std::fs::read_to_string(dir.join(format!("{name}.key"))).unwrap()
+            );
+            std::fs::write(dir.join(format!("{name}-both.pem")), both).unwrap();
+        }
+        Certificates {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    /// The SHA-256 of a certificate's DER form, as the `openssl` command line sees it.
+    fn fingerprint(&self, name: &str) -> String {
+        let output = Command::new("openssl")
+            .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+            .arg(self.dir.join(name))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        text.trim()
+            .rsplit('=')
+            .next()
+            .unwrap()
+            .replace(':', "")
+            .to_lowercase()
+    }
+}
+
+/// The PIN, then a US number, keyed 250 ms apart from 2 s after the answer.
+fn keys() -> Vec<(Duration, String)> {
+    let mut at = Duration::from_millis(2_000);
+    let mut keys = Vec::new();
+    for key in format!("{PIN}#").chars() {
+        keys.push((at, key.to_string()));
+        at += Duration::from_millis(250);
+    }
+    at += Duration::from_millis(1_500);
+    for key in "0015551234567#".chars() {
+        keys.push((at, key.to_string()));
+        at += Duration::from_millis(250);
+    }
+    keys
+}
+
+fn tls_carrier(name: &str, port: u16, extra: &str) -> String {
+    format!(
+        "[[carriers]]\nname = \"{name}\"\nhost = \"127.0.0.1\"\nport = {port}\n\
+         transport = \"tls\"\noptions_interval_ms = 0\ninvite_timeout_ms = 6000\n{extra}\n"
+    )
+}
+
+/// An answering baresip with a TLS listener presenting `certificate`.
+fn answering_phone(dir: &Path, certificate: &str) -> Baresip {
+    Baresip::start_with(
+        dir,
+        &format!("sip_certificate {certificate}\n"),
+        "<sip:15551234567@127.0.0.1>;regint=0;answermode=auto",
+    )
+}
+
+fn curl(args: &[&str]) -> std::process::Output {
+    Command::new("curl")
+        .args(["-s", "--max-time", "5"])
+        .args(args)
+        .output()
+        .expect("curl")
+}
+
+#[test]
+fn a_softphone_calls_over_tls_to_a_tls_carrier_and_a_wrong_certificate_is_refused() {
+    let dir = prepaid::data_dir("tls");
+    let certificates = Certificates::make(&dir.join("certs"));
+    prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
+    let account = prepaid::card(&dir, PIN, 2_000_000, 0);
+
+    let rogue = answering_phone(&dir.join("rogue"), &certificates.path("rogue-both.pem"));
+    let secure = answering_phone(&dir.join("secure"), &certificates.path("carrier-both.pem"));
+    let tls_port = free_port();
+    let settings = ConfigFile::new()
+        .raw(&format!(
+            "[sip]\ntls = [\"127.0.0.1:{tls_port}\"]\n\n[admin]\ntls = true\n\n\
+             [tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\nca_file = \"{}\"\n\
+             reload_check_s = 0\n",
+            certificates.path("server.pem"),
+            certificates.path("server.key"),
+            certificates.path("ca.pem"),
+        ))
+        .raw(&tls_carrier("impostor", rogue.sip_port + 1, ""))
+        .raw(&tls_carrier(
+            "secure",
+            secure.sip_port + 1,
+            "tls_server_name = \"localhost\"",
+        ))
+        .routes(&[("", &["impostor", "secure"])]);
+    let switch = start(&dir, settings);
+
+    let caller = Baresip::start_with(
+        &dir.join("caller"),
+        &format!("sip_cafile {}\n", certificates.path("ca.pem")),
+        "<sip:caller@127.0.0.1;transport=tls>;regint=0",
+    );
+    caller.dial(&format!("sip:100@127.0.0.1:{tls_port};transport=tls"));
+    assert!(
+        caller.wait_for("Call established", Duration::from_secs(10)),
+        "the switch answers the softphone over TLS:\n{}\nswitch:\n{}",
+        caller.log_text(),
+        tail(&switch.log_text(), 30)
+    );
+    caller.keys(Instant::now(), &keys());
+    assert!(
+        secure.wait_for("Call established", Duration::from_secs(20)),
+        "the TLS carrier answers:\n{}\nswitch:\n{}",
+        secure.log_text(),
+        tail(&switch.log_text(), 40)
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    caller.send("/hangup\n");
+    assert!(
+        secure.wait_for("terminated", Duration::from_secs(10)),
+        "the carrier gets the BYE over TLS:\n{}",
+        secure.log_text()
+    );
+
+    // The impostor's certificate does not chain to the CA: no INVITE reached it.
+    let log = switch.log_text();
+    assert!(log.contains("TLS handshake failed"), "{}", tail(&log, 40));
+    assert!(
+        !rogue.log_text().contains("Incoming call"),
+        "{}",
+        rogue.log_text()
+    );
+    let reservation = format!("{}#1", only_call_id(&switch));
+    let cdrs = prepaid::wait_for_cdrs(&dir, &reservation, 2);
+    assert_eq!(cdrs[0].carrier.as_deref(), Some("impostor"));
+    assert_eq!(cdrs[0].answer_ms, None);
+    let answered: Vec<_> = cdrs.iter().filter(|cdr| cdr.answer_ms.is_some()).collect();
+    assert_eq!(answered.len(), 1, "{cdrs:?}");
+    assert_eq!(answered[0].carrier.as_deref(), Some("secure"));
+    assert!(answered[0].total_micros > 0);
+    assert_eq!(
+        prepaid::balance(&dir, account),
+        2_000_000 - answered[0].total_micros
+    );
+
+    // HTTPS: the health check answers for the CA's certificate, and plain HTTP does not.
+    let admin = switch.admin.to_string();
+    let https = curl(&[
+        "--cacert",
+        &certificates.path("ca.pem"),
+        &format!("https://localhost:{}/health", switch.admin.port()),
+        "--resolve",
+        &format!("localhost:{}:127.0.0.1", switch.admin.port()),
+    ]);
+    assert!(https.status.success(), "{https:?}");
+    let plain = curl(&[&format!("http://{admin}/health")]);
+    assert!(!plain.status.success() || plain.stdout.is_empty());
+
+    // A renewed certificate is taken on SIGHUP, without a restart.
+    let served_before = served_fingerprint(switch.admin.port());
+    std::fs::copy(
+        certificates.dir.join("renewed.pem"),
+        certificates.dir.join("server.pem"),
+    )
+    .unwrap();
+    std::fs::copy(
+        certificates.dir.join("renewed.key"),
+        certificates.dir.join("server.key"),
+    )
+    .unwrap();
+    signal(&switch, "HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while served_fingerprint(switch.admin.port()) == served_before {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            tail(&switch.log_text(), 20)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        served_fingerprint(switch.admin.port()),
+        certificates.fingerprint("renewed.pem")
+    );
+    assert!(switch.log_text().contains("TLS certificate reloaded"));
+}
+
+/// The SHA-256 of the certificate the server on `port` presents now.
+fn served_fingerprint(port: u16) -> String {
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:{port} </dev/null 2>/dev/null \
+             | openssl x509 -noout -fingerprint -sha256"
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .rsplit('=')
+        .next()
+        .unwrap_or_default()
+        .replace(':', "")
+        .to_lowercase()
+}
