@@ -1,6 +1,9 @@
 //! `talktime backup FILE` and `talktime restore FILE` (issue 18): an online, consistent copy of
-//! the embedded ledger while the switch runs, and its restore into an empty ledger, checked
-//! (integrity and every balance against its transactions) before it is put in place.
+//! the ledger while the switch runs, and its restore into an empty ledger, checked (integrity
+//! and every balance against its transactions). SQLite: `VACUUM INTO` a file, checked on a
+//! scratch copy before it is put in place. PostgreSQL (`--database-url`): `pg_dump`'s
+//! custom format (one snapshot, so consistent), restored with `pg_restore` into an empty
+//! database, then checked.
 
 use std::path::{Path, PathBuf};
 
@@ -13,9 +16,13 @@ use talktime_store::{
 /// Where the ledger is and the backup file.
 #[derive(Debug, Args)]
 pub struct BackupArgs {
-    /// Data directory holding the embedded SQLite ledger.
+    /// Data directory holding the embedded SQLite ledger (and the PIN key).
     #[arg(long = "data-dir", default_value = "data")]
     data_dir: PathBuf,
+    /// A PostgreSQL ledger (`postgres://...`, `options[search_path]=SCHEMA` for a schema)
+    /// instead of the data directory's SQLite file.
+    #[arg(long = "database-url")]
+    database_url: Option<String>,
     /// The backup file (must not exist yet for `backup`).
     file: PathBuf,
 }
@@ -60,6 +67,9 @@ fn describe(summary: &LedgerSummary) -> String {
 /// Copies the running ledger into `file` (created 0600) and prints what it holds.
 pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
+    if let Some(url) = &args.database_url {
+        return backup_postgres(url, &args).await;
+    }
     let source = ledger_file(&args.data_dir);
     if !source.exists() {
         bail!("no ledger at {}", source.display());
@@ -104,6 +114,9 @@ async fn open_file(file: &Path, key: &PinKey) -> anyhow::Result<Store> {
 pub async fn restore(args: BackupArgs) -> anyhow::Result<()> {
     std::fs::File::open(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
+    if let Some(url) = &args.database_url {
+        return restore_postgres(url, &args).await;
+    }
     let target = ledger_file(&args.data_dir);
     let key = existing_key(&args.data_dir)?;
     if target.exists() {
@@ -149,6 +162,106 @@ async fn check(file: &Path, key: &PinKey) -> anyhow::Result<LedgerSummary> {
     let summary = store.summary().await?;
     store.close().await;
     Ok(summary)
+}
+
+/// A sqlx PostgreSQL URL as libpq's tools take it: sqlx's `options[search_path]=S` is not
+/// libpq's, so it is taken out and returned as the schema to dump.
+fn libpq_url(url: &str) -> anyhow::Result<(String, Option<String>)> {
+    let mut parsed = url::Url::parse(url).context("--database-url is not a URL")?;
+    let mut schema = None;
+    let kept: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter_map(|(name, value)| {
+            if name == "options[search_path]" {
+                schema = Some(value.into_owned());
+                None
+            } else {
+                Some((name.into_owned(), value.into_owned()))
+            }
+        })
+        .collect();
+    if kept.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    Ok((parsed.into(), schema))
+}
+
+/// Runs a PostgreSQL client tool; its own message when it fails.
+fn run_tool(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot run {program} (postgresql-client)"))?;
+    if !output.status.success() {
+        let message = String::from_utf8_lossy(&output.stderr);
+        let first = message.lines().next().unwrap_or("failed");
+        bail!("{program}: {}", without_password(first));
+    }
+    Ok(())
+}
+
+/// A tool's message with any `user:password@` it echoes hidden.
+fn without_password(text: &str) -> String {
+    text.split_whitespace()
+        .map(talktime_b2bua::config::redact_url_password)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn backup_postgres(url: &str, args: &BackupArgs) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let (libpq, schema) = libpq_url(url)?;
+    // Created 0600 first: pg_dump writes into it and keeps its mode.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&args.file)
+        .with_context(|| format!("cannot create {} (it must not exist)", args.file.display()))?;
+    let file = args.file.display().to_string();
+    let mut dump = vec!["--format=custom", "--no-owner", "--file", &file];
+    if let Some(schema) = &schema {
+        dump.extend(["--schema", schema]);
+    }
+    dump.push(&libpq);
+    if let Err(error) = run_tool("pg_dump", &dump) {
+        let _ = std::fs::remove_file(&args.file);
+        return Err(error.context("backup failed"));
+    }
+    println!("backup {}: pg_dump of {}", file, redact(url));
+    eprintln!("the PIN key is not in the backup (on purpose): keep it apart from it");
+    Ok(())
+}
+
+fn redact(url: &str) -> String {
+    talktime_b2bua::config::redact_url_password(url)
+}
+
+async fn restore_postgres(url: &str, args: &BackupArgs) -> anyhow::Result<()> {
+    let key = existing_key(&args.data_dir)?;
+    let (libpq, _) = libpq_url(url)?;
+    let file = args.file.display().to_string();
+    run_tool(
+        "pg_restore",
+        &["--no-owner", "--exit-on-error", "--dbname", &libpq, &file],
+    )
+    .context("restore failed (a restore goes into an empty database)")?;
+    let store = open_with_key(url, &key)
+        .await
+        .context("the restored database is not a Talktime ledger of this PIN key")?;
+    let mismatches = store.check_balances().await?;
+    if !mismatches.is_empty() {
+        bail!(
+            "the restored balances do not match their transactions for {} accounts",
+            mismatches.len()
+        );
+    }
+    let summary = store.summary().await?;
+    store.close().await;
+    println!("restored into {}: {}", redact(url), describe(&summary));
+    Ok(())
 }
 
 /// Starts the scheduled backups of `[backup]` (SQLite only; nothing when `every_s` is 0).

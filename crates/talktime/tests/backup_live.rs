@@ -197,3 +197,109 @@ fn scheduled_backups_are_taken_pruned_and_restorable() {
         assert!(card.is_some());
     }
 }
+
+/// Runs psql's query on `url` (its `options[search_path]` given through PGOPTIONS) and
+/// returns the rows, `|`-separated.
+fn psql(url: &str, query: &str) -> String {
+    let (base, schema) = url.split_once("?options[search_path]=").unwrap();
+    let output = Command::new("psql")
+        .args([base, "-At", "-c", query])
+        .env("PGOPTIONS", format!("-c search_path={schema}"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// The PostgreSQL ledger (`--database-url`): `pg_dump` taken during load, restored with
+/// `pg_restore` into an empty database; each restored balance is the source's at the
+/// backup's point (the sum of the source's transactions up to the last one restored).
+#[test]
+fn a_postgresql_backup_taken_during_load_restores_the_ledger_at_that_point() {
+    let url = prepaid::postgres_schema("backup");
+    let dir = prepaid::data_dir("backup-postgres");
+    prepaid::use_database(&dir, &url);
+    prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
+    let csv = common::calls::pinless_accounts(&dir, 20, "77800", "1555200");
+    let carrier = BackgroundSipp::uas(
+        90,
+        &scenario("carrier_answer.xml"),
+        &["-m", &CALLS.to_string()],
+    );
+    let config = common::calls::forwarding_load_config(&carrier)
+        .raw(&format!("[database]\nurl = \"{url}\"\n"));
+    let switch = start(&dir, config);
+    let caller = common::calls::pinless_load(&switch, &dir, &csv, CALLS, 20, 1000);
+    std::thread::sleep(Duration::from_secs(3));
+    let file = dir.with_extension("backup.pgdump");
+    let _ = std::fs::remove_file(&file);
+    let backup = talktime(&[
+        "backup",
+        file.to_str().unwrap(),
+        "--database-url",
+        &url,
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(backup.status.success(), "{}", text(&backup));
+    assert!(caller.finish(Duration::from_secs(60)).success());
+    assert!(carrier.finish(Duration::from_secs(10)).success());
+    drop(switch);
+
+    let (admin, schema) = url.split_once("?options[search_path]=").unwrap();
+    let database = format!("tt_restore_{}_{}", std::process::id(), common::free_port());
+    let create = Command::new("psql")
+        .args([admin, "-q", "-c", &format!("CREATE DATABASE {database}")])
+        .output()
+        .unwrap();
+    assert!(create.status.success(), "{}", text(&create));
+    let base = admin.rsplit_once('/').unwrap().0;
+    let target = format!("{base}/{database}?options[search_path]={schema}");
+    let restore = talktime(&[
+        "restore",
+        file.to_str().unwrap(),
+        "--database-url",
+        &target,
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(restore.status.success(), "{}", text(&restore));
+    // A second restore over it is refused.
+    let again = talktime(&[
+        "restore",
+        file.to_str().unwrap(),
+        "--database-url",
+        &target,
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(!again.status.success(), "{}", text(&again));
+
+    let restored_cdrs: i64 = psql(&target, "SELECT COUNT(*) FROM cdrs").parse().unwrap();
+    assert!(
+        restored_cdrs > 0 && restored_cdrs < CALLS as i64,
+        "taken mid-load: {restored_cdrs} CDRs\n{}",
+        text(&restore)
+    );
+    let last: i64 = psql(&target, "SELECT MAX(id) FROM transactions")
+        .parse()
+        .unwrap();
+    let balances = "SELECT id, balance_micros FROM accounts ORDER BY id";
+    let at_point = format!(
+        "SELECT a.id, COALESCE(SUM(t.amount_micros), 0) FROM accounts a \
+         LEFT JOIN transactions t ON t.account_id = a.id AND t.id <= {last} \
+         GROUP BY a.id ORDER BY a.id"
+    );
+    assert_eq!(psql(&target, balances), psql(&url, &at_point));
+    let cdrs_at_point = format!(
+        "SELECT COUNT(*) FROM cdrs WHERE call_id IN (SELECT call_id FROM transactions \
+         WHERE id <= {last} AND call_id IS NOT NULL)"
+    );
+    assert_eq!(
+        psql(&url, &cdrs_at_point).parse::<i64>().unwrap(),
+        restored_cdrs
+    );
+    let _ = Command::new("psql")
+        .args([admin, "-q", "-c", &format!("DROP DATABASE {database}")])
+        .output();
+}

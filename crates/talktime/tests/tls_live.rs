@@ -321,3 +321,47 @@ fn served_fingerprint(port: u16) -> String {
         .replace(':', "")
         .to_lowercase()
 }
+
+/// A carrier with a self-signed certificate is reached when its SHA-256 is pinned
+/// (`tls_pin_sha256`), and only then: the caller here is SIPp over UDP, the carrier leg TLS.
+#[test]
+fn a_pinned_self_signed_carrier_is_reached_over_tls() {
+    let dir = prepaid::data_dir("tls-pinned");
+    let certificates = Certificates::make(&dir.join("certs"));
+    prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
+    prepaid::card(&dir, PIN, 2_000_000, 0);
+    let carrier = answering_phone(&dir.join("pinned"), &certificates.path("rogue-both.pem"));
+    let pin = certificates.fingerprint("rogue.pem");
+    let settings = ConfigFile::new()
+        .raw(&format!(
+            "[tls]\nca_file = \"{}\"\n",
+            certificates.path("ca.pem")
+        ))
+        .raw(&tls_carrier(
+            "pinned",
+            carrier.sip_port + 1,
+            &format!("tls_pin_sha256 = \"{pin}\""),
+        ))
+        .routes(&[("", &["pinned"])]);
+    let switch = start(&dir, settings);
+    let output = common::calls::call_and_hang_up(
+        &switch,
+        &dir,
+        &[
+            (Duration::from_millis(2000), "6106106101#"),
+            (Duration::from_millis(5600), "0015551234567#"),
+        ],
+        Duration::from_secs(2),
+    );
+    common::assert_sipp_ok(&output, &switch, "a call to the pinned carrier");
+    assert!(
+        carrier.wait_for("Call established", Duration::from_secs(5)),
+        "{}\nswitch:\n{}",
+        carrier.log_text(),
+        tail(&switch.log_text(), 30)
+    );
+    let reservation = format!("{}#1", only_call_id(&switch));
+    let cdr = prepaid::wait_for_cdrs(&dir, &reservation, 1).remove(0);
+    assert_eq!(cdr.carrier.as_deref(), Some("pinned"));
+    assert!(cdr.answer_ms.is_some(), "{cdr:?}");
+}
