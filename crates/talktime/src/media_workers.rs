@@ -71,6 +71,9 @@ pub struct MediaStats {
     pub dropped: AtomicU64,
     /// Packets the switch made itself (prompt frames, tones, DTMF events).
     pub generated: AtomicU64,
+    /// Microseconds the thread spent working (not waiting for sockets, not resting): its
+    /// load is the rate of this over wall time.
+    pub busy_micros: AtomicU64,
 }
 
 /// The media threads of a switch; dropping it stops them.
@@ -214,7 +217,10 @@ impl Worker {
                     self.receive(event.data(), now);
                 }
             }
-            self.fire_timers(Instant::now());
+            let done = Instant::now();
+            self.fire_timers(done);
+            let busy = u64::try_from(done.saturating_duration_since(now).as_micros()).unwrap_or(0);
+            self.stats.busy_micros.fetch_add(busy, Ordering::Relaxed);
             if ready > 0 {
                 self.rest();
             }

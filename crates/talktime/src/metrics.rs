@@ -195,6 +195,19 @@ impl Metrics {
                 "Threads carrying RTP.",
                 media.len() as u64,
             );
+            header(
+                &mut out,
+                "talktime_media_busy_seconds_total",
+                "counter",
+                "Time each media thread spent working; its rate is the thread's load (1 = full).",
+            );
+            for (thread, stats) in media.iter().enumerate() {
+                let busy = stats.busy_micros.load(Ordering::Relaxed) as f64 / 1e6;
+                let _ = writeln!(
+                    out,
+                    "talktime_media_busy_seconds_total{{thread=\"{thread}\"}} {busy}"
+                );
+            }
         }
         if let Ok(radius) = self.radius.lock() {
             render_radius(&mut out, &radius);

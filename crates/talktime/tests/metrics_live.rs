@@ -159,6 +159,13 @@ fn a_scrape_during_load_parses_and_matches_sipp_and_the_ledger() {
         (talk - cdr_seconds).abs() < 0.05 * calls,
         "{talk} vs {cdr_seconds}"
     );
+    // The media threads worked (relaying the calls' RTP), and less than all of the time.
+    let busy: f64 = after
+        .iter()
+        .filter(|(name, _)| name.starts_with("talktime_media_busy_seconds_total"))
+        .map(|(_, value)| *value)
+        .sum();
+    assert!(busy > 0.0, "{after:?}");
     // No number of a caller or a destination in any label.
     let text = scrape(&switch);
     assert!(!text.contains("1555"), "a phone number in the metrics");
