@@ -118,6 +118,8 @@ pub struct Session {
     /// The Q.850 cause of the BYE that ended the call from the caller's or the carrier's
     /// side (RFC 3326 Reason), kept in the CDR in place of ours.
     peer_q850: Option<(talktime_engine::Party, u8)>,
+    /// When the carrier answered (epoch ms), for the live-calls view.
+    answered_ms: Option<i64>,
 }
 
 /// The Q.850 cause of a request's or response's Reason header, if it carries one.
@@ -132,6 +134,32 @@ fn q850_of(reasons: Result<Vec<talktime_sip::Reason>, talktime_sip::ParseError>)
 }
 
 impl Session {
+    /// The call as the live-calls view shows it (numbers masked).
+    pub(crate) fn live(&self, key: u64) -> crate::monitor::LiveCall {
+        let carrier = self
+            .carrier
+            .as_ref()
+            .and_then(|leg| leg.current.as_ref())
+            .map(|outgoing| outgoing.target.carrier.clone());
+        let rated = self.rated.as_ref().map(|(_, rated)| rated);
+        crate::monitor::LiveCall {
+            key,
+            call_id: self.call_id.clone(),
+            access_number: self.access.number.clone(),
+            caller_id: self
+                .caller_id
+                .as_ref()
+                .map(|number| crate::monitor::mask(number.expose())),
+            destination: rated.map(|rated| crate::monitor::mask(&rated.number)),
+            phase: format!("{:?}", self.engine.phase()),
+            carrier,
+            started_ms: self.started_ms,
+            answered_ms: self.answered_ms,
+            limit_ms: rated.map(|rated| rated.authorization.limit_ms),
+            codec: format!("{:?}", self.codec),
+        }
+    }
+
     /// Still in the IVR: no carrier leg answered yet.
     pub(crate) fn in_ivr(&self) -> bool {
         self.settlement.is_none()
@@ -483,6 +511,7 @@ impl Switch {
                 buy_rates: std::collections::HashMap::new(),
                 trust,
                 peer_q850: None,
+                answered_ms: None,
             },
         );
         self.by_transaction.insert(transaction, key);
@@ -1272,6 +1301,10 @@ impl Switch {
             outgoing.dialog = Some(id);
         }
         crate::counters::Counters::add(&mut self.counters.carrier_answers, carrier);
+        let answered_at = self.now.epoch_ms;
+        if let Some(session) = self.sessions.get_mut(&key) {
+            session.answered_ms.get_or_insert(answered_at);
+        }
         self.acknowledge(key, response);
         if let Some(attempt) = self.current_attempt(key) {
             self.feed(key, Input::CarrierAnswered { attempt });

@@ -13,6 +13,7 @@ pub mod counters;
 pub mod deadlines;
 pub mod ledger;
 pub mod media;
+pub mod monitor;
 pub mod recovery;
 mod registration;
 mod routing;

@@ -61,6 +61,8 @@ pub enum Input {
     RecoveredByes(Vec<LegBye>),
     /// SIGTERM or SIGINT: the first drains, the second ends every call now.
     Stop,
+    /// An operator hangs up a call from the console (`by`: the user, for the log).
+    OperatorHangup { call: u64, by: String },
 }
 
 /// What the switch asks the shell to do.
@@ -260,6 +262,11 @@ impl Switch {
             }
             Input::RecoveredByes(byes) => self.send_recovered_byes(&byes),
             Input::Stop => self.request_stop(now.instant),
+            Input::OperatorHangup { call, by } => {
+                if self.hang_up_for_operator(call) {
+                    info!(call, user = %by, "call hung up by an operator");
+                }
+            }
         }
         self.drain();
     }

@@ -41,6 +41,8 @@ pub enum DisconnectCause {
     DailySpendCap,
     /// The caller did not refresh its RFC 4028 session timer: it is gone.
     SessionExpired,
+    /// An operator hung the call up from the console.
+    Operator,
 }
 
 /// Who ended a leg or a call.
@@ -62,7 +64,7 @@ struct CauseEntry {
 
 impl DisconnectCause {
     /// Every cause, for tables and tests.
-    pub const ALL: [DisconnectCause; 22] = [
+    pub const ALL: [DisconnectCause; 23] = [
         DisconnectCause::Normal,
         DisconnectCause::CallerHungUp,
         DisconnectCause::CarrierHungUp,
@@ -85,6 +87,7 @@ impl DisconnectCause {
         DisconnectCause::CostCap,
         DisconnectCause::DailySpendCap,
         DisconnectCause::SessionExpired,
+        DisconnectCause::Operator,
     ];
 
     /// The single mapping table. Q.850: 1 unallocated number, 16 normal clearing, 17 user
@@ -118,6 +121,7 @@ impl DisconnectCause {
             DisconnectCause::CostCap => (16, "call cost limit", "cost_cap"),
             DisconnectCause::DailySpendCap => (16, "daily spend limit", "daily_spend_cap"),
             DisconnectCause::SessionExpired => (102, "session expired", "session_expired"),
+            DisconnectCause::Operator => (16, "operator hangup", "operator"),
         };
         CauseEntry { q850, text, name }
     }

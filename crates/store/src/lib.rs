@@ -53,6 +53,7 @@ mod plans;
 mod recovery;
 mod reservation;
 mod tariffs;
+mod users;
 
 pub use backend::{BackendKind, SQLITE_FILE_NAME, Store, StoreOptions, create_private_dir};
 pub use backup::LedgerSummary;
@@ -74,3 +75,4 @@ pub use reservation::{
     SettleOutcome,
 };
 pub use tariffs::{ImportOptions, ImportReport, RateExtrasColumns, RowError, TARIFF_CSV_COLUMNS};
+pub use users::{AuditEntry, Role, SessionRow, User, UserLogin};

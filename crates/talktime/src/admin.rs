@@ -1191,3 +1191,136 @@ fn caller_id_digits(number: &str) -> anyhow::Result<String> {
     }
     Ok(digits)
 }
+
+/// `talktime users`.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a console user; its password is read from standard input, or generated and
+    /// printed when standard input is a terminal or empty.
+    Add {
+        #[command(flatten)]
+        ledger: LedgerArgs,
+        name: String,
+        /// admin, operator or support.
+        #[arg(long, default_value = "operator")]
+        role: String,
+    },
+    /// Set a user's password (read from standard input, or generated and printed); its
+    /// sessions end.
+    Passwd {
+        #[command(flatten)]
+        ledger: LedgerArgs,
+        name: String,
+    },
+    /// List the users.
+    List {
+        #[command(flatten)]
+        ledger: LedgerArgs,
+    },
+    /// Disable a user (its sessions end).
+    Disable {
+        #[command(flatten)]
+        ledger: LedgerArgs,
+        name: String,
+    },
+    /// Enable a disabled user.
+    Enable {
+        #[command(flatten)]
+        ledger: LedgerArgs,
+        name: String,
+    },
+}
+
+/// The password on standard input (first line), or a generated one that is printed.
+fn password_from_stdin() -> anyhow::Result<String> {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line)?;
+        let line = line.trim_end_matches(['\r', '\n']).to_owned();
+        if !line.is_empty() {
+            if line.chars().count() < 10 {
+                bail!("a password has at least 10 characters");
+            }
+            return Ok(line);
+        }
+    }
+    let password = crate::console::auth::generated_password();
+    println!("password: {password}");
+    Ok(password)
+}
+
+pub async fn users(command: UsersCommand) -> anyhow::Result<()> {
+    let now = crate::server::wall_clock_ms();
+    match command {
+        UsersCommand::Add { ledger, name, role } => {
+            let role = talktime_store::Role::parse(&role)?;
+            let store = ledger.open().await?;
+            let password = password_from_stdin()?;
+            let hash = crate::console::auth::hash_password(&password)?;
+            let user = store.create_user(&name, &hash, role, now).await?;
+            store
+                .audit(
+                    None,
+                    "user_add",
+                    &format!("user {}", user.name),
+                    None,
+                    Some(role.as_str()),
+                    now,
+                )
+                .await?;
+            println!("user {} ({}) added", user.name, role.as_str());
+        }
+        UsersCommand::Passwd { ledger, name } => {
+            let store = ledger.open().await?;
+            let password = password_from_stdin()?;
+            let hash = crate::console::auth::hash_password(&password)?;
+            store.set_user_password(&name, &hash).await?;
+            store
+                .audit(
+                    None,
+                    "user_passwd",
+                    &format!("user {name}"),
+                    None,
+                    None,
+                    now,
+                )
+                .await?;
+            println!("password of {name} changed; its sessions ended");
+        }
+        UsersCommand::List { ledger } => {
+            let store = ledger.open().await?;
+            for user in store.users().await? {
+                let state = if user.disabled { "disabled" } else { "active" };
+                println!("{}\t{}\t{state}", user.name, user.role.as_str());
+            }
+        }
+        UsersCommand::Disable { ledger, name } => set_disabled(&ledger, &name, true, now).await?,
+        UsersCommand::Enable { ledger, name } => set_disabled(&ledger, &name, false, now).await?,
+    }
+    Ok(())
+}
+
+async fn set_disabled(
+    ledger: &LedgerArgs,
+    name: &str,
+    disabled: bool,
+    now: i64,
+) -> anyhow::Result<()> {
+    let store = ledger.open().await?;
+    store.set_user_disabled(name, disabled).await?;
+    let action = if disabled {
+        "user_disable"
+    } else {
+        "user_enable"
+    };
+    store
+        .audit(None, action, &format!("user {name}"), None, None, now)
+        .await?;
+    println!(
+        "user {name} {}",
+        if disabled { "disabled" } else { "enabled" }
+    );
+    Ok(())
+}

@@ -126,6 +126,13 @@ pub async fn start(
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let https = tls.is_some();
     let bound = listener.local_addr()?;
+    let console = crate::console::ConsoleState {
+        store: store.clone(),
+        core: core.clone(),
+        metrics: metrics.clone(),
+        secure_cookies: https,
+        limiter: Arc::default(),
+    };
     let state = AdminState {
         store,
         token: token.into(),
@@ -135,11 +142,13 @@ pub async fn start(
     };
     tokio::spawn(crate::http_serve::serve(
         listener,
-        router(state),
+        router(state).merge(crate::console::router(console)),
         limits,
         tls,
     ));
+    let scheme = if https { "https" } else { "http" };
     info!(%bound, https, "admin API listening");
+    info!("console at {scheme}://{bound}/console");
     Ok(bound)
 }
 
@@ -191,7 +200,7 @@ fn random_token() -> String {
         .collect()
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod admin_http;
 pub mod backup;
 pub mod config;
+pub mod console;
 pub mod http_serve;
 pub mod ledger;
 pub mod ledger_tasks;

@@ -37,6 +37,9 @@ enum Command {
     /// Accounts: balance, recharge, caller IDs (pinless), DID forwarding.
     #[command(subcommand)]
     Accounts(admin::AccountsCommand),
+    /// Console users: add, passwd, list, disable, enable.
+    #[command(subcommand)]
+    Users(admin::UsersCommand),
     /// Copy the embedded ledger to FILE while the switch runs (a consistent snapshot, 0600).
     Backup(talktime::backup::BackupArgs),
     /// Put a backup in place of an empty ledger, after checking every balance in it.
@@ -232,6 +235,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(args) => run_once(talktime::backup::backup(args)),
         Command::Restore(args) => run_once(talktime::backup::restore(args)),
         Command::Accounts(command) => run_once(admin::accounts(command)),
+        Command::Users(command) => run_once(admin::users(command)),
         Command::Routes(RoutesCommand::Explain(args)) => {
             let config = args.files.load()?;
             config.validate()?;

@@ -76,6 +76,7 @@ pub struct Metrics {
     radius: Mutex<RadiusNumbers>,
     ledger: [Histogram; 4],
     settlements_waiting: AtomicU64,
+    live_calls: Mutex<Vec<talktime_b2bua::monitor::LiveCall>>,
     mails_sent: AtomicU64,
     mails_failed: AtomicU64,
     media: Mutex<Vec<std::sync::Arc<crate::media_workers::MediaStats>>>,
@@ -105,6 +106,21 @@ impl Metrics {
 
     pub fn ledger_took(&self, kind: LedgerKind, took: Duration) {
         self.ledger[kind as usize].observe(took);
+    }
+
+    /// The core loop's copy of the calls up, for the console's live view.
+    pub fn publish_calls(&self, calls: Vec<talktime_b2bua::monitor::LiveCall>) {
+        if let Ok(mut held) = self.live_calls.lock() {
+            *held = calls;
+        }
+    }
+
+    /// The calls up at the last copy.
+    pub fn live_calls(&self) -> Vec<talktime_b2bua::monitor::LiveCall> {
+        self.live_calls
+            .lock()
+            .map(|held| held.clone())
+            .unwrap_or_default()
     }
 
     /// One mail attempt: sent, or failed (it stays queued).

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use talktime_b2bua::config::NotificationsConfig;
 use talktime_billing::{Currency, Money};
@@ -29,15 +30,18 @@ const MAX_RETRY_MS: i64 = 3_600_000;
 type Mailer = AsyncSmtpTransport<Tokio1Executor>;
 
 /// Starts the sender and the expiry check (nothing is sent without `smtp_url`; mails queue).
+/// `ca_file`: roots the mail server's certificate may chain to besides Mozilla's
+/// (`[tls] ca_file`).
 pub fn spawn(
     config: &NotificationsConfig,
+    ca_file: Option<&std::path::Path>,
     store: Store,
     metrics: std::sync::Arc<Metrics>,
 ) -> anyhow::Result<()> {
     if config.smtp_url.is_empty() {
         return Ok(());
     }
-    let mailer = mailer(&config.smtp_url)?;
+    let mailer = mailer(&config.smtp_url, ca_file)?;
     let from: Mailbox = config
         .from
         .parse()
@@ -55,8 +59,9 @@ pub fn spawn(
     Ok(())
 }
 
-/// The SMTP transport of `url` (see [`NotificationsConfig::smtp_url`]).
-fn mailer(url: &str) -> anyhow::Result<Mailer> {
+/// The SMTP transport of `url` (see [`NotificationsConfig::smtp_url`]); the server's
+/// certificate is verified (its name, and a chain to Mozilla's roots or to `ca_file`'s).
+fn mailer(url: &str, ca_file: Option<&std::path::Path>) -> anyhow::Result<Mailer> {
     let parsed = url::Url::parse(url).context("[notifications] smtp_url is not a URL")?;
     let host = parsed
         .host_str()
@@ -65,10 +70,15 @@ fn mailer(url: &str) -> anyhow::Result<Mailer> {
     let starttls = parsed
         .query_pairs()
         .any(|(name, value)| name == "tls" && value == "starttls");
+    let builder = Mailer::builder_dangerous(&host);
     let mut builder = match parsed.scheme() {
-        "smtps" => Mailer::relay(&host)?,
-        "smtp" if starttls => Mailer::starttls_relay(&host)?,
-        "smtp" => Mailer::builder_dangerous(&host),
+        "smtps" => builder
+            .port(465)
+            .tls(Tls::Wrapper(tls_parameters(&host, ca_file)?)),
+        "smtp" if starttls => builder
+            .port(587)
+            .tls(Tls::Required(tls_parameters(&host, ca_file)?)),
+        "smtp" => builder,
         other => bail!("[notifications] smtp_url scheme {other} is not smtp or smtps"),
     };
     if let Some(port) = parsed.port() {
@@ -80,6 +90,17 @@ fn mailer(url: &str) -> anyhow::Result<Mailer> {
         builder = builder.credentials(Credentials::new(user, password));
     }
     Ok(builder.timeout(Some(Duration::from_secs(20))).build())
+}
+
+fn tls_parameters(host: &str, ca_file: Option<&std::path::Path>) -> anyhow::Result<TlsParameters> {
+    let mut parameters = TlsParameters::builder(host.to_owned());
+    if let Some(file) = ca_file {
+        let pem = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let root = Certificate::from_pem(&pem)
+            .with_context(|| format!("{} is not a PEM certificate", file.display()))?;
+        parameters = parameters.add_root_certificate(root);
+    }
+    Ok(parameters.build_rustls()?)
 }
 
 fn percent_decode(text: &str) -> String {

@@ -202,8 +202,12 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
     .await?;
     crate::recovery::spawn_cluster_tasks(&config, services.ledger.clone(), core_sender.clone());
     crate::backup::spawn_scheduled(&config, services.ledger.store().clone());
+    let mail_roots = Some(&config.tls.ca_file)
+        .filter(|file| !file.as_os_str().is_empty())
+        .map(|file| config.paths.data_dir.join(file));
     crate::notify::spawn(
         &config.notifications,
+        mail_roots.as_deref(),
         services.ledger.store().clone(),
         metrics.clone(),
     )?;
@@ -282,6 +286,7 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
         shell.carry_out(&mut switch);
         if last_published.elapsed() >= METRICS_EVERY {
             metrics.publish_switch(&switch.counters(), switch.gauges());
+            metrics.publish_calls(switch.live_calls());
             last_published = Instant::now();
         }
         if switch.stopped(Instant::now()) {

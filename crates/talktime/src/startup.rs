@@ -71,6 +71,7 @@ pub async fn prepare(config: &Config) -> anyhow::Result<Services> {
         .await
         .context("cannot recover the calls of an earlier run")?;
     store.heartbeat(wall_clock_ms()).await?;
+    crate::console::auth::first_admin(&store, &config.paths.data_dir, wall_clock_ms()).await?;
     info!(node = %node_id, "node registered");
     if config.demo.enabled {
         seed_demo(&store, config).await?;

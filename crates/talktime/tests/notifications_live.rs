@@ -27,17 +27,17 @@ struct MailServer {
 
 impl MailServer {
     fn start(port: u16, maildir: &Path) -> MailServer {
+        MailServer::start_with(port, maildir, &[])
+    }
+
+    /// With more aiosmtpd options (`--tlscert`, `--tlskey`: STARTTLS, required).
+    fn start_with(port: u16, maildir: &Path, options: &[&str]) -> MailServer {
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = vec!["-m", "aiosmtpd", "-n", "-l", &listen];
+        args.extend_from_slice(options);
+        args.extend(["-c", "aiosmtpd.handlers.Mailbox", maildir.to_str().unwrap()]);
         let child = Command::new("/usr/bin/python3")
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{port}"),
-                "-c",
-                "aiosmtpd.handlers.Mailbox",
-                maildir.to_str().unwrap(),
-            ])
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -242,4 +242,60 @@ fn a_low_balance_mails_once_per_crossing_and_survives_a_mail_outage_and_a_restar
     assert_eq!(owners(&mails(&maildir)).len(), 2);
     assert_eq!(prepaid::balance(&dir, account), 300_000);
     drop(carrier);
+}
+
+/// `?tls=starttls`: the mail goes only over STARTTLS, the server's certificate checked
+/// against `[tls] ca_file` (aiosmtpd requires STARTTLS when given a certificate).
+#[test]
+fn mail_goes_over_starttls_to_a_server_whose_certificate_chains_to_the_ca() {
+    let dir = prepaid::data_dir("notifications-starttls");
+    let certificates = common::certs::Certificates::make(&dir.join("certs"));
+    let maildir = dir.join("maildir");
+    prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,60,60,0\n");
+    {
+        let store = prepaid::open(&dir);
+        let mut card = NewCard::new(Pii::new("5305305303".into()), "USD", 1_000_000);
+        card.expiry = ExpiryRule {
+            expires_at_ms: Some(talktime::server::wall_clock_ms() + 86_400_000),
+            valid_after_first_use_ms: None,
+        };
+        let runtime = prepaid::runtime();
+        let card = runtime.block_on(store.create_card(&card, 0)).unwrap();
+        let settings = talktime_store::NotifySettings {
+            email: Some(Pii::new("secure@example.test".into())),
+            below_micros: Vec::new(),
+            language: Some("en".into()),
+        };
+        runtime
+            .block_on(store.set_notify_settings(card.account_id, &settings))
+            .unwrap();
+    }
+    let port = free_port();
+    let _server = MailServer::start_with(
+        port,
+        &maildir,
+        &[
+            "--tlscert",
+            &certificates.path("server.pem"),
+            "--tlskey",
+            &certificates.path("server.key"),
+        ],
+    );
+    let switch = start(
+        &dir,
+        ConfigFile::new().raw(&format!(
+            "[tls]\nca_file = \"{}\"\n\n[notifications]\n\
+             smtp_url = \"smtp://localhost:{port}?tls=starttls\"\n\
+             retry_s = 1\npoll_ms = 200\nexpiry_check_s = 1\n",
+            certificates.path("ca.pem")
+        )),
+    );
+    let all = wait_for_mail(&maildir, "secure@example.test", Duration::from_secs(15));
+    assert_eq!(all.len(), 1, "{all:?}\n{}", tail(&switch.log_text(), 20));
+    assert!(
+        all[0].contains("Your calling card expires soon"),
+        "{}",
+        all[0]
+    );
+    assert!(!switch.log_text().contains("mail not sent"));
 }

@@ -9,141 +9,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::baresip::Baresip;
 use common::calls::{only_call_id, signal, start};
+use common::certs::Certificates;
 use common::prepaid::{self, ConfigFile};
 use common::{free_port, tail};
 
 const PIN: &str = "6106106101";
-
-/// A test CA, a server certificate it signed (localhost, 127.0.0.1), a second one for the
-/// reload, and a self-signed impostor with the same names.
-struct Certificates {
-    dir: PathBuf,
-}
-
-impl Certificates {
-    fn make(dir: &Path) -> Certificates {
-        std::fs::create_dir_all(dir).unwrap();
-        let run = |args: &[&str]| {
-            let output = Command::new("openssl")
-                .args(args)
-                .current_dir(dir)
-                .output()
-                .expect("openssl");
-            assert!(
-                output.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        };
-        let names = "subjectAltName=DNS:localhost,IP:127.0.0.1";
-        run(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=Talktime Test CA",
-        ]);
-        std::fs::write(
-            dir.join("leaf.cnf"),
-            format!("{names}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n"),
-        )
-        .unwrap();
-        for name in ["server", "renewed", "carrier"] {
-            run(&[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-                "-subj",
-                "/CN=localhost",
-            ]);
-            run(&[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{name}.csr"),
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &format!("{name}.pem"),
-                "-days",
-                "2",
-                "-extfile",
-                "leaf.cnf",
-            ]);
-        }
-        run(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "rogue.key",
-            "-out",
-            "rogue.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            names,
-        ]);
-        // baresip takes its certificate and key from one file.
-        for name in ["carrier", "rogue"] {
-            let both = format!(
-                "{}{}",
-                std::fs::read_to_string(dir.join(format!("{name}.pem"))).unwrap(),
-                std::fs::read_to_string(dir.join(format!("{name}.key"))).unwrap()
-            );
-            std::fs::write(dir.join(format!("{name}-both.pem")), both).unwrap();
-        }
-        Certificates {
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-
-    /// The SHA-256 of a certificate's DER form, as the `openssl` command line sees it.
-    fn fingerprint(&self, name: &str) -> String {
-        let output = Command::new("openssl")
-            .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
-            .arg(self.dir.join(name))
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&output.stdout);
-        text.trim()
-            .rsplit('=')
-            .next()
-            .unwrap()
-            .replace(':', "")
-            .to_lowercase()
-    }
-}
 
 /// The PIN, then a US number, keyed 250 ms apart from 2 s after the answer.
 fn keys() -> Vec<(Duration, String)> {
@@ -179,7 +55,7 @@ fn answering_phone(dir: &Path, certificate: &str) -> Baresip {
 
 fn curl(args: &[&str]) -> std::process::Output {
     Command::new("curl")
-        .args(["-s", "--max-time", "5"])
+        .args(["-s", "-f", "--max-time", "5"])
         .args(args)
         .output()
         .expect("curl")
@@ -266,12 +142,16 @@ fn a_softphone_calls_over_tls_to_a_tls_carrier_and_a_wrong_certificate_is_refuse
     let https = curl(&[
         "--cacert",
         &certificates.path("ca.pem"),
-        &format!("https://localhost:{}/health", switch.admin.port()),
+        &format!("https://localhost:{}/api/health", switch.admin.port()),
         "--resolve",
         &format!("localhost:{}:127.0.0.1", switch.admin.port()),
     ]);
     assert!(https.status.success(), "{https:?}");
-    let plain = curl(&[&format!("http://{admin}/health")]);
+    assert!(
+        String::from_utf8_lossy(&https.stdout).contains("\"ok\""),
+        "{https:?}"
+    );
+    let plain = curl(&[&format!("http://{admin}/api/health")]);
     assert!(!plain.status.success() || plain.stdout.is_empty());
 
     // A renewed certificate is taken on SIGHUP, without a restart.

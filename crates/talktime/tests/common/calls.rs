@@ -74,6 +74,23 @@ pub fn call_from(
     audio: Duration,
     wait: Duration,
 ) -> std::process::Output {
+    call_at(
+        local_ip, switch.sip, dir, service, caller, script, audio, wait,
+    )
+}
+
+/// [`call_from`] to a switch known by its SIP address (for a caller on another thread).
+#[allow(clippy::too_many_arguments)]
+pub fn call_at(
+    local_ip: &str,
+    sip: std::net::SocketAddr,
+    dir: &Path,
+    service: &str,
+    caller: &str,
+    script: &[(Duration, &str)],
+    audio: Duration,
+    wait: Duration,
+) -> std::process::Output {
     let pcap = dir.join(format!("caller-{}.pcap", free_port()));
     dtmf_pcap(&pcap, script, audio, 101).unwrap();
     let wait_ms = wait.as_millis().to_string();
@@ -95,7 +112,7 @@ pub fn call_from(
             scenario.to_str().unwrap(),
             "-s",
             service,
-            &switch.sip.to_string(),
+            &sip.to_string(),
             "-m",
             "1",
             "-mp",

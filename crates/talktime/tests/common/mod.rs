@@ -4,7 +4,9 @@
 #![allow(dead_code)]
 
 pub mod baresip;
+pub mod browser;
 pub mod calls;
+pub mod certs;
 pub mod pcap;
 pub mod prepaid;
 pub mod scenario;

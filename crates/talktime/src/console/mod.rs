@@ -1,0 +1,329 @@
+//! The operator console (issue 15): server-rendered HTML on the admin listener, no script
+//! and no asset from outside the binary. Users log in (`/console/login`) with a password;
+//! every page needs a live session and every change its CSRF token. This first part has the
+//! dashboard, the live calls (refreshed by the page itself) with an operator hang-up, and the
+//! users and audit log; the rest of the issue's pages build on the same session and layout.
+
+pub mod auth;
+mod pages;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Form, FromRequestParts, Path as UrlPath, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use talktime_b2bua::Input;
+use talktime_store::{SessionRow, Store, User};
+use tracing::warn;
+
+use crate::server::{CoreSender, wall_clock_ms};
+use auth::{LoginLimiter, SESSION_COOKIE};
+
+/// What the console's handlers share.
+#[derive(Clone, Debug)]
+pub struct ConsoleState {
+    pub store: Store,
+    pub core: CoreSender,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Cookies carry `Secure` when the console is served over HTTPS.
+    pub secure_cookies: bool,
+    pub limiter: Arc<LoginLimiter>,
+}
+
+/// The console's routes (merged into the admin router).
+pub fn router(state: ConsoleState) -> Router {
+    Router::new()
+        .route("/console", get(dashboard))
+        .route("/console/login", get(login_page).post(login))
+        .route("/console/logout", post(logout))
+        .route("/console/calls", get(calls_page))
+        .route("/console/calls/{key}/hangup", post(hang_up))
+        .route("/console/users", get(users_page))
+        .with_state(state)
+}
+
+/// Why a console request is refused.
+#[derive(Debug)]
+pub enum ConsoleError {
+    /// No live session: to the login page.
+    LoggedOut,
+    /// The role may not do this, or the CSRF token is missing or wrong.
+    Forbidden(&'static str),
+    NotFound,
+    Internal(String),
+}
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        match self {
+            ConsoleError::LoggedOut => Redirect::to("/console/login").into_response(),
+            ConsoleError::Forbidden(why) => (
+                StatusCode::FORBIDDEN,
+                Html(pages::message("Forbidden", why)),
+            )
+                .into_response(),
+            ConsoleError::NotFound => (
+                StatusCode::NOT_FOUND,
+                Html(pages::message("Not found", "No such call is up.")),
+            )
+                .into_response(),
+            ConsoleError::Internal(error) => {
+                warn!(%error, "console request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Html(pages::message(
+                        "Error",
+                        "Something failed; the switch's log has the details.",
+                    )),
+                )
+                    .into_response()
+            }
+        }
+    }
+}
+
+impl From<talktime_store::StoreError> for ConsoleError {
+    fn from(error: talktime_store::StoreError) -> Self {
+        ConsoleError::Internal(error.to_string())
+    }
+}
+
+/// The logged-in user of a request (its session cookie, alive, its user enabled).
+#[derive(Debug)]
+pub struct LoggedIn {
+    pub user: User,
+    pub csrf_token: String,
+    token_hash: String,
+}
+
+fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+impl FromRequestParts<ConsoleState> for LoggedIn {
+    type Rejection = ConsoleError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ConsoleState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = session_cookie(&parts.headers).ok_or(ConsoleError::LoggedOut)?;
+        let token_hash = auth::token_hash(&token);
+        let now = wall_clock_ms();
+        let Some(SessionRow {
+            user,
+            csrf_token,
+            created_at_ms,
+            last_seen_ms,
+        }) = state.store.session(&token_hash).await?
+        else {
+            return Err(ConsoleError::LoggedOut);
+        };
+        if !auth::session_alive(created_at_ms, last_seen_ms, now) {
+            state.store.delete_session(&token_hash).await?;
+            return Err(ConsoleError::LoggedOut);
+        }
+        // One write a minute at most per session, not one per page.
+        if now - last_seen_ms > 60_000 {
+            state.store.touch_session(&token_hash, now).await?;
+        }
+        Ok(LoggedIn {
+            user,
+            csrf_token,
+            token_hash,
+        })
+    }
+}
+
+impl LoggedIn {
+    /// Refuses a change whose form lacks this session's CSRF token.
+    fn check_csrf(&self, given: &str) -> Result<(), ConsoleError> {
+        let wanted = self.csrf_token.as_bytes();
+        let given = given.as_bytes();
+        let differences = given
+            .iter()
+            .zip(wanted)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        if given.len() == wanted.len() && differences == 0 {
+            Ok(())
+        } else {
+            Err(ConsoleError::Forbidden(
+                "The form's security token is missing or out of date: reload the page.",
+            ))
+        }
+    }
+}
+
+async fn dashboard(
+    State(state): State<ConsoleState>,
+    user: LoggedIn,
+) -> Result<Html<String>, ConsoleError> {
+    let calls = state.metrics.live_calls();
+    Ok(Html(pages::dashboard(&user, &calls)))
+}
+
+async fn login_page() -> Html<String> {
+    Html(pages::login(None))
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    name: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<ConsoleState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, ConsoleError> {
+    let now = Instant::now();
+    if !state.limiter.allows(peer.ip(), &form.name, now) {
+        return Ok((
+            StatusCode::TOO_MANY_REQUESTS,
+            Html(pages::login(Some(
+                "Too many failed logins: wait a few minutes and try again.",
+            ))),
+        )
+            .into_response());
+    }
+    let login = state.store.user_login(&form.name).await?;
+    let password = form.password.clone();
+    // Hashing takes tens of milliseconds: off the async workers.
+    let verified = match login {
+        Some(login) if !login.user.disabled => {
+            let hash = login.password_hash.clone();
+            let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+                .await
+                .unwrap_or(false);
+            ok.then_some(login.user)
+        }
+        _ => None,
+    };
+    let Some(user) = verified else {
+        state.limiter.failed(peer.ip(), &form.name, now);
+        return Ok((
+            StatusCode::UNAUTHORIZED,
+            Html(pages::login(Some("Wrong user name or password."))),
+        )
+            .into_response());
+    };
+    state.limiter.succeeded(peer.ip(), &form.name);
+    // A new token at every login: a session fixed before it is worth nothing.
+    let token = auth::random_hex(32);
+    let csrf = auth::random_hex(32);
+    let now_ms = wall_clock_ms();
+    state
+        .store
+        .create_session(&auth::token_hash(&token), user.id, &csrf, now_ms)
+        .await?;
+    state
+        .store
+        .audit(
+            Some(&user),
+            "login",
+            &format!("user {}", user.name),
+            None,
+            None,
+            now_ms,
+        )
+        .await?;
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    let cookie = format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/{secure}");
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/console")).into_response())
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(
+    State(state): State<ConsoleState>,
+    user: LoggedIn,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, ConsoleError> {
+    user.check_csrf(&form.csrf)?;
+    state.store.delete_session(&user.token_hash).await?;
+    let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    Ok((
+        [(header::SET_COOKIE, cookie)],
+        Redirect::to("/console/login"),
+    )
+        .into_response())
+}
+
+async fn calls_page(
+    State(state): State<ConsoleState>,
+    user: LoggedIn,
+) -> Result<Html<String>, ConsoleError> {
+    let calls = state.metrics.live_calls();
+    Ok(Html(pages::calls(&user, &calls, wall_clock_ms())))
+}
+
+async fn hang_up(
+    State(state): State<ConsoleState>,
+    user: LoggedIn,
+    UrlPath(key): UrlPath<u64>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, ConsoleError> {
+    user.check_csrf(&form.csrf)?;
+    if !auth::may_change_calls(&user.user) {
+        return Err(ConsoleError::Forbidden(
+            "Your role may look at calls, not end them.",
+        ));
+    }
+    let call = state
+        .metrics
+        .live_calls()
+        .into_iter()
+        .find(|call| call.key == key)
+        .ok_or(ConsoleError::NotFound)?;
+    let input = Input::OperatorHangup {
+        call: key,
+        by: user.user.name.clone(),
+    };
+    state
+        .core
+        .send(input)
+        .await
+        .map_err(|_| ConsoleError::Internal("the switch is stopping".into()))?;
+    state
+        .store
+        .audit(
+            Some(&user.user),
+            "hang_up",
+            &format!("call {}", call.call_id),
+            None,
+            None,
+            wall_clock_ms(),
+        )
+        .await?;
+    Ok(Redirect::to("/console/calls").into_response())
+}
+
+async fn users_page(
+    State(state): State<ConsoleState>,
+    user: LoggedIn,
+) -> Result<Html<String>, ConsoleError> {
+    if user.user.role != talktime_store::Role::Admin {
+        return Err(ConsoleError::Forbidden("Only an admin sees the users."));
+    }
+    let users = state.store.users().await?;
+    let audit = state.store.audit_log(200).await?;
+    Ok(Html(pages::users(&user, &users, &audit)))
+}

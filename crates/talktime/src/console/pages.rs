@@ -1,0 +1,201 @@
+//! The console's HTML: one layout, a few tables and forms, every text escaped. No script: the
+//! live calls page refreshes itself with a meta refresh, forms post with their CSRF token.
+
+use std::fmt::Write;
+
+use talktime_b2bua::monitor::LiveCall;
+use talktime_store::{AuditEntry, User};
+
+use super::LoggedIn;
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#222}\
+header{background:#17324d;color:#fff;padding:.6em 1em;display:flex;gap:1em;align-items:center;\
+flex-wrap:wrap}header a{color:#fff}main{padding:1em}table{border-collapse:collapse;width:100%}\
+th,td{border-bottom:1px solid #ddd;padding:.35em .5em;text-align:left;font-size:.95em}\
+.card{display:inline-block;border:1px solid #ccc;border-radius:6px;padding:.8em 1.2em;margin:.3em}\
+.big{font-size:2em}.error{color:#a00}form.inline{display:inline}\
+@media(max-width:600px){th,td{font-size:.8em;padding:.2em}}";
+
+/// `text` safe inside HTML text and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn page(title: &str, user: Option<&LoggedIn>, head_extra: &str, body: &str) -> String {
+    let mut nav = String::new();
+    if let Some(user) = user {
+        let _ = write!(
+            nav,
+            "<a href=\"/console\">Dashboard</a><a href=\"/console/calls\">Live calls</a>\
+             <a href=\"/console/users\">Users</a><span>{} ({})</span>\
+             <form class=\"inline\" method=\"post\" action=\"/console/logout\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <button id=\"logout\">Log out</button></form>",
+            escape(&user.user.name),
+            user.user.role.as_str(),
+            escape(&user.csrf_token)
+        );
+    }
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">{head_extra}\
+         <title>{title} · Talktime</title><style>{STYLE}</style></head><body><header>\
+         <strong>Talktime</strong>{nav}</header><main><h1>{title}</h1>{body}</main></body></html>",
+        title = escape(title),
+    )
+}
+
+/// A page with a title and one sentence (errors).
+pub fn message(title: &str, text: &str) -> String {
+    page(title, None, "", &format!("<p>{}</p>", escape(text)))
+}
+
+pub fn login(error: Option<&str>) -> String {
+    let error = error
+        .map(|text| format!("<p class=\"error\" id=\"error\">{}</p>", escape(text)))
+        .unwrap_or_default();
+    page(
+        "Log in",
+        None,
+        "",
+        &format!(
+            "{error}<form method=\"post\" action=\"/console/login\">\
+             <p><label>User <input name=\"name\" id=\"name\" autocomplete=\"username\" required></label></p>\
+             <p><label>Password <input name=\"password\" id=\"password\" type=\"password\" \
+             autocomplete=\"current-password\" required></label></p>\
+             <p><button id=\"login\">Log in</button></p></form>"
+        ),
+    )
+}
+
+pub fn dashboard(user: &LoggedIn, calls: &[LiveCall]) -> String {
+    let talking = calls
+        .iter()
+        .filter(|call| call.answered_ms.is_some())
+        .count();
+    let body = format!(
+        "<div class=\"card\">Calls up<div class=\"big\" id=\"calls-up\">{}</div></div>\
+         <div class=\"card\">Talking<div class=\"big\" id=\"talking\">{talking}</div></div>\
+         <div class=\"card\">In the IVR<div class=\"big\">{}</div></div>\
+         <p><a href=\"/console/calls\">Live calls</a></p>",
+        calls.len(),
+        calls.len() - talking
+    );
+    page("Dashboard", Some(user), "", &body)
+}
+
+fn seconds(ms: i64) -> String {
+    let total = ms.max(0) / 1000;
+    format!("{}:{:02}", total / 60, total % 60)
+}
+
+pub fn calls(user: &LoggedIn, calls: &[LiveCall], now_ms: i64) -> String {
+    let may_hang_up = super::auth::may_change_calls(&user.user);
+    let mut rows = String::new();
+    for call in calls {
+        let talked = call.answered_ms.map(|answered| now_ms - answered);
+        let remaining = match (call.limit_ms, talked) {
+            (Some(limit), Some(talked)) => seconds(i64::try_from(limit).unwrap_or(0) - talked),
+            _ => String::new(),
+        };
+        let action = if may_hang_up {
+            format!(
+                "<form class=\"inline\" method=\"post\" action=\"/console/calls/{}/hangup\">\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+                 <button class=\"hangup\">Hang up</button></form>",
+                call.key,
+                escape(&user.csrf_token)
+            )
+        } else {
+            String::new()
+        };
+        let _ = write!(
+            rows,
+            "<tr class=\"call\" data-call=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{action}</td></tr>",
+            escape(&call.call_id),
+            escape(&call.access_number),
+            escape(call.caller_id.as_deref().unwrap_or("")),
+            escape(call.destination.as_deref().unwrap_or("")),
+            escape(&call.phase),
+            escape(call.carrier.as_deref().unwrap_or("")),
+            talked.map(seconds).unwrap_or_default(),
+            remaining,
+            escape(&call.codec),
+            seconds(now_ms - call.started_ms),
+        );
+    }
+    let body = format!(
+        "<p id=\"count\">{} calls up</p><table><thead><tr><th>Access number</th><th>Caller</th>\
+         <th>Destination</th><th>State</th><th>Carrier</th><th>Talking</th><th>Left</th>\
+         <th>Codec</th><th>Since start</th><th></th></tr></thead><tbody>{rows}</tbody></table>",
+        calls.len()
+    );
+    page(
+        "Live calls",
+        Some(user),
+        "<meta http-equiv=\"refresh\" content=\"2\">",
+        &body,
+    )
+}
+
+pub fn users(user: &LoggedIn, users: &[User], audit: &[AuditEntry]) -> String {
+    let mut body = String::from(
+        "<table><thead><tr><th>User</th><th>Role</th><th>State</th></tr></thead><tbody>",
+    );
+    for listed in users {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&listed.name),
+            listed.role.as_str(),
+            if listed.disabled {
+                "disabled"
+            } else {
+                "active"
+            }
+        );
+    }
+    body.push_str(
+        "</tbody></table><h2>Audit log</h2><table><thead><tr><th>When (UTC)</th><th>Who</th>\
+         <th>What</th><th>On</th></tr></thead><tbody>",
+    );
+    for entry in audit {
+        let when = talktime_billing::LocalStart::from_unix_ms(entry.at_ms, 0)
+            .map(|start| format!("{} {}", start.date, start.time))
+            .unwrap_or_default();
+        let _ = write!(
+            body,
+            "<tr><td>{when}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&entry.user_name),
+            escape(&entry.action),
+            escape(&entry.subject)
+        );
+    }
+    body.push_str("</tbody></table>");
+    page("Users", Some(user), "", &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(
+            escape("<script>\"x\"&'y'"),
+            "&lt;script&gt;&quot;x&quot;&amp;&#39;y&#39;"
+        );
+    }
+}

@@ -1,0 +1,169 @@
+//! A real browser for the console tests: Debian's chromium, headless, driven through
+//! chromedriver's W3C WebDriver protocol (JSON over HTTP) with a few calls of our own.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::free_port;
+
+/// The key W3C WebDriver gives an element reference under.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// chromedriver and one browser session; both end when dropped.
+pub struct Browser {
+    driver: Child,
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Browser {
+    pub fn start() -> Browser {
+        let port = free_port();
+        let driver = Command::new("timeout")
+            .args(["300", "chromedriver", &format!("--port={port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian's chromium-driver) is needed for the console tests");
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        let root = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while agent.get(&format!("{root}/status")).call().is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1280,900"]
+            }
+        }}});
+        let mut browser = Browser {
+            driver,
+            base: root.clone(),
+            agent,
+        };
+        let session = browser.send("POST", "/session", Some(capabilities));
+        let id = session["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {session}"))
+            .to_owned();
+        browser.base = format!("{root}/session/{id}");
+        browser
+    }
+
+    fn send(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", self.base);
+        let mut response = match (method, body) {
+            ("GET", _) => self.agent.get(&url).call(),
+            ("DELETE", _) => self.agent.delete(&url).call(),
+            (_, Some(body)) => self.agent.post(&url).send_json(&body),
+            (_, None) => self.agent.post(&url).send_json(json!({})),
+        }
+        .unwrap();
+        let value: Value = response.body_mut().read_json().unwrap();
+        value["value"].clone()
+    }
+
+    pub fn go(&self, url: &str) {
+        self.send("POST", "/url", Some(json!({ "url": url })));
+    }
+
+    pub fn url(&self) -> String {
+        self.send("GET", "/url", None)
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    pub fn source(&self) -> String {
+        self.send("GET", "/source", None)
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Every element matching a CSS selector, as references.
+    pub fn all(&self, css: &str) -> Vec<String> {
+        let found = self.send(
+            "POST",
+            "/elements",
+            Some(json!({ "using": "css selector", "value": css })),
+        );
+        found
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|element| element[ELEMENT].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The first element matching `css`, waiting up to `limit` for it.
+    pub fn wait_for(&self, css: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(first) = self.all(css).into_iter().next() {
+                return Some(first);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn find(&self, css: &str) -> String {
+        self.wait_for(css, Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("no {css} on {}:\n{}", self.url(), self.source()))
+    }
+
+    pub fn type_into(&self, css: &str, text: &str) {
+        let element = self.find(css);
+        self.send(
+            "POST",
+            &format!("/element/{element}/value"),
+            Some(json!({ "text": text })),
+        );
+    }
+
+    pub fn click(&self, css: &str) {
+        let element = self.find(css);
+        self.send("POST", &format!("/element/{element}/click"), None);
+    }
+
+    pub fn text(&self, css: &str) -> String {
+        let element = self.find(css);
+        self.send("GET", &format!("/element/{element}/text"), None)
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Logs in on the console's login page.
+    pub fn log_in(&self, console: &str, name: &str, password: &str) {
+        self.go(&format!("{console}/console/login"));
+        self.type_into("#name", name);
+        self.type_into("#password", password);
+        self.click("#login");
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.agent.delete(&self.base).call();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}

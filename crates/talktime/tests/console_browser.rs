@@ -1,0 +1,240 @@
+//! The operator console in a real browser (issue 15): Debian's chromium through chromedriver.
+//! An admin logs in with the password the first start wrote, sees a SIPp call on the live
+//! calls page and hangs it up from there (the caller gets its BYE; the CDR says `operator`);
+//! a support user sees the call but cannot end it (no button, and a forged POST gets 403);
+//! a POST without the session's CSRF token is refused; wrong passwords are throttled.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::browser::Browser;
+use common::calls::{answering_carrier, call_at, only_call_id, start};
+use common::prepaid::{self, ConfigFile};
+use common::{assert_sipp_ok, tail};
+
+const PIN: &str = "7107107101";
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into()
+}
+
+/// Logs in over plain HTTP: the session cookie (`name=value`), or the status when refused.
+fn log_in(console: &str, name: &str, password: &str) -> Result<String, u16> {
+    let response = agent()
+        .post(&format!("{console}/console/login"))
+        .send_form([("name", name), ("password", password)])
+        .unwrap();
+    let status = response.status().as_u16();
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(str::to_owned);
+    match (status, cookie) {
+        (303, Some(cookie)) => Ok(cookie),
+        (status, _) => Err(status),
+    }
+}
+
+/// The CSRF token on a page the cookie's session sees.
+fn csrf_of(console: &str, cookie: &str) -> String {
+    let mut response = agent()
+        .get(&format!("{console}/console"))
+        .header("cookie", cookie)
+        .call()
+        .unwrap();
+    let page = response.body_mut().read_to_string().unwrap();
+    let start = page.find("name=\"csrf\" value=\"").unwrap() + 19;
+    page[start..start + 64].to_owned()
+}
+
+fn post_hangup(console: &str, cookie: &str, key: &str, csrf: Option<&str>) -> u16 {
+    let form: Vec<(&str, &str)> = csrf.map(|token| vec![("csrf", token)]).unwrap_or_default();
+    agent()
+        .post(&format!("{console}/console/calls/{key}/hangup"))
+        .header("cookie", cookie)
+        .send_form(form)
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn add_user(dir: &std::path::Path, name: &str, role: &str, password: &str) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_talktime"))
+        .args(["users", "add", name, "--role", role, "--data-dir"])
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+}
+
+#[test]
+fn an_admin_hangs_up_a_live_call_from_the_browser_and_a_support_user_cannot() {
+    let dir = prepaid::data_dir("console");
+    prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
+    let account = prepaid::card(&dir, PIN, 50_000_000, 0);
+    let carrier = answering_carrier();
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("answer", &carrier.address())
+            .routes(&[("", &["answer"])]),
+    );
+    let console = format!("http://{}", switch.admin);
+    let password = std::fs::read_to_string(dir.join("admin.password")).unwrap();
+    let password = password.trim();
+    add_user(&dir, "helpdesk", "support", "support-password-1");
+
+    // A caller who stays until the switch hangs up (up to 40 s).
+    let caller = {
+        let sip = switch.sip;
+        let dir = dir.clone();
+        std::thread::spawn(move || {
+            let script = [
+                (Duration::from_millis(2000), "7107107101#"),
+                (Duration::from_millis(5600), "0015551234567#"),
+            ];
+            let audio = Duration::from_secs(9);
+            let wait = Duration::from_secs(40);
+            call_at(
+                "127.0.0.1",
+                sip,
+                &dir,
+                "100",
+                "anonymous",
+                &script,
+                audio,
+                wait,
+            )
+        })
+    };
+
+    let browser = Browser::start();
+    browser.log_in(&console, "admin", password);
+    assert!(
+        browser
+            .wait_for("#calls-up", Duration::from_secs(5))
+            .is_some(),
+        "the dashboard after the login:\n{}",
+        browser.source()
+    );
+    browser.go(&format!("{console}/console/calls"));
+    // The page refreshes itself: the call shows up, then is bridged to the carrier.
+    let bridged = (0..75).any(|_| {
+        std::thread::sleep(Duration::from_millis(200));
+        browser.source().contains("Bridged")
+    });
+    assert!(
+        bridged,
+        "the call is on the page:\n{}\n{}",
+        browser.source(),
+        tail(&switch.log_text(), 20)
+    );
+    let row = browser.text("tr.call");
+    assert!(row.contains("100"), "{row}");
+    assert!(row.contains("answer"), "{row}");
+    assert!(!row.contains("15551234567"), "numbers are masked: {row}");
+    assert!(row.contains("4567"), "{row}");
+
+    // Support sees it but cannot end it: no button, and a forged POST is refused.
+    let support = log_in(&console, "helpdesk", "support-password-1").unwrap();
+    let support_csrf = csrf_of(&console, &support);
+    let mut page = agent()
+        .get(&format!("{console}/console/calls"))
+        .header("cookie", &support)
+        .call()
+        .unwrap();
+    let page = page.body_mut().read_to_string().unwrap();
+    assert!(
+        page.contains("Bridged") && !page.contains("Hang up"),
+        "{page}"
+    );
+    let admin = log_in(&console, "admin", password).unwrap();
+    let admin_key = {
+        let mut page = agent()
+            .get(&format!("{console}/console/calls"))
+            .header("cookie", &admin)
+            .call()
+            .unwrap();
+        let page = page.body_mut().read_to_string().unwrap();
+        page.split("/console/calls/")
+            .nth(1)
+            .map(|rest| rest.split('/').next().unwrap().to_owned())
+            .unwrap()
+    };
+    assert_eq!(
+        post_hangup(&console, &support, &admin_key, Some(&support_csrf)),
+        403
+    );
+    // The admin's own session, but no CSRF token: refused too.
+    assert_eq!(post_hangup(&console, &admin, &admin_key, None), 403);
+    assert_eq!(
+        post_hangup(&console, &admin, &admin_key, Some(&"0".repeat(64))),
+        403
+    );
+    assert!(
+        browser.source().contains("Bridged"),
+        "refused POSTs ended nothing"
+    );
+
+    // The admin ends it in the browser.
+    browser.click("button.hangup");
+    let output = caller.join().unwrap();
+    assert_sipp_ok(
+        &output,
+        &switch,
+        "the caller gets the BYE of the operator's hang-up",
+    );
+    let reservation = format!("{}#1", only_call_id(&switch));
+    let cdr = prepaid::wait_for_cdrs(&dir, &reservation, 1).remove(0);
+    assert_eq!(cdr.disconnect_cause.as_deref(), Some("operator"), "{cdr:?}");
+    assert!(cdr.total_micros > 0);
+    assert_eq!(
+        prepaid::balance(&dir, account),
+        50_000_000 - cdr.total_micros
+    );
+    assert!(switch.log_text().contains("call hung up by an operator"));
+
+    // The users page shows who did what.
+    browser.go(&format!("{console}/console/users"));
+    let audit = browser.source();
+    assert!(
+        audit.contains("hang_up") && audit.contains("helpdesk"),
+        "{audit}"
+    );
+
+    // Wrong passwords: a message, then a wait.
+    for _ in 0..5 {
+        assert_eq!(log_in(&console, "admin", "not-the-password"), Err(401));
+    }
+    assert_eq!(log_in(&console, "admin", password), Err(429));
+    browser.click("#logout");
+    let logged_out = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        browser.url().ends_with("/console/login")
+    });
+    assert!(logged_out, "{}", browser.url());
+    // The old session is gone: the console asks for a login again.
+    browser.go(&format!("{console}/console/calls"));
+    assert!(
+        browser.url().ends_with("/console/login"),
+        "{}",
+        browser.url()
+    );
+    drop(carrier);
+}
