@@ -1,4 +1,5 @@
-//! The operator console in a real browser (issue 15): Debian's chromium through chromedriver.
+//! The operator console in a real browser (issue 15), over HTTPS (issue 18): Debian's chromium
+//! through chromedriver.
 //! An admin logs in with the password the first start wrote, sees a SIPp call on the live
 //! calls page and hangs it up from there (the caller gets its BYE; the CDR says `operator`);
 //! a support user sees the call but cannot end it (no button, and a forged POST gets 403);
@@ -13,59 +14,99 @@ use std::time::Duration;
 
 use common::browser::Browser;
 use common::calls::{answering_carrier, call_at, only_call_id, start};
+use common::certs::Certificates;
 use common::prepaid::{self, ConfigFile};
 use common::{assert_sipp_ok, tail};
 
 const PIN: &str = "7107107101";
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .build()
-        .into()
+/// The console over HTTPS, and curl trusting the test CA for the checks beside the browser.
+struct Console {
+    base: String,
+    ca: String,
 }
 
-/// Logs in over plain HTTP: the session cookie (`name=value`), or the status when refused.
-fn log_in(console: &str, name: &str, password: &str) -> Result<String, u16> {
-    let response = agent()
-        .post(&format!("{console}/console/login"))
-        .send_form([("name", name), ("password", password)])
-        .unwrap();
-    let status = response.status().as_u16();
-    let cookie = response
-        .headers()
-        .get("set-cookie")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .map(str::to_owned);
-    match (status, cookie) {
-        (303, Some(cookie)) => Ok(cookie),
-        (status, _) => Err(status),
+impl Console {
+    fn curl(&self, args: &[&str]) -> String {
+        let output = Command::new("curl")
+            .args(["-s", "--max-time", "10", "--cacert", &self.ca])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
     }
-}
 
-/// The CSRF token on a page the cookie's session sees.
-fn csrf_of(console: &str, cookie: &str) -> String {
-    let mut response = agent()
-        .get(&format!("{console}/console"))
-        .header("cookie", cookie)
-        .call()
-        .unwrap();
-    let page = response.body_mut().read_to_string().unwrap();
-    let start = page.find("name=\"csrf\" value=\"").unwrap() + 19;
-    page[start..start + 64].to_owned()
-}
+    /// Logs in: the session cookie (`name=value`, after checking its flags), or the status.
+    fn log_in(&self, name: &str, password: &str) -> Result<String, u16> {
+        let url = format!("{}/console/login", self.base);
+        let answer = self.curl(&[
+            "-o",
+            "/dev/null",
+            "-D",
+            "-",
+            "-w",
+            "\nstatus %{http_code}",
+            "--data-urlencode",
+            &format!("name={name}"),
+            "--data-urlencode",
+            &format!("password={password}"),
+            &url,
+        ]);
+        let status: u16 = answer
+            .rsplit("status ")
+            .next()
+            .and_then(|code| code.trim().parse().ok())
+            .unwrap_or(0);
+        let cookie = answer
+            .lines()
+            .find(|line| line.to_ascii_lowercase().starts_with("set-cookie:"))
+            .map(|line| line.split_once(':').unwrap().1.trim().to_owned());
+        match (status, cookie) {
+            (303, Some(cookie)) => {
+                for flag in ["HttpOnly", "SameSite=Strict", "Secure"] {
+                    assert!(cookie.contains(flag), "{cookie}");
+                }
+                Ok(cookie.split(';').next().unwrap().to_owned())
+            }
+            (status, _) => Err(status),
+        }
+    }
 
-fn post_hangup(console: &str, cookie: &str, key: &str, csrf: Option<&str>) -> u16 {
-    let form: Vec<(&str, &str)> = csrf.map(|token| vec![("csrf", token)]).unwrap_or_default();
-    agent()
-        .post(&format!("{console}/console/calls/{key}/hangup"))
-        .header("cookie", cookie)
-        .send_form(form)
-        .unwrap()
-        .status()
-        .as_u16()
+    fn page(&self, path: &str, cookie: &str) -> String {
+        self.curl(&[
+            "-H",
+            &format!("cookie: {cookie}"),
+            &format!("{}{path}", self.base),
+        ])
+    }
+
+    /// The CSRF token on a page the cookie's session sees.
+    fn csrf_of(&self, cookie: &str) -> String {
+        let page = self.page("/console", cookie);
+        let start = page.find("name=\"csrf\" value=\"").unwrap() + 19;
+        page[start..start + 64].to_owned()
+    }
+
+    fn post_hangup(&self, cookie: &str, key: &str, csrf: Option<&str>) -> u16 {
+        let form = csrf
+            .map(|token| format!("csrf={token}"))
+            .unwrap_or_default();
+        let url = format!("{}/console/calls/{key}/hangup", self.base);
+        self.curl(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            &format!("cookie: {cookie}"),
+            "-d",
+            &form,
+            &url,
+        ])
+        .trim()
+        .parse()
+        .unwrap_or(0)
+    }
 }
 
 fn add_user(dir: &std::path::Path, name: &str, role: &str, password: &str) {
@@ -89,13 +130,23 @@ fn an_admin_hangs_up_a_live_call_from_the_browser_and_a_support_user_cannot() {
     prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
     let account = prepaid::card(&dir, PIN, 50_000_000, 0);
     let carrier = answering_carrier();
+    let certificates = Certificates::make(&dir.join("certs"));
     let switch = start(
         &dir,
         ConfigFile::new()
+            .raw(&format!(
+                "[admin]\ntls = true\n\n[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+                certificates.path("server.pem"),
+                certificates.path("server.key")
+            ))
             .carrier("answer", &carrier.address())
             .routes(&[("", &["answer"])]),
     );
-    let console = format!("http://{}", switch.admin);
+    let site = Console {
+        base: format!("https://{}", switch.admin),
+        ca: certificates.path("ca.pem"),
+    };
+    let console = site.base.clone();
     let password = std::fs::read_to_string(dir.join("admin.password")).unwrap();
     let password = password.trim();
     add_user(&dir, "helpdesk", "support", "support-password-1");
@@ -124,7 +175,9 @@ fn an_admin_hangs_up_a_live_call_from_the_browser_and_a_support_user_cannot() {
         })
     };
 
-    let browser = Browser::start();
+    // The browser trusts exactly the switch's key (its SPKI hash), as an operator's browser
+    // would trust the console's certificate.
+    let browser = Browser::start_trusting(&certificates.spki("server.pem"));
     browser.log_in(&console, "admin", password);
     assert!(
         browser
@@ -152,39 +205,29 @@ fn an_admin_hangs_up_a_live_call_from_the_browser_and_a_support_user_cannot() {
     assert!(row.contains("4567"), "{row}");
 
     // Support sees it but cannot end it: no button, and a forged POST is refused.
-    let support = log_in(&console, "helpdesk", "support-password-1").unwrap();
-    let support_csrf = csrf_of(&console, &support);
-    let mut page = agent()
-        .get(&format!("{console}/console/calls"))
-        .header("cookie", &support)
-        .call()
-        .unwrap();
-    let page = page.body_mut().read_to_string().unwrap();
+    let support = site.log_in("helpdesk", "support-password-1").unwrap();
+    let support_csrf = site.csrf_of(&support);
+    let page = site.page("/console/calls", &support);
     assert!(
         page.contains("Bridged") && !page.contains("Hang up"),
         "{page}"
     );
-    let admin = log_in(&console, "admin", password).unwrap();
+    let admin = site.log_in("admin", password).unwrap();
     let admin_key = {
-        let mut page = agent()
-            .get(&format!("{console}/console/calls"))
-            .header("cookie", &admin)
-            .call()
-            .unwrap();
-        let page = page.body_mut().read_to_string().unwrap();
+        let page = site.page("/console/calls", &admin);
         page.split("/console/calls/")
             .nth(1)
             .map(|rest| rest.split('/').next().unwrap().to_owned())
             .unwrap()
     };
     assert_eq!(
-        post_hangup(&console, &support, &admin_key, Some(&support_csrf)),
+        site.post_hangup(&support, &admin_key, Some(&support_csrf)),
         403
     );
     // The admin's own session, but no CSRF token: refused too.
-    assert_eq!(post_hangup(&console, &admin, &admin_key, None), 403);
+    assert_eq!(site.post_hangup(&admin, &admin_key, None), 403);
     assert_eq!(
-        post_hangup(&console, &admin, &admin_key, Some(&"0".repeat(64))),
+        site.post_hangup(&admin, &admin_key, Some(&"0".repeat(64))),
         403
     );
     assert!(
@@ -220,9 +263,9 @@ fn an_admin_hangs_up_a_live_call_from_the_browser_and_a_support_user_cannot() {
 
     // Wrong passwords: a message, then a wait.
     for _ in 0..5 {
-        assert_eq!(log_in(&console, "admin", "not-the-password"), Err(401));
+        assert_eq!(site.log_in("admin", "not-the-password"), Err(401));
     }
-    assert_eq!(log_in(&console, "admin", password), Err(429));
+    assert_eq!(site.log_in("admin", password), Err(429));
     browser.click("#logout");
     let logged_out = (0..50).any(|_| {
         std::thread::sleep(Duration::from_millis(100));

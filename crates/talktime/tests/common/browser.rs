@@ -22,6 +22,16 @@ pub struct Browser {
 
 impl Browser {
     pub fn start() -> Browser {
+        Browser::launch(&[])
+    }
+
+    /// A browser that trusts the certificate whose public key has this SPKI hash (base64
+    /// SHA-256), as if it chained to a root.
+    pub fn start_trusting(spki: &str) -> Browser {
+        Browser::launch(&[format!("--ignore-certificate-errors-spki-list={spki}")])
+    }
+
+    fn launch(extra: &[String]) -> Browser {
         let port = free_port();
         let driver = Command::new("timeout")
             .args(["300", "chromedriver", &format!("--port={port}")])
@@ -40,13 +50,20 @@ impl Browser {
             assert!(Instant::now() < deadline, "chromedriver did not start");
             std::thread::sleep(Duration::from_millis(100));
         }
+        let mut args: Vec<String> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,900",
+        ]
+        .iter()
+        .map(|arg| (*arg).to_owned())
+        .collect();
+        args.extend_from_slice(extra);
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1280,900"]
-            }
+            "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args }
         }}});
         let mut browser = Browser {
             driver,

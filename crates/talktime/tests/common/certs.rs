@@ -129,4 +129,18 @@ impl Certificates {
             .replace(':', "")
             .to_lowercase()
     }
+
+    /// The base64 SHA-256 of a certificate's public key (what Chromium's SPKI list takes).
+    pub fn spki(&self, name: &str) -> String {
+        let output = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "openssl x509 -pubkey -noout -in '{}' | openssl pkey -pubin -outform der \
+                 | openssl dgst -sha256 -binary | base64",
+                self.dir.join(name).display()
+            ))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
 }
