@@ -324,3 +324,89 @@ impl Store {
         Ok(report)
     }
 }
+
+/// What the console's CDR search filters on; `None` matches everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CdrFilter {
+    /// Started at or after (epoch ms).
+    pub from_ms: i64,
+    /// Started before (epoch ms).
+    pub to_ms: i64,
+    pub account_id: Option<i64>,
+    pub carrier: Option<String>,
+    /// The CDR cause name (`operator`, `credit_exhausted`, ...).
+    pub cause: Option<String>,
+    /// Leading digits of the destination.
+    pub destination_prefix: Option<String>,
+}
+
+/// Where a page of [`Store::search_cdrs`] ends: the next page starts below it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CdrCursor {
+    pub start_ms: i64,
+    pub id: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct CdrRowWithId {
+    id: i64,
+    #[sqlx(flatten)]
+    row: CdrRow,
+}
+
+impl Store {
+    /// A page of CDRs matching `filter`, newest first, below `before` (keyset paging: the
+    /// cost of a page does not grow with how deep it is, and nothing counts the table).
+    pub async fn search_cdrs(
+        &self,
+        filter: &CdrFilter,
+        before: Option<CdrCursor>,
+        limit: i64,
+    ) -> Result<Vec<(CdrCursor, Cdr)>, StoreError> {
+        if !(0..=10_000).contains(&limit) {
+            return Err(StoreError::InvalidArgument(format!(
+                "a CDR page holds 0 to 10000 rows, not {limit}"
+            )));
+        }
+        let cursor = before.unwrap_or(CdrCursor {
+            start_ms: i64::MAX,
+            id: i64::MAX,
+        });
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let rows: Vec<CdrRowWithId> = with_conn!(&mut conn, c => sqlx::query_as(
+            concat!(
+                "SELECT id, ",
+                cdr_columns!(),
+                " FROM cdrs WHERE start_ms >= $1 AND start_ms < $2 \
+                 AND (start_ms < $3 OR (start_ms = $3 AND id < $4)) \
+                 AND (CAST($5 AS BIGINT) IS NULL OR account_id = $5) \
+                 AND (CAST($6 AS TEXT) IS NULL OR carrier = $6) \
+                 AND (CAST($7 AS TEXT) IS NULL OR disconnect_cause = $7) \
+                 AND (CAST($8 AS TEXT) IS NULL OR substr(destination, 1, length($8)) = $8) \
+                 ORDER BY start_ms DESC, id DESC LIMIT $9"
+            ),
+        )
+        .bind(filter.from_ms)
+        .bind(filter.to_ms)
+        .bind(cursor.start_ms)
+        .bind(cursor.id)
+        .bind(filter.account_id)
+        .bind(filter.carrier.as_deref())
+        .bind(filter.cause.as_deref())
+        .bind(filter.destination_prefix.as_deref())
+        .bind(limit)
+        .fetch_all(&mut **c)
+        .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|found| {
+                let cursor = CdrCursor {
+                    start_ms: found.row.start_ms,
+                    id: found.id,
+                };
+                (cursor, Cdr::from(found.row))
+            })
+            .collect())
+    }
+}

@@ -58,7 +58,7 @@ mod users;
 pub use backend::{BackendKind, SQLITE_FILE_NAME, Store, StoreOptions, create_private_dir};
 pub use backup::LedgerSummary;
 pub use cards::{CardBatch, CardBatchSpec, PIN_LENGTHS};
-pub use cdr::{Cdr, TrafficGrouping, TrafficRow};
+pub use cdr::{Cdr, CdrCursor, CdrFilter, TrafficGrouping, TrafficRow};
 pub use error::StoreError;
 pub use ledger::{AccountLimits, MAX_AMOUNT_MICROS, RechargeOutcome};
 pub use model::{

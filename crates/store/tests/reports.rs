@@ -434,3 +434,52 @@ fn margin_subtracts_tax_and_cost() {
     loss.revenue_micros = i64::MIN;
     assert_eq!(loss.margin_micros(), i64::MIN);
 }
+
+// Issue 15: the console's CDR search pages newest first with a keyset cursor, on both
+// backends, and filters by account, carrier, cause and destination prefix.
+ledger_test!(cdr_search_pages_by_keyset_and_filters, |store| {
+    let accounts = ten_accounts(store).await;
+    for index in 0..250i64 {
+        let mut cdr = attempt(&format!("search-{index}"), 1, FROM + index * 1_000);
+        cdr.account_id = Some(accounts[usize::try_from(index % 2).unwrap()].id);
+        if index % 5 == 0 {
+            cdr.carrier = Some("carrier-b".into());
+            cdr.disconnect_cause = Some("operator".into());
+        }
+        if index % 10 == 0 {
+            cdr.destination = Pii::new("4420790000".into());
+        }
+        store.write_cdr(&cdr, FROM).await.unwrap();
+    }
+    let all = CdrFilter {
+        from_ms: FROM,
+        to_ms: TO,
+        ..CdrFilter::default()
+    };
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store.search_cdrs(&all, before, 100).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        before = page.last().map(|(cursor, _)| *cursor);
+        seen.extend(page.into_iter().map(|(_, cdr)| cdr.start_ms));
+    }
+    assert_eq!(seen.len(), 250);
+    assert!(
+        seen.windows(2).all(|pair| pair[0] > pair[1]),
+        "newest first, no repeat"
+    );
+    let narrow = CdrFilter {
+        account_id: Some(accounts[0].id),
+        carrier: Some("carrier-b".into()),
+        cause: Some("operator".into()),
+        destination_prefix: Some("44".into()),
+        ..all.clone()
+    };
+    let found = store.search_cdrs(&narrow, None, 100).await.unwrap();
+    // index % 10 == 0: even (account 0), carrier-b, operator, 44...: 25 of them.
+    assert_eq!(found.len(), 25);
+    assert!(store.search_cdrs(&all, None, -1).await.is_err());
+});

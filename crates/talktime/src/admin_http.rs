@@ -383,7 +383,7 @@ impl Window {
 
 /// Epoch milliseconds from digits, or from a UTC date YYYY-MM-DD (the billing crate's
 /// calendar, the one home of dates).
-fn instant_ms(text: &str) -> Result<i64, AdminError> {
+pub(crate) fn instant_ms(text: &str) -> Result<i64, AdminError> {
     if let Ok(ms) = text.parse::<i64>() {
         return Ok(ms);
     }

@@ -253,6 +253,24 @@ fn an_admin_hangs_up_a_live_call_from_the_browser_and_a_support_user_cannot() {
     );
     assert!(switch.log_text().contains("call hung up by an operator"));
 
+    // The CDR search finds it by its cause; a bad date is named at its field.
+    browser.go(&format!("{console}/console/cdrs"));
+    browser.type_into("#cause", "operator");
+    browser.click("#search");
+    assert!(
+        browser.wait_for("tr.cdr", Duration::from_secs(5)).is_some(),
+        "{}",
+        browser.source()
+    );
+    let cdr_row = browser.text("tr.cdr");
+    assert!(
+        cdr_row.contains("operator") && cdr_row.contains("answer"),
+        "{cdr_row}"
+    );
+    browser.go(&format!("{console}/console/cdrs?from=yesterday"));
+    assert!(browser.text("#error-from").contains("not a date"));
+    assert!(browser.all("tr.cdr").is_empty());
+
     // The users page shows who did what.
     browser.go(&format!("{console}/console/users"));
     let audit = browser.source();

@@ -29,3 +29,5 @@ CREATE TABLE audit_log (
     at_ms BIGINT NOT NULL
 );
 CREATE INDEX audit_log_at ON audit_log (at_ms);
+-- The console's CDR search walks newest first by (start_ms, id) pages.
+CREATE INDEX cdrs_start ON cdrs (start_ms, id);

@@ -19,7 +19,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use talktime_b2bua::Input;
-use talktime_store::{SessionRow, Store, User};
+use talktime_store::{CdrCursor, CdrFilter, SessionRow, Store, User};
 use tracing::warn;
 
 use crate::server::{CoreSender, wall_clock_ms};
@@ -45,6 +45,7 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/console/calls", get(calls_page))
         .route("/console/calls/{key}/hangup", post(hang_up))
         .route("/console/users", get(users_page))
+        .route("/console/cdrs", get(cdrs_page))
         .with_state(state)
 }
 
@@ -326,4 +327,102 @@ async fn users_page(
     let users = state.store.users().await?;
     let audit = state.store.audit_log(200).await?;
     Ok(Html(pages::users(&user, &users, &audit)))
+}
+
+/// The CDR search form's fields, as typed (all optional; dates are UTC days).
+#[derive(Debug, Default, Deserialize)]
+pub struct CdrQuery {
+    #[serde(default)]
+    pub from: String,
+    #[serde(default)]
+    pub to: String,
+    #[serde(default)]
+    pub account: String,
+    #[serde(default)]
+    pub carrier: String,
+    #[serde(default)]
+    pub cause: String,
+    #[serde(default)]
+    pub prefix: String,
+    /// The page's cursor: `start_ms-id` of the last row of the previous page.
+    #[serde(default)]
+    pub before: String,
+}
+
+/// Rows per CDR page.
+const CDR_PAGE: i64 = 100;
+
+impl CdrQuery {
+    /// The filter, or the message for the field at fault.
+    fn filter(
+        &self,
+        now_ms: i64,
+    ) -> Result<(CdrFilter, Option<CdrCursor>), (&'static str, String)> {
+        let day = |text: &str,
+                   field: &'static str,
+                   default: i64|
+         -> Result<i64, (&'static str, String)> {
+            if text.trim().is_empty() {
+                return Ok(default);
+            }
+            crate::admin_http::instant_ms(text.trim())
+                .map_err(|_| (field, format!("{text:?} is not a date (YYYY-MM-DD)")))
+        };
+        let from_ms = day(&self.from, "from", 0)?;
+        let to_ms = day(&self.to, "to", now_ms + 86_400_000)?;
+        if to_ms <= from_ms {
+            return Err(("to", "must be after from".into()));
+        }
+        let account_id = match self.account.trim() {
+            "" => None,
+            text => Some(
+                text.parse::<i64>()
+                    .map_err(|_| ("account", format!("{text:?} is not an account number")))?,
+            ),
+        };
+        let prefix = self.prefix.trim();
+        if !prefix.chars().all(|c| c.is_ascii_digit()) {
+            return Err(("prefix", format!("{prefix:?} is not digits")));
+        }
+        let text = |value: &str| Some(value.trim().to_owned()).filter(|value| !value.is_empty());
+        let before = match self.before.split_once('-') {
+            Some((start, id)) => Some(CdrCursor {
+                start_ms: start
+                    .parse()
+                    .map_err(|_| ("before", "bad page".to_owned()))?,
+                id: id.parse().map_err(|_| ("before", "bad page".to_owned()))?,
+            }),
+            None => None,
+        };
+        Ok((
+            CdrFilter {
+                from_ms,
+                to_ms,
+                account_id,
+                carrier: text(&self.carrier),
+                cause: text(&self.cause),
+                destination_prefix: text(prefix),
+            },
+            before,
+        ))
+    }
+}
+
+async fn cdrs_page(
+    State(state): State<ConsoleState>,
+    user: LoggedIn,
+    axum::extract::Query(query): axum::extract::Query<CdrQuery>,
+) -> Result<Response, ConsoleError> {
+    let (filter, before) = match query.filter(wall_clock_ms()) {
+        Ok(parsed) => parsed,
+        Err((field, message)) => {
+            let page = pages::cdrs(&user, &query, &[], None, Some((field, &message)));
+            return Ok((StatusCode::BAD_REQUEST, Html(page)).into_response());
+        }
+    };
+    let rows = state.store.search_cdrs(&filter, before, CDR_PAGE).await?;
+    let next = (rows.len() as i64 == CDR_PAGE)
+        .then(|| rows.last().map(|(cursor, _)| *cursor))
+        .flatten();
+    Ok(Html(pages::cdrs(&user, &query, &rows, next, None)).into_response())
 }

@@ -38,7 +38,7 @@ fn page(title: &str, user: Option<&LoggedIn>, head_extra: &str, body: &str) -> S
         let _ = write!(
             nav,
             "<a href=\"/console\">Dashboard</a><a href=\"/console/calls\">Live calls</a>\
-             <a href=\"/console/users\">Users</a><span>{} ({})</span>\
+             <a href=\"/console/cdrs\">CDRs</a><a href=\"/console/users\">Users</a><span>{} ({})</span>\
              <form class=\"inline\" method=\"post\" action=\"/console/logout\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
              <button id=\"logout\">Log out</button></form>",
@@ -185,6 +185,90 @@ pub fn users(user: &LoggedIn, users: &[User], audit: &[AuditEntry]) -> String {
     }
     body.push_str("</tbody></table>");
     page("Users", Some(user), "", &body)
+}
+
+fn utc(epoch_ms: i64) -> String {
+    talktime_billing::LocalStart::from_unix_ms(epoch_ms, 0)
+        .map(|start| format!("{} {}", start.date, start.time))
+        .unwrap_or_default()
+}
+
+/// The CDR search: the form (with the message at a bad field), a page of rows, and the link
+/// to the next (older) page.
+pub fn cdrs(
+    user: &LoggedIn,
+    query: &super::CdrQuery,
+    rows: &[(talktime_store::CdrCursor, talktime_store::Cdr)],
+    next: Option<talktime_store::CdrCursor>,
+    error: Option<(&str, &str)>,
+) -> String {
+    let field = |name: &str, label: &str, value: &str| {
+        let message = match error {
+            Some((bad, text)) if bad == name => {
+                format!(
+                    " <span class=\"error\" id=\"error-{name}\">{}</span>",
+                    escape(text)
+                )
+            }
+            _ => String::new(),
+        };
+        format!(
+            "<label>{label} <input name=\"{name}\" id=\"{name}\" value=\"{}\" size=\"10\">\
+             </label>{message} ",
+            escape(value)
+        )
+    };
+    let mut body = format!(
+        "<form method=\"get\" action=\"/console/cdrs\">{}{}{}{}{}{}\
+         <button id=\"search\">Search</button></form>",
+        field("from", "From", &query.from),
+        field("to", "To", &query.to),
+        field("account", "Account", &query.account),
+        field("carrier", "Carrier", &query.carrier),
+        field("cause", "Cause", &query.cause),
+        field("prefix", "Destination prefix", &query.prefix),
+    );
+    body.push_str(
+        "<table><thead><tr><th>Start (UTC)</th><th>Account</th><th>Access</th><th>Destination\
+         </th><th>Carrier</th><th>Billed s</th><th>Total</th><th>Cause</th></tr></thead><tbody>",
+    );
+    for (_, cdr) in rows {
+        let _ = write!(
+            body,
+            "<tr class=\"cdr\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td></tr>",
+            utc(cdr.start_ms),
+            cdr.account_id.map(|id| id.to_string()).unwrap_or_default(),
+            escape(cdr.access_number.as_deref().unwrap_or("")),
+            escape(&talktime_b2bua::monitor::mask(cdr.destination.expose())),
+            escape(cdr.carrier.as_deref().unwrap_or("")),
+            cdr.billed_seconds,
+            talktime_store::format_micros(cdr.total_micros),
+            escape(cdr.disconnect_cause.as_deref().unwrap_or("")),
+        );
+    }
+    body.push_str("</tbody></table>");
+    if let Some(cursor) = next {
+        let keep = |name: &str, value: &str| {
+            format!(
+                "&amp;{name}={}",
+                url::form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>()
+            )
+        };
+        let _ = write!(
+            body,
+            "<p><a id=\"older\" href=\"/console/cdrs?before={}-{}{}{}{}{}{}{}\">Older</a></p>",
+            cursor.start_ms,
+            cursor.id,
+            keep("from", &query.from),
+            keep("to", &query.to),
+            keep("account", &query.account),
+            keep("carrier", &query.carrier),
+            keep("cause", &query.cause),
+            keep("prefix", &query.prefix),
+        );
+    }
+    page("CDRs", Some(user), "", &body)
 }
 
 #[cfg(test)]
