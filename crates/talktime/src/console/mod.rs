@@ -5,6 +5,7 @@
 //! users and audit log; the rest of the pages build on the same session and layout.
 
 pub mod auth;
+mod cards;
 mod pages;
 
 use std::net::SocketAddr;
@@ -46,6 +47,12 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/console/calls/{key}/hangup", post(hang_up))
         .route("/console/users", get(users_page))
         .route("/console/cdrs", get(cdrs_page))
+        .route("/console/cards", get(cards::cards_page))
+        .route("/console/cards/find", post(cards::find))
+        .route("/console/cards/batches", post(cards::generate_batch))
+        .route("/console/cards/{id}", get(cards::card_page))
+        .route("/console/cards/{id}/status", post(cards::set_status))
+        .route("/console/cards/{id}/recharge", post(cards::recharge))
         .with_state(state)
 }
 
@@ -71,7 +78,7 @@ impl IntoResponse for ConsoleError {
                 .into_response(),
             ConsoleError::NotFound => (
                 StatusCode::NOT_FOUND,
-                Html(pages::message("Not found", "No such call is up.")),
+                Html(pages::message("Not found", "It is not there (any more).")),
             )
                 .into_response(),
             ConsoleError::Internal(error) => {

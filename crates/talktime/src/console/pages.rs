@@ -38,7 +38,7 @@ fn page(title: &str, user: Option<&LoggedIn>, head_extra: &str, body: &str) -> S
         let _ = write!(
             nav,
             "<a href=\"/console\">Dashboard</a><a href=\"/console/calls\">Live calls</a>\
-             <a href=\"/console/cdrs\">CDRs</a><a href=\"/console/users\">Users</a><span>{} ({})</span>\
+             <a href=\"/console/cards\">Cards</a><a href=\"/console/cdrs\">CDRs</a><a href=\"/console/users\">Users</a><span>{} ({})</span>\
              <form class=\"inline\" method=\"post\" action=\"/console/logout\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
              <button id=\"logout\">Log out</button></form>",
@@ -185,6 +185,109 @@ pub fn users(user: &LoggedIn, users: &[User], audit: &[AuditEntry]) -> String {
     }
     body.push_str("</tbody></table>");
     page("Users", Some(user), "", &body)
+}
+
+/// A labelled input, with the message when it is the field at fault.
+fn input(name: &str, label: &str, kind: &str, error: Option<(&str, &str)>) -> String {
+    let message = match error {
+        Some((bad, text)) if bad == name => format!(
+            " <span class=\"error\" id=\"error-{name}\">{}</span>",
+            escape(text)
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "<p><label>{label} <input name=\"{name}\" id=\"{name}\" type=\"{kind}\"></label>\
+         {message}</p>"
+    )
+}
+
+fn csrf_field(user: &LoggedIn) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        escape(&user.csrf_token)
+    )
+}
+
+/// Find a card by PIN; generate a batch.
+pub fn cards(user: &LoggedIn, error: Option<(&str, &str)>) -> String {
+    let csrf = csrf_field(user);
+    let body = format!(
+        "<h2>Find a card</h2><form method=\"post\" action=\"/console/cards/find\">{csrf}{}\
+         <p><button id=\"find\">Find</button></p></form>\
+         <h2>Generate a batch</h2><form method=\"post\" action=\"/console/cards/batches\">{csrf}\
+         {}{}{}{}{}{}<p><label><input type=\"checkbox\" name=\"disposable\" id=\"disposable\"> \
+         Disposable</label></p><p><button id=\"generate\">Generate and download the CSV</button>\
+         </p></form>",
+        input("pin", "PIN", "password", error),
+        input("name", "Batch name", "text", error),
+        input("count", "Cards", "number", error),
+        input("value", "Value of each", "text", error),
+        input("currency", "Currency (USD)", "text", error),
+        input("tariff", "Tariff", "text", error),
+        input("pin_length", "PIN digits (10)", "number", error),
+    );
+    page("Cards", Some(user), "", &body)
+}
+
+/// One card: its account's balance, its state, its transactions, and what may be done.
+pub fn card(
+    user: &LoggedIn,
+    card: &talktime_store::Card,
+    account: &talktime_store::Account,
+    entries: &[talktime_store::LedgerEntry],
+    form_key: &str,
+    error: Option<(&str, &str)>,
+) -> String {
+    let csrf = csrf_field(user);
+    let mut body = format!(
+        "<p>Card <strong>{}</strong>, account {}, <span id=\"status\">{}</span>, {}; \
+         balance <strong id=\"balance\">{}</strong> {}</p>",
+        card.id,
+        account.id,
+        card.status.as_str(),
+        card.kind.as_str(),
+        talktime_store::format_micros(account.balance_micros),
+        escape(&account.currency),
+    );
+    let _ = write!(
+        body,
+        "<form method=\"post\" action=\"/console/cards/{}/recharge\">{csrf}\
+         <input type=\"hidden\" name=\"key\" value=\"{form_key}\">{}\
+         <p><button id=\"recharge\">Recharge</button></p></form>",
+        card.id,
+        input("amount", "Amount", "text", error),
+    );
+    if super::auth::may_change_calls(&user.user) {
+        let (next, label) = if card.status.as_str() == "blocked" {
+            ("active", "Unblock")
+        } else {
+            ("blocked", "Block")
+        };
+        let _ = write!(
+            body,
+            "<form method=\"post\" action=\"/console/cards/{}/status\">{csrf}\
+             <input type=\"hidden\" name=\"status\" value=\"{next}\">\
+             <button id=\"block\">{label}</button></form>",
+            card.id
+        );
+    }
+    body.push_str(
+        "<h2>Transactions</h2><table><thead><tr><th>When (UTC)</th><th>Kind</th><th>Amount</th>\
+         <th>Balance after</th></tr></thead><tbody>",
+    );
+    for entry in entries {
+        let _ = write!(
+            body,
+            "<tr class=\"entry\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            utc(entry.created_at_ms),
+            entry.kind.as_str(),
+            talktime_store::format_micros(entry.amount_micros),
+            talktime_store::format_micros(entry.balance_after_micros),
+        );
+    }
+    body.push_str("</tbody></table>");
+    page(&format!("Card {}", card.id), Some(user), "", &body)
 }
 
 fn utc(epoch_ms: i64) -> String {

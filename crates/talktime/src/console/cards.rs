@@ -1,0 +1,295 @@
+//! Cards in the console: find one by PIN (a keyed-hash probe; the PIN is posted, never put in
+//! a URL), see its balance and transactions, block or unblock it, recharge it (idempotent: a
+//! form posted twice credits once), and generate a batch (the CSV of its PINs is the answer,
+//! the only time they can be read).
+
+use axum::extract::{Form, Path as UrlPath, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use talktime_pii::Pii;
+use talktime_store::{CardStatus, parse_micros};
+
+use super::{ConsoleError, ConsoleState, LoggedIn, auth, pages};
+use crate::admin::{BatchError, BatchOrder};
+use crate::server::wall_clock_ms;
+
+/// Cards per batch from the console (the API's limit).
+const BATCH_LIMIT: u32 = 10_000;
+
+pub async fn cards_page(user: LoggedIn) -> Html<String> {
+    Html(pages::cards(&user, None))
+}
+
+#[derive(Deserialize)]
+pub struct FindForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    pin: String,
+}
+
+pub async fn find(
+    State(state): State<ConsoleState>,
+    user: LoggedIn,
+    Form(form): Form<FindForm>,
+) -> Result<Response, ConsoleError> {
+    user.check_csrf(&form.csrf)?;
+    let pin = form.pin.trim();
+    if pin.is_empty() || !pin.chars().all(|c| c.is_ascii_digit()) {
+        let page = pages::cards(&user, Some(("pin", "A PIN is digits.")));
+        return Ok((StatusCode::BAD_REQUEST, Html(page)).into_response());
+    }
+    match state.store.card_by_pin(&Pii::new(pin.to_owned())).await? {
+        Some(card) => Ok(Redirect::to(&format!("/console/cards/{}", card.id)).into_response()),
+        None => {
+            let page = pages::cards(&user, Some(("pin", "No card has this PIN.")));
+            Ok((StatusCode::NOT_FOUND, Html(page)).into_response())
+        }
+    }
+}
+
+pub async fn card_page(
+    State(state): State<ConsoleState>,
+    user: LoggedIn,
+    UrlPath(id): UrlPath<i64>,
+) -> Result<Html<String>, ConsoleError> {
+    card_view(&state, &user, id, None).await.map(Html)
+}
+
+async fn card_view(
+    state: &ConsoleState,
+    user: &LoggedIn,
+    id: i64,
+    error: Option<(&str, &str)>,
+) -> Result<String, ConsoleError> {
+    let card = match state.store.card(id).await {
+        Ok(card) => card,
+        Err(talktime_store::StoreError::NotFound { .. }) => return Err(ConsoleError::NotFound),
+        Err(error) => return Err(error.into()),
+    };
+    let account = state.store.account(card.account_id).await?;
+    let mut entries = state.store.transactions(card.account_id).await?;
+    entries.reverse();
+    entries.truncate(50);
+    Ok(pages::card(
+        user,
+        &card,
+        &account,
+        &entries,
+        &auth::random_hex(16),
+        error,
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct StatusForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    status: String,
+}
+
+pub async fn set_status(
+    State(state): State<ConsoleState>,
+    user: LoggedIn,
+    UrlPath(id): UrlPath<i64>,
+    Form(form): Form<StatusForm>,
+) -> Result<Response, ConsoleError> {
+    user.check_csrf(&form.csrf)?;
+    if !auth::may_change_calls(&user.user) {
+        return Err(ConsoleError::Forbidden(
+            "Your role may recharge cards, not block them.",
+        ));
+    }
+    let status = match form.status.as_str() {
+        "blocked" => CardStatus::Blocked,
+        "active" => CardStatus::Active,
+        _ => return Err(ConsoleError::Forbidden("A card is blocked or active.")),
+    };
+    let before = state.store.card(id).await?.status;
+    state.store.set_card_status(id, status).await?;
+    state
+        .store
+        .audit(
+            Some(&user.user),
+            "card_status",
+            &format!("card {id}"),
+            Some(before.as_str()),
+            Some(status.as_str()),
+            wall_clock_ms(),
+        )
+        .await?;
+    Ok(Redirect::to(&format!("/console/cards/{id}")).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct RechargeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    amount: String,
+    /// Made when the form was drawn: the same form posted twice credits once.
+    #[serde(default)]
+    key: String,
+}
+
+pub async fn recharge(
+    State(state): State<ConsoleState>,
+    user: LoggedIn,
+    UrlPath(id): UrlPath<i64>,
+    Form(form): Form<RechargeForm>,
+) -> Result<Response, ConsoleError> {
+    user.check_csrf(&form.csrf)?;
+    let amount = match parse_micros(form.amount.trim()) {
+        Ok(amount) if amount > 0 => amount,
+        _ => {
+            let page = card_view(
+                &state,
+                &user,
+                id,
+                Some(("amount", "An amount such as 10.00.")),
+            )
+            .await?;
+            return Ok((StatusCode::BAD_REQUEST, Html(page)).into_response());
+        }
+    };
+    if form.key.len() < 8 || form.key.len() > 64 {
+        return Err(ConsoleError::Forbidden(
+            "The form is out of date: reload the page.",
+        ));
+    }
+    let card = state.store.card(id).await?;
+    let before = state.store.account(card.account_id).await?.balance_micros;
+    let outcome = state
+        .store
+        .recharge_once(
+            card.account_id,
+            amount,
+            &format!("console:{}", form.key),
+            wall_clock_ms(),
+        )
+        .await;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(
+            error @ (talktime_store::StoreError::DisposableCard { .. }
+            | talktime_store::StoreError::InvalidArgument(_)),
+        ) => {
+            let text = error.to_string();
+            let page = card_view(&state, &user, id, Some(("amount", &text))).await?;
+            return Ok((StatusCode::BAD_REQUEST, Html(page)).into_response());
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if !outcome.replayed {
+        state
+            .store
+            .audit(
+                Some(&user.user),
+                "recharge",
+                &format!("card {id}"),
+                Some(&talktime_store::format_micros(before)),
+                Some(&talktime_store::format_micros(outcome.balance_micros)),
+                wall_clock_ms(),
+            )
+            .await?;
+    }
+    Ok(Redirect::to(&format!("/console/cards/{id}")).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct BatchForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    count: String,
+    #[serde(default)]
+    value: String,
+    #[serde(default)]
+    tariff: String,
+    #[serde(default)]
+    pin_length: String,
+    #[serde(default)]
+    currency: String,
+    #[serde(default)]
+    disposable: Option<String>,
+}
+
+pub async fn generate_batch(
+    State(state): State<ConsoleState>,
+    user: LoggedIn,
+    Form(form): Form<BatchForm>,
+) -> Result<Response, ConsoleError> {
+    user.check_csrf(&form.csrf)?;
+    if !auth::may_change_calls(&user.user) {
+        return Err(ConsoleError::Forbidden("Your role may not make cards."));
+    }
+    let refuse = |field: &'static str, text: String| {
+        let page = pages::cards(&user, Some((field, &text)));
+        Ok((StatusCode::BAD_REQUEST, Html(page)).into_response())
+    };
+    let count = match form.count.trim().parse::<u32>() {
+        Ok(count) if (1..=BATCH_LIMIT).contains(&count) => count,
+        _ => return refuse("count", format!("1 to {BATCH_LIMIT} cards")),
+    };
+    if form.name.trim().is_empty() {
+        return refuse("name", "A batch needs a name.".into());
+    }
+    let pin_length = match form.pin_length.trim() {
+        "" => 10,
+        text => match text.parse::<u32>() {
+            Ok(length) => length,
+            Err(_) => return refuse("pin_length", "Digits per PIN, e.g. 10.".into()),
+        },
+    };
+    let order = BatchOrder {
+        name: form.name.trim().to_owned(),
+        count,
+        pin_length,
+        value: form.value.trim().to_owned(),
+        currency: Some(form.currency.trim().to_owned())
+            .filter(|code| !code.is_empty())
+            .unwrap_or_else(|| "USD".to_owned()),
+        tariff: Some(form.tariff.trim().to_owned()).filter(|name| !name.is_empty()),
+        disposable: form.disposable.is_some(),
+        expire_days: None,
+        expires_on: None,
+        activation_fee: None,
+        owner_account: None,
+        caller_id_min_balance: None,
+        concurrency_limit: None,
+        plan: crate::admin::PlanArgs::default(),
+    };
+    let batch = match order.generate(&state.store, wall_clock_ms()).await {
+        Ok(batch) => batch,
+        Err(BatchError::Store(error)) => return Err(error.into()),
+        Err(error @ BatchError::UnknownTariff(_)) => return refuse("tariff", error.to_string()),
+        Err(error) => return refuse("value", error.to_string()),
+    };
+    let mut csv = Vec::new();
+    state.store.export_batch_csv(&batch, &mut csv).await?;
+    state
+        .store
+        .audit(
+            Some(&user.user),
+            "batch_generate",
+            &format!("batch {} ({})", batch.id, batch.name),
+            None,
+            Some(&format!("{} cards", batch.card_count)),
+            wall_clock_ms(),
+        )
+        .await?;
+    let file = format!("attachment; filename=\"batch-{}.csv\"", batch.id);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv".to_owned()),
+            (header::CONTENT_DISPOSITION, file),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        csv,
+    )
+        .into_response())
+}
