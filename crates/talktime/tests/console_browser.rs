@@ -405,7 +405,7 @@ fn cards_are_generated_found_by_pin_recharged_once_and_blocked() {
     browser.click("#recharge");
     let recharged = (0..50).any(|_| {
         std::thread::sleep(Duration::from_millis(100));
-        browser.all("#balance").first().is_some() && browser.text("#balance") == "7.5"
+        !browser.all("#balance").is_empty() && browser.text("#balance") == "7.5"
     });
     assert!(recharged, "{}", browser.source());
 
@@ -448,7 +448,7 @@ fn cards_are_generated_found_by_pin_recharged_once_and_blocked() {
     browser.click("#block");
     let blocked = (0..50).any(|_| {
         std::thread::sleep(Duration::from_millis(100));
-        browser.all("#status").first().is_some() && browser.text("#status") == "blocked"
+        !browser.all("#status").is_empty() && browser.text("#status") == "blocked"
     });
     assert!(blocked, "{}", browser.source());
     browser.go(&format!("{console}/console/users"));
