@@ -305,6 +305,14 @@ fn an_admin_hangs_up_a_live_call_from_the_browser_and_a_support_user_cannot() {
     assert!(browser.text("#error-from").contains("not a date"));
     assert!(browser.all("tr.cdr").is_empty());
 
+    // The report by carrier counts the call, with its revenue as a bar.
+    browser.go(&format!("{console}/console/reports?by=carrier"));
+    let traffic = browser.text("tr.traffic");
+    assert!(traffic.starts_with("answer 1 1 100"), "{traffic}");
+    assert!(!browser.all("#revenue-chart").is_empty());
+    browser.go(&format!("{console}/console/reports?by=weekday"));
+    assert!(browser.text("#error-by").contains("carrier"));
+
     // The users page shows who did what.
     browser.go(&format!("{console}/console/users"));
     let audit = browser.source();

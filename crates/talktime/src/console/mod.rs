@@ -47,6 +47,7 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/console/calls/{key}/hangup", post(hang_up))
         .route("/console/users", get(users_page))
         .route("/console/cdrs", get(cdrs_page))
+        .route("/console/reports", get(reports_page))
         .route("/console/cards", get(cards::cards_page))
         .route("/console/cards/find", post(cards::find))
         .route("/console/cards/batches", post(cards::generate_batch))
@@ -432,4 +433,54 @@ async fn cdrs_page(
         .then(|| rows.last().map(|(cursor, _)| *cursor))
         .flatten();
     Ok(Html(pages::cdrs(&user, &query, &rows, next, None)).into_response())
+}
+
+/// The report form: a UTC day range and the grouping.
+#[derive(Debug, Default, Deserialize)]
+pub struct ReportQuery {
+    #[serde(default)]
+    pub from: String,
+    #[serde(default)]
+    pub to: String,
+    #[serde(default)]
+    pub by: String,
+}
+
+async fn reports_page(
+    State(state): State<ConsoleState>,
+    user: LoggedIn,
+    axum::extract::Query(query): axum::extract::Query<ReportQuery>,
+) -> Result<Response, ConsoleError> {
+    let now = wall_clock_ms();
+    let grouping = match query.by.as_str() {
+        "" | "carrier" => talktime_store::TrafficGrouping::Carrier,
+        "access_number" => talktime_store::TrafficGrouping::AccessNumber,
+        "account" => talktime_store::TrafficGrouping::Account,
+        _ => {
+            let page = pages::reports(
+                &user,
+                &query,
+                &[],
+                Some(("by", "carrier, access_number or account")),
+            );
+            return Ok((StatusCode::BAD_REQUEST, Html(page)).into_response());
+        }
+    };
+    let cdr_query = CdrQuery {
+        from: query.from.clone(),
+        to: query.to.clone(),
+        ..CdrQuery::default()
+    };
+    let filter = match cdr_query.filter(now) {
+        Ok((filter, _)) => filter,
+        Err((field, message)) => {
+            let page = pages::reports(&user, &query, &[], Some((field, &message)));
+            return Ok((StatusCode::BAD_REQUEST, Html(page)).into_response());
+        }
+    };
+    let rows = state
+        .store
+        .traffic_report(filter.from_ms, filter.to_ms, grouping)
+        .await?;
+    Ok(Html(pages::reports(&user, &query, &rows, None)).into_response())
 }

@@ -290,6 +290,104 @@ pub fn card(
     page(&format!("Card {}", card.id), Some(user), "", &body)
 }
 
+/// Traffic by carrier, access number or account: ASR, ACD, minutes, revenue, cost, margin, as
+/// a table and as bars (inline SVG: no script, no outside asset).
+pub fn reports(
+    user: &LoggedIn,
+    query: &super::ReportQuery,
+    rows: &[talktime_store::TrafficRow],
+    error: Option<(&str, &str)>,
+) -> String {
+    let message = |name: &str| match error {
+        Some((bad, text)) if bad == name => format!(
+            " <span class=\"error\" id=\"error-{name}\">{}</span>",
+            escape(text)
+        ),
+        _ => String::new(),
+    };
+    let selected = |value: &str| {
+        if query.by == value || (query.by.is_empty() && value == "carrier") {
+            " selected"
+        } else {
+            ""
+        }
+    };
+    let mut body = format!(
+        "<form method=\"get\" action=\"/console/reports\">\
+         <label>From <input name=\"from\" id=\"from\" value=\"{}\" size=\"10\"></label>{} \
+         <label>To <input name=\"to\" id=\"to\" value=\"{}\" size=\"10\"></label>{} \
+         <label>By <select name=\"by\" id=\"by\"><option value=\"carrier\"{}>carrier</option>\
+         <option value=\"access_number\"{}>access number</option>\
+         <option value=\"account\"{}>account</option></select></label>{} \
+         <button id=\"report\">Show</button></form>",
+        escape(&query.from),
+        message("from"),
+        escape(&query.to),
+        message("to"),
+        selected("carrier"),
+        selected("access_number"),
+        selected("account"),
+        message("by"),
+    );
+    body.push_str(
+        "<table><thead><tr><th>Group</th><th>Attempts</th><th>Answered</th><th>ASR %</th>\
+         <th>ACD s</th><th>Minutes</th><th>Revenue</th><th>Cost</th><th>Margin</th></tr></thead><tbody>",
+    );
+    for row in rows {
+        let _ = write!(
+            body,
+            "<tr class=\"traffic\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(row.group.as_deref().unwrap_or("(none)")),
+            row.attempts,
+            row.answered,
+            row.asr_percent()
+                .map(|asr| asr.normalize().to_string())
+                .unwrap_or_default(),
+            row.acd_seconds()
+                .map(|acd| acd.normalize().to_string())
+                .unwrap_or_default(),
+            row.billed_seconds / 60,
+            talktime_store::format_micros(row.revenue_micros),
+            talktime_store::format_micros(row.cost_micros),
+            talktime_store::format_micros(row.margin_micros()),
+        );
+    }
+    body.push_str("</tbody></table>");
+    body.push_str(&revenue_bars(rows));
+    page("Reports", Some(user), "", &body)
+}
+
+/// Revenue per group as horizontal bars.
+fn revenue_bars(rows: &[talktime_store::TrafficRow]) -> String {
+    let largest = rows.iter().map(|row| row.revenue_micros).max().unwrap_or(0);
+    if largest <= 0 {
+        return String::new();
+    }
+    let height = rows.len() * 24 + 10;
+    let mut svg = format!(
+        "<h2>Revenue</h2><svg id=\"revenue-chart\" role=\"img\" width=\"100%\" \
+         height=\"{height}\" viewBox=\"0 0 600 {height}\">"
+    );
+    for (index, row) in rows.iter().enumerate() {
+        let width = row.revenue_micros.max(0) * 400 / largest;
+        let y = index * 24 + 5;
+        let _ = write!(
+            svg,
+            "<text x=\"0\" y=\"{}\" font-size=\"13\">{}</text>\
+             <rect x=\"150\" y=\"{y}\" width=\"{width}\" height=\"18\" fill=\"#3a7bd5\"/>\
+             <text x=\"{}\" y=\"{}\" font-size=\"12\">{}</text>",
+            y + 14,
+            escape(row.group.as_deref().unwrap_or("(none)")),
+            155 + width,
+            y + 14,
+            talktime_store::format_micros(row.revenue_micros),
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 fn utc(epoch_ms: i64) -> String {
     talktime_billing::LocalStart::from_unix_ms(epoch_ms, 0)
         .map(|start| format!("{} {}", start.date, start.time))
