@@ -858,6 +858,19 @@ impl Store {
         Ok(())
     }
 
+    /// The calling numbers registered to an account, in order.
+    pub async fn caller_ids_of(&self, account_id: i64) -> Result<Vec<Pii<String>>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let numbers: Vec<String> = with_conn!(&mut conn, c => sqlx::query_scalar(
+            "SELECT number FROM caller_ids WHERE account_id = $1 ORDER BY number",
+        )
+        .bind(account_id)
+        .fetch_all(&mut **c)
+        .await)?;
+        Ok(numbers.into_iter().map(Pii::new).collect())
+    }
+
     /// Removes a calling number; returns whether it was registered.
     pub async fn remove_caller_id(&self, number: &Pii<String>) -> Result<bool, StoreError> {
         let mut held = self.acquire_for_write().await?;

@@ -459,12 +459,40 @@ fn cards_are_generated_found_by_pin_recharged_once_and_blocked() {
         !browser.all("#status").is_empty() && browser.text("#status") == "blocked"
     });
     assert!(blocked, "{}", browser.source());
+    // The card's account: a caller ID added (bad input named first) and removed, and a
+    // recharge from the account page.
+    browser.click("#account");
+    browser.type_into("#number", "555-CALL");
+    browser.click("#add-caller");
+    assert!(browser.text("#error-number").contains("Digits"));
+    browser.type_into("#number", "+15551239999");
+    browser.click("#add-caller");
+    let listed = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        browser.all("li.caller").len() == 1
+    });
+    assert!(listed, "{}", browser.source());
+    assert!(browser.text("li.caller").contains("15551239999"));
+    browser.click("li.caller button.remove");
+    let removed = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        browser.all("li.caller").is_empty() && !browser.all("#balance").is_empty()
+    });
+    assert!(removed, "{}", browser.source());
+    browser.type_into("#amount", "4");
+    browser.click("#recharge");
+    let credited = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        !browser.all("#balance").is_empty() && browser.text("#balance") == "15"
+    });
+    assert!(credited, "{}", browser.source());
     browser.go(&format!("{console}/console/users"));
     let audit = browser.source();
     assert!(
         audit.contains("batch_generate") && audit.contains("card_status"),
         "{audit}"
     );
+    assert!(audit.contains("caller_id_add") && audit.contains("caller_id_remove"));
     let store = prepaid::open(&dir);
     assert!(
         prepaid::runtime()

@@ -126,12 +126,12 @@ pub async fn set_status(
 #[derive(Deserialize)]
 pub struct RechargeForm {
     #[serde(default)]
-    csrf: String,
+    pub(super) csrf: String,
     #[serde(default)]
-    amount: String,
+    pub(super) amount: String,
     /// Made when the form was drawn: the same form posted twice credits once.
     #[serde(default)]
-    key: String,
+    pub(super) key: String,
 }
 
 pub async fn recharge(
@@ -141,30 +141,38 @@ pub async fn recharge(
     Form(form): Form<RechargeForm>,
 ) -> Result<Response, ConsoleError> {
     user.check_csrf(&form.csrf)?;
+    let card = state.store.card(id).await?;
+    match apply_recharge(&state, &user, card.account_id, &format!("card {id}"), &form).await? {
+        Ok(()) => Ok(Redirect::to(&format!("/console/cards/{id}")).into_response()),
+        Err(text) => {
+            let page = card_view(&state, &user, id, Some(("amount", &text))).await?;
+            Ok((StatusCode::BAD_REQUEST, Html(page)).into_response())
+        }
+    }
+}
+
+/// Credits `account_id` once per form key; `Err(text)` names what is wrong with the amount.
+pub(super) async fn apply_recharge(
+    state: &ConsoleState,
+    user: &LoggedIn,
+    account_id: i64,
+    subject: &str,
+    form: &RechargeForm,
+) -> Result<Result<(), String>, ConsoleError> {
     let amount = match parse_micros(form.amount.trim()) {
         Ok(amount) if amount > 0 => amount,
-        _ => {
-            let page = card_view(
-                &state,
-                &user,
-                id,
-                Some(("amount", "An amount such as 10.00.")),
-            )
-            .await?;
-            return Ok((StatusCode::BAD_REQUEST, Html(page)).into_response());
-        }
+        _ => return Ok(Err("An amount such as 10.00.".into())),
     };
     if form.key.len() < 8 || form.key.len() > 64 {
         return Err(ConsoleError::Forbidden(
             "The form is out of date: reload the page.",
         ));
     }
-    let card = state.store.card(id).await?;
-    let before = state.store.account(card.account_id).await?.balance_micros;
+    let before = state.store.account(account_id).await?.balance_micros;
     let outcome = state
         .store
         .recharge_once(
-            card.account_id,
+            account_id,
             amount,
             &format!("console:{}", form.key),
             wall_clock_ms(),
@@ -175,11 +183,7 @@ pub async fn recharge(
         Err(
             error @ (talktime_store::StoreError::DisposableCard { .. }
             | talktime_store::StoreError::InvalidArgument(_)),
-        ) => {
-            let text = error.to_string();
-            let page = card_view(&state, &user, id, Some(("amount", &text))).await?;
-            return Ok((StatusCode::BAD_REQUEST, Html(page)).into_response());
-        }
+        ) => return Ok(Err(error.to_string())),
         Err(error) => return Err(error.into()),
     };
     if !outcome.replayed {
@@ -188,14 +192,14 @@ pub async fn recharge(
             .audit(
                 Some(&user.user),
                 "recharge",
-                &format!("card {id}"),
+                subject,
                 Some(&talktime_store::format_micros(before)),
                 Some(&talktime_store::format_micros(outcome.balance_micros)),
                 wall_clock_ms(),
             )
             .await?;
     }
-    Ok(Redirect::to(&format!("/console/cards/{id}")).into_response())
+    Ok(Ok(()))
 }
 
 #[derive(Deserialize)]

@@ -4,6 +4,7 @@
 //! dashboard, the live calls (refreshed by the page itself) with an operator hang-up, and the
 //! users and audit log; the rest of the pages build on the same session and layout.
 
+mod accounts;
 pub mod auth;
 mod cards;
 mod pages;
@@ -54,6 +55,16 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/console/cards/{id}", get(cards::card_page))
         .route("/console/cards/{id}/status", post(cards::set_status))
         .route("/console/cards/{id}/recharge", post(cards::recharge))
+        .route("/console/accounts/{id}", get(accounts::account_page))
+        .route("/console/accounts/{id}/recharge", post(accounts::recharge))
+        .route(
+            "/console/accounts/{id}/caller-ids",
+            post(accounts::add_caller_id),
+        )
+        .route(
+            "/console/accounts/{id}/caller-ids/remove",
+            post(accounts::remove_caller_id),
+        )
         .with_state(state)
 }
 

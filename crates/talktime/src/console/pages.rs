@@ -241,9 +241,11 @@ pub fn card(
 ) -> String {
     let csrf = csrf_field(user);
     let mut body = format!(
-        "<p>Card <strong>{}</strong>, account {}, <span id=\"status\">{}</span>, {}; \
+        "<p>Card <strong>{}</strong>, account <a id=\"account\" href=\"/console/accounts/{}\">{}\
+         </a>, <span id=\"status\">{}</span>, {}; \
          balance <strong id=\"balance\">{}</strong> {}</p>",
         card.id,
+        account.id,
         account.id,
         card.status.as_str(),
         card.kind.as_str(),
@@ -386,6 +388,88 @@ fn revenue_bars(rows: &[talktime_store::TrafficRow]) -> String {
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// One account: balance and limits, caller IDs, recharge, transactions.
+pub fn account(
+    user: &LoggedIn,
+    account: &talktime_store::Account,
+    callers: &[talktime_pii::Pii<String>],
+    entries: &[talktime_store::LedgerEntry],
+    form_key: &str,
+    error: Option<(&str, &str)>,
+) -> String {
+    let csrf = csrf_field(user);
+    let forward = account
+        .forward_destination
+        .as_ref()
+        .map(|destination| escape(destination.expose()))
+        .unwrap_or_else(|| "(none)".into());
+    let mut body = format!(
+        "<p>Account <strong>{}</strong> ({}), {}; balance <strong id=\"balance\">{}</strong> {}; \
+         calls at once {}; caller ID skips the PIN from {}; forwards to {forward}</p>",
+        account.id,
+        escape(&account.name),
+        account.status.as_str(),
+        talktime_store::format_micros(account.balance_micros),
+        escape(&account.currency),
+        account.concurrency_limit,
+        talktime_store::format_micros(account.caller_id_min_balance_micros),
+    );
+    let _ = write!(
+        body,
+        "<form method=\"post\" action=\"/console/accounts/{}/recharge\">{csrf}\
+         <input type=\"hidden\" name=\"key\" value=\"{form_key}\">{}\
+         <p><button id=\"recharge\">Recharge</button></p></form>",
+        account.id,
+        input("amount", "Amount", "text", error),
+    );
+    body.push_str("<h2>Caller IDs</h2><ul>");
+    let may_change = super::auth::may_change_calls(&user.user);
+    for number in callers {
+        let remove = if may_change {
+            format!(
+                " <form class=\"inline\" method=\"post\" action=\"/console/accounts/{}/caller-ids/remove\">\
+                 {csrf}<input type=\"hidden\" name=\"number\" value=\"{}\">\
+                 <button class=\"remove\">Remove</button></form>",
+                account.id,
+                escape(number.expose())
+            )
+        } else {
+            String::new()
+        };
+        let _ = write!(
+            body,
+            "<li class=\"caller\">{}{remove}</li>",
+            escape(number.expose())
+        );
+    }
+    body.push_str("</ul>");
+    if may_change {
+        let _ = write!(
+            body,
+            "<form method=\"post\" action=\"/console/accounts/{}/caller-ids\">{csrf}{}\
+             <p><button id=\"add-caller\">Add</button></p></form>",
+            account.id,
+            input("number", "Caller ID", "text", error),
+        );
+    }
+    body.push_str(
+        "<h2>Transactions</h2><table><thead><tr><th>When (UTC)</th><th>Kind</th><th>Amount</th>\
+         <th>Balance after</th></tr></thead><tbody>",
+    );
+    for entry in entries {
+        let _ = write!(
+            body,
+            "<tr class=\"entry\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            utc(entry.created_at_ms),
+            entry.kind.as_str(),
+            talktime_store::format_micros(entry.amount_micros),
+            talktime_store::format_micros(entry.balance_after_micros),
+        );
+    }
+    body.push_str("</tbody></table>");
+    page(&format!("Account {}", account.id), Some(user), "", &body)
 }
 
 fn utc(epoch_ms: i64) -> String {
