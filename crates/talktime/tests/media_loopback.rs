@@ -419,8 +419,10 @@ fn assert_paced(frames: &[Received]) {
         .collect();
     let total = (frames[frames.len() - 1].at - frames[0].at).as_secs_f64() * 1000.0;
     let expected = 20.0 * gaps.len() as f64;
+    // 10 ms over the whole stream: one frame sent or read late on a busy 2-core machine moves
+    // an end by a few ms (seen in CI: 6.3 ms); a pacing drift of even 0.2 ms a frame is 13.
     assert!(
-        (total - expected).abs() <= 5.0,
+        (total - expected).abs() <= 10.0,
         "{} frames took {total:.1} ms, expected {expected} ms",
         frames.len()
     );
