@@ -286,6 +286,47 @@ impl Store {
         Ok(())
     }
 
+    /// Adds an API token (its hash) for a user.
+    pub async fn create_api_token(
+        &self,
+        token_hash: &str,
+        user_name: &str,
+        token_name: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let user = self.user_by_name_required(user_name).await?;
+        let mut held = self.acquire_for_write().await?;
+        let mut conn = held.conn();
+        with_conn!(&mut conn, c => sqlx::query(
+            "INSERT INTO api_tokens (token_hash, user_id, name, created_at_ms) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(token_hash)
+        .bind(user.id)
+        .bind(token_name)
+        .bind(now_ms)
+        .execute(&mut **c)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// The enabled user an API token (its hash) belongs to.
+    pub async fn api_token_user(&self, token_hash: &str) -> Result<Option<User>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let query = format!(
+            "SELECT u.id, u.name, u.role, u.disabled, u.created_at_ms, u.password_hash \
+             FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1"
+        );
+        let row: Option<UserRow> = with_conn!(&mut conn, c => sqlx::query_as(sqlx::AssertSqlSafe(query.clone()))
+            .bind(token_hash)
+            .fetch_optional(&mut **c)
+            .await)?;
+        let user = row.as_ref().map(user_of).transpose()?;
+        Ok(user.filter(|user| !user.disabled))
+    }
+
     /// Records a change: who (`user_id` None for the CLI), what, on what, before and after.
     pub async fn audit(
         &self,

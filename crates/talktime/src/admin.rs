@@ -1217,6 +1217,15 @@ pub enum UsersCommand {
         #[command(flatten)]
         ledger: LedgerArgs,
     },
+    /// Make a token for the JSON API that acts as this user (with its role); printed once.
+    Token {
+        #[command(flatten)]
+        ledger: LedgerArgs,
+        name: String,
+        /// What the token is for (a script's name).
+        #[arg(long, default_value = "api")]
+        label: String,
+    },
     /// Disable a user (its sessions end).
     Disable {
         #[command(flatten)]
@@ -1295,6 +1304,33 @@ pub async fn users(command: UsersCommand) -> anyhow::Result<()> {
                 let state = if user.disabled { "disabled" } else { "active" };
                 println!("{}\t{}\t{state}", user.name, user.role.as_str());
             }
+        }
+        UsersCommand::Token {
+            ledger,
+            name,
+            label,
+        } => {
+            let store = ledger.open().await?;
+            let token = crate::console::auth::random_hex(32);
+            store
+                .create_api_token(
+                    &crate::console::auth::token_hash(&token),
+                    &name,
+                    &label,
+                    now,
+                )
+                .await?;
+            store
+                .audit(
+                    None,
+                    "api_token",
+                    &format!("user {name}"),
+                    None,
+                    Some(&label),
+                    now,
+                )
+                .await?;
+            println!("{token}");
         }
         UsersCommand::Disable { ledger, name } => set_disabled(&ledger, &name, true, now).await?,
         UsersCommand::Enable { ledger, name } => set_disabled(&ledger, &name, false, now).await?,

@@ -39,6 +39,8 @@ pub enum AdminError {
     #[error("missing or wrong bearer token")]
     Unauthorized,
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
@@ -54,6 +56,7 @@ impl AdminError {
     fn status(&self) -> StatusCode {
         match self {
             AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AdminError::Forbidden(_) => StatusCode::FORBIDDEN,
             AdminError::NotFound(_) | AdminError::Store(StoreError::NotFound { .. }) => {
                 StatusCode::NOT_FOUND
             }
@@ -212,12 +215,37 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.write_all(bytes)
 }
 
+/// The shared token acts as an admin; a user's own token (`talktime users token`) acts with
+/// its user's role: support may read and recharge, nothing else.
 async fn require_token(
     State(state): State<AdminState>,
     request: Request,
     next: Next,
 ) -> Result<Response, AdminError> {
-    authorize(&state, request.headers())?;
+    if authorize(&state, request.headers()).is_ok() {
+        return Ok(next.run(request).await);
+    }
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or(AdminError::Unauthorized)?;
+    let hash = crate::console::auth::token_hash(given);
+    let user = state
+        .store
+        .api_token_user(&hash)
+        .await?
+        .ok_or(AdminError::Unauthorized)?;
+    let reads = request.method() == axum::http::Method::GET;
+    let recharges = request.uri().path().ends_with("/recharge");
+    if user.role == talktime_store::Role::Support && !reads && !recharges {
+        return Err(AdminError::Forbidden(format!(
+            "user {} ({}) may read and recharge, not this",
+            user.name,
+            user.role.as_str()
+        )));
+    }
     Ok(next.run(request).await)
 }
 

@@ -493,6 +493,50 @@ fn cards_are_generated_found_by_pin_recharged_once_and_blocked() {
         "{audit}"
     );
     assert!(audit.contains("caller_id_add") && audit.contains("caller_id_remove"));
+
+    // A support user's own API token reads and recharges, and may not make cards.
+    let token = Command::new(env!("CARGO_BIN_EXE_talktime"))
+        .args([
+            "users",
+            "token",
+            "helpdesk",
+            "--label",
+            "till",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(token.status.success(), "{token:?}");
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+    let api = |method: &str, path: &str, body: &str, bearer: &str| -> String {
+        site.curl(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            method,
+            "-H",
+            &format!("authorization: Bearer {bearer}"),
+            "-H",
+            "content-type: application/json",
+            "-H",
+            "idempotency-key: till-1",
+            "-d",
+            body,
+            &format!("{console}{path}"),
+        ])
+    };
+    assert_eq!(api("GET", "/api/accounts/1", "", &token), "200");
+    let recharge = "{\"amount\":\"1.00\"}";
+    assert_eq!(
+        api("POST", "/api/accounts/1/recharge", recharge, &token),
+        "200"
+    );
+    let batch = "{\"name\":\"x\",\"count\":1,\"value\":\"1\"}";
+    assert_eq!(api("POST", "/api/cards/batches", batch, &token), "403");
+    assert_eq!(api("GET", "/api/accounts/1", "", "not-a-token"), "401");
     let store = prepaid::open(&dir);
     assert!(
         prepaid::runtime()

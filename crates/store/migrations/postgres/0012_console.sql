@@ -31,3 +31,10 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_at ON audit_log (at_ms);
 -- The console's CDR search walks newest first by (start_ms, id) pages.
 CREATE INDEX cdrs_start ON cdrs (start_ms, id);
+-- Per-user tokens for the JSON API (the SHA-256 of the token, never the token).
+CREATE TABLE api_tokens (
+    token_hash TEXT PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users (id),
+    name TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL
+);
