@@ -315,14 +315,13 @@ impl Store {
     pub async fn api_token_user(&self, token_hash: &str) -> Result<Option<User>, StoreError> {
         let mut held = self.acquire().await?;
         let mut conn = held.conn();
-        let query = format!(
+        let row: Option<UserRow> = with_conn!(&mut conn, c => sqlx::query_as(
             "SELECT u.id, u.name, u.role, u.disabled, u.created_at_ms, u.password_hash \
-             FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1"
-        );
-        let row: Option<UserRow> = with_conn!(&mut conn, c => sqlx::query_as(sqlx::AssertSqlSafe(query.clone()))
-            .bind(token_hash)
-            .fetch_optional(&mut **c)
-            .await)?;
+             FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&mut **c)
+        .await)?;
         let user = row.as_ref().map(user_of).transpose()?;
         Ok(user.filter(|user| !user.disabled))
     }
