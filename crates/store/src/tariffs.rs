@@ -403,6 +403,46 @@ impl Store {
         Ok(rows.into_iter().map(Rate::from).collect())
     }
 
+    /// A page of a tariff's rates in prefix order: those starting with `search` (digits; empty
+    /// for all) after the prefix `after`, at most `limit` (keyset paging on the (tariff,
+    /// prefix) index: deep pages cost what the first does).
+    pub async fn rates_page(
+        &self,
+        tariff_id: i64,
+        search: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<Rate>, StoreError> {
+        if !(0..=1_000).contains(&limit) {
+            return Err(StoreError::InvalidArgument(format!(
+                "a rate page holds 0 to 1000 rows, not {limit}"
+            )));
+        }
+        if !search.chars().all(|c| c.is_ascii_digit()) {
+            return Err(StoreError::InvalidArgument(format!(
+                "{search:?} is not a digit prefix"
+            )));
+        }
+        let upper = digits_after(search);
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let rows: Vec<RateRow> = with_conn!(&mut conn, c => sqlx::query_as(
+            "SELECT tariff_id, prefix, description, sell_rate_micros, buy_rate_micros, \
+             initial_block_s, increment_s, connection_fee_micros, extras_json FROM rates \
+             WHERE tariff_id = $1 AND prefix >= $2 \
+             AND (CAST($3 AS TEXT) IS NULL OR prefix < $3) AND prefix > $4 \
+             ORDER BY prefix LIMIT $5",
+        )
+        .bind(tariff_id)
+        .bind(search)
+        .bind(upper.as_deref())
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&mut **c)
+        .await)?;
+        Ok(rows.into_iter().map(Rate::from).collect())
+    }
+
     /// Number of rates in a tariff.
     pub async fn rate_count(&self, tariff_id: i64) -> Result<i64, StoreError> {
         let mut held = self.acquire().await?;
@@ -479,7 +519,7 @@ impl Store {
         let mut csv_reader = csv::ReaderBuilder::new()
             .flexible(true)
             .has_headers(false)
-            .from_reader(reader);
+            .from_reader(LfLines::new(reader));
         let mut record = csv::StringRecord::new();
         if !csv_reader.read_record(&mut record)? {
             return Err(StoreError::CsvHeader("empty file".into()));
@@ -571,5 +611,124 @@ impl Store {
                 Ok(written)
             }
         }
+    }
+}
+
+/// The smallest digit string above every one that starts with `prefix` (`44` -> `45`, `49` ->
+/// `5`), `None` when there is none (`99`, or the empty prefix): with it a prefix search is one
+/// index range on both backends, whatever PostgreSQL's collation does with punctuation.
+fn digits_after(prefix: &str) -> Option<String> {
+    let kept = prefix.trim_end_matches('9');
+    let last = kept.chars().last()?;
+    let bumped = char::from_digit(last.to_digit(10)? + 1, 10)?;
+    Some(format!("{}{bumped}", &kept[..kept.len() - 1]))
+}
+
+#[cfg(test)]
+mod prefix_range_tests {
+    use super::digits_after;
+
+    #[test]
+    fn the_range_after_a_prefix_ends_at_its_next_sibling() {
+        assert_eq!(digits_after("44").as_deref(), Some("45"));
+        assert_eq!(digits_after("49").as_deref(), Some("5"));
+        assert_eq!(digits_after("4099").as_deref(), Some("41"));
+        assert_eq!(digits_after("99"), None);
+        assert_eq!(digits_after(""), None);
+    }
+}
+
+/// Reads CRLF line ends as LF. The csv reader counts a record that follows a CRLF on the line
+/// before (it takes the LF as the start of the next record), so a file saved by Excel or sent
+/// from a browser's textarea had its bad rows reported one line early.
+struct LfLines<R> {
+    inner: R,
+    /// A CR read at the end of the last chunk, not yet known to be followed by LF.
+    held_cr: bool,
+}
+
+impl<R: Read> LfLines<R> {
+    fn new(inner: R) -> Self {
+        LfLines {
+            inner,
+            held_cr: false,
+        }
+    }
+}
+
+impl<R: Read> Read for LfLines<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        if buffer.len() < 2 {
+            return self.inner.read(buffer);
+        }
+        // Room for a held CR that turns out not to precede an LF.
+        let room = buffer.len() - 1;
+        let start = usize::from(self.held_cr);
+        if self.held_cr {
+            buffer[0] = b'\r';
+        }
+        let read = self.inner.read(&mut buffer[start..room])?;
+        if read == 0 {
+            self.held_cr = false;
+            return Ok(start);
+        }
+        let end = start + read;
+        let mut written = 0;
+        let mut index = 0;
+        while index < end {
+            let byte = buffer[index];
+            if byte == b'\r' && index + 1 < end && buffer[index + 1] == b'\n' {
+                index += 1;
+                continue;
+            }
+            buffer[written] = byte;
+            written += 1;
+            index += 1;
+        }
+        // A CR at the very end may pair with an LF of the next chunk: hold it back.
+        self.held_cr = written > 0 && buffer[written - 1] == b'\r';
+        if self.held_cr {
+            written -= 1;
+            if written == 0 {
+                // Nothing else to give yet: read on rather than report an end of file.
+                return self.read(buffer);
+            }
+        }
+        Ok(written)
+    }
+}
+
+#[cfg(test)]
+mod lf_lines_tests {
+    use std::io::Read;
+
+    use super::LfLines;
+
+    /// Reads through a reader that hands out one byte at a time (the worst split).
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            let Some((first, rest)) = self.0.split_first() else {
+                return Ok(0);
+            };
+            buffer[0] = *first;
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn crlf_becomes_lf_and_a_lone_cr_stays() {
+        let mut text = String::new();
+        LfLines::new(Trickle(b"a\r\nb\rc\r\n\r"))
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "a\nb\rc\n\r");
+        let mut text = String::new();
+        LfLines::new(&b"x\r\ny\r\n"[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "x\ny\n");
     }
 }

@@ -1490,3 +1490,17 @@ ledger_test!(low_balance_mail_is_queued_once_per_crossing, |store| {
     assert_eq!(retried[0].attempts, 1);
     assert!(store.check_balances().await.unwrap().is_empty());
 });
+
+// A CSV saved with CRLF line ends (Excel, a browser's textarea) reports the same line numbers.
+ledger_test!(crlf_tariff_rows_are_reported_at_their_lines, |store| {
+    let tariff = store.create_tariff("crlf", "EUR", "{}", NOW).await.unwrap();
+    let csv = "prefix,description,sell_rate,buy_rate,initial_block,increment,connection_fee\r\n\
+               44,UK,0.05,0.02,60,60,0\r\nxx,Bad,0.1,0.1,60,60,0\r\n";
+    let report = store
+        .import_tariff_csv(tariff.id, csv.as_bytes(), ImportOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.rows_written, 1);
+    assert_eq!(report.errors.len(), 1);
+    assert_eq!(report.errors[0].line, 3, "{:?}", report.errors);
+});

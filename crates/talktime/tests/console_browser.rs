@@ -494,6 +494,63 @@ fn cards_are_generated_found_by_pin_recharged_once_and_blocked() {
     );
     assert!(audit.contains("caller_id_add") && audit.contains("caller_id_remove"));
 
+    // Tariffs: a dry run names the bad row and writes nothing; an import of 250 prefixes,
+    // then a search and the next page.
+    browser.go(&format!("{console}/console/tariffs"));
+    assert!(browser.text("tr.tariff").contains("demo"));
+    browser.click("tr.tariff a");
+    browser.find("#csv");
+    let tariff_path = browser.url().split_once(&console).unwrap().1.to_owned();
+    let header = "prefix,description,sell_rate,buy_rate,initial_block,increment,connection_fee";
+    browser.type_into(
+        "#csv",
+        &format!("{header}\n44,UK,0.05,0.02,60,60,0\nxx,Bad,0.1,0.1,60,60,0\n"),
+    );
+    browser.click("#dry_run");
+    browser.click("#import");
+    let reported = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        !browser.all("#report").is_empty()
+    });
+    assert!(reported, "{}", browser.source());
+    assert!(
+        browser
+            .text("#report")
+            .contains("2 rows read, 1 valid, 0 written")
+    );
+    let row_error = browser.text("li.row-error");
+    assert!(row_error.contains("line 3"), "{row_error}");
+    assert_eq!(browser.all("tr.rate").len(), 1, "a dry run writes nothing");
+    let mut csv = format!("{header}\n");
+    for index in 0..250 {
+        csv.push_str(&format!("44{index:03},UK {index},0.05,0.02,60,60,0\n"));
+    }
+    let imported = site.post(
+        &format!("{tariff_path}/import"),
+        &admin,
+        &[("csrf", &csrf), ("csv", &csv)],
+    );
+    assert_eq!(imported, 200);
+    browser.go(&format!("{console}{tariff_path}?search=4401"));
+    assert_eq!(browser.all("tr.rate").len(), 10, "{}", browser.source());
+    browser.go(&format!("{console}{tariff_path}?search=44"));
+    assert_eq!(browser.all("tr.rate").len(), 100);
+    browser.click("#next");
+    let next_page = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        browser.url().contains("after=44099")
+    });
+    assert!(next_page, "{}", browser.url());
+    assert_eq!(browser.all("tr.rate").len(), 100);
+    assert!(browser.text("tr.rate").starts_with("44100"));
+    // A support user may look, not import.
+    let support_import = site.post(
+        &format!("{tariff_path}/import"),
+        &support,
+        &[("csrf", &support_csrf), ("csv", &csv)],
+    );
+    assert_eq!(support_import, 403);
+
     // A support user's own API token reads and recharges, and may not make cards.
     let token = Command::new(env!("CARGO_BIN_EXE_talktime"))
         .args([

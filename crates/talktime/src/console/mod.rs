@@ -8,6 +8,7 @@ mod accounts;
 pub mod auth;
 mod cards;
 mod pages;
+mod tariffs;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,6 +56,9 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/console/cards/{id}", get(cards::card_page))
         .route("/console/cards/{id}/status", post(cards::set_status))
         .route("/console/cards/{id}/recharge", post(cards::recharge))
+        .route("/console/tariffs", get(tariffs::tariffs_page))
+        .route("/console/tariffs/{id}", get(tariffs::tariff_page))
+        .route("/console/tariffs/{id}/import", post(tariffs::import))
         .route("/console/accounts/{id}", get(accounts::account_page))
         .route("/console/accounts/{id}/recharge", post(accounts::recharge))
         .route(

@@ -38,7 +38,7 @@ fn page(title: &str, user: Option<&LoggedIn>, head_extra: &str, body: &str) -> S
         let _ = write!(
             nav,
             "<a href=\"/console\">Dashboard</a><a href=\"/console/calls\">Live calls</a>\
-             <a href=\"/console/cards\">Cards</a><a href=\"/console/cdrs\">CDRs</a><a href=\"/console/users\">Users</a><span>{} ({})</span>\
+             <a href=\"/console/cards\">Cards</a><a href=\"/console/tariffs\">Tariffs</a><a href=\"/console/cdrs\">CDRs</a><a href=\"/console/users\">Users</a><span>{} ({})</span>\
              <form class=\"inline\" method=\"post\" action=\"/console/logout\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
              <button id=\"logout\">Log out</button></form>",
@@ -470,6 +470,109 @@ pub fn account(
     }
     body.push_str("</tbody></table>");
     page(&format!("Account {}", account.id), Some(user), "", &body)
+}
+
+/// Every tariff with its rate count.
+pub fn tariffs(user: &LoggedIn, listed: &[(talktime_store::Tariff, i64)]) -> String {
+    let mut body = String::from(
+        "<table><thead><tr><th>Tariff</th><th>Currency</th><th>Rates</th></tr></thead><tbody>",
+    );
+    for (tariff, count) in listed {
+        let _ = write!(
+            body,
+            "<tr class=\"tariff\"><td><a href=\"/console/tariffs/{}\">{}</a></td><td>{}</td>\
+             <td>{count}</td></tr>",
+            tariff.id,
+            escape(&tariff.name),
+            escape(&tariff.currency)
+        );
+    }
+    body.push_str("</tbody></table>");
+    page("Tariffs", Some(user), "", &body)
+}
+
+/// A tariff's rates (a page, searched by prefix) and the CSV import with its report.
+pub fn tariff(
+    user: &LoggedIn,
+    tariff: &talktime_store::Tariff,
+    query: &super::tariffs::RatesQuery,
+    rates: &[talktime_store::Rate],
+    search_error: Option<&str>,
+    report: Option<&talktime_store::ImportReport>,
+) -> String {
+    let error = search_error
+        .map(|text| {
+            format!(
+                " <span class=\"error\" id=\"error-search\">{}</span>",
+                escape(text)
+            )
+        })
+        .unwrap_or_default();
+    let mut body = format!(
+        "<form method=\"get\" action=\"/console/tariffs/{}\"><label>Prefix \
+         <input name=\"search\" id=\"search\" value=\"{}\"></label>{error} \
+         <button id=\"find-rates\">Find</button></form>",
+        tariff.id,
+        escape(&query.search)
+    );
+    if let Some(report) = report {
+        let _ = write!(
+            body,
+            "<div id=\"report\"><p>{} rows read, {} valid, {} written.</p><ul>",
+            report.rows_read, report.rows_valid, report.rows_written
+        );
+        for row in report.errors.iter().take(50) {
+            let _ = write!(
+                body,
+                "<li class=\"row-error\">line {}{}: {}</li>",
+                row.line,
+                row.column
+                    .map(|column| format!(", {column}"))
+                    .unwrap_or_default(),
+                escape(&row.message)
+            );
+        }
+        body.push_str("</ul></div>");
+    }
+    body.push_str(
+        "<table><thead><tr><th>Prefix</th><th>Description</th><th>Sell / min</th><th>Buy / min</th>\
+         <th>Blocks</th><th>Connection</th></tr></thead><tbody>",
+    );
+    for rate in rates {
+        let _ = write!(
+            body,
+            "<tr class=\"rate\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td></tr>",
+            escape(&rate.prefix),
+            escape(&rate.description),
+            talktime_store::format_micros(rate.sell_rate_micros),
+            talktime_store::format_micros(rate.buy_rate_micros),
+            rate.initial_block_s,
+            rate.increment_s,
+            talktime_store::format_micros(rate.connection_fee_micros),
+        );
+    }
+    body.push_str("</tbody></table>");
+    if let Some(last) = rates.last() {
+        let _ = write!(
+            body,
+            "<p><a id=\"next\" href=\"/console/tariffs/{}?search={}&amp;after={}\">Next</a></p>",
+            tariff.id,
+            escape(&query.search),
+            escape(&last.prefix)
+        );
+    }
+    if super::auth::may_change_calls(&user.user) {
+        let _ = write!(
+            body,
+            "<h2>Import rates (CSV)</h2><form method=\"post\" action=\"/console/tariffs/{}/import\">\
+             {}<p><textarea name=\"csv\" id=\"csv\" rows=\"8\" cols=\"80\"></textarea></p>\
+             <p><label><input type=\"checkbox\" name=\"dry_run\" id=\"dry_run\"> Dry run (check, \
+             write nothing)</label></p><p><button id=\"import\">Import</button></p></form>",
+            tariff.id,
+            csrf_field(user)
+        );
+    }
+    page(&format!("Tariff {}", tariff.name), Some(user), "", &body)
 }
 
 fn utc(epoch_ms: i64) -> String {
