@@ -220,6 +220,7 @@ fn an_admin_hangs_up_a_live_call_from_the_browser_and_a_support_user_cannot() {
         "the dashboard after the login:\n{}",
         browser.source()
     );
+    browser.screenshot("dashboard");
     browser.go(&format!("{console}/console/calls"));
     // The page refreshes itself: the call shows up, then is bridged to the carrier.
     let bridged = (0..75).any(|_| {
@@ -232,6 +233,7 @@ fn an_admin_hangs_up_a_live_call_from_the_browser_and_a_support_user_cannot() {
         browser.source(),
         tail(&switch.log_text(), 20)
     );
+    browser.screenshot("live-calls");
     let row = browser.text("tr.call");
     assert!(row.contains("100"), "{row}");
     assert!(row.contains("answer"), "{row}");
@@ -296,6 +298,7 @@ fn an_admin_hangs_up_a_live_call_from_the_browser_and_a_support_user_cannot() {
         "{}",
         browser.source()
     );
+    browser.screenshot("cdrs");
     let cdr_row = browser.text("tr.cdr");
     assert!(
         cdr_row.contains("operator") && cdr_row.contains("answer"),
@@ -307,6 +310,7 @@ fn an_admin_hangs_up_a_live_call_from_the_browser_and_a_support_user_cannot() {
 
     // The report by carrier counts the call, with its revenue as a bar.
     browser.go(&format!("{console}/console/reports?by=carrier"));
+    browser.screenshot("reports");
     let traffic = browser.text("tr.traffic");
     assert!(traffic.starts_with("answer 1 1 100"), "{traffic}");
     assert!(!browser.all("#revenue-chart").is_empty());
@@ -315,6 +319,7 @@ fn an_admin_hangs_up_a_live_call_from_the_browser_and_a_support_user_cannot() {
 
     // The users page shows who did what.
     browser.go(&format!("{console}/console/users"));
+    browser.screenshot("users");
     let audit = browser.source();
     assert!(
         audit.contains("hang_up") && audit.contains("helpdesk"),
@@ -392,11 +397,14 @@ fn cards_are_generated_found_by_pin_recharged_once_and_blocked() {
     assert_eq!(refused, 400);
 
     let browser = Browser::start();
+    browser.go(&format!("{console}/console/login"));
+    browser.screenshot("login");
     browser.log_in(&console, "admin", password);
     browser
         .wait_for("#calls-up", Duration::from_secs(5))
         .unwrap();
     browser.go(&format!("{console}/console/cards"));
+    browser.screenshot("cards");
     browser.type_into("#pin", "999999999999");
     browser.click("#find");
     assert!(browser.text("#error-pin").contains("No card"));
@@ -459,6 +467,7 @@ fn cards_are_generated_found_by_pin_recharged_once_and_blocked() {
         !browser.all("#status").is_empty() && browser.text("#status") == "blocked"
     });
     assert!(blocked, "{}", browser.source());
+    browser.screenshot("card");
     // The card's account: a caller ID added (bad input named first) and removed, and a
     // recharge from the account page.
     browser.click("#account");
@@ -473,6 +482,7 @@ fn cards_are_generated_found_by_pin_recharged_once_and_blocked() {
     });
     assert!(listed, "{}", browser.source());
     assert!(browser.text("li.caller").contains("15551239999"));
+    browser.screenshot("account");
     browser.click("li.caller button.remove");
     let removed = (0..50).any(|_| {
         std::thread::sleep(Duration::from_millis(100));
@@ -518,6 +528,7 @@ fn cards_are_generated_found_by_pin_recharged_once_and_blocked() {
             .text("#report")
             .contains("2 rows read, 1 valid, 0 written")
     );
+    browser.screenshot("tariff-import");
     let row_error = browser.text("li.row-error");
     assert!(row_error.contains("line 3"), "{row_error}");
     assert_eq!(browser.all("tr.rate").len(), 1, "a dry run writes nothing");

@@ -38,7 +38,9 @@ fn page(title: &str, user: Option<&LoggedIn>, head_extra: &str, body: &str) -> S
         let _ = write!(
             nav,
             "<a href=\"/console\">Dashboard</a><a href=\"/console/calls\">Live calls</a>\
-             <a href=\"/console/cards\">Cards</a><a href=\"/console/tariffs\">Tariffs</a><a href=\"/console/cdrs\">CDRs</a><a href=\"/console/users\">Users</a><span>{} ({})</span>\
+             <a href=\"/console/cards\">Cards</a><a href=\"/console/tariffs\">Tariffs</a>\
+             <a href=\"/console/cdrs\">CDRs</a><a href=\"/console/reports\">Reports</a>\
+             <a href=\"/console/users\">Users</a><span>{} ({})</span>\
              <form class=\"inline\" method=\"post\" action=\"/console/logout\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
              <button id=\"logout\">Log out</button></form>",
@@ -336,6 +338,11 @@ pub fn reports(
          <th>ACD s</th><th>Minutes</th><th>Revenue</th><th>Cost</th><th>Margin</th></tr></thead><tbody>",
     );
     for row in rows {
+        let minutes = format!(
+            "{}.{}",
+            row.billed_seconds / 60,
+            row.billed_seconds % 60 / 6
+        );
         let _ = write!(
             body,
             "<tr class=\"traffic\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
@@ -349,7 +356,11 @@ pub fn reports(
             row.acd_seconds()
                 .map(|acd| acd.normalize().to_string())
                 .unwrap_or_default(),
-            row.billed_seconds / 60,
+            format!(
+                "{}.{}",
+                row.billed_seconds / 60,
+                row.billed_seconds % 60 / 6
+            ),
             talktime_store::format_micros(row.revenue_micros),
             talktime_store::format_micros(row.cost_micros),
             talktime_store::format_micros(row.margin_micros()),

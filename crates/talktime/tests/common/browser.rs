@@ -168,6 +168,21 @@ impl Browser {
             .to_owned()
     }
 
+    /// Saves the page as a PNG when `TALKTIME_SCREENSHOTS` names a folder (how the pictures
+    /// in docs/console/ are made: `TALKTIME_SCREENSHOTS=docs/console cargo test --test
+    /// console_browser`); otherwise does nothing.
+    pub fn screenshot(&self, name: &str) {
+        let Ok(folder) = std::env::var("TALKTIME_SCREENSHOTS") else {
+            return;
+        };
+        use base64_decode::decode;
+        let encoded = self.send("GET", "/screenshot", None);
+        let png = decode(encoded.as_str().unwrap_or_default());
+        let folder = super::repo_root().join(folder);
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join(format!("{name}.png")), png).unwrap();
+    }
+
     /// Logs in on the console's login page.
     pub fn log_in(&self, console: &str, name: &str, password: &str) {
         self.go(&format!("{console}/console/login"));
@@ -182,5 +197,33 @@ impl Drop for Browser {
         let _ = self.agent.delete(&self.base).call();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+    }
+}
+
+/// Standard base64 (what WebDriver returns screenshots in), decoded without a dependency.
+mod base64_decode {
+    pub fn decode(text: &str) -> Vec<u8> {
+        let value = |byte: u8| -> Option<u32> {
+            match byte {
+                b'A'..=b'Z' => Some(u32::from(byte - b'A')),
+                b'a'..=b'z' => Some(u32::from(byte - b'a') + 26),
+                b'0'..=b'9' => Some(u32::from(byte - b'0') + 52),
+                b'+' => Some(62),
+                b'/' => Some(63),
+                _ => None,
+            }
+        };
+        let mut out = Vec::with_capacity(text.len() * 3 / 4);
+        let mut bits = 0u32;
+        let mut count = 0;
+        for byte in text.bytes().filter_map(value) {
+            bits = (bits << 6) | byte;
+            count += 6;
+            if count >= 8 {
+                count -= 8;
+                out.push(u8::try_from((bits >> count) & 0xff).unwrap_or(0));
+            }
+        }
+        out
     }
 }
