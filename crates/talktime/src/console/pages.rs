@@ -356,11 +356,7 @@ pub fn reports(
             row.acd_seconds()
                 .map(|acd| acd.normalize().to_string())
                 .unwrap_or_default(),
-            format!(
-                "{}.{}",
-                row.billed_seconds / 60,
-                row.billed_seconds % 60 / 6
-            ),
+            minutes,
             talktime_store::format_micros(row.revenue_micros),
             talktime_store::format_micros(row.cost_micros),
             talktime_store::format_micros(row.margin_micros()),
