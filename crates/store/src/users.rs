@@ -2,7 +2,7 @@
 //! session tokens are the shell's (argon2id, random tokens); the store keeps PHC strings and
 //! token hashes only.
 
-use crate::backend::{Store, with_conn};
+use crate::backend::{Conn, Store, with_conn};
 use crate::error::StoreError;
 
 /// What a user may do. Resellers extend this later.
@@ -84,6 +84,16 @@ fn user_of((id, name, role, disabled, created_at_ms, _): &UserRow) -> Result<Use
         disabled: *disabled != 0,
         created_at_ms: *created_at_ms,
     })
+}
+
+/// Logs a user out everywhere (a new password, a disabled user).
+async fn end_sessions(conn: &mut Conn<'_>, user_id: i64) -> Result<(), StoreError> {
+    with_conn!(conn, c => sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut **c)
+        .await
+        .map(|_| ()))?;
+    Ok(())
 }
 
 const USER_COLUMNS: &str = "id, name, role, disabled, created_at_ms, password_hash";
@@ -173,11 +183,7 @@ impl Store {
             .execute(&mut **c)
             .await
             .map(|_| ()))?;
-        with_conn!(&mut conn, c => sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-            .bind(user.id)
-            .execute(&mut **c)
-            .await
-            .map(|_| ()))?;
+        end_sessions(&mut conn, user.id).await?;
         transaction.commit().await
     }
 
@@ -193,11 +199,7 @@ impl Store {
             .await
             .map(|_| ()))?;
         if disabled {
-            with_conn!(&mut conn, c => sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-                .bind(user.id)
-                .execute(&mut **c)
-                .await
-                .map(|_| ()))?;
+            end_sessions(&mut conn, user.id).await?;
         }
         transaction.commit().await
     }

@@ -65,11 +65,7 @@ pub async fn add_caller_id(
     Form(form): Form<NumberForm>,
 ) -> Result<Response, ConsoleError> {
     user.check_csrf(&form.csrf)?;
-    if !auth::may_change_calls(&user.user) {
-        return Err(ConsoleError::Forbidden(
-            "Your role may not change caller IDs.",
-        ));
-    }
+    user.require_change("Your role may not change caller IDs.")?;
     let Some(number) = caller_number(&form.number) else {
         let page = account_view(
             &state,
@@ -105,11 +101,7 @@ pub async fn remove_caller_id(
     Form(form): Form<NumberForm>,
 ) -> Result<Response, ConsoleError> {
     user.check_csrf(&form.csrf)?;
-    if !auth::may_change_calls(&user.user) {
-        return Err(ConsoleError::Forbidden(
-            "Your role may not change caller IDs.",
-        ));
-    }
+    user.require_change("Your role may not change caller IDs.")?;
     let number = Pii::new(form.number.trim().to_owned());
     // Only a number of this account: a forged form cannot remove another's.
     if state.store.caller_ids_of(id).await?.contains(&number) {

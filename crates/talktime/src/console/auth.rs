@@ -97,8 +97,9 @@ pub fn session_alive(created_at_ms: i64, last_seen_ms: i64, now_ms: i64) -> bool
     now_ms - last_seen_ms < IDLE_TIMEOUT_MS && now_ms - created_at_ms < ABSOLUTE_TIMEOUT_MS
 }
 
-/// What a role may do on the console.
-pub fn may_change_calls(user: &User) -> bool {
+/// Whether a role may change things (end calls, block cards, import tariffs, edit caller IDs,
+/// make cards): admins and operators; support reads and recharges.
+pub fn may_change(user: &User) -> bool {
     matches!(user.role, Role::Admin | Role::Operator)
 }
 

@@ -97,11 +97,7 @@ pub async fn set_status(
     Form(form): Form<StatusForm>,
 ) -> Result<Response, ConsoleError> {
     user.check_csrf(&form.csrf)?;
-    if !auth::may_change_calls(&user.user) {
-        return Err(ConsoleError::Forbidden(
-            "Your role may recharge cards, not block them.",
-        ));
-    }
+    user.require_change("Your role may recharge cards, not block them.")?;
     let status = match form.status.as_str() {
         "blocked" => CardStatus::Blocked,
         "active" => CardStatus::Active,
@@ -228,9 +224,7 @@ pub async fn generate_batch(
     Form(form): Form<BatchForm>,
 ) -> Result<Response, ConsoleError> {
     user.check_csrf(&form.csrf)?;
-    if !auth::may_change_calls(&user.user) {
-        return Err(ConsoleError::Forbidden("Your role may not make cards."));
-    }
+    user.require_change("Your role may not make cards.")?;
     let refuse = |field: &'static str, text: String| {
         let page = pages::cards(&user, Some((field, &text)));
         Ok((StatusCode::BAD_REQUEST, Html(page)).into_response())

@@ -173,6 +173,15 @@ impl FromRequestParts<ConsoleState> for LoggedIn {
 }
 
 impl LoggedIn {
+    /// Refuses a change the user's role may not make (support reads and recharges only).
+    fn require_change(&self, why: &'static str) -> Result<(), ConsoleError> {
+        if auth::may_change(&self.user) {
+            Ok(())
+        } else {
+            Err(ConsoleError::Forbidden(why))
+        }
+    }
+
     /// Refuses a change whose form lacks this session's CSRF token.
     fn check_csrf(&self, given: &str) -> Result<(), ConsoleError> {
         let wanted = self.csrf_token.as_bytes();
@@ -306,11 +315,7 @@ async fn hang_up(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, ConsoleError> {
     user.check_csrf(&form.csrf)?;
-    if !auth::may_change_calls(&user.user) {
-        return Err(ConsoleError::Forbidden(
-            "Your role may look at calls, not end them.",
-        ));
-    }
+    user.require_change("Your role may look at calls, not end them.")?;
     let call = state
         .metrics
         .live_calls()

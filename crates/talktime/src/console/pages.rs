@@ -103,7 +103,7 @@ fn seconds(ms: i64) -> String {
 }
 
 pub fn calls(user: &LoggedIn, calls: &[LiveCall], now_ms: i64) -> String {
-    let may_hang_up = super::auth::may_change_calls(&user.user);
+    let may_hang_up = super::auth::may_change(&user.user);
     let mut rows = String::new();
     for call in calls {
         let talked = call.answered_ms.map(|answered| now_ms - answered);
@@ -262,7 +262,7 @@ pub fn card(
         card.id,
         input("amount", "Amount", "text", error),
     );
-    if super::auth::may_change_calls(&user.user) {
+    if super::auth::may_change(&user.user) {
         let (next, label) = if card.status.as_str() == "blocked" {
             ("active", "Unblock")
         } else {
@@ -276,21 +276,7 @@ pub fn card(
             card.id
         );
     }
-    body.push_str(
-        "<h2>Transactions</h2><table><thead><tr><th>When (UTC)</th><th>Kind</th><th>Amount</th>\
-         <th>Balance after</th></tr></thead><tbody>",
-    );
-    for entry in entries {
-        let _ = write!(
-            body,
-            "<tr class=\"entry\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            utc(entry.created_at_ms),
-            entry.kind.as_str(),
-            talktime_store::format_micros(entry.amount_micros),
-            talktime_store::format_micros(entry.balance_after_micros),
-        );
-    }
-    body.push_str("</tbody></table>");
+    body.push_str(&transactions_table(entries));
     page(&format!("Card {}", card.id), Some(user), "", &body)
 }
 
@@ -432,7 +418,7 @@ pub fn account(
         input("amount", "Amount", "text", error),
     );
     body.push_str("<h2>Caller IDs</h2><ul>");
-    let may_change = super::auth::may_change_calls(&user.user);
+    let may_change = super::auth::may_change(&user.user);
     for number in callers {
         let remove = if may_change {
             format!(
@@ -461,21 +447,7 @@ pub fn account(
             input("number", "Caller ID", "text", error),
         );
     }
-    body.push_str(
-        "<h2>Transactions</h2><table><thead><tr><th>When (UTC)</th><th>Kind</th><th>Amount</th>\
-         <th>Balance after</th></tr></thead><tbody>",
-    );
-    for entry in entries {
-        let _ = write!(
-            body,
-            "<tr class=\"entry\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            utc(entry.created_at_ms),
-            entry.kind.as_str(),
-            talktime_store::format_micros(entry.amount_micros),
-            talktime_store::format_micros(entry.balance_after_micros),
-        );
-    }
-    body.push_str("</tbody></table>");
+    body.push_str(&transactions_table(entries));
     page(&format!("Account {}", account.id), Some(user), "", &body)
 }
 
@@ -568,7 +540,7 @@ pub fn tariff(
             escape(&last.prefix)
         );
     }
-    if super::auth::may_change_calls(&user.user) {
+    if super::auth::may_change(&user.user) {
         let _ = write!(
             body,
             "<h2>Import rates (CSV)</h2><form method=\"post\" action=\"/console/tariffs/{}/import\">\
@@ -580,6 +552,26 @@ pub fn tariff(
         );
     }
     page(&format!("Tariff {}", tariff.name), Some(user), "", &body)
+}
+
+/// An account's newest transactions.
+fn transactions_table(entries: &[talktime_store::LedgerEntry]) -> String {
+    let mut table = String::from(
+        "<h2>Transactions</h2><table><thead><tr><th>When (UTC)</th><th>Kind</th><th>Amount</th>\
+         <th>Balance after</th></tr></thead><tbody>",
+    );
+    for entry in entries {
+        let _ = write!(
+            table,
+            "<tr class=\"entry\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            utc(entry.created_at_ms),
+            entry.kind.as_str(),
+            talktime_store::format_micros(entry.amount_micros),
+            talktime_store::format_micros(entry.balance_after_micros),
+        );
+    }
+    table.push_str("</tbody></table>");
+    table
 }
 
 fn utc(epoch_ms: i64) -> String {

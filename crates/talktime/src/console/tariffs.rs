@@ -8,7 +8,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use talktime_store::ImportOptions;
 
-use super::{ConsoleError, ConsoleState, LoggedIn, auth, pages};
+use super::{ConsoleError, ConsoleState, LoggedIn, pages};
 use crate::server::wall_clock_ms;
 
 /// Rates per page.
@@ -98,9 +98,7 @@ pub async fn import(
     Form(form): Form<ImportForm>,
 ) -> Result<Response, ConsoleError> {
     user.check_csrf(&form.csrf)?;
-    if !auth::may_change_calls(&user.user) {
-        return Err(ConsoleError::Forbidden("Your role may not change tariffs."));
-    }
+    user.require_change("Your role may not change tariffs.")?;
     let options = ImportOptions {
         dry_run: form.dry_run.is_some(),
         ..ImportOptions::default()
