@@ -69,6 +69,9 @@ pub struct RadiusNumbers {
     pub accounting: u64,
 }
 
+/// How long the core keeps copying the live calls after the console last read them.
+const LIVE_CALLS_INTEREST: Duration = Duration::from_secs(10);
+
 /// Everything `/metrics` shows.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -77,6 +80,9 @@ pub struct Metrics {
     ledger: [Histogram; 4],
     settlements_waiting: AtomicU64,
     live_calls: Mutex<Vec<talktime_b2bua::monitor::LiveCall>>,
+    /// When the console last read the live calls: the core copies them out only while
+    /// someone looks (a copy of every call costs allocations on the core loop).
+    live_calls_read: Mutex<Option<std::time::Instant>>,
     mails_sent: AtomicU64,
     mails_failed: AtomicU64,
     media: Mutex<Vec<std::sync::Arc<crate::media_workers::MediaStats>>>,
@@ -108,6 +114,15 @@ impl Metrics {
         self.ledger[kind as usize].observe(took);
     }
 
+    /// Whether the console read the live calls in the last [`LIVE_CALLS_INTEREST`].
+    pub fn live_calls_wanted(&self) -> bool {
+        self.live_calls_read
+            .lock()
+            .ok()
+            .and_then(|read| *read)
+            .is_some_and(|read| read.elapsed() < LIVE_CALLS_INTEREST)
+    }
+
     /// The core loop's copy of the calls up, for the console's live view.
     pub fn publish_calls(&self, calls: Vec<talktime_b2bua::monitor::LiveCall>) {
         if let Ok(mut held) = self.live_calls.lock() {
@@ -115,12 +130,21 @@ impl Metrics {
         }
     }
 
-    /// The calls up at the last copy.
+    /// The calls up at the last copy (the first read after a quiet spell may be a few hundred
+    /// milliseconds old: it starts the copies again).
     pub fn live_calls(&self) -> Vec<talktime_b2bua::monitor::LiveCall> {
+        if let Ok(mut read) = self.live_calls_read.lock() {
+            *read = Some(std::time::Instant::now());
+        }
         self.live_calls
             .lock()
             .map(|held| held.clone())
             .unwrap_or_default()
+    }
+
+    /// The switch's gauges at the last copy (calls up, in the IVR, ...).
+    pub fn gauges(&self) -> Gauges {
+        self.switch.lock().map(|held| held.1).unwrap_or_default()
     }
 
     /// One mail attempt: sent, or failed (it stays queued).

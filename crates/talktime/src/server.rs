@@ -248,6 +248,7 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     info!("Talktime ready");
     let mut last_published = Instant::now();
+    let mut calls_published = false;
     // An idle switch still publishes its last numbers.
     let mut metrics_tick = tokio::time::interval(METRICS_EVERY * 5);
     metrics_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -286,7 +287,15 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
         shell.carry_out(&mut switch);
         if last_published.elapsed() >= METRICS_EVERY {
             metrics.publish_switch(&switch.counters(), switch.gauges());
-            metrics.publish_calls(switch.live_calls());
+            // The live calls only while the console looks; when it stops, one empty copy, so
+            // that the next first look shows no call that has long ended.
+            if metrics.live_calls_wanted() {
+                metrics.publish_calls(switch.live_calls());
+                calls_published = true;
+            } else if calls_published {
+                metrics.publish_calls(Vec::new());
+                calls_published = false;
+            }
             last_published = Instant::now();
         }
         if switch.stopped(Instant::now()) {

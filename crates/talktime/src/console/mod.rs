@@ -204,8 +204,7 @@ async fn dashboard(
     State(state): State<ConsoleState>,
     user: LoggedIn,
 ) -> Result<Html<String>, ConsoleError> {
-    let calls = state.metrics.live_calls();
-    Ok(Html(pages::dashboard(&user, &calls)))
+    Ok(Html(pages::dashboard(&user, state.metrics.gauges())))
 }
 
 async fn login_page() -> Html<String> {

@@ -81,18 +81,16 @@ pub fn login(error: Option<&str>) -> String {
     )
 }
 
-pub fn dashboard(user: &LoggedIn, calls: &[LiveCall]) -> String {
-    let talking = calls
-        .iter()
-        .filter(|call| call.answered_ms.is_some())
-        .count();
+/// The switch's gauges, which the core publishes whether or not anyone looks.
+pub fn dashboard(user: &LoggedIn, gauges: talktime_b2bua::counters::Gauges) -> String {
     let body = format!(
         "<div class=\"card\">Calls up<div class=\"big\" id=\"calls-up\">{}</div></div>\
-         <div class=\"card\">Talking<div class=\"big\" id=\"talking\">{talking}</div></div>\
+         <div class=\"card\">Past the IVR<div class=\"big\" id=\"talking\">{}</div></div>\
          <div class=\"card\">In the IVR<div class=\"big\">{}</div></div>\
          <p><a href=\"/console/calls\">Live calls</a></p>",
-        calls.len(),
-        calls.len() - talking
+        gauges.calls_up,
+        gauges.calls_up.saturating_sub(gauges.ivr_sessions),
+        gauges.ivr_sessions
     );
     page("Dashboard", Some(user), "", &body)
 }
