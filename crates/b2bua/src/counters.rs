@@ -40,23 +40,7 @@ impl Counters {
 
     /// A method's label without allocating (this runs for every request received).
     pub(crate) fn method_label(method: &talktime_sip::Method) -> &'static str {
-        use talktime_sip::Method;
-        match method {
-            Method::Invite => "INVITE",
-            Method::Ack => "ACK",
-            Method::Bye => "BYE",
-            Method::Cancel => "CANCEL",
-            Method::Options => "OPTIONS",
-            Method::Register => "REGISTER",
-            Method::Info => "INFO",
-            Method::Update => "UPDATE",
-            Method::Prack => "PRACK",
-            Method::Subscribe => "SUBSCRIBE",
-            Method::Notify => "NOTIFY",
-            Method::Refer => "REFER",
-            Method::Message => "MESSAGE",
-            Method::Other(_) => "other",
-        }
+        method.standard_name().unwrap_or("other")
     }
 
     pub(crate) fn status_class(status: u16) -> &'static str {

@@ -29,6 +29,15 @@ impl Method {
     /// The method as it appears on the wire.
     pub fn as_str(&self) -> &str {
         match self {
+            Method::Other(name) => name,
+            known => known.standard_name().unwrap_or_default(),
+        }
+    }
+
+    /// The name of a method this crate knows; `None` for an extension method (a name a peer
+    /// chose, which must not become, say, a metrics label of its own).
+    pub fn standard_name(&self) -> Option<&'static str> {
+        Some(match self {
             Method::Invite => "INVITE",
             Method::Ack => "ACK",
             Method::Bye => "BYE",
@@ -42,8 +51,8 @@ impl Method {
             Method::Notify => "NOTIFY",
             Method::Refer => "REFER",
             Method::Message => "MESSAGE",
-            Method::Other(name) => name,
-        }
+            Method::Other(_) => return None,
+        })
     }
 
     /// Parses a method token. Known names map to their variant; other tokens to `Other`.
