@@ -131,7 +131,10 @@ async fn send_loop(
         };
         for notification in due {
             let outcome = send(&mailer, &from, &notification).await;
-            let error_text = outcome.as_ref().err().map(|error| format!("{error:#}"));
+            let error_text = outcome
+                .as_ref()
+                .err()
+                .map(|error| without_addresses(&format!("{error:#}")));
             let retry_at = now.saturating_add(retry_delay_ms(&config, notification.attempts));
             if let Some(error) = &error_text {
                 warn!(mail = notification.id, kind = notification.kind.as_str(), %error,
@@ -158,6 +161,21 @@ async fn send_loop(
             }
         }
     }
+}
+
+/// A mail server's error text without the addresses it may echo (they are personal data and
+/// go to the log and the ledger).
+fn without_addresses(text: &str) -> String {
+    text.split(' ')
+        .map(|word| {
+            if word.contains('@') {
+                "<address>"
+            } else {
+                word
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `retry_s`, doubled per earlier failure, at most an hour.
@@ -306,4 +324,17 @@ pub fn carrier_down(config: &NotificationsConfig, store: &Store, carrier: &str) 
             warn!(%error, "cannot queue the carrier-down mail");
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_error_loses_its_addresses() {
+        assert_eq!(
+            without_addresses("permanent error (550): <owner@example.test> unknown"),
+            "permanent error (550): <address> unknown"
+        );
+    }
 }
