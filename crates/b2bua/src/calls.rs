@@ -145,6 +145,7 @@ impl Session {
         crate::monitor::LiveCall {
             key,
             call_id: self.call_id.clone(),
+            account: self.account(),
             access_number: self.access.number.clone(),
             caller_id: self
                 .caller_id
@@ -158,6 +159,11 @@ impl Session {
             limit_ms: rated.map(|rated| rated.authorization.limit_ms),
             codec: format!("{:?}", self.codec),
         }
+    }
+
+    /// The paying account, once rated.
+    pub(crate) fn account(&self) -> Option<i64> {
+        self.rated.as_ref().map(|(_, rated)| rated.account.0)
     }
 
     /// Still in the IVR: no carrier leg answered yet.

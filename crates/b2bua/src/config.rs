@@ -601,6 +601,15 @@ pub struct ClusterConfig {
     /// How often this node writes its heartbeat, in milliseconds.
     #[serde(default = "default_heartbeat_ms")]
     pub heartbeat_ms: u64,
+    /// How often this node checks whether carriers or dial plans changed in the database
+    /// (another node, or the CLI, changed them); a change made through this node's own API
+    /// applies at once.
+    #[serde(default = "default_routing_check_ms")]
+    pub routing_check_ms: u64,
+}
+
+fn default_routing_check_ms() -> u64 {
+    2000
 }
 
 fn default_node_lease_s() -> u64 {
@@ -617,6 +626,7 @@ impl Default for ClusterConfig {
             node_id: String::new(),
             node_lease_s: default_node_lease_s(),
             heartbeat_ms: default_heartbeat_ms(),
+            routing_check_ms: default_routing_check_ms(),
         }
     }
 }

@@ -25,5 +25,5 @@ pub use calls::{SOURCE_KEY, StartError};
 pub use deadlines::Deadlines;
 pub use ledger::{LedgerReply, LedgerRequest, Rated};
 pub use media::{INACTIVITY_TIMEOUT, MediaCommand, MediaReport};
-pub use routing::CarrierTarget;
+pub use routing::{CarrierTarget, RoutingUpdate};
 pub use switch::{Input, Listening, Now, Output, Services, Switch, SwitchError};

@@ -13,6 +13,8 @@ pub struct LiveCall {
     /// The switch's key for the call (what a hang-up names).
     pub key: u64,
     pub call_id: String,
+    /// The paying account, once the caller is authorized.
+    pub account: Option<i64>,
     pub access_number: String,
     pub caller_id: Option<String>,
     pub destination: Option<String>,
@@ -60,5 +62,19 @@ impl Switch {
             },
         );
         true
+    }
+
+    /// Ends every call of `account` as [`Switch::hang_up_for_operator`] does; returns how
+    /// many.
+    pub(crate) fn hang_up_account_for_operator(&mut self, account: i64) -> usize {
+        let keys: Vec<u64> = self
+            .sessions
+            .iter()
+            .filter(|(_, session)| session.account() == Some(account))
+            .map(|(key, _)| *key)
+            .collect();
+        keys.iter()
+            .filter(|key| self.hang_up_for_operator(**key))
+            .count()
     }
 }

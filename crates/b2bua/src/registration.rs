@@ -68,6 +68,9 @@ impl Switch {
     pub(crate) fn prepare_registrations(&mut self) {
         let now = self.now.instant;
         for carrier in self.config.carriers.clone() {
+            if self.registrations.by_carrier.contains_key(&carrier.name) {
+                continue;
+            }
             let (Some(username), Some(password)) = (carrier.username, carrier.password) else {
                 continue;
             };
@@ -101,6 +104,45 @@ impl Switch {
                 .by_carrier
                 .insert(carrier.name, registration);
         }
+    }
+
+    /// After the carriers changed: drops the registrations of carriers that are gone or
+    /// registered differently now (an answer to their REGISTER in flight is then ignored),
+    /// and starts those that are new.
+    pub(crate) fn refresh_registrations(&mut self) {
+        let stale: Vec<String> = self
+            .registrations
+            .by_carrier
+            .values()
+            .filter(|registration| !self.registration_still_wanted(registration))
+            .map(|registration| registration.carrier.clone())
+            .collect();
+        for carrier in stale {
+            info!(%carrier, "registration dropped: the carrier changed");
+            self.registrations.by_carrier.remove(&carrier);
+            self.registrations
+                .by_transaction
+                .retain(|_, registered| *registered != carrier);
+        }
+        self.prepare_registrations();
+    }
+
+    fn registration_still_wanted(&self, registration: &Registration) -> bool {
+        let Some(carrier) = self
+            .config
+            .carriers
+            .iter()
+            .find(|carrier| carrier.name == registration.carrier)
+        else {
+            return false;
+        };
+        carrier.enabled
+            && carrier.register_expires_s == registration.expires
+            && format!("{}:{}", carrier.host, carrier.port) == registration.host
+            && carrier.username.as_deref() == Some(registration.username.as_str())
+            && carrier.password.as_deref() == Some(registration.password.expose().as_str())
+            && crate::routing::sip_transport(carrier.transport) == registration.peer.transport
+            && self.carrier_addresses.get(&carrier.name) == Some(&registration.peer.address)
     }
 
     /// Sends the REGISTERs that are due.

@@ -1,6 +1,8 @@
 //! The core's use of the router: carrier targets for a call, capacity counters, failover
 //! classification and OPTIONS health pings.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
@@ -33,6 +35,18 @@ pub struct CarrierTarget {
     pub credentials: Option<(String, Pii<String>)>,
 }
 
+/// New carriers and dial plans for the running switch, prepared by the shell (addresses
+/// resolved, buy-rate decks loaded): the core does no DNS and no database read.
+#[derive(Debug, Clone)]
+pub struct RoutingUpdate {
+    /// The routing version these come from (for the log).
+    pub version: i64,
+    pub carriers: Vec<talktime_routing::CarrierConfig>,
+    pub dial_plans: Vec<talktime_routing::DialPlanConfig>,
+    pub buy_rates: HashMap<String, Arc<talktime_billing::RateDeck>>,
+    pub carrier_addresses: HashMap<String, std::net::SocketAddr>,
+}
+
 pub(crate) fn sip_transport(transport: CarrierTransport) -> SipTransport {
     match transport {
         CarrierTransport::Udp => SipTransport::Udp,
@@ -42,6 +56,35 @@ pub(crate) fn sip_transport(transport: CarrierTransport) -> SipTransport {
 }
 
 impl Switch {
+    /// Routes new calls with `update`; calls in progress keep their carrier and are counted
+    /// against it while it keeps its name. An update the router refuses changes nothing.
+    pub(crate) fn apply_routing(&mut self, update: RoutingUpdate, now: Instant) {
+        let RoutingUpdate {
+            version,
+            carriers,
+            dial_plans,
+            buy_rates,
+            carrier_addresses,
+        } = update;
+        if let Err(errors) =
+            self.router
+                .reload(carriers.clone(), dial_plans.clone(), buy_rates, now)
+        {
+            warn!(version, %errors, "routing change refused; the previous routing stays");
+            return;
+        }
+        self.config.carriers = carriers;
+        self.config.dial_plans = dial_plans;
+        self.carrier_addresses = carrier_addresses;
+        self.refresh_registrations();
+        info!(
+            version,
+            carriers = self.config.carriers.len(),
+            dial_plans = self.config.dial_plans.len(),
+            "routing changed"
+        );
+    }
+
     fn local_start(&self) -> Option<LocalStart> {
         LocalStart::from_unix_ms(self.now.epoch_ms, self.config.billing.utc_offset_minutes)
     }

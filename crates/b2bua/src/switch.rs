@@ -63,6 +63,11 @@ pub enum Input {
     Stop,
     /// An operator hangs up a call from the console (`by`: the user, for the log).
     OperatorHangup { call: u64, by: String },
+    /// An operator hangs up every call of an account.
+    OperatorHangupAccount { account: i64, by: String },
+    /// Carriers and dial plans changed (edited live): calls in progress keep their carrier,
+    /// new calls route with these.
+    RoutingChanged(Box<crate::routing::RoutingUpdate>),
 }
 
 /// What the switch asks the shell to do.
@@ -267,6 +272,11 @@ impl Switch {
                     info!(call, user = %by, "call hung up by an operator");
                 }
             }
+            Input::OperatorHangupAccount { account, by } => {
+                let ended = self.hang_up_account_for_operator(account);
+                info!(account, calls = ended, user = %by, "account's calls hung up by an operator");
+            }
+            Input::RoutingChanged(update) => self.apply_routing(*update, now.instant),
         }
         self.drain();
     }
@@ -350,6 +360,11 @@ impl Switch {
             stray_responses: self.layer.stray_responses(),
             retransmissions: self.layer.retransmissions(),
         }
+    }
+
+    /// Every carrier's health and calls in progress, in configuration order.
+    pub fn carrier_status(&self) -> Vec<talktime_routing::CarrierStatus> {
+        self.router.carrier_status()
     }
 
     /// Calls up (prepaid and test-number).

@@ -33,6 +33,8 @@ pub enum ConfigError {
     InvalidAddPrefix { carrier: String, prefix: String },
     #[error("carrier {0:?}: a fixed caller ID must be digits, optionally after +")]
     InvalidFixedCallerId(String),
+    #[error("carrier {0:?}: tls_pin_sha256 must be 64 hex digits (a SHA-256)")]
+    InvalidTlsPin(String),
     #[error("a dial plan has an empty name")]
     EmptyDialPlanName,
     #[error("dial plan {0:?} is defined twice")]
@@ -63,6 +65,36 @@ pub enum ConfigError {
     },
     #[error("number rules: {field} value {value:?} must be digits")]
     InvalidNumberRule { field: &'static str, value: String },
+}
+
+impl ConfigError {
+    /// The field of a carrier or route form the problem is in (for a message at the field).
+    pub fn field(&self) -> &'static str {
+        match self {
+            ConfigError::EmptyCarrierName
+            | ConfigError::DuplicateCarrier(_)
+            | ConfigError::EmptyDialPlanName
+            | ConfigError::DuplicateDialPlan(_) => "name",
+            ConfigError::EmptyHost(_) => "host",
+            ConfigError::ZeroPort(_) => "port",
+            ConfigError::IncompleteCredentials(_) | ConfigError::RegistrationWithoutCredentials(_) => {
+                "username"
+            }
+            ConfigError::ZeroLimit { field, .. } => field,
+            ConfigError::InvalidFailoverCode { .. } => "failover_codes",
+            ConfigError::InvalidAddPrefix { .. } => "add_prefix",
+            ConfigError::InvalidFixedCallerId(_) => "caller_id",
+            ConfigError::InvalidTlsPin(_) => "tls_pin_sha256",
+            ConfigError::InvalidRoutePrefix { .. } | ConfigError::DuplicateRoutePrefix { .. } => {
+                "prefix"
+            }
+            ConfigError::EmptyRoute { .. }
+            | ConfigError::UnknownCarrier { .. }
+            | ConfigError::DuplicateRouteCarrier { .. }
+            | ConfigError::ZeroWeight { .. } => "carriers",
+            ConfigError::InvalidNumberRule { field, .. } => field,
+        }
+    }
 }
 
 /// Every problem found, in file order.
@@ -171,6 +203,12 @@ fn check_carrier(carrier: &CarrierConfig, errors: &mut Vec<ConfigError>) {
             carrier: name(),
             prefix: carrier.add_prefix.clone(),
         });
+    }
+    if let Some(pin) = &carrier.tls_pin_sha256 {
+        let hex = pin.trim().replace(':', "");
+        if hex.len() != 64 || !hex.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+            errors.push(ConfigError::InvalidTlsPin(name()));
+        }
     }
     if let crate::CallerIdRule::Fixed(number) = &carrier.caller_id {
         let digits = number.strip_prefix('+').unwrap_or(number);

@@ -52,6 +52,7 @@ pub use talktime_billing::{DecimalError, MAX_FRACTION_DIGITS, format_micros, par
 mod plans;
 mod recovery;
 mod reservation;
+mod routing_docs;
 mod tariffs;
 mod users;
 
@@ -74,5 +75,6 @@ pub use reservation::{
     Available, Decision, FirstUse, Payer, ReconcileReport, Refusal, ReleaseOutcome, Reservation,
     SettleOutcome,
 };
+pub use routing_docs::{RoutingDocument, RoutingKind, RoutingSnapshot};
 pub use tariffs::{ImportOptions, ImportReport, RateExtrasColumns, RowError, TARIFF_CSV_COLUMNS};
 pub use users::{AuditEntry, Role, SessionRow, User, UserLogin};

@@ -647,7 +647,7 @@ pub async fn explain_route(config: &Config, question: &RouteQuestion) -> anyhow:
         None
     };
     let buy_rates = match &store {
-        Some(store) => crate::startup::buy_rate_decks(store, config).await?,
+        Some(store) => crate::startup::buy_rate_decks(store, &config.carriers).await?,
         None => HashMap::new(),
     };
     for carrier in &config.carriers {

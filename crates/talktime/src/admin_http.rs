@@ -96,12 +96,20 @@ impl IntoResponse for AdminError {
 
 /// What every handler shares.
 #[derive(Clone)]
-struct AdminState {
+#[allow(missing_debug_implementations)] // holds the token
+pub struct AdminState {
     store: Store,
     token: Arc<str>,
     prompts_dir: PathBuf,
     core: CoreSender,
-    metrics: Arc<crate::metrics::Metrics>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    pub(crate) routing: crate::routing_live::RoutingEditor,
+}
+
+impl AdminState {
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
 }
 
 /// Where and how the admin API listens.
@@ -125,6 +133,7 @@ pub async fn start(
     prompts_dir: PathBuf,
     core: CoreSender,
     metrics: Arc<crate::metrics::Metrics>,
+    routing: crate::routing_live::RoutingEditor,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let https = tls.is_some();
@@ -135,6 +144,7 @@ pub async fn start(
         metrics: metrics.clone(),
         secure_cookies: https,
         limiter: Arc::default(),
+        routing: routing.clone(),
     };
     let state = AdminState {
         store,
@@ -142,6 +152,7 @@ pub async fn start(
         prompts_dir,
         core,
         metrics,
+        routing,
     };
     tokio::spawn(crate::http_serve::serve(
         listener,
@@ -164,6 +175,18 @@ fn router(state: AdminState) -> Router {
         .route("/api/cards/batches", post(card_batch))
         .route("/api/cdrs", get(cdrs))
         .route("/api/reports/traffic", get(traffic))
+        .route("/api/carriers", get(crate::admin_routing::carriers))
+        .route(
+            "/api/carriers/{name}",
+            put(crate::admin_routing::put_carrier).delete(crate::admin_routing::delete_carrier),
+        )
+        .route("/api/dial_plans", get(crate::admin_routing::dial_plans))
+        .route(
+            "/api/dial_plans/{name}",
+            put(crate::admin_routing::put_dial_plan)
+                .delete(crate::admin_routing::delete_dial_plan),
+        )
+        .route("/api/routes/explain", get(crate::admin_routing::explain))
         .route("/metrics", get(metrics))
         .route(
             "/api/prompts/{language}/{name}",

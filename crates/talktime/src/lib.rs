@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod admin_http;
+pub mod admin_routing;
 pub mod backup;
 pub mod config;
 pub mod console;
@@ -19,6 +20,7 @@ pub mod notify;
 pub mod plans;
 pub mod radius_service;
 pub mod recovery;
+pub mod routing_live;
 pub mod server;
 pub mod startup;
 pub mod tariff_admin;

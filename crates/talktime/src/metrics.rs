@@ -80,6 +80,7 @@ pub struct Metrics {
     ledger: [Histogram; 4],
     settlements_waiting: AtomicU64,
     live_calls: Mutex<Vec<talktime_b2bua::monitor::LiveCall>>,
+    carriers: Mutex<Vec<talktime_routing::CarrierStatus>>,
     /// When the console last read the live calls: the core copies them out only while
     /// someone looks (a copy of every call costs allocations on the core loop).
     live_calls_read: Mutex<Option<std::time::Instant>>,
@@ -124,6 +125,21 @@ impl Metrics {
     }
 
     /// The core loop's copy of the calls up, for the console's live view.
+    /// Every carrier's health and calls, for the console's carriers page.
+    pub fn publish_carriers(&self, carriers: Vec<talktime_routing::CarrierStatus>) {
+        if let Ok(mut held) = self.carriers.lock() {
+            *held = carriers;
+        }
+    }
+
+    /// The carriers at the last copy.
+    pub fn carriers(&self) -> Vec<talktime_routing::CarrierStatus> {
+        self.carriers
+            .lock()
+            .map(|held| held.clone())
+            .unwrap_or_default()
+    }
+
     pub fn publish_calls(&self, calls: Vec<talktime_b2bua::monitor::LiveCall>) {
         if let Ok(mut held) = self.live_calls.lock() {
             *held = calls;

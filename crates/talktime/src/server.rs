@@ -49,6 +49,8 @@ pub struct Services {
     pub ledger: Arc<Ledger>,
     pub prompts: PromptCache,
     pub router: Router,
+    /// The database's routing version the router was built from.
+    pub routing_version: i64,
     /// BYEs for the legs of calls a previous run left up (sent once the sockets are open).
     pub recovered_byes: Vec<crate::recovery::LegBye>,
 }
@@ -62,8 +64,8 @@ impl std::fmt::Debug for Services {
     }
 }
 
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    let services = crate::startup::prepare(&config).await?;
+pub async fn run(mut config: Config) -> anyhow::Result<()> {
+    let services = crate::startup::prepare(&mut config).await?;
     serve(config, services).await
 }
 
@@ -167,6 +169,13 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
     let (core_sender, mut core_messages) = mpsc::channel::<Input>(4096);
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let (media_sender, mut media_reports) = mpsc::unbounded_channel();
+    let routing = crate::routing_live::spawn_sync(crate::routing_live::Sync {
+        store: services.ledger.store().clone(),
+        config: config.clone(),
+        transport: transport.clone(),
+        core: core_sender.clone(),
+        version: services.routing_version,
+    });
     if let Some(listen) = config.admin.address()? {
         let token = crate::admin_http::admin_token(&config.admin.token, &config.paths.data_dir)
             .context("cannot read or make the admin API token")?;
@@ -189,6 +198,7 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
             config.paths.prompts_dir.clone(),
             core_sender.clone(),
             metrics.clone(),
+            routing,
         )
         .await
         .with_context(|| format!("cannot listen for the admin API on {listen}"))?;
@@ -287,6 +297,7 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
         shell.carry_out(&mut switch);
         if last_published.elapsed() >= METRICS_EVERY {
             metrics.publish_switch(&switch.counters(), switch.gauges());
+            metrics.publish_carriers(switch.carrier_status());
             // The live calls only while the console looks; when it stops, one empty copy, so
             // that the next first look shows no call that has long ended.
             if metrics.live_calls_wanted() {

@@ -39,7 +39,9 @@ pub fn pin_key(file: &std::path::Path, create: bool) -> anyhow::Result<talktime_
     Ok(key)
 }
 
-pub async fn prepare(config: &Config) -> anyhow::Result<Services> {
+/// Opens the ledger and prepares the core's services; `config`'s carriers and dial plans
+/// become the database's (seeded from the file at the first start).
+pub async fn prepare(config: &mut Config) -> anyhow::Result<Services> {
     let url = config.database_url();
     talktime_store::create_private_dir(&config.paths.data_dir).with_context(|| {
         format!(
@@ -76,13 +78,17 @@ pub async fn prepare(config: &Config) -> anyhow::Result<Services> {
     if config.demo.enabled {
         seed_demo(&store, config).await?;
     }
+    let routing = crate::routing_live::load_or_seed(&store, config).await?;
+    config.carriers = routing.carriers;
+    config.dial_plans = routing.dial_plans;
     let prompts = load_prompts(&config.paths.prompts_dir)?;
-    let buy_rates = buy_rate_decks(&store, config).await?;
+    let buy_rates = buy_rate_decks(&store, &config.carriers).await?;
     let router = build_router(config, buy_rates)?;
     Ok(Services {
         ledger,
         prompts,
         router,
+        routing_version: routing.version,
         recovered_byes: recovered.byes,
     })
 }
@@ -195,10 +201,10 @@ pub fn load_prompts(dir: &Path) -> anyhow::Result<PromptCache> {
 /// and left out). Also used by `talktime routes explain`.
 pub async fn buy_rate_decks(
     store: &Store,
-    config: &Config,
+    carriers: &[CarrierConfig],
 ) -> anyhow::Result<HashMap<String, Arc<RateDeck>>> {
     let mut decks = HashMap::new();
-    for carrier in &config.carriers {
+    for carrier in carriers {
         let Some(tariff_name) = &carrier.buy_tariff else {
             continue;
         };

@@ -45,7 +45,8 @@ const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5)
 /// The TLS side of the transport, set once at start and shared by every clone.
 #[derive(Debug)]
 struct TlsSide {
-    clients: TlsClients,
+    /// Replaced when carriers change (a TLS carrier added or edited live).
+    clients: std::sync::RwLock<TlsClients>,
     local: Option<SocketAddr>,
 }
 
@@ -200,6 +201,16 @@ impl Transport {
         Ok(transport)
     }
 
+    /// How TLS carriers are reached from now on (their set changed); no-op before TLS is on.
+    pub fn set_tls_clients(&self, clients: TlsClients) {
+        if let Some(side) = self.tls.get() {
+            match side.clients.write() {
+                Ok(mut held) => *held = clients,
+                Err(poisoned) => *poisoned.into_inner() = clients,
+            }
+        }
+    }
+
     /// Turns on TLS: listeners on `addresses` (presenting the acceptor's certificate, when
     /// given) and connections toward TLS carriers as `clients` says. Once, before traffic.
     pub async fn enable_tls(
@@ -219,7 +230,10 @@ impl Transport {
                 listeners.push((listener, acceptor.clone()));
             }
         }
-        let side = TlsSide { clients, local };
+        let side = TlsSide {
+            clients: std::sync::RwLock::new(clients),
+            local,
+        };
         if self.tls.set(side).is_err() {
             return Err(std::io::Error::other("TLS is already on"));
         }
@@ -335,7 +349,10 @@ impl Transport {
             warn!(%destination, "a TLS destination, but TLS is not configured");
             return None;
         };
-        let peer = side.clients.peer(destination);
+        let peer = match side.clients.read() {
+            Ok(clients) => clients.peer(destination),
+            Err(poisoned) => poisoned.into_inner().peer(destination),
+        };
         let connector = TlsConnector::from(peer.config);
         let handshake = connector.connect(peer.server_name, stream);
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {

@@ -37,6 +37,8 @@ pub struct ConsoleState {
     /// Cookies carry `Secure` when the console is served over HTTPS.
     pub secure_cookies: bool,
     pub limiter: Arc<LoginLimiter>,
+    /// Carriers and dial plans, changed live.
+    pub routing: crate::routing_live::RoutingEditor,
 }
 
 /// The console's routes (merged into the admin router).
