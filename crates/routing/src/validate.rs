@@ -77,9 +77,8 @@ impl ConfigError {
             | ConfigError::DuplicateDialPlan(_) => "name",
             ConfigError::EmptyHost(_) => "host",
             ConfigError::ZeroPort(_) => "port",
-            ConfigError::IncompleteCredentials(_) | ConfigError::RegistrationWithoutCredentials(_) => {
-                "username"
-            }
+            ConfigError::IncompleteCredentials(_)
+            | ConfigError::RegistrationWithoutCredentials(_) => "username",
             ConfigError::ZeroLimit { field, .. } => field,
             ConfigError::InvalidFailoverCode { .. } => "failover_codes",
             ConfigError::InvalidAddPrefix { .. } => "add_prefix",

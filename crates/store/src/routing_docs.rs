@@ -60,11 +60,10 @@ async fn read_version(conn: &mut Conn<'_>) -> Result<Option<i64>, StoreError> {
     .await)?;
     value
         .map(|text| {
-            text.parse::<i64>()
-                .map_err(|_| StoreError::Corrupt {
-                    column: "ledger_meta.routing_version",
-                    value: text.clone(),
-                })
+            text.parse::<i64>().map_err(|_| StoreError::Corrupt {
+                column: "ledger_meta.routing_version",
+                value: text.clone(),
+            })
         })
         .transpose()
 }
@@ -77,12 +76,10 @@ async fn bump_version(conn: &mut Conn<'_>) -> Result<i64, StoreError> {
     .bind(VERSION_KEY)
     .fetch_one(&mut **c)
     .await)?;
-    value
-        .parse()
-        .map_err(|_| StoreError::Corrupt {
-            column: "ledger_meta.routing_version",
-            value,
-        })
+    value.parse().map_err(|_| StoreError::Corrupt {
+        column: "ledger_meta.routing_version",
+        value,
+    })
 }
 
 impl Store {

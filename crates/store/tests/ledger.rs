@@ -1504,3 +1504,73 @@ ledger_test!(crlf_tariff_rows_are_reported_at_their_lines, |store| {
     assert_eq!(report.errors.len(), 1);
     assert_eq!(report.errors[0].line, 3, "{:?}", report.errors);
 });
+
+/// Carriers and dial plans as stored documents: seeded once (a second seed, another node's,
+/// writes nothing), replaced in place, removed, each change a new version; on both backends.
+async fn routing_documents_are_seeded_once_and_versioned(database: common::TestDb) {
+    use talktime_store::{RoutingDocument, RoutingKind};
+    let store = &database.store;
+    let document = |kind, name: &str, text: &str| RoutingDocument {
+        kind,
+        name: name.to_owned(),
+        document: text.to_owned(),
+    };
+    assert_eq!(store.routing_version().await.unwrap(), None);
+    assert!(store.routing_snapshot().await.unwrap().is_none());
+    let seed = [
+        document(RoutingKind::Carrier, "a", "{\"n\":1}"),
+        document(RoutingKind::Carrier, "b", "{\"n\":2}"),
+        document(RoutingKind::DialPlan, "default", "{}"),
+    ];
+    assert!(store.seed_routing(&seed, 1).await.unwrap());
+    assert!(!store.seed_routing(&seed[..1], 2).await.unwrap());
+    let snapshot = store.routing_snapshot().await.unwrap().unwrap();
+    assert_eq!(snapshot.version, 1);
+    assert_eq!(snapshot.documents, seed);
+
+    let replaced = document(RoutingKind::Carrier, "a", "{\"n\":3}");
+    assert_eq!(store.put_routing_document(&replaced, 3).await.unwrap(), 2);
+    let added = document(RoutingKind::Carrier, "c", "{}");
+    assert_eq!(store.put_routing_document(&added, 4).await.unwrap(), 3);
+    let snapshot = store.routing_snapshot().await.unwrap().unwrap();
+    let carriers: Vec<&str> = snapshot
+        .documents
+        .iter()
+        .filter(|d| d.kind == RoutingKind::Carrier)
+        .map(|d| d.document.as_str())
+        .collect();
+    assert_eq!(
+        carriers,
+        ["{\"n\":3}", "{\"n\":2}", "{}"],
+        "a keeps its place"
+    );
+
+    assert_eq!(
+        store
+            .delete_routing_document(RoutingKind::Carrier, "b")
+            .await
+            .unwrap(),
+        Some(4)
+    );
+    assert_eq!(
+        store
+            .delete_routing_document(RoutingKind::Carrier, "b")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.replace_routing(&seed[2..], 5).await.unwrap(), 5);
+    let snapshot = store.routing_snapshot().await.unwrap().unwrap();
+    assert_eq!(snapshot.documents, seed[2..]);
+    database.finish().await;
+}
+
+#[tokio::test]
+async fn routing_documents_on_sqlite() {
+    routing_documents_are_seeded_once_and_versioned(common::TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn routing_documents_on_postgres() {
+    routing_documents_are_seeded_once_and_versioned(common::TestDb::postgres().await).await;
+}

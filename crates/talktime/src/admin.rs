@@ -607,6 +607,71 @@ pub enum PlanChoice {
     Plan(String),
 }
 
+/// The configuration with the database's carriers and dial plans, when the ledger exists
+/// and was seeded (what a running switch routes with); else the file's, said on stderr.
+async fn with_stored_routing(config: &Config) -> Config {
+    let mut config = config.clone();
+    let stored = match open_configured_ledger(&config).await {
+        Ok(store) => crate::routing_live::load(&store)
+            .await
+            .map_err(anyhow::Error::from),
+        Err(error) => Err(error),
+    };
+    match stored {
+        Ok(Some(routing)) => {
+            config.carriers = routing.carriers;
+            config.dial_plans = routing.dial_plans;
+        }
+        Ok(None) => {}
+        Err(error) => {
+            eprintln!("note: explaining with the configuration file's carriers ({error:#})")
+        }
+    }
+    config
+}
+
+/// `talktime routes show`: the stored carriers (no passwords) and dial plans as JSON.
+pub async fn show_routing(config: &Config) -> anyhow::Result<()> {
+    let store = open_configured_ledger(config).await?;
+    let routing = crate::routing_live::load(&store)
+        .await?
+        .context("the routing was never seeded: start the switch once")?;
+    let carriers: Vec<serde_json::Value> = routing
+        .carriers
+        .iter()
+        .map(|carrier| crate::admin_routing::carrier_json(carrier, None))
+        .collect();
+    let shown = serde_json::json!({
+        "version": routing.version,
+        "carriers": carriers,
+        "dial_plans": routing.dial_plans,
+    });
+    println!("{}", serde_json::to_string_pretty(&shown)?);
+    Ok(())
+}
+
+/// `talktime routes reseed`: the file's carriers and dial plans replace the database's.
+pub async fn reseed_routing(config: &Config) -> anyhow::Result<()> {
+    let store = open_configured_ledger(config).await?;
+    let version = crate::routing_live::reseed(&store, config).await?;
+    store
+        .audit(
+            None,
+            "routing_reseed",
+            "routing",
+            None,
+            None,
+            crate::server::wall_clock_ms(),
+        )
+        .await?;
+    println!(
+        "routing version {version}: {} carriers and {} dial plans from the configuration file",
+        config.carriers.len(),
+        config.dial_plans.len()
+    );
+    Ok(())
+}
+
 /// One `talktime routes explain` question.
 #[derive(Debug, Clone)]
 pub struct RouteQuestion {
@@ -625,6 +690,7 @@ pub struct RouteQuestion {
 /// there is one) if the number is blocked, has no route, or no carrier is available.
 /// Health and call counts are those of a fresh start: every enabled carrier is up and idle.
 pub async fn explain_route(config: &Config, question: &RouteQuestion) -> anyhow::Result<()> {
+    let config = &with_stored_routing(config).await;
     let plan = dial_plan(config, &question.plan)?;
     let number = talktime_routing::normalize(&question.number, &config.number_rules)
         .map_err(|error| anyhow!("{}: {error}", question.number))?;

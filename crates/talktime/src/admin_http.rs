@@ -183,8 +183,7 @@ fn router(state: AdminState) -> Router {
         .route("/api/dial_plans", get(crate::admin_routing::dial_plans))
         .route(
             "/api/dial_plans/{name}",
-            put(crate::admin_routing::put_dial_plan)
-                .delete(crate::admin_routing::delete_dial_plan),
+            put(crate::admin_routing::put_dial_plan).delete(crate::admin_routing::delete_dial_plan),
         )
         .route("/api/routes/explain", get(crate::admin_routing::explain))
         .route("/metrics", get(metrics))

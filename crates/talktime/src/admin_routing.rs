@@ -106,7 +106,13 @@ pub async fn put_carrier(
 ) -> Result<Json<Value>, AdminError> {
     let carrier = merged_carrier(&state.routing, &name, body).await?;
     let version = state.routing.put_carrier(carrier.clone()).await?;
-    audit(&state, "carrier_put", &name, Some(carrier_json(&carrier, None))).await?;
+    audit(
+        &state,
+        "carrier_put",
+        &name,
+        Some(carrier_json(&carrier, None)),
+    )
+    .await?;
     Ok(Json(
         json!({ "version": version, "carrier": carrier_json(&carrier, None) }),
     ))
@@ -147,7 +153,13 @@ pub async fn put_dial_plan(
     let plan: DialPlanConfig = serde_json::from_value(body)
         .map_err(|error| AdminError::BadRequest(format!("dial plan: {error}")))?;
     let version = state.routing.put_dial_plan(plan.clone()).await?;
-    audit(&state, "dial_plan_put", &name, serde_json::to_value(&plan).ok()).await?;
+    audit(
+        &state,
+        "dial_plan_put",
+        &name,
+        serde_json::to_value(&plan).ok(),
+    )
+    .await?;
     Ok(Json(json!({ "version": version, "dial_plan": plan })))
 }
 
@@ -200,7 +212,7 @@ pub async fn explain_text(
         crate::server::wall_clock_ms(),
         editor.utc_offset_minutes,
     )
-        .ok_or_else(|| AdminError::Unprocessable("the clock is out of range".into()))?;
+    .ok_or_else(|| AdminError::Unprocessable("the clock is out of range".into()))?;
     let request = talktime_routing::RouteRequest::new(plan, &digits, start);
     let explanation = router
         .explain(&request, now)

@@ -52,6 +52,13 @@ enum RoutesCommand {
     /// skipped carrier with the reason. Health and call counts are a fresh start's: every
     /// enabled carrier up and idle. Fails on blocked numbers, no route or no carrier.
     Explain(ExplainArgs),
+    /// Print the carriers (without passwords) and dial plans the switch routes with: the
+    /// database's copy, as JSON.
+    Show(ConfigArgs),
+    /// Replace the database's carriers and dial plans with the configuration file's (they
+    /// seed the database at the first start only); running switches apply them within
+    /// [cluster] routing_check_ms, calls up keep their carrier.
+    Reseed(ConfigArgs),
 }
 
 #[derive(Debug, Args)]
@@ -240,6 +247,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let config = args.files.load()?;
             config.validate()?;
             run_once(admin::explain_route(&config, &args.question()))
+        }
+        Command::Routes(RoutesCommand::Show(files)) => {
+            let config = files.load()?;
+            config.validate()?;
+            run_once(admin::show_routing(&config))
+        }
+        Command::Routes(RoutesCommand::Reseed(files)) => {
+            let config = files.load()?;
+            config.validate()?;
+            run_once(admin::reseed_routing(&config))
         }
     }
 }

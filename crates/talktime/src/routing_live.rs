@@ -3,7 +3,7 @@
 //! Where they live: the database (`routing_documents`), one JSON document per carrier or
 //! dial plan, seeded from the TOML's `[[carriers]]` and `[[dial_plans]]` at the first start.
 //! From then on every node routes with the database's copy, so the console, the API and the
-//! CLI change one place for the whole cluster; `talktime routing reseed` copies the TOML in
+//! CLI change one place for the whole cluster; `talktime routes reseed` copies the TOML in
 //! again. A change is validated against the whole routing before it is written, then the
 //! sync task of each node loads it (addresses resolved and buy rates read here, never in the
 //! core) and hands the core a [`RoutingUpdate`]: new calls route with it, calls in progress
@@ -100,7 +100,11 @@ fn from_snapshot(snapshot: RoutingSnapshot) -> Result<Routing, EditError> {
 
 /// The database's routing; `None` until it was seeded.
 pub async fn load(store: &Store) -> Result<Option<Routing>, EditError> {
-    store.routing_snapshot().await?.map(from_snapshot).transpose()
+    store
+        .routing_snapshot()
+        .await?
+        .map(from_snapshot)
+        .transpose()
 }
 
 /// The routing to start with: the database's, seeded from the TOML at the first start. A
@@ -110,7 +114,7 @@ pub async fn load_or_seed(store: &Store, config: &Config) -> anyhow::Result<Rout
         if routing.carriers != config.carriers || routing.dial_plans != config.dial_plans {
             warn!(
                 "the configuration file's carriers or dial plans differ from the database's; the \
-                 database's are used (`talktime routing reseed` copies the file's in)"
+                 database's are used (`talktime routes reseed` copies the file's in)"
             );
         }
         return Ok(routing);
@@ -274,7 +278,10 @@ impl RoutingEditor {
         let mut applied = self.applied.clone();
         let wait = applied.wait_for(|applied| *applied >= version);
         if tokio::time::timeout(APPLY_WAIT, wait).await.is_err() {
-            warn!(version, "routing change written; the switch has not applied it yet");
+            warn!(
+                version,
+                "routing change written; the switch has not applied it yet"
+            );
         }
         Ok(version)
     }
@@ -309,12 +316,7 @@ pub struct Sync {
 pub fn spawn_sync(sync: Sync) -> RoutingEditor {
     let changed = Arc::new(Notify::new());
     let (applied_sender, applied) = watch::channel(sync.version);
-    let editor = RoutingEditor::new(
-        sync.store.clone(),
-        &sync.config,
-        changed.clone(),
-        applied,
-    );
+    let editor = RoutingEditor::new(sync.store.clone(), &sync.config, changed.clone(), applied);
     let every = Duration::from_millis(sync.config.cluster.routing_check_ms.max(100));
     tokio::spawn(async move {
         let mut version = sync.version;

@@ -613,3 +613,208 @@ fn cards_are_generated_found_by_pin_recharged_once_and_blocked() {
             .is_empty()
     );
 }
+
+/// Every CDR of the ledger, newest first.
+fn all_cdrs(dir: &std::path::Path) -> Vec<talktime_store::Cdr> {
+    let store = prepaid::open(dir);
+    let filter = talktime_store::CdrFilter {
+        from_ms: 0,
+        to_ms: i64::MAX,
+        account_id: None,
+        carrier: None,
+        cause: None,
+        destination_prefix: None,
+    };
+    prepaid::runtime()
+        .block_on(store.search_cdrs(&filter, None, 100))
+        .unwrap()
+        .into_iter()
+        .map(|(_, cdr)| cdr)
+        .collect()
+}
+
+/// Carriers and dial plans changed in the browser while a call is up: a bad port is named at
+/// its field and writes nothing; a new carrier and a route to it carry the next call at once,
+/// without a restart, and the call already up stays up on its carrier until the operator
+/// hangs up every call of its account.
+#[test]
+fn a_carrier_and_a_route_added_in_the_browser_carry_the_next_call_while_another_stays_up() {
+    let dir = prepaid::data_dir("console-routing");
+    prepaid::tariff(
+        &dir,
+        "demo",
+        "1,USA,0.60,0.30,1,1,0\n44,United Kingdom,0.60,0.30,1,1,0\n",
+    );
+    let first_account = prepaid::card(&dir, PIN, 50_000_000, 0);
+    prepaid::card(&dir, "7207207202", 50_000_000, 0);
+    let first = answering_carrier();
+    let second = answering_carrier();
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("first", &first.address())
+            .routes(&[("", &["first"])]),
+    );
+    let console = format!("http://{}", switch.admin);
+    let password = std::fs::read_to_string(dir.join("admin.password")).unwrap();
+    let password = password.trim().to_owned();
+
+    // The first call, to the US through "first", stays up until the operator ends it.
+    let caller = {
+        let sip = switch.sip;
+        let dir = dir.clone();
+        std::thread::spawn(move || {
+            let script = [
+                (Duration::from_millis(2000), "7107107101#"),
+                (Duration::from_millis(5600), "0015551234567#"),
+            ];
+            call_at(
+                "127.0.0.1",
+                sip,
+                &dir,
+                "100",
+                "anonymous",
+                &script,
+                Duration::from_secs(9),
+                Duration::from_secs(60),
+            )
+        })
+    };
+    common::calls::wait_for_bridged_calls(1, &switch);
+
+    let browser = Browser::start();
+    browser.log_in(&console, "admin", &password);
+    browser
+        .wait_for("#calls-up", Duration::from_secs(5))
+        .unwrap();
+    browser.go(&format!("{console}/console/carriers"));
+    assert_eq!(browser.all("tr.carrier").len(), 1, "{}", browser.source());
+    let first_row = browser.text("tr.carrier");
+    assert!(
+        first_row.contains("first") && first_row.contains("enabled"),
+        "{first_row}"
+    );
+    let (host, port) = second
+        .address()
+        .rsplit_once(':')
+        .map(|(h, p)| (h.to_owned(), p.to_owned()))
+        .unwrap();
+
+    // A port that is not a number: the message at the field, nothing written.
+    browser.type_into("#name", "second");
+    browser.type_into("#host", &host);
+    browser.type_into("#port", "5o60");
+    browser.click("#save-carrier");
+    assert!(
+        browser.text("#error-port").contains("not a whole number"),
+        "{}",
+        browser.source()
+    );
+    assert_eq!(browser.all("tr.carrier").len(), 1);
+
+    browser.go(&format!("{console}/console/carriers"));
+    browser.type_into("#name", "second");
+    browser.type_into("#host", &host);
+    browser.type_into("#port", &port);
+    browser.type_into("#options_interval_ms", "0");
+    browser.click("#save-carrier");
+    let listed = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        browser.all("tr.carrier").len() == 2
+    });
+    assert!(listed, "{}", browser.source());
+    browser.screenshot("carriers");
+
+    // A route naming a carrier that does not exist is refused at its field.
+    browser.go(&format!("{console}/console/dial-plans"));
+    browser.type_into("#plan", "default");
+    browser.type_into("#prefix", "44");
+    browser.type_into("#carriers", "nobody");
+    browser.click("#save-route");
+    assert!(
+        browser.text("#error-carriers").contains("unknown carrier"),
+        "{}",
+        browser.source()
+    );
+    browser.go(&format!("{console}/console/dial-plans"));
+    browser.type_into("#plan", "default");
+    browser.type_into("#prefix", "44");
+    browser.type_into("#carriers", "second");
+    browser.click("#save-route");
+    let routed = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        browser.all("tr.route").len() == 2
+    });
+    assert!(routed, "{}", browser.source());
+    browser.type_into("#explain-plan", "default");
+    browser.type_into("#explain-number", "00441234567890");
+    browser.click("#explain");
+    let explanation = browser.text("#explanation");
+    assert!(explanation.contains("second"), "{explanation}");
+    browser.screenshot("dial-plans");
+
+    // The next call, to the UK, goes through the new carrier; the first is still up.
+    let script = [
+        (Duration::from_millis(2000), "7207207202#"),
+        (Duration::from_millis(5600), "00441234567890#"),
+    ];
+    let output = common::calls::call_and_hang_up(&switch, &dir, &script, Duration::from_secs(2));
+    assert_sipp_ok(
+        &output,
+        &switch,
+        "the UK call through the carrier added live",
+    );
+    let uk = (0..50)
+        .find_map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            all_cdrs(&dir)
+                .into_iter()
+                .find(|cdr| cdr.carrier.as_deref() == Some("second"))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the UK call's CDR: {:?}\n{}",
+                all_cdrs(&dir),
+                tail(&switch.log_text(), 40)
+            )
+        });
+    assert!(uk.destination.expose().contains("4412345"), "{uk:?}");
+    assert!(uk.billed_seconds > 0, "{uk:?}");
+
+    // The first call is still up on "first"; the operator ends every call of its account.
+    browser.go(&format!("{console}/console/calls"));
+    let row = browser.text("tr.call");
+    assert!(row.contains("Bridged") && row.contains("first"), "{row}");
+    browser.click("button.hangup-account");
+    let output = caller.join().unwrap();
+    assert_sipp_ok(&output, &switch, "the first caller gets the operator's BYE");
+    let us = (0..50)
+        .find_map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            all_cdrs(&dir)
+                .into_iter()
+                .find(|cdr| cdr.carrier.as_deref() == Some("first"))
+        })
+        .expect("the US call's CDR");
+    assert_eq!(us.carrier.as_deref(), Some("first"), "{us:?}");
+    assert_eq!(us.account_id, Some(first_account));
+    assert_eq!(us.disconnect_cause.as_deref(), Some("operator"), "{us:?}");
+    assert_eq!(
+        switch.log_text().matches("Talktime ready").count(),
+        1,
+        "no restart"
+    );
+
+    // The change is the database's: a restart keeps the carrier, and `routes show` lists it.
+    let shown = Command::new(env!("CARGO_BIN_EXE_talktime"))
+        .args(["routes", "show", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("\"second\"") && !shown.contains("\"password\""),
+        "{shown}"
+    );
+    drop((first, second));
+}

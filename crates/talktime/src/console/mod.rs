@@ -8,6 +8,7 @@ mod accounts;
 pub mod auth;
 mod cards;
 mod pages;
+mod routing;
 mod tariffs;
 
 use std::net::SocketAddr;
@@ -49,6 +50,26 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/console/logout", post(logout))
         .route("/console/calls", get(calls_page))
         .route("/console/calls/{key}/hangup", post(hang_up))
+        .route("/console/accounts/{id}/hangup", post(hang_up_account))
+        .route("/console/carriers", get(routing::carriers_page))
+        .route("/console/carriers/save", post(routing::save_carrier))
+        .route("/console/carriers/{name}", get(routing::carrier_page))
+        .route(
+            "/console/carriers/{name}/enabled",
+            post(routing::set_enabled),
+        )
+        .route(
+            "/console/carriers/{name}/delete",
+            post(routing::delete_carrier),
+        )
+        .route("/console/dial-plans", get(routing::dial_plans_page))
+        .route("/console/dial-plans/route", post(routing::save_route))
+        .route(
+            "/console/dial-plans/route/remove",
+            post(routing::remove_route),
+        )
+        .route("/console/dial-plans/delete", post(routing::delete_plan))
+        .route("/console/routes/explain", get(routing::explain))
         .route("/console/users", get(users_page))
         .route("/console/cdrs", get(cdrs_page))
         .route("/console/reports", get(reports_page))
@@ -338,6 +359,37 @@ async fn hang_up(
             Some(&user.user),
             "hang_up",
             &format!("call {}", call.call_id),
+            None,
+            None,
+            wall_clock_ms(),
+        )
+        .await?;
+    Ok(Redirect::to("/console/calls").into_response())
+}
+
+async fn hang_up_account(
+    State(state): State<ConsoleState>,
+    user: LoggedIn,
+    UrlPath(account): UrlPath<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, ConsoleError> {
+    user.check_csrf(&form.csrf)?;
+    user.require_change("Your role may look at calls, not end them.")?;
+    let input = Input::OperatorHangupAccount {
+        account,
+        by: user.user.name.clone(),
+    };
+    state
+        .core
+        .send(input)
+        .await
+        .map_err(|_| ConsoleError::Internal("the switch is stopping".into()))?;
+    state
+        .store
+        .audit(
+            Some(&user.user),
+            "hang_up_account",
+            &format!("account {account}"),
             None,
             None,
             wall_clock_ms(),

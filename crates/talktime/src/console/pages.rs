@@ -32,13 +32,14 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-fn page(title: &str, user: Option<&LoggedIn>, head_extra: &str, body: &str) -> String {
+pub(super) fn page(title: &str, user: Option<&LoggedIn>, head_extra: &str, body: &str) -> String {
     let mut nav = String::new();
     if let Some(user) = user {
         let _ = write!(
             nav,
             "<a href=\"/console\">Dashboard</a><a href=\"/console/calls\">Live calls</a>\
              <a href=\"/console/cards\">Cards</a><a href=\"/console/tariffs\">Tariffs</a>\
+             <a href=\"/console/carriers\">Carriers</a><a href=\"/console/dial-plans\">Dial plans</a>\
              <a href=\"/console/cdrs\">CDRs</a><a href=\"/console/reports\">Reports</a>\
              <a href=\"/console/users\">Users</a><span>{} ({})</span>\
              <form class=\"inline\" method=\"post\" action=\"/console/logout\">\
@@ -109,21 +110,37 @@ pub fn calls(user: &LoggedIn, calls: &[LiveCall], now_ms: i64) -> String {
             (Some(limit), Some(talked)) => seconds(i64::try_from(limit).unwrap_or(0) - talked),
             _ => String::new(),
         };
-        let action = if may_hang_up {
-            format!(
+        let mut action = String::new();
+        if may_hang_up {
+            let _ = write!(
+                action,
                 "<form class=\"inline\" method=\"post\" action=\"/console/calls/{}/hangup\">\
                  <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
                  <button class=\"hangup\">Hang up</button></form>",
                 call.key,
                 escape(&user.csrf_token)
-            )
-        } else {
-            String::new()
-        };
+            );
+            if let Some(account) = call.account {
+                let _ = write!(
+                    action,
+                    " <form class=\"inline\" method=\"post\" \
+                     action=\"/console/accounts/{account}/hangup\">\
+                     <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+                     <button class=\"hangup-account\">Hang up all of account {account}</button>\
+                     </form>",
+                    escape(&user.csrf_token)
+                );
+            }
+        }
+        let account = call
+            .account
+            .map(|id| format!("<a href=\"/console/accounts/{id}\">{id}</a>"))
+            .unwrap_or_default();
         let _ = write!(
             rows,
-            "<tr class=\"call\" data-call=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{action}</td></tr>",
+            "<tr class=\"call\" data-call=\"{}\"><td>{account}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{action}</td></tr>",
             escape(&call.call_id),
             escape(&call.access_number),
             escape(call.caller_id.as_deref().unwrap_or("")),
@@ -137,7 +154,7 @@ pub fn calls(user: &LoggedIn, calls: &[LiveCall], now_ms: i64) -> String {
         );
     }
     let body = format!(
-        "<p id=\"count\">{} calls up</p><table><thead><tr><th>Access number</th><th>Caller</th>\
+        "<p id=\"count\">{} calls up</p><table><thead><tr><th>Account</th><th>Access number</th><th>Caller</th>\
          <th>Destination</th><th>State</th><th>Carrier</th><th>Talking</th><th>Left</th>\
          <th>Codec</th><th>Since start</th><th></th></tr></thead><tbody>{rows}</tbody></table>",
         calls.len()
@@ -202,7 +219,7 @@ fn input(name: &str, label: &str, kind: &str, error: Option<(&str, &str)>) -> St
     )
 }
 
-fn csrf_field(user: &LoggedIn) -> String {
+pub(super) fn csrf_field(user: &LoggedIn) -> String {
     format!(
         "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
         escape(&user.csrf_token)
