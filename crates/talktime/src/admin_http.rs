@@ -371,10 +371,16 @@ async fn recharge(
 }
 
 /// Generates a batch and answers with its CSV (the PINs: keep the response safe).
+/// The batch's cards with their PINs: CSV, or XLSX when `Accept` asks for it.
 async fn card_batch(
     State(state): State<AdminState>,
+    headers: HeaderMap,
     Json(order): Json<BatchOrder>,
 ) -> Result<Response, AdminError> {
+    let as_xlsx = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains(crate::xlsx::CONTENT_TYPE));
     if order.count == 0 || order.count > BATCH_LIMIT {
         return Err(AdminError::BadRequest(format!(
             "count must be 1..={BATCH_LIMIT}"
@@ -397,15 +403,17 @@ async fn card_batch(
         cards = batch.card_count,
         "card batch generated through the admin API"
     );
+    let (content_type, _, body) = crate::xlsx::batch_download(batch.id, csv, as_xlsx)
+        .map_err(|error| AdminError::Io(std::io::Error::other(error)))?;
     Ok((
         [
-            (header::CONTENT_TYPE, "text/csv".to_owned()),
+            (header::CONTENT_TYPE, content_type),
             (
                 header::HeaderName::from_static("x-batch-id"),
                 batch.id.to_string(),
             ),
         ],
-        csv,
+        body,
     )
         .into_response())
 }

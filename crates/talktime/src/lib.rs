@@ -26,3 +26,4 @@ pub mod startup;
 pub mod tariff_admin;
 pub mod tls;
 pub mod transport;
+pub mod xlsx;

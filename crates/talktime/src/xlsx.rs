@@ -6,8 +6,41 @@
 
 use std::fmt::Write as _;
 
+/// The media type of an XLSX file.
+pub const CONTENT_TYPE: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+/// Numeric columns of a card batch export (the PIN stays text: leading zeros).
+pub const BATCH_NUMBERS: &[&str] = &[
+    "card_id",
+    "balance",
+    "expires_at_ms",
+    "valid_after_first_use_ms",
+];
+
+/// A batch export as the download the operator asked for: the CSV, or it as a workbook.
+pub fn batch_download(
+    batch_id: i64,
+    csv: Vec<u8>,
+    as_xlsx: bool,
+) -> Result<(String, String, Vec<u8>), csv::Error> {
+    if as_xlsx {
+        let book = from_csv(&csv, &format!("batch {batch_id}"), BATCH_NUMBERS)?;
+        Ok((
+            CONTENT_TYPE.to_owned(),
+            format!("batch-{batch_id}.xlsx"),
+            book,
+        ))
+    } else {
+        Ok(("text/csv".to_owned(), format!("batch-{batch_id}.csv"), csv))
+    }
+}
+
 /// The workbook for `csv` (its first record is the header row).
-pub fn from_csv(csv: &[u8], sheet_name: &str, numeric_columns: &[&str]) -> Result<Vec<u8>, csv::Error> {
+pub fn from_csv(
+    csv: &[u8],
+    sheet_name: &str,
+    numeric_columns: &[&str],
+) -> Result<Vec<u8>, csv::Error> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)

@@ -121,6 +121,31 @@ impl Console {
         self.curl(&args)
     }
 
+    /// Posts a form and saves the body into `file`; the status code.
+    fn post_to_file(
+        &self,
+        path: &str,
+        cookie: &str,
+        form: &[(&str, &str)],
+        file: &std::path::Path,
+    ) -> u16 {
+        let mut args = vec![
+            "-o".to_owned(),
+            file.to_string_lossy().into_owned(),
+            "-w".to_owned(),
+            "%{http_code}".to_owned(),
+            "-H".to_owned(),
+            format!("cookie: {cookie}"),
+        ];
+        for (name, value) in form {
+            args.push("--data-urlencode".to_owned());
+            args.push(format!("{name}={value}"));
+        }
+        args.push(format!("{}{path}", self.base));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.curl(&args).trim().parse().unwrap_or(0)
+    }
+
     fn post_hangup(&self, cookie: &str, key: &str, csrf: Option<&str>) -> u16 {
         let form = csrf
             .map(|token| format!("csrf={token}"))
@@ -141,6 +166,25 @@ impl Console {
         .parse()
         .unwrap_or(0)
     }
+}
+
+/// Every row of a workbook's first sheet as text, read by openpyxl (Debian's python3).
+fn read_workbook(path: &std::path::Path) -> Vec<Vec<String>> {
+    let program = "import openpyxl, sys\n\
+                   sheet = openpyxl.load_workbook(sys.argv[1]).active\n\
+                   for row in sheet.iter_rows(values_only=True):\n    \
+                   print('\\t'.join('' if c is None else str(c) for c in row))\n";
+    let output = Command::new("/usr/bin/python3")
+        .args(["-c", program])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| line.split('\t').map(str::to_owned).collect())
+        .collect()
 }
 
 fn add_user(dir: &std::path::Path, name: &str, role: &str, password: &str) {
@@ -395,6 +439,42 @@ fn cards_are_generated_found_by_pin_recharged_once_and_blocked() {
         ],
     );
     assert_eq!(refused, 400);
+
+    // The same as a workbook: openpyxl reads it back, every PIN a 10-digit text cell (leading
+    // zeros kept), and each one finds its card.
+    let workbook = dir.join("batch.xlsx");
+    let status = site.post_to_file(
+        "/console/cards/batches",
+        &admin,
+        &[
+            ("csrf", &csrf),
+            ("name", "shop 8"),
+            ("count", "4"),
+            ("value", "2.50"),
+            ("tariff", "demo"),
+            ("format", "xlsx"),
+        ],
+        &workbook,
+    );
+    assert_eq!(status, 200);
+    let rows = read_workbook(&workbook);
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    assert_eq!(rows[0][..3], ["card_id", "pin", "balance"], "{rows:?}");
+    for row in &rows[1..] {
+        let pin = &row[1];
+        assert!(
+            pin.len() == 10 && pin.bytes().all(|b| b.is_ascii_digit()),
+            "{row:?}"
+        );
+        assert_eq!(row[2], "2.5", "the balance is a number: {row:?}");
+        let found = site.post(
+            "/console/cards/find",
+            &admin,
+            &[("csrf", &csrf), ("pin", pin)],
+        );
+        assert_eq!(found, 303, "PIN {pin} of the workbook finds its card");
+    }
+    assert!(rows[1..].iter().all(|row| !pins.contains(&row[1])));
 
     let browser = Browser::start();
     browser.go(&format!("{console}/console/login"));

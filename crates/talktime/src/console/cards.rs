@@ -216,6 +216,9 @@ pub struct BatchForm {
     currency: String,
     #[serde(default)]
     disposable: Option<String>,
+    /// `csv` (the default) or `xlsx`.
+    #[serde(default)]
+    format: String,
 }
 
 pub async fn generate_batch(
@@ -280,14 +283,19 @@ pub async fn generate_batch(
             wall_clock_ms(),
         )
         .await?;
-    let file = format!("attachment; filename=\"batch-{}.csv\"", batch.id);
+    let (content_type, file, body) =
+        crate::xlsx::batch_download(batch.id, csv, form.format == "xlsx")
+            .map_err(|error| ConsoleError::Internal(error.to_string()))?;
     Ok((
         [
-            (header::CONTENT_TYPE, "text/csv".to_owned()),
-            (header::CONTENT_DISPOSITION, file),
+            (header::CONTENT_TYPE, content_type),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
             (header::CACHE_CONTROL, "no-store".to_owned()),
         ],
-        csv,
+        body,
     )
         .into_response())
 }

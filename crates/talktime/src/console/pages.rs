@@ -234,7 +234,9 @@ pub fn cards(user: &LoggedIn, error: Option<(&str, &str)>) -> String {
          <p><button id=\"find\">Find</button></p></form>\
          <h2>Generate a batch</h2><form method=\"post\" action=\"/console/cards/batches\">{csrf}\
          {}{}{}{}{}{}<p><label><input type=\"checkbox\" name=\"disposable\" id=\"disposable\"> \
-         Disposable</label></p><p><button id=\"generate\">Generate and download the CSV</button>\
+         Disposable</label></p><p><label>File <select name=\"format\" id=\"format\">\
+         <option value=\"csv\">CSV</option><option value=\"xlsx\">Excel (XLSX)</option>\
+         </select></label></p><p><button id=\"generate\">Generate and download</button>\
          </p></form>",
         input("pin", "PIN", "password", error),
         input("name", "Batch name", "text", error),
