@@ -174,6 +174,7 @@ fn router(state: AdminState) -> Router {
         .route("/api/accounts/{id}/recharge", post(recharge))
         .route("/api/cards/batches", post(card_batch))
         .route("/api/cdrs", get(cdrs))
+        .route("/api/cdrs/export", get(cdrs_export))
         .route("/api/reports/traffic", get(traffic))
         .route("/api/carriers", get(crate::admin_routing::carriers))
         .route(
@@ -459,6 +460,17 @@ async fn cdrs(
     let limit = window.limit.unwrap_or(CDR_PAGE).clamp(1, CDR_PAGE);
     let rows = state.store.cdrs_between(from, to, limit).await?;
     Ok(Json(Value::Array(rows.iter().map(cdr_json).collect())))
+}
+
+/// Every CDR the search selects as CSV, streamed (any size; `from`/`to` are UTC days).
+async fn cdrs_export(
+    State(state): State<AdminState>,
+    Query(query): Query<crate::console::CdrQuery>,
+) -> Result<Response, AdminError> {
+    let (filter, _) = query
+        .filter(wall_clock_ms())
+        .map_err(|(field, message)| AdminError::BadRequest(format!("{field}: {message}")))?;
+    Ok(crate::console::cdr_download(state.store.clone(), filter))
 }
 
 fn cdr_json(cdr: &Cdr) -> Value {

@@ -657,3 +657,67 @@ fn slow_and_greedy_http_clients_are_cut_off() {
     let health = request(switch.admin, "GET", "/api/health", None, None);
     assert_eq!(health.status, 200);
 }
+
+/// The CDR export streams every selected row, page after page, newest first, as CSV: 2,345
+/// rows are more than two of its pages; a bad date is refused before anything is sent.
+#[test]
+fn the_cdr_export_streams_every_row_of_a_search() {
+    let dir = prepaid::data_dir("admin-cdr-export");
+    prepaid::tariff(&dir, "demo", "1,USA,0.10,0.05,60,60,0\n");
+    let day = 1_795_392_000_000; // 2026-11-23T00:00:00Z
+    let store = prepaid::open(&dir);
+    prepaid::runtime().block_on(async {
+        for index in 0..2_345i64 {
+            let carrier = if index % 5 == 0 { "beta" } else { "alpha" };
+            let row = cdr(
+                &format!("call-{index}"),
+                Some(carrier),
+                day + index * 1_000,
+                Some(61),
+            );
+            assert!(store.write_cdr(&row, day).await.unwrap());
+        }
+        // Another day, outside the search.
+        let row = cdr("later", Some("alpha"), day + 86_400_000, Some(1));
+        assert!(store.write_cdr(&row, day).await.unwrap());
+    });
+    let switch = Switch::start_in(&dir, &[]);
+    let token = token(&switch);
+    let export = |query: &str| {
+        let output = std::process::Command::new("curl")
+            .args(["-s", "--max-time", "30", "-w", "\n%{http_code}", "-H"])
+            .arg(format!("authorization: Bearer {token}"))
+            .arg(format!("http://{}/api/cdrs/export?{query}", switch.admin))
+            .output()
+            .unwrap();
+        let text = String::from_utf8(output.stdout).unwrap();
+        let (body, status) = text.rsplit_once('\n').unwrap();
+        (status.to_owned(), body.to_owned())
+    };
+    let (status, body) = export("from=2026-11-23&to=2026-11-24");
+    assert_eq!(status, "200", "{body}");
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines.len(), 2_346, "a header and every row");
+    assert!(
+        lines[0].starts_with("call_id,attempt,account_id"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("call-2344,1,"),
+        "newest first: {}",
+        lines[1]
+    );
+    assert!(lines[2_345].starts_with("call-0,1,"), "{}", lines[2_345]);
+    assert!(
+        lines[1].contains(",15557654321,alpha,") && lines[1].contains(",0.2,"),
+        "{}",
+        lines[1]
+    );
+    let (status, body) = export("from=2026-11-23&to=2026-11-24&carrier=beta");
+    assert_eq!(status, "200");
+    assert_eq!(body.lines().count(), 1 + 469);
+    let (status, body) = export("from=yesterday");
+    assert_eq!(status, "400", "{body}");
+    assert!(body.contains("from"), "{body}");
+}

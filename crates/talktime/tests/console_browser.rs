@@ -348,6 +348,15 @@ fn an_admin_hangs_up_a_live_call_from_the_browser_and_a_support_user_cannot() {
         cdr_row.contains("operator") && cdr_row.contains("answer"),
         "{cdr_row}"
     );
+    // The same search as a CSV download, with the full numbers for reconciliation.
+    let export = site.page("/console/cdrs/export?cause=operator", &admin);
+    let lines: Vec<&str> = export.lines().collect();
+    assert_eq!(lines.len(), 2, "{export}");
+    assert!(lines[0].starts_with("call_id,"), "{export}");
+    assert!(
+        lines[1].contains(",15551234567,answer,") && lines[1].ends_with(",operator"),
+        "{export}"
+    );
     browser.go(&format!("{console}/console/cdrs?from=yesterday"));
     assert!(browser.text("#error-from").contains("not a date"));
     assert!(browser.all("tr.cdr").is_empty());

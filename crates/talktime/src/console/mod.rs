@@ -72,6 +72,7 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/console/routes/explain", get(routing::explain))
         .route("/console/users", get(users_page))
         .route("/console/cdrs", get(cdrs_page))
+        .route("/console/cdrs/export", get(cdrs_export))
         .route("/console/reports", get(reports_page))
         .route("/console/cards", get(cards::cards_page))
         .route("/console/cards/find", post(cards::find))
@@ -435,7 +436,7 @@ const CDR_PAGE: i64 = 100;
 
 impl CdrQuery {
     /// The filter, or the message for the field at fault.
-    fn filter(
+    pub(crate) fn filter(
         &self,
         now_ms: i64,
     ) -> Result<(CdrFilter, Option<CdrCursor>), (&'static str, String)> {
@@ -506,6 +507,38 @@ async fn cdrs_page(
         .then(|| rows.last().map(|(cursor, _)| *cursor))
         .flatten();
     Ok(Html(pages::cdrs(&user, &query, &rows, next, None)).into_response())
+}
+
+/// The search's CDRs as a CSV download, streamed page by page.
+async fn cdrs_export(
+    State(state): State<ConsoleState>,
+    user: LoggedIn,
+    axum::extract::Query(query): axum::extract::Query<CdrQuery>,
+) -> Result<Response, ConsoleError> {
+    let (filter, _) = match query.filter(wall_clock_ms()) {
+        Ok(parsed) => parsed,
+        Err((field, message)) => {
+            let page = pages::cdrs(&user, &query, &[], None, Some((field, &message)));
+            return Ok((StatusCode::BAD_REQUEST, Html(page)).into_response());
+        }
+    };
+    Ok(cdr_download(state.store.clone(), filter))
+}
+
+/// A streamed CSV of CDRs with the headers of a download.
+pub(crate) fn cdr_download(store: Store, filter: CdrFilter) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"cdrs.csv\"",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        crate::cdr_export::csv_body(store, filter),
+    )
+        .into_response()
 }
 
 /// The report form: a UTC day range and the grouping.

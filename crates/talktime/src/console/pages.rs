@@ -624,7 +624,8 @@ pub fn cdrs(
     };
     let mut body = format!(
         "<form method=\"get\" action=\"/console/cdrs\">{}{}{}{}{}{}\
-         <button id=\"search\">Search</button></form>",
+         <button id=\"search\">Search</button> <button id=\"export\" \
+         formaction=\"/console/cdrs/export\">Download CSV</button></form>",
         field("from", "From", &query.from),
         field("to", "To", &query.to),
         field("account", "Account", &query.account),
