@@ -5,7 +5,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// How a carrier is reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Transport {
     #[default]
@@ -30,7 +32,7 @@ impl fmt::Display for Transport {
 ///
 /// In TOML: `caller_id = "pass_through"`, `caller_id = "hide"` or
 /// `caller_id = { fixed = "442071234567" }`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CallerIdRule {
     /// The caller's own number.
@@ -54,7 +56,7 @@ impl CallerIdRule {
 }
 
 /// One SIP trunk that terminates calls.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CarrierConfig {
     pub name: String,
@@ -200,7 +202,9 @@ impl fmt::Debug for CarrierConfig {
 }
 
 /// How the carriers of one route are ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RouteMode {
     /// By `priority` (lower first), then the order listed.
@@ -223,7 +227,7 @@ impl fmt::Display for RouteMode {
 }
 
 /// A carrier named by a route.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteCarrier {
     pub name: String,
@@ -250,7 +254,7 @@ impl RouteCarrier {
 }
 
 /// Destinations starting with `prefix` (E.164 digits; `""` matches every number).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     #[serde(default)]
@@ -265,7 +269,7 @@ pub struct RouteConfig {
 }
 
 /// A named dial plan (seed 003's "premium" and "regular"); the longest matching prefix wins.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DialPlanConfig {
     pub name: String,

@@ -68,7 +68,7 @@ pub struct GenerateArgs {
 }
 
 /// A card batch as an operator orders it, on the command line or through the admin API.
-#[derive(Debug, Args, serde::Deserialize)]
+#[derive(Debug, Args, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchOrder {
     /// Batch name.
@@ -76,6 +76,7 @@ pub struct BatchOrder {
     pub name: String,
     /// How many cards.
     #[arg(long)]
+    #[schema(minimum = 1, maximum = 10000)]
     pub count: u32,
     /// Digits per PIN.
     #[arg(long = "pin-length", default_value_t = 10)]
@@ -914,7 +915,7 @@ pub enum AccountsCommand {
 }
 
 /// An account plan as an operator sets it (`accounts plan`, `cards generate`).
-#[derive(Debug, Clone, Default, Args, serde::Deserialize)]
+#[derive(Debug, Clone, Default, Args, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanArgs {
     /// Charged every --maintenance-every from the card's first call (seed 000), e.g. 0.25.

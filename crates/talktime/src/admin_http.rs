@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use talktime_engine::Language;
 use talktime_media::Prompt;
 use talktime_store::{
@@ -25,6 +25,9 @@ use talktime_store::{
 use tracing::{info, warn};
 
 use crate::admin::{BatchError, BatchOrder};
+use crate::openapi::{
+    AccountView, CdrView, ErrorBody, Health, PromptStored, RechargeReply, TrafficView,
+};
 use crate::server::{CoreSender, wall_clock_ms};
 
 /// Largest prompt accepted (about 10 minutes of 16-bit 8 kHz WAV; MP3s are far smaller).
@@ -195,8 +198,37 @@ fn router(state: AdminState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/api/health", get(health))
+        .route("/api/openapi.json", get(crate::openapi::document))
+        .route("/api/docs", get(crate::openapi::page))
         .merge(protected)
+        .layer(middleware::map_response(json_errors))
         .with_state(state)
+}
+
+/// Refusals made before a handler runs (a path that is not a number, a body that is not
+/// JSON, a body too large) answer in the API's JSON error shape too.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !status.is_client_error() || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+    let mut answer = (status, Json(json!({ "error": text }))).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
 }
 
 /// The token from the configuration, else the one kept in the data directory (made on first
@@ -304,41 +336,63 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         .into_response()
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+/// The switch answers (no token needed).
+#[utoipa::path(get, path = "/api/health", tag = "switch", security(()),
+    responses((status = 200, body = Health)))]
+pub(crate) async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
 }
 
-async fn account(
+/// An account's balance, state and calls in progress.
+#[utoipa::path(get, path = "/api/accounts/{id}", tag = "accounts",
+    params(("id" = i64, Path, description = "Account id")),
+    responses((status = 200, body = AccountView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn account(
     State(state): State<AdminState>,
     UrlPath(id): UrlPath<i64>,
-) -> Result<Json<Value>, AdminError> {
+) -> Result<Json<AccountView>, AdminError> {
     let account = state.store.account(id).await?;
     let in_progress = state.store.open_reservations(id).await?.len();
-    Ok(Json(json!({
-        "id": id,
-        "name": account.name,
-        "balance": format_micros(account.balance_micros),
-        "currency": account.currency,
-        "status": account.status.as_str(),
-        "calls_in_progress": in_progress,
-        "forward_destination": account.forward_destination.as_ref().map(|number| number.expose()),
-    })))
+    Ok(Json(AccountView {
+        id,
+        name: account.name,
+        balance: format_micros(account.balance_micros),
+        currency: account.currency,
+        status: account.status.as_str().to_owned(),
+        calls_in_progress: in_progress,
+        forward_destination: account
+            .forward_destination
+            .as_ref()
+            .map(|number| number.expose().clone()),
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RechargeRequest {
+pub(crate) struct RechargeRequest {
     /// Decimal text in the account's currency, e.g. "10.00" (never a JSON float).
     amount: String,
     reference: Option<String>,
 }
 
-async fn recharge(
+/// Credits an account; with an `Idempotency-Key` a retried request credits once.
+#[utoipa::path(post, path = "/api/accounts/{id}/recharge", tag = "accounts",
+    params(("id" = i64, Path, description = "Account id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Credits once per key")),
+    request_body = RechargeRequest,
+    responses((status = 200, body = RechargeReply), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(crate) async fn recharge(
     State(state): State<AdminState>,
     headers: HeaderMap,
     UrlPath(id): UrlPath<i64>,
     Json(request): Json<RechargeRequest>,
-) -> Result<Json<Value>, AdminError> {
+) -> Result<Json<RechargeReply>, AdminError> {
     let micros = parse_micros(&request.amount)
         .map_err(|error| AdminError::BadRequest(format!("amount: {error}")))?;
     let key = headers
@@ -366,14 +420,25 @@ async fn recharge(
         }
     };
     info!(account = id, amount = %request.amount, replayed, "recharge through the admin API");
-    Ok(Json(
-        json!({ "id": id, "balance": format_micros(balance), "replayed": replayed }),
-    ))
+    Ok(Json(RechargeReply {
+        id,
+        balance: format_micros(balance),
+        replayed,
+    }))
 }
 
 /// Generates a batch and answers with its CSV (the PINs: keep the response safe).
 /// The batch's cards with their PINs: CSV, or XLSX when `Accept` asks for it.
-async fn card_batch(
+#[utoipa::path(post, path = "/api/cards/batches", tag = "cards",
+    request_body = BatchOrder,
+    responses((status = 200, description = "The cards with their PINs (the only time they can \
+        be read)", content(
+            (String = "text/csv"),
+            (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub(crate) async fn card_batch(
     State(state): State<AdminState>,
     headers: HeaderMap,
     Json(order): Json<BatchOrder>,
@@ -421,11 +486,16 @@ async fn card_batch(
 
 /// A time window: `from` and `to` as epoch milliseconds or UTC dates (YYYY-MM-DD; `to` is
 /// exclusive).
-#[derive(Debug, Deserialize)]
-struct Window {
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct Window {
+    /// Epoch ms or a UTC day (YYYY-MM-DD).
     from: String,
+    /// Epoch ms or a UTC day (YYYY-MM-DD), exclusive.
     to: String,
+    /// Rows at most (CDRs; 1 to 1000).
     limit: Option<i64>,
+    /// Reports: carrier, access_number or account.
     by: Option<String>,
 }
 
@@ -452,18 +522,27 @@ pub(crate) fn instant_ms(text: &str) -> Result<i64, AdminError> {
     Ok(date.days_since_epoch() * 86_400_000)
 }
 
-async fn cdrs(
+/// CDRs started in the window, oldest first.
+#[utoipa::path(get, path = "/api/cdrs", tag = "cdrs", params(Window),
+    responses((status = 200, body = Vec<CdrView>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
+pub(crate) async fn cdrs(
     State(state): State<AdminState>,
     Query(window): Query<Window>,
-) -> Result<Json<Value>, AdminError> {
+) -> Result<Json<Vec<CdrView>>, AdminError> {
     let (from, to) = window.bounds()?;
     let limit = window.limit.unwrap_or(CDR_PAGE).clamp(1, CDR_PAGE);
     let rows = state.store.cdrs_between(from, to, limit).await?;
-    Ok(Json(Value::Array(rows.iter().map(cdr_json).collect())))
+    Ok(Json(rows.iter().map(cdr_view).collect()))
 }
 
-/// Every CDR the search selects as CSV, streamed (any size; `from`/`to` are UTC days).
-async fn cdrs_export(
+/// Every CDR the search selects as CSV, newest first, streamed (any size).
+#[utoipa::path(get, path = "/api/cdrs/export", tag = "cdrs",
+    params(crate::console::CdrQuery),
+    responses((status = 200, description = "CSV, a header then one row per CDR",
+            content_type = "text/csv", body = String),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub(crate) async fn cdrs_export(
     State(state): State<AdminState>,
     Query(query): Query<crate::console::CdrQuery>,
 ) -> Result<Response, AdminError> {
@@ -473,34 +552,38 @@ async fn cdrs_export(
     Ok(crate::console::cdr_download(state.store.clone(), filter))
 }
 
-fn cdr_json(cdr: &Cdr) -> Value {
-    json!({
-        "call_id": cdr.call_id,
-        "attempt": cdr.attempt,
-        "account_id": cdr.account_id,
-        "card_id": cdr.card_id,
-        "caller_id": cdr.caller_id.as_ref().map(|number| number.expose()),
-        "access_number": cdr.access_number,
-        "destination": cdr.destination.expose(),
-        "carrier": cdr.carrier,
-        "start_ms": cdr.start_ms,
-        "answer_ms": cdr.answer_ms,
-        "end_ms": cdr.end_ms,
-        "billed_seconds": cdr.billed_seconds,
-        "total": format_micros(cdr.total_micros),
-        "tax": format_micros(cdr.tax_micros),
-        "buy_cost": format_micros(cdr.buy_cost_micros),
-        "sip_code": cdr.sip_code,
-        "q850_cause": cdr.q850_cause,
-        "hangup_by": cdr.hangup_by,
-        "disconnect_cause": cdr.disconnect_cause,
-    })
+fn cdr_view(cdr: &Cdr) -> CdrView {
+    CdrView {
+        call_id: cdr.call_id.clone(),
+        attempt: cdr.attempt,
+        account_id: cdr.account_id,
+        card_id: cdr.card_id,
+        caller_id: cdr.caller_id.as_ref().map(|number| number.expose().clone()),
+        access_number: cdr.access_number.clone(),
+        destination: cdr.destination.expose().clone(),
+        carrier: cdr.carrier.clone(),
+        start_ms: cdr.start_ms,
+        answer_ms: cdr.answer_ms,
+        end_ms: cdr.end_ms,
+        billed_seconds: cdr.billed_seconds,
+        total: format_micros(cdr.total_micros),
+        tax: format_micros(cdr.tax_micros),
+        buy_cost: format_micros(cdr.buy_cost_micros),
+        sip_code: cdr.sip_code,
+        q850_cause: cdr.q850_cause,
+        hangup_by: cdr.hangup_by.clone(),
+        disconnect_cause: cdr.disconnect_cause.clone(),
+    }
 }
 
-async fn traffic(
+/// Attempts, answers, ASR, ACD, minutes, revenue, cost and margin per group.
+#[utoipa::path(get, path = "/api/reports/traffic", tag = "reports", params(Window),
+    responses((status = 200, body = Vec<TrafficView>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
+pub(crate) async fn traffic(
     State(state): State<AdminState>,
     Query(window): Query<Window>,
-) -> Result<Json<Value>, AdminError> {
+) -> Result<Json<Vec<TrafficView>>, AdminError> {
     let (from, to) = window.bounds()?;
     let grouping = match window.by.as_deref().unwrap_or("carrier") {
         "carrier" => TrafficGrouping::Carrier,
@@ -513,32 +596,41 @@ async fn traffic(
         }
     };
     let rows = state.store.traffic_report(from, to, grouping).await?;
-    Ok(Json(Value::Array(rows.iter().map(traffic_json).collect())))
+    Ok(Json(rows.iter().map(traffic_view).collect()))
 }
 
-fn traffic_json(row: &TrafficRow) -> Value {
-    json!({
-        "group": row.group,
-        "attempts": row.attempts,
-        "answered": row.answered,
-        "asr_percent": row.asr_percent().map(|asr| asr.normalize().to_string()),
-        "acd_seconds": row.acd_seconds().map(|acd| acd.normalize().to_string()),
-        "talk_seconds": row.talk_ms / 1000,
-        "billed_seconds": row.billed_seconds,
-        "revenue": format_micros(row.revenue_micros),
-        "tax": format_micros(row.tax_micros),
-        "cost": format_micros(row.cost_micros),
-        "margin": format_micros(row.margin_micros()),
-    })
+fn traffic_view(row: &TrafficRow) -> TrafficView {
+    TrafficView {
+        group: row.group.clone(),
+        attempts: row.attempts,
+        answered: row.answered,
+        asr_percent: row.asr_percent().map(|asr| asr.normalize().to_string()),
+        acd_seconds: row.acd_seconds().map(|acd| acd.normalize().to_string()),
+        talk_seconds: row.talk_ms / 1000,
+        billed_seconds: row.billed_seconds,
+        revenue: format_micros(row.revenue_micros),
+        tax: format_micros(row.tax_micros),
+        cost: format_micros(row.cost_micros),
+        margin: format_micros(row.margin_micros()),
+    }
 }
 
 /// Stores a WAV or MP3 prompt after decoding it (a file the IVR could not play is refused
 /// with the decoder's reason) and hands it to the running switch.
-async fn upload_prompt(
+#[utoipa::path(put, path = "/api/prompts/{language}/{name}", tag = "prompts",
+    params(("language" = String, Path, description = "en, es, fr, ..."),
+        ("name" = String, Path, description = "1 to 64 of a-z, 0-9, _ and -")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "A WAV or MP3 file"),
+    responses((status = 201, body = PromptStored), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody, description = "Larger than 16 MB"),
+        (status = 422, body = ErrorBody)))]
+pub(crate) async fn upload_prompt(
     State(state): State<AdminState>,
     UrlPath((language, name)): UrlPath<(String, String)>,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), AdminError> {
+) -> Result<(StatusCode, Json<PromptStored>), AdminError> {
     let language = Language::from_code(&language)
         .ok_or_else(|| AdminError::NotFound(format!("no language {language:?}")))?;
     if !is_prompt_name(&name) {
@@ -573,7 +665,11 @@ async fn upload_prompt(
     info!(prompt = %key, duration_ms, "prompt uploaded");
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "prompt": key, "format": extension, "duration_ms": duration_ms })),
+        Json(PromptStored {
+            prompt: key,
+            format: extension.to_owned(),
+            duration_ms: u64::try_from(duration_ms).unwrap_or(u64::MAX),
+        }),
     ))
 }
 

@@ -9,6 +9,9 @@ use serde_json::{Value, json};
 use talktime_routing::{CarrierConfig, CarrierStatus, DialPlanConfig};
 
 use crate::admin_http::{AdminError, AdminState};
+use crate::openapi::{
+    CarrierList, CarrierSaved, DialPlanList, DialPlanSaved, ErrorBody, Explanation, RoutingVersion,
+};
 use crate::routing_live::{EditError, RoutingEditor};
 
 impl From<EditError> for AdminError {
@@ -48,7 +51,10 @@ pub fn carrier_json(carrier: &CarrierConfig, status: Option<&CarrierStatus>) -> 
     value
 }
 
-pub async fn carriers(State(state): State<AdminState>) -> Result<Json<Value>, AdminError> {
+/// Every carrier with its live health and calls up (never a password).
+#[utoipa::path(get, path = "/api/carriers", tag = "routing",
+    responses((status = 200, body = CarrierList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn carriers(State(state): State<AdminState>) -> Result<Json<CarrierList>, AdminError> {
     let routing = state.routing.current().await?;
     let statuses = state.metrics.carriers();
     let listed: Vec<Value> = routing
@@ -59,9 +65,10 @@ pub async fn carriers(State(state): State<AdminState>) -> Result<Json<Value>, Ad
             carrier_json(carrier, status)
         })
         .collect();
-    Ok(Json(
-        json!({ "version": routing.version, "carriers": listed }),
-    ))
+    Ok(Json(CarrierList {
+        version: routing.version,
+        carriers: listed,
+    }))
 }
 
 /// The body's carrier under the path's name. A body without a password keeps the stored
@@ -76,16 +83,7 @@ pub async fn merged_carrier(
         .ok_or_else(|| AdminError::BadRequest("a carrier is a JSON object".into()))?;
     object.remove("has_password");
     object.remove("status");
-    match object.get("name").and_then(Value::as_str) {
-        Some(given) if given != name => {
-            return Err(AdminError::BadRequest(format!(
-                "name: the body names {given:?}, the path {name:?}"
-            )));
-        }
-        _ => {
-            object.insert("name".into(), json!(name));
-        }
-    }
+    same_name(object, name)?;
     let mut carrier: CarrierConfig = serde_json::from_value(body)
         .map_err(|error| AdminError::BadRequest(format!("carrier: {error}")))?;
     if carrier.password.is_none() {
@@ -99,11 +97,32 @@ pub async fn merged_carrier(
     Ok(carrier)
 }
 
+/// The body names what the path names (a PUT never renames).
+fn same_name(object: &serde_json::Map<String, Value>, name: &str) -> Result<(), AdminError> {
+    match object.get("name").and_then(Value::as_str) {
+        Some(given) if given == name => Ok(()),
+        Some(given) => Err(AdminError::BadRequest(format!(
+            "name: the body names {given:?}, the path {name:?}"
+        ))),
+        None => Err(AdminError::BadRequest(
+            "name: the body names what the path names".into(),
+        )),
+    }
+}
+
+/// Adds the carrier or replaces it; new calls use it at once, calls up keep theirs. A body
+/// without `password` keeps the stored one while `username` stays the same.
+#[utoipa::path(put, path = "/api/carriers/{name}", tag = "routing",
+    params(("name" = String, Path, description = "The carrier's name")),
+    request_body = talktime_routing::CarrierConfig,
+    responses((status = 200, body = CarrierSaved), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_carrier(
     State(state): State<AdminState>,
     UrlPath(name): UrlPath<String>,
     Json(body): Json<Value>,
-) -> Result<Json<Value>, AdminError> {
+) -> Result<Json<CarrierSaved>, AdminError> {
     let carrier = merged_carrier(&state.routing, &name, body).await?;
     let version = state.routing.put_carrier(carrier.clone()).await?;
     audit(
@@ -113,43 +132,53 @@ pub async fn put_carrier(
         Some(carrier_json(&carrier, None)),
     )
     .await?;
-    Ok(Json(
-        json!({ "version": version, "carrier": carrier_json(&carrier, None) }),
-    ))
+    Ok(Json(CarrierSaved {
+        version,
+        carrier: carrier_json(&carrier, None),
+    }))
 }
 
+/// Removes a carrier no route names.
+#[utoipa::path(delete, path = "/api/carriers/{name}", tag = "routing",
+    params(("name" = String, Path, description = "The carrier's name")),
+    responses((status = 200, body = RoutingVersion), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 pub async fn delete_carrier(
     State(state): State<AdminState>,
     UrlPath(name): UrlPath<String>,
-) -> Result<Json<Value>, AdminError> {
+) -> Result<Json<RoutingVersion>, AdminError> {
     let version = state.routing.delete_carrier(&name).await?;
     audit(&state, "carrier_delete", &name, None).await?;
-    Ok(Json(json!({ "version": version })))
+    Ok(Json(RoutingVersion { version }))
 }
 
-pub async fn dial_plans(State(state): State<AdminState>) -> Result<Json<Value>, AdminError> {
+/// Every dial plan with its routes.
+#[utoipa::path(get, path = "/api/dial_plans", tag = "routing",
+    responses((status = 200, body = DialPlanList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn dial_plans(State(state): State<AdminState>) -> Result<Json<DialPlanList>, AdminError> {
     let routing = state.routing.current().await?;
-    Ok(Json(
-        json!({ "version": routing.version, "dial_plans": routing.dial_plans }),
-    ))
+    Ok(Json(DialPlanList {
+        version: routing.version,
+        dial_plans: routing.dial_plans,
+    }))
 }
 
+/// Adds the dial plan or replaces it (all its routes).
+#[utoipa::path(put, path = "/api/dial_plans/{name}", tag = "routing",
+    params(("name" = String, Path, description = "The dial plan's name")),
+    request_body = talktime_routing::DialPlanConfig,
+    responses((status = 200, body = DialPlanSaved), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_dial_plan(
     State(state): State<AdminState>,
     UrlPath(name): UrlPath<String>,
     Json(mut body): Json<Value>,
-) -> Result<Json<Value>, AdminError> {
+) -> Result<Json<DialPlanSaved>, AdminError> {
     let object = body
         .as_object_mut()
         .ok_or_else(|| AdminError::BadRequest("a dial plan is a JSON object".into()))?;
-    if let Some(given) = object.get("name").and_then(Value::as_str)
-        && given != name
-    {
-        return Err(AdminError::BadRequest(format!(
-            "name: the body names {given:?}, the path {name:?}"
-        )));
-    }
-    object.insert("name".into(), json!(name));
+    same_name(object, &name)?;
     let plan: DialPlanConfig = serde_json::from_value(body)
         .map_err(|error| AdminError::BadRequest(format!("dial plan: {error}")))?;
     let version = state.routing.put_dial_plan(plan.clone()).await?;
@@ -160,32 +189,47 @@ pub async fn put_dial_plan(
         serde_json::to_value(&plan).ok(),
     )
     .await?;
-    Ok(Json(json!({ "version": version, "dial_plan": plan })))
+    Ok(Json(DialPlanSaved {
+        version,
+        dial_plan: plan,
+    }))
 }
 
+/// Removes a dial plan no access number routes with.
+#[utoipa::path(delete, path = "/api/dial_plans/{name}", tag = "routing",
+    params(("name" = String, Path, description = "The dial plan's name")),
+    responses((status = 200, body = RoutingVersion), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 pub async fn delete_dial_plan(
     State(state): State<AdminState>,
     UrlPath(name): UrlPath<String>,
-) -> Result<Json<Value>, AdminError> {
+) -> Result<Json<RoutingVersion>, AdminError> {
     let version = state.routing.delete_dial_plan(&name).await?;
     audit(&state, "dial_plan_delete", &name, None).await?;
-    Ok(Json(json!({ "version": version })))
+    Ok(Json(RoutingVersion { version }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExplainQuery {
+    /// The number as dialled.
     number: String,
+    /// The dial plan.
     plan: String,
 }
 
 /// Where a number would go now: the carriers in order and why the others were skipped (the
 /// stored routing and buy rates; health as the switch last saw it is on /api/carriers).
+#[utoipa::path(get, path = "/api/routes/explain", tag = "routing", params(ExplainQuery),
+    responses((status = 200, body = Explanation), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn explain(
     State(state): State<AdminState>,
     Query(query): Query<ExplainQuery>,
-) -> Result<Json<Value>, AdminError> {
-    let text = explain_text(&state.routing, state.store(), &query.plan, &query.number).await?;
-    Ok(Json(json!({ "explanation": text })))
+) -> Result<Json<Explanation>, AdminError> {
+    let explanation =
+        explain_text(&state.routing, state.store(), &query.plan, &query.number).await?;
+    Ok(Json(Explanation { explanation }))
 }
 
 /// `routes explain` for the console and the API.

@@ -18,6 +18,7 @@ pub mod media_session;
 pub mod media_workers;
 pub mod metrics;
 pub mod notify;
+pub mod openapi;
 pub mod plans;
 pub mod radius_service;
 pub mod recovery;

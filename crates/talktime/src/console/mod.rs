@@ -8,6 +8,7 @@ mod accounts;
 pub mod auth;
 mod cards;
 mod pages;
+pub use pages::escape;
 mod routing;
 mod tariffs;
 
@@ -412,7 +413,8 @@ async fn users_page(
 }
 
 /// The CDR search form's fields, as typed (all optional; dates are UTC days).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CdrQuery {
     #[serde(default)]
     pub from: String,
