@@ -80,6 +80,10 @@ pub enum TrafficGrouping {
     AccessNumber,
     /// The charged account (`cdrs.account_id`, as decimal text).
     Account,
+    /// The UTC day the call started: days since 1970-01-01, as decimal text.
+    Day,
+    /// The hour the call started: hours since the epoch, as decimal text.
+    Hour,
 }
 
 /// Traffic figures of one group over a time window. Money sums mix currencies if the group
@@ -116,6 +120,30 @@ fn round_for_report(value: Decimal) -> Decimal {
 }
 
 impl TrafficRow {
+    /// The rows' sums as one row named `group`.
+    pub fn total(group: Option<String>, rows: &[TrafficRow]) -> TrafficRow {
+        let mut total = TrafficRow {
+            group,
+            attempts: 0,
+            answered: 0,
+            talk_ms: 0,
+            billed_seconds: 0,
+            revenue_micros: 0,
+            tax_micros: 0,
+            cost_micros: 0,
+        };
+        for row in rows {
+            total.attempts += row.attempts;
+            total.answered += row.answered;
+            total.talk_ms += row.talk_ms;
+            total.billed_seconds += row.billed_seconds;
+            total.revenue_micros += row.revenue_micros;
+            total.tax_micros += row.tax_micros;
+            total.cost_micros += row.cost_micros;
+        }
+        total
+    }
+
     /// Answer-seizure ratio: answered × 100 / attempts, to 2 decimals; `None` without attempts.
     pub fn asr_percent(&self) -> Option<Decimal> {
         if self.attempts == 0 {
@@ -306,6 +334,12 @@ impl Store {
             TrafficGrouping::AccessNumber => traffic_query!("access_number", "access_number"),
             // Grouped and ordered by the number, returned as text.
             TrafficGrouping::Account => traffic_query!("CAST(account_id AS TEXT)", "account_id"),
+            TrafficGrouping::Day => {
+                traffic_query!("CAST(start_ms / 86400000 AS TEXT)", "start_ms / 86400000")
+            }
+            TrafficGrouping::Hour => {
+                traffic_query!("CAST(start_ms / 3600000 AS TEXT)", "start_ms / 3600000")
+            }
         };
         let mut held = self.acquire().await?;
         let mut conn = held.conn();
@@ -315,7 +349,10 @@ impl Store {
             .fetch_all(&mut **c)
             .await)?;
         let mut report: Vec<TrafficRow> = rows.into_iter().map(TrafficRow::from).collect();
-        if grouping != TrafficGrouping::Account {
+        if matches!(
+            grouping,
+            TrafficGrouping::Carrier | TrafficGrouping::AccessNumber
+        ) {
             // Option orders None first; the key puts it last, as the SQL does.
             report.sort_by(|left, right| {
                 (left.group.is_none(), &left.group).cmp(&(right.group.is_none(), &right.group))

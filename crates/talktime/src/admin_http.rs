@@ -495,7 +495,7 @@ pub(crate) struct Window {
     to: String,
     /// Rows at most (CDRs; 1 to 1000).
     limit: Option<i64>,
-    /// Reports: carrier, access_number or account.
+    /// Reports: carrier, access_number, account or day (UTC).
     by: Option<String>,
 }
 
@@ -589,13 +589,17 @@ pub(crate) async fn traffic(
         "carrier" => TrafficGrouping::Carrier,
         "access_number" => TrafficGrouping::AccessNumber,
         "account" => TrafficGrouping::Account,
+        "day" => TrafficGrouping::Day,
         other => {
             return Err(AdminError::BadRequest(format!(
-                "by={other}: use carrier, access_number or account"
+                "by={other}: use carrier, access_number, account or day"
             )));
         }
     };
-    let rows = state.store.traffic_report(from, to, grouping).await?;
+    let mut rows = state.store.traffic_report(from, to, grouping).await?;
+    if grouping == TrafficGrouping::Day {
+        crate::console::label_days(&mut rows);
+    }
     Ok(Json(rows.iter().map(traffic_view).collect()))
 }
 

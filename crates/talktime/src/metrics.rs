@@ -69,6 +69,9 @@ pub struct RadiusNumbers {
     pub accounting: u64,
 }
 
+/// The window of the calls-per-second figure.
+const CALL_RATE_WINDOW: Duration = Duration::from_secs(60);
+
 /// How long the core keeps copying the live calls after the console last read them.
 const LIVE_CALLS_INTEREST: Duration = Duration::from_secs(10);
 
@@ -87,6 +90,9 @@ pub struct Metrics {
     mails_sent: AtomicU64,
     mails_failed: AtomicU64,
     media: Mutex<Vec<std::sync::Arc<crate::media_workers::MediaStats>>>,
+    /// (when, calls started since start) over the last minute, for the calls-per-second
+    /// figure of the dashboard.
+    started_samples: Mutex<std::collections::VecDeque<(std::time::Instant, u64)>>,
 }
 
 impl Metrics {
@@ -96,6 +102,31 @@ impl Metrics {
             held.0.clone_from(counters);
             held.1 = gauges;
         }
+        let started: u64 = counters.calls_started.values().sum();
+        if let Ok(mut samples) = self.started_samples.lock() {
+            let now = std::time::Instant::now();
+            samples.push_back((now, started));
+            while samples
+                .front()
+                .is_some_and(|(at, _)| now.duration_since(*at) > CALL_RATE_WINDOW)
+            {
+                samples.pop_front();
+            }
+        }
+    }
+
+    /// New calls per second over the last minute (or since start, when younger), in
+    /// hundredths (no float: 250 is 2.5 calls/s).
+    pub fn calls_per_second_hundredths(&self) -> u64 {
+        let Ok(samples) = self.started_samples.lock() else {
+            return 0;
+        };
+        let (Some(first), Some(last)) = (samples.front(), samples.back()) else {
+            return 0;
+        };
+        let elapsed_ms = last.0.duration_since(first.0).as_millis().max(1);
+        let calls = u128::from(last.1.saturating_sub(first.1));
+        u64::try_from(calls * 100_000 / elapsed_ms).unwrap_or(u64::MAX)
     }
 
     /// The media threads' own counters, read at each scrape.

@@ -264,7 +264,7 @@ fn an_admin_hangs_up_a_live_call_from_the_browser_and_a_support_user_cannot() {
         "the dashboard after the login:\n{}",
         browser.source()
     );
-    browser.screenshot("dashboard");
+    browser.screenshot("dashboard-empty");
     browser.go(&format!("{console}/console/calls"));
     // The page refreshes itself: the call shows up, then is bridged to the carrier.
     let bridged = (0..75).any(|_| {
@@ -354,7 +354,7 @@ fn an_admin_hangs_up_a_live_call_from_the_browser_and_a_support_user_cannot() {
     assert_eq!(lines.len(), 2, "{export}");
     assert!(lines[0].starts_with("call_id,"), "{export}");
     assert!(
-        lines[1].contains(",15551234567,answer,") && lines[1].ends_with(",operator"),
+        lines[1].contains("15551234567,answer,") && lines[1].ends_with(",operator"),
         "{export}"
     );
     browser.go(&format!("{console}/console/cdrs?from=yesterday"));
@@ -894,7 +894,15 @@ fn a_carrier_and_a_route_added_in_the_browser_carry_the_next_call_while_another_
         "no restart"
     );
 
-    // The change is the database's: a restart keeps the carrier, and `routes show` lists it.
+    // The dashboard counts both calls: today's revenue, the last hour's ASR, the hourly bars.
+    browser.go(&format!("{console}/console"));
+    let revenue = browser.text("#revenue");
+    assert!(revenue != "0" && !revenue.is_empty(), "{revenue}");
+    assert_eq!(browser.text("#asr"), "100%");
+    assert!(!browser.all("#hourly-chart rect").is_empty());
+    browser.screenshot("dashboard");
+
+    // The change is the database's: `routes show` lists the new carrier, without password.
     let shown = Command::new(env!("CARGO_BIN_EXE_talktime"))
         .args(["routes", "show", "--data-dir"])
         .arg(&dir)

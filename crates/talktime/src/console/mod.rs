@@ -229,7 +229,12 @@ async fn dashboard(
     State(state): State<ConsoleState>,
     user: LoggedIn,
 ) -> Result<Html<String>, ConsoleError> {
-    Ok(Html(pages::dashboard(&user, state.metrics.gauges())))
+    let figures = dashboard_figures(&state, wall_clock_ms()).await?;
+    Ok(Html(pages::dashboard(
+        &user,
+        state.metrics.gauges(),
+        &figures,
+    )))
 }
 
 async fn login_page() -> Html<String> {
@@ -564,12 +569,13 @@ async fn reports_page(
         "" | "carrier" => talktime_store::TrafficGrouping::Carrier,
         "access_number" => talktime_store::TrafficGrouping::AccessNumber,
         "account" => talktime_store::TrafficGrouping::Account,
+        "day" => talktime_store::TrafficGrouping::Day,
         _ => {
             let page = pages::reports(
                 &user,
                 &query,
                 &[],
-                Some(("by", "carrier, access_number or account")),
+                Some(("by", "carrier, access_number, account or day")),
             );
             return Ok((StatusCode::BAD_REQUEST, Html(page)).into_response());
         }
@@ -586,9 +592,77 @@ async fn reports_page(
             return Ok((StatusCode::BAD_REQUEST, Html(page)).into_response());
         }
     };
-    let rows = state
+    let mut rows = state
         .store
         .traffic_report(filter.from_ms, filter.to_ms, grouping)
         .await?;
+    if grouping == talktime_store::TrafficGrouping::Day {
+        label_days(&mut rows);
+    }
     Ok(Html(pages::reports(&user, &query, &rows, None)).into_response())
+}
+
+/// Day groups (days since the epoch) as dates, YYYY-MM-DD.
+pub fn label_days(rows: &mut [talktime_store::TrafficRow]) {
+    for row in rows {
+        let date = row
+            .group
+            .as_deref()
+            .and_then(|days| days.parse::<i64>().ok())
+            .and_then(talktime_billing::Date::from_days_since_epoch);
+        if let Some(date) = date {
+            row.group = Some(date.to_string());
+        }
+    }
+}
+
+/// What the dashboard shows besides the gauges: the last hour's ASR and ACD, today's revenue
+/// and margin, and calls per hour over the last day (all from the CDRs).
+#[derive(Debug)]
+pub struct DashboardFigures {
+    pub calls_per_second_hundredths: u64,
+    pub last_hour: talktime_store::TrafficRow,
+    pub today: talktime_store::TrafficRow,
+    /// (hours since the epoch, attempts, answered), oldest first, 24 of them.
+    pub hours: Vec<(i64, i64, i64)>,
+}
+
+async fn dashboard_figures(
+    state: &ConsoleState,
+    now_ms: i64,
+) -> Result<DashboardFigures, ConsoleError> {
+    use talktime_store::{TrafficGrouping, TrafficRow};
+    const HOUR: i64 = 3_600_000;
+    let day_start = now_ms - now_ms.rem_euclid(86_400_000);
+    let hourly = state
+        .store
+        .traffic_report(now_ms - 24 * HOUR, now_ms + 1, TrafficGrouping::Hour)
+        .await?;
+    let last_hour = state
+        .store
+        .traffic_report(now_ms - HOUR, now_ms + 1, TrafficGrouping::Hour)
+        .await?;
+    let today = state
+        .store
+        .traffic_report(day_start, now_ms + 1, TrafficGrouping::Day)
+        .await?;
+    let current_hour = now_ms / HOUR;
+    let hours = (current_hour - 23..=current_hour)
+        .map(|hour| {
+            let row = hourly
+                .iter()
+                .find(|row| row.group.as_deref() == Some(hour.to_string().as_str()));
+            (
+                hour,
+                row.map_or(0, |row| row.attempts),
+                row.map_or(0, |row| row.answered),
+            )
+        })
+        .collect();
+    Ok(DashboardFigures {
+        calls_per_second_hundredths: state.metrics.calls_per_second_hundredths(),
+        last_hour: TrafficRow::total(None, &last_hour),
+        today: TrafficRow::total(None, &today),
+        hours,
+    })
 }

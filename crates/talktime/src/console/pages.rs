@@ -82,18 +82,79 @@ pub fn login(error: Option<&str>) -> String {
     )
 }
 
-/// The switch's gauges, which the core publishes whether or not anyone looks.
-pub fn dashboard(user: &LoggedIn, gauges: talktime_b2bua::counters::Gauges) -> String {
-    let body = format!(
+/// The switch's gauges, which the core publishes whether or not anyone looks, and the
+/// figures of the CDRs: the last hour's ASR and ACD, today's revenue and margin, and calls
+/// per hour over the last day as bars. It refreshes itself every 10 s.
+pub fn dashboard(
+    user: &LoggedIn,
+    gauges: talktime_b2bua::counters::Gauges,
+    figures: &super::DashboardFigures,
+) -> String {
+    let optional = |value: Option<rust_decimal::Decimal>| {
+        value
+            .map(|value| value.normalize().to_string())
+            .unwrap_or_else(|| "-".to_owned())
+    };
+    let rate = figures.calls_per_second_hundredths;
+    let mut body = format!(
         "<div class=\"card\">Calls up<div class=\"big\" id=\"calls-up\">{}</div></div>\
          <div class=\"card\">Past the IVR<div class=\"big\" id=\"talking\">{}</div></div>\
          <div class=\"card\">In the IVR<div class=\"big\">{}</div></div>\
-         <p><a href=\"/console/calls\">Live calls</a></p>",
+         <div class=\"card\">Calls/s (last minute)<div class=\"big\" id=\"calls-per-second\">\
+         {}.{:02}</div></div>\
+         <div class=\"card\">ASR, last hour<div class=\"big\" id=\"asr\">{}%</div></div>\
+         <div class=\"card\">ACD, last hour<div class=\"big\" id=\"acd\">{} s</div></div>\
+         <div class=\"card\">Revenue today<div class=\"big\" id=\"revenue\">{}</div></div>\
+         <div class=\"card\">Margin today<div class=\"big\" id=\"margin\">{}</div></div>",
         gauges.calls_up,
         gauges.calls_up.saturating_sub(gauges.ivr_sessions),
-        gauges.ivr_sessions
+        gauges.ivr_sessions,
+        rate / 100,
+        rate % 100,
+        optional(figures.last_hour.asr_percent()),
+        optional(figures.last_hour.acd_seconds()),
+        talktime_store::format_micros(figures.today.revenue_micros),
+        talktime_store::format_micros(figures.today.margin_micros()),
     );
-    page("Dashboard", Some(user), "", &body)
+    body.push_str(&hourly_bars(&figures.hours));
+    body.push_str("<p><a href=\"/console/calls\">Live calls</a></p>");
+    page(
+        "Dashboard",
+        Some(user),
+        "<meta http-equiv=\"refresh\" content=\"10\">",
+        &body,
+    )
+}
+
+/// Calls per hour over the last day: attempts in grey, answered in blue (inline SVG).
+fn hourly_bars(hours: &[(i64, i64, i64)]) -> String {
+    let largest = hours
+        .iter()
+        .map(|(_, attempts, _)| *attempts)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let mut svg = String::from(
+        "<h2>Calls per hour, last 24 hours (UTC)</h2><svg id=\"hourly-chart\" role=\"img\" \
+         width=\"100%\" height=\"170\" viewBox=\"0 0 600 170\">",
+    );
+    for (index, (hour, attempts, answered)) in hours.iter().enumerate() {
+        let x = index * 25;
+        let attempted = attempts * 130 / largest;
+        let talked = answered * 130 / largest;
+        let _ = write!(
+            svg,
+            "<rect x=\"{x}\" y=\"{}\" width=\"20\" height=\"{attempted}\" fill=\"#bbb\">\
+             <title>{attempts} calls, {answered} answered</title></rect>\
+             <rect x=\"{x}\" y=\"{}\" width=\"20\" height=\"{talked}\" fill=\"#3a7bd5\"/>\
+             <text x=\"{x}\" y=\"160\" font-size=\"10\">{:02}</text>",
+            140 - attempted,
+            140 - talked,
+            hour.rem_euclid(24),
+        );
+    }
+    svg.push_str("</svg>");
+    svg
 }
 
 fn seconds(ms: i64) -> String {
@@ -325,8 +386,8 @@ pub fn reports(
          <label>To <input name=\"to\" id=\"to\" value=\"{}\" size=\"10\"></label>{} \
          <label>By <select name=\"by\" id=\"by\"><option value=\"carrier\"{}>carrier</option>\
          <option value=\"access_number\"{}>access number</option>\
-         <option value=\"account\"{}>account</option></select></label>{} \
-         <button id=\"report\">Show</button></form>",
+         <option value=\"account\"{}>account</option><option value=\"day\"{}>day</option>\
+         </select></label>{} <button id=\"report\">Show</button></form>",
         escape(&query.from),
         message("from"),
         escape(&query.to),
@@ -334,6 +395,7 @@ pub fn reports(
         selected("carrier"),
         selected("access_number"),
         selected("account"),
+        selected("day"),
         message("by"),
     );
     body.push_str(
