@@ -148,6 +148,7 @@ pub async fn start(
         secure_cookies: https,
         limiter: Arc::default(),
         routing: routing.clone(),
+        prompts_dir: prompts_dir.clone(),
     };
     let state = AdminState {
         store,
@@ -635,9 +636,23 @@ pub(crate) async fn upload_prompt(
     UrlPath((language, name)): UrlPath<(String, String)>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<PromptStored>), AdminError> {
-    let language = Language::from_code(&language)
+    let stored = store_prompt(&state.prompts_dir, &state.core, &language, &name, body).await?;
+    Ok((StatusCode::CREATED, Json(stored)))
+}
+
+/// Decodes a WAV or MP3 prompt (a file the IVR could not play is refused with the decoder's
+/// reason), writes it into the prompts directory and hands it to the running switch: the
+/// API's upload and the console's.
+pub(crate) async fn store_prompt(
+    prompts_dir: &Path,
+    core: &CoreSender,
+    language: &str,
+    name: &str,
+    body: Bytes,
+) -> Result<PromptStored, AdminError> {
+    let language = Language::from_code(language)
         .ok_or_else(|| AdminError::NotFound(format!("no language {language:?}")))?;
-    if !is_prompt_name(&name) {
+    if !is_prompt_name(name) {
         return Err(AdminError::BadRequest(
             "a prompt name is 1 to 64 of a-z, 0-9, _ and -".into(),
         ));
@@ -654,30 +669,26 @@ pub(crate) async fn upload_prompt(
     } else {
         "mp3"
     };
-    let directory = state.prompts_dir.join(language.code());
-    replace_prompt_file(&directory, &name, extension, &body).await?;
+    let directory = prompts_dir.join(language.code());
+    replace_prompt_file(&directory, name, extension, &body).await?;
     let key = format!("{}/{name}", language.code());
     let duration_ms = prompt.duration().as_millis();
     // The core may be gone at shutdown; the file is written either way.
-    let _ = state
-        .core
+    let _ = core
         .send(talktime_b2bua::Input::PromptUploaded {
             name: key.clone(),
             prompt,
         })
         .await;
     info!(prompt = %key, duration_ms, "prompt uploaded");
-    Ok((
-        StatusCode::CREATED,
-        Json(PromptStored {
-            prompt: key,
-            format: extension.to_owned(),
-            duration_ms: u64::try_from(duration_ms).unwrap_or(u64::MAX),
-        }),
-    ))
+    Ok(PromptStored {
+        prompt: key,
+        format: extension.to_owned(),
+        duration_ms: u64::try_from(duration_ms).unwrap_or(u64::MAX),
+    })
 }
 
-fn is_prompt_name(name: &str) -> bool {
+pub(crate) fn is_prompt_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()

@@ -915,3 +915,98 @@ fn a_carrier_and_a_route_added_in_the_browser_carry_the_next_call_while_another_
     );
     drop((first, second));
 }
+
+/// Prompts in the browser: every language's recordings listed with a player whose file
+/// plays (a real WAV comes back), a new one recorded with espeak-ng uploaded from the page,
+/// and a file that is not audio refused at its field with nothing written.
+#[test]
+fn prompts_are_listed_played_and_uploaded_from_the_browser() {
+    let dir = prepaid::data_dir("console-prompts");
+    let prompts = dir.join("prompts");
+    for language in ["en", "es"] {
+        let from = common::repo_root().join("prompts").join(language);
+        std::fs::create_dir_all(prompts.join(language)).unwrap();
+        for entry in std::fs::read_dir(from).unwrap().flatten() {
+            std::fs::copy(entry.path(), prompts.join(language).join(entry.file_name())).unwrap();
+        }
+    }
+    let switch = common::calls::start_with(
+        &dir,
+        ConfigFile::new(),
+        &["--prompts-dir", prompts.to_str().unwrap()],
+    );
+    let console = format!("http://{}", switch.admin);
+    let site = Console {
+        base: console.clone(),
+        ca: None,
+    };
+    let password = std::fs::read_to_string(dir.join("admin.password")).unwrap();
+    let password = password.trim().to_owned();
+    let browser = Browser::start();
+    browser.log_in(&console, "admin", &password);
+    browser
+        .wait_for("#calls-up", Duration::from_secs(5))
+        .unwrap();
+    browser.go(&format!("{console}/console/prompts"));
+    let listed = browser.all("table[data-language=en] tr.prompt").len();
+    assert!(listed > 10, "{}", browser.source());
+    assert!(!browser.all("table[data-language=es] tr.prompt").is_empty());
+    let source = browser.source();
+    let start = source.find("src=\"/console/prompts/en/").unwrap() + 5;
+    let file_path = &source[start..source[start..].find('"').unwrap() + start];
+    let cookie = site.log_in("admin", &password).unwrap();
+    let audio = Command::new("curl")
+        .args(["-s", "-H", &format!("cookie: {cookie}")])
+        .arg(format!("{console}{file_path}"))
+        .output()
+        .unwrap();
+    assert!(
+        audio.stdout.starts_with(b"RIFF") || audio.stdout.starts_with(b"ID3"),
+        "{file_path} is audio"
+    );
+
+    // A new recording, made as an operator would: espeak-ng, then sox to 8 kHz mono.
+    let spoken = dir.join("spoken.wav");
+    let recorded = dir.join("promo.wav");
+    let status = Command::new("espeak-ng")
+        .args([
+            "-w",
+            spoken.to_str().unwrap(),
+            "Recharge today and get ten percent more.",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = Command::new("sox")
+        .arg(&spoken)
+        .args(["-r", "8000", "-c", "1", "-b", "16"])
+        .arg(&recorded)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    browser.type_into("#name", "promo");
+    browser.type_into("#file", recorded.to_str().unwrap());
+    browser.click("#upload");
+    let uploaded = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        browser.source().contains("/console/prompts/en/promo.wav")
+    });
+    assert!(uploaded, "{}", browser.source());
+    assert!(prompts.join("en/promo.wav").exists());
+    assert!(switch.log_text().contains("prompt uploaded"));
+    browser.screenshot("prompts");
+
+    // Not audio: refused at its field, nothing written.
+    let text = dir.join("notes.wav");
+    std::fs::write(&text, "this is not a recording").unwrap();
+    browser.go(&format!("{console}/console/prompts"));
+    browser.type_into("#name", "notes");
+    browser.type_into("#file", text.to_str().unwrap());
+    browser.click("#upload");
+    assert!(
+        browser.text("#error-file").contains("Not audio"),
+        "{}",
+        browser.source()
+    );
+    assert!(!prompts.join("en/notes.wav").exists());
+}

@@ -8,6 +8,7 @@ mod accounts;
 pub mod auth;
 mod cards;
 mod pages;
+mod prompts;
 pub use pages::escape;
 mod routing;
 mod tariffs;
@@ -41,6 +42,8 @@ pub struct ConsoleState {
     pub limiter: Arc<LoginLimiter>,
     /// Carriers and dial plans, changed live.
     pub routing: crate::routing_live::RoutingEditor,
+    /// Where the prompts are (one directory per language).
+    pub prompts_dir: std::path::PathBuf,
 }
 
 /// The console's routes (merged into the admin router).
@@ -52,6 +55,16 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/console/calls", get(calls_page))
         .route("/console/calls/{key}/hangup", post(hang_up))
         .route("/console/accounts/{id}/hangup", post(hang_up_account))
+        .route(
+            "/console/prompts",
+            get(prompts::prompts_page).post(prompts::upload).layer(
+                axum::extract::DefaultBodyLimit::max(prompts::UPLOAD_LIMIT_BYTES + 64 * 1024),
+            ),
+        )
+        .route(
+            "/console/prompts/{language}/{file}",
+            get(prompts::prompt_file),
+        )
         .route("/console/carriers", get(routing::carriers_page))
         .route("/console/carriers/save", post(routing::save_carrier))
         .route("/console/carriers/{name}", get(routing::carrier_page))

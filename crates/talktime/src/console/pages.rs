@@ -40,6 +40,7 @@ pub(super) fn page(title: &str, user: Option<&LoggedIn>, head_extra: &str, body:
             "<a href=\"/console\">Dashboard</a><a href=\"/console/calls\">Live calls</a>\
              <a href=\"/console/cards\">Cards</a><a href=\"/console/tariffs\">Tariffs</a>\
              <a href=\"/console/carriers\">Carriers</a><a href=\"/console/dial-plans\">Dial plans</a>\
+             <a href=\"/console/prompts\">Prompts</a>\
              <a href=\"/console/cdrs\">CDRs</a><a href=\"/console/reports\">Reports</a>\
              <a href=\"/console/users\">Users</a><span>{} ({})</span>\
              <form class=\"inline\" method=\"post\" action=\"/console/logout\">\
