@@ -592,7 +592,7 @@ impl RatePayer {
 }
 
 /// `2026-11-23T18:30:00` as a local call start.
-fn parse_local_start(text: &str) -> anyhow::Result<LocalStart> {
+pub(crate) fn parse_local_start(text: &str) -> anyhow::Result<LocalStart> {
     let (date, time) = text
         .split_once('T')
         .context("--at takes DATE T TIME, e.g. 2026-11-23T18:30:00")?;

@@ -156,6 +156,24 @@ pub fn settings_of(tariff: &Tariff) -> anyhow::Result<TariffSettings> {
 /// currency is fixed at creation: a file naming another one is refused.
 pub async fn replace_settings(store: &Store, tariff: &Tariff, path: &Path) -> anyhow::Result<()> {
     let file = SettingsFile::read(path)?;
+    apply_settings(store, tariff, &file).await.map(|_| ())
+}
+
+/// [`replace_settings`] with the file's text (the console's settings form).
+pub async fn replace_settings_text(
+    store: &Store,
+    tariff: &Tariff,
+    text: &str,
+) -> anyhow::Result<TariffSettings> {
+    let file: SettingsFile = toml::from_str(text).context("the settings are not valid")?;
+    apply_settings(store, tariff, &file).await
+}
+
+async fn apply_settings(
+    store: &Store,
+    tariff: &Tariff,
+    file: &SettingsFile,
+) -> anyhow::Result<TariffSettings> {
     let settings = file.apply(settings_of(tariff)?)?;
     if settings.currency.as_str() != tariff.currency {
         bail!(
@@ -168,7 +186,7 @@ pub async fn replace_settings(store: &Store, tariff: &Tariff, path: &Path) -> an
     store
         .set_tariff_settings(tariff.id, &settings.to_json())
         .await?;
-    Ok(())
+    Ok(settings)
 }
 
 /// The settings as TOML, as `tariffs settings NAME` prints them.

@@ -1010,3 +1010,69 @@ fn prompts_are_listed_played_and_uploaded_from_the_browser() {
     );
     assert!(!prompts.join("en/notes.wav").exists());
 }
+
+/// A tariff's settings edited in the browser (a bad value named, nothing written) and the
+/// rate simulator pricing a call with them: 90 s on 60/60 blocks at 0.60 is 1.2; a toll-free
+/// surcharge of 0.10 a minute set from the page adds 0.2.
+#[test]
+fn tariff_settings_are_edited_and_calls_priced_in_the_simulator() {
+    let dir = prepaid::data_dir("console-tariff");
+    let tariff = prepaid::tariff(&dir, "retail", "44,United Kingdom,0.60,0.30,60,60,0\n");
+    let switch = start(&dir, ConfigFile::new());
+    let console = format!("http://{}", switch.admin);
+    let password = std::fs::read_to_string(dir.join("admin.password")).unwrap();
+    let browser = Browser::start();
+    browser.log_in(&console, "admin", password.trim());
+    browser
+        .wait_for("#calls-up", Duration::from_secs(5))
+        .unwrap();
+    let page = format!("{console}/console/tariffs/{tariff}");
+    browser.go(&page);
+    assert!(browser.text("#settings").contains("decimal_places"));
+
+    browser.type_into("#sim-number", "441234567890");
+    browser.type_into("#sim-seconds", "90");
+    browser.click("#simulate");
+    assert_eq!(
+        browser.text("#sim-total"),
+        "1.2000 USD",
+        "{}",
+        browser.source()
+    );
+    browser.go(&format!("{page}/simulate?number=44x&seconds=90"));
+    assert!(browser.text("#error-number").contains("Digits"));
+
+    browser.go(&page);
+    browser.clear("#settings");
+    browser.type_into("#settings", "decimal_places = 9\n");
+    browser.click("#save-settings");
+    assert!(
+        browser.text("#error-settings").contains("decimal"),
+        "{}",
+        browser.source()
+    );
+    browser.go(&page);
+    assert!(browser.text("#settings").contains("decimal_places = 4"));
+    browser.clear("#settings");
+    browser.type_into("#settings", "toll_free_surcharge_per_minute = \"0.10\"\n");
+    browser.click("#save-settings");
+    let saved = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        !browser.all("#settings").is_empty()
+            && browser
+                .text("#settings")
+                .contains("toll_free_surcharge_per_minute = \"0.1")
+    });
+    assert!(saved, "{}", browser.source());
+    browser.go(&format!(
+        "{page}/simulate?number=441234567890&seconds=90&toll_free=on&balance=5"
+    ));
+    assert_eq!(
+        browser.text("#sim-total"),
+        "1.4000 USD",
+        "{}",
+        browser.source()
+    );
+    assert!(!browser.all("#sim-talk-time").is_empty());
+    browser.screenshot("tariff-simulator");
+}

@@ -97,6 +97,11 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/console/tariffs", get(tariffs::tariffs_page))
         .route("/console/tariffs/{id}", get(tariffs::tariff_page))
         .route("/console/tariffs/{id}/import", post(tariffs::import))
+        .route(
+            "/console/tariffs/{id}/settings",
+            post(tariffs::save_settings),
+        )
+        .route("/console/tariffs/{id}/simulate", get(tariffs::simulate))
         .route("/console/accounts/{id}", get(accounts::account_page))
         .route("/console/accounts/{id}/recharge", post(accounts::recharge))
         .route(

@@ -558,6 +558,7 @@ pub fn tariff(
     rates: &[talktime_store::Rate],
     search_error: Option<&str>,
     report: Option<&talktime_store::ImportReport>,
+    extra: &str,
 ) -> String {
     let error = search_error
         .map(|text| {
@@ -631,6 +632,7 @@ pub fn tariff(
             csrf_field(user)
         );
     }
+    body.push_str(extra);
     page(&format!("Tariff {}", tariff.name), Some(user), "", &body)
 }
 

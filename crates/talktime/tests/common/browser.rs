@@ -155,6 +155,16 @@ impl Browser {
         );
     }
 
+    /// Empties a text field or text area.
+    pub fn clear(&self, css: &str) {
+        let element = self.find(css);
+        self.send(
+            "POST",
+            &format!("/element/{element}/clear"),
+            Some(json!({})),
+        );
+    }
+
     pub fn click(&self, css: &str) {
         let element = self.find(css);
         self.send("POST", &format!("/element/{element}/click"), None);
