@@ -135,7 +135,7 @@ fn q850_of(reasons: Result<Vec<talktime_sip::Reason>, talktime_sip::ParseError>)
 
 impl Session {
     /// The call as the live-calls view shows it (numbers masked).
-    pub(crate) fn live(&self, key: u64) -> crate::monitor::LiveCall {
+    pub(crate) fn live(&self, key: u64, now_ms: i64) -> crate::monitor::LiveCall {
         let carrier = self
             .carrier
             .as_ref()
@@ -158,6 +158,22 @@ impl Session {
             answered_ms: self.answered_ms,
             limit_ms: rated.map(|rated| rated.authorization.limit_ms),
             codec: format!("{:?}", self.codec),
+            description: rated.map(|rated| rated.context.description.clone()),
+            rate_per_minute: rated
+                .and_then(|rated| rated.context.steps.first())
+                .map(|step| step.per_minute.normalize().to_string()),
+            // The same rating function the bill comes from, on the talk time so far.
+            cost_so_far: match (rated, self.answered_ms) {
+                (Some(rated), Some(answered)) => {
+                    let talked = u64::try_from(now_ms - answered).unwrap_or(0);
+                    Some(
+                        talktime_billing::rate_call(&rated.context, talked)
+                            .total
+                            .to_string(),
+                    )
+                }
+                _ => None,
+            },
         }
     }
 

@@ -26,6 +26,12 @@ pub struct LiveCall {
     /// The credit limit of the talk time, once authorized.
     pub limit_ms: Option<u64>,
     pub codec: String,
+    /// The destination's description in the tariff ("United Kingdom - Mobile").
+    pub description: Option<String>,
+    /// The sell rate per minute at the start, decimal text.
+    pub rate_per_minute: Option<String>,
+    /// What the talk time so far costs (with its currency), as the bill will say.
+    pub cost_so_far: Option<String>,
 }
 
 /// `****4567`: enough to tell calls apart, not to read a number.
@@ -43,7 +49,7 @@ impl Switch {
         let mut calls: Vec<LiveCall> = self
             .sessions
             .iter()
-            .map(|(key, session)| session.live(*key))
+            .map(|(key, session)| session.live(*key, self.now.epoch_ms))
             .collect();
         calls.sort_by_key(|call| (call.started_ms, call.key));
         calls

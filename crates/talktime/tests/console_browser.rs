@@ -283,6 +283,9 @@ fn an_admin_hangs_up_a_live_call_from_the_browser_and_a_support_user_cannot() {
     assert!(row.contains("answer"), "{row}");
     assert!(!row.contains("15551234567"), "numbers are masked: {row}");
     assert!(row.contains("4567"), "{row}");
+    // The destination's description, its rate and what the talk time so far costs.
+    assert!(row.contains("USA") && row.contains("0.6"), "{row}");
+    assert!(browser.text("tr.call td.cost").ends_with("USD"), "{row}");
 
     // Support sees it but cannot end it: no button, and a forged POST is refused.
     let support = site.log_in("helpdesk", "support-password-1").unwrap();

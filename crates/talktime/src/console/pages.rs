@@ -201,16 +201,22 @@ pub fn calls(user: &LoggedIn, calls: &[LiveCall], now_ms: i64) -> String {
         let _ = write!(
             rows,
             "<tr class=\"call\" data-call=\"{}\"><td>{account}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{action}</td></tr>",
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td class=\"cost\">{}</td><td>{}</td><td>{}</td><td>{action}</td></tr>",
             escape(&call.call_id),
             escape(&call.access_number),
             escape(call.caller_id.as_deref().unwrap_or("")),
-            escape(call.destination.as_deref().unwrap_or("")),
+            escape(&format!(
+                "{} {}",
+                call.destination.as_deref().unwrap_or(""),
+                call.description.as_deref().unwrap_or("")
+            )),
             escape(&call.phase),
             escape(call.carrier.as_deref().unwrap_or("")),
             talked.map(seconds).unwrap_or_default(),
             remaining,
+            escape(call.rate_per_minute.as_deref().unwrap_or("")),
+            escape(call.cost_so_far.as_deref().unwrap_or("")),
             escape(&call.codec),
             seconds(now_ms - call.started_ms),
         );
@@ -218,7 +224,7 @@ pub fn calls(user: &LoggedIn, calls: &[LiveCall], now_ms: i64) -> String {
     let body = format!(
         "<p id=\"count\">{} calls up</p><table><thead><tr><th>Account</th><th>Access number</th><th>Caller</th>\
          <th>Destination</th><th>State</th><th>Carrier</th><th>Talking</th><th>Left</th>\
-         <th>Codec</th><th>Since start</th><th></th></tr></thead><tbody>{rows}</tbody></table>",
+         <th>Rate/min</th><th>Cost so far</th><th>Codec</th><th>Since start</th><th></th></tr></thead><tbody>{rows}</tbody></table>",
         calls.len()
     );
     page(
