@@ -9,6 +9,8 @@
 #   bash tests/load/run.sh soak     [RATE [MINUTES]]    prepaid calls at RATE/s [300] for MINUTES
 #                                   [30]; RSS, descriptors and open reservations sampled
 #                                   every SOAK_SAMPLE_S [30] into $LOAD_WORK/soak.tsv
+#   bash tests/load/run.sh console [CALLS]            CALLS [1000] prepaid calls held up while the
+#                                   console's live-calls page is read PAGE_READS [20] times
 #   bash tests/load/run.sh all
 #
 # Rates step up until a step has failed calls or delivers under 90 % of the offered rate
@@ -33,6 +35,7 @@ WORK=${LOAD_WORK:-/tmp/talktime-load}
 SIP_PORT=${SIP_PORT:-15060}
 CARRIER_PORT=${CARRIER_PORT:-15070}
 CALLER_PORT=${CALLER_PORT:-15080}
+ADMIN_PORT=${ADMIN_PORT:-18088}
 RTP_RANGE=${RTP_RANGE:-9000-14999}
 MEDIA_PORT=${MEDIA_PORT:-31000}
 CARRIER_MEDIA_PORT=$((MEDIA_PORT + 10))
@@ -92,6 +95,9 @@ test_call_ms = $TEST_CALL_MS
 
 [log]
 filter = "warn"
+
+[admin]
+listen = "127.0.0.1:$ADMIN_PORT"
 
 [paths]
 prompts_dir = "$ROOT/prompts"
@@ -490,6 +496,44 @@ mode_hold() {
     done
 }
 
+# console CALLS: that many prepaid calls held up at once, then the live-calls page read
+# PAGE_READS times by a logged-in operator: the page's time (curl's time_total, loopback) and
+# the calls it lists.
+mode_console() {
+    local calls=${1:-1000} hold_s=60 rate=100 name data scenario
+    name="console-$calls"
+    seed_ledger
+    data=$(prepaid_data "$name")
+    scenario=$(render_caller $((hold_s * 1000)))
+    start_carrier "$data"
+    start_switch "$data"
+    run_sipp "$name" $((calls / rate + hold_s + 60)) 127.0.0.1:"$SIP_PORT" \
+        -sf "$scenario" -s 200 -inf "$WORK/callers-$ACCOUNTS.csv" \
+        -mp "$MEDIA_PORT" -r "$rate" -m "$calls" -l $((calls * 2)) &
+    local sipp_job=$!
+    sleep $((calls / rate + 8))
+    local admin="http://127.0.0.1:$ADMIN_PORT" cookie up times
+    cookie=$(curl -s -o /dev/null -D - --data-urlencode name=admin \
+        --data-urlencode "password=$(cat "$data/admin.password")" "$admin/console/login" |
+        sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p')
+    # The first read starts the core's copies; the next ones see every call.
+    curl -s -o /dev/null -H "cookie: $cookie" "$admin/console/calls"
+    sleep 1
+    up=$(curl -s -H "cookie: $cookie" "$admin/console/calls" |
+        sed -n 's/.*<p id="count">\([0-9]*\) calls up.*/\1/p')
+    times=$(for _ in $(seq 1 "${PAGE_READS:-20}"); do
+        curl -s -o /dev/null -w '%{time_total} %{size_download}\n' -H "cookie: $cookie" \
+            "$admin/console/calls"
+    done | sort -n)
+    echo "$name calls_listed=$up page_seconds(min/median/max)=$(head -1 <<<"$times" | cut -d' ' -f1)/$(
+        sed -n "$(((${PAGE_READS:-20} + 1) / 2))p" <<<"$times" | cut -d' ' -f1)/$(
+        tail -1 <<<"$times" | cut -d' ' -f1) page_bytes=$(tail -1 <<<"$times" | cut -d' ' -f2)" |
+        tee -a "$RESULTS"
+    wait "$sipp_job" || true
+    stop_switch
+    stop_carrier
+}
+
 # soak RATE MINUTES: one long prepaid run at a steady rate (half the clean rate by default)
 # with the switch's resident memory, open descriptors and the ledger's open reservations
 # sampled while it runs: all three must stay flat.
@@ -538,7 +582,7 @@ main() {
     local mode=${1:-}
     shift || true
     case $mode in
-        options | testcall | prepaid | hold | soak | all) ;;
+        options | testcall | prepaid | hold | soak | console | all) ;;
         *) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 2 ;;
     esac
     check_tools
@@ -549,6 +593,7 @@ main() {
         prepaid) mode_prepaid "$@" ;;
         hold) mode_hold "$@" ;;
         soak) mode_soak "$@" ;;
+        console) mode_console "$@" ;;
         all)
             mode_options
             mode_testcall

@@ -41,7 +41,7 @@ fn insert_sql(postgres: bool, account: i64) -> String {
         .replace("{spacing}", &SPACING_MS.to_string());
     if postgres {
         format!(
-            "INSERT INTO cdrs ({COLUMNS}) SELECT {select} FROM generate_series(0, {}) AS i",
+            "INSERT INTO cdrs ({COLUMNS}) SELECT {select} FROM generate_series(CAST(0 AS BIGINT), {}) AS i",
             ROWS - 1
         )
     } else {

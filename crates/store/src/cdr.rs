@@ -416,7 +416,7 @@ impl Store {
                 "SELECT id, ",
                 cdr_columns!(),
                 " FROM cdrs WHERE start_ms >= $1 AND start_ms < $2 \
-                 AND (start_ms < $3 OR (start_ms = $3 AND id < $4)) \
+                 AND start_ms <= $3 AND (start_ms, id) < ($3, $4) \
                  AND (CAST($5 AS BIGINT) IS NULL OR account_id = $5) \
                  AND (CAST($6 AS TEXT) IS NULL OR carrier = $6) \
                  AND (CAST($7 AS TEXT) IS NULL OR disconnect_cause = $7) \
