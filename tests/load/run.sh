@@ -402,6 +402,8 @@ prepaid_data() {
     local data
     data=$(fresh_data "$1")
     cp "$WORK/seed-$ACCOUNTS/talktime.sqlite3" "$data/"
+    # The PIN key the seed's hashes were made with (issue 18): another key is refused.
+    cp -p "$WORK/seed-$ACCOUNTS/pin.key" "$data/"
     echo "$data"
 }
 
@@ -498,9 +500,10 @@ mode_hold() {
 
 # console CALLS: that many prepaid calls held up at once, then the live-calls page read
 # PAGE_READS times by a logged-in operator: the page's time (curl's time_total, loopback) and
-# the calls it lists.
+# the calls it lists. Holds are 25 s: without RTP (RTP=0) the switch ends a call after 30 s of
+# silence, as it should.
 mode_console() {
-    local calls=${1:-1000} hold_s=60 rate=100 name data scenario
+    local calls=${1:-1000} hold_s=25 rate=100 name data scenario
     name="console-$calls"
     seed_ledger
     data=$(prepaid_data "$name")
