@@ -48,11 +48,14 @@ pub async fn tariff_page(
     tariff_view(&state, &user, id, &query, None, &Extras::default()).await
 }
 
+/// The simulator's report as HTML, or the field at fault and why.
+type Simulated = Result<String, (&'static str, String)>;
+
 /// The settings form (as stored, or as typed with its error) and the simulator's result.
 #[derive(Debug, Default)]
 struct Extras {
     settings: Option<(String, String)>,
-    simulation: Option<(SimulateQuery, Result<String, (&'static str, String)>)>,
+    simulation: Option<(SimulateQuery, Simulated)>,
 }
 
 fn extras_html(
@@ -346,7 +349,7 @@ async fn simulation(
     state: &ConsoleState,
     id: i64,
     query: &SimulateQuery,
-) -> Result<Result<String, (&'static str, String)>, ConsoleError> {
+) -> Result<Simulated, ConsoleError> {
     let number = query.number.trim();
     if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(Err((
