@@ -238,8 +238,8 @@ fn an_admin_hangs_up_a_live_call_from_the_browser_and_a_support_user_cannot() {
                 (Duration::from_millis(2000), "7107107101#"),
                 (Duration::from_millis(5600), "0015551234567#"),
             ];
-            let audio = Duration::from_secs(9);
-            let wait = Duration::from_secs(40);
+            let audio = Duration::from_secs(50);
+            let wait = Duration::from_secs(70);
             call_at(
                 "127.0.0.1",
                 sip,
@@ -488,6 +488,38 @@ fn cards_are_generated_found_by_pin_recharged_once_and_blocked() {
     }
     assert!(rows[1..].iter().all(|row| !pins.contains(&row[1])));
 
+    // Every option of a batch from the form: expiry after first use, activation fee, a
+    // maintenance plan; half a plan is named at its field and makes nothing.
+    let batch = site.post_body(
+        "/console/cards/batches",
+        &admin,
+        &[
+            ("csrf", &csrf),
+            ("name", "shop 9"),
+            ("count", "1"),
+            ("value", "5"),
+            ("tariff", "demo"),
+            ("expire_days", "30"),
+            ("activation_fee", "0.39"),
+            ("maintenance_fee", "0.25"),
+            ("maintenance_every", "30d"),
+        ],
+    );
+    let row: Vec<&str> = batch.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(row[7], (30 * 86_400_000i64).to_string(), "{batch}");
+    let half_plan = site.post(
+        "/console/cards/batches",
+        &admin,
+        &[
+            ("csrf", &csrf),
+            ("name", "shop 10"),
+            ("count", "1"),
+            ("value", "5"),
+            ("maintenance_fee", "0.25"),
+        ],
+    );
+    assert_eq!(half_plan, 400);
+
     let browser = Browser::start();
     browser.go(&format!("{console}/console/login"));
     browser.screenshot("login");
@@ -581,6 +613,21 @@ fn cards_are_generated_found_by_pin_recharged_once_and_blocked() {
         browser.all("li.caller").is_empty() && !browser.all("#balance").is_empty()
     });
     assert!(removed, "{}", browser.source());
+    // Forwarding and limits: a bad value named at its field, then saved.
+    browser.clear("#concurrency");
+    browser.type_into("#concurrency", "lots");
+    browser.click("#save-account");
+    assert!(browser.text("#error-concurrency").contains("1 to 1000"));
+    browser.clear("#concurrency");
+    browser.type_into("#concurrency", "3");
+    browser.type_into("#forward", "0015551234567");
+    browser.click("#save-account");
+    let saved = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        browser.source().contains("calls at once 3")
+    });
+    assert!(saved, "{}", browser.source());
+    assert!(browser.source().contains("forwards to 0015551234567"));
     browser.type_into("#amount", "4");
     browser.click("#recharge");
     let credited = (0..50).any(|_| {
@@ -767,7 +814,7 @@ fn a_carrier_and_a_route_added_in_the_browser_carry_the_next_call_while_another_
                 "100",
                 "anonymous",
                 &script,
-                Duration::from_secs(9),
+                Duration::from_secs(50),
                 Duration::from_secs(60),
             )
         })

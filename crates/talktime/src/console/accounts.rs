@@ -137,3 +137,95 @@ pub async fn recharge(
         }
     }
 }
+
+#[derive(Deserialize)]
+pub struct SettingsForm {
+    #[serde(default)]
+    csrf: String,
+    /// Where calls to the account's DID go; empty stops forwarding.
+    #[serde(default)]
+    forward: String,
+    /// Calls at once.
+    #[serde(default)]
+    concurrency: String,
+    /// Below this balance the caller ID no longer skips the PIN.
+    #[serde(default)]
+    caller_id_min_balance: String,
+}
+
+impl SettingsForm {
+    /// (forward destination, calls at once, caller-ID minimum balance), or the field at
+    /// fault.
+    #[allow(clippy::type_complexity)]
+    fn parsed(&self) -> Result<(Option<Pii<String>>, i64, i64), (&'static str, &'static str)> {
+        let forward = match self.forward.trim() {
+            "" => None,
+            text if caller_number(text).is_some() => Some(Pii::new(text.to_owned())),
+            _ => return Err(("forward", "Digits, e.g. 0015551234567.")),
+        };
+        let concurrency = match self.concurrency.trim().parse::<i64>() {
+            Ok(limit) if (1..=1000).contains(&limit) => limit,
+            _ => return Err(("concurrency", "1 to 1000 calls at once.")),
+        };
+        let minimum = match talktime_store::parse_micros(self.caller_id_min_balance.trim()) {
+            Ok(micros) if micros >= 0 => micros,
+            _ => return Err(("caller_id_min_balance", "An amount, e.g. 0.50.")),
+        };
+        Ok((forward, concurrency, minimum))
+    }
+}
+
+/// DID forwarding and limits; a bad field is named and nothing is written.
+pub async fn save_settings(
+    State(state): State<ConsoleState>,
+    user: LoggedIn,
+    UrlPath(id): UrlPath<i64>,
+    Form(form): Form<SettingsForm>,
+) -> Result<Response, ConsoleError> {
+    user.check_csrf(&form.csrf)?;
+    user.require_change("Your role may not change accounts.")?;
+    let (forward, concurrency, minimum) = match form.parsed() {
+        Ok(parsed) => parsed,
+        Err((field, text)) => {
+            let page = account_view(&state, &user, id, Some((field, text))).await?;
+            return Ok((StatusCode::BAD_REQUEST, Html(page)).into_response());
+        }
+    };
+    let before = state.store.account(id).await?;
+    let limits = talktime_store::AccountLimits {
+        owner_account_id: None,
+        caller_id_min_balance_micros: Some(minimum),
+        concurrency_limit: Some(concurrency),
+        tariff_id: None,
+    };
+    state.store.set_account_limits(id, &limits).await?;
+    state
+        .store
+        .set_forward_destination(id, forward.as_ref())
+        .await?;
+    state
+        .store
+        .audit(
+            Some(&user.user),
+            "account_settings",
+            &format!("account {id}"),
+            Some(&format!(
+                "calls at once {}, caller ID from {}, forwarding {}",
+                before.concurrency_limit,
+                talktime_store::format_micros(before.caller_id_min_balance_micros),
+                if before.forward_destination.is_some() {
+                    "on"
+                } else {
+                    "off"
+                }
+            )),
+            Some(&format!(
+                "calls at once {concurrency}, caller ID from {}, forwarding {}",
+                talktime_store::format_micros(minimum),
+                if forward.is_some() { "on" } else { "off" }
+            )),
+            wall_clock_ms(),
+        )
+        .await?;
+    Ok(Redirect::to(&format!("/console/accounts/{id}")).into_response())
+}

@@ -219,6 +219,31 @@ pub struct BatchForm {
     /// `csv` (the default) or `xlsx`.
     #[serde(default)]
     format: String,
+    #[serde(default)]
+    expire_days: String,
+    #[serde(default)]
+    expires_on: String,
+    #[serde(default)]
+    activation_fee: String,
+    #[serde(default)]
+    caller_id_min_balance: String,
+    #[serde(default)]
+    concurrency_limit: String,
+    #[serde(default)]
+    maintenance_fee: String,
+    #[serde(default)]
+    maintenance_every: String,
+    #[serde(default)]
+    package_seconds: String,
+    #[serde(default)]
+    package_prefixes: String,
+    #[serde(default)]
+    package_every: String,
+}
+
+/// An optional text field: `None` when empty.
+fn optional_text(text: &str) -> Option<String> {
+    Some(text.trim().to_owned()).filter(|text| !text.is_empty())
 }
 
 pub async fn generate_batch(
@@ -246,6 +271,27 @@ pub async fn generate_batch(
             Err(_) => return refuse("pin_length", "Digits per PIN, e.g. 10.".into()),
         },
     };
+    let number = |text: &str, field: &'static str| -> Result<Option<i64>, (&'static str, String)> {
+        match text.trim() {
+            "" => Ok(None),
+            text => text
+                .parse::<i64>()
+                .ok()
+                .filter(|value| *value > 0)
+                .map(Some)
+                .ok_or((field, format!("{text:?} is not a whole number above 0"))),
+        }
+    };
+    let (expire_days, concurrency_limit, package_seconds) = match (
+        number(&form.expire_days, "expire_days"),
+        number(&form.concurrency_limit, "concurrency_limit"),
+        number(&form.package_seconds, "package_seconds"),
+    ) {
+        (Ok(days), Ok(limit), Ok(seconds)) => (days, limit, seconds),
+        (Err((field, text)), _, _) | (_, Err((field, text)), _) | (_, _, Err((field, text))) => {
+            return refuse(field, text);
+        }
+    };
     let order = BatchOrder {
         name: form.name.trim().to_owned(),
         count,
@@ -256,19 +302,37 @@ pub async fn generate_batch(
             .unwrap_or_else(|| "USD".to_owned()),
         tariff: Some(form.tariff.trim().to_owned()).filter(|name| !name.is_empty()),
         disposable: form.disposable.is_some(),
-        expire_days: None,
-        expires_on: None,
-        activation_fee: None,
+        expire_days,
+        expires_on: optional_text(&form.expires_on),
+        activation_fee: optional_text(&form.activation_fee),
         owner_account: None,
-        caller_id_min_balance: None,
-        concurrency_limit: None,
-        plan: crate::admin::PlanArgs::default(),
+        caller_id_min_balance: optional_text(&form.caller_id_min_balance),
+        concurrency_limit,
+        plan: crate::admin::PlanArgs {
+            maintenance_fee: optional_text(&form.maintenance_fee),
+            maintenance_every: optional_text(&form.maintenance_every),
+            package_seconds,
+            package_prefixes: optional_text(&form.package_prefixes),
+            package_every: optional_text(&form.package_every),
+        },
     };
+    if order.plan.maintenance_fee.is_some() != order.plan.maintenance_every.is_some() {
+        return refuse(
+            "maintenance_every",
+            "A maintenance fee needs its period (30d) and a period its fee.".into(),
+        );
+    }
+    if order.plan.package_seconds.is_some() != order.plan.package_prefixes.is_some() {
+        return refuse(
+            "package_prefixes",
+            "Free seconds need the prefixes they cover (1,44) and prefixes their seconds.".into(),
+        );
+    }
     let batch = match order.generate(&state.store, wall_clock_ms()).await {
         Ok(batch) => batch,
         Err(BatchError::Store(error)) => return Err(error.into()),
         Err(error @ BatchError::UnknownTariff(_)) => return refuse("tariff", error.to_string()),
-        Err(error) => return refuse("value", error.to_string()),
+        Err(error) => return refuse(batch_error_field(&error), error.to_string()),
     };
     let mut csv = Vec::new();
     state.store.export_batch_csv(&batch, &mut csv).await?;
@@ -298,4 +362,25 @@ pub async fn generate_batch(
         body,
     )
         .into_response())
+}
+
+/// The form field a refused batch is about (the error names the option).
+fn batch_error_field(error: &BatchError) -> &'static str {
+    let text = error.to_string();
+    let fields = [
+        ("expires", "expires_on"),
+        ("activation", "activation_fee"),
+        ("caller-id", "caller_id_min_balance"),
+        ("caller ID", "caller_id_min_balance"),
+        ("maintenance-every", "maintenance_every"),
+        ("maintenance", "maintenance_fee"),
+        ("package-every", "package_every"),
+        ("package-prefixes", "package_prefixes"),
+        ("package", "package_seconds"),
+        ("currency", "currency"),
+    ];
+    fields
+        .iter()
+        .find(|(needle, _)| text.contains(needle))
+        .map_or("value", |(_, field)| field)
 }

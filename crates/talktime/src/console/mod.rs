@@ -105,6 +105,10 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/console/accounts/{id}", get(accounts::account_page))
         .route("/console/accounts/{id}/recharge", post(accounts::recharge))
         .route(
+            "/console/accounts/{id}/settings",
+            post(accounts::save_settings),
+        )
+        .route(
             "/console/accounts/{id}/caller-ids",
             post(accounts::add_caller_id),
         )

@@ -297,11 +297,35 @@ pub(super) fn csrf_field(user: &LoggedIn) -> String {
 /// Find a card by PIN; generate a batch.
 pub fn cards(user: &LoggedIn, error: Option<(&str, &str)>) -> String {
     let csrf = csrf_field(user);
+    let options = [
+        ("expire_days", "Days valid after the first call"),
+        ("expires_on", "Expires on (YYYY-MM-DD)"),
+        ("activation_fee", "Activation fee (first call)"),
+        (
+            "caller_id_min_balance",
+            "Caller ID skips the PIN from balance",
+        ),
+        ("concurrency_limit", "Calls at once (1)"),
+        ("maintenance_fee", "Maintenance fee"),
+        ("maintenance_every", "Maintenance every (30d)"),
+        ("package_seconds", "Free seconds per package"),
+        ("package_prefixes", "Package prefixes (1,44)"),
+        ("package_every", "Package refilled every (30d)"),
+    ]
+    .iter()
+    .map(|(name, label)| input(name, label, "text", error))
+    .collect::<String>();
+    // Open when one of its fields is the one at fault.
+    let open = match error {
+        Some((field, _)) if options.contains(&format!("id=\"error-{field}\"")) => " open",
+        _ => "",
+    };
     let body = format!(
         "<h2>Find a card</h2><form method=\"post\" action=\"/console/cards/find\">{csrf}{}\
          <p><button id=\"find\">Find</button></p></form>\
          <h2>Generate a batch</h2><form method=\"post\" action=\"/console/cards/batches\">{csrf}\
-         {}{}{}{}{}{}<p><label><input type=\"checkbox\" name=\"disposable\" id=\"disposable\"> \
+         {}{}{}{}{}{}<details{open}><summary>Expiry, fees, limits and plans</summary>{options}\
+         </details><p><label><input type=\"checkbox\" name=\"disposable\" id=\"disposable\"> \
          Disposable</label></p><p><label>File <select name=\"format\" id=\"format\">\
          <option value=\"csv\">CSV</option><option value=\"xlsx\">Excel (XLSX)</option>\
          </select></label></p><p><button id=\"generate\">Generate and download</button>\
@@ -503,8 +527,49 @@ pub fn account(
         account.id,
         input("amount", "Amount", "text", error),
     );
-    body.push_str("<h2>Caller IDs</h2><ul>");
     let may_change = super::auth::may_change(&user.user);
+    if may_change {
+        let value = |name: &str, label: &str, current: &str| {
+            let message = match error {
+                Some((bad, text)) if bad == name => format!(
+                    " <span class=\"error\" id=\"error-{name}\">{}</span>",
+                    escape(text)
+                ),
+                _ => String::new(),
+            };
+            format!(
+                "<p><label>{label} <input name=\"{name}\" id=\"{name}\" value=\"{}\"></label>\
+                 {message}</p>",
+                escape(current)
+            )
+        };
+        let _ = write!(
+            body,
+            "<h2>Forwarding and limits</h2><form method=\"post\" \
+             action=\"/console/accounts/{}/settings\">{csrf}{}{}{}\
+             <p><button id=\"save-account\">Save</button></p></form>",
+            account.id,
+            value(
+                "forward",
+                "Forward DID calls to (empty: no forwarding)",
+                account
+                    .forward_destination
+                    .as_ref()
+                    .map_or("", |number| number.expose().as_str())
+            ),
+            value(
+                "concurrency",
+                "Calls at once",
+                &account.concurrency_limit.to_string()
+            ),
+            value(
+                "caller_id_min_balance",
+                "Caller ID skips the PIN from balance",
+                &talktime_store::format_micros(account.caller_id_min_balance_micros)
+            ),
+        );
+    }
+    body.push_str("<h2>Caller IDs</h2><ul>");
     for number in callers {
         let remove = if may_change {
             format!(
