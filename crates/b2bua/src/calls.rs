@@ -633,6 +633,9 @@ impl Switch {
             Output::StopPlayback { .. } => self.media(key, MediaCommand::Stop),
             Output::LookupByCallerId { caller_id } => self.lookup_caller_id(key, caller_id),
             Output::LookupByPin { pin } => self.lookup_pin(key, pin),
+            Output::LookupLastCall { account } => {
+                self.ledger_request(key, LedgerRequest::LastCall { account })
+            }
             Output::PinFailed { .. } => self.pin_failed(key),
             Output::Authorize {
                 attempt,

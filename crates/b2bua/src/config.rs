@@ -106,6 +106,10 @@ pub struct AccessNumber {
     /// destination; others get the normal IVR. `None` keeps `[ivr] forwarding`.
     #[serde(default)]
     pub forwarding: Option<bool>,
+    /// A balance line: after the PIN (or the caller ID) the balance and the last call's cost
+    /// and length are announced, then goodbye; no call is placed.
+    #[serde(default)]
+    pub balance_only: bool,
     /// Play the welcome before a forwarded call. `None` keeps `[ivr] forwarding_welcome`.
     #[serde(default)]
     pub forwarding_welcome: Option<bool>,
@@ -833,6 +837,7 @@ impl Config {
         if let Some(welcome) = access.forwarding_welcome {
             ivr.forwarding_welcome = welcome;
         }
+        ivr.balance_only = access.balance_only;
         ivr
     }
 

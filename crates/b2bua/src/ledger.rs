@@ -40,6 +40,9 @@ pub struct Rated {
 pub enum LedgerRequest {
     /// Answered with [`LedgerReply::Input`] (`Input::CallerIdLookup`).
     LookupCallerId { caller_id: Pii<String> },
+    /// A balance line's last call of `account`; answered with [`LedgerReply::Input`]
+    /// (`Input::LastCall`).
+    LastCall { account: AccountId },
     /// Answered with [`LedgerReply::Input`] (`Input::PinLookup`); wrong PINs are counted
     /// under each of `guess_keys`.
     LookupPin {

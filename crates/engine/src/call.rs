@@ -11,8 +11,8 @@ use crate::destination::normalize_destination;
 use crate::entry::{Entry, EntryStep, deadline_after};
 use crate::event::{
     AccountInfo, AttemptId, AttemptRecord, AuthMethod, Authorization, BridgeMode, CallId,
-    CallRecord, CallerIdLookup, CarrierTry, Input, Output, PinLookup, PlaybackId, Prompt, Refusal,
-    Settlement, Tone,
+    CallRecord, CallerIdLookup, CarrierTry, Input, LastCall, Output, PinLookup, PlaybackId, Prompt,
+    Refusal, Settlement, Tone,
 };
 use crate::speech;
 
@@ -63,6 +63,8 @@ enum State {
         playback: Option<PlaybackId>,
         caller_lookup: CallerLookupState,
     },
+    /// A balance line: the last call is being looked up.
+    CheckingLastCall,
     /// DID forwarding: "you have ..." plays; the forwarded attempt opens when it ends.
     AnnouncingBalance {
         playback: PlaybackId,
@@ -283,7 +285,7 @@ impl Call {
     pub fn phase(&self) -> Phase {
         match self.state {
             State::Welcome { .. } => Phase::Welcome,
-            State::AnnouncingBalance { .. } => Phase::AnnouncingBalance,
+            State::AnnouncingBalance { .. } | State::CheckingLastCall => Phase::AnnouncingBalance,
             State::ChoosingLanguage(_) => Phase::ChoosingLanguage,
             State::EnteringPin(_) => Phase::EnteringPin,
             State::CheckingPin { .. } => Phase::CheckingPin,
@@ -323,6 +325,10 @@ impl Call {
             Input::PlaybackFinished { playback } => self.playback_finished(playback, now),
             Input::CallerIdLookup(answer) => self.caller_id_looked_up(answer, now),
             Input::PinLookup(answer) => self.pin_looked_up(answer, now),
+            Input::LastCall(last) if matches!(self.state, State::CheckingLastCall) => {
+                self.announce_account(last, now)
+            }
+            Input::LastCall(_) => {}
             Input::Authorized {
                 attempt,
                 authorization,
@@ -596,8 +602,45 @@ impl Call {
     }
 
     fn after_authentication(&mut self) {
+        if self.config.balance_only
+            && let Some(account) = &self.account
+        {
+            let account = account.account;
+            self.outputs.push_back(Output::LookupLastCall { account });
+            self.state = State::CheckingLastCall;
+            return;
+        }
         let before = self.balance_words();
         self.ask_destination(&before);
+    }
+
+    /// A balance line: "you have ..., your last call cost ... and lasted ...", goodbye.
+    fn announce_account(&mut self, last: Option<LastCall>, now: Instant) {
+        let mut words = Vec::new();
+        if let Some(account) = &self.account {
+            if let Ok(amount) =
+                speech::amount(self.language, account.balance_micros, &account.currency)
+            {
+                words.push("you_have");
+                words.extend(amount);
+            }
+            match last {
+                Some(last) => {
+                    if let Ok(cost) =
+                        speech::amount(self.language, last.cost_micros, &account.currency)
+                    {
+                        words.push("last_call_cost");
+                        words.extend(cost);
+                    }
+                    if let Ok(length) = speech::length(self.language, last.talk_ms) {
+                        words.push("last_call_lasted");
+                        words.extend(length);
+                    }
+                }
+                None => words.push("no_last_call"),
+            }
+        }
+        self.farewell(&words, DisconnectCause::Normal, now);
     }
 
     /// "You have twelve dollars and fifty cents", when `announce_balance` is on and the

@@ -107,6 +107,9 @@ pub struct IvrConfig {
     /// try, so a guesser never learns that a PIN exists; the ledger's log and the CDR keep the
     /// real reason for the operator.
     pub reveal_card_state: bool,
+    /// A balance line (issue 21): once the caller is known (PIN or caller ID) the balance and
+    /// the last call's cost and length are announced, then goodbye; no destination is asked.
+    pub balance_only: bool,
 }
 
 impl Default for IvrConfig {
@@ -133,6 +136,7 @@ impl Default for IvrConfig {
             forwarding: false,
             forwarding_welcome: false,
             reveal_card_state: false,
+            balance_only: false,
         }
     }
 }

@@ -61,6 +61,15 @@ pub struct AccountInfo {
     pub forward_destination: Option<Pii<String>>,
 }
 
+/// An account's last answered call, for a balance line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastCall {
+    /// What it cost, in micro-units of the account's currency.
+    pub cost_micros: i64,
+    /// How long it lasted (answer to hang-up).
+    pub talk_ms: u64,
+}
+
 /// Answer to [`Output::LookupByCallerId`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallerIdLookup {
@@ -131,6 +140,8 @@ pub enum Input {
         playback: PlaybackId,
     },
     CallerIdLookup(CallerIdLookup),
+    /// Answer to [`Output::LookupLastCall`]: the account's last answered call, if any.
+    LastCall(Option<LastCall>),
     PinLookup(PinLookup),
     Authorized {
         attempt: AttemptId,
@@ -224,6 +235,11 @@ pub enum Output {
     },
     LookupByCallerId {
         caller_id: Pii<String>,
+    },
+    /// A balance line wants the account's last answered call (answered with
+    /// [`Input::LastCall`]).
+    LookupLastCall {
+        account: AccountId,
     },
     LookupByPin {
         pin: Pii<String>,

@@ -162,6 +162,22 @@ fn quantity_agreeing(
     Ok(out)
 }
 
+/// A length to the second: "two minutes and five seconds", "forty seconds" (a call's length;
+/// [`duration`] rounds to what a caller can still talk).
+pub fn length(language: Language, milliseconds: u64) -> Result<Vec<&'static str>, SpeechError> {
+    let seconds = milliseconds / 1_000;
+    let (minutes, rest) = (seconds / 60, seconds % 60);
+    if minutes == 0 {
+        return quantity(language, rest, "second", "seconds");
+    }
+    let mut words = quantity(language, minutes, "minute", "minutes")?;
+    if rest > 0 {
+        words.push("and");
+        words.extend(quantity(language, rest, "second", "seconds")?);
+    }
+    Ok(words)
+}
+
 /// An amount of money in micro-units (1 unit = 1,000,000): "twelve dollars and fifty cents".
 /// Fractions of a cent are dropped and a negative balance is spoken as zero, so the caller
 /// never hears more than they have.

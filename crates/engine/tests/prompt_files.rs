@@ -37,6 +37,7 @@ fn every_spoken_name_exists_as_a_file() {
             names.extend(speech::quantity(language, number, "minute", "minutes").unwrap());
             names.extend(speech::duration(language, number * 1_000).unwrap());
             names.extend(speech::duration(language, number * 60_000).unwrap());
+            names.extend(speech::length(language, number * 1_000).unwrap());
             for currency in ["USD", "EUR", "CAD", "GBP", "MXN", "INR", "JPY"] {
                 let micros = i64::try_from(number).unwrap() * 10_000;
                 names.extend(speech::amount(language, micros, currency).unwrap());

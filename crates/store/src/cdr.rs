@@ -274,6 +274,25 @@ impl Store {
         insert_cdr(&mut held.conn(), cdr, now_ms).await
     }
 
+    /// The account's last answered call: (what it cost in micro-units, its talk time in
+    /// milliseconds); `None` before its first. For the balance line.
+    pub async fn last_answered_call(
+        &self,
+        account_id: i64,
+    ) -> Result<Option<(i64, i64)>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let row: Option<(i64, i64)> = with_conn!(&mut conn, c => sqlx::query_as(
+            "SELECT total_micros, end_ms - answer_ms FROM cdrs \
+             WHERE account_id = $1 AND answer_ms IS NOT NULL \
+             ORDER BY start_ms DESC, id DESC LIMIT 1",
+        )
+        .bind(account_id)
+        .fetch_optional(&mut **c)
+        .await)?;
+        Ok(row)
+    }
+
     /// The CDRs of a call, by attempt.
     pub async fn cdrs_for_call(&self, call_id: &str) -> Result<Vec<Cdr>, StoreError> {
         let mut held = self.acquire().await?;

@@ -1316,7 +1316,7 @@ fn password_from_stdin() -> anyhow::Result<String> {
         stdin.lock().read_line(&mut line)?;
         let line = line.trim_end_matches(['\r', '\n']).to_owned();
         if !line.is_empty() {
-            if line.chars().count() < 10 {
+            if line.chars().count() < crate::console::auth::MIN_PASSWORD_CHARS {
                 bail!("a password has at least 10 characters");
             }
             return Ok(line);

@@ -79,6 +79,22 @@ async fn answer(
     waiting: &AtomicUsize,
 ) -> LedgerReply {
     match request {
+        LedgerRequest::LastCall { account } => {
+            // A failed read only loses the last call's words: the balance is still said.
+            let last = match ledger.store().last_answered_call(account.0).await {
+                Ok(last) => last,
+                Err(error) => {
+                    tracing::warn!(call, %error, "cannot read the last call");
+                    None
+                }
+            };
+            LedgerReply::Input(CallInput::LastCall(last.map(|(cost_micros, talk_ms)| {
+                talktime_engine::LastCall {
+                    cost_micros,
+                    talk_ms: u64::try_from(talk_ms).unwrap_or(0),
+                }
+            })))
+        }
         LedgerRequest::LookupCallerId { caller_id } => {
             let lookup = ledger.lookup_caller_id(&caller_id).await;
             LedgerReply::Input(CallInput::CallerIdLookup(lookup))

@@ -1125,4 +1125,34 @@ fn tariff_settings_are_edited_and_calls_priced_in_the_simulator() {
     );
     assert!(!browser.all("#sim-talk-time").is_empty());
     browser.screenshot("tariff-simulator");
+
+    // Users from the browser: a short password named, then an operator added and disabled;
+    // a disabled user cannot log in.
+    let site = Console {
+        base: console.clone(),
+        ca: None,
+    };
+    browser.go(&format!("{console}/console/users"));
+    browser.type_into("#name", "ops1");
+    browser.type_into("#password", "short");
+    browser.click("#add-user");
+    assert!(browser.text("#error-password").contains("10 characters"));
+    browser.go(&format!("{console}/console/users"));
+    browser.type_into("#name", "ops1");
+    browser.type_into("#password", "a-long-enough-password");
+    browser.click("#add-user");
+    assert!(
+        browser
+            .wait_for("tr[data-user=ops1]", Duration::from_secs(5))
+            .is_some()
+    );
+    assert!(site.log_in("ops1", "a-long-enough-password").is_ok());
+    browser.click("tr[data-user=ops1] button.toggle-user");
+    let disabled = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        !browser.all("tr[data-user=ops1]").is_empty()
+            && browser.text("tr[data-user=ops1]").contains("disabled")
+    });
+    assert!(disabled, "{}", browser.source());
+    assert_eq!(site.log_in("ops1", "a-long-enough-password"), Err(401));
 }

@@ -850,3 +850,98 @@ fn the_switch_runs_its_ledger_on_postgresql() {
         ])
         .output();
 }
+
+/// Every prompt list the switch played, in order (its debug log).
+fn played_prompts(switch: &Switch) -> Vec<String> {
+    switch
+        .log_text()
+        .lines()
+        .filter(|line| line.contains("playing call="))
+        .filter_map(|line| line.split("prompts=").nth(1).map(str::to_owned))
+        .collect()
+}
+
+/// A balance line (issue 21): access number 300 asks the PIN, says the balance and the last
+/// call's cost and length (or that there was none), says goodbye and hangs up; nothing is
+/// reserved or charged.
+#[test]
+fn a_balance_line_says_the_balance_and_the_last_call_then_hangs_up() {
+    let dir = prepaid::data_dir("balance-line");
+    prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
+    let account = prepaid::card(&dir, PIN, 5_000_000, 0);
+    let carrier = answering_carrier();
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .raw("[[access_numbers]]\nnumber = \"300\"\nbalance_only = true\n")
+            .carrier("us", &carrier.address())
+            .routes(&[("", &["us"])]),
+    );
+    let output = call_number(
+        &switch,
+        &dir,
+        "300",
+        "anonymous",
+        &[(PIN_AT, "1234567890#")],
+        Duration::from_secs(30),
+    );
+    assert_caller_ok(
+        &output,
+        &switch,
+        "the balance line hangs up after its words",
+    );
+    let first = played_prompts(&switch).last().cloned().unwrap_or_default();
+    assert!(
+        first.starts_with("[\"you_have\", \"num_5\", \"dollars\"")
+            && first.contains("\"no_last_call\"")
+            && first.ends_with("\"goodbye\"]"),
+        "{first}"
+    );
+    assert_eq!(
+        prepaid::balance(&dir, account),
+        5_000_000,
+        "the line is free"
+    );
+
+    // A call of a few seconds through the normal access number...
+    let output = call_and_hang_up(
+        &switch,
+        &dir,
+        &[(PIN_AT, "1234567890#"), (DESTINATION_AT, "0015551234567#")],
+        Duration::from_secs(3),
+    );
+    assert_caller_ok(
+        &output,
+        &switch,
+        "a short call before the second balance check",
+    );
+    let ids = switch.call_ids();
+    let cdr = prepaid::wait_for_cdrs(&dir, &format!("{}#1", ids[1]), 1).remove(0);
+    assert!(cdr.total_micros > 0 && cdr.answer_ms.is_some(), "{cdr:?}");
+
+    // ...and the balance line tells its cost and length.
+    let output = call_number(
+        &switch,
+        &dir,
+        "300",
+        "anonymous",
+        &[(PIN_AT, "1234567890#")],
+        Duration::from_secs(30),
+    );
+    assert_caller_ok(&output, &switch, "the second balance check");
+    let second = played_prompts(&switch).last().cloned().unwrap_or_default();
+    assert!(second.contains("\"last_call_cost\""), "{second}");
+    let lasted = second
+        .split("\"last_call_lasted\"")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        lasted.contains("\"num_") && lasted.contains("second"),
+        "{second}"
+    );
+    assert_eq!(
+        prepaid::balance(&dir, account),
+        5_000_000 - cdr.total_micros
+    );
+    assert_eq!(prepaid::open_reservations(&dir, account), 0);
+}

@@ -33,6 +33,9 @@ pub fn random_hex(bytes: usize) -> String {
     hex::encode(buffer)
 }
 
+/// The shortest password a user may have (the CLI's rule too).
+pub const MIN_PASSWORD_CHARS: usize = 10;
+
 /// The argon2id PHC string of a password.
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
     let mut salt = [0u8; 16];

@@ -84,7 +84,8 @@ pub fn router(state: ConsoleState) -> Router {
         )
         .route("/console/dial-plans/delete", post(routing::delete_plan))
         .route("/console/routes/explain", get(routing::explain))
-        .route("/console/users", get(users_page))
+        .route("/console/users", get(users_page).post(add_user))
+        .route("/console/users/{name}/disabled", post(set_user_disabled))
         .route("/console/cdrs", get(cdrs_page))
         .route("/console/cdrs/export", get(cdrs_export))
         .route("/console/reports", get(reports_page))
@@ -436,7 +437,126 @@ async fn users_page(
     }
     let users = state.store.users().await?;
     let audit = state.store.audit_log(200).await?;
-    Ok(Html(pages::users(&user, &users, &audit)))
+    Ok(Html(pages::users(&user, &users, &audit, None)))
+}
+
+#[derive(Deserialize)]
+struct NewUserForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// Adds a console user (admins only); a bad name or short password is named at its field.
+async fn add_user(
+    State(state): State<ConsoleState>,
+    user: LoggedIn,
+    Form(form): Form<NewUserForm>,
+) -> Result<Response, ConsoleError> {
+    user.check_csrf(&form.csrf)?;
+    if user.user.role != talktime_store::Role::Admin {
+        return Err(ConsoleError::Forbidden("Only an admin adds users."));
+    }
+    let refuse = |field: &'static str, text: String| (field, text);
+    let refused = match talktime_store::Role::parse(form.role.trim()) {
+        Err(error) => Some(refuse("name", error.to_string())),
+        Ok(_) if form.password.chars().count() < auth::MIN_PASSWORD_CHARS => Some(refuse(
+            "password",
+            format!("At least {} characters.", auth::MIN_PASSWORD_CHARS),
+        )),
+        Ok(role) => {
+            let password = form.password.clone();
+            let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+                .await
+                .map_err(|error| ConsoleError::Internal(error.to_string()))?
+                .map_err(|error| ConsoleError::Internal(error.to_string()))?;
+            match state
+                .store
+                .create_user(&form.name, &hash, role, wall_clock_ms())
+                .await
+            {
+                Ok(created) => {
+                    state
+                        .store
+                        .audit(
+                            Some(&user.user),
+                            "user_add",
+                            &format!("user {}", created.name),
+                            None,
+                            Some(role.as_str()),
+                            wall_clock_ms(),
+                        )
+                        .await?;
+                    None
+                }
+                Err(talktime_store::StoreError::InvalidArgument(message)) => {
+                    Some(refuse("name", message))
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    };
+    match refused {
+        None => Ok(Redirect::to("/console/users").into_response()),
+        Some((field, message)) => {
+            let users = state.store.users().await?;
+            let audit = state.store.audit_log(200).await?;
+            let page = pages::users(&user, &users, &audit, Some((field, &message)));
+            Ok((StatusCode::BAD_REQUEST, Html(page)).into_response())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct DisabledForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    disabled: String,
+}
+
+/// Disables a user (their sessions end) or enables them again; not oneself.
+async fn set_user_disabled(
+    State(state): State<ConsoleState>,
+    user: LoggedIn,
+    UrlPath(name): UrlPath<String>,
+    Form(form): Form<DisabledForm>,
+) -> Result<Response, ConsoleError> {
+    user.check_csrf(&form.csrf)?;
+    if user.user.role != talktime_store::Role::Admin {
+        return Err(ConsoleError::Forbidden("Only an admin changes users."));
+    }
+    if name == user.user.name {
+        return Err(ConsoleError::Forbidden("You cannot disable yourself."));
+    }
+    let disabled = form.disabled == "true";
+    match state.store.set_user_disabled(&name, disabled).await {
+        Ok(()) => {}
+        Err(talktime_store::StoreError::InvalidArgument(_)) => return Err(ConsoleError::NotFound),
+        Err(error) => return Err(error.into()),
+    }
+    let action = if disabled {
+        "user_disable"
+    } else {
+        "user_enable"
+    };
+    state
+        .store
+        .audit(
+            Some(&user.user),
+            action,
+            &format!("user {name}"),
+            None,
+            None,
+            wall_clock_ms(),
+        )
+        .await?;
+    Ok(Redirect::to("/console/users").into_response())
 }
 
 /// The CDR search form's fields, as typed (all optional; dates are UTC days).

@@ -235,23 +235,60 @@ pub fn calls(user: &LoggedIn, calls: &[LiveCall], now_ms: i64) -> String {
     )
 }
 
-pub fn users(user: &LoggedIn, users: &[User], audit: &[AuditEntry]) -> String {
+pub fn users(
+    user: &LoggedIn,
+    users: &[User],
+    audit: &[AuditEntry],
+    error: Option<(&str, &str)>,
+) -> String {
+    let csrf = csrf_field(user);
     let mut body = String::from(
-        "<table><thead><tr><th>User</th><th>Role</th><th>State</th></tr></thead><tbody>",
+        "<table><thead><tr><th>User</th><th>Role</th><th>State</th><th></th></tr></thead><tbody>",
     );
     for listed in users {
+        // An admin cannot lock themself out.
+        let action = if listed.id == user.user.id {
+            String::new()
+        } else {
+            let (value, label) = if listed.disabled {
+                ("false", "Enable")
+            } else {
+                ("true", "Disable")
+            };
+            format!(
+                "<form class=\"inline\" method=\"post\" action=\"/console/users/{}/disabled\">\
+                 {csrf}<input type=\"hidden\" name=\"disabled\" value=\"{value}\">\
+                 <button class=\"toggle-user\">{label}</button></form>",
+                escape(&listed.name)
+            )
+        };
         let _ = write!(
             body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&listed.name),
+            "<tr class=\"user\" data-user=\"{name}\"><td>{name}</td><td>{}</td><td>{}</td>\
+             <td>{action}</td></tr>",
             listed.role.as_str(),
             if listed.disabled {
                 "disabled"
             } else {
                 "active"
-            }
+            },
+            name = escape(&listed.name),
         );
     }
+    let _ = write!(
+        body,
+        "</tbody></table><h2>Add a user</h2><form method=\"post\" action=\"/console/users\">\
+         {csrf}{}<p><label>Role <select name=\"role\" id=\"role\"><option>operator</option>\
+         <option>support</option><option>admin</option></select></label></p>{}\
+         <p><button id=\"add-user\">Add</button></p></form>",
+        input("name", "Name", "text", error),
+        input(
+            "password",
+            "Password (10 characters or more)",
+            "password",
+            error
+        ),
+    );
     body.push_str(
         "</tbody></table><h2>Audit log</h2><table><thead><tr><th>When (UTC)</th><th>Who</th>\
          <th>What</th><th>On</th></tr></thead><tbody>",
