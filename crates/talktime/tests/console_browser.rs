@@ -20,6 +20,16 @@ use common::{assert_sipp_ok, tail};
 
 const PIN: &str = "7107107101";
 
+/// One browser test at a time: each runs a switch, SIPp and a chromium, and on a 2-core
+/// machine five at once starve the calls whose timing they check.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The console over HTTPS, and curl trusting the test CA for the checks beside the browser.
 struct Console {
     base: String,
@@ -204,6 +214,7 @@ fn add_user(dir: &std::path::Path, name: &str, role: &str, password: &str) {
 
 #[test]
 fn an_admin_hangs_up_a_live_call_from_the_browser_and_a_support_user_cannot() {
+    let _turn = one_at_a_time();
     let dir = prepaid::data_dir("console");
     prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
     let account = prepaid::card(&dir, PIN, 50_000_000, 0);
@@ -408,6 +419,7 @@ fn an_admin_hangs_up_a_live_call_from_the_browser_and_a_support_user_cannot() {
 /// may recharge but not block; bad input is named at its field and changes nothing.
 #[test]
 fn cards_are_generated_found_by_pin_recharged_once_and_blocked() {
+    let _turn = one_at_a_time();
     let dir = prepaid::data_dir("console-cards");
     prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
     let switch = start(&dir, ConfigFile::new());
@@ -778,6 +790,7 @@ fn all_cdrs(dir: &std::path::Path) -> Vec<talktime_store::Cdr> {
 /// hangs up every call of its account.
 #[test]
 fn a_carrier_and_a_route_added_in_the_browser_carry_the_next_call_while_another_stays_up() {
+    let _turn = one_at_a_time();
     let dir = prepaid::data_dir("console-routing");
     prepaid::tariff(
         &dir,
@@ -971,6 +984,7 @@ fn a_carrier_and_a_route_added_in_the_browser_carry_the_next_call_while_another_
 /// and a file that is not audio refused at its field with nothing written.
 #[test]
 fn prompts_are_listed_played_and_uploaded_from_the_browser() {
+    let _turn = one_at_a_time();
     let dir = prepaid::data_dir("console-prompts");
     let prompts = dir.join("prompts");
     for language in ["en", "es"] {
@@ -1066,6 +1080,7 @@ fn prompts_are_listed_played_and_uploaded_from_the_browser() {
 /// surcharge of 0.10 a minute set from the page adds 0.2.
 #[test]
 fn tariff_settings_are_edited_and_calls_priced_in_the_simulator() {
+    let _turn = one_at_a_time();
     let dir = prepaid::data_dir("console-tariff");
     let tariff = prepaid::tariff(&dir, "retail", "44,United Kingdom,0.60,0.30,60,60,0\n");
     let switch = start(&dir, ConfigFile::new());
