@@ -328,10 +328,38 @@ impl Store {
         Ok(user.filter(|user| !user.disabled))
     }
 
+    /// Records a change made through the JSON API with the shared admin token (no user).
+    pub async fn audit_api(
+        &self,
+        action: &str,
+        subject: &str,
+        after_json: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.audit_named(None, "api", action, subject, None, after_json, now_ms)
+            .await
+    }
+
     /// Records a change: who (`user_id` None for the CLI), what, on what, before and after.
     pub async fn audit(
         &self,
         user: Option<&User>,
+        action: &str,
+        subject: &str,
+        before_json: Option<&str>,
+        after_json: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let name = user.map_or("cli", |user| user.name.as_str());
+        self.audit_named(user, name, action, subject, before_json, after_json, now_ms)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn audit_named(
+        &self,
+        user: Option<&User>,
+        name: &str,
         action: &str,
         subject: &str,
         before_json: Option<&str>,
@@ -345,7 +373,7 @@ impl Store {
              at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(user.map(|user| user.id))
-        .bind(user.map_or("cli", |user| user.name.as_str()))
+        .bind(name)
         .bind(action)
         .bind(subject)
         .bind(before_json)

@@ -273,11 +273,9 @@ async fn audit(
     let after = after.map(|value| value.to_string());
     state
         .store()
-        .audit(
-            None,
+        .audit_api(
             action,
             subject,
-            None,
             after.as_deref(),
             crate::server::wall_clock_ms(),
         )

@@ -137,6 +137,7 @@ fn hourly_bars(hours: &[(i64, i64, i64)]) -> String {
         .max(1);
     let mut svg = String::from(
         "<h2>Calls per hour, last 24 hours (UTC)</h2><svg id=\"hourly-chart\" role=\"img\" \
+         preserveAspectRatio=\"xMinYMid meet\" \
          width=\"100%\" height=\"170\" viewBox=\"0 0 600 170\">",
     );
     for (index, (hour, attempts, answered)) in hours.iter().enumerate() {
