@@ -328,15 +328,17 @@ impl Store {
         Ok(user.filter(|user| !user.disabled))
     }
 
-    /// Records a change made through the JSON API with the shared admin token (no user).
+    /// Records a change made through the JSON API by `caller` (`api` for the shared admin
+    /// token, else the user whose token it was).
     pub async fn audit_api(
         &self,
+        caller: &str,
         action: &str,
         subject: &str,
         after_json: Option<&str>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        self.audit_named(None, "api", action, subject, None, after_json, now_ms)
+        self.audit_named(None, caller, action, subject, None, after_json, now_ms)
             .await
     }
 

@@ -275,10 +275,11 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// its user's role: support may read and recharge, nothing else.
 async fn require_token(
     State(state): State<AdminState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, AdminError> {
     if authorize(&state, request.headers()).is_ok() {
+        request.extensions_mut().insert(ApiCaller("api".into()));
         return Ok(next.run(request).await);
     }
     let given = request
@@ -302,8 +303,14 @@ async fn require_token(
             user.role.as_str()
         )));
     }
+    request.extensions_mut().insert(ApiCaller(user.name));
     Ok(next.run(request).await)
 }
+
+/// Who made an API request, for the audit log: `api` for the shared token, else the user
+/// whose token it was.
+#[derive(Clone, Debug)]
+pub struct ApiCaller(pub String);
 
 /// Compares the bearer token in time independent of where the first difference is.
 fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), AdminError> {

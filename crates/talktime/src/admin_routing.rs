@@ -2,13 +2,13 @@
 //! replace and remove them while calls are up (`crate::routing_live` validates, stores and
 //! applies), and explain where a number would go. Passwords are never returned.
 
-use axum::Json;
 use axum::extract::{Path as UrlPath, Query, State};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use talktime_routing::{CarrierConfig, CarrierStatus, DialPlanConfig};
 
-use crate::admin_http::{AdminError, AdminState};
+use crate::admin_http::{AdminError, AdminState, ApiCaller};
 use crate::openapi::{
     CarrierList, CarrierSaved, DialPlanList, DialPlanSaved, ErrorBody, Explanation, RoutingVersion,
 };
@@ -120,6 +120,7 @@ fn same_name(object: &serde_json::Map<String, Value>, name: &str) -> Result<(), 
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_carrier(
     State(state): State<AdminState>,
+    Extension(caller): Extension<ApiCaller>,
     UrlPath(name): UrlPath<String>,
     Json(body): Json<Value>,
 ) -> Result<Json<CarrierSaved>, AdminError> {
@@ -127,6 +128,7 @@ pub async fn put_carrier(
     let version = state.routing.put_carrier(carrier.clone()).await?;
     audit(
         &state,
+        &caller,
         "carrier_put",
         &name,
         Some(carrier_json(&carrier, None)),
@@ -145,10 +147,11 @@ pub async fn put_carrier(
         (status = 422, body = ErrorBody)))]
 pub async fn delete_carrier(
     State(state): State<AdminState>,
+    Extension(caller): Extension<ApiCaller>,
     UrlPath(name): UrlPath<String>,
 ) -> Result<Json<RoutingVersion>, AdminError> {
     let version = state.routing.delete_carrier(&name).await?;
-    audit(&state, "carrier_delete", &name, None).await?;
+    audit(&state, &caller, "carrier_delete", &name, None).await?;
     Ok(Json(RoutingVersion { version }))
 }
 
@@ -172,6 +175,7 @@ pub async fn dial_plans(State(state): State<AdminState>) -> Result<Json<DialPlan
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_dial_plan(
     State(state): State<AdminState>,
+    Extension(caller): Extension<ApiCaller>,
     UrlPath(name): UrlPath<String>,
     Json(mut body): Json<Value>,
 ) -> Result<Json<DialPlanSaved>, AdminError> {
@@ -184,6 +188,7 @@ pub async fn put_dial_plan(
     let version = state.routing.put_dial_plan(plan.clone()).await?;
     audit(
         &state,
+        &caller,
         "dial_plan_put",
         &name,
         serde_json::to_value(&plan).ok(),
@@ -202,10 +207,11 @@ pub async fn put_dial_plan(
         (status = 422, body = ErrorBody)))]
 pub async fn delete_dial_plan(
     State(state): State<AdminState>,
+    Extension(caller): Extension<ApiCaller>,
     UrlPath(name): UrlPath<String>,
 ) -> Result<Json<RoutingVersion>, AdminError> {
     let version = state.routing.delete_dial_plan(&name).await?;
-    audit(&state, "dial_plan_delete", &name, None).await?;
+    audit(&state, &caller, "dial_plan_delete", &name, None).await?;
     Ok(Json(RoutingVersion { version }))
 }
 
@@ -266,6 +272,7 @@ pub async fn explain_text(
 
 async fn audit(
     state: &AdminState,
+    caller: &ApiCaller,
     action: &str,
     subject: &str,
     after: Option<Value>,
@@ -274,6 +281,7 @@ async fn audit(
     state
         .store()
         .audit_api(
+            &caller.0,
             action,
             subject,
             after.as_deref(),
