@@ -1141,12 +1141,38 @@ fn tariff_settings_are_edited_and_calls_priced_in_the_simulator() {
     assert!(!browser.all("#sim-talk-time").is_empty());
     browser.screenshot("tariff-simulator");
 
-    // Users from the browser: a short password named, then an operator added and disabled;
-    // a disabled user cannot log in.
+    // Support may not change a tariff: 403, and nothing is written.
     let site = Console {
         base: console.clone(),
         ca: None,
     };
+    add_user(&dir, "helpdesk", "support", "support-password-1");
+    let support = site.log_in("helpdesk", "support-password-1").unwrap();
+    let support_csrf = site.csrf_of(&support);
+    let refused = site.post(
+        &format!("/console/tariffs/{tariff}/settings"),
+        &support,
+        &[
+            ("csrf", &support_csrf),
+            ("settings", "decimal_places = 2\n"),
+        ],
+    );
+    assert_eq!(refused, 403);
+    let refused = site.post(
+        &format!("/console/tariffs/{tariff}/import"),
+        &support,
+        &[
+            ("csrf", &support_csrf),
+            ("csv", "prefix,description,sell_rate,buy_rate,initial_block,increment,connection_fee\n1,USA,0.01,0.01,1,1,0\n"),
+        ],
+    );
+    assert_eq!(refused, 403);
+    browser.go(&page);
+    assert!(browser.text("#settings").contains("decimal_places = 4"));
+    assert!(!browser.source().contains("USA"), "no rate was imported");
+
+    // Users from the browser: a short password named, then an operator added and disabled;
+    // a disabled user cannot log in.
     browser.go(&format!("{console}/console/users"));
     browser.type_into("#name", "ops1");
     browser.type_into("#password", "short");
