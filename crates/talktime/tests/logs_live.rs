@@ -44,7 +44,13 @@ fn json_logs_at_trace_level_carry_the_call_but_never_the_pin_or_the_number() {
         Duration::from_secs(2),
     );
     assert_sipp_ok(&output, &switch, "a PIN call with trace-level JSON logs");
-    assert!(carrier.finish(Duration::from_secs(10)).success());
+    let carrier_run = carrier.finish(Duration::from_secs(20));
+    assert!(
+        carrier_run.success(),
+        "carrier: {}\n{}",
+        carrier_run.describe(),
+        tail(&switch.log_text(), 30)
+    );
     let log = switch.log_text();
     let mut call_lines = 0;
     for line in log.lines().filter(|line| !line.trim().is_empty()) {
