@@ -68,8 +68,10 @@ fn the_api_answers_as_its_openapi_document_says() {
              response_schema_conformance,response_headers_conformance",
             "--max-time",
             "60",
+            // One worker: hypothesis parsing lambdas in two threads at once tripped CPython
+            // 3.11's AST ("recursion depth mismatch") in a CI run, a tool error, not a finding.
             "--workers",
-            "2",
+            "1",
             "--suppress-health-check",
             "all",
             "--seed",
