@@ -487,13 +487,23 @@ pub async fn save_carrier(
         }
         Err(refused) => refused,
     };
+    refused_carriers_page(&state, &user, &form, &refused).await
+}
+
+/// The carriers page again with the form as typed and the refusal at its field (400).
+async fn refused_carriers_page(
+    state: &ConsoleState,
+    user: &LoggedIn,
+    form: &CarrierForm,
+    refused: &FieldError,
+) -> Result<Response, ConsoleError> {
     let routing = state.routing.current().await?;
     let page = carriers_html(
-        &user,
+        user,
         &routing,
         &state.metrics.carriers(),
-        &form,
-        Some(&refused),
+        form,
+        Some(refused),
     );
     Ok((StatusCode::BAD_REQUEST, Html(page)).into_response())
 }
@@ -531,17 +541,11 @@ pub async fn set_enabled(
     Ok(Redirect::to("/console/carriers").into_response())
 }
 
-#[derive(Debug, Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-}
-
 pub async fn delete_carrier(
     State(state): State<ConsoleState>,
     user: LoggedIn,
     UrlPath(name): UrlPath<String>,
-    Form(form): Form<CsrfOnly>,
+    Form(form): Form<super::CsrfForm>,
 ) -> Result<Response, ConsoleError> {
     user.check_csrf(&form.csrf)?;
     user.require_change("Your role may not change carriers.")?;
@@ -552,16 +556,7 @@ pub async fn delete_carrier(
         }
         Err(error) => {
             let refused = field_error(error)?;
-            let routing = state.routing.current().await?;
-            let form = CarrierForm::default();
-            let page = carriers_html(
-                &user,
-                &routing,
-                &state.metrics.carriers(),
-                &form,
-                Some(&refused),
-            );
-            Ok((StatusCode::BAD_REQUEST, Html(page)).into_response())
+            refused_carriers_page(&state, &user, &CarrierForm::default(), &refused).await
         }
     }
 }
