@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use talktime_billing::Cdr;
 use talktime_engine::{
-    AttemptId, AttemptRecord, Call, CallId, CallRecord, CallSetup, Input, Output, PlaybackId,
+    AccountId, AttemptId, AttemptRecord, Call, CallId, CallRecord, CallSetup, Input, Output, PlaybackId,
     Prompt, Settlement, Tone,
 };
 use talktime_media::relay::{LegConfig, Side};
@@ -637,6 +637,41 @@ impl Switch {
                 self.ledger_request(key, LedgerRequest::LastCall { account })
             }
             Output::PinFailed { .. } => self.pin_failed(key),
+            Output::LookupStoredNumber { account, slot } => {
+                self.ledger_request(key, LedgerRequest::StoredNumber { account, slot })
+            }
+            Output::StoreSpeedDial {
+                account,
+                slot,
+                number,
+            } => {
+                let now_ms = self.now.epoch_ms;
+                let request = LedgerRequest::StoreSpeedDial {
+                    account,
+                    slot,
+                    number,
+                    now_ms,
+                };
+                self.ledger_request(key, request)
+            }
+            Output::RedeemVoucher { account, code } => self.redeem_voucher(key, account, code),
+            Output::ChangePin { card, new_pin } => {
+                self.ledger_request(key, LedgerRequest::ChangePin { card, new_pin })
+            }
+            Output::RememberLanguage {
+                account,
+                caller_id,
+                language,
+            } => {
+                let now_ms = self.now.epoch_ms;
+                let request = LedgerRequest::RememberLanguage {
+                    account,
+                    caller_id,
+                    language: language.code(),
+                    now_ms,
+                };
+                self.ledger_request(0, request)
+            }
             Output::Authorize {
                 attempt,
                 account,
@@ -818,7 +853,10 @@ impl Switch {
     pub(crate) fn handle_ledger_reply(&mut self, key: u64, reply: LedgerReply) {
         match reply {
             LedgerReply::Done => {}
-            LedgerReply::Input(input @ Input::PinLookup(_)) => self.pin_answered(key, input),
+            // A voucher code is guessed like a PIN: its answers wait alike under the alarm.
+            LedgerReply::Input(
+                input @ (Input::PinLookup(_) | Input::VoucherRedeemed(_) | Input::PinChanged(_)),
+            ) => self.pin_answered(key, input),
             LedgerReply::Input(input) => self.feed(key, input),
             LedgerReply::Authorized {
                 attempt,
@@ -898,6 +936,20 @@ impl Switch {
                 now_ms,
             },
         );
+    }
+
+    fn redeem_voucher(&mut self, key: u64, account: AccountId, code: Pii<String>) {
+        let Some(call_id) = self.sessions.get(&key).map(|s| s.call_id.clone()) else {
+            return;
+        };
+        let now_ms = self.now.epoch_ms;
+        let request = LedgerRequest::RedeemVoucher {
+            account,
+            code,
+            call_id,
+            now_ms,
+        };
+        self.ledger_request(key, request);
     }
 
     fn pin_failed(&mut self, key: u64) {

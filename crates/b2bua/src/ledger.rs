@@ -50,6 +50,33 @@ pub enum LedgerRequest {
         guess_keys: Vec<Pii<String>>,
         now_ms: i64,
     },
+    /// A speed dial (1-9) or, with `slot` 0, the account's last number dialled; answered
+    /// with `Input::StoredNumber`.
+    StoredNumber { account: AccountId, slot: u8 },
+    /// Store `number` (or the account's last number dialled) under `slot`; answered with
+    /// `Input::SpeedDialStored`.
+    StoreSpeedDial {
+        account: AccountId,
+        slot: u8,
+        number: Option<Pii<String>>,
+        now_ms: i64,
+    },
+    /// Add a voucher's value to the account once; answered with `Input::VoucherRedeemed`.
+    RedeemVoucher {
+        account: AccountId,
+        code: Pii<String>,
+        call_id: String,
+        now_ms: i64,
+    },
+    /// A refillable card's new PIN; answered with `Input::PinChanged`.
+    ChangePin { card: CardId, new_pin: Pii<String> },
+    /// Remember a caller's IVR language (ISO 639-1); answered with [`LedgerReply::Done`].
+    RememberLanguage {
+        account: Option<AccountId>,
+        caller_id: Option<Pii<String>>,
+        language: &'static str,
+        now_ms: i64,
+    },
     /// A wrong PIN, counted under each key. Answered with [`LedgerReply::Done`].
     PinFailed {
         guess_keys: Vec<Pii<String>>,

@@ -14,7 +14,10 @@ use crate::event::{
     CallRecord, CallerIdLookup, CarrierTry, Input, LastCall, Output, PinLookup, PlaybackId, Prompt,
     Refusal, Settlement, Tone,
 };
+use services::NewPin;
 use crate::speech;
+
+mod services;
 
 /// Everything needed to start a call.
 #[derive(Debug, Clone)]
@@ -38,6 +41,12 @@ pub enum Phase {
     EnteringPin,
     CheckingPin,
     EnteringDestination,
+    /// A speed dial or the last number is being looked up or stored.
+    StoredNumbers,
+    /// A voucher code is asked or being redeemed.
+    Recharging,
+    /// A new PIN is asked, confirmed or being stored.
+    ChangingPin,
     Authorizing,
     AnnouncingTalkTime,
     Connecting,
@@ -76,6 +85,27 @@ enum State {
         deadline: Option<Instant>,
     },
     EnteringDestination(Entry),
+    /// `#` or a speed-dial key: the number is being looked up.
+    LookingUpNumber {
+        deadline: Option<Instant>,
+    },
+    /// `*N`: the last number is being stored under key `slot`.
+    StoringSpeedDial {
+        slot: u8,
+        deadline: Option<Instant>,
+    },
+    EnteringVoucher(Entry),
+    RedeemingVoucher {
+        deadline: Option<Instant>,
+    },
+    EnteringNewPin(Entry),
+    ConfirmingNewPin {
+        entry: Entry,
+        first: NewPin,
+    },
+    ChangingPin {
+        deadline: Option<Instant>,
+    },
     Authorizing {
         deadline: Option<Instant>,
     },
@@ -124,6 +154,9 @@ enum EntryKind {
     Language,
     Pin,
     Destination,
+    Voucher,
+    NewPin,
+    ConfirmPin,
 }
 
 /// One call, from the caller's INVITE to the last CDR. Driven like quinn-proto: feed
@@ -154,6 +187,15 @@ pub struct Call {
     welcome_owed: bool,
     /// The call goes to the account's forward destination: it ends with the carrier leg.
     forwarded: bool,
+    /// The last destination dialled in this call, for `#` (redial) and `*N` (store).
+    last_destination: Option<Pii<String>>,
+    /// The language this caller ID chose before (with `remember_language`).
+    remembered_language: Option<Language>,
+    /// The caller picked the language in the menu during this call.
+    language_from_menu: bool,
+    /// Voucher codes refused in this call, and new PINs refused.
+    voucher_failures: u32,
+    pin_change_failures: u32,
 }
 
 /// Deadlines that come due together are handled in one `handle_timeout`; this bounds the loop.
@@ -211,6 +253,11 @@ impl Call {
             destination_failures: 0,
             welcome_owed: false,
             forwarded: false,
+            last_destination: None,
+            remembered_language: None,
+            language_from_menu: false,
+            voucher_failures: 0,
+            pin_change_failures: 0,
         };
         call.outputs.push_back(Output::AnswerCaller);
         let playback = if call.config.forwarding && !call.config.forwarding_welcome {
@@ -220,7 +267,13 @@ impl Call {
             let welcome = call.prompts(&["welcome"]);
             Some(call.play(welcome, false))
         };
-        let caller_lookup = match (&call.caller_id, call.config.ani_authentication) {
+        // The caller ID is looked up to recognise the caller, or to skip a language menu
+        // they have answered before.
+        let remembering = call.config.remember_language && call.config.languages.len() > 1;
+        let caller_lookup = match (
+            &call.caller_id,
+            call.config.ani_authentication || remembering,
+        ) {
             (Some(caller_id), true) => {
                 call.outputs.push_back(Output::LookupByCallerId {
                     caller_id: caller_id.clone(),
@@ -254,8 +307,15 @@ impl Call {
             } => *deadline,
             State::ChoosingLanguage(entry)
             | State::EnteringPin(entry)
-            | State::EnteringDestination(entry) => entry.deadline(),
+            | State::EnteringDestination(entry)
+            | State::EnteringVoucher(entry)
+            | State::EnteringNewPin(entry)
+            | State::ConfirmingNewPin { entry, .. } => entry.deadline(),
             State::CheckingPin { deadline }
+            | State::LookingUpNumber { deadline }
+            | State::StoringSpeedDial { deadline, .. }
+            | State::RedeemingVoucher { deadline }
+            | State::ChangingPin { deadline }
             | State::Authorizing { deadline }
             | State::Connecting { deadline, .. }
             | State::Farewell { deadline, .. } => *deadline,
@@ -290,6 +350,11 @@ impl Call {
             State::EnteringPin(_) => Phase::EnteringPin,
             State::CheckingPin { .. } => Phase::CheckingPin,
             State::EnteringDestination(_) => Phase::EnteringDestination,
+            State::LookingUpNumber { .. } | State::StoringSpeedDial { .. } => Phase::StoredNumbers,
+            State::EnteringVoucher(_) | State::RedeemingVoucher { .. } => Phase::Recharging,
+            State::EnteringNewPin(_)
+            | State::ConfirmingNewPin { .. }
+            | State::ChangingPin { .. } => Phase::ChangingPin,
             State::Authorizing { .. } => Phase::Authorizing,
             State::AnnouncingTalkTime { .. } => Phase::AnnouncingTalkTime,
             State::Connecting { .. } => Phase::Connecting,
@@ -329,6 +394,10 @@ impl Call {
                 self.announce_account(last, now)
             }
             Input::LastCall(_) => {}
+            Input::StoredNumber(number) => self.stored_number(number, now),
+            Input::SpeedDialStored(stored) => self.speed_dial_stored(stored),
+            Input::VoucherRedeemed(outcome) => self.voucher_redeemed(outcome, now),
+            Input::PinChanged(outcome) => self.pin_changed(outcome, now),
             Input::Authorized {
                 attempt,
                 authorization,
@@ -455,7 +524,10 @@ impl Call {
             }
             State::ChoosingLanguage(entry)
             | State::EnteringPin(entry)
-            | State::EnteringDestination(entry) => {
+            | State::EnteringDestination(entry)
+            | State::EnteringVoucher(entry)
+            | State::EnteringNewPin(entry)
+            | State::ConfirmingNewPin { entry, .. } => {
                 entry.prompt_finished(finished, now, first_digit, inter_digit)
             }
             State::AnnouncingTalkTime { playback } if *playback == finished => self.place_call(now),
@@ -481,10 +553,21 @@ impl Call {
         }
         *caller_lookup = match answer {
             // Seed 002: below the account's minimum, caller-ID recognition is disabled.
-            CallerIdLookup::Found(account) if account.balance_micros >= account.minimum_micros => {
+            CallerIdLookup::Found(account)
+                if self.config.ani_authentication
+                    && account.balance_micros >= account.minimum_micros =>
+            {
                 CallerLookupState::Accepted(account)
             }
-            CallerIdLookup::Found(_) | CallerIdLookup::NotRegistered => CallerLookupState::Declined,
+            CallerIdLookup::Found(account) => {
+                self.remembered_language = account.language;
+                CallerLookupState::Declined
+            }
+            CallerIdLookup::Remembered(language) => {
+                self.remembered_language = Some(language);
+                CallerLookupState::Declined
+            }
+            CallerIdLookup::NotRegistered => CallerLookupState::Declined,
         };
         self.leave_welcome_when_ready(now);
     }
@@ -504,6 +587,7 @@ impl Call {
                 let account = account.clone();
                 let preferred = account
                     .language
+                    .filter(|_| self.config.remember_language)
                     .filter(|language| self.config.languages.contains(language));
                 if let Some(language) = preferred {
                     self.language = language;
@@ -520,7 +604,14 @@ impl Call {
                 }
             }
             CallerLookupState::NotAsked | CallerLookupState::Declined => {
-                if self.config.languages.len() > 1 {
+                let remembered = self
+                    .remembered_language
+                    .filter(|_| self.config.remember_language)
+                    .filter(|language| self.config.languages.contains(language));
+                if let Some(language) = remembered {
+                    self.language = language;
+                    self.ask_pin(&[]);
+                } else if self.config.languages.len() > 1 {
                     self.offer_languages();
                 } else {
                     self.ask_pin(&[]);
@@ -585,6 +676,7 @@ impl Call {
 
     fn language_chosen(&mut self, language: Language) {
         self.language = language;
+        self.language_from_menu = true;
         if self.account.is_some() {
             self.after_authentication();
         } else {
@@ -602,6 +694,11 @@ impl Call {
     }
 
     fn after_authentication(&mut self) {
+        self.remember_language();
+        if self.config.recharge_only {
+            self.ask_voucher(&[]);
+            return;
+        }
         if self.config.balance_only
             && let Some(account) = &self.account
         {
@@ -664,8 +761,9 @@ impl Call {
         names.push("enter_destination");
         let prompts = self.prompts(&names);
         let playback = self.play(prompts, true);
-        self.state =
-            State::EnteringDestination(Entry::new(playback, self.config.max_destination_length));
+        let codes = self.config.speed_dial || self.config.voucher_recharge || self.config.pin_change;
+        let entry = Entry::new(playback, self.config.max_destination_length).with_codes(codes);
+        self.state = State::EnteringDestination(entry);
     }
 
     fn digit(&mut self, digit: char, now: Instant) {
@@ -677,6 +775,9 @@ impl Call {
             State::ChoosingLanguage(_) => EntryKind::Language,
             State::EnteringPin(_) => EntryKind::Pin,
             State::EnteringDestination(_) => EntryKind::Destination,
+            State::EnteringVoucher(_) => EntryKind::Voucher,
+            State::EnteringNewPin(_) => EntryKind::NewPin,
+            State::ConfirmingNewPin { .. } => EntryKind::ConfirmPin,
             State::AnnouncingBalance {
                 playback,
                 destination,
@@ -704,7 +805,10 @@ impl Call {
         let step = match &mut self.state {
             State::ChoosingLanguage(entry)
             | State::EnteringPin(entry)
-            | State::EnteringDestination(entry) => {
+            | State::EnteringDestination(entry)
+            | State::EnteringVoucher(entry)
+            | State::EnteringNewPin(entry)
+            | State::ConfirmingNewPin { entry, .. } => {
                 if let Some(playback) = entry.take_prompt() {
                     self.outputs.push_back(Output::StopPlayback { playback });
                 }
@@ -736,6 +840,9 @@ impl Call {
                     }
                     EntryKind::Pin => self.pin_entered(digits, now),
                     EntryKind::Destination => self.destination_entered(digits, now),
+                    EntryKind::Voucher => self.voucher_entered(digits, now),
+                    EntryKind::NewPin => self.new_pin_entered(digits, now),
+                    EntryKind::ConfirmPin => self.new_pin_confirmed(digits, now),
                 }
             }
         }
@@ -755,6 +862,8 @@ impl Call {
             (_, true) => self.farewell(&[], DisconnectCause::NoInput, now),
             (EntryKind::Pin, false) => self.ask_pin(&[]),
             (EntryKind::Destination, false) => self.ask_destination(&[]),
+            (EntryKind::Voucher, false) => self.ask_voucher(&[]),
+            (EntryKind::NewPin | EntryKind::ConfirmPin, false) => self.ask_new_pin(&[]),
         }
     }
 
@@ -813,6 +922,9 @@ impl Call {
     }
 
     fn destination_entered(&mut self, dialled: String, now: Instant) {
+        if self.service_code(&dialled, now) {
+            return;
+        }
         let Ok(destination) = normalize_destination(&dialled) else {
             self.destination_refused(
                 "invalid_destination",
@@ -832,6 +944,7 @@ impl Call {
             return;
         };
         self.attempts_opened += 1;
+        self.last_destination = Some(destination.clone());
         let id = AttemptId(self.attempts_opened);
         self.outputs.push_back(Output::Authorize {
             attempt: id,
@@ -1171,6 +1284,26 @@ impl Call {
             State::EnteringDestination(entry) => {
                 let step = entry.timeout(now);
                 self.entry_step(EntryKind::Destination, step, now);
+            }
+            State::EnteringVoucher(entry) => {
+                let step = entry.timeout(now);
+                self.entry_step(EntryKind::Voucher, step, now);
+            }
+            State::EnteringNewPin(entry) => {
+                let step = entry.timeout(now);
+                self.entry_step(EntryKind::NewPin, step, now);
+            }
+            State::ConfirmingNewPin { entry, .. } => {
+                let step = entry.timeout(now);
+                self.entry_step(EntryKind::ConfirmPin, step, now);
+            }
+            State::LookingUpNumber { deadline }
+            | State::StoringSpeedDial { deadline, .. }
+            | State::RedeemingVoucher { deadline }
+            | State::ChangingPin { deadline }
+                if due(deadline) =>
+            {
+                self.service_timed_out(now)
             }
             State::CheckingPin { deadline } if due(deadline) => {
                 self.farewell(&["call_failed"], DisconnectCause::SystemError, now)

@@ -110,6 +110,20 @@ pub struct IvrConfig {
     /// A balance line (issue 21): once the caller is known (PIN or caller ID) the balance and
     /// the last call's cost and length are announced, then goodbye; no destination is asked.
     pub balance_only: bool,
+    /// A recharge line (issue 21): once the caller is known, a voucher code is asked; its
+    /// value is added, the new balance said, then goodbye.
+    pub recharge_only: bool,
+    /// Remember the language a caller chooses (on the card and under the caller ID) and
+    /// skip the language menu on their next call.
+    pub remember_language: bool,
+    /// Service codes at the destination prompt: `#` alone redials the last number, a lone
+    /// key `1`-`9` calls that speed dial, `*1`-`*9` stores the last number under that key.
+    pub speed_dial: bool,
+    /// `*0` at the destination prompt recharges with a voucher.
+    pub voucher_recharge: bool,
+    /// `*00` at the destination prompt changes a refillable card's PIN (PIN callers only: a
+    /// caller ID can be spoofed, a PIN just keyed cannot).
+    pub pin_change: bool,
 }
 
 impl Default for IvrConfig {
@@ -137,6 +151,11 @@ impl Default for IvrConfig {
             forwarding_welcome: false,
             reveal_card_state: false,
             balance_only: false,
+            recharge_only: false,
+            remember_language: true,
+            speed_dial: true,
+            voucher_recharge: true,
+            pin_change: true,
         }
     }
 }
@@ -156,6 +175,8 @@ pub enum ConfigError {
     EndLegDigits,
     #[error("forwarding recognises callers by caller ID and needs ani_authentication")]
     ForwardingWithoutAni,
+    #[error("an access number is at most one of a balance line, a recharge line and forwarding")]
+    OneSpecialLine,
 }
 
 impl IvrConfig {
@@ -185,6 +206,10 @@ impl IvrConfig {
         }
         if self.forwarding && !self.ani_authentication {
             return Err(ConfigError::ForwardingWithoutAni);
+        }
+        let special = [self.balance_only, self.recharge_only, self.forwarding];
+        if special.iter().filter(|on| **on).count() > 1 {
+            return Err(ConfigError::OneSpecialLine);
         }
         let positive = [
             ("max_pin_tries", u64::from(self.max_pin_tries)),

@@ -23,6 +23,9 @@ pub(crate) struct Entry {
     digits: String,
     deadline: Option<Instant>,
     max_length: usize,
+    /// Service codes are allowed: a lone `#` completes as `"#"` and a `*` before any digit
+    /// starts a code (`*0`, `*5`) instead of clearing.
+    codes: bool,
 }
 
 pub(crate) fn deadline_after(now: Instant, timeout: Duration) -> Option<Instant> {
@@ -36,7 +39,14 @@ impl Entry {
             digits: String::new(),
             deadline: None,
             max_length: max_length.max(1),
+            codes: false,
         }
+    }
+
+    /// The same entry, taking service codes when `codes` is on.
+    pub(crate) fn with_codes(mut self, codes: bool) -> Self {
+        self.codes = codes;
+        self
     }
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
@@ -77,7 +87,11 @@ impl Entry {
         inter_digit: Duration,
     ) -> EntryStep {
         match digit {
+            '#' if self.digits.is_empty() && self.codes => EntryStep::Complete("#".into()),
             '#' if self.digits.is_empty() => EntryStep::NoInput,
+            '*' if self.digits.is_empty() && self.codes => {
+                self.push(digit, now, inter_digit)
+            }
             '#' => EntryStep::Complete(std::mem::take(&mut self.digits)),
             '*' => {
                 self.digits.clear();
@@ -86,17 +100,19 @@ impl Entry {
                 }
                 EntryStep::Pending
             }
-            _ => {
-                self.digits.push(digit);
-                if self.digits.len() >= self.max_length {
-                    return EntryStep::Complete(std::mem::take(&mut self.digits));
-                }
-                if self.prompt.is_none() {
-                    self.deadline = deadline_after(now, inter_digit);
-                }
-                EntryStep::Pending
-            }
+            _ => self.push(digit, now, inter_digit),
         }
+    }
+
+    fn push(&mut self, digit: char, now: Instant, inter_digit: Duration) -> EntryStep {
+        self.digits.push(digit);
+        if self.digits.len() >= self.max_length {
+            return EntryStep::Complete(std::mem::take(&mut self.digits));
+        }
+        if self.prompt.is_none() {
+            self.deadline = deadline_after(now, inter_digit);
+        }
+        EntryStep::Pending
     }
 
     /// The first-digit or inter-digit timer.
@@ -157,6 +173,26 @@ mod tests {
         assert_eq!(silent.deadline(), None, "another playback's end is ignored");
         silent.prompt_finished(PlaybackId(8), start, FIRST, INTER);
         assert_eq!(silent.timeout(start + FIRST), EntryStep::NoInput);
+    }
+
+    #[test]
+    fn codes_take_a_lone_hash_and_a_leading_star() {
+        let start = Instant::now();
+        let mut entry = Entry::new(PlaybackId(1), 20).with_codes(true);
+        entry.prompt_finished(PlaybackId(1), start, FIRST, INTER);
+        assert_eq!(
+            entry.digit('#', start, FIRST, INTER),
+            EntryStep::Complete("#".into())
+        );
+        assert_eq!(entry.digit('*', start, FIRST, INTER), EntryStep::Pending);
+        assert_eq!(entry.digit('3', start, FIRST, INTER), EntryStep::Pending);
+        assert_eq!(
+            entry.digit('#', start, FIRST, INTER),
+            EntryStep::Complete("*3".into())
+        );
+        entry.digit('4', start, FIRST, INTER);
+        entry.digit('*', start, FIRST, INTER);
+        assert_eq!(entry.timeout(start + FIRST), EntryStep::NoInput, "* after digits clears");
     }
 
     #[test]

@@ -75,6 +75,38 @@ pub struct LastCall {
 pub enum CallerIdLookup {
     Found(AccountInfo),
     NotRegistered,
+    /// Not registered, but this caller ID chose `0` on an earlier call: with
+    /// `IvrConfig::remember_language` the language menu is skipped.
+    Remembered(Language),
+}
+
+/// Answer to [`Output::RedeemVoucher`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoucherOutcome {
+    /// The voucher's value was added; the balance is now `balance_micros`.
+    Credited {
+        amount_micros: i64,
+        balance_micros: i64,
+    },
+    /// No such code: counted as a guess, like a wrong PIN.
+    Unknown,
+    AlreadyUsed,
+    /// Expired, disabled, or in another currency than the account.
+    NotUsable,
+    /// A disposable card is never recharged.
+    NotRefillable,
+    /// The ledger could not answer.
+    Unavailable,
+}
+
+/// Answer to [`Output::ChangePin`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinChangeOutcome {
+    Changed,
+    /// Another card has this PIN: "choose another", counted as a PIN guess.
+    Taken,
+    NotRefillable,
+    Unavailable,
 }
 
 /// Answer to [`Output::LookupByPin`].
@@ -143,6 +175,12 @@ pub enum Input {
     /// Answer to [`Output::LookupLastCall`]: the account's last answered call, if any.
     LastCall(Option<LastCall>),
     PinLookup(PinLookup),
+    /// Answer to [`Output::LookupStoredNumber`]: the number, or `None` when nothing is stored.
+    StoredNumber(Option<Pii<String>>),
+    /// Answer to [`Output::StoreSpeedDial`]: whether a number was stored.
+    SpeedDialStored(bool),
+    VoucherRedeemed(VoucherOutcome),
+    PinChanged(PinChangeOutcome),
     Authorized {
         attempt: AttemptId,
         authorization: Authorization,
@@ -243,6 +281,36 @@ pub enum Output {
     },
     LookupByPin {
         pin: Pii<String>,
+    },
+    /// The number under speed-dial key `slot` (1-9), or with `slot` 0 the last number the
+    /// account dialled; answered with [`Input::StoredNumber`].
+    LookupStoredNumber {
+        account: AccountId,
+        slot: u8,
+    },
+    /// Store `number` (the last number dialled in this call) under `slot`, or when `None` the
+    /// account's last number dialled; answered with [`Input::SpeedDialStored`].
+    StoreSpeedDial {
+        account: AccountId,
+        slot: u8,
+        number: Option<Pii<String>>,
+    },
+    /// Add a voucher's value to the account, once; answered with [`Input::VoucherRedeemed`].
+    RedeemVoucher {
+        account: AccountId,
+        code: Pii<String>,
+    },
+    /// Give the card a new PIN; answered with [`Input::PinChanged`].
+    ChangePin {
+        card: CardId,
+        new_pin: Pii<String>,
+    },
+    /// Remember the caller's language for their next call (on the account and under the
+    /// caller ID); nothing comes back.
+    RememberLanguage {
+        account: Option<AccountId>,
+        caller_id: Option<Pii<String>>,
+        language: Language,
     },
     /// A PIN try failed (wrong, too short or too long): the shell counts these per caller ID
     /// for lock-out. `failures` counts within this call.

@@ -12,7 +12,7 @@ use common::*;
 use proptest::prelude::*;
 use talktime_engine::{
     AccountInfo, AttemptId, CallerIdLookup, DisconnectCause, Input, IvrConfig, Language, Output,
-    Phase, PinLookup, PlaybackId, Refusal, WarningKind,
+    Phase, PinChangeOutcome, PinLookup, PlaybackId, Refusal, VoucherOutcome, WarningKind,
 };
 use talktime_pii::Pii;
 
@@ -32,6 +32,9 @@ enum Action {
         forward: bool,
     },
     CallerIdNotRegistered,
+    CallerIdRemembered,
+    /// A service's answer: stored number, speed dial stored, voucher, PIN change.
+    Service(u8),
     Pin(u8),
     Authorized {
         limit_ms: u64,
@@ -82,6 +85,8 @@ fn action() -> impl Strategy<Value = Action> {
             |(balance, spanish, forward)| Action::CallerIdFound { balance, spanish, forward }
         ),
         1 => Just(Action::CallerIdNotRegistered),
+        1 => Just(Action::CallerIdRemembered),
+        1 => (0u8..14).prop_map(Action::Service),
         2 => (0u8..5).prop_map(Action::Pin),
         2 => (0u64..3_700_000, skew())
             .prop_map(|(limit_ms, skew)| Action::Authorized { limit_ms, skew }),
@@ -106,10 +111,17 @@ fn config() -> impl Strategy<Value = (IvrConfig, bool)> {
         any::<bool>(),
         any::<bool>(),
         any::<bool>(),
-        (any::<bool>(), any::<bool>()),
+        (any::<bool>(), any::<bool>(), any::<bool>()),
     )
         .prop_map(
-            |(two_languages, prompt_warning, ani, announce, caller_id, (forwarding, welcome))| {
+            |(
+                two_languages,
+                prompt_warning,
+                ani,
+                announce,
+                caller_id,
+                (forwarding, welcome, recharge),
+            )| {
                 let config = IvrConfig {
                     languages: if two_languages {
                         vec![Language::English, Language::Spanish]
@@ -128,6 +140,8 @@ fn config() -> impl Strategy<Value = (IvrConfig, bool)> {
                     // Forwarding needs ANI authentication.
                     forwarding: forwarding && ani,
                     forwarding_welcome: welcome,
+                    // One call in eight is on a recharge line.
+                    recharge_only: recharge && welcome && !forwarding,
                     ..IvrConfig::default()
                 };
                 (config, caller_id)
@@ -205,6 +219,44 @@ fn happy_step(harness: &Harness, limit_ms: u64) -> Vec<Input> {
             ),
         }],
         Phase::Connecting => vec![Input::CarrierAnswered { attempt }],
+        Phase::StoredNumbers => vec![
+            Input::StoredNumber(Some(Pii::new("0044201234567".into()))),
+            Input::SpeedDialStored(true),
+        ],
+        Phase::Recharging => {
+            let mut inputs: Vec<Input> = digits("123456789012#");
+            inputs.push(service_answer(4));
+            inputs
+        }
+        Phase::ChangingPin => {
+            let mut inputs: Vec<Input> = digits("4321#");
+            inputs.extend(digits("4321#"));
+            inputs.push(service_answer(10));
+            inputs
+        }
+    }
+}
+
+/// Every answer a service can get, by number.
+fn service_answer(which: u8) -> Input {
+    match which {
+        0 => Input::StoredNumber(None),
+        1 => Input::StoredNumber(Some(Pii::new("+442071234567".into()))),
+        2 => Input::SpeedDialStored(false),
+        3 => Input::SpeedDialStored(true),
+        4 => Input::VoucherRedeemed(VoucherOutcome::Credited {
+            amount_micros: 5_000_000,
+            balance_micros: 12_500_000,
+        }),
+        5 => Input::VoucherRedeemed(VoucherOutcome::Unknown),
+        6 => Input::VoucherRedeemed(VoucherOutcome::AlreadyUsed),
+        7 => Input::VoucherRedeemed(VoucherOutcome::NotUsable),
+        8 => Input::VoucherRedeemed(VoucherOutcome::NotRefillable),
+        9 => Input::VoucherRedeemed(VoucherOutcome::Unavailable),
+        10 => Input::PinChanged(PinChangeOutcome::Changed),
+        11 => Input::PinChanged(PinChangeOutcome::Taken),
+        12 => Input::PinChanged(PinChangeOutcome::NotRefillable),
+        _ => Input::PinChanged(PinChangeOutcome::Unavailable),
     }
 }
 
@@ -240,6 +292,10 @@ fn to_input(harness: &Harness, action: &Action) -> Option<Input> {
             Input::CallerIdLookup(CallerIdLookup::Found(found))
         }
         Action::CallerIdNotRegistered => Input::CallerIdLookup(CallerIdLookup::NotRegistered),
+        Action::CallerIdRemembered => {
+            Input::CallerIdLookup(CallerIdLookup::Remembered(Language::Spanish))
+        }
+        Action::Service(which) => service_answer(*which),
         Action::Pin(answer) => Input::PinLookup(match answer {
             0 => PinLookup::Found(account(7_500_000)),
             1 => PinLookup::Rejected,
@@ -409,6 +465,7 @@ fn random_sequences_reach_bridged_calls_and_credit_exhaustion() {
     let mut runner = TestRunner::deterministic();
     let strategy = (config(), prop::collection::vec(action(), 0..80));
     let (mut authorized, mut bridged, mut exhausted, mut forwarded) = (0, 0, 0, 0);
+    let mut recharged = 0;
     for _ in 0..512 {
         let ((config, with_caller_id), actions) = strategy.new_tree(&mut runner).unwrap().current();
         let (mut harness, _) = Harness::new(config, with_caller_id.then_some("15551234567"));
@@ -428,6 +485,7 @@ fn random_sequences_reach_bridged_calls_and_credit_exhaustion() {
             matches!(output, Output::Settle(settlement)
                 if settlement.cause == DisconnectCause::CreditExhausted)
         }));
+        recharged += usize::from(seen(|output| matches!(output, Output::RedeemVoucher { .. })));
         let asked_destination = prompt_names(&harness.outputs().cloned().collect::<Vec<_>>())
             .contains(&"enter_destination");
         forwarded += usize::from(
@@ -438,4 +496,5 @@ fn random_sequences_reach_bridged_calls_and_credit_exhaustion() {
     assert!(authorized >= 50, "authorized in {authorized} of 512");
     assert!(bridged >= 15, "bridged in {bridged} of 512");
     assert!(exhausted >= 3, "credit exhausted in {exhausted} of 512");
+    assert!(recharged >= 5, "voucher entered in {recharged} of 512");
 }

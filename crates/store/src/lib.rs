@@ -41,6 +41,7 @@
 
 mod backend;
 mod backup;
+mod caller_services;
 mod cards;
 mod cdr;
 mod error;
@@ -58,6 +59,10 @@ mod users;
 
 pub use backend::{BackendKind, SQLITE_FILE_NAME, Store, StoreOptions, create_private_dir};
 pub use backup::LedgerSummary;
+pub use caller_services::{
+    PinChange, Redemption, SPEED_DIAL_SLOTS, VOUCHER_CODE_LENGTHS, VoucherBatch, VoucherBatchSpec,
+    VoucherRow,
+};
 pub use cards::{CardBatch, CardBatchSpec, PIN_LENGTHS};
 pub use cdr::{Cdr, CdrCursor, CdrFilter, TrafficGrouping, TrafficRow};
 pub use error::StoreError;

@@ -12,6 +12,7 @@ use talktime_billing::{
     RatingContext, RatingError, TariffSettings, TaxProfile, max_talk_time, rate_call,
 };
 use talktime_engine::{
+    Language,
     AccountId, AccountInfo, Authorization, CallerIdLookup, CardId, PinLookup, Refusal,
 };
 use talktime_pii::Pii;
@@ -51,9 +52,24 @@ impl Ledger {
     pub async fn lookup_caller_id(&self, caller_id: &Pii<String>) -> CallerIdLookup {
         match self.try_lookup_caller_id(caller_id).await {
             Ok(Some(info)) => CallerIdLookup::Found(info),
-            Ok(None) => CallerIdLookup::NotRegistered,
+            Ok(None) => self.remembered_language(caller_id).await,
             Err(error) => {
                 warn!(%error, "caller ID lookup failed; asking for the PIN");
+                CallerIdLookup::NotRegistered
+            }
+        }
+    }
+
+    /// An unregistered caller ID: the language it chose last time, if any.
+    async fn remembered_language(&self, caller_id: &Pii<String>) -> CallerIdLookup {
+        match self.store.remembered_language(None, Some(caller_id)).await {
+            Ok(Some(code)) => match Language::from_code(&code) {
+                Some(language) => CallerIdLookup::Remembered(language),
+                None => CallerIdLookup::NotRegistered,
+            },
+            Ok(None) => CallerIdLookup::NotRegistered,
+            Err(error) => {
+                warn!(%error, "remembered language lookup failed; offering the menu");
                 CallerIdLookup::NotRegistered
             }
         }
@@ -70,13 +86,18 @@ impl Ledger {
         if account.status.as_str() != "active" {
             return Ok(None);
         }
+        let language = self
+            .store
+            .remembered_language(Some(account.id), Some(caller_id))
+            .await?
+            .and_then(|code| Language::from_code(&code));
         Ok(Some(AccountInfo {
             account: AccountId(account.id),
             card: found.card_id.map(CardId),
             balance_micros: account.balance_micros,
             minimum_micros: account.caller_id_min_balance_micros,
             currency: account.currency,
-            language: None,
+            language,
             forward_destination: found.forward_destination,
         }))
     }

@@ -72,6 +72,69 @@ impl LedgerTasks {
     }
 }
 
+/// `*N`: the number dialled in this call, or else the account's last one, under key `slot`.
+async fn store_speed_dial(
+    ledger: &Ledger,
+    call: u64,
+    account: i64,
+    slot: u8,
+    number: Option<talktime_pii::Pii<String>>,
+    now_ms: i64,
+) -> bool {
+    let store = ledger.store();
+    let number = match number {
+        Some(number) => Some(number),
+        None => store.stored_number(account, 0).await.ok().flatten(),
+    };
+    let Some(number) = number else {
+        return false;
+    };
+    match store.set_speed_dial(account, slot, &number, now_ms).await {
+        Ok(()) => true,
+        Err(error) => {
+            warn!(call, %error, "cannot store a speed dial");
+            false
+        }
+    }
+}
+
+async fn redeem_voucher(
+    ledger: &Ledger,
+    call: u64,
+    account: i64,
+    code: &talktime_pii::Pii<String>,
+    call_id: &str,
+    now_ms: i64,
+) -> talktime_engine::VoucherOutcome {
+    use talktime_engine::VoucherOutcome as Outcome;
+    use talktime_store::Redemption;
+    let redeemed = ledger
+        .store()
+        .redeem_voucher(account, code, Some(call_id), now_ms)
+        .await;
+    match redeemed {
+        Ok(Redemption::Credited {
+            voucher_id,
+            amount_micros,
+            balance_micros,
+        }) => {
+            info!(call, account, voucher_id, amount_micros, "voucher redeemed");
+            Outcome::Credited {
+                amount_micros,
+                balance_micros,
+            }
+        }
+        Ok(Redemption::Unknown) => Outcome::Unknown,
+        Ok(Redemption::AlreadyUsed) => Outcome::AlreadyUsed,
+        Ok(Redemption::Expired | Redemption::WrongCurrency) => Outcome::NotUsable,
+        Ok(Redemption::NotRefillable) => Outcome::NotRefillable,
+        Err(error) => {
+            warn!(call, %error, "cannot redeem a voucher");
+            Outcome::Unavailable
+        }
+    }
+}
+
 async fn answer(
     ledger: &Ledger,
     call: u64,
@@ -94,6 +157,65 @@ async fn answer(
                     talk_ms: u64::try_from(talk_ms).unwrap_or(0),
                 }
             })))
+        }
+        LedgerRequest::StoredNumber { account, slot } => {
+            let number = match ledger.store().stored_number(account.0, slot).await {
+                Ok(number) => number,
+                Err(error) => {
+                    warn!(call, %error, "cannot read a stored number");
+                    None
+                }
+            };
+            LedgerReply::Input(CallInput::StoredNumber(number))
+        }
+        LedgerRequest::StoreSpeedDial {
+            account,
+            slot,
+            number,
+            now_ms,
+        } => LedgerReply::Input(CallInput::SpeedDialStored(
+            store_speed_dial(ledger, call, account.0, slot, number, now_ms).await,
+        )),
+        LedgerRequest::RedeemVoucher {
+            account,
+            code,
+            call_id,
+            now_ms,
+        } => {
+            let outcome = redeem_voucher(ledger, call, account.0, &code, &call_id, now_ms).await;
+            LedgerReply::Input(CallInput::VoucherRedeemed(outcome))
+        }
+        LedgerRequest::ChangePin { card, new_pin } => {
+            use talktime_engine::PinChangeOutcome as Outcome;
+            let outcome = match ledger.store().change_pin(card.0, &new_pin).await {
+                Ok(talktime_store::PinChange::Changed) => {
+                    info!(call, card = card.0, "PIN changed by its holder");
+                    Outcome::Changed
+                }
+                Ok(talktime_store::PinChange::Taken) => Outcome::Taken,
+                Ok(talktime_store::PinChange::NotRefillable) => Outcome::NotRefillable,
+                Err(error) => {
+                    warn!(call, %error, "cannot change a PIN");
+                    Outcome::Unavailable
+                }
+            };
+            LedgerReply::Input(CallInput::PinChanged(outcome))
+        }
+        LedgerRequest::RememberLanguage {
+            account,
+            caller_id,
+            language,
+            now_ms,
+        } => {
+            let account = account.map(|account| account.0);
+            let remembered = ledger
+                .store()
+                .remember_language(account, caller_id.as_ref(), language, now_ms)
+                .await;
+            if let Err(error) = remembered {
+                warn!(%error, "cannot remember a caller's language");
+            }
+            LedgerReply::Done
         }
         LedgerRequest::LookupCallerId { caller_id } => {
             let lookup = ledger.lookup_caller_id(&caller_id).await;
