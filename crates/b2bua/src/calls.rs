@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use talktime_billing::Cdr;
 use talktime_engine::{
-    AccountId, AttemptId, AttemptRecord, Call, CallId, CallRecord, CallSetup, Input, Output, PlaybackId,
-    Prompt, Settlement, Tone,
+    AccountId, AttemptId, AttemptRecord, Call, CallId, CallRecord, CallSetup, Input, Output,
+    PlaybackId, Prompt, Settlement, Tone,
 };
 use talktime_media::relay::{LegConfig, Side};
 use talktime_media::{Law, PlayItem};
@@ -765,7 +765,7 @@ impl Switch {
             return;
         }
         // Prompt names only (amounts and durations, never a PIN or a number).
-        debug!(call = key, prompts = ?prompts.iter().map(|p| p.name).collect::<Vec<_>>(), "playing");
+        debug!(call = key, language = prompts.first().map_or("", |p| p.language.code()), prompts = ?prompts.iter().map(|p| p.name).collect::<Vec<_>>(), "playing");
         let items: Vec<PlayItem> = prompts
             .iter()
             .filter_map(|prompt| {

@@ -110,6 +110,10 @@ pub struct AccessNumber {
     /// and length are announced, then goodbye; no call is placed.
     #[serde(default)]
     pub balance_only: bool,
+    /// A recharge line: after the PIN (or the caller ID) a voucher code is asked, its value
+    /// added and the new balance said, then goodbye; no call is placed.
+    #[serde(default)]
+    pub recharge_only: bool,
     /// Play the welcome before a forwarded call. `None` keeps `[ivr] forwarding_welcome`.
     #[serde(default)]
     pub forwarding_welcome: Option<bool>,
@@ -838,6 +842,7 @@ impl Config {
             ivr.forwarding_welcome = welcome;
         }
         ivr.balance_only = access.balance_only;
+        ivr.recharge_only = access.recharge_only;
         ivr
     }
 

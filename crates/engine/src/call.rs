@@ -14,8 +14,8 @@ use crate::event::{
     CallRecord, CallerIdLookup, CarrierTry, Input, LastCall, Output, PinLookup, PlaybackId, Prompt,
     Refusal, Settlement, Tone,
 };
-use services::NewPin;
 use crate::speech;
+use services::NewPin;
 
 mod services;
 
@@ -761,7 +761,8 @@ impl Call {
         names.push("enter_destination");
         let prompts = self.prompts(&names);
         let playback = self.play(prompts, true);
-        let codes = self.config.speed_dial || self.config.voucher_recharge || self.config.pin_change;
+        let codes =
+            self.config.speed_dial || self.config.voucher_recharge || self.config.pin_change;
         let entry = Entry::new(playback, self.config.max_destination_length).with_codes(codes);
         self.state = State::EnteringDestination(entry);
     }

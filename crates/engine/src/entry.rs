@@ -89,9 +89,7 @@ impl Entry {
         match digit {
             '#' if self.digits.is_empty() && self.codes => EntryStep::Complete("#".into()),
             '#' if self.digits.is_empty() => EntryStep::NoInput,
-            '*' if self.digits.is_empty() && self.codes => {
-                self.push(digit, now, inter_digit)
-            }
+            '*' if self.digits.is_empty() && self.codes => self.push(digit, now, inter_digit),
             '#' => EntryStep::Complete(std::mem::take(&mut self.digits)),
             '*' => {
                 self.digits.clear();
@@ -192,7 +190,11 @@ mod tests {
         );
         entry.digit('4', start, FIRST, INTER);
         entry.digit('*', start, FIRST, INTER);
-        assert_eq!(entry.timeout(start + FIRST), EntryStep::NoInput, "* after digits clears");
+        assert_eq!(
+            entry.timeout(start + FIRST),
+            EntryStep::NoInput,
+            "* after digits clears"
+        );
     }
 
     #[test]

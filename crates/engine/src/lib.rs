@@ -82,6 +82,6 @@ pub use config::{ConfigError, IvrConfig, Language, WarningKind};
 pub use destination::{DestinationError, normalize_destination};
 pub use event::{
     AccountId, AccountInfo, AttemptId, AttemptRecord, AuthMethod, Authorization, BridgeMode,
-    CallId, CallRecord, CallerIdLookup, CardId, CarrierTry, Input, LastCall, Output, PinChangeOutcome,
-    PinLookup, PlaybackId, Prompt, Refusal, Settlement, Tone, VoucherOutcome,
+    CallId, CallRecord, CallerIdLookup, CardId, CarrierTry, Input, LastCall, Output,
+    PinChangeOutcome, PinLookup, PlaybackId, Prompt, Refusal, Settlement, Tone, VoucherOutcome,
 };

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::*;
 use talktime_engine::{
-    AccountId, CallerIdLookup, CardId, DisconnectCause, Input, IvrConfig, Language, Output,
-    Phase, PinChangeOutcome, PinLookup, VoucherOutcome,
+    AccountId, CallerIdLookup, CardId, DisconnectCause, Input, IvrConfig, Language, Output, Phase,
+    PinChangeOutcome, PinLookup, VoucherOutcome,
 };
 use talktime_pii::Pii;
 
@@ -85,7 +85,10 @@ fn a_lone_key_calls_its_speed_dial_and_an_empty_one_is_said() {
     harness.finish_prompt();
     harness.dial("7#");
     let placed = harness.input(Input::StoredNumber(Some(Pii::new("0049301234".into()))));
-    assert_eq!(authorized_destination(&placed).as_deref(), Some("+49301234"));
+    assert_eq!(
+        authorized_destination(&placed).as_deref(),
+        Some("+49301234")
+    );
 }
 
 #[test]
@@ -297,10 +300,7 @@ fn a_language_chosen_in_the_menu_is_remembered_after_the_pin() {
     );
     harness.input(Input::CallerIdLookup(CallerIdLookup::NotRegistered));
     let menu = harness.finish_prompt();
-    assert_eq!(
-        prompt_names(&menu),
-        ["choose_language", "choose_language"]
-    );
+    assert_eq!(prompt_names(&menu), ["choose_language", "choose_language"]);
     harness.dial("2");
     harness.finish_prompt();
     harness.dial("123456#");
@@ -348,8 +348,5 @@ fn with_remember_language_off_the_menu_always_plays() {
             .any(|output| matches!(output, Output::LookupByCallerId { .. }))
     );
     let menu = harness.finish_prompt();
-    assert_eq!(
-        prompt_names(&menu),
-        ["choose_language", "choose_language"]
-    );
+    assert_eq!(prompt_names(&menu), ["choose_language", "choose_language"]);
 }

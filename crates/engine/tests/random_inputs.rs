@@ -485,7 +485,9 @@ fn random_sequences_reach_bridged_calls_and_credit_exhaustion() {
             matches!(output, Output::Settle(settlement)
                 if settlement.cause == DisconnectCause::CreditExhausted)
         }));
-        recharged += usize::from(seen(|output| matches!(output, Output::RedeemVoucher { .. })));
+        recharged += usize::from(seen(|output| {
+            matches!(output, Output::RedeemVoucher { .. })
+        }));
         let asked_destination = prompt_names(&harness.outputs().cloned().collect::<Vec<_>>())
             .contains(&"enter_destination");
         forwarded += usize::from(

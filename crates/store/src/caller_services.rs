@@ -441,10 +441,7 @@ impl Store {
     }
 
     /// Every speed dial of an account: (key, number), by key.
-    pub async fn speed_dials(
-        &self,
-        account_id: i64,
-    ) -> Result<Vec<(u8, Pii<String>)>, StoreError> {
+    pub async fn speed_dials(&self, account_id: i64) -> Result<Vec<(u8, Pii<String>)>, StoreError> {
         let mut held = self.acquire().await?;
         let mut conn = held.conn();
         let rows: Vec<(i64, String)> = with_conn!(&mut conn, c => sqlx::query_as(
@@ -564,7 +561,9 @@ fn why_refused(state: Option<VoucherState>, currency: &str, now_ms: i64) -> Rede
     match state {
         None => Redemption::Unknown,
         Some((Some(_), ..)) => Redemption::AlreadyUsed,
-        Some((None, status, expires, _)) if status != "active" || expires.is_some_and(|at| at <= now_ms) => {
+        Some((None, status, expires, _))
+            if status != "active" || expires.is_some_and(|at| at <= now_ms) =>
+        {
             Redemption::Expired
         }
         Some((None, _, _, voucher_currency)) if voucher_currency != currency => {

@@ -171,7 +171,10 @@ pub struct RechargeOutcome {
 }
 
 /// A recharge inside the caller's transaction: refused on a disposable card's account.
-pub(crate) async fn recharge_in(conn: &mut Conn<'_>, posting: Posting<'_>) -> Result<i64, StoreError> {
+pub(crate) async fn recharge_in(
+    conn: &mut Conn<'_>,
+    posting: Posting<'_>,
+) -> Result<i64, StoreError> {
     check_amount(posting.amount_micros)?;
     let disposable: Option<i64> = with_conn!(conn, c => sqlx::query_scalar(
         "SELECT id FROM cards WHERE account_id = $1 AND kind = 'disposable'",

@@ -31,7 +31,7 @@ pub struct LedgerArgs {
 }
 
 impl LedgerArgs {
-    async fn open(&self) -> anyhow::Result<Store> {
+    pub(crate) async fn open(&self) -> anyhow::Result<Store> {
         let location = match &self.database_url {
             Some(url) => url.clone(),
             None => self.data_dir.display().to_string(),
@@ -134,7 +134,7 @@ fn default_currency() -> String {
 }
 
 /// The end of a UTC day given as YYYY-MM-DD, in epoch ms.
-fn end_of_day_ms(day: &str) -> Result<i64, BatchError> {
+pub(crate) fn end_of_day_ms(day: &str) -> Result<i64, BatchError> {
     let date: talktime_billing::Date = day
         .trim()
         .parse()
@@ -428,7 +428,7 @@ pub async fn generate_cards(args: GenerateArgs) -> anyhow::Result<()> {
 }
 
 /// A new file only its owner can read (a batch's PINs go there).
-fn create_secret_file(path: &Path) -> anyhow::Result<std::fs::File> {
+pub(crate) fn create_secret_file(path: &Path) -> anyhow::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .write(true)
@@ -912,6 +912,18 @@ pub enum AccountsCommand {
         #[arg(long)]
         clear: bool,
     },
+    /// Speed dials (keys 1-9 at the IVR's destination prompt): `KEY NUMBER` stores,
+    /// `KEY --remove` removes, nothing lists them.
+    SpeedDial {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// The key, 1-9.
+        key: Option<u8>,
+        /// The number as dialled, e.g. 00442071234567.
+        number: Option<String>,
+        #[arg(long, requires = "key")]
+        remove: bool,
+    },
 }
 
 /// An account plan as an operator sets it (`accounts plan`, `cards generate`).
@@ -1012,7 +1024,7 @@ pub struct AccountArgs {
 }
 
 impl AccountArgs {
-    async fn resolve(&self) -> anyhow::Result<(Store, i64)> {
+    pub(crate) async fn resolve(&self) -> anyhow::Result<(Store, i64)> {
         let store = self.ledger.open().await?;
         let account = match (&self.account, &self.pin) {
             (Some(account), _) => *account,
@@ -1149,6 +1161,14 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
                     "off"
                 }
             );
+        }
+        AccountsCommand::SpeedDial {
+            account,
+            key,
+            number,
+            remove,
+        } => {
+            crate::vouchers::speed_dial_command(&account, key, number.as_deref(), remove).await?;
         }
         AccountsCommand::Forward {
             account,

@@ -101,7 +101,7 @@ impl IntoResponse for AdminError {
 #[derive(Clone)]
 #[allow(missing_debug_implementations)] // holds the token
 pub struct AdminState {
-    store: Store,
+    pub(crate) store: Store,
     token: Arc<str>,
     prompts_dir: PathBuf,
     core: CoreSender,
@@ -177,6 +177,17 @@ fn router(state: AdminState) -> Router {
         .route("/api/accounts/{id}", get(account))
         .route("/api/accounts/{id}/recharge", post(recharge))
         .route("/api/cards/batches", post(card_batch))
+        .route("/api/vouchers/batches", post(crate::vouchers::create_batch))
+        .route("/api/vouchers/batches/{id}", get(crate::vouchers::batch))
+        .route("/api/vouchers/{id}/disable", post(crate::vouchers::disable))
+        .route(
+            "/api/accounts/{id}/speed_dials",
+            get(crate::vouchers::speed_dials),
+        )
+        .route(
+            "/api/accounts/{id}/speed_dials/{key}",
+            put(crate::vouchers::put_speed_dial).delete(crate::vouchers::delete_speed_dial),
+        )
         .route("/api/cdrs", get(cdrs))
         .route("/api/cdrs/export", get(cdrs_export))
         .route("/api/reports/traffic", get(traffic))

@@ -12,8 +12,7 @@ use talktime_billing::{
     RatingContext, RatingError, TariffSettings, TaxProfile, max_talk_time, rate_call,
 };
 use talktime_engine::{
-    Language,
-    AccountId, AccountInfo, Authorization, CallerIdLookup, CardId, PinLookup, Refusal,
+    AccountId, AccountInfo, Authorization, CallerIdLookup, CardId, Language, PinLookup, Refusal,
 };
 use talktime_pii::Pii;
 use talktime_store::{

@@ -28,4 +28,5 @@ pub mod startup;
 pub mod tariff_admin;
 pub mod tls;
 pub mod transport;
+pub mod vouchers;
 pub mod xlsx;

@@ -37,6 +37,9 @@ enum Command {
     /// Accounts: balance, recharge, caller IDs (pinless), DID forwarding.
     #[command(subcommand)]
     Accounts(admin::AccountsCommand),
+    /// Vouchers: single-use recharge codes callers key in the IVR (`*0`, or a recharge line).
+    #[command(subcommand)]
+    Vouchers(talktime::vouchers::VouchersCommand),
     /// Console users: add, passwd, list, disable, enable.
     #[command(subcommand)]
     Users(admin::UsersCommand),
@@ -243,6 +246,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore(args) => run_once(talktime::backup::restore(args)),
         Command::Accounts(command) => run_once(admin::accounts(command)),
         Command::Users(command) => run_once(admin::users(command)),
+        Command::Vouchers(command) => run_once(talktime::vouchers::run(command)),
         Command::Routes(RoutesCommand::Explain(args)) => {
             let config = args.files.load()?;
             config.validate()?;

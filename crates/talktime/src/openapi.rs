@@ -145,7 +145,7 @@ impl Modify for BearerToken {
 #[openapi(
     info(
         title = "Talktime admin API",
-        description = "Accounts, recharges, card batches, CDRs, reports, prompts, carriers and \
+        description = "Accounts, recharges, card and voucher batches, speed dials, CDRs, reports, prompts, carriers and \
                        dial plans. Every route but /api/health needs `Authorization: Bearer \
                        <token>`: the switch's admin token, or a user's own (`talktime users \
                        token`; support may read and recharge only). Money is decimal text."
@@ -166,6 +166,12 @@ impl Modify for BearerToken {
         crate::admin_routing::put_dial_plan,
         crate::admin_routing::delete_dial_plan,
         crate::admin_routing::explain,
+        crate::vouchers::create_batch,
+        crate::vouchers::batch,
+        crate::vouchers::disable,
+        crate::vouchers::speed_dials,
+        crate::vouchers::put_speed_dial,
+        crate::vouchers::delete_speed_dial,
     ),
     modifiers(&BearerToken),
     security(("bearer" = []))

@@ -223,7 +223,9 @@ async fn payer(
     if ani_mode {
         return match shared.ledger.lookup_caller_id(&credentials.user_name).await {
             CallerIdLookup::Found(account) => Some(Ok(account)),
-            CallerIdLookup::NotRegistered | CallerIdLookup::Remembered(_) => Some(Err(ReturnCode::InvalidAccount)),
+            CallerIdLookup::NotRegistered | CallerIdLookup::Remembered(_) => {
+                Some(Err(ReturnCode::InvalidAccount))
+            }
         };
     }
     let pin = credentials

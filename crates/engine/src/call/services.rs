@@ -82,7 +82,10 @@ impl Call {
         };
         let config = &self.config;
         let pin_caller = self.authenticated_by == Some(AuthMethod::Pin)
-            && self.account.as_ref().is_some_and(|account| account.card.is_some());
+            && self
+                .account
+                .as_ref()
+                .is_some_and(|account| account.card.is_some());
         match dialled {
             "#" if config.speed_dial => Some(Service::Redial),
             "*0" if config.voucher_recharge => Some(Service::Voucher),
@@ -238,9 +241,8 @@ impl Call {
 
     pub(super) fn new_pin_entered(&mut self, pin: String, now: Instant) {
         let length = pin.chars().count();
-        let one_key = pin.chars().all(|key| Some(key) == pin.chars().next());
-        if length < self.config.pin_min_length || length > self.config.pin_max_length || one_key
-        {
+        let one_key = pin.chars().all(|key| pin.starts_with(key));
+        if length < self.config.pin_min_length || length > self.config.pin_max_length || one_key {
             self.new_pin_refused("invalid_new_pin", now);
             return;
         }
