@@ -471,6 +471,7 @@ impl Switch {
             caller_id: trusted_caller_id,
             access_number: access.number.clone(),
             ivr: self.config.ivr_for(&access),
+            languages: self.config.languages.clone(),
             now: self.now.instant,
         });
         let engine = match engine {
@@ -667,7 +668,7 @@ impl Switch {
                 let request = LedgerRequest::RememberLanguage {
                     account,
                     caller_id,
-                    language: language.code(),
+                    language,
                     now_ms,
                 };
                 self.ledger_request(0, request)

@@ -84,6 +84,14 @@ pub struct Config {
     /// How dialled numbers become E.164 digits, and which prefixes are never called.
     #[serde(default)]
     pub number_rules: NumberRules,
+    /// The grammars of the IVR's languages: the shell loads every
+    /// `prompts/<code>/language.toml`; English and Spanish are built in.
+    #[serde(skip, default = "builtin_languages")]
+    pub languages: std::sync::Arc<talktime_engine::LanguageBook>,
+}
+
+fn builtin_languages() -> std::sync::Arc<talktime_engine::LanguageBook> {
+    std::sync::Arc::new(talktime_engine::LanguageBook::builtin())
 }
 
 /// One access number (DID) and how its callers are served.

@@ -70,11 +70,11 @@ pub enum LedgerRequest {
     },
     /// A refillable card's new PIN; answered with `Input::PinChanged`.
     ChangePin { card: CardId, new_pin: Pii<String> },
-    /// Remember a caller's IVR language (ISO 639-1); answered with [`LedgerReply::Done`].
+    /// Remember a caller's IVR language; answered with [`LedgerReply::Done`].
     RememberLanguage {
         account: Option<AccountId>,
         caller_id: Option<Pii<String>>,
-        language: &'static str,
+        language: talktime_engine::Language,
         now_ms: i64,
     },
     /// A wrong PIN, counted under each key. Answered with [`LedgerReply::Done`].

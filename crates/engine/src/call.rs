@@ -1,6 +1,7 @@
 //! The per-call state machine: IVR, carrier attempts, credit timer, settlement and CDRs.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use talktime_pii::Pii;
@@ -14,7 +15,7 @@ use crate::event::{
     CallRecord, CallerIdLookup, CarrierTry, Input, LastCall, Output, PinLookup, PlaybackId, Prompt,
     Refusal, Settlement, Tone,
 };
-use crate::speech;
+use crate::speech::{self, Grammar, LanguageBook, SpeechError};
 use services::NewPin;
 
 mod services;
@@ -28,6 +29,8 @@ pub struct CallSetup {
     /// The number the caller dialled to reach the IVR.
     pub access_number: String,
     pub ivr: IvrConfig,
+    /// The grammars of the languages the IVR speaks.
+    pub languages: Arc<LanguageBook>,
     pub now: Instant,
 }
 
@@ -168,6 +171,7 @@ pub struct Call {
     caller_id: Option<Pii<String>>,
     access_number: String,
     config: IvrConfig,
+    book: Arc<LanguageBook>,
     started: Instant,
     language: Language,
     account: Option<AccountInfo>,
@@ -228,6 +232,7 @@ impl Call {
     /// `forwarding_welcome` nothing plays while the caller ID is looked up.
     pub fn new(setup: CallSetup) -> Result<Self, ConfigError> {
         setup.ivr.validate()?;
+        setup.ivr.check_languages(&setup.languages)?;
         let now = setup.now;
         let caller_id = setup
             .caller_id
@@ -238,6 +243,7 @@ impl Call {
             access_number: setup.access_number,
             language: setup.ivr.default_language(),
             config: setup.ivr,
+            book: setup.languages,
             started: now,
             account: None,
             authenticated_by: None,
@@ -463,6 +469,17 @@ impl Call {
 
     fn request_deadline(&self, now: Instant) -> Option<Instant> {
         deadline_after(now, Duration::from_millis(self.config.request_timeout_ms))
+    }
+
+    /// Words in the call's language, or `None` when they cannot be said (the caller hears
+    /// the rest of the prompt without them).
+    fn speak(
+        &self,
+        say: impl FnOnce(&Grammar) -> Result<Vec<&'static str>, SpeechError>,
+    ) -> Option<Vec<&'static str>> {
+        self.book
+            .grammar(self.language)
+            .and_then(|grammar| say(grammar).ok())
     }
 
     fn prompts(&self, names: &[&'static str]) -> Vec<Prompt> {
@@ -715,21 +732,23 @@ impl Call {
     fn announce_account(&mut self, last: Option<LastCall>, now: Instant) {
         let mut words = Vec::new();
         if let Some(account) = &self.account {
-            if let Ok(amount) =
-                speech::amount(self.language, account.balance_micros, &account.currency)
+            if let Some(amount) = self
+                .speak(|grammar| speech::amount(grammar, account.balance_micros, &account.currency))
             {
                 words.push("you_have");
                 words.extend(amount);
             }
             match last {
                 Some(last) => {
-                    if let Ok(cost) =
-                        speech::amount(self.language, last.cost_micros, &account.currency)
-                    {
+                    if let Some(cost) = self.speak(|grammar| {
+                        speech::amount(grammar, last.cost_micros, &account.currency)
+                    }) {
                         words.push("last_call_cost");
                         words.extend(cost);
                     }
-                    if let Ok(length) = speech::length(self.language, last.talk_ms) {
+                    if let Some(length) =
+                        self.speak(|grammar| speech::length(grammar, last.talk_ms))
+                    {
                         words.push("last_call_lasted");
                         words.extend(length);
                     }
@@ -746,8 +765,8 @@ impl Call {
         let mut words = Vec::new();
         if self.config.announce_balance
             && let Some(account) = &self.account
-            && let Ok(amount) =
-                speech::amount(self.language, account.balance_micros, &account.currency)
+            && let Some(amount) = self
+                .speak(|grammar| speech::amount(grammar, account.balance_micros, &account.currency))
         {
             words.push("you_have");
             words.extend(amount);
@@ -828,12 +847,11 @@ impl Call {
                 self.no_input = 0;
                 match kind {
                     EntryKind::Language => {
-                        let chosen = self
-                            .config
-                            .languages
-                            .iter()
-                            .copied()
-                            .find(|language| digits.starts_with(language.menu_digit()));
+                        let chosen = self.config.languages.iter().copied().find(|language| {
+                            self.book
+                                .grammar(*language)
+                                .is_some_and(|grammar| digits.starts_with(grammar.menu_digit()))
+                        });
                         match chosen {
                             Some(language) => self.language_chosen(language),
                             None => self.no_input(kind, now),
@@ -986,12 +1004,13 @@ impl Call {
     }
 
     fn authorized(&mut self, authorization: Authorization, now: Instant) {
-        let announcement = speech::duration(self.language, authorization.announced_limit_ms);
+        let announcement =
+            self.speak(|grammar| speech::duration(grammar, authorization.announced_limit_ms));
         if let Some(attempt) = self.attempt.as_mut() {
             attempt.authorization = Some(authorization);
         }
         match announcement {
-            Ok(words) if self.config.announce_talk_time => {
+            Some(words) if self.config.announce_talk_time => {
                 let mut names = vec!["you_can_talk"];
                 names.extend(words);
                 let prompts = self.prompts(&names);

@@ -4,41 +4,75 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// A language the IVR can speak. Each has a prompt set in `prompts/<code>/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Language {
-    #[serde(rename = "en")]
-    English,
-    #[serde(rename = "es")]
-    Spanish,
+/// A language the IVR can speak, named by its code (ISO 639-1, or 639-2 where there is no
+/// two-letter code). Languages are data: its prompts are `prompts/<code>/*.wav` and its
+/// grammar (how numbers, money and durations are said, and its key in the language menu) is
+/// `prompts/<code>/language.toml`, loaded into a [`crate::speech::LanguageBook`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Language {
+    code: [u8; 3],
+    length: u8,
 }
 
 impl Language {
-    /// Every language with a shipped prompt set.
-    pub const ALL: [Language; 2] = [Language::English, Language::Spanish];
+    pub const ENGLISH: Language = Language {
+        code: *b"en\0",
+        length: 2,
+    };
+    pub const SPANISH: Language = Language {
+        code: *b"es\0",
+        length: 2,
+    };
 
-    /// The directory name under `prompts/` (ISO 639-1).
-    pub fn code(self) -> &'static str {
-        match self {
-            Language::English => "en",
-            Language::Spanish => "es",
-        }
-    }
-
-    /// Parses an ISO 639-1 code.
+    /// A code of two or three ASCII letters (any case; kept lower-case).
     pub fn from_code(code: &str) -> Option<Self> {
-        Language::ALL
-            .into_iter()
-            .find(|language| language.code().eq_ignore_ascii_case(code))
+        let bytes = code.as_bytes();
+        if !(2..=3).contains(&bytes.len()) || !bytes.iter().all(u8::is_ascii_alphabetic) {
+            return None;
+        }
+        let mut stored = [0u8; 3];
+        for (slot, byte) in stored.iter_mut().zip(bytes) {
+            *slot = byte.to_ascii_lowercase();
+        }
+        Some(Language {
+            code: stored,
+            length: bytes.len() as u8,
+        })
     }
 
-    /// The key that selects this language in the menu. Fixed per language because each
-    /// language's `choose_language` prompt says its own digit ("For English, press 1.").
-    pub fn menu_digit(self) -> char {
-        match self {
-            Language::English => '1',
-            Language::Spanish => '2',
-        }
+    /// The code, which is also the directory name under `prompts/`.
+    pub fn code(&self) -> &str {
+        // Only ASCII letters are ever stored.
+        std::str::from_utf8(&self.code[..usize::from(self.length)]).unwrap_or("??")
+    }
+}
+
+impl std::fmt::Debug for Language {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.code())
+    }
+}
+
+impl std::fmt::Display for Language {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.code())
+    }
+}
+
+impl Serialize for Language {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.code())
+    }
+}
+
+impl<'de> Deserialize<'de> for Language {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let code = String::deserialize(deserializer)?;
+        Language::from_code(&code).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{code:?} is not a language code (two or three letters, e.g. \"fr\")"
+            ))
+        })
     }
 }
 
@@ -129,7 +163,7 @@ pub struct IvrConfig {
 impl Default for IvrConfig {
     fn default() -> Self {
         Self {
-            languages: vec![Language::English],
+            languages: vec![Language::ENGLISH],
             pin_min_length: 4,
             pin_max_length: 12,
             max_pin_tries: 3,
@@ -166,7 +200,11 @@ pub enum ConfigError {
     #[error("the IVR offers no language")]
     NoLanguage,
     #[error("language {0} is offered twice")]
-    DuplicateLanguage(&'static str),
+    DuplicateLanguage(Language),
+    #[error("language {0} has no grammar (prompts/{0}/language.toml)")]
+    UnknownLanguage(Language),
+    #[error("languages {0} and {1} both use menu key {2}")]
+    SameMenuDigit(Language, Language, char),
     #[error("PIN length bounds {min}..={max} are invalid (need 1 <= min <= max)")]
     PinLength { min: usize, max: usize },
     #[error("{0} must be at least 1")]
@@ -187,7 +225,7 @@ impl IvrConfig {
         };
         for (index, language) in self.languages.iter().enumerate() {
             if self.languages[..index].contains(language) {
-                return Err(ConfigError::DuplicateLanguage(language.code()));
+                return Err(ConfigError::DuplicateLanguage(*language));
             }
         }
         if self.pin_min_length == 0 || self.pin_min_length > self.pin_max_length {
@@ -231,9 +269,25 @@ impl IvrConfig {
         }
     }
 
+    /// Every language offered has a grammar in `book`, and each its own menu key.
+    pub fn check_languages(&self, book: &crate::speech::LanguageBook) -> Result<(), ConfigError> {
+        let mut keys: Vec<(char, Language)> = Vec::new();
+        for &language in &self.languages {
+            let grammar = book
+                .grammar(language)
+                .ok_or(ConfigError::UnknownLanguage(language))?;
+            let key = grammar.menu_digit();
+            if let Some((_, other)) = keys.iter().find(|(taken, _)| *taken == key) {
+                return Err(ConfigError::SameMenuDigit(*other, language, key));
+            }
+            keys.push((key, language));
+        }
+        Ok(())
+    }
+
     /// The default language (the first offered).
     pub fn default_language(&self) -> Language {
-        self.languages.first().copied().unwrap_or(Language::English)
+        self.languages.first().copied().unwrap_or(Language::ENGLISH)
     }
 
     pub(crate) fn first_digit_timeout(&self) -> Duration {
@@ -262,10 +316,13 @@ mod tests {
         };
         assert_eq!(empty.validate(), Err(ConfigError::NoLanguage));
         let twice = IvrConfig {
-            languages: vec![Language::Spanish, Language::English, Language::Spanish],
+            languages: vec![Language::SPANISH, Language::ENGLISH, Language::SPANISH],
             ..IvrConfig::default()
         };
-        assert_eq!(twice.validate(), Err(ConfigError::DuplicateLanguage("es")));
+        assert_eq!(
+            twice.validate(),
+            Err(ConfigError::DuplicateLanguage(Language::SPANISH))
+        );
         let pins = IvrConfig {
             pin_min_length: 8,
             pin_max_length: 6,
@@ -307,31 +364,32 @@ mod tests {
             r#"{"languages": ["es", "en"], "warning": "prompt", "end_leg_digits": null}"#,
         )
         .unwrap();
-        assert_eq!(config.languages, vec![Language::Spanish, Language::English]);
+        assert_eq!(config.languages, vec![Language::SPANISH, Language::ENGLISH]);
         assert_eq!(config.warning, WarningKind::Prompt);
         assert_eq!(config.end_leg_digits, None);
         assert_eq!(config.max_pin_tries, 3);
         assert_eq!(config.warning_lead_ms, 60_000);
-        assert_eq!(config.default_language(), Language::Spanish);
+        assert_eq!(config.default_language(), Language::SPANISH);
         assert!(!config.forwarding);
         assert!(!config.forwarding_welcome);
         let forwarding: IvrConfig =
             serde_json::from_str(r#"{"forwarding": true, "forwarding_welcome": true}"#).unwrap();
         assert!(forwarding.forwarding && forwarding.forwarding_welcome);
         assert!(serde_json::from_str::<IvrConfig>(r#"{"pin_tries": 3}"#).is_err());
-        assert!(serde_json::from_str::<IvrConfig>(r#"{"languages": ["fr"]}"#).is_err());
+        assert!(serde_json::from_str::<IvrConfig>(r#"{"languages": ["f1"]}"#).is_err());
+        let french: IvrConfig = serde_json::from_str(r#"{"languages": ["FR"]}"#).unwrap();
+        assert_eq!(french.languages[0].code(), "fr");
     }
 
     #[test]
-    fn language_codes_round_trip_and_menu_digits_differ() {
-        for language in Language::ALL {
-            assert_eq!(Language::from_code(language.code()), Some(language));
-        }
-        assert_eq!(Language::from_code("ES"), Some(Language::Spanish));
-        assert_eq!(Language::from_code("fr"), None);
-        assert_ne!(
-            Language::English.menu_digit(),
-            Language::Spanish.menu_digit()
+    fn language_codes_are_two_or_three_letters() {
+        assert_eq!(Language::from_code("ES"), Some(Language::SPANISH));
+        assert_eq!(
+            Language::from_code("fil").map(|l| l.to_string()),
+            Some("fil".into())
         );
+        for bad in ["", "e", "engl", "e1", "é"] {
+            assert_eq!(Language::from_code(bad), None, "{bad}");
+        }
     }
 }

@@ -45,7 +45,7 @@
 //!
 //! ```
 //! use std::time::Instant;
-//! use talktime_engine::{Call, CallId, CallSetup, Input, IvrConfig, Output};
+//! use talktime_engine::{Call, CallId, CallSetup, Input, IvrConfig, LanguageBook, Output};
 //!
 //! let now = Instant::now();
 //! let mut call = Call::new(CallSetup {
@@ -53,6 +53,7 @@
 //!     caller_id: None,
 //!     access_number: "18005550100".into(),
 //!     ivr: IvrConfig::default(),
+//!     languages: std::sync::Arc::new(LanguageBook::builtin()),
 //!     now,
 //! })
 //! .expect("the default IVR configuration is valid");
@@ -85,3 +86,4 @@ pub use event::{
     CallId, CallRecord, CallerIdLookup, CardId, CarrierTry, Input, LastCall, Output,
     PinChangeOutcome, PinLookup, PlaybackId, Prompt, Refusal, Settlement, Tone, VoucherOutcome,
 };
+pub use speech::{Grammar, GrammarError, LanguageBook};

@@ -1,16 +1,22 @@
-//! Amounts and durations as sequences of prompt names, with each language's grammar.
+//! Amounts and durations as sequences of prompt names, by each language's grammar.
 //!
-//! Every name returned here is a file `prompts/<language>/<name>.wav` (a test checks it).
-//! Numbers are spoken as they precede a noun ("dollars", "minutes", "mil"), which in
-//! Spanish means the short forms that agree with it: "un dólar", "veintiún minutos",
-//! "cien dólares", "ciento un dólares", and for a feminine noun "una libra", "veintiuna
-//! rupias", "doscientas libras" (millions stay masculine: "doscientos millones de libras").
-//! A currency without prompts of its own is spoken as its amount and its code spelled out:
-//! "twelve point five zero, J P Y".
+//! A language is data (issue 21): `prompts/<code>/language.toml` says how its numbers are
+//! built, which nouns follow them in which plural form, and which key picks it in the language
+//! menu; [`Grammar::from_toml`] reads it and this module speaks by it. The format is in
+//! `prompts/LANGUAGES.md`. Numbers are spoken as they precede a noun ("dollars", "minutes"),
+//! so they agree with it where the language wants that (Spanish "una libra", "veintiún
+//! minutos"; French "vingt et une minutes"). A currency without nouns in the language is said
+//! as its amount and its code spelled out: "twelve point five zero, J P Y".
+//!
+//! Prompt names are `&'static str`: a grammar is loaded once per process and lives as long.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
 
 use crate::config::Language;
 
-/// Largest number either language can say with the shipped prompts.
+/// Largest number any language says.
 pub const MAX_NUMBER: u64 = 999_999_999;
 
 /// Why an amount or duration cannot be spoken.
@@ -20,193 +26,663 @@ pub enum SpeechError {
     TooLarge(u64),
     #[error("{0:?} is not an ISO 4217 currency code")]
     UnsupportedCurrency(String),
+    #[error("the grammar has no noun {0:?}")]
+    MissingNoun(&'static str),
 }
 
-const ENGLISH_UNITS: [&str; 21] = [
-    "num_0", "num_1", "num_2", "num_3", "num_4", "num_5", "num_6", "num_7", "num_8", "num_9",
-    "num_10", "num_11", "num_12", "num_13", "num_14", "num_15", "num_16", "num_17", "num_18",
-    "num_19", "num_20",
-];
+/// Why a `language.toml` cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GrammarError {
+    #[error("{language}: {message}")]
+    Toml { language: Language, message: String },
+    #[error("{language}: {problem}")]
+    Invalid { language: Language, problem: String },
+}
 
-/// Spanish has single words up to 29 ("veintinueve").
-const SPANISH_UNITS: [&str; 30] = [
-    "num_0", "num_1", "num_2", "num_3", "num_4", "num_5", "num_6", "num_7", "num_8", "num_9",
-    "num_10", "num_11", "num_12", "num_13", "num_14", "num_15", "num_16", "num_17", "num_18",
-    "num_19", "num_20", "num_21", "num_22", "num_23", "num_24", "num_25", "num_26", "num_27",
-    "num_28", "num_29",
-];
-
-const TENS: [&str; 10] = [
-    "", "", "num_20", "num_30", "num_40", "num_50", "num_60", "num_70", "num_80", "num_90",
-];
-
-const SPANISH_HUNDREDS: [&str; 10] = [
-    "", "num_100", "num_200", "num_300", "num_400", "num_500", "num_600", "num_700", "num_800",
-    "num_900",
-];
-
-/// The grammatical gender of a noun, which Spanish numbers agree with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The grammatical gender of a noun, which numbers agree with in some languages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Gender {
+    #[default]
     Masculine,
     Feminine,
 }
 
-/// The prompt names of a currency's units and, for Spanish, their genders.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct CurrencyNames {
-    major: &'static str,
-    majors: &'static str,
-    major_gender: Gender,
-    minor: &'static str,
-    minors: &'static str,
-    minor_gender: Gender,
+/// The plural categories a grammar may use (CLDR's names).
+const CATEGORIES: [&str; 6] = ["zero", "one", "two", "few", "many", "other"];
+
+// ----- the file -----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrammarFile {
+    name: String,
+    /// espeak-ng voice of prompts/make-prompts.sh (not used by the switch).
+    #[allow(dead_code)]
+    voice: String,
+    menu_digit: char,
+    and: String,
+    point: String,
+    #[serde(default)]
+    plural: Vec<PluralFile>,
+    numbers: NumbersFile,
+    #[serde(default)]
+    scales: Vec<ScaleFile>,
+    nouns: HashMap<String, NounFile>,
 }
 
-const fn names(
-    major: (&'static str, &'static str, Gender),
-    minor: (&'static str, &'static str, Gender),
-) -> CurrencyNames {
-    CurrencyNames {
-        major: major.0,
-        majors: major.1,
-        major_gender: major.2,
-        minor: minor.0,
-        minors: minor.1,
-        minor_gender: minor.2,
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PluralFile {
+    category: String,
+    #[serde(default)]
+    values: Vec<u64>,
+    /// Inclusive range of the last two digits.
+    #[serde(default)]
+    last_two_digits: Option<[u64; 2]>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NumbersFile {
+    /// Numbers said as the one prompt `num_<n>`: "0-20", "30", ...
+    words: Vec<String>,
+    /// Numbers said otherwise: n -> prompt names separated by spaces.
+    #[serde(default)]
+    named: HashMap<String, String>,
+    /// Before a feminine noun: n -> prompt names.
+    #[serde(default)]
+    feminine: HashMap<String, String>,
+    /// Below 100, a number without a word is its tens, this joiner, then its unit.
+    #[serde(default)]
+    tens_joiner: Option<String>,
+    /// Say the unit before the tens ("one and twenty").
+    #[serde(default)]
+    unit_first: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScaleFile {
+    value: u64,
+    /// The noun counted (a key of `nouns`), e.g. "thousand".
+    noun: String,
+    /// The count agrees with this gender whatever noun follows ("doscientos millones").
+    #[serde(default)]
+    count_gender: Option<Gender>,
+    /// Said between the scale and the rest.
+    #[serde(default)]
+    joiner: Option<String>,
+    /// Only before a rest under 100 or a round hundred ("mil e cem", "mil duzentos").
+    #[serde(default)]
+    joiner_small_or_round_only: bool,
+    /// Multiples said as words of their own: count -> prompt names ("2" = "num_200").
+    #[serde(default)]
+    multiples: HashMap<String, String>,
+    #[serde(default)]
+    feminine_multiples: HashMap<String, String>,
+    /// A round multiple with nothing after it, when it differs ("1" = "hundred_exact").
+    #[serde(default)]
+    alone: HashMap<String, String>,
+    /// Said between a round multiple of this scale and the noun counted ("un millón de").
+    #[serde(default)]
+    before_noun: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NounFile {
+    /// Plural category -> prompt; `other` is required.
+    forms: HashMap<String, String>,
+    /// Forms when nothing follows (French "deux cents" but "deux cent un").
+    #[serde(default)]
+    alone_forms: HashMap<String, String>,
+    /// Categories said by the noun alone, without its count (Arabic dual).
+    #[serde(default)]
+    without_count: Vec<String>,
+    #[serde(default)]
+    gender: Gender,
+}
+
+// ----- the loaded grammar -----
+
+type Words = Vec<&'static str>;
+
+#[derive(Debug)]
+struct PluralRule {
+    category: &'static str,
+    values: Vec<u64>,
+    last_two_digits: Option<[u64; 2]>,
+}
+
+#[derive(Debug)]
+struct Noun {
+    forms: HashMap<&'static str, &'static str>,
+    alone_forms: HashMap<&'static str, &'static str>,
+    without_count: Vec<&'static str>,
+    gender: Gender,
+}
+
+#[derive(Debug)]
+struct Scale {
+    value: u64,
+    noun: Noun,
+    count_gender: Option<Gender>,
+    joiner: Option<&'static str>,
+    joiner_small_or_round_only: bool,
+    multiples: HashMap<u64, Words>,
+    feminine_multiples: HashMap<u64, Words>,
+    alone: HashMap<u64, Words>,
+    before_noun: Option<&'static str>,
+}
+
+/// How one language says numbers, money and durations.
+#[derive(Debug)]
+pub struct Grammar {
+    language: Language,
+    name: &'static str,
+    menu_digit: char,
+    and: &'static str,
+    point: &'static str,
+    plural: Vec<PluralRule>,
+    words: HashMap<u64, Words>,
+    feminine: HashMap<u64, Words>,
+    tens_joiner: Option<&'static str>,
+    unit_first: bool,
+    /// Largest first.
+    scales: Vec<Scale>,
+    nouns: HashMap<&'static str, Noun>,
+}
+
+fn leak(text: String) -> &'static str {
+    Box::leak(text.into_boxed_str())
+}
+
+fn sequence(text: String) -> Words {
+    text.split_whitespace()
+        .map(|word| leak(word.to_owned()))
+        .collect()
+}
+
+impl Grammar {
+    /// Reads a grammar (the text of `prompts/<code>/language.toml`).
+    pub fn from_toml(language: Language, text: &str) -> Result<Grammar, GrammarError> {
+        let file: GrammarFile = toml::from_str(text).map_err(|error| GrammarError::Toml {
+            language,
+            message: error.to_string(),
+        })?;
+        let invalid = |problem: String| GrammarError::Invalid { language, problem };
+        let number = |key: &str| {
+            key.trim()
+                .parse::<u64>()
+                .map_err(|_| invalid(format!("{key:?} is not a number")))
+        };
+        let table = |map: HashMap<String, String>| -> Result<HashMap<u64, Words>, GrammarError> {
+            map.into_iter()
+                .map(|(key, value)| Ok((number(&key)?, sequence(value))))
+                .collect()
+        };
+        let mut words = HashMap::new();
+        for item in &file.numbers.words {
+            let (low, high) = match item.split_once('-') {
+                Some((low, high)) => (number(low)?, number(high)?),
+                None => (number(item)?, number(item)?),
+            };
+            for value in low..=high {
+                words.insert(value, vec![leak(format!("num_{value}"))]);
+            }
+        }
+        words.extend(table(file.numbers.named)?);
+        if !(0..=9).all(|digit| words.contains_key(&digit)) {
+            return Err(invalid("numbers.words must say 0 to 9".into()));
+        }
+        let noun = |name: &str, noun: NounFile| -> Result<Noun, GrammarError> {
+            let known = |category: &String| CATEGORIES.contains(&category.as_str());
+            let categories = noun
+                .forms
+                .keys()
+                .chain(noun.alone_forms.keys())
+                .chain(&noun.without_count);
+            if let Some(unknown) = categories.clone().find(|category| !known(category)) {
+                return Err(invalid(format!(
+                    "noun {name}: {unknown:?} is not one of {CATEGORIES:?}"
+                )));
+            }
+            if !noun.forms.contains_key("other") {
+                return Err(invalid(format!("noun {name} has no `other` form")));
+            }
+            let forms = |map: HashMap<String, String>| {
+                map.into_iter()
+                    .map(|(category, prompt)| (category_name(&category), leak(prompt)))
+                    .collect()
+            };
+            Ok(Noun {
+                forms: forms(noun.forms),
+                alone_forms: forms(noun.alone_forms),
+                without_count: noun
+                    .without_count
+                    .iter()
+                    .map(|c| category_name(c))
+                    .collect(),
+                gender: noun.gender,
+            })
+        };
+        let mut nouns = HashMap::new();
+        let mut scale_nouns = HashMap::new();
+        let scale_names: Vec<&str> = file
+            .scales
+            .iter()
+            .map(|scale| scale.noun.as_str())
+            .collect();
+        for (name, file_noun) in file.nouns {
+            let loaded = noun(&name, file_noun)?;
+            if scale_names.contains(&name.as_str()) {
+                scale_nouns.insert(name, loaded);
+            } else {
+                nouns.insert(leak(name), loaded);
+            }
+        }
+        let mut scales = Vec::new();
+        for scale in file.scales {
+            let noun = scale_nouns.remove(&scale.noun).ok_or_else(|| {
+                invalid(format!("scale {}: no noun {:?}", scale.value, scale.noun))
+            })?;
+            if scale.value < 100 {
+                return Err(invalid(format!("scale {} is below 100", scale.value)));
+            }
+            scales.push(Scale {
+                value: scale.value,
+                noun,
+                count_gender: scale.count_gender,
+                joiner: scale.joiner.map(leak),
+                joiner_small_or_round_only: scale.joiner_small_or_round_only,
+                multiples: table(scale.multiples)?,
+                feminine_multiples: table(scale.feminine_multiples)?,
+                alone: table(scale.alone)?,
+                before_noun: scale.before_noun.map(leak),
+            });
+        }
+        scales.sort_by_key(|scale| std::cmp::Reverse(scale.value));
+        let plural = file
+            .plural
+            .into_iter()
+            .map(|rule| {
+                if !CATEGORIES.contains(&rule.category.as_str()) {
+                    return Err(invalid(format!(
+                        "plural: unknown category {:?}",
+                        rule.category
+                    )));
+                }
+                Ok(PluralRule {
+                    category: category_name(&rule.category),
+                    values: rule.values,
+                    last_two_digits: rule.last_two_digits,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        if !file.menu_digit.is_ascii_digit() {
+            return Err(invalid("menu_digit must be a key 0-9".into()));
+        }
+        let grammar = Grammar {
+            language,
+            name: leak(file.name),
+            menu_digit: file.menu_digit,
+            and: leak(file.and),
+            point: leak(file.point),
+            plural,
+            words,
+            feminine: table(file.numbers.feminine)?,
+            tens_joiner: file.numbers.tens_joiner.map(leak),
+            unit_first: file.numbers.unit_first,
+            scales,
+            nouns,
+        };
+        // Every number must be sayable: try the ones every branch meets.
+        for number in (0..=1_100).chain([MAX_NUMBER]) {
+            grammar
+                .try_cardinal(number, Gender::Masculine)
+                .ok_or_else(|| invalid(format!("cannot say {number}")))?;
+        }
+        Ok(grammar)
+    }
+
+    pub fn language(&self) -> Language {
+        self.language
+    }
+
+    /// The language's own name ("Français").
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The key that picks this language in the menu (its `choose_language` prompt says it).
+    pub fn menu_digit(&self) -> char {
+        self.menu_digit
+    }
+
+    fn category(&self, count: u64) -> &'static str {
+        self.plural
+            .iter()
+            .find(|rule| {
+                rule.values.contains(&count)
+                    || rule
+                        .last_two_digits
+                        .is_some_and(|[low, high]| (low..=high).contains(&(count % 100)))
+            })
+            .map_or("other", |rule| rule.category)
+    }
+
+    /// A number before a noun of `gender`; `None` when the rules cannot build it.
+    fn try_cardinal(&self, number: u64, gender: Gender) -> Option<Words> {
+        self.say(number, gender, false)
+    }
+
+    /// `counting`: the number counts a scale ("deux cent mille"), so it does not end the
+    /// numeral and a scale noun's `alone_forms` ("deux cents") do not apply.
+    fn say(&self, number: u64, gender: Gender, counting: bool) -> Option<Words> {
+        if gender == Gender::Feminine
+            && let Some(words) = self.feminine.get(&number)
+        {
+            return Some(words.clone());
+        }
+        if let Some(words) = self.words.get(&number) {
+            return Some(words.clone());
+        }
+        if let Some(scale) = self.scales.iter().find(|scale| scale.value <= number) {
+            return self.scaled(scale, number, gender, counting);
+        }
+        if number >= 100 {
+            return None;
+        }
+        let (tens, unit) = (number - number % 10, number % 10);
+        let (first, second) = if self.unit_first {
+            (
+                self.say(unit, gender, counting)?,
+                self.say(tens, gender, counting)?,
+            )
+        } else {
+            (
+                self.say(tens, gender, counting)?,
+                self.say(unit, gender, counting)?,
+            )
+        };
+        let mut out = first;
+        out.extend(self.tens_joiner);
+        out.extend(second);
+        Some(out)
+    }
+
+    fn scaled(&self, scale: &Scale, number: u64, gender: Gender, counting: bool) -> Option<Words> {
+        let (count, rest) = (number / scale.value, number % scale.value);
+        let feminine = gender == Gender::Feminine;
+        let mut out = match (
+            rest == 0,
+            scale.alone.get(&count),
+            feminine
+                .then(|| scale.feminine_multiples.get(&count))
+                .flatten(),
+            scale.multiples.get(&count),
+        ) {
+            (true, Some(alone), _, _) => alone.clone(),
+            (_, _, Some(words), _) | (_, _, None, Some(words)) => words.clone(),
+            _ => {
+                let category = self.category(count);
+                let mut words = Vec::new();
+                if !scale.noun.without_count.contains(&category) {
+                    let count_gender = scale.count_gender.unwrap_or(gender);
+                    words.extend(self.say(count, count_gender, true)?);
+                }
+                words.push(scale.noun.form(category, rest == 0 && !counting));
+                words
+            }
+        };
+        if rest > 0 {
+            let small_or_round = rest < 100 || rest % 100 == 0;
+            if !scale.joiner_small_or_round_only || small_or_round {
+                out.extend(scale.joiner);
+            }
+            out.extend(self.say(rest, gender, counting)?);
+        }
+        Some(out)
+    }
+
+    fn noun(&self, name: &'static str) -> Result<&Noun, SpeechError> {
+        self.nouns.get(name).ok_or(SpeechError::MissingNoun(name))
     }
 }
 
-fn currency_names(code: &str) -> Option<CurrencyNames> {
-    use Gender::{Feminine, Masculine};
+fn category_name(category: &str) -> &'static str {
+    CATEGORIES
+        .iter()
+        .find(|known| **known == category)
+        .copied()
+        .unwrap_or("other")
+}
+
+impl Noun {
+    fn form(&self, category: &'static str, alone: bool) -> &'static str {
+        let alone_form = alone.then(|| self.alone_forms.get(category)).flatten();
+        alone_form
+            .or_else(|| self.forms.get(category))
+            .or_else(|| alone.then(|| self.alone_forms.get("other")).flatten())
+            .or_else(|| self.forms.get("other"))
+            .copied()
+            .unwrap_or("")
+    }
+}
+
+/// Every language's grammar, by code; shared by all calls.
+#[derive(Default)]
+pub struct LanguageBook {
+    grammars: HashMap<Language, Grammar>,
+}
+
+impl std::fmt::Debug for LanguageBook {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_list().entries(self.languages()).finish()
+    }
+}
+
+impl LanguageBook {
+    pub fn new(grammars: impl IntoIterator<Item = Grammar>) -> LanguageBook {
+        LanguageBook {
+            grammars: grammars
+                .into_iter()
+                .map(|grammar| (grammar.language, grammar))
+                .collect(),
+        }
+    }
+
+    /// English and Spanish, the languages of the shipped configuration, built in (the
+    /// switch loads every `prompts/<code>/language.toml` in their place).
+    pub fn builtin() -> LanguageBook {
+        let shipped = [
+            (
+                Language::ENGLISH,
+                include_str!("../../../prompts/en/language.toml"),
+            ),
+            (
+                Language::SPANISH,
+                include_str!("../../../prompts/es/language.toml"),
+            ),
+        ];
+        LanguageBook::new(
+            shipped
+                .into_iter()
+                .filter_map(|(language, text)| Grammar::from_toml(language, text).ok()),
+        )
+    }
+
+    pub fn grammar(&self, language: Language) -> Option<&Grammar> {
+        self.grammars.get(&language)
+    }
+
+    /// The languages, by code.
+    pub fn languages(&self) -> Vec<Language> {
+        let mut languages: Vec<Language> = self.grammars.keys().copied().collect();
+        languages.sort();
+        languages
+    }
+}
+
+// ----- speaking -----
+
+/// The nouns of a currency's units: (major, minor); language-independent names that each
+/// grammar gives its words.
+fn currency_nouns(code: &str) -> Option<(&'static str, &'static str)> {
     const DOLLAR_CURRENCIES: [&str; 6] = ["USD", "CAD", "AUD", "NZD", "SGD", "HKD"];
     let code = code.to_ascii_uppercase();
     if DOLLAR_CURRENCIES.contains(&code.as_str()) {
-        return Some(names(
-            ("dollar", "dollars", Masculine),
-            ("cent", "cents", Masculine),
-        ));
+        return Some(("dollar", "cent"));
     }
     match code.as_str() {
-        // Spanish says "céntimo" for the euro cent but "centavo" for the dollar cent.
-        "EUR" => Some(names(
-            ("euro", "euros", Masculine),
-            ("euro_cent", "euro_cents", Masculine),
-        )),
-        "GBP" => Some(names(
-            ("pound", "pounds", Feminine),
-            ("penny", "pence", Masculine),
-        )),
-        "MXN" => Some(names(
-            ("peso", "pesos", Masculine),
-            ("centavo", "centavos", Masculine),
-        )),
-        "INR" => Some(names(
-            ("rupee", "rupees", Feminine),
-            ("paisa", "paise", Feminine),
-        )),
+        "EUR" => Some(("euro", "euro_cent")),
+        "GBP" => Some(("pound", "penny")),
+        "MXN" => Some(("peso", "centavo")),
+        "INR" => Some(("rupee", "paisa")),
         _ => None,
     }
 }
 
 /// Whether [`amount`] has the currency's own words (otherwise it spells the code).
 pub fn supports_currency(code: &str) -> bool {
-    currency_names(code).is_some()
+    currency_nouns(code).is_some()
 }
 
 /// A cardinal number as it precedes a (masculine) noun.
-pub fn cardinal(language: Language, number: u64) -> Result<Vec<&'static str>, SpeechError> {
-    cardinal_agreeing(language, number, Gender::Masculine)
+pub fn cardinal(grammar: &Grammar, number: u64) -> Result<Vec<&'static str>, SpeechError> {
+    cardinal_agreeing(grammar, number, Gender::Masculine)
 }
 
 /// A cardinal number as it precedes a noun of `gender`.
 pub fn cardinal_agreeing(
-    language: Language,
+    grammar: &Grammar,
     number: u64,
     gender: Gender,
 ) -> Result<Vec<&'static str>, SpeechError> {
     if number > MAX_NUMBER {
         return Err(SpeechError::TooLarge(number));
     }
-    let mut out = Vec::new();
-    match language {
-        Language::English => english_cardinal(number, &mut out),
-        Language::Spanish => spanish_cardinal(number, gender, &mut out),
-    }
-    Ok(out)
+    // Checked for every number at load; a gap here is a grammar bug, said as too large.
+    grammar
+        .try_cardinal(number, gender)
+        .ok_or(SpeechError::TooLarge(number))
 }
 
-/// A count followed by its noun, singular for exactly one: "one minute", "veintiún minutos",
-/// "un millón de dólares".
+/// A count followed by its noun in the form the count wants: "one minute", "veintiún
+/// minutos", "un millón de dólares"; `noun` is a key of the grammar's `[nouns]`.
 pub fn quantity(
-    language: Language,
+    grammar: &Grammar,
     number: u64,
-    singular: &'static str,
-    plural: &'static str,
+    noun: &'static str,
 ) -> Result<Vec<&'static str>, SpeechError> {
-    quantity_agreeing(language, number, (singular, plural, Gender::Masculine))
-}
-
-/// [`quantity`] for a noun of a given gender: (singular, plural, gender).
-fn quantity_agreeing(
-    language: Language,
-    number: u64,
-    (singular, plural, gender): (&'static str, &'static str, Gender),
-) -> Result<Vec<&'static str>, SpeechError> {
-    let mut out = cardinal_agreeing(language, number, gender)?;
-    // Spanish puts "de" between a round million and its noun.
-    if language == Language::Spanish && number >= 1_000_000 && number.is_multiple_of(1_000_000) {
-        out.push("de");
+    let noun = grammar.noun(noun)?;
+    let category = grammar.category(number);
+    let mut out = Vec::new();
+    if !noun.without_count.contains(&category) {
+        out = cardinal_agreeing(grammar, number, noun.gender)?;
+    } else if number > MAX_NUMBER {
+        return Err(SpeechError::TooLarge(number));
     }
-    out.push(if number == 1 { singular } else { plural });
+    let round = grammar
+        .scales
+        .iter()
+        .find(|scale| number >= scale.value && number.is_multiple_of(scale.value));
+    if let Some(word) = round.and_then(|scale| scale.before_noun) {
+        out.push(word);
+    }
+    out.push(noun.form(category, false));
     Ok(out)
 }
 
-/// A length to the second: "two minutes and five seconds", "forty seconds" (a call's length;
+/// A length to the second: "two minutes and five seconds", "forty seconds", and with an
+/// `hour` noun in the grammar "one hour, two minutes and five seconds" (a call's length;
 /// [`duration`] rounds to what a caller can still talk).
-pub fn length(language: Language, milliseconds: u64) -> Result<Vec<&'static str>, SpeechError> {
+pub fn length(grammar: &Grammar, milliseconds: u64) -> Result<Vec<&'static str>, SpeechError> {
     let seconds = milliseconds / 1_000;
-    let (minutes, rest) = (seconds / 60, seconds % 60);
-    if minutes == 0 {
-        return quantity(language, rest, "second", "seconds");
+    let (hours, minutes, rest) = split_time(grammar, seconds / 60, seconds % 60);
+    let parts = [(hours, "hour"), (minutes, "minute"), (rest, "second")];
+    let mut said: Vec<Vec<&'static str>> = Vec::new();
+    for (count, noun) in parts {
+        if count > 0 {
+            said.push(quantity(grammar, count, noun)?);
+        }
     }
-    let mut words = quantity(language, minutes, "minute", "minutes")?;
-    if rest > 0 {
-        words.push("and");
-        words.extend(quantity(language, rest, "second", "seconds")?);
+    if said.is_empty() {
+        return quantity(grammar, 0, "second");
     }
-    Ok(words)
+    Ok(joined(grammar, said))
+}
+
+/// A talk time: hours and minutes (with an `hour` noun in the grammar), whole minutes
+/// ("thirty-four minutes"), or seconds under one minute.
+pub fn duration(grammar: &Grammar, milliseconds: u64) -> Result<Vec<&'static str>, SpeechError> {
+    if milliseconds < 60_000 {
+        return quantity(grammar, milliseconds / 1_000, "second");
+    }
+    let (hours, minutes, _) = split_time(grammar, milliseconds / 60_000, 0);
+    let mut said = Vec::new();
+    if hours > 0 {
+        said.push(quantity(grammar, hours, "hour")?);
+    }
+    if minutes > 0 || hours == 0 {
+        said.push(quantity(grammar, minutes, "minute")?);
+    }
+    Ok(joined(grammar, said))
+}
+
+/// (hours, minutes, seconds): hours only when the grammar says them.
+fn split_time(grammar: &Grammar, minutes: u64, seconds: u64) -> (u64, u64, u64) {
+    if grammar.nouns.contains_key("hour") {
+        (minutes / 60, minutes % 60, seconds)
+    } else {
+        (0, minutes, seconds)
+    }
+}
+
+/// Parts said one after another, "and" before the last.
+fn joined(grammar: &Grammar, parts: Vec<Vec<&'static str>>) -> Vec<&'static str> {
+    let count = parts.len();
+    let mut out = Vec::new();
+    for (index, part) in parts.into_iter().enumerate() {
+        if index > 0 && index + 1 == count {
+            out.push(grammar.and);
+        }
+        out.extend(part);
+    }
+    out
 }
 
 /// An amount of money in micro-units (1 unit = 1,000,000): "twelve dollars and fifty cents".
 /// Fractions of a cent are dropped and a negative balance is spoken as zero, so the caller
 /// never hears more than they have.
 pub fn amount(
-    language: Language,
+    grammar: &Grammar,
     micros: i64,
     currency: &str,
 ) -> Result<Vec<&'static str>, SpeechError> {
     let cents = u64::try_from(micros.max(0)).unwrap_or(0) / 10_000;
     let (major, minor) = (cents / 100, cents % 100);
-    let Some(names) = currency_names(currency) else {
-        return amount_with_code(language, major, minor, currency);
+    let nouns = currency_nouns(currency).filter(|(major, minor)| {
+        grammar.nouns.contains_key(major) && grammar.nouns.contains_key(minor)
+    });
+    let Some((major_noun, minor_noun)) = nouns else {
+        return amount_with_code(grammar, major, minor, currency);
     };
-    let majors = (names.major, names.majors, names.major_gender);
-    let minors = (names.minor, names.minors, names.minor_gender);
     if major == 0 && minor > 0 {
-        return quantity_agreeing(language, minor, minors);
+        return quantity(grammar, minor, minor_noun);
     }
-    let mut out = quantity_agreeing(language, major, majors)?;
+    let mut out = quantity(grammar, major, major_noun)?;
     if minor > 0 {
-        out.push("and");
-        out.extend(quantity_agreeing(language, minor, minors)?);
+        out.push(grammar.and);
+        out.extend(quantity(grammar, minor, minor_noun)?);
     }
     Ok(out)
 }
 
 /// "twelve point five zero, J P Y": the amount with two decimals, then the code's letters.
 fn amount_with_code(
-    language: Language,
+    grammar: &Grammar,
     major: u64,
     minor: u64,
     currency: &str,
@@ -215,15 +691,20 @@ fn amount_with_code(
     let letters = letters
         .filter(|letters| letters.len() == 3)
         .ok_or_else(|| SpeechError::UnsupportedCurrency(currency.to_owned()))?;
-    let mut out = cardinal(language, major)?;
+    let mut out = cardinal(grammar, major)?;
     if minor > 0 {
-        out.push("point");
-        out.push(ENGLISH_UNITS[(minor / 10) as usize]);
-        out.push(ENGLISH_UNITS[(minor % 10) as usize]);
+        out.push(grammar.point);
+        out.push(DIGITS[(minor / 10) as usize]);
+        out.push(DIGITS[(minor % 10) as usize]);
     }
     out.extend(letters);
     Ok(out)
 }
+
+/// Single digits after "point": every language has `num_0` to `num_9`.
+const DIGITS: [&str; 10] = [
+    "num_0", "num_1", "num_2", "num_3", "num_4", "num_5", "num_6", "num_7", "num_8", "num_9",
+];
 
 /// The prompt of a letter of the alphabet ("letter_j").
 fn letter_prompt(letter: char) -> Option<&'static str> {
@@ -235,460 +716,4 @@ fn letter_prompt(letter: char) -> Option<&'static str> {
     ];
     let index = u32::from(letter.to_ascii_lowercase()).checked_sub(u32::from('a'))?;
     LETTERS.get(usize::try_from(index).ok()?).copied()
-}
-
-/// A talk time: whole minutes ("thirty-four minutes"), or seconds under one minute.
-pub fn duration(language: Language, milliseconds: u64) -> Result<Vec<&'static str>, SpeechError> {
-    if milliseconds >= 60_000 {
-        quantity(language, milliseconds / 60_000, "minute", "minutes")
-    } else {
-        quantity(language, milliseconds / 1_000, "second", "seconds")
-    }
-}
-
-fn english_cardinal(number: u64, out: &mut Vec<&'static str>) {
-    if number == 0 {
-        out.push(ENGLISH_UNITS[0]);
-        return;
-    }
-    let (millions, thousands, rest) = split_groups(number);
-    for (group, scale) in [(millions, Some("million")), (thousands, Some("thousand"))] {
-        if group > 0 {
-            english_below_thousand(group, out);
-            out.extend(scale);
-        }
-    }
-    if rest > 0 {
-        english_below_thousand(rest, out);
-    }
-}
-
-/// 1..=999, US style without "and": "one hundred twenty-three".
-fn english_below_thousand(number: u64, out: &mut Vec<&'static str>) {
-    let (hundreds, rest) = (number / 100, number % 100);
-    if hundreds > 0 {
-        out.push(ENGLISH_UNITS[hundreds as usize]);
-        out.push("hundred");
-    }
-    if rest == 0 {
-        return;
-    }
-    if rest <= 20 {
-        out.push(ENGLISH_UNITS[rest as usize]);
-    } else {
-        out.push(TENS[(rest / 10) as usize]);
-        if rest % 10 > 0 {
-            out.push(ENGLISH_UNITS[(rest % 10) as usize]);
-        }
-    }
-}
-
-fn spanish_cardinal(number: u64, gender: Gender, out: &mut Vec<&'static str>) {
-    if number == 0 {
-        out.push(SPANISH_UNITS[0]);
-        return;
-    }
-    let (millions, thousands, rest) = split_groups(number);
-    // "millón" is a masculine noun: its count is masculine whatever the currency.
-    match millions {
-        0 => {}
-        1 => out.extend(["num_1_apocope", "million"]),
-        _ => {
-            spanish_below_thousand(millions, Gender::Masculine, out);
-            out.push("millions");
-        }
-    }
-    // The thousands agree with the noun after "mil": "doscientas mil libras".
-    match thousands {
-        0 => {}
-        // "mil", never "un mil".
-        1 => out.push("mil"),
-        _ => {
-            spanish_below_thousand(thousands, gender, out);
-            out.push("mil");
-        }
-    }
-    if rest > 0 {
-        spanish_below_thousand(rest, gender, out);
-    }
-}
-
-/// 1..=999 in the short form that agrees with the noun: "cien", "ciento un",
-/// "doscientos treinta y un"; feminine "una", "veintiuna", "doscientas treinta y una".
-fn spanish_below_thousand(number: u64, gender: Gender, out: &mut Vec<&'static str>) {
-    const FEMININE_HUNDREDS: [&str; 10] = [
-        "",
-        "num_100",
-        "num_200_feminine",
-        "num_300_feminine",
-        "num_400_feminine",
-        "num_500_feminine",
-        "num_600_feminine",
-        "num_700_feminine",
-        "num_800_feminine",
-        "num_900_feminine",
-    ];
-    let feminine = gender == Gender::Feminine;
-    let (one, twenty_one) = if feminine {
-        ("num_1_feminine", "num_21_feminine")
-    } else {
-        ("num_1_apocope", "num_21_apocope")
-    };
-    let (hundreds, rest) = (number / 100, number % 100);
-    match (hundreds, rest) {
-        (0, _) => {}
-        (1, 0) => out.push("hundred_exact"),
-        _ if feminine => out.push(FEMININE_HUNDREDS[hundreds as usize]),
-        _ => out.push(SPANISH_HUNDREDS[hundreds as usize]),
-    }
-    match rest {
-        0 => {}
-        1 => out.push(one),
-        21 => out.push(twenty_one),
-        2..=29 => out.push(SPANISH_UNITS[rest as usize]),
-        _ => {
-            out.push(TENS[(rest / 10) as usize]);
-            match rest % 10 {
-                0 => {}
-                1 => out.extend(["and", one]),
-                unit => out.extend(["and", SPANISH_UNITS[unit as usize]]),
-            }
-        }
-    }
-}
-
-/// Millions, thousands and the rest below a thousand.
-fn split_groups(number: u64) -> (u64, u64, u64) {
-    (number / 1_000_000, (number / 1_000) % 1_000, number % 1_000)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use Language::{English, Spanish};
-
-    fn words(list: &[&'static str]) -> Vec<&'static str> {
-        list.to_vec()
-    }
-
-    #[test]
-    fn english_numbers() {
-        let table: &[(u64, &[&str])] = &[
-            (0, &["num_0"]),
-            (1, &["num_1"]),
-            (7, &["num_7"]),
-            (13, &["num_13"]),
-            (20, &["num_20"]),
-            (21, &["num_20", "num_1"]),
-            (34, &["num_30", "num_4"]),
-            (40, &["num_40"]),
-            (99, &["num_90", "num_9"]),
-            (100, &["num_1", "hundred"]),
-            (101, &["num_1", "hundred", "num_1"]),
-            (115, &["num_1", "hundred", "num_15"]),
-            (250, &["num_2", "hundred", "num_50"]),
-            (999, &["num_9", "hundred", "num_90", "num_9"]),
-            (1_000, &["num_1", "thousand"]),
-            (1_001, &["num_1", "thousand", "num_1"]),
-            (
-                2_345,
-                &["num_2", "thousand", "num_3", "hundred", "num_40", "num_5"],
-            ),
-            (120_000, &["num_1", "hundred", "num_20", "thousand"]),
-            (1_000_000, &["num_1", "million"]),
-            (3_000_016, &["num_3", "million", "num_16"]),
-            (
-                999_999_999,
-                &[
-                    "num_9", "hundred", "num_90", "num_9", "million", "num_9", "hundred", "num_90",
-                    "num_9", "thousand", "num_9", "hundred", "num_90", "num_9",
-                ],
-            ),
-        ];
-        for (number, expected) in table {
-            assert_eq!(
-                cardinal(English, *number).unwrap(),
-                words(expected),
-                "{number}"
-            );
-        }
-    }
-
-    #[test]
-    fn spanish_numbers_before_a_masculine_noun() {
-        let table: &[(u64, &[&str])] = &[
-            (0, &["num_0"]),
-            (1, &["num_1_apocope"]),
-            (2, &["num_2"]),
-            (16, &["num_16"]),
-            (21, &["num_21_apocope"]),
-            (22, &["num_22"]),
-            (29, &["num_29"]),
-            (30, &["num_30"]),
-            (31, &["num_30", "and", "num_1_apocope"]),
-            (34, &["num_30", "and", "num_4"]),
-            (99, &["num_90", "and", "num_9"]),
-            (100, &["hundred_exact"]),
-            (101, &["num_100", "num_1_apocope"]),
-            (121, &["num_100", "num_21_apocope"]),
-            (150, &["num_100", "num_50"]),
-            (200, &["num_200"]),
-            (231, &["num_200", "num_30", "and", "num_1_apocope"]),
-            (500, &["num_500"]),
-            (999, &["num_900", "num_90", "and", "num_9"]),
-            (1_000, &["mil"]),
-            (1_001, &["mil", "num_1_apocope"]),
-            (2_000, &["num_2", "mil"]),
-            (21_000, &["num_21_apocope", "mil"]),
-            (31_000, &["num_30", "and", "num_1_apocope", "mil"]),
-            (100_000, &["hundred_exact", "mil"]),
-            (101_000, &["num_100", "num_1_apocope", "mil"]),
-            (1_000_000, &["num_1_apocope", "million"]),
-            (2_000_000, &["num_2", "millions"]),
-            (21_000_000, &["num_21_apocope", "millions"]),
-            (1_001_000, &["num_1_apocope", "million", "mil"]),
-            (
-                1_100_100,
-                &[
-                    "num_1_apocope",
-                    "million",
-                    "hundred_exact",
-                    "mil",
-                    "hundred_exact",
-                ],
-            ),
-        ];
-        for (number, expected) in table {
-            assert_eq!(
-                cardinal(Spanish, *number).unwrap(),
-                words(expected),
-                "{number}"
-            );
-        }
-    }
-
-    #[test]
-    fn too_large_is_an_error() {
-        assert_eq!(
-            cardinal(English, 1_000_000_000),
-            Err(SpeechError::TooLarge(1_000_000_000))
-        );
-        assert!(duration(Spanish, u64::MAX).is_err());
-    }
-
-    #[test]
-    fn english_amounts() {
-        let table: &[(i64, &str, &[&str])] = &[
-            (
-                12_500_000,
-                "USD",
-                &["num_12", "dollars", "and", "num_50", "cents"],
-            ),
-            (1_000_000, "USD", &["num_1", "dollar"]),
-            (
-                1_010_000,
-                "usd",
-                &["num_1", "dollar", "and", "num_1", "cent"],
-            ),
-            (500_000, "USD", &["num_50", "cents"]),
-            (10_000, "USD", &["num_1", "cent"]),
-            (0, "USD", &["num_0", "dollars"]),
-            // Fractions of a cent are never rounded up; negative balances are zero.
-            (9_999, "USD", &["num_0", "dollars"]),
-            (-5_000_000, "USD", &["num_0", "dollars"]),
-            (
-                2_999_999,
-                "USD",
-                &["num_2", "dollars", "and", "num_90", "num_9", "cents"],
-            ),
-            (100_000_000, "EUR", &["num_1", "hundred", "euros"]),
-            (1_000_000, "EUR", &["num_1", "euro"]),
-            (
-                5_050_000,
-                "EUR",
-                &["num_5", "euros", "and", "num_5", "euro_cents"],
-            ),
-        ];
-        for (micros, currency, expected) in table {
-            assert_eq!(
-                amount(English, *micros, currency).unwrap(),
-                words(expected),
-                "{micros} {currency}"
-            );
-        }
-    }
-
-    #[test]
-    fn more_currencies_in_english() {
-        let table: &[(i64, &str, &[&str])] = &[
-            (
-                1_010_000,
-                "GBP",
-                &["num_1", "pound", "and", "num_1", "penny"],
-            ),
-            (
-                2_500_000,
-                "GBP",
-                &["num_2", "pounds", "and", "num_50", "pence"],
-            ),
-            (150_000_000, "MXN", &["num_1", "hundred", "num_50", "pesos"]),
-            (10_000, "MXN", &["num_1", "centavo"]),
-            (7_000_000, "INR", &["num_7", "rupees"]),
-            (20_000, "INR", &["num_2", "paise"]),
-            (7_000_000, "CAD", &["num_7", "dollars"]),
-        ];
-        for (micros, currency, expected) in table {
-            assert_eq!(
-                amount(English, *micros, currency).unwrap(),
-                words(expected),
-                "{micros} {currency}"
-            );
-        }
-    }
-
-    #[test]
-    fn feminine_currencies_in_spanish_agree_with_their_noun() {
-        let table: &[(i64, &str, &[&str])] = &[
-            (1_000_000, "GBP", &["num_1_feminine", "pound"]),
-            (21_000_000, "GBP", &["num_21_feminine", "pounds"]),
-            (
-                31_000_000,
-                "INR",
-                &["num_30", "and", "num_1_feminine", "rupees"],
-            ),
-            (200_000_000, "GBP", &["num_200_feminine", "pounds"]),
-            (101_000_000, "INR", &["num_100", "num_1_feminine", "rupees"]),
-            (
-                201_000_000_000,
-                "GBP",
-                &["num_200_feminine", "num_1_feminine", "mil", "pounds"],
-            ),
-            // "millón" is masculine: its count stays masculine.
-            (
-                200_000_000_000_000,
-                "GBP",
-                &["num_200", "millions", "de", "pounds"],
-            ),
-            // The penny is masculine, the paisa feminine.
-            (10_000, "GBP", &["num_1_apocope", "penny"]),
-            (10_000, "INR", &["num_1_feminine", "paisa"]),
-            (1_000_000, "MXN", &["num_1_apocope", "peso"]),
-        ];
-        for (micros, currency, expected) in table {
-            assert_eq!(
-                amount(Spanish, *micros, currency).unwrap(),
-                words(expected),
-                "{micros} {currency}"
-            );
-        }
-    }
-
-    #[test]
-    fn another_currency_is_its_amount_and_its_code_spelled() {
-        assert_eq!(
-            amount(English, 12_500_000, "JPY").unwrap(),
-            words(&[
-                "num_12", "point", "num_5", "num_0", "letter_j", "letter_p", "letter_y"
-            ])
-        );
-        assert_eq!(
-            amount(Spanish, 3_000_000, "chf").unwrap(),
-            words(&["num_3", "letter_c", "letter_h", "letter_f"])
-        );
-        assert!(amount(English, 1_000_000, "U$").is_err());
-        assert!(amount(English, 1_000_000, "EURO").is_err());
-    }
-
-    #[test]
-    fn spanish_amounts() {
-        let table: &[(i64, &str, &[&str])] = &[
-            (1_000_000, "USD", &["num_1_apocope", "dollar"]),
-            (21_000_000, "USD", &["num_21_apocope", "dollars"]),
-            (
-                31_000_000,
-                "USD",
-                &["num_30", "and", "num_1_apocope", "dollars"],
-            ),
-            (100_000_000, "USD", &["hundred_exact", "dollars"]),
-            (101_000_000, "USD", &["num_100", "num_1_apocope", "dollars"]),
-            (200_000_000, "EUR", &["num_200", "euros"]),
-            (
-                12_500_000,
-                "USD",
-                &["num_12", "dollars", "and", "num_50", "cents"],
-            ),
-            (10_000, "EUR", &["num_1_apocope", "euro_cent"]),
-            (
-                1_000_000_000_000,
-                "USD",
-                &["num_1_apocope", "million", "de", "dollars"],
-            ),
-            (
-                2_000_000_000_000,
-                "EUR",
-                &["num_2", "millions", "de", "euros"],
-            ),
-            (
-                1_000_001_000_000,
-                "USD",
-                &["num_1_apocope", "million", "num_1_apocope", "dollars"],
-            ),
-        ];
-        for (micros, currency, expected) in table {
-            assert_eq!(
-                amount(Spanish, *micros, currency).unwrap(),
-                words(expected),
-                "{micros} {currency}"
-            );
-        }
-    }
-
-    #[test]
-    fn which_currencies_have_words_of_their_own() {
-        assert_eq!(
-            amount(English, 1_000_000, "XA1"),
-            Err(SpeechError::UnsupportedCurrency("XA1".into()))
-        );
-        for code in ["USD", "eur", "GBP", "CAD", "MXN", "INR"] {
-            assert!(supports_currency(code), "{code}");
-        }
-        assert!(!supports_currency("XAU"));
-    }
-
-    #[test]
-    fn durations() {
-        let table: &[(Language, u64, &[&str])] = &[
-            (English, 60_000, &["num_1", "minute"]),
-            (English, 119_999, &["num_1", "minute"]),
-            (
-                English,
-                34 * 60_000 + 59_000,
-                &["num_30", "num_4", "minutes"],
-            ),
-            (English, 59_999, &["num_50", "num_9", "seconds"]),
-            (English, 1_000, &["num_1", "second"]),
-            (English, 0, &["num_0", "seconds"]),
-            (
-                English,
-                120 * 60_000,
-                &["num_1", "hundred", "num_20", "minutes"],
-            ),
-            (Spanish, 60_000, &["num_1_apocope", "minute"]),
-            (Spanish, 21 * 60_000, &["num_21_apocope", "minutes"]),
-            (
-                Spanish,
-                31 * 60_000,
-                &["num_30", "and", "num_1_apocope", "minutes"],
-            ),
-            (Spanish, 100 * 60_000, &["hundred_exact", "minutes"]),
-            (Spanish, 45_000, &["num_40", "and", "num_5", "seconds"]),
-        ];
-        for (language, milliseconds, expected) in table {
-            assert_eq!(
-                duration(*language, *milliseconds).unwrap(),
-                words(expected),
-                "{language:?} {milliseconds}"
-            );
-        }
-    }
 }

@@ -16,7 +16,7 @@ fn en(names: &[&'static str]) -> Vec<Prompt> {
     names
         .iter()
         .map(|&name| Prompt {
-            language: Language::English,
+            language: Language::ENGLISH,
             name,
         })
         .collect()
@@ -355,13 +355,13 @@ fn caller_id_below_the_account_minimum_asks_for_the_pin() {
 fn account_language_skips_the_menu_for_a_recognised_caller() {
     let (mut call, _) = Harness::new(
         IvrConfig {
-            languages: vec![Language::English, Language::Spanish],
+            languages: vec![Language::ENGLISH, Language::SPANISH],
             ..IvrConfig::default()
         },
         Some("15551234567"),
     );
     let mut spanish = account(21_000_000);
-    spanish.language = Some(Language::Spanish);
+    spanish.language = Some(Language::SPANISH);
     call.input(Input::CallerIdLookup(CallerIdLookup::Found(spanish)));
     let outputs = call.finish_prompt();
     assert_eq!(
@@ -371,7 +371,7 @@ fn account_language_skips_the_menu_for_a_recognised_caller() {
     assert!(
         prompt_languages(&outputs)
             .iter()
-            .all(|language| *language == Language::Spanish)
+            .all(|language| *language == Language::SPANISH)
     );
 }
 
@@ -591,7 +591,7 @@ type Step<'a> = (Phase, &'a dyn Fn(&mut Harness));
 
 /// Drives a fresh two-language PIN call into `phase` (optionally with early media).
 fn call_in(phase: Phase, early_media: bool) -> Harness {
-    let languages = vec![Language::English, Language::Spanish];
+    let languages = vec![Language::ENGLISH, Language::SPANISH];
     let (mut call, _) = Harness::new(
         IvrConfig {
             languages,
@@ -997,7 +997,7 @@ fn media_inactive_bills_up_to_the_moment_the_switch_ends_the_call() {
 fn language_choice_switches_the_prompt_language() {
     let (mut call, _) = Harness::new(
         IvrConfig {
-            languages: vec![Language::English, Language::Spanish],
+            languages: vec![Language::ENGLISH, Language::SPANISH],
             ..IvrConfig::default()
         },
         None,
@@ -1010,11 +1010,11 @@ fn language_choice_switches_the_prompt_language() {
         prompts,
         &vec![
             Prompt {
-                language: Language::English,
+                language: Language::ENGLISH,
                 name: "choose_language"
             },
             Prompt {
-                language: Language::Spanish,
+                language: Language::SPANISH,
                 name: "choose_language"
             }
         ]
@@ -1023,8 +1023,8 @@ fn language_choice_switches_the_prompt_language() {
     let outputs = call.dial("2");
     assert_eq!(outputs[0], Output::StopPlayback { playback: menu_id });
     assert_eq!(prompt_names(&outputs), vec!["enter_pin"]);
-    assert_eq!(prompt_languages(&outputs), vec![Language::Spanish]);
-    assert_eq!(call.call.language(), Language::Spanish);
+    assert_eq!(prompt_languages(&outputs), vec![Language::SPANISH]);
+    assert_eq!(call.call.language(), Language::SPANISH);
     call.dial("123456#");
     let outputs = call.input(Input::PinLookup(PinLookup::Found(account(31_000_000))));
     assert_eq!(
@@ -1041,7 +1041,7 @@ fn language_choice_switches_the_prompt_language() {
     // A key that is not on the menu, or silence, replays it; the default wins in the end.
     let (mut call, _) = Harness::new(
         IvrConfig {
-            languages: vec![Language::Spanish, Language::English],
+            languages: vec![Language::SPANISH, Language::ENGLISH],
             ..IvrConfig::default()
         },
         None,
@@ -1052,7 +1052,7 @@ fn language_choice_switches_the_prompt_language() {
     call.advance(10 * SECOND);
     call.finish_prompt();
     let outputs = call.advance(10 * SECOND);
-    assert_eq!(prompt_languages(&outputs), vec![Language::Spanish]);
+    assert_eq!(prompt_languages(&outputs), vec![Language::SPANISH]);
     assert_eq!(prompt_names(&outputs), vec!["enter_pin"]);
 }
 

@@ -283,7 +283,7 @@ fn a_caller_recognised_by_caller_id_cannot_change_the_pin() {
 
 fn two_languages() -> IvrConfig {
     IvrConfig {
-        languages: vec![Language::English, Language::Spanish],
+        languages: vec![Language::ENGLISH, Language::SPANISH],
         ani_authentication: false,
         ..IvrConfig::default()
     }
@@ -309,7 +309,7 @@ fn a_language_chosen_in_the_menu_is_remembered_after_the_pin() {
         known.contains(&Output::RememberLanguage {
             account: Some(AccountId(42)),
             caller_id: Some(Pii::new("15551234567".into())),
-            language: Language::Spanish,
+            language: Language::SPANISH,
         }),
         "{known:?}"
     );
@@ -319,11 +319,11 @@ fn a_language_chosen_in_the_menu_is_remembered_after_the_pin() {
 fn a_remembered_language_skips_the_menu() {
     let (mut harness, _) = Harness::new(two_languages(), Some("15551234567"));
     harness.input(Input::CallerIdLookup(CallerIdLookup::Remembered(
-        Language::Spanish,
+        Language::SPANISH,
     )));
     let asked = harness.finish_prompt();
     assert_eq!(prompt_names(&asked), ["enter_pin"]);
-    assert_eq!(prompt_languages(&asked), [Language::Spanish]);
+    assert_eq!(prompt_languages(&asked), [Language::SPANISH]);
     harness.finish_prompt();
     harness.dial("123456#");
     let known = harness.input(Input::PinLookup(PinLookup::Found(account(5_000_000))));

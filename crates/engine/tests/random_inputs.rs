@@ -124,9 +124,9 @@ fn config() -> impl Strategy<Value = (IvrConfig, bool)> {
             )| {
                 let config = IvrConfig {
                     languages: if two_languages {
-                        vec![Language::English, Language::Spanish]
+                        vec![Language::ENGLISH, Language::SPANISH]
                     } else {
-                        vec![Language::English]
+                        vec![Language::ENGLISH]
                     },
                     warning: if prompt_warning {
                         WarningKind::Prompt
@@ -288,12 +288,12 @@ fn to_input(harness: &Harness, action: &Action) -> Option<Input> {
             } else {
                 account(*balance)
             };
-            found.language = spanish.then_some(Language::Spanish);
+            found.language = spanish.then_some(Language::SPANISH);
             Input::CallerIdLookup(CallerIdLookup::Found(found))
         }
         Action::CallerIdNotRegistered => Input::CallerIdLookup(CallerIdLookup::NotRegistered),
         Action::CallerIdRemembered => {
-            Input::CallerIdLookup(CallerIdLookup::Remembered(Language::Spanish))
+            Input::CallerIdLookup(CallerIdLookup::Remembered(Language::SPANISH))
         }
         Action::Service(which) => service_answer(*which),
         Action::Pin(answer) => Input::PinLookup(match answer {

@@ -669,6 +669,7 @@ pub(crate) async fn store_prompt(
     body: Bytes,
 ) -> Result<PromptStored, AdminError> {
     let language = Language::from_code(language)
+        .filter(|language| crate::startup::prompt_languages(prompts_dir).contains(language))
         .ok_or_else(|| AdminError::NotFound(format!("no language {language:?}")))?;
     if !is_prompt_name(name) {
         return Err(AdminError::BadRequest(

@@ -210,7 +210,7 @@ async fn answer(
             let account = account.map(|account| account.0);
             let remembered = ledger
                 .store()
-                .remember_language(account, caller_id.as_ref(), language, now_ms)
+                .remember_language(account, caller_id.as_ref(), language.code(), now_ms)
                 .await;
             if let Err(error) = remembered {
                 warn!(%error, "cannot remember a caller's language");

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use talktime_billing::{Currency, RateDeck, TariffSettings};
-use talktime_engine::Language;
+use talktime_engine::{Grammar, Language, LanguageBook};
 use talktime_media::PromptCache;
 use talktime_pii::Pii;
 use talktime_routing::{CarrierConfig, Router};
@@ -81,7 +81,9 @@ pub async fn prepare(config: &mut Config) -> anyhow::Result<Services> {
     let routing = crate::routing_live::load_or_seed(&store, config).await?;
     config.carriers = routing.carriers;
     config.dial_plans = routing.dial_plans;
-    let prompts = load_prompts(&config.paths.prompts_dir)?;
+    config.languages = Arc::new(load_languages(&config.paths.prompts_dir)?);
+    check_access_languages(config)?;
+    let prompts = load_prompts(&config.paths.prompts_dir, &config.languages)?;
     let buy_rates = buy_rate_decks(&store, &config.carriers).await?;
     let router = build_router(config, buy_rates)?;
     Ok(Services {
@@ -158,10 +160,66 @@ async fn generated_pin(
     Ok(pin.expose().clone())
 }
 
-/// Loads `<dir>/<language>/*.wav|mp3` for every shipped language, keyed `en/welcome`.
-pub fn load_prompts(dir: &Path) -> anyhow::Result<PromptCache> {
+/// Every language with a grammar under the prompts directory (`<dir>/<code>/language.toml`);
+/// with none, the built-in English and Spanish. A grammar that does not load stops the start.
+pub fn load_languages(dir: &Path) -> anyhow::Result<LanguageBook> {
+    let mut grammars = Vec::new();
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the prompts directory {}", dir.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path().join("language.toml");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let code = entry.file_name().to_string_lossy().into_owned();
+        let language = Language::from_code(&code)
+            .with_context(|| format!("{}: {code:?} is not a language code", path.display()))?;
+        grammars.push(Grammar::from_toml(language, &text)?);
+    }
+    if grammars.is_empty() {
+        warn!(dir = %dir.display(), "no language.toml under the prompts directory; English and Spanish are built in");
+        return Ok(LanguageBook::builtin());
+    }
+    let book = LanguageBook::new(grammars);
+    info!(languages = ?book.languages(), "languages loaded");
+    Ok(book)
+}
+
+/// The languages under the prompts directory (each directory with a `language.toml`), by
+/// code: where the console lists and uploads prompts.
+pub fn prompt_languages(dir: &Path) -> Vec<Language> {
+    let mut languages: Vec<Language> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|entry| entry.path().join("language.toml").is_file())
+                .filter_map(|entry| Language::from_code(&entry.file_name().to_string_lossy()))
+                .collect()
+        })
+        .unwrap_or_default();
+    languages.sort();
+    languages
+}
+
+/// Each access number's languages have a grammar and distinct menu keys.
+fn check_access_languages(config: &Config) -> anyhow::Result<()> {
+    config
+        .ivr
+        .check_languages(&config.languages)
+        .context("[ivr] languages")?;
+    for access in &config.access_numbers {
+        config
+            .ivr_for(access)
+            .check_languages(&config.languages)
+            .with_context(|| format!("access number {}", access.number))?;
+    }
+    Ok(())
+}
+
+/// Loads `<dir>/<language>/*.wav|mp3` for every language, keyed `en/welcome`.
+pub fn load_prompts(dir: &Path, languages: &LanguageBook) -> anyhow::Result<PromptCache> {
     let mut cache = PromptCache::new();
-    for language in Language::ALL {
+    for language in languages.languages() {
         let language_dir = dir.join(language.code());
         let entries = match std::fs::read_dir(&language_dir) {
             Ok(entries) => entries,

@@ -130,7 +130,10 @@ impl Call {
             return;
         }
         let mut words = vec!["speed_dial_stored"];
-        words.extend(speech::cardinal(self.language, u64::from(slot)).unwrap_or_default());
+        words.extend(
+            self.speak(|grammar| speech::cardinal(grammar, u64::from(slot)))
+                .unwrap_or_default(),
+        );
         self.destination_failures = 0;
         self.ask_destination(&words);
     }
@@ -183,12 +186,16 @@ impl Call {
                 let mut words = vec!["voucher_accepted"];
                 if let Some(account) = self.account.as_mut() {
                     account.balance_micros = balance_micros;
-                    if let Ok(amount) =
-                        speech::amount(self.language, balance_micros, &account.currency)
-                    {
-                        words.push("you_have");
-                        words.extend(amount);
-                    }
+                }
+                let currency = self
+                    .account
+                    .as_ref()
+                    .map(|account| account.currency.clone());
+                if let Some(amount) = currency.and_then(|currency| {
+                    self.speak(|grammar| speech::amount(grammar, balance_micros, &currency))
+                }) {
+                    words.push("you_have");
+                    words.extend(amount);
                 }
                 self.after_service(&words, DisconnectCause::Normal, now);
             }

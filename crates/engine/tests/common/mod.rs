@@ -4,11 +4,12 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use talktime_engine::{
-    AccountId, AccountInfo, AttemptId, Authorization, Call, CallId, CallSetup, CardId, Input,
-    IvrConfig, Language, Output, PlaybackId, Prompt,
+    AccountId, AccountInfo, AttemptId, Authorization, Call, CallId, CallSetup, CardId, Grammar,
+    Input, IvrConfig, Language, LanguageBook, Output, PlaybackId, Prompt,
 };
 use talktime_pii::Pii;
 
@@ -21,6 +22,41 @@ pub struct Harness {
     pub now: Instant,
     /// Every output with the virtual time (since start) it was produced at.
     pub log: Vec<(Duration, Output)>,
+}
+
+pub fn prompts_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../prompts")
+}
+
+/// Every shipped language's grammar (each `prompts/<code>/language.toml`), loaded once.
+pub fn book() -> Arc<LanguageBook> {
+    static BOOK: OnceLock<Arc<LanguageBook>> = OnceLock::new();
+    BOOK.get_or_init(|| {
+        let mut grammars = Vec::new();
+        for entry in std::fs::read_dir(prompts_dir()).unwrap() {
+            let path = entry.unwrap().path().join("language.toml");
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let code = path
+                .parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap();
+            let language = Language::from_code(code).unwrap();
+            grammars.push(Grammar::from_toml(language, &text).unwrap());
+        }
+        Arc::new(LanguageBook::new(grammars))
+    })
+    .clone()
+}
+
+pub fn grammar(code: &str) -> &'static Grammar {
+    static BOOK: OnceLock<Arc<LanguageBook>> = OnceLock::new();
+    let book = BOOK.get_or_init(book);
+    book.grammar(Language::from_code(code).unwrap()).unwrap()
 }
 
 pub fn prompt_file(prompt: &Prompt) -> PathBuf {
@@ -38,6 +74,7 @@ impl Harness {
             caller_id: caller_id.map(|number| Pii::new(number.to_owned())),
             access_number: "18005550100".into(),
             ivr,
+            languages: book(),
             now: start,
         })
         .unwrap();

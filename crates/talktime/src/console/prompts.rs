@@ -20,9 +20,9 @@ pub const UPLOAD_LIMIT_BYTES: usize = 16 << 20;
 
 /// Each language's prompt files (name, extension), by name.
 fn listed(prompts_dir: &std::path::Path) -> Vec<(Language, Vec<(String, String)>)> {
-    Language::ALL
-        .iter()
-        .map(|&language| {
+    crate::startup::prompt_languages(prompts_dir)
+        .into_iter()
+        .map(|language| {
             let mut files: Vec<(String, String)> =
                 std::fs::read_dir(prompts_dir.join(language.code()))
                     .map(|entries| {
@@ -77,7 +77,7 @@ fn prompts_html(
                 )
             })
             .unwrap_or_default();
-        let options: String = Language::ALL
+        let options: String = crate::startup::prompt_languages(prompts_dir)
             .iter()
             .map(|language| format!("<option>{}</option>", language.code()))
             .collect();
