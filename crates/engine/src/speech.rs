@@ -391,10 +391,11 @@ impl Grammar {
         if let Some(scale) = self.scales.iter().find(|scale| scale.value <= number) {
             return self.scaled(scale, number, gender, counting);
         }
-        if number >= 100 {
+        let (tens, unit) = (number - number % 10, number % 10);
+        // A round ten or a unit without a word of its own cannot be built from smaller ones.
+        if number >= 100 || tens == 0 || unit == 0 {
             return None;
         }
-        let (tens, unit) = (number - number % 10, number % 10);
         let (first, second) = if self.unit_first {
             (
                 self.say(unit, gender, counting)?,

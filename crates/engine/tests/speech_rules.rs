@@ -627,3 +627,55 @@ fn arabic() {
         "2 h 5 min",
     );
 }
+
+#[test]
+fn a_broken_grammar_is_refused_with_its_reason() {
+    use talktime_engine::{Grammar, Language};
+    let german = Language::from_code("de").unwrap();
+    let base = r#"
+name = "Deutsch"
+voice = "de"
+menu_digit = "7"
+and = "und"
+point = "komma"
+[numbers]
+words = ["0-12"]
+[nouns]
+minute = { forms = { other = "minuten" } }
+"#;
+    let reason = |text: &str| Grammar::from_toml(german, text).unwrap_err().to_string();
+    assert!(reason(base).contains("cannot say 20"), "{}", reason(base));
+    let no_other = base.replace("other = \"minuten\"", "one = \"minute\"");
+    assert!(
+        reason(&no_other).contains("no `other` form"),
+        "{}",
+        reason(&no_other)
+    );
+    let bad_category = base.replace("other = \"minuten\"", "other = \"m\", lots = \"x\"");
+    assert!(
+        reason(&bad_category).contains("\"lots\""),
+        "{}",
+        reason(&bad_category)
+    );
+    let bad_key = base.replace("menu_digit = \"7\"", "menu_digit = \"x\"");
+    assert!(
+        reason(&bad_key).contains("menu_digit"),
+        "{}",
+        reason(&bad_key)
+    );
+    assert!(
+        reason("name = 3").starts_with("de: "),
+        "{}",
+        reason("name = 3")
+    );
+    let complete = base.replace(
+        "words = [\"0-12\"]",
+        "words = [\"0-20\", \"30\", \"40\", \"50\", \"60\", \"70\", \"80\", \"90\"]\nunit_first = true\ntens_joiner = \"und\"",
+    ) + "[[scales]]\nvalue = 1000000\nnoun = \"million\"\n[[scales]]\nvalue = 1000\nnoun = \"tausend\"\n[[scales]]\nvalue = 100\nnoun = \"hundert\"\n[nouns.million]\nforms = { other = \"millionen\" }\n[nouns.tausend]\nforms = { other = \"tausend\" }\n[nouns.hundert]\nforms = { other = \"hundert\" }\n";
+    let grammar = Grammar::from_toml(german, &complete).unwrap();
+    assert_eq!(
+        cardinal(&grammar, 21).unwrap().join(" "),
+        "num_1 und num_20",
+        "einundzwanzig"
+    );
+}

@@ -3,7 +3,8 @@
 //! - a voucher keyed by two calls at the same moment on a recharge line credits once;
 //! - `#` redials the last number, `*4` stores it, `4` then silence calls it, and a speed dial
 //!   stored with `talktime accounts speed-dial` is called with its key and `#`;
-//! - a language chosen in the menu is remembered for the caller's next call.
+//! - a language chosen in the menu is remembered for the caller's next call;
+//! - a language written as files only (German, made here) is spoken by its own grammar.
 
 #![allow(clippy::unwrap_used)]
 
@@ -13,10 +14,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::calls::{answering_carrier, call_and_hang_up, call_at, call_number, start};
+use common::calls::{answering_carrier, call_and_hang_up, call_at, call_number, start, start_with};
 use common::prepaid::{self, ConfigFile};
 use common::scenario::BackgroundSipp;
-use common::{Switch, scenario, tail};
+use common::{Switch, repo_root, scenario, tail};
 
 const RATES: &str = "1,USA,6.00,1.00,1,1,0\n44,UK,6.00,1.00,1,1,0\n";
 const PIN: &str = "1234567890";
@@ -285,5 +286,149 @@ fn a_language_chosen_once_is_remembered_on_the_next_call() {
             .last()
             .is_some_and(|line| line.starts_with("es [\"you_have\"")),
         "{second_call:#?}"
+    );
+}
+
+/// German, from nothing but files: its grammar says the unit before the tens
+/// ("einundzwanzig"), its prompts come from espeak-ng through prompts/make-prompts.sh.
+const GERMAN_GRAMMAR: &str = r#"
+name = "Deutsch"
+voice = "de"
+menu_digit = "7"
+and = "und"
+point = "komma"
+
+[[plural]]
+category = "one"
+values = [1]
+
+[numbers]
+words = ["0-20", "30", "40", "50", "60", "70", "80", "90"]
+named = { 1 = "ein" }
+feminine = { 1 = "eine" }
+tens_joiner = "und"
+unit_first = true
+
+[[scales]]
+value = 1000000
+noun = "million"
+
+[[scales]]
+value = 1000
+noun = "tausend"
+
+[[scales]]
+value = 100
+noun = "hundert"
+
+[nouns]
+million = { forms = { one = "million", other = "millionen" }, gender = "feminine" }
+tausend = { forms = { other = "tausend" } }
+hundert = { forms = { other = "hundert" } }
+dollar = { forms = { other = "dollar" } }
+cent = { forms = { other = "cent" } }
+minute = { forms = { one = "minute", other = "minuten" }, gender = "feminine" }
+second = { forms = { one = "sekunde", other = "sekunden" }, gender = "feminine" }
+"#;
+
+const GERMAN_PROMPTS: &str = "welcome|Willkommen bei Talktime.
+choose_language|Für Deutsch drücken Sie die 7.
+enter_pin|Bitte geben Sie Ihre PIN ein, gefolgt von der Rautetaste.
+you_have|Sie haben
+und|und
+ein|ein
+eine|eine
+dollar|Dollar
+cent|Cent
+no_last_call|Sie haben noch nicht telefoniert.
+goodbye|Vielen Dank für Ihren Anruf. Auf Wiederhören.
+";
+
+fn german_prompts(root: &Path) -> std::path::PathBuf {
+    let prompts = root.join("prompts");
+    let german = prompts.join("de");
+    std::fs::create_dir_all(&german).unwrap();
+    let copy = Command::new("cp")
+        .arg("-r")
+        .arg(repo_root().join("prompts/en"))
+        .arg(repo_root().join("prompts/make-prompts.sh"))
+        .arg(&prompts)
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    std::fs::write(german.join("language.toml"), GERMAN_GRAMMAR).unwrap();
+    let mut lines = GERMAN_PROMPTS.to_owned();
+    for number in (0..=20).chain((30..=90).step_by(10)) {
+        lines.push_str(&format!("num_{number}|{number}\n"));
+    }
+    for noun in [
+        "hundert",
+        "tausend",
+        "million",
+        "millionen",
+        "minute",
+        "minuten",
+        "sekunde",
+        "sekunden",
+        "komma",
+    ] {
+        lines.push_str(&format!("{noun}|{noun}\n"));
+    }
+    std::fs::write(german.join("prompts.txt"), lines).unwrap();
+    let made = Command::new("bash")
+        .arg(prompts.join("make-prompts.sh"))
+        .arg("de")
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    prompts
+}
+
+#[test]
+fn a_language_added_as_files_is_spoken_by_its_own_grammar() {
+    let dir = prepaid::data_dir("new-language");
+    prepaid::tariff(&dir, "demo", RATES);
+    prepaid::card(&dir, PIN, 21_000_000, 0);
+    let prompts = german_prompts(&dir);
+    let switch = start_with(
+        &dir,
+        ConfigFile::new().raw(
+            "[[access_numbers]]\nnumber = \"300\"\nlanguages = [\"en\", \"de\"]\nbalance_only = true\n",
+        ),
+        &["--prompts-dir", prompts.to_str().unwrap()],
+    );
+    assert!(
+        switch
+            .log_text()
+            .contains("languages loaded languages=[de, en]"),
+        "{}",
+        tail(&switch.log_text(), 30)
+    );
+    let output = call_number(
+        &switch,
+        &dir,
+        "300",
+        "15550002222",
+        &[(PIN_AT, "7"), (Duration::from_millis(4000), "1234567890#")],
+        Duration::from_secs(30),
+    );
+    assert_ok(&output, &switch, "a German balance call");
+    let prompts = played(&switch);
+    assert!(
+        prompts
+            .iter()
+            .any(|line| line.contains("[\"choose_language\", \"choose_language\"]")),
+        "the menu offers both: {prompts:#?}"
+    );
+    assert_eq!(
+        prompts.last().map(String::as_str),
+        Some(
+            "de [\"you_have\", \"ein\", \"und\", \"num_20\", \"dollar\", \"no_last_call\", \"goodbye\"]"
+        ),
+        "einundzwanzig Dollar: {prompts:#?}"
     );
 }
