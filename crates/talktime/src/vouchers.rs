@@ -109,7 +109,7 @@ impl VoucherOrder {
         })
     }
 
-    async fn generate(&self, store: &Store) -> Result<VoucherBatch, AdminError> {
+    pub(crate) async fn generate(&self, store: &Store) -> Result<VoucherBatch, AdminError> {
         Ok(store
             .generate_vouchers(&self.spec()?, wall_clock_ms())
             .await?)

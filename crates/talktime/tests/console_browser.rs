@@ -17,6 +17,7 @@ use common::calls::{answering_carrier, call_at, only_call_id, start};
 use common::certs::Certificates;
 use common::prepaid::{self, ConfigFile};
 use common::{assert_sipp_ok, tail};
+use talktime_pii::Pii;
 
 const PIN: &str = "7107107101";
 
@@ -1196,4 +1197,125 @@ fn tariff_settings_are_edited_and_calls_priced_in_the_simulator() {
     });
     assert!(disabled, "{}", browser.source());
     assert_eq!(site.log_in("ops1", "a-long-enough-password"), Err(401));
+}
+
+#[test]
+fn vouchers_are_made_and_listed_and_speed_dials_kept_from_the_browser() {
+    let _turn = one_at_a_time();
+    let dir = prepaid::data_dir("console-vouchers");
+    prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
+    let account = prepaid::card(&dir, "1234567890", 1_000_000, 0);
+    let switch = start(&dir, ConfigFile::new());
+    let console = format!("http://{}", switch.admin);
+    let site = Console {
+        base: console.clone(),
+        ca: None,
+    };
+    let password = std::fs::read_to_string(dir.join("admin.password")).unwrap();
+    let password = password.trim().to_owned();
+    let admin = site.log_in("admin", &password).unwrap();
+    let csrf = site.csrf_of(&admin);
+    let csv = site.post_body(
+        "/console/vouchers",
+        &admin,
+        &[
+            ("csrf", &csrf),
+            ("name", "shop"),
+            ("count", "2"),
+            ("value", "5.00"),
+            ("currency", "usd"),
+        ],
+    );
+    let codes: Vec<String> = csv
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').nth(1).unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 2, "{csv}");
+    assert!(codes.iter().all(|code| code.len() == 12), "{csv}");
+    let refused = site.post(
+        "/console/vouchers",
+        &admin,
+        &[
+            ("csrf", &csrf),
+            ("name", "x"),
+            ("count", "some"),
+            ("value", "5"),
+        ],
+    );
+    assert_eq!(refused, 400);
+    // The card's holder keys the first voucher (the ledger, as the IVR does).
+    let store = prepaid::open(&dir);
+    let redeemed = prepaid::runtime()
+        .block_on(store.redeem_voucher(
+            account,
+            &Pii::new(codes[0].clone()),
+            Some("call-x"),
+            1_780_000_000_000,
+        ))
+        .unwrap();
+    assert!(
+        matches!(redeemed, talktime_store::Redemption::Credited { .. }),
+        "{redeemed:?}"
+    );
+
+    let browser = Browser::start();
+    browser.log_in(&console, "admin", &password);
+    browser.go(&format!("{console}/console/vouchers?batch=1"));
+    let rows = browser.all("tr.voucher");
+    assert_eq!(rows.len(), 2, "{}", browser.source());
+    let source = browser.source();
+    assert!(source.contains("<td class=\"state\">used</td>"), "{source}");
+    assert!(
+        source.contains("<td class=\"state\">active</td>"),
+        "{source}"
+    );
+    assert!(
+        source.contains(&format!("/console/accounts/{account}")),
+        "{source}"
+    );
+    assert!(
+        codes.iter().all(|code| !source.contains(code.as_str())),
+        "codes are never shown again"
+    );
+    browser.screenshot("vouchers");
+
+    // Speed dials on the account page: a bad number named, a good one stored and removed.
+    browser.go(&format!("{console}/console/accounts/{account}"));
+    browser.type_into("#speed-number", "555-CALL");
+    browser.click("#add-speed-dial");
+    assert!(
+        browser.text("#error-speed").contains("a number as dialled"),
+        "{}",
+        browser.source()
+    );
+    browser.type_into("#speed-number", "00442071234567");
+    browser.click("#add-speed-dial");
+    let stored = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        browser.all("li.speed-dial").len() == 1
+    });
+    assert!(stored, "{}", browser.source());
+    assert!(browser.text("li.speed-dial").contains("1: +442071234567"));
+    let number = prepaid::runtime()
+        .block_on(store.stored_number(account, 1))
+        .unwrap();
+    assert_eq!(
+        number.map(|n| n.expose().clone()).as_deref(),
+        Some("+442071234567")
+    );
+    browser.click("li.speed-dial button.remove");
+    let removed = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        browser.all("li.speed-dial").is_empty() && !browser.all("#balance").is_empty()
+    });
+    assert!(removed, "{}", browser.source());
+    browser.go(&format!("{console}/console/users"));
+    let audit = browser.source();
+    assert!(
+        audit.contains("vouchers_generate")
+            && audit.contains("speed_dial_set")
+            && audit.contains("speed_dial_remove"),
+        "{audit}"
+    );
 }

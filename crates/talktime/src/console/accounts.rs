@@ -18,7 +18,7 @@ pub async fn account_page(
     account_view(&state, &user, id, None).await.map(Html)
 }
 
-async fn account_view(
+pub(super) async fn account_view(
     state: &ConsoleState,
     user: &LoggedIn,
     id: i64,
@@ -33,11 +33,14 @@ async fn account_view(
     let mut entries = state.store.transactions(id).await?;
     entries.reverse();
     entries.truncate(50);
+    let dials = state.store.speed_dials(id).await?;
+    let speed_dials = super::vouchers::speed_dials_html(user, id, &dials, error);
     Ok(pages::account(
         user,
         &account,
         &callers,
         &entries,
+        &speed_dials,
         &auth::random_hex(16),
         error,
     ))

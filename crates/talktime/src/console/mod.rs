@@ -12,6 +12,7 @@ mod prompts;
 pub use pages::escape;
 mod routing;
 mod tariffs;
+mod vouchers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -116,6 +117,18 @@ pub fn router(state: ConsoleState) -> Router {
         .route(
             "/console/accounts/{id}/caller-ids/remove",
             post(accounts::remove_caller_id),
+        )
+        .route(
+            "/console/accounts/{id}/speed-dials",
+            post(vouchers::set_speed_dial),
+        )
+        .route(
+            "/console/accounts/{id}/speed-dials/remove",
+            post(vouchers::remove_speed_dial),
+        )
+        .route(
+            "/console/vouchers",
+            get(vouchers::vouchers_page).post(vouchers::generate),
         )
         .with_state(state)
 }

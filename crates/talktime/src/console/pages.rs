@@ -38,7 +38,8 @@ pub(super) fn page(title: &str, user: Option<&LoggedIn>, head_extra: &str, body:
         let _ = write!(
             nav,
             "<a href=\"/console\">Dashboard</a><a href=\"/console/calls\">Live calls</a>\
-             <a href=\"/console/cards\">Cards</a><a href=\"/console/tariffs\">Tariffs</a>\
+             <a href=\"/console/cards\">Cards</a><a href=\"/console/vouchers\">Vouchers</a>\
+             <a href=\"/console/tariffs\">Tariffs</a>\
              <a href=\"/console/carriers\">Carriers</a><a href=\"/console/dial-plans\">Dial plans</a>\
              <a href=\"/console/prompts\">Prompts</a>\
              <a href=\"/console/cdrs\">CDRs</a><a href=\"/console/reports\">Reports</a>\
@@ -537,6 +538,7 @@ pub fn account(
     account: &talktime_store::Account,
     callers: &[talktime_pii::Pii<String>],
     entries: &[talktime_store::LedgerEntry],
+    speed_dials: &str,
     form_key: &str,
     error: Option<(&str, &str)>,
 ) -> String {
@@ -636,6 +638,7 @@ pub fn account(
             input("number", "Caller ID", "text", error),
         );
     }
+    body.push_str(speed_dials);
     body.push_str(&transactions_table(entries));
     page(&format!("Account {}", account.id), Some(user), "", &body)
 }
@@ -765,7 +768,7 @@ fn transactions_table(entries: &[talktime_store::LedgerEntry]) -> String {
     table
 }
 
-fn utc(epoch_ms: i64) -> String {
+pub(super) fn utc(epoch_ms: i64) -> String {
     talktime_billing::LocalStart::from_unix_ms(epoch_ms, 0)
         .map(|start| format!("{} {}", start.date, start.time))
         .unwrap_or_default()
