@@ -432,3 +432,56 @@ fn a_language_added_as_files_is_spoken_by_its_own_grammar() {
         "einundzwanzig Dollar: {prompts:#?}"
     );
 }
+
+#[test]
+fn a_card_holder_changes_the_pin_over_the_phone_and_the_old_one_stops_working() {
+    let dir = prepaid::data_dir("pin-change");
+    prepaid::tariff(&dir, "demo", RATES);
+    let account = prepaid::card(&dir, PIN, 3_000_000, 0);
+    let switch = start(
+        &dir,
+        ConfigFile::new().raw("[[access_numbers]]\nnumber = \"300\"\nbalance_only = true\n"),
+    );
+    // `*00#`, the new PIN, the new PIN again, each keyed while its prompt plays; then the
+    // caller hangs up at the destination prompt.
+    let changed = call_and_hang_up(
+        &switch,
+        &dir,
+        &[
+            (PIN_AT, "1234567890#"),
+            (AFTER_PIN_AT, "*00#"),
+            (Duration::from_millis(8000), "4826193057#"),
+            (Duration::from_millis(11000), "4826193057#"),
+        ],
+        Duration::from_secs(5),
+    );
+    assert_ok(&changed, &switch, "the PIN change call");
+    let prompts = played(&switch);
+    assert!(
+        prompts
+            .iter()
+            .any(|line| line.starts_with("en [\"pin_changed\", \"enter_destination\"]")),
+        "{prompts:#?}"
+    );
+    let store = prepaid::open(&dir);
+    let found = |pin: &str| {
+        prepaid::runtime()
+            .block_on(store.card_by_pin(&talktime_pii::Pii::new(pin.to_owned())))
+            .unwrap()
+            .map(|card| card.account_id)
+    };
+    assert_eq!(found("4826193057"), Some(account));
+    assert_eq!(found(PIN), None);
+    // The balance line now knows the card by its new PIN only.
+    let output = call_number(
+        &switch,
+        &dir,
+        "300",
+        "anonymous",
+        &[(PIN_AT, "4826193057#")],
+        Duration::from_secs(30),
+    );
+    assert_ok(&output, &switch, "a balance check with the new PIN");
+    let last = played(&switch).last().cloned().unwrap_or_default();
+    assert!(last.starts_with("en [\"you_have\", \"num_3\""), "{last}");
+}
