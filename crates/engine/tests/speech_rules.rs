@@ -679,3 +679,33 @@ minute = { forms = { other = "minuten" } }
         "einundzwanzig"
     );
 }
+
+#[test]
+fn the_same_amount_and_talk_time_in_english_and_spanish() {
+    let (en, es) = (grammar("en"), grammar("es"));
+    check(
+        "en",
+        amount(en, 1_234_560_000, "EUR").unwrap(),
+        "num_1 thousand num_2 hundred num_30 num_4 euros and num_50 num_6 euro_cents",
+        "1,234.56 EUR",
+    );
+    check(
+        "es",
+        amount(es, 1_234_560_000, "EUR").unwrap(),
+        "mil num_200 num_30 and num_4 euros and num_50 and num_6 euro_cents",
+        "1,234.56 EUR",
+    );
+    check(
+        "en",
+        duration(en, 7_500_000).unwrap(),
+        "num_2 hours and num_5 minutes",
+        "2 h 5 min",
+    );
+    // "hora" is feminine: "dos horas", "una hora y un minuto".
+    check(
+        "es",
+        duration(es, 3_660_000).unwrap(),
+        "num_1_feminine hour and num_1_apocope minute",
+        "1 h 1 min",
+    );
+}

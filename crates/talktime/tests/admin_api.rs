@@ -433,12 +433,15 @@ fn cdrs_and_traffic_report_over_a_day() {
     assert_eq!(bad.status, 400);
 }
 
+/// Every shipped language: the embedded configuration offers them all (access number 500).
 fn copy_prompts(to: &Path) {
-    for language in ["en", "es"] {
-        let from = common::repo_root().join("prompts").join(language);
-        std::fs::create_dir_all(to.join(language)).unwrap();
+    let shipped = std::fs::read_dir(common::repo_root().join("prompts")).unwrap();
+    for language in shipped.flatten().filter(|entry| entry.path().is_dir()) {
+        let language = language.file_name();
+        let from = common::repo_root().join("prompts").join(&language);
+        std::fs::create_dir_all(to.join(&language)).unwrap();
         for entry in std::fs::read_dir(from).unwrap().flatten() {
-            std::fs::copy(entry.path(), to.join(language).join(entry.file_name())).unwrap();
+            std::fs::copy(entry.path(), to.join(&language).join(entry.file_name())).unwrap();
         }
     }
 }

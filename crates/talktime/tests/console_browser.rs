@@ -911,7 +911,8 @@ fn a_carrier_and_a_route_added_in_the_browser_carry_the_next_call_while_another_
         (Duration::from_millis(2000), "7207207202#"),
         (Duration::from_millis(5600), "00441234567890#"),
     ];
-    let output = common::calls::call_and_hang_up(&switch, &dir, &script, Duration::from_secs(2));
+    // Held long enough for the talk-time announcement and the answer on a loaded machine.
+    let output = common::calls::call_and_hang_up(&switch, &dir, &script, Duration::from_secs(6));
     assert_sipp_ok(
         &output,
         &switch,
