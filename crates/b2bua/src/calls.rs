@@ -632,7 +632,16 @@ impl Switch {
             } => self.play(key, playback, &prompts, barge_in),
             Output::PlayTone { playback, tone } => self.play_tone(key, playback, tone),
             Output::StopPlayback { .. } => self.media(key, MediaCommand::Stop),
-            Output::LookupByCallerId { caller_id } => self.lookup_caller_id(key, caller_id),
+            Output::LookupByCallerId {
+                caller_id,
+                remembered_language,
+            } => {
+                let request = LedgerRequest::LookupCallerId {
+                    caller_id,
+                    remembered_language,
+                };
+                self.ledger_request(key, request)
+            }
             Output::LookupByPin { pin } => self.lookup_pin(key, pin),
             Output::LookupLastCall { account } => {
                 self.ledger_request(key, LedgerRequest::LastCall { account })
@@ -906,10 +915,6 @@ impl Switch {
                 now_ms,
             },
         );
-    }
-
-    fn lookup_caller_id(&mut self, key: u64, caller_id: Pii<String>) {
-        self.ledger_request(key, LedgerRequest::LookupCallerId { caller_id });
     }
 
     /// The keys wrong PINs are counted under: the caller ID, if any, and the source address

@@ -39,7 +39,11 @@ pub struct Rated {
 #[non_exhaustive]
 pub enum LedgerRequest {
     /// Answered with [`LedgerReply::Input`] (`Input::CallerIdLookup`).
-    LookupCallerId { caller_id: Pii<String> },
+    /// With `remembered_language`, an unregistered caller ID's remembered language too.
+    LookupCallerId {
+        caller_id: Pii<String>,
+        remembered_language: bool,
+    },
     /// A balance line's last call of `account`; answered with [`LedgerReply::Input`]
     /// (`Input::LastCall`).
     LastCall { account: AccountId },

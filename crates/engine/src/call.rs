@@ -283,6 +283,7 @@ impl Call {
             (Some(caller_id), true) => {
                 call.outputs.push_back(Output::LookupByCallerId {
                     caller_id: caller_id.clone(),
+                    remembered_language: remembering,
                 });
                 CallerLookupState::Pending {
                     deadline: call.request_deadline(now),

@@ -271,8 +271,11 @@ pub enum Output {
     StopPlayback {
         playback: PlaybackId,
     },
+    /// Answered with [`Input::CallerIdLookup`]. With `remembered_language`, an unregistered
+    /// caller ID's remembered language is wanted too (a menu could be skipped).
     LookupByCallerId {
         caller_id: Pii<String>,
+        remembered_language: bool,
     },
     /// A balance line wants the account's last answered call (answered with
     /// [`Input::LastCall`]).

@@ -279,7 +279,8 @@ fn pinless_by_caller_id() {
     assert_eq!(
         first[2],
         Output::LookupByCallerId {
-            caller_id: Pii::new("15551234567".into())
+            caller_id: Pii::new("15551234567".into()),
+            remembered_language: false,
         }
     );
     // The lookup answers while the welcome plays; nothing happens until it ends.

@@ -293,9 +293,13 @@ fn two_languages() -> IvrConfig {
 fn a_language_chosen_in_the_menu_is_remembered_after_the_pin() {
     let (mut harness, started) = Harness::new(two_languages(), Some("15551234567"));
     assert!(
-        started
-            .iter()
-            .any(|output| matches!(output, Output::LookupByCallerId { .. })),
+        started.iter().any(|output| matches!(
+            output,
+            Output::LookupByCallerId {
+                remembered_language: true,
+                ..
+            }
+        )),
         "the caller ID is looked up for its language even without ANI authentication"
     );
     harness.input(Input::CallerIdLookup(CallerIdLookup::NotRegistered));

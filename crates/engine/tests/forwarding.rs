@@ -81,7 +81,8 @@ fn a_registered_caller_reaches_the_preset_destination_without_prompts() {
         vec![
             Output::AnswerCaller,
             Output::LookupByCallerId {
-                caller_id: Pii::new(CALLER.into())
+                caller_id: Pii::new(CALLER.into()),
+                remembered_language: false,
             },
         ]
     );

@@ -26,6 +26,7 @@ pub(crate) struct AccountRow {
     pub(crate) status: String,
     pub(crate) created_at_ms: i64,
     pub(crate) forward_destination: Option<String>,
+    pub(crate) ivr_language: Option<String>,
 }
 
 impl AccountRow {
@@ -42,6 +43,7 @@ impl AccountRow {
             status: AccountStatus::parse(&self.status)?,
             created_at_ms: self.created_at_ms,
             forward_destination: self.forward_destination.map(Pii::new),
+            ivr_language: self.ivr_language,
         })
     }
 }
@@ -204,7 +206,7 @@ pub(crate) async fn fetch_account(
     let row: Option<AccountRow> = with_conn!(conn, c => sqlx::query_as(
         "SELECT id, name, currency, balance_micros, caller_id_min_balance_micros, \
          concurrency_limit, owner_account_id, tariff_id, status, created_at_ms, \
-         forward_destination FROM accounts WHERE id = $1",
+         forward_destination, ivr_language FROM accounts WHERE id = $1",
     )
     .bind(account_id)
     .fetch_optional(&mut **c)

@@ -181,6 +181,8 @@ pub struct Account {
     /// Where a DID-forwarding access number connects this account's registered callers
     /// (seed 003); set with [`crate::Store::set_forward_destination`].
     pub forward_destination: Option<Pii<String>>,
+    /// The IVR language its holder chose last (with `remember_language`), as a code.
+    pub ivr_language: Option<String>,
 }
 
 /// What [`crate::Store::create_card`] needs. The card gets its own account holding its balance.

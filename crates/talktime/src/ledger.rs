@@ -48,10 +48,17 @@ impl Ledger {
         &self.store
     }
 
-    pub async fn lookup_caller_id(&self, caller_id: &Pii<String>) -> CallerIdLookup {
+    /// A registered caller ID's account (with the language its holder chose last), or with
+    /// `remembered_language` the language an unregistered caller ID chose last.
+    pub async fn lookup_caller_id(
+        &self,
+        caller_id: &Pii<String>,
+        remembered_language: bool,
+    ) -> CallerIdLookup {
         match self.try_lookup_caller_id(caller_id).await {
             Ok(Some(info)) => CallerIdLookup::Found(info),
-            Ok(None) => self.remembered_language(caller_id).await,
+            Ok(None) if remembered_language => self.remembered_language(caller_id).await,
+            Ok(None) => CallerIdLookup::NotRegistered,
             Err(error) => {
                 warn!(%error, "caller ID lookup failed; asking for the PIN");
                 CallerIdLookup::NotRegistered
@@ -85,11 +92,10 @@ impl Ledger {
         if account.status.as_str() != "active" {
             return Ok(None);
         }
-        let language = self
-            .store
-            .remembered_language(Some(account.id), Some(caller_id))
-            .await?
-            .and_then(|code| Language::from_code(&code));
+        let language = account
+            .ivr_language
+            .as_deref()
+            .and_then(Language::from_code);
         Ok(Some(AccountInfo {
             account: AccountId(account.id),
             card: found.card_id.map(CardId),

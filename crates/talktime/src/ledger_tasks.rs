@@ -217,8 +217,13 @@ async fn answer(
             }
             LedgerReply::Done
         }
-        LedgerRequest::LookupCallerId { caller_id } => {
-            let lookup = ledger.lookup_caller_id(&caller_id).await;
+        LedgerRequest::LookupCallerId {
+            caller_id,
+            remembered_language,
+        } => {
+            let lookup = ledger
+                .lookup_caller_id(&caller_id, remembered_language)
+                .await;
             LedgerReply::Input(CallInput::CallerIdLookup(lookup))
         }
         LedgerRequest::LookupPin {

@@ -221,7 +221,11 @@ async fn payer(
             .as_ref()
             .is_some_and(|calling| calling.expose() == credentials.user_name.expose());
     if ani_mode {
-        return match shared.ledger.lookup_caller_id(&credentials.user_name).await {
+        return match shared
+            .ledger
+            .lookup_caller_id(&credentials.user_name, false)
+            .await
+        {
             CallerIdLookup::Found(account) => Some(Ok(account)),
             CallerIdLookup::NotRegistered | CallerIdLookup::Remembered(_) => {
                 Some(Err(ReturnCode::InvalidAccount))

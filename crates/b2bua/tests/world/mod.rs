@@ -579,7 +579,7 @@ impl World {
     /// The ledger's answer, rated with the billing crate.
     fn answer(&mut self, request: LedgerRequest) -> LedgerReply {
         match request {
-            LedgerRequest::LookupCallerId { caller_id } => {
+            LedgerRequest::LookupCallerId { caller_id, .. } => {
                 let lookup = if self.ledger.caller_ids.contains(caller_id.expose()) {
                     CallerIdLookup::Found(self.account())
                 } else {
