@@ -49,6 +49,8 @@ pub enum AdminError {
     BadRequest(String),
     #[error("{0}")]
     Unprocessable(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("ledger: {0}")]
     Store(#[from] StoreError),
     #[error("cannot write the prompt: {0}")]
@@ -70,6 +72,7 @@ impl AdminError {
                 | StoreError::PinSpaceExhausted { .. },
             ) => StatusCode::BAD_REQUEST,
             AdminError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AdminError::Conflict(_) => StatusCode::CONFLICT,
             AdminError::Store(_) | AdminError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -180,6 +183,10 @@ fn router(state: AdminState) -> Router {
         .route("/api/vouchers/batches", post(crate::vouchers::create_batch))
         .route("/api/vouchers/batches/{id}", get(crate::vouchers::batch))
         .route("/api/vouchers/{id}/disable", post(crate::vouchers::disable))
+        .route(
+            "/api/accounts/{id}/recharge/voucher",
+            post(crate::vouchers::redeem),
+        )
         .route(
             "/api/accounts/{id}/speed_dials",
             get(crate::vouchers::speed_dials),
@@ -306,7 +313,8 @@ async fn require_token(
         .await?
         .ok_or(AdminError::Unauthorized)?;
     let reads = request.method() == axum::http::Method::GET;
-    let recharges = request.uri().path().ends_with("/recharge");
+    let path = request.uri().path();
+    let recharges = path.ends_with("/recharge") || path.ends_with("/recharge/voucher");
     if user.role == talktime_store::Role::Support && !reads && !recharges {
         return Err(AdminError::Forbidden(format!(
             "user {} ({}) may read and recharge, not this",

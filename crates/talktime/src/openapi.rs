@@ -169,6 +169,7 @@ impl Modify for BearerToken {
         crate::vouchers::create_batch,
         crate::vouchers::batch,
         crate::vouchers::disable,
+        crate::vouchers::redeem,
         crate::vouchers::speed_dials,
         crate::vouchers::put_speed_dial,
         crate::vouchers::delete_speed_dial,

@@ -286,6 +286,76 @@ pub(crate) async fn disable(
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VoucherCode {
+    /// The code as printed.
+    pub code: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VoucherRedeemed {
+    pub voucher_id: i64,
+    /// What the voucher added, decimal text.
+    pub amount: String,
+    /// The account's balance after it, decimal text.
+    pub balance: String,
+}
+
+/// Adds a voucher's value to an account, once (a shop or a help desk entering the code the
+/// customer reads out). 409 when it was used, 404 when no voucher has the code, 422 when it
+/// expired, was disabled or is in another currency, 400 for a disposable card.
+#[utoipa::path(post, path = "/api/accounts/{id}/recharge/voucher", tag = "accounts",
+    params(("id" = i64, Path, description = "Account id")),
+    request_body = VoucherCode,
+    responses((status = 200, body = VoucherRedeemed), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub(crate) async fn redeem(
+    State(state): State<AdminState>,
+    Extension(caller): Extension<ApiCaller>,
+    UrlPath(id): UrlPath<i64>,
+    Json(request): Json<VoucherCode>,
+) -> Result<Json<VoucherRedeemed>, AdminError> {
+    use talktime_store::Redemption;
+    let code = Pii::new(request.code.trim().to_owned());
+    let reference = format!("api:{}", caller.0);
+    let redeemed = state
+        .store
+        .redeem_voucher(id, &code, Some(&reference), wall_clock_ms())
+        .await?;
+    match redeemed {
+        Redemption::Credited {
+            voucher_id,
+            amount_micros,
+            balance_micros,
+        } => {
+            let subject = format!("account {id}");
+            let after = serde_json::json!({ "voucher": voucher_id });
+            audit(&state, &caller, "vouchers.redeem", &subject, after).await?;
+            Ok(Json(VoucherRedeemed {
+                voucher_id,
+                amount: talktime_store::format_micros(amount_micros),
+                balance: talktime_store::format_micros(balance_micros),
+            }))
+        }
+        Redemption::Unknown => Err(AdminError::NotFound("no voucher has this code".into())),
+        Redemption::AlreadyUsed => {
+            Err(AdminError::Conflict("this voucher was already used".into()))
+        }
+        Redemption::Expired => Err(AdminError::Unprocessable(
+            "this voucher expired or was disabled".into(),
+        )),
+        Redemption::WrongCurrency => Err(AdminError::Unprocessable(
+            "this voucher is in another currency than the account".into(),
+        )),
+        Redemption::NotRefillable => Err(AdminError::BadRequest(
+            "a disposable card is never recharged".into(),
+        )),
+    }
+}
+
 // ----- speed dials -----
 
 /// An account's speed dials: key (1-9) and number.

@@ -737,3 +737,67 @@ fn the_cdr_export_streams_every_row_of_a_search() {
     assert_eq!(status, "400", "{body}");
     assert!(body.contains("from"), "{body}");
 }
+
+#[test]
+fn vouchers_are_made_and_redeemed_once_over_http() {
+    let (switch, dir, account) = seeded_switch("admin-vouchers");
+    let token = token(&switch);
+    let post = |path: &str, body: Value| {
+        let bytes = json_body(&body);
+        request(
+            switch.admin,
+            "POST",
+            path,
+            Some(&token),
+            Some(("application/json", &bytes)),
+        )
+    };
+    let made = post(
+        "/api/vouchers/batches",
+        serde_json::json!({ "name": "till 7", "count": 2, "value": "2.50" }),
+    );
+    assert_eq!(made.status, 200, "{}", made.text());
+    let made = made.json();
+    let code = made["vouchers"][0]["code"].as_str().unwrap().to_owned();
+    assert_eq!(code.len(), 12);
+    let euros = post(
+        "/api/vouchers/batches",
+        serde_json::json!({ "name": "eu", "count": 1, "value": "1", "currency": "EUR" }),
+    )
+    .json();
+    let euro_code = euros["vouchers"][0]["code"].as_str().unwrap().to_owned();
+
+    let redeem = format!("/api/accounts/{account}/recharge/voucher");
+    let credited = post(&redeem, serde_json::json!({ "code": code }));
+    assert_eq!(credited.status, 200, "{}", credited.text());
+    assert_eq!(credited.json()["balance"], "12.5");
+    let again = post(&redeem, serde_json::json!({ "code": code }));
+    assert_eq!(again.status, 409, "{}", again.text());
+    let unknown = post(&redeem, serde_json::json!({ "code": "000000000000" }));
+    assert_eq!(unknown.status, 404, "{}", unknown.text());
+    let other_currency = post(&redeem, serde_json::json!({ "code": euro_code }));
+    assert_eq!(other_currency.status, 422, "{}", other_currency.text());
+    assert_eq!(prepaid::balance(&dir, account), 12_500_000);
+
+    let batch = made["batch_id"].as_i64().unwrap();
+    let listed = request(
+        switch.admin,
+        "GET",
+        &format!("/api/vouchers/batches/{batch}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(listed.status, 200);
+    let listed = listed.json();
+    assert_eq!(listed[0]["used_by_account_id"], account);
+    assert!(
+        !listed.to_string().contains(&code),
+        "codes are never listed"
+    );
+    let second = listed[1]["id"].as_i64().unwrap();
+    let disabled = post(&format!("/api/vouchers/{second}/disable"), Value::Null);
+    assert_eq!(disabled.status, 204, "{}", disabled.text());
+    let used = listed[0]["id"].as_i64().unwrap();
+    let not_again = post(&format!("/api/vouchers/{used}/disable"), Value::Null);
+    assert_eq!(not_again.status, 404, "a used voucher stays used");
+}
