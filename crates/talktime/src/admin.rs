@@ -1062,6 +1062,16 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
                 Some(destination) => println!("forwards to {}", destination.expose()),
                 None => println!("forwards to (none)"),
             }
+            println!(
+                "IVR language {}",
+                account
+                    .ivr_language
+                    .as_deref()
+                    .unwrap_or("(not chosen yet)")
+            );
+            for (key, number) in store.speed_dials(id).await? {
+                println!("speed dial {key} {}", number.expose());
+            }
         }
         AccountsCommand::Recharge { account, amount } => {
             let (store, id) = account.resolve().await?;

@@ -257,6 +257,8 @@ fn a_language_chosen_once_is_remembered_on_the_next_call() {
         wait,
     );
     assert_ok(&first, &switch, "the first call chooses Spanish");
+    let shown = talktime(&dir, &["accounts", "show", "--pin", PIN]);
+    assert!(shown.contains("IVR language es"), "{shown}");
     let before = played(&switch).len();
     let second = call_number(
         &switch,

@@ -548,9 +548,11 @@ pub fn account(
         .as_ref()
         .map(|destination| escape(destination.expose()))
         .unwrap_or_else(|| "(none)".into());
+    let language = account.ivr_language.as_deref().unwrap_or("not chosen yet");
     let mut body = format!(
         "<p>Account <strong>{}</strong> ({}), {}; balance <strong id=\"balance\">{}</strong> {}; \
-         calls at once {}; caller ID skips the PIN from {}; forwards to {forward}</p>",
+         calls at once {}; caller ID skips the PIN from {}; forwards to {forward}; IVR language \
+         <span id=\"language\">{}</span></p>",
         account.id,
         escape(&account.name),
         account.status.as_str(),
@@ -558,6 +560,7 @@ pub fn account(
         escape(&account.currency),
         account.concurrency_limit,
         talktime_store::format_micros(account.caller_id_min_balance_micros),
+        escape(language),
     );
     let _ = write!(
         body,
