@@ -199,6 +199,14 @@ impl Browser {
         self.type_into("#name", name);
         self.type_into("#password", password);
         self.click("#login");
+        // Wait for the dashboard (its log-out button): a page asked for before the login's
+        // redirect has landed would be replaced by it on a loaded machine.
+        for _ in 0..100 {
+            if !self.all("#logout").is_empty() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 }
 
