@@ -91,7 +91,7 @@ pub struct Config {
 }
 
 fn builtin_languages() -> std::sync::Arc<talktime_engine::LanguageBook> {
-    std::sync::Arc::new(talktime_engine::LanguageBook::builtin())
+    talktime_engine::LanguageBook::builtin()
 }
 
 /// One access number (DID) and how its callers are served.

@@ -110,7 +110,7 @@ impl<P: TimerPolicy> Switch<P> {
             caller_id: None,
             access_number: "100".into(),
             ivr,
-            languages: std::sync::Arc::new(talktime_engine::LanguageBook::builtin()),
+            languages: talktime_engine::LanguageBook::builtin(),
             now: start,
         })
         .unwrap();

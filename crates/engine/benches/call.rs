@@ -12,14 +12,6 @@ use talktime_engine::{
 use talktime_pii::Pii;
 
 /// Feeds a call the way the shell would and counts its outputs.
-/// The built-in grammars, made once (a call shares them, it does not build them).
-fn languages() -> std::sync::Arc<talktime_engine::LanguageBook> {
-    static BOOK: std::sync::OnceLock<std::sync::Arc<talktime_engine::LanguageBook>> =
-        std::sync::OnceLock::new();
-    BOOK.get_or_init(|| std::sync::Arc::new(talktime_engine::LanguageBook::builtin()))
-        .clone()
-}
-
 struct Driver {
     call: Call,
     now: Instant,
@@ -37,7 +29,7 @@ impl Driver {
                 ani_authentication: false,
                 ..IvrConfig::default()
             },
-            languages: languages(),
+            languages: talktime_engine::LanguageBook::builtin(),
             now,
         })
         .ok()?;

@@ -53,7 +53,7 @@
 //!     caller_id: None,
 //!     access_number: "18005550100".into(),
 //!     ivr: IvrConfig::default(),
-//!     languages: std::sync::Arc::new(LanguageBook::builtin()),
+//!     languages: LanguageBook::builtin(),
 //!     now,
 //! })
 //! .expect("the default IVR configuration is valid");

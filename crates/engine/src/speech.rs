@@ -222,17 +222,24 @@ impl Grammar {
                 .map(|(key, value)| Ok((number(&key)?, sequence(value))))
                 .collect()
         };
-        let mut words = HashMap::new();
+        // Named forms first: a word they replace is never made (it would be leaked for nothing).
+        let mut words = table(file.numbers.named)?;
         for item in &file.numbers.words {
             let (low, high) = match item.split_once('-') {
                 Some((low, high)) => (number(low)?, number(high)?),
                 None => (number(item)?, number(item)?),
             };
+            if high < low || high - low > 1_000 {
+                return Err(invalid(format!(
+                    "numbers.words {item:?}: a range goes up, by at most 1000 numbers"
+                )));
+            }
             for value in low..=high {
-                words.insert(value, vec![leak(format!("num_{value}"))]);
+                words
+                    .entry(value)
+                    .or_insert_with(|| vec![leak(format!("num_{value}"))]);
             }
         }
-        words.extend(table(file.numbers.named)?);
         if !(0..=9).all(|digit| words.contains_key(&digit)) {
             return Err(invalid("numbers.words must say 0 to 9".into()));
         }
@@ -495,23 +502,29 @@ impl LanguageBook {
     }
 
     /// English and Spanish, the languages of the shipped configuration, built in (the
-    /// switch loads every `prompts/<code>/language.toml` in their place).
-    pub fn builtin() -> LanguageBook {
-        let shipped = [
-            (
-                Language::ENGLISH,
-                include_str!("../../../prompts/en/language.toml"),
-            ),
-            (
-                Language::SPANISH,
-                include_str!("../../../prompts/es/language.toml"),
-            ),
-        ];
-        LanguageBook::new(
-            shipped
-                .into_iter()
-                .filter_map(|(language, text)| Grammar::from_toml(language, text).ok()),
-        )
+    /// switch loads every `prompts/<code>/language.toml` in their place). Built once per
+    /// process: a grammar's words live as long as the process.
+    pub fn builtin() -> std::sync::Arc<LanguageBook> {
+        static BUILTIN: std::sync::OnceLock<std::sync::Arc<LanguageBook>> =
+            std::sync::OnceLock::new();
+        let build = || {
+            let shipped = [
+                (
+                    Language::ENGLISH,
+                    include_str!("../../../prompts/en/language.toml"),
+                ),
+                (
+                    Language::SPANISH,
+                    include_str!("../../../prompts/es/language.toml"),
+                ),
+            ];
+            std::sync::Arc::new(LanguageBook::new(
+                shipped
+                    .into_iter()
+                    .filter_map(|(language, text)| Grammar::from_toml(language, text).ok()),
+            ))
+        };
+        BUILTIN.get_or_init(build).clone()
     }
 
     pub fn grammar(&self, language: Language) -> Option<&Grammar> {

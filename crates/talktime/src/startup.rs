@@ -81,7 +81,7 @@ pub async fn prepare(config: &mut Config) -> anyhow::Result<Services> {
     let routing = crate::routing_live::load_or_seed(&store, config).await?;
     config.carriers = routing.carriers;
     config.dial_plans = routing.dial_plans;
-    config.languages = Arc::new(load_languages(&config.paths.prompts_dir)?);
+    config.languages = load_languages(&config.paths.prompts_dir)?;
     check_access_languages(config)?;
     let prompts = load_prompts(&config.paths.prompts_dir, &config.languages)?;
     let buy_rates = buy_rate_decks(&store, &config.carriers).await?;
@@ -162,7 +162,7 @@ async fn generated_pin(
 
 /// Every language with a grammar under the prompts directory (`<dir>/<code>/language.toml`);
 /// with none, the built-in English and Spanish. A grammar that does not load stops the start.
-pub fn load_languages(dir: &Path) -> anyhow::Result<LanguageBook> {
+pub fn load_languages(dir: &Path) -> anyhow::Result<Arc<LanguageBook>> {
     let mut grammars = Vec::new();
     let entries = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read the prompts directory {}", dir.display()))?;
@@ -182,7 +182,7 @@ pub fn load_languages(dir: &Path) -> anyhow::Result<LanguageBook> {
     }
     let book = LanguageBook::new(grammars);
     info!(languages = ?book.languages(), "languages loaded");
-    Ok(book)
+    Ok(Arc::new(book))
 }
 
 /// The languages under the prompts directory (each directory with a `language.toml`), by
