@@ -9,11 +9,11 @@
 
 use std::io::Write;
 
-use rand::RngExt;
 use talktime_billing::format_micros;
 use talktime_pii::Pii;
 
 use crate::backend::{Store, with_conn};
+use crate::cards::random_digits;
 use crate::error::StoreError;
 use crate::ledger::{Posting, check_amount, fetch_account, recharge_in};
 use crate::model::TransactionKind;
@@ -127,16 +127,6 @@ pub enum PinChange {
     NotRefillable,
 }
 
-/// A code of `length` decimal digits from the thread-local CSPRNG.
-fn random_code(length: u32) -> Pii<String> {
-    let mut rng = rand::rng();
-    Pii::new(
-        (0..length)
-            .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
-            .collect(),
-    )
-}
-
 fn check_slot(slot: u8) -> Result<(), StoreError> {
     if SPEED_DIAL_SLOTS.contains(&slot) {
         Ok(())
@@ -196,7 +186,7 @@ impl Store {
         for _ in 0..spec.count {
             let mut created = None;
             for _ in 0..CODE_ATTEMPTS {
-                let code = random_code(spec.code_length);
+                let code = random_digits(spec.code_length);
                 let hash = self.voucher_hash(&code);
                 let id: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
                     "INSERT INTO vouchers (batch_id, code_hash, value_micros, currency, \

@@ -68,9 +68,9 @@ pub struct CardBatch {
     pub pins: Vec<Pii<String>>,
 }
 
-/// A PIN of `length` decimal digits from the thread-local CSPRNG (ChaCha, seeded and
+/// A PIN or voucher code of `length` decimal digits from the thread-local CSPRNG (ChaCha, seeded and
 /// periodically reseeded from the operating system).
-fn random_pin(length: u32) -> Pii<String> {
+pub(crate) fn random_digits(length: u32) -> Pii<String> {
     let mut rng = rand::rng();
     let pin: String = (0..length)
         .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
@@ -133,7 +133,7 @@ impl Store {
             let mut created = None;
             for _ in 0..PIN_ATTEMPTS {
                 let card = NewCard {
-                    pin: random_pin(spec.pin_length),
+                    pin: random_digits(spec.pin_length),
                     kind: spec.kind,
                     tariff_id: spec.tariff_id,
                     expiry: spec.expiry,

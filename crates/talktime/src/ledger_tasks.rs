@@ -84,7 +84,13 @@ async fn store_speed_dial(
     let store = ledger.store();
     let number = match number {
         Some(number) => Some(number),
-        None => store.stored_number(account, 0).await.ok().flatten(),
+        None => match store.stored_number(account, 0).await {
+            Ok(last) => last,
+            Err(error) => {
+                warn!(call, %error, "cannot read the last number dialled");
+                None
+            }
+        },
     };
     let Some(number) = number else {
         return false;
