@@ -48,16 +48,16 @@ const RINGBACK_LENGTH: Duration = Duration::from_secs(600);
 
 /// The caller's side of a call.
 #[derive(Debug)]
-struct CallerLeg {
-    invite: Request,
-    transaction: TransactionId,
-    peer: Peer,
-    local_tag: String,
-    answer: Vec<u8>,
-    dialog: Option<DialogId>,
+pub(crate) struct CallerLeg {
+    pub(crate) invite: Request,
+    pub(crate) transaction: TransactionId,
+    pub(crate) peer: Peer,
+    pub(crate) local_tag: String,
+    pub(crate) answer: Vec<u8>,
+    pub(crate) dialog: Option<DialogId>,
     /// Delayed offer (an INVITE without SDP, as H.323 gateways send): our offer went in the
     /// 200 and the caller's answer comes in the ACK.
-    awaiting_answer: Option<SessionDescription>,
+    pub(crate) awaiting_answer: Option<SessionDescription>,
 }
 
 /// One carrier INVITE.
@@ -120,6 +120,8 @@ pub struct Session {
     peer_q850: Option<(talktime_engine::Party, u8)>,
     /// When the carrier answered (epoch ms), for the live-calls view.
     answered_ms: Option<i64>,
+    /// A callback's leg to the caller (placed by us): what it costs and until when it is paid.
+    pub(crate) callback: Option<crate::callback::CallerLegBill>,
 }
 
 /// The Q.850 cause of a request's or response's Reason header, if it carries one.
@@ -134,6 +136,42 @@ fn q850_of(reasons: Result<Vec<talktime_sip::Reason>, talktime_sip::ParseError>)
 }
 
 impl Session {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        engine: Call,
+        started_ms: i64,
+        access: AccessNumber,
+        caller_id: Option<Pii<String>>,
+        caller: CallerLeg,
+        media: MediaPorts,
+        (law, codec): (Law, Codec),
+        caller_origin: SessionOrigin,
+        trust: crate::config::PeerTrust,
+    ) -> Session {
+        Session {
+            call_id: engine.call_id().0.clone(),
+            engine,
+            started_ms,
+            access,
+            caller_id,
+            caller,
+            media: Some(media),
+            law,
+            codec,
+            rated: None,
+            settlement: None,
+            carrier: None,
+            caller_origin,
+            session_timer: None,
+            settled: std::collections::HashSet::new(),
+            buy_rates: std::collections::HashMap::new(),
+            trust,
+            peer_q850: None,
+            answered_ms: None,
+            callback: None,
+        }
+    }
+
     /// The call as the live-calls view shows it (numbers masked).
     pub(crate) fn live(&self, key: u64, now_ms: i64) -> crate::monitor::LiveCall {
         let carrier = self
@@ -178,6 +216,23 @@ impl Session {
     }
 
     /// The paying account, once rated.
+    /// The caller's number (a callback's: the number called back).
+    pub(crate) fn caller_number(&self) -> Option<&Pii<String>> {
+        self.caller_id.as_ref()
+    }
+
+    pub(crate) fn caller_dialog(&self) -> Option<DialogId> {
+        self.caller.dialog.clone()
+    }
+
+    pub(crate) fn caller_peer(&self) -> Peer {
+        self.caller.peer
+    }
+
+    pub(crate) fn access_number(&self) -> &str {
+        &self.access.number
+    }
+
     pub(crate) fn account(&self) -> Option<i64> {
         self.rated.as_ref().map(|(_, rated)| rated.account.0)
     }
@@ -202,7 +257,8 @@ impl Session {
             .and_then(|leg| leg.current.as_ref())
             .and_then(|outgoing| outgoing.trying_deadline);
         let refresh = self.session_timer.map(|timer| timer.deadline);
-        [self.engine.poll_timeout(), trying, refresh]
+        let caller_leg_paid = self.callback.as_ref().map(|bill| bill.deadline());
+        [self.engine.poll_timeout(), trying, refresh, caller_leg_paid]
             .into_iter()
             .flatten()
             .min()
@@ -259,7 +315,7 @@ impl StartError {
 
 /// Why an INVITE to a carrier could not be sent (the next carrier is tried).
 #[derive(Debug, thiserror::Error)]
-enum InviteError {
+pub(crate) enum InviteError {
     #[error("the call ended meanwhile")]
     CallGone,
     #[error("the carrier's Request-URI is not valid: {0}")]
@@ -301,7 +357,7 @@ fn add_session_timer(response: &mut Response, timer: Option<SessionTimer>) {
 /// The caller's number: P-Asserted-Identity, else Remote-Party-ID (what H.323 and ISDN
 /// gateways send: its `party=calling` entry, or one without `party`), else From. Anonymous, or
 /// a Remote-Party-ID with `privacy=full`, is no caller ID.
-fn caller_id_of(request: &Request) -> Option<Pii<String>> {
+pub(crate) fn caller_id_of(request: &Request) -> Option<Pii<String>> {
     let asserted = request
         .p_asserted_identity()
         .ok()
@@ -375,7 +431,7 @@ pub(crate) fn media_sources(strict: bool, audio: &NegotiatedAudio, peer: &Peer) 
 }
 
 /// A leg's relay settings from what its SDP negotiated.
-fn leg_config(
+pub(crate) fn leg_config(
     law: Law,
     audio: &NegotiatedAudio,
     ssrc: u32,
@@ -501,42 +557,31 @@ impl Switch {
         self.media_command(key, MediaCommand::SetLeg(Side::A, caller_leg));
         let local_tag = self.layer.new_tag();
         info!(call = key, %call_id, access = %access.number, source = %source.address, "call started");
-        self.sessions.insert(
-            key,
-            Session {
-                engine,
-                call_id,
-                started_ms: self.now.epoch_ms,
-                access,
-                caller_id,
-                caller: CallerLeg {
-                    invite: request.clone(),
-                    transaction,
-                    peer: source,
-                    local_tag,
-                    answer: answer.to_bytes(),
-                    dialog: None,
-                    awaiting_answer,
-                },
-                media: Some(media),
-                law,
-                codec,
-                rated: None,
-                settlement: None,
-                carrier: None,
-                caller_origin: origin,
-                session_timer: session_timer(
-                    request,
-                    self.config.sip.min_session_expires_s,
-                    self.now.instant,
-                ),
-                settled: std::collections::HashSet::new(),
-                buy_rates: std::collections::HashMap::new(),
-                trust,
-                peer_q850: None,
-                answered_ms: None,
+        let mut session = Session::new(
+            engine,
+            self.now.epoch_ms,
+            access,
+            caller_id,
+            CallerLeg {
+                invite: request.clone(),
+                transaction,
+                peer: source,
+                local_tag,
+                answer: answer.to_bytes(),
+                dialog: None,
+                awaiting_answer,
             },
+            media,
+            (law, codec),
+            origin,
+            trust,
         );
+        session.session_timer = session_timer(
+            request,
+            self.config.sip.min_session_expires_s,
+            self.now.instant,
+        );
+        self.sessions.insert(key, session);
         self.by_transaction.insert(transaction, key);
         self.admission.call_started(source.address.ip());
         self.run_outputs(key);
@@ -579,6 +624,7 @@ impl Switch {
             }
             self.check_trying_deadline(key, now);
             self.check_session_timer(key, now);
+            self.check_caller_leg_cover(key, now);
             self.arm_timer(key);
         }
     }
@@ -603,7 +649,7 @@ impl Switch {
         self.carrier_failed(key, None);
     }
 
-    fn run_outputs(&mut self, key: u64) {
+    pub(crate) fn run_outputs(&mut self, key: u64) {
         loop {
             let Some(session) = self.sessions.get_mut(&key) else {
                 return;
@@ -722,6 +768,10 @@ impl Switch {
         let Some(session) = self.sessions.get(&key) else {
             return;
         };
+        if session.callback.is_some() {
+            // We placed this leg; it is answered already.
+            return;
+        }
         let caller = &session.caller;
         let mut response = Response::for_request(&caller.invite, 200, "OK");
         response.set_to_tag(&caller.local_tag);
@@ -861,6 +911,10 @@ impl Switch {
     }
 
     pub(crate) fn handle_ledger_reply(&mut self, key: u64, reply: LedgerReply) {
+        if self.callbacks.contains_key(&key) {
+            self.callback_ledger_reply(key, reply);
+            return;
+        }
         match reply {
             LedgerReply::Done => {}
             // A voucher code is guessed like a PIN: its answers wait alike under the alarm.
@@ -892,6 +946,7 @@ impl Switch {
                     limit_cause = authorization.limit_cause.as_str(),
                     "authorized"
                 );
+                self.caller_leg_covered(key, attempt, authorization.limit_ms);
                 if let Some(session) = self.sessions.get_mut(&key) {
                     session.rated = Some((attempt, *rated));
                 }
@@ -1012,6 +1067,7 @@ impl Switch {
         let reservation = reservation_key(&session.call_id, attempt);
         let toll_free = session.access.toll_free;
         let now_ms = self.now.epoch_ms;
+        let beside = self.beside_caller_leg(key, attempt);
         self.ledger_request(
             key,
             LedgerRequest::Authorize {
@@ -1022,6 +1078,7 @@ impl Switch {
                 number,
                 toll_free,
                 now_ms,
+                beside,
             },
         );
     }
@@ -1122,6 +1179,44 @@ impl Switch {
             .clone()
             .or_else(|| session.caller_id.as_ref().map(|c| c.expose().clone()))
             .unwrap_or_else(|| "anonymous".into());
+        let delayed = self
+            .config
+            .carriers
+            .iter()
+            .any(|carrier| carrier.name == target.carrier && carrier.delayed_offer);
+        let (invite, offer) = self.carrier_invite(target, port, codecs, &caller, !delayed)?;
+        let (transaction, peer, invite) = self
+            .send_request(invite, target.peer)
+            .map_err(InviteError::Send)?;
+        debug!(call = key, carrier = %target.carrier, transport = %peer.transport, "INVITE sent");
+        crate::counters::Counters::add(&mut self.counters.carrier_attempts, target.carrier.clone());
+        let trying_deadline = Some(self.now.instant + target.invite_timeout);
+        let mut target = target.clone();
+        target.peer = peer;
+        Ok(Outgoing {
+            target,
+            invite,
+            offer,
+            transaction,
+            dialog: None,
+            trying_deadline,
+            authenticated: false,
+            abandoned: false,
+            delayed,
+            ack_body: None,
+        })
+    }
+
+    /// An INVITE to a carrier target from `caller` with our offer on RTP `port` (in the body
+    /// unless the carrier wants a delayed offer).
+    pub(crate) fn carrier_invite(
+        &mut self,
+        target: &CarrierTarget,
+        port: u16,
+        codecs: Vec<Codec>,
+        caller: &str,
+        offer_in_body: bool,
+    ) -> Result<(Request, SessionDescription), InviteError> {
         let mut origin = SessionOrigin::new(u64::from(port), self.advertised);
         let offer = talktime_sdp::offer(&self.local_audio(port, codecs), &mut origin);
         let uri_text = format!("sip:{}@{}", target.request_user, target.uri_host);
@@ -1147,35 +1242,11 @@ impl Switch {
         invite
             .headers
             .push("User-Agent", &self.config.sip.user_agent);
-        let delayed = self
-            .config
-            .carriers
-            .iter()
-            .any(|carrier| carrier.name == target.carrier && carrier.delayed_offer);
-        if !delayed {
+        if offer_in_body {
             invite.headers.push("Content-Type", "application/sdp");
             invite.body = offer.to_bytes();
         }
-        let (transaction, peer, invite) = self
-            .send_request(invite, target.peer)
-            .map_err(InviteError::Send)?;
-        debug!(call = key, carrier = %target.carrier, transport = %peer.transport, "INVITE sent");
-        crate::counters::Counters::add(&mut self.counters.carrier_attempts, target.carrier.clone());
-        let trying_deadline = Some(self.now.instant + target.invite_timeout);
-        let mut target = target.clone();
-        target.peer = peer;
-        Ok(Outgoing {
-            target,
-            invite,
-            offer,
-            transaction,
-            dialog: None,
-            trying_deadline,
-            authenticated: false,
-            abandoned: false,
-            delayed,
-            ack_body: None,
-        })
+        Ok((invite, offer))
     }
 
     /// A response on a client transaction of a call (the carrier INVITE, BYE or CANCEL).
@@ -1189,6 +1260,17 @@ impl Switch {
             .cseq()
             .is_ok_and(|cseq| cseq.method == Method::Invite);
         if !is_invite {
+            return;
+        }
+        if self.callback_response(key, transaction, &response) {
+            return;
+        }
+        if let Some(session) = self.sessions.get(&key)
+            && session.callback.is_some()
+            && session.caller.transaction == transaction
+        {
+            // The caller leg's 2xx again (our ACK was lost): ACK it again.
+            self.acknowledge_caller_leg(key, &response);
             return;
         }
         let current = self
@@ -1411,17 +1493,7 @@ impl Switch {
             (session.caller.dialog.clone(), session.caller.peer),
             (outgoing.dialog.clone(), outgoing.target.peer),
         ];
-        let reason = talktime_engine::DisconnectCause::NodeLost.reason_header();
-        let mut byes = Vec::with_capacity(2);
-        for (id, peer) in legs {
-            let Some(mut dialog) = id.and_then(|id| self.dialogs.get(&id)).cloned() else {
-                continue;
-            };
-            dialog.skip_local_sequence(RECOVERY_CSEQ_GAP);
-            let mut bye = dialog.new_request(Method::Bye, &self.via_for(peer.transport));
-            bye.headers.push("Reason", &reason);
-            byes.push(LegBye::new(&bye, peer));
-        }
+        let byes = self.recovery_byes(&legs);
         let checkpoint = Checkpoint {
             account: rated.account.0,
             card: rated.card.map(|card| card.0),
@@ -1452,6 +1524,22 @@ impl Switch {
         );
     }
 
+    /// A ready BYE for each leg, its CSeq well ahead, for recovery to send if we die.
+    pub(crate) fn recovery_byes(&self, legs: &[(Option<DialogId>, Peer)]) -> Vec<LegBye> {
+        let reason = talktime_engine::DisconnectCause::NodeLost.reason_header();
+        let mut byes = Vec::with_capacity(legs.len());
+        for (id, peer) in legs {
+            let Some(mut dialog) = id.as_ref().and_then(|id| self.dialogs.get(id)).cloned() else {
+                continue;
+            };
+            dialog.skip_local_sequence(RECOVERY_CSEQ_GAP);
+            let mut bye = dialog.new_request(Method::Bye, &self.via_for(peer.transport));
+            bye.headers.push("Reason", &reason);
+            byes.push(LegBye::new(&bye, *peer));
+        }
+        byes
+    }
+
     /// ACKs the carrier's 2xx (again, for a retransmission).
     fn acknowledge(&mut self, key: u64, response: &Response) {
         let Some(outgoing) = self.current_outgoing(key) else {
@@ -1470,6 +1558,24 @@ impl Switch {
                 ack.headers.push("Content-Type", "application/sdp");
                 ack.body = body.clone();
             }
+            let _ = self
+                .layer
+                .send_stateless(talktime_sip::Message::Request(ack), peer);
+        }
+    }
+
+    /// ACKs a callback's caller leg 2xx again.
+    fn acknowledge_caller_leg(&mut self, key: u64, response: &Response) {
+        let Some(session) = self.sessions.get(&key) else {
+            return;
+        };
+        let (Some(id), peer) = (session.caller.dialog.clone(), session.caller.peer) else {
+            return;
+        };
+        let via = self.via_for(peer.transport);
+        if let Some(dialog) = self.dialogs.get_mut(&id)
+            && let Ok(ack) = dialog.ack(response, &via)
+        {
             let _ = self
                 .layer
                 .send_stateless(talktime_sip::Message::Request(ack), peer);
@@ -1537,6 +1643,9 @@ impl Switch {
 
     /// A carrier INVITE got no final response (Timer B) or could not be sent.
     pub(crate) fn carrier_timeout(&mut self, key: u64, transaction: TransactionId) {
+        if self.callback_transaction_failed(key) {
+            return;
+        }
         let is_current = self.current_outgoing(key).is_some_and(|outgoing| {
             outgoing.transaction == transaction && outgoing.dialog.is_none()
         });
@@ -2011,6 +2120,9 @@ impl Switch {
             self.by_dialog.remove(&id);
             self.dialogs.remove(&id);
         }
+        if let Some(bill) = session.callback.take() {
+            self.settle_caller_leg(bill, &session.access.number, record);
+        }
     }
 
     /// Ends every call with BYE on both legs; each is billed and recorded as usual.
@@ -2115,7 +2227,7 @@ fn attempt_cdrs(reservation: &str, call_start_ms: i64, record: &AttemptRecord) -
         .collect()
 }
 
-fn party_name(party: talktime_engine::Party) -> &'static str {
+pub(crate) fn party_name(party: talktime_engine::Party) -> &'static str {
     match party {
         talktime_engine::Party::Caller => "caller",
         talktime_engine::Party::Carrier => "carrier",

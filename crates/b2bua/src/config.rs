@@ -47,6 +47,9 @@ pub struct Config {
     /// What SIGTERM and SIGINT do.
     #[serde(default)]
     pub shutdown: ShutdownConfig,
+    /// Calling callers back (callback access numbers and web callbacks).
+    #[serde(default)]
+    pub callback: CallbackConfig,
     /// This switch's identity among others on one database, and when a silent one is dead.
     #[serde(default)]
     pub cluster: ClusterConfig,
@@ -122,6 +125,12 @@ pub struct AccessNumber {
     /// added and the new balance said, then goodbye; no call is placed.
     #[serde(default)]
     pub recharge_only: bool,
+    /// A callback line: a caller whose caller ID is registered (from a peer trusted for
+    /// caller IDs) is refused unanswered with 480, so the call costs them nothing, and called
+    /// back after `[callback] delay_ms`; the call back runs this number's IVR, already
+    /// authenticated, and both legs are billed (the leg to the caller by its own destination).
+    #[serde(default)]
+    pub callback: bool,
     /// Play the welcome before a forwarded call. `None` keeps `[ivr] forwarding_welcome`.
     #[serde(default)]
     pub forwarding_welcome: Option<bool>,
@@ -453,6 +462,58 @@ impl RadiusConfig {
 
     pub fn acct_address(&self) -> Result<Option<SocketAddr>, ConfigError> {
         Self::address("acct_listen", &self.acct_listen)
+    }
+}
+
+/// Calling callers back.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackConfig {
+    /// How long after the refused call the caller is called back (their phone must be free).
+    #[serde(default = "default_callback_delay_ms")]
+    pub delay_ms: u64,
+    /// How long the call back rings before it is given up.
+    #[serde(default = "default_callback_ring_s")]
+    pub ring_s: u64,
+    /// Ringing of the called leg paid for in advance (the caller leg runs meanwhile).
+    #[serde(default = "default_ring_allowance_s")]
+    pub ring_allowance_s: u64,
+    /// Callbacks waiting or ringing at once, at most (more are refused with 503).
+    #[serde(default = "default_callback_pending")]
+    pub max_pending: usize,
+}
+
+fn default_ring_allowance_s() -> u64 {
+    15
+}
+
+impl Default for CallbackConfig {
+    fn default() -> Self {
+        CallbackConfig {
+            delay_ms: default_callback_delay_ms(),
+            ring_s: default_callback_ring_s(),
+            ring_allowance_s: default_ring_allowance_s(),
+            max_pending: default_callback_pending(),
+        }
+    }
+}
+
+fn default_callback_delay_ms() -> u64 {
+    3_000
+}
+
+fn default_callback_ring_s() -> u64 {
+    40
+}
+
+fn default_callback_pending() -> usize {
+    200
+}
+
+impl Config {
+    /// The access number whose IVR a web callback runs: the first callback line.
+    pub fn callback_access(&self) -> Option<&AccessNumber> {
+        self.access_numbers.iter().find(|access| access.callback)
     }
 }
 

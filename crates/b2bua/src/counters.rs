@@ -31,6 +31,9 @@ pub struct Counters {
     pub unparseable: u64,
     /// Alarms raised, by kind (`pin_failures`, `short_calls`, `account_spend`).
     pub alarms_raised: BTreeMap<&'static str, u64>,
+    /// Callbacks by outcome (`answered`, `no_answer`, `busy`, `failed`, `not_registered`,
+    /// `refused`, `unroutable`, `stopping`).
+    pub callbacks: BTreeMap<&'static str, u64>,
 }
 
 impl Counters {

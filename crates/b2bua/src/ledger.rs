@@ -33,6 +33,18 @@ pub struct Rated {
     pub without_activation: Option<RatingContext>,
 }
 
+/// A callback's leg to the caller, paid beside the called leg from the same credit.
+#[derive(Debug, Clone)]
+pub struct CallbackLeg {
+    /// Its own hold (attempt 0 of the call), resized by each called leg's authorization.
+    pub reservation: String,
+    /// Its rating (by the caller's number).
+    pub context: RatingContext,
+    /// How long it will have run when the called leg answers at the latest (its time so
+    /// far plus the called leg's ringing allowance).
+    pub elapsed_ms: u64,
+}
+
 /// One request to the ledger. Times are the wall clock (epoch ms) at the moment the switch
 /// made the request.
 #[derive(Debug)]
@@ -97,6 +109,8 @@ pub enum LedgerRequest {
         number: String,
         toll_free: bool,
         now_ms: i64,
+        /// A callback's leg to the caller, paid from the same credit.
+        beside: Option<Box<CallbackLeg>>,
     },
     /// Charge an attempt (with the rating it was authorized with) and write its CDR rows,
     /// once, keyed by the reservation; retried by the shell while the database refuses.

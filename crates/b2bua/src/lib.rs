@@ -7,6 +7,7 @@
 
 mod admission;
 pub mod alarms;
+pub mod callback;
 mod calls;
 pub mod config;
 pub mod counters;

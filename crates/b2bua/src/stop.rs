@@ -49,6 +49,7 @@ impl Switch {
             calls_ended: false,
             linger_until: None,
         });
+        self.stop_callbacks();
         if drain.is_zero() {
             self.end_calls_for_stop();
         }

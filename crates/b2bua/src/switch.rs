@@ -65,6 +65,8 @@ pub enum Input {
     OperatorHangup { call: u64, by: String },
     /// An operator hangs up every call of an account.
     OperatorHangupAccount { account: i64, by: String },
+    /// Call a customer back (and connect them to a number, or give them the IVR).
+    Callback(crate::callback::WebCallback),
     /// Carriers and dial plans changed (edited live): calls in progress keep their carrier,
     /// new calls route with these.
     RoutingChanged(Box<crate::routing::RoutingUpdate>),
@@ -152,6 +154,9 @@ pub struct Switch {
     pub(crate) carrier_addresses: HashMap<String, SocketAddr>,
     /// Prepaid calls by key, and the indexes that find them.
     pub(crate) sessions: HashMap<u64, Session>,
+    /// Callbacks not yet answered, and the earliest of their deadlines.
+    pub(crate) callbacks: HashMap<u64, crate::callback::Callback>,
+    pub(crate) callback_deadline: Option<Instant>,
     pub(crate) by_transaction: HashMap<TransactionId, u64>,
     pub(crate) by_dialog: HashMap<DialogId, u64>,
     pub(crate) call_deadlines: Deadlines<u64, Instant>,
@@ -220,6 +225,8 @@ impl Switch {
             router: services.router,
             carrier_addresses: services.carrier_addresses,
             sessions: HashMap::new(),
+            callbacks: HashMap::new(),
+            callback_deadline: None,
             by_transaction: HashMap::new(),
             by_dialog: HashMap::new(),
             call_deadlines: Deadlines::new(),
@@ -277,6 +284,7 @@ impl Switch {
                 info!(account, calls = ended, user = %by, "account's calls hung up by an operator");
             }
             Input::RoutingChanged(update) => self.apply_routing(*update, now.instant),
+            Input::Callback(request) => self.web_callback(request),
         }
         self.drain();
     }
@@ -288,6 +296,7 @@ impl Switch {
         self.layer.handle_timeout(instant);
         self.dialogs.handle_timeout(instant);
         self.call_timeouts(instant);
+        self.callback_timers(instant);
         self.release_pin_answers(instant);
         self.ping_carriers(instant);
         self.register_due(instant);
@@ -306,6 +315,7 @@ impl Switch {
             self.layer.poll_timeout(),
             self.dialogs.poll_timeout(),
             self.call_deadlines.next(),
+            self.callbacks_timeout(),
             self.held_pin_answers.front().map(|(due, _, _)| *due),
             self.router.poll_timeout(),
             self.registrations.next_timeout(),
@@ -742,6 +752,10 @@ impl Switch {
             if let Err(response) = self.admit(request, source, &trust) {
                 refused(self, "admission");
                 return Err(response);
+            }
+            if access.callback {
+                crate::counters::Counters::add(&mut self.counters.calls_refused, "callback");
+                return Err(Box::new(self.request_callback(request, access, &trust)));
             }
             let number = access.number.clone();
             return match self.start_call(transaction, request, source, access, trust) {

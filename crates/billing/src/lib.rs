@@ -104,8 +104,8 @@ pub use destinations::{DestinationPolicy, MAX_POLICY_PREFIXES};
 pub use micros::{DecimalError, MAX_FRACTION_DIGITS, format_micros, parse_micros};
 pub use money::{Currency, MAX_DECIMAL_PLACES, MICROS_PER_UNIT, Money, MoneyError};
 pub use rating::{
-    AccountFee, CallFacts, Charge, RatingContext, RatingError, ResolvedStep, StepCharge, TalkTime,
-    first_unit_cost, max_talk_time, rate_call,
+    AccountFee, CallFacts, Charge, CompanionLeg, RatingContext, RatingError, ResolvedStep,
+    StepCharge, TalkTime, first_unit_cost, max_talk_time, max_talk_time_beside, rate_call,
 };
 pub use simulate::{
     MatchedDestination, SimulationReport, SimulationRequest, TalkTimeReport, simulate,

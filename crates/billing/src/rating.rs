@@ -431,6 +431,56 @@ pub fn first_unit_cost(context: &RatingContext) -> Money {
 /// that happens to be cheaper is never granted across a shorter call that is not affordable.
 /// When cost is monotonic this is the usual `cost(t) ≤ available < cost(t + increment)`.
 pub fn max_talk_time(context: &RatingContext, available: Money) -> Result<TalkTime, RatingError> {
+    max_talk_time_with(context, available, &|_| Decimal::ZERO)
+}
+
+/// A callback's caller leg, paid for beside the called leg: it was answered `elapsed_ms`
+/// before the called leg can be (its ringing included) and keeps running while the called
+/// leg talks.
+#[derive(Debug, Clone, Copy)]
+pub struct CompanionLeg<'a> {
+    pub context: &'a RatingContext,
+    pub elapsed_ms: u64,
+}
+
+impl CompanionLeg<'_> {
+    /// What the companion leg costs once the called leg has talked `seconds` (to the last
+    /// millisecond of the last one, which the called leg's limit may reach).
+    pub fn cost_with(&self, seconds: u32) -> Money {
+        let ms = self
+            .elapsed_ms
+            .saturating_add(u64::from(seconds) * 1000 + 999);
+        rate_call(self.context, ms).total
+    }
+}
+
+/// [`max_talk_time`] for a call whose companion leg is paid from the same credit (a
+/// callback: the leg to the caller is rated by its own destination): the longest talk `t`
+/// with `cost(t) + companion.cost_with(t) <= available`. `cost_at_limit` is this leg's part;
+/// the companion's is [`CompanionLeg::cost_with`] at `limit_seconds`.
+pub fn max_talk_time_beside(
+    context: &RatingContext,
+    available: Money,
+    companion: CompanionLeg<'_>,
+) -> Result<TalkTime, RatingError> {
+    if companion.context.currency != context.currency {
+        return Err(RatingError::CurrencyMismatch {
+            tariff: companion.context.currency,
+            balance: context.currency,
+        });
+    }
+    max_talk_time_with(context, available, &|seconds| {
+        companion.cost_with(seconds).amount
+    })
+}
+
+/// The search of [`max_talk_time`] over this leg's cost plus `extra(seconds)`, a
+/// non-decreasing cost of something running beside it.
+fn max_talk_time_with(
+    context: &RatingContext,
+    available: Money,
+    extra: &dyn Fn(u32) -> Decimal,
+) -> Result<TalkTime, RatingError> {
     if available.currency != context.currency {
         return Err(RatingError::CurrencyMismatch {
             tariff: context.currency,
@@ -442,10 +492,12 @@ pub fn max_talk_time(context: &RatingContext, available: Money) -> Result<TalkTi
         first_unit_cost: first_unit,
         available,
     };
-    if first_unit.amount > available.amount {
+    let first_seconds = context.grace_seconds.max(1).min(context.max_call_seconds);
+    if first_unit.amount + extra(first_seconds) > available.amount {
         return Err(insufficient());
     }
-    let cost = |seconds: u32| rate_seconds(context, seconds, 0).total.amount;
+    let own_cost = |seconds: u32| rate_seconds(context, seconds, 0).total.amount;
+    let cost = |seconds: u32| own_cost(seconds) + extra(seconds);
     let limit = available.amount;
     let cap = context.max_call_seconds;
     let mut pieces = vec![(1, cap)];
@@ -464,7 +516,6 @@ pub fn max_talk_time(context: &RatingContext, available: Money) -> Result<TalkTi
         safe_until = last_affordable(low, high, limit, &cost).unwrap_or(safe_until);
         break;
     }
-    let first_seconds = context.grace_seconds.max(1).min(cap);
     if safe_until < first_seconds {
         return Err(insufficient());
     }
@@ -477,7 +528,7 @@ pub fn max_talk_time(context: &RatingContext, available: Money) -> Result<TalkTi
         limit_ms,
         announced_ms: announced(limit_ms, context.shrink_percent),
         limit_seconds: safe_until,
-        cost_at_limit: context.money(cost(safe_until)),
+        cost_at_limit: context.money(own_cost(safe_until)),
         first_unit_cost: first_unit,
         capped: safe_until == cap,
     })

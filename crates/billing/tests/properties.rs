@@ -211,6 +211,38 @@ proptest! {
     }
 
     #[test]
+    fn a_callback_pays_both_legs_within_the_credit(
+        called in context(),
+        caller in context(),
+        elapsed_ms in 0u64..600_000,
+        balance in amount(100_000),
+    ) {
+        let available = Money::new(balance, Currency::USD);
+        let companion = CompanionLeg { context: &caller, elapsed_ms };
+        match max_talk_time_beside(&called, available, companion) {
+            Ok(talk_time) => {
+                let both = rate_call(&called, talk_time.limit_ms).total.amount
+                    + rate_call(&caller, elapsed_ms + talk_time.limit_ms).total.amount;
+                prop_assert!(both <= balance, "{both} > {balance}");
+                prop_assert_eq!(
+                    talk_time.cost_at_limit.amount,
+                    rate_call(&called, talk_time.limit_ms).total.amount
+                );
+                let alone = max_talk_time(&called, available);
+                prop_assert!(alone.is_ok_and(|alone| alone.limit_ms >= talk_time.limit_ms));
+            }
+            Err(RatingError::InsufficientCredit { .. }) => {
+                let first = called.grace_seconds.max(1).min(called.max_call_seconds);
+                let first_both = first_unit_cost(&called).amount
+                    + companion.cost_with(first).amount;
+                // Only a disconnect fee can make a longer first piece unaffordable.
+                prop_assert!(first_both > balance || called.disconnect_fee.is_some());
+            }
+            Err(other) => prop_assert!(false, "unexpected error {other}"),
+        }
+    }
+
+    #[test]
     fn cost_is_never_negative_and_fits_micros(context in context(), duration_ms in 0u64..4_000_000) {
         let charge = rate_call(&context, duration_ms);
         let lines = [

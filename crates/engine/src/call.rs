@@ -34,6 +34,16 @@ pub struct CallSetup {
     pub now: Instant,
 }
 
+/// How a callback's call starts: the caller was recognised (by caller ID, or by the operator
+/// for a web callback) before the switch called them back, and the leg is already answered.
+#[derive(Debug, Clone)]
+pub struct CallbackStart {
+    pub account: AccountInfo,
+    /// A web callback's second number: connected at once, without the IVR. `None` asks the
+    /// caller for a destination as usual.
+    pub destination: Option<Pii<String>>,
+}
+
 /// Where a call is, for logs and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Phase {
@@ -200,6 +210,8 @@ pub struct Call {
     /// Voucher codes refused in this call, and new PINs refused.
     voucher_failures: u32,
     pin_change_failures: u32,
+    /// A web callback's destination, called as soon as the welcome has played.
+    preset_destination: Option<Pii<String>>,
 }
 
 /// Deadlines that come due together are handled in one `handle_timeout`; this bounds the loop.
@@ -231,6 +243,17 @@ impl Call {
     /// looks the caller ID up while the welcome plays. On a forwarding access number without
     /// `forwarding_welcome` nothing plays while the caller ID is looked up.
     pub fn new(setup: CallSetup) -> Result<Self, ConfigError> {
+        Self::start(setup, None)
+    }
+
+    /// Starts a callback's call on the leg the switch placed to the caller, answered: no
+    /// answer to send and no caller-ID lookup (the account is known); the welcome plays,
+    /// then the language menu or the destination prompt, or the preset destination is called.
+    pub fn callback(setup: CallSetup, start: CallbackStart) -> Result<Self, ConfigError> {
+        Self::start(setup, Some(start))
+    }
+
+    fn start(setup: CallSetup, callback: Option<CallbackStart>) -> Result<Self, ConfigError> {
         setup.ivr.validate()?;
         setup.ivr.check_languages(&setup.languages)?;
         let now = setup.now;
@@ -264,7 +287,20 @@ impl Call {
             language_from_menu: false,
             voucher_failures: 0,
             pin_change_failures: 0,
+            preset_destination: None,
         };
+        if let Some(start) = callback {
+            call.preset_destination = start
+                .destination
+                .and_then(|number| normalize_destination(number.expose()).ok())
+                .map(Pii::new);
+            let welcome = call.prompts(&["welcome"]);
+            call.state = State::Welcome {
+                playback: Some(call.play(welcome, false)),
+                caller_lookup: CallerLookupState::Accepted(start.account),
+            };
+            return Ok(call);
+        }
         call.outputs.push_back(Output::AnswerCaller);
         let playback = if call.config.forwarding && !call.config.forwarding_welcome {
             call.welcome_owed = true;
@@ -610,7 +646,10 @@ impl Call {
                 if let Some(language) = preferred {
                     self.language = language;
                 }
-                let forward_to = self.forward_destination(&account);
+                let forward_to = self
+                    .preset_destination
+                    .take()
+                    .or_else(|| self.forward_destination(&account));
                 self.account = Some(account);
                 self.authenticated_by = Some(AuthMethod::CallerId);
                 if let Some(destination) = forward_to {

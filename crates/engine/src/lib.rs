@@ -77,7 +77,7 @@ mod entry;
 pub mod event;
 pub mod speech;
 
-pub use call::{Call, CallSetup, Phase};
+pub use call::{Call, CallSetup, CallbackStart, Phase};
 pub use cause::{DisconnectCause, Party, Release};
 pub use config::{ConfigError, IvrConfig, Language, WarningKind};
 pub use destination::{DestinationError, normalize_destination};

@@ -258,6 +258,39 @@ async fn read_locked_account(
     row.ok_or_else(|| StoreError::not_found("account", account_id))
 }
 
+/// What an open reservation of `account_id` holds, locked with the account.
+async fn open_hold(
+    conn: &mut Conn<'_>,
+    call_id: &str,
+    account_id: i64,
+) -> Result<Option<i64>, StoreError> {
+    let held: Option<i64> = with_conn!(conn, c => sqlx::query_scalar(
+        "SELECT amount_micros FROM reservations \
+         WHERE call_id = $1 AND account_id = $2 AND state = 'open'",
+    )
+    .bind(call_id)
+    .bind(account_id)
+    .fetch_optional(&mut **c)
+    .await)?;
+    Ok(held)
+}
+
+async fn resize_hold(
+    conn: &mut Conn<'_>,
+    call_id: &str,
+    amount_micros: i64,
+) -> Result<(), StoreError> {
+    with_conn!(conn, c => sqlx::query(
+        "UPDATE reservations SET amount_micros = $2 WHERE call_id = $1 AND state = 'open'",
+    )
+    .bind(call_id)
+    .bind(amount_micros)
+    .execute(&mut **c)
+    .await
+    .map(|_| ()))?;
+    Ok(())
+}
+
 fn check_account(account_id: i64, account: &LockedAccount) -> Result<(), StoreError> {
     if account.status != "active" {
         return Err(StoreError::NotUsable {
@@ -291,6 +324,45 @@ impl Store {
     where
         F: FnOnce(&Available) -> Result<Decision, Refusal>,
     {
+        let decide_alone = |available: &Available, _held: i64| Ok((decide(available)?, 0));
+        let (reservation, _) = self
+            .hold(call_id, None, payer, now_ms, decide_alone)
+            .await?;
+        Ok(reservation)
+    }
+
+    /// [`Store::authorize`] beside `companion`, an open hold of the same call on the same
+    /// account (a callback's leg to the caller): what the companion holds counts as free
+    /// credit and it is not another call for the concurrency limit; `decide` gets that hold
+    /// and answers with this hold and the companion's new size, both written in the one
+    /// transaction. Returns the reservation and the companion's new hold. A companion that is
+    /// no longer open counts as holding nothing and is left alone.
+    pub async fn authorize_beside<F>(
+        &self,
+        call_id: &str,
+        companion: &str,
+        payer: Payer,
+        now_ms: i64,
+        decide: F,
+    ) -> Result<(Reservation, i64), StoreError>
+    where
+        F: FnOnce(&Available, i64) -> Result<(Decision, i64), Refusal>,
+    {
+        self.hold(call_id, Some(companion), payer, now_ms, decide)
+            .await
+    }
+
+    async fn hold<F>(
+        &self,
+        call_id: &str,
+        companion: Option<&str>,
+        payer: Payer,
+        now_ms: i64,
+        decide: F,
+    ) -> Result<(Reservation, i64), StoreError>
+    where
+        F: FnOnce(&Available, i64) -> Result<(Decision, i64), Refusal>,
+    {
         let mut transaction = self.begin_write().await?;
         let mut conn = transaction.conn();
         let (account_id, card_id, card_tariff) = match payer {
@@ -302,15 +374,23 @@ impl Store {
             Payer::Account(account_id) => (account_id, None, None),
         };
         lock_account(&mut conn, account_id).await?;
-        let account = read_locked_account(&mut conn, account_id).await?;
+        let mut account = read_locked_account(&mut conn, account_id).await?;
+        let held = match companion {
+            Some(companion) => open_hold(&mut conn, companion, account_id).await?,
+            None => None,
+        };
+        let beside = i64::from(held.is_some());
+        account.open_calls -= beside;
+        let held = held.unwrap_or(0);
         check_account(account_id, &account)?;
-        let own_free = account.balance_micros - account.reserved_micros;
+        let own_free = account.balance_micros - account.reserved_micros + held;
         let owner_free = match account.owner_account_id {
             Some(owner_id) => {
                 lock_account(&mut conn, owner_id).await?;
-                let owner = read_locked_account(&mut conn, owner_id).await?;
+                let mut owner = read_locked_account(&mut conn, owner_id).await?;
+                owner.open_calls -= beside;
                 check_account(owner_id, &owner)?;
-                Some(owner.balance_micros - owner.reserved_micros)
+                Some(owner.balance_micros - owner.reserved_micros + held)
             }
             None => None,
         };
@@ -325,12 +405,17 @@ impl Store {
             available_micros: own_free.min(owner_free.unwrap_or(own_free)).max(0),
             open_calls: account.open_calls,
         };
-        let decision = decide(&available).map_err(StoreError::Refused)?;
-        if decision.reserve_micros < 0 || decision.reserve_micros > available.available_micros {
+        let (decision, companion_micros) = decide(&available, held).map_err(StoreError::Refused)?;
+        let total = decision.reserve_micros.saturating_add(companion_micros);
+        if decision.reserve_micros < 0 || companion_micros < 0 || total > available.available_micros
+        {
             return Err(StoreError::ReservationTooLarge {
-                requested_micros: decision.reserve_micros,
+                requested_micros: total,
                 available_micros: available.available_micros,
             });
+        }
+        if let Some(companion) = companion {
+            resize_hold(&mut conn, companion, companion_micros).await?;
         }
         let inserted: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
             "INSERT INTO reservations (call_id, account_id, owner_account_id, card_id, \
@@ -352,7 +437,7 @@ impl Store {
             return Err(StoreError::CallIdInUse);
         }
         transaction.commit().await?;
-        Ok(Reservation {
+        let reservation = Reservation {
             call_id: call_id.to_owned(),
             account_id,
             owner_account_id: account.owner_account_id,
@@ -363,7 +448,8 @@ impl Store {
             charged_micros: None,
             created_at_ms: now_ms,
             closed_at_ms: None,
-        })
+        };
+        Ok((reservation, companion_micros))
     }
 
     /// Charges the actual cost of a call (which may exceed the hold), writes its CDRs and

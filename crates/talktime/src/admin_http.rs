@@ -110,11 +110,21 @@ pub struct AdminState {
     core: CoreSender,
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     pub(crate) routing: crate::routing_live::RoutingEditor,
+    /// A callback access number is configured (web callbacks run its IVR).
+    pub(crate) callbacks: bool,
 }
 
 impl AdminState {
     pub(crate) fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub(crate) fn callback_desk(&self) -> crate::callbacks::CallbackDesk {
+        crate::callbacks::CallbackDesk {
+            store: self.store.clone(),
+            core: self.core.clone(),
+            enabled: self.callbacks,
+        }
     }
 }
 
@@ -128,6 +138,7 @@ pub struct Listener {
 }
 
 /// Binds the admin listener and serves it in its own task.
+#[allow(clippy::too_many_arguments)]
 pub async fn start(
     Listener {
         listen,
@@ -140,6 +151,7 @@ pub async fn start(
     core: CoreSender,
     metrics: Arc<crate::metrics::Metrics>,
     routing: crate::routing_live::RoutingEditor,
+    callbacks: bool,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let https = tls.is_some();
@@ -160,6 +172,7 @@ pub async fn start(
         core,
         metrics,
         routing,
+        callbacks,
     };
     tokio::spawn(crate::http_serve::serve(
         listener,
@@ -179,6 +192,7 @@ fn router(state: AdminState) -> Router {
     let protected = Router::new()
         .route("/api/accounts/{id}", get(account))
         .route("/api/accounts/{id}/recharge", post(recharge))
+        .route("/api/accounts/{id}/callback", post(crate::callbacks::place))
         .route("/api/cards/batches", post(card_batch))
         .route("/api/vouchers/batches", post(crate::vouchers::create_batch))
         .route("/api/vouchers/batches/{id}", get(crate::vouchers::batch))
@@ -314,7 +328,9 @@ async fn require_token(
         .ok_or(AdminError::Unauthorized)?;
     let reads = request.method() == axum::http::Method::GET;
     let path = request.uri().path();
-    let recharges = path.ends_with("/recharge") || path.ends_with("/recharge/voucher");
+    let recharges = path.ends_with("/recharge")
+        || path.ends_with("/recharge/voucher")
+        || path.ends_with("/callback");
     if user.role == talktime_store::Role::Support && !reads && !recharges {
         return Err(AdminError::Forbidden(format!(
             "user {} ({}) may read and recharge, not this",

@@ -195,6 +195,24 @@ impl Ledger {
         toll_free: bool,
         now_ms: i64,
     ) -> Result<Rated, Refusal> {
+        self.authorize_beside(key, account, card, destination, toll_free, now_ms, None)
+            .await
+    }
+
+    /// [`Ledger::authorize`] for the called leg of a callback: the limit is what the credit
+    /// pays for both legs (`beside`, the leg to the caller, keeps running), and the caller
+    /// leg's hold is resized to cover it up to that limit, in the same transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn authorize_beside(
+        &self,
+        key: &str,
+        account: AccountId,
+        card: Option<CardId>,
+        destination: &str,
+        toll_free: bool,
+        now_ms: i64,
+        beside: Option<&talktime_b2bua::ledger::CallbackLeg>,
+    ) -> Result<Rated, Refusal> {
         let activation_fee_micros = self.activation_due(card).await.map_err(|error| {
             warn!(%error, "cannot read the card");
             Refusal::UnknownDestination
@@ -239,14 +257,27 @@ impl Ledger {
             Refusal::NoCredit
         })?;
         let mut granted = None;
-        let result = self
-            .store
-            .authorize(key, payer, now_ms, |available| {
-                let decision = decide(&context, available, &caps)?;
-                granted = Some((decision.1, decision.2));
-                Ok(decision.0)
-            })
-            .await;
+        let result = match beside {
+            None => {
+                self.store
+                    .authorize(key, payer, now_ms, |available| {
+                        let decision = decide(&context, available, &caps)?;
+                        granted = Some((decision.1, decision.2));
+                        Ok(decision.0)
+                    })
+                    .await
+            }
+            Some(leg) => self
+                .store
+                .authorize_beside(key, &leg.reservation, payer, now_ms, |available, _held| {
+                    let (decision, announced, cause, companion) =
+                        decide_beside(&context, available, &caps, leg)?;
+                    granted = Some((announced, cause));
+                    Ok((decision, companion))
+                })
+                .await
+                .map(|(reservation, _)| reservation),
+        };
         let (announced, limit_cause) =
             granted.unwrap_or((0, talktime_engine::DisconnectCause::CreditExhausted));
         match result {
@@ -655,6 +686,51 @@ fn decide(
                 max_duration_ms: i64::try_from(talk_time.limit_ms).unwrap_or(i64::MAX),
             };
             Ok((decision, talk_time.announced_ms, limit_cause))
+        }
+        Err(RatingError::InsufficientCredit {
+            first_unit_cost, ..
+        }) => Err(StoreRefusal::InsufficientCredit {
+            available_micros: credit_micros,
+            needed_micros: first_unit_cost.to_micros().unwrap_or(i64::MAX),
+        }),
+        Err(error) => Err(StoreRefusal::Other(error.to_string())),
+    }
+}
+
+/// [`decide`] for a callback's called leg: the talk time both legs' cost fits in, this leg's
+/// hold, and the caller leg's new hold (what it costs up to this leg's limit).
+fn decide_beside(
+    context: &RatingContext,
+    available: &talktime_store::Available,
+    caps: &Caps,
+    leg: &talktime_b2bua::ledger::CallbackLeg,
+) -> Result<(Decision, u64, talktime_engine::DisconnectCause, i64), StoreRefusal> {
+    let currency = Currency::new(&available.currency)
+        .map_err(|error| StoreRefusal::Other(error.to_string()))?;
+    let (credit_micros, limit_cause) = caps.credit(available);
+    let credit = Money::from_micros(credit_micros, currency);
+    let companion = talktime_billing::CompanionLeg {
+        context: &leg.context,
+        elapsed_ms: leg.elapsed_ms,
+    };
+    let micros = |money: Money| {
+        money
+            .to_micros()
+            .map_err(|error| StoreRefusal::Other(error.to_string()))
+    };
+    match talktime_billing::max_talk_time_beside(context, credit, companion) {
+        Ok(talk_time) => {
+            let decision = Decision {
+                reserve_micros: micros(talk_time.cost_at_limit)?,
+                max_duration_ms: i64::try_from(talk_time.limit_ms).unwrap_or(i64::MAX),
+            };
+            let companion_micros = micros(companion.cost_with(talk_time.limit_seconds))?;
+            Ok((
+                decision,
+                talk_time.announced_ms,
+                limit_cause,
+                companion_micros,
+            ))
         }
         Err(RatingError::InsufficientCredit {
             first_unit_cost, ..

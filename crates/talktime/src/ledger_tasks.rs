@@ -255,9 +255,18 @@ async fn answer(
             number,
             toll_free,
             now_ms,
+            beside,
         } => {
             let result = ledger
-                .authorize(&reservation, account, card, &number, toll_free, now_ms)
+                .authorize_beside(
+                    &reservation,
+                    account,
+                    card,
+                    &number,
+                    toll_free,
+                    now_ms,
+                    beside.as_deref(),
+                )
                 .await;
             match result {
                 Ok(rated) => LedgerReply::Authorized {

@@ -154,6 +154,7 @@ impl Modify for BearerToken {
         crate::admin_http::health,
         crate::admin_http::account,
         crate::admin_http::recharge,
+        crate::callbacks::place,
         crate::admin_http::card_batch,
         crate::admin_http::cdrs,
         crate::admin_http::cdrs_export,

@@ -199,6 +199,7 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
             core_sender.clone(),
             metrics.clone(),
             routing,
+            config.callback_access().is_some(),
         )
         .await
         .with_context(|| format!("cannot listen for the admin API on {listen}"))?;

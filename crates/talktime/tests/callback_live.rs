@@ -1,0 +1,253 @@
+//! Callback through the running binary (issue 21), with baresip as the customer's phone (it
+//! dials, and answers the call back by itself) and a SIPp carrier for the called number:
+//! - the phone rings the callback line and is refused unanswered (480); the switch calls it
+//!   back through the carrier its number routes to, the customer keys a destination at a
+//!   human pace and is connected; the CDRs show both legs, each with its own charge;
+//! - a web callback (`POST /api/accounts/{id}/callback`) connects the customer to the number
+//!   given, and the credit pays for both legs: the call is cut when it runs out, to the
+//!   micro-unit of the balance.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::baresip::Baresip;
+use common::calls::{answering_carrier, start};
+use common::prepaid::{self, ConfigFile};
+use common::{Switch, tail};
+use talktime_store::Cdr;
+
+/// The customer's mobile at 0.60 a minute, the UK at 1.20, both per second.
+const RATES: &str = "1555,US mobile,0.60,0.30,1,1,0\n44,UK,1.20,0.50,1,1,0\n";
+/// The phone's number as caller IDs carry it (E.164 digits), and as CDRs write it.
+const PHONE: &str = "15551230001";
+const PHONE_E164: &str = "+15551230001";
+
+fn config(phone: &Baresip, carrier: &str) -> ConfigFile {
+    ConfigFile::new()
+        .raw(
+            "[[access_numbers]]\nnumber = \"600\"\ncallback = true\n\n\
+             [callback]\ndelay_ms = 1000\nring_s = 20\nring_allowance_s = 5\n",
+        )
+        .carrier("phones", &format!("127.0.0.1:{}", phone.sip_port))
+        .carrier("uk", carrier)
+        .routes(&[("1555", &["phones"]), ("44", &["uk"])])
+}
+
+fn phone(dir: &Path) -> Baresip {
+    Baresip::start_with(
+        &dir.join("phone"),
+        "",
+        &format!("<sip:{PHONE}@127.0.0.1>;regint=0;answermode=auto"),
+    )
+}
+
+/// The call id the switch gave the callback (from its log).
+fn callback_call_id(switch: &Switch) -> String {
+    let log = switch.log_text();
+    let line = log
+        .lines()
+        .find(|line| line.contains("callback requested"))
+        .unwrap_or_else(|| panic!("no callback in the log:\n{}", tail(&log, 40)));
+    let start = line.find("call_id=").unwrap() + "call_id=".len();
+    line[start..].split_whitespace().next().unwrap().to_owned()
+}
+
+fn leg(dir: &Path, call_id: &str, attempt: u32) -> Cdr {
+    let rows = prepaid::wait_for_cdrs(dir, &format!("{call_id}#{attempt}"), 1);
+    assert_eq!(rows.len(), 1, "leg {attempt}: {rows:?}");
+    rows.into_iter().next().unwrap()
+}
+
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// A destination keyed as a person does: a key every 400-600 ms.
+fn human_keys(number: &str, from: Duration) -> Vec<(Duration, String)> {
+    let gaps = [430u64, 560, 410, 600, 480, 520, 455, 590];
+    let mut at = from;
+    number
+        .chars()
+        .zip(gaps.iter().cycle())
+        .map(|(key, gap)| {
+            let press = (at, key.to_string());
+            at += Duration::from_millis(*gap);
+            press
+        })
+        .collect()
+}
+
+#[test]
+fn a_caller_refused_on_the_callback_line_is_called_back_and_connected() {
+    let dir = prepaid::data_dir("callback-line");
+    prepaid::tariff(&dir, "demo", RATES);
+    let account = prepaid::card(&dir, "1234567890", 10_000_000, 0);
+    prepaid::register_caller_id(&dir, account, PHONE);
+    let carrier = answering_carrier();
+    let phone = phone(&dir);
+    let switch = start(&dir, config(&phone, &carrier.address()));
+
+    phone.dial(&format!("sip:600@{}", switch.sip));
+    assert!(
+        phone.wait_for("480 Temporarily Unavailable", Duration::from_secs(10)),
+        "the callback line refuses the call unanswered:\n{}",
+        phone.log_text()
+    );
+    assert!(
+        !phone.log_text().contains("Call established"),
+        "nothing was answered"
+    );
+    assert!(
+        phone.wait_for("Call established", Duration::from_secs(15)),
+        "the switch calls the phone back:\n{}\nswitch:\n{}",
+        phone.log_text(),
+        tail(&switch.log_text(), 40)
+    );
+    let answered = Instant::now();
+    phone.keys(
+        answered,
+        &human_keys("00442071234567#", Duration::from_millis(2500)),
+    );
+    assert!(
+        wait_until(Duration::from_secs(25), || switch
+            .log_text()
+            .contains("bridged")),
+        "the keyed destination is connected:\n{}",
+        tail(&switch.log_text(), 40)
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    phone.send("/hangup\n");
+    let carrier_run = carrier.finish(Duration::from_secs(10));
+    assert!(
+        carrier_run.success(),
+        "the UK carrier was called and got our BYE: {}",
+        carrier_run.describe()
+    );
+
+    let call_id = callback_call_id(&switch);
+    let caller_leg = leg(&dir, &call_id, 0);
+    let called_leg = leg(&dir, &call_id, 1);
+    assert_eq!(caller_leg.attempt, 0);
+    assert_eq!(
+        caller_leg.destination.expose(),
+        PHONE_E164,
+        "{caller_leg:?}"
+    );
+    assert_eq!(caller_leg.carrier.as_deref(), Some("phones"));
+    assert_eq!(called_leg.destination.expose(), "+442071234567");
+    assert_eq!(called_leg.carrier.as_deref(), Some("uk"));
+    let talk = |cdr: &Cdr| cdr.end_ms - cdr.answer_ms.expect("answered");
+    // Per second: 0.60 a minute is 10,000 micros a second, 1.20 is 20,000.
+    let caller_seconds = (talk(&caller_leg) + 999) / 1000;
+    let called_seconds = (talk(&called_leg) + 999) / 1000;
+    assert!(
+        talk(&caller_leg) > talk(&called_leg) + 5_000,
+        "the caller leg ran through the IVR: {caller_leg:?} {called_leg:?}"
+    );
+    assert!(
+        (caller_seconds * 10_000 - caller_leg.total_micros).abs() <= 10_000,
+        "caller leg at 0.60 a minute: {caller_leg:?}"
+    );
+    assert!(
+        (called_seconds * 20_000 - called_leg.total_micros).abs() <= 20_000,
+        "called leg at 1.20 a minute: {called_leg:?}"
+    );
+    assert_eq!(
+        prepaid::balance(&dir, account),
+        10_000_000 - caller_leg.total_micros - called_leg.total_micros,
+        "both legs are charged, once"
+    );
+    assert_eq!(prepaid::open_reservations(&dir, account), 0);
+}
+
+fn admin_post(switch: &Switch, path: &str, body: &str) -> (u16, String) {
+    let token = std::fs::read_to_string(switch.data_dir.join("admin.token")).unwrap();
+    let mut stream = TcpStream::connect(switch.admin).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        switch.admin,
+        token.trim(),
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn a_web_callback_is_cut_when_the_credit_has_paid_for_both_legs() {
+    let dir = prepaid::data_dir("web-callback");
+    prepaid::tariff(&dir, "demo", RATES);
+    // 0.50: the caller leg's first seconds and ringing allowance, then 0.03 a second for both.
+    let account = prepaid::card(&dir, "1234567890", 500_000, 0);
+    let carrier = answering_carrier();
+    let phone = phone(&dir);
+    let switch = start(&dir, config(&phone, &carrier.address()));
+
+    let (status, body) = admin_post(
+        &switch,
+        &format!("/api/accounts/{account}/callback"),
+        &format!("{{\"number\": \"{PHONE_E164}\", \"destination\": \"00442071234567\"}}"),
+    );
+    assert_eq!(status, 202, "{body}");
+    let placed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let call_id = placed["call_id"].as_str().unwrap().to_owned();
+    let (status, body) = admin_post(
+        &switch,
+        "/api/accounts/999/callback",
+        &format!("{{\"number\": \"{PHONE}\"}}"),
+    );
+    assert_eq!(status, 404, "an unknown account: {body}");
+
+    assert!(
+        phone.wait_for("Call established", Duration::from_secs(15)),
+        "the web callback rings the phone:\n{}\nswitch:\n{}",
+        phone.log_text(),
+        tail(&switch.log_text(), 40)
+    );
+    assert!(
+        phone.wait_for("terminated", Duration::from_secs(40)),
+        "the switch ends the call when the credit has paid for both legs:\n{}",
+        tail(&switch.log_text(), 40)
+    );
+    let carrier_run = carrier.finish(Duration::from_secs(10));
+    assert!(carrier_run.success(), "{}", carrier_run.describe());
+    let caller_leg = leg(&dir, &call_id, 0);
+    let called_leg = leg(&dir, &call_id, 1);
+    assert_eq!(
+        called_leg.disconnect_cause.as_deref(),
+        Some("credit_exhausted"),
+        "{called_leg:?}"
+    );
+    let charged = caller_leg.total_micros + called_leg.total_micros;
+    assert!(
+        (450_000..=500_000).contains(&charged),
+        "the credit pays for both legs, not more: {caller_leg:?} {called_leg:?}"
+    );
+    assert_eq!(prepaid::balance(&dir, account), 500_000 - charged);
+    assert_eq!(prepaid::open_reservations(&dir, account), 0);
+}
