@@ -1574,3 +1574,69 @@ async fn routing_documents_on_sqlite() {
 async fn routing_documents_on_postgres() {
     routing_documents_are_seeded_once_and_versioned(common::TestDb::postgres().await).await;
 }
+
+// A callback's called leg is held beside its caller leg (issue 21): the caller leg's hold counts
+// as free credit, it is not a second call for a limit of one, and both holds are written in one
+// transaction; asking for more than both can have writes nothing.
+ledger_test!(
+    a_hold_beside_the_caller_leg_resizes_it_in_the_same_transaction,
+    |store| {
+        let mut single = NewAccount::new("callback", "USD");
+        single.concurrency_limit = 1;
+        let account = store.create_account(&single, NOW).await.unwrap();
+        store
+            .recharge(account.id, 10 * UNIT, None, NOW)
+            .await
+            .unwrap();
+        let payer = Payer::Account(account.id);
+        store
+            .authorize("cb#0", payer, NOW, hold(10 * UNIT))
+            .await
+            .unwrap();
+        let refused = store
+            .authorize_beside("cb#1", "cb#0", payer, NOW, |available, held| {
+                assert_eq!((available.available_micros, held), (10 * UNIT, 10 * UNIT));
+                Ok((
+                    Decision {
+                        reserve_micros: 6 * UNIT,
+                        max_duration_ms: 1,
+                    },
+                    5 * UNIT,
+                ))
+            })
+            .await;
+        assert!(refused.is_err(), "11 of 10 held: {refused:?}");
+        let held = |call: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .reservation(call)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .amount_micros
+            }
+        };
+        assert_eq!(held("cb#0").await, 10 * UNIT, "nothing written");
+        let (reservation, caller_leg) = store
+            .authorize_beside("cb#1", "cb#0", payer, NOW, |_, _| {
+                Ok((
+                    Decision {
+                        reserve_micros: 6 * UNIT,
+                        max_duration_ms: 1,
+                    },
+                    4 * UNIT,
+                ))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            (reservation.amount_micros, caller_leg),
+            (6 * UNIT, 4 * UNIT)
+        );
+        assert_eq!(held("cb#0").await, 4 * UNIT);
+        // Another call on the account is still refused by its limit of one.
+        let other = store.authorize("other", payer, NOW, hold(UNIT)).await;
+        assert!(other.is_err(), "{other:?}");
+    }
+);

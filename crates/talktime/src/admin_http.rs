@@ -164,6 +164,7 @@ pub async fn start(
         limiter: Arc::default(),
         routing: routing.clone(),
         prompts_dir: prompts_dir.clone(),
+        callbacks,
     };
     let state = AdminState {
         store,

@@ -1206,7 +1206,19 @@ fn vouchers_are_made_and_listed_and_speed_dials_kept_from_the_browser() {
     let dir = prepaid::data_dir("console-vouchers");
     prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
     let account = prepaid::card(&dir, "1234567890", 1_000_000, 0);
-    let switch = start(&dir, ConfigFile::new());
+    // The customer's phone, which answers the web callback placed from the account page.
+    let phone = common::baresip::Baresip::start_with(
+        &dir.join("phone"),
+        "",
+        "<sip:15551230001@127.0.0.1>;regint=0;answermode=auto",
+    );
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .raw("[[access_numbers]]\nnumber = \"600\"\ncallback = true\n")
+            .carrier("phones", &format!("127.0.0.1:{}", phone.sip_port))
+            .routes(&[("1555", &["phones"])]),
+    );
     let console = format!("http://{}", switch.admin);
     let site = Console {
         base: console.clone(),
@@ -1311,12 +1323,48 @@ fn vouchers_are_made_and_listed_and_speed_dials_kept_from_the_browser() {
         browser.all("li.speed-dial").is_empty() && !browser.all("#balance").is_empty()
     });
     assert!(removed, "{}", browser.source());
+
+    // A web callback from the account page: a bad number named, then the phone rings, is
+    // answered and hears the IVR; the leg to it is billed on its own CDR row.
+    browser.type_into("#callback-number", "call me");
+    browser.click("#place-callback");
+    assert!(
+        browser.text("#error-callback").contains("number"),
+        "{}",
+        browser.source()
+    );
+    browser.type_into("#callback-number", "+15551230001");
+    browser.click("#place-callback");
+    let placed = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        !browser.all("#callback-placed").is_empty()
+    });
+    assert!(placed, "{}", browser.source());
+    let notice = browser.text("#callback-placed");
+    let call_id = notice
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .trim_end_matches(';');
+    assert!(
+        phone.wait_for("Call established", Duration::from_secs(15)),
+        "the phone is called back:\n{}",
+        phone.log_text()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    phone.send("/hangup\n");
+    let caller_leg = prepaid::wait_for_cdrs(&dir, &format!("{call_id}#0"), 1);
+    assert_eq!(caller_leg.len(), 1, "{notice}: {caller_leg:?}");
+    assert_eq!(caller_leg[0].destination.expose(), "+15551230001");
+    assert!(caller_leg[0].answer_ms.is_some(), "{caller_leg:?}");
+
     browser.go(&format!("{console}/console/users"));
     let audit = browser.source();
     assert!(
         audit.contains("vouchers_generate")
             && audit.contains("speed_dial_set")
-            && audit.contains("speed_dial_remove"),
+            && audit.contains("speed_dial_remove")
+            && audit.contains("callback"),
         "{audit}"
     );
 }

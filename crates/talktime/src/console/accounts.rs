@@ -34,7 +34,10 @@ pub(super) async fn account_view(
     entries.reverse();
     entries.truncate(50);
     let dials = state.store.speed_dials(id).await?;
-    let speed_dials = super::vouchers::speed_dials_html(user, id, &dials, error);
+    let mut speed_dials = super::vouchers::speed_dials_html(user, id, &dials, error);
+    if state.callbacks {
+        speed_dials.push_str(&super::callbacks::callback_html(user, id, error));
+    }
     Ok(pages::account(
         user,
         &account,

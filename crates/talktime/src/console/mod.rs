@@ -6,6 +6,7 @@
 
 mod accounts;
 pub mod auth;
+mod callbacks;
 mod cards;
 mod pages;
 mod prompts;
@@ -45,6 +46,8 @@ pub struct ConsoleState {
     pub routing: crate::routing_live::RoutingEditor,
     /// Where the prompts are (one directory per language).
     pub prompts_dir: std::path::PathBuf,
+    /// A callback access number is configured: account pages offer a web callback.
+    pub callbacks: bool,
 }
 
 /// The console's routes (merged into the admin router).
@@ -118,6 +121,7 @@ pub fn router(state: ConsoleState) -> Router {
             "/console/accounts/{id}/caller-ids/remove",
             post(accounts::remove_caller_id),
         )
+        .route("/console/accounts/{id}/callback", post(callbacks::place))
         .route(
             "/console/accounts/{id}/speed-dials",
             post(vouchers::set_speed_dial),
