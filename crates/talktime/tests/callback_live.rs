@@ -1,7 +1,8 @@
 //! Callback through the running binary (issue 21), with baresip as the customer's phone (it
 //! dials, and answers the call back by itself) and a SIPp carrier for the called number:
-//! - the phone rings the callback line and is refused unanswered (480); the switch calls it
-//!   back through the carrier its number routes to, the customer keys a destination at a
+//! - the phone rings the callback line and is refused unanswered (480); unregistered, it is
+//!   not called back; registered, the switch calls it back through the carrier its number
+//!   routes to, the customer keys a destination at a
 //!   human pace and is connected; the CDRs show both legs, each with its own charge;
 //! - a web callback (`POST /api/accounts/{id}/callback`) connects the customer to the number
 //!   given, and the credit pays for both legs: the call is cut when it runs out, to the
@@ -47,12 +48,12 @@ fn phone(dir: &Path) -> Baresip {
     )
 }
 
-/// The call id the switch gave the callback (from its log).
+/// The call id the switch gave the last callback asked (from its log).
 fn callback_call_id(switch: &Switch) -> String {
     let log = switch.log_text();
     let line = log
         .lines()
-        .find(|line| line.contains("callback requested"))
+        .rfind(|line| line.contains("callback requested"))
         .unwrap_or_else(|| panic!("no callback in the log:\n{}", tail(&log, 40)));
     let start = line.find("call_id=").unwrap() + "call_id=".len();
     line[start..].split_whitespace().next().unwrap().to_owned()
@@ -95,15 +96,33 @@ fn a_caller_refused_on_the_callback_line_is_called_back_and_connected() {
     let dir = prepaid::data_dir("callback-line");
     prepaid::tariff(&dir, "demo", RATES);
     let account = prepaid::card(&dir, "1234567890", 10_000_000, 0);
-    prepaid::register_caller_id(&dir, account, PHONE);
     let carrier = answering_carrier();
     let phone = phone(&dir);
     let switch = start(&dir, config(&phone, &carrier.address()));
 
+    // Not registered yet: refused, and never called back.
     phone.dial(&format!("sip:600@{}", switch.sip));
     assert!(
         phone.wait_for("480 Temporarily Unavailable", Duration::from_secs(10)),
         "the callback line refuses the call unanswered:\n{}",
+        phone.log_text()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || switch
+            .log_text()
+            .contains("not registered")),
+        "{}",
+        tail(&switch.log_text(), 20)
+    );
+    prepaid::register_caller_id(&dir, account, PHONE);
+    phone.dial(&format!("sip:600@{}", switch.sip));
+    assert!(
+        wait_until(Duration::from_secs(10), || phone
+            .log_text()
+            .matches("480 Temporarily Unavailable")
+            .count()
+            == 2),
+        "the registered caller is refused unanswered too:\n{}",
         phone.log_text()
     );
     assert!(
