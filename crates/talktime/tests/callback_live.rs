@@ -271,3 +271,80 @@ fn a_web_callback_is_cut_when_the_credit_has_paid_for_both_legs() {
     assert_eq!(prepaid::balance(&dir, account), 500_000 - charged);
     assert_eq!(prepaid::open_reservations(&dir, account), 0);
 }
+
+/// A switch killed (kill -9) with a callback connected: the next start bills both legs from
+/// their checkpoints, once each, to about when the switch died, hangs both up and leaves no
+/// hold open.
+#[test]
+fn a_callback_up_when_the_switch_is_killed_is_billed_on_both_legs_after_the_restart() {
+    let dir = prepaid::data_dir("callback-kill9");
+    prepaid::tariff(&dir, "demo", RATES);
+    let account = prepaid::card(&dir, "1234567890", 10_000_000, 0);
+    let carrier = answering_carrier();
+    let phone = phone(&dir);
+    let config = config(&phone, &carrier.address()).raw("[shutdown]\ndrain_s = 0\n");
+    let mut switch = start(&dir, config);
+    let (status, body) = admin_post(
+        &switch,
+        &format!("/api/accounts/{account}/callback"),
+        &format!("{{\"number\": \"{PHONE_E164}\", \"destination\": \"00442071234567\"}}"),
+    );
+    assert_eq!(status, 202, "{body}");
+    let placed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let call_id = placed["call_id"].as_str().unwrap().to_owned();
+    assert!(
+        wait_until(Duration::from_secs(20), || switch
+            .log_text()
+            .contains("bridged")),
+        "{}",
+        tail(&switch.log_text(), 30)
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    switch.child.kill().unwrap();
+    switch.child.wait().unwrap();
+    let killed_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    assert_eq!(
+        prepaid::open_reservations(&dir, account),
+        2,
+        "both legs held"
+    );
+
+    let restarted = Switch::start_at(
+        &dir,
+        switch.sip.port(),
+        &["--config", dir.join("talktime.toml").to_str().unwrap()],
+    );
+    assert_eq!(prepaid::open_reservations(&dir, account), 0);
+    assert!(
+        phone.wait_for("terminated", Duration::from_secs(15)),
+        "the phone got its BYE after the restart:\n{}\n{}",
+        phone.log_text(),
+        tail(&restarted.log_text(), 20)
+    );
+    let carrier_run = carrier.finish(Duration::from_secs(15));
+    assert!(carrier_run.success(), "{}", carrier_run.describe());
+    let mut charged = 0;
+    for attempt in [0, 1] {
+        let cdr = leg(&dir, &call_id, attempt);
+        assert_eq!(
+            cdr.disconnect_cause.as_deref(),
+            Some("node_lost"),
+            "{cdr:?}"
+        );
+        let up_ms = killed_ms - cdr.answer_ms.unwrap();
+        let billed_ms = cdr.billed_seconds * 1000;
+        assert!(
+            billed_ms >= up_ms - 2_000 && billed_ms <= up_ms + 1_000,
+            "leg {attempt}: billed {billed_ms} ms of {up_ms} ms up"
+        );
+        assert!(cdr.total_micros > 0, "{cdr:?}");
+        charged += cdr.total_micros;
+    }
+    assert_eq!(prepaid::balance(&dir, account), 10_000_000 - charged);
+}
