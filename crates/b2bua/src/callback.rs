@@ -242,7 +242,7 @@ impl Switch {
                 info!(call = key, ?refusal, "callback refused by the ledger");
                 self.drop_callback(key, "refused");
             }
-            LedgerReply::Input(_) | LedgerReply::Done => {}
+            LedgerReply::Input(_) | LedgerReply::Done | LedgerReply::Subscriber(_) => {}
         }
         true
     }

@@ -46,6 +46,15 @@ const TELEPHONE_EVENT: u8 = 101;
 /// Ringback plays until stopped; this only bounds a call whose engine forgot to stop it.
 const RINGBACK_LENGTH: Duration = Duration::from_secs(600);
 
+/// A caller authenticated before the call starts (a SIP subscriber): its account, the number
+/// it dialled and the caller ID its calls present.
+#[derive(Debug)]
+pub(crate) struct KnownCaller {
+    pub(crate) account: talktime_engine::AccountInfo,
+    pub(crate) destination: Pii<String>,
+    pub(crate) caller_id: Option<Pii<String>>,
+}
+
 /// The caller's side of a call.
 #[derive(Debug)]
 pub(crate) struct CallerLeg {
@@ -473,6 +482,7 @@ impl Switch {
         source: Peer,
         access: AccessNumber,
         trust: crate::config::PeerTrust,
+        known: Option<KnownCaller>,
     ) -> Result<(), StartError> {
         let backlog = self.ledger_in_flight;
         if backlog > LEDGER_BACKLOG_LIMIT {
@@ -517,19 +527,41 @@ impl Switch {
             }
         };
         let codec = audio.codec;
+        let mut caller_id = caller_id_of(request);
         let call_id = request.call_id().unwrap_or_default().to_owned();
-        let caller_id = caller_id_of(request);
-        // A caller ID authenticates only from a peer trusted for it; from anyone else it is
-        // kept for the CDR and the PIN is asked (issue 20).
-        let trusted_caller_id = caller_id.clone().filter(|_| trust.trusted_caller_id);
-        let engine = Call::new(CallSetup {
-            call_id: CallId(call_id.clone()),
-            caller_id: trusted_caller_id,
-            access_number: access.number.clone(),
-            ivr: self.config.ivr_for(&access),
-            languages: self.config.languages.clone(),
-            now: self.now.instant,
-        });
+        let engine = match known {
+            Some(known) => {
+                let mut ivr = self.config.ivr_for(&access);
+                ivr.announce_balance = false;
+                ivr.announce_talk_time = false;
+                caller_id = known.caller_id.clone();
+                Call::subscriber(
+                    CallSetup {
+                        call_id: CallId(call_id.clone()),
+                        caller_id: known.caller_id,
+                        access_number: access.number.clone(),
+                        ivr,
+                        languages: self.config.languages.clone(),
+                        now: self.now.instant,
+                    },
+                    known.account,
+                    known.destination,
+                )
+            }
+            None => {
+                // A caller ID authenticates only from a peer trusted for it; from anyone else
+                // it is kept for the CDR and the PIN is asked (issue 20).
+                let trusted_caller_id = caller_id.clone().filter(|_| trust.trusted_caller_id);
+                Call::new(CallSetup {
+                    call_id: CallId(call_id.clone()),
+                    caller_id: trusted_caller_id,
+                    access_number: access.number.clone(),
+                    ivr: self.config.ivr_for(&access),
+                    languages: self.config.languages.clone(),
+                    now: self.now.instant,
+                })
+            }
+        };
         let engine = match engine {
             Ok(engine) => engine,
             Err(error) => {
@@ -911,12 +943,15 @@ impl Switch {
     }
 
     pub(crate) fn handle_ledger_reply(&mut self, key: u64, reply: LedgerReply) {
+        if self.subscriber_reply(key, &reply) {
+            return;
+        }
         if self.callbacks.contains_key(&key) {
             self.callback_ledger_reply(key, reply);
             return;
         }
         match reply {
-            LedgerReply::Done => {}
+            LedgerReply::Done | LedgerReply::Subscriber(_) => {}
             // A voucher code is guessed like a PIN: its answers wait alike under the alarm.
             LedgerReply::Input(
                 input @ (Input::PinLookup(_) | Input::VoucherRedeemed(_) | Input::PinChanged(_)),

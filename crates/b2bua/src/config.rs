@@ -50,6 +50,9 @@ pub struct Config {
     /// Calling callers back (callback access numbers and web callbacks).
     #[serde(default)]
     pub callback: CallbackConfig,
+    /// SIP subscribers: phones that register with a password and call without the IVR.
+    #[serde(default)]
+    pub subscribers: SubscribersConfig,
     /// This switch's identity among others on one database, and when a silent one is dead.
     #[serde(default)]
     pub cluster: ClusterConfig,
@@ -463,6 +466,52 @@ impl RadiusConfig {
     pub fn acct_address(&self) -> Result<Option<SocketAddr>, ConfigError> {
         Self::address("acct_listen", &self.acct_listen)
     }
+}
+
+/// SIP subscribers (`talktime subscribers add`): REGISTER and INVITE are challenged with
+/// digest authentication (MD5, qop=auth); an authenticated INVITE to any number that is not an
+/// access number is a call billed to the subscriber's account, without the IVR.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscribersConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The digest realm; passwords are kept as hashes made with it.
+    #[serde(default = "default_realm")]
+    pub realm: String,
+    /// A nonce is good for this long (then the phone is told it is stale and answers again).
+    #[serde(default = "default_nonce_lifetime_s")]
+    pub nonce_lifetime_s: u64,
+    /// The longest registration granted.
+    #[serde(default = "default_max_expires_s")]
+    pub max_expires_s: u32,
+    /// The dial plan subscribers' calls are routed with.
+    #[serde(default = "default_dial_plan")]
+    pub dial_plan: String,
+}
+
+impl Default for SubscribersConfig {
+    fn default() -> Self {
+        SubscribersConfig {
+            enabled: true,
+            realm: default_realm(),
+            nonce_lifetime_s: default_nonce_lifetime_s(),
+            max_expires_s: default_max_expires_s(),
+            dial_plan: default_dial_plan(),
+        }
+    }
+}
+
+fn default_realm() -> String {
+    "talktime".into()
+}
+
+fn default_nonce_lifetime_s() -> u64 {
+    300
+}
+
+fn default_max_expires_s() -> u32 {
+    3600
 }
 
 /// Calling callers back.

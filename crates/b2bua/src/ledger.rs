@@ -59,6 +59,8 @@ pub enum LedgerRequest {
     /// A balance line's last call of `account`; answered with [`LedgerReply::Input`]
     /// (`Input::LastCall`).
     LastCall { account: AccountId },
+    /// A SIP subscriber by username; answered with [`LedgerReply::Subscriber`].
+    LookupSubscriber { username: String },
     /// Answered with [`LedgerReply::Input`] (`Input::PinLookup`); wrong PINs are counted
     /// under each of `guess_keys`.
     LookupPin {
@@ -145,4 +147,17 @@ pub enum LedgerReply {
     },
     /// A request with no answer for the call is done (a settle, a release, a checkpoint).
     Done,
+    /// The subscriber asked for, if it exists and it and its account are active.
+    Subscriber(Option<Box<SubscriberAuth>>),
+}
+
+/// What the core needs to check a subscriber's digest and bill its calls.
+#[derive(Debug, Clone)]
+pub struct SubscriberAuth {
+    pub username: String,
+    pub realm: String,
+    /// MD5(username:realm:password).
+    pub ha1: talktime_pii::Pii<String>,
+    pub account: talktime_engine::AccountInfo,
+    pub caller_id: Option<talktime_pii::Pii<String>>,
 }

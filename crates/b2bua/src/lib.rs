@@ -19,6 +19,7 @@ pub mod recovery;
 mod registration;
 mod routing;
 mod stop;
+mod subscribers;
 mod switch;
 mod tone;
 

@@ -154,6 +154,8 @@ pub struct Switch {
     pub(crate) carrier_addresses: HashMap<String, SocketAddr>,
     /// Prepaid calls by key, and the indexes that find them.
     pub(crate) sessions: HashMap<u64, Session>,
+    /// SIP subscribers' nonces, requests waiting for their record, and registrations.
+    pub(crate) subscribers: crate::subscribers::Subscribers,
     /// Callbacks not yet answered, and the earliest of their deadlines.
     pub(crate) callbacks: HashMap<u64, crate::callback::Callback>,
     pub(crate) callback_deadline: Option<Instant>,
@@ -227,6 +229,7 @@ impl Switch {
             sessions: HashMap::new(),
             callbacks: HashMap::new(),
             callback_deadline: None,
+            subscribers: crate::subscribers::Subscribers::default(),
             by_transaction: HashMap::new(),
             by_dialog: HashMap::new(),
             call_deadlines: Deadlines::new(),
@@ -344,6 +347,8 @@ impl Switch {
             ("transactions", self.layer.len()),
             ("dialogs", self.dialogs.len()),
             ("outputs", self.outputs.len()),
+            ("callbacks", self.callbacks.len()),
+            ("subscriber_requests", self.subscribers.waiting()),
         ]
     }
 
@@ -719,6 +724,10 @@ impl Switch {
                 Ok(()) => return,
                 Err(response) => *response,
             },
+            Method::Register => match self.subscriber_register(transaction, &request, source) {
+                None => return,
+                Some(response) => response,
+            },
             Method::Ack => return,
             Method::Bye => Response::for_request(&request, 481, "Call/Transaction Does Not Exist"),
             _ => Response::for_request(&request, 405, "Method Not Allowed"),
@@ -740,8 +749,18 @@ impl Switch {
                 crate::counters::Counters::add(&mut switch.counters.calls_refused, reason);
             };
             let Some(access) = self.config.access_number(user).cloned() else {
-                refused(self, "not_found");
-                return Err(Box::new(Response::for_request(request, 404, "Not Found")));
+                // Not an access number: a subscriber's call, or nothing.
+                if self.config.subscribers.enabled {
+                    let trust = self.config.peer_trust(source.address.ip());
+                    self.admit(request, source, &trust)?;
+                }
+                return match self.subscriber_invite(transaction, request, source) {
+                    None => Ok(()),
+                    Some(response) => {
+                        refused(self, "not_found");
+                        Err(Box::new(response))
+                    }
+                };
             };
             let trust = self.config.peer_trust(source.address.ip());
             if !trust.access {
@@ -758,7 +777,7 @@ impl Switch {
                 return Err(Box::new(self.request_callback(request, access, &trust)));
             }
             let number = access.number.clone();
-            return match self.start_call(transaction, request, source, access, trust) {
+            return match self.start_call(transaction, request, source, access, trust, None) {
                 Ok(()) => {
                     crate::counters::Counters::add(&mut self.counters.calls_started, number);
                     Ok(())

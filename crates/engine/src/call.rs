@@ -44,6 +44,15 @@ pub struct CallbackStart {
     pub destination: Option<Pii<String>>,
 }
 
+/// How a call whose caller is known before it starts begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Greeting {
+    /// A callback: the leg is answered already; the welcome plays.
+    Welcome,
+    /// A subscriber: answer, then straight to the number dialled.
+    AnswerOnly,
+}
+
 /// Where a call is, for logs and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Phase {
@@ -250,10 +259,27 @@ impl Call {
     /// answer to send and no caller-ID lookup (the account is known); the welcome plays,
     /// then the language menu or the destination prompt, or the preset destination is called.
     pub fn callback(setup: CallSetup, start: CallbackStart) -> Result<Self, ConfigError> {
-        Self::start(setup, Some(start))
+        Self::start(setup, Some((start, Greeting::Welcome)))
     }
 
-    fn start(setup: CallSetup, callback: Option<CallbackStart>) -> Result<Self, ConfigError> {
+    /// Starts a SIP subscriber's call (authenticated by digest, the account known): the
+    /// caller is answered and the dialled number called at once, with no prompt.
+    pub fn subscriber(
+        setup: CallSetup,
+        account: AccountInfo,
+        destination: Pii<String>,
+    ) -> Result<Self, ConfigError> {
+        let start = CallbackStart {
+            account,
+            destination: Some(destination),
+        };
+        Self::start(setup, Some((start, Greeting::AnswerOnly)))
+    }
+
+    fn start(
+        setup: CallSetup,
+        known: Option<(CallbackStart, Greeting)>,
+    ) -> Result<Self, ConfigError> {
         setup.ivr.validate()?;
         setup.ivr.check_languages(&setup.languages)?;
         let now = setup.now;
@@ -289,16 +315,26 @@ impl Call {
             pin_change_failures: 0,
             preset_destination: None,
         };
-        if let Some(start) = callback {
+        if let Some((start, greeting)) = known {
             call.preset_destination = start
                 .destination
                 .and_then(|number| normalize_destination(number.expose()).ok())
                 .map(Pii::new);
-            let welcome = call.prompts(&["welcome"]);
+            let playback = match greeting {
+                Greeting::Welcome => {
+                    let welcome = call.prompts(&["welcome"]);
+                    Some(call.play(welcome, false))
+                }
+                Greeting::AnswerOnly => {
+                    call.outputs.push_back(Output::AnswerCaller);
+                    None
+                }
+            };
             call.state = State::Welcome {
-                playback: Some(call.play(welcome, false)),
+                playback,
                 caller_lookup: CallerLookupState::Accepted(start.account),
             };
+            call.leave_welcome_when_ready(now);
             return Ok(call);
         }
         call.outputs.push_back(Output::AnswerCaller);

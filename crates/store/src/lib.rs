@@ -54,6 +54,7 @@ mod plans;
 mod recovery;
 mod reservation;
 mod routing_docs;
+mod subscribers;
 mod tariffs;
 mod users;
 
@@ -81,5 +82,6 @@ pub use reservation::{
     SettleOutcome,
 };
 pub use routing_docs::{RoutingDocument, RoutingKind, RoutingSnapshot};
+pub use subscribers::{MAX_USERNAME_LENGTH, Subscriber};
 pub use tariffs::{ImportOptions, ImportReport, RateExtrasColumns, RowError, TARIFF_CSV_COLUMNS};
 pub use users::{AuditEntry, Role, SessionRow, User, UserLogin};

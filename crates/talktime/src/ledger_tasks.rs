@@ -223,6 +223,9 @@ async fn answer(
             }
             LedgerReply::Done
         }
+        LedgerRequest::LookupSubscriber { username } => {
+            LedgerReply::Subscriber(crate::subscribers::lookup(ledger.store(), &username).await)
+        }
         LedgerRequest::LookupCallerId {
             caller_id,
             remembered_language,

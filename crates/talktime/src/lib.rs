@@ -26,6 +26,7 @@ pub mod recovery;
 pub mod routing_live;
 pub mod server;
 pub mod startup;
+pub mod subscribers;
 pub mod tariff_admin;
 pub mod tls;
 pub mod transport;

@@ -37,6 +37,9 @@ enum Command {
     /// Accounts: balance, recharge, caller IDs (pinless), DID forwarding.
     #[command(subcommand)]
     Accounts(admin::AccountsCommand),
+    /// SIP subscribers: phones that register with a password and call without the IVR.
+    #[command(subcommand)]
+    Subscribers(talktime::subscribers::SubscribersCommand),
     /// Vouchers: single-use recharge codes callers key in the IVR (`*0`, or a recharge line).
     #[command(subcommand)]
     Vouchers(talktime::vouchers::VouchersCommand),
@@ -247,6 +250,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Accounts(command) => run_once(admin::accounts(command)),
         Command::Users(command) => run_once(admin::users(command)),
         Command::Vouchers(command) => run_once(talktime::vouchers::run(command)),
+        Command::Subscribers(command) => run_once(talktime::subscribers::run(command)),
         Command::Routes(RoutesCommand::Explain(args)) => {
             let config = args.files.load()?;
             config.validate()?;
