@@ -8,6 +8,7 @@
 
 use std::str::FromStr;
 
+use futures_util::StreamExt;
 use rust_decimal::Decimal;
 use talktime_engine::{AccountId, CardId, DisconnectCause};
 use talktime_pii::Pii;
@@ -38,27 +39,28 @@ pub async fn recover(
         .store()
         .orphans(own_started_ms, now_ms, lease_ms)
         .await?;
+    // Several at once: each is its own settle transaction, and PostgreSQL takes them in
+    // parallel (a restart after a crash with hundreds of calls up waits on this).
+    let outcomes: Vec<Result<Outcome, StoreError>> = futures_util::stream::iter(orphans)
+        .map(|orphan| recover_one(ledger, orphan, now_ms))
+        .buffer_unordered(RECOVERY_CONCURRENCY)
+        .collect()
+        .await;
     let mut recovered = Recovered::default();
-    for orphan in orphans {
-        let checkpoint = orphan
-            .checkpoint
-            .as_deref()
-            .and_then(|text| serde_json::from_str::<Checkpoint>(text).ok());
-        match (orphan.answered_at_ms, checkpoint) {
-            (Some(answered_at_ms), Some(checkpoint)) => {
-                if bill_answered(ledger, &orphan, answered_at_ms, &checkpoint, now_ms).await? {
-                    recovered.billed += 1;
-                    recovered.byes.extend(checkpoint.byes);
-                }
+    let mut failed = None;
+    for outcome in outcomes {
+        match outcome {
+            Ok(Outcome::Billed(byes)) => {
+                recovered.billed += 1;
+                recovered.byes.extend(byes);
             }
-            _ => {
-                ledger
-                    .store()
-                    .close_unanswered(&orphan.call_id, now_ms)
-                    .await?;
-                recovered.released += 1;
-            }
+            Ok(Outcome::Released) => recovered.released += 1,
+            Ok(Outcome::Left) => {}
+            Err(error) => failed = Some(error),
         }
+    }
+    if let Some(error) = failed {
+        return Err(error);
     }
     if recovered.billed + recovered.released > 0 {
         warn!(
@@ -68,6 +70,42 @@ pub async fn recover(
         );
     }
     Ok(recovered)
+}
+
+/// Orphans recovered at once.
+const RECOVERY_CONCURRENCY: usize = 8;
+
+/// What recovery did with one orphan.
+enum Outcome {
+    /// Charged by this pass: its legs' BYEs.
+    Billed(Vec<LegBye>),
+    /// Never answered: its hold given back.
+    Released,
+    /// Another node billed it first, or it cannot be rated yet.
+    Left,
+}
+
+async fn recover_one(ledger: &Ledger, orphan: Orphan, now_ms: i64) -> Result<Outcome, StoreError> {
+    let checkpoint = orphan
+        .checkpoint
+        .as_deref()
+        .and_then(|text| serde_json::from_str::<Checkpoint>(text).ok());
+    match (orphan.answered_at_ms, checkpoint) {
+        (Some(answered_at_ms), Some(checkpoint)) => {
+            if bill_answered(ledger, &orphan, answered_at_ms, &checkpoint, now_ms).await? {
+                Ok(Outcome::Billed(checkpoint.byes))
+            } else {
+                Ok(Outcome::Left)
+            }
+        }
+        _ => {
+            ledger
+                .store()
+                .close_unanswered(&orphan.call_id, now_ms)
+                .await?;
+            Ok(Outcome::Released)
+        }
+    }
 }
 
 /// The answered time a dead node's call is billed for: answer to its last heartbeat, within

@@ -64,7 +64,7 @@ fn the_switch_hangs_up_the_test_call_after_its_tone() {
 }
 
 #[test]
-fn a_call_to_an_unknown_number_is_refused_with_404() {
+fn a_call_to_an_unknown_number_without_credentials_is_challenged() {
     let switch = Switch::start(&[]);
     let reply = common::send_raw(
         switch.sip,
@@ -74,10 +74,12 @@ CSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
         std::time::Duration::from_secs(3),
     );
     // The answer goes back to the source (rport behaviour), so it reaches our socket even
-    // though the Via names port 9; the first answer may be 100 Trying.
+    // though the Via names port 9; the first answer may be 100 Trying. A number that is not
+    // an access number is a SIP subscriber's call or nothing: without credentials it is
+    // challenged, never placed.
     let reply = String::from_utf8_lossy(&reply.expect("an answer")).into_owned();
     assert!(
-        reply.starts_with("SIP/2.0 404") || reply.starts_with("SIP/2.0 100"),
+        reply.starts_with("SIP/2.0 407") || reply.starts_with("SIP/2.0 100"),
         "{reply}"
     );
 }

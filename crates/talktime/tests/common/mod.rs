@@ -145,15 +145,17 @@ impl Switch {
         switch
     }
 
+    /// Until the switch answers OPTIONS: after migrations, and after a restart bills what a
+    /// crash left up (hundreds of calls on a loaded machine take seconds).
     fn wait_until_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if options_ping(self.sip, Duration::from_millis(200)).is_some() {
                 return;
             }
         }
         panic!(
-            "switch did not answer OPTIONS within 20 s; log:\n{}",
+            "switch did not answer OPTIONS within 60 s; log:\n{}",
             self.log_text()
         );
     }
