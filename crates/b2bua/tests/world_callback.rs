@@ -18,15 +18,13 @@ const CALLER: &str = "15551230001";
 
 fn callback_world(carrier: Carrier, registered: bool) -> World {
     let carrier_address = address("127.0.0.2:5070");
-    let text = concat!(
-        "[[access_numbers]]\nnumber = \"100\"\nlanguages = [\"en\"]\ndial_plan = \"world\"\n\
+    let text = "[[access_numbers]]\nnumber = \"100\"\nlanguages = [\"en\"]\ndial_plan = \"world\"\n\
          callback = true\n\n\
          [callback]\ndelay_ms = 2000\nring_s = 10\n\n\
          [[carriers]]\nname = \"phones\"\nhost = \"127.0.0.2\"\nport = 5070\n\
          options_interval_ms = 0\ninvite_timeout_ms = 2000\n\n\
          [[dial_plans]]\nname = \"world\"\n\n[[dial_plans.routes]]\nprefix = \"\"\n\
-         mode = \"priority\"\ncarriers = [{ name = \"phones\", priority = 0 }]\n"
-    );
+         mode = \"priority\"\ncarriers = [{ name = \"phones\", priority = 0 }]\n";
     let config = Config::from_file_text(text, Path::new("world.toml")).unwrap();
     let listed = [("phones".to_owned(), carrier_address)];
     let mut world = World::with_config(config, &[("phones", carrier)], &listed, 10_000_000);
