@@ -6,7 +6,8 @@
 //! Nonces live `[subscribers] nonce_lifetime_s`; an expired one is answered with a fresh
 //! challenge marked `stale=true`. Each nonce remembers the highest nonce count (`nc`) used
 //! with it, so a request replayed with the same nonce and count is refused (403) before its
-//! password is even checked.
+//! password is even checked; a wrong password uses the nonce up. Requests with credentials
+//! pass the source's admission bucket (each costs a ledger read).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -129,6 +130,12 @@ impl Switch {
             }
             Screened::Ready(credentials) => credentials,
         };
+        // Every checked password costs a ledger read: a source sends them no faster than it
+        // may start calls.
+        let trust = self.config.peer_trust(source.address.ip());
+        if let Err(refused) = self.admit(request, source, &trust) {
+            return Some(*refused);
+        }
         if self.subscribers.pending.len() >= MAX_PENDING {
             let mut busy = Response::for_request(request, 503, "Service Unavailable");
             busy.headers.push("Retry-After", "5");
@@ -251,6 +258,10 @@ impl Switch {
                     .unwrap_or(false)
         });
         let Some(subscriber) = verified else {
+            // A wrong answer uses its nonce up: the next guess needs a new challenge.
+            if let Some(nonce) = credentials.nonce() {
+                self.subscribers.nonces.remove(nonce);
+            }
             crate::counters::Counters::add(&mut self.counters.calls_refused, "subscriber_auth");
             info!(source = %source.address, method = request.method.as_str(), "subscriber authentication failed");
             self.respond(

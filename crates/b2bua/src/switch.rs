@@ -749,11 +749,8 @@ impl Switch {
                 crate::counters::Counters::add(&mut switch.counters.calls_refused, reason);
             };
             let Some(access) = self.config.access_number(user).cloned() else {
-                // Not an access number: a subscriber's call, or nothing.
-                if self.config.subscribers.enabled {
-                    let trust = self.config.peer_trust(source.address.ip());
-                    self.admit(request, source, &trust)?;
-                }
+                // Not an access number: a subscriber's call (admitted once its credentials
+                // are there), or nothing.
                 return match self.subscriber_invite(transaction, request, source) {
                     None => Ok(()),
                     Some(response) => {
@@ -793,7 +790,7 @@ impl Switch {
     }
 
     /// Admission control: 503 + Retry-After for a source over its limits or a full switch.
-    fn admit(
+    pub(crate) fn admit(
         &mut self,
         request: &Request,
         source: Peer,
