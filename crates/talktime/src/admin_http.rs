@@ -112,6 +112,16 @@ pub struct AdminState {
     pub(crate) routing: crate::routing_live::RoutingEditor,
     /// A callback access number is configured (web callbacks run its IVR).
     pub(crate) callbacks: bool,
+    /// `[subscribers] realm`: subscribers' passwords are hashed with it.
+    pub(crate) subscriber_realm: String,
+}
+
+/// What the API needs of the switch's configuration.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// A callback access number is configured.
+    pub callbacks: bool,
+    pub subscriber_realm: String,
 }
 
 impl AdminState {
@@ -151,7 +161,7 @@ pub async fn start(
     core: CoreSender,
     metrics: Arc<crate::metrics::Metrics>,
     routing: crate::routing_live::RoutingEditor,
-    callbacks: bool,
+    settings: ApiSettings,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let https = tls.is_some();
@@ -164,7 +174,7 @@ pub async fn start(
         limiter: Arc::default(),
         routing: routing.clone(),
         prompts_dir: prompts_dir.clone(),
-        callbacks,
+        callbacks: settings.callbacks,
     };
     let state = AdminState {
         store,
@@ -173,7 +183,8 @@ pub async fn start(
         core,
         metrics,
         routing,
-        callbacks,
+        callbacks: settings.callbacks,
+        subscriber_realm: settings.subscriber_realm,
     };
     tokio::spawn(crate::http_serve::serve(
         listener,
@@ -194,6 +205,14 @@ fn router(state: AdminState) -> Router {
         .route("/api/accounts/{id}", get(account))
         .route("/api/accounts/{id}/recharge", post(recharge))
         .route("/api/accounts/{id}/callback", post(crate::callbacks::place))
+        .route(
+            "/api/accounts/{id}/subscribers",
+            get(crate::subscribers::list).post(crate::subscribers::create),
+        )
+        .route(
+            "/api/subscribers/{username}/status",
+            put(crate::subscribers::set_status),
+        )
         .route("/api/cards/batches", post(card_batch))
         .route("/api/vouchers/batches", post(crate::vouchers::create_batch))
         .route("/api/vouchers/batches/{id}", get(crate::vouchers::batch))

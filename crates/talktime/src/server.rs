@@ -199,7 +199,10 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
             core_sender.clone(),
             metrics.clone(),
             routing,
-            config.callback_access().is_some(),
+            crate::admin_http::ApiSettings {
+                callbacks: config.callback_access().is_some(),
+                subscriber_realm: config.subscribers.realm.clone(),
+            },
         )
         .await
         .with_context(|| format!("cannot listen for the admin API on {listen}"))?;

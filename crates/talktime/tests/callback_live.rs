@@ -12,8 +12,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -193,28 +191,7 @@ fn a_caller_refused_on_the_callback_line_is_called_back_and_connected() {
 }
 
 fn admin_post(switch: &Switch, path: &str, body: &str) -> (u16, String) {
-    let token = std::fs::read_to_string(switch.data_dir.join("admin.token")).unwrap();
-    let mut stream = TcpStream::connect(switch.admin).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        switch.admin,
-        token.trim(),
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let status = answer.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    common::admin_request(switch, "POST", path, body)
 }
 
 #[test]

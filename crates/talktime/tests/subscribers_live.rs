@@ -134,6 +134,34 @@ fn registration_is_challenged_and_wrong_passwords_and_replays_are_refused() {
         replayed.starts_with("SIP/2.0 403"),
         "a replayed nonce and count: {replayed}"
     );
+    // The operator's API: a subscriber made with a password the switch chose, registered
+    // with it, a second one by that name refused, then disabled and refused.
+    let path = format!("/api/accounts/{account}/subscribers");
+    let (status, body) = common::admin_request(&switch, "POST", &path, r#"{"username": "bob"}"#);
+    assert_eq!(status, 201, "{body}");
+    let made: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let password = made["password"].as_str().unwrap().to_owned();
+    assert_eq!(password.len(), 16);
+    let bob = register(&switch, "bob", &password, "200");
+    assert_sipp_ok(&bob, &switch, "a subscriber made over the API registers");
+    let (status, body) = common::admin_request(&switch, "POST", &path, r#"{"username": "bob"}"#);
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = common::admin_request(&switch, "GET", &path, "");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("\"bob\"") && body.contains("\"alice\"") && !body.contains(&password),
+        "{body}"
+    );
+    let (status, body) = common::admin_request(
+        &switch,
+        "PUT",
+        "/api/subscribers/bob/status",
+        r#"{"active": false}"#,
+    );
+    assert_eq!(status, 204, "{body}");
+    let disabled = register(&switch, "bob", &password, "403");
+    assert_sipp_ok(&disabled, &switch, "a disabled subscriber is refused");
+
     let log = switch.log_text();
     assert!(log.contains("subscriber registered"), "{}", tail(&log, 30));
     assert!(!log.contains(PASSWORD), "the password is never logged");

@@ -257,3 +257,31 @@ pub fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+/// One request to the switch's admin API with its token; the status and the body.
+#[allow(clippy::unwrap_used)]
+pub fn admin_request(switch: &Switch, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let token = std::fs::read_to_string(switch.data_dir.join("admin.token")).unwrap();
+    let mut stream = std::net::TcpStream::connect(switch.admin).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        switch.admin,
+        token.trim(),
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
