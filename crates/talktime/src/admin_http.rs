@@ -175,6 +175,7 @@ pub async fn start(
         routing: routing.clone(),
         prompts_dir: prompts_dir.clone(),
         callbacks: settings.callbacks,
+        subscriber_realm: settings.subscriber_realm.clone(),
     };
     let state = AdminState {
         store,

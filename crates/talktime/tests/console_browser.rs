@@ -16,6 +16,7 @@ use common::browser::Browser;
 use common::calls::{answering_carrier, call_at, only_call_id, start};
 use common::certs::Certificates;
 use common::prepaid::{self, ConfigFile};
+use common::scenario::render;
 use common::{assert_sipp_ok, tail};
 use talktime_pii::Pii;
 
@@ -1358,13 +1359,64 @@ fn vouchers_are_made_and_listed_and_speed_dials_kept_from_the_browser() {
     assert_eq!(caller_leg[0].destination.expose(), "+15551230001");
     assert!(caller_leg[0].answer_ms.is_some(), "{caller_leg:?}");
 
+    // A SIP subscriber added on the account page: its password is shown once and registers
+    // a phone (SIPp); disabled from the page, the phone is refused.
+    browser.go(&format!("{console}/console/accounts/{account}"));
+    browser.type_into("#subscriber-username", "carol");
+    browser.click("#add-subscriber");
+    let added = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        !browser.all("#subscriber-password").is_empty()
+    });
+    assert!(added, "{}", browser.source());
+    let password = browser.text("#subscriber-password");
+    assert_eq!(password.len(), 16, "{password}");
+    let register = |final_status: &str| {
+        let scenario = render("subscriber_register.xml", &[("FINAL", final_status)]);
+        common::sipp(
+            20,
+            &[
+                "-sf",
+                scenario.to_str().unwrap(),
+                "-s",
+                "carol",
+                "-au",
+                "carol",
+                "-ap",
+                &password,
+                "-m",
+                "1",
+                &switch.sip.to_string(),
+            ],
+        )
+    };
+    assert_sipp_ok(
+        &register("200"),
+        &switch,
+        "the console's subscriber registers",
+    );
+    browser.go(&format!("{console}/console/accounts/{account}"));
+    browser.click("li.subscriber button.toggle");
+    let disabled = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        browser.text("li.subscriber").contains("disabled")
+    });
+    assert!(disabled, "{}", browser.source());
+    assert_sipp_ok(
+        &register("403"),
+        &switch,
+        "a disabled subscriber is refused",
+    );
+
     browser.go(&format!("{console}/console/users"));
     let audit = browser.source();
     assert!(
         audit.contains("vouchers_generate")
             && audit.contains("speed_dial_set")
             && audit.contains("speed_dial_remove")
-            && audit.contains("callback"),
+            && audit.contains("callback")
+            && audit.contains("subscriber_add")
+            && audit.contains("subscriber_status"),
         "{audit}"
     );
 }

@@ -38,6 +38,13 @@ pub(super) async fn account_view(
     if state.callbacks {
         speed_dials.push_str(&super::callbacks::callback_html(user, id, error));
     }
+    let subscribers = state.store.subscribers_of(id).await?;
+    speed_dials.push_str(&super::subscribers::subscribers_html(
+        user,
+        id,
+        &subscribers,
+        error,
+    ));
     Ok(pages::account(
         user,
         &account,

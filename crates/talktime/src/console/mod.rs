@@ -10,6 +10,7 @@ mod callbacks;
 mod cards;
 mod pages;
 mod prompts;
+mod subscribers;
 pub use pages::escape;
 mod routing;
 mod tariffs;
@@ -48,6 +49,8 @@ pub struct ConsoleState {
     pub prompts_dir: std::path::PathBuf,
     /// A callback access number is configured: account pages offer a web callback.
     pub callbacks: bool,
+    /// `[subscribers] realm`, for new subscribers' password hashes.
+    pub subscriber_realm: String,
 }
 
 /// The console's routes (merged into the admin router).
@@ -122,6 +125,11 @@ pub fn router(state: ConsoleState) -> Router {
             post(accounts::remove_caller_id),
         )
         .route("/console/accounts/{id}/callback", post(callbacks::place))
+        .route("/console/accounts/{id}/subscribers", post(subscribers::add))
+        .route(
+            "/console/accounts/{id}/subscribers/{username}/status",
+            post(subscribers::set_status),
+        )
         .route(
             "/console/accounts/{id}/speed-dials",
             post(vouchers::set_speed_dial),
