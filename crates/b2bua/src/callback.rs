@@ -79,6 +79,8 @@ struct Ringing {
     transaction: TransactionId,
     media: Option<MediaPorts>,
     give_up_at: Instant,
+    /// Sent again with the carrier's credentials: a second challenge is a failure.
+    authenticated: bool,
 }
 
 /// The bill of a callback's leg to the caller, kept in its session.
@@ -402,6 +404,7 @@ impl Switch {
                             transaction,
                             media: media.take(),
                             give_up_at,
+                            authenticated: false,
                         });
                     }
                     self.arm_callbacks();
@@ -452,8 +455,50 @@ impl Switch {
         match response.status {
             100..=199 => {}
             200..=299 => self.callback_answered(key, response),
+            401 | 407 if self.answer_callback_challenge(key, response) => {}
             status => self.callback_try_failed(key, Some(status)),
         }
+        true
+    }
+
+    /// A carrier that challenges the call back gets it again with its credentials, once.
+    fn answer_callback_challenge(&mut self, key: u64, response: &Response) -> bool {
+        let Some(ringing) = self
+            .callbacks
+            .get(&key)
+            .and_then(|callback| callback.ringing.as_ref())
+            .filter(|ringing| !ringing.authenticated)
+        else {
+            return false;
+        };
+        let Some(credentials) = ringing.target.credentials.clone() else {
+            return false;
+        };
+        let (invite, peer, previous) = (
+            ringing.invite.clone(),
+            ringing.target.peer,
+            ringing.transaction,
+        );
+        let Some((transaction, invite)) =
+            self.invite_with_credentials(&invite, peer, &credentials, response)
+        else {
+            return false;
+        };
+        self.by_transaction.remove(&previous);
+        self.by_transaction.insert(transaction, key);
+        if let Some(ringing) = self
+            .callbacks
+            .get_mut(&key)
+            .and_then(|callback| callback.ringing.as_mut())
+        {
+            ringing.invite = invite;
+            ringing.transaction = transaction;
+            ringing.authenticated = true;
+        }
+        debug!(
+            call = key,
+            "callback challenged; INVITE sent with credentials"
+        );
         true
     }
 

@@ -1342,31 +1342,16 @@ impl Switch {
         let Some(outgoing) = self.current_outgoing(key) else {
             return false;
         };
-        let Some((username, password)) = outgoing.target.credentials.clone() else {
+        let Some(credentials) = outgoing.target.credentials.clone() else {
             return false;
         };
         if outgoing.authenticated {
             return false;
         }
-        let mut invite = outgoing.invite.clone();
-        let peer = outgoing.target.peer;
-        let uri = invite.uri.to_string();
-        let cnonce = self.layer.new_tag();
-        let Some((header, value)) = crate::registration::digest_authorization(
-            response,
-            &username,
-            password.expose(),
-            "INVITE",
-            &uri,
-            &cnonce,
-        ) else {
-            return false;
-        };
-        let sequence = invite.cseq().map_or(1, |cseq| cseq.sequence) + 1;
-        invite.headers.set("CSeq", &format!("{sequence} INVITE"));
-        invite.headers.set(header, &value);
-        invite.headers.set("Via", &self.via_for(peer.transport));
-        let Ok((transaction, _, invite)) = self.send_request(invite, peer) else {
+        let (invite, peer) = (outgoing.invite.clone(), outgoing.target.peer);
+        let Some((transaction, invite)) =
+            self.invite_with_credentials(&invite, peer, &credentials, response)
+        else {
             return false;
         };
         self.by_transaction.insert(transaction, key);
@@ -1383,6 +1368,34 @@ impl Switch {
             "carrier challenged; INVITE sent with credentials"
         );
         true
+    }
+
+    /// Sends `invite` again, its CSeq one up, answering `response`'s digest challenge with
+    /// the carrier's credentials (RFC 3261 §22.2); the new transaction and request.
+    pub(crate) fn invite_with_credentials(
+        &mut self,
+        invite: &Request,
+        peer: Peer,
+        (username, password): &(String, Pii<String>),
+        response: &Response,
+    ) -> Option<(TransactionId, Request)> {
+        let mut invite = invite.clone();
+        let uri = invite.uri.to_string();
+        let cnonce = self.layer.new_tag();
+        let (header, value) = crate::registration::digest_authorization(
+            response,
+            username,
+            password.expose(),
+            "INVITE",
+            &uri,
+            &cnonce,
+        )?;
+        let sequence = invite.cseq().map_or(1, |cseq| cseq.sequence) + 1;
+        invite.headers.set("CSeq", &format!("{sequence} INVITE"));
+        invite.headers.set(header, &value);
+        invite.headers.set("Via", &self.via_for(peer.transport));
+        let (transaction, _, invite) = self.send_request(invite, peer).ok()?;
+        Some((transaction, invite))
     }
 
     fn carrier_progress(&mut self, key: u64, response: &Response) {

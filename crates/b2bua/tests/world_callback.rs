@@ -18,14 +18,21 @@ const CALLER: &str = "15551230001";
 
 fn callback_world(carrier: Carrier, registered: bool) -> World {
     let carrier_address = address("127.0.0.2:5070");
-    let text = "[[access_numbers]]\nnumber = \"100\"\nlanguages = [\"en\"]\ndial_plan = \"world\"\n\
+    // The world's challenging carrier wants these credentials.
+    let credentials = match carrier {
+        Carrier::Challenges { .. } => "username = \"talktime\"\npassword = \"secret\"\n",
+        _ => "",
+    };
+    let text = format!(
+        "[[access_numbers]]\nnumber = \"100\"\nlanguages = [\"en\"]\ndial_plan = \"world\"\n\
          callback = true\n\n\
          [callback]\ndelay_ms = 2000\nring_s = 10\n\n\
          [[carriers]]\nname = \"phones\"\nhost = \"127.0.0.2\"\nport = 5070\n\
-         options_interval_ms = 0\ninvite_timeout_ms = 2000\n\n\
+         options_interval_ms = 0\ninvite_timeout_ms = 2000\n{credentials}\n\
          [[dial_plans]]\nname = \"world\"\n\n[[dial_plans.routes]]\nprefix = \"\"\n\
-         mode = \"priority\"\ncarriers = [{ name = \"phones\", priority = 0 }]\n";
-    let config = Config::from_file_text(text, Path::new("world.toml")).unwrap();
+         mode = \"priority\"\ncarriers = [{{ name = \"phones\", priority = 0 }}]\n"
+    );
+    let config = Config::from_file_text(&text, Path::new("world.toml")).unwrap();
     let listed = [("phones".to_owned(), carrier_address)];
     let mut world = World::with_config(config, &[("phones", carrier)], &listed, 10_000_000);
     world.phone.number = Some(CALLER.into());
@@ -128,5 +135,22 @@ fn an_answered_call_back_runs_the_ivr_and_its_leg_is_billed_when_it_ends() {
         "welcome and the destination prompt: {:?}",
         world.media
     );
+    world.assert_idle();
+}
+
+#[test]
+fn a_carrier_that_challenges_the_call_back_gets_it_with_credentials() {
+    let mut world = callback_world(Carrier::Challenges { ring: 500 * MS }, true);
+    world.run_for(Duration::from_secs(120));
+    let invites = &world.carriers[0].invites;
+    assert_eq!(
+        invites.len(),
+        2,
+        "challenged once, then sent with credentials"
+    );
+    assert!(invites[1].1.headers.get("Proxy-Authorization").is_some());
+    assert!(world.carriers[0].answered_at.is_some());
+    let (answered_ms, charged, _) = caller_leg_settled(&world);
+    assert!(answered_ms > 0 && charged > 0);
     world.assert_idle();
 }
