@@ -11,6 +11,10 @@
 #                                   every SOAK_SAMPLE_S [30] into $LOAD_WORK/soak.tsv
 #   bash tests/load/run.sh console [CALLS]            CALLS [1000] prepaid calls held up while the
 #                                   console's live-calls page is read PAGE_READS [20] times
+#   bash tests/load/run.sh versus  [RATE...]       the same pinless load through Kamailio (a
+#                                   stateful proxy to the same SIPp carrier: tm, sl, rr, dialog,
+#                                   2 workers, TLSF) and through Talktime (prepaid), rate by
+#                                   rate in one run; both rates, CPU, and the ratio
 #   bash tests/load/run.sh all
 #
 # Rates step up until a step has failed calls or delivers under 90 % of the offered rate
@@ -208,8 +212,13 @@ switch_socket_drops() {
 }
 
 cpu_ticks() {
-    # utime + stime of a process (fields 14 and 15; the name has no spaces).
-    awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+    # utime + stime of a process and its children (fields 14 and 15; names have no spaces):
+    # Kamailio works in forked processes, Talktime in threads of one.
+    local total=0 pid
+    for pid in "$1" $(pgrep -P "$1" 2>/dev/null); do
+        total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
 }
 
 # ---- SIPp statistics ----------------------------------------------------------------------
@@ -581,11 +590,108 @@ mode_soak() {
         tee -a "$RESULTS"
 }
 
+# ---- Kamailio beside it ----------------------------------------------------------------
+
+# A stateful proxy relaying every call to the SIPp carrier, as a B2BUA would route it but
+# without billing: the peer a prepaid switch's signalling is compared with.
+write_kamailio_config() {
+    cat >"$1" <<EOF
+#!KAMAILIO
+debug=0
+log_stderror=yes
+children=2
+auto_aliases=no
+listen=udp:127.0.0.1:$SIP_PORT
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "siputils.so"
+loadmodule "textops.so"
+loadmodule "dialog.so"
+request_route {
+    if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
+    if (has_totag()) {
+        if (loose_route()) { t_relay(); exit; }
+        if (is_method("ACK")) { if (t_check_trans()) { t_relay(); } exit; }
+        # The load caller sends its BYE without a Route set: the one carrier takes it.
+        \$du = "sip:127.0.0.1:$CARRIER_PORT";
+        t_relay();
+        exit;
+    }
+    if (is_method("CANCEL")) { if (t_check_trans()) { t_relay(); } exit; }
+    t_check_trans();
+    if (is_method("INVITE")) { record_route(); dlg_manage(); }
+    \$du = "sip:127.0.0.1:$CARRIER_PORT";
+    if (!t_relay()) { sl_reply_error(); }
+    exit;
+}
+EOF
+}
+
+start_kamailio() {
+    local dir=$1
+    command -v kamailio >/dev/null || die "kamailio not installed (apt-get install kamailio)"
+    write_kamailio_config "$dir/kamailio.cfg"
+    timeout --signal=TERM 3600 kamailio -f "$dir/kamailio.cfg" -DD -E -x tlsf -X tlsf \
+        -m 512 -M 64 -n 2 >"$dir/kamailio.log" 2>&1 &
+    SWITCH_TIMEOUT_PID=$!
+    local tries=0
+    until port_listening "$SIP_PORT"; do
+        tries=$((tries + 1))
+        ((tries < 100)) || die "kamailio did not start: $(tail -5 "$dir/kamailio.log")"
+        sleep 0.1
+    done
+    SWITCH_PID=$(pgrep -P "$SWITCH_TIMEOUT_PID" | head -1)
+    [[ -n $SWITCH_PID ]] || die "kamailio process not found"
+}
+
+# versus RATE...: at each rate the pinless load through Kamailio, then through Talktime.
+mode_versus() {
+    local rates=("$@")
+    ((${#rates[@]})) || rates=(300 600 1000 1500 2000 3000)
+    seed_ledger
+    local scenario calls limit summary=()
+    scenario=$(render_caller "$HOLD_MS")
+    for rate in "${rates[@]}"; do
+        calls=$((rate * STEP_SECONDS))
+        limit=$((rate * (HOLD_MS / 1000 + 10)))
+        local data
+        data=$(fresh_data "kamailio-$rate")
+        start_carrier "$data"
+        start_kamailio "$data"
+        run_sipp "kamailio-$rate" $((calls / rate + HOLD_MS / 1000 + 60)) 127.0.0.1:"$SIP_PORT" \
+            -sf "$scenario" -s 200 -inf "$WORK/callers-$ACCOUNTS.csv" \
+            -mp "$MEDIA_PORT" -r "$rate" -m "$calls" -l "$limit"
+        local peer=$LAST_LINE
+        stop_switch
+        stop_carrier
+        prepaid_step "talktime-$rate" "$rate" "$HOLD_MS" "$calls" "$limit"
+        local ours=$LAST_LINE
+        local peer_rate ours_rate peer_cpu ours_cpu ours_failed ratio
+        peer_rate=$(sed -n 's/.* steady=\([0-9]*\).*/\1/p' <<<"$peer")
+        ours_rate=$(sed -n 's/.* steady=\([0-9]*\).*/\1/p' <<<"$ours")
+        peer_cpu=$(sed -n 's/.* switch_cpu=\([0-9]*\)%.*/\1/p' <<<"$peer")
+        ours_cpu=$(sed -n 's/.* switch_cpu=\([0-9]*\)%.*/\1/p' <<<"$ours")
+        ours_failed=$(grep -o ' failed=[0-9]*' <<<"$ours" | tail -1 | cut -d= -f2)
+        ratio=$(awk -v a="${ours_rate:-0}" -v b="${peer_rate:-0}" \
+            'BEGIN { printf "%.2f", b ? a / b : 0 }')
+        summary+=("$(printf '%7s %13s %13s %13s %13s %10s %6s' "$rate" "${peer_rate:-0}" \
+            "${peer_cpu:-0}%" "${ours_rate:-0}" "${ours_cpu:-0}%" "${ours_failed:-0}" "$ratio")")
+    done
+    {
+        printf '%7s %13s %13s %13s %13s %10s %6s\n' offered kamailio_cps kamailio_cpu \
+            talktime_cps talktime_cpu tt_failed ratio
+        printf '%s\n' "${summary[@]}"
+    } | tee -a "$RESULTS"
+}
+
 main() {
     local mode=${1:-}
     shift || true
     case $mode in
-        options | testcall | prepaid | hold | soak | console | all) ;;
+        options | testcall | prepaid | hold | soak | console | versus | all) ;;
         *) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 2 ;;
     esac
     check_tools
@@ -597,6 +703,7 @@ main() {
         hold) mode_hold "$@" ;;
         soak) mode_soak "$@" ;;
         console) mode_console "$@" ;;
+        versus) mode_versus "$@" ;;
         all)
             mode_options
             mode_testcall

@@ -337,6 +337,12 @@ impl Switch {
             .unwrap_or_else(|| callback.access.dial_plan.clone());
         let refuse_loss = rated.refuse_loss || self.config.billing.refuse_loss_making_routes;
         let targets = self.carrier_targets(&plan, &rated.number, sell, refuse_loss);
+        if targets.is_empty() {
+            // What a proxy with no route answers: the CDR says the call back failed.
+            warn!(call = key, "no carrier routes the caller's number; not called back");
+            self.callback_failed(key, Some(503));
+            return;
+        }
         let random = self.random_u64();
         let media = match self.allocate_ports(random) {
             Ok(media) => media,
