@@ -339,7 +339,10 @@ impl Switch {
         let targets = self.carrier_targets(&plan, &rated.number, sell, refuse_loss);
         if targets.is_empty() {
             // What a proxy with no route answers: the CDR says the call back failed.
-            warn!(call = key, "no carrier routes the caller's number; not called back");
+            warn!(
+                call = key,
+                "no carrier routes the caller's number; not called back"
+            );
             self.callback_failed(key, Some(503));
             return;
         }
