@@ -199,17 +199,17 @@ impl Switch {
         self.callback_account_found(key, account);
     }
 
+    /// A callback to this number is waiting, ringing or up (a caller ID's digits and a web
+    /// callback's `+` form are the same number).
     fn callback_pending_for(&self, number: &Pii<String>) -> bool {
-        let pending = self
-            .callbacks
+        let same = |other: &Pii<String>| {
+            other.expose().trim_start_matches('+') == number.expose().trim_start_matches('+')
+        };
+        self.callbacks
             .values()
-            .any(|callback| callback.number.expose() == number.expose());
-        pending
+            .any(|callback| same(&callback.number))
             || self.sessions.values().any(|session| {
-                session.callback.is_some()
-                    && session
-                        .caller_number()
-                        .is_some_and(|n| n.expose() == number.expose())
+                session.callback.is_some() && session.caller_number().is_some_and(same)
             })
     }
 
@@ -674,14 +674,6 @@ impl Switch {
         let local_tag = dialog.id().local_tag.clone();
         let id = self.dialogs.insert(dialog);
         self.by_dialog.insert(id.clone(), key);
-        let via = self.via_for(peer.transport);
-        if let Some(dialog) = self.dialogs.get_mut(&id)
-            && let Ok(ack) = dialog.ack(response, &via)
-        {
-            let _ = self
-                .layer
-                .send_stateless(talktime_sip::Message::Request(ack), peer);
-        }
         let law = law_of(&audio).unwrap_or(talktime_media::Law::MuLaw);
         let random = self.random_u64();
         let mut leg = leg_config(
@@ -751,6 +743,7 @@ impl Switch {
         crate::counters::Counters::add(&mut self.counters.callbacks, "answered");
         info!(call = key, carrier = %ringing.target.carrier, "callback answered");
         self.sessions.insert(key, session);
+        self.acknowledge_caller_leg(key, response);
         self.admission.call_started(peer.address.ip());
         self.checkpoint_caller_leg(key);
         self.run_outputs(key);
@@ -885,17 +878,7 @@ impl Switch {
         };
         let reservation = bill.reservation.clone();
         let answered_at_ms = bill.answered_ms;
-        let Ok(checkpoint) = serde_json::to_string(&checkpoint) else {
-            return;
-        };
-        self.ledger_request(
-            0,
-            LedgerRequest::Checkpoint {
-                reservation,
-                answered_at_ms,
-                checkpoint,
-            },
-        );
+        self.write_checkpoint(reservation, answered_at_ms, &checkpoint);
     }
 }
 

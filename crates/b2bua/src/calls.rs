@@ -1559,7 +1559,17 @@ impl Switch {
             byes,
         };
         let reservation = reservation_key(&session.call_id, *attempt);
-        let Ok(checkpoint) = serde_json::to_string(&checkpoint) else {
+        self.write_checkpoint(reservation, answered_at_ms, &checkpoint);
+    }
+
+    /// Writes on a reservation what a restart needs to bill its answered leg.
+    pub(crate) fn write_checkpoint(
+        &mut self,
+        reservation: String,
+        answered_at_ms: i64,
+        checkpoint: &Checkpoint,
+    ) {
+        let Ok(checkpoint) = serde_json::to_string(checkpoint) else {
             return;
         };
         self.ledger_request(
@@ -1613,7 +1623,7 @@ impl Switch {
     }
 
     /// ACKs a callback's caller leg 2xx again.
-    fn acknowledge_caller_leg(&mut self, key: u64, response: &Response) {
+    pub(crate) fn acknowledge_caller_leg(&mut self, key: u64, response: &Response) {
         let Some(session) = self.sessions.get(&key) else {
             return;
         };

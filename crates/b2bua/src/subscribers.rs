@@ -87,29 +87,22 @@ fn credentials_header(method: &Method) -> (&'static str, &'static str, u16, &'st
 }
 
 impl Switch {
-    /// A REGISTER from a subscriber.
-    pub(crate) fn subscriber_register(
+    /// A REGISTER, or an INVITE to a number that is not an access number: a subscriber's,
+    /// once its digest is checked (`None` while it waits for the ledger). With subscribers
+    /// off, what a switch without them answers.
+    pub(crate) fn subscriber_request(
         &mut self,
         transaction: TransactionId,
         request: &Request,
         source: Peer,
     ) -> Option<Response> {
         if !self.config.subscribers.enabled {
-            return Some(Response::for_request(request, 405, "Method Not Allowed"));
-        }
-        self.authenticate(transaction, request, source)
-    }
-
-    /// An INVITE to a number that is not an access number: a subscriber's call, once its
-    /// digest is checked.
-    pub(crate) fn subscriber_invite(
-        &mut self,
-        transaction: TransactionId,
-        request: &Request,
-        source: Peer,
-    ) -> Option<Response> {
-        if !self.config.subscribers.enabled {
-            return Some(Response::for_request(request, 404, "Not Found"));
+            let (status, reason) = if request.method == Method::Register {
+                (405, "Method Not Allowed")
+            } else {
+                (404, "Not Found")
+            };
+            return Some(Response::for_request(request, status, reason));
         }
         self.authenticate(transaction, request, source)
     }

@@ -724,7 +724,7 @@ impl Switch {
                 Ok(()) => return,
                 Err(response) => *response,
             },
-            Method::Register => match self.subscriber_register(transaction, &request, source) {
+            Method::Register => match self.subscriber_request(transaction, &request, source) {
                 None => return,
                 Some(response) => response,
             },
@@ -751,7 +751,7 @@ impl Switch {
             let Some(access) = self.config.access_number(user).cloned() else {
                 // Not an access number: a subscriber's call (admitted once its credentials
                 // are there), or nothing.
-                return match self.subscriber_invite(transaction, request, source) {
+                return match self.subscriber_request(transaction, request, source) {
                     None => Ok(()),
                     Some(response) => {
                         refused(self, "not_found");

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use crate::admin_http::{AdminError, AdminState, ApiCaller};
 use crate::openapi::ErrorBody;
-use crate::server::{CoreSender, wall_clock_ms};
+use crate::server::CoreSender;
 
 /// A web callback as asked.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -151,15 +151,6 @@ pub(crate) async fn place(
         .place(id, &order.number, order.destination.as_deref())
         .await?;
     let after = serde_json::json!({ "call_id": call_id });
-    state
-        .store()
-        .audit_api(
-            &caller.0,
-            "callback",
-            &format!("account {id}"),
-            Some(&after.to_string()),
-            wall_clock_ms(),
-        )
-        .await?;
+    crate::vouchers::audit(&state, &caller, "callback", &format!("account {id}"), after).await?;
     Ok((StatusCode::ACCEPTED, Json(CallbackPlaced { call_id })))
 }

@@ -318,16 +318,8 @@ pub(crate) async fn create(
 ) -> Result<(StatusCode, Json<SubscriberView>), AdminError> {
     let added = add(state.store(), id, order, &state.subscriber_realm).await?;
     let after = serde_json::json!({ "username": added.username });
-    state
-        .store()
-        .audit_api(
-            &caller.0,
-            "subscribers.add",
-            &format!("account {id}"),
-            Some(&after.to_string()),
-            wall_clock_ms(),
-        )
-        .await?;
+    let subject = format!("account {id}");
+    crate::vouchers::audit(&state, &caller, "subscribers.add", &subject, after).await?;
     Ok((StatusCode::CREATED, Json(added)))
 }
 
@@ -359,15 +351,7 @@ pub(crate) async fn set_status(
         return Err(AdminError::NotFound(format!("no subscriber {username}")));
     }
     let after = serde_json::json!({ "active": status.active });
-    state
-        .store()
-        .audit_api(
-            &caller.0,
-            "subscribers.status",
-            &format!("subscriber {username}"),
-            Some(&after.to_string()),
-            wall_clock_ms(),
-        )
-        .await?;
+    let subject = format!("subscriber {username}");
+    crate::vouchers::audit(&state, &caller, "subscribers.status", &subject, after).await?;
     Ok(StatusCode::NO_CONTENT)
 }

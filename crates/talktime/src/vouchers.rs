@@ -474,7 +474,8 @@ pub(crate) async fn delete_speed_dial(
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
-async fn audit(
+/// The API caller's change, in the audit log.
+pub(crate) async fn audit(
     state: &AdminState,
     caller: &ApiCaller,
     action: &str,
