@@ -31,6 +31,18 @@ pub struct Rated {
     /// The same rating without the activation fee, for a settle that finds the card already
     /// activated by another call.
     pub without_activation: Option<RatingContext>,
+    /// The resellers above the payer, its own first, each with the rating it pays by.
+    pub levels: Vec<LevelPrice>,
+}
+
+/// A reseller level of a call (issue 16) and the rating it pays by: its own tariff's, or
+/// `None` for the price of the level below.
+#[derive(Debug, Clone)]
+pub struct LevelPrice {
+    /// 1 = the payer's own reseller.
+    pub depth: i64,
+    pub reseller_id: i64,
+    pub context: Option<RatingContext>,
 }
 
 /// A callback's leg to the caller, paid beside the called leg from the same credit.

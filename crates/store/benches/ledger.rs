@@ -28,10 +28,7 @@ async fn round_trip(store: &Store, account_id: i64) {
     let call_id = format!("bench-{}", CALLS.fetch_add(1, Ordering::Relaxed));
     store
         .authorize(&call_id, Payer::Account(account_id), NOW, |_| {
-            Ok(Decision {
-                reserve_micros: 1_000_000,
-                max_duration_ms: 60_000,
-            })
+            Ok(Decision::new(1_000_000, 60_000))
         })
         .await
         .expect("authorize");

@@ -44,6 +44,8 @@ pub struct CardBatchSpec {
     pub caller_id_min_balance_micros: i64,
     /// Calls at once on each card (a shared balance, seed 004); at least 1.
     pub concurrency_limit: i64,
+    /// The reseller whose customers the cards are (issue 16), if any.
+    pub reseller_id: Option<i64>,
 }
 
 /// A generated batch. It is the only place its PINs exist in the clear (the ledger keeps keyed
@@ -158,6 +160,10 @@ impl Store {
             })?;
             card_ids.push(card.id);
             pins.push(pin);
+        }
+        if let Some(reseller_id) = spec.reseller_id {
+            crate::resellers::put_batch_under(&mut conn, batch_id, reseller_id, &spec.currency)
+                .await?;
         }
         transaction.commit().await?;
         Ok(CardBatch {

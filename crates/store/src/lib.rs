@@ -29,7 +29,7 @@
 //! let hold = store
 //!     .authorize("call-id@host", Payer::Card(42), started_ms, |available| {
 //!         // billing computes the talk-time limit from `available`
-//!         Ok(Decision { reserve_micros: available.available_micros, max_duration_ms: 60_000 })
+//!         Ok(Decision::new(available.available_micros, 60_000))
 //!     })
 //!     .await?;
 //! store.settle(&hold.call_id, 120_000, &[], started_ms + 60_000).await?;
@@ -53,6 +53,7 @@ pub use talktime_billing::{DecimalError, MAX_FRACTION_DIGITS, format_micros, par
 mod plans;
 mod recovery;
 mod reservation;
+mod resellers;
 mod routing_docs;
 mod subscribers;
 mod tariffs;
@@ -78,8 +79,12 @@ pub use pin_key::{PIN_KEY_ENV, PIN_KEY_FILE_NAME, PinKey};
 pub use plans::{AccountRules, DuePlan, PlanRow};
 pub use recovery::{Closed, Orphan};
 pub use reservation::{
+    SettleExtras,
     Available, Decision, FirstUse, Payer, ReconcileReport, Refusal, ReleaseOutcome, Reservation,
     SettleOutcome,
+};
+pub use resellers::{
+    DEFAULT_MAX_RESELLER_DEPTH, LevelAvailable, LevelLine, NewReseller, Reseller, ResellerLevel,
 };
 pub use routing_docs::{RoutingDocument, RoutingKind, RoutingSnapshot};
 pub use subscribers::{MAX_USERNAME_LENGTH, Subscriber};

@@ -48,15 +48,32 @@ pub struct Available {
     pub available_micros: i64,
     /// Calls already in progress on the account.
     pub open_calls: i64,
+    /// The resellers above the account, its own first: each must hold its price of the call
+    /// ([`Decision::level_holds`]) within its own free credit.
+    pub levels: Vec<crate::resellers::LevelAvailable>,
 }
 
 /// The rating function's answer: how much credit to hold for the call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decision {
     /// Credit to hold, at most [`Available::available_micros`].
     pub reserve_micros: i64,
     /// The talk-time limit the switch enforces (recorded with the reservation).
     pub max_duration_ms: i64,
+    /// What each reseller level of [`Available::levels`] holds, in the same order, each at
+    /// most that level's free credit. Empty for a customer of the vendor.
+    pub level_holds: Vec<i64>,
+}
+
+impl Decision {
+    /// A hold for a customer of the vendor (no reseller levels).
+    pub fn new(reserve_micros: i64, max_duration_ms: i64) -> Decision {
+        Decision {
+            reserve_micros,
+            max_duration_ms,
+            level_holds: Vec::new(),
+        }
+    }
 }
 
 /// Why the rating function refused a call.
@@ -143,6 +160,18 @@ async fn mark_first_use(
     Ok(updated == 1)
 }
 
+/// What a settle carries besides the cost: see [`Store::settle_call`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SettleExtras<'a> {
+    /// A card's first answered call.
+    pub first_use: Option<FirstUse>,
+    /// Free package seconds the call used.
+    pub package_seconds: i64,
+    /// What each reseller level above the payer pays for the call, its own reseller first
+    /// (each at its own price); a level left out pays nothing.
+    pub level_charges: &'a [i64],
+}
+
 /// The result of a successful [`Store::settle`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SettleOutcome {
@@ -223,7 +252,7 @@ impl ReservationRow {
 
 /// On PostgreSQL, waits for and holds the account row's lock until commit. On SQLite the
 /// transaction already holds the database write lock (`BEGIN IMMEDIATE`).
-async fn lock_account(conn: &mut Conn<'_>, account_id: i64) -> Result<(), StoreError> {
+pub(crate) async fn lock_account(conn: &mut Conn<'_>, account_id: i64) -> Result<(), StoreError> {
     if let Conn::Postgres(c) = conn {
         sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
             .bind(account_id)
@@ -288,6 +317,29 @@ async fn resize_hold(
     .execute(&mut **c)
     .await
     .map(|_| ()))?;
+    Ok(())
+}
+
+/// One hold per reseller level, none negative or above the level's free credit.
+fn check_level_holds(
+    levels: &[crate::resellers::LevelAvailable],
+    holds: &[i64],
+) -> Result<(), StoreError> {
+    if holds.len() != levels.len() {
+        return Err(StoreError::InvalidArgument(format!(
+            "{} reseller levels but {} holds",
+            levels.len(),
+            holds.len()
+        )));
+    }
+    for (level, &hold) in levels.iter().zip(holds) {
+        if hold < 0 || hold > level.available_micros.max(0) {
+            return Err(StoreError::ReservationTooLarge {
+                requested_micros: hold,
+                available_micros: level.available_micros.max(0),
+            });
+        }
+    }
     Ok(())
 }
 
@@ -394,6 +446,7 @@ impl Store {
             }
             None => None,
         };
+        let levels = crate::resellers::lock_levels(&mut conn, account_id, beside == 1).await?;
         let available = Available {
             account_id,
             card_id,
@@ -404,6 +457,7 @@ impl Store {
             owner_available_micros: owner_free,
             available_micros: own_free.min(owner_free.unwrap_or(own_free)).max(0),
             open_calls: account.open_calls,
+            levels,
         };
         let (decision, companion_micros) = decide(&available, held).map_err(StoreError::Refused)?;
         let total = decision.reserve_micros.saturating_add(companion_micros);
@@ -414,6 +468,7 @@ impl Store {
                 available_micros: available.available_micros,
             });
         }
+        check_level_holds(&available.levels, &decision.level_holds)?;
         if let Some(companion) = companion {
             resize_hold(&mut conn, companion, companion_micros).await?;
         }
@@ -436,6 +491,13 @@ impl Store {
         if inserted.is_none() {
             return Err(StoreError::CallIdInUse);
         }
+        crate::resellers::insert_level_holds(
+            &mut conn,
+            call_id,
+            &available.levels,
+            &decision.level_holds,
+        )
+        .await?;
         transaction.commit().await?;
         let reservation = Reservation {
             call_id: call_id.to_owned(),
@@ -465,8 +527,14 @@ impl Store {
         cdrs: &[Cdr],
         now_ms: i64,
     ) -> Result<SettleOutcome, StoreError> {
-        self.settle_call(call_id, actual_cost_micros, cdrs, now_ms, None, 0)
-            .await
+        self.settle_call(
+            call_id,
+            actual_cost_micros,
+            cdrs,
+            now_ms,
+            SettleExtras::default(),
+        )
+        .await
     }
 
     /// [`Store::settle`] for an answered call on a card: in the same transaction the card's
@@ -483,9 +551,13 @@ impl Store {
         actual_cost_micros: i64,
         cdrs: &[Cdr],
         now_ms: i64,
-        first_use: Option<FirstUse>,
-        package_seconds: i64,
+        extras: SettleExtras<'_>,
     ) -> Result<SettleOutcome, StoreError> {
+        let SettleExtras {
+            first_use,
+            package_seconds,
+            level_charges,
+        } = extras;
         check_amount(actual_cost_micros)?;
         let mut transaction = self.begin_write().await?;
         let mut conn = transaction.conn();
@@ -544,6 +616,7 @@ impl Store {
                 }
             }
         }
+        crate::resellers::charge_levels(&mut conn, call_id, level_charges, now_ms).await?;
         for cdr in cdrs {
             insert_cdr(&mut conn, cdr, now_ms).await?;
         }
@@ -584,8 +657,8 @@ impl Store {
     /// Drops the hold of a call that never connected. Releasing twice is harmless; releasing a
     /// settled call is an error.
     pub async fn release(&self, call_id: &str, now_ms: i64) -> Result<ReleaseOutcome, StoreError> {
-        let mut held = self.acquire_for_write().await?;
-        let mut conn = held.conn();
+        let mut transaction = self.begin_write().await?;
+        let mut conn = transaction.conn();
         let result = with_conn!(&mut conn, c => sqlx::query(
             "UPDATE reservations SET state = 'released', closed_at_ms = $2 \
              WHERE call_id = $1 AND state = 'open'",
@@ -595,7 +668,10 @@ impl Store {
         .execute(&mut **c)
         .await
         .map(|done| done.rows_affected()))?;
-        drop(held);
+        if result == 1 {
+            crate::resellers::close_level_holds(&mut conn, call_id).await?;
+        }
+        transaction.commit().await?;
         if result == 1 {
             return Ok(ReleaseOutcome::Released);
         }

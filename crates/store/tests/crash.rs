@@ -53,10 +53,7 @@ async fn child(url: &str) {
         .expect("child opens the store");
     store
         .authorize(CALL_ID, Payer::Card(card_id), NOW, |_| {
-            Ok(Decision {
-                reserve_micros: 3 * UNIT,
-                max_duration_ms: 180_000,
-            })
+            Ok(Decision::new(3 * UNIT, 180_000))
         })
         .await
         .expect("child reserves");

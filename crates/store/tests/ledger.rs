@@ -21,10 +21,7 @@ fn hold(amount: i64) -> impl FnOnce(&Available) -> Result<Decision, Refusal> {
                 needed_micros: amount,
             });
         }
-        Ok(Decision {
-            reserve_micros: amount,
-            max_duration_ms: 60_000,
-        })
+        Ok(Decision::new(amount, 60_000))
     }
 }
 
@@ -208,10 +205,7 @@ ledger_test!(owner_balance_bounds_the_card_and_pays_too, |store| {
     store
         .authorize("c1", Payer::Card(card.id), NOW, |available| {
             seen = Some(available.clone());
-            Ok(Decision {
-                reserve_micros: available.available_micros,
-                max_duration_ms: 1,
-            })
+            Ok(Decision::new(available.available_micros, 1))
         })
         .await
         .unwrap();
@@ -364,10 +358,7 @@ ledger_test!(decisions_are_bounded_by_available_credit, |store| {
     let card = card_with(store, "777777", 2 * UNIT, 0).await;
     let too_much = store
         .authorize("x", Payer::Card(card.id), NOW, |_| {
-            Ok(Decision {
-                reserve_micros: 3 * UNIT,
-                max_duration_ms: 1,
-            })
+            Ok(Decision::new(3 * UNIT, 1))
         })
         .await;
     assert!(matches!(
@@ -798,6 +789,7 @@ ledger_test!(card_batches_have_unique_pins_and_export, |store| {
         activation_fee_micros: 0,
         caller_id_min_balance_micros: 0,
         concurrency_limit: 1,
+        reseller_id: None,
     };
     let batch = store.generate_cards(&spec, NOW).await.unwrap();
     assert_eq!(batch.card_ids.len(), 300);
@@ -1344,6 +1336,7 @@ async fn pins_are_kept_as_keyed_hashes_and_the_key_must_match() {
         activation_fee_micros: 0,
         caller_id_min_balance_micros: 0,
         concurrency_limit: 1,
+        reseller_id: None,
     };
     let batch = store.generate_cards(&spec, NOW).await.unwrap();
     let single = card_with(store, "424242424242", UNIT, 1).await;
@@ -1597,10 +1590,7 @@ ledger_test!(
             .authorize_beside("cb#1", "cb#0", payer, NOW, |available, held| {
                 assert_eq!((available.available_micros, held), (10 * UNIT, 10 * UNIT));
                 Ok((
-                    Decision {
-                        reserve_micros: 6 * UNIT,
-                        max_duration_ms: 1,
-                    },
+                    Decision::new(6 * UNIT, 1),
                     5 * UNIT,
                 ))
             })
@@ -1621,10 +1611,7 @@ ledger_test!(
         let (reservation, caller_leg) = store
             .authorize_beside("cb#1", "cb#0", payer, NOW, |_, _| {
                 Ok((
-                    Decision {
-                        reserve_micros: 6 * UNIT,
-                        max_duration_ms: 1,
-                    },
+                    Decision::new(6 * UNIT, 1),
                     4 * UNIT,
                 ))
             })

@@ -59,10 +59,7 @@ fn up_to(wanted: i64) -> impl FnOnce(&talktime_store::Available) -> Result<Decis
                 needed_micros: wanted,
             });
         }
-        Ok(Decision {
-            reserve_micros: wanted.min(available.available_micros),
-            max_duration_ms: 1_000,
-        })
+        Ok(Decision::new(wanted.min(available.available_micros), 1_000))
     }
 }
 

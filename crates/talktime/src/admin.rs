@@ -111,6 +111,11 @@ pub struct BatchOrder {
     #[arg(long = "owner-account")]
     #[serde(default)]
     pub owner_account: Option<i64>,
+    /// The reseller (id) whose customers the cards are: each call also holds and pays on
+    /// every reseller level above them.
+    #[arg(long = "reseller")]
+    #[serde(default)]
+    pub reseller: Option<i64>,
     /// Below this balance a card's registered caller ID no longer skips the PIN (seed 002).
     #[arg(long = "caller-id-min-balance")]
     #[serde(default)]
@@ -226,6 +231,7 @@ impl BatchOrder {
             activation_fee_micros: optional_micros(self.activation_fee.as_deref())?,
             caller_id_min_balance_micros: optional_micros(self.caller_id_min_balance.as_deref())?,
             concurrency_limit: self.concurrency_limit.unwrap_or(1),
+            reseller_id: self.reseller,
         };
         if !self.plan.is_empty() {
             // Checked before a card exists.

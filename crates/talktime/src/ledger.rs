@@ -16,8 +16,8 @@ use talktime_engine::{
 };
 use talktime_pii::Pii;
 use talktime_store::{
-    Cdr, Decision, FirstUse, LockoutPolicy, Payer, Refusal as StoreRefusal, SettleOutcome, Store,
-    StoreError,
+    Cdr, Decision, FirstUse, LockoutPolicy, Payer, Refusal as StoreRefusal, SettleExtras,
+    SettleOutcome, Store, StoreError,
 };
 use tracing::warn;
 
@@ -27,6 +27,7 @@ use crate::config::BillingConfig;
 const DECK_LIFETIME: Duration = Duration::from_secs(60);
 
 pub use talktime_b2bua::Rated;
+pub use talktime_b2bua::ledger::LevelPrice;
 
 #[derive(Debug)]
 pub struct Ledger {
@@ -239,6 +240,9 @@ impl Ledger {
             return Err(Refusal::BlockedDestination);
         }
         let context = self.rate_with(&deck, &rules, destination, toll_free, now_ms, payer_facts)?;
+        let levels = self
+            .level_prices(account, destination, toll_free, now_ms)
+            .await?;
         let without_activation = if activation_fee_micros > 0 {
             let payer_facts = PayerFacts {
                 fees: Vec::new(),
@@ -261,17 +265,20 @@ impl Ledger {
             None => {
                 self.store
                     .authorize(key, payer, now_ms, |available| {
-                        let decision = decide(&context, available, &caps)?;
-                        granted = Some((decision.1, decision.2));
-                        Ok(decision.0)
+                        let (mut decision, mut announced, cause) =
+                            decide(&context, available, &caps)?;
+                        hold_levels(&context, &levels, available, &mut decision, &mut announced)?;
+                        granted = Some((announced, cause));
+                        Ok(decision)
                     })
                     .await
             }
             Some(leg) => self
                 .store
                 .authorize_beside(key, &leg.reservation, payer, now_ms, |available, _held| {
-                    let (decision, announced, cause, companion) =
+                    let (mut decision, mut announced, cause, companion) =
                         decide_beside(&context, available, &caps, leg)?;
+                    hold_levels(&context, &levels, available, &mut decision, &mut announced)?;
                     granted = Some((announced, cause));
                     Ok((decision, companion))
                 })
@@ -298,6 +305,7 @@ impl Ledger {
                 card,
                 activation_fee_micros,
                 without_activation,
+                levels,
             }),
             Err(error) => Err(refusal(&error)),
         }
@@ -321,6 +329,47 @@ impl Ledger {
         let rules = self.own_rules(account).await?;
         let context = self.rate_with(&deck, &rules, destination, toll_free, at_ms, payer)?;
         Ok((deck, context))
+    }
+
+    /// The resellers above `account` and the rating each pays by (its own tariff's, without the
+    /// customer's fees, taxes or rules; `None` without a tariff: the level below's price). A
+    /// level whose tariff has no rate for the destination refuses the call: a reseller does not
+    /// sell what it cannot buy. For authorization and for billing a recovered call.
+    pub async fn level_prices(
+        &self,
+        account: AccountId,
+        destination: &str,
+        toll_free: bool,
+        at_ms: i64,
+    ) -> Result<Vec<LevelPrice>, Refusal> {
+        let chain = self.store.reseller_chain(account.0).await.map_err(|error| {
+            warn!(%error, "cannot read the account's resellers");
+            Refusal::NoCredit
+        })?;
+        let mut levels = Vec::with_capacity(chain.len());
+        for level in chain {
+            let context = match level.tariff_id {
+                Some(tariff) => {
+                    let deck = self.deck(tariff).await.map_err(|error| {
+                        warn!(%error, reseller = level.reseller_id, "cannot load a reseller's tariff");
+                        Refusal::UnknownDestination
+                    })?;
+                    let rules = OwnRules {
+                        taxes: None,
+                        destinations: DestinationPolicy::default(),
+                    };
+                    let facts = PayerFacts::default();
+                    Some(self.rate_with(&deck, &rules, destination, toll_free, at_ms, facts)?)
+                }
+                None => None,
+            };
+            levels.push(LevelPrice {
+                depth: level.depth,
+                reseller_id: level.reseller_id,
+                context,
+            });
+        }
+        Ok(levels)
     }
 
     /// The rating of `destination` on `deck` with the account's own rules (no database).
@@ -419,18 +468,21 @@ impl Ledger {
 
     /// Charges `answered_ms` of talk (0 releases the hold) and writes the attempt's CDRs in
     /// the same database transaction. Safe to repeat: the store charges a key once.
+    #[allow(clippy::too_many_arguments)]
     pub async fn settle(
         &self,
         key: &str,
         context: Option<&RatingContext>,
+        levels: &[LevelPrice],
         answered_ms: u64,
         carrier_buy_per_minute: Option<Decimal>,
         cdrs: &mut [Cdr],
         now_ms: i64,
     ) -> Result<i64, StoreError> {
+        let rating = Rating { context, levels };
         self.settle_first_use(
             key,
-            context,
+            rating,
             answered_ms,
             carrier_buy_per_minute,
             cdrs,
@@ -444,13 +496,14 @@ impl Ledger {
     async fn settle_first_use(
         &self,
         key: &str,
-        context: Option<&RatingContext>,
+        rating: Rating<'_>,
         answered_ms: u64,
         carrier_buy_per_minute: Option<Decimal>,
         cdrs: &mut [Cdr],
         now_ms: i64,
         first_use: Option<FirstUse>,
     ) -> Result<i64, StoreError> {
+        let context = rating.context;
         let charge = context.map(|context| rate_call(context, answered_ms));
         if let (Some(charge), Some(answered)) =
             (&charge, cdrs.iter_mut().find(|cdr| cdr.answer_ms.is_some()))
@@ -470,9 +523,17 @@ impl Ledger {
         let package_seconds = charge
             .as_ref()
             .map_or(0, |charge| i64::from(charge.package_seconds_used));
+        let level_charges = context.map_or_else(Vec::new, |context| {
+            level_charges(context, rating.levels, answered_ms)
+        });
+        let extras = SettleExtras {
+            first_use,
+            package_seconds,
+            level_charges: &level_charges,
+        };
         match self
             .store
-            .settle_call(key, cost, cdrs, now_ms, first_use, package_seconds)
+            .settle_call(key, cost, cdrs, now_ms, extras)
             .await?
         {
             SettleOutcome::Charged { charged_micros, .. } => Ok(charged_micros),
@@ -494,7 +555,7 @@ impl Ledger {
     ) -> Result<i64, StoreError> {
         let Some(rated) = rated else {
             return self
-                .settle(key, None, answered_ms, carrier_buy_per_minute, cdrs, now_ms)
+                .settle(key, None, &[], answered_ms, carrier_buy_per_minute, cdrs, now_ms)
                 .await;
         };
         let first_use = rated
@@ -507,7 +568,10 @@ impl Ledger {
         let settled = self
             .settle_first_use(
                 key,
-                Some(&rated.context),
+                Rating {
+                    context: Some(&rated.context),
+                    levels: &rated.levels,
+                },
                 answered_ms,
                 carrier_buy_per_minute,
                 cdrs,
@@ -525,7 +589,10 @@ impl Ledger {
         });
         self.settle_first_use(
             key,
-            Some(without),
+            Rating {
+                context: Some(without),
+                levels: &rated.levels,
+            },
             answered_ms,
             carrier_buy_per_minute,
             cdrs,
@@ -542,6 +609,14 @@ impl Ledger {
         };
         Ok(self.store.card(card).await?.activation_fee_due())
     }
+}
+
+/// The rating a settle charges by: the payer's (`None`: nothing to charge, only CDRs) and the
+/// reseller levels'.
+#[derive(Debug, Clone, Copy)]
+struct Rating<'a> {
+    context: Option<&'a RatingContext>,
+    levels: &'a [LevelPrice],
 }
 
 /// What the payer brings to a call's rating besides the tariff.
@@ -681,10 +756,10 @@ fn decide(
                 .cost_at_limit
                 .to_micros()
                 .map_err(|error| StoreRefusal::Other(error.to_string()))?;
-            let decision = Decision {
-                reserve_micros: reserve.min(available.available_micros),
-                max_duration_ms: i64::try_from(talk_time.limit_ms).unwrap_or(i64::MAX),
-            };
+            let decision = Decision::new(
+                reserve.min(available.available_micros),
+                i64::try_from(talk_time.limit_ms).unwrap_or(i64::MAX),
+            );
             Ok((decision, talk_time.announced_ms, limit_cause))
         }
         Err(RatingError::InsufficientCredit {
@@ -720,10 +795,10 @@ fn decide_beside(
     };
     match talktime_billing::max_talk_time_beside(context, credit, companion) {
         Ok(talk_time) => {
-            let decision = Decision {
-                reserve_micros: micros(talk_time.cost_at_limit)?,
-                max_duration_ms: i64::try_from(talk_time.limit_ms).unwrap_or(i64::MAX),
-            };
+            let decision = Decision::new(
+                micros(talk_time.cost_at_limit)?,
+                i64::try_from(talk_time.limit_ms).unwrap_or(i64::MAX),
+            );
             let companion_micros = micros(companion.cost_with(talk_time.limit_seconds))?;
             Ok((
                 decision,
@@ -740,6 +815,79 @@ fn decide_beside(
         }),
         Err(error) => Err(StoreRefusal::Other(error.to_string())),
     }
+}
+
+/// Shortens `decision` to what every reseller level above the payer pays for, and sets each
+/// level's hold (issue 16). The levels priced before the lock must be the ones read under it.
+fn hold_levels(
+    customer: &RatingContext,
+    levels: &[LevelPrice],
+    available: &talktime_store::Available,
+    decision: &mut Decision,
+    announced: &mut u64,
+) -> Result<(), StoreRefusal> {
+    if levels.is_empty() && available.levels.is_empty() {
+        return Ok(());
+    }
+    let unchanged = levels.len() == available.levels.len()
+        && levels
+            .iter()
+            .zip(&available.levels)
+            .all(|(priced, locked)| priced.reseller_id == locked.level.reseller_id);
+    if !unchanged {
+        return Err(StoreRefusal::Other(
+            "the account's resellers changed while the call was being authorized".into(),
+        ));
+    }
+    let other = |error: &dyn std::fmt::Display| StoreRefusal::Other(error.to_string());
+    let currency = Currency::new(&available.currency).map_err(|error| other(&error))?;
+    let priced: Vec<talktime_billing::Level<'_>> = levels
+        .iter()
+        .zip(&available.levels)
+        .map(|(priced, locked)| talktime_billing::Level {
+            context: priced.context.as_ref(),
+            credit: Money::from_micros(locked.available_micros.max(0), currency),
+        })
+        .collect();
+    let customer_limit_ms = u64::try_from(decision.max_duration_ms).unwrap_or(0);
+    let limit = match talktime_billing::level_limit(customer, customer_limit_ms, &priced) {
+        Ok(limit) => limit,
+        Err(RatingError::InsufficientCredit {
+            first_unit_cost,
+            available,
+        }) => {
+            return Err(StoreRefusal::InsufficientCredit {
+                available_micros: available.to_micros().unwrap_or(0),
+                needed_micros: first_unit_cost.to_micros().unwrap_or(i64::MAX),
+            });
+        }
+        Err(error) => return Err(other(&error)),
+    };
+    if limit.limit_ms < customer_limit_ms {
+        let cost = rate_call(customer, limit.limit_ms).total_micros().map_err(|error| other(&error))?;
+        decision.reserve_micros = decision.reserve_micros.min(cost);
+        decision.max_duration_ms = i64::try_from(limit.limit_ms).unwrap_or(0);
+        *announced = (*announced).min(limit.limit_ms);
+    }
+    decision.level_holds = limit
+        .holds
+        .iter()
+        .map(|hold| hold.to_micros().map_err(|error| other(&error)))
+        .collect::<Result<_, _>>()?;
+    Ok(())
+}
+
+/// What each reseller level pays for `answered_ms` of talk, its own reseller first.
+fn level_charges(customer: &RatingContext, levels: &[LevelPrice], answered_ms: u64) -> Vec<i64> {
+    if levels.is_empty() {
+        return Vec::new();
+    }
+    let contexts: Vec<Option<&RatingContext>> =
+        levels.iter().map(|level| level.context.as_ref()).collect();
+    talktime_billing::level_charges(customer, &contexts, answered_ms)
+        .iter()
+        .map(|charge| charge.to_micros().unwrap_or(0))
+        .collect()
 }
 
 fn refusal(error: &StoreError) -> Refusal {

@@ -141,7 +141,15 @@ async fn bill_answered(
             crate::ledger::PayerFacts::default(),
         )
         .await;
-    let Ok((_, context)) = rated else {
+    let levels = ledger
+        .level_prices(
+            AccountId(checkpoint.account),
+            &checkpoint.destination,
+            checkpoint.toll_free,
+            checkpoint.rated_at_ms,
+        )
+        .await;
+    let (Ok((_, context)), Ok(levels)) = (rated, levels) else {
         warn!(reservation = %orphan.call_id, "cannot rate a recovered call; left for the next pass");
         return Ok(false);
     };
@@ -158,6 +166,7 @@ async fn bill_answered(
         .settle(
             &orphan.call_id,
             Some(&context),
+            &levels,
             talked_ms,
             buy,
             &mut cdrs,

@@ -154,6 +154,7 @@ async fn generated_pin(
         activation_fee_micros: 0,
         caller_id_min_balance_micros: 0,
         concurrency_limit: 1,
+        reseller_id: None,
     };
     let batch = store.generate_cards(&spec, wall_clock_ms()).await?;
     let pin = batch.pins.first().context("the demo batch is empty")?;

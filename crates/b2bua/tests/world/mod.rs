@@ -694,6 +694,7 @@ impl World {
             card: Some(CardId(1)),
             activation_fee_micros: 0,
             without_activation: None,
+            levels: Vec::new(),
         })
     }
 

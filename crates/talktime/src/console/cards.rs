@@ -306,6 +306,7 @@ pub async fn generate_batch(
         expires_on: optional_text(&form.expires_on),
         activation_fee: optional_text(&form.activation_fee),
         owner_account: None,
+        reseller: None,
         caller_id_min_balance: optional_text(&form.caller_id_min_balance),
         concurrency_limit,
         plan: crate::admin::PlanArgs {

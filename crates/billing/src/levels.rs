@@ -1,0 +1,83 @@
+//! Reseller levels (issue 16): a call of a reseller's customer is priced once more on every
+//! reseller above the customer. Each level pays its own tariff's price for the call, or, when it
+//! has none, the price of the level below it (the customer's for the first). The call may last
+//! only as long as every level's free credit pays for, and each level holds and is charged what
+//! the same rating function ([`rate_call`]) gives for that time: the limit and the bill of every
+//! level come from one place, as the customer's do.
+
+use crate::money::Money;
+use crate::rating::{RatingContext, RatingError, max_talk_time, rate_call};
+
+/// One reseller level of a call: its own rating (`None`: the level below's) and its free credit.
+#[derive(Debug, Clone, Copy)]
+pub struct Level<'a> {
+    pub context: Option<&'a RatingContext>,
+    pub credit: Money,
+}
+
+/// The talk time every level pays for, and what each level holds for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LevelLimit {
+    /// The call's limit: the customer's, or less when a level cannot pay for that long.
+    pub limit_ms: u64,
+    /// What each level's price comes to at `limit_ms`, in the order given.
+    pub holds: Vec<Money>,
+    /// The first level whose credit shortened the limit, if any.
+    pub limited_by: Option<usize>,
+}
+
+/// The rating each level pays with: its own, else the one below it.
+fn in_effect<'a>(
+    customer: &'a RatingContext,
+    levels: impl Iterator<Item = Option<&'a RatingContext>>,
+) -> Vec<&'a RatingContext> {
+    let mut below = customer;
+    levels
+        .map(|own| {
+            let context = own.unwrap_or(below);
+            below = context;
+            context
+        })
+        .collect()
+}
+
+/// The limit of a call the customer may make for `customer_limit_ms`, within every level's
+/// credit. A level that cannot pay for the first billable unit refuses the call
+/// ([`RatingError::InsufficientCredit`]).
+pub fn level_limit(
+    customer: &RatingContext,
+    customer_limit_ms: u64,
+    levels: &[Level<'_>],
+) -> Result<LevelLimit, RatingError> {
+    let contexts = in_effect(customer, levels.iter().map(|level| level.context));
+    let mut limit_ms = customer_limit_ms;
+    let mut limited_by = None;
+    for (index, (context, level)) in contexts.iter().zip(levels).enumerate() {
+        let talk_time = max_talk_time(context, level.credit)?;
+        if talk_time.limit_ms < limit_ms {
+            limit_ms = talk_time.limit_ms;
+            limited_by = Some(index);
+        }
+    }
+    let holds = contexts
+        .iter()
+        .map(|context| rate_call(context, limit_ms).total)
+        .collect();
+    Ok(LevelLimit {
+        limit_ms,
+        holds,
+        limited_by,
+    })
+}
+
+/// What each level pays for `answered_ms` of talk, in the order given.
+pub fn level_charges(
+    customer: &RatingContext,
+    levels: &[Option<&RatingContext>],
+    answered_ms: u64,
+) -> Vec<Money> {
+    in_effect(customer, levels.iter().copied())
+        .into_iter()
+        .map(|context| rate_call(context, answered_ms).total)
+        .collect()
+}

@@ -1,0 +1,583 @@
+//! Resellers (issue 16): vendor (the operator) -> resellers -> sub-resellers -> customers.
+//!
+//! A reseller keeps its money on an account of its own: the balance, the status, the
+//! concurrency limit (0: unlimited) and the tariff it buys at, which is what the level above
+//! (or the vendor) charges it. Its `credit_limit_micros` lets that balance go so far below zero.
+//! A customer account names its reseller. [`Store::authorize`] holds credit on every level in
+//! the call's transaction (`reservation_levels`, depth 1 = the customer's own reseller) and
+//! settle charges each level at its own price in the same transaction; see reservation.rs.
+//!
+//! Locking: a call locks the customer's account, its owner's, then each reseller's account from
+//! the customer's reseller upwards, so two calls always lock in the same order.
+
+use crate::backend::{Conn, Store, with_conn};
+use crate::error::StoreError;
+use crate::ledger::{fetch_account, insert_account};
+use crate::model::NewAccount;
+
+/// The deepest a reseller can sit below the vendor when the caller gives no limit.
+pub const DEFAULT_MAX_RESELLER_DEPTH: i64 = 3;
+/// A guard against a damaged database: no chain is walked further than this.
+const CHAIN_LIMIT: i64 = 16;
+
+/// A reseller as stored, with its account's money.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Reseller {
+    pub id: i64,
+    pub name: String,
+    /// The reseller it buys from; `None`: from the vendor.
+    pub parent_id: Option<i64>,
+    /// Its own account (balance, status, limits, buy tariff).
+    pub account_id: i64,
+    /// How far below zero its balance may go.
+    pub credit_limit_micros: i64,
+    /// 1 directly below the vendor.
+    pub depth: i64,
+    pub currency: String,
+    pub balance_micros: i64,
+    /// The tariff it buys at; `None`: it pays what its customers pay (no margin).
+    pub tariff_id: Option<i64>,
+    pub status: String,
+    pub concurrency_limit: i64,
+    pub created_at_ms: i64,
+}
+
+/// What [`Store::add_reseller`] needs.
+#[derive(Clone, Debug)]
+pub struct NewReseller {
+    pub name: String,
+    pub parent_id: Option<i64>,
+    pub currency: String,
+    /// The tariff it buys at (what its parent or the vendor charges it).
+    pub tariff_id: Option<i64>,
+    pub credit_limit_micros: i64,
+    /// Calls at once over all its customers; 0: unlimited.
+    pub concurrency_limit: i64,
+    /// The deepest level allowed ([`DEFAULT_MAX_RESELLER_DEPTH`] by default).
+    pub max_depth: i64,
+}
+
+/// One reseller above a customer, as the ledger prices a call with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResellerLevel {
+    /// 1 = the customer's own reseller.
+    pub depth: i64,
+    pub reseller_id: i64,
+    pub account_id: i64,
+    /// The tariff it buys at; `None`: the price of the level below.
+    pub tariff_id: Option<i64>,
+}
+
+/// One level as [`crate::Store::authorize`] reads it under the lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LevelAvailable {
+    pub level: ResellerLevel,
+    /// Balance plus credit limit minus what its open calls hold; may be negative.
+    pub available_micros: i64,
+}
+
+/// A level's part in one call, for statements.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LevelLine {
+    pub call_id: String,
+    pub depth: i64,
+    pub reseller_id: i64,
+    /// What the call holds (open) or held at this level.
+    pub amount_micros: i64,
+    /// What the level was charged; `None` while the call is up or when it was released.
+    pub charged_micros: Option<i64>,
+    pub open: bool,
+}
+
+type LevelRow = (String, i64, i64, i64, Option<i64>, i64);
+
+fn level_line((call_id, depth, reseller_id, amount, charged, open): LevelRow) -> LevelLine {
+    LevelLine {
+        call_id,
+        depth,
+        reseller_id,
+        amount_micros: amount,
+        charged_micros: charged,
+        open: open == 1,
+    }
+}
+
+type ResellerRow = (
+    i64,
+    String,
+    Option<i64>,
+    i64,
+    i64,
+    i64,
+    String,
+    i64,
+    Option<i64>,
+    String,
+    i64,
+    i64,
+);
+
+/// `SELECT` of a reseller with its account's money, then `$tail`.
+macro_rules! select_resellers {
+    ($tail:literal) => {
+        concat!(
+            "SELECT r.id, r.name, r.parent_id, r.account_id, r.credit_limit_micros, r.depth, \
+             a.currency, a.balance_micros, a.tariff_id, a.status, a.concurrency_limit, \
+             r.created_at_ms FROM resellers r JOIN accounts a ON a.id = r.account_id ",
+            $tail
+        )
+    };
+}
+
+fn reseller(row: ResellerRow) -> Reseller {
+    let (id, name, parent_id, account_id, credit_limit_micros, depth, currency, balance, tariff) =
+        (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8);
+    Reseller {
+        id,
+        name,
+        parent_id,
+        account_id,
+        credit_limit_micros,
+        depth,
+        currency,
+        balance_micros: balance,
+        tariff_id: tariff,
+        status: row.9,
+        concurrency_limit: row.10,
+        created_at_ms: row.11,
+    }
+}
+
+fn check_name(name: &str) -> Result<(), StoreError> {
+    if name.trim().is_empty() || name.len() > 100 {
+        return Err(StoreError::InvalidArgument(
+            "a reseller's name is 1-100 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn fetch_reseller(conn: &mut Conn<'_>, id: i64) -> Result<Reseller, StoreError> {
+    let row: Option<ResellerRow> = with_conn!(conn, c => sqlx::query_as(select_resellers!("WHERE r.id = $1"))
+        .bind(id)
+        .fetch_optional(&mut **c)
+        .await)?;
+    row.map(reseller)
+        .ok_or_else(|| StoreError::not_found("reseller", id))
+}
+
+/// The resellers above `account_id`, its own first; empty for a customer of the vendor.
+pub(crate) async fn chain_of(
+    conn: &mut Conn<'_>,
+    account_id: i64,
+) -> Result<Vec<ResellerLevel>, StoreError> {
+    let rows: Vec<(i64, i64, i64, Option<i64>)> = with_conn!(conn, c => sqlx::query_as(
+        "WITH RECURSIVE chain (depth, reseller_id, parent_id) AS ( \
+           SELECT CAST(1 AS BIGINT), r.id, r.parent_id FROM accounts a \
+           JOIN resellers r ON r.id = a.reseller_id WHERE a.id = $1 \
+           UNION ALL \
+           SELECT c.depth + 1, r.id, r.parent_id FROM chain c \
+           JOIN resellers r ON r.id = c.parent_id WHERE c.depth < $2) \
+         SELECT c.depth, c.reseller_id, r.account_id, a.tariff_id FROM chain c \
+         JOIN resellers r ON r.id = c.reseller_id JOIN accounts a ON a.id = r.account_id \
+         ORDER BY c.depth",
+    )
+    .bind(account_id)
+    .bind(CHAIN_LIMIT)
+    .fetch_all(&mut **c)
+    .await)?;
+    Ok(rows
+        .into_iter()
+        .map(|(depth, reseller_id, account_id, tariff_id)| ResellerLevel {
+            depth,
+            reseller_id,
+            account_id,
+            tariff_id,
+        })
+        .collect())
+}
+
+/// What each level above `account_id` can still hold, its accounts locked bottom-up; a level
+/// suspended or at its concurrency limit refuses the call. `beside`: the call already holds
+/// one open call on every level (a callback's second leg), which is not another call.
+pub(crate) async fn lock_levels(
+    conn: &mut Conn<'_>,
+    account_id: i64,
+    beside: bool,
+) -> Result<Vec<LevelAvailable>, StoreError> {
+    let chain = chain_of(conn, account_id).await?;
+    let mut levels = Vec::with_capacity(chain.len());
+    for level in chain {
+        crate::reservation::lock_account(conn, level.account_id).await?;
+        let (balance, limit, status, credit_limit, held, open_calls): (
+            i64,
+            i64,
+            String,
+            i64,
+            i64,
+            i64,
+        ) = with_conn!(conn, c => sqlx::query_as(
+            "SELECT a.balance_micros, a.concurrency_limit, a.status, r.credit_limit_micros, \
+             (SELECT CAST(COALESCE(SUM(l.amount_micros), 0) AS BIGINT) FROM reservation_levels l \
+              WHERE l.is_open = 1 AND l.account_id = a.id), \
+             (SELECT COUNT(*) FROM reservation_levels l WHERE l.is_open = 1 AND l.account_id = a.id) \
+             FROM accounts a JOIN resellers r ON r.account_id = a.id WHERE a.id = $1",
+        )
+        .bind(level.account_id)
+        .fetch_one(&mut **c)
+        .await)?;
+        let open_calls = open_calls - i64::from(beside);
+        if status != "active" {
+            return Err(StoreError::NotUsable {
+                entity: "reseller",
+                id: level.reseller_id,
+                status,
+            });
+        }
+        if limit > 0 && open_calls >= limit {
+            return Err(StoreError::ConcurrencyLimit {
+                account_id: level.account_id,
+                limit,
+                open: open_calls,
+            });
+        }
+        levels.push(LevelAvailable {
+            level,
+            available_micros: balance + credit_limit - held,
+        });
+    }
+    Ok(levels)
+}
+
+/// Records the call's hold on each level.
+pub(crate) async fn insert_level_holds(
+    conn: &mut Conn<'_>,
+    call_id: &str,
+    levels: &[LevelAvailable],
+    holds: &[i64],
+) -> Result<(), StoreError> {
+    for (level, hold) in levels.iter().zip(holds) {
+        with_conn!(conn, c => sqlx::query(
+            "INSERT INTO reservation_levels (call_id, depth, reseller_id, account_id, \
+             amount_micros) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(call_id)
+        .bind(level.level.depth)
+        .bind(level.level.reseller_id)
+        .bind(level.level.account_id)
+        .bind(*hold)
+        .execute(&mut **c)
+        .await
+        .map(|_| ()))?;
+    }
+    Ok(())
+}
+
+/// Closes a call's level holds without a charge (released, or settled with nothing to pay).
+pub(crate) async fn close_level_holds(conn: &mut Conn<'_>, call_id: &str) -> Result<(), StoreError> {
+    with_conn!(conn, c => sqlx::query(
+        "UPDATE reservation_levels SET is_open = 0 WHERE call_id = $1 AND is_open = 1",
+    )
+    .bind(call_id)
+    .execute(&mut **c)
+    .await
+    .map(|_| ()))?;
+    Ok(())
+}
+
+/// Charges each level of a settling call its price (`charges[depth - 1]`; a level without
+/// one pays nothing) and closes its hold.
+pub(crate) async fn charge_levels(
+    conn: &mut Conn<'_>,
+    call_id: &str,
+    charges: &[i64],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let open: Vec<(i64, i64)> = with_conn!(conn, c => sqlx::query_as(
+        "SELECT depth, account_id FROM reservation_levels \
+         WHERE call_id = $1 AND is_open = 1 ORDER BY depth",
+    )
+    .bind(call_id)
+    .fetch_all(&mut **c)
+    .await)?;
+    for (depth, account_id) in open {
+        let charge = usize::try_from(depth - 1)
+            .ok()
+            .and_then(|index| charges.get(index))
+            .copied()
+            .unwrap_or(0);
+        crate::ledger::check_amount(charge)?;
+        with_conn!(conn, c => sqlx::query(
+            "UPDATE reservation_levels SET is_open = 0, charged_micros = $3 \
+             WHERE call_id = $1 AND depth = $2",
+        )
+        .bind(call_id)
+        .bind(depth)
+        .bind(charge)
+        .execute(&mut **c)
+        .await
+        .map(|_| ()))?;
+        if charge > 0 {
+            crate::ledger::post(
+                conn,
+                crate::ledger::Posting {
+                    account_id,
+                    kind: crate::model::TransactionKind::CallCharge,
+                    amount_micros: -charge,
+                    call_id: Some(call_id),
+                    reference: None,
+                    idempotency_key: None,
+                    now_ms,
+                },
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes a just-generated batch's card accounts customers of `reseller_id`.
+pub(crate) async fn put_batch_under(
+    conn: &mut Conn<'_>,
+    batch_id: i64,
+    reseller_id: i64,
+    currency: &str,
+) -> Result<(), StoreError> {
+    let reseller = fetch_reseller(conn, reseller_id).await?;
+    if reseller.currency != currency {
+        return Err(StoreError::InvalidArgument(format!(
+            "reseller {reseller_id} is in {}, the cards in {currency}",
+            reseller.currency
+        )));
+    }
+    with_conn!(conn, c => sqlx::query(
+        "UPDATE accounts SET reseller_id = $1 \
+         WHERE id IN (SELECT account_id FROM cards WHERE batch_id = $2)",
+    )
+    .bind(reseller_id)
+    .bind(batch_id)
+    .execute(&mut **c)
+    .await
+    .map(|_| ()))?;
+    Ok(())
+}
+
+impl Store {
+    /// Adds a reseller with an account of its own (zero balance, unlimited calls unless
+    /// given). A sub-reseller shares its parent's currency and sits at most `max_depth` deep.
+    pub async fn add_reseller(
+        &self,
+        new: &NewReseller,
+        now_ms: i64,
+    ) -> Result<Reseller, StoreError> {
+        check_name(&new.name)?;
+        if new.credit_limit_micros < 0 {
+            return Err(StoreError::InvalidArgument(
+                "a credit limit is not negative".into(),
+            ));
+        }
+        let mut transaction = self.begin_write().await?;
+        let mut conn = transaction.conn();
+        let depth = match new.parent_id {
+            Some(parent_id) => {
+                let parent = fetch_reseller(&mut conn, parent_id).await?;
+                if parent.currency != new.currency {
+                    return Err(StoreError::InvalidArgument(format!(
+                        "reseller {parent_id} is in {}, not {}",
+                        parent.currency, new.currency
+                    )));
+                }
+                parent.depth + 1
+            }
+            None => 1,
+        };
+        if depth > new.max_depth.max(1) {
+            return Err(StoreError::InvalidArgument(format!(
+                "resellers nest at most {} deep",
+                new.max_depth.max(1)
+            )));
+        }
+        let taken: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
+            "SELECT id FROM resellers WHERE name = $1",
+        )
+        .bind(&new.name)
+        .fetch_optional(&mut **c)
+        .await)?;
+        if taken.is_some() {
+            return Err(StoreError::InvalidArgument(format!(
+                "a reseller named {} exists",
+                new.name
+            )));
+        }
+        let mut account = NewAccount::new(format!("reseller {}", new.name), &new.currency);
+        account.concurrency_limit = new.concurrency_limit;
+        account.tariff_id = new.tariff_id;
+        let account_id = insert_account(&mut conn, &account, now_ms).await?;
+        let id: i64 = with_conn!(&mut conn, c => sqlx::query_scalar(
+            "INSERT INTO resellers (name, parent_id, account_id, credit_limit_micros, depth, \
+             created_at_ms) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(&new.name)
+        .bind(new.parent_id)
+        .bind(account_id)
+        .bind(new.credit_limit_micros)
+        .bind(depth)
+        .bind(now_ms)
+        .fetch_one(&mut **c)
+        .await)?;
+        let added = fetch_reseller(&mut conn, id).await?;
+        transaction.commit().await?;
+        Ok(added)
+    }
+
+    /// A reseller by id.
+    pub async fn reseller(&self, id: i64) -> Result<Reseller, StoreError> {
+        let mut held = self.acquire().await?;
+        fetch_reseller(&mut held.conn(), id).await
+    }
+
+    /// A reseller by name.
+    pub async fn reseller_by_name(&self, name: &str) -> Result<Option<Reseller>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let row: Option<ResellerRow> = with_conn!(&mut conn, c => sqlx::query_as(select_resellers!("WHERE r.name = $1"))
+            .bind(name)
+            .fetch_optional(&mut **c)
+            .await)?;
+        Ok(row.map(reseller))
+    }
+
+    /// Every reseller, parents before their children.
+    pub async fn resellers(&self) -> Result<Vec<Reseller>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let rows: Vec<ResellerRow> = with_conn!(&mut conn, c => sqlx::query_as(select_resellers!("ORDER BY r.depth, r.id"))
+            .fetch_all(&mut **c)
+            .await)?;
+        Ok(rows.into_iter().map(reseller).collect())
+    }
+
+    /// Changes how far below zero a reseller's balance may go.
+    pub async fn set_reseller_credit_limit(
+        &self,
+        id: i64,
+        credit_limit_micros: i64,
+    ) -> Result<Reseller, StoreError> {
+        if credit_limit_micros < 0 {
+            return Err(StoreError::InvalidArgument(
+                "a credit limit is not negative".into(),
+            ));
+        }
+        let mut transaction = self.begin_write().await?;
+        let mut conn = transaction.conn();
+        fetch_reseller(&mut conn, id).await?;
+        with_conn!(&mut conn, c => sqlx::query(
+            "UPDATE resellers SET credit_limit_micros = $2 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(credit_limit_micros)
+        .execute(&mut **c)
+        .await
+        .map(|_| ()))?;
+        let changed = fetch_reseller(&mut conn, id).await?;
+        transaction.commit().await?;
+        Ok(changed)
+    }
+
+    /// Puts a customer account (a card's or a pinless one) under a reseller, or back under
+    /// the vendor with `None`. A reseller's own account cannot be a customer, and the
+    /// currencies must match. Calls already up keep the levels they were authorized with.
+    pub async fn set_account_reseller(
+        &self,
+        account_id: i64,
+        reseller_id: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let mut transaction = self.begin_write().await?;
+        let mut conn = transaction.conn();
+        let account = fetch_account(&mut conn, account_id).await?;
+        let is_reseller: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
+            "SELECT id FROM resellers WHERE account_id = $1",
+        )
+        .bind(account_id)
+        .fetch_optional(&mut **c)
+        .await)?;
+        if is_reseller.is_some() {
+            return Err(StoreError::InvalidArgument(format!(
+                "account {account_id} is a reseller's own account"
+            )));
+        }
+        if let Some(reseller_id) = reseller_id {
+            let reseller = fetch_reseller(&mut conn, reseller_id).await?;
+            if reseller.currency != account.currency {
+                return Err(StoreError::InvalidArgument(format!(
+                    "reseller {reseller_id} is in {}, account {account_id} in {}",
+                    reseller.currency, account.currency
+                )));
+            }
+        }
+        with_conn!(&mut conn, c => sqlx::query(
+            "UPDATE accounts SET reseller_id = $2 WHERE id = $1",
+        )
+        .bind(account_id)
+        .bind(reseller_id)
+        .execute(&mut **c)
+        .await
+        .map(|_| ()))?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// The resellers above an account, its own first (for pricing a call before it is
+    /// authorized; the authorization reads them again under the lock).
+    pub async fn reseller_chain(&self, account_id: i64) -> Result<Vec<ResellerLevel>, StoreError> {
+        let mut held = self.acquire().await?;
+        chain_of(&mut held.conn(), account_id).await
+    }
+
+    /// The reseller of an account, if any.
+    pub async fn account_reseller(&self, account_id: i64) -> Result<Option<i64>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let found: Option<Option<i64>> = with_conn!(&mut conn, c => sqlx::query_scalar(
+            "SELECT reseller_id FROM accounts WHERE id = $1",
+        )
+        .bind(account_id)
+        .fetch_optional(&mut **c)
+        .await)?;
+        found.ok_or_else(|| StoreError::not_found("account", account_id))
+    }
+
+    /// Every call a reseller took part in (as any level), newest first, at most `limit`.
+    pub async fn reseller_lines(
+        &self,
+        reseller_id: i64,
+        limit: i64,
+    ) -> Result<Vec<LevelLine>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let rows: Vec<LevelRow> = with_conn!(&mut conn, c => sqlx::query_as(
+            "SELECT l.call_id, l.depth, l.reseller_id, l.amount_micros, l.charged_micros, \
+             l.is_open FROM reservation_levels l JOIN reservations r ON r.call_id = l.call_id \
+             WHERE l.reseller_id = $1 ORDER BY r.id DESC LIMIT $2",
+        )
+        .bind(reseller_id)
+        .bind(limit)
+        .fetch_all(&mut **c)
+        .await)?;
+        Ok(rows.into_iter().map(level_line).collect())
+    }
+
+    /// The levels of one call, its own reseller first.
+    pub async fn call_levels(&self, call_id: &str) -> Result<Vec<LevelLine>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let rows: Vec<LevelRow> = with_conn!(&mut conn, c => sqlx::query_as(
+            "SELECT call_id, depth, reseller_id, amount_micros, charged_micros, is_open \
+             FROM reservation_levels WHERE call_id = $1 ORDER BY depth",
+        )
+        .bind(call_id)
+        .fetch_all(&mut **c)
+        .await)?;
+        Ok(rows.into_iter().map(level_line).collect())
+    }
+}
