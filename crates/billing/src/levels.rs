@@ -15,7 +15,8 @@ pub struct Level<'a> {
     pub credit: Money,
 }
 
-/// The talk time every level pays for, and what each level holds for it.
+/// The talk time every level pays for, and what each level holds for it (its cost at the
+/// limit, never more than its credit).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LevelLimit {
     /// The call's limit: the customer's, or less when a level cannot pay for that long.
@@ -59,9 +60,19 @@ pub fn level_limit(
             limited_by = Some(index);
         }
     }
+    // A disconnect fee on short calls can make a shorter call cost more than the level's own
+    // limit did; the hold never exceeds the credit, and settle charges what the call costs.
     let holds = contexts
         .iter()
-        .map(|context| rate_call(context, limit_ms).total)
+        .zip(levels)
+        .map(|(context, level)| {
+            let cost = rate_call(context, limit_ms).total;
+            if cost.amount > level.credit.amount {
+                level.credit
+            } else {
+                cost
+            }
+        })
         .collect();
     Ok(LevelLimit {
         limit_ms,

@@ -243,6 +243,50 @@ proptest! {
     }
 
     #[test]
+    fn every_reseller_level_holds_within_its_credit(
+        customer in context(),
+        own in prop::collection::vec(prop::option::of(context()), 1..=3),
+        credits in prop::collection::vec(amount(100_000), 3),
+        customer_limit_ms in 0u64..2_000_000,
+    ) {
+        let levels: Vec<Level<'_>> = own
+            .iter()
+            .zip(&credits)
+            .map(|(context, credit)| Level {
+                context: context.as_ref(),
+                credit: Money::new(*credit, Currency::USD),
+            })
+            .collect();
+        match level_limit(&customer, customer_limit_ms, &levels) {
+            Ok(limit) => {
+                prop_assert!(limit.limit_ms <= customer_limit_ms);
+                prop_assert_eq!(limit.holds.len(), levels.len());
+                let mut below = &customer;
+                for (index, (level, hold)) in levels.iter().zip(&limit.holds).enumerate() {
+                    let context = level.context.unwrap_or(below);
+                    below = context;
+                    prop_assert!(hold.amount <= level.credit.amount);
+                    let alone = max_talk_time(context, level.credit).unwrap();
+                    prop_assert!(limit.limit_ms <= alone.limit_ms, "level {index}");
+                    let cost = rate_call(context, limit.limit_ms).total.amount;
+                    prop_assert!(hold.amount == cost || cost > level.credit.amount);
+                }
+                let charges = level_charges(
+                    &customer,
+                    &own.iter().map(Option::as_ref).collect::<Vec<_>>(),
+                    limit.limit_ms,
+                );
+                let held: Vec<Decimal> = limit.holds.iter().map(|hold| hold.amount).collect();
+                let charged: Vec<Decimal> = charges.iter().map(|charge| charge.amount).collect();
+                let uncapped = held.iter().zip(&credits).all(|(hold, credit)| hold < credit);
+                prop_assert!(!uncapped || held == charged);
+            }
+            Err(RatingError::InsufficientCredit { .. }) => {}
+            Err(other) => prop_assert!(false, "unexpected error {other}"),
+        }
+    }
+
+    #[test]
     fn cost_is_never_negative_and_fits_micros(context in context(), duration_ms in 0u64..4_000_000) {
         let charge = rate_call(&context, duration_ms);
         let lines = [

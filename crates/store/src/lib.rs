@@ -52,8 +52,8 @@ mod pin_key;
 pub use talktime_billing::{DecimalError, MAX_FRACTION_DIGITS, format_micros, parse_micros};
 mod plans;
 mod recovery;
-mod reservation;
 mod resellers;
+mod reservation;
 mod routing_docs;
 mod subscribers;
 mod tariffs;
@@ -78,13 +78,13 @@ pub use notifications::{NewNotification, Notification, NotificationKind, NotifyS
 pub use pin_key::{PIN_KEY_ENV, PIN_KEY_FILE_NAME, PinKey};
 pub use plans::{AccountRules, DuePlan, PlanRow};
 pub use recovery::{Closed, Orphan};
-pub use reservation::{
-    SettleExtras,
-    Available, Decision, FirstUse, Payer, ReconcileReport, Refusal, ReleaseOutcome, Reservation,
-    SettleOutcome,
-};
 pub use resellers::{
     DEFAULT_MAX_RESELLER_DEPTH, LevelAvailable, LevelLine, NewReseller, Reseller, ResellerLevel,
+    StatementLine,
+};
+pub use reservation::{
+    Available, Decision, FirstUse, Payer, ReconcileReport, Refusal, ReleaseOutcome, Reservation,
+    SettleExtras, SettleOutcome,
 };
 pub use routing_docs::{RoutingDocument, RoutingKind, RoutingSnapshot};
 pub use subscribers::{MAX_USERNAME_LENGTH, Subscriber};

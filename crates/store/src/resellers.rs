@@ -76,7 +76,24 @@ pub struct LevelAvailable {
     pub available_micros: i64,
 }
 
-/// A level's part in one call, for statements.
+/// One call on a reseller's statement.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StatementLine {
+    pub call_id: String,
+    /// The reseller's level in the call (1 = the customer's own reseller).
+    pub depth: i64,
+    /// The customer account that made the call.
+    pub customer_account_id: i64,
+    /// The call's reservation: `open`, `settled` or `released`.
+    pub state: String,
+    /// What the reseller paid for the call; `None` while it is up.
+    pub bought_micros: Option<i64>,
+    /// What the level below paid the reseller for it; `None` while it is up.
+    pub sold_micros: Option<i64>,
+    pub created_at_ms: i64,
+}
+
+/// A level's part in one call.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct LevelLine {
     pub call_id: String,
@@ -90,6 +107,7 @@ pub struct LevelLine {
 }
 
 type LevelRow = (String, i64, i64, i64, Option<i64>, i64);
+type StatementRow = (String, i64, i64, String, Option<i64>, Option<i64>, i64);
 
 fn level_line((call_id, depth, reseller_id, amount, charged, open): LevelRow) -> LevelLine {
     LevelLine {
@@ -130,8 +148,9 @@ macro_rules! select_resellers {
 }
 
 fn reseller(row: ResellerRow) -> Reseller {
-    let (id, name, parent_id, account_id, credit_limit_micros, depth, currency, balance, tariff) =
-        (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8);
+    let (id, name, parent_id, account_id, credit_limit_micros, depth, currency, balance, tariff) = (
+        row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8,
+    );
     Reseller {
         id,
         name,
@@ -188,12 +207,14 @@ pub(crate) async fn chain_of(
     .await)?;
     Ok(rows
         .into_iter()
-        .map(|(depth, reseller_id, account_id, tariff_id)| ResellerLevel {
-            depth,
-            reseller_id,
-            account_id,
-            tariff_id,
-        })
+        .map(
+            |(depth, reseller_id, account_id, tariff_id)| ResellerLevel {
+                depth,
+                reseller_id,
+                account_id,
+                tariff_id,
+            },
+        )
         .collect())
 }
 
@@ -274,7 +295,10 @@ pub(crate) async fn insert_level_holds(
 }
 
 /// Closes a call's level holds without a charge (released, or settled with nothing to pay).
-pub(crate) async fn close_level_holds(conn: &mut Conn<'_>, call_id: &str) -> Result<(), StoreError> {
+pub(crate) async fn close_level_holds(
+    conn: &mut Conn<'_>,
+    call_id: &str,
+) -> Result<(), StoreError> {
     with_conn!(conn, c => sqlx::query(
         "UPDATE reservation_levels SET is_open = 0 WHERE call_id = $1 AND is_open = 1",
     )
@@ -547,24 +571,56 @@ impl Store {
         found.ok_or_else(|| StoreError::not_found("account", account_id))
     }
 
-    /// Every call a reseller took part in (as any level), newest first, at most `limit`.
-    pub async fn reseller_lines(
+    /// A reseller's statement: every call it took part in (as any level), newest first, at
+    /// most `limit`: what it paid the level above (`bought`) and what the level below paid it
+    /// (`sold`: its customer's charge at depth 1, else the sub-reseller's).
+    pub async fn reseller_statement(
         &self,
         reseller_id: i64,
         limit: i64,
-    ) -> Result<Vec<LevelLine>, StoreError> {
+    ) -> Result<Vec<StatementLine>, StoreError> {
         let mut held = self.acquire().await?;
         let mut conn = held.conn();
-        let rows: Vec<LevelRow> = with_conn!(&mut conn, c => sqlx::query_as(
-            "SELECT l.call_id, l.depth, l.reseller_id, l.amount_micros, l.charged_micros, \
-             l.is_open FROM reservation_levels l JOIN reservations r ON r.call_id = l.call_id \
+        let rows: Vec<StatementRow> = with_conn!(&mut conn, c => sqlx::query_as(
+            "SELECT l.call_id, l.depth, r.account_id, r.state, l.charged_micros, \
+             CASE WHEN l.depth = 1 THEN r.charged_micros ELSE b.charged_micros END, \
+             r.created_at_ms \
+             FROM reservation_levels l JOIN reservations r ON r.call_id = l.call_id \
+             LEFT JOIN reservation_levels b ON b.call_id = l.call_id AND b.depth = l.depth - 1 \
              WHERE l.reseller_id = $1 ORDER BY r.id DESC LIMIT $2",
         )
         .bind(reseller_id)
         .bind(limit)
         .fetch_all(&mut **c)
         .await)?;
-        Ok(rows.into_iter().map(level_line).collect())
+        Ok(rows
+            .into_iter()
+            .map(
+                |(call_id, depth, customer, state, bought, sold, at_ms)| StatementLine {
+                    call_id,
+                    depth,
+                    customer_account_id: customer,
+                    state,
+                    bought_micros: bought,
+                    sold_micros: sold,
+                    created_at_ms: at_ms,
+                },
+            )
+            .collect())
+    }
+
+    /// What a reseller's calls hold now, and how many are up.
+    pub async fn reseller_holds(&self, reseller_id: i64) -> Result<(i64, i64), StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let holds: (i64, i64) = with_conn!(&mut conn, c => sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(amount_micros), 0) AS BIGINT), COUNT(*) \
+             FROM reservation_levels WHERE reseller_id = $1 AND is_open = 1",
+        )
+        .bind(reseller_id)
+        .fetch_one(&mut **c)
+        .await)?;
+        Ok(holds)
     }
 
     /// The levels of one call, its own reseller first.

@@ -1225,7 +1225,16 @@ ledger_test!(
                         activation_fee_micros: 390_000,
                     };
                     match store
-                        .settle_call(&call, 500_000, &[], NOW, Some(first_use), 0)
+                        .settle_call(
+                            &call,
+                            500_000,
+                            &[],
+                            NOW,
+                            SettleExtras {
+                                first_use: Some(first_use),
+                                ..SettleExtras::default()
+                            },
+                        )
                         .await
                     {
                         Err(StoreError::AlreadyActivated { .. }) => {
@@ -1234,7 +1243,16 @@ ledger_test!(
                                 ..first_use
                             };
                             store
-                                .settle_call(&call, 110_000, &[], NOW, Some(plain), 0)
+                                .settle_call(
+                                    &call,
+                                    110_000,
+                                    &[],
+                                    NOW,
+                                    SettleExtras {
+                                        first_use: Some(plain),
+                                        ..SettleExtras::default()
+                                    },
+                                )
                                 .await
                                 .unwrap();
                             false
@@ -1589,10 +1607,7 @@ ledger_test!(
         let refused = store
             .authorize_beside("cb#1", "cb#0", payer, NOW, |available, held| {
                 assert_eq!((available.available_micros, held), (10 * UNIT, 10 * UNIT));
-                Ok((
-                    Decision::new(6 * UNIT, 1),
-                    5 * UNIT,
-                ))
+                Ok((Decision::new(6 * UNIT, 1), 5 * UNIT))
             })
             .await;
         assert!(refused.is_err(), "11 of 10 held: {refused:?}");
@@ -1610,10 +1625,7 @@ ledger_test!(
         assert_eq!(held("cb#0").await, 10 * UNIT, "nothing written");
         let (reservation, caller_leg) = store
             .authorize_beside("cb#1", "cb#0", payer, NOW, |_, _| {
-                Ok((
-                    Decision::new(6 * UNIT, 1),
-                    4 * UNIT,
-                ))
+                Ok((Decision::new(6 * UNIT, 1), 4 * UNIT))
             })
             .await
             .unwrap();

@@ -1064,6 +1064,13 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
             );
             println!("status {}", account.status.as_str());
             println!("calls in progress {open}");
+            match store.account_reseller(id).await? {
+                Some(reseller) => {
+                    let reseller = store.reseller(reseller).await?;
+                    println!("customer of reseller {} ({})", reseller.id, reseller.name);
+                }
+                None => println!("customer of the vendor"),
+            }
             match &account.forward_destination {
                 Some(destination) => println!("forwards to {}", destination.expose()),
                 None => println!("forwards to (none)"),

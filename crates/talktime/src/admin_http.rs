@@ -214,6 +214,19 @@ fn router(state: AdminState) -> Router {
             "/api/subscribers/{username}/status",
             put(crate::subscribers::set_status),
         )
+        .route(
+            "/api/resellers",
+            get(crate::resellers::list).post(crate::resellers::create),
+        )
+        .route("/api/resellers/{id}", get(crate::resellers::show))
+        .route(
+            "/api/resellers/{id}/statement",
+            get(crate::resellers::statement),
+        )
+        .route(
+            "/api/accounts/{id}/reseller",
+            put(crate::resellers::set_customer),
+        )
         .route("/api/cards/batches", post(card_batch))
         .route("/api/vouchers/batches", post(crate::vouchers::create_batch))
         .route("/api/vouchers/batches/{id}", get(crate::vouchers::batch))
@@ -421,7 +434,9 @@ pub(crate) async fn account(
 ) -> Result<Json<AccountView>, AdminError> {
     let account = state.store.account(id).await?;
     let in_progress = state.store.open_reservations(id).await?.len();
+    let reseller_id = state.store.account_reseller(id).await?;
     Ok(Json(AccountView {
+        reseller_id,
         id,
         name: account.name,
         balance: format_micros(account.balance_micros),

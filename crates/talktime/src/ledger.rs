@@ -342,10 +342,14 @@ impl Ledger {
         toll_free: bool,
         at_ms: i64,
     ) -> Result<Vec<LevelPrice>, Refusal> {
-        let chain = self.store.reseller_chain(account.0).await.map_err(|error| {
-            warn!(%error, "cannot read the account's resellers");
-            Refusal::NoCredit
-        })?;
+        let chain = self
+            .store
+            .reseller_chain(account.0)
+            .await
+            .map_err(|error| {
+                warn!(%error, "cannot read the account's resellers");
+                Refusal::NoCredit
+            })?;
         let mut levels = Vec::with_capacity(chain.len());
         for level in chain {
             let context = match level.tariff_id {
@@ -555,7 +559,15 @@ impl Ledger {
     ) -> Result<i64, StoreError> {
         let Some(rated) = rated else {
             return self
-                .settle(key, None, &[], answered_ms, carrier_buy_per_minute, cdrs, now_ms)
+                .settle(
+                    key,
+                    None,
+                    &[],
+                    answered_ms,
+                    carrier_buy_per_minute,
+                    cdrs,
+                    now_ms,
+                )
                 .await;
         };
         let first_use = rated
@@ -864,7 +876,9 @@ fn hold_levels(
         Err(error) => return Err(other(&error)),
     };
     if limit.limit_ms < customer_limit_ms {
-        let cost = rate_call(customer, limit.limit_ms).total_micros().map_err(|error| other(&error))?;
+        let cost = rate_call(customer, limit.limit_ms)
+            .total_micros()
+            .map_err(|error| other(&error))?;
         decision.reserve_micros = decision.reserve_micros.min(cost);
         decision.max_duration_ms = i64::try_from(limit.limit_ms).unwrap_or(0);
         *announced = (*announced).min(limit.limit_ms);

@@ -23,6 +23,7 @@ pub mod openapi;
 pub mod plans;
 pub mod radius_service;
 pub mod recovery;
+pub mod resellers;
 pub mod routing_live;
 pub mod server;
 pub mod startup;

@@ -37,6 +37,10 @@ enum Command {
     /// Accounts: balance, recharge, caller IDs (pinless), DID forwarding.
     #[command(subcommand)]
     Accounts(admin::AccountsCommand),
+    /// Resellers: the vendor -> reseller -> customer tree, each level paying for its
+    /// customers' calls at its own price.
+    #[command(subcommand)]
+    Resellers(talktime::resellers::ResellersCommand),
     /// SIP subscribers: phones that register with a password and call without the IVR.
     #[command(subcommand)]
     Subscribers(talktime::subscribers::SubscribersCommand),
@@ -251,6 +255,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Users(command) => run_once(admin::users(command)),
         Command::Vouchers(command) => run_once(talktime::vouchers::run(command)),
         Command::Subscribers(command) => run_once(talktime::subscribers::run(command)),
+        Command::Resellers(command) => run_once(talktime::resellers::run(command)),
         Command::Routes(RoutesCommand::Explain(args)) => {
             let config = args.files.load()?;
             config.validate()?;

@@ -33,6 +33,8 @@ pub struct AccountView {
     pub status: String,
     pub calls_in_progress: usize,
     pub forward_destination: Option<String>,
+    /// The reseller whose customer it is; null: the vendor's.
+    pub reseller_id: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -158,6 +160,11 @@ impl Modify for BearerToken {
         crate::subscribers::list,
         crate::subscribers::create,
         crate::subscribers::set_status,
+        crate::resellers::list,
+        crate::resellers::create,
+        crate::resellers::show,
+        crate::resellers::statement,
+        crate::resellers::set_customer,
         crate::admin_http::card_batch,
         crate::admin_http::cdrs,
         crate::admin_http::cdrs_export,

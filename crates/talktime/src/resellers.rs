@@ -1,0 +1,499 @@
+//! Resellers for operators (issue 16): `talktime resellers add|list|show|recharge|credit-limit|
+//! statement|customer` and the same over the admin API. The money rules live in the store
+//! (holds on every level) and in billing (each level's price); see crates/store/src/resellers.rs.
+
+use anyhow::Context;
+use clap::Subcommand;
+use talktime_store::{
+    DEFAULT_MAX_RESELLER_DEPTH, NewReseller, Reseller, StatementLine, Store, format_micros,
+    parse_micros,
+};
+
+use crate::admin::{AccountArgs, LedgerArgs};
+use crate::server::wall_clock_ms;
+
+#[derive(Debug, Subcommand)]
+pub enum ResellersCommand {
+    /// Add a reseller (below the vendor, or below --parent), with an account of its own.
+    Add {
+        #[command(flatten)]
+        ledger: LedgerArgs,
+        name: String,
+        /// The reseller it buys from (name or id); without: the vendor.
+        #[arg(long)]
+        parent: Option<String>,
+        #[arg(long, default_value = "USD")]
+        currency: String,
+        /// The tariff it buys at (what its parent or the vendor charges it); without: it pays
+        /// what its customers pay.
+        #[arg(long)]
+        tariff: Option<String>,
+        /// How far below zero its balance may go (a postpaid reseller), e.g. 50.00.
+        #[arg(long = "credit-limit", default_value = "0")]
+        credit_limit: String,
+        /// Calls at once over all its customers; 0 = no limit.
+        #[arg(long = "concurrency-limit", default_value_t = 0)]
+        concurrency_limit: i64,
+        /// The deepest a reseller may sit below the vendor.
+        #[arg(long = "max-depth", default_value_t = DEFAULT_MAX_RESELLER_DEPTH)]
+        max_depth: i64,
+    },
+    /// Every reseller with its balance and free credit.
+    List {
+        #[command(flatten)]
+        ledger: LedgerArgs,
+    },
+    /// One reseller: balance, credit limit, what its calls hold now.
+    Show {
+        #[command(flatten)]
+        ledger: LedgerArgs,
+        reseller: String,
+    },
+    /// Add credit to a reseller's account.
+    Recharge {
+        #[command(flatten)]
+        ledger: LedgerArgs,
+        reseller: String,
+        amount: String,
+        #[arg(long)]
+        reference: Option<String>,
+    },
+    /// Set how far below zero a reseller's balance may go.
+    CreditLimit {
+        #[command(flatten)]
+        ledger: LedgerArgs,
+        reseller: String,
+        amount: String,
+    },
+    /// Calls a reseller took part in: what it paid for each and what it was paid.
+    Statement {
+        #[command(flatten)]
+        ledger: LedgerArgs,
+        reseller: String,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Make an account (a card's or a pinless one) a customer of a reseller, or of the vendor
+    /// again with --vendor.
+    Customer {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// The reseller (name or id).
+        #[arg(required_unless_present = "vendor")]
+        reseller: Option<String>,
+        #[arg(long, conflicts_with = "reseller")]
+        vendor: bool,
+    },
+}
+
+/// A reseller by name, or by id when the text is a number that names none.
+pub async fn find(store: &Store, text: &str) -> anyhow::Result<Reseller> {
+    if let Some(found) = store.reseller_by_name(text).await? {
+        return Ok(found);
+    }
+    let id: i64 = text
+        .parse()
+        .map_err(|_| anyhow::anyhow!("no reseller named {text}"))?;
+    Ok(store.reseller(id).await?)
+}
+
+async fn tariff_id(store: &Store, name: Option<&str>) -> anyhow::Result<Option<i64>> {
+    match name {
+        Some(name) => Ok(Some(
+            store
+                .tariff_by_name(name)
+                .await?
+                .with_context(|| format!("no tariff named {name}"))?
+                .id,
+        )),
+        None => Ok(None),
+    }
+}
+
+fn print_reseller(reseller: &Reseller, held: i64) {
+    println!(
+        "{}\t{}\tdepth {}\tparent {}\tbalance {} {}\tcredit limit {}\tfree {}\t{}",
+        reseller.id,
+        reseller.name,
+        reseller.depth,
+        reseller
+            .parent_id
+            .map_or_else(|| "vendor".to_owned(), |id| id.to_string()),
+        format_micros(reseller.balance_micros),
+        reseller.currency,
+        format_micros(reseller.credit_limit_micros),
+        format_micros(free_micros(reseller, held)),
+        reseller.status,
+    );
+}
+
+/// What the reseller can still hold for new calls.
+pub fn free_micros(reseller: &Reseller, held: i64) -> i64 {
+    reseller.balance_micros + reseller.credit_limit_micros - held
+}
+
+fn print_statement(lines: &[StatementLine]) {
+    let mut bought = 0;
+    let mut sold = 0;
+    for line in lines {
+        let amount = |value: Option<i64>| value.map_or_else(|| "-".to_owned(), format_micros);
+        println!(
+            "{}\tdepth {}\taccount {}\t{}\tsold {}\tbought {}",
+            line.call_id,
+            line.depth,
+            line.customer_account_id,
+            line.state,
+            amount(line.sold_micros),
+            amount(line.bought_micros),
+        );
+        bought += line.bought_micros.unwrap_or(0);
+        sold += line.sold_micros.unwrap_or(0);
+    }
+    println!(
+        "total\tsold {}\tbought {}\tmargin {}",
+        format_micros(sold),
+        format_micros(bought),
+        format_micros(sold - bought)
+    );
+}
+
+pub async fn run(command: ResellersCommand) -> anyhow::Result<()> {
+    match command {
+        ResellersCommand::Add {
+            ledger,
+            name,
+            parent,
+            currency,
+            tariff,
+            credit_limit,
+            concurrency_limit,
+            max_depth,
+        } => {
+            let store = ledger.open().await?;
+            let parent_id = match parent.as_deref() {
+                Some(parent) => Some(find(&store, parent).await?.id),
+                None => None,
+            };
+            let new = NewReseller {
+                name,
+                parent_id,
+                currency: currency.to_ascii_uppercase(),
+                tariff_id: tariff_id(&store, tariff.as_deref()).await?,
+                credit_limit_micros: parse_micros(&credit_limit).context("--credit-limit")?,
+                concurrency_limit,
+                max_depth,
+            };
+            let added = store.add_reseller(&new, wall_clock_ms()).await?;
+            eprintln!(
+                "reseller {} added (account {}, depth {})",
+                added.name, added.account_id, added.depth
+            );
+            println!("{}", added.id);
+        }
+        ResellersCommand::List { ledger } => {
+            let store = ledger.open().await?;
+            for reseller in store.resellers().await? {
+                let (held, _) = store.reseller_holds(reseller.id).await?;
+                print_reseller(&reseller, held);
+            }
+        }
+        ResellersCommand::Show { ledger, reseller } => {
+            let store = ledger.open().await?;
+            let reseller = find(&store, &reseller).await?;
+            let (held, calls) = store.reseller_holds(reseller.id).await?;
+            print_reseller(&reseller, held);
+            println!("held {} by {calls} calls", format_micros(held));
+        }
+        ResellersCommand::Recharge {
+            ledger,
+            reseller,
+            amount,
+            reference,
+        } => {
+            let store = ledger.open().await?;
+            let reseller = find(&store, &reseller).await?;
+            let amount = parse_micros(&amount).context("amount")?;
+            let balance = store
+                .recharge(
+                    reseller.account_id,
+                    amount,
+                    reference.as_deref(),
+                    wall_clock_ms(),
+                )
+                .await?;
+            println!("balance {}", format_micros(balance));
+        }
+        ResellersCommand::CreditLimit {
+            ledger,
+            reseller,
+            amount,
+        } => {
+            let store = ledger.open().await?;
+            let reseller = find(&store, &reseller).await?;
+            let amount = parse_micros(&amount).context("amount")?;
+            let changed = store.set_reseller_credit_limit(reseller.id, amount).await?;
+            println!(
+                "credit limit {}",
+                format_micros(changed.credit_limit_micros)
+            );
+        }
+        ResellersCommand::Statement {
+            ledger,
+            reseller,
+            limit,
+        } => {
+            let store = ledger.open().await?;
+            let reseller = find(&store, &reseller).await?;
+            print_statement(&store.reseller_statement(reseller.id, limit).await?);
+        }
+        ResellersCommand::Customer {
+            account,
+            reseller,
+            vendor: _,
+        } => {
+            let (store, account) = account.resolve().await?;
+            let reseller = match reseller.as_deref() {
+                Some(text) => Some(find(&store, text).await?),
+                None => None,
+            };
+            store
+                .set_account_reseller(account, reseller.as_ref().map(|found| found.id))
+                .await?;
+            match reseller {
+                Some(reseller) => eprintln!("account {account} is a customer of {}", reseller.name),
+                None => eprintln!("account {account} is a customer of the vendor"),
+            }
+        }
+    }
+    Ok(())
+}
+
+// ----- admin API -----
+
+use axum::Json;
+use axum::extract::{Extension, Path as UrlPath, Query, State};
+use axum::http::StatusCode;
+
+use crate::admin_http::{AdminError, AdminState, ApiCaller};
+use crate::openapi::ErrorBody;
+
+/// A reseller as the API shows it; money as decimal text.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ResellerView {
+    pub id: i64,
+    pub name: String,
+    /// The reseller it buys from; null: the vendor.
+    pub parent_id: Option<i64>,
+    pub account_id: i64,
+    pub depth: i64,
+    pub currency: String,
+    pub balance: String,
+    pub credit_limit: String,
+    /// Balance plus credit limit minus what its calls hold now.
+    pub free: String,
+    /// Held by calls up now.
+    pub held: String,
+    pub calls_up: i64,
+    pub tariff_id: Option<i64>,
+    pub status: String,
+}
+
+async fn view(store: &Store, reseller: &Reseller) -> Result<ResellerView, AdminError> {
+    let (held, calls_up) = store.reseller_holds(reseller.id).await?;
+    Ok(ResellerView {
+        id: reseller.id,
+        name: reseller.name.clone(),
+        parent_id: reseller.parent_id,
+        account_id: reseller.account_id,
+        depth: reseller.depth,
+        currency: reseller.currency.clone(),
+        balance: format_micros(reseller.balance_micros),
+        credit_limit: format_micros(reseller.credit_limit_micros),
+        free: format_micros(free_micros(reseller, held)),
+        held: format_micros(held),
+        calls_up,
+        tariff_id: reseller.tariff_id,
+        status: reseller.status.clone(),
+    })
+}
+
+/// A new reseller as ordered over the API.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResellerOrder {
+    pub name: String,
+    /// The reseller it buys from; omitted: the vendor.
+    #[serde(default)]
+    pub parent_id: Option<i64>,
+    /// ISO code; omitted: USD.
+    #[serde(default)]
+    pub currency: Option<String>,
+    /// The tariff it buys at, by name; omitted: it pays what its customers pay.
+    #[serde(default)]
+    pub tariff: Option<String>,
+    /// Decimal text; omitted: 0.
+    #[serde(default)]
+    pub credit_limit: Option<String>,
+    /// Calls at once over all its customers; omitted or 0: no limit.
+    #[serde(default)]
+    pub concurrency_limit: Option<i64>,
+}
+
+/// Every reseller.
+#[utoipa::path(get, path = "/api/resellers", tag = "resellers",
+    responses((status = 200, body = Vec<ResellerView>), (status = 401, body = ErrorBody)))]
+pub(crate) async fn list(
+    State(state): State<AdminState>,
+) -> Result<Json<Vec<ResellerView>>, AdminError> {
+    let mut views = Vec::new();
+    for reseller in state.store().resellers().await? {
+        views.push(view(state.store(), &reseller).await?);
+    }
+    Ok(Json(views))
+}
+
+/// Adds a reseller with an account of its own (zero balance).
+#[utoipa::path(post, path = "/api/resellers", tag = "resellers",
+    request_body = ResellerOrder,
+    responses((status = 201, body = ResellerView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub(crate) async fn create(
+    State(state): State<AdminState>,
+    Extension(caller): Extension<ApiCaller>,
+    Json(order): Json<ResellerOrder>,
+) -> Result<(StatusCode, Json<ResellerView>), AdminError> {
+    let store = state.store();
+    let tariff_id = match order.tariff.as_deref() {
+        Some(name) => Some(
+            store
+                .tariff_by_name(name)
+                .await?
+                .ok_or_else(|| AdminError::NotFound(format!("no tariff named {name}")))?
+                .id,
+        ),
+        None => None,
+    };
+    let credit_limit = match order.credit_limit.as_deref() {
+        Some(text) => {
+            parse_micros(text).map_err(|error| AdminError::BadRequest(error.to_string()))?
+        }
+        None => 0,
+    };
+    let new = NewReseller {
+        name: order.name,
+        parent_id: order.parent_id,
+        currency: order
+            .currency
+            .unwrap_or_else(|| "USD".to_owned())
+            .to_ascii_uppercase(),
+        tariff_id,
+        credit_limit_micros: credit_limit,
+        concurrency_limit: order.concurrency_limit.unwrap_or(0),
+        max_depth: DEFAULT_MAX_RESELLER_DEPTH,
+    };
+    let added = store.add_reseller(&new, wall_clock_ms()).await?;
+    let after = serde_json::json!({ "name": added.name, "parent_id": added.parent_id });
+    let subject = format!("reseller {}", added.id);
+    crate::vouchers::audit(&state, &caller, "resellers.add", &subject, after).await?;
+    Ok((StatusCode::CREATED, Json(view(store, &added).await?)))
+}
+
+/// One reseller.
+#[utoipa::path(get, path = "/api/resellers/{id}", tag = "resellers",
+    params(("id" = i64, Path, description = "Reseller id")),
+    responses((status = 200, body = ResellerView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn show(
+    State(state): State<AdminState>,
+    UrlPath(id): UrlPath<i64>,
+) -> Result<Json<ResellerView>, AdminError> {
+    let reseller = state.store().reseller(id).await?;
+    Ok(Json(view(state.store(), &reseller).await?))
+}
+
+/// One call on a reseller's statement; money as decimal text, null while the call is up.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct StatementLineView {
+    pub call_id: String,
+    pub depth: i64,
+    pub customer_account_id: i64,
+    pub state: String,
+    /// What the reseller paid the level above.
+    pub bought: Option<String>,
+    /// What the level below paid the reseller.
+    pub sold: Option<String>,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StatementQuery {
+    /// At most this many calls, newest first (1-1000; default 50).
+    #[serde(default)]
+    pub limit: Option<i64>,
+}
+
+/// The calls a reseller took part in, what it paid for each and what it was paid.
+#[utoipa::path(get, path = "/api/resellers/{id}/statement", tag = "resellers",
+    params(("id" = i64, Path, description = "Reseller id"), StatementQuery),
+    responses((status = 200, body = Vec<StatementLineView>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn statement(
+    State(state): State<AdminState>,
+    UrlPath(id): UrlPath<i64>,
+    Query(query): Query<StatementQuery>,
+) -> Result<Json<Vec<StatementLineView>>, AdminError> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(AdminError::BadRequest("limit is 1-1000".into()));
+    }
+    state.store().reseller(id).await?;
+    let lines = state.store().reseller_statement(id, limit).await?;
+    Ok(Json(
+        lines
+            .into_iter()
+            .map(|line| StatementLineView {
+                call_id: line.call_id,
+                depth: line.depth,
+                customer_account_id: line.customer_account_id,
+                state: line.state,
+                bought: line.bought_micros.map(format_micros),
+                sold: line.sold_micros.map(format_micros),
+                created_at_ms: line.created_at_ms,
+            })
+            .collect(),
+    ))
+}
+
+/// Whose customer an account is.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerOf {
+    /// The reseller; null: the vendor.
+    pub reseller_id: Option<i64>,
+}
+
+/// Makes an account a customer of a reseller (or of the vendor with null).
+#[utoipa::path(put, path = "/api/accounts/{id}/reseller", tag = "resellers",
+    params(("id" = i64, Path, description = "Account id")),
+    request_body = CustomerOf,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(crate) async fn set_customer(
+    State(state): State<AdminState>,
+    Extension(caller): Extension<ApiCaller>,
+    UrlPath(id): UrlPath<i64>,
+    Json(order): Json<CustomerOf>,
+) -> Result<StatusCode, AdminError> {
+    state
+        .store()
+        .set_account_reseller(id, order.reseller_id)
+        .await?;
+    let after = serde_json::json!({ "reseller_id": order.reseller_id });
+    let subject = format!("account {id}");
+    crate::vouchers::audit(&state, &caller, "resellers.customer", &subject, after).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
