@@ -85,6 +85,8 @@ text_enum!(
         Refund => "refund",
         /// An operator correction, either sign.
         Adjustment => "adjustment",
+        /// Credit a reseller moved to one of its customers (negative on the reseller).
+        Transfer => "transfer",
     }
 );
 

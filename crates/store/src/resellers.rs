@@ -37,6 +37,10 @@ pub struct Reseller {
     pub balance_micros: i64,
     /// The tariff it buys at; `None`: it pays what its customers pay (no margin).
     pub tariff_id: Option<i64>,
+    /// What its customers without a tariff of their own pay (white label).
+    pub sell_tariff_id: Option<i64>,
+    /// A destination must sell at least this much above its own price, in percent.
+    pub min_margin_percent: i64,
     pub status: String,
     pub concurrency_limit: i64,
     pub created_at_ms: i64,
@@ -55,6 +59,19 @@ pub struct NewReseller {
     pub concurrency_limit: i64,
     /// The deepest level allowed ([`DEFAULT_MAX_RESELLER_DEPTH`] by default).
     pub max_depth: i64,
+    /// What its customers without a tariff of their own pay.
+    pub sell_tariff_id: Option<i64>,
+    /// The least margin over its own price, in percent.
+    pub min_margin_percent: i64,
+}
+
+/// What [`Store::transfer_to_customer`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    pub customer_balance_micros: i64,
+    pub reseller_balance_micros: i64,
+    /// An earlier transfer with the same key did it; nothing moved now.
+    pub replayed: bool,
 }
 
 /// One reseller above a customer, as the ledger prices a call with it.
@@ -66,6 +83,10 @@ pub struct ResellerLevel {
     pub account_id: i64,
     /// The tariff it buys at; `None`: the price of the level below.
     pub tariff_id: Option<i64>,
+    /// What its customers without a tariff of their own pay.
+    pub sell_tariff_id: Option<i64>,
+    /// The least margin over its own price, in percent.
+    pub min_margin_percent: i64,
 }
 
 /// One level as [`crate::Store::authorize`] reads it under the lock.
@@ -120,51 +141,71 @@ fn level_line((call_id, depth, reseller_id, amount, charged, open): LevelRow) ->
     }
 }
 
-type ResellerRow = (
-    i64,
-    String,
-    Option<i64>,
-    i64,
-    i64,
-    i64,
-    String,
-    i64,
-    Option<i64>,
-    String,
-    i64,
-    i64,
-);
+#[derive(sqlx::FromRow)]
+struct ResellerRow {
+    id: i64,
+    name: String,
+    parent_id: Option<i64>,
+    account_id: i64,
+    credit_limit_micros: i64,
+    sell_tariff_id: Option<i64>,
+    min_margin_percent: i64,
+    depth: i64,
+    currency: String,
+    balance_micros: i64,
+    tariff_id: Option<i64>,
+    status: String,
+    concurrency_limit: i64,
+    created_at_ms: i64,
+}
 
 /// `SELECT` of a reseller with its account's money, then `$tail`.
 macro_rules! select_resellers {
     ($tail:literal) => {
         concat!(
-            "SELECT r.id, r.name, r.parent_id, r.account_id, r.credit_limit_micros, r.depth, \
-             a.currency, a.balance_micros, a.tariff_id, a.status, a.concurrency_limit, \
-             r.created_at_ms FROM resellers r JOIN accounts a ON a.id = r.account_id ",
+            "SELECT r.id, r.name, r.parent_id, r.account_id, r.credit_limit_micros, \
+             r.sell_tariff_id, r.min_margin_percent, r.depth, a.currency, a.balance_micros, \
+             a.tariff_id, a.status, a.concurrency_limit, r.created_at_ms \
+             FROM resellers r JOIN accounts a ON a.id = r.account_id ",
             $tail
         )
     };
 }
 
 fn reseller(row: ResellerRow) -> Reseller {
-    let (id, name, parent_id, account_id, credit_limit_micros, depth, currency, balance, tariff) = (
-        row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8,
-    );
     Reseller {
-        id,
-        name,
-        parent_id,
-        account_id,
-        credit_limit_micros,
-        depth,
-        currency,
-        balance_micros: balance,
-        tariff_id: tariff,
-        status: row.9,
-        concurrency_limit: row.10,
-        created_at_ms: row.11,
+        id: row.id,
+        name: row.name,
+        parent_id: row.parent_id,
+        account_id: row.account_id,
+        credit_limit_micros: row.credit_limit_micros,
+        depth: row.depth,
+        currency: row.currency,
+        balance_micros: row.balance_micros,
+        tariff_id: row.tariff_id,
+        sell_tariff_id: row.sell_tariff_id,
+        min_margin_percent: row.min_margin_percent,
+        status: row.status,
+        concurrency_limit: row.concurrency_limit,
+        created_at_ms: row.created_at_ms,
     }
+}
+
+fn check_amount_positive(amount_micros: i64) -> Result<(), StoreError> {
+    crate::ledger::check_amount(amount_micros)?;
+    if amount_micros == 0 {
+        return Err(StoreError::InvalidArgument("an amount above zero".into()));
+    }
+    Ok(())
+}
+
+fn check_margin(percent: i64) -> Result<(), StoreError> {
+    if !(0..=1000).contains(&percent) {
+        return Err(StoreError::InvalidArgument(
+            "a minimum margin is 0-1000 percent".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn check_name(name: &str) -> Result<(), StoreError> {
@@ -190,14 +231,15 @@ pub(crate) async fn chain_of(
     conn: &mut Conn<'_>,
     account_id: i64,
 ) -> Result<Vec<ResellerLevel>, StoreError> {
-    let rows: Vec<(i64, i64, i64, Option<i64>)> = with_conn!(conn, c => sqlx::query_as(
+    let rows: Vec<(i64, i64, i64, Option<i64>, Option<i64>, i64)> = with_conn!(conn, c => sqlx::query_as(
         "WITH RECURSIVE chain (depth, reseller_id, parent_id) AS ( \
            SELECT CAST(1 AS BIGINT), r.id, r.parent_id FROM accounts a \
            JOIN resellers r ON r.id = a.reseller_id WHERE a.id = $1 \
            UNION ALL \
            SELECT c.depth + 1, r.id, r.parent_id FROM chain c \
            JOIN resellers r ON r.id = c.parent_id WHERE c.depth < $2) \
-         SELECT c.depth, c.reseller_id, r.account_id, a.tariff_id FROM chain c \
+         SELECT c.depth, c.reseller_id, r.account_id, a.tariff_id, r.sell_tariff_id, \
+         r.min_margin_percent FROM chain c \
          JOIN resellers r ON r.id = c.reseller_id JOIN accounts a ON a.id = r.account_id \
          ORDER BY c.depth",
     )
@@ -208,11 +250,13 @@ pub(crate) async fn chain_of(
     Ok(rows
         .into_iter()
         .map(
-            |(depth, reseller_id, account_id, tariff_id)| ResellerLevel {
+            |(depth, reseller_id, account_id, tariff_id, sell_tariff_id, margin)| ResellerLevel {
                 depth,
                 reseller_id,
                 account_id,
                 tariff_id,
+                sell_tariff_id,
+                min_margin_percent: margin,
             },
         )
         .collect())
@@ -386,7 +430,223 @@ pub(crate) async fn put_batch_under(
     Ok(())
 }
 
+/// Balance plus credit limit minus what the reseller's calls hold now, its account locked.
+async fn locked_free_credit(conn: &mut Conn<'_>, reseller: &Reseller) -> Result<i64, StoreError> {
+    crate::reservation::lock_account(conn, reseller.account_id).await?;
+    let (balance, held): (i64, i64) = with_conn!(conn, c => sqlx::query_as(
+        "SELECT a.balance_micros, \
+         (SELECT CAST(COALESCE(SUM(l.amount_micros), 0) AS BIGINT) FROM reservation_levels l \
+          WHERE l.is_open = 1 AND l.account_id = a.id) FROM accounts a WHERE a.id = $1",
+    )
+    .bind(reseller.account_id)
+    .fetch_one(&mut **c)
+    .await)?;
+    Ok(balance + reseller.credit_limit_micros - held)
+}
+
+/// The balance of `account_id` when an earlier posting with `key` moved exactly `amount`;
+/// an error when it moved another amount; `None` when the key is new.
+async fn replayed_transfer(
+    conn: &mut Conn<'_>,
+    account_id: i64,
+    key: &str,
+    amount_micros: i64,
+) -> Result<Option<i64>, StoreError> {
+    let earlier: Option<(i64, i64)> = with_conn!(conn, c => sqlx::query_as(
+        "SELECT t.amount_micros, a.balance_micros FROM transactions t \
+         JOIN accounts a ON a.id = t.account_id \
+         WHERE t.account_id = $1 AND t.idempotency_key = $2",
+    )
+    .bind(account_id)
+    .bind(key)
+    .fetch_optional(&mut **c)
+    .await)?;
+    match earlier {
+        Some((earlier, balance)) if earlier == amount_micros => Ok(Some(balance)),
+        Some((earlier, _)) => Err(StoreError::InvalidArgument(format!(
+            "transfer key {key:?} was used for {earlier} micros, not {amount_micros}"
+        ))),
+        None => Ok(None),
+    }
+}
+
 impl Store {
+    /// Moves `amount_micros` from a reseller's credit to one of its own customers (seed 003's
+    /// pinless reseller and retail recharge), at most once per customer and `key`: a repeat
+    /// with the same key and amount moves nothing. Refused when the reseller's free credit
+    /// (balance plus credit limit minus what its calls hold) is short, and, as not found, when
+    /// the account is not its customer.
+    pub async fn transfer_to_customer(
+        &self,
+        reseller_id: i64,
+        account_id: i64,
+        amount_micros: i64,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<Transfer, StoreError> {
+        check_amount_positive(amount_micros)?;
+        let mut transaction = self.begin_write().await?;
+        let mut conn = transaction.conn();
+        let reseller = fetch_reseller(&mut conn, reseller_id).await?;
+        let customer_of: Option<Option<i64>> = with_conn!(&mut conn, c => sqlx::query_scalar(
+            "SELECT reseller_id FROM accounts WHERE id = $1",
+        )
+        .bind(account_id)
+        .fetch_optional(&mut **c)
+        .await)?;
+        if customer_of.flatten() != Some(reseller_id) {
+            return Err(StoreError::not_found("account", account_id));
+        }
+        if let Some(balance) = replayed_transfer(&mut conn, account_id, key, amount_micros).await? {
+            return Ok(Transfer {
+                customer_balance_micros: balance,
+                reseller_balance_micros: reseller.balance_micros,
+                replayed: true,
+            });
+        }
+        let free = locked_free_credit(&mut conn, &reseller).await?;
+        if free < amount_micros {
+            return Err(StoreError::Refused(
+                crate::reservation::Refusal::InsufficientCredit {
+                    available_micros: free.max(0),
+                    needed_micros: amount_micros,
+                },
+            ));
+        }
+        let to_customer = format!("to account {account_id}");
+        let reseller_balance = crate::ledger::post(
+            &mut conn,
+            crate::ledger::Posting {
+                account_id: reseller.account_id,
+                kind: crate::model::TransactionKind::Transfer,
+                amount_micros: -amount_micros,
+                call_id: None,
+                reference: Some(&to_customer),
+                idempotency_key: Some(key),
+                now_ms,
+            },
+        )
+        .await?;
+        let from_reseller = format!("reseller {}", reseller.name);
+        let customer_balance = crate::ledger::recharge_in(
+            &mut conn,
+            crate::ledger::Posting {
+                account_id,
+                kind: crate::model::TransactionKind::Recharge,
+                amount_micros,
+                call_id: None,
+                reference: Some(&from_reseller),
+                idempotency_key: Some(key),
+                now_ms,
+            },
+        )
+        .await?;
+        transaction.commit().await?;
+        Ok(Transfer {
+            customer_balance_micros: customer_balance,
+            reseller_balance_micros: reseller_balance,
+            replayed: false,
+        })
+    }
+
+    /// A pinless customer of a reseller: a new account in its currency, under it, with
+    /// `number` registered as its caller ID. Refused when the number is registered already.
+    pub async fn add_pinless_customer(
+        &self,
+        reseller_id: i64,
+        name: &str,
+        number: &talktime_pii::Pii<String>,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let mut transaction = self.begin_write().await?;
+        let mut conn = transaction.conn();
+        let reseller = fetch_reseller(&mut conn, reseller_id).await?;
+        let taken: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
+            "SELECT account_id FROM caller_ids WHERE number = $1",
+        )
+        .bind(number.expose())
+        .fetch_optional(&mut **c)
+        .await)?;
+        if taken.is_some() {
+            return Err(StoreError::InvalidArgument(
+                "the number is registered to an account already".into(),
+            ));
+        }
+        let account_id = insert_account(
+            &mut conn,
+            &NewAccount::new(name, &reseller.currency),
+            now_ms,
+        )
+        .await?;
+        with_conn!(&mut conn, c => sqlx::query(
+            "UPDATE accounts SET reseller_id = $2 WHERE id = $1",
+        )
+        .bind(account_id)
+        .bind(reseller_id)
+        .execute(&mut **c)
+        .await
+        .map(|_| ()))?;
+        with_conn!(&mut conn, c => sqlx::query(
+            "INSERT INTO caller_ids (number, account_id, created_at_ms) VALUES ($1, $2, $3)",
+        )
+        .bind(number.expose())
+        .bind(account_id)
+        .bind(now_ms)
+        .execute(&mut **c)
+        .await
+        .map(|_| ()))?;
+        transaction.commit().await?;
+        Ok(account_id)
+    }
+
+    /// The account a reseller's customer's number is registered to, if it is its customer.
+    pub async fn customer_by_number(
+        &self,
+        reseller_id: i64,
+        number: &talktime_pii::Pii<String>,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let found: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
+            "SELECT a.id FROM caller_ids n JOIN accounts a ON a.id = n.account_id \
+             WHERE n.number = $1 AND a.reseller_id = $2",
+        )
+        .bind(number.expose())
+        .bind(reseller_id)
+        .fetch_optional(&mut **c)
+        .await)?;
+        Ok(found)
+    }
+
+    /// True when `reseller_id` is `root` or sits anywhere below it.
+    pub async fn reseller_in_tree(&self, reseller_id: i64, root: i64) -> Result<bool, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let found: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
+            "WITH RECURSIVE up (id, parent_id, steps) AS ( \
+               SELECT id, parent_id, CAST(0 AS BIGINT) FROM resellers WHERE id = $1 \
+               UNION ALL \
+               SELECT r.id, r.parent_id, u.steps + 1 FROM up u \
+               JOIN resellers r ON r.id = u.parent_id WHERE u.steps < $3) \
+             SELECT id FROM up WHERE id = $2",
+        )
+        .bind(reseller_id)
+        .bind(root)
+        .bind(CHAIN_LIMIT)
+        .fetch_optional(&mut **c)
+        .await)?;
+        Ok(found.is_some())
+    }
+
+    /// True when the account is a customer of `root` or of a reseller below it.
+    pub async fn account_in_tree(&self, account_id: i64, root: i64) -> Result<bool, StoreError> {
+        match self.account_reseller(account_id).await {
+            Ok(Some(reseller)) => self.reseller_in_tree(reseller, root).await,
+            Ok(None) | Err(StoreError::NotFound { .. }) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
     /// Adds a reseller with an account of its own (zero balance, unlimited calls unless
     /// given). A sub-reseller shares its parent's currency and sits at most `max_depth` deep.
     pub async fn add_reseller(
@@ -400,6 +660,7 @@ impl Store {
                 "a credit limit is not negative".into(),
             ));
         }
+        check_margin(new.min_margin_percent)?;
         let mut transaction = self.begin_write().await?;
         let mut conn = transaction.conn();
         let depth = match new.parent_id {
@@ -439,13 +700,16 @@ impl Store {
         let account_id = insert_account(&mut conn, &account, now_ms).await?;
         let id: i64 = with_conn!(&mut conn, c => sqlx::query_scalar(
             "INSERT INTO resellers (name, parent_id, account_id, credit_limit_micros, depth, \
-             created_at_ms) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+             sell_tariff_id, min_margin_percent, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(&new.name)
         .bind(new.parent_id)
         .bind(account_id)
         .bind(new.credit_limit_micros)
         .bind(depth)
+        .bind(new.sell_tariff_id)
+        .bind(new.min_margin_percent)
         .bind(now_ms)
         .fetch_one(&mut **c)
         .await)?;
@@ -500,6 +764,32 @@ impl Store {
         )
         .bind(id)
         .bind(credit_limit_micros)
+        .execute(&mut **c)
+        .await
+        .map(|_| ()))?;
+        let changed = fetch_reseller(&mut conn, id).await?;
+        transaction.commit().await?;
+        Ok(changed)
+    }
+
+    /// Changes what a reseller's customers without a tariff pay (`None`: the vendor's default
+    /// tariff) and the least margin it sells at.
+    pub async fn set_reseller_pricing(
+        &self,
+        id: i64,
+        sell_tariff_id: Option<i64>,
+        min_margin_percent: i64,
+    ) -> Result<Reseller, StoreError> {
+        check_margin(min_margin_percent)?;
+        let mut transaction = self.begin_write().await?;
+        let mut conn = transaction.conn();
+        fetch_reseller(&mut conn, id).await?;
+        with_conn!(&mut conn, c => sqlx::query(
+            "UPDATE resellers SET sell_tariff_id = $2, min_margin_percent = $3 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(sell_tariff_id)
+        .bind(min_margin_percent)
         .execute(&mut **c)
         .await
         .map(|_| ()))?;

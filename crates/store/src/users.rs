@@ -14,6 +14,8 @@ pub enum Role {
     Operator,
     /// Reads everything, recharges and hangs up calls; changes nothing else.
     Support,
+    /// A reseller's own user (issue 16): sees and acts on its reseller's tree only.
+    Reseller,
 }
 
 impl Role {
@@ -22,6 +24,7 @@ impl Role {
             Role::Admin => "admin",
             Role::Operator => "operator",
             Role::Support => "support",
+            Role::Reseller => "reseller",
         }
     }
 
@@ -30,8 +33,9 @@ impl Role {
             "admin" => Ok(Role::Admin),
             "operator" => Ok(Role::Operator),
             "support" => Ok(Role::Support),
+            "reseller" => Ok(Role::Reseller),
             other => Err(StoreError::InvalidArgument(format!(
-                "role {other:?} is not admin, operator or support"
+                "role {other:?} is not admin, operator, support or reseller"
             ))),
         }
     }
@@ -45,6 +49,8 @@ pub struct User {
     pub role: Role,
     pub disabled: bool,
     pub created_at_ms: i64,
+    /// For [`Role::Reseller`]: the reseller whose tree the user sees.
+    pub reseller_id: Option<i64>,
 }
 
 /// A user with the hash to check a password against.
@@ -74,15 +80,18 @@ pub struct AuditEntry {
     pub at_ms: i64,
 }
 
-type UserRow = (i64, String, String, i64, i64, String);
+type UserRow = (i64, String, String, i64, i64, String, Option<i64>);
 
-fn user_of((id, name, role, disabled, created_at_ms, _): &UserRow) -> Result<User, StoreError> {
+fn user_of(
+    (id, name, role, disabled, created_at_ms, _, reseller_id): &UserRow,
+) -> Result<User, StoreError> {
     Ok(User {
         id: *id,
         name: name.clone(),
         role: Role::parse(role)?,
         disabled: *disabled != 0,
         created_at_ms: *created_at_ms,
+        reseller_id: *reseller_id,
     })
 }
 
@@ -96,7 +105,7 @@ async fn end_sessions(conn: &mut Conn<'_>, user_id: i64) -> Result<(), StoreErro
     Ok(())
 }
 
-const USER_COLUMNS: &str = "id, name, role, disabled, created_at_ms, password_hash";
+const USER_COLUMNS: &str = "id, name, role, disabled, created_at_ms, password_hash, reseller_id";
 
 impl Store {
     /// Adds a user; a name already taken is an error.
@@ -136,7 +145,32 @@ impl Store {
             role,
             disabled: false,
             created_at_ms: now_ms,
+            reseller_id: None,
         })
+    }
+
+    /// A [`Role::Reseller`] user of `reseller_id`; a name already taken is an error.
+    pub async fn create_reseller_user(
+        &self,
+        name: &str,
+        password_hash: &str,
+        reseller_id: i64,
+        now_ms: i64,
+    ) -> Result<User, StoreError> {
+        self.reseller(reseller_id).await?;
+        let mut user = self
+            .create_user(name, password_hash, Role::Reseller, now_ms)
+            .await?;
+        let mut held = self.acquire_for_write().await?;
+        let mut conn = held.conn();
+        with_conn!(&mut conn, c => sqlx::query("UPDATE users SET reseller_id = $2 WHERE id = $1")
+            .bind(user.id)
+            .bind(reseller_id)
+            .execute(&mut **c)
+            .await
+            .map(|_| ()))?;
+        user.reseller_id = Some(reseller_id);
+        Ok(user)
     }
 
     /// A user by name with its password hash (for a login).
@@ -239,10 +273,21 @@ impl Store {
     pub async fn session(&self, token_hash: &str) -> Result<Option<SessionRow>, StoreError> {
         let mut held = self.acquire().await?;
         let mut conn = held.conn();
-        type Row = (i64, String, String, i64, i64, String, String, i64, i64);
+        type Row = (
+            i64,
+            String,
+            String,
+            i64,
+            i64,
+            String,
+            String,
+            i64,
+            i64,
+            Option<i64>,
+        );
         let row: Option<Row> = with_conn!(&mut conn, c => sqlx::query_as(
             "SELECT u.id, u.name, u.role, u.disabled, u.created_at_ms, u.password_hash, \
-             s.csrf_token, s.created_at_ms, s.last_seen_ms FROM sessions s \
+             s.csrf_token, s.created_at_ms, s.last_seen_ms, u.reseller_id FROM sessions s \
              JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1",
         )
         .bind(token_hash)
@@ -251,7 +296,7 @@ impl Store {
         let Some(row) = row else {
             return Ok(None);
         };
-        let user = user_of(&(row.0, row.1, row.2, row.3, row.4, row.5))?;
+        let user = user_of(&(row.0, row.1, row.2, row.3, row.4, row.5, row.9))?;
         if user.disabled {
             return Ok(None);
         }
@@ -318,8 +363,8 @@ impl Store {
         let mut held = self.acquire().await?;
         let mut conn = held.conn();
         let row: Option<UserRow> = with_conn!(&mut conn, c => sqlx::query_as(
-            "SELECT u.id, u.name, u.role, u.disabled, u.created_at_ms, u.password_hash \
-             FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
+            "SELECT u.id, u.name, u.role, u.disabled, u.created_at_ms, u.password_hash, \
+             u.reseller_id FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
         )
         .bind(token_hash)
         .fetch_optional(&mut **c)

@@ -45,6 +45,8 @@ async fn reseller(store: &Store, name: &str, parent: Option<i64>, balance: i64) 
         credit_limit_micros: 0,
         concurrency_limit: 0,
         max_depth: DEFAULT_MAX_RESELLER_DEPTH,
+        sell_tariff_id: None,
+        min_margin_percent: 0,
     };
     let added = store.add_reseller(&new, NOW).await.unwrap();
     if balance > 0 {

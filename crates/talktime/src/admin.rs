@@ -1311,9 +1311,12 @@ pub enum UsersCommand {
         #[command(flatten)]
         ledger: LedgerArgs,
         name: String,
-        /// admin, operator or support.
+        /// admin, operator, support or reseller (with --reseller).
         #[arg(long, default_value = "operator")]
         role: String,
+        /// For --role reseller: the reseller (name or id) whose tree the user sees.
+        #[arg(long)]
+        reseller: Option<String>,
     },
     /// Set a user's password (read from standard input, or generated and printed); its
     /// sessions end.
@@ -1373,12 +1376,34 @@ fn password_from_stdin() -> anyhow::Result<String> {
 pub async fn users(command: UsersCommand) -> anyhow::Result<()> {
     let now = crate::server::wall_clock_ms();
     match command {
-        UsersCommand::Add { ledger, name, role } => {
+        UsersCommand::Add {
+            ledger,
+            name,
+            role,
+            reseller,
+        } => {
             let role = talktime_store::Role::parse(&role)?;
             let store = ledger.open().await?;
+            let reseller = match (role, reseller.as_deref()) {
+                (talktime_store::Role::Reseller, Some(text)) => {
+                    Some(crate::resellers::find(&store, text).await?.id)
+                }
+                (talktime_store::Role::Reseller, None) => {
+                    anyhow::bail!("a reseller's user needs --reseller")
+                }
+                (_, Some(_)) => anyhow::bail!("--reseller goes with --role reseller"),
+                (_, None) => None,
+            };
             let password = password_from_stdin()?;
             let hash = crate::console::auth::hash_password(&password)?;
-            let user = store.create_user(&name, &hash, role, now).await?;
+            let user = match reseller {
+                Some(reseller) => {
+                    store
+                        .create_reseller_user(&name, &hash, reseller, now)
+                        .await?
+                }
+                None => store.create_user(&name, &hash, role, now).await?,
+            };
             store
                 .audit(
                     None,

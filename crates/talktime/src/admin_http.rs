@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path as UrlPath, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -224,6 +224,14 @@ fn router(state: AdminState) -> Router {
             get(crate::resellers::statement),
         )
         .route(
+            "/api/resellers/{id}/customers",
+            post(crate::resellers::add_customer),
+        )
+        .route(
+            "/api/resellers/{id}/transfers",
+            post(crate::resellers::transfer),
+        )
+        .route(
             "/api/accounts/{id}/reseller",
             put(crate::resellers::set_customer),
         )
@@ -346,6 +354,7 @@ async fn require_token(
 ) -> Result<Response, AdminError> {
     if authorize(&state, request.headers()).is_ok() {
         request.extensions_mut().insert(ApiCaller("api".into()));
+        request.extensions_mut().insert(Scope(None));
         return Ok(next.run(request).await);
     }
     let given = request
@@ -372,8 +381,66 @@ async fn require_token(
             user.role.as_str()
         )));
     }
+    let scope = match (user.role, user.reseller_id) {
+        (talktime_store::Role::Reseller, Some(root)) if reseller_route(request.method(), path) => {
+            Scope(Some(root))
+        }
+        (talktime_store::Role::Reseller, _) => {
+            return Err(AdminError::Forbidden(format!(
+                "user {} is a reseller's user: its reseller's routes only",
+                user.name
+            )));
+        }
+        _ => Scope(None),
+    };
+    request.extensions_mut().insert(scope);
     request.extensions_mut().insert(ApiCaller(user.name));
     Ok(next.run(request).await)
+}
+
+/// What an API request may see: everything (`None`), or one reseller's tree (a reseller's
+/// user, issue 16). Routes a reseller's user may call check it; the rest refuse such users.
+#[derive(Clone, Copy, Debug)]
+pub struct Scope(pub Option<i64>);
+
+impl Scope {
+    /// Not found unless the scope sees the reseller: a reseller's user learns nothing of
+    /// other trees, not even that an id exists.
+    pub async fn reseller(self, store: &talktime_store::Store, id: i64) -> Result<(), AdminError> {
+        match self.0 {
+            Some(root) if !store.reseller_in_tree(id, root).await? => {
+                Err(AdminError::NotFound(format!("no reseller {id}")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Not found unless the scope sees the account.
+    pub async fn account(self, store: &talktime_store::Store, id: i64) -> Result<(), AdminError> {
+        match self.0 {
+            Some(root) if !store.account_in_tree(id, root).await? => {
+                Err(AdminError::NotFound(format!("no account {id}")))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The routes a reseller's user may call (each checks the scope): its tree's resellers,
+/// statements, customers and transfers, and its customers' accounts. Anything else is refused.
+fn reseller_route(method: &axum::http::Method, path: &str) -> bool {
+    use axum::http::Method;
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["api", "resellers"] | ["api", "resellers", _] | ["api", "resellers", _, "statement"] => {
+            method == Method::GET
+        }
+        ["api", "resellers", _, "customers"] | ["api", "resellers", _, "transfers"] => {
+            method == Method::POST
+        }
+        ["api", "accounts", _] => method == Method::GET,
+        _ => false,
+    }
 }
 
 /// Who made an API request, for the audit log: `api` for the shared token, else the user
@@ -430,8 +497,10 @@ pub(crate) async fn health() -> Json<Health> {
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn account(
     State(state): State<AdminState>,
+    Extension(scope): Extension<Scope>,
     UrlPath(id): UrlPath<i64>,
 ) -> Result<Json<AccountView>, AdminError> {
+    scope.account(&state.store, id).await?;
     let account = state.store.account(id).await?;
     let in_progress = state.store.open_reservations(id).await?.len();
     let reseller_id = state.store.account_reseller(id).await?;

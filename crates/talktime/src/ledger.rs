@@ -16,8 +16,8 @@ use talktime_engine::{
 };
 use talktime_pii::Pii;
 use talktime_store::{
-    Cdr, Decision, FirstUse, LockoutPolicy, Payer, Refusal as StoreRefusal, SettleExtras,
-    SettleOutcome, Store, StoreError,
+    Cdr, Decision, FirstUse, LockoutPolicy, Payer, Refusal as StoreRefusal, ResellerLevel,
+    SettleExtras, SettleOutcome, Store, StoreError,
 };
 use tracing::warn;
 
@@ -229,10 +229,14 @@ impl Ledger {
             fees: account_fees(activation_fee_micros),
             package_seconds,
         };
-        let deck = self.deck_for(account, card).await.map_err(|error| {
-            warn!(%error, "cannot load the tariff");
-            Refusal::UnknownDestination
-        })?;
+        let chain = self.reseller_chain(account).await?;
+        let deck = self
+            .deck_for(account, card, &chain)
+            .await
+            .map_err(|error| {
+                warn!(%error, "cannot load the tariff");
+                Refusal::UnknownDestination
+            })?;
         let rules = self.own_rules(account).await?;
         if !deck.settings().destinations.permits(destination)
             || !rules.destinations.permits(destination)
@@ -241,8 +245,9 @@ impl Ledger {
         }
         let context = self.rate_with(&deck, &rules, destination, toll_free, now_ms, payer_facts)?;
         let levels = self
-            .level_prices(account, destination, toll_free, now_ms)
+            .level_prices(&chain, destination, toll_free, now_ms)
             .await?;
+        check_margins(&context, &chain, &levels)?;
         let without_activation = if activation_fee_micros > 0 {
             let payer_facts = PayerFacts {
                 fees: Vec::new(),
@@ -321,35 +326,42 @@ impl Ledger {
         toll_free: bool,
         at_ms: i64,
         payer: PayerFacts,
-    ) -> Result<(Arc<RateDeck>, RatingContext), Refusal> {
-        let deck = self.deck_for(account, card).await.map_err(|error| {
-            warn!(%error, "cannot load the tariff");
-            Refusal::UnknownDestination
-        })?;
+    ) -> Result<(RatingContext, Vec<LevelPrice>), Refusal> {
+        let chain = self.reseller_chain(account).await?;
+        let deck = self
+            .deck_for(account, card, &chain)
+            .await
+            .map_err(|error| {
+                warn!(%error, "cannot load the tariff");
+                Refusal::UnknownDestination
+            })?;
         let rules = self.own_rules(account).await?;
         let context = self.rate_with(&deck, &rules, destination, toll_free, at_ms, payer)?;
-        Ok((deck, context))
+        let levels = self
+            .level_prices(&chain, destination, toll_free, at_ms)
+            .await?;
+        Ok((context, levels))
     }
 
-    /// The resellers above `account` and the rating each pays by (its own tariff's, without the
-    /// customer's fees, taxes or rules; `None` without a tariff: the level below's price). A
-    /// level whose tariff has no rate for the destination refuses the call: a reseller does not
-    /// sell what it cannot buy. For authorization and for billing a recovered call.
-    pub async fn level_prices(
+    /// The resellers above `account`, its own first.
+    async fn reseller_chain(&self, account: AccountId) -> Result<Vec<ResellerLevel>, Refusal> {
+        self.store.reseller_chain(account.0).await.map_err(|error| {
+            warn!(%error, "cannot read the account's resellers");
+            Refusal::NoCredit
+        })
+    }
+
+    /// The rating each reseller level pays by (its own tariff's, without the customer's fees,
+    /// taxes or rules; `None` without a tariff: the level below's price). A level whose tariff
+    /// has no rate for the destination refuses the call: a reseller does not sell what it
+    /// cannot buy.
+    async fn level_prices(
         &self,
-        account: AccountId,
+        chain: &[ResellerLevel],
         destination: &str,
         toll_free: bool,
         at_ms: i64,
     ) -> Result<Vec<LevelPrice>, Refusal> {
-        let chain = self
-            .store
-            .reseller_chain(account.0)
-            .await
-            .map_err(|error| {
-                warn!(%error, "cannot read the account's resellers");
-                Refusal::NoCredit
-            })?;
         let mut levels = Vec::with_capacity(chain.len());
         for level in chain {
             let context = match level.tariff_id {
@@ -427,10 +439,13 @@ impl Ledger {
         })
     }
 
+    /// The payer's tariff: the card's, else the account's, else its reseller's white-label
+    /// tariff, else the switch's default.
     async fn deck_for(
         &self,
         account: AccountId,
         card: Option<CardId>,
+        chain: &[ResellerLevel],
     ) -> Result<Arc<RateDeck>, LedgerError> {
         let tariff = match card {
             Some(CardId(card)) => self.store.card(card).await?.tariff_id,
@@ -440,6 +455,7 @@ impl Ledger {
             Some(tariff) => Some(tariff),
             None => self.store.account(account.0).await?.tariff_id,
         };
+        let tariff = tariff.or_else(|| chain.first().and_then(|own| own.sell_tariff_id));
         let tariff = match tariff {
             Some(tariff) => tariff,
             None => self.default_tariff().await?,
@@ -888,6 +904,36 @@ fn hold_levels(
         .iter()
         .map(|hold| hold.to_micros().map_err(|error| other(&error)))
         .collect::<Result<_, _>>()?;
+    Ok(())
+}
+
+/// Refuses a call a reseller would sell below its minimum margin (issue 16): per minute of the
+/// destination, what the level below pays must be at least the level's own price plus its
+/// `min_margin_percent` (0: never at a loss). Levels without a tariff of their own pay what
+/// they are paid and are not checked.
+fn check_margins(
+    customer: &RatingContext,
+    chain: &[ResellerLevel],
+    levels: &[LevelPrice],
+) -> Result<(), Refusal> {
+    const MINUTE_MS: u64 = 60_000;
+    let mut sold = rate_call(customer, MINUTE_MS).total.amount;
+    for (level, price) in chain.iter().zip(levels) {
+        let Some(own) = &price.context else {
+            continue;
+        };
+        let bought = rate_call(own, MINUTE_MS).total.amount;
+        let least = bought * Decimal::from(100 + level.min_margin_percent) / Decimal::from(100);
+        if sold < least {
+            warn!(
+                reseller = level.reseller_id,
+                %sold, %bought, margin = level.min_margin_percent,
+                "refused: the reseller would sell below its margin"
+            );
+            return Err(Refusal::BlockedDestination);
+        }
+        sold = bought;
+    }
     Ok(())
 }
 

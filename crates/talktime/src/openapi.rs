@@ -165,6 +165,8 @@ impl Modify for BearerToken {
         crate::resellers::show,
         crate::resellers::statement,
         crate::resellers::set_customer,
+        crate::resellers::add_customer,
+        crate::resellers::transfer,
         crate::admin_http::card_batch,
         crate::admin_http::cdrs,
         crate::admin_http::cdrs_export,

@@ -141,15 +141,7 @@ async fn bill_answered(
             crate::ledger::PayerFacts::default(),
         )
         .await;
-    let levels = ledger
-        .level_prices(
-            AccountId(checkpoint.account),
-            &checkpoint.destination,
-            checkpoint.toll_free,
-            checkpoint.rated_at_ms,
-        )
-        .await;
-    let (Ok((_, context)), Ok(levels)) = (rated, levels) else {
+    let Ok((context, levels)) = rated else {
         warn!(reservation = %orphan.call_id, "cannot rate a recovered call; left for the next pass");
         return Ok(false);
     };

@@ -37,6 +37,24 @@ pub enum ResellersCommand {
         /// The deepest a reseller may sit below the vendor.
         #[arg(long = "max-depth", default_value_t = DEFAULT_MAX_RESELLER_DEPTH)]
         max_depth: i64,
+        /// What its customers without a tariff of their own pay (its white-label tariff).
+        #[arg(long = "sell-tariff")]
+        sell_tariff: Option<String>,
+        /// Refuse its customers' calls to destinations it would sell less than this many
+        /// percent above its own price (0: never at a loss).
+        #[arg(long = "min-margin", default_value_t = 0)]
+        min_margin: i64,
+    },
+    /// Change what a reseller's customers pay and the least margin it sells at.
+    Pricing {
+        #[command(flatten)]
+        ledger: LedgerArgs,
+        reseller: String,
+        /// Its white-label tariff; without: its customers pay the vendor's default tariff.
+        #[arg(long = "sell-tariff")]
+        sell_tariff: Option<String>,
+        #[arg(long = "min-margin", default_value_t = 0)]
+        min_margin: i64,
     },
     /// Every reseller with its balance and free credit.
     List {
@@ -168,6 +186,8 @@ pub async fn run(command: ResellersCommand) -> anyhow::Result<()> {
             credit_limit,
             concurrency_limit,
             max_depth,
+            sell_tariff,
+            min_margin,
         } => {
             let store = ledger.open().await?;
             let parent_id = match parent.as_deref() {
@@ -182,6 +202,8 @@ pub async fn run(command: ResellersCommand) -> anyhow::Result<()> {
                 credit_limit_micros: parse_micros(&credit_limit).context("--credit-limit")?,
                 concurrency_limit,
                 max_depth,
+                sell_tariff_id: tariff_id(&store, sell_tariff.as_deref()).await?,
+                min_margin_percent: min_margin,
             };
             let added = store.add_reseller(&new, wall_clock_ms()).await?;
             eprintln!(
@@ -237,6 +259,27 @@ pub async fn run(command: ResellersCommand) -> anyhow::Result<()> {
                 format_micros(changed.credit_limit_micros)
             );
         }
+        ResellersCommand::Pricing {
+            ledger,
+            reseller,
+            sell_tariff,
+            min_margin,
+        } => {
+            let store = ledger.open().await?;
+            let reseller = find(&store, &reseller).await?;
+            let sell = tariff_id(&store, sell_tariff.as_deref()).await?;
+            let changed = store
+                .set_reseller_pricing(reseller.id, sell, min_margin)
+                .await?;
+            eprintln!(
+                "reseller {}: sell tariff {}, minimum margin {} %",
+                changed.name,
+                changed
+                    .sell_tariff_id
+                    .map_or_else(|| "(vendor default)".to_owned(), |id| id.to_string()),
+                changed.min_margin_percent
+            );
+        }
         ResellersCommand::Statement {
             ledger,
             reseller,
@@ -274,7 +317,7 @@ use axum::Json;
 use axum::extract::{Extension, Path as UrlPath, Query, State};
 use axum::http::StatusCode;
 
-use crate::admin_http::{AdminError, AdminState, ApiCaller};
+use crate::admin_http::{AdminError, AdminState, ApiCaller, Scope};
 use crate::openapi::ErrorBody;
 
 /// A reseller as the API shows it; money as decimal text.
@@ -295,6 +338,8 @@ pub struct ResellerView {
     pub held: String,
     pub calls_up: i64,
     pub tariff_id: Option<i64>,
+    pub sell_tariff_id: Option<i64>,
+    pub min_margin_percent: i64,
     pub status: String,
 }
 
@@ -313,6 +358,8 @@ async fn view(store: &Store, reseller: &Reseller) -> Result<ResellerView, AdminE
         held: format_micros(held),
         calls_up,
         tariff_id: reseller.tariff_id,
+        sell_tariff_id: reseller.sell_tariff_id,
+        min_margin_percent: reseller.min_margin_percent,
         status: reseller.status.clone(),
     })
 }
@@ -337,6 +384,25 @@ pub struct ResellerOrder {
     /// Calls at once over all its customers; omitted or 0: no limit.
     #[serde(default)]
     pub concurrency_limit: Option<i64>,
+    /// Its white-label tariff, by name: what its customers without a tariff pay.
+    #[serde(default)]
+    pub sell_tariff: Option<String>,
+    /// The least margin over its own price, in percent (0-1000); omitted: 0.
+    #[serde(default)]
+    pub min_margin_percent: Option<i64>,
+}
+
+async fn api_tariff(store: &Store, name: Option<&str>) -> Result<Option<i64>, AdminError> {
+    match name {
+        Some(name) => Ok(Some(
+            store
+                .tariff_by_name(name)
+                .await?
+                .ok_or_else(|| AdminError::NotFound(format!("no tariff named {name}")))?
+                .id,
+        )),
+        None => Ok(None),
+    }
 }
 
 /// Every reseller.
@@ -344,12 +410,32 @@ pub struct ResellerOrder {
     responses((status = 200, body = Vec<ResellerView>), (status = 401, body = ErrorBody)))]
 pub(crate) async fn list(
     State(state): State<AdminState>,
+    Extension(scope): Extension<Scope>,
 ) -> Result<Json<Vec<ResellerView>>, AdminError> {
+    let all = state.store().resellers().await?;
     let mut views = Vec::new();
-    for reseller in state.store().resellers().await? {
-        views.push(view(state.store(), &reseller).await?);
+    for reseller in &all {
+        if within(&all, reseller, scope.0) {
+            views.push(view(state.store(), reseller).await?);
+        }
     }
     Ok(Json(views))
+}
+
+/// True when `reseller` is in the tree of `root` (every reseller without one).
+fn within(all: &[Reseller], reseller: &Reseller, root: Option<i64>) -> bool {
+    let Some(root) = root else {
+        return true;
+    };
+    let mut current = Some(reseller.id);
+    for _ in 0..=all.len() {
+        match current {
+            Some(id) if id == root => return true,
+            Some(id) => current = all.iter().find(|r| r.id == id).and_then(|r| r.parent_id),
+            None => return false,
+        }
+    }
+    false
 }
 
 /// Adds a reseller with an account of its own (zero balance).
@@ -365,16 +451,8 @@ pub(crate) async fn create(
     Json(order): Json<ResellerOrder>,
 ) -> Result<(StatusCode, Json<ResellerView>), AdminError> {
     let store = state.store();
-    let tariff_id = match order.tariff.as_deref() {
-        Some(name) => Some(
-            store
-                .tariff_by_name(name)
-                .await?
-                .ok_or_else(|| AdminError::NotFound(format!("no tariff named {name}")))?
-                .id,
-        ),
-        None => None,
-    };
+    let tariff_id = api_tariff(store, order.tariff.as_deref()).await?;
+    let sell_tariff_id = api_tariff(store, order.sell_tariff.as_deref()).await?;
     let credit_limit = match order.credit_limit.as_deref() {
         Some(text) => {
             parse_micros(text).map_err(|error| AdminError::BadRequest(error.to_string()))?
@@ -392,6 +470,8 @@ pub(crate) async fn create(
         credit_limit_micros: credit_limit,
         concurrency_limit: order.concurrency_limit.unwrap_or(0),
         max_depth: DEFAULT_MAX_RESELLER_DEPTH,
+        sell_tariff_id,
+        min_margin_percent: order.min_margin_percent.unwrap_or(0),
     };
     let added = store.add_reseller(&new, wall_clock_ms()).await?;
     let after = serde_json::json!({ "name": added.name, "parent_id": added.parent_id });
@@ -407,8 +487,10 @@ pub(crate) async fn create(
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn show(
     State(state): State<AdminState>,
+    Extension(scope): Extension<Scope>,
     UrlPath(id): UrlPath<i64>,
 ) -> Result<Json<ResellerView>, AdminError> {
+    scope.reseller(state.store(), id).await?;
     let reseller = state.store().reseller(id).await?;
     Ok(Json(view(state.store(), &reseller).await?))
 }
@@ -442,9 +524,11 @@ pub struct StatementQuery {
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn statement(
     State(state): State<AdminState>,
+    Extension(scope): Extension<Scope>,
     UrlPath(id): UrlPath<i64>,
     Query(query): Query<StatementQuery>,
 ) -> Result<Json<Vec<StatementLineView>>, AdminError> {
+    scope.reseller(state.store(), id).await?;
     let limit = query.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
         return Err(AdminError::BadRequest("limit is 1-1000".into()));
@@ -496,4 +580,153 @@ pub(crate) async fn set_customer(
     let subject = format!("account {id}");
     crate::vouchers::audit(&state, &caller, "resellers.customer", &subject, after).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A pinless customer a reseller registers by phone number.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerOrder {
+    /// The customer's phone number as the switch sees callers (digits, e.g. 15551230000).
+    pub number: String,
+    /// A name for the account; omitted: the number's last four digits.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct CustomerAdded {
+    pub account_id: i64,
+}
+
+fn customer_number(text: &str) -> Result<talktime_pii::Pii<String>, AdminError> {
+    let digits = text.trim().trim_start_matches('+');
+    if digits.len() < 4 || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(AdminError::BadRequest(
+            "a number is 4-20 digits, an optional + first".into(),
+        ));
+    }
+    Ok(talktime_pii::Pii::new(digits.to_owned()))
+}
+
+/// Registers a pinless customer of the reseller by phone number: a new account under it, in
+/// its currency, with the number as its caller ID (409 when the number is registered).
+#[utoipa::path(post, path = "/api/resellers/{id}/customers", tag = "resellers",
+    params(("id" = i64, Path, description = "Reseller id")),
+    request_body = CustomerOrder,
+    responses((status = 201, body = CustomerAdded), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(crate) async fn add_customer(
+    State(state): State<AdminState>,
+    Extension(caller): Extension<ApiCaller>,
+    Extension(scope): Extension<Scope>,
+    UrlPath(id): UrlPath<i64>,
+    Json(order): Json<CustomerOrder>,
+) -> Result<(StatusCode, Json<CustomerAdded>), AdminError> {
+    scope.reseller(state.store(), id).await?;
+    let number = customer_number(&order.number)?;
+    if state.store().lookup_caller_id(&number).await?.is_some() {
+        return Err(AdminError::Conflict(
+            "the number is registered already".into(),
+        ));
+    }
+    let tail = &number.expose()[number.expose().len() - 4..];
+    let name = order.name.unwrap_or_else(|| format!("pinless ...{tail}"));
+    let account_id = state
+        .store()
+        .add_pinless_customer(id, &name, &number, wall_clock_ms())
+        .await?;
+    let after = serde_json::json!({ "account_id": account_id });
+    let subject = format!("reseller {id}");
+    crate::vouchers::audit(&state, &caller, "resellers.customer_add", &subject, after).await?;
+    Ok((StatusCode::CREATED, Json(CustomerAdded { account_id })))
+}
+
+/// Money a reseller moves to one of its customers.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferOrder {
+    /// The customer's account, or its registered `number`.
+    #[serde(default)]
+    pub account_id: Option<i64>,
+    #[serde(default)]
+    pub number: Option<String>,
+    /// Decimal text in the reseller's currency, e.g. "10.00".
+    pub amount: String,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct TransferReply {
+    pub account_id: i64,
+    pub customer_balance: String,
+    pub reseller_balance: String,
+    /// True when an earlier request with the same Idempotency-Key moved it.
+    pub replayed: bool,
+}
+
+/// Recharges a customer of the reseller from the reseller's credit (a pinless reseller or a
+/// retail counter), once per `Idempotency-Key` (required): a repeat moves nothing more.
+/// 409 when the reseller's free credit is short; 404 for an account that is not its customer.
+#[utoipa::path(post, path = "/api/resellers/{id}/transfers", tag = "resellers",
+    params(("id" = i64, Path, description = "Reseller id"),
+        ("Idempotency-Key" = String, Header, description = "Moves once per key")),
+    request_body = TransferOrder,
+    responses((status = 200, body = TransferReply), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(crate) async fn transfer(
+    State(state): State<AdminState>,
+    Extension(caller): Extension<ApiCaller>,
+    Extension(scope): Extension<Scope>,
+    headers: axum::http::HeaderMap,
+    UrlPath(id): UrlPath<i64>,
+    Json(order): Json<TransferOrder>,
+) -> Result<Json<TransferReply>, AdminError> {
+    scope.reseller(state.store(), id).await?;
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|value| value.to_str().ok())
+        .filter(|key| !key.is_empty() && key.len() <= 100)
+        .ok_or_else(|| {
+            AdminError::BadRequest("an Idempotency-Key header (1-100 characters)".into())
+        })?
+        .to_owned();
+    let amount = parse_micros(&order.amount)
+        .map_err(|error| AdminError::BadRequest(format!("amount: {error}")))?;
+    let account_id = match (order.account_id, order.number.as_deref()) {
+        (Some(account), None) => account,
+        (None, Some(number)) => state
+            .store()
+            .customer_by_number(id, &customer_number(number)?)
+            .await?
+            .ok_or_else(|| AdminError::NotFound("no customer with that number".into()))?,
+        _ => {
+            return Err(AdminError::BadRequest(
+                "give account_id or number, not both".into(),
+            ));
+        }
+    };
+    let moved = state
+        .store()
+        .transfer_to_customer(id, account_id, amount, &key, wall_clock_ms())
+        .await
+        .map_err(|error| match error {
+            talktime_store::StoreError::Refused(_) => {
+                AdminError::Conflict("the reseller's free credit is short".into())
+            }
+            other => AdminError::Store(other),
+        })?;
+    if !moved.replayed {
+        let after = serde_json::json!({ "account_id": account_id, "amount": order.amount });
+        let subject = format!("reseller {id}");
+        crate::vouchers::audit(&state, &caller, "resellers.transfer", &subject, after).await?;
+    }
+    Ok(Json(TransferReply {
+        account_id,
+        customer_balance: format_micros(moved.customer_balance_micros),
+        reseller_balance: format_micros(moved.reseller_balance_micros),
+        replayed: moved.replayed,
+    }))
 }

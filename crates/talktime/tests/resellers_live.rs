@@ -233,3 +233,157 @@ fn a_shops_credit_cuts_its_customers_call_and_every_level_pays_its_price() {
     let log = switch.log_text();
     assert!(!log.contains(PASSWORD), "the password is never logged");
 }
+
+/// `talktime users add` with the password on standard input; then its API token.
+fn reseller_user_token(dir: &Path, name: &str, reseller: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_talktime"))
+        .args([
+            "users",
+            "add",
+            name,
+            "--role",
+            "reseller",
+            "--reseller",
+            reseller,
+        ])
+        .arg("--data-dir")
+        .arg(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a-long-password-1\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    talktime(dir, &["users", "token", name])
+}
+
+#[test]
+fn a_resellers_user_sees_its_tree_only_and_recharges_its_customers_once() {
+    let dir = prepaid::data_dir("resellers-scope");
+    prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
+    let shop = talktime(&dir, &["resellers", "add", "shop"]);
+    let corner = talktime(&dir, &["resellers", "add", "corner", "--parent", "shop"]);
+    let rival = talktime(&dir, &["resellers", "add", "rival"]);
+    talktime(&dir, &["resellers", "recharge", "shop", "20.00"]);
+    let rivals_customer = prepaid::card(&dir, "5556667778", 1_000_000, 0);
+    talktime(
+        &dir,
+        &[
+            "resellers",
+            "customer",
+            "--account",
+            &rivals_customer.to_string(),
+            "rival",
+        ],
+    );
+    let token = reseller_user_token(&dir, "shop-clerk", "shop");
+    let switch = start(&dir, ConfigFile::new());
+    let request = |method: &str, path: &str, key: Option<&str>, body: &str| {
+        let headers: Vec<(&str, &str)> = key
+            .map(|key| ("Idempotency-Key", key))
+            .into_iter()
+            .collect();
+        common::api_request(&switch, &token, method, path, &headers, body)
+    };
+
+    // Its tree: itself and its sub-reseller, never the rival.
+    let (status, body) = request("GET", "/api/resellers", None, "");
+    assert_eq!(status, 200, "{body}");
+    let seen: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    let names: Vec<&str> = seen.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["shop", "corner"], "{body}");
+    assert_eq!(
+        request("GET", &format!("/api/resellers/{corner}"), None, "").0,
+        200
+    );
+    for path in [
+        format!("/api/resellers/{rival}"),
+        format!("/api/resellers/{rival}/statement"),
+        format!("/api/accounts/{rivals_customer}"),
+    ] {
+        let (status, body) = request("GET", &path, None, "");
+        assert_eq!(status, 404, "{path}: {body}");
+    }
+    // Anything outside its routes is refused, changes included.
+    for (method, path) in [
+        ("GET", "/api/cdrs"),
+        ("GET", "/api/carriers"),
+        ("POST", "/api/resellers"),
+    ] {
+        let (status, body) = request(method, path, None, r#"{"name": "x"}"#);
+        assert_eq!(status, 403, "{method} {path}: {body}");
+    }
+    let (status, body) = request(
+        "POST",
+        &format!("/api/resellers/{rival}/customers"),
+        None,
+        r#"{"number": "15550009999"}"#,
+    );
+    assert_eq!(status, 404, "{body}");
+
+    // A pinless customer registered by number, recharged from the shop's credit once.
+    let (status, body) = request(
+        "POST",
+        &format!("/api/resellers/{shop}/customers"),
+        None,
+        r#"{"number": "+15550001111"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let added: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let customer = added["account_id"].as_i64().unwrap();
+    let (status, _) = request(
+        "POST",
+        &format!("/api/resellers/{shop}/customers"),
+        None,
+        r#"{"number": "15550001111"}"#,
+    );
+    assert_eq!(status, 409, "a number is registered once");
+    let transfer = format!("/api/resellers/{shop}/transfers");
+    let order = r#"{"number": "15550001111", "amount": "5.00"}"#;
+    let (status, body) = request("POST", &transfer, Some("counter-1"), order);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(r#""customer_balance":"5""#) && body.contains(r#""replayed":false"#),
+        "{body}"
+    );
+    let (status, body) = request("POST", &transfer, Some("counter-1"), order);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(r#""replayed":true"#),
+        "the repeat moves nothing: {body}"
+    );
+    let (status, body) = request("POST", &transfer, None, order);
+    assert_eq!(status, 400, "a transfer needs its key: {body}");
+    let too_much = r#"{"number": "15550001111", "amount": "15.01"}"#;
+    let (status, body) = request("POST", &transfer, Some("counter-2"), too_much);
+    assert_eq!(status, 409, "beyond the shop's free credit: {body}");
+    let rivals = format!(r#"{{"account_id": {rivals_customer}, "amount": "1.00"}}"#);
+    let (status, body) = request("POST", &transfer, Some("counter-3"), &rivals);
+    assert_eq!(status, 404, "not its customer: {body}");
+    assert_eq!(prepaid::balance(&dir, customer), 5_000_000);
+    assert_eq!(prepaid::balance(&dir, rivals_customer), 1_000_000);
+    let (status, body) = request("GET", &format!("/api/accounts/{customer}"), None, "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&format!(r#""reseller_id":{shop}"#)), "{body}");
+    let shown = talktime(&dir, &["resellers", "show", "shop"]);
+    assert!(shown.contains("balance 15 USD"), "{shown}");
+    // The registered number calls pinless: the shop's customer, by its caller ID.
+    let store = prepaid::open(&dir);
+    let found = prepaid::runtime()
+        .block_on(store.lookup_caller_id(&talktime_pii::Pii::new("15550001111".to_owned())))
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.account_id, customer);
+}

@@ -1,8 +1,10 @@
 -- Resellers (issue 16): the vendor (the operator) sells to resellers, a reseller to
 -- sub-resellers and customers. Each reseller keeps its money on an account of its own
 -- (balance, status, concurrency limit, and the tariff it buys at: what the level above charges
--- it); credit_limit_micros lets its balance go that far below zero. A customer account names its
--- reseller. Every call of a reseller's customer also holds credit on each reseller above it
+-- it); credit_limit_micros lets its balance go that far below zero; sell_tariff_id is what its
+-- customers pay when they have no tariff of their own (white label), and min_margin_percent how
+-- much above its own price a destination must sell (else its customers' calls there are
+-- refused). A customer account names its reseller. Every call of a reseller's customer also holds credit on each reseller above it
 -- (reservation_levels, depth 1 = the customer's own reseller), settled with the call in its
 -- transaction at that level's price. Identical on both backends but for the key's spelling;
 -- keep in step with the other directory's 0016_resellers.sql.
@@ -12,6 +14,8 @@ CREATE TABLE resellers (
     parent_id BIGINT REFERENCES resellers (id),
     account_id BIGINT NOT NULL UNIQUE REFERENCES accounts (id),
     credit_limit_micros BIGINT NOT NULL DEFAULT 0,
+    sell_tariff_id BIGINT REFERENCES tariffs (id),
+    min_margin_percent BIGINT NOT NULL DEFAULT 0,
     depth BIGINT NOT NULL,
     created_at_ms BIGINT NOT NULL
 );
@@ -32,3 +36,6 @@ CREATE TABLE reservation_levels (
 );
 CREATE INDEX reservation_levels_open ON reservation_levels (account_id) WHERE is_open = 1;
 CREATE INDEX reservation_levels_reseller ON reservation_levels (reseller_id);
+
+-- A console or API user of role 'reseller' sees its reseller's tree only.
+ALTER TABLE users ADD COLUMN reseller_id BIGINT REFERENCES resellers (id);

@@ -10,6 +10,7 @@ mod callbacks;
 mod cards;
 mod pages;
 mod prompts;
+mod resellers;
 mod subscribers;
 pub use pages::escape;
 mod routing;
@@ -110,6 +111,19 @@ pub fn router(state: ConsoleState) -> Router {
             post(tariffs::save_settings),
         )
         .route("/console/tariffs/{id}/simulate", get(tariffs::simulate))
+        .route(
+            "/console/resellers",
+            get(resellers::resellers_page).post(resellers::add_reseller),
+        )
+        .route("/console/resellers/{id}", get(resellers::reseller_page))
+        .route(
+            "/console/resellers/{id}/customers",
+            post(resellers::add_customer),
+        )
+        .route(
+            "/console/resellers/{id}/transfers",
+            post(resellers::transfer),
+        )
         .route("/console/accounts/{id}", get(accounts::account_page))
         .route("/console/accounts/{id}/recharge", post(accounts::recharge))
         .route(
@@ -153,6 +167,8 @@ pub enum ConsoleError {
     /// The role may not do this, or the CSRF token is missing or wrong.
     Forbidden(&'static str),
     NotFound,
+    /// A reseller's user asked for the dashboard: to its own page.
+    ResellerHome,
     Internal(String),
 }
 
@@ -160,6 +176,7 @@ impl IntoResponse for ConsoleError {
     fn into_response(self) -> Response {
         match self {
             ConsoleError::LoggedOut => Redirect::to("/console/login").into_response(),
+            ConsoleError::ResellerHome => Redirect::to("/console/resellers").into_response(),
             ConsoleError::Forbidden(why) => (
                 StatusCode::FORBIDDEN,
                 Html(pages::message("Forbidden", why)),
@@ -232,6 +249,15 @@ impl FromRequestParts<ConsoleState> for LoggedIn {
         if !auth::session_alive(created_at_ms, last_seen_ms, now) {
             state.store.delete_session(&token_hash).await?;
             return Err(ConsoleError::LoggedOut);
+        }
+        // A reseller's user reaches its own pages only; the rest is not there for it.
+        if user.role == talktime_store::Role::Reseller {
+            match parts.uri.path() {
+                "/console" => return Err(ConsoleError::ResellerHome),
+                "/console/logout" => {}
+                path if path.starts_with("/console/resellers") => {}
+                _ => return Err(ConsoleError::NotFound),
+            }
         }
         // One write a minute at most per session, not one per page.
         if now - last_seen_ms > 60_000 {
@@ -490,6 +516,11 @@ async fn add_user(
     let refuse = |field: &'static str, text: String| (field, text);
     let refused = match talktime_store::Role::parse(form.role.trim()) {
         Err(error) => Some(refuse("name", error.to_string())),
+        Ok(talktime_store::Role::Reseller) => Some(refuse(
+            "name",
+            "A reseller's user is added with talktime users add --role reseller --reseller NAME."
+                .to_owned(),
+        )),
         Ok(_) if form.password.chars().count() < auth::MIN_PASSWORD_CHARS => Some(refuse(
             "password",
             format!("At least {} characters.", auth::MIN_PASSWORD_CHARS),

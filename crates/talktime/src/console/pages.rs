@@ -39,7 +39,7 @@ pub(super) fn page(title: &str, user: Option<&LoggedIn>, head_extra: &str, body:
             nav,
             "<a href=\"/console\">Dashboard</a><a href=\"/console/calls\">Live calls</a>\
              <a href=\"/console/cards\">Cards</a><a href=\"/console/vouchers\">Vouchers</a>\
-             <a href=\"/console/tariffs\">Tariffs</a>\
+             <a href=\"/console/tariffs\">Tariffs</a><a href=\"/console/resellers\">Resellers</a>\
              <a href=\"/console/carriers\">Carriers</a><a href=\"/console/dial-plans\">Dial plans</a>\
              <a href=\"/console/prompts\">Prompts</a>\
              <a href=\"/console/cdrs\">CDRs</a><a href=\"/console/reports\">Reports</a>\
@@ -58,6 +58,26 @@ pub(super) fn page(title: &str, user: Option<&LoggedIn>, head_extra: &str, body:
          <title>{title} · Talktime</title><style>{STYLE}</style></head><body><header>\
          <strong>Talktime</strong>{nav}</header><main><h1>{title}</h1>{body}</main></body></html>",
         title = escape(title),
+    )
+}
+
+/// A page a reseller's user sees: under the reseller's own name (white label), with only its
+/// own pages in the menu.
+pub(super) fn reseller_page(brand: &str, title: &str, user: &LoggedIn, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{title} · {brand}</title><style>{STYLE}</style></head><body><header>\
+         <strong id=\"brand\">{brand}</strong><a href=\"/console/resellers\">Resellers</a>\
+         <span>{name} (reseller)</span>\
+         <form class=\"inline\" method=\"post\" action=\"/console/logout\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <button id=\"logout\">Log out</button></form></header><main><h1>{title}</h1>{body}\
+         </main></body></html>",
+        title = escape(title),
+        brand = escape(brand),
+        name = escape(&user.user.name),
+        csrf = escape(&user.csrf_token),
     )
 }
 

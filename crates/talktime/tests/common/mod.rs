@@ -261,18 +261,34 @@ pub fn tail(text: &str, lines: usize) -> String {
 /// One request to the switch's admin API with its token; the status and the body.
 #[allow(clippy::unwrap_used)]
 pub fn admin_request(switch: &Switch, method: &str, path: &str, body: &str) -> (u16, String) {
-    use std::io::{Read, Write};
     let token = std::fs::read_to_string(switch.data_dir.join("admin.token")).unwrap();
+    api_request(switch, token.trim(), method, path, &[], body)
+}
+
+/// One request to the switch's admin API with `token` and extra `headers`.
+#[allow(clippy::unwrap_used)]
+pub fn api_request(
+    switch: &Switch,
+    token: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(switch.admin).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
+         {extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         switch.admin,
-        token.trim(),
         body.len()
     )
     .unwrap();
