@@ -128,6 +128,7 @@ pub struct LevelLine {
 }
 
 type LevelRow = (String, i64, i64, i64, Option<i64>, i64);
+type ChainRow = (i64, i64, i64, Option<i64>, Option<i64>, i64);
 type StatementRow = (String, i64, i64, String, Option<i64>, Option<i64>, i64);
 
 fn level_line((call_id, depth, reseller_id, amount, charged, open): LevelRow) -> LevelLine {
@@ -231,7 +232,7 @@ pub(crate) async fn chain_of(
     conn: &mut Conn<'_>,
     account_id: i64,
 ) -> Result<Vec<ResellerLevel>, StoreError> {
-    let rows: Vec<(i64, i64, i64, Option<i64>, Option<i64>, i64)> = with_conn!(conn, c => sqlx::query_as(
+    let rows: Vec<ChainRow> = with_conn!(conn, c => sqlx::query_as(
         "WITH RECURSIVE chain (depth, reseller_id, parent_id) AS ( \
            SELECT CAST(1 AS BIGINT), r.id, r.parent_id FROM accounts a \
            JOIN resellers r ON r.id = a.reseller_id WHERE a.id = $1 \
