@@ -240,6 +240,8 @@ ledger_test!(
             credit_limit_micros: 5 * UNIT,
             concurrency_limit: 1,
             max_depth: DEFAULT_MAX_RESELLER_DEPTH,
+            sell_tariff_id: None,
+            min_margin_percent: 0,
         };
         let small = store.add_reseller(&limited, NOW).await.unwrap();
         let first = customer(store, &small, 10 * UNIT).await;
