@@ -1420,3 +1420,194 @@ fn vouchers_are_made_and_listed_and_speed_dials_kept_from_the_browser() {
         "{audit}"
     );
 }
+
+/// Resellers on the console (issue 16): the admin adds a sub-reseller in the browser; a
+/// reseller's own user logs in to its own pages under its own name, sees its tree only,
+/// registers a pinless customer by number and recharges it from its credit, once however
+/// often the form is sent, and finds the rival's pages and the operator's not there.
+#[test]
+fn a_resellers_user_works_its_own_tree_in_the_browser() {
+    let _turn = one_at_a_time();
+    let dir = prepaid::data_dir("console-resellers");
+    prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
+    let cli = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_talktime"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    let shop = cli(&["resellers", "add", "Sunrise Phones"]);
+    let rival = cli(&["resellers", "add", "rival"]);
+    cli(&["resellers", "recharge", "Sunrise Phones", "10.00"]);
+    {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_talktime"))
+            .args([
+                "users",
+                "add",
+                "clerk",
+                "--role",
+                "reseller",
+                "--reseller",
+                &shop,
+            ])
+            .arg("--data-dir")
+            .arg(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "clerk-password-1").unwrap();
+        assert!(child.wait_with_output().unwrap().status.success());
+    }
+    // With a user made before the first start, the switch makes no admin of its own.
+    add_user(&dir, "boss", "admin", "boss-password-1");
+    let switch = start(&dir, ConfigFile::new());
+    let console = format!("http://{}", switch.admin);
+    let browser = Browser::start();
+
+    // The operator adds a sub-reseller under the shop; a parent that does not exist is named.
+    browser.log_in(&console, "boss", "boss-password-1");
+    browser.go(&format!("{console}/console/resellers"));
+    browser.type_into("#reseller-name", "Corner");
+    browser.type_into("#reseller-parent", "nobody");
+    browser.click("#add-reseller");
+    browser.wait_for("#error", Duration::from_secs(5));
+    assert!(
+        browser.text("#error").contains("nobody"),
+        "{}",
+        browser.source()
+    );
+    browser.clear("#reseller-parent");
+    browser.type_into("#reseller-parent", "Sunrise Phones");
+    browser.clear("#reseller-name");
+    browser.type_into("#reseller-name", "Corner");
+    browser.click("#add-reseller");
+    assert!(
+        browser
+            .wait_for("#reseller-balance", Duration::from_secs(5))
+            .is_some(),
+        "{}",
+        browser.source()
+    );
+    browser.click("#logout");
+
+    // The reseller's clerk: its own pages, under its own name.
+    browser.go(&format!("{console}/console/login"));
+    browser.type_into("#name", "clerk");
+    browser.type_into("#password", "clerk-password-1");
+    browser.click("#login");
+    browser.wait_for("#brand", Duration::from_secs(5));
+    assert_eq!(
+        browser.text("#brand"),
+        "Sunrise Phones",
+        "{}",
+        browser.source()
+    );
+    assert!(
+        browser.url().ends_with("/console/resellers"),
+        "{}",
+        browser.url()
+    );
+    let rows = browser.all("tr.reseller");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        !browser.source().contains(">rival<"),
+        "{}",
+        browser.source()
+    );
+    assert!(!browser.source().contains("Talktime"), "white label");
+    browser.go(&format!("{console}/console/resellers/{shop}"));
+    browser.type_into("#customer-number", "+1 555");
+    browser.click("#add-customer");
+    assert!(browser.wait_for("#error", Duration::from_secs(5)).is_some());
+    browser.clear("#customer-number");
+    browser.type_into("#customer-number", "15550002222");
+    browser.click("#add-customer");
+    browser.wait_for("#notice", Duration::from_secs(5));
+    let notice = browser.text("#notice");
+    assert!(
+        notice.contains("Customer registered"),
+        "{}",
+        browser.source()
+    );
+    let account: i64 = notice
+        .trim_end_matches('.')
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The recharge form's key, to send the same form again below.
+    let source = browser.source();
+    let key_at = source.find("name=\"key\" value=\"").unwrap() + 18;
+    let key = source[key_at..key_at + 24].to_owned();
+    browser.type_into("#transfer-number", "15550002222");
+    browser.type_into("#transfer-amount", "2.50");
+    browser.click("#transfer");
+    let recharged = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        browser.source().contains("balance is 2.5")
+    });
+    assert!(recharged, "{}", browser.source());
+    browser.screenshot("reseller");
+    let site = Console {
+        base: console.clone(),
+        ca: None,
+    };
+    let clerk = site.log_in("clerk", "clerk-password-1").unwrap();
+    let page = site.page("/console/resellers", &clerk);
+    let csrf_at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = page[csrf_at..csrf_at + 64].to_owned();
+    let again = site.post(
+        &format!("/console/resellers/{shop}/transfers"),
+        &clerk,
+        &[
+            ("csrf", &csrf),
+            ("key", &key),
+            ("number", "15550002222"),
+            ("amount", "2.50"),
+        ],
+    );
+    assert_eq!(again, 200);
+    assert_eq!(prepaid::balance(&dir, account), 2_500_000, "moved once");
+    let shown = cli(&["resellers", "show", &shop]);
+    assert!(shown.contains("balance 7.5 USD"), "{shown}");
+
+    // Not there for the clerk: the rival, the operator's pages; the dashboard sends it home.
+    for path in [
+        format!("/console/resellers/{rival}"),
+        "/console/cards".to_owned(),
+        format!("/console/accounts/{account}"),
+        "/console/users".to_owned(),
+    ] {
+        browser.go(&format!("{console}{path}"));
+        assert!(
+            browser.source().contains("Not found"),
+            "{path}: {}",
+            browser.source()
+        );
+    }
+    let forged = site.post(
+        &format!("/console/resellers/{rival}/transfers"),
+        &clerk,
+        &[
+            ("csrf", &csrf),
+            ("key", "x"),
+            ("number", "15550002222"),
+            ("amount", "1"),
+        ],
+    );
+    assert_eq!(forged, 404);
+    browser.go(&format!("{console}/console"));
+    assert!(
+        browser.url().ends_with("/console/resellers"),
+        "{}",
+        browser.url()
+    );
+}
