@@ -267,6 +267,9 @@ pub enum TariffsCommand {
     Show(ShowArgs),
     /// Write a tariff's rates as CSV (every column in use); `import` reads it back.
     Export(ExportArgs),
+    /// Make a tariff from another: its sell prices become the new buy prices, the new sell
+    /// prices are those plus a margin, billing blocks optionally new (seed 002, tip 3).
+    Derive(DeriveArgs),
 }
 
 #[derive(Debug, Args)]
@@ -382,6 +385,42 @@ pub struct ImportArgs {
     settings: Option<PathBuf>,
     /// The CSV file.
     file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DeriveArgs {
+    #[command(flatten)]
+    ledger: LedgerArgs,
+    /// The new tariff's name.
+    name: String,
+    /// The tariff it is made from.
+    #[arg(long)]
+    from: String,
+    /// Percent over the base's sell prices.
+    #[arg(long)]
+    margin: i64,
+    /// New first billing block, seconds (with --increment).
+    #[arg(long = "initial-block", requires = "increment")]
+    initial_block: Option<i64>,
+    /// New billing increment, seconds.
+    #[arg(long, requires = "initial_block")]
+    increment: Option<i64>,
+}
+
+pub async fn derive_tariff(args: DeriveArgs) -> anyhow::Result<()> {
+    let store = args.ledger.open().await?;
+    let base = tariff_named(&store, &args.from).await?;
+    let how = crate::tariff_admin::Derivation {
+        margin_percent: args.margin,
+        blocks: args.initial_block.zip(args.increment),
+    };
+    let now = crate::server::wall_clock_ms();
+    let (created, rates) = crate::tariff_admin::derive(&store, &base, &args.name, how, now).await?;
+    println!(
+        "tariff {} made from {} with {rates} rates at {} % margin",
+        created.name, base.name, args.margin
+    );
+    Ok(())
 }
 
 #[derive(Debug, Args)]

@@ -248,6 +248,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tariffs(admin::TariffsCommand::Export(args)) => {
             run_once(admin::export_tariff(args))
         }
+        Command::Tariffs(admin::TariffsCommand::Derive(args)) => {
+            run_once(admin::derive_tariff(args))
+        }
         Command::Rate(args) => run_once(admin::rate(args)),
         Command::Backup(args) => run_once(talktime::backup::backup(args)),
         Command::Restore(args) => run_once(talktime::backup::restore(args)),

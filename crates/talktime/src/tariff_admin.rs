@@ -199,11 +199,91 @@ pub fn settings_toml(settings: &TariffSettings) -> anyhow::Result<String> {
 pub async fn export_rates(
     store: &Store,
     tariff: &Tariff,
-    mut out: impl Write,
+    out: impl Write,
 ) -> anyhow::Result<usize> {
     let rates = store.rates(tariff.id).await?;
+    write_rates(&rates, out)
+}
+
+/// How [`derive`] makes a tariff from another.
+#[derive(Debug, Clone, Copy)]
+pub struct Derivation {
+    /// Percent over the base's sell rate (what a buyer at the base tariff pays).
+    pub margin_percent: i64,
+    /// New first block and increment, seconds (`None`: the base's).
+    pub blocks: Option<(i64, i64)>,
+}
+
+/// `micros` raised by `percent`, rounded half up to the micro-unit.
+fn with_margin(micros: i64, percent: i64) -> i64 {
+    let raised = (i128::from(micros) * i128::from(100 + percent) + 50) / 100;
+    i64::try_from(raised).unwrap_or(i64::MAX)
+}
+
+/// A new tariff from `base` (seed 002, tip 3: "a tariff table with 40 % margin and 60/60
+/// billing"): each rate's buy price is the base's sell price (what the one who buys at the
+/// base pays), its sell price and connection fee that plus the margin, with the base's
+/// settings, extras and, unless given, billing blocks. Written all or nothing.
+pub async fn derive(
+    store: &Store,
+    base: &Tariff,
+    name: &str,
+    how: Derivation,
+    now_ms: i64,
+) -> anyhow::Result<(Tariff, usize)> {
+    if !(0..=1000).contains(&how.margin_percent) {
+        anyhow::bail!("a margin is 0-1000 percent");
+    }
+    if let Some((initial, increment)) = how.blocks
+        && (initial < 1 || increment < 1)
+    {
+        anyhow::bail!("billing blocks are at least one second");
+    }
+    if store.tariff_by_name(name).await?.is_some() {
+        anyhow::bail!("a tariff named {name} exists");
+    }
+    let rates: Vec<talktime_store::Rate> = store
+        .rates(base.id)
+        .await?
+        .into_iter()
+        .map(|mut rate| {
+            rate.buy_rate_micros = rate.sell_rate_micros;
+            rate.sell_rate_micros = with_margin(rate.sell_rate_micros, how.margin_percent);
+            rate.connection_fee_micros =
+                with_margin(rate.connection_fee_micros, how.margin_percent);
+            if let Some((initial, increment)) = how.blocks {
+                rate.initial_block_s = initial;
+                rate.increment_s = increment;
+            }
+            rate
+        })
+        .collect();
+    let mut csv = Vec::new();
+    write_rates(&rates, &mut csv)?;
+    let created = store
+        .create_tariff(name, &base.currency, &base.settings_json, now_ms)
+        .await?;
+    let options = talktime_store::ImportOptions {
+        atomic: true,
+        ..talktime_store::ImportOptions::default()
+    };
+    let report = store
+        .import_tariff_csv_with(
+            created.id,
+            csv.as_slice(),
+            options,
+            Some(&crate::ledger::rate_extras_columns()),
+        )
+        .await?;
+    if let Some(error) = report.errors.first() {
+        anyhow::bail!("rate {}: {}", error.line, error.message);
+    }
+    Ok((created, rates.len()))
+}
+
+fn write_rates(rates: &[talktime_store::Rate], mut out: impl Write) -> anyhow::Result<usize> {
     let mut extras = Vec::with_capacity(rates.len());
-    for rate in &rates {
+    for rate in rates {
         let parsed: RateExtras = serde_json::from_str(&rate.extras_json)
             .with_context(|| format!("rate {}: unreadable extras", rate.prefix))?;
         extras.push(parsed.to_columns());

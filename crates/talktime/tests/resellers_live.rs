@@ -230,6 +230,39 @@ fn a_shops_credit_cuts_its_customers_call_and_every_level_pays_its_price() {
         )),
         "{statement}"
     );
+
+    // The shop now wants 40 % over what it pays: 1.20 over 0.90 is 33 %, so its customer's
+    // next call there is refused before any carrier is tried, and nothing is held or charged.
+    talktime(
+        &dir,
+        &["resellers", "pricing", "shop", "--min-margin", "40"],
+    );
+    talktime(&dir, &["resellers", "recharge", "shop", "5.00"]);
+    phone.dial(&format!("sip:00442071234567@{}", switch.sip));
+    assert!(
+        wait_until(Duration::from_secs(10), || switch
+            .log_text()
+            .contains("below its margin")),
+        "refused: {}",
+        tail(&switch.log_text(), 30)
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || switch.call_ids().len() == 2),
+        "{:?}",
+        switch.call_ids()
+    );
+    let refused = prepaid::wait_for_cdrs(&dir, &format!("{}#1", switch.call_ids()[1]), 1);
+    assert!(
+        refused
+            .iter()
+            .all(|cdr| cdr.answer_ms.is_none() && cdr.total_micros == 0),
+        "{refused:?}"
+    );
+    assert_eq!(
+        account_charges(&dir, account),
+        seconds * 20_000,
+        "charged nothing more"
+    );
     let log = switch.log_text();
     assert!(!log.contains(PASSWORD), "the password is never logged");
 }
@@ -386,4 +419,107 @@ fn a_resellers_user_sees_its_tree_only_and_recharges_its_customers_once() {
         .unwrap()
         .unwrap();
     assert_eq!(found.account_id, customer);
+}
+
+/// Every row of a workbook's first sheet as text, read by openpyxl (Debian's python3).
+fn read_workbook(path: &Path) -> Vec<Vec<String>> {
+    let program = "import openpyxl, sys\n\
+                   sheet = openpyxl.load_workbook(sys.argv[1]).active\n\
+                   for row in sheet.iter_rows(values_only=True):\n    \
+                   print('\\t'.join('' if c is None else str(c) for c in row))\n";
+    let output = Command::new("/usr/bin/python3")
+        .args(["-c", program])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| line.split('\t').map(str::to_owned).collect())
+        .collect()
+}
+
+/// Seed 002, tip 3: disposable calling cards with their own tariff, 40 % over what the
+/// reseller pays and billed 60/60, generated for the reseller and handed out as XLSX.
+#[test]
+fn a_disposable_batch_with_its_own_60_60_tariff_at_40_percent_margin_exported_as_xlsx() {
+    let dir = prepaid::data_dir("resellers-tip3");
+    prepaid::tariff(
+        &dir,
+        "demo",
+        "49,Germany,0.10,0.04,1,1,0.05\n1,USA,0.60,0.30,1,1,0\n",
+    );
+    let name = "Calling cards rates 40% - 60/60 billing - 29 sept 2008";
+    let made = talktime(
+        &dir,
+        &[
+            "tariffs",
+            "derive",
+            name,
+            "--from",
+            "demo",
+            "--margin",
+            "40",
+            "--initial-block",
+            "60",
+            "--increment",
+            "60",
+        ],
+    );
+    assert!(made.contains("with 2 rates at 40 % margin"), "{made}");
+    let exported = talktime(&dir, &["tariffs", "export", name]);
+    assert!(
+        exported.contains("49,Germany,0.14,0.1,60,60,0.07"),
+        "sells 40 % over the 0.10 it buys at, 60/60: {exported}"
+    );
+    let shop = talktime(&dir, &["resellers", "add", "shop"]);
+    let switch = start(&dir, ConfigFile::new());
+    let order = format!(
+        r#"{{"name": "Calling card user batch 1", "count": 3, "value": "5.00",
+            "disposable": true, "tariff": "{name}", "reseller": {shop}}}"#
+    );
+    let token = std::fs::read_to_string(dir.join("admin.token")).unwrap();
+    let workbook = dir.join("batch.xlsx");
+    let status = Command::new("curl")
+        .args(["-s", "-o"])
+        .arg(&workbook)
+        .args(["-w", "%{http_code}", "-H"])
+        .arg(format!("Authorization: Bearer {}", token.trim()))
+        .args([
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            "Accept: application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "--data",
+            &order,
+            &format!("http://{}/api/cards/batches", switch.admin),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&status.stdout), "200");
+    let rows = read_workbook(&workbook);
+    assert_eq!(rows.len(), 4, "a header and three cards: {rows:?}");
+    let pin_column = rows[0].iter().position(|cell| cell == "pin").unwrap();
+    let pin = rows[1][pin_column].clone();
+    assert_eq!(pin.len(), 10, "{rows:?}");
+    assert!(rows[1].iter().any(|cell| cell == "disposable"), "{rows:?}");
+    // A 5-second call on one of them is billed a whole minute at 0.14 plus the 0.07 fee,
+    // and the card is the shop's customer.
+    let rated = talktime(
+        &dir,
+        &["rate", "--pin", &pin, "--seconds", "5", "4930123456"],
+    );
+    let report: serde_json::Value = serde_json::from_str(&rated).unwrap();
+    assert_eq!(report["charge"]["billed_seconds"], 60, "{rated}");
+    assert_eq!(report["charge"]["total"]["amount"], "0.2100", "{rated}");
+    let store = prepaid::open(&dir);
+    let card = prepaid::runtime()
+        .block_on(store.card_by_pin(&talktime_pii::Pii::new(pin)))
+        .unwrap()
+        .unwrap();
+    let reseller = prepaid::runtime()
+        .block_on(store.account_reseller(card.account_id))
+        .unwrap();
+    assert_eq!(reseller, Some(shop.parse().unwrap()));
 }
