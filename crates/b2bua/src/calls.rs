@@ -720,7 +720,14 @@ impl Switch {
                 };
                 self.ledger_request(key, request)
             }
-            Output::LookupByPin { pin } => self.lookup_pin(key, pin),
+            Output::LookupByPin { pin } => self.lookup_pin(key, pin, false),
+            Output::LookupAgentByPin { pin } => self.lookup_pin(key, pin, true),
+            Output::RetailRecharge {
+                agent,
+                number,
+                amount_micros,
+                sequence,
+            } => self.retail_recharge(key, agent, number, amount_micros, sequence),
             Output::LookupLastCall { account } => {
                 self.ledger_request(key, LedgerRequest::LastCall { account })
             }
@@ -1021,7 +1028,7 @@ impl Switch {
         session.caller_id.iter().cloned().chain(source).collect()
     }
 
-    fn lookup_pin(&mut self, key: u64, pin: Pii<String>) {
+    fn lookup_pin(&mut self, key: u64, pin: Pii<String>, agent: bool) {
         let guess_keys = self.pin_guess_keys(key);
         let now_ms = self.now.epoch_ms;
         self.ledger_request(
@@ -1030,8 +1037,33 @@ impl Switch {
                 pin,
                 guess_keys,
                 now_ms,
+                agent,
             },
         );
+    }
+
+    /// A retail recharge, keyed by the call and its sequence in the call: the ledger moves
+    /// each once, however often it is asked.
+    fn retail_recharge(
+        &mut self,
+        key: u64,
+        agent: AccountId,
+        number: Pii<String>,
+        amount_micros: i64,
+        sequence: u32,
+    ) {
+        let Some(call_id) = self.sessions.get(&key).map(|s| s.call_id.clone()) else {
+            return;
+        };
+        let now_ms = self.now.epoch_ms;
+        let request = LedgerRequest::RetailRecharge {
+            agent,
+            number,
+            amount_micros,
+            key: format!("retail:{call_id}#{sequence}"),
+            now_ms,
+        };
+        self.ledger_request(key, request);
     }
 
     fn redeem_voucher(&mut self, key: u64, account: AccountId, code: Pii<String>) {

@@ -128,6 +128,11 @@ pub struct AccessNumber {
     /// added and the new balance said, then goodbye; no call is placed.
     #[serde(default)]
     pub recharge_only: bool,
+    /// A retail recharge line (issue 16): a reseller's agent keys its agent PIN (callers are
+    /// never recognised by caller ID here), then a customer's number, an amount in cents and
+    /// 1 to confirm; the amount moves from the reseller's credit to the customer, once.
+    #[serde(default)]
+    pub retail: bool,
     /// A callback line: a caller whose caller ID is registered (from a peer trusted for
     /// caller IDs) is refused unanswered with 480, so the call costs them nothing, and called
     /// back after `[callback] delay_ms`; the call back runs this number's IVR, already
@@ -961,6 +966,11 @@ impl Config {
         }
         ivr.balance_only = access.balance_only;
         ivr.recharge_only = access.recharge_only;
+        ivr.retail = access.retail;
+        if access.retail {
+            // An agent moves money: a caller ID, which can be spoofed, never stands for its PIN.
+            ivr.ani_authentication = false;
+        }
         ivr
     }
 

@@ -79,6 +79,17 @@ pub enum LedgerRequest {
         pin: Pii<String>,
         guess_keys: Vec<Pii<String>>,
         now_ms: i64,
+        /// A retail line's agent PIN (a reseller's), not a card's.
+        agent: bool,
+    },
+    /// Move `amount_micros` from the reseller whose own account is `agent` to its customer
+    /// `number`, once per `key`; answered with `Input::RetailRecharged`.
+    RetailRecharge {
+        agent: AccountId,
+        number: Pii<String>,
+        amount_micros: i64,
+        key: String,
+        now_ms: i64,
     },
     /// A speed dial (1-9) or, with `slot` 0, the account's last number dialled; answered
     /// with `Input::StoredNumber`.

@@ -332,6 +332,7 @@ impl Switch {
             forwarding: Some(true),
             balance_only: false,
             recharge_only: false,
+            retail: false,
             callback: false,
             forwarding_welcome: Some(false),
             country_code: None,

@@ -18,6 +18,7 @@ use crate::event::{
 use crate::speech::{self, Grammar, LanguageBook, SpeechError};
 use services::NewPin;
 
+mod retail;
 mod services;
 
 /// Everything needed to start a call.
@@ -125,6 +126,20 @@ enum State {
         entry: Entry,
         first: NewPin,
     },
+    /// A retail line: the customer's number, then the amount, then 1 to confirm.
+    EnteringCustomerNumber(Entry),
+    EnteringAmount {
+        entry: Entry,
+        number: Pii<String>,
+    },
+    ConfirmingRecharge {
+        entry: Entry,
+        number: Pii<String>,
+        amount_micros: i64,
+    },
+    RetailRecharging {
+        deadline: Option<Instant>,
+    },
     ChangingPin {
         deadline: Option<Instant>,
     },
@@ -154,6 +169,41 @@ enum State {
     Finished,
 }
 
+impl State {
+    /// The digit entry this state collects, if it collects one: the one list of them, for
+    /// keys, prompt ends, timers and timeouts alike.
+    fn entry(&mut self) -> Option<(EntryKind, &mut Entry)> {
+        let found = match self {
+            State::ChoosingLanguage(entry) => (EntryKind::Language, entry),
+            State::EnteringPin(entry) => (EntryKind::Pin, entry),
+            State::EnteringDestination(entry) => (EntryKind::Destination, entry),
+            State::EnteringVoucher(entry) => (EntryKind::Voucher, entry),
+            State::EnteringNewPin(entry) => (EntryKind::NewPin, entry),
+            State::ConfirmingNewPin { entry, .. } => (EntryKind::ConfirmPin, entry),
+            State::EnteringCustomerNumber(entry) => (EntryKind::CustomerNumber, entry),
+            State::EnteringAmount { entry, .. } => (EntryKind::Amount, entry),
+            State::ConfirmingRecharge { entry, .. } => (EntryKind::ConfirmRecharge, entry),
+            _ => return None,
+        };
+        Some(found)
+    }
+
+    fn entry_deadline(&self) -> Option<Option<Instant>> {
+        match self {
+            State::ChoosingLanguage(entry)
+            | State::EnteringPin(entry)
+            | State::EnteringDestination(entry)
+            | State::EnteringVoucher(entry)
+            | State::EnteringNewPin(entry)
+            | State::ConfirmingNewPin { entry, .. }
+            | State::EnteringCustomerNumber(entry)
+            | State::EnteringAmount { entry, .. }
+            | State::ConfirmingRecharge { entry, .. } => Some(entry.deadline()),
+            _ => None,
+        }
+    }
+}
+
 /// The attempt between `Authorize` and its `Settle`.
 #[derive(Debug)]
 struct OpenAttempt {
@@ -179,6 +229,9 @@ enum EntryKind {
     Voucher,
     NewPin,
     ConfirmPin,
+    CustomerNumber,
+    Amount,
+    ConfirmRecharge,
 }
 
 /// One call, from the caller's INVITE to the last CDR. Driven like quinn-proto: feed
@@ -219,6 +272,10 @@ pub struct Call {
     /// Voucher codes refused in this call, and new PINs refused.
     voucher_failures: u32,
     pin_change_failures: u32,
+    /// Retail recharges confirmed in this call (each keys its own transfer), and the
+    /// agent's mistakes (unknown numbers, bad amounts) towards the end of the call.
+    retail_sequence: u32,
+    retail_failures: u32,
     /// A web callback's destination, called as soon as the welcome has played.
     preset_destination: Option<Pii<String>>,
 }
@@ -313,6 +370,8 @@ impl Call {
             language_from_menu: false,
             voucher_failures: 0,
             pin_change_failures: 0,
+            retail_sequence: 0,
+            retail_failures: 0,
             preset_destination: None,
         };
         if let Some((start, greeting)) = known {
@@ -379,18 +438,16 @@ impl Call {
 
     /// When [`Call::handle_timeout`] must next be called; `None` when no timer runs.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if let Some(deadline) = self.state.entry_deadline() {
+            return deadline;
+        }
         match &self.state {
             State::Welcome {
                 caller_lookup: CallerLookupState::Pending { deadline },
                 ..
             } => *deadline,
-            State::ChoosingLanguage(entry)
-            | State::EnteringPin(entry)
-            | State::EnteringDestination(entry)
-            | State::EnteringVoucher(entry)
-            | State::EnteringNewPin(entry)
-            | State::ConfirmingNewPin { entry, .. } => entry.deadline(),
             State::CheckingPin { deadline }
+            | State::RetailRecharging { deadline }
             | State::LookingUpNumber { deadline }
             | State::StoringSpeedDial { deadline, .. }
             | State::RedeemingVoucher { deadline }
@@ -430,7 +487,12 @@ impl Call {
             State::CheckingPin { .. } => Phase::CheckingPin,
             State::EnteringDestination(_) => Phase::EnteringDestination,
             State::LookingUpNumber { .. } | State::StoringSpeedDial { .. } => Phase::StoredNumbers,
-            State::EnteringVoucher(_) | State::RedeemingVoucher { .. } => Phase::Recharging,
+            State::EnteringVoucher(_)
+            | State::RedeemingVoucher { .. }
+            | State::EnteringCustomerNumber(_)
+            | State::EnteringAmount { .. }
+            | State::ConfirmingRecharge { .. }
+            | State::RetailRecharging { .. } => Phase::Recharging,
             State::EnteringNewPin(_)
             | State::ConfirmingNewPin { .. }
             | State::ChangingPin { .. } => Phase::ChangingPin,
@@ -477,6 +539,7 @@ impl Call {
             Input::SpeedDialStored(stored) => self.speed_dial_stored(stored),
             Input::VoucherRedeemed(outcome) => self.voucher_redeemed(outcome, now),
             Input::PinChanged(outcome) => self.pin_changed(outcome, now),
+            Input::RetailRecharged(outcome) => self.retail_recharged(outcome, now),
             Input::Authorized {
                 attempt,
                 authorization,
@@ -600,6 +663,10 @@ impl Call {
             self.config.first_digit_timeout(),
             self.config.inter_digit_timeout(),
         );
+        if let Some((_, entry)) = self.state.entry() {
+            entry.prompt_finished(finished, now, first_digit, inter_digit);
+            return;
+        }
         match &mut self.state {
             State::Welcome { playback, .. } if *playback == Some(finished) => {
                 *playback = None;
@@ -611,14 +678,6 @@ impl Call {
             } if *playback == finished => {
                 let destination = std::mem::take(destination);
                 self.open_attempt(destination, now);
-            }
-            State::ChoosingLanguage(entry)
-            | State::EnteringPin(entry)
-            | State::EnteringDestination(entry)
-            | State::EnteringVoucher(entry)
-            | State::EnteringNewPin(entry)
-            | State::ConfirmingNewPin { entry, .. } => {
-                entry.prompt_finished(finished, now, first_digit, inter_digit)
             }
             State::AnnouncingTalkTime { playback } if *playback == finished => self.place_call(now),
             State::Bridged {
@@ -792,6 +851,10 @@ impl Call {
             self.ask_voucher(&[]);
             return;
         }
+        if self.config.retail {
+            self.ask_customer_number(&[]);
+            return;
+        }
         if self.config.balance_only
             && let Some(account) = &self.account
         {
@@ -867,13 +930,16 @@ impl Call {
             self.config.first_digit_timeout(),
             self.config.inter_digit_timeout(),
         );
-        let kind = match &self.state {
-            State::ChoosingLanguage(_) => EntryKind::Language,
-            State::EnteringPin(_) => EntryKind::Pin,
-            State::EnteringDestination(_) => EntryKind::Destination,
-            State::EnteringVoucher(_) => EntryKind::Voucher,
-            State::EnteringNewPin(_) => EntryKind::NewPin,
-            State::ConfirmingNewPin { .. } => EntryKind::ConfirmPin,
+        if let Some((kind, entry)) = self.state.entry() {
+            let stop = entry.take_prompt();
+            let step = entry.digit(digit, now, first_digit, inter_digit);
+            if let Some(playback) = stop {
+                self.outputs.push_back(Output::StopPlayback { playback });
+            }
+            self.entry_step(kind, step, now);
+            return;
+        }
+        match &self.state {
             State::AnnouncingBalance {
                 playback,
                 destination,
@@ -883,36 +949,16 @@ impl Call {
                 let destination = destination.clone();
                 self.stop(Some(playback));
                 self.open_attempt(destination, now);
-                return;
             }
             State::AnnouncingTalkTime { playback } => {
                 // Barge-in skips the announcement.
                 let playback = *playback;
                 self.stop(Some(playback));
                 self.place_call(now);
-                return;
             }
-            State::Bridged { .. } => {
-                self.key_during_call(digit, now);
-                return;
-            }
-            _ => return,
-        };
-        let step = match &mut self.state {
-            State::ChoosingLanguage(entry)
-            | State::EnteringPin(entry)
-            | State::EnteringDestination(entry)
-            | State::EnteringVoucher(entry)
-            | State::EnteringNewPin(entry)
-            | State::ConfirmingNewPin { entry, .. } => {
-                if let Some(playback) = entry.take_prompt() {
-                    self.outputs.push_back(Output::StopPlayback { playback });
-                }
-                entry.digit(digit, now, first_digit, inter_digit)
-            }
-            _ => return,
-        };
-        self.entry_step(kind, step, now);
+            State::Bridged { .. } => self.key_during_call(digit, now),
+            _ => {}
+        }
     }
 
     fn entry_step(&mut self, kind: EntryKind, step: EntryStep, now: Instant) {
@@ -938,6 +984,9 @@ impl Call {
                     EntryKind::Voucher => self.voucher_entered(digits, now),
                     EntryKind::NewPin => self.new_pin_entered(digits, now),
                     EntryKind::ConfirmPin => self.new_pin_confirmed(digits, now),
+                    EntryKind::CustomerNumber => self.customer_number_entered(digits, now),
+                    EntryKind::Amount => self.amount_entered(digits, now),
+                    EntryKind::ConfirmRecharge => self.recharge_confirmed(digits, now),
                 }
             }
         }
@@ -959,6 +1008,9 @@ impl Call {
             (EntryKind::Destination, false) => self.ask_destination(&[]),
             (EntryKind::Voucher, false) => self.ask_voucher(&[]),
             (EntryKind::NewPin | EntryKind::ConfirmPin, false) => self.ask_new_pin(&[]),
+            (EntryKind::CustomerNumber | EntryKind::Amount | EntryKind::ConfirmRecharge, false) => {
+                self.ask_customer_number(&[])
+            }
         }
     }
 
@@ -968,8 +1020,12 @@ impl Call {
             self.pin_failed(now);
             return;
         }
-        self.outputs
-            .push_back(Output::LookupByPin { pin: Pii::new(pin) });
+        let pin = Pii::new(pin);
+        self.outputs.push_back(if self.config.retail {
+            Output::LookupAgentByPin { pin }
+        } else {
+            Output::LookupByPin { pin }
+        });
         self.state = State::CheckingPin {
             deadline: self.request_deadline(now),
         };
@@ -1359,6 +1415,11 @@ impl Call {
 
     fn fire_timer(&mut self, now: Instant) {
         let due = |deadline: &Option<Instant>| deadline.is_some_and(|at| at <= now);
+        if let Some((kind, entry)) = self.state.entry() {
+            let step = entry.timeout(now);
+            self.entry_step(kind, step, now);
+            return;
+        }
         match &mut self.state {
             State::Welcome { caller_lookup, .. } => {
                 if let CallerLookupState::Pending { deadline } = caller_lookup
@@ -1369,29 +1430,9 @@ impl Call {
                     self.leave_welcome_when_ready(now);
                 }
             }
-            State::ChoosingLanguage(entry) => {
-                let step = entry.timeout(now);
-                self.entry_step(EntryKind::Language, step, now);
-            }
-            State::EnteringPin(entry) => {
-                let step = entry.timeout(now);
-                self.entry_step(EntryKind::Pin, step, now);
-            }
-            State::EnteringDestination(entry) => {
-                let step = entry.timeout(now);
-                self.entry_step(EntryKind::Destination, step, now);
-            }
-            State::EnteringVoucher(entry) => {
-                let step = entry.timeout(now);
-                self.entry_step(EntryKind::Voucher, step, now);
-            }
-            State::EnteringNewPin(entry) => {
-                let step = entry.timeout(now);
-                self.entry_step(EntryKind::NewPin, step, now);
-            }
-            State::ConfirmingNewPin { entry, .. } => {
-                let step = entry.timeout(now);
-                self.entry_step(EntryKind::ConfirmPin, step, now);
+            State::RetailRecharging { deadline } if due(deadline) => {
+                // The ledger may still move it: say nothing moved for sure, and end.
+                self.farewell(&["call_failed"], DisconnectCause::SystemError, now)
             }
             State::LookingUpNumber { deadline }
             | State::StoringSpeedDial { deadline, .. }

@@ -147,6 +147,10 @@ pub struct IvrConfig {
     /// A recharge line (issue 21): once the caller is known, a voucher code is asked; its
     /// value is added, the new balance said, then goodbye.
     pub recharge_only: bool,
+    /// A retail recharge line (issue 16): a reseller's agent keys its agent PIN (never
+    /// recognised by caller ID), then a customer's number, an amount in cents and 1 to
+    /// confirm; the amount moves from the reseller's credit to the customer, once.
+    pub retail: bool,
     /// Remember the language a caller chooses (on the card and under the caller ID) and
     /// skip the language menu on their next call.
     pub remember_language: bool,
@@ -186,6 +190,7 @@ impl Default for IvrConfig {
             reveal_card_state: false,
             balance_only: false,
             recharge_only: false,
+            retail: false,
             remember_language: true,
             speed_dial: true,
             voucher_recharge: true,
@@ -245,7 +250,12 @@ impl IvrConfig {
         if self.forwarding && !self.ani_authentication {
             return Err(ConfigError::ForwardingWithoutAni);
         }
-        let special = [self.balance_only, self.recharge_only, self.forwarding];
+        let special = [
+            self.balance_only,
+            self.recharge_only,
+            self.forwarding,
+            self.retail,
+        ];
         if special.iter().filter(|on| **on).count() > 1 {
             return Err(ConfigError::OneSpecialLine);
         }

@@ -99,6 +99,19 @@ pub enum VoucherOutcome {
     Unavailable,
 }
 
+/// Answer to [`Output::RetailRecharge`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetailOutcome {
+    /// Moved (now or by an earlier request with the same key); the customer's balance.
+    Done { customer_balance_micros: i64 },
+    /// The number is not a customer of the agent's reseller.
+    UnknownCustomer,
+    /// The reseller's free credit is short.
+    CreditShort,
+    /// The ledger could not answer.
+    Unavailable,
+}
+
 /// Answer to [`Output::ChangePin`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PinChangeOutcome {
@@ -181,6 +194,7 @@ pub enum Input {
     SpeedDialStored(bool),
     VoucherRedeemed(VoucherOutcome),
     PinChanged(PinChangeOutcome),
+    RetailRecharged(RetailOutcome),
     Authorized {
         attempt: AttemptId,
         authorization: Authorization,
@@ -284,6 +298,19 @@ pub enum Output {
     },
     LookupByPin {
         pin: Pii<String>,
+    },
+    /// A retail line's agent PIN (a reseller's, not a card's); answered with
+    /// [`Input::PinLookup`], whose account is the reseller's own.
+    LookupAgentByPin {
+        pin: Pii<String>,
+    },
+    /// Move `amount_micros` from the agent's reseller to its customer `number`, once per
+    /// call and `sequence` (the shell keys it so); answered with [`Input::RetailRecharged`].
+    RetailRecharge {
+        agent: AccountId,
+        number: Pii<String>,
+        amount_micros: i64,
+        sequence: u32,
     },
     /// The number under speed-dial key `slot` (1-9), or with `slot` 0 the last number the
     /// account dialled; answered with [`Input::StoredNumber`].

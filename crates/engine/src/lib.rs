@@ -84,6 +84,7 @@ pub use destination::{DestinationError, normalize_destination};
 pub use event::{
     AccountId, AccountInfo, AttemptId, AttemptRecord, AuthMethod, Authorization, BridgeMode,
     CallId, CallRecord, CallerIdLookup, CardId, CarrierTry, Input, LastCall, Output,
-    PinChangeOutcome, PinLookup, PlaybackId, Prompt, Refusal, Settlement, Tone, VoucherOutcome,
+    PinChangeOutcome, PinLookup, PlaybackId, Prompt, Refusal, RetailOutcome, Settlement, Tone,
+    VoucherOutcome,
 };
 pub use speech::{Grammar, GrammarError, LanguageBook};

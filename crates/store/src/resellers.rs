@@ -619,6 +619,72 @@ impl Store {
         Ok(found)
     }
 
+    /// Sets the PIN a reseller's retail agents key on a retail recharge line (its keyed hash
+    /// is kept); false when another reseller has that PIN.
+    pub async fn set_agent_pin(
+        &self,
+        reseller_id: i64,
+        pin: &talktime_pii::Pii<String>,
+    ) -> Result<bool, StoreError> {
+        let hash = self.pin_hash(pin);
+        let mut transaction = self.begin_write().await?;
+        let mut conn = transaction.conn();
+        fetch_reseller(&mut conn, reseller_id).await?;
+        let taken: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
+            "SELECT id FROM resellers WHERE agent_pin_hash = $1 AND id <> $2",
+        )
+        .bind(&hash)
+        .bind(reseller_id)
+        .fetch_optional(&mut **c)
+        .await)?;
+        if taken.is_some() {
+            return Ok(false);
+        }
+        with_conn!(&mut conn, c => sqlx::query(
+            "UPDATE resellers SET agent_pin_hash = $2 WHERE id = $1",
+        )
+        .bind(reseller_id)
+        .bind(&hash)
+        .execute(&mut **c)
+        .await
+        .map(|_| ()))?;
+        transaction.commit().await?;
+        Ok(true)
+    }
+
+    /// The reseller whose agent PIN this is.
+    pub async fn reseller_by_agent_pin(
+        &self,
+        pin: &talktime_pii::Pii<String>,
+    ) -> Result<Option<Reseller>, StoreError> {
+        let hash = self.pin_hash(pin);
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let row: Option<ResellerRow> = with_conn!(&mut conn, c => sqlx::query_as(
+            select_resellers!("WHERE r.agent_pin_hash = $1"),
+        )
+        .bind(&hash)
+        .fetch_optional(&mut **c)
+        .await)?;
+        Ok(row.map(reseller))
+    }
+
+    /// The reseller whose own account this is.
+    pub async fn reseller_of_account(
+        &self,
+        account_id: i64,
+    ) -> Result<Option<Reseller>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let row: Option<ResellerRow> = with_conn!(&mut conn, c => sqlx::query_as(
+            select_resellers!("WHERE r.account_id = $1"),
+        )
+        .bind(account_id)
+        .fetch_optional(&mut **c)
+        .await)?;
+        Ok(row.map(reseller))
+    }
+
     /// True when `reseller_id` is `root` or sits anywhere below it.
     pub async fn reseller_in_tree(&self, reseller_id: i64, root: i64) -> Result<bool, StoreError> {
         let mut held = self.acquire().await?;

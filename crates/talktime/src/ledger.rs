@@ -169,6 +169,45 @@ impl Ledger {
         }))
     }
 
+    /// A retail line's agent PIN: the reseller's own account, unless a guess key is locked
+    /// out. A wrong agent PIN counts as a wrong PIN (the engine reports it).
+    pub async fn lookup_agent(
+        &self,
+        pin: &Pii<String>,
+        guess_keys: &[Pii<String>],
+        now_ms: i64,
+    ) -> PinLookup {
+        let found = async {
+            for guess_key in guess_keys {
+                if self.store.pin_lockout(guess_key, now_ms).await?.is_some() {
+                    return Ok(PinLookup::LockedOut);
+                }
+            }
+            let Some(reseller) = self.store.reseller_by_agent_pin(pin).await? else {
+                return Ok(PinLookup::Rejected);
+            };
+            if reseller.status != "active" {
+                return Ok(PinLookup::Rejected);
+            }
+            Ok::<_, StoreError>(PinLookup::Found(AccountInfo {
+                account: AccountId(reseller.account_id),
+                card: None,
+                balance_micros: reseller.balance_micros,
+                minimum_micros: 0,
+                currency: reseller.currency,
+                language: None,
+                forward_destination: None,
+            }))
+        };
+        match found.await {
+            Ok(lookup) => lookup,
+            Err(error) => {
+                warn!(%error, "agent PIN lookup failed");
+                PinLookup::Unavailable
+            }
+        }
+    }
+
     /// Counts a wrong PIN against the caller ID for lock-out.
     pub async fn pin_failed(&self, caller_id: &Pii<String>, now_ms: i64) {
         let policy = LockoutPolicy {

@@ -191,6 +191,25 @@ async fn answer(
             let outcome = redeem_voucher(ledger, call, account.0, &code, &call_id, now_ms).await;
             LedgerReply::Input(CallInput::VoucherRedeemed(outcome))
         }
+        LedgerRequest::RetailRecharge {
+            agent,
+            number,
+            amount_micros,
+            key,
+            now_ms,
+        } => {
+            let outcome = crate::resellers::retail_recharge(
+                ledger.store(),
+                agent.0,
+                &number,
+                amount_micros,
+                &key,
+                now_ms,
+            )
+            .await;
+            info!(call, ?outcome, "retail recharge");
+            LedgerReply::Input(CallInput::RetailRecharged(outcome))
+        }
         LedgerRequest::ChangePin { card, new_pin } => {
             use talktime_engine::PinChangeOutcome as Outcome;
             let outcome = match ledger.store().change_pin(card.0, &new_pin).await {
@@ -239,8 +258,13 @@ async fn answer(
             pin,
             guess_keys,
             now_ms,
+            agent,
         } => {
-            let lookup = ledger.lookup_pin(&pin, &guess_keys, now_ms).await;
+            let lookup = if agent {
+                ledger.lookup_agent(&pin, &guess_keys, now_ms).await
+            } else {
+                ledger.lookup_pin(&pin, &guess_keys, now_ms).await
+            };
             debug!(call, ?lookup, "PIN looked up");
             LedgerReply::Input(CallInput::PinLookup(lookup))
         }

@@ -91,6 +91,15 @@ pub enum ResellersCommand {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+    /// Give a reseller's retail agents a new PIN for the retail recharge line (a random one,
+    /// printed once, unless --pin-file names a file holding it).
+    AgentPin {
+        #[command(flatten)]
+        ledger: LedgerArgs,
+        reseller: String,
+        #[arg(long = "pin-file")]
+        pin_file: Option<std::path::PathBuf>,
+    },
     /// Make an account (a card's or a pinless one) a customer of a reseller, or of the vendor
     /// again with --vendor.
     Customer {
@@ -143,6 +152,15 @@ fn print_reseller(reseller: &Reseller, held: i64) {
         format_micros(free_micros(reseller, held)),
         reseller.status,
     );
+}
+
+/// Ten random digits.
+fn random_agent_pin() -> String {
+    use rand::RngExt;
+    let mut random = rand::rng();
+    (0..10)
+        .map(|_| char::from(b'0' + random.random_range(0..10u8)))
+        .collect()
 }
 
 /// What the reseller can still hold for new calls.
@@ -280,6 +298,39 @@ pub async fn run(command: ResellersCommand) -> anyhow::Result<()> {
                 changed.min_margin_percent
             );
         }
+        ResellersCommand::AgentPin {
+            ledger,
+            reseller,
+            pin_file,
+        } => {
+            let store = ledger.open().await?;
+            let reseller = find(&store, &reseller).await?;
+            let (pin, made) = match pin_file {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    (
+                        text.lines().next().unwrap_or_default().trim().to_owned(),
+                        false,
+                    )
+                }
+                None => (random_agent_pin(), true),
+            };
+            if !(6..=12).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
+                anyhow::bail!("an agent PIN is 6-12 digits");
+            }
+            if !store
+                .set_agent_pin(reseller.id, &talktime_pii::Pii::new(pin.clone()))
+                .await?
+            {
+                anyhow::bail!("another reseller has that PIN: choose another");
+            }
+            eprintln!("agent PIN of {} set", reseller.name);
+            if made {
+                // The only time it can be read.
+                println!("{pin}");
+            }
+        }
         ResellersCommand::Statement {
             ledger,
             reseller,
@@ -309,6 +360,49 @@ pub async fn run(command: ResellersCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A retail line's recharge: from the reseller whose own account is `agent` to its customer
+/// registered under `number`, once per `key` (see [`Store::transfer_to_customer`]). A
+/// database error is never "unknown customer".
+pub async fn retail_recharge(
+    store: &Store,
+    agent: i64,
+    number: &talktime_pii::Pii<String>,
+    amount_micros: i64,
+    key: &str,
+    now_ms: i64,
+) -> talktime_engine::RetailOutcome {
+    use talktime_engine::RetailOutcome;
+    let moved = async {
+        let Some(reseller) = store.reseller_of_account(agent).await? else {
+            return Ok(RetailOutcome::UnknownCustomer);
+        };
+        let Some(customer) = store.customer_by_number(reseller.id, number).await? else {
+            return Ok(RetailOutcome::UnknownCustomer);
+        };
+        match store
+            .transfer_to_customer(reseller.id, customer, amount_micros, key, now_ms)
+            .await
+        {
+            Ok(moved) => Ok(RetailOutcome::Done {
+                customer_balance_micros: moved.customer_balance_micros,
+            }),
+            Err(talktime_store::StoreError::Refused(_)) => Ok(RetailOutcome::CreditShort),
+            Err(talktime_store::StoreError::InvalidArgument(text)) => {
+                tracing::warn!(%text, "retail recharge refused");
+                Ok(RetailOutcome::UnknownCustomer)
+            }
+            Err(error) => Err(error),
+        }
+    };
+    match moved.await {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            tracing::warn!(%error, "retail recharge failed");
+            RetailOutcome::Unavailable
+        }
+    }
 }
 
 // ----- admin API -----

@@ -523,3 +523,108 @@ fn a_disposable_batch_with_its_own_60_60_tariff_at_40_percent_margin_exported_as
         .unwrap();
     assert_eq!(reseller, Some(shop.parse().unwrap()));
 }
+
+/// Retail recharge by phone (issue 16): a shop's agent calls the retail line (SIPp keying
+/// RFC 4733 digits at a human pace), keys the shop's agent PIN, a customer's number, 550
+/// (cents) and 1 to confirm, and presses 1 again as a hurried agent does: the customer gets
+/// 5.50 once and the shop pays it once. A number that is not the shop's customer is refused.
+#[test]
+fn a_retail_agent_recharges_a_customer_by_phone_once_though_it_confirms_twice() {
+    let dir = prepaid::data_dir("resellers-retail");
+    prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
+    talktime(&dir, &["resellers", "add", "shop"]);
+    talktime(&dir, &["resellers", "add", "rival"]);
+    talktime(&dir, &["resellers", "recharge", "shop", "20.00"]);
+    let pin_file = dir.join("agent.pin");
+    std::fs::write(&pin_file, "24681357\n").unwrap();
+    talktime(
+        &dir,
+        &[
+            "resellers",
+            "agent-pin",
+            "shop",
+            "--pin-file",
+            pin_file.to_str().unwrap(),
+        ],
+    );
+    let store = prepaid::open(&dir);
+    let number = |text: &str| talktime_pii::Pii::new(text.to_owned());
+    let (customer, rivals) = prepaid::runtime().block_on(async {
+        let shop = store.reseller_by_name("shop").await.unwrap().unwrap();
+        let rival = store.reseller_by_name("rival").await.unwrap().unwrap();
+        let customer = store
+            .add_pinless_customer(shop.id, "Ana", &number("15550003333"), 0)
+            .await
+            .unwrap();
+        let rivals = store
+            .add_pinless_customer(rival.id, "Bo", &number("15550004444"), 0)
+            .await
+            .unwrap();
+        (customer, rivals)
+    });
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .raw("[[access_numbers]]\nnumber = \"700\"\nretail = true\n")
+            .ivr("first_digit_timeout_ms = 3000")
+            .ivr("max_no_input = 1"),
+    );
+    let script = [
+        (Duration::from_millis(2_000), "24681357#"),
+        (Duration::from_millis(6_000), "15550003333#"),
+        (Duration::from_millis(10_500), "550#"),
+        (Duration::from_millis(14_500), "1"),
+        (Duration::from_millis(14_900), "1"),
+    ];
+    let output = common::calls::call_at(
+        "127.0.0.1",
+        switch.sip,
+        &dir,
+        "700",
+        "15557770000",
+        &script,
+        Duration::from_secs(20),
+        Duration::from_secs(45),
+    );
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        tail(&switch.log_text(), 40)
+    );
+    assert_eq!(prepaid::balance(&dir, customer), 5_500_000, "5.50 once");
+    let shop = prepaid::runtime()
+        .block_on(store.reseller_by_name("shop"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(shop.balance_micros, 14_500_000, "paid once by the shop");
+    let log = switch.log_text();
+    assert!(log.contains("recharge_done"), "{}", tail(&log, 40));
+    assert!(!log.contains("24681357"), "the agent PIN is never logged");
+
+    // The rival's customer is not the shop's: refused, nothing moves.
+    let script = [
+        (Duration::from_millis(2_000), "24681357#"),
+        (Duration::from_millis(6_000), "15550004444#"),
+        (Duration::from_millis(10_500), "100#"),
+        (Duration::from_millis(14_500), "1"),
+    ];
+    let output = common::calls::call_at(
+        "127.0.0.1",
+        switch.sip,
+        &dir,
+        "700",
+        "15557770000",
+        &script,
+        Duration::from_secs(18),
+        Duration::from_secs(45),
+    );
+    assert!(output.status.success(), "{}", tail(&switch.log_text(), 40));
+    assert_eq!(prepaid::balance(&dir, rivals), 0);
+    assert!(switch.log_text().contains("unknown_customer"));
+    let shop = prepaid::runtime()
+        .block_on(store.reseller_by_name("shop"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(shop.balance_micros, 14_500_000);
+}

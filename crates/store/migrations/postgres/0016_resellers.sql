@@ -4,7 +4,8 @@
 -- it); credit_limit_micros lets its balance go that far below zero; sell_tariff_id is what its
 -- customers pay when they have no tariff of their own (white label), and min_margin_percent how
 -- much above its own price a destination must sell (else its customers' calls there are
--- refused). A customer account names its reseller. Every call of a reseller's customer also holds credit on each reseller above it
+-- refused); agent_pin_hash is the keyed hash of the PIN its retail agents key on a retail
+-- recharge line (like cards' PINs, never the PIN). A customer account names its reseller. Every call of a reseller's customer also holds credit on each reseller above it
 -- (reservation_levels, depth 1 = the customer's own reseller), settled with the call in its
 -- transaction at that level's price. Identical on both backends but for the key's spelling;
 -- keep in step with the other directory's 0016_resellers.sql.
@@ -16,6 +17,7 @@ CREATE TABLE resellers (
     credit_limit_micros BIGINT NOT NULL DEFAULT 0,
     sell_tariff_id BIGINT REFERENCES tariffs (id),
     min_margin_percent BIGINT NOT NULL DEFAULT 0,
+    agent_pin_hash TEXT UNIQUE,
     depth BIGINT NOT NULL,
     created_at_ms BIGINT NOT NULL
 );
