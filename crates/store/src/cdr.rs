@@ -394,6 +394,9 @@ pub struct CdrFilter {
     pub cause: Option<String>,
     /// Leading digits of the destination.
     pub destination_prefix: Option<String>,
+    /// Only the calls of customers of this reseller or of any reseller below it (what a
+    /// reseller's user may see).
+    pub reseller_tree: Option<i64>,
 }
 
 /// Where a page of [`Store::search_cdrs`] ends: the next page starts below it.
@@ -440,6 +443,12 @@ impl Store {
                  AND (CAST($6 AS TEXT) IS NULL OR carrier = $6) \
                  AND (CAST($7 AS TEXT) IS NULL OR disconnect_cause = $7) \
                  AND (CAST($8 AS TEXT) IS NULL OR substr(destination, 1, length($8)) = $8) \
+                 AND (CAST($10 AS BIGINT) IS NULL OR account_id IN ( \
+                   WITH RECURSIVE tree (id, steps) AS ( \
+                     SELECT CAST($10 AS BIGINT), CAST(0 AS BIGINT) \
+                     UNION ALL SELECT r.id, t.steps + 1 FROM resellers r \
+                     JOIN tree t ON r.parent_id = t.id WHERE t.steps < 16) \
+                   SELECT a.id FROM accounts a JOIN tree t ON a.reseller_id = t.id)) \
                  ORDER BY start_ms DESC, id DESC LIMIT $9"
             ),
         )
@@ -452,6 +461,7 @@ impl Store {
         .bind(filter.cause.as_deref())
         .bind(filter.destination_prefix.as_deref())
         .bind(limit)
+        .bind(filter.reseller_tree)
         .fetch_all(&mut **c)
         .await)?;
         Ok(rows

@@ -438,7 +438,7 @@ fn reseller_route(method: &axum::http::Method, path: &str) -> bool {
         ["api", "resellers", _, "customers"] | ["api", "resellers", _, "transfers"] => {
             method == Method::POST
         }
-        ["api", "accounts", _] => method == Method::GET,
+        ["api", "accounts", _] | ["api", "cdrs", "export"] => method == Method::GET,
         _ => false,
     }
 }
@@ -692,11 +692,17 @@ pub(crate) async fn cdrs(
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub(crate) async fn cdrs_export(
     State(state): State<AdminState>,
+    Extension(scope): Extension<Scope>,
     Query(query): Query<crate::console::CdrQuery>,
 ) -> Result<Response, AdminError> {
-    let (filter, _) = query
+    let (mut filter, _) = query
         .filter(wall_clock_ms())
         .map_err(|(field, message)| AdminError::BadRequest(format!("{field}: {message}")))?;
+    // A reseller's user gets its tree's calls only, and another tree's account is not there.
+    if let Some(account) = filter.account_id {
+        scope.account(&state.store, account).await?;
+    }
+    filter.reseller_tree = scope.0;
     Ok(crate::console::cdr_download(state.store.clone(), filter))
 }
 

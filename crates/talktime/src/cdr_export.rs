@@ -31,8 +31,17 @@ const HEADER: [&str; 19] = [
     "disconnect_cause",
 ];
 
-fn write_row(writer: &mut csv::Writer<Vec<u8>>, cdr: &Cdr) -> csv::Result<()> {
+/// One CDR. `for_reseller`: a reseller's user never sees the carrier or what it cost us.
+fn write_row(writer: &mut csv::Writer<Vec<u8>>, cdr: &Cdr, for_reseller: bool) -> csv::Result<()> {
     let optional = |value: Option<i64>| value.map(|v| v.to_string()).unwrap_or_default();
+    let (carrier, buy_cost) = if for_reseller {
+        (String::new(), String::new())
+    } else {
+        (
+            cdr.carrier.clone().unwrap_or_default(),
+            format_micros(cdr.buy_cost_micros),
+        )
+    };
     writer.write_record([
         cdr.call_id.clone(),
         cdr.attempt.to_string(),
@@ -44,14 +53,14 @@ fn write_row(writer: &mut csv::Writer<Vec<u8>>, cdr: &Cdr) -> csv::Result<()> {
             .unwrap_or_default(),
         cdr.access_number.clone().unwrap_or_default(),
         cdr.destination.expose().clone(),
-        cdr.carrier.clone().unwrap_or_default(),
+        carrier,
         cdr.start_ms.to_string(),
         optional(cdr.answer_ms),
         cdr.end_ms.to_string(),
         cdr.billed_seconds.to_string(),
         format_micros(cdr.total_micros),
         format_micros(cdr.tax_micros),
-        format_micros(cdr.buy_cost_micros),
+        buy_cost,
         optional(cdr.sip_code),
         optional(cdr.q850_cause),
         cdr.hangup_by.clone().unwrap_or_default(),
@@ -60,14 +69,14 @@ fn write_row(writer: &mut csv::Writer<Vec<u8>>, cdr: &Cdr) -> csv::Result<()> {
 }
 
 /// One page as CSV text (with the header first when `header`).
-fn chunk(rows: &[(CdrCursor, Cdr)], header: bool) -> Result<Bytes, StoreError> {
+fn chunk(rows: &[(CdrCursor, Cdr)], header: bool, for_reseller: bool) -> Result<Bytes, StoreError> {
     let mut writer = csv::Writer::from_writer(Vec::with_capacity(rows.len() * 160));
     let failed = |error: csv::Error| StoreError::Io(std::io::Error::other(error));
     if header {
         writer.write_record(HEADER).map_err(failed)?;
     }
     for (_, cdr) in rows {
-        write_row(&mut writer, cdr).map_err(failed)?;
+        write_row(&mut writer, cdr, for_reseller).map_err(failed)?;
     }
     let bytes = writer
         .into_inner()
@@ -84,7 +93,8 @@ struct Walk {
 }
 
 /// The CDRs `filter` selects, newest first, as a streamed CSV body. A database failure half
-/// way ends the download early (the client sees it cut) and is logged.
+/// way ends the download early (the client sees it cut) and is logged. A filter scoped to a
+/// reseller's tree leaves the carrier and buy cost columns empty.
 pub fn csv_body(store: Store, filter: CdrFilter) -> Body {
     let walk = Walk {
         store,
@@ -112,7 +122,8 @@ pub fn csv_body(store: Store, filter: CdrFilter) -> Body {
         walk.done = (rows.len() as i64) < PAGE;
         walk.before = rows.last().map(|(cursor, _)| *cursor);
         let header = std::mem::replace(&mut walk.first, false);
-        Some((chunk(&rows, header), walk))
+        let for_reseller = walk.filter.reseller_tree.is_some();
+        Some((chunk(&rows, header, for_reseller), walk))
     });
     Body::from_stream(pages)
 }

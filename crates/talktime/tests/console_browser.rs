@@ -777,6 +777,7 @@ fn all_cdrs(dir: &std::path::Path) -> Vec<talktime_store::Cdr> {
         carrier: None,
         cause: None,
         destination_prefix: None,
+        reseller_tree: None,
     };
     prepaid::runtime()
         .block_on(store.search_cdrs(&filter, None, 100))

@@ -124,6 +124,10 @@ pub fn router(state: ConsoleState) -> Router {
             "/console/resellers/{id}/transfers",
             post(resellers::transfer),
         )
+        .route(
+            "/console/resellers/{id}/calls/{key}/hangup",
+            post(resellers::hang_up),
+        )
         .route("/console/accounts/{id}", get(accounts::account_page))
         .route("/console/accounts/{id}/recharge", post(accounts::recharge))
         .route(
@@ -689,6 +693,7 @@ impl CdrQuery {
                 carrier: text(&self.carrier),
                 cause: text(&self.cause),
                 destination_prefix: text(prefix),
+                reseller_tree: None,
             },
             before,
         ))

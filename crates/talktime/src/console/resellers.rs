@@ -284,6 +284,7 @@ async fn reseller_html(
              <button id=\"transfer\">Recharge from my credit</button></p></form>"
         );
     }
+    calls_html(state, user, id, &mut body).await?;
     body.push_str(
         "<h2>Statement</h2><table id=\"statement\"><tr><th>Call</th><th>Level</th>\
          <th>Account</th><th>State</th><th>Sold</th><th>Bought</th></tr>",
@@ -456,4 +457,101 @@ pub async fn transfer(
         Err(error) => return Err(error.into()),
     };
     answer(&state, &user, id, outcome).await
+}
+
+/// The calls up now of the tree's customers, each with a hang-up button.
+async fn calls_html(
+    state: &ConsoleState,
+    user: &LoggedIn,
+    id: i64,
+    body: &mut String,
+) -> Result<(), ConsoleError> {
+    body.push_str(
+        "<h2>Calls up now</h2><table id=\"live-calls\"><tr><th>Account</th><th>Destination</th>\
+         <th>Phase</th><th></th></tr>",
+    );
+    let csrf = super::pages::csrf_field(user);
+    for call in tree_calls(state, id).await? {
+        let button = if may_act(user) {
+            format!(
+                "<form class=\"inline\" method=\"post\" \
+                 action=\"/console/resellers/{id}/calls/{}/hangup\">{csrf}\
+                 <button class=\"hangup\">Hang up</button></form>",
+                call.key
+            )
+        } else {
+            String::new()
+        };
+        let _ = write!(
+            body,
+            "<tr class=\"live-call\"><td>{}</td><td>{}</td><td>{}</td><td>{button}</td></tr>",
+            call.account.unwrap_or_default(),
+            escape(&call.destination.clone().unwrap_or_default()),
+            escape(&call.phase),
+        );
+    }
+    body.push_str("</table>");
+    Ok(())
+}
+
+/// Live calls whose paying account is in the tree of reseller `id`.
+async fn tree_calls(
+    state: &ConsoleState,
+    id: i64,
+) -> Result<Vec<talktime_b2bua::monitor::LiveCall>, ConsoleError> {
+    let mut found = Vec::new();
+    for call in state.metrics.live_calls() {
+        if let Some(account) = call.account
+            && state.store.account_in_tree(account, id).await?
+        {
+            found.push(call);
+        }
+    }
+    Ok(found)
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Ends a call of the tree's customers; another tree's call is not there (404), untouched.
+pub async fn hang_up(
+    State(state): State<ConsoleState>,
+    user: LoggedIn,
+    UrlPath((id, key)): UrlPath<(i64, u64)>,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, ConsoleError> {
+    user.check_csrf(&form.csrf)?;
+    visible(&state, &user, id).await?;
+    if !may_act(&user) {
+        return Err(ConsoleError::Forbidden("Your role may not end calls."));
+    }
+    let call = tree_calls(&state, id)
+        .await?
+        .into_iter()
+        .find(|call| call.key == key)
+        .ok_or(ConsoleError::NotFound)?;
+    let input = talktime_b2bua::Input::OperatorHangup {
+        call: key,
+        by: user.user.name.clone(),
+    };
+    state
+        .core
+        .send(input)
+        .await
+        .map_err(|_| ConsoleError::Internal("the switch is stopping".into()))?;
+    state
+        .store
+        .audit(
+            Some(&user.user),
+            "hang_up",
+            &format!("call {}", call.call_id),
+            None,
+            None,
+            wall_clock_ms(),
+        )
+        .await?;
+    Ok(Redirect::to(&format!("/console/resellers/{id}")).into_response())
 }
