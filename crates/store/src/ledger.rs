@@ -264,6 +264,17 @@ pub(crate) async fn insert_account(
     Ok(id)
 }
 
+/// A shared balance's low-balance rule (seed 004).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LowBalanceRule {
+    /// Below this much free credit the rule applies.
+    pub below_micros: i64,
+    /// Calls at once allowed then.
+    pub calls: i64,
+    /// What each new call may hold then, if capped.
+    pub call_cap_micros: Option<i64>,
+}
+
 /// Changes to an account's limits ([`Store::set_account_limits`]); `None` keeps a field.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AccountLimits {
@@ -740,6 +751,65 @@ impl Store {
         .map(|_| ()))?;
         transaction.commit().await?;
         Ok(())
+    }
+
+    /// Sets (or with `None` removes) a shared balance's low-balance rule: below `below_micros`
+    /// of free credit at most `calls` calls at once, each holding at most `call_cap_micros`.
+    pub async fn set_low_balance_rule(
+        &self,
+        account_id: i64,
+        rule: Option<LowBalanceRule>,
+    ) -> Result<(), StoreError> {
+        if let Some(rule) = rule {
+            check_amount(rule.below_micros)?;
+            if rule.calls < 1 {
+                return Err(StoreError::InvalidArgument(
+                    "a low-balance rule allows at least one call".into(),
+                ));
+            }
+            if let Some(cap) = rule.call_cap_micros {
+                check_amount(cap)?;
+            }
+        }
+        let mut transaction = self.begin_write().await?;
+        let mut conn = transaction.conn();
+        fetch_account(&mut conn, account_id).await?;
+        with_conn!(&mut conn, c => sqlx::query(
+            "UPDATE accounts SET low_balance_micros = $2, low_balance_calls = $3, \
+             low_balance_call_cap_micros = $4 WHERE id = $1",
+        )
+        .bind(account_id)
+        .bind(rule.map(|rule| rule.below_micros))
+        .bind(rule.map_or(1, |rule| rule.calls))
+        .bind(rule.and_then(|rule| rule.call_cap_micros))
+        .execute(&mut **c)
+        .await
+        .map(|_| ()))?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// An account's low-balance rule, if it has one.
+    pub async fn low_balance_rule(
+        &self,
+        account_id: i64,
+    ) -> Result<Option<LowBalanceRule>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let row: Option<(Option<i64>, i64, Option<i64>)> = with_conn!(&mut conn, c => sqlx::query_as(
+            "SELECT low_balance_micros, low_balance_calls, low_balance_call_cap_micros \
+             FROM accounts WHERE id = $1",
+        )
+        .bind(account_id)
+        .fetch_optional(&mut **c)
+        .await)?;
+        let (below, calls, cap) =
+            row.ok_or_else(|| StoreError::not_found("account", account_id))?;
+        Ok(below.map(|below_micros| LowBalanceRule {
+            below_micros,
+            calls,
+            call_cap_micros: cap,
+        }))
     }
 
     /// What an account was charged for calls (call charges and activations) from `since_ms`.

@@ -68,7 +68,7 @@ pub use caller_services::{
 pub use cards::{CardBatch, CardBatchSpec, PIN_LENGTHS};
 pub use cdr::{Cdr, CdrCursor, CdrFilter, TrafficGrouping, TrafficRow};
 pub use error::StoreError;
-pub use ledger::{AccountLimits, MAX_AMOUNT_MICROS, RechargeOutcome};
+pub use ledger::{AccountLimits, LowBalanceRule, MAX_AMOUNT_MICROS, RechargeOutcome};
 pub use model::{
     Account, AccountStatus, BalanceMismatch, CallerIdMatch, Card, CardKind, CardStatus, ExpiryRule,
     LedgerEntry, LockoutPolicy, MICROS_PER_UNIT, NewAccount, NewCard, PinFailureState, Rate,

@@ -211,6 +211,9 @@ pub struct ReconcileReport {
 struct LockedAccount {
     balance_micros: i64,
     concurrency_limit: i64,
+    low_balance_micros: Option<i64>,
+    low_balance_calls: i64,
+    low_balance_call_cap_micros: Option<i64>,
     owner_account_id: Option<i64>,
     status: String,
     currency: String,
@@ -270,8 +273,8 @@ async fn read_locked_account(
     account_id: i64,
 ) -> Result<LockedAccount, StoreError> {
     let row: Option<LockedAccount> = with_conn!(conn, c => sqlx::query_as(
-        "SELECT a.balance_micros, a.concurrency_limit, a.owner_account_id, a.status, a.currency, \
-         a.tariff_id, \
+        "SELECT a.balance_micros, a.concurrency_limit, a.low_balance_micros, a.low_balance_calls, \
+         a.low_balance_call_cap_micros, a.owner_account_id, a.status, a.currency, a.tariff_id, \
          (SELECT CAST(COALESCE(SUM(r.amount_micros), 0) AS BIGINT) FROM reservations r \
           WHERE r.state = 'open' AND r.account_id = a.id) \
          + (SELECT CAST(COALESCE(SUM(r.amount_micros), 0) AS BIGINT) FROM reservations r \
@@ -318,6 +321,33 @@ async fn resize_hold(
     .await
     .map(|_| ()))?;
     Ok(())
+}
+
+/// A shared balance's low-balance rule (seed 004): below its threshold of free credit the
+/// account carries only so many calls, and a call may hold at most the cap. Returns what this
+/// call may hold of `own_free`.
+fn low_balance_rule(
+    account_id: i64,
+    account: &LockedAccount,
+    own_free: i64,
+) -> Result<i64, StoreError> {
+    let Some(threshold) = account.low_balance_micros else {
+        return Ok(own_free);
+    };
+    if account.balance_micros - account.reserved_micros >= threshold {
+        return Ok(own_free);
+    }
+    if account.open_calls >= account.low_balance_calls {
+        return Err(StoreError::ConcurrencyLimit {
+            account_id,
+            limit: account.low_balance_calls,
+            open: account.open_calls,
+        });
+    }
+    Ok(match account.low_balance_call_cap_micros {
+        Some(cap) => own_free.min(cap),
+        None => own_free,
+    })
 }
 
 /// One hold per reseller level, none negative or above the level's free credit.
@@ -436,6 +466,7 @@ impl Store {
         let held = held.unwrap_or(0);
         check_account(account_id, &account)?;
         let own_free = account.balance_micros - account.reserved_micros + held;
+        let own_free = low_balance_rule(account_id, &account, own_free)?;
         let owner_free = match account.owner_account_id {
             Some(owner_id) => {
                 lock_account(&mut conn, owner_id).await?;

@@ -924,6 +924,24 @@ pub enum AccountsCommand {
         #[arg(long = "all-destinations", conflicts_with_all = ["allow", "deny"])]
         all_destinations: bool,
     },
+    /// A shared balance's low-balance rule (seed 004): below --below of free credit the
+    /// account carries at most --calls calls at once, each holding at most --call-cap.
+    LowBalance {
+        #[command(flatten)]
+        account: AccountArgs,
+        /// The free credit below which the rule applies, e.g. 5.00.
+        #[arg(long, required_unless_present = "off")]
+        below: Option<String>,
+        /// Calls at once below it.
+        #[arg(long, default_value_t = 1)]
+        calls: i64,
+        /// What each call may hold below it, e.g. 1.00.
+        #[arg(long = "call-cap")]
+        call_cap: Option<String>,
+        /// Remove the rule.
+        #[arg(long, conflicts_with_all = ["below", "call_cap"])]
+        off: bool,
+    },
     /// Set the account's plan: a maintenance fee every period, a free-minute package.
     Plan {
         #[command(flatten)]
@@ -1110,6 +1128,15 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
                 }
                 None => println!("customer of the vendor"),
             }
+            if let Some(rule) = store.low_balance_rule(id).await? {
+                println!(
+                    "low-balance rule below {}: {} calls at once, call cap {}",
+                    talktime_store::format_micros(rule.below_micros),
+                    rule.calls,
+                    rule.call_cap_micros
+                        .map_or_else(|| "none".to_owned(), talktime_store::format_micros)
+                );
+            }
             match &account.forward_destination {
                 Some(destination) => println!("forwards to {}", destination.expose()),
                 None => println!("forwards to (none)"),
@@ -1199,6 +1226,39 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
                 store.set_account_destinations(id, None).await?;
             }
             println!("account {id} updated");
+        }
+        AccountsCommand::LowBalance {
+            account,
+            below,
+            calls,
+            call_cap,
+            off: _,
+        } => {
+            let (store, id) = account.resolve().await?;
+            let rule = match below.as_deref() {
+                Some(below) => Some(talktime_store::LowBalanceRule {
+                    below_micros: parse_micros(below).context("--below")?,
+                    calls,
+                    call_cap_micros: match call_cap.as_deref() {
+                        Some(cap) => Some(parse_micros(cap).context("--call-cap")?),
+                        None => None,
+                    },
+                }),
+                None => None,
+            };
+            store.set_low_balance_rule(id, rule).await?;
+            match rule {
+                Some(rule) => println!(
+                    "account {id}: below {} of free credit, {} calls at once{}",
+                    talktime_store::format_micros(rule.below_micros),
+                    rule.calls,
+                    rule.call_cap_micros.map_or_else(String::new, |cap| format!(
+                        ", each holding at most {}",
+                        talktime_store::format_micros(cap)
+                    ))
+                ),
+                None => println!("account {id}: no low-balance rule"),
+            }
         }
         AccountsCommand::Plan { account, plan } => {
             let (store, id) = account.resolve().await?;

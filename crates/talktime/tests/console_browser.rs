@@ -1444,6 +1444,7 @@ fn a_resellers_user_works_its_own_tree_in_the_browser() {
     let shop = cli(&["resellers", "add", "Sunrise Phones"]);
     let rival = cli(&["resellers", "add", "rival"]);
     cli(&["resellers", "recharge", "Sunrise Phones", "10.00"]);
+    cli(&["resellers", "recharge", "rival", "5.00"]);
     {
         use std::io::Write;
         let mut child = Command::new(env!("CARGO_BIN_EXE_talktime"))
@@ -1468,7 +1469,18 @@ fn a_resellers_user_works_its_own_tree_in_the_browser() {
     }
     // With a user made before the first start, the switch makes no admin of its own.
     add_user(&dir, "boss", "admin", "boss-password-1");
-    let switch = start(&dir, ConfigFile::new());
+    // The US carrier answers the shop's customer and the rival's.
+    let carrier = common::scenario::BackgroundSipp::uas(
+        150,
+        &common::scenario("carrier_answer.xml"),
+        &["-rtp_echo", "-m", "2"],
+    );
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("us", &carrier.address())
+            .routes(&[("1", &["us"])]),
+    );
     let console = format!("http://{}", switch.admin);
     let browser = Browser::start();
 
@@ -1579,6 +1591,106 @@ fn a_resellers_user_works_its_own_tree_in_the_browser() {
     assert_eq!(prepaid::balance(&dir, account), 2_500_000, "moved once");
     let shown = cli(&["resellers", "show", &shop]);
     assert!(shown.contains("balance 7.5 USD"), "{shown}");
+
+    // Live calls: the shop's customer and the rival's call pinless at once; the clerk sees and
+    // ends the shop's only, and the rival's is not there for it (404, the call goes on).
+    let (status, body) = common::admin_request(
+        &switch,
+        "POST",
+        &format!("/api/resellers/{rival}/customers"),
+        r#"{"number": "15550005555"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let token = std::fs::read_to_string(dir.join("admin.token")).unwrap();
+    let (status, body) = common::api_request(
+        &switch,
+        token.trim(),
+        "POST",
+        &format!("/api/resellers/{rival}/transfers"),
+        &[("Idempotency-Key", "rival-1")],
+        r#"{"number": "15550005555", "amount": "2.00"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let callers: Vec<_> = ["15550002222", "15550005555"]
+        .into_iter()
+        .map(|number| {
+            let (dir, sip) = (dir.clone(), switch.sip);
+            std::thread::spawn(move || {
+                let script = [(Duration::from_secs(5), "0015551234567#")];
+                call_at(
+                    "127.0.0.1",
+                    sip,
+                    &dir,
+                    "100",
+                    number,
+                    &script,
+                    Duration::from_secs(90),
+                    Duration::from_secs(90),
+                )
+            })
+        })
+        .collect();
+    common::calls::wait_for_bridged_calls(2, &switch);
+    let boss = site.log_in("boss", "boss-password-1").unwrap();
+    let boss_csrf = site.csrf_of(&boss);
+    let keys_on = |page: &str, prefix: &str| -> Vec<String> {
+        page.match_indices(prefix)
+            .map(|(at, _)| {
+                page[at + prefix.len()..]
+                    .split('/')
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    // The first look starts the core's copies of the live calls: the next shows them.
+    let mut all_keys = Vec::new();
+    for _ in 0..50 {
+        all_keys = keys_on(&site.page("/console/calls", &boss), "/console/calls/");
+        if all_keys.len() == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(all_keys.len(), 2, "{all_keys:?}");
+    browser.go(&format!("{console}/console/resellers/{shop}"));
+    assert_eq!(browser.all("tr.live-call").len(), 1, "{}", browser.source());
+    let own_prefix = format!("/console/resellers/{shop}/calls/");
+    let own = keys_on(&browser.source(), &own_prefix);
+    assert_eq!(own.len(), 1, "{}", browser.source());
+    let rivals = all_keys.iter().find(|key| **key != own[0]).unwrap().clone();
+    for path in [
+        format!("/console/resellers/{shop}/calls/{rivals}/hangup"),
+        format!("/console/resellers/{rival}/calls/{rivals}/hangup"),
+    ] {
+        assert_eq!(site.post(&path, &clerk, &[("csrf", &csrf)]), 404, "{path}");
+    }
+    let still = keys_on(&site.page("/console/calls", &boss), "/console/calls/");
+    assert_eq!(still.len(), 2, "nothing changed: {still:?}");
+    browser.click(".hangup");
+    // The rival's call the operator ends.
+    let ended = site.post(
+        &format!("/console/calls/{rivals}/hangup"),
+        &boss,
+        &[("csrf", &boss_csrf)],
+    );
+    assert_eq!(ended, 303);
+    for caller in callers {
+        let output = caller.join().unwrap();
+        assert!(
+            output.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            tail(&switch.log_text(), 30)
+        );
+    }
+    let causes: Vec<String> = all_cdrs(&dir)
+        .into_iter()
+        .filter_map(|cdr| cdr.disconnect_cause)
+        .collect();
+    assert_eq!(causes, ["operator", "operator"], "{causes:?}");
+    assert!(carrier.finish(Duration::from_secs(10)).success());
 
     // Not there for the clerk: the rival, the operator's pages; the dashboard sends it home.
     for path in [

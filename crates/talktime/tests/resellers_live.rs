@@ -349,6 +349,18 @@ fn a_resellers_user_sees_its_tree_only_and_recharges_its_customers_once() {
         let (status, body) = request("GET", &path, None, "");
         assert_eq!(status, 404, "{path}: {body}");
     }
+    // Its CDRs are its tree's: another tree's account is not there; carriers and buy costs
+    // never show.
+    let (status, body) = request(
+        "GET",
+        &format!("/api/cdrs/export?account={rivals_customer}"),
+        None,
+        "",
+    );
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = request("GET", "/api/cdrs/export", None, "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("call_id,attempt,"), "{body}");
     // Anything outside its routes is refused, changes included.
     for (method, path) in [
         ("GET", "/api/cdrs"),
@@ -627,4 +639,116 @@ fn a_retail_agent_recharges_a_customer_by_phone_once_though_it_confirms_twice() 
         .unwrap()
         .unwrap();
     assert_eq!(shop.balance_micros, 14_500_000);
+}
+
+/// Shared balance (seed 004): two phones, `alice` and `bob` (baresip, registered SIP
+/// subscribers), on one account with a low-balance rule. Below 5.00 of free credit the account
+/// carries one call, holding at most 1.00: alice's call is limited to what 1.00 pays (50 s at
+/// 1.20 a minute), and bob's, while hers is up, is refused (`card_in_use`) before any carrier.
+#[test]
+fn a_shared_balance_below_its_threshold_carries_one_capped_call() {
+    let dir = prepaid::data_dir("resellers-shared");
+    prepaid::tariff(&dir, "demo", "44,UK,1.20,0.30,1,1,0\n");
+    let account = prepaid::card(&dir, "1234567890", 4_000_000, 0);
+    let account_arg = account.to_string();
+    talktime(
+        &dir,
+        &[
+            "accounts",
+            "set",
+            "--account",
+            &account_arg,
+            "--concurrency-limit",
+            "5",
+        ],
+    );
+    talktime(
+        &dir,
+        &[
+            "accounts",
+            "low-balance",
+            "--account",
+            &account_arg,
+            "--below",
+            "5.00",
+            "--calls",
+            "1",
+            "--call-cap",
+            "1.00",
+        ],
+    );
+    let shown = talktime(&dir, &["accounts", "show", "--account", &account_arg]);
+    assert!(
+        shown.contains("low-balance rule below 5: 1 calls at once, call cap 1"),
+        "{shown}"
+    );
+    let password_file = dir.join("phones.password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    for name in ["alice", "bob"] {
+        talktime(
+            &dir,
+            &[
+                "subscribers",
+                "add",
+                "--account",
+                &account_arg,
+                name,
+                "--password-file",
+                password_file.to_str().unwrap(),
+            ],
+        );
+    }
+    let carrier = answering_carrier();
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("uk", &carrier.address())
+            .routes(&[("44", &["uk"])]),
+    );
+    let phone = |name: &str| {
+        Baresip::start_with(
+            &dir.join(name),
+            "",
+            &format!(
+                "<sip:{name}@{};transport=udp>;auth_pass={PASSWORD};regint=0",
+                switch.sip
+            ),
+        )
+    };
+    let (alice, bob) = (phone("alice"), phone("bob"));
+    alice.dial(&format!("sip:00442071234567@{}", switch.sip));
+    assert!(
+        alice.wait_for("Call established", Duration::from_secs(15)),
+        "{}",
+        tail(&alice.log_text(), 20)
+    );
+    bob.dial(&format!("sip:00442079460000@{}", switch.sip));
+    assert!(
+        bob.wait_for("terminated", Duration::from_secs(20)),
+        "bob's call is refused: {}",
+        tail(&bob.log_text(), 20)
+    );
+    alice.send("/hangup\n");
+    assert!(alice.wait_for("terminated", Duration::from_secs(10)));
+    let carrier_run = carrier.finish(Duration::from_secs(10));
+    assert!(carrier_run.success(), "{}", carrier_run.describe());
+    let ids = switch.call_ids();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    let store = prepaid::open(&dir);
+    let alices = prepaid::runtime()
+        .block_on(store.reservation(&format!("{}#1", ids[0])))
+        .unwrap()
+        .unwrap();
+    assert_eq!(alices.amount_micros, 1_000_000, "the cap");
+    assert_eq!(
+        alices.max_duration_ms, 50_000,
+        "what 1.00 pays at 1.20 a minute"
+    );
+    let bobs = prepaid::wait_for_cdrs(&dir, &format!("{}#1", ids[1]), 1);
+    assert_eq!(
+        bobs.first().and_then(|cdr| cdr.disconnect_cause.as_deref()),
+        Some("card_in_use"),
+        "{bobs:?}"
+    );
+    assert_eq!(prepaid::open_reservations(&dir, account), 0);
 }

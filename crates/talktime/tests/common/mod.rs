@@ -53,21 +53,48 @@ pub fn free_port() -> u16 {
 /// counter walks the range): two switches sharing ports would fail calls whose ports the
 /// other holds (the switch does not try other ports once its SDP is out).
 pub fn rtp_window(count: u16) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let count = u32::from(count);
-    let offset = NEXT.fetch_add(count, Ordering::Relaxed) % (10_000 - count);
-    let first = 10_000 + offset;
+    const BLOCK: u16 = 250;
+    let blocks = count.div_ceil(BLOCK).max(1);
+    let (first, leases) = lease_ports(10_000, BLOCK, 10_000 / BLOCK, blocks);
+    // Windows are few: kept for the life of the test process.
+    static HELD: std::sync::Mutex<Vec<TcpListener>> = std::sync::Mutex::new(Vec::new());
+    HELD.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .extend(leases);
     format!("{first}-{}", first + count - 1)
 }
 
-/// The first of 100 RTP ports for a switch: 20000-31999 (below the ephemeral range), a
-/// different block for each switch a test process starts.
-fn rtp_block() -> u16 {
+/// `blocks` consecutive blocks of `size` ports from `base` (of `slots` blocks) that no other
+/// switch gets, in this test process or another: the two lanes of `tests/run-all` run test
+/// binaries at once, each with its own switches. A block is ours while we hold a TCP listener
+/// on its first port; the switch's RTP is UDP, so the listener never gets in its way.
+fn lease_ports(base: u16, size: u16, slots: u16, blocks: u16) -> (u16, Vec<TcpListener>) {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let offset = (std::process::id() % 120) as u16;
-    20000 + ((offset + NEXT.fetch_add(1, Ordering::Relaxed)) % 120) * 100
+    let start = (std::process::id() % u32::from(slots)) as u16;
+    for _ in 0..slots {
+        let slot = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % slots;
+        if slot + blocks > slots {
+            continue;
+        }
+        let leases: Vec<TcpListener> = (slot..slot + blocks)
+            .map_while(|block| TcpListener::bind(("127.0.0.1", base + block * size)).ok())
+            .collect();
+        if leases.len() == usize::from(blocks) {
+            return (base + slot * size, leases);
+        }
+    }
+    panic!(
+        "no free block of RTP ports in {base}-{}",
+        base + slots * size
+    );
+}
+
+/// 100 RTP ports for a switch in 20000-31999 (below the ephemeral range) that no other switch
+/// has, and the lease that keeps it so while the switch lives.
+fn rtp_block() -> (u16, TcpListener) {
+    let (first, mut leases) = lease_ports(20_000, 100, 120, 1);
+    (first, leases.remove(0))
 }
 
 /// A running switch; killed when dropped.
@@ -78,6 +105,8 @@ pub struct Switch {
     pub admin: SocketAddr,
     pub data_dir: PathBuf,
     pub log: PathBuf,
+    /// Holds the switch's RTP block against other tests' switches.
+    _rtp_lease: Option<TcpListener>,
 }
 
 impl Switch {
@@ -105,9 +134,28 @@ impl Switch {
         Switch::launch(data_dir, port, extra, "debug")
     }
 
+    /// Starts the switch and waits for it. A port another test process took in the meantime
+    /// (a restart on the old port after a kill, with other tests' probes and peers picking
+    /// ephemeral ports beside it) makes the switch exit at once: it is started again for a
+    /// while, until the other holder lets go.
     fn launch(data_dir: &Path, port: u16, extra: &[&str], rust_log: &str) -> Switch {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut switch = Switch::spawn(data_dir, port, extra, rust_log);
+            match switch.wait_until_ready() {
+                Ok(()) => return switch,
+                Err(log) if log.contains("Address already in use") && Instant::now() < deadline => {
+                    let _ = switch.child.wait();
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(log) => panic!("switch did not answer OPTIONS within 60 s; log:\n{log}"),
+            }
+        }
+    }
+
+    fn spawn(data_dir: &Path, port: u16, extra: &[&str], rust_log: &str) -> Switch {
         // Below the kernel's ephemeral range (32768+), where SIPp and test sockets land.
-        let rtp = rtp_block();
+        let (rtp, lease) = rtp_block();
         let data_dir = data_dir.to_path_buf();
         std::fs::create_dir_all(&data_dir).expect("create data dir");
         let log = data_dir.join("switch.log");
@@ -134,30 +182,30 @@ impl Switch {
             .stderr(log_file)
             .spawn()
             .expect("start talktime");
-        let switch = Switch {
+        Switch {
             child,
             sip: address.parse().expect("address"),
             admin: admin.parse().expect("admin address"),
             data_dir,
             log,
-        };
-        switch.wait_until_ready();
-        switch
+            _rtp_lease: Some(lease),
+        }
     }
 
     /// Until the switch answers OPTIONS: after migrations, and after a restart bills what a
-    /// crash left up (hundreds of calls on a loaded machine take seconds).
-    fn wait_until_ready(&self) {
+    /// crash left up (hundreds of calls on a loaded machine take seconds). The log when it
+    /// exited or never answered.
+    fn wait_until_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if options_ping(self.sip, Duration::from_millis(200)).is_some() {
-                return;
+                return Ok(());
+            }
+            if !self.is_running() {
+                return Err(self.log_text());
             }
         }
-        panic!(
-            "switch did not answer OPTIONS within 60 s; log:\n{}",
-            self.log_text()
-        );
+        Err(self.log_text())
     }
 
     pub fn log_text(&self) -> String {
