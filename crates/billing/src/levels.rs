@@ -92,3 +92,36 @@ pub fn level_charges(
         .map(|context| rate_call(context, answered_ms).total)
         .collect()
 }
+
+/// Basis points in one whole (100 %).
+pub const BASIS_POINTS: i64 = 10_000;
+
+/// A reseller's commission on `base_micros` (a call's charge or a payment): `rate_bp` basis
+/// points of it, rounded down to the micro-unit (the reseller never gets a fraction more than
+/// its rate), plus `flat_micros`. Nothing on a base of zero: no call charged, no commission.
+pub fn commission_micros(base_micros: i64, rate_bp: i64, flat_micros: i64) -> i64 {
+    if base_micros <= 0 {
+        return 0;
+    }
+    let share = i128::from(base_micros) * i128::from(rate_bp.max(0)) / i128::from(BASIS_POINTS);
+    i64::try_from(share)
+        .unwrap_or(i64::MAX)
+        .saturating_add(flat_micros.max(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_commission_rounds_down_to_the_micro_unit_and_needs_a_charge() {
+        assert_eq!(commission_micros(900_001, 1_000, 0), 90_000);
+        assert_eq!(commission_micros(1_200_000, 250, 10_000), 40_000);
+        assert_eq!(
+            commission_micros(0, 250, 10_000),
+            0,
+            "no charge, no commission"
+        );
+        assert_eq!(commission_micros(i64::MAX, BASIS_POINTS, 0), i64::MAX);
+    }
+}

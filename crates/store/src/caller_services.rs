@@ -286,6 +286,8 @@ impl Store {
             },
         )
         .await?;
+        crate::resellers::pay_payment_commission(&mut conn, account_id, amount_micros, now_ms)
+            .await?;
         transaction.commit().await?;
         Ok(Redemption::Credited {
             voucher_id,

@@ -520,6 +520,13 @@ impl Store {
             },
         )
         .await?;
+        crate::resellers::pay_payment_commission(
+            &mut transaction.conn(),
+            account_id,
+            amount_micros,
+            now_ms,
+        )
+        .await?;
         transaction.commit().await?;
         Ok(balance)
     }
@@ -581,6 +588,10 @@ impl Store {
                 replayed: false,
             },
         };
+        if !outcome.replayed {
+            crate::resellers::pay_payment_commission(&mut conn, account_id, amount_micros, now_ms)
+                .await?;
+        }
         transaction.commit().await?;
         Ok(outcome)
     }

@@ -79,8 +79,8 @@ pub use pin_key::{PIN_KEY_ENV, PIN_KEY_FILE_NAME, PinKey};
 pub use plans::{AccountRules, DuePlan, PlanRow};
 pub use recovery::{Closed, Orphan};
 pub use resellers::{
-    DEFAULT_MAX_RESELLER_DEPTH, LevelAvailable, LevelLine, NewReseller, Reseller, ResellerLevel,
-    StatementLine, Transfer,
+    Commission, DEFAULT_MAX_RESELLER_DEPTH, LevelAvailable, LevelLine, NewReseller, Reseller,
+    ResellerLevel, StatementLine, Transfer,
 };
 pub use reservation::{
     Available, Decision, FirstUse, Payer, ReconcileReport, Refusal, ReleaseOutcome, Reservation,

@@ -87,6 +87,8 @@ text_enum!(
         Adjustment => "adjustment",
         /// Credit a reseller moved to one of its customers (negative on the reseller).
         Transfer => "transfer",
+        /// What the vendor pays a reseller on its customers' calls or payments.
+        Commission => "commission",
     }
 );
 

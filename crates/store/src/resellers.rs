@@ -41,9 +41,23 @@ pub struct Reseller {
     pub sell_tariff_id: Option<i64>,
     /// A destination must sell at least this much above its own price, in percent.
     pub min_margin_percent: i64,
+    /// Its commissions: basis points of its customers' calls (and a flat sum per charged
+    /// call), and of its own customers' payments.
+    pub commission: Commission,
     pub status: String,
     pub concurrency_limit: i64,
     pub created_at_ms: i64,
+}
+
+/// What the vendor pays a reseller besides its margin (all zero: nothing).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Commission {
+    /// Basis points (1/100 %) of what the level below paid for each call.
+    pub calls_bp: i64,
+    /// Paid per charged call on top.
+    pub call_flat_micros: i64,
+    /// Basis points of each payment (recharge) of its own customers.
+    pub payments_bp: i64,
 }
 
 /// What [`Store::add_reseller`] needs.
@@ -111,6 +125,8 @@ pub struct StatementLine {
     pub bought_micros: Option<i64>,
     /// What the level below paid the reseller for it; `None` while it is up.
     pub sold_micros: Option<i64>,
+    /// The vendor's commission to the reseller on it.
+    pub commission_micros: Option<i64>,
     pub created_at_ms: i64,
 }
 
@@ -129,7 +145,16 @@ pub struct LevelLine {
 
 type LevelRow = (String, i64, i64, i64, Option<i64>, i64);
 type ChainRow = (i64, i64, i64, Option<i64>, Option<i64>, i64);
-type StatementRow = (String, i64, i64, String, Option<i64>, Option<i64>, i64);
+type StatementRow = (
+    String,
+    i64,
+    i64,
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    i64,
+);
 
 fn level_line((call_id, depth, reseller_id, amount, charged, open): LevelRow) -> LevelLine {
     LevelLine {
@@ -151,6 +176,9 @@ struct ResellerRow {
     credit_limit_micros: i64,
     sell_tariff_id: Option<i64>,
     min_margin_percent: i64,
+    commission_calls_bp: i64,
+    commission_call_flat_micros: i64,
+    commission_payments_bp: i64,
     depth: i64,
     currency: String,
     balance_micros: i64,
@@ -165,7 +193,9 @@ macro_rules! select_resellers {
     ($tail:literal) => {
         concat!(
             "SELECT r.id, r.name, r.parent_id, r.account_id, r.credit_limit_micros, \
-             r.sell_tariff_id, r.min_margin_percent, r.depth, a.currency, a.balance_micros, \
+             r.sell_tariff_id, r.min_margin_percent, r.commission_calls_bp, \
+             r.commission_call_flat_micros, r.commission_payments_bp, r.depth, a.currency, \
+             a.balance_micros, \
              a.tariff_id, a.status, a.concurrency_limit, r.created_at_ms \
              FROM resellers r JOIN accounts a ON a.id = r.account_id ",
             $tail
@@ -186,6 +216,11 @@ fn reseller(row: ResellerRow) -> Reseller {
         tariff_id: row.tariff_id,
         sell_tariff_id: row.sell_tariff_id,
         min_margin_percent: row.min_margin_percent,
+        commission: Commission {
+            calls_bp: row.commission_calls_bp,
+            call_flat_micros: row.commission_call_flat_micros,
+            payments_bp: row.commission_payments_bp,
+        },
         status: row.status,
         concurrency_limit: row.concurrency_limit,
         created_at_ms: row.created_at_ms,
@@ -355,44 +390,64 @@ pub(crate) async fn close_level_holds(
 }
 
 /// Charges each level of a settling call its price (`charges[depth - 1]`; a level without
-/// one pays nothing) and closes its hold.
+/// one pays nothing), pays each its call commission on what the level below paid (the customer's
+/// `customer_charge` for the first), and closes its hold.
 pub(crate) async fn charge_levels(
     conn: &mut Conn<'_>,
     call_id: &str,
+    customer_charge: i64,
     charges: &[i64],
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    let open: Vec<(i64, i64)> = with_conn!(conn, c => sqlx::query_as(
-        "SELECT depth, account_id FROM reservation_levels \
-         WHERE call_id = $1 AND is_open = 1 ORDER BY depth",
+    let open: Vec<(i64, i64, i64, i64)> = with_conn!(conn, c => sqlx::query_as(
+        "SELECT l.depth, l.account_id, r.commission_calls_bp, r.commission_call_flat_micros \
+         FROM reservation_levels l JOIN resellers r ON r.id = l.reseller_id \
+         WHERE l.call_id = $1 AND l.is_open = 1 ORDER BY l.depth",
     )
     .bind(call_id)
     .fetch_all(&mut **c)
     .await)?;
-    for (depth, account_id) in open {
-        let charge = usize::try_from(depth - 1)
+    let charge_at = |depth: i64| {
+        usize::try_from(depth - 1)
             .ok()
             .and_then(|index| charges.get(index))
             .copied()
-            .unwrap_or(0);
+            .unwrap_or(0)
+    };
+    for (depth, account_id, rate_bp, flat_micros) in open {
+        let charge = charge_at(depth);
         crate::ledger::check_amount(charge)?;
+        let paid_below = if depth == 1 {
+            customer_charge
+        } else {
+            charge_at(depth - 1)
+        };
+        let commission = talktime_billing::commission_micros(paid_below, rate_bp, flat_micros);
         with_conn!(conn, c => sqlx::query(
-            "UPDATE reservation_levels SET is_open = 0, charged_micros = $3 \
-             WHERE call_id = $1 AND depth = $2",
+            "UPDATE reservation_levels SET is_open = 0, charged_micros = $3, \
+             commission_micros = $4 WHERE call_id = $1 AND depth = $2",
         )
         .bind(call_id)
         .bind(depth)
         .bind(charge)
+        .bind(commission)
         .execute(&mut **c)
         .await
         .map(|_| ()))?;
-        if charge > 0 {
+        let postings = [
+            (crate::model::TransactionKind::CallCharge, -charge),
+            (crate::model::TransactionKind::Commission, commission),
+        ];
+        for (kind, amount_micros) in postings {
+            if amount_micros == 0 {
+                continue;
+            }
             crate::ledger::post(
                 conn,
                 crate::ledger::Posting {
                     account_id,
-                    kind: crate::model::TransactionKind::CallCharge,
-                    amount_micros: -charge,
+                    kind,
+                    amount_micros,
                     call_id: Some(call_id),
                     reference: None,
                     idempotency_key: None,
@@ -402,6 +457,45 @@ pub(crate) async fn charge_levels(
             .await?;
         }
     }
+    Ok(())
+}
+
+/// Pays the payment commission of `account_id`'s reseller on a payment of `amount_micros`
+/// by that customer (an operator's recharge, a voucher), in the payment's transaction.
+pub(crate) async fn pay_payment_commission(
+    conn: &mut Conn<'_>,
+    account_id: i64,
+    amount_micros: i64,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let reseller: Option<(i64, i64)> = with_conn!(conn, c => sqlx::query_as(
+        "SELECT r.account_id, r.commission_payments_bp FROM accounts a \
+         JOIN resellers r ON r.id = a.reseller_id WHERE a.id = $1",
+    )
+    .bind(account_id)
+    .fetch_optional(&mut **c)
+    .await)?;
+    let Some((reseller_account, rate_bp)) = reseller else {
+        return Ok(());
+    };
+    let commission = talktime_billing::commission_micros(amount_micros, rate_bp, 0);
+    if commission == 0 {
+        return Ok(());
+    }
+    let reference = format!("payment by account {account_id}");
+    crate::ledger::post(
+        conn,
+        crate::ledger::Posting {
+            account_id: reseller_account,
+            kind: crate::model::TransactionKind::Commission,
+            amount_micros: commission,
+            call_id: None,
+            reference: Some(&reference),
+            idempotency_key: None,
+            now_ms,
+        },
+    )
+    .await?;
     Ok(())
 }
 
@@ -865,6 +959,38 @@ impl Store {
         Ok(changed)
     }
 
+    /// Sets what the vendor pays a reseller on its customers' calls and payments.
+    pub async fn set_reseller_commission(
+        &self,
+        id: i64,
+        commission: Commission,
+    ) -> Result<Reseller, StoreError> {
+        let within = |bp: i64| (0..=talktime_billing::BASIS_POINTS).contains(&bp);
+        if !within(commission.calls_bp) || !within(commission.payments_bp) {
+            return Err(StoreError::InvalidArgument(
+                "a commission is 0-100 %".into(),
+            ));
+        }
+        crate::ledger::check_amount(commission.call_flat_micros)?;
+        let mut transaction = self.begin_write().await?;
+        let mut conn = transaction.conn();
+        fetch_reseller(&mut conn, id).await?;
+        with_conn!(&mut conn, c => sqlx::query(
+            "UPDATE resellers SET commission_calls_bp = $2, commission_call_flat_micros = $3, \
+             commission_payments_bp = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(commission.calls_bp)
+        .bind(commission.call_flat_micros)
+        .bind(commission.payments_bp)
+        .execute(&mut **c)
+        .await
+        .map(|_| ()))?;
+        let changed = fetch_reseller(&mut conn, id).await?;
+        transaction.commit().await?;
+        Ok(changed)
+    }
+
     /// Puts a customer account (a card's or a pinless one) under a reseller, or back under
     /// the vendor with `None`. A reseller's own account cannot be a customer, and the
     /// currencies must match. Calls already up keep the levels they were authorized with.
@@ -941,7 +1067,7 @@ impl Store {
         let rows: Vec<StatementRow> = with_conn!(&mut conn, c => sqlx::query_as(
             "SELECT l.call_id, l.depth, r.account_id, r.state, l.charged_micros, \
              CASE WHEN l.depth = 1 THEN r.charged_micros ELSE b.charged_micros END, \
-             r.created_at_ms \
+             l.commission_micros, r.created_at_ms \
              FROM reservation_levels l JOIN reservations r ON r.call_id = l.call_id \
              LEFT JOIN reservation_levels b ON b.call_id = l.call_id AND b.depth = l.depth - 1 \
              WHERE l.reseller_id = $1 ORDER BY r.id DESC LIMIT $2",
@@ -953,14 +1079,17 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(
-                |(call_id, depth, customer, state, bought, sold, at_ms)| StatementLine {
-                    call_id,
-                    depth,
-                    customer_account_id: customer,
-                    state,
-                    bought_micros: bought,
-                    sold_micros: sold,
-                    created_at_ms: at_ms,
+                |(call_id, depth, customer, state, bought, sold, commission, at_ms)| {
+                    StatementLine {
+                        call_id,
+                        depth,
+                        customer_account_id: customer,
+                        state,
+                        bought_micros: bought,
+                        sold_micros: sold,
+                        commission_micros: commission,
+                        created_at_ms: at_ms,
+                    }
                 },
             )
             .collect())

@@ -214,6 +214,7 @@ struct LockedAccount {
     low_balance_micros: Option<i64>,
     low_balance_calls: i64,
     low_balance_call_cap_micros: Option<i64>,
+    reseller_id: Option<i64>,
     owner_account_id: Option<i64>,
     status: String,
     currency: String,
@@ -274,7 +275,8 @@ async fn read_locked_account(
 ) -> Result<LockedAccount, StoreError> {
     let row: Option<LockedAccount> = with_conn!(conn, c => sqlx::query_as(
         "SELECT a.balance_micros, a.concurrency_limit, a.low_balance_micros, a.low_balance_calls, \
-         a.low_balance_call_cap_micros, a.owner_account_id, a.status, a.currency, a.tariff_id, \
+         a.low_balance_call_cap_micros, a.reseller_id, a.owner_account_id, a.status, a.currency, \
+         a.tariff_id, \
          (SELECT CAST(COALESCE(SUM(r.amount_micros), 0) AS BIGINT) FROM reservations r \
           WHERE r.state = 'open' AND r.account_id = a.id) \
          + (SELECT CAST(COALESCE(SUM(r.amount_micros), 0) AS BIGINT) FROM reservations r \
@@ -477,7 +479,11 @@ impl Store {
             }
             None => None,
         };
-        let levels = crate::resellers::lock_levels(&mut conn, account_id, beside == 1).await?;
+        // A customer of the vendor (most calls) costs no look for resellers.
+        let levels = match account.reseller_id {
+            Some(_) => crate::resellers::lock_levels(&mut conn, account_id, beside == 1).await?,
+            None => Vec::new(),
+        };
         let available = Available {
             account_id,
             card_id,
@@ -647,7 +653,14 @@ impl Store {
                 }
             }
         }
-        crate::resellers::charge_levels(&mut conn, call_id, level_charges, now_ms).await?;
+        crate::resellers::charge_levels(
+            &mut conn,
+            call_id,
+            actual_cost_micros,
+            level_charges,
+            now_ms,
+        )
+        .await?;
         for cdr in cdrs {
             insert_cdr(&mut conn, cdr, now_ms).await?;
         }

@@ -293,3 +293,78 @@ ledger_test!(
         assert!(store.reseller_chain(first.id).await.unwrap().is_empty());
     }
 );
+
+ledger_test!(commissions_are_paid_on_calls_and_payments_once, |store| {
+    let wholesale = reseller(store, "wholesale", None, 50 * UNIT).await;
+    let shop = reseller(store, "shop", Some(wholesale.id), 20 * UNIT).await;
+    // The shop earns 2.5 % of its customers' calls plus 0.01 a call, and 3 % of their
+    // payments; wholesale 10 % of what the shop pays for calls.
+    let shop_terms = Commission {
+        calls_bp: 250,
+        call_flat_micros: 10_000,
+        payments_bp: 300,
+    };
+    store
+        .set_reseller_commission(shop.id, shop_terms)
+        .await
+        .unwrap();
+    let wholesale_terms = Commission {
+        calls_bp: 1_000,
+        ..Commission::default()
+    };
+    store
+        .set_reseller_commission(wholesale.id, wholesale_terms)
+        .await
+        .unwrap();
+    let account = customer(store, &shop, 10 * UNIT).await;
+    // customer() recharged 10.00 before it was the shop's: no commission on that one.
+    store
+        .recharge(account.id, 5 * UNIT, None, NOW)
+        .await
+        .unwrap();
+    store
+        .recharge_once(account.id, 2 * UNIT, "till-1", NOW)
+        .await
+        .unwrap();
+    store
+        .recharge_once(account.id, 2 * UNIT, "till-1", NOW)
+        .await
+        .unwrap();
+    let payer = Payer::Account(account.id);
+    store
+        .authorize("paid", payer, NOW, hold(3 * UNIT, 3 * UNIT))
+        .await
+        .unwrap();
+    let extras = SettleExtras {
+        level_charges: &[900_001, 700_000],
+        ..SettleExtras::default()
+    };
+    store
+        .settle_call("paid", 1_200_000, &[], NOW, extras)
+        .await
+        .unwrap();
+    store
+        .settle_call("paid", 1_200_000, &[], NOW, extras)
+        .await
+        .unwrap();
+    let commissions = |account_id: i64| async move {
+        store
+            .transactions(account_id)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|entry| entry.kind == TransactionKind::Commission)
+            .map(|entry| entry.amount_micros)
+            .collect::<Vec<i64>>()
+    };
+    // Payments: 3 % of 5.00 and of 2.00 (once); the call: 2.5 % of 1.20 plus 0.01.
+    assert_eq!(
+        commissions(shop.account_id).await,
+        [150_000, 60_000, 40_000]
+    );
+    // 10 % of the shop's 0.900001, rounded down to the micro-unit.
+    assert_eq!(commissions(wholesale.account_id).await, [90_000]);
+    let lines = store.reseller_statement(shop.id, 10).await.unwrap();
+    assert_eq!(lines[0].commission_micros, Some(40_000));
+    assert!(store.check_balances().await.unwrap().is_empty());
+});

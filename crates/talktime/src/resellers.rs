@@ -83,6 +83,20 @@ pub enum ResellersCommand {
         reseller: String,
         amount: String,
     },
+    /// What the vendor pays a reseller besides its margin: percent of its customers' calls
+    /// (what the level below paid; plus --call-flat per charged call) and of its own
+    /// customers' payments. Percents may have two decimals (2.5).
+    Commission {
+        #[command(flatten)]
+        ledger: LedgerArgs,
+        reseller: String,
+        #[arg(long, default_value = "0")]
+        calls: String,
+        #[arg(long = "call-flat", default_value = "0")]
+        call_flat: String,
+        #[arg(long, default_value = "0")]
+        payments: String,
+    },
     /// Calls a reseller took part in: what it paid for each and what it was paid.
     Statement {
         #[command(flatten)]
@@ -154,6 +168,16 @@ fn print_reseller(reseller: &Reseller, held: i64) {
     );
 }
 
+/// A percent as decimal text ("2.5") in basis points (250); at most two decimals.
+pub fn basis_points(percent: &str) -> anyhow::Result<i64> {
+    let micros = parse_micros(percent)?;
+    const MICROS_PER_BASIS_POINT: i64 = 10_000;
+    if micros % MICROS_PER_BASIS_POINT != 0 {
+        anyhow::bail!("a percent has at most two decimals: {percent}");
+    }
+    Ok(micros / MICROS_PER_BASIS_POINT)
+}
+
 /// Ten random digits.
 fn random_agent_pin() -> String {
     use rand::RngExt;
@@ -169,27 +193,29 @@ pub fn free_micros(reseller: &Reseller, held: i64) -> i64 {
 }
 
 fn print_statement(lines: &[StatementLine]) {
-    let mut bought = 0;
-    let mut sold = 0;
+    let (mut bought, mut sold, mut commission) = (0, 0, 0);
     for line in lines {
         let amount = |value: Option<i64>| value.map_or_else(|| "-".to_owned(), format_micros);
         println!(
-            "{}\tdepth {}\taccount {}\t{}\tsold {}\tbought {}",
+            "{}\tdepth {}\taccount {}\t{}\tsold {}\tbought {}\tcommission {}",
             line.call_id,
             line.depth,
             line.customer_account_id,
             line.state,
             amount(line.sold_micros),
             amount(line.bought_micros),
+            amount(line.commission_micros),
         );
         bought += line.bought_micros.unwrap_or(0);
         sold += line.sold_micros.unwrap_or(0);
+        commission += line.commission_micros.unwrap_or(0);
     }
     println!(
-        "total\tsold {}\tbought {}\tmargin {}",
+        "total\tsold {}\tbought {}\tmargin {}\tcommission {}",
         format_micros(sold),
         format_micros(bought),
-        format_micros(sold - bought)
+        format_micros(sold - bought),
+        format_micros(commission)
     );
 }
 
@@ -330,6 +356,25 @@ pub async fn run(command: ResellersCommand) -> anyhow::Result<()> {
                 // The only time it can be read.
                 println!("{pin}");
             }
+        }
+        ResellersCommand::Commission {
+            ledger,
+            reseller,
+            calls,
+            call_flat,
+            payments,
+        } => {
+            let store = ledger.open().await?;
+            let reseller = find(&store, &reseller).await?;
+            let commission = talktime_store::Commission {
+                calls_bp: basis_points(&calls).context("--calls")?,
+                call_flat_micros: parse_micros(&call_flat).context("--call-flat")?,
+                payments_bp: basis_points(&payments).context("--payments")?,
+            };
+            store
+                .set_reseller_commission(reseller.id, commission)
+                .await?;
+            eprintln!("commission of {} set", reseller.name);
         }
         ResellersCommand::Statement {
             ledger,
@@ -600,6 +645,8 @@ pub struct StatementLineView {
     pub bought: Option<String>,
     /// What the level below paid the reseller.
     pub sold: Option<String>,
+    /// The vendor's commission to the reseller on the call.
+    pub commission: Option<String>,
     pub created_at_ms: i64,
 }
 
@@ -639,6 +686,7 @@ pub(crate) async fn statement(
                 state: line.state,
                 bought: line.bought_micros.map(format_micros),
                 sold: line.sold_micros.map(format_micros),
+                commission: line.commission_micros.map(format_micros),
                 created_at_ms: line.created_at_ms,
             })
             .collect(),

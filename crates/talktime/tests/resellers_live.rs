@@ -97,6 +97,11 @@ fn a_shops_credit_cuts_its_customers_call_and_every_level_pays_its_price() {
         ],
     );
     talktime(&dir, &["resellers", "recharge", "wholesale", "50.00"]);
+    // The vendor pays wholesale 5 % of what the shop pays it for calls.
+    talktime(
+        &dir,
+        &["resellers", "commission", "wholesale", "--calls", "5"],
+    );
     // 0.15 at the shop's 0.90 a minute pays for 10 seconds.
     talktime(&dir, &["resellers", "recharge", "shop", "0.15"]);
     talktime(
@@ -194,7 +199,11 @@ fn a_shops_credit_cuts_its_customers_call_and_every_level_pays_its_price() {
         seconds * 10_000
     );
     assert_eq!(shop.balance_micros, 150_000 - seconds * 15_000);
-    assert_eq!(wholesale.balance_micros, 50_000_000 - seconds * 10_000);
+    assert_eq!(
+        wholesale.balance_micros,
+        50_000_000 - seconds * 10_000 + seconds * 750,
+        "its price paid, 5 % of the shop's payment earned"
+    );
     assert_eq!(prepaid::open_reservations(&dir, account), 0);
     assert_eq!(
         prepaid::runtime()
@@ -224,9 +233,10 @@ fn a_shops_credit_cuts_its_customers_call_and_every_level_pays_its_price() {
     let statement = talktime(&dir, &["resellers", "statement", "wholesale"]);
     assert!(
         statement.contains(&format!(
-            "sold {}\tbought {}",
+            "sold {}\tbought {}\tcommission {}",
             text(seconds * 15_000),
-            text(seconds * 10_000)
+            text(seconds * 10_000),
+            text(seconds * 750)
         )),
         "{statement}"
     );

@@ -5,7 +5,10 @@
 -- customers pay when they have no tariff of their own (white label), and min_margin_percent how
 -- much above its own price a destination must sell (else its customers' calls there are
 -- refused); agent_pin_hash is the keyed hash of the PIN its retail agents key on a retail
--- recharge line (like cards' PINs, never the PIN). A customer account names its reseller. Every call of a reseller's customer also holds credit on each reseller above it
+-- recharge line (like cards' PINs, never the PIN). Commissions, paid by the vendor as
+-- 'commission' lines on the reseller's account: commission_calls_bp basis points of what the
+-- level below paid for each call (plus commission_call_flat_micros per charged call), and
+-- commission_payments_bp of its own customers' payments. A customer account names its reseller. Every call of a reseller's customer also holds credit on each reseller above it
 -- (reservation_levels, depth 1 = the customer's own reseller), settled with the call in its
 -- transaction at that level's price. Identical on both backends but for the key's spelling;
 -- keep in step with the other directory's 0016_resellers.sql.
@@ -18,6 +21,9 @@ CREATE TABLE resellers (
     sell_tariff_id BIGINT REFERENCES tariffs (id),
     min_margin_percent BIGINT NOT NULL DEFAULT 0,
     agent_pin_hash TEXT UNIQUE,
+    commission_calls_bp BIGINT NOT NULL DEFAULT 0,
+    commission_call_flat_micros BIGINT NOT NULL DEFAULT 0,
+    commission_payments_bp BIGINT NOT NULL DEFAULT 0,
     depth BIGINT NOT NULL,
     created_at_ms BIGINT NOT NULL
 );
@@ -34,6 +40,7 @@ CREATE TABLE reservation_levels (
     amount_micros BIGINT NOT NULL,
     is_open BIGINT NOT NULL DEFAULT 1,
     charged_micros BIGINT,
+    commission_micros BIGINT,
     PRIMARY KEY (call_id, depth)
 );
 CREATE INDEX reservation_levels_open ON reservation_levels (account_id) WHERE is_open = 1;

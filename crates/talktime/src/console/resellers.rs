@@ -287,20 +287,22 @@ async fn reseller_html(
     calls_html(state, user, id, &mut body).await?;
     body.push_str(
         "<h2>Statement</h2><table id=\"statement\"><tr><th>Call</th><th>Level</th>\
-         <th>Account</th><th>State</th><th>Sold</th><th>Bought</th></tr>",
+         <th>Account</th><th>State</th><th>Sold</th><th>Bought</th><th>Commission</th></tr>",
     );
     let amount = |value: Option<i64>| value.map_or_else(|| "-".to_owned(), format_micros);
     for line in state.store.reseller_statement(id, 100).await? {
         let _ = write!(
             body,
             "<tr class=\"line\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td class=\"sold\">{}</td><td class=\"bought\">{}</td></tr>",
+             <td class=\"sold\">{}</td><td class=\"bought\">{}</td>\
+             <td class=\"commission\">{}</td></tr>",
             escape(&line.call_id),
             line.depth,
             line.customer_account_id,
             escape(&line.state),
             amount(line.sold_micros),
             amount(line.bought_micros),
+            amount(line.commission_micros),
         );
     }
     body.push_str("</table>");
