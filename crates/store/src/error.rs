@@ -60,6 +60,13 @@ pub enum StoreError {
         /// Calls in progress.
         open: i64,
     },
+    /// A reseller's customers together started as many calls in the last second as it allows.
+    #[error("account {account_id} started {per_second} calls in the last second, its limit")]
+    CallRateLimit {
+        /// The reseller's own account.
+        account_id: i64,
+        per_second: i64,
+    },
     /// The rating function refused the call.
     #[error("call refused: {0}")]
     Refused(Refusal),

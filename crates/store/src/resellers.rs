@@ -44,6 +44,8 @@ pub struct Reseller {
     /// Its commissions: basis points of its customers' calls (and a flat sum per charged
     /// call), and of its own customers' payments.
     pub commission: Commission,
+    /// New calls a second over all its customers (0: no bound).
+    pub calls_per_second: i64,
     pub status: String,
     pub concurrency_limit: i64,
     pub created_at_ms: i64,
@@ -179,6 +181,7 @@ struct ResellerRow {
     commission_calls_bp: i64,
     commission_call_flat_micros: i64,
     commission_payments_bp: i64,
+    calls_per_second: i64,
     depth: i64,
     currency: String,
     balance_micros: i64,
@@ -194,7 +197,8 @@ macro_rules! select_resellers {
         concat!(
             "SELECT r.id, r.name, r.parent_id, r.account_id, r.credit_limit_micros, \
              r.sell_tariff_id, r.min_margin_percent, r.commission_calls_bp, \
-             r.commission_call_flat_micros, r.commission_payments_bp, r.depth, a.currency, \
+             r.commission_call_flat_micros, r.commission_payments_bp, r.calls_per_second, \
+             r.depth, a.currency, \
              a.balance_micros, \
              a.tariff_id, a.status, a.concurrency_limit, r.created_at_ms \
              FROM resellers r JOIN accounts a ON a.id = r.account_id ",
@@ -221,6 +225,7 @@ fn reseller(row: ResellerRow) -> Reseller {
             call_flat_micros: row.commission_call_flat_micros,
             payments_bp: row.commission_payments_bp,
         },
+        calls_per_second: row.calls_per_second,
         status: row.status,
         concurrency_limit: row.concurrency_limit,
         created_at_ms: row.created_at_ms,
@@ -305,20 +310,15 @@ pub(crate) async fn lock_levels(
     conn: &mut Conn<'_>,
     account_id: i64,
     beside: bool,
+    now_ms: i64,
 ) -> Result<Vec<LevelAvailable>, StoreError> {
     let chain = chain_of(conn, account_id).await?;
     let mut levels = Vec::with_capacity(chain.len());
     for level in chain {
         crate::reservation::lock_account(conn, level.account_id).await?;
-        let (balance, limit, status, credit_limit, held, open_calls): (
-            i64,
-            i64,
-            String,
-            i64,
-            i64,
-            i64,
-        ) = with_conn!(conn, c => sqlx::query_as(
+        let (balance, limit, status, credit_limit, per_second, held, open_calls): LevelRead = with_conn!(conn, c => sqlx::query_as(
             "SELECT a.balance_micros, a.concurrency_limit, a.status, r.credit_limit_micros, \
+             r.calls_per_second, \
              (SELECT CAST(COALESCE(SUM(l.amount_micros), 0) AS BIGINT) FROM reservation_levels l \
               WHERE l.is_open = 1 AND l.account_id = a.id), \
              (SELECT COUNT(*) FROM reservation_levels l WHERE l.is_open = 1 AND l.account_id = a.id) \
@@ -342,6 +342,9 @@ pub(crate) async fn lock_levels(
                 open: open_calls,
             });
         }
+        if per_second > 0 && !beside {
+            check_call_rate(conn, level.account_id, per_second, now_ms).await?;
+        }
         levels.push(LevelAvailable {
             level,
             available_micros: balance + credit_limit - held,
@@ -350,23 +353,50 @@ pub(crate) async fn lock_levels(
     Ok(levels)
 }
 
+type LevelRead = (i64, i64, String, i64, i64, i64, i64);
+
+/// Refuses a call when the level's customers started `per_second` calls in the last second.
+async fn check_call_rate(
+    conn: &mut Conn<'_>,
+    account_id: i64,
+    per_second: i64,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let recent: i64 = with_conn!(conn, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM reservation_levels WHERE account_id = $1 AND created_at_ms > $2",
+    )
+    .bind(account_id)
+    .bind(now_ms - 1_000)
+    .fetch_one(&mut **c)
+    .await)?;
+    if recent >= per_second {
+        return Err(StoreError::CallRateLimit {
+            account_id,
+            per_second,
+        });
+    }
+    Ok(())
+}
+
 /// Records the call's hold on each level.
 pub(crate) async fn insert_level_holds(
     conn: &mut Conn<'_>,
     call_id: &str,
     levels: &[LevelAvailable],
     holds: &[i64],
+    now_ms: i64,
 ) -> Result<(), StoreError> {
     for (level, hold) in levels.iter().zip(holds) {
         with_conn!(conn, c => sqlx::query(
             "INSERT INTO reservation_levels (call_id, depth, reseller_id, account_id, \
-             amount_micros) VALUES ($1, $2, $3, $4, $5)",
+             amount_micros, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(call_id)
         .bind(level.level.depth)
         .bind(level.level.reseller_id)
         .bind(level.level.account_id)
         .bind(*hold)
+        .bind(now_ms)
         .execute(&mut **c)
         .await
         .map(|_| ()))?;
@@ -957,6 +987,42 @@ impl Store {
         let changed = fetch_reseller(&mut conn, id).await?;
         transaction.commit().await?;
         Ok(changed)
+    }
+
+    /// Changes a reseller's limits over all its customers: calls at once (0: none) and new
+    /// calls a second (0: none).
+    pub async fn set_reseller_limits(
+        &self,
+        id: i64,
+        concurrency_limit: i64,
+        calls_per_second: i64,
+    ) -> Result<(), StoreError> {
+        if concurrency_limit < 0 || calls_per_second < 0 {
+            return Err(StoreError::InvalidArgument(
+                "limits must not be negative".into(),
+            ));
+        }
+        let mut transaction = self.begin_write().await?;
+        let mut conn = transaction.conn();
+        let reseller = fetch_reseller(&mut conn, id).await?;
+        with_conn!(&mut conn, c => sqlx::query(
+            "UPDATE resellers SET calls_per_second = $2 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(calls_per_second)
+        .execute(&mut **c)
+        .await
+        .map(|_| ()))?;
+        with_conn!(&mut conn, c => sqlx::query(
+            "UPDATE accounts SET concurrency_limit = $2 WHERE id = $1",
+        )
+        .bind(reseller.account_id)
+        .bind(concurrency_limit)
+        .execute(&mut **c)
+        .await
+        .map(|_| ()))?;
+        transaction.commit().await?;
+        Ok(())
     }
 
     /// Sets what the vendor pays a reseller on its customers' calls and payments.

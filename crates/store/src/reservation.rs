@@ -481,7 +481,9 @@ impl Store {
         };
         // A customer of the vendor (most calls) costs no look for resellers.
         let levels = match account.reseller_id {
-            Some(_) => crate::resellers::lock_levels(&mut conn, account_id, beside == 1).await?,
+            Some(_) => {
+                crate::resellers::lock_levels(&mut conn, account_id, beside == 1, now_ms).await?
+            }
             None => Vec::new(),
         };
         let available = Available {
@@ -533,6 +535,7 @@ impl Store {
             call_id,
             &available.levels,
             &decision.level_holds,
+            now_ms,
         )
         .await?;
         transaction.commit().await?;

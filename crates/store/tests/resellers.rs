@@ -368,3 +368,33 @@ ledger_test!(commissions_are_paid_on_calls_and_payments_once, |store| {
     assert_eq!(lines[0].commission_micros, Some(40_000));
     assert!(store.check_balances().await.unwrap().is_empty());
 });
+
+ledger_test!(
+    a_reseller_bounds_its_customers_new_calls_a_second,
+    |store| {
+        let shop = reseller(store, "shop", None, 100 * UNIT).await;
+        store.set_reseller_limits(shop.id, 0, 2).await.unwrap();
+        assert_eq!(store.reseller(shop.id).await.unwrap().calls_per_second, 2);
+        let first = customer(store, &shop, 10 * UNIT).await;
+        let second = customer(store, &shop, 10 * UNIT).await;
+        let at = |ms: i64| NOW + ms;
+        for (call, account, ms) in [("a", &first, 0), ("b", &second, 400)] {
+            store
+                .authorize(call, Payer::Account(account.id), at(ms), hold(UNIT, UNIT))
+                .await
+                .unwrap();
+        }
+        let third = store
+            .authorize("c", Payer::Account(first.id), at(900), hold(UNIT, UNIT))
+            .await;
+        assert!(
+            matches!(third, Err(StoreError::CallRateLimit { per_second: 2, .. })),
+            "{third:?}"
+        );
+        // A second after the first, one of the two has left the window.
+        store
+            .authorize("d", Payer::Account(first.id), at(1_001), hold(UNIT, UNIT))
+            .await
+            .unwrap();
+    }
+);

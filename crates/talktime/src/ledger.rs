@@ -991,7 +991,9 @@ fn level_charges(customer: &RatingContext, levels: &[LevelPrice], answered_ms: u
 
 fn refusal(error: &StoreError) -> Refusal {
     match error {
-        StoreError::ConcurrencyLimit { .. } => Refusal::CardInUse,
+        StoreError::ConcurrencyLimit { .. } | StoreError::CallRateLimit { .. } => {
+            Refusal::CardInUse
+        }
         StoreError::Refused(StoreRefusal::InsufficientCredit { .. }) => Refusal::NoCredit,
         StoreError::Refused(StoreRefusal::NoRate) => Refusal::UnknownDestination,
         StoreError::NotUsable { .. } => Refusal::NoCredit,

@@ -76,6 +76,16 @@ pub enum ResellersCommand {
         #[arg(long)]
         reference: Option<String>,
     },
+    /// Bound a reseller's customers together: calls at once and new calls a second (0: none).
+    Limits {
+        #[command(flatten)]
+        ledger: LedgerArgs,
+        reseller: String,
+        #[arg(long = "concurrency-limit", default_value_t = 0)]
+        concurrency_limit: i64,
+        #[arg(long = "calls-per-second", default_value_t = 0)]
+        calls_per_second: i64,
+    },
     /// Set how far below zero a reseller's balance may go.
     CreditLimit {
         #[command(flatten)]
@@ -289,6 +299,22 @@ pub async fn run(command: ResellersCommand) -> anyhow::Result<()> {
                 .await?;
             println!("balance {}", format_micros(balance));
         }
+        ResellersCommand::Limits {
+            ledger,
+            reseller,
+            concurrency_limit,
+            calls_per_second,
+        } => {
+            let store = ledger.open().await?;
+            let reseller = find(&store, &reseller).await?;
+            store
+                .set_reseller_limits(reseller.id, concurrency_limit, calls_per_second)
+                .await?;
+            eprintln!(
+                "{}: {concurrency_limit} calls at once, {calls_per_second} a second (0: no bound)",
+                reseller.name
+            );
+        }
         ResellersCommand::CreditLimit {
             ledger,
             reseller,
@@ -476,6 +502,10 @@ pub struct ResellerView {
     /// Held by calls up now.
     pub held: String,
     pub calls_up: i64,
+    /// Calls at once over all its customers (0: no bound).
+    pub concurrency_limit: i64,
+    /// New calls a second over all its customers (0: no bound).
+    pub calls_per_second: i64,
     pub tariff_id: Option<i64>,
     pub sell_tariff_id: Option<i64>,
     pub min_margin_percent: i64,
@@ -496,6 +526,8 @@ async fn view(store: &Store, reseller: &Reseller) -> Result<ResellerView, AdminE
         free: format_micros(free_micros(reseller, held)),
         held: format_micros(held),
         calls_up,
+        concurrency_limit: reseller.concurrency_limit,
+        calls_per_second: reseller.calls_per_second,
         tariff_id: reseller.tariff_id,
         sell_tariff_id: reseller.sell_tariff_id,
         min_margin_percent: reseller.min_margin_percent,

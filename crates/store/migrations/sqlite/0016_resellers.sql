@@ -8,7 +8,8 @@
 -- recharge line (like cards' PINs, never the PIN). Commissions, paid by the vendor as
 -- 'commission' lines on the reseller's account: commission_calls_bp basis points of what the
 -- level below paid for each call (plus commission_call_flat_micros per charged call), and
--- commission_payments_bp of its own customers' payments. A customer account names its reseller. Every call of a reseller's customer also holds credit on each reseller above it
+-- commission_payments_bp of its own customers' payments; calls_per_second bounds the new calls
+-- of all its customers together (0: no bound). A customer account names its reseller. Every call of a reseller's customer also holds credit on each reseller above it
 -- (reservation_levels, depth 1 = the customer's own reseller), settled with the call in its
 -- transaction at that level's price. Identical on both backends but for the key's spelling;
 -- keep in step with the other directory's 0016_resellers.sql.
@@ -24,6 +25,7 @@ CREATE TABLE resellers (
     commission_calls_bp BIGINT NOT NULL DEFAULT 0,
     commission_call_flat_micros BIGINT NOT NULL DEFAULT 0,
     commission_payments_bp BIGINT NOT NULL DEFAULT 0,
+    calls_per_second BIGINT NOT NULL DEFAULT 0,
     depth BIGINT NOT NULL,
     created_at_ms BIGINT NOT NULL
 );
@@ -41,8 +43,10 @@ CREATE TABLE reservation_levels (
     is_open BIGINT NOT NULL DEFAULT 1,
     charged_micros BIGINT,
     commission_micros BIGINT,
+    created_at_ms BIGINT NOT NULL,
     PRIMARY KEY (call_id, depth)
 );
+CREATE INDEX reservation_levels_recent ON reservation_levels (account_id, created_at_ms);
 CREATE INDEX reservation_levels_open ON reservation_levels (account_id) WHERE is_open = 1;
 CREATE INDEX reservation_levels_reseller ON reservation_levels (reseller_id);
 
