@@ -169,38 +169,34 @@ enum State {
     Finished,
 }
 
-impl State {
-    /// The digit entry this state collects, if it collects one: the one list of them, for
-    /// keys, prompt ends, timers and timeouts alike.
-    fn entry(&mut self) -> Option<(EntryKind, &mut Entry)> {
-        let found = match self {
-            State::ChoosingLanguage(entry) => (EntryKind::Language, entry),
-            State::EnteringPin(entry) => (EntryKind::Pin, entry),
-            State::EnteringDestination(entry) => (EntryKind::Destination, entry),
-            State::EnteringVoucher(entry) => (EntryKind::Voucher, entry),
-            State::EnteringNewPin(entry) => (EntryKind::NewPin, entry),
-            State::ConfirmingNewPin { entry, .. } => (EntryKind::ConfirmPin, entry),
-            State::EnteringCustomerNumber(entry) => (EntryKind::CustomerNumber, entry),
-            State::EnteringAmount { entry, .. } => (EntryKind::Amount, entry),
-            State::ConfirmingRecharge { entry, .. } => (EntryKind::ConfirmRecharge, entry),
-            _ => return None,
-        };
-        Some(found)
-    }
-
-    fn entry_deadline(&self) -> Option<Option<Instant>> {
-        match self {
-            State::ChoosingLanguage(entry)
-            | State::EnteringPin(entry)
-            | State::EnteringDestination(entry)
-            | State::EnteringVoucher(entry)
-            | State::EnteringNewPin(entry)
-            | State::ConfirmingNewPin { entry, .. }
-            | State::EnteringCustomerNumber(entry)
-            | State::EnteringAmount { entry, .. }
-            | State::ConfirmingRecharge { entry, .. } => Some(entry.deadline()),
+/// The states that collect a digit entry, with its kind: the one list of them, for keys,
+/// prompt ends, timers and timeouts alike. `$state` is `&State` or `&mut State`.
+macro_rules! entry_of {
+    ($state:expr) => {
+        match $state {
+            State::ChoosingLanguage(entry) => Some((EntryKind::Language, entry)),
+            State::EnteringPin(entry) => Some((EntryKind::Pin, entry)),
+            State::EnteringDestination(entry) => Some((EntryKind::Destination, entry)),
+            State::EnteringVoucher(entry) => Some((EntryKind::Voucher, entry)),
+            State::EnteringNewPin(entry) => Some((EntryKind::NewPin, entry)),
+            State::ConfirmingNewPin { entry, .. } => Some((EntryKind::ConfirmPin, entry)),
+            State::EnteringCustomerNumber(entry) => Some((EntryKind::CustomerNumber, entry)),
+            State::EnteringAmount { entry, .. } => Some((EntryKind::Amount, entry)),
+            State::ConfirmingRecharge { entry, .. } => Some((EntryKind::ConfirmRecharge, entry)),
             _ => None,
         }
+    };
+}
+
+impl State {
+    /// The digit entry this state collects, if it collects one.
+    fn entry(&mut self) -> Option<(EntryKind, &mut Entry)> {
+        entry_of!(self)
+    }
+
+    /// Its entry's timer, when the state collects one.
+    fn entry_deadline(&self) -> Option<Option<Instant>> {
+        entry_of!(self).map(|(_, entry)| entry.deadline())
     }
 }
 

@@ -444,12 +444,9 @@ impl Store {
                  AND (CAST($7 AS TEXT) IS NULL OR disconnect_cause = $7) \
                  AND (CAST($8 AS TEXT) IS NULL OR substr(destination, 1, length($8)) = $8) \
                  AND (CAST($10 AS BIGINT) IS NULL OR account_id IN ( \
-                   WITH RECURSIVE tree (id, steps) AS ( \
-                     SELECT CAST($10 AS BIGINT), CAST(0 AS BIGINT) \
-                     UNION ALL SELECT r.id, t.steps + 1 FROM resellers r \
-                     JOIN tree t ON r.parent_id = t.id WHERE t.steps < 16) \
-                   SELECT a.id FROM accounts a JOIN tree t ON a.reseller_id = t.id)) \
-                 ORDER BY start_ms DESC, id DESC LIMIT $9"
+                   SELECT id FROM accounts WHERE reseller_id IN (",
+                crate::resellers::tree_ids!("$10"),
+                "))) ORDER BY start_ms DESC, id DESC LIMIT $9"
             ),
         )
         .bind(filter.from_ms)

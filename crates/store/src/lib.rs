@@ -80,7 +80,7 @@ pub use plans::{AccountRules, DuePlan, PlanRow};
 pub use recovery::{Closed, Orphan};
 pub use resellers::{
     Commission, DEFAULT_MAX_RESELLER_DEPTH, LevelAvailable, LevelLine, NewReseller, Reseller,
-    ResellerLevel, StatementLine, Transfer,
+    ResellerLevel, ResellerTerms, StatementLine, Transfer,
 };
 pub use reservation::{
     Available, Decision, FirstUse, Payer, ReconcileReport, Refusal, ReleaseOutcome, Reservation,

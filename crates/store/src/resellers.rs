@@ -62,6 +62,55 @@ pub struct Commission {
     pub payments_bp: i64,
 }
 
+/// What an operator changes of a reseller after adding it ([`Store::set_reseller_terms`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResellerTerms {
+    /// How far below zero its balance may go.
+    pub credit_limit_micros: i64,
+    /// What its customers without a tariff of their own pay.
+    pub sell_tariff_id: Option<i64>,
+    /// The least margin over its own price, in percent.
+    pub min_margin_percent: i64,
+    pub commission: Commission,
+    /// Calls at once over all its customers (0: no bound).
+    pub concurrency_limit: i64,
+    /// New calls a second over all its customers (0: no bound).
+    pub calls_per_second: i64,
+}
+
+impl ResellerTerms {
+    fn check(&self) -> Result<(), StoreError> {
+        let invalid = |text: &str| Err(StoreError::InvalidArgument(text.to_owned()));
+        let percent = |bp: i64| (0..=talktime_billing::BASIS_POINTS).contains(&bp);
+        if self.credit_limit_micros < 0 {
+            return invalid("a credit limit is not negative");
+        }
+        if !percent(self.commission.calls_bp) || !percent(self.commission.payments_bp) {
+            return invalid("a commission is 0-100 %");
+        }
+        if self.concurrency_limit < 0 || self.calls_per_second < 0 {
+            return invalid("limits must not be negative");
+        }
+        crate::ledger::check_amount(self.credit_limit_micros)?;
+        crate::ledger::check_amount(self.commission.call_flat_micros)?;
+        check_margin(self.min_margin_percent)
+    }
+}
+
+impl Reseller {
+    /// Its terms as they are, to change some and write them back.
+    pub fn terms(&self) -> ResellerTerms {
+        ResellerTerms {
+            credit_limit_micros: self.credit_limit_micros,
+            sell_tariff_id: self.sell_tariff_id,
+            min_margin_percent: self.min_margin_percent,
+            commission: self.commission,
+            concurrency_limit: self.concurrency_limit,
+            calls_per_second: self.calls_per_second,
+        }
+    }
+}
+
 /// What [`Store::add_reseller`] needs.
 #[derive(Clone, Debug)]
 pub struct NewReseller {
@@ -190,6 +239,23 @@ struct ResellerRow {
     concurrency_limit: i64,
     created_at_ms: i64,
 }
+
+/// The ids of reseller `$root` (a bound parameter) and of every reseller below it, as SQL: the
+/// one definition of a reseller's tree, for listing it and for scoping CDRs to it.
+macro_rules! tree_ids {
+    ($root:literal) => {
+        concat!(
+            "WITH RECURSIVE tree (id, steps) AS ( \
+               SELECT CAST(",
+            $root,
+            " AS BIGINT), CAST(0 AS BIGINT) \
+               UNION ALL SELECT child.id, tree.steps + 1 FROM resellers child \
+               JOIN tree ON child.parent_id = tree.id WHERE tree.steps < 16) \
+             SELECT id FROM tree"
+        )
+    };
+}
+pub(crate) use tree_ids;
 
 /// `SELECT` of a reseller with its account's money, then `$tail`.
 macro_rules! select_resellers {
@@ -814,16 +880,10 @@ impl Store {
         let mut held = self.acquire().await?;
         let mut conn = held.conn();
         let found: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
-            "WITH RECURSIVE up (id, parent_id, steps) AS ( \
-               SELECT id, parent_id, CAST(0 AS BIGINT) FROM resellers WHERE id = $1 \
-               UNION ALL \
-               SELECT r.id, r.parent_id, u.steps + 1 FROM up u \
-               JOIN resellers r ON r.id = u.parent_id WHERE u.steps < $3) \
-             SELECT id FROM up WHERE id = $2",
+            concat!("SELECT id FROM resellers WHERE id = $1 AND id IN (", tree_ids!("$2"), ")"),
         )
         .bind(reseller_id)
         .bind(root)
-        .bind(CHAIN_LIMIT)
         .fetch_optional(&mut **c)
         .await)?;
         Ok(found.is_some())
@@ -928,88 +988,53 @@ impl Store {
 
     /// Every reseller, parents before their children.
     pub async fn resellers(&self) -> Result<Vec<Reseller>, StoreError> {
+        self.resellers_under(None).await
+    }
+
+    /// Reseller `root` and every reseller below it (every reseller with `None`), parents
+    /// before their children: what a reseller's user may see.
+    pub async fn resellers_under(&self, root: Option<i64>) -> Result<Vec<Reseller>, StoreError> {
         let mut held = self.acquire().await?;
         let mut conn = held.conn();
-        let rows: Vec<ResellerRow> = with_conn!(&mut conn, c => sqlx::query_as(select_resellers!("ORDER BY r.depth, r.id"))
-            .fetch_all(&mut **c)
-            .await)?;
+        let rows: Vec<ResellerRow> = with_conn!(&mut conn, c => sqlx::query_as(
+            concat!(
+                select_resellers!("WHERE CAST($1 AS BIGINT) IS NULL OR r.id IN ("),
+                tree_ids!("$1"),
+                ") ORDER BY r.depth, r.id"
+            ),
+        )
+        .bind(root)
+        .fetch_all(&mut **c)
+        .await)?;
         Ok(rows.into_iter().map(reseller).collect())
     }
 
-    /// Changes how far below zero a reseller's balance may go.
-    pub async fn set_reseller_credit_limit(
+    /// Changes a reseller's terms, all in one transaction: credit limit, white-label tariff,
+    /// minimum margin, commissions and limits over all its customers. Read them with
+    /// [`Reseller::terms`], change what changes, write them back.
+    pub async fn set_reseller_terms(
         &self,
         id: i64,
-        credit_limit_micros: i64,
+        terms: &ResellerTerms,
     ) -> Result<Reseller, StoreError> {
-        if credit_limit_micros < 0 {
-            return Err(StoreError::InvalidArgument(
-                "a credit limit is not negative".into(),
-            ));
-        }
-        let mut transaction = self.begin_write().await?;
-        let mut conn = transaction.conn();
-        fetch_reseller(&mut conn, id).await?;
-        with_conn!(&mut conn, c => sqlx::query(
-            "UPDATE resellers SET credit_limit_micros = $2 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(credit_limit_micros)
-        .execute(&mut **c)
-        .await
-        .map(|_| ()))?;
-        let changed = fetch_reseller(&mut conn, id).await?;
-        transaction.commit().await?;
-        Ok(changed)
-    }
-
-    /// Changes what a reseller's customers without a tariff pay (`None`: the vendor's default
-    /// tariff) and the least margin it sells at.
-    pub async fn set_reseller_pricing(
-        &self,
-        id: i64,
-        sell_tariff_id: Option<i64>,
-        min_margin_percent: i64,
-    ) -> Result<Reseller, StoreError> {
-        check_margin(min_margin_percent)?;
-        let mut transaction = self.begin_write().await?;
-        let mut conn = transaction.conn();
-        fetch_reseller(&mut conn, id).await?;
-        with_conn!(&mut conn, c => sqlx::query(
-            "UPDATE resellers SET sell_tariff_id = $2, min_margin_percent = $3 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(sell_tariff_id)
-        .bind(min_margin_percent)
-        .execute(&mut **c)
-        .await
-        .map(|_| ()))?;
-        let changed = fetch_reseller(&mut conn, id).await?;
-        transaction.commit().await?;
-        Ok(changed)
-    }
-
-    /// Changes a reseller's limits over all its customers: calls at once (0: none) and new
-    /// calls a second (0: none).
-    pub async fn set_reseller_limits(
-        &self,
-        id: i64,
-        concurrency_limit: i64,
-        calls_per_second: i64,
-    ) -> Result<(), StoreError> {
-        if concurrency_limit < 0 || calls_per_second < 0 {
-            return Err(StoreError::InvalidArgument(
-                "limits must not be negative".into(),
-            ));
-        }
+        terms.check()?;
         let mut transaction = self.begin_write().await?;
         let mut conn = transaction.conn();
         let reseller = fetch_reseller(&mut conn, id).await?;
         with_conn!(&mut conn, c => sqlx::query(
-            "UPDATE resellers SET calls_per_second = $2 WHERE id = $1",
+            "UPDATE resellers SET credit_limit_micros = $2, sell_tariff_id = $3, \
+             min_margin_percent = $4, commission_calls_bp = $5, \
+             commission_call_flat_micros = $6, commission_payments_bp = $7, \
+             calls_per_second = $8 WHERE id = $1",
         )
         .bind(id)
-        .bind(calls_per_second)
+        .bind(terms.credit_limit_micros)
+        .bind(terms.sell_tariff_id)
+        .bind(terms.min_margin_percent)
+        .bind(terms.commission.calls_bp)
+        .bind(terms.commission.call_flat_micros)
+        .bind(terms.commission.payments_bp)
+        .bind(terms.calls_per_second)
         .execute(&mut **c)
         .await
         .map(|_| ()))?;
@@ -1017,38 +1042,7 @@ impl Store {
             "UPDATE accounts SET concurrency_limit = $2 WHERE id = $1",
         )
         .bind(reseller.account_id)
-        .bind(concurrency_limit)
-        .execute(&mut **c)
-        .await
-        .map(|_| ()))?;
-        transaction.commit().await?;
-        Ok(())
-    }
-
-    /// Sets what the vendor pays a reseller on its customers' calls and payments.
-    pub async fn set_reseller_commission(
-        &self,
-        id: i64,
-        commission: Commission,
-    ) -> Result<Reseller, StoreError> {
-        let within = |bp: i64| (0..=talktime_billing::BASIS_POINTS).contains(&bp);
-        if !within(commission.calls_bp) || !within(commission.payments_bp) {
-            return Err(StoreError::InvalidArgument(
-                "a commission is 0-100 %".into(),
-            ));
-        }
-        crate::ledger::check_amount(commission.call_flat_micros)?;
-        let mut transaction = self.begin_write().await?;
-        let mut conn = transaction.conn();
-        fetch_reseller(&mut conn, id).await?;
-        with_conn!(&mut conn, c => sqlx::query(
-            "UPDATE resellers SET commission_calls_bp = $2, commission_call_flat_micros = $3, \
-             commission_payments_bp = $4 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(commission.calls_bp)
-        .bind(commission.call_flat_micros)
-        .bind(commission.payments_bp)
+        .bind(terms.concurrency_limit)
         .execute(&mut **c)
         .await
         .map(|_| ()))?;

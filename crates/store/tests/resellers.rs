@@ -304,16 +304,17 @@ ledger_test!(commissions_are_paid_on_calls_and_payments_once, |store| {
         call_flat_micros: 10_000,
         payments_bp: 300,
     };
-    store
-        .set_reseller_commission(shop.id, shop_terms)
-        .await
-        .unwrap();
+    let mut terms = shop.terms();
+    terms.commission = shop_terms;
+    store.set_reseller_terms(shop.id, &terms).await.unwrap();
     let wholesale_terms = Commission {
         calls_bp: 1_000,
         ..Commission::default()
     };
+    let mut terms = wholesale.terms();
+    terms.commission = wholesale_terms;
     store
-        .set_reseller_commission(wholesale.id, wholesale_terms)
+        .set_reseller_terms(wholesale.id, &terms)
         .await
         .unwrap();
     let account = customer(store, &shop, 10 * UNIT).await;
@@ -373,7 +374,9 @@ ledger_test!(
     a_reseller_bounds_its_customers_new_calls_a_second,
     |store| {
         let shop = reseller(store, "shop", None, 100 * UNIT).await;
-        store.set_reseller_limits(shop.id, 0, 2).await.unwrap();
+        let mut terms = shop.terms();
+        terms.calls_per_second = 2;
+        store.set_reseller_terms(shop.id, &terms).await.unwrap();
         assert_eq!(store.reseller(shop.id).await.unwrap().calls_per_second, 2);
         let first = customer(store, &shop, 10 * UNIT).await;
         let second = customer(store, &shop, 10 * UNIT).await;

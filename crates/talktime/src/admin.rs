@@ -308,7 +308,10 @@ pub struct ExportArgs {
     output: String,
 }
 
-async fn tariff_named(store: &Store, name: &str) -> anyhow::Result<talktime_store::Tariff> {
+pub(crate) async fn tariff_named(
+    store: &Store,
+    name: &str,
+) -> anyhow::Result<talktime_store::Tariff> {
     store
         .tariff_by_name(name)
         .await?

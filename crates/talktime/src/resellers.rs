@@ -148,15 +148,16 @@ pub async fn find(store: &Store, text: &str) -> anyhow::Result<Reseller> {
     Ok(store.reseller(id).await?)
 }
 
+/// The ledger and a reseller by name or id.
+async fn open_reseller(ledger: &LedgerArgs, text: &str) -> anyhow::Result<(Store, Reseller)> {
+    let store = ledger.open().await?;
+    let reseller = find(&store, text).await?;
+    Ok((store, reseller))
+}
+
 async fn tariff_id(store: &Store, name: Option<&str>) -> anyhow::Result<Option<i64>> {
     match name {
-        Some(name) => Ok(Some(
-            store
-                .tariff_by_name(name)
-                .await?
-                .with_context(|| format!("no tariff named {name}"))?
-                .id,
-        )),
+        Some(name) => Ok(Some(crate::admin::tariff_named(store, name).await?.id)),
         None => Ok(None),
     }
 }
@@ -274,8 +275,7 @@ pub async fn run(command: ResellersCommand) -> anyhow::Result<()> {
             }
         }
         ResellersCommand::Show { ledger, reseller } => {
-            let store = ledger.open().await?;
-            let reseller = find(&store, &reseller).await?;
+            let (store, reseller) = open_reseller(&ledger, &reseller).await?;
             let (held, calls) = store.reseller_holds(reseller.id).await?;
             print_reseller(&reseller, held);
             println!("held {} by {calls} calls", format_micros(held));
@@ -286,8 +286,7 @@ pub async fn run(command: ResellersCommand) -> anyhow::Result<()> {
             amount,
             reference,
         } => {
-            let store = ledger.open().await?;
-            let reseller = find(&store, &reseller).await?;
+            let (store, reseller) = open_reseller(&ledger, &reseller).await?;
             let amount = parse_micros(&amount).context("amount")?;
             let balance = store
                 .recharge(
@@ -305,11 +304,11 @@ pub async fn run(command: ResellersCommand) -> anyhow::Result<()> {
             concurrency_limit,
             calls_per_second,
         } => {
-            let store = ledger.open().await?;
-            let reseller = find(&store, &reseller).await?;
-            store
-                .set_reseller_limits(reseller.id, concurrency_limit, calls_per_second)
-                .await?;
+            let (store, reseller) = open_reseller(&ledger, &reseller).await?;
+            let mut terms = reseller.terms();
+            terms.concurrency_limit = concurrency_limit;
+            terms.calls_per_second = calls_per_second;
+            store.set_reseller_terms(reseller.id, &terms).await?;
             eprintln!(
                 "{}: {concurrency_limit} calls at once, {calls_per_second} a second (0: no bound)",
                 reseller.name
@@ -320,10 +319,10 @@ pub async fn run(command: ResellersCommand) -> anyhow::Result<()> {
             reseller,
             amount,
         } => {
-            let store = ledger.open().await?;
-            let reseller = find(&store, &reseller).await?;
-            let amount = parse_micros(&amount).context("amount")?;
-            let changed = store.set_reseller_credit_limit(reseller.id, amount).await?;
+            let (store, reseller) = open_reseller(&ledger, &reseller).await?;
+            let mut terms = reseller.terms();
+            terms.credit_limit_micros = parse_micros(&amount).context("amount")?;
+            let changed = store.set_reseller_terms(reseller.id, &terms).await?;
             println!(
                 "credit limit {}",
                 format_micros(changed.credit_limit_micros)
@@ -335,12 +334,11 @@ pub async fn run(command: ResellersCommand) -> anyhow::Result<()> {
             sell_tariff,
             min_margin,
         } => {
-            let store = ledger.open().await?;
-            let reseller = find(&store, &reseller).await?;
-            let sell = tariff_id(&store, sell_tariff.as_deref()).await?;
-            let changed = store
-                .set_reseller_pricing(reseller.id, sell, min_margin)
-                .await?;
+            let (store, reseller) = open_reseller(&ledger, &reseller).await?;
+            let mut terms = reseller.terms();
+            terms.sell_tariff_id = tariff_id(&store, sell_tariff.as_deref()).await?;
+            terms.min_margin_percent = min_margin;
+            let changed = store.set_reseller_terms(reseller.id, &terms).await?;
             eprintln!(
                 "reseller {}: sell tariff {}, minimum margin {} %",
                 changed.name,
@@ -355,8 +353,7 @@ pub async fn run(command: ResellersCommand) -> anyhow::Result<()> {
             reseller,
             pin_file,
         } => {
-            let store = ledger.open().await?;
-            let reseller = find(&store, &reseller).await?;
+            let (store, reseller) = open_reseller(&ledger, &reseller).await?;
             let (pin, made) = match pin_file {
                 Some(path) => {
                     let text = std::fs::read_to_string(&path)
@@ -390,16 +387,14 @@ pub async fn run(command: ResellersCommand) -> anyhow::Result<()> {
             call_flat,
             payments,
         } => {
-            let store = ledger.open().await?;
-            let reseller = find(&store, &reseller).await?;
-            let commission = talktime_store::Commission {
+            let (store, reseller) = open_reseller(&ledger, &reseller).await?;
+            let mut terms = reseller.terms();
+            terms.commission = talktime_store::Commission {
                 calls_bp: basis_points(&calls).context("--calls")?,
                 call_flat_micros: parse_micros(&call_flat).context("--call-flat")?,
                 payments_bp: basis_points(&payments).context("--payments")?,
             };
-            store
-                .set_reseller_commission(reseller.id, commission)
-                .await?;
+            store.set_reseller_terms(reseller.id, &terms).await?;
             eprintln!("commission of {} set", reseller.name);
         }
         ResellersCommand::Statement {
@@ -407,8 +402,7 @@ pub async fn run(command: ResellersCommand) -> anyhow::Result<()> {
             reseller,
             limit,
         } => {
-            let store = ledger.open().await?;
-            let reseller = find(&store, &reseller).await?;
+            let (store, reseller) = open_reseller(&ledger, &reseller).await?;
             print_statement(&store.reseller_statement(reseller.id, limit).await?);
         }
         ResellersCommand::Customer {
@@ -583,30 +577,11 @@ pub(crate) async fn list(
     State(state): State<AdminState>,
     Extension(scope): Extension<Scope>,
 ) -> Result<Json<Vec<ResellerView>>, AdminError> {
-    let all = state.store().resellers().await?;
     let mut views = Vec::new();
-    for reseller in &all {
-        if within(&all, reseller, scope.0) {
-            views.push(view(state.store(), reseller).await?);
-        }
+    for reseller in state.store().resellers_under(scope.0).await? {
+        views.push(view(state.store(), &reseller).await?);
     }
     Ok(Json(views))
-}
-
-/// True when `reseller` is in the tree of `root` (every reseller without one).
-fn within(all: &[Reseller], reseller: &Reseller, root: Option<i64>) -> bool {
-    let Some(root) = root else {
-        return true;
-    };
-    let mut current = Some(reseller.id);
-    for _ in 0..=all.len() {
-        match current {
-            Some(id) if id == root => return true,
-            Some(id) => current = all.iter().find(|r| r.id == id).and_then(|r| r.parent_id),
-            None => return false,
-        }
-    }
-    false
 }
 
 /// Adds a reseller with an account of its own (zero balance).
@@ -772,14 +747,24 @@ pub struct CustomerAdded {
     pub account_id: i64,
 }
 
-fn customer_number(text: &str) -> Result<talktime_pii::Pii<String>, AdminError> {
+/// A customer's phone number as callers' numbers are kept (digits), from what an operator or a
+/// reseller typed: 4-20 digits, an optional `+` first.
+pub fn customer_number(text: &str) -> Option<talktime_pii::Pii<String>> {
     let digits = text.trim().trim_start_matches('+');
-    if digits.len() < 4 || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(AdminError::BadRequest(
-            "a number is 4-20 digits, an optional + first".into(),
-        ));
-    }
-    Ok(talktime_pii::Pii::new(digits.to_owned()))
+    let valid = (4..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    valid.then(|| talktime_pii::Pii::new(digits.to_owned()))
+}
+
+fn api_number(text: &str) -> Result<talktime_pii::Pii<String>, AdminError> {
+    customer_number(text).ok_or_else(|| {
+        AdminError::BadRequest("a number is 4-20 digits, an optional + first".into())
+    })
+}
+
+/// An account's name from the last four digits of its number.
+pub fn pinless_name(number: &talktime_pii::Pii<String>) -> String {
+    let digits = number.expose();
+    format!("pinless ...{}", &digits[digits.len().saturating_sub(4)..])
 }
 
 /// Registers a pinless customer of the reseller by phone number: a new account under it, in
@@ -799,18 +784,17 @@ pub(crate) async fn add_customer(
     Json(order): Json<CustomerOrder>,
 ) -> Result<(StatusCode, Json<CustomerAdded>), AdminError> {
     scope.reseller(state.store(), id).await?;
-    let number = customer_number(&order.number)?;
-    if state.store().lookup_caller_id(&number).await?.is_some() {
-        return Err(AdminError::Conflict(
-            "the number is registered already".into(),
-        ));
-    }
-    let tail = &number.expose()[number.expose().len() - 4..];
-    let name = order.name.unwrap_or_else(|| format!("pinless ...{tail}"));
+    let number = api_number(&order.number)?;
+    let name = order.name.unwrap_or_else(|| pinless_name(&number));
+    // The store refuses a number that is registered already, in its transaction.
     let account_id = state
         .store()
         .add_pinless_customer(id, &name, &number, wall_clock_ms())
-        .await?;
+        .await
+        .map_err(|error| match error {
+            talktime_store::StoreError::InvalidArgument(text) => AdminError::Conflict(text),
+            other => AdminError::Store(other),
+        })?;
     let after = serde_json::json!({ "account_id": account_id });
     let subject = format!("reseller {id}");
     crate::vouchers::audit(&state, &caller, "resellers.customer_add", &subject, after).await?;
@@ -873,7 +857,7 @@ pub(crate) async fn transfer(
         (Some(account), None) => account,
         (None, Some(number)) => state
             .store()
-            .customer_by_number(id, &customer_number(number)?)
+            .customer_by_number(id, &api_number(number)?)
             .await?
             .ok_or_else(|| AdminError::NotFound("no customer with that number".into()))?,
         _ => {

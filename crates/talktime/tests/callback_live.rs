@@ -63,17 +63,6 @@ fn leg(dir: &Path, call_id: &str, attempt: u32) -> Cdr {
     rows.into_iter().next().unwrap()
 }
 
-fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
-
 /// A destination keyed as a person does: a key every 400-600 ms.
 fn human_keys(number: &str, from: Duration) -> Vec<(Duration, String)> {
     let gaps = [430u64, 560, 410, 600, 480, 520, 455, 590];
@@ -106,7 +95,7 @@ fn a_caller_refused_on_the_callback_line_is_called_back_and_connected() {
         phone.log_text()
     );
     assert!(
-        wait_until(Duration::from_secs(5), || switch
+        common::wait_until(Duration::from_secs(5), || switch
             .log_text()
             .contains("not registered")),
         "{}",
@@ -115,7 +104,7 @@ fn a_caller_refused_on_the_callback_line_is_called_back_and_connected() {
     prepaid::register_caller_id(&dir, account, PHONE);
     phone.dial(&format!("sip:600@{}", switch.sip));
     assert!(
-        wait_until(Duration::from_secs(10), || phone
+        common::wait_until(Duration::from_secs(10), || phone
             .log_text()
             .matches("480 Temporarily Unavailable")
             .count()
@@ -139,7 +128,7 @@ fn a_caller_refused_on_the_callback_line_is_called_back_and_connected() {
         &human_keys("00442071234567#", Duration::from_millis(2500)),
     );
     assert!(
-        wait_until(Duration::from_secs(25), || switch
+        common::wait_until(Duration::from_secs(25), || switch
             .log_text()
             .contains("bridged")),
         "the keyed destination is connected:\n{}",
@@ -270,7 +259,7 @@ fn a_callback_up_when_the_switch_is_killed_is_billed_on_both_legs_after_the_rest
     let placed: serde_json::Value = serde_json::from_str(&body).unwrap();
     let call_id = placed["call_id"].as_str().unwrap().to_owned();
     assert!(
-        wait_until(Duration::from_secs(20), || switch
+        common::wait_until(Duration::from_secs(20), || switch
             .log_text()
             .contains("bridged")),
         "{}",

@@ -24,21 +24,6 @@ const PIN: &str = "1234567890";
 const PIN_AT: Duration = Duration::from_millis(2000);
 const AFTER_PIN_AT: Duration = Duration::from_millis(5600);
 
-fn talktime(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_talktime"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "talktime {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
 /// Every prompt list the switch played, in order, with its language: `es ["enter_pin"]`.
 fn played(switch: &Switch) -> Vec<String> {
     switch
@@ -69,7 +54,7 @@ fn a_voucher_keyed_by_two_calls_at_once_credits_once() {
     prepaid::tariff(&dir, "demo", RATES);
     let first = prepaid::card(&dir, PIN, 1_000_000, 0);
     let second = prepaid::card(&dir, "5566778899", 1_000_000, 0);
-    let csv = talktime(
+    let csv = common::cli(
         &dir,
         &[
             "vouchers", "generate", "--name", "shop", "--count", "2", "--value", "5.00",
@@ -139,7 +124,7 @@ fn a_voucher_keyed_by_two_calls_at_once_credits_once() {
         (2, 1),
         "{prompts:#?}"
     );
-    let listed = talktime(&dir, &["vouchers", "list", "1"]);
+    let listed = common::cli(&dir, &["vouchers", "list", "1"]);
     let users: Vec<&str> = listed
         .lines()
         .filter(|line| line.contains("used_by_account_id"))
@@ -195,7 +180,7 @@ fn redial_and_speed_dials_call_the_stored_numbers() {
     ];
     for (index, (what, script)) in calls.iter().enumerate() {
         if index == 3 {
-            talktime(
+            common::cli(
                 &dir,
                 &[
                     "accounts",
@@ -222,7 +207,7 @@ fn redial_and_speed_dials_call_the_stored_numbers() {
         assert_eq!(cdr.destination.expose(), wanted, "{what}: {cdr:?}");
         assert!(cdr.answer_ms.is_some(), "{what}: answered");
     }
-    let listed = talktime(
+    let listed = common::cli(
         &dir,
         &["accounts", "speed-dial", "--account", &account.to_string()],
     );
@@ -257,7 +242,7 @@ fn a_language_chosen_once_is_remembered_on_the_next_call() {
         wait,
     );
     assert_ok(&first, &switch, "the first call chooses Spanish");
-    let shown = talktime(&dir, &["accounts", "show", "--pin", PIN]);
+    let shown = common::cli(&dir, &["accounts", "show", "--pin", PIN]);
     assert!(shown.contains("IVR language es"), "{shown}");
     let before = played(&switch).len();
     let second = call_number(

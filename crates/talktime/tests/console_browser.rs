@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::browser::Browser;
@@ -180,40 +180,6 @@ impl Console {
     }
 }
 
-/// Every row of a workbook's first sheet as text, read by openpyxl (Debian's python3).
-fn read_workbook(path: &std::path::Path) -> Vec<Vec<String>> {
-    let program = "import openpyxl, sys\n\
-                   sheet = openpyxl.load_workbook(sys.argv[1]).active\n\
-                   for row in sheet.iter_rows(values_only=True):\n    \
-                   print('\\t'.join('' if c is None else str(c) for c in row))\n";
-    let output = Command::new("/usr/bin/python3")
-        .args(["-c", program])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| line.split('\t').map(str::to_owned).collect())
-        .collect()
-}
-
-fn add_user(dir: &std::path::Path, name: &str, role: &str, password: &str) {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_talktime"))
-        .args(["users", "add", name, "--role", role, "--data-dir"])
-        .arg(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{output:?}");
-}
-
 #[test]
 fn an_admin_hangs_up_a_live_call_from_the_browser_and_a_support_user_cannot() {
     let _turn = one_at_a_time();
@@ -240,7 +206,7 @@ fn an_admin_hangs_up_a_live_call_from_the_browser_and_a_support_user_cannot() {
     let console = site.base.clone();
     let password = std::fs::read_to_string(dir.join("admin.password")).unwrap();
     let password = password.trim();
-    add_user(&dir, "helpdesk", "support", "support-password-1");
+    common::add_user(&dir, "helpdesk", "support", &[], "support-password-1");
 
     // A caller who stays until the switch hangs up (up to 40 s).
     let caller = {
@@ -432,7 +398,7 @@ fn cards_are_generated_found_by_pin_recharged_once_and_blocked() {
     let console = site.base.clone();
     let password = std::fs::read_to_string(dir.join("admin.password")).unwrap();
     let password = password.trim();
-    add_user(&dir, "helpdesk", "support", "support-password-1");
+    common::add_user(&dir, "helpdesk", "support", &[], "support-password-1");
     let admin = site.log_in("admin", password).unwrap();
     let csrf = site.csrf_of(&admin);
 
@@ -483,7 +449,7 @@ fn cards_are_generated_found_by_pin_recharged_once_and_blocked() {
         &workbook,
     );
     assert_eq!(status, 200);
-    let rows = read_workbook(&workbook);
+    let rows = common::read_workbook(&workbook);
     assert_eq!(rows.len(), 5, "{rows:?}");
     assert_eq!(rows[0][..3], ["card_id", "pin", "balance"], "{rows:?}");
     for row in &rows[1..] {
@@ -1150,7 +1116,7 @@ fn tariff_settings_are_edited_and_calls_priced_in_the_simulator() {
         base: console.clone(),
         ca: None,
     };
-    add_user(&dir, "helpdesk", "support", "support-password-1");
+    common::add_user(&dir, "helpdesk", "support", &[], "support-password-1");
     let support = site.log_in("helpdesk", "support-password-1").unwrap();
     let support_csrf = site.csrf_of(&support);
     let refused = site.post(
@@ -1431,44 +1397,20 @@ fn a_resellers_user_works_its_own_tree_in_the_browser() {
     let _turn = one_at_a_time();
     let dir = prepaid::data_dir("console-resellers");
     prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
-    let cli = |args: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_talktime"))
-            .args(args)
-            .arg("--data-dir")
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{output:?}");
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
-    };
+    let cli = |args: &[&str]| common::cli(&dir, args).trim().to_owned();
     let shop = cli(&["resellers", "add", "Sunrise Phones"]);
     let rival = cli(&["resellers", "add", "rival"]);
     cli(&["resellers", "recharge", "Sunrise Phones", "10.00"]);
     cli(&["resellers", "recharge", "rival", "5.00"]);
-    {
-        use std::io::Write;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_talktime"))
-            .args([
-                "users",
-                "add",
-                "clerk",
-                "--role",
-                "reseller",
-                "--reseller",
-                &shop,
-            ])
-            .arg("--data-dir")
-            .arg(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        writeln!(child.stdin.take().unwrap(), "clerk-password-1").unwrap();
-        assert!(child.wait_with_output().unwrap().status.success());
-    }
+    common::add_user(
+        &dir,
+        "clerk",
+        "reseller",
+        &["--reseller", &shop],
+        "clerk-password-1",
+    );
     // With a user made before the first start, the switch makes no admin of its own.
-    add_user(&dir, "boss", "admin", "boss-password-1");
+    common::add_user(&dir, "boss", "admin", &[], "boss-password-1");
     // The US carrier answers the shop's customer and the rival's.
     let carrier = common::scenario::BackgroundSipp::uas(
         150,

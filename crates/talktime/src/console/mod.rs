@@ -429,8 +429,19 @@ async fn hang_up(
         .into_iter()
         .find(|call| call.key == key)
         .ok_or(ConsoleError::NotFound)?;
+    end_call(&state, &user, &call).await?;
+    Ok(Redirect::to("/console/calls").into_response())
+}
+
+/// Asks the core to end a live call (BYE on both legs, settled, CDR cause `operator`) and
+/// audits who did.
+async fn end_call(
+    state: &ConsoleState,
+    user: &LoggedIn,
+    call: &talktime_b2bua::monitor::LiveCall,
+) -> Result<(), ConsoleError> {
     let input = Input::OperatorHangup {
-        call: key,
+        call: call.key,
         by: user.user.name.clone(),
     };
     state
@@ -449,7 +460,7 @@ async fn hang_up(
             wall_clock_ms(),
         )
         .await?;
-    Ok(Redirect::to("/console/calls").into_response())
+    Ok(())
 }
 
 async fn hang_up_account(

@@ -78,12 +78,7 @@ async fn list_html(
         "<table id=\"resellers\"><tr><th>Name</th><th>Depth</th><th>Parent</th><th>Balance</th>\
          <th>Credit limit</th><th>Free</th><th>Status</th></tr>",
     );
-    for reseller in state.store.resellers().await? {
-        if let Some(root) = root
-            && !state.store.reseller_in_tree(reseller.id, root).await?
-        {
-            continue;
-        }
+    for reseller in state.store.resellers_under(root).await? {
         let (held, _) = state.store.reseller_holds(reseller.id).await?;
         body.push_str(&row(&reseller, held));
     }
@@ -228,15 +223,6 @@ pub async fn add_reseller(
     }
 }
 
-/// A fresh key for a form that moves money: sent twice, it moves once.
-fn form_key() -> String {
-    use rand::RngExt;
-    let mut random = rand::rng();
-    (0..24)
-        .map(|_| char::from(b"abcdefghijkmnpqrstuvwxyz23456789"[random.random_range(0..32)]))
-        .collect()
-}
-
 async fn reseller_html(
     state: &ConsoleState,
     user: &LoggedIn,
@@ -270,7 +256,8 @@ async fn reseller_html(
     }
     if may_act(user) {
         let csrf = super::pages::csrf_field(user);
-        let key = form_key();
+        // A fresh key for a form that moves money: sent twice, it moves once.
+        let key = super::auth::random_hex(12);
         let _ = write!(
             body,
             "<h2>Pinless customers</h2>\
@@ -326,12 +313,6 @@ pub struct CustomerForm {
     number: String,
 }
 
-fn digits(text: &str) -> Option<talktime_pii::Pii<String>> {
-    let digits = text.trim().trim_start_matches('+');
-    let valid = (4..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
-    valid.then(|| talktime_pii::Pii::new(digits.to_owned()))
-}
-
 async fn answer(
     state: &ConsoleState,
     user: &LoggedIn,
@@ -357,13 +338,10 @@ pub async fn add_customer(
     if !may_act(&user) {
         return Err(ConsoleError::Forbidden("Your role may not add customers."));
     }
-    let Some(number) = digits(&form.number) else {
+    let Some(number) = crate::resellers::customer_number(&form.number) else {
         return answer(&state, &user, id, Err("A number is 4-20 digits.".into())).await;
     };
-    let name = format!(
-        "pinless ...{}",
-        &number.expose()[number.expose().len() - 4..]
-    );
+    let name = crate::resellers::pinless_name(&number);
     let outcome = match state
         .store
         .add_pinless_customer(id, &name, &number, wall_clock_ms())
@@ -418,7 +396,7 @@ pub async fn transfer(
         Ok(amount) if amount > 0 => amount,
         _ => return answer(&state, &user, id, Err("Amount: a sum above zero.".into())).await,
     };
-    let customer = match digits(&form.number) {
+    let customer = match crate::resellers::customer_number(&form.number) {
         Some(number) => state.store.customer_by_number(id, &number).await?,
         None => None,
     };
@@ -535,25 +513,6 @@ pub async fn hang_up(
         .into_iter()
         .find(|call| call.key == key)
         .ok_or(ConsoleError::NotFound)?;
-    let input = talktime_b2bua::Input::OperatorHangup {
-        call: key,
-        by: user.user.name.clone(),
-    };
-    state
-        .core
-        .send(input)
-        .await
-        .map_err(|_| ConsoleError::Internal("the switch is stopping".into()))?;
-    state
-        .store
-        .audit(
-            Some(&user.user),
-            "hang_up",
-            &format!("call {}", call.call_id),
-            None,
-            None,
-            wall_clock_ms(),
-        )
-        .await?;
+    super::end_call(&state, &user, &call).await?;
     Ok(Redirect::to(&format!("/console/resellers/{id}")).into_response())
 }

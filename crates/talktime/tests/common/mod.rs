@@ -349,3 +349,72 @@ pub fn api_request(
         .unwrap_or_default();
     (status, body)
 }
+
+/// Runs `talktime ARGS --data-dir DIR` (the operator's CLI) and returns its standard output,
+/// asserting it succeeded.
+#[allow(clippy::unwrap_used)]
+pub fn cli(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_talktime"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "talktime {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// `talktime users add NAME --role ROLE [EXTRA...]` with the password on standard input.
+#[allow(clippy::unwrap_used)]
+pub fn add_user(dir: &Path, name: &str, role: &str, extra: &[&str], password: &str) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_talktime"))
+        .args(["users", "add", name, "--role", role])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+}
+
+/// Polls `done` every 100 ms for up to `limit`; whether it came true.
+pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// Every row of a workbook's first sheet as text, read by openpyxl (Debian's python3).
+#[allow(clippy::unwrap_used)]
+pub fn read_workbook(path: &Path) -> Vec<Vec<String>> {
+    let program = "import openpyxl, sys\n\
+                   sheet = openpyxl.load_workbook(sys.argv[1]).active\n\
+                   for row in sheet.iter_rows(values_only=True):\n    \
+                   print('\\t'.join('' if c is None else str(c) for c in row))\n";
+    let output = Command::new("/usr/bin/python3")
+        .args(["-c", program])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| line.split('\t').map(str::to_owned).collect())
+        .collect()
+}
