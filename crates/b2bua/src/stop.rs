@@ -2,6 +2,10 @@
 //! Retry-After, calls up may run `[shutdown] drain_s` more, then each is ended with BYE on both
 //! legs (Reason: switch shutdown), billed and recorded; the process exits once every call is
 //! gone and every ledger write is done. A second signal ends the calls at once.
+//!
+//! A drain (issue 19, `talktime nodes drain`, read back with the heartbeat) is a stop with no
+//! end for the calls: new calls and OPTIONS get 503 (a proxy's probe takes the node out), the
+//! calls up run to their own end, and the process exits when the last is gone.
 
 use std::time::{Duration, Instant};
 
@@ -19,8 +23,8 @@ pub(crate) const RETRY_AFTER_S: u32 = 30;
 /// A stop in progress.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Stopping {
-    /// When the calls still up are ended.
-    end_calls_at: Instant,
+    /// When the calls still up are ended; `None` while draining (they end by themselves).
+    end_calls_at: Option<Instant>,
     calls_ended: bool,
     /// Set when the last call and ledger write are done: exit when the transactions are done
     /// or this passes.
@@ -28,9 +32,20 @@ pub(crate) struct Stopping {
 }
 
 impl Switch {
-    /// A signal arrived: the first starts the drain, the second ends every call now.
+    /// A signal arrived: the first starts the drain, the second ends every call now. During
+    /// an operator's drain a signal starts the ordinary stop's clock.
     pub(crate) fn request_stop(&mut self, now: Instant) {
-        if self.stopping.is_some() {
+        let drain = Duration::from_secs(self.config.shutdown.drain_s);
+        if let Some(stopping) = self.stopping.as_mut() {
+            if stopping.end_calls_at.is_none() && !drain.is_zero() {
+                info!(
+                    calls = self.sessions.len(),
+                    drain_s = drain.as_secs(),
+                    "stopping a draining node: calls up may run until the drain time"
+                );
+                stopping.end_calls_at = Some(now + drain);
+                return;
+            }
             info!(
                 calls = self.sessions.len(),
                 "second signal: ending every call now"
@@ -38,21 +53,37 @@ impl Switch {
             self.end_calls_for_stop();
             return;
         }
-        let drain = Duration::from_secs(self.config.shutdown.drain_s);
         info!(
             calls = self.sessions.len(),
             drain_s = drain.as_secs(),
             "stopping: new calls are refused, calls up may run until the drain time"
         );
+        self.begin_stop(Some(now + drain));
+        if drain.is_zero() {
+            self.end_calls_for_stop();
+        }
+    }
+
+    /// An operator asked this node to drain: new calls are refused, the calls up end by
+    /// themselves, then the node stops. Asking again changes nothing.
+    pub(crate) fn request_drain(&mut self) {
+        if self.stopping.is_some() {
+            return;
+        }
+        info!(
+            calls = self.sessions.len(),
+            "draining: new calls are refused, the node stops when its calls have ended"
+        );
+        self.begin_stop(None);
+    }
+
+    fn begin_stop(&mut self, end_calls_at: Option<Instant>) {
         self.stopping = Some(Stopping {
-            end_calls_at: now + drain,
+            end_calls_at,
             calls_ended: false,
             linger_until: None,
         });
         self.stop_callbacks();
-        if drain.is_zero() {
-            self.end_calls_for_stop();
-        }
     }
 
     fn end_calls_for_stop(&mut self) {
@@ -70,6 +101,15 @@ impl Switch {
         self.abort_all(DisconnectCause::Shutdown);
     }
 
+    /// 503 + Retry-After: this node takes nothing new.
+    pub(crate) fn stopping_refusal(&self, request: &talktime_sip::Request) -> talktime_sip::Response {
+        let mut response = talktime_sip::Response::for_request(request, 503, "Service Unavailable");
+        response
+            .headers
+            .push("Retry-After", &RETRY_AFTER_S.to_string());
+        response
+    }
+
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.is_some()
     }
@@ -77,17 +117,19 @@ impl Switch {
     /// The drain's deadlines, for the core loop's wake-up.
     pub(crate) fn stop_timeout(&self) -> Option<Instant> {
         let stopping = self.stopping?;
-        if stopping.calls_ended {
+        if stopping.calls_ended || stopping.end_calls_at.is_none() {
             stopping.linger_until
         } else {
-            Some(stopping.end_calls_at)
+            stopping.end_calls_at
         }
     }
 
     pub(crate) fn stop_timers(&mut self, now: Instant) {
         if self
             .stopping
-            .is_some_and(|stopping| !stopping.calls_ended && now >= stopping.end_calls_at)
+            .is_some_and(|stopping| {
+                !stopping.calls_ended && stopping.end_calls_at.is_some_and(|end| now >= end)
+            })
         {
             self.end_calls_for_stop();
         }

@@ -61,6 +61,8 @@ pub enum Input {
     RecoveredByes(Vec<LegBye>),
     /// SIGTERM or SIGINT: the first drains, the second ends every call now.
     Stop,
+    /// An operator drains this node: new calls are refused, it stops when its calls end.
+    Drain,
     /// An operator hangs up a call from the console (`by`: the user, for the log).
     OperatorHangup { call: u64, by: String },
     /// An operator hangs up every call of an account.
@@ -277,6 +279,7 @@ impl Switch {
             }
             Input::RecoveredByes(byes) => self.send_recovered_byes(&byes),
             Input::Stop => self.request_stop(now.instant),
+            Input::Drain => self.request_drain(),
             Input::OperatorHangup { call, by } => {
                 if self.hang_up_for_operator(call) {
                     info!(call, user = %by, "call hung up by an operator");
@@ -706,6 +709,8 @@ impl Switch {
 
     fn handle_out_of_dialog(&mut self, transaction: TransactionId, request: Request, source: Peer) {
         let response = match request.method {
+            // A stopping node says so to a proxy's probe, which then sends its calls elsewhere.
+            Method::Options if self.is_stopping() => self.stopping_refusal(&request),
             Method::Options => {
                 let mut response = Response::for_request(&request, 200, "OK");
                 response.headers.push("Allow", ALLOW);
@@ -714,11 +719,7 @@ impl Switch {
             }
             Method::Invite if self.is_stopping() => {
                 crate::counters::Counters::add(&mut self.counters.calls_refused, "stopping");
-                let mut response = Response::for_request(&request, 503, "Service Unavailable");
-                response
-                    .headers
-                    .push("Retry-After", &crate::stop::RETRY_AFTER_S.to_string());
-                response
+                self.stopping_refusal(&request)
             }
             Method::Invite => match self.answer_invite(transaction, &request, source) {
                 Ok(()) => return,

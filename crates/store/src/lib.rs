@@ -47,6 +47,7 @@ mod cdr;
 mod error;
 mod ledger;
 mod model;
+mod nodes;
 mod notifications;
 mod pin_key;
 pub use talktime_billing::{DecimalError, MAX_FRACTION_DIGITS, format_micros, parse_micros};
@@ -74,6 +75,7 @@ pub use model::{
     LedgerEntry, LockoutPolicy, MICROS_PER_UNIT, NewAccount, NewCard, PinFailureState, Rate,
     ReservationState, Tariff, TransactionKind,
 };
+pub use nodes::{NodeRow, NodeState};
 pub use notifications::{NewNotification, Notification, NotificationKind, NotifySettings};
 pub use pin_key::{PIN_KEY_ENV, PIN_KEY_FILE_NAME, PinKey};
 pub use plans::{AccountRules, DuePlan, PlanRow};

@@ -58,22 +58,6 @@ pub enum Closed {
 }
 
 impl Store {
-    /// Refreshes this node's heartbeat (creating its row on first use).
-    pub async fn heartbeat(&self, now_ms: i64) -> Result<(), StoreError> {
-        let mut held = self.acquire_for_write().await?;
-        let mut conn = held.conn();
-        with_conn!(&mut conn, c => sqlx::query(
-            "INSERT INTO nodes (node_id, started_at_ms, heartbeat_ms) VALUES ($1, $2, $2) \
-             ON CONFLICT (node_id) DO UPDATE SET heartbeat_ms = excluded.heartbeat_ms",
-        )
-        .bind(self.node_id())
-        .bind(now_ms)
-        .execute(&mut **c)
-        .await
-        .map(|_| ()))?;
-        Ok(())
-    }
-
     /// This node's last heartbeat, if it ever wrote one.
     pub async fn node_heartbeat(&self, node_id: &str) -> Result<Option<i64>, StoreError> {
         let mut held = self.acquire().await?;

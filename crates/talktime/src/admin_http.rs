@@ -114,6 +114,8 @@ pub struct AdminState {
     pub(crate) callbacks: bool,
     /// `[subscribers] realm`: subscribers' passwords are hashed with it.
     pub(crate) subscriber_realm: String,
+    /// `[cluster] node_lease_s` in milliseconds: a node silent longer is dead.
+    pub(crate) node_lease_ms: i64,
 }
 
 /// What the API needs of the switch's configuration.
@@ -122,6 +124,8 @@ pub struct ApiSettings {
     /// A callback access number is configured.
     pub callbacks: bool,
     pub subscriber_realm: String,
+    /// `[cluster] node_lease_s` in milliseconds.
+    pub node_lease_ms: i64,
 }
 
 impl AdminState {
@@ -186,6 +190,7 @@ pub async fn start(
         routing,
         callbacks: settings.callbacks,
         subscriber_realm: settings.subscriber_realm,
+        node_lease_ms: settings.node_lease_ms,
     };
     tokio::spawn(crate::http_serve::serve(
         listener,
@@ -265,6 +270,8 @@ fn router(state: AdminState) -> Router {
             put(crate::admin_routing::put_dial_plan).delete(crate::admin_routing::delete_dial_plan),
         )
         .route("/api/routes/explain", get(crate::admin_routing::explain))
+        .route("/api/nodes", get(crate::nodes::list))
+        .route("/api/nodes/{node}/drain", post(crate::nodes::drain))
         .route("/metrics", get(metrics))
         .route(
             "/api/prompts/{language}/{name}",

@@ -18,6 +18,7 @@ pub mod ledger_tasks;
 pub mod media_session;
 pub mod media_workers;
 pub mod metrics;
+pub mod nodes;
 pub mod notify;
 pub mod openapi;
 pub mod plans;

@@ -50,6 +50,9 @@ enum Command {
     /// Console users: add, passwd, list, disable, enable.
     #[command(subcommand)]
     Users(admin::UsersCommand),
+    /// The switches sharing this ledger: list them, drain one.
+    #[command(subcommand)]
+    Nodes(talktime::nodes::NodesCommand),
     /// Copy the embedded ledger to FILE while the switch runs (a consistent snapshot, 0600).
     Backup(talktime::backup::BackupArgs),
     /// Put a backup in place of an empty ledger, after checking every balance in it.
@@ -259,6 +262,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Vouchers(command) => run_once(talktime::vouchers::run(command)),
         Command::Subscribers(command) => run_once(talktime::subscribers::run(command)),
         Command::Resellers(command) => run_once(talktime::resellers::run(command)),
+        Command::Nodes(command) => run_once(talktime::nodes::run(command)),
         Command::Routes(RoutesCommand::Explain(args)) => {
             let config = args.files.load()?;
             config.validate()?;

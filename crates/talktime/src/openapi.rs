@@ -186,6 +186,8 @@ impl Modify for BearerToken {
         crate::vouchers::speed_dials,
         crate::vouchers::put_speed_dial,
         crate::vouchers::delete_speed_dial,
+        crate::nodes::list,
+        crate::nodes::drain,
     ),
     modifiers(&BearerToken),
     security(("bearer" = []))

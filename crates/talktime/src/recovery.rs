@@ -220,13 +220,23 @@ pub fn spawn_cluster_tasks(
     let lease = std::time::Duration::from_secs(config.cluster.node_lease_s.max(1));
     let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
     let store = ledger.store().clone();
+    let drains = core.clone();
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(beat);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut draining = false;
         loop {
             ticks.tick().await;
-            if let Err(error) = store.heartbeat(crate::server::wall_clock_ms()).await {
-                warn!(%error, "cannot write the heartbeat");
+            match store.heartbeat(crate::server::wall_clock_ms()).await {
+                // An operator asked this node to drain (`talktime nodes drain`): told once.
+                Ok(true) if !draining => {
+                    draining = true;
+                    if drains.send(talktime_b2bua::Input::Drain).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => warn!(%error, "cannot write the heartbeat"),
             }
         }
     });

@@ -15,7 +15,7 @@ use talktime_sip::Transport as SipTransport;
 use talktime_sip::transaction::{Peer, SystemRandom, TransactionId};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::ledger::Ledger;
@@ -202,6 +202,8 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
             crate::admin_http::ApiSettings {
                 callbacks: config.callback_access().is_some(),
                 subscriber_realm: config.subscribers.realm.clone(),
+                node_lease_ms: i64::try_from(config.cluster.node_lease_s.saturating_mul(1000))
+                    .unwrap_or(i64::MAX),
             },
         )
         .await
@@ -215,6 +217,7 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
     )
     .await?;
     crate::recovery::spawn_cluster_tasks(&config, services.ledger.clone(), core_sender.clone());
+    let node_store = services.ledger.store().clone();
     crate::backup::spawn_scheduled(&config, services.ledger.store().clone());
     let mail_roots = Some(&config.tls.ca_file)
         .filter(|file| !file.as_os_str().is_empty())
@@ -315,6 +318,10 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
         }
         if switch.stopped(Instant::now()) {
             info!("stopped: every call ended, billed and recorded");
+            // `talktime nodes list` then says stopped, not dead.
+            if let Err(error) = node_store.node_stopped(wall_clock_ms()).await {
+                warn!(%error, "cannot record this node's stop");
+            }
             return Ok(());
         }
     }

@@ -72,7 +72,7 @@ pub async fn prepare(config: &mut Config) -> anyhow::Result<Services> {
     let recovered = crate::recovery::recover(&ledger, Some(started), started, lease_ms)
         .await
         .context("cannot recover the calls of an earlier run")?;
-    store.heartbeat(wall_clock_ms()).await?;
+    store.register_node(wall_clock_ms()).await?;
     crate::console::auth::first_admin(&store, &config.paths.data_dir, wall_clock_ms()).await?;
     info!(node = %node_id, "node registered");
     if config.demo.enabled {

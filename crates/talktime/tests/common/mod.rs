@@ -126,22 +126,27 @@ impl Switch {
 
     /// [`Switch::start_at`] with its own `RUST_LOG` (the log tests run at trace level).
     pub fn start_logging(data_dir: &Path, extra: &[&str], rust_log: &str) -> Switch {
-        Switch::launch(data_dir, free_port(), extra, rust_log)
+        Switch::launch(data_dir, "127.0.0.1", free_port(), extra, rust_log)
+    }
+
+    /// A switch on its own loopback address (`127.0.0.2`: a cluster node), SIP on `port`.
+    pub fn start_on(data_dir: &Path, host: &str, port: u16, extra: &[&str]) -> Switch {
+        Switch::launch(data_dir, host, port, extra, "debug")
     }
 
     /// [`Switch::start_in`] on a given SIP port (a restart where the last run was).
     pub fn start_at(data_dir: &Path, port: u16, extra: &[&str]) -> Switch {
-        Switch::launch(data_dir, port, extra, "debug")
+        Switch::launch(data_dir, "127.0.0.1", port, extra, "debug")
     }
 
     /// Starts the switch and waits for it. A port another test process took in the meantime
     /// (a restart on the old port after a kill, with other tests' probes and peers picking
     /// ephemeral ports beside it) makes the switch exit at once: it is started again for a
     /// while, until the other holder lets go.
-    fn launch(data_dir: &Path, port: u16, extra: &[&str], rust_log: &str) -> Switch {
+    fn launch(data_dir: &Path, host: &str, port: u16, extra: &[&str], rust_log: &str) -> Switch {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let mut switch = Switch::spawn(data_dir, port, extra, rust_log);
+            let mut switch = Switch::spawn(data_dir, host, port, extra, rust_log);
             match switch.wait_until_ready() {
                 Ok(()) => return switch,
                 Err(log) if log.contains("Address already in use") && Instant::now() < deadline => {
@@ -153,14 +158,14 @@ impl Switch {
         }
     }
 
-    fn spawn(data_dir: &Path, port: u16, extra: &[&str], rust_log: &str) -> Switch {
+    fn spawn(data_dir: &Path, host: &str, port: u16, extra: &[&str], rust_log: &str) -> Switch {
         // Below the kernel's ephemeral range (32768+), where SIPp and test sockets land.
         let (rtp, lease) = rtp_block();
         let data_dir = data_dir.to_path_buf();
         std::fs::create_dir_all(&data_dir).expect("create data dir");
         let log = data_dir.join("switch.log");
         let log_file = std::fs::File::create(&log).expect("create log");
-        let address = format!("127.0.0.1:{port}");
+        let address = format!("{host}:{port}");
         let admin = format!("127.0.0.1:{}", free_port());
         let mut command = Command::new(env!("CARGO_BIN_EXE_talktime"));
         command
