@@ -378,9 +378,13 @@ impl Response {
     /// plus Timestamp for 100 Trying (§8.2.6.1). The caller adds the To tag if needed.
     pub fn for_request(request: &Request, status: u16, reason: &str) -> Response {
         let mut response = Response::new(status, reason);
+        // A response that makes a dialog carries the request's Record-Route, in order
+        // (RFC 3261 §12.1.1): the caller's ACK and BYE then go through the proxies.
+        let makes_dialog = request.method == Method::Invite && (101..300).contains(&status);
         for (known, name, value) in request.headers.iter_known() {
             let copy = matches!(known, id::VIA | id::FROM | id::TO | id::CALL_ID | id::CSEQ)
-                || (known == id::TIMESTAMP && status == 100);
+                || (known == id::TIMESTAMP && status == 100)
+                || (known == id::RECORD_ROUTE && makes_dialog);
             if copy {
                 response.headers.push(name, value);
             }

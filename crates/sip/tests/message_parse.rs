@@ -435,3 +435,32 @@ fn debug_output_hides_numbers_and_credentials() {
         "the Call-ID stays for correlation: {debug}"
     );
 }
+
+/// RFC 3261 §12.1.1: a response that makes a dialog copies Record-Route in order (the caller
+/// behind a record-routing proxy sends its ACK and BYE through it); 100 and errors do not.
+#[test]
+fn a_dialog_making_response_copies_record_route_in_order() {
+    let raw = "INVITE sip:b@x SIP/2.0\r\nRecord-Route: <sip:p1;lr>\r\nVia: SIP/2.0/UDP p1;branch=z9hG4bKa\r\nRecord-Route: <sip:p2;lr;ftag=9>, <sip:p3;lr>\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: r1\r\nCSeq: 7 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    let request = match Message::parse(raw.as_bytes()).unwrap() {
+        Message::Request(request) => request,
+        Message::Response(_) => unreachable!(),
+    };
+    for status in [180, 183, 200] {
+        let response = Response::for_request(&request, status, "x");
+        let routes: Vec<String> = response
+            .record_route()
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            routes,
+            ["<sip:p1;lr>", "<sip:p2;lr;ftag=9>", "<sip:p3;lr>"],
+            "{status}"
+        );
+    }
+    for status in [100, 486] {
+        let response = Response::for_request(&request, status, "x");
+        assert!(response.record_route().unwrap().is_empty(), "{status}");
+    }
+}
