@@ -102,7 +102,10 @@ impl Switch {
     }
 
     /// 503 + Retry-After: this node takes nothing new.
-    pub(crate) fn stopping_refusal(&self, request: &talktime_sip::Request) -> talktime_sip::Response {
+    pub(crate) fn stopping_refusal(
+        &self,
+        request: &talktime_sip::Request,
+    ) -> talktime_sip::Response {
         let mut response = talktime_sip::Response::for_request(request, 503, "Service Unavailable");
         response
             .headers
@@ -125,12 +128,9 @@ impl Switch {
     }
 
     pub(crate) fn stop_timers(&mut self, now: Instant) {
-        if self
-            .stopping
-            .is_some_and(|stopping| {
-                !stopping.calls_ended && stopping.end_calls_at.is_some_and(|end| now >= end)
-            })
-        {
+        if self.stopping.is_some_and(|stopping| {
+            !stopping.calls_ended && stopping.end_calls_at.is_some_and(|end| now >= end)
+        }) {
             self.end_calls_for_stop();
         }
     }

@@ -55,12 +55,7 @@ Content-Length: 0
 fn uas_response(status: u16) -> Response {
     let mut response = Response::for_request(&invite_at_uas(), status, "OK");
     response.set_to_tag("a6c85cf");
-    response
-        .headers
-        .push("Record-Route", "<sip:p2.example.com;lr>");
-    response
-        .headers
-        .push("Record-Route", "<sip:p1.example.com;lr>");
+    // for_request copied the INVITE's Record-Route (RFC 3261 §12.1.1).
     response.headers.push("Contact", "<sip:bob@192.0.2.4>");
     response
 }

@@ -47,7 +47,14 @@ pub async fn run(command: NodesCommand) -> anyhow::Result<()> {
                 anyhow::bail!("no node {node} on this ledger (see `talktime nodes list`)");
             }
             store
-                .audit(None, "nodes.drain", &format!("node {node}"), None, None, wall_clock_ms())
+                .audit(
+                    None,
+                    "nodes.drain",
+                    &format!("node {node}"),
+                    None,
+                    None,
+                    wall_clock_ms(),
+                )
                 .await?;
             println!("node {node} drains: it takes no new call and stops when its calls end");
             Ok(())
@@ -134,6 +141,13 @@ pub(crate) async fn drain(
         return Err(AdminError::NotFound(format!("no node {node}")));
     }
     let after = serde_json::json!({ "drain": true });
-    crate::vouchers::audit(&state, &caller, "nodes.drain", &format!("node {node}"), after).await?;
+    crate::vouchers::audit(
+        &state,
+        &caller,
+        "nodes.drain",
+        &format!("node {node}"),
+        after,
+    )
+    .await?;
     Ok(axum::http::StatusCode::ACCEPTED)
 }

@@ -40,10 +40,9 @@ impl Kamailio {
             entries.push_str(&format!("1 sip:{}\n", node.sip));
         }
         std::fs::write(&list, entries).unwrap();
-        let shipped = std::fs::read_to_string(
-            repo_root().join("deploy/kamailio/talktime-cluster.cfg"),
-        )
-        .unwrap();
+        let shipped =
+            std::fs::read_to_string(repo_root().join("deploy/kamailio/talktime-cluster.cfg"))
+                .unwrap();
         assert!(shipped.contains("listen=udp:127.0.0.1:5060"));
         assert!(shipped.contains("/etc/kamailio/talktime-nodes.list"));
         let config = shipped
@@ -187,7 +186,10 @@ impl Cluster {
 
     /// Calls each node started so far.
     fn started(&self) -> Vec<usize> {
-        self.nodes.iter().map(|node| node.call_ids().len()).collect()
+        self.nodes
+            .iter()
+            .map(|node| node.call_ids().len())
+            .collect()
     }
 
     /// Calls each node has bridged to the carrier so far.
@@ -227,24 +229,44 @@ impl Cluster {
     /// What each account paid equals what its CDRs say, once.
     fn assert_charged_once(&self, accounts: &[i64]) {
         for account in accounts {
-            let charged: i64 = self.cdrs_of(*account).iter().map(|cdr| cdr.total_micros).sum();
+            let charged: i64 = self
+                .cdrs_of(*account)
+                .iter()
+                .map(|cdr| cdr.total_micros)
+                .sum();
             let spent = BALANCE - prepaid::balance(&self.dirs[0], *account);
-            assert_eq!(spent, charged, "account {account} charged once, as its CDRs say");
+            assert_eq!(
+                spent, charged,
+                "account {account} charged once, as its CDRs say"
+            );
         }
     }
 
     fn logs(&self) -> String {
         let mut text = String::new();
         for (index, node) in self.nodes.iter().enumerate() {
-            text.push_str(&format!("--- node-{index}\n{}\n", tail(&node.log_text(), 25)));
+            text.push_str(&format!(
+                "--- node-{index}\n{}\n",
+                tail(&node.log_text(), 25)
+            ));
         }
-        text.push_str(&format!("--- kamailio\n{}", tail(&self.kamailio.log_text(), 25)));
+        text.push_str(&format!(
+            "--- kamailio\n{}",
+            tail(&self.kamailio.log_text(), 25)
+        ));
         text
     }
 
     fn nodes_list(&self) -> String {
         let output = Command::new(env!("CARGO_BIN_EXE_talktime"))
-            .args(["nodes", "list", "--lease-s", "3", "--database-url", &self.url])
+            .args([
+                "nodes",
+                "list",
+                "--lease-s",
+                "3",
+                "--database-url",
+                &self.url,
+            ])
             .arg("--data-dir")
             .arg(&self.dirs[0])
             .output()
@@ -280,7 +302,12 @@ fn three_nodes_behind_kamailio_share_one_ledger_survive_a_kill_and_drain() {
     // 1. One card, 100 calls at once spread over the three nodes: exactly one connects.
     let run = cluster.call("one-card", &[number(0); 100], 100, Duration::from_secs(6));
     let outcome = run.finish(Duration::from_secs(90));
-    assert!(outcome.success(), "{}\n{}", outcome.describe(), cluster.logs());
+    assert!(
+        outcome.success(),
+        "{}\n{}",
+        outcome.describe(),
+        cluster.logs()
+    );
     let started = cluster.started();
     assert_eq!(started.iter().sum::<usize>(), 100, "{started:?}");
     assert!(
@@ -288,7 +315,11 @@ fn three_nodes_behind_kamailio_share_one_ledger_survive_a_kill_and_drain() {
         "Kamailio spreads the calls over every node: {started:?}"
     );
     let answered = cluster.answered(accounts[0]);
-    assert_eq!(answered.len(), 1, "one call of the card connected: {answered:?}");
+    assert_eq!(
+        answered.len(),
+        1,
+        "one call of the card connected: {answered:?}"
+    );
     cluster.assert_charged_once(&accounts[..1]);
 
     // 2. Six long calls (two a node), then node-2 is killed.
@@ -315,7 +346,12 @@ fn three_nodes_behind_kamailio_share_one_ledger_survive_a_kill_and_drain() {
     let after_kill: Vec<&str> = (7..=12).map(number).collect();
     let run = cluster.call("after-kill", &after_kill, 6, Duration::from_secs(2));
     let outcome = run.finish(Duration::from_secs(60));
-    assert!(outcome.success(), "{}\n{}", outcome.describe(), cluster.logs());
+    assert!(
+        outcome.success(),
+        "{}\n{}",
+        outcome.describe(),
+        cluster.logs()
+    );
     for account in &accounts[7..=12] {
         assert_eq!(
             cluster.answered(*account).len(),
@@ -381,7 +417,12 @@ fn three_nodes_behind_kamailio_share_one_ledger_survive_a_kill_and_drain() {
     let after_drain: Vec<&str> = (13..=16).map(number).collect();
     let run = cluster.call("after-drain", &after_drain, 4, Duration::from_secs(2));
     let outcome = run.finish(Duration::from_secs(60));
-    assert!(outcome.success(), "{}\n{}", outcome.describe(), cluster.logs());
+    assert!(
+        outcome.success(),
+        "{}\n{}",
+        outcome.describe(),
+        cluster.logs()
+    );
     for account in &accounts[13..=16] {
         assert_eq!(cluster.answered(*account).len(), 1, "account {account}");
     }
@@ -398,7 +439,12 @@ fn three_nodes_behind_kamailio_share_one_ledger_survive_a_kill_and_drain() {
 
     // The long callers hang up: node-0 bills its calls and exits by itself.
     let outcome = long_run.finish(Duration::from_secs(60));
-    assert!(outcome.success(), "{}\n{}", outcome.describe(), cluster.logs());
+    assert!(
+        outcome.success(),
+        "{}\n{}",
+        outcome.describe(),
+        cluster.logs()
+    );
     let status = wait_for_exit(&mut cluster.nodes[0], Duration::from_secs(20));
     assert!(
         status.is_some_and(|status| status.success()),
@@ -411,7 +457,13 @@ fn three_nodes_behind_kamailio_share_one_ledger_survive_a_kill_and_drain() {
         .flat_map(|account| cluster.answered(*account))
         .filter(|cdr| cdr.disconnect_cause.as_deref() != Some("node_lost"))
         .count();
-    assert_eq!(normal, 4, "the four surviving long calls ended by their callers");
-    assert_eq!(prepaid::all_open_reservations(&cluster.dirs[0], &accounts), 0);
+    assert_eq!(
+        normal, 4,
+        "the four surviving long calls ended by their callers"
+    );
+    assert_eq!(
+        prepaid::all_open_reservations(&cluster.dirs[0], &accounts),
+        0
+    );
     cluster.assert_charged_once(&accounts);
 }
