@@ -16,11 +16,26 @@ use talktime_store::{Decision, ImportOptions, NewAccount, Payer, Store};
 const NOW: i64 = 1_700_000_000_000;
 static CALLS: AtomicU64 = AtomicU64::new(0);
 
-async fn open(postgres: bool) -> common::TestDb {
-    if postgres {
-        common::TestDb::postgres().await
-    } else {
-        common::TestDb::sqlite().await
+/// The ledgers compared: SQLite with group commit (the default), SQLite with one COMMIT per
+/// write transaction (before issue 19), PostgreSQL.
+#[derive(Clone, Copy)]
+enum Ledger {
+    Sqlite,
+    SqliteCommitEach,
+    Postgres,
+}
+
+async fn open(ledger: Ledger) -> common::TestDb {
+    match ledger {
+        Ledger::Sqlite => common::TestDb::sqlite().await,
+        Ledger::SqliteCommitEach => {
+            let options = talktime_store::StoreOptions {
+                sqlite_group_commit: false,
+                ..common::test_options()
+            };
+            common::TestDb::sqlite_with(&options).await
+        }
+        Ledger::Postgres => common::TestDb::postgres().await,
     }
 }
 
@@ -54,8 +69,13 @@ fn authorize_settle(criterion: &mut Criterion) {
     let mut group = criterion.benchmark_group("authorize_settle");
     group.throughput(Throughput::Elements(1));
     group.measurement_time(Duration::from_secs(8));
-    for (name, postgres) in [("sqlite", false), ("postgres", true)] {
-        let database = runtime.block_on(open(postgres));
+    let ledgers = [
+        ("sqlite", Ledger::Sqlite),
+        ("sqlite_commit_each", Ledger::SqliteCommitEach),
+        ("postgres", Ledger::Postgres),
+    ];
+    for (name, ledger) in ledgers {
+        let database = runtime.block_on(open(ledger));
         let account_id = runtime.block_on(funded_account(&database.store));
         let store = database.store.clone();
         group.bench_function(format!("{name}/sequential"), |bencher| {
@@ -69,41 +89,57 @@ fn authorize_settle(criterion: &mut Criterion) {
                 })
             });
         });
-        // Eight calls in flight at once, each on its own account, as on a busy switch.
-        let accounts: Vec<i64> = runtime.block_on(async {
-            let mut accounts = Vec::new();
-            for _ in 0..8 {
-                accounts.push(funded_account(&store).await);
-            }
-            accounts
-        });
-        group.bench_function(format!("{name}/8_concurrent"), |bencher| {
-            bencher.iter_custom(|iterations| {
-                runtime.block_on(async {
-                    let start = Instant::now();
-                    let tasks: Vec<_> = accounts
-                        .iter()
-                        .enumerate()
-                        .map(|(index, &account)| {
-                            let store = store.clone();
-                            let share = iterations / 8 + u64::from((index as u64) < iterations % 8);
-                            tokio::spawn(async move {
-                                for _ in 0..share {
-                                    round_trip(&store, account).await;
-                                }
-                            })
-                        })
-                        .collect();
-                    for task in tasks {
-                        task.await.expect("task");
-                    }
-                    start.elapsed()
-                })
-            });
-        });
+        // Calls in flight at once, each on its own account, as on a busy switch.
+        for in_flight in [8_u64, 64] {
+            concurrent(&mut group, &runtime, &store, name, in_flight);
+        }
+        if let Some((groups, members)) = store.write_groups() {
+            println!("{name}: {members} write transactions in {groups} commits");
+        }
         runtime.block_on(database.finish());
     }
     group.finish();
+}
+
+fn concurrent(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    runtime: &tokio::runtime::Runtime,
+    store: &Store,
+    name: &str,
+    in_flight: u64,
+) {
+    let accounts: Vec<i64> = runtime.block_on(async {
+        let mut accounts = Vec::new();
+        for _ in 0..in_flight {
+            accounts.push(funded_account(store).await);
+        }
+        accounts
+    });
+    group.bench_function(format!("{name}/{in_flight}_concurrent"), |bencher| {
+        bencher.iter_custom(|iterations| {
+            runtime.block_on(async {
+                let start = Instant::now();
+                let tasks: Vec<_> = accounts
+                    .iter()
+                    .enumerate()
+                    .map(|(index, &account)| {
+                        let store = store.clone();
+                        let share = iterations / in_flight
+                            + u64::from((index as u64) < iterations % in_flight);
+                        tokio::spawn(async move {
+                            for _ in 0..share {
+                                round_trip(&store, account).await;
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.expect("task");
+                }
+                start.elapsed()
+            })
+        });
+    });
 }
 
 fn tariff_csv(rows: usize) -> String {
@@ -127,8 +163,13 @@ fn tariff_import(criterion: &mut Criterion) {
     let mut group = criterion.benchmark_group("tariff_import_100k");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(30));
-    for (name, postgres) in [("sqlite", false), ("postgres", true)] {
-        let database = runtime.block_on(open(postgres));
+    let ledgers = [
+        ("sqlite", Ledger::Sqlite),
+        ("sqlite_commit_each", Ledger::SqliteCommitEach),
+        ("postgres", Ledger::Postgres),
+    ];
+    for (name, ledger) in ledgers {
+        let database = runtime.block_on(open(ledger));
         let store = database.store.clone();
         let tariffs = AtomicU64::new(0);
         group.bench_function(name, |bencher| {
@@ -175,8 +216,13 @@ fn card_lookup(criterion: &mut Criterion) {
     let mut group = criterion.benchmark_group("card_lookup");
     group.throughput(Throughput::Elements(1));
     group.measurement_time(Duration::from_secs(6));
-    for (name, postgres) in [("sqlite", false), ("postgres", true)] {
-        let database = runtime.block_on(open(postgres));
+    let ledgers = [
+        ("sqlite", Ledger::Sqlite),
+        ("sqlite_commit_each", Ledger::SqliteCommitEach),
+        ("postgres", Ledger::Postgres),
+    ];
+    for (name, ledger) in ledgers {
+        let database = runtime.block_on(open(ledger));
         let store = database.store.clone();
         runtime.block_on(async {
             for index in 0..CARDS {

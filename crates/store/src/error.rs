@@ -9,6 +9,11 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 
+    /// The write went into a group transaction (group commit) whose COMMIT failed: nothing of
+    /// it is in the ledger.
+    #[error("group commit failed: {0}")]
+    GroupCommit(String),
+
     #[error("card {card_id} was already activated by another call")]
     AlreadyActivated { card_id: i64 },
     /// Applying the embedded migrations failed.

@@ -611,8 +611,16 @@ impl Store {
         .fetch_optional(&mut **c)
         .await)?;
         let Some((account_id, owner_account_id)) = claimed else {
-            drop(transaction);
-            return self.settle_again(call_id, actual_cost_micros).await;
+            // Read why on the writer, and answer once what it saw is committed: under group
+            // commit the settle that closed it may still be waiting for its COMMIT.
+            let existing: Option<(String, Option<i64>)> = with_conn!(&mut conn, c => sqlx::query_as(
+                "SELECT state, charged_micros FROM reservations WHERE call_id = $1",
+            )
+            .bind(call_id)
+            .fetch_optional(&mut **c)
+            .await)?;
+            transaction.commit().await?;
+            return settle_again(call_id, actual_cost_micros, existing);
         };
         let activation = match first_use {
             Some(first_use) => {
@@ -672,33 +680,6 @@ impl Store {
             charged_micros: actual_cost_micros,
             balance_after_micros: balance_after,
         })
-    }
-
-    /// Explains why a settle found no open reservation.
-    async fn settle_again(
-        &self,
-        call_id: &str,
-        requested_micros: i64,
-    ) -> Result<SettleOutcome, StoreError> {
-        let existing = self
-            .reservation(call_id)
-            .await?
-            .ok_or(StoreError::UnknownCall)?;
-        match (existing.state, existing.charged_micros) {
-            (ReservationState::Settled, Some(charged)) if charged == requested_micros => {
-                tracing::info!(call_id, charged, "settle replayed; nothing charged");
-                Ok(SettleOutcome::Replayed {
-                    charged_micros: charged,
-                })
-            }
-            (ReservationState::Settled, charged) => Err(StoreError::SettleConflict {
-                charged_micros: charged.unwrap_or(0),
-                requested_micros,
-            }),
-            (state, _) => Err(StoreError::ReservationClosed {
-                state: state.as_str().to_owned(),
-            }),
-        }
     }
 
     /// Drops the hold of a call that never connected. Releasing twice is harmless; releasing a
@@ -806,5 +787,30 @@ impl Store {
             );
         }
         Ok(report)
+    }
+}
+
+/// Explains why a settle found no open reservation, from its row (state, charged).
+fn settle_again(
+    call_id: &str,
+    requested_micros: i64,
+    existing: Option<(String, Option<i64>)>,
+) -> Result<SettleOutcome, StoreError> {
+    let (state, charged) = existing.ok_or(StoreError::UnknownCall)?;
+    let state = ReservationState::parse(&state)?;
+    match (state, charged) {
+        (ReservationState::Settled, Some(charged)) if charged == requested_micros => {
+            tracing::info!(call_id, charged, "settle replayed; nothing charged");
+            Ok(SettleOutcome::Replayed {
+                charged_micros: charged,
+            })
+        }
+        (ReservationState::Settled, charged) => Err(StoreError::SettleConflict {
+            charged_micros: charged.unwrap_or(0),
+            requested_micros,
+        }),
+        (state, _) => Err(StoreError::ReservationClosed {
+            state: state.as_str().to_owned(),
+        }),
     }
 }

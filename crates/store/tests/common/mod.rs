@@ -49,9 +49,14 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn sqlite() -> TestDb {
+        TestDb::sqlite_with(&test_options()).await
+    }
+
+    /// A SQLite store opened with `options` (the PIN key of [`test_options`] or another).
+    pub async fn sqlite_with(options: &StoreOptions) -> TestDb {
         let directory = std::env::temp_dir().join(random_name("talktime_store"));
         let url = directory.to_string_lossy().into_owned();
-        let store = Store::open_with(&url, &test_options())
+        let store = Store::open_with(&url, options)
             .await
             .expect("open SQLite store");
         TestDb {
