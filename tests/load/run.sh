@@ -30,6 +30,8 @@
 #   ACCOUNTS       pinless accounts seeded [20000] (each account takes one call at a time)
 #   RTP=1          the caller streams PCMU (rtp_stream) and the carrier echoes it
 #   CARRIER_RING_MS  how long the carrier rings before its 200 [0]
+#   PERF=1         record the switch with `perf record -g` while SIPp runs, into
+#                  $LOAD_WORK/<step>.perf (read it with `perf report -i FILE --no-children`)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -50,6 +52,7 @@ ACCOUNTS=${ACCOUNTS:-20000}
 RTP=${RTP:-0}
 CARRIER_RING_MS=${CARRIER_RING_MS:-0}
 KEEP_GOING=${KEEP_GOING:-0}
+PERF=${PERF:-0}
 BUFF=(-buff_size 4194304)
 TICKS=$(getconf CLK_TCK)
 RESULTS="$WORK/results.txt"
@@ -296,6 +299,12 @@ run_sipp() {
         -trace_err -error_file "$WORK/$name.errors.log" \
         >"$WORK/$name.out" 2>"$WORK/$name.err" &
     local sipp_timeout=$!
+    local perf_pid=""
+    if [[ $PERF == 1 ]]; then
+        command -v perf >/dev/null || die "PERF=1 needs perf (apt-get install linux-perf)"
+        perf record -q -F 499 -g -p "$SWITCH_PID" -o "$WORK/$name.perf" >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
     local sipp_pid=""
     while [[ -z $sipp_pid ]] && kill -0 "$sipp_timeout" 2>/dev/null; do
         sipp_pid=$(pgrep -P "$sipp_timeout" | head -1 || true)
@@ -309,6 +318,10 @@ run_sipp() {
     done
     local status=0
     wait "$sipp_timeout" || status=$?
+    if [[ -n $perf_pid ]]; then
+        kill -INT "$perf_pid" 2>/dev/null || true
+        wait "$perf_pid" 2>/dev/null || true
+    fi
     end=$(date +%s.%N)
     local switch_after
     switch_after=$(cpu_ticks "$SWITCH_PID")

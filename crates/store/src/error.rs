@@ -140,6 +140,6 @@ impl StoreError {
     /// True when the same request may succeed later unchanged: the database was unreachable,
     /// busy or restarting (a settle is then retried, never dropped).
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Database(_))
+        matches!(self, StoreError::Database(_) | StoreError::GroupCommit(_))
     }
 }

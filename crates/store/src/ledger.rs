@@ -95,7 +95,8 @@ struct EntryRow {
     created_at_ms: i64,
 }
 
-/// account id, balance, threshold, status, card id, card status, forward destination.
+/// account id, balance, threshold, status, card id, card status, forward destination,
+/// currency, IVR language.
 type CallerIdRow = (
     i64,
     i64,
@@ -103,6 +104,8 @@ type CallerIdRow = (
     String,
     Option<i64>,
     Option<String>,
+    Option<String>,
+    String,
     Option<String>,
 );
 
@@ -981,25 +984,39 @@ impl Store {
         let mut conn = held.conn();
         let row: Option<CallerIdRow> = with_conn!(&mut conn, c => sqlx::query_as(
                 "SELECT a.id, a.balance_micros, a.caller_id_min_balance_micros, a.status, \
-                 cards.id, cards.status, a.forward_destination \
+                 cards.id, cards.status, a.forward_destination, a.currency, a.ivr_language \
                  FROM caller_ids n JOIN accounts a ON a.id = n.account_id \
                  LEFT JOIN cards ON cards.account_id = a.id WHERE n.number = $1",
             )
             .bind(number.expose())
             .fetch_optional(&mut **c)
             .await)?;
-        Ok(row.map(
-            |(account_id, balance_micros, threshold, status, card_id, card_status, forward)| {
-                let card_usable = !matches!(card_status.as_deref(), Some("blocked" | "expired"));
-                CallerIdMatch {
-                    account_id,
-                    card_id,
-                    recognised: status == "active" && card_usable && balance_micros >= threshold,
-                    balance_micros,
-                    forward_destination: forward.map(Pii::new),
-                }
-            },
-        ))
+        Ok(row.map(|row| {
+            let (
+                account_id,
+                balance_micros,
+                threshold,
+                status,
+                card_id,
+                card_status,
+                forward,
+                currency,
+                ivr_language,
+            ) = row;
+            let card_usable = !matches!(card_status.as_deref(), Some("blocked" | "expired"));
+            let active = status == "active";
+            CallerIdMatch {
+                account_id,
+                card_id,
+                recognised: active && card_usable && balance_micros >= threshold,
+                balance_micros,
+                forward_destination: forward.map(Pii::new),
+                active,
+                minimum_micros: threshold,
+                currency,
+                ivr_language,
+            }
+        }))
     }
 
     /// Counts a wrong PIN from `caller_id`; locks the number out after `policy.max_failures`

@@ -78,7 +78,7 @@ pub use model::{
 pub use nodes::{NodeRow, NodeState};
 pub use notifications::{NewNotification, Notification, NotificationKind, NotifySettings};
 pub use pin_key::{PIN_KEY_ENV, PIN_KEY_FILE_NAME, PinKey};
-pub use plans::{AccountRules, DuePlan, PlanRow};
+pub use plans::{AccountRules, DuePlan, PayerProfile, PlanRow};
 pub use recovery::{Closed, Orphan};
 pub use resellers::{
     Commission, DEFAULT_MAX_RESELLER_DEPTH, LevelAvailable, LevelLine, NewReseller, Reseller,

@@ -323,6 +323,13 @@ pub struct CallerIdMatch {
     pub balance_micros: i64,
     /// The account's DID-forwarding destination, if it has one.
     pub forward_destination: Option<Pii<String>>,
+    /// The account is active (not blocked or closed).
+    pub active: bool,
+    /// The balance under which the number is not recognised.
+    pub minimum_micros: i64,
+    pub currency: String,
+    /// The IVR language the account chose last, if any.
+    pub ivr_language: Option<String>,
 }
 
 /// Failed-PIN lockout rule per calling number.

@@ -175,6 +175,67 @@ impl Store {
         })
     }
 
+    /// What rating a call needs of its payer, in one read (issue 19: it was four): the
+    /// card's and the account's tariffs, the card's activation fee still due, the account's
+    /// own taxes and destination lists.
+    pub async fn payer_profile(
+        &self,
+        account_id: i64,
+        card_id: Option<i64>,
+    ) -> Result<PayerProfile, StoreError> {
+        type Row = (
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            i64,
+        );
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let row: Option<Row> = with_conn!(&mut conn, c => sqlx::query_as(
+            "SELECT a.tariff_id, a.tax_profile_json, a.destinations_json, \
+             c.tariff_id, c.activation_fee_micros, c.first_used_at_ms, a.reseller_id, \
+             (SELECT COUNT(*) FROM account_plans p WHERE p.account_id = a.id) \
+             FROM accounts a LEFT JOIN cards c ON c.id = $2 AND c.account_id = a.id \
+             WHERE a.id = $1",
+        )
+        .bind(account_id)
+        .bind(card_id)
+        .fetch_optional(&mut **c)
+        .await)?;
+        let (
+            account_tariff,
+            taxes_json,
+            destinations_json,
+            card_tariff,
+            fee,
+            first_used,
+            reseller_id,
+            plans,
+        ) = row.ok_or_else(|| StoreError::not_found("account", account_id))?;
+        if let (Some(card), None) = (card_id, fee) {
+            return Err(StoreError::not_found("card", card));
+        }
+        Ok(PayerProfile {
+            account_tariff_id: account_tariff,
+            card_tariff_id: card_tariff,
+            activation_fee_due_micros: if first_used.is_none() {
+                fee.unwrap_or(0)
+            } else {
+                0
+            },
+            rules: AccountRules {
+                taxes_json,
+                destinations_json,
+            },
+            reseller_id,
+            has_plan: plans > 0,
+        })
+    }
+
     /// An account's plan, if it has one.
     pub async fn account_plan(&self, account_id: i64) -> Result<Option<PlanRow>, StoreError> {
         let mut held = self.acquire().await?;
@@ -304,6 +365,21 @@ pub(crate) async fn use_package_seconds(
     .await
     .map(|_| ()))?;
     Ok(())
+}
+
+/// What rating needs of a payer ([`Store::payer_profile`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PayerProfile {
+    pub account_tariff_id: Option<i64>,
+    /// The card's own tariff (a card call; `None` otherwise or without one).
+    pub card_tariff_id: Option<i64>,
+    /// The card's activation fee, until its first answered call pays it.
+    pub activation_fee_due_micros: i64,
+    pub rules: AccountRules,
+    /// The reseller the account is a customer of (`None`: the vendor's own).
+    pub reseller_id: Option<i64>,
+    /// The account has a plan (maintenance fee, package of free seconds).
+    pub has_plan: bool,
 }
 
 /// An account's own call rules as stored (JSON the billing crate reads); `None`: its tariff's.

@@ -17,7 +17,7 @@ async fn concurrent_writes_share_commits_and_a_failed_member_is_undone_alone() {
     let store = database.store.clone();
     let mut accounts = Vec::new();
     for index in 0..40 {
-        let mut account = NewAccount::new(&format!("group-{index}"), "USD");
+        let mut account = NewAccount::new(format!("group-{index}"), "USD");
         account.concurrency_limit = 0;
         let account = store.create_account(&account, NOW).await.unwrap();
         store

@@ -16,8 +16,8 @@ use talktime_engine::{
 };
 use talktime_pii::Pii;
 use talktime_store::{
-    Cdr, Decision, FirstUse, LockoutPolicy, Payer, Refusal as StoreRefusal, ResellerLevel,
-    SettleExtras, SettleOutcome, Store, StoreError,
+    AccountRules, Cdr, Decision, FirstUse, LockoutPolicy, Payer, PayerProfile,
+    Refusal as StoreRefusal, ResellerLevel, SettleExtras, SettleOutcome, Store, StoreError,
 };
 use tracing::warn;
 
@@ -89,20 +89,16 @@ impl Ledger {
         let Some(found) = self.store.lookup_caller_id(caller_id).await? else {
             return Ok(None);
         };
-        let account = self.store.account(found.account_id).await?;
-        if account.status.as_str() != "active" {
+        if !found.active {
             return Ok(None);
         }
-        let language = account
-            .ivr_language
-            .as_deref()
-            .and_then(Language::from_code);
+        let language = found.ivr_language.as_deref().and_then(Language::from_code);
         Ok(Some(AccountInfo {
-            account: AccountId(account.id),
+            account: AccountId(found.account_id),
             card: found.card_id.map(CardId),
-            balance_micros: account.balance_micros,
-            minimum_micros: account.caller_id_min_balance_micros,
-            currency: account.currency,
+            balance_micros: found.balance_micros,
+            minimum_micros: found.minimum_micros,
+            currency: found.currency,
             language,
             forward_destination: found.forward_destination,
         }))
@@ -253,30 +249,28 @@ impl Ledger {
         now_ms: i64,
         beside: Option<&talktime_b2bua::ledger::CallbackLeg>,
     ) -> Result<Rated, Refusal> {
-        let activation_fee_micros = self.activation_due(card).await.map_err(|error| {
-            warn!(%error, "cannot read the card");
-            Refusal::UnknownDestination
-        })?;
-        let package_seconds = self
-            .package_seconds(account, destination, now_ms)
-            .await
-            .map_err(|error| {
-                warn!(%error, "cannot read the account's plan");
-                Refusal::NoCredit
-            })?;
+        let profile = self.payer_profile(account, card).await?;
+        let activation_fee_micros = profile.activation_fee_due_micros;
+        let package_seconds = if profile.has_plan {
+            self.package_seconds(account, destination, now_ms)
+                .await
+                .map_err(|error| {
+                    warn!(%error, "cannot read the account's plan");
+                    Refusal::NoCredit
+                })?
+        } else {
+            0
+        };
         let payer_facts = PayerFacts {
             fees: account_fees(activation_fee_micros),
             package_seconds,
         };
-        let chain = self.reseller_chain(account).await?;
-        let deck = self
-            .deck_for(account, card, &chain)
-            .await
-            .map_err(|error| {
-                warn!(%error, "cannot load the tariff");
-                Refusal::UnknownDestination
-            })?;
-        let rules = self.own_rules(account).await?;
+        let chain = self.reseller_chain(account, &profile).await?;
+        let deck = self.deck_for(&profile, &chain).await.map_err(|error| {
+            warn!(%error, "cannot load the tariff");
+            Refusal::UnknownDestination
+        })?;
+        let rules = own_rules(account, profile.rules)?;
         if !deck.settings().destinations.permits(destination)
             || !rules.destinations.permits(destination)
         {
@@ -366,15 +360,13 @@ impl Ledger {
         at_ms: i64,
         payer: PayerFacts,
     ) -> Result<(RatingContext, Vec<LevelPrice>), Refusal> {
-        let chain = self.reseller_chain(account).await?;
-        let deck = self
-            .deck_for(account, card, &chain)
-            .await
-            .map_err(|error| {
-                warn!(%error, "cannot load the tariff");
-                Refusal::UnknownDestination
-            })?;
-        let rules = self.own_rules(account).await?;
+        let profile = self.payer_profile(account, card).await?;
+        let chain = self.reseller_chain(account, &profile).await?;
+        let deck = self.deck_for(&profile, &chain).await.map_err(|error| {
+            warn!(%error, "cannot load the tariff");
+            Refusal::UnknownDestination
+        })?;
+        let rules = own_rules(account, profile.rules)?;
         let context = self.rate_with(&deck, &rules, destination, toll_free, at_ms, payer)?;
         let levels = self
             .level_prices(&chain, destination, toll_free, at_ms)
@@ -382,8 +374,16 @@ impl Ledger {
         Ok((context, levels))
     }
 
-    /// The resellers above `account`, its own first.
-    async fn reseller_chain(&self, account: AccountId) -> Result<Vec<ResellerLevel>, Refusal> {
+    /// The resellers above `account`, its own first; none for the vendor's own customers
+    /// (no query: most calls).
+    async fn reseller_chain(
+        &self,
+        account: AccountId,
+        profile: &PayerProfile,
+    ) -> Result<Vec<ResellerLevel>, Refusal> {
+        if profile.reseller_id.is_none() {
+            return Ok(Vec::new());
+        }
         self.store.reseller_chain(account.0).await.map_err(|error| {
             warn!(%error, "cannot read the account's resellers");
             Refusal::NoCredit
@@ -453,48 +453,33 @@ impl Ledger {
         RatingContext::new(deck.settings(), rate, &facts).map_err(|_| Refusal::UnknownDestination)
     }
 
-    /// The account's own taxes (`accounts set --taxes`, replacing its tariff's) and
-    /// destination lists (`accounts set --allow/--deny`, checked beside its tariff's).
-    async fn own_rules(&self, account: AccountId) -> Result<OwnRules, Refusal> {
-        let stored = self.store.account_rules(account.0).await.map_err(|error| {
-            warn!(%error, "cannot read the account's rules");
-            Refusal::UnknownDestination
-        })?;
-        let unreadable = |what: &str, error: serde_json::Error| {
-            warn!(account = account.0, %error, "the account's {what} do not parse");
-            Refusal::UnknownDestination
-        };
-        let taxes = match stored.taxes_json {
-            Some(json) => Some(serde_json::from_str(&json).map_err(|e| unreadable("taxes", e))?),
-            None => None,
-        };
-        let destinations = match stored.destinations_json {
-            Some(json) => serde_json::from_str(&json).map_err(|e| unreadable("destinations", e))?,
-            None => DestinationPolicy::default(),
-        };
-        Ok(OwnRules {
-            taxes,
-            destinations,
-        })
+    /// What rating needs of the payer (tariffs, activation fee due, own rules): one read.
+    async fn payer_profile(
+        &self,
+        account: AccountId,
+        card: Option<CardId>,
+    ) -> Result<PayerProfile, Refusal> {
+        let card = card.map(|CardId(card)| card);
+        self.store
+            .payer_profile(account.0, card)
+            .await
+            .map_err(|error| {
+                warn!(%error, "cannot read the account and card");
+                Refusal::UnknownDestination
+            })
     }
 
     /// The payer's tariff: the card's, else the account's, else its reseller's white-label
     /// tariff, else the switch's default.
     async fn deck_for(
         &self,
-        account: AccountId,
-        card: Option<CardId>,
+        profile: &PayerProfile,
         chain: &[ResellerLevel],
     ) -> Result<Arc<RateDeck>, LedgerError> {
-        let tariff = match card {
-            Some(CardId(card)) => self.store.card(card).await?.tariff_id,
-            None => None,
-        };
-        let tariff = match tariff {
-            Some(tariff) => Some(tariff),
-            None => self.store.account(account.0).await?.tariff_id,
-        };
-        let tariff = tariff.or_else(|| chain.first().and_then(|own| own.sell_tariff_id));
+        let tariff = profile
+            .card_tariff_id
+            .or(profile.account_tariff_id)
+            .or_else(|| chain.first().and_then(|own| own.sell_tariff_id));
         let tariff = match tariff {
             Some(tariff) => tariff,
             None => self.default_tariff().await?,
@@ -668,14 +653,6 @@ impl Ledger {
         )
         .await
     }
-
-    /// The activation fee a card still owes (its first answered call pays it), if any.
-    async fn activation_due(&self, card: Option<CardId>) -> Result<i64, StoreError> {
-        let Some(CardId(card)) = card else {
-            return Ok(0);
-        };
-        Ok(self.store.card(card).await?.activation_fee_due())
-    }
 }
 
 /// The rating a settle charges by: the payer's (`None`: nothing to charge, only CDRs) and the
@@ -789,6 +766,27 @@ impl Ledger {
             daily_left_micros,
         })
     }
+}
+
+/// The account's own taxes (`accounts set --taxes`, replacing its tariff's) and destination
+/// lists (`accounts set --allow/--deny`, checked beside its tariff's), as stored.
+fn own_rules(account: AccountId, stored: AccountRules) -> Result<OwnRules, Refusal> {
+    let unreadable = |what: &str, error: serde_json::Error| {
+        warn!(account = account.0, %error, "the account's {what} do not parse");
+        Refusal::UnknownDestination
+    };
+    let taxes = match stored.taxes_json {
+        Some(json) => Some(serde_json::from_str(&json).map_err(|e| unreadable("taxes", e))?),
+        None => None,
+    };
+    let destinations = match stored.destinations_json {
+        Some(json) => serde_json::from_str(&json).map_err(|e| unreadable("destinations", e))?,
+        None => DestinationPolicy::default(),
+    };
+    Ok(OwnRules {
+        taxes,
+        destinations,
+    })
 }
 
 /// A decimal-text amount of the configuration; empty (or unreadable, refused at start) is none.
