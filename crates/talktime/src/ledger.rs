@@ -265,12 +265,7 @@ impl Ledger {
             fees: account_fees(activation_fee_micros),
             package_seconds,
         };
-        let chain = self.reseller_chain(account, &profile).await?;
-        let deck = self.deck_for(&profile, &chain).await.map_err(|error| {
-            warn!(%error, "cannot load the tariff");
-            Refusal::UnknownDestination
-        })?;
-        let rules = own_rules(account, profile.rules)?;
+        let (chain, deck, rules) = self.payer_terms(account, profile).await?;
         if !deck.settings().destinations.permits(destination)
             || !rules.destinations.permits(destination)
         {
@@ -361,12 +356,7 @@ impl Ledger {
         payer: PayerFacts,
     ) -> Result<(RatingContext, Vec<LevelPrice>), Refusal> {
         let profile = self.payer_profile(account, card).await?;
-        let chain = self.reseller_chain(account, &profile).await?;
-        let deck = self.deck_for(&profile, &chain).await.map_err(|error| {
-            warn!(%error, "cannot load the tariff");
-            Refusal::UnknownDestination
-        })?;
-        let rules = own_rules(account, profile.rules)?;
+        let (chain, deck, rules) = self.payer_terms(account, profile).await?;
         let context = self.rate_with(&deck, &rules, destination, toll_free, at_ms, payer)?;
         let levels = self
             .level_prices(&chain, destination, toll_free, at_ms)
@@ -451,6 +441,21 @@ impl Ledger {
             .find(destination, start.date)
             .ok_or(Refusal::UnknownDestination)?;
         RatingContext::new(deck.settings(), rate, &facts).map_err(|_| Refusal::UnknownDestination)
+    }
+
+    /// What the payer is rated by: its resellers, its tariff's deck and its own rules.
+    async fn payer_terms(
+        &self,
+        account: AccountId,
+        profile: PayerProfile,
+    ) -> Result<(Vec<ResellerLevel>, Arc<RateDeck>, OwnRules), Refusal> {
+        let chain = self.reseller_chain(account, &profile).await?;
+        let deck = self.deck_for(&profile, &chain).await.map_err(|error| {
+            warn!(%error, "cannot load the tariff");
+            Refusal::UnknownDestination
+        })?;
+        let rules = own_rules(account, profile.rules)?;
+        Ok((chain, deck, rules))
     }
 
     /// What rating needs of the payer (tariffs, activation fee due, own rules): one read.

@@ -71,10 +71,11 @@ async fn print_nodes(store: &Store, lease_ms: i64) -> anyhow::Result<()> {
     for node in store.nodes().await? {
         let view = NodeView::of(&node, now, lease_ms);
         println!(
-            "{:<32} {:<9} {:>13.1} {:>10}",
+            "{:<32} {:<9} {:>11}.{} {:>10}",
             view.node,
             view.state,
-            view.heartbeat_age_ms as f64 / 1000.0,
+            view.heartbeat_age_ms / 1000,
+            view.heartbeat_age_ms % 1000 / 100,
             view.open_calls
         );
     }

@@ -184,6 +184,17 @@ impl Cluster {
         )
     }
 
+    /// [`Cluster::call`], waited for: every SIPp call completes.
+    fn call_to_the_end(&self, name: &str, callers: &[&str], rate: usize, hold: Duration) {
+        let run = self.call(name, callers, rate, hold);
+        self.assert_completed(run);
+    }
+
+    fn assert_completed(&self, run: BackgroundSipp) {
+        let outcome = run.finish(Duration::from_secs(90));
+        assert!(outcome.success(), "{}\n{}", outcome.describe(), self.logs());
+    }
+
     /// Calls each node started so far.
     fn started(&self) -> Vec<usize> {
         self.nodes
@@ -300,14 +311,7 @@ fn three_nodes_behind_kamailio_share_one_ledger_survive_a_kill_and_drain() {
     let number = |index: usize| callers[index].1.as_str();
 
     // 1. One card, 100 calls at once spread over the three nodes: exactly one connects.
-    let run = cluster.call("one-card", &[number(0); 100], 100, Duration::from_secs(6));
-    let outcome = run.finish(Duration::from_secs(90));
-    assert!(
-        outcome.success(),
-        "{}\n{}",
-        outcome.describe(),
-        cluster.logs()
-    );
+    cluster.call_to_the_end("one-card", &[number(0); 100], 100, Duration::from_secs(6));
     let started = cluster.started();
     assert_eq!(started.iter().sum::<usize>(), 100, "{started:?}");
     assert!(
@@ -344,14 +348,7 @@ fn three_nodes_behind_kamailio_share_one_ledger_survive_a_kill_and_drain() {
     // New calls still connect, through the two others.
     let started_before = cluster.started();
     let after_kill: Vec<&str> = (7..=12).map(number).collect();
-    let run = cluster.call("after-kill", &after_kill, 6, Duration::from_secs(2));
-    let outcome = run.finish(Duration::from_secs(60));
-    assert!(
-        outcome.success(),
-        "{}\n{}",
-        outcome.describe(),
-        cluster.logs()
-    );
+    cluster.call_to_the_end("after-kill", &after_kill, 6, Duration::from_secs(2));
     for account in &accounts[7..=12] {
         assert_eq!(
             cluster.answered(*account).len(),
@@ -415,14 +412,7 @@ fn three_nodes_behind_kamailio_share_one_ledger_survive_a_kill_and_drain() {
     assert_eq!(state_of(&cluster.nodes_list(), "node-0"), "draining");
     let started_before = cluster.started();
     let after_drain: Vec<&str> = (13..=16).map(number).collect();
-    let run = cluster.call("after-drain", &after_drain, 4, Duration::from_secs(2));
-    let outcome = run.finish(Duration::from_secs(60));
-    assert!(
-        outcome.success(),
-        "{}\n{}",
-        outcome.describe(),
-        cluster.logs()
-    );
+    cluster.call_to_the_end("after-drain", &after_drain, 4, Duration::from_secs(2));
     for account in &accounts[13..=16] {
         assert_eq!(cluster.answered(*account).len(), 1, "account {account}");
     }
@@ -438,13 +428,7 @@ fn three_nodes_behind_kamailio_share_one_ledger_survive_a_kill_and_drain() {
     );
 
     // The long callers hang up: node-0 bills its calls and exits by itself.
-    let outcome = long_run.finish(Duration::from_secs(60));
-    assert!(
-        outcome.success(),
-        "{}\n{}",
-        outcome.describe(),
-        cluster.logs()
-    );
+    cluster.assert_completed(long_run);
     let status = wait_for_exit(&mut cluster.nodes[0], Duration::from_secs(20));
     assert!(
         status.is_some_and(|status| status.success()),
