@@ -198,13 +198,22 @@ impl Switch {
     }
 
     /// Until the switch answers OPTIONS: after migrations, and after a restart bills what a
-    /// crash left up (hundreds of calls on a loaded machine take seconds). The log when it
-    /// exited or never answered.
+    /// crash left up (hundreds of calls on a loaded machine take seconds). The answer counts
+    /// only once this process has logged that it is ready: another test process that took the
+    /// same port a moment earlier answers OPTIONS too, while ours is failing to bind. The log
+    /// when it exited or never answered.
     fn wait_until_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if options_ping(self.sip, Duration::from_millis(200)).is_some() {
-                return Ok(());
+            let ready = self.log_text().contains("Talktime ready");
+            if ready && options_ping(self.sip, Duration::from_millis(200)).is_some() {
+                if self.is_running() {
+                    return Ok(());
+                }
+                return Err(self.log_text());
+            }
+            if !ready {
+                std::thread::sleep(Duration::from_millis(20));
             }
             if !self.is_running() {
                 return Err(self.log_text());
