@@ -11,6 +11,11 @@
 #                                   every SOAK_SAMPLE_S [30] into $LOAD_WORK/soak.tsv
 #   bash tests/load/run.sh console [CALLS]            CALLS [1000] prepaid calls held up while the
 #                                   console's live-calls page is read PAGE_READS [20] times
+#   bash tests/load/run.sh memory  [CALLS [RATE]]   CALLS [10000] prepaid calls placed at RATE/s
+#                                   [500] and held up at once: the switch's resident memory
+#                                   idle and with every call up, per call; calls_up from
+#                                   /metrics; the ledger check after (RTP_RANGE must hold two
+#                                   port pairs a call, e.g. RTP_RANGE=12000-61999)
 #   bash tests/load/run.sh versus  [RATE...]       the same pinless load through Kamailio (a
 #                                   stateful proxy to the same SIPp carrier: tm, sl, rr, dialog,
 #                                   2 workers, TLSF) and through Talktime (prepaid), rate by
@@ -102,6 +107,11 @@ test_call_ms = $TEST_CALL_MS
 
 [log]
 filter = "warn"
+
+[admission]
+calls_per_second_per_source = 10
+calls_per_source = 100
+max_calls = ${MAX_CALLS:-5000}
 
 [admin]
 listen = "127.0.0.1:$ADMIN_PORT"
@@ -559,6 +569,48 @@ mode_console() {
     stop_carrier
 }
 
+# memory CALLS RATE: CALLS calls placed at RATE a second, each held until all are up (without
+# RTP the switch ends a call after 30 s of silence, so CALLS/RATE stays well under 25 s). The
+# switch's VmRSS idle (after start, before the first call) and at the plateau; the difference
+# over the calls up is what a live call costs (signalling, billing, media state and buffers).
+mode_memory() {
+    local calls=${1:-10000} rate=${2:-500}
+    local place_s=$(((calls + rate - 1) / rate))
+    local hold_s=$((place_s + 6)) name="memory-$calls" data scenario
+    ((hold_s < 30)) || die "memory: $calls calls at $rate/s take ${place_s} s to place; keep it under 24 s"
+    seed_ledger
+    data=$(prepaid_data "$name")
+    scenario=$(render_caller $((hold_s * 1000)))
+    start_carrier "$data"
+    MAX_CALLS=$((calls * 2)) start_switch "$data"
+    sleep 3
+    local idle_kib
+    idle_kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SWITCH_PID/status")
+    run_sipp "$name" $((hold_s + 60)) 127.0.0.1:"$SIP_PORT" \
+        -sf "$scenario" -s 200 -inf "$WORK/callers-$ACCOUNTS.csv" \
+        -mp "$MEDIA_PORT" -r "$rate" -m "$calls" -l $((calls * 2)) &
+    local sipp_job=$!
+    sleep $((place_s + 3))
+    local up_kib up fds token
+    up_kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SWITCH_PID/status")
+    fds=$(find "/proc/$SWITCH_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+    token=$(cat "$data/admin.token")
+    up=$(curl -s -H "authorization: Bearer $token" "http://127.0.0.1:$ADMIN_PORT/metrics" |
+        awk '$1 == "talktime_calls_up" { print $2 }')
+    up=${up:-0}
+    wait "$sipp_job" || true
+    sleep 2
+    local after_kib
+    after_kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SWITCH_PID/status")
+    stop_switch
+    stop_carrier
+    local per_call="n/a"
+    ((up > 0)) && per_call=$(((up_kib - idle_kib) * 1024 / up))
+    echo "$name calls_up=$up rss_idle_kib=$idle_kib rss_up_kib=$up_kib rss_after_kib=$after_kib" \
+        "bytes_per_call=$per_call fds=$fds" | tee -a "$RESULTS"
+    echo "$name ledger: $(ledger_check "$data")" | tee -a "$RESULTS"
+}
+
 # soak RATE MINUTES: one long prepaid run at a steady rate (half the clean rate by default)
 # with the switch's resident memory, open descriptors and the ledger's open reservations
 # sampled while it runs: all three must stay flat.
@@ -704,7 +756,7 @@ main() {
     local mode=${1:-}
     shift || true
     case $mode in
-        options | testcall | prepaid | hold | soak | console | versus | all) ;;
+        options | testcall | prepaid | hold | soak | console | memory | versus | all) ;;
         *) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 2 ;;
     esac
     check_tools
@@ -716,6 +768,7 @@ main() {
         hold) mode_hold "$@" ;;
         soak) mode_soak "$@" ;;
         console) mode_console "$@" ;;
+        memory) mode_memory "$@" ;;
         versus) mode_versus "$@" ;;
         all)
             mode_options
