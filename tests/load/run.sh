@@ -35,6 +35,9 @@
 #   ACCOUNTS       pinless accounts seeded [20000] (each account takes one call at a time)
 #   RTP=1          the caller streams PCMU (rtp_stream) and the carrier echoes it
 #   CARRIER_RING_MS  how long the carrier rings before its 200 [0]
+#   DB=postgres    the ledger on PostgreSQL: each step in a fresh schema of POSTGRES_URL
+#                  [postgres://postgres@127.0.0.1:5432/test], seeded the same way; DB=sqlite
+#                  (default) copies the SQLite seed
 #   PERF=1         record the switch with `perf record -g` while SIPp runs, into
 #                  $LOAD_WORK/<step>.perf (read it with `perf report -i FILE --no-children`)
 set -euo pipefail
@@ -58,6 +61,8 @@ RTP=${RTP:-0}
 CARRIER_RING_MS=${CARRIER_RING_MS:-0}
 KEEP_GOING=${KEEP_GOING:-0}
 PERF=${PERF:-0}
+DB=${DB:-sqlite}
+POSTGRES_URL=${POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 BUFF=(-buff_size 4194304)
 TICKS=$(getconf CLK_TCK)
 RESULTS="$WORK/results.txt"
@@ -164,8 +169,10 @@ port_listening() {
 start_switch() {
     local data=$1
     write_config "$data/talktime.toml"
+    local database=()
+    [[ -f $data/database-url ]] && database=(--database-url "$(cat "$data/database-url")")
     timeout --signal=TERM 3600 "$BIN" serve --config "$data/talktime.toml" --data-dir "$data" \
-        --sip-udp "127.0.0.1:$SIP_PORT" --sip-tcp "127.0.0.1:$SIP_PORT" \
+        "${database[@]}" --sip-udp "127.0.0.1:$SIP_PORT" --sip-tcp "127.0.0.1:$SIP_PORT" \
         --rtp-ports "$RTP_RANGE" >"$data/switch.log" 2>&1 &
     SWITCH_TIMEOUT_PID=$!
     local tries=0
@@ -433,6 +440,11 @@ EOF
 prepaid_data() {
     local data
     data=$(fresh_data "$1")
+    if [[ $DB == postgres ]]; then
+        seed_postgres "$data" "$1"
+        echo "$data"
+        return
+    fi
     cp "$WORK/seed-$ACCOUNTS/talktime.sqlite3" "$data/"
     # The PIN key the seed's hashes were made with (issue 18): another key is refused.
     cp -p "$WORK/seed-$ACCOUNTS/pin.key" "$data/"
@@ -465,7 +477,42 @@ EOF
 }
 
 # ledger_check DATA: after the switch stopped, what the ledger recorded.
+# seed_postgres DATA NAME: a fresh schema for the step, the seed's tariff, cards and caller
+# IDs made in it (the SQLite seed is copied; PostgreSQL's is made again, a few seconds).
+seed_postgres() {
+    local data=$1 schema
+    schema="talktime_load_$(tr -c 'a-z0-9\n' '_' <<<"$2")"
+    psql -q "$POSTGRES_URL" -c "DROP SCHEMA IF EXISTS $schema CASCADE" -c "CREATE SCHEMA $schema" \
+        >/dev/null
+    local separator='?'
+    [[ $POSTGRES_URL == *\?* ]] && separator='&'
+    echo "$POSTGRES_URL${separator}options[search_path]=$schema" >"$data/database-url"
+    echo "$schema" >"$data/database-schema"
+    local url
+    url=$(cat "$data/database-url")
+    "$BIN" tariffs import --data-dir "$data" --database-url "$url" --tariff load \
+        "$WORK/seed-$ACCOUNTS/rates.csv" >/dev/null
+    "$BIN" cards generate --data-dir "$data" --database-url "$url" --name load \
+        --count "$ACCOUNTS" --value 1000.00 --tariff load --output "$data/cards.csv" 2>/dev/null
+    psql -q "$POSTGRES_URL" >/dev/null <<EOF
+SET search_path TO $schema;
+INSERT INTO caller_ids (number, account_id, created_at_ms)
+    SELECT '1555' || lpad(id::text, 7, '0'), id, 0 FROM accounts;
+UPDATE accounts SET forward_destination = '0015551234567';
+ANALYZE;
+EOF
+}
+
 ledger_check() {
+    if [[ -f $1/database-schema ]]; then
+        psql -qAt -F ' ' "$POSTGRES_URL" -c "SET search_path TO $(cat "$1/database-schema")" -c "
+        SELECT 'cdrs=' || (SELECT count(*) FROM cdrs),
+               'connected=' || (SELECT count(*) FROM cdrs WHERE sip_code = 200),
+               'charges=' || (SELECT count(*) FROM transactions WHERE kind = 'call_charge'),
+               'open_reservations=' || (SELECT count(*) FROM reservations WHERE state = 'open'),
+               'billed_s=' || (SELECT coalesce(sum(billed_seconds), 0) FROM cdrs);"
+        return
+    fi
     sqlite3 -separator ' ' "$1/talktime.sqlite3" "
         SELECT 'cdrs=' || (SELECT count(*) FROM cdrs),
                'connected=' || (SELECT count(*) FROM cdrs WHERE sip_code = 200),

@@ -742,7 +742,7 @@ impl Switch {
         });
         crate::counters::Counters::add(&mut self.counters.callbacks, "answered");
         info!(call = key, carrier = %ringing.target.carrier, "callback answered");
-        self.sessions.insert(key, session);
+        self.sessions.insert(key, Box::new(session));
         self.acknowledge_caller_leg(key, response);
         self.admission.call_started(peer.address.ip());
         self.checkpoint_caller_leg(key);

@@ -613,7 +613,7 @@ impl Switch {
             self.config.sip.min_session_expires_s,
             self.now.instant,
         );
-        self.sessions.insert(key, session);
+        self.sessions.insert(key, Box::new(session));
         self.by_transaction.insert(transaction, key);
         self.admission.call_started(source.address.ip());
         self.run_outputs(key);
@@ -696,7 +696,10 @@ impl Switch {
 
     /// Arms the call's next deadline in place of whatever was armed (an ended call: none).
     fn arm_timer(&mut self, key: u64) {
-        let due = self.sessions.get(&key).and_then(Session::next_deadline);
+        let due = self
+            .sessions
+            .get(&key)
+            .and_then(|session| session.next_deadline());
         self.call_deadlines.set(key, due);
     }
 

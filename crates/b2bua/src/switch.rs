@@ -154,8 +154,9 @@ pub struct Switch {
     pub(crate) prompts: PromptCache,
     pub(crate) router: Router,
     pub(crate) carrier_addresses: HashMap<String, SocketAddr>,
-    /// Prepaid calls by key, and the indexes that find them.
-    pub(crate) sessions: HashMap<u64, Session>,
+    /// Prepaid calls by key, and the indexes that find them. Boxed: the table grows by
+    /// doubling, and a slot is a pointer, not a whole call (measured in docs/PERFORMANCE.md).
+    pub(crate) sessions: HashMap<u64, Box<Session>>,
     /// SIP subscribers' nonces, requests waiting for their record, and registrations.
     pub(crate) subscribers: crate::subscribers::Subscribers,
     /// Callbacks not yet answered, and the earliest of their deadlines.

@@ -419,7 +419,8 @@ struct Retransmission {
 #[derive(Debug)]
 pub struct DialogTable {
     config: TimerConfig,
-    dialogs: HashMap<DialogId, Dialog>,
+    /// Boxed: the table grows by doubling, and a slot is a pointer, not a whole dialog.
+    dialogs: HashMap<DialogId, Box<Dialog>>,
     retransmissions: HashMap<DialogId, Retransmission>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<DialogEvent>,
@@ -452,22 +453,22 @@ impl DialogTable {
     /// Adds (or replaces) a dialog and returns its id.
     pub fn insert(&mut self, dialog: Dialog) -> DialogId {
         let id = dialog.id.clone();
-        self.dialogs.insert(id.clone(), dialog);
+        self.dialogs.insert(id.clone(), Box::new(dialog));
         id
     }
 
     pub fn get(&self, id: &DialogId) -> Option<&Dialog> {
-        self.dialogs.get(id)
+        self.dialogs.get(id).map(Box::as_ref)
     }
 
     pub fn get_mut(&mut self, id: &DialogId) -> Option<&mut Dialog> {
-        self.dialogs.get_mut(id)
+        self.dialogs.get_mut(id).map(Box::as_mut)
     }
 
     /// Forgets a dialog (after BYE) and any 2xx retransmission for it.
     pub fn remove(&mut self, id: &DialogId) -> Option<Dialog> {
         self.retransmissions.remove(id);
-        self.dialogs.remove(id)
+        self.dialogs.remove(id).map(|dialog| *dialog)
     }
 
     /// UAC: a response to our INVITE. A 101-299 with a To tag creates the dialog (early

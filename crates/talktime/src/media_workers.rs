@@ -153,7 +153,8 @@ struct Worker {
     epoll: Epoll,
     wake: Arc<EventFd>,
     control: mpsc::Receiver<Control>,
-    calls: Vec<Option<CallMedia>>,
+    /// Boxed: the slots grow by doubling, and a free or spare one is a pointer, not a call.
+    calls: Vec<Option<Box<CallMedia>>>,
     free_slots: Vec<usize>,
     slot_of: HashMap<u64, usize>,
     /// Wake-ups by slot; an entry is current only while it equals the call's `armed`.
@@ -275,7 +276,7 @@ impl Worker {
                 warn!(call = new.call, %error, "cannot watch an RTP socket");
             }
         }
-        let media = CallMedia {
+        let media = Box::new(CallMedia {
             call: new.call,
             sockets: new.sockets,
             relay: Relay::new(RtcpMode::Terminate),
@@ -283,7 +284,7 @@ impl Worker {
             playback: None,
             inactivity: new.inactivity,
             armed: None,
-        };
+        });
         if slot == self.calls.len() {
             self.calls.push(Some(media));
         } else {

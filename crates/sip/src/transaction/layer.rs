@@ -182,7 +182,8 @@ pub struct TransactionLayer {
     config: TimerConfig,
     random: Box<dyn RandomSource>,
     next_id: u64,
-    entries: HashMap<TransactionId, Entry>,
+    /// Boxed: the table grows by doubling, and a slot is a pointer, not a whole transaction.
+    entries: HashMap<TransactionId, Box<Entry>>,
     clients: HashMap<ClientKey, TransactionId>,
     servers: HashMap<ServerKey, TransactionId>,
     timers: BinaryHeap<Reverse<(Instant, TransactionId, Timer)>>,
@@ -390,24 +391,25 @@ impl TransactionLayer {
             return Err(TransactionError::NotAServerTransaction(cancel));
         };
         let mut ok = Response::for_request(&server.request, 200, "OK");
-        let pending = entry
-            .cancels
-            .and_then(|invite| match self.entries.get(&invite) {
-                Some(Entry {
-                    kind: Kind::InviteServer(server),
-                    ..
-                }) if server.state == InviteServerState::Proceeding => {
-                    let tag = server
-                        .last_response
-                        .as_ref()
-                        .and_then(|r| r.to().ok())
-                        .and_then(|to| to.tag().map(str::to_owned));
-                    let terminated =
-                        Response::for_request(&server.request, 487, "Request Terminated");
-                    Some((invite, terminated, tag))
-                }
-                _ => None,
-            });
+        let pending =
+            entry
+                .cancels
+                .and_then(|invite| match self.entries.get(&invite).map(Box::as_ref) {
+                    Some(Entry {
+                        kind: Kind::InviteServer(server),
+                        ..
+                    }) if server.state == InviteServerState::Proceeding => {
+                        let tag = server
+                            .last_response
+                            .as_ref()
+                            .and_then(|r| r.to().ok())
+                            .and_then(|to| to.tag().map(str::to_owned));
+                        let terminated =
+                            Response::for_request(&server.request, 487, "Request Terminated");
+                        Some((invite, terminated, tag))
+                    }
+                    _ => None,
+                });
         let Some((invite, mut terminated, tag)) = pending else {
             return self.send_response(cancel, ok, now);
         };
@@ -519,14 +521,14 @@ impl TransactionLayer {
         self.clients.insert(key.clone(), id);
         self.entries.insert(
             id,
-            Entry {
+            Box::new(Entry {
                 peer: destination,
                 kind,
                 client_key: Some(key),
                 server_key: None,
                 our_cancel: None,
                 cancels: None,
-            },
+            }),
         );
         self.apply(id, fx);
     }
@@ -584,7 +586,7 @@ impl TransactionLayer {
     /// Sends a held-back CANCEL once its INVITE is Proceeding; drops it if the INVITE
     /// reached a final state first.
     fn release_waiting_cancel(&mut self, invite: TransactionId, now: Instant) {
-        let state = match self.entries.get(&invite) {
+        let state = match self.entries.get(&invite).map(Box::as_ref) {
             Some(Entry {
                 kind: Kind::InviteClient(client),
                 our_cancel: Some(OurCancel::Waiting { .. }),
@@ -659,14 +661,14 @@ impl TransactionLayer {
         self.servers.insert(key.clone(), id);
         self.entries.insert(
             id,
-            Entry {
+            Box::new(Entry {
                 peer: source,
                 kind,
                 client_key: None,
                 server_key: Some(key.clone()),
                 our_cancel: None,
                 cancels: None,
-            },
+            }),
         );
         self.apply(id, fx);
         if request.method == Method::Cancel {
@@ -740,7 +742,7 @@ impl TransactionLayer {
             && let Some(Entry {
                 kind: Kind::InviteServer(server),
                 ..
-            }) = self.entries.get_mut(&id)
+            }) = self.entries.get_mut(&id).map(Box::as_mut)
         {
             absorbed = Some(server.on_request(&request, now, &mut fx));
         }
@@ -768,7 +770,7 @@ impl TransactionLayer {
         let Some(Entry {
             kind: Kind::InviteServer(server),
             ..
-        }) = self.entries.get(&id)
+        }) = self.entries.get(&id).map(Box::as_ref)
         else {
             return false;
         };
