@@ -482,7 +482,7 @@ EOF
 seed_postgres() {
     local data=$1 schema
     schema="talktime_load_$(tr -c 'a-z0-9\n' '_' <<<"$2")"
-    psql -q "$POSTGRES_URL" -c "DROP SCHEMA IF EXISTS $schema CASCADE" -c "CREATE SCHEMA $schema" \
+    psql -q "$POSTGRES_URL" -c "SET client_min_messages TO warning" -c "DROP SCHEMA IF EXISTS $schema CASCADE" -c "CREATE SCHEMA $schema" \
         >/dev/null
     local separator='?'
     [[ $POSTGRES_URL == *\?* ]] && separator='&'
