@@ -44,6 +44,7 @@ mod backup;
 mod caller_services;
 mod cards;
 mod cdr;
+mod customers;
 mod error;
 mod ledger;
 mod model;
@@ -68,6 +69,7 @@ pub use caller_services::{
 };
 pub use cards::{CardBatch, CardBatchSpec, PIN_LENGTHS};
 pub use cdr::{Cdr, CdrCursor, CdrFilter, TrafficGrouping, TrafficRow};
+pub use customers::CustomerSession;
 pub use error::StoreError;
 pub use ledger::{AccountLimits, LowBalanceRule, MAX_AMOUNT_MICROS, RechargeOutcome};
 pub use model::{

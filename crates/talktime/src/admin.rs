@@ -967,6 +967,13 @@ pub enum AccountsCommand {
         #[arg(long, default_value = "en")]
         language: String,
     },
+    /// Set the account's customer-portal password (`/portal`: the account number or the
+    /// card's PIN, and this password); ends its portal sessions. The password is read from
+    /// stdin when piped, else generated and printed once.
+    PortalPassword {
+        #[command(flatten)]
+        account: AccountArgs,
+    },
     /// Set (or with --clear remove) the destination a DID-forwarding access number connects
     /// this account's registered callers to.
     Forward {
@@ -1294,6 +1301,13 @@ pub async fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
             remove,
         } => {
             crate::vouchers::speed_dial_command(&account, key, number.as_deref(), remove).await?;
+        }
+        AccountsCommand::PortalPassword { account } => {
+            let (store, id) = account.resolve().await?;
+            let password = password_from_stdin()?;
+            let hash = crate::console::auth::hash_password(&password)?;
+            store.set_customer_password(id, &hash, now).await?;
+            println!("portal password of account {id} set; its portal sessions ended");
         }
         AccountsCommand::Forward {
             account,

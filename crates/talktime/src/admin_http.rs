@@ -181,6 +181,11 @@ pub async fn start(
         callbacks: settings.callbacks,
         subscriber_realm: settings.subscriber_realm.clone(),
     };
+    let portal = crate::portal::PortalState {
+        store: store.clone(),
+        secure_cookies: https,
+        limiter: Arc::default(),
+    };
     let state = AdminState {
         store,
         token: token.into(),
@@ -194,13 +199,16 @@ pub async fn start(
     };
     tokio::spawn(crate::http_serve::serve(
         listener,
-        router(state).merge(crate::console::router(console)),
+        router(state)
+            .merge(crate::console::router(console))
+            .merge(crate::portal::router(portal)),
         limits,
         tls,
     ));
     let scheme = if https { "https" } else { "http" };
     info!(%bound, https, "admin API listening");
     info!("console at {scheme}://{bound}/console");
+    info!("customer portal at {scheme}://{bound}/portal");
     Ok(bound)
 }
 

@@ -22,6 +22,7 @@ pub mod nodes;
 pub mod notify;
 pub mod openapi;
 pub mod plans;
+pub mod portal;
 pub mod radius_service;
 pub mod recovery;
 pub mod resellers;
