@@ -60,6 +60,30 @@ fn curl_status(args: &[&str]) -> u16 {
         .unwrap_or(0)
 }
 
+/// Polls until the page after a click says what it should: a click does not wait for the next
+/// page, and the old one may hold the same element.
+fn eventually(browser: &Browser, what: &str, check: impl Fn(&Browser) -> bool) {
+    for _ in 0..100 {
+        if check(browser) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what}: not so on {}:\n{}", browser.url(), browser.source());
+}
+
+/// Waits for the next page to hold `wanted` (the page before it does not), then checks that
+/// `css` is where it is said.
+fn text_says(browser: &Browser, css: &str, wanted: &str) {
+    eventually(browser, wanted, |browser| browser.source().contains(wanted));
+    let text = browser.text(css);
+    assert!(text.contains(wanted), "{css}: {text}");
+}
+
+fn url_ends(browser: &Browser, wanted: &str) {
+    eventually(browser, wanted, |browser| browser.url().ends_with(wanted));
+}
+
 fn wait_for_balance(browser: &Browser) -> String {
     browser
         .wait_for("#balance", Duration::from_secs(10))
@@ -114,11 +138,7 @@ fn a_card_holder_claims_the_portal_sees_the_call_and_its_cost_and_recharges_with
     browser.type_into("#password", PASSWORD);
     browser.type_into("#repeat", PASSWORD);
     browser.click("#submit");
-    assert!(
-        browser.text("#error").contains("No card has this PIN"),
-        "{}",
-        browser.source()
-    );
+    text_says(&browser, "#error", "No card has this PIN");
 
     // The card's PIN and a password of the holder's own: in, with the balance and the call.
     browser.clear("#pin");
@@ -140,12 +160,14 @@ fn a_card_holder_claims_the_portal_sees_the_call_and_its_cost_and_recharges_with
 
     // The call's page: the CDR's cost; the other card's call is not there for this customer.
     browser.click("tr.call a");
-    assert!(
-        browser.url().contains("/portal/calls/"),
-        "{}",
-        browser.url()
+    eventually(&browser, "the call's page", |browser| {
+        browser.url().contains("/portal/calls/")
+    });
+    text_says(
+        &browser,
+        "tr.attempt td.cost",
+        &format_micros(cdr.total_micros),
     );
-    assert_eq!(browser.text("td.cost"), format_micros(cdr.total_micros));
     browser.go(&format!("{portal}/calls/{theirs}"));
     assert!(
         browser.source().contains("Not found"),
@@ -157,11 +179,7 @@ fn a_card_holder_claims_the_portal_sees_the_call_and_its_cost_and_recharges_with
     browser.go(&portal);
     browser.type_into("#code", &code);
     browser.click("#recharge");
-    assert!(
-        browser.text("#notice").contains("Recharged 5"),
-        "{}",
-        browser.source()
-    );
+    text_says(&browser, "#notice", "Recharged 5");
     let recharged = 7_000_000 - cdr.total_micros;
     assert_eq!(wait_for_balance(&browser), format_micros(recharged));
     assert!(
@@ -171,21 +189,13 @@ fn a_card_holder_claims_the_portal_sees_the_call_and_its_cost_and_recharges_with
     );
     browser.type_into("#code", &code);
     browser.click("#recharge");
-    assert!(
-        browser.text("#notice").contains("has been used"),
-        "{}",
-        browser.source()
-    );
+    text_says(&browser, "#notice", "has been used");
     assert_eq!(wait_for_balance(&browser), format_micros(recharged));
     assert_eq!(prepaid::balance(&dir, account), recharged, "credited once");
 
     // Out, and in again with the PIN and the password.
     browser.click("#logout");
-    assert!(
-        browser.url().ends_with("/portal/login"),
-        "{}",
-        browser.url()
-    );
+    url_ends(&browser, "/portal/login");
     browser.go(&portal);
     assert!(
         browser.url().ends_with("/portal/login"),
