@@ -236,11 +236,28 @@ impl Store {
         call_id: Option<&str>,
         now_ms: i64,
     ) -> Result<Redemption, StoreError> {
-        let hash = self.voucher_hash(code);
         let mut transaction = self.begin_write().await?;
-        let mut conn = transaction.conn();
-        let account = fetch_account(&mut conn, account_id).await?;
-        let disposable: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
+        let redemption = self
+            .redeem_in(&mut transaction.conn(), account_id, code, call_id, now_ms)
+            .await?;
+        if matches!(redemption, Redemption::Credited { .. }) {
+            transaction.commit().await?;
+        }
+        Ok(redemption)
+    }
+
+    /// [`Store::redeem_voucher`] inside the caller's write transaction (which commits it).
+    pub(crate) async fn redeem_in(
+        &self,
+        conn: &mut crate::backend::Conn<'_>,
+        account_id: i64,
+        code: &Pii<String>,
+        call_id: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Redemption, StoreError> {
+        let hash = self.voucher_hash(code);
+        let account = fetch_account(conn, account_id).await?;
+        let disposable: Option<i64> = with_conn!(conn, c => sqlx::query_scalar(
             "SELECT id FROM cards WHERE account_id = $1 AND kind = 'disposable'",
         )
         .bind(account_id)
@@ -249,7 +266,7 @@ impl Store {
         if disposable.is_some() {
             return Ok(Redemption::NotRefillable);
         }
-        let claimed: Option<(i64, i64)> = with_conn!(&mut conn, c => sqlx::query_as(
+        let claimed: Option<(i64, i64)> = with_conn!(conn, c => sqlx::query_as(
             "UPDATE vouchers SET used_at_ms = $1, used_by_account_id = $2, used_call_id = $3 \
              WHERE code_hash = $4 AND used_at_ms IS NULL AND status = 'active' \
              AND (expires_at_ms IS NULL OR expires_at_ms > $1) AND currency = $5 \
@@ -263,7 +280,7 @@ impl Store {
         .fetch_optional(&mut **c)
         .await)?;
         let Some((voucher_id, amount_micros)) = claimed else {
-            let state: Option<VoucherState> = with_conn!(&mut conn, c => sqlx::query_as(
+            let state: Option<VoucherState> = with_conn!(conn, c => sqlx::query_as(
                 "SELECT used_at_ms, status, expires_at_ms, currency FROM vouchers \
                  WHERE code_hash = $1",
             )
@@ -274,7 +291,7 @@ impl Store {
         };
         let key = format!("voucher:{voucher_id}");
         let balance_micros = recharge_in(
-            &mut conn,
+            conn,
             Posting {
                 account_id,
                 kind: TransactionKind::Recharge,
@@ -286,9 +303,7 @@ impl Store {
             },
         )
         .await?;
-        crate::resellers::pay_payment_commission(&mut conn, account_id, amount_micros, now_ms)
-            .await?;
-        transaction.commit().await?;
+        crate::resellers::pay_payment_commission(conn, account_id, amount_micros, now_ms).await?;
         Ok(Redemption::Credited {
             voucher_id,
             amount_micros,

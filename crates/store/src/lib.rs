@@ -44,6 +44,7 @@ mod backup;
 mod caller_services;
 mod cards;
 mod cdr;
+mod coupons;
 mod customers;
 mod error;
 mod ledger;
@@ -69,6 +70,7 @@ pub use caller_services::{
 };
 pub use cards::{CardBatch, CardBatchSpec, PIN_LENGTHS};
 pub use cdr::{Cdr, CdrCursor, CdrFilter, TrafficGrouping, TrafficRow};
+pub use coupons::{CouponRecharge, CouponRefusal, CouponRow, NewCoupon, coupon_bonus};
 pub use customers::CustomerSession;
 pub use error::StoreError;
 pub use ledger::{AccountLimits, LowBalanceRule, MAX_AMOUNT_MICROS, RechargeOutcome};

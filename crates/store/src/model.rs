@@ -89,6 +89,8 @@ text_enum!(
         Transfer => "transfer",
         /// What the vendor pays a reseller on its customers' calls or payments.
         Commission => "commission",
+        /// Credit a promotion coupon added to a recharge.
+        Promotion => "promotion",
     }
 );
 

@@ -12,6 +12,7 @@ pub mod callbacks;
 pub mod cdr_export;
 pub mod config;
 pub mod console;
+pub mod coupons;
 pub mod http_serve;
 pub mod ledger;
 pub mod ledger_tasks;

@@ -47,6 +47,9 @@ enum Command {
     /// Vouchers: single-use recharge codes callers key in the IVR (`*0`, or a recharge line).
     #[command(subcommand)]
     Vouchers(talktime::vouchers::VouchersCommand),
+    /// Promotion coupons customers give with a voucher in the portal: add, list.
+    #[command(subcommand)]
+    Coupons(talktime::coupons::CouponsCommand),
     /// Console users: add, passwd, list, disable, enable.
     #[command(subcommand)]
     Users(admin::UsersCommand),
@@ -260,6 +263,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Accounts(command) => run_once(admin::accounts(command)),
         Command::Users(command) => run_once(admin::users(command)),
         Command::Vouchers(command) => run_once(talktime::vouchers::run(command)),
+        Command::Coupons(command) => run_once(talktime::coupons::run(command)),
         Command::Subscribers(command) => run_once(talktime::subscribers::run(command)),
         Command::Resellers(command) => run_once(talktime::resellers::run(command)),
         Command::Nodes(command) => run_once(talktime::nodes::run(command)),

@@ -3,7 +3,7 @@
 //! password of their own, then logs in with both; a pinless customer logs in with the account
 //! number and the password the operator set (`talktime accounts portal-password`). Inside, the
 //! customer sees the balance, the calls with their cost, the ledger lines, and recharges with a
-//! voucher. Every page shows the session's own account only: there is no account in any URL,
+//! voucher and, if they have one, a promotion coupon (`talktime coupons add`). Every page shows the session's own account only: there is no account in any URL,
 //! and a call that is not the customer's is "Not found".
 
 use std::fmt::Write;
@@ -19,7 +19,10 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use talktime_pii::Pii;
-use talktime_store::{Account, CdrFilter, CustomerSession, Redemption, Store, format_micros};
+use talktime_store::{
+    Account, CdrFilter, CouponRecharge, CouponRefusal, CustomerSession, Redemption, Store,
+    format_micros,
+};
 use tracing::{info, warn};
 
 use crate::console::auth::{self, LoginLimiter, MIN_PASSWORD_CHARS};
@@ -178,6 +181,9 @@ struct RechargeForm {
     #[serde(default)]
     csrf: String,
     code: String,
+    /// A promotion coupon's code, if the customer has one.
+    #[serde(default)]
+    coupon: String,
 }
 
 #[derive(Deserialize)]
@@ -365,16 +371,42 @@ async fn recharge(
     Form(form): Form<RechargeForm>,
 ) -> Result<Response, PortalError> {
     customer.check_csrf(&form.csrf)?;
-    let code: String = form.code.chars().filter(char::is_ascii_digit).collect();
-    let outcome = state
-        .store
-        .redeem_voucher(
-            customer.session.account_id,
-            &Pii::new(code),
-            None,
-            wall_clock_ms(),
-        )
-        .await?;
+    let code = Pii::new(form.code.chars().filter(char::is_ascii_digit).collect());
+    let account_id = customer.session.account_id;
+    let now_ms = wall_clock_ms();
+    let coupon = form.coupon.trim();
+    let outcome = if coupon.is_empty() {
+        state
+            .store
+            .redeem_voucher(account_id, &code, None, now_ms)
+            .await?
+    } else {
+        match state
+            .store
+            .redeem_voucher_with_coupon(account_id, &code, coupon, now_ms)
+            .await?
+        {
+            CouponRecharge::Credited {
+                amount_micros,
+                bonus_micros,
+                ..
+            } => {
+                let notice = format!(
+                    "Recharged {} and {} more with the coupon.",
+                    format_micros(amount_micros),
+                    format_micros(bonus_micros)
+                );
+                let body = home_page(&state, &customer, Some(&notice)).await?;
+                return Ok((StatusCode::OK, Html(body)).into_response());
+            }
+            CouponRecharge::Voucher(redemption) => redemption,
+            CouponRecharge::Coupon(refusal) => {
+                let notice = coupon_refusal(refusal);
+                let body = home_page(&state, &customer, Some(notice)).await?;
+                return Ok((StatusCode::BAD_REQUEST, Html(body)).into_response());
+            }
+        }
+    };
     let (status, notice) = match outcome {
         Redemption::Credited { amount_micros, .. } => (
             StatusCode::OK,
@@ -397,6 +429,24 @@ async fn recharge(
     };
     let body = home_page(&state, &customer, Some(&notice)).await?;
     Ok((status, Html(body)).into_response())
+}
+
+/// What the customer reads when a coupon is refused (the voucher was not used either).
+fn coupon_refusal(refusal: CouponRefusal) -> &'static str {
+    match refusal {
+        CouponRefusal::Unknown => "No coupon has this code; the voucher was not used.",
+        CouponRefusal::NotYetValid => "This coupon is not valid yet; the voucher was not used.",
+        CouponRefusal::Expired => "This coupon has expired; the voucher was not used.",
+        CouponRefusal::UsedUp => {
+            "This coupon has been used as often as it may; the voucher was not used."
+        }
+        CouponRefusal::UsedByAccount => {
+            "You have used this coupon already; the voucher was not used."
+        }
+        CouponRefusal::WrongCurrency => {
+            "This coupon is in another currency; the voucher was not used."
+        }
+    }
 }
 
 /// One call's CDR rows, if the call is the customer's; else "Not found".
@@ -465,7 +515,9 @@ async fn home_page(
         "<h2>Recharge</h2><form method=\"post\" action=\"/portal/recharge\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
          <label>Voucher code <input name=\"code\" id=\"code\" inputmode=\"numeric\" \
-         autocomplete=\"off\" required></label> <button id=\"recharge\">Recharge</button></form>",
+         autocomplete=\"off\" required></label> <label>Coupon (if you have one) \
+         <input name=\"coupon\" id=\"coupon\" autocomplete=\"off\"></label> \
+         <button id=\"recharge\">Recharge</button></form>",
         escape(&customer.session.csrf_token)
     );
     body.push_str(

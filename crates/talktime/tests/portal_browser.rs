@@ -100,15 +100,30 @@ fn a_card_holder_claims_the_portal_sees_the_call_and_its_cost_and_recharges_with
     let csv = common::cli(
         &dir,
         &[
-            "vouchers", "generate", "--name", "shop", "--count", "1", "--value", "5.00",
+            "vouchers", "generate", "--name", "shop", "--count", "3", "--value", "5.00",
         ],
     );
-    let code = csv
+    let codes: Vec<String> = csv
         .lines()
-        .nth(1)
-        .and_then(|line| line.split(',').nth(1))
-        .unwrap()
-        .to_owned();
+        .skip(1)
+        .filter_map(|line| line.split(',').nth(1).map(str::to_owned))
+        .collect();
+    assert_eq!(codes.len(), 3, "{csv}");
+    let code = codes[0].clone();
+    // A promotion: 10 % more on one recharge, for the first customer who comes.
+    let added = common::cli(
+        &dir,
+        &[
+            "coupons",
+            "add",
+            "welcome10",
+            "--percent",
+            "10",
+            "--max-uses",
+            "1",
+        ],
+    );
+    assert!(added.contains("coupon WELCOME10 added"), "{added}");
     let carrier = answering_carrier();
     let switch = start(
         &dir,
@@ -192,6 +207,34 @@ fn a_card_holder_claims_the_portal_sees_the_call_and_its_cost_and_recharges_with
     text_says(&browser, "#notice", "has been used");
     assert_eq!(wait_for_balance(&browser), format_micros(recharged));
     assert_eq!(prepaid::balance(&dir, account), recharged, "credited once");
+
+    // A voucher with the coupon: 5 and 10 % of it, two ledger lines.
+    browser.type_into("#code", &codes[1]);
+    browser.type_into("#coupon", "Welcome10");
+    browser.click("#recharge");
+    text_says(
+        &browser,
+        "#notice",
+        "Recharged 5 and 0.5 more with the coupon",
+    );
+    let recharged = recharged + 5_500_000;
+    assert_eq!(wait_for_balance(&browser), format_micros(recharged));
+    let ledger = browser.text("#ledger");
+    assert!(ledger.contains("promotion 0.5"), "{ledger}");
+    // The coupon's one use is taken: refused, and the voucher it came with is not used.
+    browser.type_into("#code", &codes[2]);
+    browser.type_into("#coupon", "WELCOME10");
+    browser.click("#recharge");
+    text_says(&browser, "#notice", "used as often as it may");
+    assert_eq!(wait_for_balance(&browser), format_micros(recharged));
+    browser.type_into("#code", &codes[2]);
+    browser.click("#recharge");
+    text_says(&browser, "#notice", "Recharged 5.");
+    let recharged = recharged + 5_000_000;
+    assert_eq!(wait_for_balance(&browser), format_micros(recharged));
+    assert_eq!(prepaid::balance(&dir, account), recharged, "each line once");
+    let uses = common::cli(&dir, &["coupons", "list"]);
+    assert!(uses.contains("\"uses\": 1"), "{uses}");
 
     // Out, and in again with the PIN and the password.
     browser.click("#logout");
