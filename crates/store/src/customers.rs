@@ -169,3 +169,101 @@ impl Store {
         Ok(())
     }
 }
+
+/// A message on the portal's board.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct PortalMessage {
+    pub id: i64,
+    pub title: String,
+    pub body: String,
+    /// Only this reseller's direct customers see it; `None`: every customer.
+    pub reseller_id: Option<i64>,
+    pub posted_at_ms: i64,
+    pub expires_at_ms: Option<i64>,
+}
+
+/// Messages a customer sees at once, newest first.
+const MESSAGES_SHOWN: i64 = 20;
+
+impl Store {
+    /// Posts a message to every customer (`reseller_id` None) or to one reseller's customers.
+    pub async fn post_portal_message(
+        &self,
+        title: &str,
+        body: &str,
+        reseller_id: Option<i64>,
+        expires_at_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        if title.trim().is_empty() || title.chars().count() > 200 || body.chars().count() > 4000 {
+            return Err(StoreError::InvalidArgument(
+                "a message has a title (up to 200 characters) and a body up to 4000".into(),
+            ));
+        }
+        let mut held = self.acquire_for_write().await?;
+        let mut conn = held.conn();
+        let id: i64 = with_conn!(&mut conn, c => sqlx::query_scalar(
+            "INSERT INTO portal_messages (title, body, reseller_id, posted_at_ms, expires_at_ms) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(title.trim())
+        .bind(body)
+        .bind(reseller_id)
+        .bind(now_ms)
+        .bind(expires_at_ms)
+        .fetch_one(&mut **c)
+        .await)?;
+        Ok(id)
+    }
+
+    /// Every message, newest first (the operator's list).
+    pub async fn portal_messages(&self) -> Result<Vec<PortalMessage>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let rows: Vec<PortalMessage> = with_conn!(&mut conn, c => sqlx::query_as(
+            "SELECT id, title, body, reseller_id, posted_at_ms, expires_at_ms \
+             FROM portal_messages ORDER BY id DESC",
+        )
+        .fetch_all(&mut **c)
+        .await)?;
+        Ok(rows)
+    }
+
+    /// The messages an account's holder sees now: to everyone, or to the account's reseller's
+    /// customers; not expired; newest first.
+    pub async fn portal_messages_for(
+        &self,
+        account_id: i64,
+        now_ms: i64,
+    ) -> Result<Vec<PortalMessage>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let rows: Vec<PortalMessage> = with_conn!(&mut conn, c => sqlx::query_as(
+            "SELECT m.id, m.title, m.body, m.reseller_id, m.posted_at_ms, m.expires_at_ms \
+             FROM portal_messages m, accounts a WHERE a.id = $1 \
+             AND (m.reseller_id IS NULL OR m.reseller_id = a.reseller_id) \
+             AND (m.expires_at_ms IS NULL OR m.expires_at_ms > $2) \
+             ORDER BY m.id DESC LIMIT $3",
+        )
+        .bind(account_id)
+        .bind(now_ms)
+        .bind(MESSAGES_SHOWN)
+        .fetch_all(&mut **c)
+        .await)?;
+        Ok(rows)
+    }
+
+    /// Removes a message; false if there was none.
+    pub async fn remove_portal_message(&self, id: i64) -> Result<bool, StoreError> {
+        let mut held = self.acquire_for_write().await?;
+        let mut conn = held.conn();
+        let removed = with_conn!(&mut conn, c => sqlx::query(
+            "DELETE FROM portal_messages WHERE id = $1",
+        )
+        .bind(id)
+        .execute(&mut **c)
+        .await
+        .map(|done| done.rows_affected()))?;
+        Ok(removed == 1)
+    }
+}

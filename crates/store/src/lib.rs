@@ -71,7 +71,7 @@ pub use caller_services::{
 pub use cards::{CardBatch, CardBatchSpec, PIN_LENGTHS};
 pub use cdr::{Cdr, CdrCursor, CdrFilter, TrafficGrouping, TrafficRow};
 pub use coupons::{CouponRecharge, CouponRefusal, CouponRow, NewCoupon, coupon_bonus};
-pub use customers::CustomerSession;
+pub use customers::{CustomerSession, PortalMessage};
 pub use error::StoreError;
 pub use ledger::{AccountLimits, LowBalanceRule, MAX_AMOUNT_MICROS, RechargeOutcome};
 pub use model::{

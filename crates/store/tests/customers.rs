@@ -86,3 +86,78 @@ ledger_test!(
         assert_eq!(store.customer_session("second").await.unwrap(), None);
     }
 );
+
+ledger_test!(the_board_shows_a_customer_what_is_meant_for_them, |store| {
+    let reseller = store
+        .add_reseller(
+            &NewReseller {
+                name: "shop".into(),
+                parent_id: None,
+                currency: "USD".into(),
+                tariff_id: None,
+                credit_limit_micros: 0,
+                concurrency_limit: 0,
+                max_depth: 3,
+                sell_tariff_id: None,
+                min_margin_percent: 0,
+            },
+            NOW,
+        )
+        .await
+        .unwrap()
+        .id;
+    let direct = store
+        .create_account(&NewAccount::new("direct", "USD"), NOW)
+        .await
+        .unwrap()
+        .id;
+    let shops = store
+        .create_account(&NewAccount::new("shop's", "USD"), NOW)
+        .await
+        .unwrap()
+        .id;
+    store
+        .set_account_reseller(shops, Some(reseller))
+        .await
+        .unwrap();
+    let everyone = store
+        .post_portal_message("New rates", "Cheaper calls to Mexico.", None, None, NOW)
+        .await
+        .unwrap();
+    let shop_only = store
+        .post_portal_message(
+            "Shop news",
+            "Open on Sundays.",
+            Some(reseller),
+            None,
+            NOW + 1,
+        )
+        .await
+        .unwrap();
+    let gone = store
+        .post_portal_message("Old", "Past.", None, Some(NOW + 10), NOW + 2)
+        .await
+        .unwrap();
+    let ids = |rows: Vec<PortalMessage>| rows.into_iter().map(|m| m.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.portal_messages_for(direct, NOW + 5).await.unwrap()),
+        vec![gone, everyone]
+    );
+    assert_eq!(
+        ids(store.portal_messages_for(shops, NOW + 5).await.unwrap()),
+        vec![gone, shop_only, everyone]
+    );
+    assert_eq!(
+        ids(store.portal_messages_for(shops, NOW + 10).await.unwrap()),
+        vec![shop_only, everyone]
+    );
+    assert!(
+        store
+            .post_portal_message(" ", "x", None, None, NOW)
+            .await
+            .is_err()
+    );
+    assert!(store.remove_portal_message(shop_only).await.unwrap());
+    assert!(!store.remove_portal_message(shop_only).await.unwrap());
+    assert_eq!(store.portal_messages().await.unwrap().len(), 2);
+});

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod admin_http;
 pub mod admin_routing;
 pub mod backup;
+pub mod board;
 pub mod callbacks;
 pub mod cdr_export;
 pub mod config;

@@ -50,6 +50,9 @@ enum Command {
     /// Promotion coupons customers give with a voucher in the portal: add, list.
     #[command(subcommand)]
     Coupons(talktime::coupons::CouponsCommand),
+    /// The customer portal's message board: post, list, remove.
+    #[command(subcommand)]
+    Messages(talktime::board::MessagesCommand),
     /// Console users: add, passwd, list, disable, enable.
     #[command(subcommand)]
     Users(admin::UsersCommand),
@@ -264,6 +267,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Users(command) => run_once(admin::users(command)),
         Command::Vouchers(command) => run_once(talktime::vouchers::run(command)),
         Command::Coupons(command) => run_once(talktime::coupons::run(command)),
+        Command::Messages(command) => run_once(talktime::board::run(command)),
         Command::Subscribers(command) => run_once(talktime::subscribers::run(command)),
         Command::Resellers(command) => run_once(talktime::resellers::run(command)),
         Command::Nodes(command) => run_once(talktime::nodes::run(command)),

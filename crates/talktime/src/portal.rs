@@ -3,7 +3,8 @@
 //! password of their own, then logs in with both; a pinless customer logs in with the account
 //! number and the password the operator set (`talktime accounts portal-password`). Inside, the
 //! customer sees the balance, the calls with their cost, the ledger lines, and recharges with a
-//! voucher and, if they have one, a promotion coupon (`talktime coupons add`). Every page shows the session's own account only: there is no account in any URL,
+//! voucher and, if they have one, a promotion coupon (`talktime coupons add`); the operator's
+//! messages meant for them head the page (`talktime messages post`). Every page shows the session's own account only: there is no account in any URL,
 //! and a call that is not the customer's is "Not found".
 
 use std::fmt::Write;
@@ -505,11 +506,27 @@ async fn home_page(
     };
     let calls = state.store.search_cdrs(&filter, None, CALLS_SHOWN).await?;
     let entries = state.store.transactions(account_id).await?;
+    let messages = state
+        .store
+        .portal_messages_for(account_id, wall_clock_ms())
+        .await?;
     let mut body = String::new();
     if let Some(notice) = notice {
         let _ = write!(body, "<p id=\"notice\">{}</p>", escape(notice));
     }
     body.push_str(&balance_box(&account));
+    if !messages.is_empty() {
+        body.push_str("<section id=\"messages\"><h2>News</h2>");
+        for message in &messages {
+            let _ = write!(
+                body,
+                "<article class=\"message\"><h3>{}</h3><p>{}</p></article>",
+                escape(&message.title),
+                escape(&message.body)
+            );
+        }
+        body.push_str("</section>");
+    }
     let _ = write!(
         body,
         "<h2>Recharge</h2><form method=\"post\" action=\"/portal/recharge\">\

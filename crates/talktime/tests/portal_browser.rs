@@ -4,7 +4,8 @@
 //! voucher (the ledger's line on the page and in the store; the same code again credits
 //! nothing), logs out and in again; another card's call is "Not found"; the card cannot be
 //! claimed twice; a pinless customer logs in with the account number and the password the
-//! operator set with the CLI.
+//! operator set with the CLI; the operator's message to every customer is on the page, one to
+//! a reseller's customers is not.
 
 #![allow(clippy::unwrap_used)]
 
@@ -124,6 +125,32 @@ fn a_card_holder_claims_the_portal_sees_the_call_and_its_cost_and_recharges_with
         ],
     );
     assert!(added.contains("coupon WELCOME10 added"), "{added}");
+    // The board: one message to everyone, one to a reseller's customers only.
+    common::cli(&dir, &["resellers", "add", "shop"]);
+    common::cli(
+        &dir,
+        &[
+            "messages",
+            "post",
+            "--title",
+            "New rates",
+            "--body",
+            "Mexico <cheaper> from today.",
+        ],
+    );
+    common::cli(
+        &dir,
+        &[
+            "messages",
+            "post",
+            "--title",
+            "Shop news",
+            "--body",
+            "Open on Sundays.",
+            "--reseller",
+            "shop",
+        ],
+    );
     let carrier = answering_carrier();
     let switch = start(
         &dir,
@@ -171,6 +198,10 @@ fn a_card_holder_claims_the_portal_sees_the_call_and_its_cost_and_recharges_with
     );
     let row = browser.text("tr.call");
     assert!(row.contains(&format_micros(cdr.total_micros)), "{row}");
+    // The message to everyone, its text escaped; not the reseller's customers' one.
+    let news = browser.text("#messages");
+    assert!(news.contains("Mexico <cheaper> from today."), "{news}");
+    assert!(!news.contains("Shop news"), "{news}");
     browser.screenshot("portal-home");
 
     // The call's page: the CDR's cost; the other card's call is not there for this customer.
