@@ -15,7 +15,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::extract::{ConnectInfo, Form, FromRequestParts, Path as UrlPath, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -109,17 +109,6 @@ pub struct Customer {
     token_hash: String,
 }
 
-fn portal_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == PORTAL_COOKIE)
-        .map(|(_, value)| value.to_owned())
-}
-
 impl FromRequestParts<PortalState> for Customer {
     type Rejection = PortalError;
 
@@ -127,7 +116,8 @@ impl FromRequestParts<PortalState> for Customer {
         parts: &mut Parts,
         state: &PortalState,
     ) -> Result<Self, Self::Rejection> {
-        let token = portal_cookie(&parts.headers).ok_or(PortalError::LoggedOut)?;
+        let token =
+            auth::cookie_value(&parts.headers, PORTAL_COOKIE).ok_or(PortalError::LoggedOut)?;
         let token_hash = auth::token_hash(&token);
         let now = wall_clock_ms();
         let Some(session) = state.store.customer_session(&token_hash).await? else {
@@ -149,13 +139,7 @@ impl FromRequestParts<PortalState> for Customer {
 
 impl Customer {
     fn check_csrf(&self, given: &str) -> Result<(), PortalError> {
-        let wanted = self.session.csrf_token.as_bytes();
-        let given = given.as_bytes();
-        let differences = given
-            .iter()
-            .zip(wanted)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        if given.len() == wanted.len() && differences == 0 {
+        if auth::csrf_matches(&self.session.csrf_token, given) {
             Ok(())
         } else {
             Err(PortalError::Forbidden)

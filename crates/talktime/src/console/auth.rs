@@ -95,6 +95,28 @@ pub async fn first_admin(store: &Store, data_dir: &Path, now_ms: i64) -> anyhow:
     Ok(())
 }
 
+/// The value of the cookie `name` in a request's headers (the console's and the portal's).
+pub fn cookie_value(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(cookie, _)| *cookie == name)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// Whether a form's CSRF token is the session's, compared in constant time.
+pub fn csrf_matches(wanted: &str, given: &str) -> bool {
+    let (wanted, given) = (wanted.as_bytes(), given.as_bytes());
+    let differences = given
+        .iter()
+        .zip(wanted)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    given.len() == wanted.len() && differences == 0
+}
+
 /// Whether a session row is still valid at `now_ms`.
 pub fn session_alive(created_at_ms: i64, last_seen_ms: i64, now_ms: i64) -> bool {
     now_ms - last_seen_ms < IDLE_TIMEOUT_MS && now_ms - created_at_ms < ABSOLUTE_TIMEOUT_MS
@@ -160,6 +182,24 @@ mod tests {
         assert!(verify_password("correct horse", &hash));
         assert!(!verify_password("wrong horse", &hash));
         assert!(!verify_password("correct horse", "not a hash"));
+    }
+
+    #[test]
+    fn a_csrf_token_matches_itself_only_and_a_cookie_is_found_by_name() {
+        assert!(csrf_matches("abc123", "abc123"));
+        assert!(!csrf_matches("abc123", "abc124"));
+        assert!(!csrf_matches("abc123", "abc12"));
+        assert!(!csrf_matches("abc123", ""));
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            axum::http::header::COOKIE,
+            "a=1; talktime_portal=xyz; b=2".parse().unwrap(),
+        );
+        assert_eq!(
+            cookie_value(&headers, "talktime_portal").as_deref(),
+            Some("xyz")
+        );
+        assert_eq!(cookie_value(&headers, "talktime_session"), None);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::extract::{ConnectInfo, Form, FromRequestParts, Path as UrlPath, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -220,17 +220,6 @@ pub struct LoggedIn {
     token_hash: String,
 }
 
-fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.to_owned())
-}
-
 impl FromRequestParts<ConsoleState> for LoggedIn {
     type Rejection = ConsoleError;
 
@@ -238,7 +227,8 @@ impl FromRequestParts<ConsoleState> for LoggedIn {
         parts: &mut Parts,
         state: &ConsoleState,
     ) -> Result<Self, Self::Rejection> {
-        let token = session_cookie(&parts.headers).ok_or(ConsoleError::LoggedOut)?;
+        let token =
+            auth::cookie_value(&parts.headers, SESSION_COOKIE).ok_or(ConsoleError::LoggedOut)?;
         let token_hash = auth::token_hash(&token);
         let now = wall_clock_ms();
         let Some(SessionRow {
@@ -287,13 +277,7 @@ impl LoggedIn {
 
     /// Refuses a change whose form lacks this session's CSRF token.
     fn check_csrf(&self, given: &str) -> Result<(), ConsoleError> {
-        let wanted = self.csrf_token.as_bytes();
-        let given = given.as_bytes();
-        let differences = given
-            .iter()
-            .zip(wanted)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        if given.len() == wanted.len() && differences == 0 {
+        if auth::csrf_matches(&self.csrf_token, given) {
             Ok(())
         } else {
             Err(ConsoleError::Forbidden(
