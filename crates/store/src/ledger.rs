@@ -95,6 +95,21 @@ struct EntryRow {
     created_at_ms: i64,
 }
 
+impl EntryRow {
+    fn into_entry(self) -> Result<LedgerEntry, StoreError> {
+        Ok(LedgerEntry {
+            id: self.id,
+            account_id: self.account_id,
+            kind: TransactionKind::parse(&self.kind)?,
+            amount_micros: self.amount_micros,
+            balance_after_micros: self.balance_after_micros,
+            call_id: self.call_id,
+            reference: self.reference,
+            created_at_ms: self.created_at_ms,
+        })
+    }
+}
+
 /// account id, balance, threshold, status, card id, card status, forward destination,
 /// currency, IVR language.
 type CallerIdRow = (
@@ -853,20 +868,28 @@ impl Store {
         .bind(account_id)
         .fetch_all(&mut **c)
         .await)?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(LedgerEntry {
-                    id: row.id,
-                    account_id: row.account_id,
-                    kind: TransactionKind::parse(&row.kind)?,
-                    amount_micros: row.amount_micros,
-                    balance_after_micros: row.balance_after_micros,
-                    call_id: row.call_id,
-                    reference: row.reference,
-                    created_at_ms: row.created_at_ms,
-                })
-            })
-            .collect()
+        rows.into_iter().map(EntryRow::into_entry).collect()
+    }
+
+    /// The last `limit` rows of an account's transaction log, newest first (a page a customer
+    /// reads, however long the log is).
+    pub async fn recent_transactions(
+        &self,
+        account_id: i64,
+        limit: i64,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let rows: Vec<EntryRow> = with_conn!(&mut conn, c => sqlx::query_as(
+            "SELECT id, account_id, kind, amount_micros, balance_after_micros, call_id, \
+             reference, created_at_ms FROM transactions WHERE account_id = $1 \
+             ORDER BY id DESC LIMIT $2",
+        )
+        .bind(account_id)
+        .bind(limit)
+        .fetch_all(&mut **c)
+        .await)?;
+        rows.into_iter().map(EntryRow::into_entry).collect()
     }
 
     /// Every account whose cached balance is not the sum of its transaction rows (empty when

@@ -88,6 +88,11 @@ ledger_test!(a_coupon_adds_its_bonus_once_within_its_limits, |store| {
             balance_micros: 5 * UNIT + UNIT / 2,
         }
     );
+    // The last line first, and no more than asked for.
+    let recent = store.recent_transactions(first, 1).await.unwrap();
+    assert_eq!(recent.len(), 1);
+    assert_eq!(recent[0].kind, TransactionKind::Promotion);
+    assert_eq!(recent[0].balance_after_micros, 5 * UNIT + UNIT / 2);
     let lines = store.transactions(first).await.unwrap();
     let kinds: Vec<_> = lines
         .iter()

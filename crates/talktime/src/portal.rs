@@ -34,6 +34,8 @@ use crate::server::wall_clock_ms;
 pub const PORTAL_COOKIE: &str = "talktime_portal";
 /// Calls listed on the portal's home page, newest first.
 const CALLS_SHOWN: i64 = 50;
+/// Ledger lines listed on the portal's home page, newest first.
+const LINES_SHOWN: i64 = 50;
 
 /// What the portal's handlers share.
 #[derive(Clone, Debug)]
@@ -489,7 +491,10 @@ async fn home_page(
         reseller_tree: None,
     };
     let calls = state.store.search_cdrs(&filter, None, CALLS_SHOWN).await?;
-    let entries = state.store.transactions(account_id).await?;
+    let entries = state
+        .store
+        .recent_transactions(account_id, LINES_SHOWN)
+        .await?;
     let messages = state
         .store
         .portal_messages_for(account_id, wall_clock_ms())
@@ -542,7 +547,7 @@ async fn home_page(
          <th>When (UTC)</th><th>What</th><th>Amount</th><th>Balance after</th></tr></thead>\
          <tbody>",
     );
-    for entry in entries.iter().rev() {
+    for entry in &entries {
         let _ = write!(
             body,
             "<tr class=\"entry\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
