@@ -121,37 +121,48 @@ impl Switch {
 
     /// Starts the switch on an existing (perhaps pre-seeded) data directory.
     pub fn start_in(data_dir: &Path, extra: &[&str]) -> Switch {
-        Switch::start_at(data_dir, free_port(), extra)
+        Switch::launch(data_dir, "127.0.0.1", None, extra, "debug")
     }
 
     /// [`Switch::start_at`] with its own `RUST_LOG` (the log tests run at trace level).
     pub fn start_logging(data_dir: &Path, extra: &[&str], rust_log: &str) -> Switch {
-        Switch::launch(data_dir, "127.0.0.1", free_port(), extra, rust_log)
+        Switch::launch(data_dir, "127.0.0.1", None, extra, rust_log)
     }
 
     /// A switch on its own loopback address (`127.0.0.2`: a cluster node), SIP on `port`.
     pub fn start_on(data_dir: &Path, host: &str, port: u16, extra: &[&str]) -> Switch {
-        Switch::launch(data_dir, host, port, extra, "debug")
+        Switch::launch(data_dir, host, Some(port), extra, "debug")
     }
 
     /// [`Switch::start_in`] on a given SIP port (a restart where the last run was).
     pub fn start_at(data_dir: &Path, port: u16, extra: &[&str]) -> Switch {
-        Switch::launch(data_dir, "127.0.0.1", port, extra, "debug")
+        Switch::launch(data_dir, "127.0.0.1", Some(port), extra, "debug")
     }
 
     /// Starts the switch and waits for it. A port another test process took in the meantime
     /// (a restart on the old port after a kill, with other tests' probes and peers picking
     /// ephemeral ports beside it) makes the switch exit at once: it is started again for a
-    /// while, until the other holder lets go.
-    fn launch(data_dir: &Path, host: &str, port: u16, extra: &[&str], rust_log: &str) -> Switch {
+    /// while, until the other holder lets go. A switch that may take any port (`port` None)
+    /// takes another free one instead of waiting.
+    fn launch(
+        data_dir: &Path,
+        host: &str,
+        port: Option<u16>,
+        extra: &[&str],
+        rust_log: &str,
+    ) -> Switch {
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut sip_port = port.unwrap_or_else(free_port);
         loop {
-            let mut switch = Switch::spawn(data_dir, host, port, extra, rust_log);
+            let mut switch = Switch::spawn(data_dir, host, sip_port, extra, rust_log);
             match switch.wait_until_ready() {
                 Ok(()) => return switch,
                 Err(log) if log.contains("Address already in use") && Instant::now() < deadline => {
                     let _ = switch.child.wait();
-                    std::thread::sleep(Duration::from_millis(500));
+                    match port {
+                        Some(_) => std::thread::sleep(Duration::from_millis(500)),
+                        None => sip_port = free_port(),
+                    }
                 }
                 Err(log) => panic!("switch did not answer OPTIONS within 60 s; log:\n{log}"),
             }
