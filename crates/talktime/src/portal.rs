@@ -28,6 +28,7 @@ use tracing::{info, warn};
 
 use crate::console::auth::{self, LoginLimiter, MIN_PASSWORD_CHARS};
 use crate::console::escape;
+use crate::console::utc;
 use crate::server::wall_clock_ms;
 
 /// The portal's session cookie (apart from the console's).
@@ -580,12 +581,6 @@ fn url_segment(text: &str) -> String {
         }
     }
     out
-}
-
-fn utc(epoch_ms: i64) -> String {
-    talktime_billing::LocalStart::from_unix_ms(epoch_ms, 0)
-        .map(|start| format!("{} {}", start.date, start.time))
-        .unwrap_or_default()
 }
 
 fn refused(status: StatusCode, body: String) -> Response {

@@ -13,6 +13,7 @@ mod prompts;
 mod resellers;
 mod subscribers;
 pub use pages::escape;
+pub(crate) use pages::utc;
 mod routing;
 mod tariffs;
 mod vouchers;

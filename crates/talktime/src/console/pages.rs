@@ -791,7 +791,7 @@ fn transactions_table(entries: &[talktime_store::LedgerEntry]) -> String {
     table
 }
 
-pub(super) fn utc(epoch_ms: i64) -> String {
+pub(crate) fn utc(epoch_ms: i64) -> String {
     talktime_billing::LocalStart::from_unix_ms(epoch_ms, 0)
         .map(|start| format!("{} {}", start.date, start.time))
         .unwrap_or_default()
