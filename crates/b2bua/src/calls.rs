@@ -1033,11 +1033,16 @@ impl Switch {
 
     fn lookup_pin(&mut self, key: u64, pin: Pii<String>, agent: bool) {
         let guess_keys = self.pin_guess_keys(key);
+        let caller_id = self
+            .sessions
+            .get(&key)
+            .and_then(|session| session.caller_id.clone());
         let now_ms = self.now.epoch_ms;
         self.ledger_request(
             key,
             LedgerRequest::LookupPin {
                 pin,
+                caller_id,
                 guess_keys,
                 now_ms,
                 agent,

@@ -74,6 +74,8 @@ pub struct Config {
     /// E-mail: low balances, cards expiring, carriers going down.
     #[serde(default)]
     pub notifications: NotificationsConfig,
+    #[serde(default)]
+    pub portal: PortalConfig,
     /// Who may send calls to the access numbers and whose caller ID authenticates pinless
     /// callers. Nobody is trusted unless listed.
     #[serde(default)]
@@ -423,6 +425,36 @@ impl Default for NotificationsConfig {
             poll_ms: 1_000,
             card_expiry_warning_days: 7,
             expiry_check_s: 3_600,
+        }
+    }
+}
+
+/// `[portal]`: the customer portal's self-service (the portal itself is always on, under
+/// `/portal` of the admin listener).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalConfig {
+    /// Anyone may open a pinless account at `/portal/signup` (off by default: an operator
+    /// chooses to take strangers).
+    pub signup: bool,
+    /// The reseller whose tree signed-up accounts join (its name); empty: the operator's own.
+    pub signup_reseller: String,
+    /// The currency of accounts signed up without a reseller.
+    pub signup_currency: String,
+    /// The number a customer calls to confirm a caller ID (shown in the portal).
+    pub access_number: String,
+    /// How long a caller-ID confirmation code works.
+    pub claim_minutes: u64,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        PortalConfig {
+            signup: false,
+            signup_reseller: String::new(),
+            signup_currency: "USD".to_owned(),
+            access_number: String::new(),
+            claim_minutes: 15,
         }
     }
 }

@@ -77,6 +77,9 @@ pub enum LedgerRequest {
     /// under each of `guess_keys`.
     LookupPin {
         pin: Pii<String>,
+        /// The caller's number: digits keyed here may confirm a caller ID the customer
+        /// registered in the portal.
+        caller_id: Option<Pii<String>>,
         guess_keys: Vec<Pii<String>>,
         now_ms: i64,
         /// A retail line's agent PIN (a reseller's), not a card's.

@@ -117,7 +117,7 @@ pub use config::{
 };
 pub use explain::Explanation;
 pub use health::{HealthChange, MISSES_BEFORE_DOWN, TokenBucket};
-pub use number::{MAX_E164_DIGITS, NormalizeError, NumberRules, normalize};
+pub use number::{MAX_E164_DIGITS, NormalizeError, NumberRules, caller_id_digits, normalize};
 pub use router::{
     CapacityError, CarrierStatus, Credentials, Route, RouteError, RouteRequest, Router, SkipReason,
     Skipped, Target,

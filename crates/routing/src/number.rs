@@ -53,6 +53,17 @@ fn is_separator(character: char) -> bool {
     matches!(character, ' ' | '-' | '.' | '(' | ')')
 }
 
+/// A phone number as caller IDs are kept and matched (digits, no `+`), from what an operator,
+/// a reseller or a customer typed: separators dropped, an optional leading `+`, 4-20 digits.
+/// `None` for anything else. The switch reads a SIP caller ID to the same digits.
+pub fn caller_id_digits(typed: &str) -> Option<String> {
+    let typed = typed.trim();
+    let typed = typed.strip_prefix('+').unwrap_or(typed);
+    let digits: String = typed.chars().filter(|c| !is_separator(*c)).collect();
+    let valid = (4..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    valid.then_some(digits)
+}
+
 /// The E.164 digits (without `+`) for what the caller dialled.
 ///
 /// Separators (space, `-`, `.`, parentheses) are dropped; then an international prefix
@@ -130,6 +141,19 @@ fn blocked_prefix<'rules>(number: &str, rules: &'rules NumberRules) -> Option<&'
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn typed_caller_ids_become_the_digits_the_switch_matches() {
+        assert_eq!(
+            caller_id_digits(" +44 (20) 7946-0000 ").as_deref(),
+            Some("442079460000")
+        );
+        assert_eq!(caller_id_digits("15550100").as_deref(), Some("15550100"));
+        assert_eq!(caller_id_digits("123"), None);
+        assert_eq!(caller_id_digits("12a4567"), None);
+        assert_eq!(caller_id_digits("++4420794600"), None);
+        assert_eq!(caller_id_digits(&"1".repeat(21)), None);
+    }
 
     fn uk() -> NumberRules {
         NumberRules {

@@ -304,6 +304,7 @@ impl Store {
         )
         .await?;
         crate::resellers::pay_payment_commission(conn, account_id, amount_micros, now_ms).await?;
+        crate::self_service::reward_referral_in(conn, account_id, now_ms).await?;
         Ok(Redemption::Credited {
             voucher_id,
             amount_micros,

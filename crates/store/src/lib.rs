@@ -58,6 +58,7 @@ mod recovery;
 mod resellers;
 mod reservation;
 mod routing_docs;
+mod self_service;
 mod subscribers;
 mod tariffs;
 mod users;
@@ -93,6 +94,7 @@ pub use reservation::{
     SettleExtras, SettleOutcome,
 };
 pub use routing_docs::{RoutingDocument, RoutingKind, RoutingSnapshot};
+pub use self_service::{CallerIdClaim, ReferralRewards, SignUp, SignUpOutcome, login_email};
 pub use subscribers::{MAX_USERNAME_LENGTH, Subscriber};
 pub use tariffs::{ImportOptions, ImportReport, RateExtrasColumns, RowError, TARIFF_CSV_COLUMNS};
 pub use users::{AuditEntry, Role, SessionRow, User, UserLogin};

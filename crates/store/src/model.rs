@@ -91,6 +91,10 @@ text_enum!(
         Commission => "commission",
         /// Credit a promotion coupon added to a recharge.
         Promotion => "promotion",
+        /// A referral's reward, to the customer who referred and to the newcomer.
+        Referral => "referral",
+        /// Credit bought with bonus points.
+        Points => "points",
     }
 );
 

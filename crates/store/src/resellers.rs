@@ -324,7 +324,7 @@ fn check_name(name: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-async fn fetch_reseller(conn: &mut Conn<'_>, id: i64) -> Result<Reseller, StoreError> {
+pub(crate) async fn fetch_reseller(conn: &mut Conn<'_>, id: i64) -> Result<Reseller, StoreError> {
     let row: Option<ResellerRow> = with_conn!(conn, c => sqlx::query_as(select_resellers!("WHERE r.id = $1"))
         .bind(id)
         .fetch_optional(&mut **c)

@@ -1406,16 +1406,9 @@ fn account_tax_profile(path: &std::path::Path) -> anyhow::Result<talktime_billin
 
 /// Caller IDs are stored as the switch matches them: digits only, no `+`.
 fn caller_id_digits(number: &str) -> anyhow::Result<String> {
-    let digits: String = number
-        .trim()
-        .trim_start_matches('+')
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
-        .collect();
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        bail!("a caller ID is digits (an optional leading + and separators are ignored)");
-    }
-    Ok(digits)
+    talktime_routing::caller_id_digits(number).with_context(
+        || "a caller ID is 4-20 digits (an optional leading + and separators are ignored)",
+    )
 }
 
 /// `talktime users`.

@@ -126,6 +126,7 @@ pub struct ApiSettings {
     pub subscriber_realm: String,
     /// `[cluster] node_lease_s` in milliseconds.
     pub node_lease_ms: i64,
+    pub portal: talktime_b2bua::config::PortalConfig,
 }
 
 impl AdminState {
@@ -185,6 +186,8 @@ pub async fn start(
         store: store.clone(),
         secure_cookies: https,
         limiter: Arc::default(),
+        signups: Arc::default(),
+        settings: Arc::new(settings.portal.clone()),
     };
     let state = AdminState {
         store,

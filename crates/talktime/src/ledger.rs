@@ -19,7 +19,7 @@ use talktime_store::{
     AccountRules, Cdr, Decision, FirstUse, LockoutPolicy, Payer, PayerProfile,
     Refusal as StoreRefusal, ResellerLevel, SettleExtras, SettleOutcome, Store, StoreError,
 };
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::config::BillingConfig;
 
@@ -109,10 +109,14 @@ impl Ledger {
     pub async fn lookup_pin(
         &self,
         pin: &Pii<String>,
+        caller_id: Option<&Pii<String>>,
         guess_keys: &[Pii<String>],
         now_ms: i64,
     ) -> PinLookup {
-        match self.try_lookup_pin(pin, guess_keys, now_ms).await {
+        match self
+            .try_lookup_pin(pin, caller_id, guess_keys, now_ms)
+            .await
+        {
             Ok(lookup) => lookup,
             // A database error is never a wrong PIN: the caller hears "call failed".
             Err(error) => {
@@ -125,6 +129,7 @@ impl Ledger {
     async fn try_lookup_pin(
         &self,
         pin: &Pii<String>,
+        caller_id: Option<&Pii<String>>,
         guess_keys: &[Pii<String>],
         now_ms: i64,
     ) -> Result<PinLookup, StoreError> {
@@ -134,7 +139,7 @@ impl Ledger {
             }
         }
         let Some(card) = self.store.card_by_pin(pin).await? else {
-            return Ok(PinLookup::Rejected);
+            return self.confirm_caller_id(pin, caller_id, now_ms).await;
         };
         if card.is_expired(now_ms) {
             return Ok(PinLookup::CardExpired);
@@ -163,6 +168,32 @@ impl Ledger {
             language: None,
             forward_destination: None,
         }))
+    }
+
+    /// Digits that are no card's PIN may be the code the portal showed for registering this
+    /// caller ID: then the number is the account's from now on and the call goes on as the
+    /// account's pinless call; else they are a wrong PIN.
+    async fn confirm_caller_id(
+        &self,
+        code: &Pii<String>,
+        caller_id: Option<&Pii<String>>,
+        now_ms: i64,
+    ) -> Result<PinLookup, StoreError> {
+        let Some(caller_id) = caller_id else {
+            return Ok(PinLookup::Rejected);
+        };
+        let Some(account_id) = self
+            .store
+            .confirm_caller_id(caller_id, code, now_ms)
+            .await?
+        else {
+            return Ok(PinLookup::Rejected);
+        };
+        info!(account_id, "caller ID confirmed by a call");
+        Ok(match self.try_lookup_caller_id(caller_id).await? {
+            Some(info) => PinLookup::Found(info),
+            None => PinLookup::Rejected,
+        })
     }
 
     /// A retail line's agent PIN: the reseller's own account, unless a guess key is locked

@@ -256,6 +256,7 @@ async fn answer(
         }
         LedgerRequest::LookupPin {
             pin,
+            caller_id,
             guess_keys,
             now_ms,
             agent,
@@ -263,7 +264,9 @@ async fn answer(
             let lookup = if agent {
                 ledger.lookup_agent(&pin, &guess_keys, now_ms).await
             } else {
-                ledger.lookup_pin(&pin, &guess_keys, now_ms).await
+                ledger
+                    .lookup_pin(&pin, caller_id.as_ref(), &guess_keys, now_ms)
+                    .await
             };
             debug!(call, ?lookup, "PIN looked up");
             LedgerReply::Input(CallInput::PinLookup(lookup))

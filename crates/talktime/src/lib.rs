@@ -28,6 +28,7 @@ pub mod portal;
 pub mod radius_service;
 pub mod recovery;
 pub mod resellers;
+pub mod rewards;
 pub mod routing_live;
 pub mod server;
 pub mod startup;

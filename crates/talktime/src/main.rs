@@ -50,6 +50,9 @@ enum Command {
     /// Promotion coupons customers give with a voucher in the portal: add, list.
     #[command(subcommand)]
     Coupons(talktime::coupons::CouponsCommand),
+    /// What a referral pays the referrer and the newcomer: set, list.
+    #[command(subcommand)]
+    Referrals(talktime::rewards::ReferralsCommand),
     /// The customer portal's message board: post, list, remove.
     #[command(subcommand)]
     Messages(talktime::board::MessagesCommand),
@@ -268,6 +271,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Vouchers(command) => run_once(talktime::vouchers::run(command)),
         Command::Coupons(command) => run_once(talktime::coupons::run(command)),
         Command::Messages(command) => run_once(talktime::board::run(command)),
+        Command::Referrals(command) => run_once(talktime::rewards::run_referrals(command)),
         Command::Subscribers(command) => run_once(talktime::subscribers::run(command)),
         Command::Resellers(command) => run_once(talktime::resellers::run(command)),
         Command::Nodes(command) => run_once(talktime::nodes::run(command)),

@@ -238,7 +238,11 @@ async fn payer(
         .unwrap_or(&credentials.user_name);
     // Wrong PINs count against the caller's number when the gateway sends one.
     let guess_keys: Vec<Pii<String>> = credentials.calling.iter().cloned().collect();
-    match shared.ledger.lookup_pin(pin, &guess_keys, now_ms).await {
+    match shared
+        .ledger
+        .lookup_pin(pin, credentials.calling.as_ref(), &guess_keys, now_ms)
+        .await
+    {
         PinLookup::Found(account) => Some(Ok(account)),
         PinLookup::Rejected => {
             if let Some(calling) = &credentials.calling {

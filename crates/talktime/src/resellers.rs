@@ -750,9 +750,7 @@ pub struct CustomerAdded {
 /// A customer's phone number as callers' numbers are kept (digits), from what an operator or a
 /// reseller typed: 4-20 digits, an optional `+` first.
 pub fn customer_number(text: &str) -> Option<talktime_pii::Pii<String>> {
-    let digits = text.trim().trim_start_matches('+');
-    let valid = (4..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
-    valid.then(|| talktime_pii::Pii::new(digits.to_owned()))
+    talktime_routing::caller_id_digits(text).map(talktime_pii::Pii::new)
 }
 
 fn api_number(text: &str) -> Result<talktime_pii::Pii<String>, AdminError> {

@@ -204,6 +204,7 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
                 subscriber_realm: config.subscribers.realm.clone(),
                 node_lease_ms: i64::try_from(config.cluster.node_lease_s.saturating_mul(1000))
                     .unwrap_or(i64::MAX),
+                portal: config.portal.clone(),
             },
         )
         .await

@@ -66,9 +66,7 @@ pub struct NumberForm {
 
 /// A caller ID as typed: digits, an optional leading +.
 fn caller_number(text: &str) -> Option<String> {
-    let digits = text.trim().trim_start_matches('+');
-    (!digits.is_empty() && digits.len() <= 20 && digits.chars().all(|c| c.is_ascii_digit()))
-        .then(|| digits.to_owned())
+    talktime_routing::caller_id_digits(text)
 }
 
 pub async fn add_caller_id(

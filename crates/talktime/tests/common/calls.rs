@@ -175,6 +175,17 @@ pub fn call_and_hang_up(
     script: &[(Duration, &str)],
     hold: Duration,
 ) -> std::process::Output {
+    call_and_hang_up_from(switch, dir, "anonymous", script, hold)
+}
+
+/// [`call_and_hang_up`] with the caller ID `caller` in From.
+pub fn call_and_hang_up_from(
+    switch: &Switch,
+    dir: &Path,
+    caller: &str,
+    script: &[(Duration, &str)],
+    hold: Duration,
+) -> std::process::Output {
     let last = script.last().map_or(Duration::ZERO, |(at, digits)| {
         *at + super::pcap::digits_length(digits)
     });
@@ -184,7 +195,7 @@ pub fn call_and_hang_up(
     let scenario = render(
         "caller_ivr_hangs_up.xml",
         &[
-            ("CALLER", "anonymous"),
+            ("CALLER", caller),
             ("PCAP", pcap.to_str().unwrap()),
             ("PCAP_MS", &total.as_millis().to_string()),
             ("HOLD_MS", &hold.as_millis().to_string()),

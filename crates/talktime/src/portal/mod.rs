@@ -31,6 +31,9 @@ use crate::console::escape;
 use crate::console::utc;
 use crate::server::wall_clock_ms;
 
+mod phones;
+mod signup;
+
 /// The portal's session cookie (apart from the console's).
 pub const PORTAL_COOKIE: &str = "talktime_portal";
 /// Calls listed on the portal's home page, newest first.
@@ -44,6 +47,10 @@ pub struct PortalState {
     pub store: Store,
     pub secure_cookies: bool,
     pub limiter: Arc<LoginLimiter>,
+    /// Sign-ups by address (apart from failed logins, which it must not lock).
+    pub signups: Arc<LoginLimiter>,
+    /// `[portal]` of the configuration.
+    pub settings: Arc<talktime_b2bua::config::PortalConfig>,
 }
 
 /// The portal's routes (merged into the admin router).
@@ -55,6 +62,9 @@ pub fn router(state: PortalState) -> Router {
         .route("/portal/logout", post(logout))
         .route("/portal/recharge", post(recharge))
         .route("/portal/calls/{call_id}", get(call_page))
+        .route("/portal/signup", get(signup::form).post(signup::sign_up))
+        .route("/portal/phones", post(phones::add))
+        .route("/portal/phones/remove", post(phones::remove))
         .with_state(state)
 }
 
@@ -185,10 +195,14 @@ fn limiter_key(login: &str) -> String {
     auth::token_hash(login.trim())[..16].to_owned()
 }
 
-/// The account a login names: the card whose PIN it is, else the account of that number
-/// (pinless customers, whose password the operator sets).
+/// The account a login names: the e-mail address of a signed-up customer, the card whose PIN
+/// it is, else the account of that number (pinless customers, whose password the operator
+/// sets).
 async fn account_of_login(store: &Store, login: &str) -> Result<Option<i64>, PortalError> {
     let login = login.trim();
+    if login.contains('@') {
+        return Ok(store.account_by_login_email(login).await?);
+    }
     if login.is_empty() || !login.bytes().all(|byte| byte.is_ascii_digit()) {
         return Ok(None);
     }
@@ -198,8 +212,8 @@ async fn account_of_login(store: &Store, login: &str) -> Result<Option<i64>, Por
     Ok(login.parse::<i64>().ok())
 }
 
-async fn login_page() -> Html<String> {
-    Html(login_form(None))
+async fn login_page(State(state): State<PortalState>) -> Html<String> {
+    Html(login_form(None, state.settings.signup))
 }
 
 async fn login(
@@ -212,7 +226,10 @@ async fn login(
     if !state.limiter.allows(peer.ip(), &key, now) {
         return Ok(refused(
             StatusCode::TOO_MANY_REQUESTS,
-            login_form(Some("Too many failed logins: wait a few minutes.")),
+            login_form(
+                Some("Too many failed logins: wait a few minutes."),
+                state.settings.signup,
+            ),
         ));
     }
     let account_id = account_of_login(&state.store, &form.login).await?;
@@ -235,7 +252,10 @@ async fn login(
         state.limiter.failed(peer.ip(), &key, now);
         return Ok(refused(
             StatusCode::UNAUTHORIZED,
-            login_form(Some("Wrong PIN, account or password.")),
+            login_form(
+                Some("Wrong PIN, account or password."),
+                state.settings.signup,
+            ),
         ));
     };
     state.limiter.succeeded(peer.ip(), &key);
@@ -527,6 +547,17 @@ async fn home_page(
          <button id=\"recharge\">Recharge</button></form>",
         escape(&customer.session.csrf_token)
     );
+    body.push_str(&phones::section(state, customer).await?);
+    let referral = state
+        .store
+        .referral_code(account_id, &signup::referral_code())
+        .await?;
+    let _ = write!(
+        body,
+        "<h2>Invite friends</h2><p>Your referral code is <strong id=\"referral-code\">{}</strong>: \
+         a friend who opens an account with it and recharges earns you both credit.</p>",
+        escape(&referral)
+    );
     body.push_str(
         "<h2>Calls</h2><table id=\"calls\"><thead><tr><th>Started (UTC)</th><th>Number</th>\
          <th>Seconds</th><th>Cost</th></tr></thead><tbody>",
@@ -625,18 +656,23 @@ fn error_line(error: Option<&str>) -> String {
         .unwrap_or_default()
 }
 
-fn login_form(error: Option<&str>) -> String {
+fn login_form(error: Option<&str>, signup: bool) -> String {
+    let signup = if signup {
+        "<p>New here? <a id=\"signup\" href=\"/portal/signup\">Open an account</a>.</p>"
+    } else {
+        ""
+    };
     page(
         "Log in",
         &format!(
             "{}<form method=\"post\" action=\"/portal/login\">\
-             <p><label>Card PIN or account number <input name=\"login\" id=\"login\" \
-             inputmode=\"numeric\" autocomplete=\"username\" required></label></p>\
+             <p><label>E-mail, card PIN or account number <input name=\"login\" id=\"login\" \
+             autocomplete=\"username\" required></label></p>\
              <p><label>Password <input name=\"password\" id=\"password\" type=\"password\" \
              autocomplete=\"current-password\" required></label></p>\
              <p><button id=\"submit\">Log in</button></p></form>\
              <p>First time with your card? <a id=\"claim\" href=\"/portal/claim\">Choose a \
-             password</a>.</p>",
+             password</a>.</p>{signup}",
             error_line(error)
         ),
     )
