@@ -445,6 +445,21 @@ pub struct PortalConfig {
     pub access_number: String,
     /// How long a caller-ID confirmation code works.
     pub claim_minutes: u64,
+    /// Card payments: the payment provider's API base URL (its checkout-session API:
+    /// `POST /v1/checkout/sessions`, `GET /v1/checkout/sessions/{id}`, signed `checkout.
+    /// session.completed` notifications to `/portal/payments/notify`); empty: off.
+    pub payment_api: String,
+    /// A file holding the provider's secret API key (or `TALKTIME_PAYMENT_KEY`).
+    pub payment_key_file: String,
+    /// A file holding the secret that signs the provider's notifications (or
+    /// `TALKTIME_PAYMENT_SIGNING_SECRET`).
+    pub payment_signing_secret_file: String,
+    /// Where customers' browsers reach the portal (`https://calls.example.com`), behind a
+    /// proxy; the provider sends them back there. Empty: the address the customer used.
+    pub public_url: String,
+    /// The smallest and largest card payment, in the account's currency.
+    pub payment_min: String,
+    pub payment_max: String,
 }
 
 impl Default for PortalConfig {
@@ -455,6 +470,12 @@ impl Default for PortalConfig {
             signup_currency: "USD".to_owned(),
             access_number: String::new(),
             claim_minutes: 15,
+            payment_api: String::new(),
+            payment_key_file: String::new(),
+            payment_signing_secret_file: String::new(),
+            public_url: String::new(),
+            payment_min: "5".to_owned(),
+            payment_max: "200".to_owned(),
         }
     }
 }

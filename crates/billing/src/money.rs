@@ -52,6 +52,30 @@ impl Currency {
         ]))
     }
 
+    /// Digits after the point of the currency's smallest unit (what card payment providers
+    /// count in): 0 for the currencies that have no minor unit in ISO 4217 use, 3 for the
+    /// dinars with fils, else 2.
+    pub fn minor_unit_digits(&self) -> u32 {
+        match self.as_str() {
+            "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF"
+            | "UGX" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+            "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
+            _ => 2,
+        }
+    }
+
+    /// An amount in micro-units as a count of the currency's smallest unit; `None` when it has
+    /// a finer fraction (a payment provider could not charge it exactly).
+    pub fn micros_to_minor_units(&self, micros: i64) -> Option<i64> {
+        let per_unit = 10_i64.pow(6 - self.minor_unit_digits());
+        (micros % per_unit == 0).then_some(micros / per_unit)
+    }
+
+    /// A count of the currency's smallest unit in micro-units.
+    pub fn minor_units_to_micros(&self, minor: i64) -> Option<i64> {
+        minor.checked_mul(10_i64.pow(6 - self.minor_unit_digits()))
+    }
+
     /// The code as text, e.g. `"USD"`.
     pub fn as_str(&self) -> &str {
         // The constructor only admits ASCII letters, so this cannot fail.
@@ -177,6 +201,23 @@ impl fmt::Display for Money {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn minor_units_follow_the_currency() {
+        let usd = Currency::USD;
+        assert_eq!(usd.micros_to_minor_units(12_340_000), Some(1234));
+        assert_eq!(usd.micros_to_minor_units(12_345_000), None);
+        assert_eq!(usd.minor_units_to_micros(1234), Some(12_340_000));
+        let yen = Currency::new("jpy").unwrap();
+        assert_eq!(yen.micros_to_minor_units(500_000_000), Some(500));
+        assert_eq!(yen.micros_to_minor_units(500_500_000), None);
+        assert_eq!(
+            Currency::new("KWD")
+                .unwrap()
+                .micros_to_minor_units(1_250_000),
+            Some(1250)
+        );
+    }
     use rust_decimal_macros::dec;
 
     #[test]

@@ -51,6 +51,7 @@ mod ledger;
 mod model;
 mod nodes;
 mod notifications;
+mod payments;
 mod pin_key;
 pub use talktime_billing::{DecimalError, MAX_FRACTION_DIGITS, format_micros, parse_micros};
 mod plans;
@@ -82,6 +83,7 @@ pub use model::{
 };
 pub use nodes::{NodeRow, NodeState};
 pub use notifications::{NewNotification, Notification, NotificationKind, NotifySettings};
+pub use payments::{PaymentCompletion, PaymentRow};
 pub use pin_key::{PIN_KEY_ENV, PIN_KEY_FILE_NAME, PinKey};
 pub use plans::{AccountRules, DuePlan, PayerProfile, PlanRow};
 pub use recovery::{Closed, Orphan};

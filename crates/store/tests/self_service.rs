@@ -68,7 +68,10 @@ async fn referral_lines(store: &Store, account: i64) -> Vec<i64> {
 ledger_test!(a_sign_up_logs_in_by_email_once_an_address, |store| {
     let ana = created(sign_up(store, "Ana@Example.com", None, "AAAAAAAA").await);
     assert_eq!(
-        store.account_by_login_email(" ana@example.COM ").await.unwrap(),
+        store
+            .account_by_login_email(" ana@example.COM ")
+            .await
+            .unwrap(),
         Some(ana)
     );
     assert_eq!(
@@ -79,55 +82,113 @@ ledger_test!(a_sign_up_logs_in_by_email_once_an_address, |store| {
         sign_up(store, "bo@example.com", Some("NOBODY99"), "CCCCCCCC").await,
         SignUpOutcome::UnknownReferral
     );
-    assert_eq!(store.account_by_login_email("bo@example.com").await.unwrap(), None);
-    assert_eq!(store.referral_code(ana, "ZZZZZZZZ").await.unwrap(), "AAAAAAAA");
+    assert_eq!(
+        store
+            .account_by_login_email("bo@example.com")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.referral_code(ana, "ZZZZZZZZ").await.unwrap(),
+        "AAAAAAAA"
+    );
 });
 
-ledger_test!(a_referral_pays_both_sides_once_at_the_first_paid_recharge, |store| {
-    store
-        .set_referral_rewards(&ReferralRewards {
-            currency: "USD".into(),
-            referrer_micros: 2 * UNIT,
-            newcomer_micros: UNIT,
-        })
-        .await
-        .unwrap();
-    let referrer = created(sign_up(store, "ref@example.com", None, "REFCODE2").await);
-    let newcomer = created(sign_up(store, "new@example.com", Some("refcode2"), "NEWCODE3").await);
-    assert!(referral_lines(store, newcomer).await.is_empty(), "nothing before paying");
-    let codes = vouchers(store, 2).await;
-    for code in &codes {
-        store.redeem_voucher(newcomer, code, None, NOW).await.unwrap();
+ledger_test!(
+    a_referral_pays_both_sides_once_at_the_first_paid_recharge,
+    |store| {
+        store
+            .set_referral_rewards(&ReferralRewards {
+                currency: "USD".into(),
+                referrer_micros: 2 * UNIT,
+                newcomer_micros: UNIT,
+            })
+            .await
+            .unwrap();
+        let referrer = created(sign_up(store, "ref@example.com", None, "REFCODE2").await);
+        let newcomer =
+            created(sign_up(store, "new@example.com", Some("refcode2"), "NEWCODE3").await);
+        assert!(
+            referral_lines(store, newcomer).await.is_empty(),
+            "nothing before paying"
+        );
+        let codes = vouchers(store, 2).await;
+        for code in &codes {
+            store
+                .redeem_voucher(newcomer, code, None, NOW)
+                .await
+                .unwrap();
+        }
+        assert_eq!(referral_lines(store, newcomer).await, vec![UNIT]);
+        assert_eq!(referral_lines(store, referrer).await, vec![2 * UNIT]);
+        assert_eq!(store.balance(newcomer).await.unwrap(), 11 * UNIT);
+        assert_eq!(store.balance(referrer).await.unwrap(), 2 * UNIT);
     }
-    assert_eq!(referral_lines(store, newcomer).await, vec![UNIT]);
-    assert_eq!(referral_lines(store, referrer).await, vec![2 * UNIT]);
-    assert_eq!(store.balance(newcomer).await.unwrap(), 11 * UNIT);
-    assert_eq!(store.balance(referrer).await.unwrap(), 2 * UNIT);
-});
+);
 
-ledger_test!(a_caller_id_is_registered_only_by_its_code_from_its_number, |store| {
-    let ana = created(sign_up(store, "ana@example.com", None, "AAAAAAAA").await);
-    let bo = created(sign_up(store, "bo@example.com", None, "BBBBBBBB").await);
-    let phone = Pii::new("15550100200".to_owned());
-    let other = Pii::new("15550100999".to_owned());
-    let code = Pii::new("482913".to_owned());
-    let expires = NOW + 900_000;
-    store.claim_caller_id(ana, &phone, &code, expires, NOW).await.unwrap();
-    assert_eq!(store.caller_id_claims(ana, NOW).await.unwrap().len(), 1);
-    let wrong = Pii::new("482914".to_owned());
-    assert_eq!(store.confirm_caller_id(&phone, &wrong, NOW).await.unwrap(), None);
-    assert_eq!(store.confirm_caller_id(&other, &code, NOW).await.unwrap(), None);
-    assert_eq!(store.confirm_caller_id(&phone, &code, expires).await.unwrap(), None);
-    assert!(store.caller_ids_of(ana).await.unwrap().is_empty());
-    assert_eq!(store.confirm_caller_id(&phone, &code, NOW + 1).await.unwrap(), Some(ana));
-    assert_eq!(store.caller_ids_of(ana).await.unwrap(), vec![phone.clone()]);
-    assert!(store.caller_id_claims(ana, NOW).await.unwrap().is_empty());
-    assert_eq!(store.confirm_caller_id(&phone, &code, NOW + 2).await.unwrap(), None);
-    // A phone that changed hands: its new holder proves it and takes the number.
-    store.claim_caller_id(bo, &phone, &wrong, expires, NOW).await.unwrap();
-    assert!(!store.remove_own_caller_id(bo, &other).await.unwrap());
-    assert_eq!(store.confirm_caller_id(&phone, &wrong, NOW + 3).await.unwrap(), Some(bo));
-    assert!(store.caller_ids_of(ana).await.unwrap().is_empty());
-    assert!(store.remove_own_caller_id(bo, &phone).await.unwrap());
-    assert!(store.lookup_caller_id(&phone).await.unwrap().is_none());
-});
+ledger_test!(
+    a_caller_id_is_registered_only_by_its_code_from_its_number,
+    |store| {
+        let ana = created(sign_up(store, "ana@example.com", None, "AAAAAAAA").await);
+        let bo = created(sign_up(store, "bo@example.com", None, "BBBBBBBB").await);
+        let phone = Pii::new("15550100200".to_owned());
+        let other = Pii::new("15550100999".to_owned());
+        let code = Pii::new("482913".to_owned());
+        let expires = NOW + 900_000;
+        store
+            .claim_caller_id(ana, &phone, &code, expires, NOW)
+            .await
+            .unwrap();
+        assert_eq!(store.caller_id_claims(ana, NOW).await.unwrap().len(), 1);
+        let wrong = Pii::new("482914".to_owned());
+        assert_eq!(
+            store.confirm_caller_id(&phone, &wrong, NOW).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store.confirm_caller_id(&other, &code, NOW).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .confirm_caller_id(&phone, &code, expires)
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(store.caller_ids_of(ana).await.unwrap().is_empty());
+        assert_eq!(
+            store
+                .confirm_caller_id(&phone, &code, NOW + 1)
+                .await
+                .unwrap(),
+            Some(ana)
+        );
+        assert_eq!(store.caller_ids_of(ana).await.unwrap(), vec![phone.clone()]);
+        assert!(store.caller_id_claims(ana, NOW).await.unwrap().is_empty());
+        assert_eq!(
+            store
+                .confirm_caller_id(&phone, &code, NOW + 2)
+                .await
+                .unwrap(),
+            None
+        );
+        // A phone that changed hands: its new holder proves it and takes the number.
+        store
+            .claim_caller_id(bo, &phone, &wrong, expires, NOW)
+            .await
+            .unwrap();
+        assert!(!store.remove_own_caller_id(bo, &other).await.unwrap());
+        assert_eq!(
+            store
+                .confirm_caller_id(&phone, &wrong, NOW + 3)
+                .await
+                .unwrap(),
+            Some(bo)
+        );
+        assert!(store.caller_ids_of(ana).await.unwrap().is_empty());
+        assert!(store.remove_own_caller_id(bo, &phone).await.unwrap());
+        assert!(store.lookup_caller_id(&phone).await.unwrap().is_none());
+    }
+);

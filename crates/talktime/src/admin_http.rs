@@ -127,6 +127,8 @@ pub struct ApiSettings {
     /// `[cluster] node_lease_s` in milliseconds.
     pub node_lease_ms: i64,
     pub portal: talktime_b2bua::config::PortalConfig,
+    /// Card payments in the portal (`[portal] payment_api`).
+    pub payments: Option<crate::portal::PaymentProvider>,
 }
 
 impl AdminState {
@@ -188,6 +190,7 @@ pub async fn start(
         limiter: Arc::default(),
         signups: Arc::default(),
         settings: Arc::new(settings.portal.clone()),
+        payments: settings.payments.clone(),
     };
     let state = AdminState {
         store,

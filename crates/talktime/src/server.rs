@@ -205,6 +205,7 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
                 node_lease_ms: i64::try_from(config.cluster.node_lease_s.saturating_mul(1000))
                     .unwrap_or(i64::MAX),
                 portal: config.portal.clone(),
+                payments: crate::portal::PaymentProvider::from_config(&config.portal)?,
             },
         )
         .await

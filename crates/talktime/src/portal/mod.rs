@@ -31,8 +31,11 @@ use crate::console::escape;
 use crate::console::utc;
 use crate::server::wall_clock_ms;
 
+mod payments;
 mod phones;
 mod signup;
+
+pub use payments::{PaymentProvider, signature_valid};
 
 /// The portal's session cookie (apart from the console's).
 pub const PORTAL_COOKIE: &str = "talktime_portal";
@@ -51,6 +54,8 @@ pub struct PortalState {
     pub signups: Arc<LoginLimiter>,
     /// `[portal]` of the configuration.
     pub settings: Arc<talktime_b2bua::config::PortalConfig>,
+    /// Card payments, when a provider is configured.
+    pub payments: Option<PaymentProvider>,
 }
 
 /// The portal's routes (merged into the admin router).
@@ -65,6 +70,9 @@ pub fn router(state: PortalState) -> Router {
         .route("/portal/signup", get(signup::form).post(signup::sign_up))
         .route("/portal/phones", post(phones::add))
         .route("/portal/phones/remove", post(phones::remove))
+        .route("/portal/pay", post(payments::pay))
+        .route("/portal/payments/notify", post(payments::notify))
+        .route("/portal/payments/{id}", get(payments::payment_page))
         .with_state(state)
 }
 
@@ -547,6 +555,13 @@ async fn home_page(
          <button id=\"recharge\">Recharge</button></form>",
         escape(&customer.session.csrf_token)
     );
+    if let Some(provider) = &state.payments {
+        body.push_str(&payments::form(
+            provider,
+            &customer.session.csrf_token,
+            &account.currency,
+        ));
+    }
     body.push_str(&phones::section(state, customer).await?);
     let referral = state
         .store
