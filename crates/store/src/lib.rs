@@ -62,6 +62,7 @@ mod routing_docs;
 mod self_service;
 mod subscribers;
 mod tariffs;
+mod tickets;
 mod users;
 
 pub use backend::{BackendKind, SQLITE_FILE_NAME, Store, StoreOptions, create_private_dir};
@@ -99,4 +100,7 @@ pub use routing_docs::{RoutingDocument, RoutingKind, RoutingSnapshot};
 pub use self_service::{CallerIdClaim, ReferralRewards, SignUp, SignUpOutcome, login_email};
 pub use subscribers::{MAX_USERNAME_LENGTH, Subscriber};
 pub use tariffs::{ImportOptions, ImportReport, RateExtrasColumns, RowError, TARIFF_CSV_COLUMNS};
+pub use tickets::{
+    NewTicket, SavedAnswer, Ticket, TicketFilter, TicketMessage, TicketQueue, TicketState,
+};
 pub use users::{AuditEntry, Role, SessionRow, User, UserLogin};

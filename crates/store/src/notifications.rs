@@ -17,6 +17,9 @@ pub enum NotificationKind {
     CardExpiry,
     /// A carrier stopped answering (to the operator).
     CarrierDown,
+    /// Staff replied to the customer's ticket (`detail`: ticket id, subject, reply, a line
+    /// each but the reply's own).
+    TicketReply,
 }
 
 impl NotificationKind {
@@ -26,6 +29,7 @@ impl NotificationKind {
             NotificationKind::LowBalance => "low_balance",
             NotificationKind::CardExpiry => "card_expiry",
             NotificationKind::CarrierDown => "carrier_down",
+            NotificationKind::TicketReply => "ticket_reply",
         }
     }
 
@@ -34,6 +38,7 @@ impl NotificationKind {
             "low_balance" => Ok(NotificationKind::LowBalance),
             "card_expiry" => Ok(NotificationKind::CardExpiry),
             "carrier_down" => Ok(NotificationKind::CarrierDown),
+            "ticket_reply" => Ok(NotificationKind::TicketReply),
             other => Err(StoreError::Corrupt {
                 column: "notifications.kind",
                 value: other.to_owned(),
@@ -162,7 +167,7 @@ pub(crate) async fn queue_crossings(
     Ok(())
 }
 
-async fn insert(
+pub(crate) async fn insert(
     conn: &mut Conn<'_>,
     notification: &NewNotification,
     now_ms: i64,

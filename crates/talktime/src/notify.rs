@@ -249,6 +249,7 @@ pub fn render(notification: &Notification) -> (String, String) {
                 notification.detail
             ),
         ),
+        (NotificationKind::TicketReply, _) => ticket_reply(&notification.detail, spanish),
         (NotificationKind::CarrierDown, _) => (
             format!("Carrier {} is down", notification.detail),
             format!(
@@ -256,6 +257,32 @@ pub fn render(notification: &Notification) -> (String, String) {
                 notification.detail
             ),
         ),
+    }
+}
+
+/// A staff reply to a customer's ticket: `detail` is the ticket's id, its subject and the
+/// reply, a line each but the reply's own.
+fn ticket_reply(detail: &str, spanish: bool) -> (String, String) {
+    let mut parts = detail.splitn(3, '\n');
+    let id = parts.next().unwrap_or_default();
+    let subject = parts.next().unwrap_or_default();
+    let reply = parts.next().unwrap_or_default();
+    if spanish {
+        (
+            format!("Re: [#{id}] {subject}"),
+            format!(
+                "{reply}\n\n-- \nRespuesta a su consulta #{id}. Léala y conteste en su portal de \
+                 cliente.\n"
+            ),
+        )
+    } else {
+        (
+            format!("Re: [#{id}] {subject}"),
+            format!(
+                "{reply}\n\n-- \nA reply to your ticket #{id}. Read and answer it in your \
+                 customer portal.\n"
+            ),
+        )
     }
 }
 

@@ -16,6 +16,7 @@ pub use pages::escape;
 pub(crate) use pages::utc;
 mod routing;
 mod tariffs;
+mod tickets;
 mod vouchers;
 
 use std::net::SocketAddr;
@@ -96,6 +97,17 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/console/users", get(users_page).post(add_user))
         .route("/console/users/{name}/disabled", post(set_user_disabled))
         .route("/console/cdrs", get(cdrs_page))
+        .route(
+            "/console/tickets",
+            get(tickets::tickets_page).post(tickets::open),
+        )
+        .route("/console/tickets/{id}", get(tickets::ticket_page))
+        .route("/console/tickets/{id}/reply", post(tickets::reply))
+        .route("/console/tickets/{id}/update", post(tickets::update))
+        .route(
+            "/console/saved-answers",
+            get(tickets::saved_answers_page).post(tickets::save_answer),
+        )
         .route("/console/cdrs/export", get(cdrs_export))
         .route("/console/reports", get(reports_page))
         .route("/console/cards", get(cards::cards_page))
@@ -251,6 +263,7 @@ impl FromRequestParts<ConsoleState> for LoggedIn {
                 "/console" => return Err(ConsoleError::ResellerHome),
                 "/console/logout" => {}
                 path if path.starts_with("/console/resellers") => {}
+                path if path.starts_with("/console/tickets") => {}
                 _ => return Err(ConsoleError::NotFound),
             }
         }

@@ -43,6 +43,7 @@ pub(super) fn page(title: &str, user: Option<&LoggedIn>, head_extra: &str, body:
              <a href=\"/console/carriers\">Carriers</a><a href=\"/console/dial-plans\">Dial plans</a>\
              <a href=\"/console/prompts\">Prompts</a>\
              <a href=\"/console/cdrs\">CDRs</a><a href=\"/console/reports\">Reports</a>\
+             <a href=\"/console/tickets\">Tickets</a>\
              <a href=\"/console/users\">Users</a><span>{} ({})</span>\
              <form class=\"inline\" method=\"post\" action=\"/console/logout\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
@@ -69,6 +70,7 @@ pub(super) fn reseller_page(brand: &str, title: &str, user: &LoggedIn, body: &st
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>{title} · {brand}</title><style>{STYLE}</style></head><body><header>\
          <strong id=\"brand\">{brand}</strong><a href=\"/console/resellers\">Resellers</a>\
+         <a href=\"/console/tickets\">Tickets</a>\
          <span>{name} (reseller)</span>\
          <form class=\"inline\" method=\"post\" action=\"/console/logout\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\

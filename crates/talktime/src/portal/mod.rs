@@ -34,6 +34,7 @@ use crate::server::wall_clock_ms;
 mod payments;
 mod phones;
 mod signup;
+mod tickets;
 
 pub use payments::{PaymentProvider, signature_valid};
 
@@ -70,6 +71,10 @@ pub fn router(state: PortalState) -> Router {
         .route("/portal/signup", get(signup::form).post(signup::sign_up))
         .route("/portal/phones", post(phones::add))
         .route("/portal/phones/remove", post(phones::remove))
+        .route("/portal/tickets", post(tickets::open))
+        .route("/portal/tickets/{id}", get(tickets::page))
+        .route("/portal/tickets/{id}/reply", post(tickets::reply))
+        .route("/portal/tickets/{id}/close", post(tickets::close))
         .route("/portal/pay", post(payments::pay))
         .route("/portal/payments/notify", post(payments::notify))
         .route("/portal/payments/{id}", get(payments::payment_page))
@@ -563,6 +568,7 @@ async fn home_page(
         ));
     }
     body.push_str(&phones::section(state, customer).await?);
+    body.push_str(&tickets::section(state, customer).await?);
     let referral = state
         .store
         .referral_code(account_id, &signup::referral_code())

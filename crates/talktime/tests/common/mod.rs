@@ -7,6 +7,7 @@ pub mod baresip;
 pub mod browser;
 pub mod calls;
 pub mod certs;
+pub mod mail;
 pub mod pcap;
 pub mod prepaid;
 pub mod scenario;

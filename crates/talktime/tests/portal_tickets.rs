@@ -1,0 +1,165 @@
+//! A trouble ticket's round trip (issue 22) through the running switch, in a real browser, with
+//! a real SMTP server (aiosmtpd): a signed-up customer opens a billing ticket in the portal;
+//! staff find it on the console's billing queue, save an answer and send it; the customer gets
+//! the reply by mail (the ticket's number and subject in the mail's subject, the saved answer's
+//! text in its body, once), reads it in the portal and answers, which reopens the ticket; a
+//! reseller's user opens its own ticket and sees no other; another customer's ticket is "Not
+//! found" in the portal.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::browser::Browser;
+use common::calls::start;
+use common::free_port;
+use common::mail::{MailServer, mails, wait_for_mail};
+use common::prepaid::{self, ConfigFile};
+
+const PASSWORD: &str = "correct horse battery";
+const ANSWER: &str = "We refunded the dropped call; it shows as an adjustment on your account.";
+
+fn eventually(browser: &Browser, wanted: &str) {
+    for _ in 0..100 {
+        if browser.source().contains(wanted) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{wanted}: not on {}:\n{}", browser.url(), browser.source());
+}
+
+fn sign_up(browser: &Browser, portal: &str, email: &str) {
+    browser.go(&format!("{portal}/signup"));
+    browser.type_into("#name", "Ana Lima");
+    browser.type_into("#email", email);
+    browser.type_into("#password", PASSWORD);
+    browser.type_into("#repeat", PASSWORD);
+    browser.click("#submit");
+    browser
+        .wait_for("#balance", Duration::from_secs(10))
+        .unwrap();
+}
+
+#[test]
+fn a_customer_opens_a_ticket_staff_answer_it_and_the_customer_gets_the_mail() {
+    let dir = prepaid::data_dir("portal-tickets");
+    let maildir = dir.join("maildir");
+    let smtp_port = free_port();
+    let _mail = MailServer::start(smtp_port, &maildir);
+    common::cli(&dir, &["resellers", "add", "shop"]);
+    let switch = start(
+        &dir,
+        ConfigFile::new().raw(&format!(
+            "[portal]\nsignup = true\n\n[notifications]\nsmtp_url = \
+             \"smtp://127.0.0.1:{smtp_port}\"\nfrom = \"Help <help@talktime.test>\"\n\
+             poll_ms = 200\n"
+        )),
+    );
+    let portal = format!("http://{}/portal", switch.admin);
+    let site = format!("http://{}", switch.admin);
+    let console = format!("{site}/console");
+    let admin_password = std::fs::read_to_string(dir.join("admin.password")).unwrap();
+    common::add_user(
+        &dir,
+        "shopkeeper",
+        "reseller",
+        &["--reseller", "shop"],
+        "shop-password-1",
+    );
+
+    // Another customer's ticket first: Ana must not reach it.
+    let other = Browser::start();
+    sign_up(&other, &portal, "bo@example.com");
+    other.type_into("#ticket-subject", "Bo's private matter");
+    other.type_into("#ticket-body", "Only Bo may read this.");
+    other.click("#open-ticket");
+    eventually(&other, "Only Bo may read this.");
+    let bos_ticket = other.url();
+    drop(other);
+
+    // The customer opens a billing ticket.
+    let browser = Browser::start();
+    sign_up(&browser, &portal, "ana@example.com");
+    browser.go(&bos_ticket);
+    eventually(&browser, "Not found");
+    browser.go(&portal);
+    browser.find("#ticket-queue");
+    browser.click("#ticket-queue option[value=billing]");
+    browser.type_into("#ticket-subject", "Charged for a dropped call");
+    browser.type_into(
+        "#ticket-body",
+        "My call to Lima dropped after 10 s <and> I paid a minute.",
+    );
+    browser.click("#open-ticket");
+    eventually(&browser, "I paid a minute.");
+    assert!(browser.source().contains("&lt;and&gt;"), "escaped");
+    assert_eq!(browser.text("#ticket-state"), "open");
+    let ticket_url = browser.url();
+    let ticket_id = ticket_url.rsplit('/').next().unwrap().to_owned();
+
+    // Staff: the billing queue holds it; a saved answer; the reply with it.
+    let staff = Browser::start();
+    staff.log_in(&site, "admin", admin_password.trim());
+    staff.go(&format!("{console}/saved-answers"));
+    staff.type_into("#answer-title", "Dropped call refunded");
+    staff.type_into("#answer-body", ANSWER);
+    staff.click("#save-answer");
+    eventually(&staff, "Dropped call refunded");
+    staff.go(&format!("{console}/tickets?queue=billing&state=open"));
+    let listed = staff.text("#tickets");
+    assert!(listed.contains("Charged for a dropped call"), "{listed}");
+    assert!(
+        !listed.contains("Bo's private matter"),
+        "support queue: {listed}"
+    );
+    staff.go(&format!("{console}/tickets/{ticket_id}"));
+    staff.click("#saved-answer option:nth-child(2)");
+    staff.click("#send-reply");
+    eventually(&staff, ANSWER);
+    assert_eq!(staff.text("#ticket-state"), "answered");
+
+    // The mail: once, to her, with the ticket in the subject and the answer in the body.
+    let subject = format!("Re: [#{ticket_id}] Charged for a dropped call");
+    let all = wait_for_mail(&maildir, &subject, Duration::from_secs(20));
+    let replies: Vec<&String> = all.iter().filter(|mail| mail.contains(&subject)).collect();
+    assert_eq!(replies.len(), 1, "{all:?}");
+    assert!(replies[0].contains("To: ana@example.com"), "{}", replies[0]);
+    assert!(
+        replies[0].contains("We refunded the dropped call"),
+        "{}",
+        replies[0]
+    );
+
+    // She reads it in the portal and answers: the ticket is open again for staff.
+    browser.go(&ticket_url);
+    eventually(&browser, ANSWER);
+    browser.type_into("#reply", "Thank you, I see it.");
+    browser.click("#send-reply");
+    eventually(&browser, "Thank you, I see it.");
+    assert_eq!(browser.text("#ticket-state"), "open");
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        mails(&maildir).len(),
+        all.len(),
+        "her own answer mails nobody"
+    );
+
+    // A reseller's user opens its own ticket, under its own name, and sees no customer's.
+    let shop = Browser::start();
+    shop.log_in(&site, "shopkeeper", "shop-password-1");
+    shop.go(&format!("{console}/tickets"));
+    assert_eq!(shop.text("#brand"), "shop");
+    assert!(!shop.source().contains("Charged for a dropped call"));
+    shop.type_into("#ticket-subject", "More cards, please");
+    shop.type_into("#ticket-body", "We sell out every Friday.");
+    shop.click("#open-ticket");
+    eventually(&shop, "We sell out every Friday.");
+    shop.go(&format!("{console}/tickets/{ticket_id}"));
+    eventually(&shop, "Not found");
+    staff.go(&format!("{console}/tickets?queue=support"));
+    assert!(staff.text("#tickets").contains("More cards, please"));
+    staff.screenshot("console-tickets");
+}
