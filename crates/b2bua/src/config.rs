@@ -460,6 +460,9 @@ pub struct PortalConfig {
     /// The smallest and largest card payment, in the account's currency.
     pub payment_min: String,
     pub payment_max: String,
+    /// How often calls' bonus points are awarded (`talktime points rule`); 0: never here
+    /// (another node does it).
+    pub points_sweep_s: u64,
 }
 
 impl Default for PortalConfig {
@@ -476,6 +479,7 @@ impl Default for PortalConfig {
             public_url: String::new(),
             payment_min: "5".to_owned(),
             payment_max: "200".to_owned(),
+            points_sweep_s: 30,
         }
     }
 }

@@ -53,6 +53,7 @@ mod nodes;
 mod notifications;
 mod payments;
 mod pin_key;
+mod points;
 pub use talktime_billing::{DecimalError, MAX_FRACTION_DIGITS, format_micros, parse_micros};
 mod plans;
 mod recovery;
@@ -87,6 +88,7 @@ pub use notifications::{NewNotification, Notification, NotificationKind, NotifyS
 pub use payments::{PaymentCompletion, PaymentRow};
 pub use pin_key::{PIN_KEY_ENV, PIN_KEY_FILE_NAME, PinKey};
 pub use plans::{AccountRules, DuePlan, PayerProfile, PlanRow};
+pub use points::{POINTS_SETTLE_MARGIN_MS, PointsLine, PointsRedemption, PointsScope};
 pub use recovery::{Closed, Orphan};
 pub use resellers::{
     Commission, DEFAULT_MAX_RESELLER_DEPTH, LevelAvailable, LevelLine, NewReseller, Reseller,

@@ -24,6 +24,7 @@ pub mod nodes;
 pub mod notify;
 pub mod openapi;
 pub mod plans;
+pub mod points;
 pub mod portal;
 pub mod radius_service;
 pub mod recovery;

@@ -50,6 +50,9 @@ enum Command {
     /// Promotion coupons customers give with a voucher in the portal: add, list.
     #[command(subcommand)]
     Coupons(talktime::coupons::CouponsCommand),
+    /// Bonus points: rule, value, award, show.
+    #[command(subcommand)]
+    Points(talktime::points::PointsCommand),
     /// What a referral pays the referrer and the newcomer: set, list.
     #[command(subcommand)]
     Referrals(talktime::rewards::ReferralsCommand),
@@ -271,6 +274,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Vouchers(command) => run_once(talktime::vouchers::run(command)),
         Command::Coupons(command) => run_once(talktime::coupons::run(command)),
         Command::Messages(command) => run_once(talktime::board::run(command)),
+        Command::Points(command) => run_once(talktime::points::run(command)),
         Command::Referrals(command) => run_once(talktime::rewards::run_referrals(command)),
         Command::Subscribers(command) => run_once(talktime::subscribers::run(command)),
         Command::Resellers(command) => run_once(talktime::resellers::run(command)),

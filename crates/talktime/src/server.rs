@@ -230,6 +230,10 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
         services.ledger.store().clone(),
         metrics.clone(),
     )?;
+    crate::points::spawn(
+        services.ledger.store().clone(),
+        config.portal.points_sweep_s,
+    );
     crate::plans::spawn_maintenance(
         services.ledger.clone(),
         Duration::from_millis(config.billing.maintenance_check_ms.max(100)),

@@ -98,6 +98,9 @@ fn a_stranger_signs_up_recharges_registers_a_phone_by_calling_and_then_calls_pin
         set.contains("pays 2 to the referrer and 1 to the newcomer"),
         "{set}"
     );
+    // Bonus points: 100 a unit spent on calls, a point buys 0.01.
+    common::cli(&dir, &["points", "rule", "--per-unit", "100"]);
+    common::cli(&dir, &["points", "value", "--per-point", "0.01"]);
     // The carrier answers three calls: the card holder's and Ana's two.
     let carrier = common::scenario::BackgroundSipp::uas(
         150,
@@ -109,7 +112,7 @@ fn a_stranger_signs_up_recharges_registers_a_phone_by_calling_and_then_calls_pin
         ConfigFile::new()
             .carrier("us", &carrier.address())
             .routes(&[("", &["us"])])
-            .raw("[portal]\nsignup = true\naccess_number = \"100\"\n"),
+            .raw("[portal]\nsignup = true\naccess_number = \"100\"\npoints_sweep_s = 1\n"),
     );
     let holders_call = call_from(
         &switch,
@@ -246,6 +249,31 @@ fn a_stranger_signs_up_recharges_registers_a_phone_by_calling_and_then_calls_pin
     assert_eq!(
         browser.text("#balance"),
         format_micros(6_500_000 - first.total_micros - second.total_micros)
+    );
+    // The calls' points, exactly what their cost earns, buy credit once per form.
+    let spent = first.total_micros + second.total_micros;
+    let earned = spent * 100 / 1_000_000;
+    assert!(earned > 0, "{spent}");
+    let mut shown = String::new();
+    for _ in 0..50 {
+        browser.go(&portal);
+        browser
+            .wait_for("#points", Duration::from_secs(10))
+            .unwrap();
+        shown = browser.text("#points");
+        if shown == earned.to_string() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(shown, earned.to_string());
+    browser.type_into("#redeem-points", "5");
+    browser.click("#redeem");
+    page_says(&browser, "Your points bought 0.05 of credit.");
+    assert_eq!(browser.text("#points"), (earned - 5).to_string());
+    assert_eq!(
+        browser.text("#balance"),
+        format_micros(6_500_000 - spent + 50_000)
     );
     browser.screenshot("portal-self-service");
 

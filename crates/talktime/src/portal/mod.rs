@@ -33,6 +33,7 @@ use crate::server::wall_clock_ms;
 
 mod payments;
 mod phones;
+mod points;
 mod signup;
 mod tickets;
 
@@ -75,6 +76,7 @@ pub fn router(state: PortalState) -> Router {
         .route("/portal/tickets/{id}", get(tickets::page))
         .route("/portal/tickets/{id}/reply", post(tickets::reply))
         .route("/portal/tickets/{id}/close", post(tickets::close))
+        .route("/portal/points", post(points::redeem))
         .route("/portal/pay", post(payments::pay))
         .route("/portal/payments/notify", post(payments::notify))
         .route("/portal/payments/{id}", get(payments::payment_page))
@@ -568,6 +570,7 @@ async fn home_page(
         ));
     }
     body.push_str(&phones::section(state, customer).await?);
+    body.push_str(&points::section(state, customer, &account.currency).await?);
     body.push_str(&tickets::section(state, customer).await?);
     let referral = state
         .store

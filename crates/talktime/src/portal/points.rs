@@ -1,0 +1,122 @@
+//! A customer's bonus points in the portal: the balance, the last lines (earned on calls,
+//! redeemed), and credit bought with them once per form shown (the form's key).
+
+use std::fmt::Write;
+
+use axum::extract::{Form, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+use talktime_store::{PointsRedemption, format_micros};
+
+use super::{Customer, PortalError, PortalState, home_page};
+use crate::console::{auth, escape, utc};
+use crate::server::wall_clock_ms;
+
+/// Points lines shown.
+const LINES_SHOWN: i64 = 20;
+
+#[derive(Deserialize)]
+pub(super) struct RedeemForm {
+    #[serde(default)]
+    csrf: String,
+    /// The form's own key: sent twice, it redeems once.
+    key: String,
+    points: String,
+}
+
+pub(super) async fn redeem(
+    State(state): State<PortalState>,
+    customer: Customer,
+    Form(form): Form<RedeemForm>,
+) -> Result<Response, PortalError> {
+    customer.check_csrf(&form.csrf)?;
+    let points = form
+        .points
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|points| *points > 0);
+    let outcome = match points {
+        Some(points) if !form.key.is_empty() && form.key.len() <= 64 => {
+            state
+                .store
+                .redeem_points(
+                    customer.session.account_id,
+                    points,
+                    &form.key,
+                    wall_clock_ms(),
+                )
+                .await?
+        }
+        _ => {
+            let body =
+                home_page(&state, &customer, Some("Redeem a whole number of points.")).await?;
+            return Ok((StatusCode::BAD_REQUEST, Html(body)).into_response());
+        }
+    };
+    let (status, notice) = match outcome {
+        PointsRedemption::Credited { credit_micros, .. } => (
+            StatusCode::OK,
+            format!(
+                "Your points bought {} of credit.",
+                format_micros(credit_micros)
+            ),
+        ),
+        PointsRedemption::Replayed => (StatusCode::OK, "Done already.".to_owned()),
+        PointsRedemption::NotEnoughPoints { points } => (
+            StatusCode::BAD_REQUEST,
+            format!("You have {points} points."),
+        ),
+        PointsRedemption::NoValue => (
+            StatusCode::BAD_REQUEST,
+            "Points cannot be redeemed in your currency yet.".to_owned(),
+        ),
+    };
+    let body = home_page(&state, &customer, Some(&notice)).await?;
+    Ok((status, Html(body)).into_response())
+}
+
+/// The home page's section: the points, their lines, the form when points buy something.
+pub(super) async fn section(
+    state: &PortalState,
+    customer: &Customer,
+    currency: &str,
+) -> Result<String, PortalError> {
+    let account_id = customer.session.account_id;
+    let points = state.store.points(account_id).await?;
+    let lines = state.store.points_lines(account_id, LINES_SHOWN).await?;
+    let value = state.store.points_value(currency).await?;
+    let mut body =
+        format!("<h2>Bonus points</h2><p>You have <strong id=\"points\">{points}</strong> points");
+    if let Some(value) = value {
+        let _ = write!(
+            body,
+            " (each buys {} {}).</p><form method=\"post\" action=\"/portal/points\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"key\" \
+             value=\"{}\"><label>Points to redeem <input name=\"points\" id=\"redeem-points\" \
+             inputmode=\"numeric\" required></label> <button id=\"redeem\">Buy credit</button></form>",
+            format_micros(value),
+            escape(currency),
+            escape(&customer.session.csrf_token),
+            auth::random_hex(12),
+        );
+    } else {
+        body.push_str(".</p>");
+    }
+    if !lines.is_empty() {
+        body.push_str("<table id=\"points-lines\"><tbody>");
+        for line in &lines {
+            let _ = write!(
+                body,
+                "<tr class=\"points-line\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                utc(line.created_at_ms),
+                escape(&line.kind),
+                line.points,
+                line.balance_after
+            );
+        }
+        body.push_str("</tbody></table>");
+    }
+    Ok(body)
+}
