@@ -460,6 +460,9 @@ pub struct PortalConfig {
     /// The smallest and largest card payment, in the account's currency.
     pub payment_min: String,
     pub payment_max: String,
+    /// The designs customers choose from when they buy a gift card in the portal (empty: they
+    /// cannot buy one there).
+    pub gift_card_designs: Vec<String>,
     /// How often calls' bonus points are awarded (`talktime points rule`); 0: never here
     /// (another node does it).
     pub points_sweep_s: u64,
@@ -480,6 +483,11 @@ impl Default for PortalConfig {
             payment_min: "5".to_owned(),
             payment_max: "200".to_owned(),
             points_sweep_s: 30,
+            gift_card_designs: vec![
+                "Birthday".to_owned(),
+                "Thank you".to_owned(),
+                "Holidays".to_owned(),
+            ],
         }
     }
 }

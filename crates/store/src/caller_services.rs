@@ -15,7 +15,7 @@ use talktime_pii::Pii;
 use crate::backend::{Store, with_conn};
 use crate::cards::random_digits;
 use crate::error::StoreError;
-use crate::ledger::{Posting, check_amount, fetch_account, recharge_in};
+use crate::ledger::{Posting, check_amount, fetch_account, post, recharge_in};
 use crate::model::TransactionKind;
 
 /// Voucher code lengths the generator accepts: long enough that guessing one (each wrong try
@@ -41,6 +41,8 @@ pub struct VoucherBatchSpec {
     pub currency: String,
     /// After this (epoch ms) a voucher is refused.
     pub expires_at_ms: Option<i64>,
+    /// A gift card's design name (`None`: a plain voucher).
+    pub design: Option<String>,
 }
 
 /// A generated batch: the only place its codes exist in the clear.
@@ -93,6 +95,25 @@ pub struct VoucherRow {
     pub used_at_ms: Option<i64>,
     pub used_by_account_id: Option<i64>,
     pub used_call_id: Option<String>,
+}
+
+/// Digits of a gift card bought in the portal.
+const GIFT_CARD_CODE_LENGTH: u32 = 14;
+
+/// What buying a gift card did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GiftCardPurchase {
+    /// Made: its code (shown to the buyer once) and the buyer's balance after.
+    Bought {
+        voucher_id: i64,
+        code: Pii<String>,
+        balance_micros: i64,
+    },
+    /// The same form again: nothing more (the code was shown the first time).
+    Replayed,
+    NotEnoughCredit {
+        free_micros: i64,
+    },
 }
 
 /// What entering a voucher code did.
@@ -169,8 +190,8 @@ impl Store {
         let mut conn = transaction.conn();
         let batch_id: i64 = with_conn!(&mut conn, c => sqlx::query_scalar(
             "INSERT INTO voucher_batches (name, currency, value_micros, voucher_count, \
-             code_length, expires_at_ms, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             RETURNING id",
+             code_length, expires_at_ms, created_at_ms, design) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(&spec.name)
         .bind(spec.currency.to_ascii_uppercase())
@@ -179,39 +200,24 @@ impl Store {
         .bind(i64::from(spec.code_length))
         .bind(spec.expires_at_ms)
         .bind(now_ms)
+        .bind(spec.design.as_deref())
         .fetch_one(&mut **c)
         .await)?;
         let mut voucher_ids = Vec::with_capacity(spec.count as usize);
         let mut codes = Vec::with_capacity(spec.count as usize);
+        let currency = spec.currency.to_ascii_uppercase();
         for _ in 0..spec.count {
-            let mut created = None;
-            for _ in 0..CODE_ATTEMPTS {
-                let code = random_digits(spec.code_length);
-                let hash = self.voucher_hash(&code);
-                let id: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
-                    "INSERT INTO vouchers (batch_id, code_hash, value_micros, currency, \
-                     expires_at_ms, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6) \
-                     ON CONFLICT (code_hash) DO NOTHING RETURNING id",
+            let (id, code) = self
+                .insert_voucher(
+                    &mut conn,
+                    batch_id,
+                    spec.code_length,
+                    spec.value_micros,
+                    &currency,
+                    spec.expires_at_ms,
+                    now_ms,
                 )
-                .bind(batch_id)
-                .bind(&hash)
-                .bind(spec.value_micros)
-                .bind(spec.currency.to_ascii_uppercase())
-                .bind(spec.expires_at_ms)
-                .bind(now_ms)
-                .fetch_optional(&mut **c)
-                .await)?;
-                if let Some(id) = id {
-                    created = Some((id, code));
-                    break;
-                }
-            }
-            let (id, code) = created.ok_or_else(|| {
-                StoreError::InvalidArgument(format!(
-                    "no free voucher code of {} digits after {CODE_ATTEMPTS} draws",
-                    spec.code_length
-                ))
-            })?;
+                .await?;
             voucher_ids.push(id);
             codes.push(code);
         }
@@ -225,6 +231,146 @@ impl Store {
             voucher_ids,
             codes,
         })
+    }
+
+    /// One voucher of a batch with a fresh random code; its id and code.
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_voucher(
+        &self,
+        conn: &mut crate::backend::Conn<'_>,
+        batch_id: i64,
+        code_length: u32,
+        value_micros: i64,
+        currency: &str,
+        expires_at_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<(i64, Pii<String>), StoreError> {
+        for _ in 0..CODE_ATTEMPTS {
+            let code = random_digits(code_length);
+            let hash = self.voucher_hash(&code);
+            let id: Option<i64> = with_conn!(conn, c => sqlx::query_scalar(
+                "INSERT INTO vouchers (batch_id, code_hash, value_micros, currency, \
+                 expires_at_ms, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (code_hash) DO NOTHING RETURNING id",
+            )
+            .bind(batch_id)
+            .bind(&hash)
+            .bind(value_micros)
+            .bind(currency)
+            .bind(expires_at_ms)
+            .bind(now_ms)
+            .fetch_optional(&mut **c)
+            .await)?;
+            if let Some(id) = id {
+                return Ok((id, code));
+            }
+        }
+        Err(StoreError::InvalidArgument(format!(
+            "no free voucher code of {code_length} digits after {CODE_ATTEMPTS} draws"
+        )))
+    }
+
+    /// A customer buys a gift card from their free credit (balance less open holds): the
+    /// debit (`gift_card`, once per `key`) and the one-voucher batch with its design are one
+    /// transaction. The code is returned once; the ledger keeps only its hash.
+    pub async fn buy_gift_card(
+        &self,
+        account_id: i64,
+        value_micros: i64,
+        design: &str,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<GiftCardPurchase, StoreError> {
+        if value_micros <= 0 || design.trim().is_empty() || design.chars().count() > 60 {
+            return Err(StoreError::InvalidArgument(
+                "a gift card has a value above zero and a design name of up to 60 characters"
+                    .into(),
+            ));
+        }
+        check_amount(value_micros)?;
+        let mut transaction = self.begin_write().await?;
+        let mut conn = transaction.conn();
+        let idempotency = format!("gift:{key}");
+        let done: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
+            "SELECT id FROM transactions WHERE account_id = $1 AND reference = $2",
+        )
+        .bind(account_id)
+        .bind(&idempotency)
+        .fetch_optional(&mut **c)
+        .await)?;
+        if done.is_some() {
+            return Ok(GiftCardPurchase::Replayed);
+        }
+        let account = fetch_account(&mut conn, account_id).await?;
+        let held: i64 = with_conn!(&mut conn, c => sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(amount_micros), 0) AS BIGINT) FROM reservations \
+             WHERE account_id = $1 AND state = 'open'",
+        )
+        .bind(account_id)
+        .fetch_one(&mut **c)
+        .await)?;
+        let free_micros = account.balance_micros - held;
+        if free_micros < value_micros {
+            return Ok(GiftCardPurchase::NotEnoughCredit { free_micros });
+        }
+        let batch_id: i64 = with_conn!(&mut conn, c => sqlx::query_scalar(
+            "INSERT INTO voucher_batches (name, currency, value_micros, voucher_count, \
+             code_length, created_at_ms, design, bought_by_account_id) \
+             VALUES ($1, $2, $3, 1, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(format!("gift card of account {account_id}"))
+        .bind(&account.currency)
+        .bind(value_micros)
+        .bind(i64::from(GIFT_CARD_CODE_LENGTH))
+        .bind(now_ms)
+        .bind(design.trim())
+        .bind(account_id)
+        .fetch_one(&mut **c)
+        .await)?;
+        let (voucher_id, code) = self
+            .insert_voucher(
+                &mut conn,
+                batch_id,
+                GIFT_CARD_CODE_LENGTH,
+                value_micros,
+                &account.currency,
+                None,
+                now_ms,
+            )
+            .await?;
+        let balance_micros = post(
+            &mut conn,
+            Posting {
+                account_id,
+                kind: TransactionKind::GiftCard,
+                amount_micros: -value_micros,
+                call_id: None,
+                reference: Some(&idempotency),
+                idempotency_key: Some(&idempotency),
+                now_ms,
+            },
+        )
+        .await?;
+        transaction.commit().await?;
+        Ok(GiftCardPurchase::Bought {
+            voucher_id,
+            code,
+            balance_micros,
+        })
+    }
+
+    /// The design of a voucher's batch, if the voucher is a gift card.
+    pub async fn voucher_design(&self, voucher_id: i64) -> Result<Option<String>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        let design: Option<Option<String>> = with_conn!(&mut conn, c => sqlx::query_scalar(
+            "SELECT b.design FROM vouchers v JOIN voucher_batches b ON b.id = v.batch_id \
+             WHERE v.id = $1",
+        )
+        .bind(voucher_id)
+        .fetch_optional(&mut **c)
+        .await)?;
+        Ok(design.flatten())
     }
 
     /// Adds a voucher's value to an account, exactly once: the voucher is marked used and the

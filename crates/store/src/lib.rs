@@ -69,8 +69,8 @@ mod users;
 pub use backend::{BackendKind, SQLITE_FILE_NAME, Store, StoreOptions, create_private_dir};
 pub use backup::LedgerSummary;
 pub use caller_services::{
-    PinChange, Redemption, SPEED_DIAL_SLOTS, VOUCHER_CODE_LENGTHS, VoucherBatch, VoucherBatchSpec,
-    VoucherRow,
+    GiftCardPurchase, PinChange, Redemption, SPEED_DIAL_SLOTS, VOUCHER_CODE_LENGTHS, VoucherBatch,
+    VoucherBatchSpec, VoucherRow,
 };
 pub use cards::{CardBatch, CardBatchSpec, PIN_LENGTHS};
 pub use cdr::{Cdr, CdrCursor, CdrFilter, TrafficGrouping, TrafficRow};

@@ -96,6 +96,8 @@ text_enum!(
         Referral => "referral",
         /// Credit bought with bonus points.
         Points => "points",
+        /// Credit spent on a gift card (a voucher for somebody else).
+        GiftCard => "gift_card",
     }
 );
 

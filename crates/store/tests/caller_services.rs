@@ -27,6 +27,7 @@ async fn vouchers(store: &Store, count: u32, value: i64, currency: &str) -> Vouc
         value_micros: value,
         currency: currency.into(),
         expires_at_ms: Some(NOW + 86_400_000),
+        design: None,
     };
     store.generate_vouchers(&spec, NOW).await.unwrap()
 }
@@ -191,6 +192,7 @@ ledger_test!(
             value_micros: UNIT,
             currency: "USD".into(),
             expires_at_ms: None,
+            design: None,
         };
         assert!(store.generate_vouchers(&bad_length, NOW).await.is_err());
     }

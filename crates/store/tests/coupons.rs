@@ -24,6 +24,7 @@ async fn codes(store: &Store, count: u32, value: i64) -> Vec<Pii<String>> {
         value_micros: value,
         currency: "USD".into(),
         expires_at_ms: None,
+        design: None,
     };
     store.generate_vouchers(&spec, NOW).await.unwrap().codes
 }

@@ -138,6 +138,7 @@ ledger_test!(
             value_micros: 20 * UNIT,
             currency: "USD".into(),
             expires_at_ms: None,
+            design: None,
         };
         let vouchers = store
             .generate_vouchers(&spec, MONTH_START)

@@ -10,7 +10,8 @@ mod common;
 
 use talktime_pii::Pii;
 use talktime_store::{
-    ReferralRewards, SignUp, SignUpOutcome, Store, TransactionKind, VoucherBatchSpec,
+    GiftCardPurchase, ReferralRewards, SignUp, SignUpOutcome, Store, TransactionKind,
+    VoucherBatchSpec,
 };
 
 const NOW: i64 = 1_780_000_000_000;
@@ -50,6 +51,7 @@ async fn vouchers(store: &Store, count: u32) -> Vec<Pii<String>> {
         value_micros: 5 * UNIT,
         currency: "USD".into(),
         expires_at_ms: None,
+        design: None,
     };
     store.generate_vouchers(&spec, NOW).await.unwrap().codes
 }
@@ -190,5 +192,65 @@ ledger_test!(
         assert!(store.caller_ids_of(ana).await.unwrap().is_empty());
         assert!(store.remove_own_caller_id(bo, &phone).await.unwrap());
         assert!(store.lookup_caller_id(&phone).await.unwrap().is_none());
+    }
+);
+
+ledger_test!(
+    a_gift_card_is_bought_from_free_credit_once_and_redeemed_by_anyone,
+    |store| {
+        let giver = created(sign_up(store, "giver@example.com", None, "GIVER234").await);
+        let friend = created(sign_up(store, "friend@example.com", None, "FRIEND23").await);
+        store.recharge(giver, 10 * UNIT, None, NOW).await.unwrap();
+        assert_eq!(
+            store
+                .buy_gift_card(giver, 11 * UNIT, "Birthday", "k1", NOW)
+                .await
+                .unwrap(),
+            GiftCardPurchase::NotEnoughCredit {
+                free_micros: 10 * UNIT
+            }
+        );
+        let GiftCardPurchase::Bought {
+            voucher_id,
+            code,
+            balance_micros,
+        } = store
+            .buy_gift_card(giver, 4 * UNIT, "Birthday", "k2", NOW)
+            .await
+            .unwrap()
+        else {
+            panic!("not bought");
+        };
+        assert_eq!(balance_micros, 6 * UNIT);
+        assert_eq!(
+            store
+                .buy_gift_card(giver, 4 * UNIT, "Birthday", "k2", NOW)
+                .await
+                .unwrap(),
+            GiftCardPurchase::Replayed
+        );
+        assert_eq!(store.balance(giver).await.unwrap(), 6 * UNIT);
+        assert_eq!(
+            store.voucher_design(voucher_id).await.unwrap().as_deref(),
+            Some("Birthday")
+        );
+        let redeemed = store
+            .redeem_voucher(friend, &code, None, NOW)
+            .await
+            .unwrap();
+        assert!(
+            matches!(redeemed, talktime_store::Redemption::Credited { .. }),
+            "{redeemed:?}"
+        );
+        assert_eq!(store.balance(friend).await.unwrap(), 4 * UNIT);
+        let gift_lines: Vec<i64> = store
+            .transactions(giver)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|entry| entry.kind == TransactionKind::GiftCard)
+            .map(|entry| entry.amount_micros)
+            .collect();
+        assert_eq!(gift_lines, vec![-4 * UNIT]);
     }
 );

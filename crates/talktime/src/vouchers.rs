@@ -74,6 +74,11 @@ pub struct VoucherOrder {
     #[arg(long = "expires-on")]
     #[serde(default)]
     pub expires_on: Option<String>,
+    /// Makes the batch gift cards with this design name (what the customer is told when the
+    /// card is redeemed).
+    #[arg(long)]
+    #[serde(default)]
+    pub design: Option<String>,
 }
 
 fn default_currency() -> String {
@@ -106,6 +111,12 @@ impl VoucherOrder {
             value_micros,
             currency: self.currency.clone(),
             expires_at_ms,
+            design: self
+                .design
+                .as_deref()
+                .map(str::trim)
+                .filter(|design| !design.is_empty())
+                .map(str::to_owned),
         })
     }
 

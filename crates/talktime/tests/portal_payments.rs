@@ -27,6 +27,7 @@ use hmac::{KeyInit, Mac};
 use serde_json::json;
 
 const PIN: &str = "7107107101";
+const FRIEND_PIN: &str = "7207207202";
 const PASSWORD: &str = "correct horse battery";
 const API_KEY: &str = "sk_test_talktime_4f2a";
 const SIGNING_SECRET: &str = "whsec_test_9c1d";
@@ -220,6 +221,23 @@ fn eventually(browser: &Browser, wanted: &str) {
 fn a_card_payment_credits_once_however_often_the_provider_says_so() {
     let dir = prepaid::data_dir("portal-payments");
     let account = prepaid::card(&dir, PIN, 1_000_000, 0);
+    let friend = prepaid::card(&dir, FRIEND_PIN, 0, 0);
+    // Printed gift cards sold in shops: a voucher batch with a design.
+    let csv = common::cli(
+        &dir,
+        &[
+            "vouchers", "generate", "--name", "xmas", "--count", "1", "--value", "5", "--design",
+            "Holidays",
+        ],
+    );
+    let printed = csv
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .to_owned();
     let (provider, provider_address) = start_provider();
     std::fs::write(dir.join("payment.key"), format!("{API_KEY}\n")).unwrap();
     std::fs::write(dir.join("payment.secret"), SIGNING_SECRET).unwrap();
@@ -310,4 +328,41 @@ fn a_card_payment_credits_once_however_often_the_provider_says_so() {
             .log_text()
             .contains("card payment notified again: nothing more")
     );
+
+    // A gift card from the credit: its design, its code once; more than the credit: refused.
+    browser.click("#gift-design option:nth-child(2)");
+    browser.type_into("#gift-value", "40");
+    browser.click("#buy-gift");
+    eventually(&browser, "not enough for this gift card");
+    browser.click("#gift-design option:nth-child(2)");
+    browser.type_into("#gift-value", "4");
+    browser.click("#buy-gift");
+    eventually(&browser, "Your gift card:");
+    assert!(browser.text("#gift-card").contains("Thank you"));
+    let gift = browser.text("#gift-code");
+    assert_eq!(gift.len(), 14, "{gift}");
+    assert_eq!(browser.text("#balance"), "7");
+    assert!(browser.text("#ledger").contains("gift_card"));
+    browser.click("#logout");
+
+    // Anyone holding the code redeems it, once: here the holder of another card.
+    browser.go(&format!("{portal}/claim"));
+    browser.type_into("#pin", FRIEND_PIN);
+    browser.type_into("#password", PASSWORD);
+    browser.type_into("#repeat", PASSWORD);
+    browser.click("#submit");
+    browser
+        .wait_for("#balance", Duration::from_secs(10))
+        .unwrap();
+    browser.type_into("#code", &gift);
+    browser.click("#recharge");
+    eventually(&browser, "Gift card “Thank you”: recharged 4.");
+    browser.type_into("#code", &gift);
+    browser.click("#recharge");
+    eventually(&browser, "This voucher has been used.");
+    browser.type_into("#code", &printed);
+    browser.click("#recharge");
+    eventually(&browser, "Gift card “Holidays”: recharged 5.");
+    assert_eq!(prepaid::balance(&dir, friend), 9_000_000);
+    assert_eq!(prepaid::balance(&dir, account), 7_000_000);
 }

@@ -60,6 +60,8 @@ fn vouchers_html(
              <p><label>Currency <input name=\"currency\" id=\"voucher-currency\" value=\"USD\"></label></p>\
              <p><label>Last day (YYYY-MM-DD, optional) <input name=\"expires_on\" \
              id=\"voucher-expires\"></label></p>\
+             <p><label>Gift card design (optional) <input name=\"design\" \
+             id=\"voucher-design\"></label></p>\
              <p><button id=\"generate-vouchers\">Generate and download CSV</button></p></form>"
         );
     }
@@ -113,6 +115,8 @@ pub struct VoucherForm {
     currency: String,
     #[serde(default)]
     expires_on: String,
+    #[serde(default)]
+    design: String,
 }
 
 /// Makes a batch and answers with its CSV.
@@ -142,6 +146,7 @@ pub async fn generate(
             .unwrap_or_else(|| "USD".into()),
         code_length: 12,
         expires_on: Some(form.expires_on.trim().to_owned()).filter(|day| !day.is_empty()),
+        design: Some(form.design.trim().to_owned()).filter(|design| !design.is_empty()),
     };
     let batch = match order.generate(&state.store).await {
         Ok(batch) => batch,

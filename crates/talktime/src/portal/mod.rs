@@ -31,6 +31,7 @@ use crate::console::escape;
 use crate::console::utc;
 use crate::server::wall_clock_ms;
 
+mod gifts;
 mod payments;
 mod phones;
 mod points;
@@ -77,6 +78,7 @@ pub fn router(state: PortalState) -> Router {
         .route("/portal/tickets/{id}/reply", post(tickets::reply))
         .route("/portal/tickets/{id}/close", post(tickets::close))
         .route("/portal/points", post(points::redeem))
+        .route("/portal/gifts", post(gifts::buy))
         .route("/portal/pay", post(payments::pay))
         .route("/portal/payments/notify", post(payments::notify))
         .route("/portal/payments/{id}", get(payments::payment_page))
@@ -431,9 +433,19 @@ async fn recharge(
         }
     };
     let (status, notice) = match outcome {
-        Redemption::Credited { amount_micros, .. } => (
+        Redemption::Credited {
+            amount_micros,
+            voucher_id,
+            ..
+        } => (
             StatusCode::OK,
-            format!("Recharged {}.", format_micros(amount_micros)),
+            match state.store.voucher_design(voucher_id).await? {
+                Some(design) => format!(
+                    "Gift card “{design}”: recharged {}.",
+                    format_micros(amount_micros)
+                ),
+                None => format!("Recharged {}.", format_micros(amount_micros)),
+            },
         ),
         Redemption::Unknown => (StatusCode::BAD_REQUEST, "No voucher has this code.".into()),
         Redemption::AlreadyUsed => (
@@ -571,6 +583,7 @@ async fn home_page(
     }
     body.push_str(&phones::section(state, customer).await?);
     body.push_str(&points::section(state, customer, &account.currency).await?);
+    body.push_str(&gifts::section(state, customer));
     body.push_str(&tickets::section(state, customer).await?);
     let referral = state
         .store
