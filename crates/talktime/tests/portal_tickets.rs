@@ -53,7 +53,7 @@ fn a_customer_opens_a_ticket_staff_answer_it_and_the_customer_gets_the_mail() {
     let switch = start(
         &dir,
         ConfigFile::new().raw(&format!(
-            "[portal]\nsignup = true\n\n[notifications]\nsmtp_url = \
+            "[portal]\nsignup = true\nsignup_reseller = \"shop\"\n\n[notifications]\nsmtp_url = \
              \"smtp://127.0.0.1:{smtp_port}\"\nfrom = \"Help <help@talktime.test>\"\n\
              poll_ms = 200\n"
         )),
@@ -99,6 +99,9 @@ fn a_customer_opens_a_ticket_staff_answer_it_and_the_customer_gets_the_mail() {
     assert_eq!(browser.text("#ticket-state"), "open");
     let ticket_url = browser.url();
     let ticket_id = ticket_url.rsplit('/').next().unwrap().to_owned();
+
+    // She is the shop's customer: the portal wears the shop's name (white label).
+    assert_eq!(browser.text("#brand"), "shop");
 
     // Staff: the billing queue holds it; a saved answer; the reply with it.
     let staff = Browser::start();
@@ -146,6 +149,24 @@ fn a_customer_opens_a_ticket_staff_answer_it_and_the_customer_gets_the_mail() {
         all.len(),
         "her own answer mails nobody"
     );
+
+    // Out and in again with her e-mail address (any case); a speed dial, stored and removed.
+    browser.click("#logout");
+    browser.find("#login");
+    browser.type_into("#login", "Ana@Example.COM");
+    browser.type_into("#password", PASSWORD);
+    browser.click("#submit");
+    browser
+        .wait_for("#balance", Duration::from_secs(10))
+        .unwrap();
+    browser.type_into("#speed-key", "2");
+    browser.type_into("#speed-number", "00442071234567");
+    browser.click("#store-speed-dial");
+    eventually(&browser, "Key 2 is stored.");
+    assert!(browser.text("#speed-dials").contains("442071234567"));
+    browser.click("#speed-dials button");
+    eventually(&browser, "The key is free again.");
+    assert!(browser.all("tr.speed-dial").is_empty());
 
     // A reseller's user opens its own ticket, under its own name, and sees no customer's.
     let shop = Browser::start();

@@ -36,6 +36,7 @@ mod payments;
 mod phones;
 mod points;
 mod signup;
+mod speed_dials;
 mod tickets;
 
 pub use payments::{PaymentProvider, signature_valid};
@@ -77,6 +78,8 @@ pub fn router(state: PortalState) -> Router {
         .route("/portal/tickets/{id}", get(tickets::page))
         .route("/portal/tickets/{id}/reply", post(tickets::reply))
         .route("/portal/tickets/{id}/close", post(tickets::close))
+        .route("/portal/speed-dials", post(speed_dials::set))
+        .route("/portal/speed-dials/remove", post(speed_dials::remove))
         .route("/portal/points", post(points::redeem))
         .route("/portal/gifts", post(gifts::buy))
         .route("/portal/pay", post(payments::pay))
@@ -137,6 +140,9 @@ impl From<talktime_store::StoreError> for PortalError {
 pub struct Customer {
     session: CustomerSession,
     token_hash: String,
+    /// The name the portal wears for this customer: their reseller's (white label), else the
+    /// operator's default.
+    brand: String,
 }
 
 impl FromRequestParts<PortalState> for Customer {
@@ -160,11 +166,24 @@ impl FromRequestParts<PortalState> for Customer {
         if now - session.last_seen_ms > 60_000 {
             state.store.touch_customer_session(&token_hash, now).await?;
         }
+        let brand = brand_of(&state.store, session.account_id).await?;
         Ok(Customer {
             session,
             token_hash,
+            brand,
         })
     }
+}
+
+/// The portal's name when nobody's reseller wears it.
+const DEFAULT_BRAND: &str = "My calling card";
+
+/// A reseller's customers see the portal under the reseller's name.
+async fn brand_of(store: &Store, account_id: i64) -> Result<String, PortalError> {
+    Ok(match store.account_reseller(account_id).await? {
+        Some(reseller) => store.reseller(reseller).await?.name,
+        None => DEFAULT_BRAND.to_owned(),
+    })
 }
 
 impl Customer {
@@ -582,6 +601,7 @@ async fn home_page(
         ));
     }
     body.push_str(&phones::section(state, customer).await?);
+    body.push_str(&speed_dials::section(state, customer).await?);
     body.push_str(&points::section(state, customer, &account.currency).await?);
     body.push_str(&gifts::section(state, customer));
     body.push_str(&tickets::section(state, customer).await?);
@@ -663,7 +683,7 @@ width:100%}th,td{border-bottom:1px solid #cfe0d6;padding:.35em .5em;text-align:l
 header button{background:none;border:1px solid #fff;border-radius:4px;cursor:pointer}";
 
 fn page(title: &str, body: &str) -> String {
-    shell(title, "", body)
+    shell(DEFAULT_BRAND, title, "", body)
 }
 
 fn logged_in_page(title: &str, customer: &Customer, body: &str) -> String {
@@ -673,17 +693,18 @@ fn logged_in_page(title: &str, customer: &Customer, body: &str) -> String {
          <button id=\"logout\">Log out</button></form>",
         escape(&customer.session.csrf_token)
     );
-    shell(title, &nav, body)
+    shell(&customer.brand, title, &nav, body)
 }
 
-fn shell(title: &str, nav: &str, body: &str) -> String {
+fn shell(brand: &str, title: &str, nav: &str, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>{title} · My calling card</title><style>{STYLE}</style></head><body><header>\
-         <strong>My calling card</strong>{nav}</header><main><h1>{title}</h1>{body}</main>\
+         <title>{title} · {brand}</title><style>{STYLE}</style></head><body><header>\
+         <strong id=\"brand\">{brand}</strong>{nav}</header><main><h1>{title}</h1>{body}</main>\
          </body></html>",
         title = escape(title),
+        brand = escape(brand),
     )
 }
 

@@ -13,7 +13,7 @@ use talktime_pii::Pii;
 use talktime_store::{SignUp, SignUpOutcome};
 use tracing::info;
 
-use super::{PortalError, PortalState, error_line, page, refused, start_session};
+use super::{DEFAULT_BRAND, PortalError, PortalState, error_line, refused, shell, start_session};
 use crate::console::auth::{self, MIN_PASSWORD_CHARS};
 use crate::console::escape;
 use crate::server::wall_clock_ms;
@@ -44,7 +44,7 @@ pub(super) async fn form(
     if !state.settings.signup {
         return Err(PortalError::NotFound);
     }
-    Ok(Html(signup_form(&query.referral, None)))
+    Ok(Html(signup_form(brand(&state), &query.referral, None)))
 }
 
 pub(super) async fn sign_up(
@@ -57,7 +57,12 @@ pub(super) async fn sign_up(
     }
     let now = Instant::now();
     let referral = form.referral.trim().to_uppercase();
-    let again = |status, error: &str| Ok(refused(status, signup_form(&referral, Some(error))));
+    let again = |status, error: &str| {
+        Ok(refused(
+            status,
+            signup_form(brand(&state), &referral, Some(error)),
+        ))
+    };
     if !state.signups.allows(peer.ip(), SIGNUP_KEY, now) {
         return again(
             StatusCode::TOO_MANY_REQUESTS,
@@ -164,9 +169,19 @@ pub(super) fn referral_code() -> String {
         .collect()
 }
 
-fn signup_form(referral: &str, error: Option<&str>) -> String {
-    page(
+/// The sign-up page wears the name of the reseller whose tree it fills.
+fn brand(state: &PortalState) -> &str {
+    match state.settings.signup_reseller.trim() {
+        "" => DEFAULT_BRAND,
+        reseller => reseller,
+    }
+}
+
+fn signup_form(brand: &str, referral: &str, error: Option<&str>) -> String {
+    shell(
+        brand,
         "Open an account",
+        "",
         &format!(
             "{}<form method=\"post\" action=\"/portal/signup\">\
              <p><label>Your name <input name=\"name\" id=\"name\" autocomplete=\"name\" \
