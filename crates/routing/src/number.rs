@@ -54,13 +54,13 @@ fn is_separator(character: char) -> bool {
 }
 
 /// A phone number as caller IDs are kept and matched (digits, no `+`), from what an operator,
-/// a reseller or a customer typed: separators dropped, an optional leading `+`, 4-20 digits.
+/// a reseller or a customer typed: separators dropped, an optional leading `+`, 6-20 digits (the shortest numbers in use with their country code have 7).
 /// `None` for anything else. The switch reads a SIP caller ID to the same digits.
 pub fn caller_id_digits(typed: &str) -> Option<String> {
     let typed = typed.trim();
     let typed = typed.strip_prefix('+').unwrap_or(typed);
     let digits: String = typed.chars().filter(|c| !is_separator(*c)).collect();
-    let valid = (4..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    let valid = (6..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
     valid.then_some(digits)
 }
 
@@ -150,6 +150,7 @@ mod tests {
         );
         assert_eq!(caller_id_digits("15550100").as_deref(), Some("15550100"));
         assert_eq!(caller_id_digits("123"), None);
+        assert_eq!(caller_id_digits("+1 555"), None);
         assert_eq!(caller_id_digits("12a4567"), None);
         assert_eq!(caller_id_digits("++4420794600"), None);
         assert_eq!(caller_id_digits(&"1".repeat(21)), None);

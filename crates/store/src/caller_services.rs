@@ -301,6 +301,9 @@ impl Store {
         if done.is_some() {
             return Ok(GiftCardPurchase::Replayed);
         }
+        // As an authorization does: no call can hold this credit between the check and the
+        // debit.
+        crate::reservation::lock_account(&mut conn, account_id).await?;
         let account = fetch_account(&mut conn, account_id).await?;
         let held: i64 = with_conn!(&mut conn, c => sqlx::query_scalar(
             "SELECT CAST(COALESCE(SUM(amount_micros), 0) AS BIGINT) FROM reservations \

@@ -354,19 +354,20 @@ async fn award(
     .bind(account_id)
     .fetch_optional(&mut **c)
     .await)?;
-    let (points, carry) = current.unwrap_or((0, 0));
+    let carry = current.map_or(0, |(_, carry)| carry);
     let (new_points, carry) = earned(carry, spent_micros, per_unit);
-    let balance = points.saturating_add(new_points);
-    with_conn!(conn, c => sqlx::query(
+    // An increment, not the value read above: a redemption committed meanwhile stays spent.
+    let balance: i64 = with_conn!(conn, c => sqlx::query_scalar(
         "INSERT INTO points_accounts (account_id, points, carry) VALUES ($1, $2, $3) \
-         ON CONFLICT (account_id) DO UPDATE SET points = excluded.points, carry = excluded.carry",
+         ON CONFLICT (account_id) DO UPDATE SET \
+         points = points_accounts.points + excluded.points, carry = excluded.carry \
+         RETURNING points",
     )
     .bind(account_id)
-    .bind(balance)
+    .bind(new_points)
     .bind(carry)
-    .execute(&mut **c)
-    .await
-    .map(|_| ()))?;
+    .fetch_one(&mut **c)
+    .await)?;
     // A charge that earns less than a point still gets its line: it is marked seen.
     insert_line(
         conn, account_id, new_points, "earned", &source, balance, now_ms,

@@ -1407,7 +1407,7 @@ fn account_tax_profile(path: &std::path::Path) -> anyhow::Result<talktime_billin
 /// Caller IDs are stored as the switch matches them: digits only, no `+`.
 fn caller_id_digits(number: &str) -> anyhow::Result<String> {
     talktime_routing::caller_id_digits(number).with_context(
-        || "a caller ID is 4-20 digits (an optional leading + and separators are ignored)",
+        || "a caller ID is 6-20 digits (an optional leading + and separators are ignored)",
     )
 }
 

@@ -748,14 +748,14 @@ pub struct CustomerAdded {
 }
 
 /// A customer's phone number as callers' numbers are kept (digits), from what an operator or a
-/// reseller typed: 4-20 digits, an optional `+` first.
+/// reseller typed: 6-20 digits, an optional `+` first, separators ignored.
 pub fn customer_number(text: &str) -> Option<talktime_pii::Pii<String>> {
     talktime_routing::caller_id_digits(text).map(talktime_pii::Pii::new)
 }
 
 fn api_number(text: &str) -> Result<talktime_pii::Pii<String>, AdminError> {
     customer_number(text).ok_or_else(|| {
-        AdminError::BadRequest("a number is 4-20 digits, an optional + first".into())
+        AdminError::BadRequest("a number is 6-20 digits, an optional + first".into())
     })
 }
 

@@ -339,7 +339,7 @@ pub async fn add_customer(
         return Err(ConsoleError::Forbidden("Your role may not add customers."));
     }
     let Some(number) = crate::resellers::customer_number(&form.number) else {
-        return answer(&state, &user, id, Err("A number is 4-20 digits.".into())).await;
+        return answer(&state, &user, id, Err("A number is 6-20 digits.".into())).await;
     };
     let name = crate::resellers::pinless_name(&number);
     let outcome = match state

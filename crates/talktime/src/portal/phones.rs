@@ -39,7 +39,7 @@ pub(super) async fn add(
             &state,
             &customer,
             StatusCode::BAD_REQUEST,
-            "A phone number is 4 to 20 digits (a leading + and spaces are fine).",
+            "A phone number is 6 to 20 digits (a leading + and spaces are fine).",
         )
         .await;
     };
