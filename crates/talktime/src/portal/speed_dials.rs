@@ -1,5 +1,5 @@
-//! A customer's speed dials in the portal: keys 1-9 the IVR dials after `*` (the same rows the
-//! IVR's own "store a speed dial" writes and the console shows).
+//! A customer's speed dials in the portal: keys 1-9 the IVR dials when one is keyed alone at
+//! the destination prompt (the same rows the IVR's `*1`-`*9` writes and the console shows).
 
 use std::fmt::Write;
 
@@ -87,13 +87,14 @@ pub(super) async fn section(
     let dials = state.store.speed_dials(customer.session.account_id).await?;
     let csrf = escape(&customer.session.csrf_token);
     let mut body = String::from(
-        "<h2>Speed dials</h2><p>On a call, key * and the digit instead of the whole number.</p>\
+        "<h2>Speed dials</h2><p>When you are asked for the number, key the digit alone instead of \
+         the whole number (on a call, *1 to *9 stores the last number you dialled).</p>\
          <table id=\"speed-dials\"><tbody>",
     );
     for (key, number) in &dials {
         let _ = write!(
             body,
-            "<tr class=\"speed-dial\"><td>*{key}</td><td>{}</td><td><form class=\"inline\" \
+            "<tr class=\"speed-dial\"><td>{key}</td><td>{}</td><td><form class=\"inline\" \
              method=\"post\" action=\"/portal/speed-dials/remove\"><input type=\"hidden\" \
              name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"key\" value=\"{key}\">\
              <button>Remove</button></form></td></tr>",
