@@ -90,7 +90,7 @@ pub async fn tickets_page(
          <option value=\"\">all</option><option>open</option><option>answered</option>\
          <option>closed</option></select></label> <button id=\"filter\">Show</button></form>\
          <table id=\"tickets\"><tr><th>Ticket</th><th>Queue</th><th>State</th><th>From</th>\
-         <th>Account</th><th>Changed (UTC)</th></tr>",
+         <th>Account or reseller</th><th>Changed (UTC)</th></tr>",
     );
     for ticket in &tickets {
         let _ = write!(
@@ -101,10 +101,11 @@ pub async fn tickets_page(
             ticket.queue.as_str(),
             ticket.state.as_str(),
             escape(&ticket.opened_by),
-            ticket
-                .account_id
-                .map(|id| id.to_string())
-                .unwrap_or_default(),
+            match (ticket.account_id, ticket.reseller_id) {
+                (Some(account), _) => account.to_string(),
+                (None, Some(reseller)) => format!("reseller {reseller}"),
+                (None, None) => String::new(),
+            },
             utc(ticket.updated_at_ms),
             id = ticket.id,
         );
