@@ -61,28 +61,16 @@ fn curl_status(args: &[&str]) -> u16 {
         .unwrap_or(0)
 }
 
-/// Polls until the page after a click says what it should: a click does not wait for the next
-/// page, and the old one may hold the same element.
-fn eventually(browser: &Browser, what: &str, check: impl Fn(&Browser) -> bool) {
-    for _ in 0..100 {
-        if check(browser) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{what}: not so on {}:\n{}", browser.url(), browser.source());
-}
-
 /// Waits for the next page to hold `wanted` (the page before it does not), then checks that
 /// `css` is where it is said.
 fn text_says(browser: &Browser, css: &str, wanted: &str) {
-    eventually(browser, wanted, |browser| browser.source().contains(wanted));
+    browser.until(wanted, |browser| browser.source().contains(wanted));
     let text = browser.text(css);
     assert!(text.contains(wanted), "{css}: {text}");
 }
 
 fn url_ends(browser: &Browser, wanted: &str) {
-    eventually(browser, wanted, |browser| browser.url().ends_with(wanted));
+    browser.until(wanted, |browser| browser.url().ends_with(wanted));
 }
 
 fn wait_for_balance(browser: &Browser) -> String {
@@ -206,7 +194,7 @@ fn a_card_holder_claims_the_portal_sees_the_call_and_its_cost_and_recharges_with
 
     // The call's page: the CDR's cost; the other card's call is not there for this customer.
     browser.click("tr.call a");
-    eventually(&browser, "the call's page", |browser| {
+    browser.until("the call's page", |browser| {
         browser.url().contains("/portal/calls/")
     });
     text_says(

@@ -207,16 +207,6 @@ fn start_provider() -> (Shared, SocketAddr) {
     (shared, address)
 }
 
-fn eventually(browser: &Browser, wanted: &str) {
-    for _ in 0..100 {
-        if browser.source().contains(wanted) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{wanted}: not on {}:\n{}", browser.url(), browser.source());
-}
-
 #[test]
 fn a_card_payment_credits_once_however_often_the_provider_says_so() {
     let dir = prepaid::data_dir("portal-payments");
@@ -274,7 +264,7 @@ fn a_card_payment_credits_once_however_often_the_provider_says_so() {
     // Out of range: refused here, the provider never hears of it.
     browser.type_into("#amount", "500");
     browser.click("#pay");
-    eventually(&browser, "A card payment is between 5 and 50.");
+    browser.until_page_says("A card payment is between 5 and 50.");
     assert_eq!(provider.lock().unwrap().created, 0);
 
     // 10.00: to the provider's page, paid, back to "Thank you".
@@ -285,7 +275,7 @@ fn a_card_payment_credits_once_however_often_the_provider_says_so() {
         .unwrap();
     assert!(browser.url().contains(&provider_address.to_string()));
     browser.click("#card-pay");
-    eventually(&browser, "10 USD were added to your balance");
+    browser.until_page_says("10 USD were added to your balance");
     assert_eq!(prepaid::balance(&dir, account), 11_000_000);
     browser.go(&portal);
     browser
@@ -333,11 +323,11 @@ fn a_card_payment_credits_once_however_often_the_provider_says_so() {
     browser.click("#gift-design option:nth-child(2)");
     browser.type_into("#gift-value", "40");
     browser.click("#buy-gift");
-    eventually(&browser, "not enough for this gift card");
+    browser.until_page_says("not enough for this gift card");
     browser.click("#gift-design option:nth-child(2)");
     browser.type_into("#gift-value", "4");
     browser.click("#buy-gift");
-    eventually(&browser, "Your gift card:");
+    browser.until_page_says("Your gift card:");
     assert!(browser.text("#gift-card").contains("Thank you"));
     let gift = browser.text("#gift-code");
     assert_eq!(gift.len(), 14, "{gift}");
@@ -356,13 +346,13 @@ fn a_card_payment_credits_once_however_often_the_provider_says_so() {
         .unwrap();
     browser.type_into("#code", &gift);
     browser.click("#recharge");
-    eventually(&browser, "Gift card “Thank you”: recharged 4.");
+    browser.until_page_says("Gift card “Thank you”: recharged 4.");
     browser.type_into("#code", &gift);
     browser.click("#recharge");
-    eventually(&browser, "This voucher has been used.");
+    browser.until_page_says("This voucher has been used.");
     browser.type_into("#code", &printed);
     browser.click("#recharge");
-    eventually(&browser, "Gift card “Holidays”: recharged 5.");
+    browser.until_page_says("Gift card “Holidays”: recharged 5.");
     assert_eq!(prepaid::balance(&dir, friend), 9_000_000);
     assert_eq!(prepaid::balance(&dir, account), 7_000_000);
 }

@@ -40,20 +40,6 @@ fn call_from(
     ids.last().unwrap().clone()
 }
 
-fn eventually(browser: &Browser, what: &str, check: impl Fn(&Browser) -> bool) {
-    for _ in 0..100 {
-        if check(browser) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{what}: not so on {}:\n{}", browser.url(), browser.source());
-}
-
-fn page_says(browser: &Browser, wanted: &str) {
-    eventually(browser, wanted, |browser| browser.source().contains(wanted));
-}
-
 /// The six digits after "key " in the portal's notice.
 fn code_in(notice: &str) -> String {
     let after = notice
@@ -139,13 +125,13 @@ fn a_stranger_signs_up_recharges_registers_a_phone_by_calling_and_then_calls_pin
     let referral = browser.text("#referral-code");
     assert_eq!(referral.len(), 8, "{referral}");
     browser.click("#logout");
-    eventually(&browser, "logged out", |browser| {
+    browser.until("logged out", |browser| {
         browser.url().ends_with("/portal/login")
     });
 
     // A stranger follows the link: the code is filled in; a bad address is refused first.
     browser.click("#signup");
-    eventually(&browser, "the sign-up page", |browser| {
+    browser.until("the sign-up page", |browser| {
         browser.url().ends_with("/portal/signup")
     });
     browser.go(&format!("{portal}/signup?ref={referral}"));
@@ -167,14 +153,14 @@ fn a_stranger_signs_up_recharges_registers_a_phone_by_calling_and_then_calls_pin
 
     // Another customer's call is not there for her.
     browser.go(&format!("{portal}/calls/{holders_call}"));
-    page_says(&browser, "Not found");
+    browser.until_page_says("Not found");
     browser.go(&portal);
 
     // A voucher and a coupon: the recharge, the promotion and the referral reward, each once.
     browser.type_into("#code", &voucher);
     browser.type_into("#coupon", "welcome10");
     browser.click("#recharge");
-    page_says(&browser, "Recharged 5 and 0.5 more with the coupon.");
+    browser.until_page_says("Recharged 5 and 0.5 more with the coupon.");
     assert_eq!(browser.text("#balance"), "6.5");
     let ledger = browser.text("#ledger").replace('\t', " ");
     for line in ["recharge 5", "promotion 0.5", "referral 1"] {
@@ -189,7 +175,7 @@ fn a_stranger_signs_up_recharges_registers_a_phone_by_calling_and_then_calls_pin
     // A phone: claimed with a code, which a call from another phone cannot use.
     browser.type_into("#phone", "+1 (555) 0100-200");
     browser.click("#add-phone");
-    page_says(&browser, "To confirm +15550100200");
+    browser.until_page_says("To confirm +15550100200");
     let code = code_in(&browser.text("#notice"));
     assert!(browser.text("#phones").contains("waiting for its call"));
     call_and_hang_up_from(
@@ -269,7 +255,7 @@ fn a_stranger_signs_up_recharges_registers_a_phone_by_calling_and_then_calls_pin
     assert_eq!(shown, earned.to_string());
     browser.type_into("#redeem-points", "5");
     browser.click("#redeem");
-    page_says(&browser, "Your points bought 0.05 of credit.");
+    browser.until_page_says("Your points bought 0.05 of credit.");
     assert_eq!(browser.text("#points"), (earned - 5).to_string());
     assert_eq!(
         browser.text("#balance"),
@@ -279,7 +265,7 @@ fn a_stranger_signs_up_recharges_registers_a_phone_by_calling_and_then_calls_pin
 
     // She removes the phone: it calls with a PIN again.
     browser.click("#phones button");
-    page_says(&browser, "The phone was removed.");
+    browser.until_page_says("The phone was removed.");
     let numbers = prepaid::runtime()
         .block_on(store.caller_ids_of(ana))
         .unwrap();

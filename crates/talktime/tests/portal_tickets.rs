@@ -21,16 +21,6 @@ use common::prepaid::{self, ConfigFile};
 const PASSWORD: &str = "correct horse battery";
 const ANSWER: &str = "We refunded the dropped call; it shows as an adjustment on your account.";
 
-fn eventually(browser: &Browser, wanted: &str) {
-    for _ in 0..100 {
-        if browser.source().contains(wanted) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{wanted}: not on {}:\n{}", browser.url(), browser.source());
-}
-
 fn sign_up(browser: &Browser, portal: &str, email: &str) {
     browser.go(&format!("{portal}/signup"));
     browser.type_into("#name", "Ana Lima");
@@ -76,7 +66,7 @@ fn a_customer_opens_a_ticket_staff_answer_it_and_the_customer_gets_the_mail() {
     other.type_into("#ticket-subject", "Bo's private matter");
     other.type_into("#ticket-body", "Only Bo may read this.");
     other.click("#open-ticket");
-    eventually(&other, "Only Bo may read this.");
+    other.until_page_says("Only Bo may read this.");
     let bos_ticket = other.url();
     drop(other);
 
@@ -84,7 +74,7 @@ fn a_customer_opens_a_ticket_staff_answer_it_and_the_customer_gets_the_mail() {
     let browser = Browser::start();
     sign_up(&browser, &portal, "ana@example.com");
     browser.go(&bos_ticket);
-    eventually(&browser, "Not found");
+    browser.until_page_says("Not found");
     browser.go(&portal);
     browser.find("#ticket-queue");
     browser.click("#ticket-queue option[value=billing]");
@@ -94,7 +84,7 @@ fn a_customer_opens_a_ticket_staff_answer_it_and_the_customer_gets_the_mail() {
         "My call to Lima dropped after 10 s <and> I paid a minute.",
     );
     browser.click("#open-ticket");
-    eventually(&browser, "I paid a minute.");
+    browser.until_page_says("I paid a minute.");
     assert!(browser.source().contains("&lt;and&gt;"), "escaped");
     assert_eq!(browser.text("#ticket-state"), "open");
     let ticket_url = browser.url();
@@ -110,7 +100,7 @@ fn a_customer_opens_a_ticket_staff_answer_it_and_the_customer_gets_the_mail() {
     staff.type_into("#answer-title", "Dropped call refunded");
     staff.type_into("#answer-body", ANSWER);
     staff.click("#save-answer");
-    eventually(&staff, "Dropped call refunded");
+    staff.until_page_says("Dropped call refunded");
     staff.go(&format!("{console}/tickets?queue=billing&state=open"));
     let listed = staff.text("#tickets");
     assert!(listed.contains("Charged for a dropped call"), "{listed}");
@@ -121,7 +111,7 @@ fn a_customer_opens_a_ticket_staff_answer_it_and_the_customer_gets_the_mail() {
     staff.go(&format!("{console}/tickets/{ticket_id}"));
     staff.click("#saved-answer option:nth-child(2)");
     staff.click("#send-reply");
-    eventually(&staff, ANSWER);
+    staff.until_page_says(ANSWER);
     assert_eq!(staff.text("#ticket-state"), "answered");
 
     // The mail: once, to her, with the ticket in the subject and the answer in the body.
@@ -138,10 +128,10 @@ fn a_customer_opens_a_ticket_staff_answer_it_and_the_customer_gets_the_mail() {
 
     // She reads it in the portal and answers: the ticket is open again for staff.
     browser.go(&ticket_url);
-    eventually(&browser, ANSWER);
+    browser.until_page_says(ANSWER);
     browser.type_into("#reply", "Thank you, I see it.");
     browser.click("#send-reply");
-    eventually(&browser, "Thank you, I see it.");
+    browser.until_page_says("Thank you, I see it.");
     assert_eq!(browser.text("#ticket-state"), "open");
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(
@@ -162,10 +152,10 @@ fn a_customer_opens_a_ticket_staff_answer_it_and_the_customer_gets_the_mail() {
     browser.type_into("#speed-key", "2");
     browser.type_into("#speed-number", "00442071234567");
     browser.click("#store-speed-dial");
-    eventually(&browser, "Key 2 is stored.");
+    browser.until_page_says("Key 2 is stored.");
     assert!(browser.text("#speed-dials").contains("442071234567"));
     browser.click("#speed-dials button");
-    eventually(&browser, "The key is free again.");
+    browser.until_page_says("The key is free again.");
     assert!(browser.all("tr.speed-dial").is_empty());
 
     // A reseller's user opens its own ticket, under its own name, and sees no customer's.
@@ -177,9 +167,9 @@ fn a_customer_opens_a_ticket_staff_answer_it_and_the_customer_gets_the_mail() {
     shop.type_into("#ticket-subject", "More cards, please");
     shop.type_into("#ticket-body", "We sell out every Friday.");
     shop.click("#open-ticket");
-    eventually(&shop, "We sell out every Friday.");
+    shop.until_page_says("We sell out every Friday.");
     shop.go(&format!("{console}/tickets/{ticket_id}"));
-    eventually(&shop, "Not found");
+    shop.until_page_says("Not found");
     staff.go(&format!("{console}/tickets?queue=support"));
     assert!(staff.text("#tickets").contains("More cards, please"));
     staff.screenshot("console-tickets");

@@ -170,6 +170,23 @@ impl Browser {
         self.send("POST", &format!("/element/{element}/click"), None);
     }
 
+    /// Polls until `check` holds (ten seconds at most): a click does not wait for the next
+    /// page, and the old one may hold the same element.
+    pub fn until(&self, what: &str, check: impl Fn(&Browser) -> bool) {
+        for _ in 0..100 {
+            if check(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("{what}: not so on {}:\n{}", self.url(), self.source());
+    }
+
+    /// Polls until the page's source holds `wanted`.
+    pub fn until_page_says(&self, wanted: &str) {
+        self.until(wanted, |browser| browser.source().contains(wanted));
+    }
+
     pub fn text(&self, css: &str) -> String {
         let element = self.find(css);
         self.send("GET", &format!("/element/{element}/text"), None)
