@@ -119,3 +119,32 @@ fn callee_hangs_up_with_a_bye_from_the_uas_dialog() {
     assert_eq!(pair.uas.responses(transaction), vec![200]);
     assert!(pair.uac.dialogs.is_empty());
 }
+
+/// Issue 19 (memory a live call): once a 2xx puts the INVITE transactions in Accepted, neither
+/// side keeps the SDP for Timer L's or M's 32 s; the TU got it when the INVITE arrived.
+#[test]
+fn accepted_invite_transactions_keep_no_sdp() {
+    let mut pair = Pair::udp();
+    let mut request = pair
+        .uac
+        .new_request(Method::Invite, &pair.uas, 1, "call-sdp@192.0.2.1");
+    request.body = b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\n".to_vec();
+    let destination = pair.uas.peer();
+    let invite = pair.uac.send(request, destination, pair.now);
+    pair.drive();
+    let server = pair.uas_transaction(Method::Invite);
+    assert!(!pair.uas.layer.request(server).unwrap().body.is_empty());
+    assert!(!pair.uac.layer.request(invite).unwrap().body.is_empty());
+    pair.uas_respond(server, 200);
+    assert_eq!(
+        pair.uas.layer.state(server),
+        Some(State::InviteServer(InviteServerState::Accepted))
+    );
+    assert!(pair.uas.layer.request(server).unwrap().body.is_empty());
+    assert_eq!(
+        pair.uac.layer.state(invite),
+        Some(State::InviteClient(InviteClientState::Accepted))
+    );
+    assert!(pair.uac.layer.request(invite).unwrap().body.is_empty());
+    assert_eq!(pair.uas.acks().len(), 1, "the ACK still matched");
+}

@@ -77,6 +77,10 @@ impl InviteClient {
             Calling | Proceeding if status < 300 => {
                 self.timers.clear();
                 self.state = Accepted;
+                // Accepted only passes 2xx on for Timer M's 32 s: the INVITE's SDP and the
+                // last provisional are not needed again (issue 19: memory a live call).
+                self.request.body = Vec::new();
+                self.last_provisional = None;
                 self.timers
                     .arm(Timer::M, now + self.durations.timeout(), fx);
                 fx.deliver.push(response);

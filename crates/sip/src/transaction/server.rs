@@ -107,6 +107,7 @@ impl InviteServer {
                 self.last_response = Some(response);
                 if (200..300).contains(&status) {
                     self.state = Accepted;
+                    self.shed_bodies();
                     self.timers
                         .arm(Timer::L, now + self.durations.timeout(), fx);
                 } else if status >= 300 {
@@ -153,6 +154,16 @@ impl InviteServer {
             }
             (Timer::I, Confirmed) | (Timer::L, Accepted) => self.terminate(fx),
             _ => {}
+        }
+    }
+
+    /// In Accepted the transaction only absorbs retransmitted INVITEs and matches the ACK by
+    /// its To tag; the TU owns the 2xx. The SDP bodies of the INVITE and the 2xx would sit
+    /// here for Timer L's 32 s for nothing (issue 19: memory a live call).
+    fn shed_bodies(&mut self) {
+        self.request.body = Vec::new();
+        if let Some(response) = &mut self.last_response {
+            response.body = Vec::new();
         }
     }
 
