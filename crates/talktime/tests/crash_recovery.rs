@@ -190,7 +190,7 @@ fn two_nodes_on_postgresql_recover_each_others_calls_only_when_the_lease_is_over
         &scenario("carrier_answer.xml"),
         &["-m", &(CALLS * 3).to_string()],
     );
-    let database = format!("[database]\nurl = \"{url}\"\n\n[cluster]\nnode_lease_s = 3\n");
+    let database = format!("[database]\nurl = \"{url}\"\n\n[cluster]\nnode_lease_s = 6\n");
     let mut node_a = start_with(&dir_a, config(&carrier, &database), &[]);
     let node_b = start_with(&dir_b, config(&carrier, &database), &[]);
 
@@ -217,7 +217,9 @@ fn two_nodes_on_postgresql_recover_each_others_calls_only_when_the_lease_is_over
     let open_b = prepaid::all_open_reservations(&dir_b, &accounts[CALLS..CALLS * 2]);
     assert_eq!(open_b, CALLS, "B's calls are still up and unbilled");
 
-    // A dies again with new calls and stays dead: B bills them after the 3 s lease.
+    // A dies again with new calls and stays dead: B bills them after the 6 s lease (3 s was
+    // shorter than one heartbeat statement on a loaded CI machine, where a PostgreSQL
+    // INSERT took 3.2 s and A took B for dead).
     let run_a = sipp_forwarded_callers(&node_a, &dir_a, second_a);
     wait_for_bridged_calls(CALLS, &node_a);
     std::thread::sleep(Duration::from_secs(1));
