@@ -411,34 +411,37 @@ async fn prompt_then_bridge_is_one_paced_continuous_stream_to_the_caller() {
     media.execute(CALL, MediaCommand::Close);
 }
 
-/// 20 ms between prompt frames: the average exact (no drift), single gaps within a few ms.
+/// 20 ms between prompt frames: each frame on a 20 ms schedule, within a few ms.
+///
+/// Measured as lateness against the schedule, not gap to gap: on a busy 2-core machine the
+/// test reads a frame late now and then, which lengthens one gap and shortens the next (seen
+/// in CI: 24.0 then 15.7 ms) although the switch sent both on time. Reading can only make a
+/// frame late, never early, so the schedule is anchored at the earliest frame. A drift of
+/// even 0.2 ms a frame puts a third of 64 frames more than 6 ms off; bursts put half.
 fn assert_paced(frames: &[Received]) {
-    let gaps: Vec<f64> = frames
-        .windows(2)
-        .map(|pair| (pair[1].at - pair[0].at).as_secs_f64() * 1000.0)
+    let first = frames[0].at;
+    let offsets: Vec<f64> = frames
+        .iter()
+        .enumerate()
+        .map(|(index, frame)| (frame.at - first).as_secs_f64() * 1000.0 - 20.0 * index as f64)
         .collect();
-    let total = (frames[frames.len() - 1].at - frames[0].at).as_secs_f64() * 1000.0;
-    let expected = 20.0 * gaps.len() as f64;
-    // 10 ms over the whole stream: one frame sent or read late on a busy 2-core machine moves
-    // an end by a few ms (seen in CI: 6.3 ms); a pacing drift of even 0.2 ms a frame is 13.
+    let anchor = offsets.iter().copied().fold(f64::INFINITY, f64::min);
+    let lateness: Vec<f64> = offsets.iter().map(|offset| offset - anchor).collect();
+    let off = lateness.iter().filter(|late| **late > 6.0).count();
+    // The machine is shared with builds: allow one frame in twenty to be read late.
     assert!(
-        (total - expected).abs() <= 10.0,
-        "{} frames took {total:.1} ms, expected {expected} ms",
+        off * 20 <= frames.len(),
+        "{off} of {} frames more than 6 ms behind a 20 ms schedule: {lateness:.1?}",
         frames.len()
     );
-    let off = gaps.iter().filter(|gap| (*gap - 20.0).abs() > 4.0).count();
-    // The machine is shared with builds: allow one gap in twenty to be scheduled late.
+    let worst = lateness.iter().copied().fold(0.0f64, f64::max);
     assert!(
-        off * 20 <= gaps.len(),
-        "{off} of {} gaps off by more than 4 ms: {gaps:.1?}",
-        gaps.len()
+        worst <= 40.0,
+        "a frame {worst:.1} ms behind schedule: {lateness:.1?}"
     );
-    let worst = gaps
-        .iter()
-        .fold(0.0f64, |worst, gap| worst.max((gap - 20.0).abs()));
     eprintln!(
-        "prompt pacing: {} gaps, total {total:.2} ms, worst off by {worst:.2} ms",
-        gaps.len()
+        "prompt pacing: {} frames, worst {worst:.2} ms behind a 20 ms schedule",
+        frames.len()
     );
 }
 
