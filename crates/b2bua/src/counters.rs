@@ -10,7 +10,7 @@ pub struct Counters {
     /// INVITEs to an access number that became calls, by access number.
     pub calls_started: BTreeMap<String, u64>,
     /// INVITEs refused before a call began, by reason (`admission`, `untrusted`, `stopping`,
-    /// `not_found`, `start_error`).
+    /// `lease`, `not_found`, `start_error`).
     pub calls_refused: BTreeMap<&'static str, u64>,
     /// Calls ended, by CDR cause.
     pub calls_ended: BTreeMap<&'static str, u64>,

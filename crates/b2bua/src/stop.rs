@@ -101,6 +101,24 @@ impl Switch {
         self.abort_all(DisconnectCause::Shutdown);
     }
 
+    /// The shell's word on this node's heartbeat: late, new calls are refused (a call taken
+    /// now could be billed and ended by another node that takes this one for dead); written
+    /// again, they are taken.
+    pub(crate) fn lease_changed(&mut self, current: bool) {
+        if self.lease_late == !current {
+            return;
+        }
+        self.lease_late = !current;
+        if current {
+            info!("the heartbeat is written again: new calls are taken");
+        } else {
+            tracing::warn!(
+                calls = self.sessions.len(),
+                "the heartbeat is late: new calls are refused with 503 until it is written"
+            );
+        }
+    }
+
     /// 503 + Retry-After: this node takes nothing new.
     pub(crate) fn stopping_refusal(
         &self,

@@ -63,6 +63,10 @@ pub enum Input {
     Stop,
     /// An operator drains this node: new calls are refused, it stops when its calls end.
     Drain,
+    /// Whether this node's heartbeat in the shared ledger is current. While it is not
+    /// (`false`: the last write is older than half the lease), new calls and OPTIONS get 503:
+    /// past the lease another node takes this node for dead and bills its calls.
+    Lease { current: bool },
     /// An operator hangs up a call from the console (`by`: the user, for the log).
     OperatorHangup { call: u64, by: String },
     /// An operator hangs up every call of an account.
@@ -183,6 +187,8 @@ pub struct Switch {
     pub(crate) held_pin_answers: VecDeque<(Instant, u64, CallInput)>,
     /// A graceful stop in progress.
     pub(crate) stopping: Option<crate::stop::Stopping>,
+    /// The heartbeat is late (see [`Input::Lease`]): no new call until it is written again.
+    pub(crate) lease_late: bool,
     /// Randomness of the switch's own (RTP ports, SSRCs); the layer has its own source.
     pub(crate) random: SplitMix64,
     /// The time of the input being handled.
@@ -247,6 +253,7 @@ impl Switch {
             held_pin_answers: VecDeque::new(),
             moved_to_tcp: HashMap::new(),
             stopping: None,
+            lease_late: false,
             random,
             now,
             outputs: VecDeque::new(),
@@ -281,6 +288,7 @@ impl Switch {
             Input::RecoveredByes(byes) => self.send_recovered_byes(&byes),
             Input::Stop => self.request_stop(now.instant),
             Input::Drain => self.request_drain(),
+            Input::Lease { current } => self.lease_changed(current),
             Input::OperatorHangup { call, by } => {
                 if self.hang_up_for_operator(call) {
                     info!(call, user = %by, "call hung up by an operator");
@@ -710,8 +718,11 @@ impl Switch {
 
     fn handle_out_of_dialog(&mut self, transaction: TransactionId, request: Request, source: Peer) {
         let response = match request.method {
-            // A stopping node says so to a proxy's probe, which then sends its calls elsewhere.
-            Method::Options if self.is_stopping() => self.stopping_refusal(&request),
+            // A stopping node says so to a proxy's probe, which then sends its calls elsewhere;
+            // so does a node whose heartbeat is late.
+            Method::Options if self.is_stopping() || self.lease_late => {
+                self.stopping_refusal(&request)
+            }
             Method::Options => {
                 let mut response = Response::for_request(&request, 200, "OK");
                 response.headers.push("Allow", ALLOW);
@@ -720,6 +731,10 @@ impl Switch {
             }
             Method::Invite if self.is_stopping() => {
                 crate::counters::Counters::add(&mut self.counters.calls_refused, "stopping");
+                self.stopping_refusal(&request)
+            }
+            Method::Invite if self.lease_late => {
+                crate::counters::Counters::add(&mut self.counters.calls_refused, "lease");
                 self.stopping_refusal(&request)
             }
             Method::Invite => match self.answer_invite(transaction, &request, source) {

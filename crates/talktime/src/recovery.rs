@@ -220,26 +220,14 @@ pub fn spawn_cluster_tasks(
     let lease = std::time::Duration::from_secs(config.cluster.node_lease_s.max(1));
     let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
     let store = ledger.store().clone();
-    let drains = core.clone();
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(beat);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut draining = false;
-        loop {
-            ticks.tick().await;
-            match store.heartbeat(crate::server::wall_clock_ms()).await {
-                // An operator asked this node to drain (`talktime nodes drain`): told once.
-                Ok(true) if !draining => {
-                    draining = true;
-                    if drains.send(talktime_b2bua::Input::Drain).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(error) => warn!(%error, "cannot write the heartbeat"),
-            }
-        }
-    });
+    // Only a shared ledger has other nodes that could take this one for dead.
+    let fence = matches!(store.kind(), talktime_store::BackendKind::Postgres);
+    tokio::spawn(heartbeats(
+        store,
+        beat,
+        fence.then_some(lease / 2),
+        core.clone(),
+    ));
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(lease / 2);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -259,6 +247,78 @@ pub fn spawn_cluster_tasks(
             }
         }
     });
+}
+
+/// Writes this node's heartbeat every `beat`, tells the core of a drain asked for, and, with
+/// `fence_after`, whether the heartbeat is current: a write that has not succeeded for that
+/// long (half the lease: a slow or unreachable database) makes the core refuse new calls
+/// until one succeeds, before another node takes this one for dead and bills its calls.
+async fn heartbeats(
+    store: talktime_store::Store,
+    beat: std::time::Duration,
+    fence_after: Option<std::time::Duration>,
+    core: crate::server::CoreSender,
+) {
+    let mut ticks = tokio::time::interval(beat);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut draining = false;
+    let mut written = tokio::time::Instant::now();
+    let mut late = false;
+    loop {
+        ticks.tick().await;
+        let write = store.heartbeat(crate::server::wall_clock_ms());
+        tokio::pin!(write);
+        let result = loop {
+            let deadline = fence_after.map(|after| written + after);
+            tokio::select! {
+                result = &mut write => break result,
+                () = sleep_until(deadline), if !late && deadline.is_some() => {
+                    late = true;
+                    if core.send(talktime_b2bua::Input::Lease { current: false }).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        };
+        let drain = match result {
+            Ok(drain) => {
+                written = tokio::time::Instant::now();
+                if std::mem::take(&mut late) {
+                    let current = talktime_b2bua::Input::Lease { current: true };
+                    if core.send(current).await.is_err() {
+                        return;
+                    }
+                }
+                drain
+            }
+            Err(error) => {
+                warn!(%error, "cannot write the heartbeat");
+                // A database that fails at once is as late as one that does not answer.
+                if !late && fence_after.is_some_and(|after| written.elapsed() >= after) {
+                    late = true;
+                    let lapsed = talktime_b2bua::Input::Lease { current: false };
+                    if core.send(lapsed).await.is_err() {
+                        return;
+                    }
+                }
+                false
+            }
+        };
+        // An operator asked this node to drain (`talktime nodes drain`): told once.
+        if drain && !draining {
+            draining = true;
+            if core.send(talktime_b2bua::Input::Drain).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 #[cfg(test)]

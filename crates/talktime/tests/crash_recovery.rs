@@ -254,3 +254,140 @@ fn two_nodes_on_postgresql_recover_each_others_calls_only_when_the_lease_is_over
     assert_eq!(prepaid::all_open_reservations(&dir_b, &accounts), 0);
     drop(carrier);
 }
+
+/// Holds this node's heartbeat row locked from another PostgreSQL session (`psql`), as a
+/// database that stalls the node's writes would; dropped, the lock is let go.
+struct HeartbeatStall(std::process::Child);
+
+impl HeartbeatStall {
+    fn start(url: &str, node: &str) -> HeartbeatStall {
+        let admin = std::env::var("TALKTIME_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let schema = url.rsplit("search_path]=").next().unwrap();
+        let mut psql = std::process::Command::new("psql")
+            .args([admin.as_str(), "-q"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // FOR NO KEY UPDATE blocks the heartbeat's UPDATE, not the reservations' key checks.
+        let lock = format!(
+            "SET search_path TO {schema};\nBEGIN;\n\
+             SELECT node_id FROM nodes WHERE node_id = '{node}' FOR NO KEY UPDATE;\n"
+        );
+        use std::io::Write;
+        psql.stdin
+            .as_mut()
+            .unwrap()
+            .write_all(lock.as_bytes())
+            .unwrap();
+        HeartbeatStall(psql)
+    }
+}
+
+impl Drop for HeartbeatStall {
+    fn drop(&mut self) {
+        use std::io::Write;
+        if let Some(mut stdin) = self.0.stdin.take() {
+            let _ = stdin.write_all(b"COMMIT;\n");
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// Sends an INVITE with an offer and returns its final response's text.
+fn final_answer_to_invite(target: std::net::SocketAddr) -> String {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let local = socket.local_addr().unwrap();
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        local.port() + 2
+    );
+    let invite = format!(
+        "INVITE sip:200@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-stall\r\n\
+         From: <sip:15550009999@{local}>;tag=stall\r\nTo: <sip:200@{target}>\r\n\
+         Call-ID: stall-{}\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{local}>\r\n\
+         Max-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        local.port(),
+        sdp.len()
+    );
+    socket.send_to(invite.as_bytes(), target).unwrap();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let Ok((length, _)) = socket.recv_from(&mut buffer) else {
+            return "no final answer".into();
+        };
+        let text = String::from_utf8_lossy(&buffer[..length]).into_owned();
+        if !text.starts_with("SIP/2.0 1") {
+            return text;
+        }
+    }
+}
+
+#[test]
+fn a_node_whose_heartbeat_stalls_refuses_new_calls_until_it_is_written_again() {
+    let url = prepaid::postgres_schema("stall");
+    let dir = prepaid::data_dir("stall");
+    prepaid::use_database(&dir, &url);
+    prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
+    let callers = prepaid::forwarded_callers(&dir, 2, BALANCE);
+    let accounts: Vec<i64> = callers.iter().map(|(account, _)| *account).collect();
+    let carrier = BackgroundSipp::uas(120, &scenario("carrier_answer.xml"), &["-m", "2"]);
+    let cluster = format!(
+        "[database]\nurl = \"{url}\"\n\n\
+         [cluster]\nnode_id = \"stall\"\nnode_lease_s = 4\nheartbeat_ms = 250\n"
+    );
+    let mut node = start_with(&dir, config(&carrier, &cluster), &[]);
+    let ping = |node: &Switch| common::options_ping(node.sip, Duration::from_millis(500));
+    assert!(ping(&node).is_some_and(|status| status.contains("200")));
+    let first = sipp_forwarded_callers(&node, &dir, &callers[..1]);
+    wait_for_bridged_calls(1, &node);
+
+    // The database stalls the heartbeat: within half the 4 s lease the node refuses new calls
+    // (a proxy's probe takes it out), while the call up goes on.
+    let stall = HeartbeatStall::start(&url, "stall");
+    assert!(
+        common::wait_until(Duration::from_secs(6), || {
+            ping(&node).is_some_and(|status| status.contains("503"))
+        }),
+        "a node whose heartbeat is late answers OPTIONS with 503:\n{}",
+        tail(&node.log_text(), 20)
+    );
+    let refused = final_answer_to_invite(node.sip);
+    assert!(refused.starts_with("SIP/2.0 503"), "{refused}");
+    assert!(refused.contains("Retry-After"), "{refused}");
+    assert!(node.log_text().contains("the heartbeat is late"));
+
+    // The heartbeat is written again: calls are taken, the first one was never cut.
+    drop(stall);
+    assert!(
+        common::wait_until(Duration::from_secs(5), || {
+            ping(&node).is_some_and(|status| status.contains("200"))
+        }),
+        "calls are taken again:\n{}",
+        tail(&node.log_text(), 20)
+    );
+    let second = sipp_forwarded_callers(&node, &dir, &callers[1..]);
+    wait_for_bridged_calls(2, &node);
+    assert_eq!(prepaid::all_open_reservations(&dir, &accounts), 2);
+
+    let ids = node.call_ids();
+    assert_eq!(ids.len(), 2, "the refused INVITE started no call");
+    common::calls::signal(&node, "TERM");
+    assert!(wait_for_exit(&mut node, Duration::from_secs(10)).is_some_and(|s| s.success()));
+    assert!(first.finish(Duration::from_secs(20)).success());
+    assert!(second.finish(Duration::from_secs(20)).success());
+    for id in &ids {
+        let cdrs = prepaid::wait_for_cdrs(&dir, &format!("{id}#1"), 1);
+        assert_eq!(
+            cdrs[0].disconnect_cause.as_deref(),
+            Some("shutdown"),
+            "{id}"
+        );
+    }
+    assert_eq!(prepaid::all_open_reservations(&dir, &accounts), 0);
+}
