@@ -105,7 +105,7 @@ impl Switch {
     /// now could be billed and ended by another node that takes this one for dead); written
     /// again, they are taken.
     pub(crate) fn lease_changed(&mut self, current: bool) {
-        if self.lease_late == !current {
+        if self.lease_late != current {
             return;
         }
         self.lease_late = !current;
