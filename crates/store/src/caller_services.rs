@@ -453,7 +453,10 @@ impl Store {
         )
         .await?;
         crate::resellers::pay_payment_commission(conn, account_id, amount_micros, now_ms).await?;
-        crate::self_service::reward_referral_in(conn, account_id, now_ms).await?;
+        // A referral reward paid with this first recharge is in the balance announced.
+        let balance_micros = crate::self_service::reward_referral_in(conn, account_id, now_ms)
+            .await?
+            .unwrap_or(balance_micros);
         Ok(Redemption::Credited {
             voucher_id,
             amount_micros,

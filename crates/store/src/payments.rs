@@ -167,7 +167,10 @@ impl Store {
             now_ms,
         )
         .await?;
-        crate::self_service::reward_referral_in(&mut conn, row.account_id, now_ms).await?;
+        let balance_micros =
+            crate::self_service::reward_referral_in(&mut conn, row.account_id, now_ms)
+                .await?
+                .unwrap_or(balance_micros);
         transaction.commit().await?;
         Ok(PaymentCompletion::Credited {
             account_id: row.account_id,

@@ -389,12 +389,13 @@ async fn referral_owner(conn: &mut Conn<'_>, code: &str) -> Result<Option<i64>, 
 
 /// After a paid recharge of `account_id`, in its transaction: if the account was referred and
 /// not rewarded yet, marks it rewarded and pays both sides their currency's rewards (each line
-/// keyed by the newcomer, so it is posted once however often this runs).
+/// keyed by the newcomer, so it is posted once however often this runs). Returns the
+/// newcomer's balance after its reward when one was credited (what to announce).
 pub(crate) async fn reward_referral_in(
     conn: &mut Conn<'_>,
     account_id: i64,
     now_ms: i64,
-) -> Result<(), StoreError> {
+) -> Result<Option<i64>, StoreError> {
     let referrer: Option<i64> = with_conn!(conn, c => sqlx::query_scalar(
         "UPDATE referrals SET rewarded_at_ms = $2 WHERE account_id = $1 \
          AND rewarded_at_ms IS NULL RETURNING referrer_id",
@@ -404,7 +405,7 @@ pub(crate) async fn reward_referral_in(
     .fetch_optional(&mut **c)
     .await)?;
     let Some(referrer_id) = referrer else {
-        return Ok(());
+        return Ok(None);
     };
     let newcomer = fetch_account(conn, account_id).await?;
     let referrer = fetch_account(conn, referrer_id).await?;
@@ -415,6 +416,7 @@ pub(crate) async fn reward_referral_in(
         .await?
         .map_or(0, |rewards| rewards.referrer_micros);
     let reference = format!("referral of account {account_id}");
+    let mut newcomer_balance = None;
     for (to, amount_micros, key) in [
         (
             account_id,
@@ -428,7 +430,7 @@ pub(crate) async fn reward_referral_in(
         ),
     ] {
         if amount_micros > 0 {
-            post(
+            let balance = post(
                 conn,
                 Posting {
                     account_id: to,
@@ -441,9 +443,12 @@ pub(crate) async fn reward_referral_in(
                 },
             )
             .await?;
+            if to == account_id {
+                newcomer_balance = Some(balance);
+            }
         }
     }
-    Ok(())
+    Ok(newcomer_balance)
 }
 
 async fn rewards_in(

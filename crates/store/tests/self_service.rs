@@ -116,12 +116,22 @@ ledger_test!(
             "nothing before paying"
         );
         let codes = vouchers(store, 2).await;
+        let mut announced = Vec::new();
         for code in &codes {
-            store
+            let redeemed = store
                 .redeem_voucher(newcomer, code, None, NOW)
                 .await
                 .unwrap();
+            let talktime_store::Redemption::Credited { balance_micros, .. } = redeemed else {
+                panic!("{redeemed:?}");
+            };
+            announced.push(balance_micros);
         }
+        assert_eq!(
+            announced,
+            vec![6 * UNIT, 11 * UNIT],
+            "the balance told the caller includes the reward paid with the voucher"
+        );
         assert_eq!(referral_lines(store, newcomer).await, vec![UNIT]);
         assert_eq!(referral_lines(store, referrer).await, vec![2 * UNIT]);
         assert_eq!(store.balance(newcomer).await.unwrap(), 11 * UNIT);

@@ -129,6 +129,8 @@ pub struct ApiSettings {
     pub portal: talktime_b2bua::config::PortalConfig,
     /// Card payments in the portal (`[portal] payment_api`).
     pub payments: Option<crate::portal::PaymentProvider>,
+    /// Digits of the portal's phone confirmation code: what the IVR takes as a PIN.
+    pub claim_code_digits: usize,
 }
 
 impl AdminState {
@@ -191,6 +193,7 @@ pub async fn start(
         signups: Arc::default(),
         settings: Arc::new(settings.portal.clone()),
         payments: settings.payments.clone(),
+        claim_code_digits: settings.claim_code_digits,
     };
     let state = AdminState {
         store,

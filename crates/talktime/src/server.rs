@@ -206,6 +206,7 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
                     .unwrap_or(i64::MAX),
                 portal: config.portal.clone(),
                 payments: crate::portal::PaymentProvider::from_config(&config.portal)?,
+                claim_code_digits: crate::portal::claim_code_digits(&config.ivr),
             },
         )
         .await

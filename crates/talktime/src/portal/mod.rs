@@ -39,7 +39,8 @@ mod signup;
 mod speed_dials;
 mod tickets;
 
-pub use payments::{PaymentProvider, signature_valid};
+pub use payments::PaymentProvider;
+pub use phones::claim_code_digits;
 
 /// The portal's session cookie (apart from the console's).
 pub const PORTAL_COOKIE: &str = "talktime_portal";
@@ -60,6 +61,8 @@ pub struct PortalState {
     pub settings: Arc<talktime_b2bua::config::PortalConfig>,
     /// Card payments, when a provider is configured.
     pub payments: Option<PaymentProvider>,
+    /// Digits of a phone confirmation code ([`claim_code_digits`]).
+    pub claim_code_digits: usize,
 }
 
 /// The portal's routes (merged into the admin router).

@@ -14,7 +14,8 @@ use super::{Customer, PortalError, PortalState, home_page};
 use crate::console::{escape, utc};
 use crate::server::wall_clock_ms;
 
-/// Digits of a confirmation code: a guess is a wrong PIN, counted and locked out as one.
+/// Digits of a confirmation code unless the IVR's PIN lengths say otherwise: a guess is a
+/// wrong PIN, counted and locked out as one.
 const CODE_DIGITS: usize = 6;
 /// Claims an account may have waiting at once.
 const MAX_CLAIMS: usize = 3;
@@ -55,7 +56,7 @@ pub(super) async fn add(
         )
         .await;
     }
-    let code = Pii::new(confirmation_code());
+    let code = Pii::new(confirmation_code(state.claim_code_digits));
     let minutes = state.settings.claim_minutes.max(1);
     let lifetime_ms = i64::try_from(minutes.saturating_mul(60_000)).unwrap_or(i64::MAX);
     let expires_at_ms = now_ms.saturating_add(lifetime_ms);
@@ -110,11 +111,20 @@ async fn answer(
     Ok((status, Html(body)).into_response())
 }
 
-fn confirmation_code() -> String {
-    let mut bytes = [0u8; CODE_DIGITS];
-    rand::fill(&mut bytes);
+/// The confirmation code's length: keyed where the PIN goes, it must be one the IVR takes
+/// (`[ivr] pin_min_length` ..= `pin_max_length`), six digits where it can.
+pub fn claim_code_digits(ivr: &talktime_engine::IvrConfig) -> usize {
+    CODE_DIGITS
+        .max(ivr.pin_min_length)
+        .min(ivr.pin_max_length)
+        .max(1)
+}
+
+fn confirmation_code(length: usize) -> String {
+    let mut bytes = vec![0u8; length];
+    rand::fill(bytes.as_mut_slice());
     // 250 of 256 byte values map evenly onto ten digits; the rest are drawn again.
-    let mut digits = String::with_capacity(CODE_DIGITS);
+    let mut digits = String::with_capacity(length);
     for byte in bytes {
         let mut value = byte;
         while value >= 250 {
@@ -176,8 +186,20 @@ mod tests {
 
     #[test]
     fn a_confirmation_code_is_six_digits() {
-        let code = confirmation_code();
+        let code = confirmation_code(CODE_DIGITS);
         assert_eq!(code.len(), CODE_DIGITS);
         assert!(code.bytes().all(|byte| byte.is_ascii_digit()));
+    }
+
+    #[test]
+    fn a_confirmation_code_is_as_long_as_a_pin_the_ivr_takes() {
+        let mut ivr = talktime_engine::IvrConfig::default();
+        assert_eq!(claim_code_digits(&ivr), 6);
+        ivr.pin_min_length = 8;
+        ivr.pin_max_length = 10;
+        assert_eq!(claim_code_digits(&ivr), 8);
+        ivr.pin_min_length = 3;
+        ivr.pin_max_length = 4;
+        assert_eq!(claim_code_digits(&ivr), 4);
     }
 }
