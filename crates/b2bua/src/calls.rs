@@ -810,8 +810,8 @@ impl Switch {
         let Some(session) = self.sessions.get(&key) else {
             return;
         };
-        if session.callback.is_some() {
-            // We placed this leg; it is answered already.
+        if session.callback.is_some() || session.caller.dialog.is_some() {
+            // We placed this leg, or it was answered already.
             return;
         }
         let caller = &session.caller;
@@ -845,6 +845,11 @@ impl Switch {
         self.by_dialog.insert(id.clone(), key);
         if let Some(session) = self.sessions.get_mut(&key) {
             session.caller.dialog = Some(id);
+            // Answered: every later request and response of the caller's leg is built from
+            // the dialog. The INVITE's headers and SDP would be kept for the whole call for
+            // nothing (issue 19: memory a live call); its request line stays.
+            session.caller.invite.headers = talktime_sip::Headers::new();
+            session.caller.invite.body = Vec::new();
         }
     }
 
@@ -1552,6 +1557,10 @@ impl Switch {
         self.by_dialog.insert(id.clone(), key);
         if let Some(outgoing) = self.current_outgoing_mut(key) {
             outgoing.dialog = Some(id);
+            // The carrier's leg goes on in its dialog (a late 2xx's is built from the client
+            // transaction's copy): the INVITE's headers and SDP are not kept for the call.
+            outgoing.invite.headers = talktime_sip::Headers::new();
+            outgoing.invite.body = Vec::new();
         }
         crate::counters::Counters::add(&mut self.counters.carrier_answers, carrier);
         let answered_at = self.now.epoch_ms;

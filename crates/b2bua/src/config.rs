@@ -840,10 +840,19 @@ pub struct DatabaseConfig {
     /// environment takes precedence. Every node of one PostgreSQL ledger needs the same key.
     #[serde(default)]
     pub pin_key_file: Option<PathBuf>,
+    /// Connections to the database. SQLite has one writer whatever this says (the rest
+    /// serve reads); on PostgreSQL every call's transactions wait on the network and the
+    /// server's commits, so a node's throughput grows with it (docs/PERFORMANCE.md).
+    #[serde(default = "default_pool_size")]
+    pub pool_size: u32,
 }
 
 fn default_busy_timeout_ms() -> u64 {
     10_000
+}
+
+fn default_pool_size() -> u32 {
+    8
 }
 
 #[derive(Debug, Clone, Deserialize)]

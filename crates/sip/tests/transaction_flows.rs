@@ -123,7 +123,7 @@ fn callee_hangs_up_with_a_bye_from_the_uas_dialog() {
 /// Issue 19 (memory a live call): once a 2xx puts the INVITE transactions in Accepted, neither
 /// side keeps the SDP for Timer L's or M's 32 s; the TU got it when the INVITE arrived.
 #[test]
-fn accepted_invite_transactions_keep_no_sdp() {
+fn accepted_invite_transactions_keep_no_sdp_and_servers_no_headers() {
     let mut pair = Pair::udp();
     let mut request = pair
         .uac
@@ -140,11 +140,18 @@ fn accepted_invite_transactions_keep_no_sdp() {
         pair.uas.layer.state(server),
         Some(State::InviteServer(InviteServerState::Accepted))
     );
-    assert!(pair.uas.layer.request(server).unwrap().body.is_empty());
+    let kept = pair.uas.layer.request(server).unwrap();
+    assert!(kept.body.is_empty());
+    assert_eq!(kept.headers.iter().count(), 0, "the server keeps no header");
     assert_eq!(
         pair.uac.layer.state(invite),
         Some(State::InviteClient(InviteClientState::Accepted))
     );
-    assert!(pair.uac.layer.request(invite).unwrap().body.is_empty());
+    let ours = pair.uac.layer.request(invite).unwrap();
+    assert!(ours.body.is_empty());
+    assert!(
+        ours.headers.get("Call-ID").is_some(),
+        "a client keeps its headers (a late 2xx's dialog is built from them)"
+    );
     assert_eq!(pair.uas.acks().len(), 1, "the ACK still matched");
 }

@@ -157,12 +157,20 @@ impl InviteServer {
         }
     }
 
-    /// In Accepted the transaction only absorbs retransmitted INVITEs and matches the ACK by
-    /// its To tag; the TU owns the 2xx. The SDP bodies of the INVITE and the 2xx would sit
-    /// here for Timer L's 32 s for nothing (issue 19: memory a live call).
+    /// In Accepted the transaction only absorbs retransmitted INVITEs (matched by the key
+    /// the layer keeps) and matches the ACK by the 2xx's To tag; the TU owns the 2xx and the
+    /// dialog. The INVITE and the 2xx would sit here whole for Timer L's 32 s for nothing
+    /// (issue 19: memory a live call): the INVITE keeps its request line, the 2xx its
+    /// status line and To.
     fn shed_bodies(&mut self) {
         self.request.body = Vec::new();
+        self.request.headers = crate::Headers::new();
         if let Some(response) = &mut self.last_response {
+            let mut kept = crate::Headers::new();
+            if let Some(to) = response.headers.get("To") {
+                kept.push("To", to);
+            }
+            response.headers = kept;
             response.body = Vec::new();
         }
     }
