@@ -130,6 +130,9 @@ enabled = false
 [billing]
 default_tariff = "load"
 
+[rtp]
+inactivity_timeout_ms = ${RTP_INACTIVITY_MS:-30000}
+
 [ivr]
 languages = ["en"]
 announce_balance = false
@@ -617,19 +620,22 @@ mode_console() {
 }
 
 # memory CALLS RATE: CALLS calls placed at RATE a second, each held until all are up (without
-# RTP the switch ends a call after 30 s of silence, so CALLS/RATE stays well under 25 s). The
-# switch's VmRSS idle (after start, before the first call) and at the plateau; the difference
-# over the calls up is what a live call costs (signalling, billing, media state and buffers).
+# RTP the switch would end a call after 30 s of silence: the test raises that). The switch's
+# VmRSS idle (after start, before the first call) and at the plateau; the difference over the
+# calls up is what a live call costs (signalling, billing, media state and buffers).
+# SETTLE_S [0]: sample that much later, the calls still up. With SETTLE_S=40 every call's
+# INVITE transactions have ended (RFC 6026 keeps them 32 s after the 2xx): what a call of a
+# few minutes holds, not what its first half-minute does.
 mode_memory() {
-    local calls=${1:-10000} rate=${2:-500}
+    local calls=${1:-10000} rate=${2:-500} settle_s=${SETTLE_S:-0}
     local place_s=$(((calls + rate - 1) / rate))
-    local hold_s=$((place_s + 6)) name="memory-$calls" data scenario
-    ((hold_s < 30)) || die "memory: $calls calls at $rate/s take ${place_s} s to place; keep it under 24 s"
+    local hold_s=$((place_s + 6 + settle_s)) name="memory-$calls" data scenario
+    ((place_s < 60)) || die "memory: $calls calls at $rate/s take ${place_s} s to place; keep it under 60 s"
     seed_ledger
     data=$(prepaid_data "$name")
     scenario=$(render_caller $((hold_s * 1000)))
     start_carrier "$data"
-    MAX_CALLS=$((calls * 2)) start_switch "$data"
+    RTP_INACTIVITY_MS=$(((hold_s + 30) * 1000)) MAX_CALLS=$((calls * 2)) start_switch "$data"
     sleep 3
     local idle_kib
     idle_kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SWITCH_PID/status")
@@ -637,7 +643,7 @@ mode_memory() {
         -sf "$scenario" -s 200 -inf "$WORK/callers-$ACCOUNTS.csv" \
         -mp "$MEDIA_PORT" -r "$rate" -m "$calls" -l $((calls * 2)) &
     local sipp_job=$!
-    sleep $((place_s + 3))
+    sleep $((place_s + 3 + settle_s))
     local up_kib up fds token
     up_kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SWITCH_PID/status")
     fds=$(find "/proc/$SWITCH_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)

@@ -729,7 +729,7 @@ impl Switch {
             trust,
         );
         let covered = Duration::from_millis(rated.authorization.limit_ms);
-        session.callback = Some(CallerLegBill {
+        session.callback = Some(Box::new(CallerLegBill {
             reservation: format!("{}#{}", callback.call_id, CALLER_LEG.0),
             answered_at: self.now.instant,
             answered_ms: self.now.epoch_ms,
@@ -739,7 +739,7 @@ impl Switch {
             carrier: ringing.target.carrier.clone(),
             buy_per_minute: ringing.target.buy_per_minute,
             rated,
-        });
+        }));
         crate::counters::Counters::add(&mut self.counters.callbacks, "answered");
         info!(call = key, carrier = %ringing.target.carrier, "callback answered");
         self.sessions.insert(key, Box::new(session));

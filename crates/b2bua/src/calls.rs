@@ -66,7 +66,8 @@ pub(crate) struct CallerLeg {
     pub(crate) dialog: Option<DialogId>,
     /// Delayed offer (an INVITE without SDP, as H.323 gateways send): our offer went in the
     /// 200 and the caller's answer comes in the ACK.
-    pub(crate) awaiting_answer: Option<SessionDescription>,
+    /// Boxed: rare, and a description inline is 200 bytes of every live call.
+    pub(crate) awaiting_answer: Option<Box<SessionDescription>>,
 }
 
 /// One carrier INVITE.
@@ -130,7 +131,8 @@ pub struct Session {
     /// When the carrier answered (epoch ms), for the live-calls view.
     answered_ms: Option<i64>,
     /// A callback's leg to the caller (placed by us): what it costs and until when it is paid.
-    pub(crate) callback: Option<crate::callback::CallerLegBill>,
+    /// Boxed: rare (callbacks), 150 bytes inline.
+    pub(crate) callback: Option<Box<crate::callback::CallerLegBill>>,
 }
 
 /// The Q.850 cause of a request's or response's Reason header, if it carries one.
@@ -499,7 +501,8 @@ impl Switch {
         // The IVR needs G.711; a forwarding number, which needs no IVR, takes G.729 too (last:
         // G.711 is still preferred, for the warning beep).
         let mut codecs = vec![Codec::Pcmu, Codec::Pcma];
-        if self.config.ivr_for(&access).forwarding {
+        // (What `ivr_for` would say, without copying the IVR settings for it.)
+        if access.forwarding.unwrap_or(self.config.ivr.forwarding) {
             codecs.push(Codec::G729);
         }
         let local = self.local_audio(media.port(Side::A), codecs);
@@ -514,7 +517,7 @@ impl Switch {
             },
             None => {
                 let ours = talktime_sdp::offer(&local, &mut origin);
-                (ours.clone(), until_answered(), Some(ours))
+                (ours.clone(), until_answered(), Some(Box::new(ours)))
             }
         };
         let law = match (law_of(&audio), audio.codec) {
@@ -2228,7 +2231,7 @@ impl Switch {
             self.dialogs.remove(&id);
         }
         if let Some(bill) = session.callback.take() {
-            self.settle_caller_leg(bill, &session.access.number, record);
+            self.settle_caller_leg(*bill, &session.access.number, record);
         }
     }
 

@@ -30,7 +30,8 @@ pub struct Rated {
     pub activation_fee_micros: i64,
     /// The same rating without the activation fee, for a settle that finds the card already
     /// activated by another call.
-    pub without_activation: Option<RatingContext>,
+    /// Boxed: most calls have none, and a rating inline is 300 bytes of every live call.
+    pub without_activation: Option<Box<RatingContext>>,
     /// The resellers above the payer, its own first, each with the rating it pays by.
     pub levels: Vec<LevelPrice>,
 }

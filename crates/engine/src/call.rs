@@ -429,7 +429,13 @@ impl Call {
 
     /// The next thing for the shell to do.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        let output = self.outputs.pop_front();
+        if output.is_none() && self.outputs.capacity() > 0 {
+            // Drained: a call spends most of its life talking with nothing to say, and the
+            // queue's buffer (four outputs, about 1 KB) would stay with it (issue 19).
+            self.outputs = VecDeque::new();
+        }
+        output
     }
 
     /// When [`Call::handle_timeout`] must next be called; `None` when no timer runs.

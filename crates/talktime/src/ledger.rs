@@ -312,7 +312,14 @@ impl Ledger {
                 fees: Vec::new(),
                 package_seconds,
             };
-            Some(self.rate_with(&deck, &rules, destination, toll_free, now_ms, payer_facts)?)
+            Some(Box::new(self.rate_with(
+                &deck,
+                &rules,
+                destination,
+                toll_free,
+                now_ms,
+                payer_facts,
+            )?))
         } else {
             None
         };
@@ -670,7 +677,10 @@ impl Ledger {
         let Err(StoreError::AlreadyActivated { .. }) = settled else {
             return settled;
         };
-        let without = rated.without_activation.as_ref().unwrap_or(&rated.context);
+        let without = rated
+            .without_activation
+            .as_deref()
+            .unwrap_or(&rated.context);
         let first_use = first_use.map(|first_use| FirstUse {
             activation_fee_micros: 0,
             ..first_use
