@@ -671,7 +671,7 @@ impl Switch {
                 return;
             }
         };
-        let local_tag = dialog.id().local_tag.clone();
+        let local_tag = dialog.id().local_tag().to_owned();
         let id = self.dialogs.insert(dialog);
         self.by_dialog.insert(id.clone(), key);
         let law = law_of(&audio).unwrap_or(talktime_media::Law::MuLaw);

@@ -62,6 +62,7 @@ pub(crate) struct CallerLeg {
     pub(crate) transaction: TransactionId,
     pub(crate) peer: Peer,
     pub(crate) local_tag: String,
+    /// Our SDP for the 200 that answers the caller (emptied once it is sent).
     pub(crate) answer: Vec<u8>,
     pub(crate) dialog: Option<DialogId>,
     /// Delayed offer (an INVITE without SDP, as H.323 gateways send): our offer went in the
@@ -75,7 +76,8 @@ pub(crate) struct CallerLeg {
 struct Outgoing {
     target: CarrierTarget,
     invite: Request,
-    offer: SessionDescription,
+    /// Our offer, until the carrier's answer is applied (then `None`: not kept for the call).
+    offer: Option<SessionDescription>,
     transaction: TransactionId,
     dialog: Option<DialogId>,
     /// No provisional response by then: give up on this carrier and fail over.
@@ -853,6 +855,7 @@ impl Switch {
             // nothing (issue 19: memory a live call); its request line stays.
             session.caller.invite.headers = talktime_sip::Headers::new();
             session.caller.invite.body = Vec::new();
+            session.caller.answer = Vec::new();
         }
     }
 
@@ -1279,7 +1282,7 @@ impl Switch {
         Ok(Outgoing {
             target,
             invite,
-            offer,
+            offer: Some(offer),
             transaction,
             dialog: None,
             trying_deadline,
@@ -1475,6 +1478,9 @@ impl Switch {
         else {
             return false;
         };
+        let Some(offer) = outgoing.offer.as_ref() else {
+            return false;
+        };
         let answer = match SessionDescription::parse(&response.body) {
             Ok(answer) => answer,
             Err(error) => {
@@ -1488,7 +1494,7 @@ impl Switch {
             if response.status < 200 {
                 return false;
             }
-            let port = outgoing.offer.media.first().map_or(0, |media| media.port);
+            let port = offer.media.first().map_or(0, |media| media.port);
             let codecs = vec![session.codec];
             let mut origin = SessionOrigin::new(u64::from(port), self.advertised);
             match talktime_sdp::answer(&answer, &self.local_audio(port, codecs), &mut origin) {
@@ -1499,7 +1505,7 @@ impl Switch {
                 }
             }
         } else {
-            match talktime_sdp::process_answer(&outgoing.offer, &answer) {
+            match talktime_sdp::process_answer(offer, &answer) {
                 Ok(audio) => (audio, None),
                 Err(error) => {
                     debug!(call = key, %error, "carrier SDP not acceptable");
@@ -1564,6 +1570,7 @@ impl Switch {
             // transaction's copy): the INVITE's headers and SDP are not kept for the call.
             outgoing.invite.headers = talktime_sip::Headers::new();
             outgoing.invite.body = Vec::new();
+            outgoing.offer = None;
         }
         crate::counters::Counters::add(&mut self.counters.carrier_answers, carrier);
         let answered_at = self.now.epoch_ms;
@@ -2016,9 +2023,6 @@ impl Switch {
         self.media(key, MediaCommand::SetLeg(side, config));
         debug!(call = key, ?side, held, "re-INVITE answered");
         let body = answer.to_bytes();
-        if from_caller && let Some(session) = self.sessions.get_mut(&key) {
-            session.caller.answer = body.clone();
-        }
         let mut response = Response::for_request(request, 200, "OK");
         response
             .headers

@@ -29,11 +29,39 @@ pub enum DialogError {
 }
 
 /// §12: a dialog is identified by Call-ID, local tag and remote tag.
+///
+/// One allocation shared by its clones: a call's two dialogs are named in the dialog table,
+/// each dialog, the switch's index and the call's session (issue 19: memory a live call).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct DialogId {
-    pub call_id: String,
-    pub local_tag: String,
-    pub remote_tag: String,
+pub struct DialogId(std::sync::Arc<DialogKey>);
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct DialogKey {
+    call_id: String,
+    local_tag: String,
+    remote_tag: String,
+}
+
+impl DialogId {
+    pub fn new(call_id: &str, local_tag: &str, remote_tag: &str) -> DialogId {
+        DialogId(std::sync::Arc::new(DialogKey {
+            call_id: call_id.to_owned(),
+            local_tag: local_tag.to_owned(),
+            remote_tag: remote_tag.to_owned(),
+        }))
+    }
+
+    pub fn call_id(&self) -> &str {
+        &self.0.call_id
+    }
+
+    pub fn local_tag(&self) -> &str {
+        &self.0.local_tag
+    }
+
+    pub fn remote_tag(&self) -> &str {
+        &self.0.remote_tag
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,11 +126,7 @@ impl Dialog {
             .map(|contact| contact.uri)
             .unwrap_or_else(|| invite.uri.clone());
         Ok(Dialog {
-            id: DialogId {
-                call_id: call_id.to_owned(),
-                local_tag: local_tag.to_owned(),
-                remote_tag: remote_tag.to_owned(),
-            },
+            id: DialogId::new(call_id, local_tag, remote_tag),
             role: Role::Uac,
             state: state_for(response.status),
             local,
@@ -141,11 +165,7 @@ impl Dialog {
             .ok_or(DialogError::MissingHeader("Contact"))?
             .uri;
         Ok(Dialog {
-            id: DialogId {
-                call_id: call_id.to_owned(),
-                local_tag: local_tag.to_owned(),
-                remote_tag: remote_tag.to_owned(),
-            },
+            id: DialogId::new(call_id, local_tag, remote_tag),
             role: Role::Uas,
             state: state_for(response.status),
             local,
@@ -216,7 +236,7 @@ impl Dialog {
         let to = response
             .to()
             .map_err(|_| DialogError::MissingHeader("To"))?;
-        if to.tag() != Some(self.id.remote_tag.as_str()) {
+        if to.tag() != Some(self.id.remote_tag()) {
             return Err(DialogError::WrongDialog);
         }
         let success = (200..300).contains(&response.status);
@@ -314,7 +334,7 @@ impl Dialog {
         headers.push("Max-Forwards", "70");
         headers.push("From", &self.local.to_string());
         headers.push("To", &self.remote.to_string());
-        headers.push("Call-ID", &self.id.call_id);
+        headers.push("Call-ID", self.id.call_id());
         headers.push("CSeq", &format!("{sequence} {method}"));
         Request {
             method,
@@ -489,19 +509,16 @@ impl DialogTable {
         else {
             return Ok(None);
         };
-        let id = DialogId {
-            call_id: invite
+        let from = invite
+            .from()
+            .map_err(|_| DialogError::MissingHeader("From"))?;
+        let id = DialogId::new(
+            invite
                 .call_id()
-                .map_err(|_| DialogError::MissingHeader("Call-ID"))?
-                .to_owned(),
-            local_tag: invite
-                .from()
-                .map_err(|_| DialogError::MissingHeader("From"))?
-                .tag()
-                .ok_or(DialogError::MissingTag("From"))?
-                .to_owned(),
-            remote_tag,
-        };
+                .map_err(|_| DialogError::MissingHeader("Call-ID"))?,
+            from.tag().ok_or(DialogError::MissingTag("From"))?,
+            &remote_tag,
+        );
         match self.dialogs.get_mut(&id) {
             Some(dialog) => dialog.update_from_response(&Method::Invite, response)?,
             None => {
@@ -594,7 +611,7 @@ impl DialogTable {
                 pending.next = Some(next + pending.interval);
             }
         }
-        expired.sort_by(|a, b| a.call_id.cmp(&b.call_id));
+        expired.sort_by(|a, b| a.call_id().cmp(b.call_id()));
         for id in expired {
             self.retransmissions.remove(&id);
             self.events
@@ -642,9 +659,9 @@ fn incoming_id(request: &Request) -> Option<DialogId> {
         .ok()
         .and_then(|from| from.tag().map(str::to_owned))
         .unwrap_or_default();
-    Some(DialogId {
-        call_id: request.call_id().ok()?.to_owned(),
-        local_tag,
-        remote_tag,
-    })
+    Some(DialogId::new(
+        request.call_id().ok()?,
+        &local_tag,
+        &remote_tag,
+    ))
 }

@@ -74,8 +74,8 @@ fn uac_route_set_is_the_record_route_reversed() {
     let mut dialog = Dialog::uac(&invite_from_uac(), &uas_response(200)).unwrap();
     assert_eq!(dialog.role(), Role::Uac);
     assert_eq!(dialog.state(), DialogState::Confirmed);
-    assert_eq!(dialog.id().local_tag, "1928301774");
-    assert_eq!(dialog.id().remote_tag, "a6c85cf");
+    assert_eq!(dialog.id().local_tag(), "1928301774");
+    assert_eq!(dialog.id().remote_tag(), "a6c85cf");
     assert_eq!(dialog.remote_target().to_string(), "sip:bob@192.0.2.4");
     assert_eq!(dialog.next_hop().to_string(), "sip:p1.example.com;lr");
 
@@ -106,8 +106,8 @@ fn uac_route_set_is_the_record_route_reversed() {
 fn uas_route_set_keeps_the_record_route_order() {
     let mut dialog = Dialog::uas(&invite_at_uas(), &uas_response(200)).unwrap();
     assert_eq!(dialog.role(), Role::Uas);
-    assert_eq!(dialog.id().local_tag, "a6c85cf");
-    assert_eq!(dialog.id().remote_tag, "1928301774");
+    assert_eq!(dialog.id().local_tag(), "a6c85cf");
+    assert_eq!(dialog.id().remote_tag(), "1928301774");
     assert_eq!(dialog.remote_seq(), Some(314159));
     assert_eq!(
         dialog.remote_target().to_string(),
