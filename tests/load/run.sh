@@ -15,7 +15,9 @@
 #                                   [500] and held up at once: the switch's resident memory
 #                                   idle and with every call up, per call; calls_up from
 #                                   /metrics; the ledger check after (RTP_RANGE must hold two
-#                                   port pairs a call, e.g. RTP_RANGE=12000-61999)
+#                                   port pairs a call, e.g. RTP_RANGE=12000-61999);
+#                                   SETTLE_S=40 samples once the calls' INVITE transactions
+#                                   have ended (what a call of a few minutes holds)
 #   bash tests/load/run.sh versus  [RATE...]       the same pinless load through Kamailio (a
 #                                   stateful proxy to the same SIPp carrier: tm, sl, rr, dialog,
 #                                   2 workers, TLSF) and through Talktime (prepaid), rate by
@@ -38,6 +40,7 @@
 #   DB=postgres    the ledger on PostgreSQL: each step in a fresh schema of POSTGRES_URL
 #                  [postgres://postgres@127.0.0.1:5432/test], seeded the same way; DB=sqlite
 #                  (default) copies the SQLite seed
+#   POOL_SIZE      the switch's database connections ([database] pool_size) [8]
 #   PERF=1         record the switch with `perf record -g` while SIPp runs, into
 #                  $LOAD_WORK/<step>.perf (read it with `perf report -i FILE --no-children`)
 set -euo pipefail
@@ -132,6 +135,9 @@ default_tariff = "load"
 
 [rtp]
 inactivity_timeout_ms = ${RTP_INACTIVITY_MS:-30000}
+
+[database]
+pool_size = ${POOL_SIZE:-8}
 
 [ivr]
 languages = ["en"]
