@@ -87,8 +87,8 @@ check_tools() {
         "$CARRIER_MEDIA_PORT" $((CARRIER_MEDIA_PORT + 2)); do
         port_listening "$port" && die "UDP port $port is taken; set the port variables"
     done
-    # The switch answers 503 when the pair it picks is bound by another process (it does
-    # not skip to the next pair), so the RTP range must be free.
+    # The switch sets aside a port another process holds (the call that drew it moves), but
+    # a measurement wants the whole range: it must be free.
     local taken
     taken=$(ss -Hlun | awk -v low="${RTP_RANGE%-*}" -v high="${RTP_RANGE#*-}" \
         '{ n = split($4, part, ":"); port = part[n] } port >= low && port <= high' | wc -l)

@@ -30,6 +30,10 @@ use crate::recovery::{Checkpoint, LegBye};
 use crate::routing::CarrierTarget;
 use crate::switch::{ALLOW, Switch};
 
+/// Ports for a new call are tried this many times (each pair another program holds is set
+/// aside) before the call is ended.
+const OPEN_TRIES: u8 = 3;
+
 /// Ledger requests in flight above which new calls are refused with 503 (the ledger does
 /// about 1,000 calls a second on SQLite; a backlog this long means it is falling behind).
 const LEDGER_BACKLOG_LIMIT: usize = 512;
@@ -135,6 +139,9 @@ pub struct Session {
     /// A callback's leg to the caller (placed by us): what it costs and until when it is paid.
     /// Boxed: rare (callbacks), 150 bytes inline.
     pub(crate) callback: Option<Box<crate::callback::CallerLegBill>>,
+    /// `Some(tries)` until the shell has bound the call's ports: the engine's first outputs
+    /// wait (see [`MediaReport::Opened`]).
+    opening: Option<u8>,
 }
 
 /// The Q.850 cause of a request's or response's Reason header, if it carries one.
@@ -182,6 +189,7 @@ impl Session {
             peer_q850: None,
             answered_ms: None,
             callback: None,
+            opening: None,
         }
     }
 
@@ -404,6 +412,43 @@ pub(crate) fn caller_id_of(request: &Request) -> Option<Pii<String>> {
     (!digits.is_empty() && !user.eq_ignore_ascii_case("anonymous")).then(|| Pii::new(digits))
 }
 
+/// The caller's codecs: the IVR needs G.711; a forwarding number, which needs no IVR, takes
+/// G.729 too (last: G.711 is still preferred, for the warning beep).
+fn caller_codecs(access: &AccessNumber, config: &crate::config::Config) -> Vec<Codec> {
+    let mut codecs = vec![Codec::Pcmu, Codec::Pcma];
+    // (What `ivr_for` would say, without copying the IVR settings for it.)
+    if access.forwarding.unwrap_or(config.ivr.forwarding) {
+        codecs.push(Codec::G729);
+    }
+    codecs
+}
+
+/// Our answer to the caller's offer, or our offer when the INVITE had none (a delayed offer:
+/// kept until the ACK answers it); the audio as negotiated so far.
+fn negotiate_with_caller(
+    offer: Option<&SessionDescription>,
+    local: &LocalAudio,
+    origin: &mut SessionOrigin,
+) -> Result<
+    (
+        SessionDescription,
+        NegotiatedAudio,
+        Option<Box<SessionDescription>>,
+    ),
+    talktime_sdp::NegotiationError,
+> {
+    match offer {
+        Some(offer) => {
+            let (answer, audio) = talktime_sdp::answer(offer, local, origin)?;
+            Ok((answer, audio, None))
+        }
+        None => {
+            let ours = talktime_sdp::offer(local, origin);
+            Ok((ours.clone(), until_answered(), Some(Box::new(ours))))
+        }
+    }
+}
+
 /// The caller leg's media while a delayed offer waits for its answer: PCMU, no address yet
 /// (nothing is sent until the ACK's answer names one, or the caller's first packet latches).
 fn until_answered() -> NegotiatedAudio {
@@ -500,28 +545,17 @@ impl Switch {
         let key = self.next_call_key();
         let random = self.random_u64();
         let media = self.allocate_ports(random)?;
-        // The IVR needs G.711; a forwarding number, which needs no IVR, takes G.729 too (last:
-        // G.711 is still preferred, for the warning beep).
-        let mut codecs = vec![Codec::Pcmu, Codec::Pcma];
-        // (What `ivr_for` would say, without copying the IVR settings for it.)
-        if access.forwarding.unwrap_or(self.config.ivr.forwarding) {
-            codecs.push(Codec::G729);
-        }
+        let codecs = caller_codecs(&access, &self.config);
         let local = self.local_audio(media.port(Side::A), codecs);
         let mut origin = SessionOrigin::new(u64::from(media.port(Side::A)), self.advertised);
-        let (answer, audio, awaiting_answer) = match offer {
-            Some(offer) => match talktime_sdp::answer(&offer, &local, &mut origin) {
-                Ok((answer, audio)) => (answer, audio, None),
+        let (answer, audio, awaiting_answer) =
+            match negotiate_with_caller(offer.as_ref(), &local, &mut origin) {
+                Ok(negotiated) => negotiated,
                 Err(error) => {
                     media.release(&mut self.ports);
                     return Err(StartError::Negotiation(error));
                 }
-            },
-            None => {
-                let ours = talktime_sdp::offer(&local, &mut origin);
-                (ours.clone(), until_answered(), Some(Box::new(ours)))
-            }
-        };
+            };
         let law = match (law_of(&audio), audio.codec) {
             (Some(law), _) => law,
             // Relayed as is; prompts and beeps are skipped on it.
@@ -582,15 +616,7 @@ impl Switch {
                 inactivity: self.inactivity(),
             },
         );
-        let mut caller_leg = leg_config(
-            law,
-            &audio,
-            ssrc_for(key, Side::A, random),
-            self.inactivity(),
-            true,
-            media_sources(self.config.rtp.strict_media_sources, &audio, &source),
-        );
-        caller_leg.prompt_wait = Duration::from_millis(self.config.rtp.prompt_wait_ms);
+        let caller_leg = self.caller_leg(key, law, &audio, &source, random);
         self.media_command(key, MediaCommand::SetLeg(Side::A, caller_leg));
         let local_tag = self.layer.new_tag();
         info!(call = key, %call_id, access = %access.number, source = %source.address, "call started");
@@ -618,11 +644,111 @@ impl Switch {
             self.config.sip.min_session_expires_s,
             self.now.instant,
         );
+        // The engine's first outputs (the answer among them, whose SDP names the ports) wait
+        // for the shell's word that the ports are bound: `MediaReport::Opened`.
+        session.opening = Some(1);
         self.sessions.insert(key, Box::new(session));
         self.by_transaction.insert(transaction, key);
         self.admission.call_started(source.address.ip());
-        self.run_outputs(key);
         Ok(())
+    }
+
+    /// The caller's leg of the media relay.
+    fn caller_leg(
+        &self,
+        key: u64,
+        law: Law,
+        audio: &NegotiatedAudio,
+        source: &Peer,
+        random: u64,
+    ) -> LegConfig {
+        let mut caller_leg = leg_config(
+            law,
+            audio,
+            ssrc_for(key, Side::A, random),
+            self.inactivity(),
+            true,
+            media_sources(self.config.rtp.strict_media_sources, audio, source),
+        );
+        caller_leg.prompt_wait = Duration::from_millis(self.config.rtp.prompt_wait_ms);
+        caller_leg
+    }
+
+    /// The shell bound a call's ports: a new call's engine goes on (its answer can name them).
+    fn media_opened(&mut self, key: u64) {
+        let Some(session) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        if session.opening.take().is_some() {
+            self.run_outputs(key);
+        }
+    }
+
+    /// A new call's port `busy` is held by another program: it is set aside for a while and
+    /// the call, not answered yet, moves to other ports (its answer is made again for them).
+    /// False when the call was answered already, or has had its tries.
+    fn reopen_media(&mut self, key: u64, busy: u16) -> bool {
+        let Some(session) = self.sessions.get(&key) else {
+            return false;
+        };
+        let Some(tries) = session.opening.filter(|tries| *tries < OPEN_TRIES) else {
+            return false;
+        };
+        // The INVITE's offer parsed when the call began; it is kept until the answer.
+        let offer = Some(&session.caller.invite.body)
+            .filter(|body| !body.is_empty())
+            .and_then(|body| SessionDescription::parse(body).ok());
+        let codecs = caller_codecs(&session.access, &self.config);
+        let (law, source) = (session.law, session.caller.peer);
+        // The tried ports first: the busy one aside, the other pair free for the next draw.
+        let tried = self
+            .sessions
+            .get_mut(&key)
+            .and_then(|session| session.media.take());
+        if let Some(tried) = tried {
+            warn!(
+                call = key,
+                port = busy,
+                "an RTP port is held by another program: set aside, the call takes others"
+            );
+            if tried.keep_only(busy, &mut self.ports) {
+                self.set_port_aside(busy);
+            } else {
+                tried.release(&mut self.ports);
+            }
+        }
+        let random = self.random_u64();
+        let Ok(media) = self.allocate_ports(random) else {
+            return false;
+        };
+        let local = self.local_audio(media.port(Side::A), codecs);
+        let mut origin = SessionOrigin::new(u64::from(media.port(Side::A)), self.advertised);
+        let Ok((answer, audio, awaiting_answer)) =
+            negotiate_with_caller(offer.as_ref(), &local, &mut origin)
+        else {
+            media.release(&mut self.ports);
+            return false;
+        };
+        let caller_leg = self.caller_leg(key, law, &audio, &source, random);
+        let Some(session) = self.sessions.get_mut(&key) else {
+            media.release(&mut self.ports);
+            return false;
+        };
+        session.media = Some(media);
+        session.opening = Some(tries + 1);
+        session.caller_origin = origin;
+        session.caller.answer = answer.to_bytes();
+        session.caller.awaiting_answer = awaiting_answer;
+        self.media_command(
+            key,
+            MediaCommand::Open {
+                address: self.advertised,
+                ports: media.numbers(),
+                inactivity: self.inactivity(),
+            },
+        );
+        self.media_command(key, MediaCommand::SetLeg(Side::A, caller_leg));
+        true
     }
 
     fn inactivity(&self) -> Duration {
@@ -931,7 +1057,17 @@ impl Switch {
             return;
         }
         let input = match report {
-            MediaReport::OpenFailed => {
+            MediaReport::Opened => {
+                self.media_opened(key);
+                return;
+            }
+            MediaReport::OpenFailed { busy } => {
+                if busy.is_some_and(|busy| self.reopen_media(key, busy)) {
+                    return;
+                }
+                // No ports to be had: the engine goes on as if they were, and is ended at
+                // once (answered, then hung up, billed nothing, its CDR says why).
+                self.media_opened(key);
                 warn!(
                     call = key,
                     "the call's RTP ports could not be opened; ending it"

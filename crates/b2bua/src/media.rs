@@ -46,9 +46,13 @@ pub enum MediaReport {
     PlaybackFinished(u64),
     /// No RTP from a leg for the leg's inactivity timeout.
     Inactive { side: Side, last_packet: Instant },
-    /// The ports of [`MediaCommand::Open`] could not be bound (another program holds one):
-    /// the call cannot carry audio and is ended.
-    OpenFailed,
+    /// The ports of [`MediaCommand::Open`] are bound: a new call is answered only after
+    /// this (its SDP names them).
+    Opened,
+    /// The ports of [`MediaCommand::Open`] could not be bound. `busy`: the port another
+    /// program holds; a call not yet answered moves to other ports and that one is set aside
+    /// for a while. `None` (no such address, no permission): the call is ended.
+    OpenFailed { busy: Option<u16> },
 }
 
 /// No RTP for this long on a leg ends an answered call (billed to the last packet), unless
@@ -98,5 +102,21 @@ impl MediaPorts {
         for port in self.ports {
             let _ = allocator.release(port);
         }
+    }
+
+    /// Gives back the pair that is not `busy`; `busy` stays allocated (the caller sets it
+    /// aside). False when `busy` is not one of these ports.
+    pub(crate) fn keep_only(
+        self,
+        busy: u16,
+        allocator: &mut talktime_media::PortAllocator,
+    ) -> bool {
+        if !self.ports.contains(&busy) {
+            return false;
+        }
+        for port in self.ports.into_iter().filter(|port| *port != busy) {
+            let _ = allocator.release(port);
+        }
+        true
     }
 }

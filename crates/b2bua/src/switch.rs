@@ -29,6 +29,8 @@ use crate::tone::ToneCall;
 
 /// How long an ended call's RTP ports rest before reuse.
 const PORT_REST: Duration = Duration::from_millis(500);
+/// How long RTP ports another program held are left alone before a call may try them again.
+const PORTS_SET_ASIDE: Duration = Duration::from_secs(300);
 
 pub(crate) const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE";
 
@@ -149,6 +151,8 @@ pub struct Switch {
     pub(crate) ports: PortAllocator,
     /// Ports of ended calls, resting until the time given before they are handed out again.
     resting_ports: VecDeque<(Instant, MediaPorts)>,
+    /// RTP ports another program held when a call tried them, left alone until then.
+    ports_set_aside: VecDeque<(Instant, u16)>,
     /// Test-number calls by dialog, and their dialogs by call key (media reports).
     tones: HashMap<DialogId, ActiveTone>,
     pub(crate) tone_dialogs: HashMap<u64, DialogId>,
@@ -227,6 +231,7 @@ impl Switch {
             dialogs: DialogTable::new(timers),
             ports,
             resting_ports: VecDeque::new(),
+            ports_set_aside: VecDeque::new(),
             tones: HashMap::new(),
             tone_dialogs: HashMap::new(),
             advertised: advertised_address(&config),
@@ -411,7 +416,21 @@ impl Switch {
             self.resting_ports.pop_front();
             ports.release(&mut self.ports);
         }
+        while let Some((until, port)) = self.ports_set_aside.front().copied() {
+            if until > self.now.instant {
+                break;
+            }
+            self.ports_set_aside.pop_front();
+            let _ = self.ports.release(port);
+        }
         MediaPorts::allocate(&mut self.ports, random)
+    }
+
+    /// An RTP port another program holds stays allocated (no call draws its pair) for
+    /// `PORTS_SET_ASIDE`, then is tried again.
+    pub(crate) fn set_port_aside(&mut self, port: u16) {
+        self.ports_set_aside
+            .push_back((self.now.instant + PORTS_SET_ASIDE, port));
     }
 
     /// An ended call's ports rest `PORT_REST` before another call gets them: the media thread

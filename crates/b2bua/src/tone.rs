@@ -94,14 +94,14 @@ impl ToneCall {
 
 impl Switch {
     /// A report from a test call's media: the tone's end (or media that never opened) hangs
-    /// up. False when `call` is not a test call.
+    /// up; the rest is taken and ignored. False when `call` is not a test call.
     pub(crate) fn tone_report(&mut self, call: u64, report: MediaReport) -> bool {
         let Some(dialog) = self.tone_dialogs.get(&call).cloned() else {
             return false;
         };
         if matches!(
             report,
-            MediaReport::PlaybackFinished(_) | MediaReport::OpenFailed
+            MediaReport::PlaybackFinished(_) | MediaReport::OpenFailed { .. }
         ) {
             self.hang_up_tone(&dialog);
         }

@@ -432,3 +432,40 @@ fn pin_answers_wait_while_wrong_pins_are_above_the_alarm_rate() {
         accepted_at("[alarms]\npin_failures_per_minute = 2\npin_answer_delay_ms = 4000\n");
     assert_eq!(alarmed - calm, Duration::from_secs(4));
 }
+
+#[test]
+fn rtp_ports_another_program_holds_are_set_aside_and_the_call_answered_on_others() {
+    let world = || {
+        World::new(
+            &[("first", Carrier::Answers { ring: 3000 * MS })],
+            SIXTY_SECONDS,
+            "",
+        )
+    };
+    let mut free = world();
+    free.call(&pin_call(DESTINATION));
+    free.run_for(Duration::from_secs(300));
+    let drawn = free.opened_ports[0];
+    assert_eq!(free.phone.answer_port, Some(drawn[0]));
+
+    // The same call again (same seed, same draw), the caller's port of that draw held by
+    // another program: the switch answers on other ports, and the call goes as before.
+    let mut busy = world();
+    busy.busy_ports.insert(drawn[0]);
+    busy.call(&pin_call(DESTINATION));
+    busy.run_for(Duration::from_secs(300));
+    assert_eq!(busy.opened_ports.len(), 2, "{:?}", busy.opened_ports);
+    assert_eq!(busy.opened_ports[0], drawn);
+    let moved = busy.opened_ports[1];
+    assert!(!moved.contains(&drawn[0]), "{moved:?}");
+    assert_eq!(
+        busy.phone.answer_port,
+        Some(moved[0]),
+        "the answer names the ports that were bound"
+    );
+    assert_eq!(busy.phone.final_status, Some(200));
+    let (answered_ms, charged) = busy.only_settlement();
+    assert_eq!(answered_ms, 60_000);
+    assert_eq!(charged, SIXTY_SECONDS);
+    busy.assert_idle();
+}

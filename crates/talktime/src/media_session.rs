@@ -41,10 +41,14 @@ impl MediaCalls {
                 ports,
                 inactivity,
             } => match self.open(call, address, ports, inactivity) {
-                Ok(()) => debug!(call, ?ports, "media opened"),
-                Err(error) => {
-                    warn!(call, ?ports, %error, "cannot bind the call's RTP ports");
-                    let _ = self.reports.send((call, MediaReport::OpenFailed));
+                Ok(()) => {
+                    debug!(call, ?ports, "media opened");
+                    let _ = self.reports.send((call, MediaReport::Opened));
+                }
+                Err((port, error)) => {
+                    warn!(call, port, %error, "cannot bind the call's RTP port");
+                    let busy = (error.kind() == std::io::ErrorKind::AddrInUse).then_some(port);
+                    let _ = self.reports.send((call, MediaReport::OpenFailed { busy }));
                 }
             },
             MediaCommand::Close => {
@@ -60,14 +64,15 @@ impl MediaCalls {
         }
     }
 
-    /// Binds a call's two RTP ports and hands them to a media thread.
+    /// Binds a call's two RTP ports and hands them to a media thread; the port that could not
+    /// be bound and why.
     pub fn open(
         &mut self,
         call: u64,
         address: IpAddr,
         ports: [u16; 2],
         inactivity: std::time::Duration,
-    ) -> std::io::Result<()> {
+    ) -> Result<(), (u16, std::io::Error)> {
         let sockets = bind_pair(address, ports)?;
         let (worker, id) = self.workers.assign();
         worker.send(Control::Open(Box::new(NewCall {
@@ -82,8 +87,9 @@ impl MediaCalls {
     }
 }
 
-fn bind_pair(address: IpAddr, ports: [u16; 2]) -> std::io::Result<[UdpSocket; 2]> {
-    Ok([bind(address, ports[0])?, bind(address, ports[1])?])
+fn bind_pair(address: IpAddr, ports: [u16; 2]) -> Result<[UdpSocket; 2], (u16, std::io::Error)> {
+    let bind_one = |port| bind(address, port).map_err(|error| (port, error));
+    Ok([bind_one(ports[0])?, bind_one(ports[1])?])
 }
 
 fn bind(address: IpAddr, port: u16) -> std::io::Result<UdpSocket> {

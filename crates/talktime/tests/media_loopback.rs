@@ -94,11 +94,11 @@ impl Call {
             ];
             match media.open(CALL, LOOPBACK, ports, Duration::from_secs(30)) {
                 Ok(()) => break ports,
-                Err(error) if attempt < 20 => {
+                Err((port, error)) if attempt < 20 => {
                     attempt += 1;
-                    eprintln!("retrying open: {error}");
+                    eprintln!("retrying open: port {port}: {error}");
                 }
-                Err(error) => panic!("cannot open a call's media: {error}"),
+                Err((port, error)) => panic!("cannot open a call's media: port {port}: {error}"),
             }
         };
         let caller = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();

@@ -13,7 +13,7 @@
     unreachable_pub
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -150,6 +150,8 @@ pub struct Phone {
     /// Keys to press once answered: (after answer, key).
     script: Vec<(Duration, CallerAction)>,
     pub session_expires: Option<u32>,
+    /// The port of the `m=audio` line of the switch's 200 to the INVITE.
+    pub answer_port: Option<u16>,
     /// CSeqs whose request got a final response (an INVITE: any response).
     answered: std::collections::HashSet<u32>,
 }
@@ -189,6 +191,10 @@ pub struct World {
     pub media_times: Vec<(Duration, String)>,
     /// How long every playback takes.
     pub prompt_length: Duration,
+    /// RTP ports another program holds: an `Open` naming one fails, as the shell's bind would.
+    pub busy_ports: HashSet<u16>,
+    /// The ports of every `Open`, in order.
+    pub opened_ports: Vec<[u16; 2]>,
     /// Messages the switch sent: (time, destination, first line).
     pub wire: Vec<(Duration, SocketAddr, String)>,
     /// Carrier health changes the switch reported: (carrier, up).
@@ -325,6 +331,8 @@ impl World {
             media: HashMap::new(),
             media_times: Vec::new(),
             prompt_length: Duration::from_millis(1500),
+            busy_ports: HashSet::new(),
+            opened_ports: Vec::new(),
             wire: Vec::new(),
             health: Vec::new(),
         };
@@ -567,6 +575,21 @@ impl World {
         };
         self.media.entry(call).or_default().push(name.to_owned());
         self.media_times.push((self.elapsed(), name.to_owned()));
+        if let MediaCommand::Open { ports, .. } = &command {
+            self.opened_ports.push(*ports);
+            let busy = ports
+                .iter()
+                .copied()
+                .find(|port| self.busy_ports.contains(port));
+            let report = match busy {
+                Some(port) => MediaReport::OpenFailed { busy: Some(port) },
+                None => MediaReport::Opened,
+            };
+            self.schedule(
+                Duration::ZERO,
+                Event::ToSwitch(Input::Media { call, report }),
+            );
+        }
         if let MediaCommand::Play { playback, .. } = command {
             let report = MediaReport::PlaybackFinished(playback);
             self.schedule(
@@ -768,6 +791,7 @@ impl World {
                     self.send_from_caller(ack);
                     if first {
                         self.phone.answered_at = Some(elapsed);
+                        self.phone.answer_port = audio_port(&response.body);
                         let mut at = Duration::ZERO;
                         for (after, action) in std::mem::take(&mut self.phone.script) {
                             at += after;
@@ -1010,6 +1034,13 @@ fn answer(request: &Request, tag: &str, port: u16) -> Response {
     ok.headers.push("Content-Type", "application/sdp");
     ok.body = sdp(port, "sendrecv");
     ok
+}
+
+/// The port of an SDP body's first `m=audio` line.
+fn audio_port(body: &[u8]) -> Option<u16> {
+    let text = std::str::from_utf8(body).ok()?;
+    let line = text.lines().find(|line| line.starts_with("m=audio "))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 pub fn sdp(port: u16, direction: &str) -> Vec<u8> {
