@@ -675,9 +675,12 @@ impl Sessions {
             let pair = [ports.allocate().unwrap().rtp, ports.allocate().unwrap().rtp];
             match media.open(call, LOOPBACK, pair, Duration::from_secs(30)) {
                 Ok(()) => sessions.push(Session { call, ports: pair }),
-                Err(error) => {
+                Err((port, error)) => {
                     failures += 1;
-                    assert!(failures < 500, "cannot open media sessions: {error}");
+                    assert!(
+                        failures < 500,
+                        "cannot open media sessions: port {port}: {error}"
+                    );
                 }
             }
         }
