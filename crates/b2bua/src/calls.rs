@@ -608,16 +608,8 @@ impl Switch {
                 return Err(error.into());
             }
         };
-        self.media_command(
-            key,
-            MediaCommand::Open {
-                address: self.advertised,
-                ports: media.numbers(),
-                inactivity: self.inactivity(),
-            },
-        );
         let caller_leg = self.caller_leg(key, law, &audio, &source, random);
-        self.media_command(key, MediaCommand::SetLeg(Side::A, caller_leg));
+        self.open_caller_media(key, media, caller_leg);
         let local_tag = self.layer.new_tag();
         info!(call = key, %call_id, access = %access.number, source = %source.address, "call started");
         let mut session = Session::new(
@@ -739,6 +731,12 @@ impl Switch {
         session.caller_origin = origin;
         session.caller.answer = answer.to_bytes();
         session.caller.awaiting_answer = awaiting_answer;
+        self.open_caller_media(key, media, caller_leg);
+        true
+    }
+
+    /// Asks the shell to bind a call's ports and set up its caller leg.
+    fn open_caller_media(&mut self, key: u64, media: MediaPorts, caller_leg: LegConfig) {
         self.media_command(
             key,
             MediaCommand::Open {
@@ -748,7 +746,6 @@ impl Switch {
             },
         );
         self.media_command(key, MediaCommand::SetLeg(Side::A, caller_leg));
-        true
     }
 
     fn inactivity(&self) -> Duration {
