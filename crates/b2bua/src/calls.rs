@@ -412,6 +412,18 @@ pub(crate) fn caller_id_of(request: &Request) -> Option<Pii<String>> {
     (!digits.is_empty() && !user.eq_ignore_ascii_case("anonymous")).then(|| Pii::new(digits))
 }
 
+/// The names of prompts for the log: a portal login code's digits are a secret, kept out.
+fn loggable_names(prompts: &[Prompt]) -> Vec<&'static str> {
+    let secret = prompts.iter().any(|prompt| prompt.name == "portal_code");
+    prompts
+        .iter()
+        .map(|prompt| match prompt.name {
+            name if secret && name.starts_with("num_") => "num_?",
+            name => name,
+        })
+        .collect()
+}
+
 /// The caller's codecs: the IVR needs G.711; a forwarding number, which needs no IVR, takes
 /// G.729 too (last: G.711 is still preferred, for the warning beep).
 fn caller_codecs(access: &AccessNumber, config: &crate::config::Config) -> Vec<Codec> {
@@ -881,6 +893,18 @@ impl Switch {
                 self.ledger_request(key, request)
             }
             Output::RedeemVoucher { account, code } => self.redeem_voucher(key, account, code),
+            Output::IssuePortalCode { account, caller_id } => {
+                let now_ms = self.now.epoch_ms;
+                let minutes = self.config.portal.claim_minutes.clamp(1, 24 * 60);
+                let lifetime_ms = i64::try_from(minutes * 60_000).unwrap_or(i64::MAX);
+                let request = LedgerRequest::PortalCode {
+                    account,
+                    caller_id,
+                    expires_at_ms: now_ms.saturating_add(lifetime_ms),
+                    now_ms,
+                };
+                self.ledger_request(key, request)
+            }
             Output::ChangePin { card, new_pin } => {
                 self.ledger_request(key, LedgerRequest::ChangePin { card, new_pin })
             }
@@ -1000,8 +1024,8 @@ impl Switch {
         if !self.caller_hears_prompts(key, playback) {
             return;
         }
-        // Prompt names only (amounts and durations, never a PIN or a number).
-        debug!(call = key, language = prompts.first().map_or("", |p| p.language.code()), prompts = ?prompts.iter().map(|p| p.name).collect::<Vec<_>>(), "playing");
+        // Prompt names only (amounts and durations, never a PIN, a number or a code).
+        debug!(call = key, language = prompts.first().map_or("", |p| p.language.code()), prompts = ?loggable_names(prompts), "playing");
         let items: Vec<PlayItem> = prompts
             .iter()
             .filter_map(|prompt| {

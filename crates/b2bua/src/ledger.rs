@@ -106,6 +106,14 @@ pub enum LedgerRequest {
         number: Option<Pii<String>>,
         now_ms: i64,
     },
+    /// Draw a one-time portal login code for `account` on calls from `caller_id`, kept until
+    /// `expires_at_ms`; answered with `Input::PortalCodeIssued` (`None` without a caller ID).
+    PortalCode {
+        account: AccountId,
+        caller_id: Option<Pii<String>>,
+        expires_at_ms: i64,
+        now_ms: i64,
+    },
     /// Add a voucher's value to the account once; answered with `Input::VoucherRedeemed`.
     RedeemVoucher {
         account: AccountId,

@@ -117,6 +117,10 @@ enum State {
         slot: u8,
         deadline: Option<Instant>,
     },
+    /// `*01`: a portal login code is being issued.
+    IssuingPortalCode {
+        deadline: Option<Instant>,
+    },
     EnteringVoucher(Entry),
     RedeemingVoucher {
         deadline: Option<Instant>,
@@ -452,6 +456,7 @@ impl Call {
             | State::RetailRecharging { deadline }
             | State::LookingUpNumber { deadline }
             | State::StoringSpeedDial { deadline, .. }
+            | State::IssuingPortalCode { deadline }
             | State::RedeemingVoucher { deadline }
             | State::ChangingPin { deadline }
             | State::Authorizing { deadline }
@@ -488,7 +493,9 @@ impl Call {
             State::EnteringPin(_) => Phase::EnteringPin,
             State::CheckingPin { .. } => Phase::CheckingPin,
             State::EnteringDestination(_) => Phase::EnteringDestination,
-            State::LookingUpNumber { .. } | State::StoringSpeedDial { .. } => Phase::StoredNumbers,
+            State::LookingUpNumber { .. }
+            | State::StoringSpeedDial { .. }
+            | State::IssuingPortalCode { .. } => Phase::StoredNumbers,
             State::EnteringVoucher(_)
             | State::RedeemingVoucher { .. }
             | State::EnteringCustomerNumber(_)
@@ -539,6 +546,7 @@ impl Call {
             Input::LastCall(_) => {}
             Input::StoredNumber(number) => self.stored_number(number, now),
             Input::SpeedDialStored(stored) => self.speed_dial_stored(stored),
+            Input::PortalCodeIssued(code) => self.portal_code_issued(code),
             Input::VoucherRedeemed(outcome) => self.voucher_redeemed(outcome, now),
             Input::PinChanged(outcome) => self.pin_changed(outcome, now),
             Input::RetailRecharged(outcome) => self.retail_recharged(outcome, now),
@@ -1438,6 +1446,7 @@ impl Call {
             }
             State::LookingUpNumber { deadline }
             | State::StoringSpeedDial { deadline, .. }
+            | State::IssuingPortalCode { deadline }
             | State::RedeemingVoucher { deadline }
             | State::ChangingPin { deadline }
                 if due(deadline) =>

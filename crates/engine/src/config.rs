@@ -162,6 +162,9 @@ pub struct IvrConfig {
     /// `*00` at the destination prompt changes a refillable card's PIN (PIN callers only: a
     /// caller ID can be spoofed, a PIN just keyed cannot).
     pub pin_change: bool,
+    /// `*01` at the destination prompt reads out a one-time code that logs the caller into
+    /// the customer portal with the number they call from.
+    pub portal_code: bool,
 }
 
 impl Default for IvrConfig {
@@ -195,6 +198,7 @@ impl Default for IvrConfig {
             speed_dial: true,
             voucher_recharge: true,
             pin_change: true,
+            portal_code: true,
         }
     }
 }

@@ -192,6 +192,9 @@ pub enum Input {
     StoredNumber(Option<Pii<String>>),
     /// Answer to [`Output::StoreSpeedDial`]: whether a number was stored.
     SpeedDialStored(bool),
+    /// Answer to [`Output::IssuePortalCode`]: the code to read out, or `None` when none was
+    /// issued (no caller ID, the ledger down).
+    PortalCodeIssued(Option<Pii<String>>),
     VoucherRedeemed(VoucherOutcome),
     PinChanged(PinChangeOutcome),
     RetailRecharged(RetailOutcome),
@@ -324,6 +327,13 @@ pub enum Output {
         account: AccountId,
         slot: u8,
         number: Option<Pii<String>>,
+    },
+    /// A one-time code for the customer portal, bound to the account and the caller's number
+    /// (`*01`); answered with [`Input::PortalCodeIssued`]. The shell draws the code: the engine
+    /// has no randomness.
+    IssuePortalCode {
+        account: AccountId,
+        caller_id: Option<Pii<String>>,
     },
     /// Add a voucher's value to the account, once; answered with [`Input::VoucherRedeemed`].
     RedeemVoucher {

@@ -720,6 +720,12 @@ const DIGITS: [&str; 10] = [
     "num_0", "num_1", "num_2", "num_3", "num_4", "num_5", "num_6", "num_7", "num_8", "num_9",
 ];
 
+/// The prompt of one digit said alone ("num_7"): codes are read digit by digit.
+pub(crate) fn digit_prompt(key: char) -> Option<&'static str> {
+    let digit = key.to_digit(10)?;
+    DIGITS.get(usize::try_from(digit).ok()?).copied()
+}
+
 /// The prompt of a letter of the alphabet ("letter_j").
 fn letter_prompt(letter: char) -> Option<&'static str> {
     const LETTERS: [&str; 26] = [

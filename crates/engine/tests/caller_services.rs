@@ -354,3 +354,52 @@ fn with_remember_language_off_the_menu_always_plays() {
     let menu = harness.finish_prompt();
     assert_eq!(prompt_names(&menu), ["choose_language", "choose_language"]);
 }
+
+#[test]
+fn star_zero_one_reads_out_a_portal_code_twice_and_asks_for_a_number_again() {
+    let mut harness = authenticated_pin_call(10_000_000);
+    let asked = harness.dial("*01#");
+    let request = asked.iter().find_map(|output| match output {
+        Output::IssuePortalCode { account, .. } => Some(*account),
+        _ => None,
+    });
+    assert_eq!(request, Some(AccountId(42)), "{asked:?}");
+    assert_eq!(harness.call.phase(), Phase::StoredNumbers);
+    let said = harness.input(Input::PortalCodeIssued(Some(Pii::new("407213".into()))));
+    let digits = ["num_4", "num_0", "num_7", "num_2", "num_1", "num_3"];
+    let mut expected = vec!["portal_code"];
+    expected.extend(digits);
+    expected.push("portal_code_again");
+    expected.extend(digits);
+    expected.push("enter_destination");
+    assert_eq!(prompt_names(&said), expected);
+    // No code (no caller ID, the ledger down): said, and the caller dials on.
+    harness.finish_prompt();
+    harness.dial("*01#");
+    let said = harness.input(Input::PortalCodeIssued(None));
+    assert_eq!(prompt_names(&said), ["call_failed", "enter_destination"]);
+    assert_eq!(harness.call.phase(), Phase::EnteringDestination);
+}
+
+#[test]
+fn star_zero_one_is_a_wrong_number_when_the_operator_turned_it_off() {
+    let config = IvrConfig {
+        portal_code: false,
+        ..IvrConfig::default()
+    };
+    let (mut harness, _) = Harness::new(config, None);
+    harness.finish_prompt();
+    harness.dial("123456#");
+    harness.input(Input::PinLookup(PinLookup::Found(account(10_000_000))));
+    harness.finish_prompt();
+    let refused = harness.dial("*01#");
+    assert!(
+        !refused
+            .iter()
+            .any(|output| matches!(output, Output::IssuePortalCode { .. }))
+    );
+    assert_eq!(
+        prompt_names(&refused),
+        ["invalid_destination", "enter_destination"]
+    );
+}

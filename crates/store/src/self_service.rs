@@ -314,6 +314,59 @@ impl Store {
         Ok(Some(account_id))
     }
 
+    /// A one-time portal login code read out to a call from `number` on `account_id` (`*01`),
+    /// replacing the number's earlier one.
+    pub async fn issue_portal_code(
+        &self,
+        account_id: i64,
+        number: &Pii<String>,
+        code: &Pii<String>,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let code_hash = self.portal_code_hash(number, code);
+        let mut held = self.acquire_for_write().await?;
+        let mut conn = held.conn();
+        with_conn!(&mut conn, c => sqlx::query(
+            "INSERT INTO portal_login_codes (number, account_id, code_hash, expires_at_ms, \
+             created_at_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (number) DO UPDATE SET \
+             account_id = excluded.account_id, code_hash = excluded.code_hash, \
+             expires_at_ms = excluded.expires_at_ms, created_at_ms = excluded.created_at_ms",
+        )
+        .bind(number.expose())
+        .bind(account_id)
+        .bind(&code_hash)
+        .bind(expires_at_ms)
+        .bind(now_ms)
+        .execute(&mut **c)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// A portal login with a phone: the account of `number`'s live code if `code` is it. The
+    /// code is used up either way it matches (one login a code).
+    pub async fn use_portal_code(
+        &self,
+        number: &Pii<String>,
+        code: &Pii<String>,
+        now_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let code_hash = self.portal_code_hash(number, code);
+        let mut held = self.acquire_for_write().await?;
+        let mut conn = held.conn();
+        let account: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
+            "DELETE FROM portal_login_codes WHERE number = $1 AND code_hash = $2 \
+             AND expires_at_ms > $3 RETURNING account_id",
+        )
+        .bind(number.expose())
+        .bind(&code_hash)
+        .bind(now_ms)
+        .fetch_optional(&mut **c)
+        .await)?;
+        Ok(account)
+    }
+
     /// An account's claims still waiting for their call, by number.
     pub async fn caller_id_claims(
         &self,
@@ -365,6 +418,15 @@ impl Store {
         .await
         .map(|done| done.rows_affected()))?;
         Ok(claims + numbers > 0)
+    }
+
+    /// The key a portal login code is kept under (apart from claims' by its prefix).
+    fn portal_code_hash(&self, number: &Pii<String>, code: &Pii<String>) -> String {
+        self.pin_hash(&Pii::new(format!(
+            "portal:{}:{}",
+            number.expose(),
+            code.expose()
+        )))
     }
 
     /// The key a claim's code is kept under: the PIN key's HMAC of number and code.

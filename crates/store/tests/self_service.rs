@@ -206,6 +206,74 @@ ledger_test!(
 );
 
 ledger_test!(
+    a_portal_code_logs_in_once_from_its_number_before_it_expires,
+    |store| {
+        let ana = created(sign_up(store, "ana@example.com", None, "AAAAAAAA").await);
+        let bo = created(sign_up(store, "bo@example.com", None, "BBBBBBBB").await);
+        let phone = Pii::new("15550100200".to_owned());
+        let other = Pii::new("15550100999".to_owned());
+        let code = Pii::new("482913".to_owned());
+        let expires = NOW + 900_000;
+        store
+            .issue_portal_code(ana, &phone, &code, expires, NOW)
+            .await
+            .unwrap();
+        let wrong = Pii::new("482914".to_owned());
+        assert_eq!(
+            store.use_portal_code(&phone, &wrong, NOW).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store.use_portal_code(&other, &code, NOW).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store.use_portal_code(&phone, &code, expires).await.unwrap(),
+            None,
+            "expired"
+        );
+        // A phone confirmation code is not a login code.
+        store
+            .claim_caller_id(ana, &other, &code, expires, NOW)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.use_portal_code(&other, &code, NOW).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store.use_portal_code(&phone, &code, NOW + 1).await.unwrap(),
+            Some(ana)
+        );
+        assert_eq!(
+            store.use_portal_code(&phone, &code, NOW + 2).await.unwrap(),
+            None,
+            "used up"
+        );
+        // A new code for the number replaces the old one, for whichever account called.
+        store
+            .issue_portal_code(ana, &phone, &code, expires, NOW)
+            .await
+            .unwrap();
+        store
+            .issue_portal_code(bo, &phone, &wrong, expires, NOW + 3)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.use_portal_code(&phone, &code, NOW + 4).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .use_portal_code(&phone, &wrong, NOW + 4)
+                .await
+                .unwrap(),
+            Some(bo)
+        );
+    }
+);
+
+ledger_test!(
     a_gift_card_is_bought_from_free_credit_once_and_redeemed_by_anyone,
     |store| {
         let giver = created(sign_up(store, "giver@example.com", None, "GIVER234").await);

@@ -104,6 +104,37 @@ async fn store_speed_dial(
     }
 }
 
+/// A new portal login code for calls from `caller_id` (none without one: the code logs in
+/// with the number it was read out to).
+async fn issue_portal_code(
+    ledger: &Ledger,
+    call: u64,
+    account: i64,
+    caller_id: Option<talktime_pii::Pii<String>>,
+    expires_at_ms: i64,
+    now_ms: i64,
+) -> Option<talktime_pii::Pii<String>> {
+    let Some(number) = caller_id else {
+        info!(call, account, "no portal code: the call has no caller ID");
+        return None;
+    };
+    let code = talktime_pii::Pii::new(crate::portal::login_code());
+    let issued = ledger
+        .store()
+        .issue_portal_code(account, &number, &code, expires_at_ms, now_ms)
+        .await;
+    match issued {
+        Ok(()) => {
+            info!(call, account, "portal login code read out");
+            Some(code)
+        }
+        Err(error) => {
+            warn!(call, %error, "cannot issue a portal code");
+            None
+        }
+    }
+}
+
 async fn redeem_voucher(
     ledger: &Ledger,
     call: u64,
@@ -181,6 +212,14 @@ async fn answer(
             now_ms,
         } => LedgerReply::Input(CallInput::SpeedDialStored(
             store_speed_dial(ledger, call, account.0, slot, number, now_ms).await,
+        )),
+        LedgerRequest::PortalCode {
+            account,
+            caller_id,
+            expires_at_ms,
+            now_ms,
+        } => LedgerReply::Input(CallInput::PortalCodeIssued(
+            issue_portal_code(ledger, call, account.0, caller_id, expires_at_ms, now_ms).await,
         )),
         LedgerRequest::RedeemVoucher {
             account,

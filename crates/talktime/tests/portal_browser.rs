@@ -13,9 +13,10 @@ mod common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::assert_sipp_ok;
+use common::baresip::Baresip;
 use common::browser::Browser;
 use common::calls::{answering_carrier, call_and_hang_up, start};
 use common::prepaid::{self, ConfigFile};
@@ -323,4 +324,195 @@ fn a_card_holder_claims_the_portal_sees_the_call_and_its_cost_and_recharges_with
     browser.type_into("#password", "set by the operator");
     browser.click("#submit");
     assert_eq!(wait_for_balance(&browser), format_micros(recharged));
+}
+
+/// A pinless customer logs in with their phone: baresip calls from the registered number and
+/// keys `*01#` at the destination prompt; the test *listens* to what the switch said (the
+/// audio baresip received, matched against the shipped digit prompts), types the code into
+/// the login page in chromium, and is in. The code works once; the log never holds it.
+#[test]
+fn a_customer_logs_in_with_the_code_the_ivr_reads_out_to_their_phone() {
+    const PHONE: &str = "15550100200";
+    let dir = prepaid::data_dir("portal-phone-login");
+    prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
+    let account = prepaid::card(&dir, PIN, 3_000_000, 0);
+    prepaid::register_caller_id(&dir, account, PHONE);
+    let switch = start(
+        &dir,
+        ConfigFile::new().raw("[portal]\naccess_number = \"+1 555 0100\"\n"),
+    );
+
+    let recordings = dir.join("heard");
+    std::fs::create_dir_all(&recordings).unwrap();
+    let phone = Baresip::start_with(
+        &dir.join("baresip"),
+        &format!("module sndfile.so\nsnd_path {}\n", recordings.display()),
+        &format!("<sip:{PHONE}@127.0.0.1>;regint=0"),
+    );
+    phone.dial(&format!("sip:100@{}", switch.sip));
+    assert!(
+        phone.wait_for("Call established", Duration::from_secs(10)),
+        "the switch answers the softphone:\n{}",
+        phone.log_text()
+    );
+    // Known by its number, the caller hears the balance and the destination prompt, and keys
+    // the service code the way a person does.
+    wait_for_log(&switch, "enter_destination");
+    phone.keys(
+        Instant::now(),
+        &[
+            (Duration::from_millis(1_200), "*".to_owned()),
+            (Duration::from_millis(1_700), "0".to_owned()),
+            (Duration::from_millis(2_150), "1".to_owned()),
+            (Duration::from_millis(2_700), "#".to_owned()),
+        ],
+    );
+    wait_for_log(&switch, "portal login code read out");
+    // The code is said twice; the first time is enough to hear it.
+    std::thread::sleep(Duration::from_secs(9));
+    phone.send("/hangup\n");
+    drop(phone);
+
+    let heard = heard_audio(&recordings);
+    let code = listen_for_code(&heard);
+    let log = switch.log_text();
+    assert!(!log.contains(&code), "the code is in the switch's log");
+    assert!(
+        log.contains("num_?"),
+        "the log names the code's prompts without their digits"
+    );
+
+    let browser = Browser::start();
+    let base = format!("http://{}", switch.admin);
+    browser.go(&format!("{base}/portal/login"));
+    browser.type_into("#phone-number", "+1 555 010 0200");
+    browser.type_into("#phone-code", &code);
+    browser.click("#phone-submit");
+    assert_eq!(wait_for_balance(&browser), format_micros(3_000_000));
+    url_ends(&browser, "/portal");
+
+    // Used up: the same code again is refused, and so is a guess.
+    browser.click("#logout");
+    url_ends(&browser, "/portal/login");
+    browser.type_into("#phone-number", PHONE);
+    browser.type_into("#phone-code", &code);
+    browser.click("#phone-submit");
+    text_says(&browser, "#error", "Wrong or expired code");
+    assert_eq!(
+        curl_status(&[
+            "-d",
+            &format!("number={PHONE}&code={code}"),
+            &format!("{base}/portal/login/phone"),
+        ]),
+        401
+    );
+}
+
+fn wait_for_log(switch: &common::Switch, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !switch.log_text().contains(text) {
+        assert!(
+            Instant::now() < deadline,
+            "the switch never logged {text:?}:\n{}",
+            common::tail(&switch.log_text(), 30)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The audio baresip decoded from the switch (its `sndfile` module's `-dec` dump).
+fn heard_audio(dir: &std::path::Path) -> Vec<i16> {
+    let dump = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .find(|path| path.to_string_lossy().ends_with("-dec.wav"))
+        .unwrap_or_else(|| panic!("baresip recorded nothing in {}", dir.display()));
+    wav_samples(&std::fs::read(dump).unwrap())
+}
+
+/// The 16-bit samples of a WAV file's `data` chunk.
+fn wav_samples(bytes: &[u8]) -> Vec<i16> {
+    let mut at = 12;
+    while at + 8 <= bytes.len() {
+        let size = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        if &bytes[at..at + 4] == b"data" {
+            let end = (at + 8 + size).min(bytes.len());
+            return bytes[at + 8..end]
+                .chunks_exact(2)
+                .map(|pair| i16::from_le_bytes([pair[0], pair[1]]))
+                .collect();
+        }
+        at += 8 + size + size % 2;
+    }
+    panic!("a WAV file without data");
+}
+
+fn prompt(name: &str) -> Vec<i16> {
+    let path = common::repo_root().join(format!("prompts/en/{name}.wav"));
+    wav_samples(&std::fs::read(path).unwrap())
+}
+
+/// How far `template` is from the audio at `at`: the squared difference over the template's
+/// energy (0 for the very samples, about 2 for unrelated speech).
+fn distance(audio: &[i16], at: usize, template: &[i16]) -> f64 {
+    let Some(window) = audio.get(at..at + template.len()) else {
+        return f64::MAX;
+    };
+    let (mut difference, mut energy) = (0f64, 0f64);
+    for (heard, said) in window.iter().zip(template) {
+        difference += (f64::from(*heard) - f64::from(*said)).powi(2);
+        energy += f64::from(*said).powi(2);
+    }
+    difference / energy.max(1.0)
+}
+
+/// The best place for `template` among `starts`, and its distance.
+fn best_place(
+    audio: &[i16],
+    template: &[i16],
+    starts: impl Iterator<Item = usize>,
+) -> (usize, f64) {
+    starts
+        .map(|at| (at, distance(audio, at, template)))
+        .fold(
+            (0, f64::MAX),
+            |best, next| if next.1 < best.1 { next } else { best },
+        )
+}
+
+/// The six digits said after "Your code for the web portal is", found by matching the
+/// shipped prompts against what the phone heard (G.711 keeps them within a few percent).
+fn listen_for_code(audio: &[i16]) -> String {
+    let intro = prompt("portal_code");
+    // Coarsely every 10 ms, then to the sample.
+    let (coarse, _) = best_place(audio, &intro[..1600], (0..audio.len()).step_by(80));
+    let (start, fit) = best_place(audio, &intro, coarse.saturating_sub(80)..coarse + 80);
+    assert!(
+        fit < 0.2,
+        "the phone never heard the code's introduction ({fit:.3})"
+    );
+    let digits: Vec<Vec<i16>> = (0..10)
+        .map(|digit| prompt(&format!("num_{digit}")))
+        .collect();
+    let mut at = start + intro.len();
+    let mut code = String::new();
+    for _ in 0..6 {
+        // Each prompt is padded to whole 20 ms frames: the next starts within a frame.
+        let mut best = (0, 0, f64::MAX);
+        for (digit, template) in digits.iter().enumerate() {
+            let (place, fit) = best_place(audio, &template[..800], at..at + 240);
+            if fit < best.2 {
+                best = (digit, place, fit);
+            }
+        }
+        let (digit, place, fit) = best;
+        assert!(
+            fit < 0.2,
+            "no digit heard at sample {at} ({fit:.3}); so far {code:?}"
+        );
+        code.push(char::from(b'0' + u8::try_from(digit).unwrap()));
+        at = place + digits[digit].len();
+    }
+    code
 }

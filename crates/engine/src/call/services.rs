@@ -1,6 +1,7 @@
 //! The caller's services at the destination prompt (issue 21): `#` redials, a lone key 1-9
 //! calls a speed dial, `*1`-`*9` stores the last number under that key, `*0` recharges with a
-//! voucher and `*00` changes the card's PIN. A recharge line (`recharge_only`) goes straight
+//! voucher, `*00` changes the card's PIN and `*01` reads out a one-time code for the customer
+//! portal. A recharge line (`recharge_only`) goes straight
 //! to the voucher and says goodbye after it.
 
 use std::time::Instant;
@@ -27,6 +28,7 @@ enum Service {
     StoreSpeedDial(u8),
     Voucher,
     ChangePin,
+    PortalCode,
 }
 
 impl Call {
@@ -71,6 +73,15 @@ impl Call {
             }
             Service::Voucher => self.ask_voucher(&[]),
             Service::ChangePin => self.ask_new_pin(&[]),
+            Service::PortalCode => {
+                self.outputs.push_back(Output::IssuePortalCode {
+                    account,
+                    caller_id: self.caller_id.clone(),
+                });
+                self.state = State::IssuingPortalCode {
+                    deadline: self.request_deadline(now),
+                };
+            }
         }
         true
     }
@@ -90,6 +101,7 @@ impl Call {
             "#" if config.speed_dial => Some(Service::Redial),
             "*0" if config.voucher_recharge => Some(Service::Voucher),
             "*00" if config.pin_change && pin_caller => Some(Service::ChangePin),
+            "*01" if config.portal_code => Some(Service::PortalCode),
             _ if config.speed_dial => match dialled.strip_prefix('*') {
                 Some(rest) => key(rest).map(Service::StoreSpeedDial),
                 None => key(dialled).map(Service::SpeedDial),
@@ -135,6 +147,25 @@ impl Call {
                 .unwrap_or_default(),
         );
         self.destination_failures = 0;
+        self.ask_destination(&words);
+    }
+
+    /// The code is said twice, digit by digit, then the destination prompt comes back.
+    pub(super) fn portal_code_issued(&mut self, code: Option<Pii<String>>) {
+        if !matches!(self.state, State::IssuingPortalCode { .. }) {
+            return;
+        }
+        let digits: Option<Vec<&'static str>> = code
+            .as_ref()
+            .and_then(|code| code.expose().chars().map(speech::digit_prompt).collect());
+        let Some(digits) = digits.filter(|digits| !digits.is_empty()) else {
+            self.ask_destination(&["call_failed"]);
+            return;
+        };
+        let mut words = vec!["portal_code"];
+        words.extend(&digits);
+        words.push("portal_code_again");
+        words.extend(&digits);
         self.ask_destination(&words);
     }
 

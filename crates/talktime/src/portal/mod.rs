@@ -40,7 +40,7 @@ mod speed_dials;
 mod tickets;
 
 pub use payments::PaymentProvider;
-pub use phones::claim_code_digits;
+pub use phones::{claim_code_digits, login_code};
 
 /// The portal's session cookie (apart from the console's).
 pub const PORTAL_COOKIE: &str = "talktime_portal";
@@ -70,6 +70,7 @@ pub fn router(state: PortalState) -> Router {
     Router::new()
         .route("/portal", get(home))
         .route("/portal/login", get(login_page).post(login))
+        .route("/portal/login/phone", post(phone_login))
         .route("/portal/claim", get(claim_page).post(claim))
         .route("/portal/logout", post(logout))
         .route("/portal/recharge", post(recharge))
@@ -207,6 +208,12 @@ struct LoginForm {
 }
 
 #[derive(Deserialize)]
+struct PhoneLoginForm {
+    number: String,
+    code: String,
+}
+
+#[derive(Deserialize)]
 struct ClaimForm {
     pin: String,
     password: String,
@@ -252,7 +259,7 @@ async fn account_of_login(store: &Store, login: &str) -> Result<Option<i64>, Por
 }
 
 async fn login_page(State(state): State<PortalState>) -> Html<String> {
-    Html(login_form(None, state.settings.signup))
+    Html(login_form(None, &state.settings))
 }
 
 async fn login(
@@ -267,7 +274,7 @@ async fn login(
             StatusCode::TOO_MANY_REQUESTS,
             login_form(
                 Some("Too many failed logins: wait a few minutes."),
-                state.settings.signup,
+                &state.settings,
             ),
         ));
     }
@@ -291,9 +298,50 @@ async fn login(
         state.limiter.failed(peer.ip(), &key, now);
         return Ok(refused(
             StatusCode::UNAUTHORIZED,
+            login_form(Some("Wrong PIN, account or password."), &state.settings),
+        ));
+    };
+    state.limiter.succeeded(peer.ip(), &key);
+    start_session(&state, account_id).await
+}
+
+/// A login with a phone: the number called from and the code the IVR read out to it (`*01`),
+/// once. Throttled like a password login, per address and per number.
+async fn phone_login(
+    State(state): State<PortalState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Form(form): Form<PhoneLoginForm>,
+) -> Result<Response, PortalError> {
+    let now = Instant::now();
+    let number = talktime_routing::caller_id_digits(&form.number);
+    let key = limiter_key(number.as_deref().unwrap_or(form.number.trim()));
+    if !state.limiter.allows(peer.ip(), &key, now) {
+        return Ok(refused(
+            StatusCode::TOO_MANY_REQUESTS,
             login_form(
-                Some("Wrong PIN, account or password."),
-                state.settings.signup,
+                Some("Too many failed logins: wait a few minutes."),
+                &state.settings,
+            ),
+        ));
+    }
+    let code = form.code.trim();
+    let account_id = match number {
+        Some(number) if !code.is_empty() && code.bytes().all(|byte| byte.is_ascii_digit()) => {
+            let (number, code) = (Pii::new(number), Pii::new(code.to_owned()));
+            state
+                .store
+                .use_portal_code(&number, &code, wall_clock_ms())
+                .await?
+        }
+        _ => None,
+    };
+    let Some(account_id) = account_id else {
+        state.limiter.failed(peer.ip(), &key, now);
+        return Ok(refused(
+            StatusCode::UNAUTHORIZED,
+            login_form(
+                Some("Wrong or expired code for this phone: call again for a new one."),
+                &state.settings,
             ),
         ));
     };
@@ -717,11 +765,15 @@ fn error_line(error: Option<&str>) -> String {
         .unwrap_or_default()
 }
 
-fn login_form(error: Option<&str>, signup: bool) -> String {
-    let signup = if signup {
+fn login_form(error: Option<&str>, settings: &talktime_b2bua::config::PortalConfig) -> String {
+    let signup = if settings.signup {
         "<p>New here? <a id=\"signup\" href=\"/portal/signup\">Open an account</a>.</p>"
     } else {
         ""
+    };
+    let access = match settings.access_number.trim() {
+        "" => "the access number".to_owned(),
+        access => escape(access),
     };
     page(
         "Log in",
@@ -732,6 +784,14 @@ fn login_form(error: Option<&str>, signup: bool) -> String {
              <p><label>Password <input name=\"password\" id=\"password\" type=\"password\" \
              autocomplete=\"current-password\" required></label></p>\
              <p><button id=\"submit\">Log in</button></p></form>\
+             <h2>Or with your phone</h2><p>Call {access} from your phone, key *01 and # when \
+             asked for the number to call, and type the code you hear.</p>\
+             <form method=\"post\" action=\"/portal/login/phone\">\
+             <p><label>Phone number <input name=\"number\" id=\"phone-number\" type=\"tel\" \
+             autocomplete=\"tel\" required></label></p>\
+             <p><label>Code <input name=\"code\" id=\"phone-code\" inputmode=\"numeric\" \
+             autocomplete=\"one-time-code\" required></label></p>\
+             <p><button id=\"phone-submit\">Log in</button></p></form>\
              <p>First time with your card? <a id=\"claim\" href=\"/portal/claim\">Choose a \
              password</a>.</p>{signup}",
             error_line(error)

@@ -120,6 +120,15 @@ pub fn claim_code_digits(ivr: &talktime_engine::IvrConfig) -> usize {
         .max(1)
 }
 
+/// Digits of a portal login code read out by the IVR (`*01`): typed on the login page, where
+/// the limiter allows five tries in five minutes.
+const LOGIN_CODE_DIGITS: usize = 6;
+
+/// A fresh portal login code.
+pub fn login_code() -> String {
+    confirmation_code(LOGIN_CODE_DIGITS)
+}
+
 fn confirmation_code(length: usize) -> String {
     let mut bytes = vec![0u8; length];
     rand::fill(bytes.as_mut_slice());
