@@ -63,7 +63,8 @@ const MAX_BODY_CHARS: usize = 8000;
 pub struct NewTicket<'a> {
     /// The customer it is about (a portal customer's own account).
     pub account_id: Option<i64>,
-    /// The reseller it is from (a reseller's user).
+    /// With no account, the reseller it is from (a reseller's user asking staff); with one,
+    /// the reseller whose customer opened it, whose users handle it beside staff.
     pub reseller_id: Option<i64>,
     pub queue: TicketQueue,
     pub subject: &'a str,

@@ -158,17 +158,54 @@ fn a_customer_opens_a_ticket_staff_answer_it_and_the_customer_gets_the_mail() {
     browser.until_page_says("The key is free again.");
     assert!(browser.all("tr.speed-dial").is_empty());
 
-    // A reseller's user opens its own ticket, under its own name, and sees no customer's.
+    // The shop's user handles its own customers' tickets: it sees Ana's and Bo's, answers
+    // Bo's (mailed to Bo), and opens its own ticket to staff.
     let shop = Browser::start();
     shop.log_in(&site, "shopkeeper", "shop-password-1");
     shop.go(&format!("{console}/tickets"));
     assert_eq!(shop.text("#brand"), "shop");
-    assert!(!shop.source().contains("Charged for a dropped call"));
+    let listed = shop.text("#tickets");
+    assert!(listed.contains("Charged for a dropped call"), "{listed}");
+    assert!(listed.contains("Bo's private matter"), "{listed}");
+    let bos_id = bos_ticket.rsplit('/').next().unwrap().to_owned();
+    shop.go(&format!("{console}/tickets/{bos_id}"));
+    shop.until_page_says("Only Bo may read this.");
+    assert!(
+        !shop.source().contains("saved-answer"),
+        "saved answers are staff's"
+    );
+    shop.type_into("#reply", "Bo, your shop will call you back today.");
+    shop.click("#send-reply");
+    shop.until_page_says("your shop will call you back today");
+    assert_eq!(shop.text("#ticket-state"), "answered");
+    let bos_subject = format!("Re: [#{bos_id}] Bo's private matter");
+    let all = wait_for_mail(&maildir, &bos_subject, Duration::from_secs(20));
+    let to_bo: Vec<&String> = all
+        .iter()
+        .filter(|mail| mail.contains(&bos_subject))
+        .collect();
+    assert_eq!(to_bo.len(), 1, "{all:?}");
+    assert!(to_bo[0].contains("To: bo@example.com"), "{}", to_bo[0]);
+    shop.go(&format!("{console}/tickets"));
     shop.type_into("#ticket-subject", "More cards, please");
     shop.type_into("#ticket-body", "We sell out every Friday.");
     shop.click("#open-ticket");
     shop.until_page_says("We sell out every Friday.");
-    shop.go(&format!("{console}/tickets/{ticket_id}"));
+    assert!(
+        !shop.source().contains("move-queue"),
+        "its own ticket is staff's to handle"
+    );
+    // A ticket about a customer of the operator's own is not the shop's.
+    let direct = prepaid::card(&dir, "7307307303", 1_000_000, 0);
+    staff.go(&format!("{console}/tickets"));
+    staff.type_into("#ticket-account", &direct.to_string());
+    staff.type_into("#ticket-subject", "Card check");
+    staff.type_into("#ticket-body", "Checked by staff.");
+    staff.click("#open-ticket");
+    staff.until_page_says("Checked by staff.");
+    let direct_ticket = staff.url();
+    let direct_id = direct_ticket.rsplit('/').next().unwrap();
+    shop.go(&format!("{console}/tickets/{direct_id}"));
     shop.until_page_says("Not found");
     staff.go(&format!("{console}/tickets?queue=support"));
     assert!(staff.text("#tickets").contains("More cards, please"));

@@ -1,7 +1,8 @@
 //! Trouble tickets on the console (issue 22). Staff (every operator role) see every ticket by
 //! queue and state, answer with their own words or a saved answer (the customer gets the reply
 //! by mail), move a ticket to another queue, close it, and open one for a customer. A
-//! reseller's user opens tickets to staff and follows its own only, under its own name.
+//! reseller's user, under its own name, handles its own customers' tickets the way staff do
+//! (its reply mails the customer) and opens tickets of its own to staff; it sees no other.
 
 use std::fmt::Write as _;
 
@@ -22,6 +23,15 @@ fn reseller_of(user: &LoggedIn) -> Result<Option<i64>, ConsoleError> {
         (Role::Reseller, None) => Err(ConsoleError::NotFound),
         _ => Ok(None),
     }
+}
+
+/// Whether the user answers `ticket` for the business (staff, or the reseller of the customer
+/// it is about) rather than asks in it (the reseller's own ticket to staff).
+fn handles(user: &LoggedIn, ticket: &Ticket) -> Result<bool, ConsoleError> {
+    Ok(match reseller_of(user)? {
+        None => true,
+        Some(reseller) => ticket.account_id.is_some() && ticket.reseller_id == Some(reseller),
+    })
 }
 
 /// A page in the user's look: staff's console, or the reseller's own name.
@@ -207,6 +217,7 @@ pub async fn ticket_page(
     let ticket = visible_ticket(&state, &user, id).await?;
     let messages = state.store.ticket_messages(id).await?;
     let staff = reseller_of(&user)?.is_none();
+    let handler = handles(&user, &ticket)?;
     let csrf = csrf_field(&user);
     let mut body = format!(
         "<p>Queue <strong id=\"ticket-queue-now\">{}</strong> · state <strong \
@@ -256,7 +267,7 @@ pub async fn ticket_page(
          <p><textarea name=\"body\" id=\"reply\" rows=\"4\" cols=\"70\"></textarea></p>{saved}\
          <button id=\"send-reply\">Send</button></form>"
     );
-    if staff {
+    if handler {
         let _ = write!(
             body,
             "<h2>Move or close</h2><form method=\"post\" action=\"/console/tickets/{id}/update\">\
@@ -289,8 +300,9 @@ pub async fn reply(
     Form(form): Form<ReplyForm>,
 ) -> Result<Response, ConsoleError> {
     user.check_csrf(&form.csrf)?;
-    visible_ticket(&state, &user, id).await?;
+    let ticket = visible_ticket(&state, &user, id).await?;
     let staff = reseller_of(&user)?.is_none();
+    let handler = handles(&user, &ticket)?;
     let mut text = form.body.trim().to_owned();
     if text.is_empty()
         && staff
@@ -305,7 +317,7 @@ pub async fn reply(
     }
     match state
         .store
-        .reply_to_ticket(id, &user.user.name, staff, &text, wall_clock_ms())
+        .reply_to_ticket(id, &user.user.name, handler, &text, wall_clock_ms())
         .await
     {
         Ok(_) => Ok(Redirect::to(&format!("/console/tickets/{id}")).into_response()),
@@ -335,10 +347,10 @@ pub async fn update(
     Form(form): Form<UpdateForm>,
 ) -> Result<Response, ConsoleError> {
     user.check_csrf(&form.csrf)?;
-    if reseller_of(&user)?.is_some() {
+    let ticket = visible_ticket(&state, &user, id).await?;
+    if !handles(&user, &ticket)? {
         return Err(ConsoleError::NotFound);
     }
-    visible_ticket(&state, &user, id).await?;
     state
         .store
         .update_ticket(

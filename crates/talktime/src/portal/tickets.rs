@@ -47,9 +47,14 @@ pub(super) async fn open(
 ) -> Result<Response, PortalError> {
     customer.check_csrf(&form.csrf)?;
     let queue = TicketQueue::from_name(&form.queue).unwrap_or(TicketQueue::Support);
+    // A reseller's customer is the reseller's to help: its users see and answer the ticket.
+    let reseller = state
+        .store
+        .account_reseller(customer.session.account_id)
+        .await?;
     let ticket = NewTicket {
         account_id: Some(customer.session.account_id),
-        reseller_id: None,
+        reseller_id: reseller,
         queue,
         subject: &form.subject,
         body: &form.body,
