@@ -45,12 +45,49 @@ pub enum CouponsCommand {
     },
 }
 
+/// A coupon as an operator writes it (the CLI's options, the console's form).
+pub(crate) struct CouponText<'a> {
+    pub code: &'a str,
+    /// Share of the recharge, e.g. "10" or "2.5" (or none, with an amount).
+    pub percent: Option<&'a str>,
+    /// Fixed amount, e.g. "1.00" (or none, with a share).
+    pub amount: Option<&'a str>,
+    pub currency: &'a str,
+    /// First and last day (UTC, YYYY-MM-DD).
+    pub from: Option<&'a str>,
+    pub until: Option<&'a str>,
+    pub max_uses: i64,
+    pub max_per_customer: i64,
+}
+
+impl CouponText<'_> {
+    /// The coupon to store; the store checks the rest (one of share and amount, limits).
+    pub(crate) fn parse(&self) -> anyhow::Result<NewCoupon> {
+        let day_start = |day: &str| end_of_day_ms(day).map(|end| end - 86_400_000);
+        Ok(NewCoupon {
+            code: self.code.trim().to_owned(),
+            percent_bp: self.percent.map(basis_points).transpose()?.unwrap_or(0),
+            amount_micros: self
+                .amount
+                .map(parse_micros)
+                .transpose()
+                .context("the amount is a number such as 1.00")?
+                .unwrap_or(0),
+            currency: self.currency.trim().to_owned(),
+            valid_from_ms: self.from.map(day_start).transpose()?,
+            valid_until_ms: self.until.map(end_of_day_ms).transpose()?,
+            max_uses: self.max_uses,
+            max_uses_per_account: self.max_per_customer,
+        })
+    }
+}
+
 /// A percentage as basis points: "10" is 1000, "2.5" is 250; at most two decimals.
 fn basis_points(percent: &str) -> anyhow::Result<i64> {
-    let micros = parse_micros(percent).context("--percent is a number such as 10 or 2.5")?;
+    let micros = parse_micros(percent).context("the share is a number such as 10 or 2.5")?;
     // A percent in micro-units: 1 % is 1,000,000 micros and 100 basis points.
     if micros % 10_000 != 0 {
-        anyhow::bail!("--percent takes at most two decimals");
+        anyhow::bail!("the share takes at most two decimals");
     }
     Ok(micros / 10_000)
 }
@@ -68,28 +105,17 @@ pub async fn run(command: CouponsCommand) -> anyhow::Result<()> {
             max_uses,
             max_per_customer,
         } => {
-            let coupon = NewCoupon {
-                code,
-                percent_bp: percent
-                    .as_deref()
-                    .map(basis_points)
-                    .transpose()?
-                    .unwrap_or(0),
-                amount_micros: amount
-                    .as_deref()
-                    .map(parse_micros)
-                    .transpose()
-                    .context("--amount")?
-                    .unwrap_or(0),
-                currency,
-                valid_from_ms: from
-                    .as_deref()
-                    .map(|day| end_of_day_ms(day).map(|end| end - 86_400_000))
-                    .transpose()?,
-                valid_until_ms: until.as_deref().map(end_of_day_ms).transpose()?,
+            let coupon = CouponText {
+                code: &code,
+                percent: percent.as_deref(),
+                amount: amount.as_deref(),
+                currency: &currency,
+                from: from.as_deref(),
+                until: until.as_deref(),
                 max_uses,
-                max_uses_per_account: max_per_customer,
-            };
+                max_per_customer,
+            }
+            .parse()?;
             let store = ledger.open().await?;
             let id = store.create_coupon(&coupon, wall_clock_ms()).await?;
             println!(

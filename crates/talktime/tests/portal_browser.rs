@@ -100,33 +100,8 @@ fn a_card_holder_claims_the_portal_sees_the_call_and_its_cost_and_recharges_with
         .collect();
     assert_eq!(codes.len(), 3, "{csv}");
     let code = codes[0].clone();
-    // A promotion: 10 % more on one recharge, for the first customer who comes.
-    let added = common::cli(
-        &dir,
-        &[
-            "coupons",
-            "add",
-            "welcome10",
-            "--percent",
-            "10",
-            "--max-uses",
-            "1",
-        ],
-    );
-    assert!(added.contains("coupon WELCOME10 added"), "{added}");
     // The board: one message to everyone, one to a reseller's customers only.
     common::cli(&dir, &["resellers", "add", "shop"]);
-    common::cli(
-        &dir,
-        &[
-            "messages",
-            "post",
-            "--title",
-            "New rates",
-            "--body",
-            "Mexico <cheaper> from today.",
-        ],
-    );
     common::cli(
         &dir,
         &[
@@ -153,6 +128,45 @@ fn a_card_holder_claims_the_portal_sees_the_call_and_its_cost_and_recharges_with
     assert!(cdr.total_micros > 0, "the call cost something: {cdr:?}");
     prepaid::wait_for_cdrs(&dir, &format!("{theirs}#1"), 1);
     let portal = format!("http://{}/portal", switch.admin);
+
+    // Staff make the promotion and the news on the console: 10 % more on one recharge, for
+    // the first customer who comes; one message to everyone (the shop's went by the CLI).
+    let staff = Browser::start();
+    let site = format!("http://{}", switch.admin);
+    let admin_password = std::fs::read_to_string(dir.join("admin.password")).unwrap();
+    staff.log_in(&site, "admin", admin_password.trim());
+    staff.go(&format!("{site}/console/coupons"));
+    staff.type_into("#coupon-code", "both");
+    staff.type_into("#coupon-percent", "10");
+    staff.type_into("#coupon-amount", "1.00");
+    staff.click("#add-coupon");
+    text_says(&staff, "#error", "a share or an amount");
+    staff.type_into("#coupon-code", "welcome10");
+    staff.type_into("#coupon-percent", "10");
+    staff.clear("#coupon-max-uses");
+    staff.type_into("#coupon-max-uses", "1");
+    staff.click("#add-coupon");
+    text_says(&staff, "#coupons", "WELCOME10");
+    assert!(
+        staff.text("#coupons").contains("0 of 1"),
+        "{}",
+        staff.text("#coupons")
+    );
+    staff.go(&format!("{site}/console/messages"));
+    staff.type_into("#message-title", "New rates");
+    staff.type_into("#message-body", "Mexico <cheaper> from today.");
+    staff.click("#post-message");
+    text_says(&staff, "#messages", "from today.");
+    assert!(
+        staff
+            .text("#messages")
+            .contains("Mexico <cheaper> from today.")
+    );
+    assert!(staff.text("#messages").contains("every customer"));
+    assert!(
+        staff.text("#messages").contains("shop"),
+        "the CLI's message is listed"
+    );
 
     let browser = Browser::start();
     // Nothing inside without a session: to the login page.
@@ -255,6 +269,8 @@ fn a_card_holder_claims_the_portal_sees_the_call_and_its_cost_and_recharges_with
     assert_eq!(prepaid::balance(&dir, account), recharged, "each line once");
     let uses = common::cli(&dir, &["coupons", "list"]);
     assert!(uses.contains("\"uses\": 1"), "{uses}");
+    staff.go(&format!("{site}/console/coupons"));
+    text_says(&staff, "#coupons", "1 of 1");
 
     // Out, and in again with the PIN and the password.
     browser.click("#logout");

@@ -9,6 +9,7 @@ pub mod auth;
 mod callbacks;
 mod cards;
 mod pages;
+mod promotions;
 mod prompts;
 mod resellers;
 mod subscribers;
@@ -107,6 +108,18 @@ pub fn router(state: ConsoleState) -> Router {
         .route(
             "/console/saved-answers",
             get(tickets::saved_answers_page).post(tickets::save_answer),
+        )
+        .route(
+            "/console/coupons",
+            get(promotions::coupons_page).post(promotions::add_coupon),
+        )
+        .route(
+            "/console/messages",
+            get(promotions::messages_page).post(promotions::post_message),
+        )
+        .route(
+            "/console/messages/{id}/remove",
+            post(promotions::remove_message),
         )
         .route("/console/cdrs/export", get(cdrs_export))
         .route("/console/reports", get(reports_page))

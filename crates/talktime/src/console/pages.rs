@@ -44,6 +44,7 @@ pub(super) fn page(title: &str, user: Option<&LoggedIn>, head_extra: &str, body:
              <a href=\"/console/prompts\">Prompts</a>\
              <a href=\"/console/cdrs\">CDRs</a><a href=\"/console/reports\">Reports</a>\
              <a href=\"/console/tickets\">Tickets</a>\
+             <a href=\"/console/coupons\">Coupons</a><a href=\"/console/messages\">News</a>\
              <a href=\"/console/users\">Users</a><span>{} ({})</span>\
              <form class=\"inline\" method=\"post\" action=\"/console/logout\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
