@@ -88,7 +88,10 @@ pub use notifications::{NewNotification, Notification, NotificationKind, NotifyS
 pub use payments::{PaymentCompletion, PaymentRow};
 pub use pin_key::{PIN_KEY_ENV, PIN_KEY_FILE_NAME, PinKey};
 pub use plans::{AccountRules, DuePlan, PayerProfile, PlanRow};
-pub use points::{POINTS_SETTLE_MARGIN_MS, PointsLine, PointsRedemption, PointsScope};
+pub use points::{
+    MinutesRedemption, POINTS_SETTLE_MARGIN_MS, PointsLine, PointsMinutes, PointsRedemption,
+    PointsScope,
+};
 pub use recovery::{Closed, Orphan};
 pub use resellers::{
     Commission, DEFAULT_MAX_RESELLER_DEPTH, LevelAvailable, LevelLine, NewReseller, Reseller,

@@ -67,6 +67,33 @@ fn earned(carry: i64, spent_micros: i64, per_unit: i64) -> (i64, i64) {
     (points, carry)
 }
 
+/// What points buy as free minutes in a currency.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PointsMinutes {
+    pub points_per_minute: i64,
+    /// Comma-separated destination prefixes the minutes are free on.
+    pub prefixes: String,
+}
+
+/// What a redemption for free minutes did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MinutesRedemption {
+    Added {
+        /// Free seconds the account now has on the offer's destinations.
+        seconds_left: i64,
+        points_left: i64,
+    },
+    /// The same key again: nothing more.
+    Replayed,
+    NotEnoughPoints {
+        points: i64,
+    },
+    /// Points buy no minutes in the account's currency.
+    NoOffer,
+    /// The account's plan has a package renewed every period: minutes are not mixed into it.
+    PlanPackage,
+}
+
 type ChargeRow = (i64, i64, i64, Option<i64>, Option<i64>);
 
 impl Store {
@@ -127,6 +154,117 @@ impl Store {
         .fetch_optional(&mut **c)
         .await)?;
         Ok(value.filter(|value| *value > 0))
+    }
+
+    /// Sets what points buy as free minutes in `currency` (`points_per_minute` 0: nothing).
+    pub async fn set_points_minutes(
+        &self,
+        currency: &str,
+        points_per_minute: i64,
+        prefixes: &str,
+    ) -> Result<(), StoreError> {
+        let prefixes = clean_prefixes(prefixes)?;
+        if points_per_minute < 0 || (points_per_minute > 0 && prefixes.is_empty()) {
+            return Err(StoreError::InvalidArgument(
+                "free minutes cost 0 (none) or more points, on at least one prefix".into(),
+            ));
+        }
+        let mut held = self.acquire_for_write().await?;
+        let mut conn = held.conn();
+        with_conn!(&mut conn, c => sqlx::query(
+            "INSERT INTO points_minutes (currency, points_per_minute, prefixes) \
+             VALUES ($1, $2, $3) ON CONFLICT (currency) DO UPDATE SET \
+             points_per_minute = excluded.points_per_minute, prefixes = excluded.prefixes",
+        )
+        .bind(currency)
+        .bind(points_per_minute)
+        .bind(&prefixes)
+        .execute(&mut **c)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// What points buy as free minutes in `currency`, if anything.
+    pub async fn points_minutes(
+        &self,
+        currency: &str,
+    ) -> Result<Option<PointsMinutes>, StoreError> {
+        let mut held = self.acquire().await?;
+        let mut conn = held.conn();
+        minutes_offer(&mut conn, currency).await
+    }
+
+    /// Spends points on `minutes` free minutes, once per `key`: the points line and the
+    /// seconds added to the account's one-time package are one transaction. The package's
+    /// prefixes become the offer's (its seconds left are kept).
+    pub async fn redeem_points_for_minutes(
+        &self,
+        account_id: i64,
+        minutes: i64,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<MinutesRedemption, StoreError> {
+        if !(1..=10_000).contains(&minutes) {
+            return Err(StoreError::InvalidArgument(
+                "redeem 1 to 10,000 minutes".into(),
+            ));
+        }
+        let mut transaction = self.begin_write().await?;
+        let mut conn = transaction.conn();
+        let source = format!("minutes:{account_id}:{key}");
+        let done: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
+            "SELECT id FROM points_lines WHERE source_key = $1",
+        )
+        .bind(&source)
+        .fetch_optional(&mut **c)
+        .await)?;
+        if done.is_some() {
+            return Ok(MinutesRedemption::Replayed);
+        }
+        let account = fetch_account(&mut conn, account_id).await?;
+        let Some(offer) = minutes_offer(&mut conn, &account.currency).await? else {
+            return Ok(MinutesRedemption::NoOffer);
+        };
+        let points = minutes
+            .checked_mul(offer.points_per_minute)
+            .ok_or_else(|| StoreError::InvalidArgument("too many minutes at once".into()))?;
+        let left: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
+            "UPDATE points_accounts SET points = points - $2 \
+             WHERE account_id = $1 AND points >= $2 RETURNING points",
+        )
+        .bind(account_id)
+        .bind(points)
+        .fetch_optional(&mut **c)
+        .await)?;
+        let Some(points_left) = left else {
+            drop(transaction);
+            return Ok(MinutesRedemption::NotEnoughPoints {
+                points: self.points(account_id).await?,
+            });
+        };
+        let Some(seconds_left) =
+            add_package_seconds(&mut conn, account_id, minutes * 60, &offer.prefixes, now_ms)
+                .await?
+        else {
+            drop(transaction);
+            return Ok(MinutesRedemption::PlanPackage);
+        };
+        insert_line(
+            &mut conn,
+            account_id,
+            -points,
+            "minutes",
+            &source,
+            points_left,
+            now_ms,
+        )
+        .await?;
+        transaction.commit().await?;
+        Ok(MinutesRedemption::Added {
+            seconds_left,
+            points_left,
+        })
     }
 
     /// Awards the points of up to `limit` call charges older than the margin; how many
@@ -303,6 +441,76 @@ impl Store {
             points_left,
         })
     }
+}
+
+/// A prefix list as stored: digits only, comma-separated, no blanks.
+fn clean_prefixes(text: &str) -> Result<String, StoreError> {
+    let prefixes: Vec<&str> = text
+        .split(',')
+        .map(|prefix| prefix.trim().trim_start_matches('+'))
+        .filter(|prefix| !prefix.is_empty())
+        .collect();
+    if prefixes
+        .iter()
+        .any(|prefix| !prefix.bytes().all(|byte| byte.is_ascii_digit()))
+    {
+        return Err(StoreError::InvalidArgument(
+            "prefixes are digits, comma-separated (1,44)".into(),
+        ));
+    }
+    Ok(prefixes.join(","))
+}
+
+async fn minutes_offer(
+    conn: &mut Conn<'_>,
+    currency: &str,
+) -> Result<Option<PointsMinutes>, StoreError> {
+    let row: Option<(i64, String)> = with_conn!(conn, c => sqlx::query_as(
+        "SELECT points_per_minute, prefixes FROM points_minutes WHERE currency = $1",
+    )
+    .bind(currency)
+    .fetch_optional(&mut **c)
+    .await)?;
+    Ok(row
+        .filter(|(points_per_minute, _)| *points_per_minute > 0)
+        .map(|(points_per_minute, prefixes)| PointsMinutes {
+            points_per_minute,
+            prefixes,
+        }))
+}
+
+/// Adds `seconds` to the account's one-time package (made if it has no plan): the seconds left
+/// and these, on `prefixes`. `None` when its plan renews a package every period. One UPDATE,
+/// so a settle counting used seconds at the same time is never lost.
+async fn add_package_seconds(
+    conn: &mut Conn<'_>,
+    account_id: i64,
+    seconds: i64,
+    prefixes: &str,
+    now_ms: i64,
+) -> Result<Option<i64>, StoreError> {
+    with_conn!(conn, c => sqlx::query(
+        "INSERT INTO account_plans (account_id, package_period_start_ms) VALUES ($1, $2) \
+         ON CONFLICT (account_id) DO NOTHING",
+    )
+    .bind(account_id)
+    .bind(now_ms)
+    .execute(&mut **c)
+    .await
+    .map(|_| ()))?;
+    let left: Option<i64> = with_conn!(conn, c => sqlx::query_scalar(
+        "UPDATE account_plans SET package_seconds = CASE WHEN package_seconds > \
+         package_used_seconds THEN package_seconds - package_used_seconds ELSE 0 END + $2, \
+         package_used_seconds = 0, package_prefixes = $3, package_every_ms = 0 \
+         WHERE account_id = $1 AND (package_every_ms = 0 OR package_seconds = 0) \
+         RETURNING package_seconds",
+    )
+    .bind(account_id)
+    .bind(seconds)
+    .bind(prefixes)
+    .fetch_optional(&mut **c)
+    .await)?;
+    Ok(left)
 }
 
 /// Points per unit for an account: its tariff's rule, else its reseller's, else everyone's.

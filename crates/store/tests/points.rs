@@ -12,9 +12,9 @@ mod common;
 
 use talktime_pii::Pii;
 use talktime_store::{
-    Available, DEFAULT_MAX_RESELLER_DEPTH, Decision, NewAccount, NewReseller,
-    POINTS_SETTLE_MARGIN_MS, Payer, PointsRedemption, PointsScope, ReferralRewards, Refusal,
-    SignUp, SignUpOutcome, Store, TransactionKind, VoucherBatchSpec,
+    Available, DEFAULT_MAX_RESELLER_DEPTH, Decision, MinutesRedemption, NewAccount, NewReseller,
+    POINTS_SETTLE_MARGIN_MS, Payer, PlanRow, PointsRedemption, PointsScope, ReferralRewards,
+    Refusal, SettleExtras, SignUp, SignUpOutcome, Store, TransactionKind, VoucherBatchSpec,
 };
 
 const MONTH_START: i64 = 1_780_272_000_000;
@@ -213,5 +213,127 @@ ledger_test!(
             TransactionKind::Points,
         );
         assert_eq!(credits, vec![1_500_000]);
+    }
+);
+
+ledger_test!(
+    points_buy_free_minutes_once_per_form_kept_in_a_one_time_package,
+    |store| {
+        let ana = sign_up(store, "ana@example.com", None, "ANAMINUT").await;
+        let bo = sign_up(store, "bo@example.com", None, "BOMINUTE").await;
+        store
+            .recharge(ana, 10 * UNIT, None, MONTH_START)
+            .await
+            .unwrap();
+        store
+            .recharge(bo, 10 * UNIT, None, MONTH_START)
+            .await
+            .unwrap();
+        store
+            .set_points_rule(PointsScope::Everyone, 100)
+            .await
+            .unwrap();
+        call(store, ana, "ana-1", UNIT, MONTH_START).await;
+        call(store, bo, "bo-1", UNIT, MONTH_START).await;
+        let later = MONTH_START + POINTS_SETTLE_MARGIN_MS + 60_000;
+        store.award_points(later, 100).await.unwrap();
+        assert_eq!(store.points(ana).await.unwrap(), 100);
+
+        // No offer yet, then 20 points a minute on the US and the UK.
+        assert_eq!(
+            store
+                .redeem_points_for_minutes(ana, 1, "k0", later)
+                .await
+                .unwrap(),
+            MinutesRedemption::NoOffer
+        );
+        assert!(store.set_points_minutes("USD", 20, "1,x").await.is_err());
+        store.set_points_minutes("USD", 20, "1, +44").await.unwrap();
+        assert_eq!(
+            store.points_minutes("USD").await.unwrap().unwrap().prefixes,
+            "1,44"
+        );
+        assert_eq!(
+            store
+                .redeem_points_for_minutes(ana, 2, "k1", later)
+                .await
+                .unwrap(),
+            MinutesRedemption::Added {
+                seconds_left: 120,
+                points_left: 60
+            }
+        );
+        assert_eq!(
+            store
+                .redeem_points_for_minutes(ana, 2, "k1", later)
+                .await
+                .unwrap(),
+            MinutesRedemption::Replayed
+        );
+        let plan = store.account_plan(ana).await.unwrap().unwrap();
+        assert_eq!(plan.package_seconds_left(later), 120);
+        assert!(plan.package_covers("+15551234567") && plan.package_covers("442071234567"));
+        assert!(!plan.package_covers("3312345678"));
+
+        // A call uses 30 free seconds; a minute more is added to the 90 left.
+        store
+            .authorize("ana-2", Payer::Account(ana), later, hold)
+            .await
+            .unwrap();
+        let extras = SettleExtras {
+            package_seconds: 30,
+            ..SettleExtras::default()
+        };
+        store
+            .settle_call("ana-2", 0, &[], later + 30_000, extras)
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .redeem_points_for_minutes(ana, 1, "k2", later)
+                .await
+                .unwrap(),
+            MinutesRedemption::Added {
+                seconds_left: 150,
+                points_left: 40
+            }
+        );
+        assert_eq!(
+            store
+                .redeem_points_for_minutes(ana, 3, "k3", later)
+                .await
+                .unwrap(),
+            MinutesRedemption::NotEnoughPoints { points: 40 }
+        );
+        let lines = store.points_lines(ana, 10).await.unwrap();
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|line| line.kind == "minutes")
+                .map(|line| line.points)
+                .collect::<Vec<_>>(),
+            vec![-20, -40]
+        );
+
+        // A plan that renews its package every period keeps it as it is, and the points.
+        let plan = PlanRow {
+            account_id: bo,
+            package_seconds: 600,
+            package_prefixes: "1".into(),
+            package_every_ms: 30 * DAY,
+            ..PlanRow::default()
+        };
+        store.set_account_plan(&plan, later).await.unwrap();
+        assert_eq!(
+            store
+                .redeem_points_for_minutes(bo, 1, "k1", later)
+                .await
+                .unwrap(),
+            MinutesRedemption::PlanPackage
+        );
+        assert_eq!(store.points(bo).await.unwrap(), 100);
+        let kept = store.account_plan(bo).await.unwrap().unwrap();
+        assert_eq!(kept.package_every_ms, 30 * DAY);
+        assert_eq!(kept.package_seconds_left(later), 600);
     }
 );

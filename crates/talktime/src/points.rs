@@ -41,6 +41,19 @@ pub enum PointsCommand {
         #[arg(long = "per-point")]
         per_point: String,
     },
+    /// What points buy as free minutes in a currency: N points a minute on calls to these
+    /// prefixes (0 points: no minutes). Customers redeem them in the portal.
+    Minutes {
+        #[command(flatten)]
+        ledger: LedgerArgs,
+        #[arg(long, default_value = "USD")]
+        currency: String,
+        #[arg(long = "points-per-minute")]
+        points_per_minute: i64,
+        /// Destination prefixes the minutes are free on, comma-separated (1,44).
+        #[arg(long, default_value = "")]
+        prefixes: String,
+    },
     /// Awards the points of the calls charged so far (the switch does it by itself).
     Award {
         #[command(flatten)]
@@ -88,6 +101,25 @@ pub async fn run(command: PointsCommand) -> anyhow::Result<()> {
             let store = ledger.open().await?;
             store.set_points_value(&currency, micros).await?;
             println!("a point buys {} {currency}", format_micros(micros));
+        }
+        PointsCommand::Minutes {
+            ledger,
+            currency,
+            points_per_minute,
+            prefixes,
+        } => {
+            let currency = currency.trim().to_ascii_uppercase();
+            let store = ledger.open().await?;
+            store
+                .set_points_minutes(&currency, points_per_minute, &prefixes)
+                .await?;
+            match store.points_minutes(&currency).await? {
+                Some(offer) => println!(
+                    "in {currency}, {} points buy a free minute to {}",
+                    offer.points_per_minute, offer.prefixes
+                ),
+                None => println!("in {currency}, points buy no minutes"),
+            }
         }
         PointsCommand::Award { ledger } => {
             let store = ledger.open().await?;

@@ -87,11 +87,24 @@ fn a_stranger_signs_up_recharges_registers_a_phone_by_calling_and_then_calls_pin
     // Bonus points: 100 a unit spent on calls, a point buys 0.01.
     common::cli(&dir, &["points", "rule", "--per-unit", "100"]);
     common::cli(&dir, &["points", "value", "--per-point", "0.01"]);
-    // The carrier answers three calls: the card holder's and Ana's two.
+    // ...and 5 points a free minute on calls to the US.
+    let offer = common::cli(
+        &dir,
+        &[
+            "points",
+            "minutes",
+            "--points-per-minute",
+            "5",
+            "--prefixes",
+            "1",
+        ],
+    );
+    assert!(offer.contains("5 points buy a free minute to 1"), "{offer}");
+    // The carrier answers four calls: the card holder's and Ana's three.
     let carrier = common::scenario::BackgroundSipp::uas(
         150,
         &common::scenario("carrier_answer.xml"),
-        &["-rtp_echo", "-m", "3"],
+        &["-rtp_echo", "-m", "4"],
     );
     let switch = start(
         &dir,
@@ -262,6 +275,37 @@ fn a_stranger_signs_up_recharges_registers_a_phone_by_calling_and_then_calls_pin
         format_micros(6_500_000 - spent + 50_000)
     );
     browser.screenshot("portal-self-service");
+
+    // Five more points buy a free minute: her next call to the US costs nothing, and the
+    // minute is what is left of it.
+    browser.type_into("#redeem-minutes", "1");
+    browser.click("#buy-minutes");
+    browser.until_page_says("Your points bought free minutes: you have 1 min free.");
+    assert_eq!(browser.text("#points"), (earned - 10).to_string());
+    let free_call = call_from(
+        &switch,
+        &dir,
+        PHONE,
+        &[(Duration::from_millis(2500), US_NUMBER)],
+    );
+    let free = prepaid::wait_for_cdrs(&dir, &format!("{free_call}#1"), 1).remove(0);
+    assert!(free.billed_seconds > 0, "{free:?}");
+    assert_eq!(
+        free.total_micros, 0,
+        "the free minute paid for it: {free:?}"
+    );
+    browser.go(&portal);
+    browser
+        .wait_for("#free-minutes", Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(
+        browser.text("#free-minutes"),
+        format!("0 min {} s", 60 - free.billed_seconds)
+    );
+    assert_eq!(
+        browser.text("#balance"),
+        format_micros(6_500_000 - spent + 50_000)
+    );
 
     // She removes the phone: it calls with a PIN again.
     browser.click("#phones button");

@@ -85,6 +85,7 @@ pub fn router(state: PortalState) -> Router {
         .route("/portal/speed-dials", post(speed_dials::set))
         .route("/portal/speed-dials/remove", post(speed_dials::remove))
         .route("/portal/points", post(points::redeem))
+        .route("/portal/points/minutes", post(points::redeem_minutes))
         .route("/portal/gifts", post(gifts::buy))
         .route("/portal/pay", post(payments::pay))
         .route("/portal/payments/notify", post(payments::notify))
