@@ -220,9 +220,46 @@ impl ServeArgs {
     }
 }
 
+/// Exit status of a command whose reader went away, as a Unix tool killed by SIGPIPE has.
+const CLOSED_PIPE_STATUS: u8 = 141;
+
+/// `talktime cdrs export | head` closes our stdout early: `println!` then panics. End quietly
+/// with the status a Unix tool has there instead of printing a panic; other panics as ever.
+fn quiet_on_closed_pipe() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if payload.starts_with("failed printing to stdout") && payload.contains("Broken pipe") {
+            std::process::exit(i32::from(CLOSED_PIPE_STATUS));
+        }
+        default_hook(info);
+    }));
+}
+
+/// Whether a command failed only because whoever read its output stopped reading.
+fn reader_went_away(error: &anyhow::Error) -> bool {
+    let broken = |io: &std::io::Error| io.kind() == std::io::ErrorKind::BrokenPipe;
+    error.chain().any(|cause| {
+        let csv_io = cause
+            .downcast_ref::<csv::Error>()
+            .and_then(|csv| match csv.kind() {
+                csv::ErrorKind::Io(io) => Some(io),
+                _ => None,
+            });
+        cause.downcast_ref::<std::io::Error>().is_some_and(broken) || csv_io.is_some_and(broken)
+    })
+}
+
 fn main() -> std::process::ExitCode {
+    quiet_on_closed_pipe();
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) if reader_went_away(&error) => std::process::ExitCode::from(CLOSED_PIPE_STATUS),
         Err(error) => {
             // The refusal and its causes on one line, never a backtrace: an operator who
             // mistyped a prefix or a file should read the reason, not 40 stack frames.

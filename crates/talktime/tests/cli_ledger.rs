@@ -340,3 +340,56 @@ fn a_refusal_is_one_line_without_a_backtrace() {
     assert!(!stderr.contains("backtrace"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+/// `talktime ... | head` is how operators look at long output: when `head` has its lines and
+/// goes, the command ends quietly with the status of a Unix tool whose reader left (141), not
+/// a panic or an error, whether it wrote a stream (`tariffs export`), CSV (`cards generate`)
+/// or printed one large text (`vouchers list`).
+#[test]
+fn a_reader_that_stops_early_ends_the_command_quietly() {
+    let dir = scratch("closed-pipe");
+    let data = dir.join("data");
+    let mut rates = String::from(
+        "prefix,description,sell_rate,buy_rate,initial_block,increment,connection_fee\n",
+    );
+    for prefix in 1000..21000 {
+        rates.push_str(&format!(
+            "{prefix},Somewhere long named,0.10,0.05,60,60,0\n"
+        ));
+    }
+    let file = dir.join("rates.csv");
+    std::fs::write(&file, rates).unwrap();
+    let imported = talktime(
+        &data,
+        &[
+            "tariffs",
+            "import",
+            "--tariff",
+            "big",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(imported.status.success(), "{imported:?}");
+    let vouchers = talktime(
+        &data,
+        &["vouchers", "generate", "--name", "v", "--count", "1500", "--value", "5.00"],
+    );
+    assert!(vouchers.status.success(), "{vouchers:?}");
+    let binary = env!("CARGO_BIN_EXE_talktime");
+    for command in [
+        "tariffs export big",
+        "cards generate --name b --count 3000 --value 1.00 --tariff big",
+        "vouchers list 1",
+    ] {
+        let script = format!(
+            "set -o pipefail; {binary} {command} --data-dir {} 2>{}/err | head -2 >/dev/null",
+            data.display(),
+            dir.display()
+        );
+        let status = Command::new("bash").args(["-c", &script]).status().unwrap();
+        let stderr = std::fs::read_to_string(dir.join("err")).unwrap();
+        assert_eq!(status.code(), Some(141), "{command}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{command}: {stderr}");
+        assert!(!stderr.contains("Error"), "{command}: {stderr}");
+    }
+}
