@@ -372,7 +372,9 @@ fn a_reader_that_stops_early_ends_the_command_quietly() {
     assert!(imported.status.success(), "{imported:?}");
     let vouchers = talktime(
         &data,
-        &["vouchers", "generate", "--name", "v", "--count", "1500", "--value", "5.00"],
+        &[
+            "vouchers", "generate", "--name", "v", "--count", "1500", "--value", "5.00",
+        ],
     );
     assert!(vouchers.status.success(), "{vouchers:?}");
     let binary = env!("CARGO_BIN_EXE_talktime");
