@@ -514,10 +514,13 @@ fn listen_for_code(audio: &[i16]) -> String {
     let mut at = start + intro.len();
     let mut code = String::new();
     for _ in 0..6 {
-        // Each prompt is padded to whole 20 ms frames: the next starts within a frame.
+        // Each prompt is padded to whole 20 ms frames, so the next starts within a frame of
+        // where this one ends; two frames either side more in case the phone's jitter buffer
+        // dropped or added one.
         let mut best = (0, 0, f64::MAX);
+        let window = at.saturating_sub(320)..at + 480;
         for (digit, template) in digits.iter().enumerate() {
-            let (place, fit) = best_place(audio, &template[..800], at..at + 240);
+            let (place, fit) = best_place(audio, &template[..800], window.clone());
             if fit < best.2 {
                 best = (digit, place, fit);
             }
