@@ -213,13 +213,7 @@ impl Store {
         let mut transaction = self.begin_write().await?;
         let mut conn = transaction.conn();
         let source = format!("minutes:{account_id}:{key}");
-        let done: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
-            "SELECT id FROM points_lines WHERE source_key = $1",
-        )
-        .bind(&source)
-        .fetch_optional(&mut **c)
-        .await)?;
-        if done.is_some() {
+        if line_exists(&mut conn, &source).await? {
             return Ok(MinutesRedemption::Replayed);
         }
         let account = fetch_account(&mut conn, account_id).await?;
@@ -229,15 +223,7 @@ impl Store {
         let points = minutes
             .checked_mul(offer.points_per_minute)
             .ok_or_else(|| StoreError::InvalidArgument("too many minutes at once".into()))?;
-        let left: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
-            "UPDATE points_accounts SET points = points - $2 \
-             WHERE account_id = $1 AND points >= $2 RETURNING points",
-        )
-        .bind(account_id)
-        .bind(points)
-        .fetch_optional(&mut **c)
-        .await)?;
-        let Some(points_left) = left else {
+        let Some(points_left) = spend_points(&mut conn, account_id, points).await? else {
             drop(transaction);
             return Ok(MinutesRedemption::NotEnoughPoints {
                 points: self.points(account_id).await?,
@@ -375,13 +361,7 @@ impl Store {
         let mut transaction = self.begin_write().await?;
         let mut conn = transaction.conn();
         let source = format!("redeem:{account_id}:{key}");
-        let done: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
-            "SELECT id FROM points_lines WHERE source_key = $1",
-        )
-        .bind(&source)
-        .fetch_optional(&mut **c)
-        .await)?;
-        if done.is_some() {
+        if line_exists(&mut conn, &source).await? {
             return Ok(PointsRedemption::Replayed);
         }
         let account = fetch_account(&mut conn, account_id).await?;
@@ -394,15 +374,7 @@ impl Store {
         let Some(value) = value.filter(|value| *value > 0) else {
             return Ok(PointsRedemption::NoValue);
         };
-        let left: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
-            "UPDATE points_accounts SET points = points - $2 \
-             WHERE account_id = $1 AND points >= $2 RETURNING points",
-        )
-        .bind(account_id)
-        .bind(points)
-        .fetch_optional(&mut **c)
-        .await)?;
-        let Some(points_left) = left else {
+        let Some(points_left) = spend_points(&mut conn, account_id, points).await? else {
             drop(transaction);
             return Ok(PointsRedemption::NotEnoughPoints {
                 points: self.points(account_id).await?,
@@ -441,6 +413,34 @@ impl Store {
             points_left,
         })
     }
+}
+
+/// Whether the points ledger has the line of this source (a redemption done already).
+async fn line_exists(conn: &mut Conn<'_>, source: &str) -> Result<bool, StoreError> {
+    let done: Option<i64> = with_conn!(conn, c => sqlx::query_scalar(
+        "SELECT id FROM points_lines WHERE source_key = $1",
+    )
+    .bind(source)
+    .fetch_optional(&mut **c)
+    .await)?;
+    Ok(done.is_some())
+}
+
+/// Takes `points` from the account, the points left; `None` (nothing taken) when it has fewer.
+async fn spend_points(
+    conn: &mut Conn<'_>,
+    account_id: i64,
+    points: i64,
+) -> Result<Option<i64>, StoreError> {
+    let left: Option<i64> = with_conn!(conn, c => sqlx::query_scalar(
+        "UPDATE points_accounts SET points = points - $2 \
+         WHERE account_id = $1 AND points >= $2 RETURNING points",
+    )
+    .bind(account_id)
+    .bind(points)
+    .fetch_optional(&mut **c)
+    .await)?;
+    Ok(left)
 }
 
 /// A prefix list as stored: digits only, comma-separated, no blanks.

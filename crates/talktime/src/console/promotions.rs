@@ -91,6 +91,27 @@ async fn coupons_html(
     Ok(page("Coupons", Some(user), "", &body))
 }
 
+/// Writes the change to the audit log under the user's name.
+async fn audit(
+    state: &ConsoleState,
+    user: &LoggedIn,
+    action: &str,
+    subject: &str,
+) -> Result<(), ConsoleError> {
+    state
+        .store
+        .audit(
+            Some(&user.user),
+            action,
+            subject,
+            None,
+            None,
+            wall_clock_ms(),
+        )
+        .await?;
+    Ok(())
+}
+
 fn error_line(error: Option<&str>) -> String {
     error
         .map(|text| format!("<p class=\"error\" id=\"error\">{}</p>", escape(text)))
@@ -155,17 +176,7 @@ pub async fn add_coupon(
     match state.store.create_coupon(&coupon, wall_clock_ms()).await {
         Ok(id) => {
             let subject = format!("coupon {id} ({})", coupon.code.to_ascii_uppercase());
-            state
-                .store
-                .audit(
-                    Some(&user.user),
-                    "coupon_add",
-                    &subject,
-                    None,
-                    None,
-                    wall_clock_ms(),
-                )
-                .await?;
+            audit(&state, &user, "coupon_add", &subject).await?;
             Ok(Redirect::to("/console/coupons").into_response())
         }
         Err(StoreError::InvalidArgument(reason)) => refuse_coupon(&state, &user, &reason).await,
@@ -311,17 +322,7 @@ pub async fn post_message(
     match posted {
         Ok(id) => {
             let subject = format!("portal message {id}");
-            state
-                .store
-                .audit(
-                    Some(&user.user),
-                    "message_post",
-                    &subject,
-                    None,
-                    None,
-                    wall_clock_ms(),
-                )
-                .await?;
+            audit(&state, &user, "message_post", &subject).await?;
             Ok(Redirect::to("/console/messages").into_response())
         }
         Err(StoreError::InvalidArgument(reason)) => refuse_message(&state, &user, &reason).await,
@@ -347,17 +348,7 @@ pub async fn remove_message(
         return Err(ConsoleError::NotFound);
     }
     let subject = format!("portal message {id}");
-    state
-        .store
-        .audit(
-            Some(&user.user),
-            "message_remove",
-            &subject,
-            None,
-            None,
-            wall_clock_ms(),
-        )
-        .await?;
+    audit(&state, &user, "message_remove", &subject).await?;
     Ok(Redirect::to("/console/messages").into_response())
 }
 
