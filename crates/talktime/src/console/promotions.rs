@@ -12,7 +12,7 @@ use serde::Deserialize;
 use talktime_store::{StoreError, format_micros};
 
 use super::pages::{csrf_field, escape, page, utc};
-use super::{ConsoleError, ConsoleState, LoggedIn};
+use super::{ConsoleError, ConsoleState, CsrfForm, LoggedIn};
 use crate::coupons::CouponText;
 use crate::server::wall_clock_ms;
 
@@ -328,12 +328,6 @@ pub async fn post_message(
         Err(StoreError::InvalidArgument(reason)) => refuse_message(&state, &user, &reason).await,
         Err(error) => Err(error.into()),
     }
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
 }
 
 pub async fn remove_message(

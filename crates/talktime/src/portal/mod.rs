@@ -271,13 +271,7 @@ async fn login(
     let now = Instant::now();
     let key = limiter_key(&form.login);
     if !state.limiter.allows(peer.ip(), &key, now) {
-        return Ok(refused(
-            StatusCode::TOO_MANY_REQUESTS,
-            login_form(
-                Some("Too many failed logins: wait a few minutes."),
-                &state.settings,
-            ),
-        ));
+        return Ok(too_many_logins(&state));
     }
     let account_id = account_of_login(&state.store, &form.login).await?;
     let hash = match account_id {
@@ -306,6 +300,17 @@ async fn login(
     start_session(&state, account_id).await
 }
 
+/// The login page refusing a login the limiter holds back.
+fn too_many_logins(state: &PortalState) -> Response {
+    refused(
+        StatusCode::TOO_MANY_REQUESTS,
+        login_form(
+            Some("Too many failed logins: wait a few minutes."),
+            &state.settings,
+        ),
+    )
+}
+
 /// A login with a phone: the number called from and the code the IVR read out to it (`*01`),
 /// once. Throttled like a password login, per address and per number.
 async fn phone_login(
@@ -317,13 +322,7 @@ async fn phone_login(
     let number = talktime_routing::caller_id_digits(&form.number);
     let key = limiter_key(number.as_deref().unwrap_or(form.number.trim()));
     if !state.limiter.allows(peer.ip(), &key, now) {
-        return Ok(refused(
-            StatusCode::TOO_MANY_REQUESTS,
-            login_form(
-                Some("Too many failed logins: wait a few minutes."),
-                &state.settings,
-            ),
-        ));
+        return Ok(too_many_logins(&state));
     }
     let code = form.code.trim();
     let account_id = match number {
