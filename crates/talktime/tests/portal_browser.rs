@@ -167,6 +167,16 @@ fn a_card_holder_claims_the_portal_sees_the_call_and_its_cost_and_recharges_with
         staff.text("#messages").contains("shop"),
         "the CLI's message is listed"
     );
+    // A message posted by mistake is removed (the newest is the first row).
+    staff.type_into("#message-title", "Posted by mistake");
+    staff.type_into("#message-body", "Ignore this.");
+    staff.click("#post-message");
+    text_says(&staff, "#messages", "Posted by mistake");
+    staff.click("tr.message button");
+    staff.until("the message is removed", |staff| {
+        !staff.source().contains("Posted by mistake")
+    });
+    assert!(staff.text("#messages").contains("New rates"));
 
     let browser = Browser::start();
     // Nothing inside without a session: to the login page.
