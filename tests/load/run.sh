@@ -30,7 +30,10 @@
 #   TALKTIME_BIN   the switch [$CARGO_TARGET_DIR/release/talktime, else target/release/talktime]
 #   LOAD_WORK      scratch directory [/tmp/talktime-load]
 #   SIP_PORT       switch SIP port, UDP and TCP [15060]; CARRIER_PORT carrier UAS [15070]
-#   CALLER_PORT    caller SIPp port [15080]; RTP_RANGE switch media ports, best outside the ephemeral range [9000-14999]
+#   CALLER_PORT    caller SIPp port [15080]; RTP_RANGE switch media ports, best outside the
+#                  ephemeral range [16000-30999]: a call holds two pairs, and a port pair is
+#                  reused only after the rest of the range (15,000 ports carry about 3,700
+#                  calls up; the former 9000-14999 capped a 1 s load near 1,000 calls/s)
 #   MEDIA_PORT     first of the SIPp media ports (caller, caller+10 carrier) [31000]
 #   STEP_SECONDS   how long each rate is offered [15]
 #   HOLD_MS        prepaid call length for `prepaid` [1000]; TEST_CALL_MS [200]
@@ -41,6 +44,7 @@
 #                  [postgres://postgres@127.0.0.1:5432/test], seeded the same way; DB=sqlite
 #                  (default) copies the SQLite seed
 #   POOL_SIZE      the switch's database connections ([database] pool_size) [8]
+#   LOG_FILTER     the switch's log filter [warn]; e.g. warn,sqlx::query=debug lists each statement
 #   PERF=1         record the switch with `perf record -g` while SIPp runs, into
 #                  $LOAD_WORK/<step>.perf (read it with `perf report -i FILE --no-children`)
 set -euo pipefail
@@ -53,7 +57,7 @@ SIP_PORT=${SIP_PORT:-15060}
 CARRIER_PORT=${CARRIER_PORT:-15070}
 CALLER_PORT=${CALLER_PORT:-15080}
 ADMIN_PORT=${ADMIN_PORT:-18088}
-RTP_RANGE=${RTP_RANGE:-9000-14999}
+RTP_RANGE=${RTP_RANGE:-16000-30999}
 MEDIA_PORT=${MEDIA_PORT:-31000}
 CARRIER_MEDIA_PORT=$((MEDIA_PORT + 10))
 STEP_SECONDS=${STEP_SECONDS:-15}
@@ -114,7 +118,7 @@ test_number = "9999"
 test_call_ms = $TEST_CALL_MS
 
 [log]
-filter = "warn"
+filter = "${LOG_FILTER:-warn}"
 
 [admission]
 calls_per_second_per_source = 10
@@ -530,6 +534,23 @@ ledger_check() {
                'billed_s=' || (SELECT coalesce(sum(billed_seconds), 0) FROM cdrs);"
 }
 
+# ledger_latency DATA: the switch's mean time a ledger request took, by kind (from /metrics,
+# over the whole step), while it still runs.
+ledger_latency() {
+    local token
+    token=$(cat "$1/admin.token" 2>/dev/null) || return 0
+    curl -s -H "authorization: Bearer $token" "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '
+        /^talktime_ledger_request_seconds_(sum|count)\{/ {
+            match($0, /kind="[a-z]+"/)
+            kind = substr($0, RSTART + 6, RLENGTH - 7)
+            if ($0 ~ /_sum\{/) sum[kind] = $2; else count[kind] = $2
+        }
+        END {
+            printf "ledger_ms="
+            for (kind in count) if (count[kind] > 0) printf "%s:%.1f,", kind, sum[kind] / count[kind] * 1000
+        }' | sed 's/,$//'
+}
+
 # prepaid_step NAME RATE HOLD_MS CALLS LIMIT
 prepaid_step() {
     local name=$1 rate=$2 hold=$3 calls=$4 limit=$5 data scenario
@@ -542,11 +563,13 @@ prepaid_step() {
         -mp "$MEDIA_PORT" -r "$rate" -m "$calls" -l "$limit"
     # let the last settles land before reading the ledger
     sleep 2
+    local latency
+    latency=$(ledger_latency "$data")
     stop_switch
     stop_carrier
     local ledger
     ledger=$(ledger_check "$data")
-    echo "$name ledger: $ledger" | tee -a "$RESULTS"
+    echo "$name ledger: $ledger $latency" | tee -a "$RESULTS"
     # The switch answers the caller before the carrier does, so SIPp's success is not enough:
     # a good step has every call connected to the carrier and no reservation left open.
     local success connected open

@@ -28,6 +28,9 @@ pub struct Rated {
     pub card: Option<CardId>,
     /// The card's activation fee included in `context` (0 when none is due).
     pub activation_fee_micros: i64,
+    /// The card's first use was on record when the call was authorized: the settle has no
+    /// first use to record (one statement less a call).
+    pub card_first_used: bool,
     /// The same rating without the activation fee, for a settle that finds the card already
     /// activated by another call.
     /// Boxed: most calls have none, and a rating inline is 300 bytes of every live call.

@@ -270,8 +270,10 @@ impl Store {
     /// Writes one CDR (e.g. a failed attempt before failover); a replay of the same
     /// (call id, attempt) is ignored and returns `false`.
     pub async fn write_cdr(&self, cdr: &Cdr, now_ms: i64) -> Result<bool, StoreError> {
-        let mut held = self.acquire_for_write().await?;
-        insert_cdr(&mut held.conn(), cdr, now_ms).await
+        let mut write = self.begin_statement_write().await?;
+        let inserted = insert_cdr(&mut write.conn(), cdr, now_ms).await?;
+        write.commit().await?;
+        Ok(inserted)
     }
 
     /// The account's last answered call: (what it cost in micro-units, its talk time in

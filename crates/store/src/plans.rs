@@ -227,6 +227,7 @@ impl Store {
             } else {
                 0
             },
+            card_first_used: first_used.is_some(),
             rules: AccountRules {
                 taxes_json,
                 destinations_json,
@@ -375,6 +376,9 @@ pub struct PayerProfile {
     pub card_tariff_id: Option<i64>,
     /// The card's activation fee, until its first answered call pays it.
     pub activation_fee_due_micros: i64,
+    /// The card's first answered call is on record (it never goes away): a settle need not
+    /// record it again.
+    pub card_first_used: bool,
     pub rules: AccountRules,
     /// The reseller the account is a customer of (`None`: the vendor's own).
     pub reseller_id: Option<i64>,

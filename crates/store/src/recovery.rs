@@ -79,8 +79,8 @@ impl Store {
         answered_at_ms: i64,
         checkpoint: &str,
     ) -> Result<bool, StoreError> {
-        let mut held = self.acquire_for_write().await?;
-        let mut conn = held.conn();
+        let mut write = self.begin_statement_write().await?;
+        let mut conn = write.conn();
         let updated = with_conn!(&mut conn, c => sqlx::query(
             "UPDATE reservations SET answered_at_ms = $2, checkpoint = $3 \
              WHERE call_id = $1 AND state = 'open'",
@@ -91,6 +91,7 @@ impl Store {
         .execute(&mut **c)
         .await
         .map(|done| done.rows_affected()))?;
+        write.commit().await?;
         Ok(updated == 1)
     }
 

@@ -601,16 +601,20 @@ impl Store {
         check_amount(actual_cost_micros)?;
         let mut transaction = self.begin_write().await?;
         let mut conn = transaction.conn();
-        let claimed: Option<(i64, Option<i64>)> = with_conn!(&mut conn, c => sqlx::query_as(
+        // Whether resellers hold on it comes back with the claim: most calls have none and
+        // cost no look at the level table.
+        let claimed: Option<(i64, Option<i64>, i64)> = with_conn!(&mut conn, c => sqlx::query_as(
             "UPDATE reservations SET state = 'settled', charged_micros = $2, closed_at_ms = $3 \
-             WHERE call_id = $1 AND state = 'open' RETURNING account_id, owner_account_id",
+             WHERE call_id = $1 AND state = 'open' RETURNING account_id, owner_account_id, \
+             CAST(CASE WHEN EXISTS (SELECT 1 FROM reservation_levels l \
+               WHERE l.call_id = $1 AND l.is_open = 1) THEN 1 ELSE 0 END AS BIGINT)",
         )
         .bind(call_id)
         .bind(actual_cost_micros)
         .bind(now_ms)
         .fetch_optional(&mut **c)
         .await)?;
-        let Some((account_id, owner_account_id)) = claimed else {
+        let Some((account_id, owner_account_id, levels_hold)) = claimed else {
             // Read why on the writer, and answer once what it saw is committed: under group
             // commit the settle that closed it may still be waiting for its COMMIT.
             let existing: Option<(String, Option<i64>)> = with_conn!(&mut conn, c => sqlx::query_as(
@@ -664,14 +668,16 @@ impl Store {
                 }
             }
         }
-        crate::resellers::charge_levels(
-            &mut conn,
-            call_id,
-            actual_cost_micros,
-            level_charges,
-            now_ms,
-        )
-        .await?;
+        if levels_hold == 1 {
+            crate::resellers::charge_levels(
+                &mut conn,
+                call_id,
+                actual_cost_micros,
+                level_charges,
+                now_ms,
+            )
+            .await?;
+        }
         for cdr in cdrs {
             insert_cdr(&mut conn, cdr, now_ms).await?;
         }

@@ -89,3 +89,88 @@ async fn concurrent_writes_share_commits_and_a_failed_member_is_undone_alone() {
     );
     database.finish().await;
 }
+
+/// A member that wrote and then failed (a settle that finds its card activated by another
+/// call after claiming the reservation) is undone alone while others share its group, and
+/// one-statement writes (the answer checkpoints) are members of the groups too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_that_wrote_then_failed_is_undone_alone_and_checkpoints_join_groups() {
+    let database = common::TestDb::sqlite().await;
+    let store = database.store.clone();
+    let mut cards = Vec::new();
+    for index in 0..40 {
+        let mut card = NewCard::new(
+            talktime_pii::Pii::new(format!("7100{index:04}")),
+            "USD",
+            10 * UNIT,
+        );
+        card.concurrency_limit = 0;
+        let card = store.create_card(&card, NOW).await.unwrap();
+        assert!(store.activate_card(card.id, 0, NOW).await.unwrap());
+        cards.push(card);
+    }
+    let (groups_before, members_before) = store.write_groups().unwrap();
+    let tasks: Vec<_> = cards
+        .iter()
+        .enumerate()
+        .map(|(index, card)| {
+            let store = store.clone();
+            let card_id = card.id;
+            tokio::spawn(async move {
+                for round in 0..5 {
+                    let key = format!("card-{index}-{round}#1");
+                    store
+                        .authorize(&key, Payer::Card(card_id), NOW, |_| {
+                            Ok(Decision::new(UNIT, 60_000))
+                        })
+                        .await
+                        .unwrap();
+                    assert!(store.checkpoint_answer(&key, NOW, "{}").await.unwrap());
+                    // The card had its first use: a cost with an activation fee is refused
+                    // after the reservation was claimed, and the claim is undone.
+                    let with_fee = SettleExtras {
+                        first_use: Some(FirstUse {
+                            card_id,
+                            activation_fee_micros: UNIT / 100,
+                        }),
+                        ..SettleExtras::default()
+                    };
+                    let refused = store.settle_call(&key, UNIT / 10, &[], NOW, with_fee).await;
+                    assert!(
+                        matches!(refused, Err(StoreError::AlreadyActivated { .. })),
+                        "{refused:?}"
+                    );
+                    let row = store.reservation(&key).await.unwrap().unwrap();
+                    assert_eq!(row.state, ReservationState::Open);
+                    store.settle(&key, UNIT / 10, &[], NOW).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for card in &cards {
+        assert_eq!(
+            store.balance(card.account_id).await.unwrap(),
+            10 * UNIT - 5 * UNIT / 10
+        );
+        assert!(
+            store
+                .open_reservations(card.account_id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+    assert!(store.check_balances().await.unwrap().is_empty());
+    let (groups, members) = store.write_groups().unwrap();
+    let (groups, members) = (groups - groups_before, members - members_before);
+    // 200 calls x (authorize + checkpoint + settle); the refused settles are no members.
+    assert!(members >= 600, "{members} write transactions");
+    assert!(
+        groups < members,
+        "{members} write transactions in {groups} commits"
+    );
+    database.finish().await;
+}

@@ -282,6 +282,7 @@ impl Ledger {
     ) -> Result<Rated, Refusal> {
         let profile = self.payer_profile(account, card).await?;
         let activation_fee_micros = profile.activation_fee_due_micros;
+        let card_first_used = profile.card_first_used;
         let package_seconds = if profile.has_plan {
             self.package_seconds(account, destination, now_ms)
                 .await
@@ -375,6 +376,7 @@ impl Ledger {
                 account,
                 card,
                 activation_fee_micros,
+                card_first_used,
                 without_activation,
                 levels,
             }),
@@ -655,7 +657,7 @@ impl Ledger {
         };
         let first_use = rated
             .card
-            .filter(|_| answered_ms > 0)
+            .filter(|_| answered_ms > 0 && !rated.card_first_used)
             .map(|CardId(card_id)| FirstUse {
                 card_id,
                 activation_fee_micros: rated.activation_fee_micros,

@@ -18,9 +18,16 @@ use crate::server::{CoreSender, wall_clock_ms};
 const SETTLE_RETRY_FIRST: Duration = Duration::from_millis(200);
 const SETTLE_RETRY_MAX: Duration = Duration::from_secs(5);
 
-/// Where ledger requests run.
+/// Where ledger requests run: a thread of their own (a one-thread tokio runtime).
+///
+/// A call's write transaction is a chain of statements, each a hand-off to sqlx's connection
+/// thread and back, and the SQLite writer is one such chain at a time. On the shell's runtime
+/// each step of the chain waited for a worker that the core loop and the HTTP tasks kept
+/// busy, so the writer sat idle most of the time under load (issue 19); on its own thread
+/// the next statement follows at once.
 #[derive(Debug)]
 pub struct LedgerTasks {
+    runtime: LedgerRuntime,
     ledger: Arc<Ledger>,
     core: CoreSender,
     /// Settlements the database refused for now, being retried (for the log).
@@ -38,13 +45,14 @@ impl LedgerTasks {
         ledger: Arc<Ledger>,
         core: CoreSender,
         metrics: Arc<crate::metrics::Metrics>,
-    ) -> LedgerTasks {
-        LedgerTasks {
+    ) -> std::io::Result<LedgerTasks> {
+        Ok(LedgerTasks {
+            runtime: LedgerRuntime::start()?,
             ledger,
             core,
             settlements_waiting: Arc::new(AtomicUsize::new(0)),
             metrics,
-        }
+        })
     }
 
     /// Starts one request; its answer comes back to the core.
@@ -53,7 +61,7 @@ impl LedgerTasks {
         let core = self.core.clone();
         let waiting = self.settlements_waiting.clone();
         let metrics = self.metrics.clone();
-        tokio::spawn(async move {
+        self.runtime.handle.spawn(async move {
             let kind = match &request {
                 LedgerRequest::LookupCallerId { .. } | LedgerRequest::LookupPin { .. } => {
                     crate::metrics::LedgerKind::Lookup
@@ -69,6 +77,37 @@ impl LedgerTasks {
             // The core gone means the switch has stopped.
             let _ = core.send(Input::Ledger { call, reply }).await;
         });
+    }
+}
+
+/// The ledger's thread. Dropping it lets the thread go without waiting for its tasks (it
+/// may be dropped inside the shell's runtime, where waiting is not allowed; the graceful
+/// stop has waited for the requests in flight before).
+#[derive(Debug)]
+struct LedgerRuntime {
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+}
+
+impl LedgerRuntime {
+    fn start() -> std::io::Result<LedgerRuntime> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("ledger")
+            .enable_all()
+            .build()?;
+        Ok(LedgerRuntime {
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+        })
+    }
+}
+
+impl Drop for LedgerRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 

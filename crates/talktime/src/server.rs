@@ -264,7 +264,8 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
         notifications,
         transport,
         media: MediaCalls::new(media_workers, media_sender),
-        ledger: LedgerTasks::new(services.ledger, core_sender, metrics.clone()),
+        ledger: LedgerTasks::new(services.ledger, core_sender, metrics.clone())
+            .context("cannot start the ledger's thread")?,
     };
     switch.handle_input(Input::RecoveredByes(recovered_byes), now());
     shell.carry_out(&mut switch);

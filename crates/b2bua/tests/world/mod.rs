@@ -716,6 +716,7 @@ impl World {
             account: AccountId(1),
             card: Some(CardId(1)),
             activation_fee_micros: 0,
+            card_first_used: false,
             without_activation: None,
             levels: Vec::new(),
         })
