@@ -44,6 +44,80 @@ impl Refusal {
     }
 }
 
+/// Ledger requests in flight the switch never refuses a call for.
+const LEDGER_FREE_BACKLOG: usize = 512;
+/// Ledger requests in flight above which every new call is refused, however fast the ledger
+/// answers (bounds the memory of a backlog).
+const LEDGER_MAX_BACKLOG: usize = 8192;
+/// The longest a new ledger request is expected to wait, in milliseconds, before new calls
+/// are refused: the backlog divided by the rate at which the ledger answers.
+const LEDGER_MAX_DELAY_MS: u64 = 250;
+/// Answers are counted over windows this long.
+const LEDGER_WINDOW: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How far behind the ledger is (issue 19). New calls are refused by the delay a request can
+/// expect (the backlog over the rate of answers), not by the backlog alone: a fixed backlog
+/// limit of 512 refused calls in bursts whenever the ledger paused for a moment at 1,400
+/// calls/s (one COMMIT group, a checkpoint), and the refusals came back a hold time later as a
+/// wave of settles; a faster ledger may carry a longer backlog for the same delay.
+#[derive(Debug, Default)]
+pub(crate) struct LedgerPace {
+    /// Requests sent and not yet answered.
+    pub(crate) in_flight: usize,
+    window_start: Option<Instant>,
+    answers_this_window: u64,
+    answers_last_window: u64,
+}
+
+impl LedgerPace {
+    pub(crate) fn sent(&mut self) {
+        self.in_flight += 1;
+    }
+
+    pub(crate) fn answered(&mut self, now: Instant) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.roll(now);
+        self.answers_this_window += 1;
+    }
+
+    /// The backlog when a new call should be refused for it, else `None`.
+    pub(crate) fn overloaded(&mut self, now: Instant) -> Option<usize> {
+        self.roll(now);
+        let backlog = self.in_flight;
+        if backlog <= LEDGER_FREE_BACKLOG {
+            return None;
+        }
+        if backlog > LEDGER_MAX_BACKLOG {
+            return Some(backlog);
+        }
+        let window_ms = LEDGER_WINDOW.as_millis().max(1) as u64;
+        let answers_per_second = self.answers_last_window * 1000 / window_ms;
+        let backlog_u64 = u64::try_from(backlog).unwrap_or(u64::MAX);
+        let delay_ms = backlog_u64.saturating_mul(1000) / answers_per_second.max(1);
+        (delay_ms > LEDGER_MAX_DELAY_MS).then_some(backlog)
+    }
+
+    /// Starts a new window when the current one is over (an idle stretch counts as windows
+    /// without answers).
+    fn roll(&mut self, now: Instant) {
+        let Some(start) = self.window_start else {
+            self.window_start = Some(now);
+            return;
+        };
+        let elapsed = now.saturating_duration_since(start);
+        if elapsed < LEDGER_WINDOW {
+            return;
+        }
+        self.answers_last_window = if elapsed < LEDGER_WINDOW * 2 {
+            self.answers_this_window
+        } else {
+            0
+        };
+        self.answers_this_window = 0;
+        self.window_start = Some(now);
+    }
+}
+
 /// New-call buckets and calls up, per source address.
 #[derive(Debug, Default)]
 pub(crate) struct Admission {
@@ -199,5 +273,41 @@ mod tests {
             "{}",
             admission.buckets.len()
         );
+    }
+
+    /// `pace` with `in_flight` requests out, after one full window in which `answers` came.
+    fn paced(in_flight: usize, answers: u64) -> (LedgerPace, Instant) {
+        let start = Instant::now();
+        let mut pace = LedgerPace::default();
+        for _ in 0..in_flight as u64 + answers {
+            pace.sent();
+        }
+        pace.overloaded(start);
+        let step = LEDGER_WINDOW / u32::try_from(answers.max(1)).unwrap();
+        for index in 0..answers {
+            pace.answered(start + step * u32::try_from(index).unwrap());
+        }
+        (pace, start + LEDGER_WINDOW)
+    }
+
+    #[test]
+    fn the_ledger_backlog_refuses_calls_by_the_delay_it_means() {
+        // A short backlog is never refused, even with no answers at all.
+        let (mut pace, now) = paced(500, 0);
+        assert_eq!(pace.overloaded(now), None);
+        // 2,000 waiting while 1,000 answers came in 100 ms: 200 ms to wait, admitted.
+        let (mut pace, now) = paced(2000, 1000);
+        assert_eq!(pace.in_flight, 2000);
+        assert_eq!(pace.overloaded(now), None);
+        // The same backlog at a tenth of that pace: 2 s to wait, refused.
+        let (mut pace, now) = paced(2000, 100);
+        assert_eq!(pace.overloaded(now), Some(2000));
+        // A ledger that stopped answering (a window and more without answers) is refused.
+        let (mut pace, now) = paced(600, 1000);
+        assert_eq!(pace.overloaded(now), None);
+        assert_eq!(pace.overloaded(now + LEDGER_WINDOW * 2), Some(600));
+        // However fast it answers, a backlog past the bound is refused.
+        let (mut pace, now) = paced(LEDGER_MAX_BACKLOG + 1, 10_000);
+        assert_eq!(pace.overloaded(now), Some(LEDGER_MAX_BACKLOG + 1));
     }
 }

@@ -34,10 +34,6 @@ use crate::switch::{ALLOW, Switch};
 /// aside) before the call is ended.
 const OPEN_TRIES: u8 = 3;
 
-/// Ledger requests in flight above which new calls are refused with 503 (the ledger does
-/// about 1,000 calls a second on SQLite; a backlog this long means it is falling behind).
-const LEDGER_BACKLOG_LIMIT: usize = 512;
-
 /// CSeq numbers a checkpointed BYE skips, so it stays above the requests (re-INVITEs, INFO)
 /// the call sends after the checkpoint.
 const RECOVERY_CSEQ_GAP: u32 = 1000;
@@ -545,8 +541,7 @@ impl Switch {
         trust: crate::config::PeerTrust,
         known: Option<KnownCaller>,
     ) -> Result<(), StartError> {
-        let backlog = self.ledger_in_flight;
-        if backlog > LEDGER_BACKLOG_LIMIT {
+        if let Some(backlog) = self.ledger_pace.overloaded(self.now.instant) {
             return Err(StartError::Overloaded { backlog });
         }
         let offer = if request.body.is_empty() {

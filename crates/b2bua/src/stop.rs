@@ -156,7 +156,7 @@ impl Switch {
     /// True when a stop is done: no call, no ledger write in flight, and the last BYEs had
     /// their chance to be answered.
     pub fn stopped(&mut self, now: Instant) -> bool {
-        let idle = self.calls_up() == 0 && self.ledger_in_flight == 0;
+        let idle = self.calls_up() == 0 && self.ledger_pace.in_flight == 0;
         let Some(stopping) = self.stopping.as_mut() else {
             return false;
         };

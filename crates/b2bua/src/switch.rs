@@ -181,8 +181,9 @@ pub struct Switch {
     pub(crate) registrations: crate::registration::Registrations,
     /// Requests moved from UDP to TCP for their size, as first built, for the UDP retry.
     pub(crate) moved_to_tcp: HashMap<TransactionId, (Request, Peer)>,
-    /// Ledger requests not yet answered (overload control; a stop waits for them).
-    pub(crate) ledger_in_flight: usize,
+    /// Ledger requests not yet answered and how fast answers come (overload control; a stop
+    /// waits for the requests).
+    pub(crate) ledger_pace: crate::admission::LedgerPace,
     /// Calls per source and the sources' new-call buckets.
     pub(crate) admission: crate::admission::Admission,
     pub(crate) alarms: crate::alarms::Alarms,
@@ -251,7 +252,7 @@ impl Switch {
             health_checks: HashMap::new(),
             abandoned_peers: HashMap::new(),
             registrations: crate::registration::Registrations::default(),
-            ledger_in_flight: 0,
+            ledger_pace: crate::admission::LedgerPace::default(),
             admission: crate::admission::Admission::default(),
             alarms,
             counters: crate::counters::Counters::default(),
@@ -283,7 +284,7 @@ impl Switch {
             Input::Message { message, source } => self.handle_message(*message, source),
             Input::DeliveryFailed(transaction) => self.delivery_failed(transaction),
             Input::Ledger { call, reply } => {
-                self.ledger_in_flight = self.ledger_in_flight.saturating_sub(1);
+                self.ledger_pace.answered(now.instant);
                 self.handle_ledger_reply(call, reply);
             }
             Input::Media { call, report } => self.handle_media_report(call, report),
@@ -385,7 +386,7 @@ impl Switch {
                 .values()
                 .filter(|session| session.in_ivr())
                 .count(),
-            ledger_in_flight: self.ledger_in_flight,
+            ledger_in_flight: self.ledger_pace.in_flight,
             transactions: self.layer.len(),
             dialogs: self.dialogs.len(),
             transactions_refused_full: self.layer.refused_when_full(),
@@ -455,7 +456,7 @@ impl Switch {
     }
 
     pub(crate) fn ledger_request(&mut self, call: u64, request: LedgerRequest) {
-        self.ledger_in_flight += 1;
+        self.ledger_pace.sent();
         self.outputs.push_back(Output::Ledger { call, request });
     }
 
