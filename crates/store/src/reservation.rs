@@ -14,7 +14,7 @@ use std::fmt;
 use crate::backend::{Conn, Store, with_conn};
 use crate::cdr::{Cdr, insert_cdr};
 use crate::error::StoreError;
-use crate::ledger::{Posting, check_amount, check_card_usable, fetch_card, post};
+use crate::ledger::{Posting, check_amount, check_card_usable, post};
 use crate::model::{ReservationState, TransactionKind};
 
 /// Who pays for a call.
@@ -447,16 +447,20 @@ impl Store {
     where
         F: FnOnce(&Available, i64) -> Result<(Decision, i64), Refusal>,
     {
-        let mut transaction = self.begin_write().await?;
-        let mut conn = transaction.conn();
+        // The card is read before the write lock, on a reader: a card's account never
+        // changes, and a block or expiry that lands meanwhile is one that came just after
+        // this call (calls up are not cut by it either). On SQLite this keeps a statement
+        // off the one writer every call waits for.
         let (account_id, card_id, card_tariff) = match payer {
             Payer::Card(card_id) => {
-                let card = fetch_card(&mut conn, card_id).await?;
+                let card = self.card(card_id).await?;
                 check_card_usable(&card, now_ms)?;
                 (card.account_id, Some(card_id), card.tariff_id)
             }
             Payer::Account(account_id) => (account_id, None, None),
         };
+        let mut transaction = self.begin_write().await?;
+        let mut conn = transaction.conn();
         lock_account(&mut conn, account_id).await?;
         let mut account = read_locked_account(&mut conn, account_id).await?;
         let held = match companion {
