@@ -64,29 +64,22 @@ async fn concurrent_writes_share_commits_and_a_failed_member_is_undone_alone() {
     for task in tasks {
         task.await.unwrap();
     }
-    for (index, account) in accounts.iter().enumerate() {
-        let expected = if index % 2 == 0 {
-            10 * UNIT - 5 * UNIT / 10
-        } else {
-            10 * UNIT
-        };
-        assert_eq!(
-            store.balance(*account).await.unwrap(),
-            expected,
-            "account {index}"
-        );
-        assert!(store.open_reservations(*account).await.unwrap().is_empty());
-    }
-    assert!(store.check_balances().await.unwrap().is_empty());
-    let (groups, members) = store.write_groups().unwrap();
-    let (groups, members) = (groups - groups_before, members - members_before);
+    let expected: Vec<(i64, i64)> = accounts
+        .iter()
+        .enumerate()
+        .map(|(index, &account)| {
+            let balance = if index % 2 == 0 {
+                10 * UNIT - 5 * UNIT / 10
+            } else {
+                10 * UNIT
+            };
+            (account, balance)
+        })
+        .collect();
+    assert_balances(&store, &expected).await;
     // 20 accounts x 5 rounds x (authorize + settle) committed, plus the refused ones' empty
     // members; fewer COMMITs than write transactions means groups formed.
-    assert!(members >= 200, "{members} write transactions");
-    assert!(
-        groups < members,
-        "{members} write transactions in {groups} commits"
-    );
+    assert_grouped(&store, (groups_before, members_before), 200).await;
     database.finish().await;
 }
 
@@ -150,27 +143,37 @@ async fn a_member_that_wrote_then_failed_is_undone_alone_and_checkpoints_join_gr
     for task in tasks {
         task.await.unwrap();
     }
-    for card in &cards {
+    let expected: Vec<(i64, i64)> = cards
+        .iter()
+        .map(|card| (card.account_id, 10 * UNIT - 5 * UNIT / 10))
+        .collect();
+    assert_balances(&store, &expected).await;
+    // 200 calls x (authorize + checkpoint + settle); the refused settles are no members.
+    assert_grouped(&store, (groups_before, members_before), 600).await;
+    database.finish().await;
+}
+
+/// Each account has its balance, holds nothing, and the ledger's balances agree with its lines.
+async fn assert_balances(store: &Store, expected: &[(i64, i64)]) {
+    for &(account, balance) in expected {
         assert_eq!(
-            store.balance(card.account_id).await.unwrap(),
-            10 * UNIT - 5 * UNIT / 10
+            store.balance(account).await.unwrap(),
+            balance,
+            "account {account}"
         );
-        assert!(
-            store
-                .open_reservations(card.account_id)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert!(store.open_reservations(account).await.unwrap().is_empty());
     }
     assert!(store.check_balances().await.unwrap().is_empty());
+}
+
+/// Since `before` (groups, members), at least `min_members` write transactions were committed
+/// in fewer COMMITs.
+async fn assert_grouped(store: &Store, before: (u64, u64), min_members: u64) {
     let (groups, members) = store.write_groups().unwrap();
-    let (groups, members) = (groups - groups_before, members - members_before);
-    // 200 calls x (authorize + checkpoint + settle); the refused settles are no members.
-    assert!(members >= 600, "{members} write transactions");
+    let (groups, members) = (groups - before.0, members - before.1);
+    assert!(members >= min_members, "{members} write transactions");
     assert!(
         groups < members,
         "{members} write transactions in {groups} commits"
     );
-    database.finish().await;
 }
