@@ -238,6 +238,32 @@ impl From<talktime_store::StoreError> for ConsoleError {
     }
 }
 
+/// Records what a console user did in the audit log, with the record before and after the
+/// change where it has them: the console's one way to write it.
+pub(crate) async fn audit(
+    state: &ConsoleState,
+    user: &LoggedIn,
+    action: &str,
+    subject: &str,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+) -> Result<(), ConsoleError> {
+    let before = before.map(|value| value.to_string());
+    let after = after.map(|value| value.to_string());
+    state
+        .store
+        .audit(
+            Some(&user.user),
+            action,
+            subject,
+            before.as_deref(),
+            after.as_deref(),
+            wall_clock_ms(),
+        )
+        .await?;
+    Ok(())
+}
+
 /// The logged-in user of a request (its session cookie, alive, its user enabled).
 #[derive(Debug)]
 pub struct LoggedIn {

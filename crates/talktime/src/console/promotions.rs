@@ -12,7 +12,7 @@ use serde::Deserialize;
 use talktime_store::{StoreError, format_micros};
 
 use super::pages::{csrf_field, escape, page, utc};
-use super::{ConsoleError, ConsoleState, CsrfForm, LoggedIn};
+use super::{ConsoleError, ConsoleState, CsrfForm, LoggedIn, audit};
 use crate::coupons::CouponText;
 use crate::server::wall_clock_ms;
 
@@ -92,26 +92,6 @@ async fn coupons_html(
 }
 
 /// Writes the change to the audit log under the user's name.
-async fn audit(
-    state: &ConsoleState,
-    user: &LoggedIn,
-    action: &str,
-    subject: &str,
-) -> Result<(), ConsoleError> {
-    state
-        .store
-        .audit(
-            Some(&user.user),
-            action,
-            subject,
-            None,
-            None,
-            wall_clock_ms(),
-        )
-        .await?;
-    Ok(())
-}
-
 fn error_line(error: Option<&str>) -> String {
     error
         .map(|text| format!("<p class=\"error\" id=\"error\">{}</p>", escape(text)))
@@ -176,7 +156,7 @@ pub async fn add_coupon(
     match state.store.create_coupon(&coupon, wall_clock_ms()).await {
         Ok(id) => {
             let subject = format!("coupon {id} ({})", coupon.code.to_ascii_uppercase());
-            audit(&state, &user, "coupon_add", &subject).await?;
+            audit(&state, &user, "coupon_add", &subject, None, None).await?;
             Ok(Redirect::to("/console/coupons").into_response())
         }
         Err(StoreError::InvalidArgument(reason)) => refuse_coupon(&state, &user, &reason).await,
@@ -322,7 +302,7 @@ pub async fn post_message(
     match posted {
         Ok(id) => {
             let subject = format!("portal message {id}");
-            audit(&state, &user, "message_post", &subject).await?;
+            audit(&state, &user, "message_post", &subject, None, None).await?;
             Ok(Redirect::to("/console/messages").into_response())
         }
         Err(StoreError::InvalidArgument(reason)) => refuse_message(&state, &user, &reason).await,
@@ -342,7 +322,7 @@ pub async fn remove_message(
         return Err(ConsoleError::NotFound);
     }
     let subject = format!("portal message {id}");
-    audit(&state, &user, "message_remove", &subject).await?;
+    audit(&state, &user, "message_remove", &subject, None, None).await?;
     Ok(Redirect::to("/console/messages").into_response())
 }
 

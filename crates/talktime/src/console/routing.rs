@@ -15,9 +15,8 @@ use talktime_routing::{
 };
 
 use super::pages::{csrf_field, escape, page};
-use super::{ConsoleError, ConsoleState, LoggedIn};
+use super::{ConsoleError, ConsoleState, LoggedIn, audit};
 use crate::routing_live::{EditError, Routing};
-use crate::server::wall_clock_ms;
 
 type FieldError = (&'static str, String);
 
@@ -879,28 +878,4 @@ pub async fn explain(
         None,
         Some(&text),
     )))
-}
-
-async fn audit(
-    state: &ConsoleState,
-    user: &LoggedIn,
-    action: &str,
-    subject: &str,
-    before: Option<serde_json::Value>,
-    after: Option<serde_json::Value>,
-) -> Result<(), ConsoleError> {
-    let before = before.map(|value| value.to_string());
-    let after = after.map(|value| value.to_string());
-    state
-        .store
-        .audit(
-            Some(&user.user),
-            action,
-            subject,
-            before.as_deref(),
-            after.as_deref(),
-            wall_clock_ms(),
-        )
-        .await?;
-    Ok(())
 }

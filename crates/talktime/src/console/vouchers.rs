@@ -10,7 +10,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::pages::{csrf_field, escape, page};
-use super::{ConsoleError, ConsoleState, LoggedIn};
+use super::{ConsoleError, ConsoleState, LoggedIn, audit};
 use crate::server::wall_clock_ms;
 use crate::vouchers::VoucherOrder;
 
@@ -277,7 +277,15 @@ pub async fn set_speed_dial(
         .store
         .set_speed_dial(id, key, &talktime_pii::Pii::new(number), wall_clock_ms())
         .await?;
-    audit(&state, &user, "speed_dial_set", id, key).await?;
+    audit(
+        &state,
+        &user,
+        "speed_dial_set",
+        &speed_dial_subject(id, key),
+        None,
+        None,
+    )
+    .await?;
     Ok(Redirect::to(&format!("/console/accounts/{id}")).into_response())
 }
 
@@ -292,28 +300,20 @@ pub async fn remove_speed_dial(
     if let Some(key) = key(&form.key)
         && state.store.remove_speed_dial(id, key).await?
     {
-        audit(&state, &user, "speed_dial_remove", id, key).await?;
+        audit(
+            &state,
+            &user,
+            "speed_dial_remove",
+            &speed_dial_subject(id, key),
+            None,
+            None,
+        )
+        .await?;
     }
     Ok(Redirect::to(&format!("/console/accounts/{id}")).into_response())
 }
 
-async fn audit(
-    state: &ConsoleState,
-    user: &LoggedIn,
-    action: &str,
-    account: i64,
-    key: u8,
-) -> Result<(), ConsoleError> {
-    state
-        .store
-        .audit(
-            Some(&user.user),
-            action,
-            &format!("account {account} key {key}"),
-            None,
-            None,
-            wall_clock_ms(),
-        )
-        .await?;
-    Ok(())
+/// The audit log's subject of a speed dial.
+fn speed_dial_subject(account: i64, key: u8) -> String {
+    format!("account {account} key {key}")
 }
