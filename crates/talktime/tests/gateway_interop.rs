@@ -45,7 +45,7 @@ fn gateway_call(
             ("HOLD_MS", &hold.as_millis().to_string()),
         ],
     );
-    let media_port = free_port().to_string();
+    let media_port = common::sipp_media_port().to_string();
     common::sipp_from(
         local_ip,
         60,
@@ -232,7 +232,7 @@ fn a_g729_only_caller_and_carrier_are_bridged_and_billed() {
         "caller_g729.xml",
         &[("CALLER", "15551230000"), ("HOLD_MS", "4000")],
     );
-    let media_port = free_port().to_string();
+    let media_port = common::sipp_media_port().to_string();
     let output = common::sipp(
         40,
         &[

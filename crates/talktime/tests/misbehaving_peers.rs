@@ -62,7 +62,7 @@ fn vanishing_caller(switch_sip: &str, dir: &Path, keys: &[(Duration, String)]) {
             ("PCAP_MS", &length.as_millis().to_string()),
         ],
     );
-    let media_port = free_port().to_string();
+    let media_port = common::sipp_media_port().to_string();
     let output = common::sipp(
         60,
         &[

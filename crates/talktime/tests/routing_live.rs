@@ -53,7 +53,7 @@ fn caller_pcap(dir: &Path, script: &[(Duration, String)]) -> (String, Duration) 
 }
 
 fn run_caller(switch: SocketAddr, scenario: &Path, seconds: u32) -> Output {
-    let media_port = free_port().to_string();
+    let media_port = common::sipp_media_port().to_string();
     common::sipp(
         seconds,
         &[

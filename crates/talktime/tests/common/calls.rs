@@ -103,7 +103,7 @@ pub fn call_at(
         ],
     );
     let seconds = u32::try_from(wait.as_secs()).unwrap() + 20;
-    let media_port = free_port().to_string();
+    let media_port = super::sipp_media_port().to_string();
     super::sipp_from(
         local_ip,
         seconds,
@@ -201,7 +201,7 @@ pub fn call_and_hang_up_from(
             ("HOLD_MS", &hold.as_millis().to_string()),
         ],
     );
-    let media_port = free_port().to_string();
+    let media_port = super::sipp_media_port().to_string();
     super::sipp(
         60,
         &[
@@ -350,7 +350,7 @@ pub fn pinless_load(
             .replace("{{RTP_STOP}}", "");
     let caller_scenario = dir.join("caller_pinless.xml");
     std::fs::write(&caller_scenario, template).unwrap();
-    let media_port = free_port().to_string();
+    let media_port = super::sipp_media_port().to_string();
     let (count, limit) = (calls.to_string(), limit.to_string());
     BackgroundSipp::start(
         90,

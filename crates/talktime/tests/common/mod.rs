@@ -50,6 +50,20 @@ pub fn free_port() -> u16 {
     panic!("no free loopback port found");
 }
 
+/// A media port for SIPp (`-mp`): SIPp binds it and the port two above it (its "video"
+/// socket), so one free port is not enough; a run failed when the kernel had handed the
+/// port two above to another test. Blocks of four in 4000-7999, below every other range the
+/// tests use (switches' RTP from 10000, the kernel's ephemeral ports from 32768), leased
+/// like the switches' RTP blocks and kept for the life of the test process.
+pub fn sipp_media_port() -> u16 {
+    let (first, leases) = lease_ports(4_000, 4, 1_000, 1);
+    static HELD: std::sync::Mutex<Vec<TcpListener>> = std::sync::Mutex::new(Vec::new());
+    HELD.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .extend(leases);
+    first
+}
+
 /// `count` RTP ports in 10000-19999 that no other switch of this test process gets (a
 /// counter walks the range): two switches sharing ports would fail calls whose ports the
 /// other holds (the switch does not try other ports once its SDP is out).
@@ -85,10 +99,7 @@ fn lease_ports(base: u16, size: u16, slots: u16, blocks: u16) -> (u16, Vec<TcpLi
             return (base + slot * size, leases);
         }
     }
-    panic!(
-        "no free block of RTP ports in {base}-{}",
-        base + slots * size
-    );
+    panic!("no free block of ports in {base}-{}", base + slots * size);
 }
 
 /// 100 RTP ports for a switch in 20000-31999 (below the ephemeral range) that no other switch

@@ -102,7 +102,7 @@ impl BackgroundSipp {
     /// Starts `timeout <seconds> sipp -i 127.0.0.1 -p <free> -mp <free> -nostdin <args>`.
     pub fn start(seconds: u32, args: &[&str]) -> BackgroundSipp {
         let port = super::free_port();
-        let media_port = super::free_port();
+        let media_port = super::sipp_media_port();
         let directory = std::env::temp_dir();
         let stem = format!("talktime-sipp-{}-{port}", std::process::id());
         let stdout = directory.join(format!("{stem}.out"));
