@@ -217,6 +217,17 @@ pub(crate) fn check_amount(amount_micros: i64) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// An account's balance, inside the caller's transaction.
+pub(crate) async fn fetch_balance(conn: &mut Conn<'_>, account_id: i64) -> Result<i64, StoreError> {
+    let balance: Option<i64> = with_conn!(conn, c => sqlx::query_scalar(
+        "SELECT balance_micros FROM accounts WHERE id = $1",
+    )
+    .bind(account_id)
+    .fetch_optional(&mut **c)
+    .await)?;
+    balance.ok_or_else(|| StoreError::not_found("account", account_id))
+}
+
 pub(crate) async fn fetch_account(
     conn: &mut Conn<'_>,
     account_id: i64,

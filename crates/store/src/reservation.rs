@@ -644,16 +644,15 @@ impl Store {
             None => 0,
         };
         crate::plans::use_package_seconds(&mut conn, account_id, package_seconds, now_ms).await?;
-        let mut balance_after = 0;
+        let mut balance_after = None;
         for paying in std::iter::once(account_id).chain(owner_account_id) {
             let postings = [
                 (TransactionKind::Activation, activation),
                 (TransactionKind::CallCharge, actual_cost_micros - activation),
             ];
-            for (kind, amount) in postings {
-                if amount == 0 && kind == TransactionKind::Activation {
-                    continue;
-                }
+            // Nothing charged, no ledger line: an attempt that was never answered (or a free
+            // call) is in the CDRs; lines of 0 only filled statements and the writer's queue.
+            for (kind, amount) in postings.into_iter().filter(|(_, amount)| *amount != 0) {
                 let balance = post(
                     &mut conn,
                     Posting {
@@ -668,7 +667,7 @@ impl Store {
                 )
                 .await?;
                 if paying == account_id {
-                    balance_after = balance;
+                    balance_after = Some(balance);
                 }
             }
         }
@@ -685,6 +684,10 @@ impl Store {
         for cdr in cdrs {
             insert_cdr(&mut conn, cdr, now_ms).await?;
         }
+        let balance_after = match balance_after {
+            Some(balance) => balance,
+            None => crate::ledger::fetch_balance(&mut conn, account_id).await?,
+        };
         transaction.commit().await?;
         Ok(SettleOutcome::Charged {
             charged_micros: actual_cost_micros,

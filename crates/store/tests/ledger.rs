@@ -691,6 +691,49 @@ fn sample_cdr(call_id: &str, attempt: i64, total: i64) -> Cdr {
     }
 }
 
+ledger_test!(
+    an_attempt_that_costs_nothing_writes_its_cdr_and_no_ledger_line,
+    |store| {
+        let card = card_with(store, "131313", 10 * UNIT, 1).await;
+        store
+            .authorize("abandoned", Payer::Card(card.id), NOW, hold(UNIT))
+            .await
+            .unwrap();
+        let mut cdr = sample_cdr("abandoned", 1, 0);
+        cdr.answer_ms = None;
+        cdr.billed_seconds = 0;
+        cdr.sip_code = Some(487);
+        let settled = store
+            .settle("abandoned", 0, std::slice::from_ref(&cdr), NOW + 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            settled,
+            SettleOutcome::Charged {
+                charged_micros: 0,
+                balance_after_micros: 10 * UNIT,
+            }
+        );
+        assert_eq!(
+            store.settle("abandoned", 0, &[], NOW + 2).await.unwrap(),
+            SettleOutcome::Replayed { charged_micros: 0 }
+        );
+        // The card's value is its one line.
+        assert_eq!(store.transactions(card.account_id).await.unwrap().len(), 1);
+        assert_eq!(store.cdrs_for_call("abandoned").await.unwrap(), vec![cdr]);
+        let reservation = store.reservation("abandoned").await.unwrap().unwrap();
+        assert_eq!(reservation.state, ReservationState::Settled);
+        assert!(
+            store
+                .open_reservations(card.account_id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(store.check_balances().await.unwrap().is_empty());
+    }
+);
+
 ledger_test!(settle_writes_cdrs_once, |store| {
     let card = card_with(store, "121212", 10 * UNIT, 1).await;
     store
