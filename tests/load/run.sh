@@ -516,6 +516,8 @@ ANALYZE;
 EOF
 }
 
+# ledger_check DATA: counts from the ledger after a step. charges= counts call-charge lines, one
+# for each call that cost something (an attempt that cost nothing writes none since 2026-12-04).
 ledger_check() {
     if [[ -f $1/database-schema ]]; then
         psql -qAt -F ' ' "$POSTGRES_URL" -c "SET search_path TO $(cat "$1/database-schema")" -c "
