@@ -44,6 +44,8 @@
 #                  [postgres://postgres@127.0.0.1:5432/test], seeded the same way; DB=sqlite
 #                  (default) copies the SQLite seed
 #   POOL_SIZE      the switch's database connections ([database] pool_size) [8]
+#   WRITER_CPU     the CPU of the ledger's and the SQLite writer's threads ([database]
+#                  writer_cpu) [unset: the kernel's choice]
 #   LOG_FILTER     the switch's log filter [warn]; e.g. warn,sqlx::query=debug lists each statement
 #   PERF=1         record the switch with `perf record -g` while SIPp runs, into
 #                  $LOAD_WORK/<step>.perf (read it with `perf report -i FILE --no-children`)
@@ -142,6 +144,7 @@ inactivity_timeout_ms = ${RTP_INACTIVITY_MS:-30000}
 
 [database]
 pool_size = ${POOL_SIZE:-8}
+${WRITER_CPU:+writer_cpu = $WRITER_CPU}
 
 [ivr]
 languages = ["en"]

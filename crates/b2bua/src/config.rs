@@ -845,6 +845,12 @@ pub struct DatabaseConfig {
     /// server's commits, so a node's throughput grows with it (docs/PERFORMANCE.md).
     #[serde(default = "default_pool_size")]
     pub pool_size: u32,
+    /// The CPU the ledger's thread and the SQLite writer connection's thread share (Linux;
+    /// unset: wherever the kernel runs them). Every write statement is a hand-off between
+    /// the two threads; on one CPU a hand-off is a context switch instead of a wake-up of
+    /// another CPU (docs/PERFORMANCE.md). With PostgreSQL only the ledger's thread is placed.
+    #[serde(default)]
+    pub writer_cpu: Option<usize>,
 }
 
 fn default_busy_timeout_ms() -> u64 {

@@ -66,7 +66,9 @@ mod tariffs;
 mod tickets;
 mod users;
 
-pub use backend::{BackendKind, SQLITE_FILE_NAME, Store, StoreOptions, create_private_dir};
+pub use backend::{
+    BackendKind, SQLITE_FILE_NAME, SQLITE_WRITER_THREAD, Store, StoreOptions, create_private_dir,
+};
 pub use backup::LedgerSummary;
 pub use caller_services::{
     GiftCardPurchase, PinChange, Redemption, SPEED_DIAL_SLOTS, VOUCHER_CODE_LENGTHS, VoucherBatch,

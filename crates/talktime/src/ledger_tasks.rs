@@ -14,6 +14,9 @@ use tracing::{debug, info, warn};
 use crate::ledger::Ledger;
 use crate::server::{CoreSender, wall_clock_ms};
 
+/// The name of the ledger's thread (the SQLite writer's is `talktime_store::SQLITE_WRITER_THREAD`).
+pub const LEDGER_THREAD: &str = "ledger";
+
 /// A settle the database could not take is tried again after this, doubling up to the max.
 const SETTLE_RETRY_FIRST: Duration = Duration::from_millis(200);
 const SETTLE_RETRY_MAX: Duration = Duration::from_secs(5);
@@ -41,13 +44,15 @@ impl LedgerTasks {
         self.ledger.store()
     }
 
+    /// `cpu`: where the ledger's thread runs (`[database] writer_cpu`; checked at start).
     pub fn new(
         ledger: Arc<Ledger>,
         core: CoreSender,
         metrics: Arc<crate::metrics::Metrics>,
+        cpu: Option<usize>,
     ) -> std::io::Result<LedgerTasks> {
         Ok(LedgerTasks {
-            runtime: LedgerRuntime::start()?,
+            runtime: LedgerRuntime::start(cpu)?,
             ledger,
             core,
             settlements_waiting: Arc::new(AtomicUsize::new(0)),
@@ -90,10 +95,17 @@ struct LedgerRuntime {
 }
 
 impl LedgerRuntime {
-    fn start() -> std::io::Result<LedgerRuntime> {
+    fn start(cpu: Option<usize>) -> std::io::Result<LedgerRuntime> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
-            .thread_name("ledger")
+            .thread_name(LEDGER_THREAD)
+            .on_thread_start(move || {
+                if let Some(cpu) = cpu
+                    && let Err(error) = crate::placement::place_this_thread(cpu)
+                {
+                    warn!(%error, "the ledger's thread stays where the kernel puts it");
+                }
+            })
             .enable_all()
             .build()?;
         Ok(LedgerRuntime {

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod nodes;
 pub mod notify;
 pub mod openapi;
+pub mod placement;
 pub mod plans;
 pub mod points;
 pub mod portal;

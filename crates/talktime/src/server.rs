@@ -258,13 +258,14 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
         random: Box::new(SystemRandom),
     };
     let notifications = config.notifications.clone();
+    let writer_cpu = config.database.writer_cpu;
     let mut switch =
         Switch::new(config, switch_services, now()).context("cannot start the switch")?;
     let mut shell = Shell {
         notifications,
         transport,
         media: MediaCalls::new(media_workers, media_sender),
-        ledger: LedgerTasks::new(services.ledger, core_sender, metrics.clone())
+        ledger: LedgerTasks::new(services.ledger, core_sender, metrics.clone(), writer_cpu)
             .context("cannot start the ledger's thread")?,
     };
     switch.handle_input(Input::RecoveredByes(recovered_byes), now());

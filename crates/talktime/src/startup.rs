@@ -65,6 +65,9 @@ pub async fn prepare(config: &mut Config) -> anyhow::Result<Services> {
             )
         })?
         .with_node(&node_id);
+    if let Some(cpu) = config.database.writer_cpu {
+        place_the_writer(cpu)?;
+    }
     let ledger = Arc::new(Ledger::new(store.clone(), config.billing.clone()));
     // Before the first heartbeat: this node's previous life is billed to its last one.
     let started = wall_clock_ms();
@@ -160,6 +163,20 @@ async fn generated_pin(
     let batch = store.generate_cards(&spec, wall_clock_ms()).await?;
     let pin = batch.pins.first().context("the demo batch is empty")?;
     Ok(pin.expose().clone())
+}
+
+/// `[database] writer_cpu`: the SQLite writer's thread goes to `cpu` now (the ledger's thread
+/// follows when it starts). A CPU this process may not use stops the start.
+fn place_the_writer(cpu: usize) -> anyhow::Result<()> {
+    crate::placement::one_cpu(cpu).context("[database] writer_cpu")?;
+    let placed = crate::placement::place_threads_named(talktime_store::SQLITE_WRITER_THREAD, cpu)
+        .context("[database] writer_cpu")?;
+    info!(
+        cpu,
+        sqlite_writer = placed > 0,
+        "the ledger's writes run on one CPU"
+    );
+    Ok(())
 }
 
 /// Every language with a grammar under the prompts directory (`<dir>/<code>/language.toml`);

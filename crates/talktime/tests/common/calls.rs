@@ -220,7 +220,9 @@ pub fn call_and_hang_up_from(
 
 /// SIPp callers from the CSV's caller IDs to access number 200 (DID forwarding: no digits),
 /// `count` calls at 10 a second (25 starved PostgreSQL of a loaded CI machine: authorizations
-/// passed the 10 s ledger timeout), each waiting up to 60 s for the switch's BYE.
+/// passed the 10 s ledger timeout), each waiting up to 120 s for the switch's BYE (a restart
+/// that bills crashed calls first may answer late on a loaded machine; the calls already up
+/// cannot wait for it in time otherwise).
 pub fn sipp_forwarded_callers(
     switch: &Switch,
     dir: &Path,
@@ -240,12 +242,12 @@ pub fn sipp_forwarded_callers(
         &[
             ("CALLER", "[field0]"),
             ("PCAP", pcap.to_str().unwrap()),
-            ("WAIT_MS", "60000"),
+            ("WAIT_MS", "120000"),
         ],
     );
     let count = callers.len().to_string();
     BackgroundSipp::start(
-        90,
+        200,
         &[
             "-sf",
             scenario.to_str().unwrap(),
