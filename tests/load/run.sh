@@ -45,7 +45,7 @@
 #                  (default) copies the SQLite seed
 #   POOL_SIZE      the switch's database connections ([database] pool_size) [8]
 #   WRITER_CPU     the CPU of the ledger's and the SQLite writer's threads ([database]
-#                  writer_cpu) [unset: the kernel's choice]
+#                  writer_cpu): a number, off or auto [unset: the switch's default, auto]
 #   LOG_FILTER     the switch's log filter [warn]; e.g. warn,sqlx::query=debug lists each statement
 #   PERF=1         record the switch with `perf record -g` while SIPp runs, into
 #                  $LOAD_WORK/<step>.perf (read it with `perf report -i FILE --no-children`)
@@ -112,6 +112,15 @@ trap cleanup EXIT
 
 # Writes the switch configuration: the test number, one forwarding access number (200), one
 # carrier (the SIPp UAS), no prompts announced, logs at warn so logging is not measured.
+# `[database] writer_cpu` from WRITER_CPU: a number as is, a word quoted, nothing when unset.
+writer_cpu_line() {
+    case ${WRITER_CPU:-} in
+        '') ;;
+        *[!0-9]*) echo "writer_cpu = \"$WRITER_CPU\"" ;;
+        *) echo "writer_cpu = $WRITER_CPU" ;;
+    esac
+}
+
 write_config() {
     local file=$1
     cat >"$file" <<EOF
@@ -144,7 +153,7 @@ inactivity_timeout_ms = ${RTP_INACTIVITY_MS:-30000}
 
 [database]
 pool_size = ${POOL_SIZE:-8}
-${WRITER_CPU:+writer_cpu = $WRITER_CPU}
+$(writer_cpu_line)
 
 [ivr]
 languages = ["en"]

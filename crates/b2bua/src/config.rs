@@ -845,12 +845,41 @@ pub struct DatabaseConfig {
     /// server's commits, so a node's throughput grows with it (docs/PERFORMANCE.md).
     #[serde(default = "default_pool_size")]
     pub pool_size: u32,
-    /// The CPU the ledger's thread and the SQLite writer connection's thread share (Linux;
-    /// unset: wherever the kernel runs them). Every write statement is a hand-off between
-    /// the two threads; on one CPU a hand-off is a context switch instead of a wake-up of
-    /// another CPU (docs/PERFORMANCE.md). With PostgreSQL only the ledger's thread is placed.
+    /// Where the ledger's thread and the SQLite writer connection's thread run (Linux).
+    /// Every write statement is a hand-off between the two; on one CPU a hand-off is a
+    /// context switch instead of a wake-up of another CPU (docs/PERFORMANCE.md).
     #[serde(default)]
-    pub writer_cpu: Option<usize>,
+    pub writer_cpu: WriterCpu,
+}
+
+/// `[database] writer_cpu`: `"auto"` (the default: on one CPU of those the process may use,
+/// for a SQLite ledger on a machine of two or more), `"off"` (where the kernel puts them),
+/// or a CPU number (both threads there; with PostgreSQL the ledger's thread only).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WriterCpu {
+    #[default]
+    Auto,
+    Off,
+    Cpu(usize),
+}
+
+impl<'de> Deserialize<'de> for WriterCpu {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Cpu(usize),
+            Word(String),
+        }
+        match Written::deserialize(deserializer)? {
+            Written::Cpu(cpu) => Ok(WriterCpu::Cpu(cpu)),
+            Written::Word(word) if word == "auto" => Ok(WriterCpu::Auto),
+            Written::Word(word) if word == "off" => Ok(WriterCpu::Off),
+            Written::Word(word) => Err(serde::de::Error::custom(format!(
+                "writer_cpu is \"auto\", \"off\" or a CPU number, not {word:?}"
+            ))),
+        }
+    }
 }
 
 fn default_busy_timeout_ms() -> u64 {

@@ -18,6 +18,12 @@ pub enum PlacementError {
     Place { cpu: usize, source: nix::Error },
 }
 
+/// The CPUs this process may run on, in order.
+pub fn allowed_cpus() -> Result<Vec<usize>, PlacementError> {
+    let allowed = sched_getaffinity(Pid::from_raw(0)).map_err(PlacementError::Read)?;
+    Ok(cpus_of(&allowed))
+}
+
 /// The set of `cpu` alone, if this process may run there.
 pub fn one_cpu(cpu: usize) -> Result<CpuSet, PlacementError> {
     let allowed = sched_getaffinity(Pid::from_raw(0)).map_err(PlacementError::Read)?;
@@ -67,12 +73,15 @@ fn threads_named(tasks: &Path, name: &str) -> Vec<i32> {
         .collect()
 }
 
+fn cpus_of(set: &CpuSet) -> Vec<usize> {
+    (0..CpuSet::count())
+        .filter(|cpu| set.is_set(*cpu).unwrap_or(false))
+        .collect()
+}
+
 /// `0,1,3`: the CPUs of `set`.
 fn describe(set: &CpuSet) -> String {
-    let cpus: Vec<String> = (0..CpuSet::count())
-        .filter(|cpu| set.is_set(*cpu).unwrap_or(false))
-        .map(|cpu| cpu.to_string())
-        .collect();
+    let cpus: Vec<String> = cpus_of(set).iter().map(ToString::to_string).collect();
     cpus.join(",")
 }
 

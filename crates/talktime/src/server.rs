@@ -53,6 +53,8 @@ pub struct Services {
     pub routing_version: i64,
     /// BYEs for the legs of calls a previous run left up (sent once the sockets are open).
     pub recovered_byes: Vec<crate::recovery::LegBye>,
+    /// The CPU of the ledger's thread (`[database] writer_cpu`), if placed.
+    pub writer_cpu: Option<usize>,
 }
 
 impl std::fmt::Debug for Services {
@@ -258,7 +260,7 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
         random: Box::new(SystemRandom),
     };
     let notifications = config.notifications.clone();
-    let writer_cpu = config.database.writer_cpu;
+    let writer_cpu = services.writer_cpu;
     let mut switch =
         Switch::new(config, switch_services, now()).context("cannot start the switch")?;
     let mut shell = Shell {

@@ -8,13 +8,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use talktime_b2bua::config::WriterCpu;
 use talktime_billing::{Currency, RateDeck, TariffSettings};
 use talktime_engine::{Grammar, Language, LanguageBook};
 use talktime_media::PromptCache;
 use talktime_pii::Pii;
 use talktime_routing::{CarrierConfig, Router};
 use talktime_store::{
-    CardBatchSpec, CardKind, ExpiryRule, ImportOptions, NewCard, Store, StoreOptions, parse_micros,
+    BackendKind, CardBatchSpec, CardKind, ExpiryRule, ImportOptions, NewCard, Store, StoreOptions,
+    parse_micros,
 };
 use tracing::{info, warn};
 
@@ -65,9 +67,7 @@ pub async fn prepare(config: &mut Config) -> anyhow::Result<Services> {
             )
         })?
         .with_node(&node_id);
-    if let Some(cpu) = config.database.writer_cpu {
-        place_the_writer(cpu)?;
-    }
+    let writer_cpu = place_the_writer(config.database.writer_cpu, store.kind())?;
     let ledger = Arc::new(Ledger::new(store.clone(), config.billing.clone()));
     // Before the first heartbeat: this node's previous life is billed to its last one.
     let started = wall_clock_ms();
@@ -96,6 +96,7 @@ pub async fn prepare(config: &mut Config) -> anyhow::Result<Services> {
         router,
         routing_version: routing.version,
         recovered_byes: recovered.byes,
+        writer_cpu,
     })
 }
 
@@ -165,18 +166,57 @@ async fn generated_pin(
     Ok(pin.expose().clone())
 }
 
-/// `[database] writer_cpu`: the SQLite writer's thread goes to `cpu` now (the ledger's thread
-/// follows when it starts). A CPU this process may not use stops the start.
-fn place_the_writer(cpu: usize) -> anyhow::Result<()> {
-    crate::placement::one_cpu(cpu).context("[database] writer_cpu")?;
-    let placed = crate::placement::place_threads_named(talktime_store::SQLITE_WRITER_THREAD, cpu)
-        .context("[database] writer_cpu")?;
-    info!(
-        cpu,
-        sqlite_writer = placed > 0,
-        "the ledger's writes run on one CPU"
-    );
-    Ok(())
+/// `[database] writer_cpu`: places the SQLite writer's thread now and returns the CPU for the
+/// ledger's thread (placed when it starts). A CPU named that this process may not use stops
+/// the start; `auto` that cannot place logs why and leaves the threads to the kernel.
+fn place_the_writer(setting: WriterCpu, backend: BackendKind) -> anyhow::Result<Option<usize>> {
+    let cpu = match setting {
+        WriterCpu::Off => return Ok(None),
+        WriterCpu::Cpu(cpu) => {
+            crate::placement::one_cpu(cpu).context("[database] writer_cpu")?;
+            cpu
+        }
+        WriterCpu::Auto => match auto_writer_cpu(backend) {
+            Ok(Some(cpu)) => cpu,
+            Ok(None) => return Ok(None),
+            Err(error) => {
+                warn!(%error, "[database] writer_cpu = \"auto\": the ledger's threads stay where the kernel puts them");
+                return Ok(None);
+            }
+        },
+    };
+    let placed = crate::placement::place_threads_named(talktime_store::SQLITE_WRITER_THREAD, cpu);
+    match (placed, setting) {
+        (Ok(placed), _) => {
+            info!(
+                cpu,
+                sqlite_writer = placed > 0,
+                "the ledger's writes run on one CPU"
+            );
+            Ok(Some(cpu))
+        }
+        (Err(error), WriterCpu::Auto) => {
+            warn!(%error, "[database] writer_cpu = \"auto\": the ledger's threads stay where the kernel puts them");
+            Ok(None)
+        }
+        (Err(error), _) => Err(error).context("[database] writer_cpu"),
+    }
+}
+
+/// `auto`: for a SQLite ledger on two CPUs or more, one of them, chosen by the process id so
+/// that switches sharing a machine spread over its CPUs; otherwise none.
+fn auto_writer_cpu(
+    backend: BackendKind,
+) -> Result<Option<usize>, crate::placement::PlacementError> {
+    if backend != BackendKind::Sqlite {
+        return Ok(None);
+    }
+    let cpus = crate::placement::allowed_cpus()?;
+    if cpus.len() < 2 {
+        return Ok(None);
+    }
+    let index = usize::try_from(std::process::id()).unwrap_or(0) % cpus.len();
+    Ok(cpus.get(index).copied())
 }
 
 /// Every language with a grammar under the prompts directory (`<dir>/<code>/language.toml`);

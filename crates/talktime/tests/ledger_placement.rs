@@ -1,6 +1,7 @@
 //! `[database] writer_cpu` (issue 19): the ledger's thread and the SQLite writer connection's
-//! thread run on the CPU named, the other threads where they were, and calls are billed as
-//! ever; a CPU the process may not use stops the start with a message that says so.
+//! thread run on the CPU named (by default one the switch picks), the other threads where
+//! they were, and calls are billed as ever; `"off"` leaves them to the kernel; a CPU the
+//! process may not use stops the start with a message that says so.
 
 #![allow(clippy::unwrap_used)]
 
@@ -9,7 +10,9 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::calls::{sipp_forwarded_callers, start_with, wait_for_bridged_calls, wide_rtp_ports};
+use common::calls::{
+    sipp_forwarded_callers, start, start_with, wait_for_bridged_calls, wide_rtp_ports,
+};
 use common::prepaid::{self, ConfigFile};
 use common::scenario::BackgroundSipp;
 use common::{scenario, tail};
@@ -121,6 +124,51 @@ fn the_ledger_and_the_sqlite_writer_share_the_cpu_named_and_calls_are_billed() {
         );
     }
     assert_eq!(prepaid::all_open_reservations(&dir, &accounts), 0);
+}
+
+/// The CPUs each of the switch's threads named `ledger` and `sqlite-writer` may run on (at
+/// least one of each).
+fn ledger_threads(switch: &common::Switch) -> Vec<String> {
+    let threads: Vec<(String, String)> = thread_cpus(switch.child.id())
+        .into_iter()
+        .filter(|(name, _)| name == "ledger" || name == "sqlite-writer")
+        .collect();
+    for name in ["ledger", "sqlite-writer"] {
+        assert!(
+            threads.iter().any(|(found, _)| found == name),
+            "{name}: {threads:?}"
+        );
+    }
+    threads.into_iter().map(|(_, cpus)| cpus).collect()
+}
+
+#[test]
+fn by_default_the_pair_shares_one_cpu_and_off_leaves_it_to_the_kernel() {
+    let every_cpu = cpus_allowed("/proc/self/status");
+    let by_default = start(&prepaid::data_dir("writer-cpu-auto"), ConfigFile::new());
+    let placed = ledger_threads(&by_default);
+    assert!(
+        placed.iter().all(|cpus| *cpus == placed[0]),
+        "one CPU for all: {placed:?}"
+    );
+    if every_cpu.contains(['-', ',']) {
+        assert!(
+            placed[0].parse::<usize>().is_ok(),
+            "a single CPU of {every_cpu}, not {}",
+            placed[0]
+        );
+        assert!(
+            by_default
+                .log_text()
+                .contains("the ledger's writes run on one CPU")
+        );
+    }
+    let off = start(
+        &prepaid::data_dir("writer-cpu-off"),
+        ConfigFile::new().raw("[database]\nwriter_cpu = \"off\"\n"),
+    );
+    let left = ledger_threads(&off);
+    assert!(left.iter().all(|cpus| *cpus == every_cpu), "{left:?}");
 }
 
 #[test]
