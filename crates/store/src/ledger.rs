@@ -582,19 +582,10 @@ impl Store {
         .fetch_optional(&mut **c)
         .await)?;
         let outcome = match earlier {
-            Some(earlier) if earlier == amount_micros => {
-                let balance_micros: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
-                    "SELECT balance_micros FROM accounts WHERE id = $1",
-                )
-                .bind(account_id)
-                .fetch_optional(&mut **c)
-                .await)?;
-                RechargeOutcome {
-                    balance_micros: balance_micros
-                        .ok_or_else(|| StoreError::not_found("account", account_id))?,
-                    replayed: true,
-                }
-            }
+            Some(earlier) if earlier == amount_micros => RechargeOutcome {
+                balance_micros: fetch_balance(&mut conn, account_id).await?,
+                replayed: true,
+            },
             Some(earlier) => {
                 return Err(StoreError::InvalidArgument(format!(
                     "recharge key {key:?} was used for {earlier} micros, not {amount_micros}"

@@ -170,37 +170,31 @@ async fn generated_pin(
 /// ledger's thread (placed when it starts). A CPU named that this process may not use stops
 /// the start; `auto` that cannot place logs why and leaves the threads to the kernel.
 fn place_the_writer(setting: WriterCpu, backend: BackendKind) -> anyhow::Result<Option<usize>> {
-    let cpu = match setting {
+    let placed = match setting {
         WriterCpu::Off => return Ok(None),
-        WriterCpu::Cpu(cpu) => {
-            crate::placement::one_cpu(cpu).context("[database] writer_cpu")?;
-            cpu
-        }
-        WriterCpu::Auto => match auto_writer_cpu(backend) {
-            Ok(Some(cpu)) => cpu,
-            Ok(None) => return Ok(None),
-            Err(error) => {
-                warn!(%error, "[database] writer_cpu = \"auto\": the ledger's threads stay where the kernel puts them");
-                return Ok(None);
+        WriterCpu::Cpu(cpu) => Some(place_writer_on(cpu).context("[database] writer_cpu")?),
+        WriterCpu::Auto => {
+            match auto_writer_cpu(backend).and_then(|cpu| cpu.map(place_writer_on).transpose()) {
+                Ok(placed) => placed,
+                Err(error) => {
+                    warn!(%error, "[database] writer_cpu = \"auto\": the ledger's threads stay where the kernel puts them");
+                    None
+                }
             }
-        },
+        }
     };
-    let placed = crate::placement::place_threads_named(talktime_store::SQLITE_WRITER_THREAD, cpu);
-    match (placed, setting) {
-        (Ok(placed), _) => {
-            info!(
-                cpu,
-                sqlite_writer = placed > 0,
-                "the ledger's writes run on one CPU"
-            );
-            Ok(Some(cpu))
-        }
-        (Err(error), WriterCpu::Auto) => {
-            warn!(%error, "[database] writer_cpu = \"auto\": the ledger's threads stay where the kernel puts them");
-            Ok(None)
-        }
-        (Err(error), _) => Err(error).context("[database] writer_cpu"),
-    }
+    Ok(placed)
+}
+
+/// The SQLite writer's thread (if any) on `cpu`; `cpu` again, for the ledger's thread.
+fn place_writer_on(cpu: usize) -> Result<usize, crate::placement::PlacementError> {
+    let placed = crate::placement::place_threads_named(talktime_store::SQLITE_WRITER_THREAD, cpu)?;
+    info!(
+        cpu,
+        sqlite_writer = placed > 0,
+        "the ledger's writes run on one CPU"
+    );
+    Ok(cpu)
 }
 
 /// `auto`: for a SQLite ledger on two CPUs or more, one of them, chosen by the process id so
