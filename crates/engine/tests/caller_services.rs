@@ -357,7 +357,13 @@ fn with_remember_language_off_the_menu_always_plays() {
 
 #[test]
 fn star_zero_one_reads_out_a_portal_code_twice_and_asks_for_a_number_again() {
-    let mut harness = authenticated_pin_call(10_000_000);
+    // A PIN call from a number the operator does not recognise (no pinless account).
+    let (mut harness, _) = Harness::new(IvrConfig::default(), Some("15551234567"));
+    harness.input(Input::CallerIdLookup(CallerIdLookup::NotRegistered));
+    harness.finish_prompt();
+    harness.dial("123456#");
+    harness.input(Input::PinLookup(PinLookup::Found(account(10_000_000))));
+    harness.finish_prompt();
     let asked = harness.dial("*01#");
     let request = asked.iter().find_map(|output| match output {
         Output::IssuePortalCode { account, .. } => Some(*account),
@@ -373,7 +379,7 @@ fn star_zero_one_reads_out_a_portal_code_twice_and_asks_for_a_number_again() {
     expected.extend(digits);
     expected.push("enter_destination");
     assert_eq!(prompt_names(&said), expected);
-    // No code (no caller ID, the ledger down): said, and the caller dials on.
+    // No code (the ledger down or refusing): said, and the caller dials on.
     harness.finish_prompt();
     harness.dial("*01#");
     let said = harness.input(Input::PortalCodeIssued(None));
@@ -397,6 +403,22 @@ fn star_zero_one_is_a_wrong_number_when_the_operator_turned_it_off() {
         !refused
             .iter()
             .any(|output| matches!(output, Output::IssuePortalCode { .. }))
+    );
+    assert_eq!(
+        prompt_names(&refused),
+        ["invalid_destination", "enter_destination"]
+    );
+}
+
+#[test]
+fn star_zero_one_without_a_caller_id_is_a_wrong_number() {
+    let mut harness = authenticated_pin_call(10_000_000);
+    let refused = harness.dial("*01#");
+    assert!(
+        !refused
+            .iter()
+            .any(|output| matches!(output, Output::IssuePortalCode { .. })),
+        "no number to issue a code for: {refused:?}"
     );
     assert_eq!(
         prompt_names(&refused),

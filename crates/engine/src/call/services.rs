@@ -101,7 +101,9 @@ impl Call {
             "#" if config.speed_dial => Some(Service::Redial),
             "*0" if config.voucher_recharge => Some(Service::Voucher),
             "*00" if config.pin_change && pin_caller => Some(Service::ChangePin),
-            "*01" if config.portal_code => Some(Service::PortalCode),
+            // The code is claimed for the caller's number: without one (withheld, anonymous)
+            // there is nothing to issue it for, and `*01` is a wrong number, not a failure.
+            "*01" if config.portal_code && self.caller_id.is_some() => Some(Service::PortalCode),
             _ if config.speed_dial => match dialled.strip_prefix('*') {
                 Some(rest) => key(rest).map(Service::StoreSpeedDial),
                 None => key(dialled).map(Service::SpeedDial),
