@@ -11,7 +11,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -50,13 +50,18 @@ pub(crate) struct NewCall {
 pub(crate) struct WorkerHandle {
     control: mpsc::Sender<Control>,
     wake: Arc<EventFd>,
+    rung: Arc<AtomicBool>,
 }
 
 impl WorkerHandle {
     pub(crate) fn send(&self, control: Control) {
         // A thread that has stopped (shutdown) has nothing left to act on.
         if self.control.send(control).is_ok() {
-            let _ = self.wake.write(1);
+            // One ring until the thread takes its controls: the commands of a burst (a call's
+            // set-up, many calls' in one core turn) cost one eventfd write, not one each.
+            if !self.rung.swap(true, Ordering::AcqRel) {
+                let _ = self.wake.write(1);
+            }
         }
     }
 }
@@ -152,6 +157,8 @@ const BUFFER_BYTES: usize = 2048;
 struct Worker {
     epoll: Epoll,
     wake: Arc<EventFd>,
+    /// Set by the first sender after the last take of the controls (see [`WorkerHandle::send`]).
+    rung: Arc<AtomicBool>,
     control: mpsc::Receiver<Control>,
     /// Boxed: the slots grow by doubling, and a free or spare one is a pointer, not a call.
     calls: Vec<Option<Box<CallMedia>>>,
@@ -173,13 +180,16 @@ impl Worker {
         )?);
         epoll.add(&*wake, EpollEvent::new(EpollFlags::EPOLLIN, WAKE_KEY))?;
         let (sender, receiver) = mpsc::channel();
+        let rung = Arc::new(AtomicBool::new(false));
         let handle = WorkerHandle {
             control: sender,
             wake: wake.clone(),
+            rung: rung.clone(),
         };
         let worker = Worker {
             epoll,
             wake,
+            rung,
             control: receiver,
             calls: Vec::new(),
             free_slots: Vec::new(),
@@ -252,8 +262,12 @@ impl Worker {
 
     /// Applies queued controls; false on shutdown.
     fn take_controls(&mut self, now: Instant) -> bool {
-        // Read the eventfd before draining, so a control queued after the drain rings again.
+        // The ring is read, then cleared, then the queue drained, in that order: a sender
+        // that finds it set queued before the clear, so the drain takes its control; one that
+        // finds it clear rings again. (Cleared before the read, a ring written in between was
+        // read here and the flag stayed set with nothing left to wake the thread.)
         let _ = self.wake.read();
+        self.rung.swap(false, Ordering::AcqRel);
         while let Ok(control) = self.control.try_recv() {
             match control {
                 Control::Open(call) => self.open(*call),
@@ -485,5 +499,49 @@ fn index(side: Side) -> usize {
     match side {
         Side::A => 0,
         Side::B => 1,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+
+    /// Threads send one media thread controls as fast as they can for a while, pausing now
+    /// and then so that the thread catches up and sleeps; then the switch's stop (a Shutdown
+    /// and a join) must still reach it. A lost wake-up leaves the thread asleep with its ring
+    /// flag set, and the stop hangs.
+    #[test]
+    fn controls_from_many_threads_never_lose_the_wake_up() {
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            let workers = MediaWorkers::start(1, Duration::ZERO).unwrap();
+            let (handle, _) = workers.assign();
+            let senders: Vec<_> = (0..4)
+                .map(|_| {
+                    let handle = handle.clone();
+                    std::thread::spawn(move || {
+                        for id in 0..2_000 {
+                            handle.send(Control::Close(id));
+                            if id % 64 == 0 {
+                                std::thread::yield_now();
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for sender in senders {
+                sender.join().unwrap();
+            }
+            let (done, stopped) = mpsc::channel();
+            std::thread::spawn(move || {
+                drop(workers);
+                let _ = done.send(());
+            });
+            assert!(
+                stopped.recv_timeout(Duration::from_secs(10)).is_ok(),
+                "the media thread missed its wake-up"
+            );
+        }
     }
 }
