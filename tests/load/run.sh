@@ -22,12 +22,18 @@
 #                                   stateful proxy to the same SIPp carrier: tm, sl, rr, dialog,
 #                                   2 workers, TLSF) and through Talktime (prepaid), rate by
 #                                   rate in one run; both rates, CPU, and the ratio
+#   bash tests/load/run.sh ab      [RATE...]       the prepaid steps with two switch binaries,
+#                                   BIN_A and BIN_B, alternated PAIRS [3] times (A, B, A, B, ...)
+#                                   in one run; then each rate's connected calls and 503s by
+#                                   binary, run by run, and their medians (rates move a lot
+#                                   between runs on a shared machine: compare within one run)
 #   bash tests/load/run.sh all
 #
 # Rates step up until a step has failed calls or delivers under 90 % of the offered rate
 # (KEEP_GOING=1 runs every step). Every SIPp run and the switch itself run under `timeout`.
 # Environment (defaults in brackets):
 #   TALKTIME_BIN   the switch [$CARGO_TARGET_DIR/release/talktime, else target/release/talktime]
+#   BIN_A, BIN_B   the two switch binaries `ab` compares; PAIRS how many times each runs [3]
 #   LOAD_WORK      scratch directory [/tmp/talktime-load]
 #   SIP_PORT       switch SIP port, UDP and TCP [15060]; CARRIER_PORT carrier UAS [15070]
 #   CALLER_PORT    caller SIPp port [15080]; RTP_RANGE switch media ports, best outside the
@@ -69,6 +75,7 @@ ACCOUNTS=${ACCOUNTS:-20000}
 RTP=${RTP:-0}
 CARRIER_RING_MS=${CARRIER_RING_MS:-0}
 KEEP_GOING=${KEEP_GOING:-0}
+PAIRS=${PAIRS:-3}
 PERF=${PERF:-0}
 DB=${DB:-sqlite}
 POSTGRES_URL=${POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
@@ -848,11 +855,59 @@ mode_versus() {
     } | tee -a "$RESULTS"
 }
 
+# ab RATE...: the same prepaid steps through BIN_A and BIN_B, alternated, then a table.
+mode_ab() {
+    local rates=("$@")
+    ((${#rates[@]})) || rates=(1500 2000)
+    local binary
+    for binary in "${BIN_A:-}" "${BIN_B:-}"; do
+        [[ -x $binary ]] || die "ab compares two switch binaries: set BIN_A and BIN_B"
+    done
+    seed_ledger
+    local pair side rate name connected refused rows=()
+    for ((pair = 1; pair <= PAIRS; pair++)); do
+        for side in A B; do
+            [[ $side == A ]] && BIN=$BIN_A || BIN=$BIN_B
+            for rate in "${rates[@]}"; do
+                name="ab-$side$pair-$rate"
+                prepaid_step "$name" "$rate" "$HOLD_MS" $((rate * STEP_SECONDS)) \
+                    $((rate * (HOLD_MS / 1000 + 10)))
+                connected=$(grep "^$name ledger:" "$RESULTS" | tail -1 |
+                    sed -n 's/.* connected=\([0-9]*\).*/\1/p')
+                refused=$(sed -n 's/.* failed_503=\([0-9]*\).*/\1/p' <<<"$LAST_LINE")
+                rows+=("$rate $side ${connected:-0} ${refused:-0}")
+            done
+        done
+    done
+    printf '%s\n' "${rows[@]}" | awk -v seconds="$STEP_SECONDS" '
+        function median(list,    n, i, j, t, v) {
+            n = split(list, v, " ")
+            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
+                if (v[j] + 0 < v[i] + 0) { t = v[i]; v[i] = v[j]; v[j] = t }
+            return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+        }
+        { runs[$1, $2] = runs[$1, $2] " " $3; refused[$1, $2] = refused[$1, $2] " " $4
+          if (!seen[$1]++) order[++count] = $1 }
+        END {
+            printf "%8s %8s  %-30s %-24s %s\n", "offered", "binary", "connected, run by run",
+                "503s, run by run", "median connected (of offered)"
+            for (k = 1; k <= count; k++) {
+                rate = order[k]
+                for (s = 0; s < 2; s++) {
+                    side = s ? "B" : "A"
+                    printf "%8s %8s  %-30s %-24s %s (of %d)\n", rate, side,
+                        substr(runs[rate, side], 2), substr(refused[rate, side], 2),
+                        median(substr(runs[rate, side], 2)), rate * seconds
+                }
+            }
+        }' | tee -a "$RESULTS"
+}
+
 main() {
     local mode=${1:-}
     shift || true
     case $mode in
-        options | testcall | prepaid | hold | soak | console | memory | versus | all) ;;
+        options | testcall | prepaid | hold | soak | console | memory | versus | ab | all) ;;
         *) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 2 ;;
     esac
     check_tools
@@ -866,6 +921,7 @@ main() {
         console) mode_console "$@" ;;
         memory) mode_memory "$@" ;;
         versus) mode_versus "$@" ;;
+        ab) mode_ab "$@" ;;
         all)
             mode_options
             mode_testcall
