@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use talktime_store::{Decision, ImportOptions, NewAccount, Payer, Store};
+use talktime_store::{Decision, ImportOptions, Payer, Store};
 
 const NOW: i64 = 1_700_000_000_000;
 static CALLS: AtomicU64 = AtomicU64::new(0);
@@ -54,14 +54,7 @@ async fn round_trip(store: &Store, account_id: i64) {
 }
 
 async fn funded_account(store: &Store) -> i64 {
-    let mut account = NewAccount::new("bench", "EUR");
-    account.concurrency_limit = 0;
-    let account = store.create_account(&account, NOW).await.expect("account");
-    store
-        .recharge(account.id, 1_000_000_000_000_000, None, NOW)
-        .await
-        .expect("recharge");
-    account.id
+    common::uncapped_account(store, "bench", "EUR", 1_000_000_000_000_000, NOW).await
 }
 
 fn authorize_settle(criterion: &mut Criterion) {

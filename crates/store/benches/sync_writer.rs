@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
-use talktime_store::{Decision, NewAccount, Payer, SQLITE_FILE_NAME, Store};
+use talktime_store::{Decision, Payer, SQLITE_FILE_NAME, Store};
 
 const NOW: i64 = 1_700_000_000_000;
 const CALLS: u64 = 4_000;
@@ -30,7 +30,8 @@ fn next_call_id(prefix: &str) -> String {
     format!("{prefix}-{}", NEXT_CALL.fetch_add(1, Ordering::Relaxed))
 }
 
-/// The process's CPU time so far (user + system), from `/proc/self/stat`.
+/// The process's CPU time so far (user + system), from `/proc/self/stat` (in USER_HZ ticks,
+/// 100 a second on Linux).
 fn process_cpu() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
     let after_name = &stat[stat.rfind(')').unwrap() + 2..];
@@ -50,14 +51,7 @@ fn report(name: &str, calls: u64, wall: Duration, cpu: Duration) {
 }
 
 async fn funded_account(store: &Store) -> i64 {
-    let mut account = NewAccount::new("bench", "EUR");
-    account.concurrency_limit = 0;
-    let account = store.create_account(&account, NOW).await.unwrap();
-    store
-        .recharge(account.id, 1_000_000_000_000_000, None, NOW)
-        .await
-        .unwrap();
-    account.id
+    common::uncapped_account(store, "bench", "EUR", 1_000_000_000_000_000, NOW).await
 }
 
 async fn through_the_store(store: &Store, account_id: i64) {

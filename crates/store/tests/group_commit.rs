@@ -17,14 +17,8 @@ async fn concurrent_writes_share_commits_and_a_failed_member_is_undone_alone() {
     let store = database.store.clone();
     let mut accounts = Vec::new();
     for index in 0..40 {
-        let mut account = NewAccount::new(format!("group-{index}"), "USD");
-        account.concurrency_limit = 0;
-        let account = store.create_account(&account, NOW).await.unwrap();
-        store
-            .recharge(account.id, 10 * UNIT, None, NOW)
-            .await
-            .unwrap();
-        accounts.push(account.id);
+        let name = format!("group-{index}");
+        accounts.push(common::uncapped_account(&store, &name, "USD", 10 * UNIT, NOW).await);
     }
     let (groups_before, members_before) = store.write_groups().unwrap();
     // 40 callers at once, 5 rounds each: every odd account's authorizations are refused inside

@@ -8,7 +8,7 @@ mod common;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use talktime_pii::Pii;
-use talktime_store::{Decision, NewAccount, NewCard, Payer, Refusal, SettleOutcome, Store};
+use talktime_store::{Decision, NewCard, Payer, Refusal, SettleOutcome, Store};
 
 const NOW: i64 = 1_700_000_000_000;
 
@@ -65,14 +65,7 @@ fn up_to(wanted: i64) -> impl FnOnce(&talktime_store::Available) -> Result<Decis
 
 async fn run_case(store: &Store, case: usize, with_owner: bool, operations: &[Operation]) {
     let owner = if with_owner {
-        let mut owner = NewAccount::new("owner", "EUR");
-        owner.concurrency_limit = 0;
-        let owner = store.create_account(&owner, NOW).await.unwrap();
-        store
-            .recharge(owner.id, 3_000_000, None, NOW)
-            .await
-            .unwrap();
-        Some(owner.id)
+        Some(common::uncapped_account(store, "owner", "EUR", 3_000_000, NOW).await)
     } else {
         None
     };

@@ -26,6 +26,25 @@ pub fn test_pin_key() -> talktime_store::PinKey {
     talktime_store::PinKey::from_hex(&"5a".repeat(32)).unwrap()
 }
 
+/// An account that may take any number of calls at once, holding `balance_micros` of credit
+/// (one recharge); its id.
+pub async fn uncapped_account(
+    store: &Store,
+    name: &str,
+    currency: &str,
+    balance_micros: i64,
+    now_ms: i64,
+) -> i64 {
+    let mut account = talktime_store::NewAccount::new(name, currency);
+    account.concurrency_limit = 0;
+    let account = store.create_account(&account, now_ms).await.unwrap();
+    store
+        .recharge(account.id, balance_micros, None, now_ms)
+        .await
+        .unwrap();
+    account.id
+}
+
 pub fn test_options() -> StoreOptions {
     StoreOptions {
         max_connections: 16,
