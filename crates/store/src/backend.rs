@@ -17,6 +17,7 @@ use sqlx::{
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::error::StoreError;
+use crate::exec::Exec;
 use crate::pin_key::{PIN_KEY_FILE_NAME, PinKey};
 
 /// File name of the embedded database inside the data directory.
@@ -142,6 +143,16 @@ struct GroupStats {
 #[derive(Debug)]
 pub(crate) struct SqliteWriter {
     connection: SqliteConnection,
+    /// The same file through rusqlite, whose statements run on the thread that asks (see
+    /// `exec.rs`): a call's writes ([`Store::begin_call_write`]). `None` for an in-memory
+    /// database, which a second connection could not see.
+    direct: Option<rusqlite::Connection>,
+    /// The open group and the member in progress run on `direct`. SQLite lets one
+    /// connection write at a time, so a member on the other connection first commits the
+    /// group.
+    on_direct: bool,
+    /// How long `BEGIN IMMEDIATE` on `direct` retries while another process writes.
+    busy_timeout: Duration,
     /// A member's work is in progress (inside its SAVEPOINT unless it is the first).
     in_transaction: bool,
     /// The member in progress runs inside `SAVEPOINT member`.
@@ -188,18 +199,51 @@ impl Group {
 }
 
 impl SqliteWriter {
+    /// Runs a transaction-control statement on the connection the group is on.
+    async fn control(&mut self, sql: &'static str) -> Result<(), StoreError> {
+        match (&mut self.direct, self.on_direct) {
+            (Some(direct), true) => direct.execute_batch(sql)?,
+            _ => {
+                sqlx::raw_sql(sql).execute(&mut self.connection).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `BEGIN IMMEDIATE` on the group's connection. On `direct`, SQLite's busy handler
+    /// would sleep on the thread that asks, a runtime's thread, while another process holds
+    /// the write lock; so it has none there, and the BEGIN is retried here after short
+    /// sleeps that yield the thread, for as long as the store's busy timeout. (In WAL mode
+    /// the write lock is taken only here: later statements and the COMMIT never wait.)
+    async fn begin_group(&mut self) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match self.control("BEGIN IMMEDIATE").await {
+                Err(StoreError::Sqlite(error))
+                    if error.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                        && started.elapsed() < self.busy_timeout =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(8));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// COMMITs the open group, if any, and tells its waiting members how it went.
     async fn close_group(&mut self) -> Result<(), StoreError> {
         let Some(group) = self.group.take() else {
             return Ok(());
         };
         self.savepoint_ready = false;
-        let committed = sqlx::query("COMMIT").execute(&mut self.connection).await;
+        let committed = self.control("COMMIT").await;
         self.stats.groups.fetch_add(1, Ordering::Relaxed);
         let members = u64::try_from(group.members).unwrap_or(u64::MAX);
         self.stats.members.fetch_add(members, Ordering::Relaxed);
         if committed.is_err() {
-            let _ = sqlx::query("ROLLBACK").execute(&mut self.connection).await;
+            let _ = self.control("ROLLBACK").await;
         }
         let outcome = committed.as_ref().map(|_| ()).map_err(ToString::to_string);
         group.outcome.send_replace(Some(outcome));
@@ -215,10 +259,7 @@ impl SqliteWriter {
         }
         self.in_transaction = false;
         if std::mem::take(&mut self.in_savepoint) {
-            let undone = sqlx::query("ROLLBACK TO member")
-                .execute(&mut self.connection)
-                .await
-                .is_ok();
+            let undone = self.control("ROLLBACK TO member").await.is_ok();
             if undone {
                 // The savepoint stays open, where the next member starts.
                 self.savepoint_ready = true;
@@ -227,7 +268,7 @@ impl SqliteWriter {
         }
         self.savepoint_ready = false;
         let group = self.group.take();
-        let rolled_back = sqlx::query("ROLLBACK").execute(&mut self.connection).await;
+        let rolled_back = self.control("ROLLBACK").await;
         if let Some(group) = group {
             let failed = Err("the group transaction was rolled back".to_owned());
             group.outcome.send_replace(Some(failed));
@@ -280,22 +321,25 @@ impl WriterTurn {
     }
 
     /// Starts a member's work: the group's `BEGIN IMMEDIATE` if none is open, else a SAVEPOINT.
-    async fn begin_member(&mut self) -> Result<(), StoreError> {
+    /// `direct`: on the rusqlite connection (when there is one); a group open on the other
+    /// connection is committed first.
+    async fn begin_member(&mut self, direct: bool) -> Result<(), StoreError> {
         let writer = &mut *self.guard;
+        let direct = direct && writer.direct.is_some();
+        if writer.group.is_some() && writer.on_direct != direct {
+            writer.close_group().await?;
+        }
         match &writer.group {
             Some(group) if group.members > 0 => {
                 if !std::mem::take(&mut writer.savepoint_ready) {
-                    sqlx::query("SAVEPOINT member")
-                        .execute(&mut writer.connection)
-                        .await?;
+                    writer.control("SAVEPOINT member").await?;
                 }
                 writer.in_savepoint = true;
             }
             Some(_) => {}
             None => {
-                sqlx::query("BEGIN IMMEDIATE")
-                    .execute(&mut writer.connection)
-                    .await?;
+                writer.on_direct = direct;
+                writer.begin_group().await?;
                 writer.group = Some(Group::new());
             }
         }
@@ -325,9 +369,7 @@ impl WriterTurn {
         } else {
             "SAVEPOINT member"
         };
-        sqlx::raw_sql(next_savepoint)
-            .execute(&mut writer.connection)
-            .await?;
+        writer.control(next_savepoint).await?;
         writer.in_transaction = false;
         writer.in_savepoint = false;
         writer.savepoint_ready = true;
@@ -357,6 +399,17 @@ impl WriterTurn {
     }
 }
 
+impl WriterTurn {
+    /// The connection the member in progress runs on.
+    fn exec(&mut self) -> Exec<'_> {
+        let writer = &mut *self.guard;
+        match (&mut writer.direct, writer.on_direct) {
+            (Some(direct), true) => Exec::Direct(direct),
+            _ => Exec::Sqlite(&mut writer.connection),
+        }
+    }
+}
+
 impl Drop for WriterTurn {
     fn drop(&mut self) {
         if !self.guard.in_transaction {
@@ -382,6 +435,34 @@ impl Held {
     }
 }
 
+impl Conn<'_> {
+    /// The same connection for statements written against [`Exec`].
+    pub(crate) fn exec(&mut self) -> Exec<'_> {
+        match self {
+            Conn::Sqlite(c) => Exec::Sqlite(c),
+            Conn::Postgres(c) => Exec::Postgres(c),
+        }
+    }
+}
+
+/// A write transaction of a call (hold, answer checkpoint, settle, release) whose statements
+/// are written against [`Exec`]: on SQLite they run on the writer's rusqlite connection on
+/// the calling thread, elsewhere as a [`WriteTx`].
+pub(crate) struct CallWrite(WriteTx);
+
+impl CallWrite {
+    pub(crate) fn exec(&mut self) -> Exec<'_> {
+        match &mut self.0 {
+            WriteTx::Sqlite(turn) => turn.exec(),
+            other => other.conn_exec(),
+        }
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        self.0.commit().await
+    }
+}
+
 /// A write transaction: `BEGIN IMMEDIATE` on SQLite (takes the single write lock up front, so a
 /// transaction never fails half-way on a lock upgrade), a plain `BEGIN` on PostgreSQL where
 /// the ledger locks rows with `SELECT ... FOR UPDATE` instead.
@@ -398,6 +479,15 @@ impl WriteTx {
             WriteTx::Sqlite(turn) => Conn::Sqlite(&mut turn.guard.connection),
             WriteTx::Postgres(transaction) => Conn::Postgres(transaction),
             WriteTx::PostgresStatement(connection) => Conn::Postgres(connection),
+        }
+    }
+
+    /// The transaction's connection for statements written against [`Exec`].
+    pub(crate) fn conn_exec(&mut self) -> Exec<'_> {
+        match self {
+            WriteTx::Sqlite(turn) => Exec::Sqlite(&mut turn.guard.connection),
+            WriteTx::Postgres(transaction) => Exec::Postgres(transaction),
+            WriteTx::PostgresStatement(connection) => Exec::Postgres(connection),
         }
     }
 
@@ -497,8 +587,15 @@ impl Store {
         let writer_connect = connect
             .clone()
             .thread_name(|_| SQLITE_WRITER_THREAD.to_owned());
+        let direct = match is_in_memory(connect.get_filename()) {
+            true => None,
+            false => Some(open_direct(connect.get_filename(), options)?),
+        };
         let writer = SqliteWriter {
             connection: writer_connect.connect().await?,
+            direct,
+            on_direct: false,
+            busy_timeout: options.sqlite_busy_timeout,
             in_transaction: false,
             in_savepoint: false,
             savepoint_ready: false,
@@ -610,11 +707,33 @@ impl Store {
         Ok(match &self.backend {
             Backend::Sqlite(_, writer) => {
                 let mut turn = WriterTurn::take(writer, true).await?;
-                turn.begin_member().await?;
+                turn.begin_member(false).await?;
                 WriteTx::Sqlite(turn)
             }
             Backend::Postgres(pool) => WriteTx::Postgres(pool.begin().await?),
         })
+    }
+
+    /// A call's write transaction (see [`CallWrite`]).
+    pub(crate) async fn begin_call_write(&self) -> Result<CallWrite, StoreError> {
+        Ok(CallWrite(match &self.backend {
+            Backend::Sqlite(_, writer) => {
+                let mut turn = WriterTurn::take(writer, true).await?;
+                turn.begin_member(true).await?;
+                WriteTx::Sqlite(turn)
+            }
+            Backend::Postgres(pool) => WriteTx::Postgres(pool.begin().await?),
+        }))
+    }
+
+    /// [`Store::begin_call_write`] for one statement: it commits itself on PostgreSQL.
+    pub(crate) async fn begin_call_statement(&self) -> Result<CallWrite, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(..) => self.begin_call_write().await,
+            Backend::Postgres(pool) => {
+                Ok(CallWrite(WriteTx::PostgresStatement(pool.acquire().await?)))
+            }
+        }
     }
 
     /// A write of one statement that calls make: on SQLite a member of the group commit
@@ -679,6 +798,25 @@ fn resolve_pin_key(options: &StoreOptions) -> Result<Option<PinKey>, StoreError>
         Some(key) => Ok(Some(key.clone())),
         None => PinKey::from_environment(),
     }
+}
+
+/// The writer's rusqlite connection, set as sqlx sets the others (WAL is already on: it
+/// stays with the file).
+fn open_direct(file: &Path, options: &StoreOptions) -> Result<rusqlite::Connection, StoreError> {
+    let connection = rusqlite::Connection::open(file)?;
+    // No busy handler: see `SqliteWriter::begin_group`.
+    connection.busy_timeout(Duration::ZERO)?;
+    let synchronous = if options.sqlite_synchronous_full {
+        "FULL"
+    } else {
+        "NORMAL"
+    };
+    connection.pragma_update(None, "synchronous", synchronous)?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    connection.pragma_update(None, "wal_autocheckpoint", 8192)?;
+    connection.pragma_update(None, "cache_size", -16384)?;
+    connection.set_prepared_statement_cache_capacity(64);
+    Ok(connection)
 }
 
 fn is_in_memory(file: &Path) -> bool {

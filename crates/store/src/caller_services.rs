@@ -303,7 +303,7 @@ impl Store {
         }
         // As an authorization does: no call can hold this credit between the check and the
         // debit.
-        crate::reservation::lock_account(&mut conn, account_id).await?;
+        crate::reservation::lock_account(&mut conn.exec(), account_id).await?;
         let account = fetch_account(&mut conn, account_id).await?;
         let held: i64 = with_conn!(&mut conn, c => sqlx::query_scalar(
             "SELECT CAST(COALESCE(SUM(amount_micros), 0) AS BIGINT) FROM reservations \
@@ -342,7 +342,7 @@ impl Store {
             )
             .await?;
         let balance_micros = post(
-            &mut conn,
+            &mut conn.exec(),
             Posting {
                 account_id,
                 kind: TransactionKind::GiftCard,

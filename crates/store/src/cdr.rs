@@ -3,7 +3,7 @@
 use rust_decimal::{Decimal, RoundingStrategy};
 use talktime_pii::Pii;
 
-use crate::backend::{Conn, Store, with_conn};
+use crate::backend::{Store, with_conn};
 use crate::error::StoreError;
 
 pub use talktime_billing::Cdr;
@@ -226,43 +226,48 @@ macro_rules! traffic_query {
 
 /// Inserts a CDR unless one exists for (call id, attempt); returns whether it was inserted.
 pub(crate) async fn insert_cdr(
-    conn: &mut Conn<'_>,
+    exec: &mut crate::exec::Exec<'_>,
     cdr: &Cdr,
     now_ms: i64,
 ) -> Result<bool, StoreError> {
-    let result = with_conn!(conn, c => sqlx::query(
-        "INSERT INTO cdrs (call_id, attempt, account_id, card_id, caller_id, access_number, \
+    let caller_id = cdr
+        .caller_id
+        .as_ref()
+        .map(|number| number.expose().as_str());
+    let result = exec
+        .execute(
+            "INSERT INTO cdrs (call_id, attempt, account_id, card_id, caller_id, access_number, \
          destination, carrier, start_ms, answer_ms, end_ms, billed_seconds, fees_json, \
          taxes_json, tax_micros, total_micros, buy_cost_micros, sip_code, q850_cause, hangup_by, \
          disconnect_cause, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
          $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
          ON CONFLICT (call_id, attempt) DO NOTHING",
-    )
-    .bind(&cdr.call_id)
-    .bind(cdr.attempt)
-    .bind(cdr.account_id)
-    .bind(cdr.card_id)
-    .bind(cdr.caller_id.as_ref().map(|number| number.expose().as_str()))
-    .bind(cdr.access_number.as_deref())
-    .bind(cdr.destination.expose())
-    .bind(cdr.carrier.as_deref())
-    .bind(cdr.start_ms)
-    .bind(cdr.answer_ms)
-    .bind(cdr.end_ms)
-    .bind(cdr.billed_seconds)
-    .bind(&cdr.fees_json)
-    .bind(&cdr.taxes_json)
-    .bind(cdr.tax_micros)
-    .bind(cdr.total_micros)
-    .bind(cdr.buy_cost_micros)
-    .bind(cdr.sip_code)
-    .bind(cdr.q850_cause)
-    .bind(cdr.hangup_by.as_deref())
-    .bind(cdr.disconnect_cause.as_deref())
-    .bind(now_ms)
-    .execute(&mut **c)
-    .await
-        .map(|done| done.rows_affected()))?;
+            &[
+                (&cdr.call_id).into(),
+                cdr.attempt.into(),
+                cdr.account_id.into(),
+                cdr.card_id.into(),
+                caller_id.into(),
+                cdr.access_number.as_deref().into(),
+                cdr.destination.expose().into(),
+                cdr.carrier.as_deref().into(),
+                cdr.start_ms.into(),
+                cdr.answer_ms.into(),
+                cdr.end_ms.into(),
+                cdr.billed_seconds.into(),
+                (&cdr.fees_json).into(),
+                (&cdr.taxes_json).into(),
+                cdr.tax_micros.into(),
+                cdr.total_micros.into(),
+                cdr.buy_cost_micros.into(),
+                cdr.sip_code.into(),
+                cdr.q850_cause.into(),
+                cdr.hangup_by.as_deref().into(),
+                cdr.disconnect_cause.as_deref().into(),
+                now_ms.into(),
+            ],
+        )
+        .await?;
     Ok(result == 1)
 }
 
@@ -271,7 +276,7 @@ impl Store {
     /// (call id, attempt) is ignored and returns `false`.
     pub async fn write_cdr(&self, cdr: &Cdr, now_ms: i64) -> Result<bool, StoreError> {
         let mut write = self.begin_statement_write().await?;
-        let inserted = insert_cdr(&mut write.conn(), cdr, now_ms).await?;
+        let inserted = insert_cdr(&mut write.conn().exec(), cdr, now_ms).await?;
         write.commit().await?;
         Ok(inserted)
     }

@@ -191,7 +191,7 @@ impl Store {
         check_amount(bonus_micros)?;
         let key = format!("coupon:{}:voucher:{voucher_id}", coupon.id);
         let balance_micros = post(
-            &mut conn,
+            &mut conn.exec(),
             Posting {
                 account_id,
                 kind: TransactionKind::Promotion,

@@ -9,6 +9,11 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 
+    /// SQLite failed on the writer's own connection (see `exec.rs`): busy past the timeout,
+    /// a full disk, a constraint the ledger did not expect.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+
     /// The write went into a group transaction (group commit) whose COMMIT failed: nothing of
     /// it is in the ledger.
     #[error("group commit failed: {0}")]
@@ -140,6 +145,9 @@ impl StoreError {
     /// True when the same request may succeed later unchanged: the database was unreachable,
     /// busy or restarting (a settle is then retried, never dropped).
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Database(_) | StoreError::GroupCommit(_))
+        matches!(
+            self,
+            StoreError::Database(_) | StoreError::Sqlite(_) | StoreError::GroupCommit(_)
+        )
     }
 }

@@ -4,6 +4,7 @@ use talktime_pii::Pii;
 
 use crate::backend::{Conn, Store, with_conn};
 use crate::error::StoreError;
+use crate::exec::Exec;
 use crate::model::{
     Account, AccountStatus, BalanceMismatch, CallerIdMatch, Card, CardKind, CardStatus, ExpiryRule,
     LedgerEntry, LockoutPolicy, NewAccount, NewCard, PinFailureState, TransactionKind,
@@ -138,36 +139,37 @@ pub(crate) struct Posting<'a> {
 
 /// Updates the cached balance and appends the transaction row, in the caller's transaction,
 /// so the two never disagree. Returns the balance after.
-pub(crate) async fn post(conn: &mut Conn<'_>, posting: Posting<'_>) -> Result<i64, StoreError> {
+pub(crate) async fn post(exec: &mut Exec<'_>, posting: Posting<'_>) -> Result<i64, StoreError> {
     check_amount(posting.amount_micros.checked_abs().unwrap_or(i64::MAX))?;
-    let updated: Option<(i64, Option<String>)> = with_conn!(conn, c => sqlx::query_as(
-        "UPDATE accounts SET balance_micros = balance_micros + $1 WHERE id = $2 \
-         RETURNING balance_micros, notify_below",
-    )
-    .bind(posting.amount_micros)
-    .bind(posting.account_id)
-    .fetch_optional(&mut **c)
-    .await)?;
+    let updated: Option<(i64, Option<String>)> = exec
+        .fetch_optional(
+            "UPDATE accounts SET balance_micros = balance_micros + $1 WHERE id = $2 \
+             RETURNING balance_micros, notify_below",
+            &[posting.amount_micros.into(), posting.account_id.into()],
+        )
+        .await?;
     let (balance_after, notify_below) =
         updated.ok_or_else(|| StoreError::not_found("account", posting.account_id))?;
-    let transaction_id: i64 = with_conn!(conn, c => sqlx::query_scalar(
-        "INSERT INTO transactions (account_id, kind, amount_micros, balance_after_micros, \
-         call_id, reference, idempotency_key, created_at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-    )
-    .bind(posting.account_id)
-    .bind(posting.kind.as_str())
-    .bind(posting.amount_micros)
-    .bind(balance_after)
-    .bind(posting.call_id)
-    .bind(posting.reference)
-    .bind(posting.idempotency_key)
-    .bind(posting.now_ms)
-    .fetch_one(&mut **c)
-    .await)?;
+    let (transaction_id,): (i64,) = exec
+        .fetch_one(
+            "INSERT INTO transactions (account_id, kind, amount_micros, balance_after_micros, \
+             call_id, reference, idempotency_key, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            &[
+                posting.account_id.into(),
+                posting.kind.as_str().into(),
+                posting.amount_micros.into(),
+                balance_after.into(),
+                posting.call_id.into(),
+                posting.reference.into(),
+                posting.idempotency_key.into(),
+                posting.now_ms.into(),
+            ],
+        )
+        .await?;
     if let Some(thresholds) = notify_below.filter(|_| posting.amount_micros < 0) {
         crate::notifications::queue_crossings(
-            conn,
+            exec,
             crate::notifications::Crossing {
                 account_id: posting.account_id,
                 transaction_id,
@@ -205,7 +207,7 @@ pub(crate) async fn recharge_in(
     if let Some(card_id) = disposable {
         return Err(StoreError::DisposableCard { card_id });
     }
-    post(conn, posting).await
+    post(&mut conn.exec(), posting).await
 }
 
 pub(crate) fn check_amount(amount_micros: i64) -> Result<(), StoreError> {
@@ -218,14 +220,16 @@ pub(crate) fn check_amount(amount_micros: i64) -> Result<(), StoreError> {
 }
 
 /// An account's balance, inside the caller's transaction.
-pub(crate) async fn fetch_balance(conn: &mut Conn<'_>, account_id: i64) -> Result<i64, StoreError> {
-    let balance: Option<i64> = with_conn!(conn, c => sqlx::query_scalar(
-        "SELECT balance_micros FROM accounts WHERE id = $1",
-    )
-    .bind(account_id)
-    .fetch_optional(&mut **c)
-    .await)?;
-    balance.ok_or_else(|| StoreError::not_found("account", account_id))
+pub(crate) async fn fetch_balance(exec: &mut Exec<'_>, account_id: i64) -> Result<i64, StoreError> {
+    let balance: Option<(i64,)> = exec
+        .fetch_optional(
+            "SELECT balance_micros FROM accounts WHERE id = $1",
+            &[account_id.into()],
+        )
+        .await?;
+    balance
+        .map(|(balance,)| balance)
+        .ok_or_else(|| StoreError::not_found("account", account_id))
 }
 
 pub(crate) async fn fetch_account(
@@ -372,7 +376,7 @@ pub(crate) async fn insert_card(
             None => "card value".to_owned(),
         };
         post(
-            conn,
+            &mut conn.exec(),
             Posting {
                 account_id,
                 kind: TransactionKind::Recharge,
@@ -511,7 +515,7 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let mut transaction = self.begin_write().await?;
         let balance = post(
-            &mut transaction.conn(),
+            &mut transaction.conn().exec(),
             Posting {
                 account_id,
                 kind,
@@ -583,7 +587,7 @@ impl Store {
         .await)?;
         let outcome = match earlier {
             Some(earlier) if earlier == amount_micros => RechargeOutcome {
-                balance_micros: fetch_balance(&mut conn, account_id).await?,
+                balance_micros: fetch_balance(&mut conn.exec(), account_id).await?,
                 replayed: true,
             },
             Some(earlier) => {
@@ -698,7 +702,7 @@ impl Store {
         .map(|done| done.rows_affected()))?;
         if fee_micros > 0 {
             post(
-                &mut conn,
+                &mut conn.exec(),
                 Posting {
                     account_id: card.account_id,
                     kind: TransactionKind::Activation,

@@ -47,6 +47,7 @@ mod cdr;
 mod coupons;
 mod customers;
 mod error;
+mod exec;
 mod ledger;
 mod model;
 mod nodes;

@@ -5,8 +5,9 @@
 
 use talktime_pii::Pii;
 
-use crate::backend::{Conn, Store, with_conn};
+use crate::backend::{Store, with_conn};
 use crate::error::StoreError;
+use crate::exec::Exec;
 
 /// What a queued mail is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,7 +125,7 @@ pub(crate) struct Crossing {
 /// Queues one low-balance mail when the posting took the balance under one or more of its
 /// thresholds, inside the posting's transaction (so once per crossing, never lost to a crash).
 pub(crate) async fn queue_crossings(
-    conn: &mut Conn<'_>,
+    exec: &mut Exec<'_>,
     crossing: Crossing,
     thresholds: &str,
     now_ms: i64,
@@ -142,12 +143,12 @@ pub(crate) async fn queue_crossings(
     let Some(lowest) = crossed.iter().min().copied() else {
         return Ok(());
     };
-    let row: Option<(Option<String>, Option<String>, String)> = with_conn!(conn, c => sqlx::query_as(
-        "SELECT email, email_language, currency FROM accounts WHERE id = $1",
-    )
-    .bind(account_id)
-    .fetch_optional(&mut **c)
-    .await)?;
+    let row: Option<(Option<String>, Option<String>, String)> = exec
+        .fetch_optional(
+            "SELECT email, email_language, currency FROM accounts WHERE id = $1",
+            &[account_id.into()],
+        )
+        .await?;
     let Some((Some(email), language, currency)) = row else {
         return Ok(());
     };
@@ -163,34 +164,35 @@ pub(crate) async fn queue_crossings(
         threshold_micros: lowest,
         detail: String::new(),
     };
-    insert(conn, &notification, now_ms).await?;
+    insert(exec, &notification, now_ms).await?;
     Ok(())
 }
 
 pub(crate) async fn insert(
-    conn: &mut Conn<'_>,
+    exec: &mut Exec<'_>,
     notification: &NewNotification,
     now_ms: i64,
 ) -> Result<bool, StoreError> {
-    let inserted = with_conn!(conn, c => sqlx::query(
-        "INSERT INTO notifications (kind, dedupe_key, account_id, recipient, language, currency, \
-         amount_micros, threshold_micros, detail, created_at_ms, next_attempt_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
-         ON CONFLICT (dedupe_key) DO NOTHING",
-    )
-    .bind(notification.kind.as_str())
-    .bind(&notification.dedupe_key)
-    .bind(notification.account_id)
-    .bind(notification.recipient.expose())
-    .bind(&notification.language)
-    .bind(&notification.currency)
-    .bind(notification.amount_micros)
-    .bind(notification.threshold_micros)
-    .bind(&notification.detail)
-    .bind(now_ms)
-    .execute(&mut **c)
-    .await
-    .map(|done| done.rows_affected()))?;
+    let inserted = exec
+        .execute(
+            "INSERT INTO notifications (kind, dedupe_key, account_id, recipient, language, \
+             currency, amount_micros, threshold_micros, detail, created_at_ms, next_attempt_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+             ON CONFLICT (dedupe_key) DO NOTHING",
+            &[
+                notification.kind.as_str().into(),
+                (&notification.dedupe_key).into(),
+                notification.account_id.into(),
+                notification.recipient.expose().into(),
+                (&notification.language).into(),
+                (&notification.currency).into(),
+                notification.amount_micros.into(),
+                notification.threshold_micros.into(),
+                (&notification.detail).into(),
+                now_ms.into(),
+            ],
+        )
+        .await?;
     Ok(inserted == 1)
 }
 
@@ -253,7 +255,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let mut held = self.acquire_for_write().await?;
-        insert(&mut held.conn(), notification, now_ms).await
+        insert(&mut held.conn().exec(), notification, now_ms).await
     }
 
     /// Claims up to `limit` unsent mails that are due: each is pushed `lease_ms` into the

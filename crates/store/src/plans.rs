@@ -3,7 +3,7 @@
 //! the plan, books each period once, and counts package seconds in the settle of the call
 //! that used them.
 
-use crate::backend::{Conn, Store, with_conn};
+use crate::backend::{Store, with_conn};
 use crate::error::StoreError;
 use crate::ledger::{Posting, check_amount, post};
 use crate::model::TransactionKind;
@@ -320,7 +320,7 @@ impl Store {
         for instant in instants {
             let key = format!("maintenance:{instant}");
             post(
-                &mut conn,
+                &mut conn.exec(),
                 Posting {
                     account_id,
                     kind: TransactionKind::Maintenance,
@@ -341,7 +341,7 @@ impl Store {
 /// Counts `seconds` of an account's package as used (a new period starts again from zero),
 /// inside the settle of the call that used them.
 pub(crate) async fn use_package_seconds(
-    conn: &mut Conn<'_>,
+    exec: &mut crate::exec::Exec<'_>,
     account_id: i64,
     seconds: i64,
     now_ms: i64,
@@ -349,7 +349,7 @@ pub(crate) async fn use_package_seconds(
     if seconds <= 0 {
         return Ok(());
     }
-    with_conn!(conn, c => sqlx::query(
+    exec.execute(
         "UPDATE account_plans SET \
          package_used_seconds = CASE WHEN package_every_ms > 0 \
            AND $3 >= package_period_start_ms + package_every_ms \
@@ -358,13 +358,9 @@ pub(crate) async fn use_package_seconds(
            AND $3 >= package_period_start_ms + package_every_ms \
            THEN $3 ELSE package_period_start_ms END \
          WHERE account_id = $1",
+        &[account_id.into(), seconds.into(), now_ms.into()],
     )
-    .bind(account_id)
-    .bind(seconds)
-    .bind(now_ms)
-    .execute(&mut **c)
-    .await
-    .map(|_| ()))?;
+    .await?;
     Ok(())
 }
 

@@ -395,7 +395,7 @@ impl Store {
             .ok_or_else(|| StoreError::InvalidArgument("too many points at once".into()))?;
         let reference = format!("{points} points");
         post(
-            &mut conn,
+            &mut conn.exec(),
             Posting {
                 account_id,
                 kind: TransactionKind::Points,

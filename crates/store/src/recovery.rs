@@ -79,18 +79,15 @@ impl Store {
         answered_at_ms: i64,
         checkpoint: &str,
     ) -> Result<bool, StoreError> {
-        let mut write = self.begin_statement_write().await?;
-        let mut conn = write.conn();
-        let updated = with_conn!(&mut conn, c => sqlx::query(
-            "UPDATE reservations SET answered_at_ms = $2, checkpoint = $3 \
-             WHERE call_id = $1 AND state = 'open'",
-        )
-        .bind(call_id)
-        .bind(answered_at_ms)
-        .bind(checkpoint)
-        .execute(&mut **c)
-        .await
-        .map(|done| done.rows_affected()))?;
+        let mut write = self.begin_call_statement().await?;
+        let updated = write
+            .exec()
+            .execute(
+                "UPDATE reservations SET answered_at_ms = $2, checkpoint = $3 \
+                 WHERE call_id = $1 AND state = 'open'",
+                &[call_id.into(), answered_at_ms.into(), checkpoint.into()],
+            )
+            .await?;
         write.commit().await?;
         Ok(updated == 1)
     }

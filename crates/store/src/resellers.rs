@@ -12,6 +12,7 @@
 
 use crate::backend::{Conn, Store, with_conn};
 use crate::error::StoreError;
+use crate::exec::Exec;
 use crate::ledger::{fetch_account, insert_account};
 use crate::model::NewAccount;
 
@@ -335,11 +336,12 @@ pub(crate) async fn fetch_reseller(conn: &mut Conn<'_>, id: i64) -> Result<Resel
 
 /// The resellers above `account_id`, its own first; empty for a customer of the vendor.
 pub(crate) async fn chain_of(
-    conn: &mut Conn<'_>,
+    exec: &mut Exec<'_>,
     account_id: i64,
 ) -> Result<Vec<ResellerLevel>, StoreError> {
-    let rows: Vec<ChainRow> = with_conn!(conn, c => sqlx::query_as(
-        "WITH RECURSIVE chain (depth, reseller_id, parent_id) AS ( \
+    let rows: Vec<ChainRow> = exec
+        .fetch_all(
+            "WITH RECURSIVE chain (depth, reseller_id, parent_id) AS ( \
            SELECT CAST(1 AS BIGINT), r.id, r.parent_id FROM accounts a \
            JOIN resellers r ON r.id = a.reseller_id WHERE a.id = $1 \
            UNION ALL \
@@ -349,11 +351,9 @@ pub(crate) async fn chain_of(
          r.min_margin_percent FROM chain c \
          JOIN resellers r ON r.id = c.reseller_id JOIN accounts a ON a.id = r.account_id \
          ORDER BY c.depth",
-    )
-    .bind(account_id)
-    .bind(CHAIN_LIMIT)
-    .fetch_all(&mut **c)
-    .await)?;
+            &[account_id.into(), CHAIN_LIMIT.into()],
+        )
+        .await?;
     Ok(rows
         .into_iter()
         .map(
@@ -373,7 +373,7 @@ pub(crate) async fn chain_of(
 /// suspended or at its concurrency limit refuses the call. `beside`: the call already holds
 /// one open call on every level (a callback's second leg), which is not another call.
 pub(crate) async fn lock_levels(
-    conn: &mut Conn<'_>,
+    conn: &mut Exec<'_>,
     account_id: i64,
     beside: bool,
     now_ms: i64,
@@ -382,17 +382,16 @@ pub(crate) async fn lock_levels(
     let mut levels = Vec::with_capacity(chain.len());
     for level in chain {
         crate::reservation::lock_account(conn, level.account_id).await?;
-        let (balance, limit, status, credit_limit, per_second, held, open_calls): LevelRead = with_conn!(conn, c => sqlx::query_as(
+        let (balance, limit, status, credit_limit, per_second, held, open_calls): LevelRead = conn.fetch_one(
             "SELECT a.balance_micros, a.concurrency_limit, a.status, r.credit_limit_micros, \
              r.calls_per_second, \
              (SELECT CAST(COALESCE(SUM(l.amount_micros), 0) AS BIGINT) FROM reservation_levels l \
               WHERE l.is_open = 1 AND l.account_id = a.id), \
              (SELECT COUNT(*) FROM reservation_levels l WHERE l.is_open = 1 AND l.account_id = a.id) \
              FROM accounts a JOIN resellers r ON r.account_id = a.id WHERE a.id = $1",
+            &[level.account_id.into()],
         )
-        .bind(level.account_id)
-        .fetch_one(&mut **c)
-        .await)?;
+        .await?;
         let open_calls = open_calls - i64::from(beside);
         if status != "active" {
             return Err(StoreError::NotUsable {
@@ -423,18 +422,18 @@ type LevelRead = (i64, i64, String, i64, i64, i64, i64);
 
 /// Refuses a call when the level's customers started `per_second` calls in the last second.
 async fn check_call_rate(
-    conn: &mut Conn<'_>,
+    exec: &mut Exec<'_>,
     account_id: i64,
     per_second: i64,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    let recent: i64 = with_conn!(conn, c => sqlx::query_scalar(
-        "SELECT COUNT(*) FROM reservation_levels WHERE account_id = $1 AND created_at_ms > $2",
-    )
-    .bind(account_id)
-    .bind(now_ms - 1_000)
-    .fetch_one(&mut **c)
-    .await)?;
+    let (recent,): (i64,) = exec
+        .fetch_one(
+            "SELECT COUNT(*) FROM reservation_levels \
+             WHERE account_id = $1 AND created_at_ms > $2",
+            &[account_id.into(), (now_ms - 1_000).into()],
+        )
+        .await?;
     if recent >= per_second {
         return Err(StoreError::CallRateLimit {
             account_id,
@@ -446,42 +445,40 @@ async fn check_call_rate(
 
 /// Records the call's hold on each level.
 pub(crate) async fn insert_level_holds(
-    conn: &mut Conn<'_>,
+    exec: &mut Exec<'_>,
     call_id: &str,
     levels: &[LevelAvailable],
     holds: &[i64],
     now_ms: i64,
 ) -> Result<(), StoreError> {
     for (level, hold) in levels.iter().zip(holds) {
-        with_conn!(conn, c => sqlx::query(
+        exec.execute(
             "INSERT INTO reservation_levels (call_id, depth, reseller_id, account_id, \
              amount_micros, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                call_id.into(),
+                level.level.depth.into(),
+                level.level.reseller_id.into(),
+                level.level.account_id.into(),
+                (*hold).into(),
+                now_ms.into(),
+            ],
         )
-        .bind(call_id)
-        .bind(level.level.depth)
-        .bind(level.level.reseller_id)
-        .bind(level.level.account_id)
-        .bind(*hold)
-        .bind(now_ms)
-        .execute(&mut **c)
-        .await
-        .map(|_| ()))?;
+        .await?;
     }
     Ok(())
 }
 
 /// Closes a call's level holds without a charge (released, or settled with nothing to pay).
 pub(crate) async fn close_level_holds(
-    conn: &mut Conn<'_>,
+    exec: &mut Exec<'_>,
     call_id: &str,
 ) -> Result<(), StoreError> {
-    with_conn!(conn, c => sqlx::query(
+    exec.execute(
         "UPDATE reservation_levels SET is_open = 0 WHERE call_id = $1 AND is_open = 1",
+        &[call_id.into()],
     )
-    .bind(call_id)
-    .execute(&mut **c)
-    .await
-    .map(|_| ()))?;
+    .await?;
     Ok(())
 }
 
@@ -489,20 +486,21 @@ pub(crate) async fn close_level_holds(
 /// one pays nothing), pays each its call commission on what the level below paid (the customer's
 /// `customer_charge` for the first), and closes its hold.
 pub(crate) async fn charge_levels(
-    conn: &mut Conn<'_>,
+    conn: &mut Exec<'_>,
     call_id: &str,
     customer_charge: i64,
     charges: &[i64],
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    let open: Vec<(i64, i64, i64, i64)> = with_conn!(conn, c => sqlx::query_as(
-        "SELECT l.depth, l.account_id, r.commission_calls_bp, r.commission_call_flat_micros \
-         FROM reservation_levels l JOIN resellers r ON r.id = l.reseller_id \
-         WHERE l.call_id = $1 AND l.is_open = 1 ORDER BY l.depth",
-    )
-    .bind(call_id)
-    .fetch_all(&mut **c)
-    .await)?;
+    let open: Vec<(i64, i64, i64, i64)> = conn
+        .fetch_all(
+            "SELECT l.depth, l.account_id, r.commission_calls_bp, \
+             r.commission_call_flat_micros \
+             FROM reservation_levels l JOIN resellers r ON r.id = l.reseller_id \
+             WHERE l.call_id = $1 AND l.is_open = 1 ORDER BY l.depth",
+            &[call_id.into()],
+        )
+        .await?;
     let charge_at = |depth: i64| {
         usize::try_from(depth - 1)
             .ok()
@@ -519,17 +517,17 @@ pub(crate) async fn charge_levels(
             charge_at(depth - 1)
         };
         let commission = talktime_billing::commission_micros(paid_below, rate_bp, flat_micros);
-        with_conn!(conn, c => sqlx::query(
+        conn.execute(
             "UPDATE reservation_levels SET is_open = 0, charged_micros = $3, \
              commission_micros = $4 WHERE call_id = $1 AND depth = $2",
+            &[
+                call_id.into(),
+                depth.into(),
+                charge.into(),
+                commission.into(),
+            ],
         )
-        .bind(call_id)
-        .bind(depth)
-        .bind(charge)
-        .bind(commission)
-        .execute(&mut **c)
-        .await
-        .map(|_| ()))?;
+        .await?;
         let postings = [
             (crate::model::TransactionKind::CallCharge, -charge),
             (crate::model::TransactionKind::Commission, commission),
@@ -580,7 +578,7 @@ pub(crate) async fn pay_payment_commission(
     }
     let reference = format!("payment by account {account_id}");
     crate::ledger::post(
-        conn,
+        &mut conn.exec(),
         crate::ledger::Posting {
             account_id: reseller_account,
             kind: crate::model::TransactionKind::Commission,
@@ -623,7 +621,7 @@ pub(crate) async fn put_batch_under(
 
 /// Balance plus credit limit minus what the reseller's calls hold now, its account locked.
 async fn locked_free_credit(conn: &mut Conn<'_>, reseller: &Reseller) -> Result<i64, StoreError> {
-    crate::reservation::lock_account(conn, reseller.account_id).await?;
+    crate::reservation::lock_account(&mut conn.exec(), reseller.account_id).await?;
     let (balance, held): (i64, i64) = with_conn!(conn, c => sqlx::query_as(
         "SELECT a.balance_micros, \
          (SELECT CAST(COALESCE(SUM(l.amount_micros), 0) AS BIGINT) FROM reservation_levels l \
@@ -706,7 +704,7 @@ impl Store {
         }
         let to_customer = format!("to account {account_id}");
         let reseller_balance = crate::ledger::post(
-            &mut conn,
+            &mut conn.exec(),
             crate::ledger::Posting {
                 account_id: reseller.account_id,
                 kind: crate::model::TransactionKind::Transfer,
@@ -1098,7 +1096,7 @@ impl Store {
     /// authorized; the authorization reads them again under the lock).
     pub async fn reseller_chain(&self, account_id: i64) -> Result<Vec<ResellerLevel>, StoreError> {
         let mut held = self.acquire().await?;
-        chain_of(&mut held.conn(), account_id).await
+        chain_of(&mut held.conn().exec(), account_id).await
     }
 
     /// The reseller of an account, if any.

@@ -11,9 +11,10 @@
 
 use std::fmt;
 
-use crate::backend::{Conn, Store, with_conn};
+use crate::backend::{Store, with_conn};
 use crate::cdr::{Cdr, insert_cdr};
 use crate::error::StoreError;
+use crate::exec::Exec;
 use crate::ledger::{Posting, check_amount, check_card_usable, post};
 use crate::model::{ReservationState, TransactionKind};
 
@@ -143,20 +144,18 @@ pub struct FirstUse {
 
 /// Records a card's first use; false when it already had one.
 async fn mark_first_use(
-    conn: &mut Conn<'_>,
+    exec: &mut Exec<'_>,
     card_id: i64,
     now_ms: i64,
 ) -> Result<bool, StoreError> {
-    let updated = with_conn!(conn, c => sqlx::query(
-        "UPDATE cards SET first_used_at_ms = $1, \
-         status = CASE WHEN status = 'new' THEN 'active' ELSE status END \
-         WHERE id = $2 AND first_used_at_ms IS NULL",
-    )
-    .bind(now_ms)
-    .bind(card_id)
-    .execute(&mut **c)
-    .await
-    .map(|done| done.rows_affected()))?;
+    let updated = exec
+        .execute(
+            "UPDATE cards SET first_used_at_ms = $1, \
+             status = CASE WHEN status = 'new' THEN 'active' ELSE status END \
+             WHERE id = $2 AND first_used_at_ms IS NULL",
+            &[now_ms.into(), card_id.into()],
+        )
+        .await?;
     Ok(updated == 1)
 }
 
@@ -207,7 +206,6 @@ pub struct ReconcileReport {
     pub settled: Vec<(String, i64)>,
 }
 
-#[derive(sqlx::FromRow)]
 struct LockedAccount {
     balance_micros: i64,
     concurrency_limit: i64,
@@ -256,12 +254,13 @@ impl ReservationRow {
 
 /// On PostgreSQL, waits for and holds the account row's lock until commit. On SQLite the
 /// transaction already holds the database write lock (`BEGIN IMMEDIATE`).
-pub(crate) async fn lock_account(conn: &mut Conn<'_>, account_id: i64) -> Result<(), StoreError> {
-    if let Conn::Postgres(c) = conn {
-        sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
-            .bind(account_id)
-            .execute(&mut **c)
-            .await?;
+pub(crate) async fn lock_account(exec: &mut Exec<'_>, account_id: i64) -> Result<(), StoreError> {
+    if exec.is_postgres() {
+        exec.execute(
+            "SELECT id FROM accounts WHERE id = $1 FOR UPDATE",
+            &[account_id.into()],
+        )
+        .await?;
     }
     Ok(())
 }
@@ -270,10 +269,10 @@ pub(crate) async fn lock_account(conn: &mut Conn<'_>, account_id: i64) -> Result
 /// owns). Must run after [`lock_account`] in its own statement; see the module docs. Each
 /// sum is split by column so it searches a partial index instead of scanning all open calls.
 async fn read_locked_account(
-    conn: &mut Conn<'_>,
+    exec: &mut Exec<'_>,
     account_id: i64,
 ) -> Result<LockedAccount, StoreError> {
-    let row: Option<LockedAccount> = with_conn!(conn, c => sqlx::query_as(
+    let row: Option<LockedAccountRow> = exec.fetch_optional(
         "SELECT a.balance_micros, a.concurrency_limit, a.low_balance_micros, a.low_balance_calls, \
          a.low_balance_call_cap_micros, a.reseller_id, a.owner_account_id, a.status, a.currency, \
          a.tariff_id, \
@@ -285,43 +284,88 @@ async fn read_locked_account(
          + (SELECT COUNT(*) FROM reservations r \
           WHERE r.state = 'open' AND r.owner_account_id = a.id) AS open_calls \
          FROM accounts a WHERE a.id = $1",
+        &[account_id.into()],
     )
-    .bind(account_id)
-    .fetch_optional(&mut **c)
-    .await)?;
-    row.ok_or_else(|| StoreError::not_found("account", account_id))
+    .await?;
+    let row = row.ok_or_else(|| StoreError::not_found("account", account_id))?;
+    Ok(LockedAccount::from_row(row))
+}
+
+/// [`LockedAccount`]'s columns in order.
+type LockedAccountRow = (
+    i64,
+    i64,
+    Option<i64>,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    String,
+    String,
+    Option<i64>,
+    i64,
+    i64,
+);
+
+impl LockedAccount {
+    fn from_row(row: LockedAccountRow) -> LockedAccount {
+        let (
+            balance_micros,
+            concurrency_limit,
+            low_balance_micros,
+            low_balance_calls,
+            low_balance_call_cap_micros,
+            reseller_id,
+            owner_account_id,
+            status,
+            currency,
+            tariff_id,
+            reserved_micros,
+            open_calls,
+        ) = row;
+        LockedAccount {
+            balance_micros,
+            concurrency_limit,
+            low_balance_micros,
+            low_balance_calls,
+            low_balance_call_cap_micros,
+            reseller_id,
+            owner_account_id,
+            status,
+            currency,
+            tariff_id,
+            reserved_micros,
+            open_calls,
+        }
+    }
 }
 
 /// What an open reservation of `account_id` holds, locked with the account.
 async fn open_hold(
-    conn: &mut Conn<'_>,
+    exec: &mut Exec<'_>,
     call_id: &str,
     account_id: i64,
 ) -> Result<Option<i64>, StoreError> {
-    let held: Option<i64> = with_conn!(conn, c => sqlx::query_scalar(
-        "SELECT amount_micros FROM reservations \
-         WHERE call_id = $1 AND account_id = $2 AND state = 'open'",
-    )
-    .bind(call_id)
-    .bind(account_id)
-    .fetch_optional(&mut **c)
-    .await)?;
-    Ok(held)
+    let held: Option<(i64,)> = exec
+        .fetch_optional(
+            "SELECT amount_micros FROM reservations \
+             WHERE call_id = $1 AND account_id = $2 AND state = 'open'",
+            &[call_id.into(), account_id.into()],
+        )
+        .await?;
+    Ok(held.map(|(amount,)| amount))
 }
 
 async fn resize_hold(
-    conn: &mut Conn<'_>,
+    exec: &mut Exec<'_>,
     call_id: &str,
     amount_micros: i64,
 ) -> Result<(), StoreError> {
-    with_conn!(conn, c => sqlx::query(
+    exec.execute(
         "UPDATE reservations SET amount_micros = $2 WHERE call_id = $1 AND state = 'open'",
+        &[call_id.into(), amount_micros.into()],
     )
-    .bind(call_id)
-    .bind(amount_micros)
-    .execute(&mut **c)
-    .await
-    .map(|_| ()))?;
+    .await?;
     Ok(())
 }
 
@@ -459,8 +503,8 @@ impl Store {
             }
             Payer::Account(account_id) => (account_id, None, None),
         };
-        let mut transaction = self.begin_write().await?;
-        let mut conn = transaction.conn();
+        let mut transaction = self.begin_call_write().await?;
+        let mut conn = transaction.exec();
         lock_account(&mut conn, account_id).await?;
         let mut account = read_locked_account(&mut conn, account_id).await?;
         let held = match companion {
@@ -515,22 +559,24 @@ impl Store {
         if let Some(companion) = companion {
             resize_hold(&mut conn, companion, companion_micros).await?;
         }
-        let inserted: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
-            "INSERT INTO reservations (call_id, account_id, owner_account_id, card_id, \
-             amount_micros, max_duration_ms, state, created_at_ms, node_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8) \
-             ON CONFLICT (call_id) DO NOTHING RETURNING id",
-        )
-        .bind(call_id)
-        .bind(account_id)
-        .bind(account.owner_account_id)
-        .bind(card_id)
-        .bind(decision.reserve_micros)
-        .bind(decision.max_duration_ms)
-        .bind(now_ms)
-        .bind(self.node_id())
-        .fetch_optional(&mut **c)
-        .await)?;
+        let inserted: Option<(i64,)> = conn
+            .fetch_optional(
+                "INSERT INTO reservations (call_id, account_id, owner_account_id, card_id, \
+                 amount_micros, max_duration_ms, state, created_at_ms, node_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8) \
+                 ON CONFLICT (call_id) DO NOTHING RETURNING id",
+                &[
+                    call_id.into(),
+                    account_id.into(),
+                    account.owner_account_id.into(),
+                    card_id.into(),
+                    decision.reserve_micros.into(),
+                    decision.max_duration_ms.into(),
+                    now_ms.into(),
+                    self.node_id().into(),
+                ],
+            )
+            .await?;
         if inserted.is_none() {
             return Err(StoreError::CallIdInUse);
         }
@@ -603,30 +649,29 @@ impl Store {
             level_charges,
         } = extras;
         check_amount(actual_cost_micros)?;
-        let mut transaction = self.begin_write().await?;
-        let mut conn = transaction.conn();
+        let mut transaction = self.begin_call_write().await?;
+        let mut conn = transaction.exec();
         // Whether resellers hold on it comes back with the claim: most calls have none and
         // cost no look at the level table.
-        let claimed: Option<(i64, Option<i64>, i64)> = with_conn!(&mut conn, c => sqlx::query_as(
-            "UPDATE reservations SET state = 'settled', charged_micros = $2, closed_at_ms = $3 \
-             WHERE call_id = $1 AND state = 'open' RETURNING account_id, owner_account_id, \
-             CAST(CASE WHEN EXISTS (SELECT 1 FROM reservation_levels l \
-               WHERE l.call_id = $1 AND l.is_open = 1) THEN 1 ELSE 0 END AS BIGINT)",
-        )
-        .bind(call_id)
-        .bind(actual_cost_micros)
-        .bind(now_ms)
-        .fetch_optional(&mut **c)
-        .await)?;
+        let claimed: Option<(i64, Option<i64>, i64)> = conn
+            .fetch_optional(
+                "UPDATE reservations SET state = 'settled', charged_micros = $2, \
+                 closed_at_ms = $3 WHERE call_id = $1 AND state = 'open' \
+                 RETURNING account_id, owner_account_id, \
+                 CAST(CASE WHEN EXISTS (SELECT 1 FROM reservation_levels l \
+                   WHERE l.call_id = $1 AND l.is_open = 1) THEN 1 ELSE 0 END AS BIGINT)",
+                &[call_id.into(), actual_cost_micros.into(), now_ms.into()],
+            )
+            .await?;
         let Some((account_id, owner_account_id, levels_hold)) = claimed else {
             // Read why on the writer, and answer once what it saw is committed: under group
             // commit the settle that closed it may still be waiting for its COMMIT.
-            let existing: Option<(String, Option<i64>)> = with_conn!(&mut conn, c => sqlx::query_as(
-                "SELECT state, charged_micros FROM reservations WHERE call_id = $1",
-            )
-            .bind(call_id)
-            .fetch_optional(&mut **c)
-            .await)?;
+            let existing: Option<(String, Option<i64>)> = conn
+                .fetch_optional(
+                    "SELECT state, charged_micros FROM reservations WHERE call_id = $1",
+                    &[call_id.into()],
+                )
+                .await?;
             transaction.commit().await?;
             return settle_again(call_id, actual_cost_micros, existing);
         };
@@ -698,17 +743,15 @@ impl Store {
     /// Drops the hold of a call that never connected. Releasing twice is harmless; releasing a
     /// settled call is an error.
     pub async fn release(&self, call_id: &str, now_ms: i64) -> Result<ReleaseOutcome, StoreError> {
-        let mut transaction = self.begin_write().await?;
-        let mut conn = transaction.conn();
-        let result = with_conn!(&mut conn, c => sqlx::query(
-            "UPDATE reservations SET state = 'released', closed_at_ms = $2 \
-             WHERE call_id = $1 AND state = 'open'",
-        )
-        .bind(call_id)
-        .bind(now_ms)
-        .execute(&mut **c)
-        .await
-        .map(|done| done.rows_affected()))?;
+        let mut transaction = self.begin_call_write().await?;
+        let mut conn = transaction.exec();
+        let result = conn
+            .execute(
+                "UPDATE reservations SET state = 'released', closed_at_ms = $2 \
+                 WHERE call_id = $1 AND state = 'open'",
+                &[call_id.into(), now_ms.into()],
+            )
+            .await?;
         if result == 1 {
             crate::resellers::close_level_holds(&mut conn, call_id).await?;
         }

@@ -493,7 +493,7 @@ pub(crate) async fn reward_referral_in(
     ] {
         if amount_micros > 0 {
             let balance = post(
-                conn,
+                &mut conn.exec(),
                 Posting {
                     account_id: to,
                     kind: TransactionKind::Referral,

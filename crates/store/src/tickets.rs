@@ -324,7 +324,7 @@ impl Store {
                     threshold_micros: 0,
                     detail: format!("{id}\n{subject}\n{body}"),
                 };
-                insert(&mut conn, &notification, now_ms).await?;
+                insert(&mut conn.exec(), &notification, now_ms).await?;
             }
         }
         transaction.commit().await?;

@@ -147,6 +147,64 @@ async fn a_member_that_wrote_then_failed_is_undone_alone_and_checkpoints_join_gr
     database.finish().await;
 }
 
+/// A call's writes run on the writer's rusqlite connection and the other writes (a recharge)
+/// through sqlx: interleaved from many tasks, every write lands once, each answered only once
+/// committed, whichever connection the group it joined was on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn calls_and_other_writes_interleave_on_the_two_writer_connections() {
+    let database = common::TestDb::sqlite().await;
+    let store = database.store.clone();
+    let mut accounts = Vec::new();
+    for index in 0..30 {
+        let name = format!("mixed-{index}");
+        accounts.push(common::uncapped_account(&store, &name, "USD", 10 * UNIT, NOW).await);
+    }
+    let (groups_before, members_before) = store.write_groups().unwrap();
+    let tasks: Vec<_> = accounts
+        .iter()
+        .enumerate()
+        .map(|(index, &account)| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for round in 0..5 {
+                    let key = format!("mixed-{index}-{round}#1");
+                    store
+                        .authorize(&key, Payer::Account(account), NOW, |_| {
+                            Ok(Decision::new(UNIT, 60_000))
+                        })
+                        .await
+                        .unwrap();
+                    let before = store.balance(account).await.unwrap();
+                    store.recharge(account, UNIT, None, NOW).await.unwrap();
+                    assert_eq!(store.balance(account).await.unwrap(), before + UNIT);
+                    store.settle(&key, UNIT / 10, &[], NOW).await.unwrap();
+                    let row = store.reservation(&key).await.unwrap().unwrap();
+                    assert_eq!(row.state, ReservationState::Settled);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let expected: Vec<(i64, i64)> = accounts
+        .iter()
+        .map(|&account| (account, 10 * UNIT + 5 * UNIT - 5 * UNIT / 10))
+        .collect();
+    assert_balances(&store, &expected).await;
+    let charges: i64 = {
+        let mut lines = 0;
+        for &account in &accounts {
+            lines += store.transactions(account).await.unwrap().len() as i64;
+        }
+        lines
+    };
+    // Each account: its opening recharge, 5 recharges and 5 call charges.
+    assert_eq!(charges, 30 * 11);
+    assert_grouped(&store, (groups_before, members_before), 450).await;
+    database.finish().await;
+}
+
 /// Each account has its balance, holds nothing, and the ledger's balances agree with its lines.
 async fn assert_balances(store: &Store, expected: &[(i64, i64)]) {
     for &(account, balance) in expected {
