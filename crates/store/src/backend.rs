@@ -90,8 +90,13 @@ enum Backend {
     /// connection behind a FIFO mutex. SQLite allows one writer at a time anyway, and
     /// queueing here avoids both SQLite's sleep-and-retry busy handler (milliseconds per
     /// collision under load) and a pool checkout per write. Other processes writing the
-    /// same file are still handled by the busy timeout.
-    Sqlite(SqlitePool, Arc<Writer>),
+    /// same file are still handled by the busy timeout. The third is a rusqlite reader for a
+    /// call's reads on the thread that asks (see [`Store::acquire_call_read`]).
+    Sqlite(
+        SqlitePool,
+        Arc<Writer>,
+        Option<Arc<Mutex<rusqlite::Connection>>>,
+    ),
     Postgres(PgPool),
 }
 
@@ -168,6 +173,9 @@ pub(crate) struct SqliteWriter {
 /// The name of the thread on which sqlx runs the SQLite writer connection's statements: the
 /// shell can find it (in `/proc/self/task`) to place it beside the ledger's thread.
 pub const SQLITE_WRITER_THREAD: &str = "sqlite-writer";
+
+/// How long the rusqlite reader waits for a lock (see `open_sqlite`).
+const READER_BUSY_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// Most members a group commits at once, and the longest it stays open: under steady load
 /// someone always waits, and a group closed only at 64 members keeps its first member
@@ -425,7 +433,30 @@ impl Drop for WriterTurn {
     }
 }
 
+/// A connection for a call's reads ([`Store::acquire_call_read`]).
+pub(crate) enum CallRead {
+    Direct(OwnedMutexGuard<rusqlite::Connection>),
+    Held(Held),
+}
+
+impl CallRead {
+    pub(crate) fn exec(&mut self) -> Exec<'_> {
+        match self {
+            CallRead::Direct(reader) => Exec::Direct(reader),
+            CallRead::Held(held) => held.exec(),
+        }
+    }
+}
+
 impl Held {
+    pub(crate) fn exec(&mut self) -> Exec<'_> {
+        match self {
+            Held::Sqlite(connection) => Exec::Sqlite(connection),
+            Held::SqliteWriter(turn) => Exec::Sqlite(&mut turn.guard.connection),
+            Held::Postgres(connection) => Exec::Postgres(connection),
+        }
+    }
+
     pub(crate) fn conn(&mut self) -> Conn<'_> {
         match self {
             Held::Sqlite(connection) => Conn::Sqlite(connection),
@@ -587,9 +618,20 @@ impl Store {
         let writer_connect = connect
             .clone()
             .thread_name(|_| SQLITE_WRITER_THREAD.to_owned());
-        let direct = match is_in_memory(connect.get_filename()) {
-            true => None,
-            false => Some(open_direct(connect.get_filename(), options)?),
+        let (direct, reader) = match is_in_memory(connect.get_filename()) {
+            true => (None, None),
+            false => {
+                let reader = open_direct(connect.get_filename(), options)?;
+                reader.pragma_update(None, "query_only", "ON")?;
+                // A WAL reader waits only while the WAL index is rebuilt after a crash: a
+                // moment, on the asking thread, rather than a failed look-up.
+                reader.busy_timeout(READER_BUSY_TIMEOUT)?;
+                let reader = Arc::new(Mutex::new(reader));
+                (
+                    Some(open_direct(connect.get_filename(), options)?),
+                    Some(reader),
+                )
+            }
         };
         let writer = SqliteWriter {
             connection: writer_connect.connect().await?,
@@ -609,7 +651,7 @@ impl Store {
             stats,
         };
         let store = Store {
-            backend: Backend::Sqlite(pool, Arc::new(writer)),
+            backend: Backend::Sqlite(pool, Arc::new(writer), reader),
             node_id: Arc::from(""),
             pin_key: Arc::new(pin_key),
         };
@@ -669,22 +711,35 @@ impl Store {
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite(pool, _) => pool.close().await,
+            Backend::Sqlite(pool, ..) => pool.close().await,
             Backend::Postgres(pool) => pool.close().await,
         }
     }
 
     pub(crate) async fn acquire(&self) -> Result<Held, StoreError> {
         Ok(match &self.backend {
-            Backend::Sqlite(pool, _) => Held::Sqlite(pool.acquire().await?),
+            Backend::Sqlite(pool, ..) => Held::Sqlite(pool.acquire().await?),
             Backend::Postgres(pool) => Held::Postgres(pool.acquire().await?),
         })
+    }
+
+    /// A connection for one of a call's reads: on SQLite the rusqlite reader, run on the
+    /// thread that asks (a statement through sqlx costs a hand-off to a connection thread
+    /// and back, more than the statement), unless another task has it this moment; then,
+    /// and elsewhere, a pooled connection.
+    pub(crate) async fn acquire_call_read(&self) -> Result<CallRead, StoreError> {
+        if let Backend::Sqlite(_, _, Some(reader)) = &self.backend
+            && let Ok(reader) = reader.clone().try_lock_owned()
+        {
+            return Ok(CallRead::Direct(reader));
+        }
+        Ok(CallRead::Held(self.acquire().await?))
     }
 
     /// A connection for a single autocommit write statement.
     pub(crate) async fn acquire_for_write(&self) -> Result<Held, StoreError> {
         Ok(match &self.backend {
-            Backend::Sqlite(_, writer) => {
+            Backend::Sqlite(_, writer, _) => {
                 Held::SqliteWriter(WriterTurn::take(writer, false).await?)
             }
             Backend::Postgres(pool) => Held::Postgres(pool.acquire().await?),
@@ -695,7 +750,7 @@ impl Store {
     /// since the store opened; their ratio is the mean group size. `None` on PostgreSQL.
     pub fn write_groups(&self) -> Option<(u64, u64)> {
         match &self.backend {
-            Backend::Sqlite(_, writer) => Some((
+            Backend::Sqlite(_, writer, _) => Some((
                 writer.stats.groups.load(Ordering::Relaxed),
                 writer.stats.members.load(Ordering::Relaxed),
             )),
@@ -705,7 +760,7 @@ impl Store {
 
     pub(crate) async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         Ok(match &self.backend {
-            Backend::Sqlite(_, writer) => {
+            Backend::Sqlite(_, writer, _) => {
                 let mut turn = WriterTurn::take(writer, true).await?;
                 turn.begin_member(false).await?;
                 WriteTx::Sqlite(turn)
@@ -717,7 +772,7 @@ impl Store {
     /// A call's write transaction (see [`CallWrite`]).
     pub(crate) async fn begin_call_write(&self) -> Result<CallWrite, StoreError> {
         Ok(CallWrite(match &self.backend {
-            Backend::Sqlite(_, writer) => {
+            Backend::Sqlite(_, writer, _) => {
                 let mut turn = WriterTurn::take(writer, true).await?;
                 turn.begin_member(true).await?;
                 WriteTx::Sqlite(turn)

@@ -1009,17 +1009,17 @@ impl Store {
         &self,
         number: &Pii<String>,
     ) -> Result<Option<CallerIdMatch>, StoreError> {
-        let mut held = self.acquire().await?;
-        let mut conn = held.conn();
-        let row: Option<CallerIdRow> = with_conn!(&mut conn, c => sqlx::query_as(
+        let mut read = self.acquire_call_read().await?;
+        let row: Option<CallerIdRow> = read
+            .exec()
+            .fetch_optional(
                 "SELECT a.id, a.balance_micros, a.caller_id_min_balance_micros, a.status, \
                  cards.id, cards.status, a.forward_destination, a.currency, a.ivr_language \
                  FROM caller_ids n JOIN accounts a ON a.id = n.account_id \
                  LEFT JOIN cards ON cards.account_id = a.id WHERE n.number = $1",
+                &[number.expose().into()],
             )
-            .bind(number.expose())
-            .fetch_optional(&mut **c)
-            .await)?;
+            .await?;
         Ok(row.map(|row| {
             let (
                 account_id,

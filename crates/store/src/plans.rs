@@ -193,19 +193,18 @@ impl Store {
             Option<i64>,
             i64,
         );
-        let mut held = self.acquire().await?;
-        let mut conn = held.conn();
-        let row: Option<Row> = with_conn!(&mut conn, c => sqlx::query_as(
-            "SELECT a.tariff_id, a.tax_profile_json, a.destinations_json, \
-             c.tariff_id, c.activation_fee_micros, c.first_used_at_ms, a.reseller_id, \
-             (SELECT COUNT(*) FROM account_plans p WHERE p.account_id = a.id) \
-             FROM accounts a LEFT JOIN cards c ON c.id = $2 AND c.account_id = a.id \
-             WHERE a.id = $1",
-        )
-        .bind(account_id)
-        .bind(card_id)
-        .fetch_optional(&mut **c)
-        .await)?;
+        let mut read = self.acquire_call_read().await?;
+        let row: Option<Row> = read
+            .exec()
+            .fetch_optional(
+                "SELECT a.tariff_id, a.tax_profile_json, a.destinations_json, \
+                 c.tariff_id, c.activation_fee_micros, c.first_used_at_ms, a.reseller_id, \
+                 (SELECT COUNT(*) FROM account_plans p WHERE p.account_id = a.id) \
+                 FROM accounts a LEFT JOIN cards c ON c.id = $2 AND c.account_id = a.id \
+                 WHERE a.id = $1",
+                &[account_id.into(), card_id.into()],
+            )
+            .await?;
         let (
             account_tariff,
             taxes_json,
