@@ -343,15 +343,27 @@ impl Store {
 
     /// A tariff by its unique name.
     pub async fn tariff_by_name(&self, name: &str) -> Result<Option<Tariff>, StoreError> {
-        let mut held = self.acquire().await?;
-        let mut conn = held.conn();
-        let row: Option<TariffRow> = with_conn!(&mut conn, c => sqlx::query_as(
-            "SELECT id, name, currency, settings_json, created_at_ms FROM tariffs WHERE name = $1",
+        // Every call on the default tariff asks: a call's read.
+        let mut read = self.acquire_call_read().await?;
+        let row: Option<(i64, String, String, String, i64)> = read
+            .exec()
+            .fetch_optional(
+                "SELECT id, name, currency, settings_json, created_at_ms FROM tariffs \
+                 WHERE name = $1",
+                &[name.into()],
+            )
+            .await?;
+        Ok(
+            row.map(|(id, name, currency, settings_json, created_at_ms)| {
+                Tariff::from(TariffRow {
+                    id,
+                    name,
+                    currency,
+                    settings_json,
+                    created_at_ms,
+                })
+            }),
         )
-        .bind(name)
-        .fetch_optional(&mut **c)
-        .await)?;
-        Ok(row.map(Tariff::from))
     }
 
     /// Every tariff, by name.
