@@ -304,7 +304,7 @@ impl Store {
         // As an authorization does: no call can hold this credit between the check and the
         // debit.
         crate::reservation::lock_account(&mut conn.exec(), account_id).await?;
-        let account = fetch_account(&mut conn, account_id).await?;
+        let account = fetch_account(&mut conn.exec(), account_id).await?;
         let held: i64 = with_conn!(&mut conn, c => sqlx::query_scalar(
             "SELECT CAST(COALESCE(SUM(amount_micros), 0) AS BIGINT) FROM reservations \
              WHERE account_id = $1 AND state = 'open'",
@@ -405,7 +405,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<Redemption, StoreError> {
         let hash = self.voucher_hash(code);
-        let account = fetch_account(conn, account_id).await?;
+        let account = fetch_account(&mut conn.exec(), account_id).await?;
         let disposable: Option<i64> = with_conn!(conn, c => sqlx::query_scalar(
             "SELECT id FROM cards WHERE account_id = $1 AND kind = 'disposable'",
         )
@@ -568,7 +568,7 @@ impl Store {
         check_slot(slot)?;
         let mut held = self.acquire_for_write().await?;
         let mut conn = held.conn();
-        fetch_account(&mut conn, account_id).await?;
+        fetch_account(&mut conn.exec(), account_id).await?;
         with_conn!(&mut conn, c => sqlx::query(
             "INSERT INTO speed_dials (account_id, slot, number, updated_at_ms) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, slot) \

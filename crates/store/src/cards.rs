@@ -109,7 +109,7 @@ impl Store {
         let mut transaction = self.begin_write().await?;
         let mut conn = transaction.conn();
         if let Some(owner) = spec.owner_account_id {
-            fetch_account(&mut conn, owner).await?;
+            fetch_account(&mut conn.exec(), owner).await?;
         }
         let batch_id: i64 = with_conn!(&mut conn, c => sqlx::query_scalar(
             "INSERT INTO card_batches (name, tariff_id, owner_account_id, currency, card_count, \

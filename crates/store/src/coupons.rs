@@ -168,7 +168,7 @@ impl Store {
     ) -> Result<CouponRecharge, StoreError> {
         let mut transaction = self.begin_write().await?;
         let mut conn = transaction.conn();
-        let account = fetch_account(&mut conn, account_id).await?;
+        let account = fetch_account(&mut conn.exec(), account_id).await?;
         let coupon = match usable_coupon(&mut conn, coupon_code, account_id, now_ms).await? {
             Ok(coupon) if coupon.currency != account.currency => {
                 return Ok(CouponRecharge::Coupon(CouponRefusal::WrongCurrency));

@@ -48,7 +48,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut transaction = self.begin_write().await?;
         let mut conn = transaction.conn();
-        crate::ledger::fetch_account(&mut conn, account_id).await?;
+        crate::ledger::fetch_account(&mut conn.exec(), account_id).await?;
         with_conn!(&mut conn, c => sqlx::query(
             "INSERT INTO customer_logins (account_id, password_hash, created_at_ms) \
              VALUES ($1, $2, $3) \

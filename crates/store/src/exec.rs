@@ -271,3 +271,38 @@ impl Exec<'_> {
         matches!(self, Exec::Postgres(_))
     }
 }
+
+/// Declares a row struct whose fields, in order, are its statement's columns, and makes it a
+/// [`Record`] (each field a [`Column`]).
+macro_rules! record_struct {
+    (
+        $(#[$meta:meta])*
+        $visibility:vis struct $name:ident {
+            $($(#[$field_meta:meta])* $field_visibility:vis $field:ident: $type:ty),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        $visibility struct $name {
+            $($(#[$field_meta])* $field_visibility $field: $type),+
+        }
+
+        impl $crate::exec::Record for $name {
+            fn from_sqlite(row: &sqlx::sqlite::SqliteRow) -> Result<Self, sqlx::Error> {
+                let ($($field,)+) =
+                    <($($type,)+) as $crate::exec::Record>::from_sqlite(row)?;
+                Ok($name { $($field),+ })
+            }
+            fn from_postgres(row: &sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+                let ($($field,)+) =
+                    <($($type,)+) as $crate::exec::Record>::from_postgres(row)?;
+                Ok($name { $($field),+ })
+            }
+            fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                let ($($field,)+) =
+                    <($($type,)+) as $crate::exec::Record>::from_direct(row)?;
+                Ok($name { $($field),+ })
+            }
+        }
+    };
+}
+pub(crate) use record_struct;

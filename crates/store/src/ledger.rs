@@ -4,7 +4,7 @@ use talktime_pii::Pii;
 
 use crate::backend::{Conn, Store, with_conn};
 use crate::error::StoreError;
-use crate::exec::Exec;
+use crate::exec::{Exec, record_struct};
 use crate::model::{
     Account, AccountStatus, BalanceMismatch, CallerIdMatch, Card, CardKind, CardStatus, ExpiryRule,
     LedgerEntry, LockoutPolicy, NewAccount, NewCard, PinFailureState, TransactionKind,
@@ -14,20 +14,22 @@ use crate::model::{
 /// from i64 overflow (SQLite would silently turn an overflowing sum into a float).
 pub const MAX_AMOUNT_MICROS: i64 = 1_000_000_000 * crate::model::MICROS_PER_UNIT;
 
-#[derive(sqlx::FromRow)]
-pub(crate) struct AccountRow {
-    pub(crate) id: i64,
-    pub(crate) name: String,
-    pub(crate) currency: String,
-    pub(crate) balance_micros: i64,
-    pub(crate) caller_id_min_balance_micros: i64,
-    pub(crate) concurrency_limit: i64,
-    pub(crate) owner_account_id: Option<i64>,
-    pub(crate) tariff_id: Option<i64>,
-    pub(crate) status: String,
-    pub(crate) created_at_ms: i64,
-    pub(crate) forward_destination: Option<String>,
-    pub(crate) ivr_language: Option<String>,
+record_struct! {
+    #[derive(sqlx::FromRow)]
+    pub(crate) struct AccountRow {
+        pub(crate) id: i64,
+        pub(crate) name: String,
+        pub(crate) currency: String,
+        pub(crate) balance_micros: i64,
+        pub(crate) caller_id_min_balance_micros: i64,
+        pub(crate) concurrency_limit: i64,
+        pub(crate) owner_account_id: Option<i64>,
+        pub(crate) tariff_id: Option<i64>,
+        pub(crate) status: String,
+        pub(crate) created_at_ms: i64,
+        pub(crate) forward_destination: Option<String>,
+        pub(crate) ivr_language: Option<String>,
+    }
 }
 
 impl AccountRow {
@@ -49,19 +51,21 @@ impl AccountRow {
     }
 }
 
-#[derive(sqlx::FromRow)]
-pub(crate) struct CardRow {
-    pub(crate) id: i64,
-    pub(crate) account_id: i64,
-    pub(crate) batch_id: Option<i64>,
-    pub(crate) tariff_id: Option<i64>,
-    pub(crate) kind: String,
-    pub(crate) status: String,
-    pub(crate) expires_at_ms: Option<i64>,
-    pub(crate) valid_after_first_use_ms: Option<i64>,
-    pub(crate) first_used_at_ms: Option<i64>,
-    pub(crate) created_at_ms: i64,
-    pub(crate) activation_fee_micros: i64,
+record_struct! {
+    #[derive(sqlx::FromRow)]
+    pub(crate) struct CardRow {
+        pub(crate) id: i64,
+        pub(crate) account_id: i64,
+        pub(crate) batch_id: Option<i64>,
+        pub(crate) tariff_id: Option<i64>,
+        pub(crate) kind: String,
+        pub(crate) status: String,
+        pub(crate) expires_at_ms: Option<i64>,
+        pub(crate) valid_after_first_use_ms: Option<i64>,
+        pub(crate) first_used_at_ms: Option<i64>,
+        pub(crate) created_at_ms: i64,
+        pub(crate) activation_fee_micros: i64,
+    }
 }
 
 impl CardRow {
@@ -233,29 +237,30 @@ pub(crate) async fn fetch_balance(exec: &mut Exec<'_>, account_id: i64) -> Resul
 }
 
 pub(crate) async fn fetch_account(
-    conn: &mut Conn<'_>,
+    exec: &mut Exec<'_>,
     account_id: i64,
 ) -> Result<Account, StoreError> {
-    let row: Option<AccountRow> = with_conn!(conn, c => sqlx::query_as(
-        "SELECT id, name, currency, balance_micros, caller_id_min_balance_micros, \
-         concurrency_limit, owner_account_id, tariff_id, status, created_at_ms, \
-         forward_destination, ivr_language FROM accounts WHERE id = $1",
-    )
-    .bind(account_id)
-    .fetch_optional(&mut **c)
-    .await)?;
+    let row: Option<AccountRow> = exec
+        .fetch_optional(
+            "SELECT id, name, currency, balance_micros, caller_id_min_balance_micros, \
+             concurrency_limit, owner_account_id, tariff_id, status, created_at_ms, \
+             forward_destination, ivr_language FROM accounts WHERE id = $1",
+            &[account_id.into()],
+        )
+        .await?;
     row.ok_or_else(|| StoreError::not_found("account", account_id))?
         .into_account()
 }
 
-pub(crate) async fn fetch_card(conn: &mut Conn<'_>, card_id: i64) -> Result<Card, StoreError> {
-    let row: Option<CardRow> = with_conn!(conn, c => sqlx::query_as(
-        "SELECT id, account_id, batch_id, tariff_id, kind, status, expires_at_ms, \
-         valid_after_first_use_ms, first_used_at_ms, created_at_ms, activation_fee_micros FROM cards WHERE id = $1",
-    )
-    .bind(card_id)
-    .fetch_optional(&mut **c)
-    .await)?;
+pub(crate) async fn fetch_card(exec: &mut Exec<'_>, card_id: i64) -> Result<Card, StoreError> {
+    let row: Option<CardRow> = exec
+        .fetch_optional(
+            "SELECT id, account_id, batch_id, tariff_id, kind, status, expires_at_ms, \
+             valid_after_first_use_ms, first_used_at_ms, created_at_ms, activation_fee_micros \
+             FROM cards WHERE id = $1",
+            &[card_id.into()],
+        )
+        .await?;
     row.ok_or_else(|| StoreError::not_found("card", card_id))?
         .into_card()
 }
@@ -273,7 +278,7 @@ pub(crate) async fn insert_account(
     if let Some(owner_id) = account.owner_account_id {
         // One level only: an owner never has an owner itself, so a call locks at most two
         // account rows, always the child before the owner.
-        let owner = fetch_account(conn, owner_id).await?;
+        let owner = fetch_account(&mut conn.exec(), owner_id).await?;
         if owner.owner_account_id.is_some() {
             return Err(StoreError::InvalidArgument(format!(
                 "account {owner_id} has an owner itself and cannot own accounts"
@@ -412,7 +417,7 @@ impl Store {
     ) -> Result<Account, StoreError> {
         let mut transaction = self.begin_write().await?;
         let id = insert_account(&mut transaction.conn(), account, now_ms).await?;
-        let created = fetch_account(&mut transaction.conn(), id).await?;
+        let created = fetch_account(&mut transaction.conn().exec(), id).await?;
         transaction.commit().await?;
         Ok(created)
     }
@@ -431,28 +436,29 @@ impl Store {
 
     /// An account by id.
     pub async fn account(&self, account_id: i64) -> Result<Account, StoreError> {
-        let mut held = self.acquire().await?;
-        fetch_account(&mut held.conn(), account_id).await
+        let mut read = self.acquire_call_read().await?;
+        fetch_account(&mut read.exec(), account_id).await
     }
 
     /// A card by id.
     pub async fn card(&self, card_id: i64) -> Result<Card, StoreError> {
-        let mut held = self.acquire().await?;
-        fetch_card(&mut held.conn(), card_id).await
+        let mut read = self.acquire_call_read().await?;
+        fetch_card(&mut read.exec(), card_id).await
     }
 
     /// The card whose PIN this is.
     pub async fn card_by_pin(&self, pin: &Pii<String>) -> Result<Option<Card>, StoreError> {
-        let mut held = self.acquire().await?;
-        let mut conn = held.conn();
-        let row: Option<CardRow> = with_conn!(&mut conn, c => sqlx::query_as(
-            "SELECT id, account_id, batch_id, tariff_id, kind, status, expires_at_ms, \
-             valid_after_first_use_ms, first_used_at_ms, created_at_ms, activation_fee_micros \
-             FROM cards WHERE pin_hash = $1",
-        )
-        .bind(self.pin_hash(pin))
-        .fetch_optional(&mut **c)
-        .await)?;
+        let pin_hash = self.pin_hash(pin);
+        let mut read = self.acquire_call_read().await?;
+        let row: Option<CardRow> = read
+            .exec()
+            .fetch_optional(
+                "SELECT id, account_id, batch_id, tariff_id, kind, status, expires_at_ms, \
+                 valid_after_first_use_ms, first_used_at_ms, created_at_ms, \
+                 activation_fee_micros FROM cards WHERE pin_hash = $1",
+                &[(&pin_hash).into()],
+            )
+            .await?;
         row.map(CardRow::into_card).transpose()
     }
 
@@ -687,7 +693,7 @@ impl Store {
         check_amount(fee_micros)?;
         let mut transaction = self.begin_write().await?;
         let mut conn = transaction.conn();
-        let card = fetch_card(&mut conn, card_id).await?;
+        let card = fetch_card(&mut conn.exec(), card_id).await?;
         check_card_usable(&card, now_ms)?;
         if card.first_used_at_ms.is_some() {
             return Ok(false);
@@ -748,9 +754,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut transaction = self.begin_write().await?;
         let mut conn = transaction.conn();
-        let account = fetch_account(&mut conn, account_id).await?;
+        let account = fetch_account(&mut conn.exec(), account_id).await?;
         if let Some(owner_id) = limits.owner_account_id {
-            let owner = fetch_account(&mut conn, owner_id).await?;
+            let owner = fetch_account(&mut conn.exec(), owner_id).await?;
             if owner_id == account_id || owner.owner_account_id.is_some() {
                 return Err(StoreError::InvalidArgument(format!(
                     "account {owner_id} cannot own account {account_id} (one level of owners)"
@@ -808,7 +814,7 @@ impl Store {
         }
         let mut transaction = self.begin_write().await?;
         let mut conn = transaction.conn();
-        fetch_account(&mut conn, account_id).await?;
+        fetch_account(&mut conn.exec(), account_id).await?;
         with_conn!(&mut conn, c => sqlx::query(
             "UPDATE accounts SET low_balance_micros = $2, low_balance_calls = $3, \
              low_balance_call_cap_micros = $4 WHERE id = $1",
@@ -961,7 +967,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut held = self.acquire_for_write().await?;
         let mut conn = held.conn();
-        fetch_account(&mut conn, account_id).await?;
+        fetch_account(&mut conn.exec(), account_id).await?;
         with_conn!(&mut conn, c => sqlx::query(
             "INSERT INTO caller_ids (number, account_id, created_at_ms) VALUES ($1, $2, $3) \
              ON CONFLICT (number) DO UPDATE SET account_id = excluded.account_id, \
@@ -1102,27 +1108,44 @@ impl Store {
         caller_id: &Pii<String>,
         now_ms: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let mut held = self.acquire().await?;
-        let mut conn = held.conn();
-        let until: Option<Option<i64>> = with_conn!(&mut conn, c => sqlx::query_scalar(
-            "SELECT locked_until_ms FROM pin_failures WHERE caller_id = $1",
-        )
-        .bind(caller_id.expose())
-        .fetch_optional(&mut **c)
-        .await)?;
-        Ok(until.flatten().filter(|until| *until > now_ms))
+        let mut read = self.acquire_call_read().await?;
+        let until: Option<(Option<i64>,)> = read
+            .exec()
+            .fetch_optional(
+                "SELECT locked_until_ms FROM pin_failures WHERE caller_id = $1",
+                &[caller_id.expose().into()],
+            )
+            .await?;
+        Ok(until
+            .and_then(|(until,)| until)
+            .filter(|until| *until > now_ms))
     }
 
     /// Forgets the failures of `caller_id` (after a correct PIN).
     pub async fn clear_pin_failures(&self, caller_id: &Pii<String>) -> Result<(), StoreError> {
-        let mut held = self.acquire_for_write().await?;
-        let mut conn = held.conn();
-        with_conn!(&mut conn, c => sqlx::query("DELETE FROM pin_failures WHERE caller_id = $1")
-            .bind(caller_id.expose())
-            .execute(&mut **c)
-            .await
-        .map(|done| done.rows_affected()))?;
-        Ok(())
+        // Every right PIN asks; most callers never missed one, and a read costs no turn of
+        // the one writer.
+        let failed: Option<(i64,)> = self
+            .acquire_call_read()
+            .await?
+            .exec()
+            .fetch_optional(
+                "SELECT CAST(1 AS BIGINT) FROM pin_failures WHERE caller_id = $1",
+                &[caller_id.expose().into()],
+            )
+            .await?;
+        if failed.is_none() {
+            return Ok(());
+        }
+        let mut write = self.begin_call_statement().await?;
+        write
+            .exec()
+            .execute(
+                "DELETE FROM pin_failures WHERE caller_id = $1",
+                &[caller_id.expose().into()],
+            )
+            .await?;
+        write.commit().await
     }
 }
 

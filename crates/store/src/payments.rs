@@ -51,7 +51,7 @@ impl Store {
         crate::ledger::check_amount(amount_micros)?;
         let mut held = self.acquire_for_write().await?;
         let mut conn = held.conn();
-        let account = fetch_account(&mut conn, account_id).await?;
+        let account = fetch_account(&mut conn.exec(), account_id).await?;
         with_conn!(&mut conn, c => sqlx::query(
             "INSERT INTO payments (id, account_id, amount_micros, currency, state, created_at_ms) \
              VALUES ($1, $2, $3, $4, 'pending', $5)",

@@ -216,7 +216,7 @@ impl Store {
         if line_exists(&mut conn, &source).await? {
             return Ok(MinutesRedemption::Replayed);
         }
-        let account = fetch_account(&mut conn, account_id).await?;
+        let account = fetch_account(&mut conn.exec(), account_id).await?;
         let Some(offer) = minutes_offer(&mut conn, &account.currency).await? else {
             return Ok(MinutesRedemption::NoOffer);
         };
@@ -364,7 +364,7 @@ impl Store {
         if line_exists(&mut conn, &source).await? {
             return Ok(PointsRedemption::Replayed);
         }
-        let account = fetch_account(&mut conn, account_id).await?;
+        let account = fetch_account(&mut conn.exec(), account_id).await?;
         let value: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
             "SELECT micros_per_point FROM points_value WHERE currency = $1",
         )

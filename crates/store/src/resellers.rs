@@ -1059,7 +1059,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut transaction = self.begin_write().await?;
         let mut conn = transaction.conn();
-        let account = fetch_account(&mut conn, account_id).await?;
+        let account = fetch_account(&mut conn.exec(), account_id).await?;
         let is_reseller: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
             "SELECT id FROM resellers WHERE account_id = $1",
         )

@@ -14,7 +14,7 @@ use std::fmt;
 use crate::backend::{Store, with_conn};
 use crate::cdr::{Cdr, insert_cdr};
 use crate::error::StoreError;
-use crate::exec::Exec;
+use crate::exec::{Exec, record_struct};
 use crate::ledger::{Posting, check_amount, check_card_usable, post};
 use crate::model::{ReservationState, TransactionKind};
 
@@ -206,33 +206,37 @@ pub struct ReconcileReport {
     pub settled: Vec<(String, i64)>,
 }
 
-struct LockedAccount {
-    balance_micros: i64,
-    concurrency_limit: i64,
-    low_balance_micros: Option<i64>,
-    low_balance_calls: i64,
-    low_balance_call_cap_micros: Option<i64>,
-    reseller_id: Option<i64>,
-    owner_account_id: Option<i64>,
-    status: String,
-    currency: String,
-    tariff_id: Option<i64>,
-    reserved_micros: i64,
-    open_calls: i64,
+record_struct! {
+    struct LockedAccount {
+        balance_micros: i64,
+        concurrency_limit: i64,
+        low_balance_micros: Option<i64>,
+        low_balance_calls: i64,
+        low_balance_call_cap_micros: Option<i64>,
+        reseller_id: Option<i64>,
+        owner_account_id: Option<i64>,
+        status: String,
+        currency: String,
+        tariff_id: Option<i64>,
+        reserved_micros: i64,
+        open_calls: i64,
+    }
 }
 
-#[derive(sqlx::FromRow)]
-struct ReservationRow {
-    call_id: String,
-    account_id: i64,
-    owner_account_id: Option<i64>,
-    card_id: Option<i64>,
-    amount_micros: i64,
-    max_duration_ms: i64,
-    state: String,
-    charged_micros: Option<i64>,
-    created_at_ms: i64,
-    closed_at_ms: Option<i64>,
+record_struct! {
+    #[derive(sqlx::FromRow)]
+    struct ReservationRow {
+        call_id: String,
+        account_id: i64,
+        owner_account_id: Option<i64>,
+        card_id: Option<i64>,
+        amount_micros: i64,
+        max_duration_ms: i64,
+        state: String,
+        charged_micros: Option<i64>,
+        created_at_ms: i64,
+        closed_at_ms: Option<i64>,
+    }
 }
 
 impl ReservationRow {
@@ -272,7 +276,7 @@ async fn read_locked_account(
     exec: &mut Exec<'_>,
     account_id: i64,
 ) -> Result<LockedAccount, StoreError> {
-    let row: Option<LockedAccountRow> = exec.fetch_optional(
+    let row: Option<LockedAccount> = exec.fetch_optional(
         "SELECT a.balance_micros, a.concurrency_limit, a.low_balance_micros, a.low_balance_calls, \
          a.low_balance_call_cap_micros, a.reseller_id, a.owner_account_id, a.status, a.currency, \
          a.tariff_id, \
@@ -287,57 +291,7 @@ async fn read_locked_account(
         &[account_id.into()],
     )
     .await?;
-    let row = row.ok_or_else(|| StoreError::not_found("account", account_id))?;
-    Ok(LockedAccount::from_row(row))
-}
-
-/// [`LockedAccount`]'s columns in order.
-type LockedAccountRow = (
-    i64,
-    i64,
-    Option<i64>,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    String,
-    String,
-    Option<i64>,
-    i64,
-    i64,
-);
-
-impl LockedAccount {
-    fn from_row(row: LockedAccountRow) -> LockedAccount {
-        let (
-            balance_micros,
-            concurrency_limit,
-            low_balance_micros,
-            low_balance_calls,
-            low_balance_call_cap_micros,
-            reseller_id,
-            owner_account_id,
-            status,
-            currency,
-            tariff_id,
-            reserved_micros,
-            open_calls,
-        ) = row;
-        LockedAccount {
-            balance_micros,
-            concurrency_limit,
-            low_balance_micros,
-            low_balance_calls,
-            low_balance_call_cap_micros,
-            reseller_id,
-            owner_account_id,
-            status,
-            currency,
-            tariff_id,
-            reserved_micros,
-            open_calls,
-        }
-    }
+    row.ok_or_else(|| StoreError::not_found("account", account_id))
 }
 
 /// What an open reservation of `account_id` holds, locked with the account.
@@ -788,17 +742,18 @@ impl Store {
 
     /// Open reservations of an account (including those of the accounts it owns).
     pub async fn open_reservations(&self, account_id: i64) -> Result<Vec<Reservation>, StoreError> {
-        let mut held = self.acquire().await?;
-        let mut conn = held.conn();
-        let rows: Vec<ReservationRow> = with_conn!(&mut conn, c => sqlx::query_as(
-            "SELECT call_id, account_id, owner_account_id, card_id, amount_micros, \
-             max_duration_ms, state, charged_micros, created_at_ms, closed_at_ms \
-             FROM reservations WHERE state = 'open' \
-             AND (account_id = $1 OR owner_account_id = $1) ORDER BY id",
-        )
-        .bind(account_id)
-        .fetch_all(&mut **c)
-        .await)?;
+        // A PIN call asks (the card's calls in progress): a call's read.
+        let mut read = self.acquire_call_read().await?;
+        let rows: Vec<ReservationRow> = read
+            .exec()
+            .fetch_all(
+                "SELECT call_id, account_id, owner_account_id, card_id, amount_micros, \
+                 max_duration_ms, state, charged_micros, created_at_ms, closed_at_ms \
+                 FROM reservations WHERE state = 'open' \
+                 AND (account_id = $1 OR owner_account_id = $1) ORDER BY id",
+                &[account_id.into()],
+            )
+            .await?;
         rows.into_iter()
             .map(ReservationRow::into_reservation)
             .collect()

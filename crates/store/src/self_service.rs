@@ -250,7 +250,7 @@ impl Store {
         let code_hash = self.claim_hash(number, code);
         let mut held = self.acquire_for_write().await?;
         let mut conn = held.conn();
-        fetch_account(&mut conn, account_id).await?;
+        fetch_account(&mut conn.exec(), account_id).await?;
         with_conn!(&mut conn, c => sqlx::query(
             "INSERT INTO caller_id_claims (number, account_id, code_hash, expires_at_ms, \
              created_at_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (number, account_id) \
@@ -469,8 +469,8 @@ pub(crate) async fn reward_referral_in(
     let Some(referrer_id) = referrer else {
         return Ok(None);
     };
-    let newcomer = fetch_account(conn, account_id).await?;
-    let referrer = fetch_account(conn, referrer_id).await?;
+    let newcomer = fetch_account(&mut conn.exec(), account_id).await?;
+    let referrer = fetch_account(&mut conn.exec(), referrer_id).await?;
     let newcomer_reward = rewards_in(conn, &newcomer.currency)
         .await?
         .map_or(0, |rewards| rewards.newcomer_micros);

@@ -66,7 +66,7 @@ impl Store {
         check_username(username)?;
         let mut held = self.acquire_for_write().await?;
         let mut conn = held.conn();
-        fetch_account(&mut conn, account_id).await?;
+        fetch_account(&mut conn.exec(), account_id).await?;
         let inserted: Option<i64> = with_conn!(&mut conn, c => sqlx::query_scalar(
             "INSERT INTO sip_subscribers (account_id, username, realm, ha1, caller_id, \
              created_at_ms) VALUES ($1, $2, $3, $4, $5, $6) \

@@ -598,6 +598,14 @@ ledger_test!(caller_id_recognition_and_pin_lockout, |store| {
         store.pin_lockout(&caller, NOW + 700_001).await.unwrap(),
         None
     );
+    // Cleared: the next failure is the first again (it would be the second otherwise).
+    let state = store
+        .record_pin_failure(&caller, policy, NOW + 700_002)
+        .await
+        .unwrap();
+    assert_eq!(state.failures, 1);
+    // A caller who never failed has nothing to clear.
+    store.clear_pin_failures(&pin("+4930999999")).await.unwrap();
 });
 
 ledger_test!(forward_destination_is_set_looked_up_and_cleared, |store| {
