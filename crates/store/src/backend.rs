@@ -781,7 +781,9 @@ impl Store {
         }))
     }
 
-    /// [`Store::begin_call_write`] for one statement: it commits itself on PostgreSQL.
+    /// [`Store::begin_call_write`] for one statement: on SQLite a member of the group commit
+    /// (a lone autocommit statement would COMMIT the open group and then itself); on
+    /// PostgreSQL the statement commits itself. [`CallWrite::commit`] answers once durable.
     pub(crate) async fn begin_call_statement(&self) -> Result<CallWrite, StoreError> {
         match &self.backend {
             Backend::Sqlite(..) => self.begin_call_write().await,
@@ -789,16 +791,6 @@ impl Store {
                 Ok(CallWrite(WriteTx::PostgresStatement(pool.acquire().await?)))
             }
         }
-    }
-
-    /// A write of one statement that calls make: on SQLite a member of the group commit
-    /// (a lone autocommit statement would COMMIT the open group and then itself); on
-    /// PostgreSQL the statement commits itself. [`WriteTx::commit`] answers once durable.
-    pub(crate) async fn begin_statement_write(&self) -> Result<WriteTx, StoreError> {
-        Ok(match &self.backend {
-            Backend::Sqlite(..) => self.begin_write().await?,
-            Backend::Postgres(pool) => WriteTx::PostgresStatement(pool.acquire().await?),
-        })
     }
 
     /// Tables and their columns (name, normalised type), sorted, for comparing the two

@@ -275,8 +275,9 @@ impl Store {
     /// Writes one CDR (e.g. a failed attempt before failover); a replay of the same
     /// (call id, attempt) is ignored and returns `false`.
     pub async fn write_cdr(&self, cdr: &Cdr, now_ms: i64) -> Result<bool, StoreError> {
-        let mut write = self.begin_statement_write().await?;
-        let inserted = insert_cdr(&mut write.conn().exec(), cdr, now_ms).await?;
+        // A call's failed attempt before failover: one of a call's writes.
+        let mut write = self.begin_call_statement().await?;
+        let inserted = insert_cdr(&mut write.exec(), cdr, now_ms).await?;
         write.commit().await?;
         Ok(inserted)
     }
