@@ -555,8 +555,8 @@ ledger_check() {
                'billed_s=' || (SELECT coalesce(sum(billed_seconds), 0) FROM cdrs);"
 }
 
-# ledger_latency DATA: the switch's mean time a ledger request took, by kind (from /metrics,
-# over the whole step), while it still runs.
+# ledger_latency DATA: the switch's mean time a ledger request took, by kind, and the INVITEs
+# it refused, by reason (from /metrics, over the whole step), while it still runs.
 ledger_latency() {
     local token
     token=$(cat "$1/admin.token" 2>/dev/null) || return 0
@@ -566,10 +566,21 @@ ledger_latency() {
             kind = substr($0, RSTART + 6, RLENGTH - 7)
             if ($0 ~ /_sum\{/) sum[kind] = $2; else count[kind] = $2
         }
+        /^talktime_calls_refused_total\{/ && $NF > 0 {
+            match($0, /reason="[^"]+"/)
+            reason = substr($0, RSTART + 8, RLENGTH - 9)
+            gsub(/ /, "_", reason)
+            refused = refused reason ":" $NF ","
+        }
         END {
-            printf "ledger_ms="
-            for (kind in count) if (count[kind] > 0) printf "%s:%.1f,", kind, sum[kind] / count[kind] * 1000
-        }' | sed 's/,$//'
+            for (kind in count) if (count[kind] > 0) {
+                means = means sprintf("%s:%.1f,", kind, sum[kind] / count[kind] * 1000)
+            }
+            sub(/,$/, "", means)
+            sub(/,$/, "", refused)
+            printf "ledger_ms=%s", means
+            if (refused != "") printf " refused=%s", refused
+        }'
 }
 
 # prepaid_step NAME RATE HOLD_MS CALLS LIMIT

@@ -66,6 +66,8 @@ impl LedgerTasks {
         let core = self.core.clone();
         let waiting = self.settlements_waiting.clone();
         let metrics = self.metrics.clone();
+        // From here: a request waiting for the ledger's thread is part of its time.
+        let started = std::time::Instant::now();
         self.runtime.handle.spawn(async move {
             let kind = match &request {
                 LedgerRequest::LookupCallerId { .. } | LedgerRequest::LookupPin { .. } => {
@@ -75,7 +77,6 @@ impl LedgerTasks {
                 LedgerRequest::Settle { .. } => crate::metrics::LedgerKind::Settle,
                 _ => crate::metrics::LedgerKind::Other,
             };
-            let started = std::time::Instant::now();
             let reply = answer(&ledger, call, request, &waiting).await;
             metrics.ledger_took(kind, started.elapsed());
             metrics.set_settlements_waiting(waiting.load(Ordering::Relaxed));
