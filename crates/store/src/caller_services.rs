@@ -690,29 +690,30 @@ impl Store {
         account_id: Option<i64>,
         caller_id: Option<&Pii<String>>,
     ) -> Result<Option<String>, StoreError> {
-        let mut held = self.acquire().await?;
-        let mut conn = held.conn();
+        // An unregistered caller's call asks: a call's read.
+        let mut read = self.acquire_call_read().await?;
+        let mut exec = read.exec();
         if let Some(account_id) = account_id {
-            let language: Option<Option<String>> = with_conn!(&mut conn, c => sqlx::query_scalar(
-                "SELECT ivr_language FROM accounts WHERE id = $1",
-            )
-            .bind(account_id)
-            .fetch_optional(&mut **c)
-            .await)?;
-            if let Some(Some(language)) = language {
+            let language: Option<(Option<String>,)> = exec
+                .fetch_optional(
+                    "SELECT ivr_language FROM accounts WHERE id = $1",
+                    &[account_id.into()],
+                )
+                .await?;
+            if let Some((Some(language),)) = language {
                 return Ok(Some(language));
             }
         }
         let Some(caller_id) = caller_id else {
             return Ok(None);
         };
-        let language: Option<String> = with_conn!(&mut conn, c => sqlx::query_scalar(
-            "SELECT language FROM caller_languages WHERE number = $1",
-        )
-        .bind(caller_id.expose())
-        .fetch_optional(&mut **c)
-        .await)?;
-        Ok(language)
+        let language: Option<(String,)> = exec
+            .fetch_optional(
+                "SELECT language FROM caller_languages WHERE number = $1",
+                &[caller_id.expose().into()],
+            )
+            .await?;
+        Ok(language.map(|(language,)| language))
     }
 }
 

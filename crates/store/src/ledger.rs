@@ -855,17 +855,17 @@ impl Store {
 
     /// What an account was charged for calls (call charges and activations) from `since_ms`.
     pub async fn spent_since(&self, account_id: i64, since_ms: i64) -> Result<i64, StoreError> {
-        let mut held = self.acquire().await?;
-        let mut conn = held.conn();
-        let spent: i64 = with_conn!(&mut conn, c => sqlx::query_scalar(
-            "SELECT CAST(COALESCE(SUM(-amount_micros), 0) AS BIGINT) FROM transactions \
-             WHERE account_id = $1 AND created_at_ms >= $2 \
-             AND kind IN ('call_charge', 'activation')",
-        )
-        .bind(account_id)
-        .bind(since_ms)
-        .fetch_one(&mut **c)
-        .await)?;
+        // A call of an account with a daily limit asks: a call's read.
+        let mut read = self.acquire_call_read().await?;
+        let (spent,): (i64,) = read
+            .exec()
+            .fetch_one(
+                "SELECT CAST(COALESCE(SUM(-amount_micros), 0) AS BIGINT) FROM transactions \
+                 WHERE account_id = $1 AND created_at_ms >= $2 \
+                 AND kind IN ('call_charge', 'activation')",
+                &[account_id.into(), since_ms.into()],
+            )
+            .await?;
         Ok(spent)
     }
 

@@ -8,20 +8,22 @@ use crate::error::StoreError;
 use crate::ledger::{Posting, check_amount, post};
 use crate::model::TransactionKind;
 
-/// An account's plan as stored.
-#[derive(Clone, Debug, Default, PartialEq, Eq, sqlx::FromRow)]
-pub struct PlanRow {
-    pub account_id: i64,
-    pub maintenance_fee_micros: i64,
-    pub maintenance_every_ms: i64,
-    /// The last fee instant charged (0: none yet).
-    pub maintenance_charged_until_ms: i64,
-    pub package_seconds: i64,
-    /// Comma-separated destination prefixes the package covers.
-    pub package_prefixes: String,
-    pub package_every_ms: i64,
-    pub package_used_seconds: i64,
-    pub package_period_start_ms: i64,
+crate::exec::record_struct! {
+    /// An account's plan as stored.
+    #[derive(Clone, Debug, Default, PartialEq, Eq, sqlx::FromRow)]
+    pub struct PlanRow {
+        pub account_id: i64,
+        pub maintenance_fee_micros: i64,
+        pub maintenance_every_ms: i64,
+        /// The last fee instant charged (0: none yet).
+        pub maintenance_charged_until_ms: i64,
+        pub package_seconds: i64,
+        /// Comma-separated destination prefixes the package covers.
+        pub package_prefixes: String,
+        pub package_every_ms: i64,
+        pub package_used_seconds: i64,
+        pub package_period_start_ms: i64,
+    }
 }
 
 /// A plan with its maintenance anchor: the card's first use, else the account's creation
@@ -238,18 +240,17 @@ impl Store {
 
     /// An account's plan, if it has one.
     pub async fn account_plan(&self, account_id: i64) -> Result<Option<PlanRow>, StoreError> {
-        let mut held = self.acquire().await?;
-        let mut conn = held.conn();
-        let row: Option<PlanRow> = with_conn!(&mut conn, c => sqlx::query_as(
-            "SELECT account_id, maintenance_fee_micros, maintenance_every_ms, \
-             maintenance_charged_until_ms, package_seconds, package_prefixes, package_every_ms, \
-             package_used_seconds, package_period_start_ms FROM account_plans \
-             WHERE account_id = $1",
-        )
-            .bind(account_id)
-            .fetch_optional(&mut **c)
-            .await)?;
-        Ok(row)
+        // A call of an account with a plan asks: a call's read.
+        let mut read = self.acquire_call_read().await?;
+        read.exec()
+            .fetch_optional(
+                "SELECT account_id, maintenance_fee_micros, maintenance_every_ms, \
+                 maintenance_charged_until_ms, package_seconds, package_prefixes, \
+                 package_every_ms, package_used_seconds, package_period_start_ms \
+                 FROM account_plans WHERE account_id = $1",
+                &[account_id.into()],
+            )
+            .await
     }
 
     /// Every plan with a maintenance fee, with its anchor.

@@ -1095,8 +1095,9 @@ impl Store {
     /// The resellers above an account, its own first (for pricing a call before it is
     /// authorized; the authorization reads them again under the lock).
     pub async fn reseller_chain(&self, account_id: i64) -> Result<Vec<ResellerLevel>, StoreError> {
-        let mut held = self.acquire().await?;
-        chain_of(&mut held.conn().exec(), account_id).await
+        // A reseller's customer's call asks: a call's read.
+        let mut read = self.acquire_call_read().await?;
+        chain_of(&mut read.exec(), account_id).await
     }
 
     /// The reseller of an account, if any.
