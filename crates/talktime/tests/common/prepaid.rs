@@ -280,6 +280,13 @@ pub fn forwarded_callers(dir: &Path, count: usize, micros: i64) -> Vec<(i64, Str
 }
 
 /// Open reservations over all accounts.
+/// Each node's last heartbeat on `dir`'s ledger.
+pub fn node_heartbeats(dir: &Path) -> Vec<i64> {
+    let store = open(dir);
+    let nodes = runtime().block_on(store.nodes()).unwrap();
+    nodes.iter().map(|node| node.heartbeat_ms).collect()
+}
+
 pub fn all_open_reservations(dir: &Path, accounts: &[i64]) -> usize {
     let store = open(dir);
     runtime().block_on(async {
