@@ -759,26 +759,25 @@ impl Store {
     }
 
     pub(crate) async fn begin_write(&self) -> Result<WriteTx, StoreError> {
-        Ok(match &self.backend {
-            Backend::Sqlite(_, writer, _) => {
-                let mut turn = WriterTurn::take(writer, true).await?;
-                turn.begin_member(false).await?;
-                WriteTx::Sqlite(turn)
-            }
-            Backend::Postgres(pool) => WriteTx::Postgres(pool.begin().await?),
-        })
+        self.begin_member(false).await
     }
 
     /// A call's write transaction (see [`CallWrite`]).
     pub(crate) async fn begin_call_write(&self) -> Result<CallWrite, StoreError> {
-        Ok(CallWrite(match &self.backend {
+        Ok(CallWrite(self.begin_member(true).await?))
+    }
+
+    /// A write transaction; on SQLite a member of the group commit, on the rusqlite
+    /// connection when `direct`.
+    async fn begin_member(&self, direct: bool) -> Result<WriteTx, StoreError> {
+        Ok(match &self.backend {
             Backend::Sqlite(_, writer, _) => {
                 let mut turn = WriterTurn::take(writer, true).await?;
-                turn.begin_member(true).await?;
+                turn.begin_member(direct).await?;
                 WriteTx::Sqlite(turn)
             }
             Backend::Postgres(pool) => WriteTx::Postgres(pool.begin().await?),
-        }))
+        })
     }
 
     /// [`Store::begin_call_write`] for one statement: on SQLite a member of the group commit

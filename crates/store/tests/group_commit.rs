@@ -15,11 +15,7 @@ const NOW: i64 = 1_700_000_000_000;
 async fn concurrent_writes_share_commits_and_a_failed_member_is_undone_alone() {
     let database = common::TestDb::sqlite().await;
     let store = database.store.clone();
-    let mut accounts = Vec::new();
-    for index in 0..40 {
-        let name = format!("group-{index}");
-        accounts.push(common::uncapped_account(&store, &name, "USD", 10 * UNIT, NOW).await);
-    }
+    let accounts = funded_accounts(&store, "group", 40).await;
     let (groups_before, members_before) = store.write_groups().unwrap();
     // 40 callers at once, 5 rounds each: every odd account's authorizations are refused inside
     // the transaction (after its lock), the even ones' authorized and settled at 0.10.
@@ -154,11 +150,7 @@ async fn a_member_that_wrote_then_failed_is_undone_alone_and_checkpoints_join_gr
 async fn calls_and_other_writes_interleave_on_the_two_writer_connections() {
     let database = common::TestDb::sqlite().await;
     let store = database.store.clone();
-    let mut accounts = Vec::new();
-    for index in 0..30 {
-        let name = format!("mixed-{index}");
-        accounts.push(common::uncapped_account(&store, &name, "USD", 10 * UNIT, NOW).await);
-    }
+    let accounts = funded_accounts(&store, "mixed", 30).await;
     let (groups_before, members_before) = store.write_groups().unwrap();
     let tasks: Vec<_> = accounts
         .iter()
@@ -203,6 +195,16 @@ async fn calls_and_other_writes_interleave_on_the_two_writer_connections() {
     assert_eq!(charges, 30 * 11);
     assert_grouped(&store, (groups_before, members_before), 450).await;
     database.finish().await;
+}
+
+/// `count` accounts named `prefix-N`, each with 10 units and no limit on calls at once.
+async fn funded_accounts(store: &Store, prefix: &str, count: usize) -> Vec<i64> {
+    let mut accounts = Vec::with_capacity(count);
+    for index in 0..count {
+        let name = format!("{prefix}-{index}");
+        accounts.push(common::uncapped_account(store, &name, "USD", 10 * UNIT, NOW).await);
+    }
+    accounts
 }
 
 /// Each account has its balance, holds nothing, and the ledger's balances agree with its lines.
