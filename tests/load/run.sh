@@ -36,11 +36,12 @@
 #   BIN_A, BIN_B   the two switch binaries `ab` compares; PAIRS how many times each runs [3]
 #   LOAD_WORK      scratch directory [/tmp/talktime-load]
 #   SIP_PORT       switch SIP port, UDP and TCP [15060]; CARRIER_PORT carrier UAS [15070]
-#   CALLER_PORT    caller SIPp port [15080]; RTP_RANGE switch media ports, best outside the
-#                  ephemeral range [16000-30999]: a call holds two pairs, and a port pair is
-#                  reused only after the rest of the range (15,000 ports carry about 3,700
-#                  calls up; the former 9000-14999 capped a 1 s load near 1,000 calls/s)
-#   MEDIA_PORT     first of the SIPp media ports (caller, caller+10 carrier) [31000]
+#   CALLER_PORT    caller SIPp port [15080]; RTP_RANGE switch media ports [20000-59999]: a
+#                  call holds two pairs, and a port pair is reused only after the rest of the
+#                  range (9000-14999 capped a 1 s load near 1,000 calls/s, 16000-30999 near
+#                  2,400 with "no RTP port free"); it overlaps the kernel's ephemeral range,
+#                  which nothing else here binds UDP in (a port taken is skipped)
+#   MEDIA_PORT     first of the SIPp media ports (caller, caller+10 carrier) [19000]
 #   STEP_SECONDS   how long each rate is offered [15]
 #   HOLD_MS        prepaid call length for `prepaid` [1000]; TEST_CALL_MS [200]
 #   ACCOUNTS       pinless accounts seeded [20000] (each account takes one call at a time)
@@ -55,6 +56,8 @@
 #   LOG_FILTER     the switch's log filter [warn]; e.g. warn,sqlx::query=debug lists each statement
 #   PERF=1         record the switch with `perf record -g` while SIPp runs, into
 #                  $LOAD_WORK/<step>.perf (read it with `perf report -i FILE --no-children`)
+#   THREADS=1      per thread of the switch, over 5 s from 3 s after SIPp starts: CPU and
+#                  context switches a second (voluntary/involuntary), into the results
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -65,8 +68,8 @@ SIP_PORT=${SIP_PORT:-15060}
 CARRIER_PORT=${CARRIER_PORT:-15070}
 CALLER_PORT=${CALLER_PORT:-15080}
 ADMIN_PORT=${ADMIN_PORT:-18088}
-RTP_RANGE=${RTP_RANGE:-16000-30999}
-MEDIA_PORT=${MEDIA_PORT:-31000}
+RTP_RANGE=${RTP_RANGE:-20000-59999}
+MEDIA_PORT=${MEDIA_PORT:-19000}
 CARRIER_MEDIA_PORT=$((MEDIA_PORT + 10))
 STEP_SECONDS=${STEP_SECONDS:-15}
 HOLD_MS=${HOLD_MS:-1000}
@@ -77,6 +80,7 @@ CARRIER_RING_MS=${CARRIER_RING_MS:-0}
 KEEP_GOING=${KEEP_GOING:-0}
 PAIRS=${PAIRS:-3}
 PERF=${PERF:-0}
+THREADS=${THREADS:-0}
 DB=${DB:-sqlite}
 POSTGRES_URL=${POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 BUFF=(-buff_size 4194304)
@@ -330,6 +334,34 @@ summarize() {
         }' "$1"
 }
 
+# thread_snapshot PID: "tid name ticks voluntary involuntary" for each thread.
+thread_snapshot() {
+    local task
+    for task in /proc/"$1"/task/*; do
+        local stat name ticks voluntary involuntary
+        stat=$(cat "$task/stat" 2>/dev/null) || continue
+        name=${stat#*(}
+        name=${name%%)*}
+        ticks=$(cut -d' ' -f12,13 <<<"${stat##*) }" | awk '{ print $1 + $2 }')
+        voluntary=$(awk '/^voluntary_ctxt_switches/ { print $2 }' "$task/status" 2>/dev/null)
+        involuntary=$(awk '/^nonvoluntary_ctxt_switches/ { print $2 }' "$task/status" 2>/dev/null)
+        echo "${task##*/} ${name// /_} $ticks ${voluntary:-0} ${involuntary:-0}"
+    done
+}
+
+# thread_sample PID SECONDS: each thread's CPU and context switches a second over SECONDS.
+thread_sample() {
+    local before after
+    before=$(thread_snapshot "$1")
+    sleep "$2"
+    after=$(thread_snapshot "$1")
+    awk -v t="$TICKS" -v s="$2" 'NR == FNR { b[$1] = $3 " " $4 " " $5; next }
+        ($1 in b) { split(b[$1], x, " ")
+            cpu = ($3 - x[1]) / t / s * 100; vol = ($4 - x[2]) / s; inv = ($5 - x[3]) / s
+            if (cpu >= 0.5 || vol >= 50) printf "%s cpu=%.0f%% switches/s=%.0f/%.0f\n", $2, cpu, vol, inv }' \
+        <(echo "$before") <(echo "$after")
+}
+
 # run_sipp NAME WALL_SECONDS SIPP_ARGS...: one caller run, switch and SIPp CPU measured
 # over the run; appends one line to the results and echoes it.
 run_sipp() {
@@ -354,6 +386,11 @@ run_sipp() {
         perf record -q -F 499 -g -p "$SWITCH_PID" -o "$WORK/$name.perf" >/dev/null 2>&1 &
         perf_pid=$!
     fi
+    local threads_pid=""
+    if [[ $THREADS == 1 ]]; then
+        (sleep 3 && thread_sample "$SWITCH_PID" 5 >"$WORK/$name.threads") &
+        threads_pid=$!
+    fi
     local sipp_pid=""
     while [[ -z $sipp_pid ]] && kill -0 "$sipp_timeout" 2>/dev/null; do
         sipp_pid=$(pgrep -P "$sipp_timeout" | head -1 || true)
@@ -370,6 +407,10 @@ run_sipp() {
     if [[ -n $perf_pid ]]; then
         kill -INT "$perf_pid" 2>/dev/null || true
         wait "$perf_pid" 2>/dev/null || true
+    fi
+    if [[ -n $threads_pid ]]; then
+        wait "$threads_pid" 2>/dev/null || true
+        sed "s/^/$name thread /" "$WORK/$name.threads" | tee -a "$RESULTS"
     fi
     end=$(date +%s.%N)
     local switch_after

@@ -36,6 +36,17 @@ pub struct LedgerTasks {
     /// Settlements the database refused for now, being retried (for the log).
     settlements_waiting: Arc<AtomicUsize>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Requests of this turn of the core loop, handed to the ledger's thread together by
+    /// [`LedgerTasks::hand_over`]: one wake-up of that thread a turn, not one a request.
+    pending: Vec<Pending>,
+}
+
+/// A request not yet on the ledger's thread, and when the core asked.
+#[derive(Debug)]
+struct Pending {
+    call: u64,
+    request: LedgerRequest,
+    asked: std::time::Instant,
 }
 
 impl LedgerTasks {
@@ -57,33 +68,72 @@ impl LedgerTasks {
             core,
             settlements_waiting: Arc::new(AtomicUsize::new(0)),
             metrics,
+            pending: Vec::new(),
         })
     }
 
-    /// Starts one request; its answer comes back to the core.
-    pub fn spawn(&self, call: u64, request: LedgerRequest) {
+    /// Queues one request; [`LedgerTasks::hand_over`] starts it, and its answer comes back to
+    /// the core.
+    pub fn spawn(&mut self, call: u64, request: LedgerRequest) {
+        self.pending.push(Pending {
+            call,
+            request,
+            // From here: a request waiting for the ledger's thread is part of its time.
+            asked: std::time::Instant::now(),
+        });
+    }
+
+    /// Starts this turn's requests on the ledger's thread, each its own task.
+    pub fn hand_over(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.pending);
         let ledger = self.ledger.clone();
         let core = self.core.clone();
         let waiting = self.settlements_waiting.clone();
         let metrics = self.metrics.clone();
-        // From here: a request waiting for the ledger's thread is part of its time.
-        let started = std::time::Instant::now();
         self.runtime.handle.spawn(async move {
-            let kind = match &request {
-                LedgerRequest::LookupCallerId { .. } | LedgerRequest::LookupPin { .. } => {
-                    crate::metrics::LedgerKind::Lookup
-                }
-                LedgerRequest::Authorize { .. } => crate::metrics::LedgerKind::Authorize,
-                LedgerRequest::Settle { .. } => crate::metrics::LedgerKind::Settle,
-                _ => crate::metrics::LedgerKind::Other,
-            };
-            let reply = answer(&ledger, call, request, &waiting).await;
-            metrics.ledger_took(kind, started.elapsed());
-            metrics.set_settlements_waiting(waiting.load(Ordering::Relaxed));
-            // The core gone means the switch has stopped.
-            let _ = core.send(Input::Ledger { call, reply }).await;
+            for pending in batch {
+                // On the ledger's thread: a local spawn, no wake-up.
+                tokio::spawn(run_request(
+                    pending,
+                    ledger.clone(),
+                    core.clone(),
+                    waiting.clone(),
+                    metrics.clone(),
+                ));
+            }
         });
     }
+}
+
+/// One request on the ledger's thread, its answer sent to the core.
+async fn run_request(
+    pending: Pending,
+    ledger: Arc<Ledger>,
+    core: CoreSender,
+    waiting: Arc<AtomicUsize>,
+    metrics: Arc<crate::metrics::Metrics>,
+) {
+    let Pending {
+        call,
+        request,
+        asked: started,
+    } = pending;
+    let kind = match &request {
+        LedgerRequest::LookupCallerId { .. } | LedgerRequest::LookupPin { .. } => {
+            crate::metrics::LedgerKind::Lookup
+        }
+        LedgerRequest::Authorize { .. } => crate::metrics::LedgerKind::Authorize,
+        LedgerRequest::Settle { .. } => crate::metrics::LedgerKind::Settle,
+        _ => crate::metrics::LedgerKind::Other,
+    };
+    let reply = answer(&ledger, call, request, &waiting).await;
+    metrics.ledger_took(kind, started.elapsed());
+    metrics.set_settlements_waiting(waiting.load(Ordering::Relaxed));
+    // The core gone means the switch has stopped.
+    let _ = core.send(Input::Ledger { call, reply }).await;
 }
 
 /// The ledger's thread. Dropping it lets the thread go without waiting for its tasks (it

@@ -13,6 +13,7 @@ pub mod callbacks;
 pub mod cdr_export;
 pub mod config;
 pub mod console;
+pub mod core_loop;
 pub mod coupons;
 pub mod http_serve;
 pub mod ledger;

@@ -1,28 +1,27 @@
-//! The running switch: binds the transports and runs the core loop around the sans-IO
-//! [`Switch`] (crates/b2bua). One task owns it; the transports feed it messages, media
-//! threads their reports, ledger tasks their answers, and it hands back bytes to send, media
-//! commands and ledger requests, which this loop carries out without waiting on any of them.
-//! The clock is read once per wake-up.
+//! The running switch: binds the transports, starts the services around the sans-IO
+//! [`Switch`] (crates/b2bua) on the shell's runtime, and hands the switch to the core loop's
+//! own thread (`core_loop.rs`), which receives the SIP datagrams, takes the other inputs
+//! from channels, and carries out the switch's outputs without waiting on any of them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use talktime_b2bua::{Input, Listening, Now, Output, Switch};
+use talktime_b2bua::{Input, Listening, Now, Switch};
 use talktime_media::PromptCache;
 use talktime_routing::Router;
-use talktime_sip::Transport as SipTransport;
-use talktime_sip::transaction::{Peer, SystemRandom, TransactionId};
+use talktime_sip::transaction::{SystemRandom, TransactionId};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::config::Config;
+use crate::core_loop::Shell;
 use crate::ledger::Ledger;
 use crate::ledger_tasks::LedgerTasks;
 use crate::media_session::MediaCalls;
 use crate::media_workers::MediaWorkers;
-use crate::transport::{Inbound, Outbound, Payload, Protocol, TcpLimits, Transport};
+use crate::transport::{Inbound, TcpLimits, Transport};
 
 /// Inputs for the switch from other tasks (the admin API's prompt uploads, recovery's BYEs,
 /// ledger answers).
@@ -37,7 +36,7 @@ pub fn wall_clock_ms() -> i64 {
 }
 
 /// Both clocks, read once.
-fn now() -> Now {
+pub(crate) fn now() -> Now {
     Now {
         instant: Instant::now(),
         epoch_ms: wall_clock_ms(),
@@ -71,61 +70,12 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     serve(config, services).await
 }
 
-/// The shell's side of a running switch: where its outputs go.
-struct Shell {
-    transport: Transport,
-    media: MediaCalls,
-    ledger: LedgerTasks,
-    notifications: talktime_b2bua::config::NotificationsConfig,
-}
-
-impl Shell {
-    /// Carries out everything the switch has asked for; never waits.
-    fn carry_out(&mut self, switch: &mut Switch) {
-        while let Some(output) = switch.poll_output() {
-            match output {
-                Output::Transmit {
-                    destination,
-                    bytes,
-                    transaction,
-                } => self.transmit(destination, bytes, transaction),
-                Output::Media { call, command } => self.media.execute(call, command),
-                Output::Ledger { call, request } => self.ledger.spawn(call, request),
-                Output::CarrierHealth { carrier, up: false } => {
-                    crate::notify::carrier_down(&self.notifications, self.ledger.store(), &carrier)
-                }
-                Output::CarrierHealth { up: true, .. } => {}
-                other => tracing::warn!(?other, "an output this shell does not know"),
-            }
-        }
-    }
-
-    fn transmit(&self, destination: Peer, bytes: Vec<u8>, transaction: Option<TransactionId>) {
-        let protocol = match destination.transport {
-            SipTransport::Udp => Protocol::Udp,
-            SipTransport::Tls => Protocol::Tls,
-            _ => Protocol::Tcp,
-        };
-        self.transport.send(Outbound {
-            bytes,
-            destination: destination.address,
-            protocol,
-            transaction,
-        });
-    }
-}
-
-/// How often the core loop copies its numbers out for `/metrics` (at most; when idle, the
-/// copy waits for the next wake-up).
-const METRICS_EVERY: Duration = Duration::from_millis(200);
-
 /// Runs the switch with prepared services until the process ends.
 pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()> {
-    let (inbound_sender, mut inbound) = mpsc::channel::<Inbound>(4096);
-    // TCP on a queue of its own: the select below takes from both fairly, so a stream peer
-    // flooding the switch delays datagrams by at most one message per turn.
-    let (stream_sender, mut stream_inbound) = mpsc::channel::<Inbound>(1024);
-    let (failure_sender, mut failures) = mpsc::unbounded_channel::<TransactionId>();
+    // TCP on a queue of its own: the core takes datagrams and stream messages fairly, so a
+    // stream peer flooding the switch delays datagrams by at most one message per turn.
+    let (stream_sender, stream_inbound) = mpsc::channel::<Inbound>(1024);
+    let (failure_sender, failures) = mpsc::unbounded_channel::<TransactionId>();
     let limits = TcpLimits {
         max_connections: config.sip.max_tcp_connections,
         max_per_host: config.sip.max_tcp_connections_per_host,
@@ -134,7 +84,6 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
     let transport = Transport::bind_with(
         &config.sip.udp,
         &config.sip.tcp,
-        inbound_sender,
         stream_sender,
         failure_sender,
         limits,
@@ -168,9 +117,9 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
         .enable_tls(&config.sip.tls, sip_acceptor, tls_clients)
         .await
         .context("cannot bind SIP TLS listen addresses")?;
-    let (core_sender, mut core_messages) = mpsc::channel::<Input>(4096);
+    let (core_sender, core_messages) = mpsc::channel::<Input>(4096);
     let metrics = Arc::new(crate::metrics::Metrics::default());
-    let (media_sender, mut media_reports) = mpsc::unbounded_channel();
+    let (media_sender, media_reports) = mpsc::unbounded_channel();
     let routing = crate::routing_live::spawn_sync(crate::routing_live::Sync {
         store: services.ledger.store().clone(),
         config: config.clone(),
@@ -263,79 +212,61 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
     let writer_cpu = services.writer_cpu;
     let mut switch =
         Switch::new(config, switch_services, now()).context("cannot start the switch")?;
+    let receivers = transport
+        .udp_receivers()
+        .context("cannot take the SIP UDP sockets into the core")?;
     let mut shell = Shell {
         notifications,
         transport,
         media: MediaCalls::new(media_workers, media_sender),
-        ledger: LedgerTasks::new(services.ledger, core_sender, metrics.clone(), writer_cpu)
-            .context("cannot start the ledger's thread")?,
+        ledger: LedgerTasks::new(
+            services.ledger,
+            core_sender.clone(),
+            metrics.clone(),
+            writer_cpu,
+        )
+        .context("cannot start the ledger's thread")?,
+        main: tokio::runtime::Handle::current(),
     };
     switch.handle_input(Input::RecoveredByes(recovered_byes), now());
     shell.carry_out(&mut switch);
-    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    info!("Talktime ready");
-    let mut last_published = Instant::now();
-    let mut calls_published = false;
-    // An idle switch still publishes its last numbers.
-    let mut metrics_tick = tokio::time::interval(METRICS_EVERY * 5);
-    metrics_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let wake = switch.poll_timeout();
-        tokio::select! {
-            received = inbound.recv() => {
-                let Some(received) = received else { return Ok(()) };
-                switch.handle_input(inbound_input(received), now());
-            }
-            received = stream_inbound.recv() => {
-                if let Some(received) = received {
-                    switch.handle_input(inbound_input(received), now());
-                }
-            }
-            message = core_messages.recv() => {
-                if let Some(input) = message {
-                    switch.handle_input(input, now());
-                }
-            }
-            failed = failures.recv() => {
-                if let Some(transaction) = failed {
-                    switch.handle_input(Input::DeliveryFailed(transaction), now());
-                }
-            }
-            report = media_reports.recv() => {
-                if let Some((call, report)) = report {
-                    switch.handle_input(Input::Media { call, report }, now());
-                }
-            }
-            _ = sleep_until(wake) => switch.handle_timeout(now()),
-            _ = metrics_tick.tick() => {}
-            _ = terminate.recv() => switch.handle_input(Input::Stop, now()),
-            _ = interrupt.recv() => switch.handle_input(Input::Stop, now()),
-        }
-        shell.carry_out(&mut switch);
-        if last_published.elapsed() >= METRICS_EVERY {
-            metrics.publish_switch(&switch.counters(), switch.gauges());
-            metrics.publish_carriers(switch.carrier_status());
-            // The live calls only while the console looks; when it stops, one empty copy, so
-            // that the next first look shows no call that has long ended.
-            if metrics.live_calls_wanted() {
-                metrics.publish_calls(switch.live_calls());
-                calls_published = true;
-            } else if calls_published {
-                metrics.publish_calls(Vec::new());
-                calls_published = false;
-            }
-            last_published = Instant::now();
-        }
-        if switch.stopped(Instant::now()) {
-            info!("stopped: every call ended, billed and recorded");
-            // `talktime nodes list` then says stopped, not dead.
-            if let Err(error) = node_store.node_stopped(wall_clock_ms()).await {
-                warn!(%error, "cannot record this node's stop");
-            }
-            return Ok(());
+    forward_stop_signals(core_sender)?;
+    let channels = crate::core_loop::Channels {
+        stream_inbound,
+        core_messages,
+        failures,
+        media_reports,
+    };
+    let stopped = crate::core_loop::start(switch, shell, receivers, channels, metrics)
+        .context("cannot start the core's thread")?;
+    let result = stopped
+        .await
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the core's thread ended without a word")));
+    if result.is_ok() {
+        // `talktime nodes list` then says stopped, not dead.
+        if let Err(error) = node_store.node_stopped(wall_clock_ms()).await {
+            warn!(%error, "cannot record this node's stop");
         }
     }
+    result
+}
+
+/// SIGTERM and SIGINT, each time, as the switch's graceful stop.
+fn forward_stop_signals(core: CoreSender) -> anyhow::Result<()> {
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+            if core.send(Input::Stop).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(())
 }
 
 /// The admin API's TLS acceptor when `[admin] tls` asks for HTTPS.
@@ -350,27 +281,4 @@ fn https_acceptor(
         certificate.context("[admin] tls = true, but [tls] cert_file and key_file are not set")?;
     let server = certificate.server_config(&[b"http/1.1"])?;
     Ok(Some(tokio_rustls::TlsAcceptor::from(server)))
-}
-
-fn inbound_input(received: Inbound) -> Input {
-    let transport = match received.protocol {
-        Protocol::Udp => SipTransport::Udp,
-        Protocol::Tcp => SipTransport::Tcp,
-        Protocol::Tls => SipTransport::Tls,
-    };
-    let source = Peer {
-        transport,
-        address: received.source,
-    };
-    match received.payload {
-        Payload::Framed(message) => Input::Message { message, source },
-        Payload::Datagram(bytes) => Input::Datagram { bytes, source },
-    }
-}
-
-async fn sleep_until(wake: Option<Instant>) {
-    match wake {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
 }

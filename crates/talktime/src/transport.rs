@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use talktime_sip::transaction::TransactionId;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::tls::TlsClients;
@@ -122,11 +122,12 @@ const ACCEPT_BACK_OFF: std::time::Duration = std::time::Duration::from_millis(10
 /// Handle to the running transports; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Transport {
-    udp: Vec<Arc<UdpSocket>>,
+    /// Non-blocking sockets, only sent on (a full buffer drops the datagram; SIP
+    /// retransmits); the core loop receives on duplicates of them.
+    udp: Vec<Arc<std::net::UdpSocket>>,
     /// Each UDP socket's bound address, read once (not a system call per datagram).
     udp_local: Vec<SocketAddr>,
     connections: ConnectionTable,
-    inbound: mpsc::Sender<Inbound>,
     /// Messages framed from TCP streams, on a queue of their own: a stream peer that floods
     /// the switch cannot put its backlog in front of everyone's datagrams.
     stream_inbound: mpsc::Sender<Inbound>,
@@ -138,30 +139,13 @@ pub struct Transport {
 }
 
 impl Transport {
-    /// Binds every configured address and starts the receive tasks.
-    pub async fn bind(
-        udp_addresses: &[SocketAddr],
-        tcp_addresses: &[SocketAddr],
-        inbound: mpsc::Sender<Inbound>,
-        failures: mpsc::UnboundedSender<TransactionId>,
-    ) -> std::io::Result<Self> {
-        Self::bind_with(
-            udp_addresses,
-            tcp_addresses,
-            inbound.clone(),
-            inbound,
-            failures,
-            TcpLimits::default(),
-        )
-        .await
-    }
-
-    /// [`Transport::bind`] with bounds on TCP connections and stream messages on their own
-    /// queue (`stream_inbound`).
+    /// Binds every configured address and starts the stream listeners. Datagrams are not
+    /// received here: the core loop takes them from [`Transport::udp_receivers`] on its own
+    /// thread (one wake-up from the socket to the switch, no hand-off between threads).
+    /// Messages framed from TCP and TLS streams go to `stream_inbound`, within `limits`.
     pub async fn bind_with(
         udp_addresses: &[SocketAddr],
         tcp_addresses: &[SocketAddr],
-        inbound: mpsc::Sender<Inbound>,
         stream_inbound: mpsc::Sender<Inbound>,
         failures: mpsc::UnboundedSender<TransactionId>,
         limits: TcpLimits,
@@ -176,21 +160,16 @@ impl Transport {
             .iter()
             .map(|socket| socket.local_addr())
             .collect::<std::io::Result<Vec<_>>>()?;
-        let transport = Transport {
+        let mut transport = Transport {
             udp,
             udp_local,
             connections: Arc::default(),
-            inbound,
             stream_inbound,
             failures,
             tcp_local: None,
             limits,
             tls: Arc::default(),
         };
-        for socket in &transport.udp {
-            tokio::spawn(receive_datagrams(socket.clone(), transport.inbound.clone()));
-        }
-        let mut transport = transport;
         for address in tcp_addresses {
             let listener = TcpListener::bind(address).await?;
             let local = listener.local_addr()?;
@@ -199,6 +178,23 @@ impl Transport {
             tokio::spawn(accept_connections(listener, transport.clone()));
         }
         Ok(transport)
+    }
+
+    /// A second handle on each UDP socket (the same socket, duplicated), for the core loop
+    /// to receive on: it registers them with its own runtime, so a datagram wakes the core
+    /// and no other thread. Sending stays on the transport's handles, which no runtime
+    /// watches.
+    pub fn udp_receivers(&self) -> std::io::Result<Vec<UdpReceiver>> {
+        self.udp
+            .iter()
+            .zip(&self.udp_local)
+            .map(|(socket, local)| {
+                Ok(UdpReceiver {
+                    socket: socket.try_clone()?,
+                    local: *local,
+                })
+            })
+            .collect()
     }
 
     /// How TLS carriers are reached from now on (their set changed); no-op before TLS is on.
@@ -278,7 +274,7 @@ impl Transport {
             warn!(destination = %outbound.destination, "no UDP socket to send from");
             return;
         };
-        if let Err(error) = socket.try_send_to(&outbound.bytes, outbound.destination) {
+        if let Err(error) = socket.send_to(&outbound.bytes, outbound.destination) {
             warn!(destination = %outbound.destination, %error, "UDP send failed");
         }
     }
@@ -442,7 +438,7 @@ impl Transport {
 /// `net.core.rmem_max` / `wmem_max`.
 const SIP_SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 
-fn bind_udp(address: SocketAddr) -> std::io::Result<UdpSocket> {
+fn bind_udp(address: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol as SocketProtocol, Socket, Type};
     let socket = Socket::new(
         Domain::for_address(address),
@@ -457,31 +453,14 @@ fn bind_udp(address: SocketAddr) -> std::io::Result<UdpSocket> {
     let _ = socket.set_send_buffer_size(SIP_SOCKET_BUFFER);
     socket.set_nonblocking(true)?;
     socket.bind(&address.into())?;
-    UdpSocket::from_std(socket.into())
+    Ok(socket.into())
 }
 
-async fn receive_datagrams(socket: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>) {
-    let Ok(local) = socket.local_addr() else {
-        return;
-    };
-    let mut buffer = vec![0u8; MAX_MESSAGE_BYTES];
-    loop {
-        match socket.recv_from(&mut buffer).await {
-            Ok((length, source)) => {
-                let message = Inbound {
-                    payload: Payload::Datagram(buffer[..length].to_vec()),
-                    source,
-                    local,
-                    protocol: Protocol::Udp,
-                };
-                if inbound.send(message).await.is_err() {
-                    return;
-                }
-            }
-            // ICMP port unreachable surfaces here on some systems; keep receiving.
-            Err(error) => debug!(%local, %error, "UDP receive error"),
-        }
-    }
+/// A duplicate of one SIP UDP socket for the core loop to receive on, and its address.
+#[derive(Debug)]
+pub struct UdpReceiver {
+    pub socket: std::net::UdpSocket,
+    pub local: SocketAddr,
 }
 
 async fn accept_connections(listener: TcpListener, transport: Transport) {
