@@ -56,8 +56,9 @@
 #   LOG_FILTER     the switch's log filter [warn]; e.g. warn,sqlx::query=debug lists each statement
 #   PERF=1         record the switch with `perf record -g` while SIPp runs, into
 #                  $LOAD_WORK/<step>.perf (read it with `perf report -i FILE --no-children`)
-#   THREADS=1      per thread of the switch, over 5 s from 3 s after SIPp starts: CPU and
-#                  context switches a second (voluntary/involuntary), into the results
+#   THREADS=1      per thread of the switch, over 5 s from THREADS_AT [3] s after SIPp starts:
+#                  CPU, time runnable but waiting for a CPU (schedstat) and context switches
+#                  a second (voluntary/involuntary), into the results
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -81,6 +82,7 @@ KEEP_GOING=${KEEP_GOING:-0}
 PAIRS=${PAIRS:-3}
 PERF=${PERF:-0}
 THREADS=${THREADS:-0}
+THREADS_AT=${THREADS_AT:-3}
 DB=${DB:-sqlite}
 POSTGRES_URL=${POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 BUFF=(-buff_size 4194304)
@@ -334,7 +336,7 @@ summarize() {
         }' "$1"
 }
 
-# thread_snapshot PID: "tid name ticks voluntary involuntary" for each thread.
+# thread_snapshot PID: "tid name ticks voluntary involuntary runqueue_ns" for each thread.
 thread_snapshot() {
     local task
     for task in /proc/"$1"/task/*; do
@@ -345,20 +347,25 @@ thread_snapshot() {
         ticks=$(cut -d' ' -f12,13 <<<"${stat##*) }" | awk '{ print $1 + $2 }')
         voluntary=$(awk '/^voluntary_ctxt_switches/ { print $2 }' "$task/status" 2>/dev/null)
         involuntary=$(awk '/^nonvoluntary_ctxt_switches/ { print $2 }' "$task/status" 2>/dev/null)
-        echo "${task##*/} ${name// /_} $ticks ${voluntary:-0} ${involuntary:-0}"
+        # schedstat: time on a CPU, time runnable but waiting for one (ns), time slices
+        queued=$(cut -d' ' -f2 "$task/schedstat" 2>/dev/null)
+        echo "${task##*/} ${name// /_} $ticks ${voluntary:-0} ${involuntary:-0} ${queued:-0}"
     done
 }
 
-# thread_sample PID SECONDS: each thread's CPU and context switches a second over SECONDS.
+# thread_sample PID SECONDS: each thread's CPU, time runnable but waiting for a CPU, and
+# context switches a second (voluntary/involuntary) over SECONDS.
 thread_sample() {
     local before after
     before=$(thread_snapshot "$1")
     sleep "$2"
     after=$(thread_snapshot "$1")
-    awk -v t="$TICKS" -v s="$2" 'NR == FNR { b[$1] = $3 " " $4 " " $5; next }
+    awk -v t="$TICKS" -v s="$2" 'NR == FNR { b[$1] = $3 " " $4 " " $5 " " $6; next }
         ($1 in b) { split(b[$1], x, " ")
             cpu = ($3 - x[1]) / t / s * 100; vol = ($4 - x[2]) / s; inv = ($5 - x[3]) / s
-            if (cpu >= 0.5 || vol >= 50) printf "%s cpu=%.0f%% switches/s=%.0f/%.0f\n", $2, cpu, vol, inv }' \
+            queued = ($6 - x[4]) / 1e7 / s
+            if (cpu >= 0.5 || vol >= 50)
+                printf "%s cpu=%.0f%% runnable_waiting=%.0f%% switches/s=%.0f/%.0f\n", $2, cpu, queued, vol, inv }' \
         <(echo "$before") <(echo "$after")
 }
 
@@ -388,7 +395,7 @@ run_sipp() {
     fi
     local threads_pid=""
     if [[ $THREADS == 1 ]]; then
-        (sleep 3 && thread_sample "$SWITCH_PID" 5 >"$WORK/$name.threads") &
+        (sleep "$THREADS_AT" && thread_sample "$SWITCH_PID" 5 >"$WORK/$name.threads") &
         threads_pid=$!
     fi
     local sipp_pid=""

@@ -16,6 +16,8 @@ use sqlx::{
 
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use crate::checkpointer::WRITER_AUTOCHECKPOINT;
+
 use crate::error::StoreError;
 use crate::exec::Exec;
 use crate::pin_key::{PIN_KEY_FILE_NAME, PinKey};
@@ -120,6 +122,8 @@ pub(crate) struct Writer {
     waiting: AtomicUsize,
     group_commit: bool,
     stats: Arc<GroupStats>,
+    /// Copies the WAL back on its own thread for as long as the store lives (`None` in memory).
+    _checkpointer: Option<crate::checkpointer::Checkpointer>,
 }
 
 /// Groups committed and the write transactions they held, for the benchmarks and tests.
@@ -604,9 +608,9 @@ impl Store {
             .synchronous(synchronous)
             .foreign_keys(true)
             .busy_timeout(options.sqlite_busy_timeout)
-            // Checkpoint every ~32 MB of WAL instead of 4 MB: hot pages (an account row, index
-            // leaves) are copied back once per checkpoint, and the fsyncs are 8x rarer.
-            .pragma("wal_autocheckpoint", "8192")
+            // The checkpointer's thread copies the WAL back (checkpointer.rs); a connection
+            // checkpoints on its own only if that falls far behind.
+            .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT.to_string())
             .pragma("cache_size", "-16384");
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
@@ -618,8 +622,8 @@ impl Store {
         let writer_connect = connect
             .clone()
             .thread_name(|_| SQLITE_WRITER_THREAD.to_owned());
-        let (direct, reader) = match is_in_memory(connect.get_filename()) {
-            true => (None, None),
+        let (direct, reader, checkpointer) = match is_in_memory(connect.get_filename()) {
+            true => (None, None, None),
             false => {
                 let reader = open_direct(connect.get_filename(), options)?;
                 reader.pragma_update(None, "query_only", "ON")?;
@@ -630,6 +634,7 @@ impl Store {
                 (
                     Some(open_direct(connect.get_filename(), options)?),
                     Some(reader),
+                    Some(crate::checkpointer::start(connect.get_filename())?),
                 )
             }
         };
@@ -649,6 +654,7 @@ impl Store {
             waiting: AtomicUsize::new(0),
             group_commit: options.sqlite_group_commit,
             stats,
+            _checkpointer: checkpointer,
         };
         let store = Store {
             backend: Backend::Sqlite(pool, Arc::new(writer), reader),
@@ -859,7 +865,7 @@ fn open_direct(file: &Path, options: &StoreOptions) -> Result<rusqlite::Connecti
     };
     connection.pragma_update(None, "synchronous", synchronous)?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
-    connection.pragma_update(None, "wal_autocheckpoint", 8192)?;
+    connection.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT)?;
     connection.pragma_update(None, "cache_size", -16384)?;
     connection.set_prepared_statement_cache_capacity(64);
     Ok(connection)

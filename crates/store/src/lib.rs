@@ -44,6 +44,7 @@ mod backup;
 mod caller_services;
 mod cards;
 mod cdr;
+mod checkpointer;
 mod coupons;
 mod customers;
 mod error;

@@ -231,3 +231,33 @@ async fn assert_grouped(store: &Store, before: (u64, u64), min_members: u64) {
         "{members} write transactions in {groups} commits"
     );
 }
+
+/// The checkpointer's thread copies committed pages back into the database file while the
+/// writer goes on (issue 19): the writer's own connections checkpoint only past 65,536 WAL
+/// frames, far beyond what this test writes, so the file can grow only by the checkpointer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checkpointer_copies_the_wal_back_while_writes_go_on() {
+    let database = common::TestDb::sqlite().await;
+    let store = database.store.clone();
+    let file = std::path::Path::new(&database.url).join(SQLITE_FILE_NAME);
+    let wal = std::path::Path::new(&database.url).join(format!("{SQLITE_FILE_NAME}-wal"));
+    // Settle what opening wrote (migrations), then measure from there.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let size_before = std::fs::metadata(&file).unwrap().len();
+    let accounts = funded_accounts(&store, "checkpoint", 400).await;
+    assert_eq!(accounts.len(), 400);
+    let wal_written = std::fs::metadata(&wal).unwrap().len();
+    assert!(wal_written > 0, "the writes went to the WAL");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let size = std::fs::metadata(&file).unwrap().len();
+        if size > size_before {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file stayed at {size_before} bytes with {wal_written} bytes of WAL"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
