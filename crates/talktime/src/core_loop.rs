@@ -68,7 +68,7 @@ impl Shell {
                     transaction,
                 } => self.transmit(destination, bytes, transaction),
                 Output::Media { call, command } => self.media.execute(call, command),
-                Output::Ledger { call, request } => self.ledger.spawn(call, request),
+                Output::Ledger { call, request } => self.ledger.queue(call, request),
                 Output::CarrierHealth { carrier, up: false } => {
                     crate::notify::carrier_down(&self.notifications, self.ledger.store(), &carrier)
                 }

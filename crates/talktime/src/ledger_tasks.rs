@@ -74,7 +74,7 @@ impl LedgerTasks {
 
     /// Queues one request; [`LedgerTasks::hand_over`] starts it, and its answer comes back to
     /// the core.
-    pub fn spawn(&mut self, call: u64, request: LedgerRequest) {
+    pub fn queue(&mut self, call: u64, request: LedgerRequest) {
         self.pending.push(Pending {
             call,
             request,
