@@ -103,14 +103,16 @@ pub struct Channels {
     pub media_reports: mpsc::UnboundedReceiver<(u64, talktime_b2bua::MediaReport)>,
 }
 
-/// Starts the core's thread; the receiver answers once the switch has stopped.
+/// Starts the core's thread; the receiver answers once the switch has stopped, with the
+/// shell: the ledger's thread must outlive the caller's last writes (a PostgreSQL connection
+/// the ledger's runtime opened is dead once that runtime is shut down).
 pub fn start(
     switch: Switch,
     shell: Shell,
     receivers: Vec<UdpReceiver>,
     channels: Channels,
     metrics: Arc<crate::metrics::Metrics>,
-) -> std::io::Result<tokio::sync::oneshot::Receiver<anyhow::Result<()>>> {
+) -> std::io::Result<tokio::sync::oneshot::Receiver<anyhow::Result<Shell>>> {
     let (done, finished) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name(CORE_THREAD.into())
@@ -127,14 +129,15 @@ pub fn start(
     Ok(finished)
 }
 
-/// The loop: one wake-up, every input that is ready, the outputs carried out.
+/// The loop: one wake-up, every input that is ready, the outputs carried out; the shell back
+/// once the switch has stopped.
 async fn run(
     mut switch: Switch,
     mut shell: Shell,
     receivers: Vec<UdpReceiver>,
     mut channels: Channels,
     metrics: Arc<crate::metrics::Metrics>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Shell> {
     let sockets = receivers
         .into_iter()
         .map(|receiver| Ok((UdpSocket::from_std(receiver.socket)?, receiver.local)))
@@ -159,7 +162,7 @@ async fn run(
                 }
             }
             message = channels.core_messages.recv() => {
-                let Some(input) = message else { return Ok(()) };
+                let Some(input) = message else { return Ok(shell) };
                 switch.handle_input(input, now());
             }
             failed = channels.failures.recv() => {
@@ -180,7 +183,7 @@ async fn run(
         publisher.publish(&switch, &metrics);
         if switch.stopped(Instant::now()) {
             info!("stopped: every call ended, billed and recorded");
-            return Ok(());
+            return Ok(shell);
         }
     }
 }

@@ -239,16 +239,15 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
     };
     let stopped = crate::core_loop::start(switch, shell, receivers, channels, metrics)
         .context("cannot start the core's thread")?;
-    let result = stopped
+    let shell = stopped
         .await
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("the core's thread ended without a word")));
-    if result.is_ok() {
-        // `talktime nodes list` then says stopped, not dead.
-        if let Err(error) = node_store.node_stopped(wall_clock_ms()).await {
-            warn!(%error, "cannot record this node's stop");
-        }
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the core's thread ended without a word")))?;
+    // `talktime nodes list` then says stopped, not dead.
+    if let Err(error) = node_store.node_stopped(wall_clock_ms()).await {
+        warn!(%error, "cannot record this node's stop");
     }
-    result
+    drop(shell);
+    Ok(())
 }
 
 /// SIGTERM and SIGINT, each time, as the switch's graceful stop.
