@@ -28,9 +28,7 @@ use tracing::{debug, info, warn};
 use crate::ledger_tasks::LedgerTasks;
 use crate::media_session::MediaCalls;
 use crate::server::now;
-use crate::transport::{
-    Inbound, MAX_MESSAGE_BYTES, Outbound, Payload, Protocol, Transport, UdpReceiver,
-};
+use crate::transport::{Inbound, MAX_MESSAGE_BYTES, Outbound, Protocol, Transport, UdpReceiver};
 
 /// The thread's name (in `top -H`, `perf`, and the load script's per-thread figures).
 pub const CORE_THREAD: &str = "core";
@@ -309,6 +307,7 @@ impl Publisher {
     }
 }
 
+/// A message framed from a TCP or TLS stream, as the switch takes it.
 fn inbound_input(received: Inbound) -> Input {
     let transport = match received.protocol {
         Protocol::Udp => SipTransport::Udp,
@@ -319,8 +318,8 @@ fn inbound_input(received: Inbound) -> Input {
         transport,
         address: received.source,
     };
-    match received.payload {
-        Payload::Framed(message) => Input::Message { message, source },
-        Payload::Datagram(bytes) => Input::Datagram { bytes, source },
+    Input::Message {
+        message: received.message,
+        source,
     }
 }

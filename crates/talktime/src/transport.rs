@@ -50,17 +50,11 @@ struct TlsSide {
     local: Option<SocketAddr>,
 }
 
-/// What arrived: a datagram still to be parsed, or a message the TCP framer already parsed.
-#[derive(Debug)]
-pub enum Payload {
-    Datagram(Vec<u8>),
-    Framed(Box<talktime_sip::Message>),
-}
-
 /// One inbound message and where it came from.
 #[derive(Debug)]
 pub struct Inbound {
-    pub payload: Payload,
+    /// Framed and parsed by the stream's reader (datagrams go to the core loop directly).
+    pub message: Box<talktime_sip::Message>,
     pub source: SocketAddr,
     pub local: SocketAddr,
     pub protocol: Protocol,
@@ -576,7 +570,7 @@ async fn read_stream<R: AsyncRead + Unpin>(
             match framer.next_message() {
                 Ok(Some(parsed)) => {
                     let message = Inbound {
-                        payload: Payload::Framed(Box::new(parsed)),
+                        message: Box::new(parsed),
                         source: peer,
                         local,
                         protocol,
