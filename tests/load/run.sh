@@ -51,6 +51,12 @@
 #                  [postgres://postgres@127.0.0.1:5432/test], seeded the same way; DB=sqlite
 #                  (default) copies the SQLite seed
 #   POOL_SIZE      the switch's database connections ([database] pool_size) [8]
+#   PIPELINE       PostgreSQL: a call's statements pipelined ([database] pipeline) [1]; 0 sends
+#                  them one at a time through sqlx's pool
+#   PG_DELAY_US    PostgreSQL: the switch reaches it through tests/load/pg_delay.py, which
+#                  delays every chunk this many microseconds each way, as a server on another
+#                  host would (POSTGRES_URL must name port 5432; the relay listens on
+#                  PG_DELAY_PORT [15432]) [0: direct]
 #   WRITER_CPU     the CPU of the ledger's and the SQLite writer's threads ([database]
 #                  writer_cpu): a number, off or auto [unset: the switch's default, auto]
 #   LOG_FILTER     the switch's log filter [warn]; e.g. warn,sqlx::query=debug lists each statement
@@ -85,6 +91,9 @@ THREADS=${THREADS:-0}
 THREADS_AT=${THREADS_AT:-3}
 DB=${DB:-sqlite}
 POSTGRES_URL=${POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+PIPELINE=${PIPELINE:-1}
+PG_DELAY_US=${PG_DELAY_US:-0}
+PG_DELAY_PORT=${PG_DELAY_PORT:-15432}
 BUFF=(-buff_size 4194304)
 TICKS=$(getconf CLK_TCK)
 RESULTS="$WORK/results.txt"
@@ -118,8 +127,37 @@ check_tools() {
 cleanup() {
     stop_carrier
     stop_switch
+    remove_postgres_delay
 }
 trap cleanup EXIT
+
+# PG_DELAY_US: the switch reaches PostgreSQL through a relay (pg_delay.py) that delays
+# every chunk that much each way, as a server on another host (one round trip costs twice
+# the delay); the seeding and the ledger check go direct. tc netem would do it in the
+# kernel, but this machine's kernel has no netem.
+add_postgres_delay() {
+    ((PG_DELAY_US > 0)) || return 0
+    [[ $DB == postgres ]] || die "PG_DELAY_US needs DB=postgres"
+    port_listening_tcp "$PG_DELAY_PORT" && die "TCP port $PG_DELAY_PORT is taken; set PG_DELAY_PORT"
+    python3 "$(dirname "$0")/pg_delay.py" "$PG_DELAY_PORT" 5432 "$PG_DELAY_US" &
+    POSTGRES_DELAY_PID=$!
+    sleep 0.5
+}
+
+remove_postgres_delay() {
+    [[ -n ${POSTGRES_DELAY_PID:-} ]] || return 0
+    kill "$POSTGRES_DELAY_PID" 2>/dev/null || true
+    POSTGRES_DELAY_PID=""
+}
+
+port_listening_tcp() { ss -Hltn "sport = :$1" | grep -q .; }
+
+# The URL the switch is given: through the relay when PG_DELAY_US is set.
+switch_database_url() {
+    local url=$1
+    ((PG_DELAY_US > 0)) && url=${url/:5432\//:$PG_DELAY_PORT\/}
+    echo "$url"
+}
 
 # ---- the switch -------------------------------------------------------------------------
 
@@ -166,6 +204,7 @@ inactivity_timeout_ms = ${RTP_INACTIVITY_MS:-30000}
 
 [database]
 pool_size = ${POOL_SIZE:-8}
+pipeline = $( ((PIPELINE == 1)) && echo true || echo false)
 $(writer_cpu_line)
 
 [ivr]
@@ -208,7 +247,8 @@ start_switch() {
     local data=$1
     write_config "$data/talktime.toml"
     local database=()
-    [[ -f $data/database-url ]] && database=(--database-url "$(cat "$data/database-url")")
+    [[ -f $data/database-url ]] &&
+        database=(--database-url "$(switch_database_url "$(cat "$data/database-url")")")
     timeout --signal=TERM 3600 "$BIN" serve --config "$data/talktime.toml" --data-dir "$data" \
         "${database[@]}" --sip-udp "127.0.0.1:$SIP_PORT" --sip-tcp "127.0.0.1:$SIP_PORT" \
         --rtp-ports "$RTP_RANGE" >"$data/switch.log" 2>&1 &
@@ -970,7 +1010,9 @@ main() {
         *) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 2 ;;
     esac
     check_tools
-    echo "# $(date -u +%FT%TZ) mode=$mode rtp=$RTP $(nproc) cores" >>"$RESULTS"
+    add_postgres_delay
+    echo "# $(date -u +%FT%TZ) mode=$mode rtp=$RTP db=$DB pipeline=$PIPELINE \
+pg_delay_us=$PG_DELAY_US $(nproc) cores" >>"$RESULTS"
     case $mode in
         options) mode_options "$@" ;;
         testcall) mode_testcall "$@" ;;

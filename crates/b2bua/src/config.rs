@@ -852,6 +852,14 @@ pub struct DatabaseConfig {
     /// context switch instead of a wake-up of another CPU (docs/PERFORMANCE.md).
     #[serde(default)]
     pub writer_cpu: WriterCpu,
+    /// PostgreSQL: a call's statements on pipelined connections (several sent before the
+    /// first answer is read); off, one at a time through the pool like the rest.
+    #[serde(default = "default_pipeline")]
+    pub pipeline: bool,
+}
+
+fn default_pipeline() -> bool {
+    true
 }
 
 /// `[database] writer_cpu`: `"auto"` (the default: on one CPU of those the process may use,

@@ -21,6 +21,7 @@ use crate::checkpointer::WRITER_AUTOCHECKPOINT;
 use crate::error::StoreError;
 use crate::exec::Exec;
 use crate::pin_key::{PIN_KEY_FILE_NAME, PinKey};
+use crate::pipeline::{PgCall, PgCallPool};
 
 /// File name of the embedded database inside the data directory.
 pub const SQLITE_FILE_NAME: &str = "talktime.sqlite3";
@@ -59,6 +60,9 @@ pub struct StoreOptions {
     /// Group commit on SQLite (see [`SqliteWriter`]): writes that end while others wait share
     /// one COMMIT. Off: one COMMIT per write (the benchmarks compare the two).
     pub sqlite_group_commit: bool,
+    /// PostgreSQL: a call's statements on pipelined connections (`pipeline.rs`); off, they
+    /// go one at a time through sqlx's pool like every other statement.
+    pub postgres_pipeline: bool,
     /// The key of the PIN hashes. `None`: [`PIN_KEY_ENV`](crate::PIN_KEY_ENV) if set, else
     /// `pin.key` beside an embedded ledger (created if missing); a PostgreSQL store needs one.
     pub pin_key: Option<PinKey>,
@@ -71,6 +75,7 @@ impl Default for StoreOptions {
             sqlite_busy_timeout: Duration::from_secs(10),
             sqlite_synchronous_full: false,
             sqlite_group_commit: true,
+            postgres_pipeline: true,
             pin_key: None,
         }
     }
@@ -99,7 +104,9 @@ enum Backend {
         Arc<Writer>,
         Option<Arc<Mutex<rusqlite::Connection>>>,
     ),
-    Postgres(PgPool),
+    /// sqlx's pool, and the pipelined connections a call's statements run on when they
+    /// could be opened from the same URL (`pipeline.rs`).
+    Postgres(PgPool, Option<Arc<PgCallPool>>),
 }
 
 /// A borrowed connection of either backend.
@@ -440,6 +447,7 @@ impl Drop for WriterTurn {
 /// A connection for a call's reads ([`Store::acquire_call_read`]).
 pub(crate) enum CallRead {
     Direct(OwnedMutexGuard<rusqlite::Connection>),
+    Pipelined(Box<PgCall>),
     Held(Held),
 }
 
@@ -447,6 +455,7 @@ impl CallRead {
     pub(crate) fn exec(&mut self) -> Exec<'_> {
         match self {
             CallRead::Direct(reader) => Exec::Direct(reader),
+            CallRead::Pipelined(call) => Exec::Pipelined(call),
             CallRead::Held(held) => held.exec(),
         }
     }
@@ -506,6 +515,8 @@ pub(crate) enum WriteTx {
     Postgres(Transaction<'static, Postgres>),
     /// One statement on PostgreSQL, which commits itself.
     PostgresStatement(PoolConnection<Postgres>),
+    /// A call's transaction (or single statement) on a pipelined connection.
+    Pipelined(Box<PgCall>),
 }
 
 impl WriteTx {
@@ -514,6 +525,8 @@ impl WriteTx {
             WriteTx::Sqlite(turn) => Conn::Sqlite(&mut turn.guard.connection),
             WriteTx::Postgres(transaction) => Conn::Postgres(transaction),
             WriteTx::PostgresStatement(connection) => Conn::Postgres(connection),
+            // Only a call's writes run pipelined, and they see it through `conn_exec`.
+            WriteTx::Pipelined(_) => unreachable!("a pipelined call write has no sqlx connection"),
         }
     }
 
@@ -523,6 +536,7 @@ impl WriteTx {
             WriteTx::Sqlite(turn) => Exec::Sqlite(&mut turn.guard.connection),
             WriteTx::Postgres(transaction) => Exec::Postgres(transaction),
             WriteTx::PostgresStatement(connection) => Exec::Postgres(connection),
+            WriteTx::Pipelined(call) => Exec::Pipelined(call),
         }
     }
 
@@ -531,6 +545,7 @@ impl WriteTx {
             WriteTx::Sqlite(turn) => turn.commit_member().await?,
             WriteTx::Postgres(transaction) => transaction.commit().await?,
             WriteTx::PostgresStatement(_) => {}
+            WriteTx::Pipelined(call) => call.commit().await?,
         }
         Ok(())
     }
@@ -552,7 +567,12 @@ impl Store {
     pub async fn open_with(location: &str, options: &StoreOptions) -> Result<Store, StoreError> {
         if location.starts_with("postgres://") || location.starts_with("postgresql://") {
             let connect = PgConnectOptions::from_str(location)?;
-            return Self::open_postgres(connect, options).await;
+            let store = Self::open_postgres(connect, options).await?;
+            let calls = match options.postgres_pipeline {
+                true => PgCallPool::open(location, options.max_connections).await,
+                false => None,
+            };
+            return Ok(store.with_pipelined_calls(calls));
         }
         if location.starts_with("sqlite:") {
             let connect = SqliteConnectOptions::from_str(location)?;
@@ -686,12 +706,20 @@ impl Store {
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
         let store = Store {
-            backend: Backend::Postgres(pool),
+            backend: Backend::Postgres(pool, None),
             node_id: Arc::from(""),
             pin_key: Arc::new(pin_key),
         };
         store.adopt_pin_key().await?;
         Ok(store)
+    }
+
+    /// The same store with a call's statements on `calls` (PostgreSQL only).
+    fn with_pipelined_calls(mut self, calls: Option<Arc<PgCallPool>>) -> Store {
+        if let Backend::Postgres(_, pipelined) = &mut self.backend {
+            *pipelined = calls;
+        }
+        self
     }
 
     /// The same store acting for the switch `node_id`: its reservations carry it, and its
@@ -710,7 +738,7 @@ impl Store {
     pub fn kind(&self) -> BackendKind {
         match self.backend {
             Backend::Sqlite(..) => BackendKind::Sqlite,
-            Backend::Postgres(_) => BackendKind::Postgres,
+            Backend::Postgres(..) => BackendKind::Postgres,
         }
     }
 
@@ -718,14 +746,14 @@ impl Store {
     pub async fn close(&self) {
         match &self.backend {
             Backend::Sqlite(pool, ..) => pool.close().await,
-            Backend::Postgres(pool) => pool.close().await,
+            Backend::Postgres(pool, _) => pool.close().await,
         }
     }
 
     pub(crate) async fn acquire(&self) -> Result<Held, StoreError> {
         Ok(match &self.backend {
             Backend::Sqlite(pool, ..) => Held::Sqlite(pool.acquire().await?),
-            Backend::Postgres(pool) => Held::Postgres(pool.acquire().await?),
+            Backend::Postgres(pool, _) => Held::Postgres(pool.acquire().await?),
         })
     }
 
@@ -739,6 +767,9 @@ impl Store {
         {
             return Ok(CallRead::Direct(reader));
         }
+        if let Backend::Postgres(_, Some(calls)) = &self.backend {
+            return Ok(CallRead::Pipelined(Box::new(calls.acquire().await?)));
+        }
         Ok(CallRead::Held(self.acquire().await?))
     }
 
@@ -748,8 +779,13 @@ impl Store {
             Backend::Sqlite(_, writer, _) => {
                 Held::SqliteWriter(WriterTurn::take(writer, false).await?)
             }
-            Backend::Postgres(pool) => Held::Postgres(pool.acquire().await?),
+            Backend::Postgres(pool, _) => Held::Postgres(pool.acquire().await?),
         })
+    }
+
+    /// True when a call's statements run on pipelined PostgreSQL connections (`pipeline.rs`).
+    pub fn pipelines_calls(&self) -> bool {
+        matches!(&self.backend, Backend::Postgres(_, Some(_)))
     }
 
     /// SQLite: (groups committed, write transactions in them)
@@ -760,7 +796,7 @@ impl Store {
                 writer.stats.groups.load(Ordering::Relaxed),
                 writer.stats.members.load(Ordering::Relaxed),
             )),
-            Backend::Postgres(_) => None,
+            Backend::Postgres(..) => None,
         }
     }
 
@@ -770,6 +806,11 @@ impl Store {
 
     /// A call's write transaction (see [`CallWrite`]).
     pub(crate) async fn begin_call_write(&self) -> Result<CallWrite, StoreError> {
+        if let Backend::Postgres(_, Some(calls)) = &self.backend {
+            let mut call = Box::new(calls.acquire().await?);
+            call.begin();
+            return Ok(CallWrite(WriteTx::Pipelined(call)));
+        }
         Ok(CallWrite(self.begin_member(true).await?))
     }
 
@@ -782,7 +823,7 @@ impl Store {
                 turn.begin_member(direct).await?;
                 WriteTx::Sqlite(turn)
             }
-            Backend::Postgres(pool) => WriteTx::Postgres(pool.begin().await?),
+            Backend::Postgres(pool, _) => WriteTx::Postgres(pool.begin().await?),
         })
     }
 
@@ -792,7 +833,10 @@ impl Store {
     pub(crate) async fn begin_call_statement(&self) -> Result<CallWrite, StoreError> {
         match &self.backend {
             Backend::Sqlite(..) => self.begin_call_write().await,
-            Backend::Postgres(pool) => {
+            Backend::Postgres(_, Some(calls)) => Ok(CallWrite(WriteTx::Pipelined(Box::new(
+                calls.acquire().await?,
+            )))),
+            Backend::Postgres(pool, None) => {
                 Ok(CallWrite(WriteTx::PostgresStatement(pool.acquire().await?)))
             }
         }

@@ -224,51 +224,61 @@ macro_rules! traffic_query {
     };
 }
 
+const INSERT_CDR: &str = "INSERT INTO cdrs (call_id, attempt, account_id, card_id, caller_id, \
+     access_number, destination, carrier, start_ms, answer_ms, end_ms, billed_seconds, \
+     fees_json, taxes_json, tax_micros, total_micros, buy_cost_micros, sip_code, q850_cause, \
+     hangup_by, disconnect_cause, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+     $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
+     ON CONFLICT (call_id, attempt) DO NOTHING";
+
+fn cdr_args(cdr: &Cdr, now_ms: i64) -> [crate::exec::Arg<'_>; 22] {
+    let caller_id = cdr
+        .caller_id
+        .as_ref()
+        .map(|number| number.expose().as_str());
+    [
+        (&cdr.call_id).into(),
+        cdr.attempt.into(),
+        cdr.account_id.into(),
+        cdr.card_id.into(),
+        caller_id.into(),
+        cdr.access_number.as_deref().into(),
+        cdr.destination.expose().into(),
+        cdr.carrier.as_deref().into(),
+        cdr.start_ms.into(),
+        cdr.answer_ms.into(),
+        cdr.end_ms.into(),
+        cdr.billed_seconds.into(),
+        (&cdr.fees_json).into(),
+        (&cdr.taxes_json).into(),
+        cdr.tax_micros.into(),
+        cdr.total_micros.into(),
+        cdr.buy_cost_micros.into(),
+        cdr.sip_code.into(),
+        cdr.q850_cause.into(),
+        cdr.hangup_by.as_deref().into(),
+        cdr.disconnect_cause.as_deref().into(),
+        now_ms.into(),
+    ]
+}
+
 /// Inserts a CDR unless one exists for (call id, attempt); returns whether it was inserted.
 pub(crate) async fn insert_cdr(
     exec: &mut crate::exec::Exec<'_>,
     cdr: &Cdr,
     now_ms: i64,
 ) -> Result<bool, StoreError> {
-    let caller_id = cdr
-        .caller_id
-        .as_ref()
-        .map(|number| number.expose().as_str());
-    let result = exec
-        .execute(
-            "INSERT INTO cdrs (call_id, attempt, account_id, card_id, caller_id, access_number, \
-         destination, carrier, start_ms, answer_ms, end_ms, billed_seconds, fees_json, \
-         taxes_json, tax_micros, total_micros, buy_cost_micros, sip_code, q850_cause, hangup_by, \
-         disconnect_cause, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-         $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
-         ON CONFLICT (call_id, attempt) DO NOTHING",
-            &[
-                (&cdr.call_id).into(),
-                cdr.attempt.into(),
-                cdr.account_id.into(),
-                cdr.card_id.into(),
-                caller_id.into(),
-                cdr.access_number.as_deref().into(),
-                cdr.destination.expose().into(),
-                cdr.carrier.as_deref().into(),
-                cdr.start_ms.into(),
-                cdr.answer_ms.into(),
-                cdr.end_ms.into(),
-                cdr.billed_seconds.into(),
-                (&cdr.fees_json).into(),
-                (&cdr.taxes_json).into(),
-                cdr.tax_micros.into(),
-                cdr.total_micros.into(),
-                cdr.buy_cost_micros.into(),
-                cdr.sip_code.into(),
-                cdr.q850_cause.into(),
-                cdr.hangup_by.as_deref().into(),
-                cdr.disconnect_cause.as_deref().into(),
-                now_ms.into(),
-            ],
-        )
-        .await?;
-    Ok(result == 1)
+    Ok(exec.execute(INSERT_CDR, &cdr_args(cdr, now_ms)).await? == 1)
+}
+
+/// [`insert_cdr`] inside a call's transaction, where whether it was new is not asked: on a
+/// pipelined connection it goes out with the COMMIT.
+pub(crate) async fn record_cdr(
+    exec: &mut crate::exec::Exec<'_>,
+    cdr: &Cdr,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    exec.defer(INSERT_CDR, &cdr_args(cdr, now_ms)).await
 }
 
 impl Store {

@@ -14,6 +14,10 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
 
+    /// PostgreSQL failed on a call's pipelined connection (`pipeline.rs`).
+    #[error("database error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+
     /// The write went into a group transaction (group commit) whose COMMIT failed: nothing of
     /// it is in the ledger.
     #[error("group commit failed: {0}")]
@@ -147,7 +151,10 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            StoreError::Database(_) | StoreError::Sqlite(_) | StoreError::GroupCommit(_)
+            StoreError::Database(_)
+                | StoreError::Sqlite(_)
+                | StoreError::Postgres(_)
+                | StoreError::GroupCommit(_)
         )
     }
 }

@@ -26,6 +26,8 @@ pub(crate) enum Exec<'c> {
     Postgres(&'c mut PgConnection),
     /// The SQLite writer's rusqlite connection, run on the calling thread.
     Direct(&'c mut rusqlite::Connection),
+    /// A call's pipelined PostgreSQL connection (`pipeline.rs`).
+    Pipelined(&'c mut crate::pipeline::PgCall),
 }
 
 /// A statement parameter.
@@ -86,6 +88,7 @@ pub(crate) trait Column:
     + for<'r> sqlx::Decode<'r, Postgres>
     + sqlx::Type<Postgres>
     + rusqlite::types::FromSql
+    + for<'r> tokio_postgres::types::FromSql<'r>
 {
 }
 
@@ -99,6 +102,7 @@ pub(crate) trait Record: Sized + Send + Unpin {
     fn from_sqlite(row: &SqliteRow) -> Result<Self, sqlx::Error>;
     fn from_postgres(row: &PgRow) -> Result<Self, sqlx::Error>;
     fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
+    fn from_pipelined(row: &tokio_postgres::Row) -> Result<Self, tokio_postgres::Error>;
 }
 
 macro_rules! record_tuple {
@@ -112,6 +116,9 @@ macro_rules! record_tuple {
             }
             fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
                 Ok(($(row.get::<_, $column>($index)?,)+))
+            }
+            fn from_pipelined(row: &tokio_postgres::Row) -> Result<Self, tokio_postgres::Error> {
+                Ok(($(row.try_get::<_, $column>($index)?,)+))
             }
         }
     };
@@ -192,7 +199,22 @@ impl Exec<'_> {
                 let changed = prepare_direct(c, sql, args)?.raw_execute()?;
                 u64::try_from(changed).unwrap_or(u64::MAX)
             }
+            Exec::Pipelined(c) => c.execute(sql, args).await?,
         })
+    }
+
+    /// A statement whose answer is not needed. On a pipelined PostgreSQL transaction it
+    /// goes out with the next statement that is waited for (or the COMMIT), and its error,
+    /// if any, is reported there; elsewhere it runs at once.
+    pub(crate) async fn defer(
+        &mut self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<(), StoreError> {
+        match self {
+            Exec::Pipelined(c) => c.defer(sql, args).await,
+            _ => self.execute(sql, args).await.map(|_| ()),
+        }
     }
 
     /// The first row, if any.
@@ -220,6 +242,12 @@ impl Exec<'_> {
                     None => None,
                 }
             }
+            Exec::Pipelined(c) => c
+                .query(sql, args)
+                .await?
+                .first()
+                .map(R::from_pipelined)
+                .transpose()?,
         })
     }
 
@@ -262,13 +290,19 @@ impl Exec<'_> {
                 }
                 records
             }
+            Exec::Pipelined(c) => c
+                .query(sql, args)
+                .await?
+                .iter()
+                .map(R::from_pipelined)
+                .collect::<Result<_, _>>()?,
         })
     }
 
     /// True on PostgreSQL, where the ledger locks rows itself (SQLite's writer holds the
     /// whole database's write lock).
     pub(crate) fn is_postgres(&self) -> bool {
-        matches!(self, Exec::Postgres(_))
+        matches!(self, Exec::Postgres(_) | Exec::Pipelined(_))
     }
 }
 
@@ -300,6 +334,13 @@ macro_rules! record_struct {
             fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
                 let ($($field,)+) =
                     <($($type,)+) as $crate::exec::Record>::from_direct(row)?;
+                Ok($name { $($field),+ })
+            }
+            fn from_pipelined(
+                row: &tokio_postgres::Row,
+            ) -> Result<Self, tokio_postgres::Error> {
+                let ($($field,)+) =
+                    <($($type,)+) as $crate::exec::Record>::from_pipelined(row)?;
                 Ok($name { $($field),+ })
             }
         }

@@ -143,6 +143,16 @@ pub(crate) struct Posting<'a> {
 
 /// Updates the cached balance and appends the transaction row, in the caller's transaction,
 /// so the two never disagree. Returns the balance after.
+macro_rules! insert_transaction_sql {
+    () => {
+        "INSERT INTO transactions (account_id, kind, amount_micros, balance_after_micros, \
+         call_id, reference, idempotency_key, created_at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    };
+}
+const INSERT_TRANSACTION: &str = insert_transaction_sql!();
+const INSERT_TRANSACTION_RETURNING_ID: &str = concat!(insert_transaction_sql!(), " RETURNING id");
+
 pub(crate) async fn post(exec: &mut Exec<'_>, posting: Posting<'_>) -> Result<i64, StoreError> {
     check_amount(posting.amount_micros.checked_abs().unwrap_or(i64::MAX))?;
     let updated: Option<(i64, Option<String>)> = exec
@@ -154,37 +164,36 @@ pub(crate) async fn post(exec: &mut Exec<'_>, posting: Posting<'_>) -> Result<i6
         .await?;
     let (balance_after, notify_below) =
         updated.ok_or_else(|| StoreError::not_found("account", posting.account_id))?;
+    let args = [
+        posting.account_id.into(),
+        posting.kind.as_str().into(),
+        posting.amount_micros.into(),
+        balance_after.into(),
+        posting.call_id.into(),
+        posting.reference.into(),
+        posting.idempotency_key.into(),
+        posting.now_ms.into(),
+    ];
+    let Some(thresholds) = notify_below.filter(|_| posting.amount_micros < 0) else {
+        // Nobody is told of this line: pipelined, it goes out with what follows it.
+        exec.defer(INSERT_TRANSACTION, &args).await?;
+        return Ok(balance_after);
+    };
     let (transaction_id,): (i64,) = exec
-        .fetch_one(
-            "INSERT INTO transactions (account_id, kind, amount_micros, balance_after_micros, \
-             call_id, reference, idempotency_key, created_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-            &[
-                posting.account_id.into(),
-                posting.kind.as_str().into(),
-                posting.amount_micros.into(),
-                balance_after.into(),
-                posting.call_id.into(),
-                posting.reference.into(),
-                posting.idempotency_key.into(),
-                posting.now_ms.into(),
-            ],
-        )
+        .fetch_one(INSERT_TRANSACTION_RETURNING_ID, &args)
         .await?;
-    if let Some(thresholds) = notify_below.filter(|_| posting.amount_micros < 0) {
-        crate::notifications::queue_crossings(
-            exec,
-            crate::notifications::Crossing {
-                account_id: posting.account_id,
-                transaction_id,
-                before_micros: balance_after - posting.amount_micros,
-                after_micros: balance_after,
-            },
-            &thresholds,
-            posting.now_ms,
-        )
-        .await?;
-    }
+    crate::notifications::queue_crossings(
+        exec,
+        crate::notifications::Crossing {
+            account_id: posting.account_id,
+            transaction_id,
+            before_micros: balance_after - posting.amount_micros,
+            after_micros: balance_after,
+        },
+        &thresholds,
+        posting.now_ms,
+    )
+    .await?;
     Ok(balance_after)
 }
 

@@ -55,6 +55,7 @@ mod nodes;
 mod notifications;
 mod payments;
 mod pin_key;
+mod pipeline;
 mod points;
 pub use talktime_billing::{DecimalError, MAX_FRACTION_DIGITS, format_micros, parse_micros};
 mod plans;

@@ -349,7 +349,7 @@ pub(crate) async fn use_package_seconds(
     if seconds <= 0 {
         return Ok(());
     }
-    exec.execute(
+    exec.defer(
         "UPDATE account_plans SET \
          package_used_seconds = CASE WHEN package_every_ms > 0 \
            AND $3 >= package_period_start_ms + package_every_ms \

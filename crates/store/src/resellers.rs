@@ -452,7 +452,7 @@ pub(crate) async fn insert_level_holds(
     now_ms: i64,
 ) -> Result<(), StoreError> {
     for (level, hold) in levels.iter().zip(holds) {
-        exec.execute(
+        exec.defer(
             "INSERT INTO reservation_levels (call_id, depth, reseller_id, account_id, \
              amount_micros, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
             &[
@@ -474,7 +474,7 @@ pub(crate) async fn close_level_holds(
     exec: &mut Exec<'_>,
     call_id: &str,
 ) -> Result<(), StoreError> {
-    exec.execute(
+    exec.defer(
         "UPDATE reservation_levels SET is_open = 0 WHERE call_id = $1 AND is_open = 1",
         &[call_id.into()],
     )

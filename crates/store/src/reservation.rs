@@ -12,7 +12,7 @@
 use std::fmt;
 
 use crate::backend::{Store, with_conn};
-use crate::cdr::{Cdr, insert_cdr};
+use crate::cdr::{Cdr, record_cdr};
 use crate::error::StoreError;
 use crate::exec::{Exec, record_struct};
 use crate::ledger::{Posting, check_amount, check_card_usable, post};
@@ -260,7 +260,8 @@ impl ReservationRow {
 /// transaction already holds the database write lock (`BEGIN IMMEDIATE`).
 pub(crate) async fn lock_account(exec: &mut Exec<'_>, account_id: i64) -> Result<(), StoreError> {
     if exec.is_postgres() {
-        exec.execute(
+        // Pipelined, the lock goes out with the read after it (`read_locked_account`).
+        exec.defer(
             "SELECT id FROM accounts WHERE id = $1 FOR UPDATE",
             &[account_id.into()],
         )
@@ -315,7 +316,7 @@ async fn resize_hold(
     call_id: &str,
     amount_micros: i64,
 ) -> Result<(), StoreError> {
-    exec.execute(
+    exec.defer(
         "UPDATE reservations SET amount_micros = $2 WHERE call_id = $1 AND state = 'open'",
         &[call_id.into(), amount_micros.into()],
     )
@@ -681,7 +682,7 @@ impl Store {
             .await?;
         }
         for cdr in cdrs {
-            insert_cdr(&mut conn, cdr, now_ms).await?;
+            record_cdr(&mut conn, cdr, now_ms).await?;
         }
         let balance_after = match balance_after {
             Some(balance) => balance,

@@ -1690,3 +1690,79 @@ ledger_test!(
         assert!(other.is_err(), "{other:?}");
     }
 );
+
+ledger_test!(
+    a_settle_whose_last_statement_fails_leaves_nothing_and_the_next_settles,
+    |store| {
+        // Pipelined on PostgreSQL, a settle's CDR goes out with its COMMIT, after the balance
+        // update and the ledger line: its error must still undo both, and the connection it
+        // used must serve the next call cleanly. (SQLite runs the same statements one by one.)
+        if store.kind() == talktime_store::BackendKind::Postgres {
+            assert!(store.pipelines_calls(), "a call's statements are pipelined");
+        }
+        let card = card_with(store, "515151", 10 * UNIT, 1).await;
+        store
+            .authorize("late", Payer::Card(card.id), NOW, hold(5 * UNIT))
+            .await
+            .unwrap();
+        let lines_before = store.transactions(card.account_id).await.unwrap().len();
+        let mut broken = sample_cdr("late", 1, 2 * UNIT);
+        broken.card_id = Some(999_999); // no such card: a foreign key fails
+        let failed = store.settle("late", 2 * UNIT, &[broken], NOW + 1).await;
+        assert!(failed.is_err(), "{failed:?}");
+        assert_eq!(store.balance(card.account_id).await.unwrap(), 10 * UNIT);
+        let lines_after = store.transactions(card.account_id).await.unwrap().len();
+        assert_eq!(
+            lines_after, lines_before,
+            "no ledger line of the failed settle"
+        );
+        assert_eq!(store.cdrs_for_call("late").await.unwrap().len(), 0);
+        assert_eq!(
+            store
+                .open_reservations(card.account_id)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        for _ in 0..3 {
+            // More uses than the pool has connections would show a connection left broken.
+            let good = sample_cdr("late", 1, 2 * UNIT);
+            let settled = store.settle("late", 2 * UNIT, &[good], NOW + 2).await;
+            assert!(settled.is_ok(), "{settled:?}");
+        }
+        assert_eq!(store.balance(card.account_id).await.unwrap(), 8 * UNIT);
+        assert_eq!(store.cdrs_for_call("late").await.unwrap().len(), 1);
+        assert!(store.check_balances().await.unwrap().is_empty());
+    }
+);
+
+ledger_test!(
+    a_refused_hold_leaves_no_lock_behind_for_the_next_calls,
+    |store| {
+        // A hold refused after its account was locked ends its transaction; a connection
+        // handed back with it still open would keep the account locked from every other
+        // connection (pipelined PostgreSQL rolls it back before the connection is reused).
+        let card = card_with(store, "525252", 10 * UNIT, 4).await;
+        for attempt in 0..3 {
+            let refused = store
+                .authorize(
+                    &format!("big-{attempt}"),
+                    Payer::Card(card.id),
+                    NOW,
+                    hold(50 * UNIT),
+                )
+                .await;
+            assert!(refused.is_err(), "{refused:?}");
+        }
+        // A recharge runs on another connection (on PostgreSQL, of sqlx's pool) and
+        // updates the account's row.
+        let recharge = store.recharge(card.account_id, UNIT, None, NOW);
+        tokio::time::timeout(std::time::Duration::from_secs(10), recharge)
+            .await
+            .expect("a recharge after refusals is not blocked by a lock left behind")
+            .unwrap();
+        let results = authorize_in_parallel(store, Payer::Card(card.id), 4, UNIT).await;
+        assert_eq!(results.iter().filter(|result| result.is_ok()).count(), 4);
+    }
+);

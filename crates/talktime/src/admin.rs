@@ -42,6 +42,8 @@ impl LedgerArgs {
             .unwrap_or_else(|| self.data_dir.join(talktime_store::PIN_KEY_FILE_NAME));
         let options = talktime_store::StoreOptions {
             pin_key: Some(crate::startup::pin_key(&key_file, true)?),
+            // The CLI places no calls: no pipelined connections to open.
+            postgres_pipeline: false,
             ..talktime_store::StoreOptions::default()
         };
         Store::open_with(&location, &options)
@@ -839,6 +841,7 @@ async fn open_configured_ledger(config: &Config) -> anyhow::Result<Store> {
     }
     let options = talktime_store::StoreOptions {
         pin_key: Some(crate::startup::pin_key(&config.pin_key_path(), true)?),
+        postgres_pipeline: false,
         ..talktime_store::StoreOptions::default()
     };
     Store::open_with(&url, &options)

@@ -48,6 +48,7 @@ fn existing_key(data_dir: &Path) -> anyhow::Result<PinKey> {
 async fn open_with_key(location: &str, key: &PinKey) -> anyhow::Result<Store> {
     let options = StoreOptions {
         pin_key: Some(key.clone()),
+        postgres_pipeline: false,
         ..StoreOptions::default()
     };
     Ok(Store::open_with(location, &options).await?)

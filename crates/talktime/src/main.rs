@@ -343,9 +343,15 @@ fn run_once(command: impl std::future::Future<Output = anyhow::Result<()>>) -> a
         .block_on(command)
 }
 
+/// The most tokio-postgres may log (see `init_logging`).
+const QUIET_POSTGRES_DRIVER: &str = "tokio_postgres=info";
+
 fn init_logging(default_filter: &str, format: talktime_b2bua::config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter))
+        // tokio-postgres logs each statement's parameters at debug (caller IDs, destinations):
+        // PII stays out of the log whatever filter is set.
+        .add_directive(QUIET_POSTGRES_DRIVER.parse().expect("a constant directive"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -56,6 +56,7 @@ pub async fn prepare(config: &mut Config) -> anyhow::Result<Services> {
         sqlite_busy_timeout: std::time::Duration::from_millis(config.database.busy_timeout_ms),
         pin_key: Some(pin_key(&config.pin_key_path(), true)?),
         max_connections: config.database.pool_size.max(2),
+        postgres_pipeline: config.database.pipeline,
         ..StoreOptions::default()
     };
     let store = Store::open_with(&url, &options)
