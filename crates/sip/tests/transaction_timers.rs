@@ -197,6 +197,9 @@ fn non_invite_server_resends_its_final_response_while_completed() {
         pair.uas.layer.state(server),
         Some(State::NonInviteServer(NonInviteServerState::Completed))
     );
+    // Completed keeps what it resends, not the request's headers (memory for Timer J).
+    let kept = pair.uas.layer.request(server).expect("a live transaction");
+    assert!(kept.headers.is_empty(), "{:?}", kept.headers);
     pair.run();
     assert_eq!(pair.uas.sent_times(is_response(200)), at(&[0.0, 0.5]));
     assert_eq!(pair.uac.responses(options), vec![200]);

@@ -229,6 +229,11 @@ impl NonInviteServer {
                     self.state = Proceeding;
                 } else {
                     self.state = Completed;
+                    // Completed only resends the final response for Timer J (32 s on UDP):
+                    // the request's headers and body are not needed again (a BYE's are most
+                    // of what a call leaves behind after it ends; issue 19).
+                    self.request.headers = crate::Headers::new();
+                    self.request.body = Vec::new();
                     let j = self.durations.j();
                     if j.is_zero() {
                         self.terminate(fx);
