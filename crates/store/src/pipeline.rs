@@ -13,8 +13,9 @@
 //!
 //! Every other statement (the console's, the CLI's, the heartbeats) stays on sqlx's pool. The
 //! pipelined connections are opened from the same URL; one that sqlx understands and
-//! tokio-postgres does not (a TLS mode, a parameter of sqlx's own) leaves the calls on sqlx,
-//! with a line in the log saying why.
+//! tokio-postgres does not (a parameter of sqlx's own), or a server on another host that sqlx
+//! would reach over TLS (these connections have none; `sslmode=disable` says the network is
+//! trusted), leaves the calls on sqlx, with a line in the log saying why.
 //!
 //! [`Exec::defer`]: crate::exec::Exec::defer
 
@@ -366,6 +367,7 @@ fn config_from_url(location: &str) -> Result<tokio_postgres::Config, String> {
         config.dbname(decoded(database));
     }
     let mut options = Vec::new();
+    let mut sslmode = None;
     for (key, value) in url.query_pairs() {
         match key.as_ref() {
             "host" => {
@@ -387,7 +389,7 @@ fn config_from_url(location: &str) -> Result<tokio_postgres::Config, String> {
             "application_name" => {
                 config.application_name(value.as_ref());
             }
-            "sslmode" if matches!(value.as_ref(), "disable" | "prefer" | "allow") => {}
+            "sslmode" => sslmode = Some(value.into_owned()),
             "options" => options.push(value.into_owned()),
             other => match other
                 .strip_prefix("options[")
@@ -401,7 +403,37 @@ fn config_from_url(location: &str) -> Result<tokio_postgres::Config, String> {
     if !options.is_empty() {
         config.options(options.join(" "));
     }
+    check_no_tls_needed(&config, sslmode.as_deref())?;
     Ok(config)
+}
+
+/// These connections have no TLS. sqlx's default (`prefer`) encrypts whenever the server
+/// offers it, so they are opened only where that changes nothing an eavesdropper could see
+/// (a Unix socket or loopback, unless TLS is required) or where the URL turns TLS off
+/// (`sslmode=disable`/`allow`, a network the operator trusts); elsewhere the calls stay on
+/// sqlx.
+fn check_no_tls_needed(
+    config: &tokio_postgres::Config,
+    sslmode: Option<&str>,
+) -> Result<(), String> {
+    let on_this_host = config.get_hosts().iter().all(|host| match host {
+        tokio_postgres::config::Host::Unix(_) => true,
+        tokio_postgres::config::Host::Tcp(name) => {
+            name == "localhost"
+                || name
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|address| address.is_loopback())
+        }
+    });
+    match sslmode {
+        Some("disable" | "allow") => Ok(()),
+        None | Some("prefer") if on_this_host => Ok(()),
+        _ => Err(
+            "the server may be reached over TLS, which the pipelined connections lack \
+             (add sslmode=disable to the URL on a network you trust)"
+                .to_owned(),
+        ),
+    }
 }
 
 /// `%XX` escapes of a URL's user, password or path decoded (a `+` stays a `+`).
@@ -451,6 +483,13 @@ mod tests {
             [tokio_postgres::config::Host::Unix(path)] if path.as_os_str() == "/var/run/postgresql"
         ));
         assert!(config_from_url("postgres://postgres@db/test?sslmode=require").is_err());
+        assert!(config_from_url("postgres://postgres@127.0.0.1/test?sslmode=require").is_err());
+        // Another host: sqlx would encrypt if the server offers TLS; these connections can't.
+        assert!(config_from_url("postgres://postgres@10.0.0.5/test").is_err());
+        assert!(config_from_url("postgres://postgres@db/test?sslmode=prefer").is_err());
+        assert!(config_from_url("postgres://postgres@10.0.0.5/test?sslmode=disable").is_ok());
+        assert!(config_from_url("postgres://postgres@[::1]:5432/test").is_ok());
+        assert!(config_from_url("postgres://postgres@localhost/test").is_ok());
         assert!(config_from_url("postgres://postgres@db/test?statement-cache-capacity=9").is_err());
     }
 }
