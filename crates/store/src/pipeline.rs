@@ -8,7 +8,7 @@
 //! answer is read: a statement whose answer the ledger does not need ([`Exec::defer`]:
 //! `BEGIN`, the account lock, a CDR, a ledger line) waits in the transaction's queue and goes
 //! out with the next statement whose answer is needed, or with the `COMMIT`. A hold is then
-//! three waits instead of five, a settle three instead of seven; an error in a queued
+//! three waits instead of five, a settle three instead of six; an error in a queued
 //! statement is reported at that next wait, and the transaction is rolled back.
 //!
 //! Every other statement (the console's, the CLI's, the heartbeats) stays on sqlx's pool. The
