@@ -18,6 +18,11 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Postgres(#[from] tokio_postgres::Error),
 
+    /// A call's pipelined PostgreSQL connection could not be used (its pool closed, the
+    /// connection gone); nothing of the request was committed.
+    #[error("PostgreSQL call connection: {0}")]
+    PipelinedCall(String),
+
     /// The write went into a group transaction (group commit) whose COMMIT failed: nothing of
     /// it is in the ledger.
     #[error("group commit failed: {0}")]
@@ -154,6 +159,7 @@ impl StoreError {
             StoreError::Database(_)
                 | StoreError::Sqlite(_)
                 | StoreError::Postgres(_)
+                | StoreError::PipelinedCall(_)
                 | StoreError::GroupCommit(_)
         )
     }

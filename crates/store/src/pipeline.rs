@@ -141,7 +141,7 @@ impl PgCallPool {
     pub(crate) async fn acquire(self: &Arc<Self>) -> Result<PgCall, StoreError> {
         let permit =
             self.permits.clone().acquire_owned().await.map_err(|_| {
-                StoreError::GroupCommit("the PostgreSQL call pool is closed".into())
+                StoreError::PipelinedCall("the PostgreSQL call pool is closed".into())
             })?;
         let connection = match self.take_idle() {
             Some(connection) => connection,
@@ -235,9 +235,9 @@ impl PgCall {
     }
 
     fn connection(&mut self) -> Result<&mut PgCallConnection, StoreError> {
-        self.connection
-            .as_mut()
-            .ok_or_else(|| StoreError::GroupCommit("the PostgreSQL call connection is gone".into()))
+        self.connection.as_mut().ok_or_else(|| {
+            StoreError::PipelinedCall("the PostgreSQL call connection is gone".into())
+        })
     }
 
     /// Prepares `sql` on this connection once (a round trip, the first time only).
@@ -271,7 +271,7 @@ impl PgCall {
             connection
                 .statements
                 .get(sql)
-                .ok_or_else(|| StoreError::GroupCommit(format!("not prepared: {sql}")))
+                .ok_or_else(|| StoreError::PipelinedCall(format!("not prepared: {sql}")))
         };
         let mut earlier = Vec::with_capacity(queued.len());
         for waiting in &queued {
