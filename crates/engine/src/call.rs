@@ -1175,6 +1175,7 @@ impl Call {
             Refusal::BlockedDestination => {
                 self.destination_refused("blocked_destination", cause, now)
             }
+            Refusal::Unavailable => self.destination_refused("call_failed", cause, now),
         }
     }
 

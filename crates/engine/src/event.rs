@@ -159,6 +159,9 @@ pub enum Refusal {
     UnknownDestination,
     BlockedDestination,
     CardInUse,
+    /// The ledger could not answer (a database error): nothing is known of the caller's
+    /// money, so the caller hears that the call failed, not that the credit is short.
+    Unavailable,
 }
 
 impl Refusal {
@@ -168,6 +171,7 @@ impl Refusal {
             Refusal::UnknownDestination => DisconnectCause::UnknownDestination,
             Refusal::BlockedDestination => DisconnectCause::BlockedDestination,
             Refusal::CardInUse => DisconnectCause::CardInUse,
+            Refusal::Unavailable => DisconnectCause::SystemError,
         }
     }
 }

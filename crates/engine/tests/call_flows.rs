@@ -923,6 +923,26 @@ fn card_in_use_at_authorization() {
 }
 
 #[test]
+fn a_ledger_that_cannot_answer_is_a_failed_call_not_no_credit() {
+    let mut call = authenticated_pin_call(20_000_000);
+    call.dial("5551234#");
+    let attempt = call.attempt();
+    let outputs = call.input(Input::AuthorizationRefused {
+        attempt,
+        refusal: Refusal::Unavailable,
+    });
+    assert_eq!(
+        settlement(&outputs),
+        vec![(attempt, 0, DisconnectCause::SystemError)]
+    );
+    // The caller may try again: the next attempt is asked for, as after a timeout.
+    assert_eq!(
+        prompt_names(&outputs),
+        vec!["call_failed", "enter_destination"]
+    );
+}
+
+#[test]
 fn unknown_and_blocked_destinations_return_to_entry_then_goodbye() {
     let mut call = authenticated_pin_call(20_000_000);
     let mut heard = Vec::new();

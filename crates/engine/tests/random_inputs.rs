@@ -90,7 +90,7 @@ fn action() -> impl Strategy<Value = Action> {
         2 => (0u8..5).prop_map(Action::Pin),
         2 => (0u64..3_700_000, skew())
             .prop_map(|(limit_ms, skew)| Action::Authorized { limit_ms, skew }),
-        1 => (0u8..4, skew()).prop_map(|(refusal, skew)| Action::Refused { refusal, skew }),
+        1 => (0u8..5, skew()).prop_map(|(refusal, skew)| Action::Refused { refusal, skew }),
         1 => skew().prop_map(|skew| Action::CarrierTrying { skew }),
         1 => (any::<bool>(), skew())
             .prop_map(|(early_media, skew)| Action::Progress { early_media, skew }),
@@ -316,6 +316,7 @@ fn to_input(harness: &Harness, action: &Action) -> Option<Input> {
                 0 => Refusal::NoCredit,
                 1 => Refusal::UnknownDestination,
                 2 => Refusal::BlockedDestination,
+                3 => Refusal::Unavailable,
                 _ => Refusal::CardInUse,
             },
         },

@@ -286,10 +286,7 @@ impl Ledger {
         let package_seconds = if profile.has_plan {
             self.package_seconds(account, destination, now_ms)
                 .await
-                .map_err(|error| {
-                    warn!(%error, "cannot read the account's plan");
-                    Refusal::NoCredit
-                })?
+                .map_err(|error| store_refusal(&error, "cannot read the account's plan"))?
         } else {
             0
         };
@@ -328,10 +325,10 @@ impl Ledger {
             Some(CardId(card)) => Payer::Card(card),
             None => Payer::Account(account.0),
         };
-        let caps = self.caps(account, now_ms).await.map_err(|error| {
-            warn!(%error, "cannot read the account's spend");
-            Refusal::NoCredit
-        })?;
+        let caps = self
+            .caps(account, now_ms)
+            .await
+            .map_err(|error| store_refusal(&error, "cannot read the account's spend"))?;
         let mut granted = None;
         let result = match beside {
             None => {
@@ -380,7 +377,7 @@ impl Ledger {
                 without_activation,
                 levels,
             }),
-            Err(error) => Err(refusal(&error)),
+            Err(error) => Err(store_refusal(&error, "authorization failed")),
         }
     }
 
@@ -414,10 +411,10 @@ impl Ledger {
         if profile.reseller_id.is_none() {
             return Ok(Vec::new());
         }
-        self.store.reseller_chain(account.0).await.map_err(|error| {
-            warn!(%error, "cannot read the account's resellers");
-            Refusal::NoCredit
-        })
+        self.store
+            .reseller_chain(account.0)
+            .await
+            .map_err(|error| store_refusal(&error, "cannot read the account's resellers"))
     }
 
     /// The rating each reseller level pays by (its own tariff's, without the customer's fees,
@@ -437,7 +434,7 @@ impl Ledger {
                 Some(tariff) => {
                     let deck = self.deck(tariff).await.map_err(|error| {
                         warn!(%error, reseller = level.reseller_id, "cannot load a reseller's tariff");
-                        Refusal::UnknownDestination
+                        tariff_refusal(&error)
                     })?;
                     let rules = OwnRules {
                         taxes: None,
@@ -492,7 +489,7 @@ impl Ledger {
         let chain = self.reseller_chain(account, &profile).await?;
         let deck = self.deck_for(&profile, &chain).await.map_err(|error| {
             warn!(%error, "cannot load the tariff");
-            Refusal::UnknownDestination
+            tariff_refusal(&error)
         })?;
         let rules = own_rules(account, profile.rules)?;
         Ok((chain, deck, rules))
@@ -508,10 +505,7 @@ impl Ledger {
         self.store
             .payer_profile(account.0, card)
             .await
-            .map_err(|error| {
-                warn!(%error, "cannot read the account and card");
-                Refusal::UnknownDestination
-            })
+            .map_err(|error| store_refusal(&error, "cannot read the account and card"))
     }
 
     /// The payer's tariff: the card's, else the account's, else its reseller's white-label
@@ -1035,18 +1029,31 @@ fn level_charges(customer: &RatingContext, levels: &[LevelPrice], answered_ms: u
         .collect()
 }
 
-fn refusal(error: &StoreError) -> Refusal {
+/// What the caller is told when the store refuses or fails an authorization step. Only the
+/// ledger's own answers speak of credit or the number; a database that could not answer
+/// (or anything unforeseen) is `Unavailable`: "the call failed", and the CDR says
+/// `system_error`, never `no_credit`.
+fn store_refusal(error: &StoreError, failed: &str) -> Refusal {
     match error {
-        StoreError::ConcurrencyLimit { .. } | StoreError::CallRateLimit { .. } => {
-            Refusal::CardInUse
-        }
+        StoreError::ConcurrencyLimit { .. }
+        | StoreError::CallRateLimit { .. }
+        | StoreError::AlreadyActivated { .. } => Refusal::CardInUse,
         StoreError::Refused(StoreRefusal::InsufficientCredit { .. }) => Refusal::NoCredit,
         StoreError::Refused(StoreRefusal::NoRate) => Refusal::UnknownDestination,
         StoreError::NotUsable { .. } => Refusal::NoCredit,
         other => {
-            warn!(error = %other, "authorization failed");
-            Refusal::NoCredit
+            warn!(error = %other, "{failed}");
+            Refusal::Unavailable
         }
+    }
+}
+
+/// A tariff that cannot be loaded: the database's failure is `Unavailable`; a tariff that is
+/// missing or unreadable leaves the destination without a price, as before.
+fn tariff_refusal(error: &LedgerError) -> Refusal {
+    match error {
+        LedgerError::Store(store) if store.is_transient() => Refusal::Unavailable,
+        _ => Refusal::UnknownDestination,
     }
 }
 

@@ -381,6 +381,7 @@ fn return_code(refusal: Refusal) -> ReturnCode {
         Refusal::BlockedDestination => ReturnCode::CalledNumberBlocked,
         Refusal::CardInUse => ReturnCode::AccountInUse,
         Refusal::UnknownDestination => ReturnCode::InvalidArgument,
+        Refusal::Unavailable => ReturnCode::ServiceUnavailable,
     }
 }
 

@@ -331,6 +331,78 @@ fn a_settle_the_database_refuses_is_applied_once_it_is_back() {
     drop(carrier);
 }
 
+/// The ledger's database holds its write lock (another program's long transaction) when the
+/// caller dials: the hold cannot be written, and the caller hears that the call failed, not
+/// that the credit is short; the attempt's CDR says `system_error`. Dialled again once the
+/// lock is gone, the call connects and is billed.
+#[test]
+fn an_authorization_the_database_cannot_write_is_a_failed_call_not_no_credit() {
+    let dir = prepaid::data_dir("authorize-locked");
+    prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
+    let account = prepaid::card(&dir, PIN, 500_000, 0);
+    let carrier = answering_carrier();
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .raw("[database]\nurl = \"sqlite://talktime.sqlite3\"\nbusy_timeout_ms = 1000\n")
+            .carrier("answer", &carrier.address())
+            .routes(&[("", &["answer"])]),
+    );
+    let (output, mut locker) = std::thread::scope(|scope| {
+        let caller = scope.spawn(|| {
+            call(
+                &switch,
+                &dir,
+                "anonymous",
+                &[
+                    (Duration::from_millis(2000), "1234567890#"),
+                    (Duration::from_millis(5600), "0015551234567#"),
+                    (Duration::from_millis(15000), "0015551234567#"),
+                ],
+                Duration::from_secs(45),
+            )
+        });
+        // After the PIN is checked, the write lock for 7 s: the first destination's hold
+        // outwaits the 1 s busy timeout and fails; the second comes after the lock.
+        std::thread::sleep(Duration::from_millis(4000));
+        let locker = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(
+                "import sqlite3, sys, time\n\
+                 db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)\n\
+                 db.execute('BEGIN EXCLUSIVE')\n\
+                 time.sleep(7)\n\
+                 db.execute('COMMIT')\n",
+            )
+            .arg(dir.join("talktime.sqlite3"))
+            .spawn()
+            .unwrap();
+        (caller.join().unwrap(), locker)
+    });
+    assert_sipp_ok(&output, &switch, "the second attempt is cut at its limit");
+    assert!(locker.wait().unwrap().success(), "the lock was held");
+    let call_id = common::calls::only_call_id(&switch);
+    let refused = prepaid::wait_for_cdrs(&dir, &format!("{call_id}#1"), 1).remove(0);
+    let log = switch.log_text();
+    assert_eq!(
+        refused.disconnect_cause.as_deref(),
+        Some("system_error"),
+        "{refused:?}\n{}",
+        tail(&log, 30)
+    );
+    assert_eq!(refused.total_micros, 0);
+    assert!(
+        log.contains("authorization failed"),
+        "the store's error, not a timeout, refused it:\n{}",
+        tail(&log, 30)
+    );
+    let answered = prepaid::wait_for_cdrs(&dir, &format!("{call_id}#2"), 1).remove(0);
+    assert_eq!(answered.total_micros, 500_000, "{answered:?}");
+    assert_eq!(prepaid::balance(&dir, account), 0);
+    assert_eq!(prepaid::open_reservations(&dir, account), 0);
+    drop(carrier);
+}
+
 /// A TCP forwarder to PostgreSQL that a test can cut: while it is down, every connection
 /// through it is closed and new ones are dropped at once, as a restarting server does.
 struct DatabaseLink {

@@ -187,12 +187,22 @@ impl Browser {
         self.until(wanted, |browser| browser.source().contains(wanted));
     }
 
+    /// The text of the first element matching `css`. An element found on the page a click is
+    /// leaving goes stale as the next page loads (WebDriver then answers an error, not text):
+    /// it is looked up again on the new page, for five seconds at most.
     pub fn text(&self, css: &str) -> String {
-        let element = self.find(css);
-        self.send("GET", &format!("/element/{element}/text"), None)
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let element = self.find(css);
+            let answer = self.send("GET", &format!("/element/{element}/text"), None);
+            if let Some(text) = answer.as_str() {
+                return text.to_owned();
+            }
+            if Instant::now() > deadline {
+                panic!("no text for {css} on {}: {answer}", self.url());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Saves the page as a PNG when `TALKTIME_SCREENSHOTS` names a folder (how the pictures
