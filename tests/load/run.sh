@@ -48,7 +48,9 @@
 #   RTP=1          the caller streams PCMU (rtp_stream) and the carrier echoes it
 #   CARRIER_RING_MS  how long the carrier rings before its 200 [0]
 #   DB=postgres    the ledger on PostgreSQL: each step in a fresh schema of POSTGRES_URL
-#                  [postgres://postgres@127.0.0.1:5432/test], seeded the same way; DB=sqlite
+#                  [postgres://postgres@127.0.0.1:5432/test?sslmode=disable: loopback without
+#                  TLS, as every figure in docs/PERFORMANCE.md; the switch's own default,
+#                  prefer, encrypts when the server offers it], seeded the same way; DB=sqlite
 #                  (default) copies the SQLite seed
 #   POOL_SIZE      the switch's database connections ([database] pool_size) [8]
 #   PIPELINE       PostgreSQL: a call's statements pipelined ([database] pipeline) [1]; 0 sends
@@ -90,7 +92,7 @@ PERF=${PERF:-0}
 THREADS=${THREADS:-0}
 THREADS_AT=${THREADS_AT:-3}
 DB=${DB:-sqlite}
-POSTGRES_URL=${POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+POSTGRES_URL=${POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}
 PIPELINE=${PIPELINE:-1}
 PG_DELAY_US=${PG_DELAY_US:-0}
 PG_DELAY_PORT=${PG_DELAY_PORT:-15432}

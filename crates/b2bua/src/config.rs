@@ -333,17 +333,37 @@ impl AdminConfig {
     }
 }
 
-/// `postgres://user:secret@host/db` -> `postgres://user:<redacted>@host/db`.
+/// `postgres://user:secret@host/db` -> `postgres://user:<redacted>@host/db`, and a
+/// `password=` parameter of the query likewise.
 pub fn redact_url_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    let (address, query) = match url.split_once('?') {
+        Some((address, query)) => (address, Some(query)),
+        None => (url, None),
+    };
+    let address = redact_credentials(address);
+    let Some(query) = query else {
+        return address;
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}={REDACTED}"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{address}?{}", query.join("&"))
+}
+
+fn redact_credentials(address: &str) -> String {
+    let Some((scheme, rest)) = address.split_once("://") else {
+        return address.to_owned();
     };
     let Some((credentials, host)) = rest.rsplit_once('@') else {
-        return url.to_owned();
+        return address.to_owned();
     };
     match credentials.split_once(':') {
         Some((user, _)) => format!("{scheme}://{user}:{REDACTED}@{host}"),
-        None => url.to_owned(),
+        None => address.to_owned(),
     }
 }
 
@@ -1142,6 +1162,22 @@ fn merge(base: &mut toml::Table, overlay: toml::Table) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_database_urls_password_is_redacted_wherever_it_is_written() {
+        assert_eq!(
+            super::redact_url_password("postgres://talk:s3cret@db:5432/ledger?sslmode=require"),
+            "postgres://talk:<redacted>@db:5432/ledger?sslmode=require"
+        );
+        assert_eq!(
+            super::redact_url_password("postgres://db/ledger?user=talk&password=s3cret&x=1"),
+            "postgres://db/ledger?user=talk&password=<redacted>&x=1"
+        );
+        assert_eq!(
+            super::redact_url_password("sqlite://talktime.sqlite3"),
+            "sqlite://talktime.sqlite3"
+        );
+    }
     use super::*;
 
     #[test]

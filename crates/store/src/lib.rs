@@ -54,6 +54,7 @@ mod model;
 mod nodes;
 mod notifications;
 mod payments;
+mod pg_tls;
 mod pin_key;
 mod pipeline;
 mod points;

@@ -12,10 +12,9 @@
 //! statement is reported at that next wait, and the transaction is rolled back.
 //!
 //! Every other statement (the console's, the CLI's, the heartbeats) stays on sqlx's pool. The
-//! pipelined connections are opened from the same URL; one that sqlx understands and
-//! tokio-postgres does not (a parameter of sqlx's own), or a server on another host that sqlx
-//! would reach over TLS (these connections have none; `sslmode=disable` says the network is
-//! trusted), leaves the calls on sqlx, with a line in the log saying why.
+//! pipelined connections are opened from the same URL, with the same TLS ([`crate::pg_tls`]);
+//! a URL that sqlx understands and tokio-postgres does not (a parameter of sqlx's own, a
+//! client certificate) leaves the calls on sqlx, with a line in the log saying why.
 //!
 //! [`Exec::defer`]: crate::exec::Exec::defer
 
@@ -24,16 +23,18 @@ use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, NoTls, Row, Statement};
+use tokio_postgres::{Client, Row, Statement};
 use tracing::{debug, info};
 
 use crate::error::StoreError;
 use crate::exec::Arg;
+use crate::pg_tls::RustlsConnector;
 
 /// The pipelined connections of one store.
 #[derive(Debug)]
 pub(crate) struct PgCallPool {
     config: tokio_postgres::Config,
+    tls: RustlsConnector,
     idle: std::sync::Mutex<Vec<PgCallConnection>>,
     permits: Arc<Semaphore>,
 }
@@ -81,8 +82,8 @@ impl PgCallPool {
     /// A pool for the sqlx URL `location`, or `None` (with the reason logged) when
     /// tokio-postgres cannot open it the same way or the first connection fails.
     pub(crate) async fn open(location: &str, size: u32) -> Option<Arc<PgCallPool>> {
-        let config = match config_from_url(location) {
-            Ok(config) => config,
+        let (config, tls) = match config_from_url(location) {
+            Ok(opened) => opened,
             Err(reason) => {
                 info!(%reason, "a call's statements go through sqlx's pool, one at a time");
                 return None;
@@ -90,6 +91,7 @@ impl PgCallPool {
         };
         let pool = Arc::new(PgCallPool {
             config,
+            tls,
             idle: std::sync::Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(size.max(1) as usize)),
         });
@@ -104,7 +106,7 @@ impl PgCallPool {
     }
 
     async fn connect(&self) -> Result<PgCallConnection, StoreError> {
-        let (client, connection) = self.config.connect(NoTls).await?;
+        let (client, connection) = self.config.connect(self.tls.clone()).await?;
         // The connection's task lives on the runtime that opened it; when that runtime
         // goes, the client reports itself closed and is not reused.
         tokio::spawn(async move {
@@ -333,10 +335,10 @@ impl Drop for PgCall {
     }
 }
 
-/// tokio-postgres' configuration for a URL sqlx accepts: sqlx's `options[NAME]=VALUE`
-/// becomes `-c NAME=VALUE`; a TLS mode or a parameter tokio-postgres lacks is an error (the
-/// calls then stay on sqlx, which understands them).
-fn config_from_url(location: &str) -> Result<tokio_postgres::Config, String> {
+/// tokio-postgres' configuration and TLS for a URL sqlx accepts: sqlx's `options[NAME]=VALUE`
+/// becomes `-c NAME=VALUE`, `sslmode` and `sslrootcert` mean what they mean to sqlx; a
+/// parameter tokio-postgres lacks is an error (the calls then stay on sqlx).
+fn config_from_url(location: &str) -> Result<(tokio_postgres::Config, RustlsConnector), String> {
     let url = url::Url::parse(location).map_err(|error| error.to_string())?;
     let mut config = tokio_postgres::Config::new();
     let decoded = percent_decoded;
@@ -368,6 +370,7 @@ fn config_from_url(location: &str) -> Result<tokio_postgres::Config, String> {
     }
     let mut options = Vec::new();
     let mut sslmode = None;
+    let mut root_file = None;
     for (key, value) in url.query_pairs() {
         match key.as_ref() {
             "host" => {
@@ -390,6 +393,7 @@ fn config_from_url(location: &str) -> Result<tokio_postgres::Config, String> {
                 config.application_name(value.as_ref());
             }
             "sslmode" => sslmode = Some(value.into_owned()),
+            "sslrootcert" => root_file = Some(value.into_owned()),
             "options" => options.push(value.into_owned()),
             other => match other
                 .strip_prefix("options[")
@@ -403,37 +407,10 @@ fn config_from_url(location: &str) -> Result<tokio_postgres::Config, String> {
     if !options.is_empty() {
         config.options(options.join(" "));
     }
-    check_no_tls_needed(&config, sslmode.as_deref())?;
-    Ok(config)
-}
-
-/// These connections have no TLS. sqlx's default (`prefer`) encrypts whenever the server
-/// offers it, so they are opened only where that changes nothing an eavesdropper could see
-/// (a Unix socket or loopback, unless TLS is required) or where the URL turns TLS off
-/// (`sslmode=disable`/`allow`, a network the operator trusts); elsewhere the calls stay on
-/// sqlx.
-fn check_no_tls_needed(
-    config: &tokio_postgres::Config,
-    sslmode: Option<&str>,
-) -> Result<(), String> {
-    let on_this_host = config.get_hosts().iter().all(|host| match host {
-        tokio_postgres::config::Host::Unix(_) => true,
-        tokio_postgres::config::Host::Tcp(name) => {
-            name == "localhost"
-                || name
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|address| address.is_loopback())
-        }
-    });
-    match sslmode {
-        Some("disable" | "allow") => Ok(()),
-        None | Some("prefer") if on_this_host => Ok(()),
-        _ => Err(
-            "the server may be reached over TLS, which the pipelined connections lack \
-             (add sslmode=disable to the URL on a network you trust)"
-                .to_owned(),
-        ),
-    }
+    let (mode, check) = crate::pg_tls::mode(sslmode.as_deref())?;
+    config.ssl_mode(mode);
+    let tls = RustlsConnector::new(check, root_file.as_deref())?;
+    Ok((config, tls))
 }
 
 /// `%XX` escapes of a URL's user, password or path decoded (a `+` stays a `+`).
@@ -463,11 +440,73 @@ fn percent_decoded(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::config_from_url;
+    use super::{PgCallPool, config_from_url};
+    use tokio_postgres::config::SslMode;
+
+    /// The test server's URL (`TALKTIME_TEST_POSTGRES_URL`, as the other PostgreSQL tests).
+    fn test_server() -> String {
+        std::env::var("TALKTIME_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    }
+
+    /// The call connections check the server's certificate as the URL says: its own
+    /// certificate as the root passes `verify-ca`; another root fails it; `verify-full` to
+    /// an address the certificate does not name fails (Debian's certificate names hosts, not
+    /// addresses). A pool that cannot open leaves the calls on sqlx (`None`).
+    #[test]
+    fn verify_modes_check_the_servers_certificate_on_the_call_connections() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let server = test_server();
+        let separator = if server.contains('?') { '&' } else { '?' };
+        let with = |parameters: &str| format!("{server}{separator}{parameters}");
+        let open = |url: String| runtime.block_on(PgCallPool::open(&url, 1)).is_some();
+        let certificate_file = runtime.block_on(async {
+            let (config, tls) = config_from_url(&with("sslmode=disable")).expect("the URL");
+            let (client, connection) = config.connect(tls).await.expect("the test server");
+            tokio::spawn(connection);
+            let row = client
+                .query_one("SHOW ssl_cert_file", &[])
+                .await
+                .expect("SHOW");
+            row.get::<_, String>(0)
+        });
+        let data = std::env::var("CARGO_TARGET_TMPDIR").unwrap_or_else(|_| "/tmp".into());
+        let other_root = format!("{data}/pg-tls-other-root-{}.pem", std::process::id());
+        let made = std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=another root", "-keyout", "/dev/null", "-out"])
+            .arg(&other_root)
+            .output()
+            .expect("openssl");
+        assert!(made.status.success());
+        assert!(open(with("sslmode=require")));
+        assert!(open(with(&format!(
+            "sslmode=verify-ca&sslrootcert={certificate_file}"
+        ))));
+        assert!(!open(with(&format!(
+            "sslmode=verify-ca&sslrootcert={other_root}"
+        ))));
+        assert!(
+            !open(with("sslmode=verify-ca")),
+            "webpki's roots do not sign it"
+        );
+        if server.contains("@127.0.0.1") {
+            let full = with(&format!(
+                "sslmode=verify-full&sslrootcert={certificate_file}"
+            ));
+            assert!(!open(full), "the certificate does not name 127.0.0.1");
+        }
+        let _ = std::fs::remove_file(other_root);
+    }
 
     #[test]
-    fn sqlx_options_become_server_options_and_tls_keeps_calls_on_sqlx() {
-        let config = config_from_url(
+    fn sqlx_options_become_server_options_and_tls_means_what_it_means_to_sqlx() {
+        let (config, _) = config_from_url(
             "postgres://talk%40time:p%2Fss@127.0.0.1:5433/ledger?options[search_path]=node_a",
         )
         .expect("a plain URL");
@@ -476,20 +515,43 @@ mod tests {
         assert_eq!(config.get_ports(), &[5433]);
         assert_eq!(config.get_dbname(), Some("ledger"));
         assert_eq!(config.get_options(), Some("-c search_path=node_a"));
-        let socket = config_from_url("postgres://postgres@localhost/test?host=/var/run/postgresql")
-            .expect("a socket directory");
+        let (socket, _) =
+            config_from_url("postgres://postgres@localhost/test?host=/var/run/postgresql")
+                .expect("a socket directory");
         assert!(matches!(
             socket.get_hosts(),
             [tokio_postgres::config::Host::Unix(path)] if path.as_os_str() == "/var/run/postgresql"
         ));
-        assert!(config_from_url("postgres://postgres@db/test?sslmode=require").is_err());
-        assert!(config_from_url("postgres://postgres@127.0.0.1/test?sslmode=require").is_err());
-        // Another host: sqlx would encrypt if the server offers TLS; these connections can't.
-        assert!(config_from_url("postgres://postgres@10.0.0.5/test").is_err());
-        assert!(config_from_url("postgres://postgres@db/test?sslmode=prefer").is_err());
-        assert!(config_from_url("postgres://postgres@10.0.0.5/test?sslmode=disable").is_ok());
-        assert!(config_from_url("postgres://postgres@[::1]:5432/test").is_ok());
-        assert!(config_from_url("postgres://postgres@localhost/test").is_ok());
+        let mode = |url: &str| config_from_url(url).map(|(config, _)| config.get_ssl_mode());
+        assert_eq!(mode("postgres://postgres@db/test"), Ok(SslMode::Prefer));
+        assert_eq!(
+            mode("postgres://postgres@db/test?sslmode=allow"),
+            Ok(SslMode::Disable)
+        );
+        assert_eq!(
+            mode("postgres://postgres@db/test?sslmode=disable"),
+            Ok(SslMode::Disable)
+        );
+        assert_eq!(
+            mode("postgres://postgres@db/test?sslmode=require"),
+            Ok(SslMode::Require)
+        );
+        assert_eq!(
+            mode("postgres://postgres@db/test?sslmode=verify-ca"),
+            Ok(SslMode::Require)
+        );
+        assert_eq!(
+            mode("postgres://postgres@db/test?sslmode=verify-full"),
+            Ok(SslMode::Require)
+        );
+        assert!(mode("postgres://postgres@db/test?sslmode=maybe").is_err());
+        // A root file that is missing, or holds no certificate, is refused, not ignored.
+        let missing = "postgres://postgres@db/test?sslmode=verify-full&sslrootcert=/nonexistent";
+        assert!(mode(missing).is_err());
+        let empty = "postgres://postgres@db/test?sslmode=verify-ca&sslrootcert=/dev/null";
+        assert!(mode(empty).is_err());
+        // A client certificate is sqlx's alone: the calls stay there.
+        assert!(mode("postgres://postgres@db/test?sslcert=/etc/client.pem").is_err());
         assert!(config_from_url("postgres://postgres@db/test?statement-cache-capacity=9").is_err());
     }
 }

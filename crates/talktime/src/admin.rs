@@ -48,7 +48,12 @@ impl LedgerArgs {
         };
         Store::open_with(&location, &options)
             .await
-            .with_context(|| format!("cannot open the ledger at {location}"))
+            .with_context(|| {
+                format!(
+                    "cannot open the ledger at {}",
+                    talktime_b2bua::config::redact_url_password(&location)
+                )
+            })
     }
 }
 
@@ -844,9 +849,12 @@ async fn open_configured_ledger(config: &Config) -> anyhow::Result<Store> {
         postgres_pipeline: false,
         ..talktime_store::StoreOptions::default()
     };
-    Store::open_with(&url, &options)
-        .await
-        .with_context(|| format!("cannot open the ledger at {url}"))
+    Store::open_with(&url, &options).await.with_context(|| {
+        format!(
+            "cannot open the ledger at {}",
+            talktime_b2bua::config::redact_url_password(&url)
+        )
+    })
 }
 
 /// The tariff's sell rate per minute for `number` at `start` (time-of-day period applied).

@@ -396,6 +396,15 @@ fn an_authorization_the_database_cannot_write_is_a_failed_call_not_no_credit() {
         "the store's error, not a timeout, refused it:\n{}",
         tail(&log, 30)
     );
+    let heard: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("playing"))
+        .collect();
+    assert!(
+        heard.iter().any(|line| line.contains("call_failed"))
+            && !heard.iter().any(|line| line.contains("no_credit")),
+        "{heard:#?}"
+    );
     let answered = prepaid::wait_for_cdrs(&dir, &format!("{call_id}#2"), 1).remove(0);
     assert_eq!(answered.total_micros, 500_000, "{answered:?}");
     assert_eq!(prepaid::balance(&dir, account), 0);

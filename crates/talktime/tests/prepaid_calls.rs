@@ -851,6 +851,125 @@ fn the_switch_runs_its_ledger_on_postgresql() {
         .output();
 }
 
+/// The ledger on PostgreSQL over TLS: with `sslmode=require` every connection the switch
+/// opens (sqlx's pool and the pipelined call connections) is encrypted, and a call is billed
+/// through them; with `verify-ca` and a root the server's certificate does not chain to, the
+/// switch does not start.
+#[test]
+fn the_postgresql_ledger_is_reached_over_tls_on_every_connection() {
+    let ssl = psql_value("SHOW ssl");
+    assert_eq!(
+        ssl, "on",
+        "the test's PostgreSQL must offer TLS (Debian's default)"
+    );
+    let application = format!("tt_tls_{}_{}", std::process::id(), free_port());
+    let url = format!(
+        "{}&sslmode=require&application_name={application}",
+        prepaid::postgres_schema("tls")
+    );
+    let dir = prepaid::data_dir("postgres-tls");
+    prepaid::use_database(&dir, &url);
+    prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
+    let account = prepaid::card(&dir, PIN, 300_000, 0);
+    let carrier = answering_carrier();
+    let config = ConfigFile::new()
+        .raw(&format!("[database]\nurl = \"{url}\"\n"))
+        .carrier("answer", &carrier.address())
+        .routes(&[("", &["answer"])]);
+    let switch = start(&dir, config);
+    let output = call(
+        &switch,
+        &dir,
+        "anonymous",
+        &[(PIN_AT, &format!("{PIN}#")), (DESTINATION_AT, US_NUMBER)],
+        Duration::from_secs(30),
+    );
+    assert_caller_ok(&output, &switch, "the call is cut at its 3 s limit");
+    let cdr = only_attempt_cdrs(&switch, &dir).remove(0);
+    assert_eq!(cdr.total_micros, 300_000);
+    assert_eq!(prepaid::balance(&dir, account), 0);
+    let log = switch.log_text();
+    assert!(
+        !log.contains("go through sqlx's pool"),
+        "the call connections opened over TLS:\n{}",
+        tail(&log, 30)
+    );
+    let connections = psql_value(&format!(
+        "SELECT count(*) || ' ' || count(*) FILTER (WHERE s.ssl) FROM pg_stat_activity a \
+         JOIN pg_stat_ssl s USING (pid) WHERE a.application_name = '{application}'"
+    ));
+    let (all, encrypted) = connections.split_once(' ').unwrap();
+    let all: u32 = all.parse().unwrap();
+    assert!(
+        all >= 2,
+        "sqlx's pool and the call connections: {connections}"
+    );
+    assert_eq!(encrypted, all.to_string(), "every connection encrypted");
+    drop(switch);
+
+    // A root the server's certificate does not chain to: the switch stops at start, saying why.
+    let root = dir.join("other-root.pem");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=not the database's root", "-keyout"])
+        .arg(dir.join("other-root.key"))
+        .arg("-out")
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let verifying = url.replace(
+        "sslmode=require",
+        &format!("sslmode=verify-ca&sslrootcert={}", root.display()),
+    );
+    let mut refused = std::process::Command::new(env!("CARGO_BIN_EXE_talktime"))
+        .args(["serve", "--data-dir"])
+        .arg(&dir)
+        .args(["--database-url", &verifying, "--sip-udp", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = refused.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = refused.kill();
+            panic!("the switch started with an untrusted database certificate");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut refused.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(stderr.contains("UnknownIssuer"), "{stderr}");
+    drop(carrier);
+}
+
+/// One value from the test's PostgreSQL (`psql -At`).
+fn psql_value(sql: &str) -> String {
+    let admin = std::env::var("TALKTIME_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let output = std::process::Command::new("psql")
+        .args([admin.as_str(), "-At", "-c", sql])
+        .output()
+        .expect("psql");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
 /// Every prompt list the switch played, in order (its debug log).
 fn played_prompts(switch: &Switch) -> Vec<String> {
     switch
