@@ -716,6 +716,7 @@ impl Switch {
             dialog: Some(id),
             awaiting_answer: None,
             invite: ringing.invite,
+            ringing: false,
         };
         let mut session = Session::new(
             engine,

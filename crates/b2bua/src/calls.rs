@@ -69,6 +69,9 @@ pub(crate) struct CallerLeg {
     /// 200 and the caller's answer comes in the ACK.
     /// Boxed: rare, and a description inline is 200 bytes of every live call.
     pub(crate) awaiting_answer: Option<Box<SessionDescription>>,
+    /// 183 sent and no final response yet (a forwarding number waiting for the carrier): a
+    /// hang-up is a final error response to the INVITE, not a BYE.
+    pub(crate) ringing: bool,
 }
 
 /// One carrier INVITE.
@@ -632,6 +635,7 @@ impl Switch {
                 answer: answer.to_bytes(),
                 dialog: None,
                 awaiting_answer,
+                ringing: false,
             },
             media,
             (law, codec),
@@ -841,6 +845,7 @@ impl Switch {
     fn act(&mut self, key: u64, output: Output) {
         match output {
             Output::AnswerCaller => self.answer_caller(key),
+            Output::RingCaller => self.ring_caller(key),
             Output::Play {
                 playback,
                 prompts,
@@ -936,7 +941,7 @@ impl Switch {
                 debug!(call = key, ?mode, "bridged");
             }
             Output::Unbridge { .. } => self.media(key, MediaCommand::Bridge(false)),
-            Output::HangUpCaller { release } => self.hang_up_caller(key, &release.reason_header),
+            Output::HangUpCaller { release } => self.hang_up_caller(key, &release),
             Output::Settle(settlement) => {
                 if let Some(session) = self.sessions.get_mut(&key) {
                     session.settlement = Some(settlement);
@@ -953,7 +958,40 @@ impl Switch {
         }
     }
 
+    /// 183 with our SDP: the caller hears prompts and ringback as early media and is not
+    /// answered yet. A caller that sent no offer (delayed offer) cannot get our SDP in an
+    /// unreliable 183 (RFC 3261 §13.2.1): it is answered at once, as every caller was before.
+    fn ring_caller(&mut self, key: u64) {
+        let Some(session) = self.sessions.get(&key) else {
+            return;
+        };
+        if session.callback.is_some() || session.caller.dialog.is_some() {
+            return;
+        }
+        if session.caller.awaiting_answer.is_some() {
+            self.answer_caller(key);
+            return;
+        }
+        let caller = &session.caller;
+        let mut response = Response::for_request(&caller.invite, 183, "Session Progress");
+        response.set_to_tag(&caller.local_tag);
+        response
+            .headers
+            .push("Contact", &self.contact(caller.peer.transport));
+        response.headers.push("Allow", ALLOW);
+        response.headers.push("Content-Type", "application/sdp");
+        response.body = caller.answer.clone();
+        let transaction = caller.transaction;
+        if let Some(session) = self.sessions.get_mut(&key) {
+            session.caller.ringing = true;
+        }
+        self.respond(transaction, response);
+    }
+
     fn answer_caller(&mut self, key: u64) {
+        if let Some(session) = self.sessions.get_mut(&key) {
+            session.caller.ringing = false;
+        }
         let Some(session) = self.sessions.get(&key) else {
             return;
         };
@@ -2015,13 +2053,22 @@ impl Switch {
         self.media(key, MediaCommand::Bridge(false));
     }
 
-    fn hang_up_caller(&mut self, key: u64, reason: &str) {
+    fn hang_up_caller(&mut self, key: u64, release: &talktime_engine::Release) {
         let Some(session) = self.sessions.get_mut(&key) else {
             return;
         };
         let peer = session.caller.peer;
-        if let Some(id) = session.caller.dialog.take() {
-            self.send_bye(&id, peer, reason);
+        if std::mem::take(&mut session.caller.ringing) {
+            // Never answered: the INVITE gets its final answer, and the caller's own carrier
+            // bills nothing.
+            let (status, text) = unanswered_status(release.cause);
+            let mut response = Response::for_request(&session.caller.invite, status, text);
+            response.set_to_tag(&session.caller.local_tag);
+            response.headers.push("Reason", &release.reason_header);
+            let transaction = session.caller.transaction;
+            self.respond(transaction, response);
+        } else if let Some(id) = session.caller.dialog.take() {
+            self.send_bye(&id, peer, &release.reason_header);
         }
     }
 
@@ -2264,7 +2311,12 @@ impl Switch {
                     ?outcome,
                     "the caller's ACK has no usable answer to our offer"
                 );
-                self.hang_up_caller(key, "Q.850;cause=88;text=\"incompatible media\"");
+                let release = talktime_engine::Release {
+                    cause: talktime_engine::DisconnectCause::Failed,
+                    q850: 88,
+                    reason_header: "Q.850;cause=88;text=\"incompatible media\"".into(),
+                };
+                self.hang_up_caller(key, &release);
                 self.feed(key, Input::CallerHungUp);
                 return;
             }
@@ -2308,6 +2360,10 @@ impl Switch {
 
     /// CANCEL of the caller's INVITE (before we answered).
     pub(crate) fn caller_cancelled(&mut self, key: u64) {
+        // The transaction layer has answered the INVITE with 487.
+        if let Some(session) = self.sessions.get_mut(&key) {
+            session.caller.ringing = false;
+        }
         self.feed(key, Input::CallerHungUp);
     }
 
@@ -2491,6 +2547,18 @@ fn attempt_cdrs(reservation: &str, call_start_ms: i64, record: &AttemptRecord) -
             }
         })
         .collect()
+}
+
+/// The final response to a caller that was never answered, from the Q.850 cause of its end
+/// (RFC 3398 §7.2.4.1).
+fn unanswered_status(cause: talktime_engine::DisconnectCause) -> (u16, &'static str) {
+    match cause.q850() {
+        1 => (404, "Not Found"),
+        17 => (486, "Busy Here"),
+        21 => (403, "Forbidden"),
+        41 => (503, "Service Unavailable"),
+        _ => (480, "Temporarily Unavailable"),
+    }
 }
 
 pub(crate) fn party_name(party: talktime_engine::Party) -> &'static str {

@@ -278,6 +278,9 @@ pub struct Call {
     retail_failures: u32,
     /// A web callback's destination, called as soon as the welcome has played.
     preset_destination: Option<Pii<String>>,
+    /// The caller's INVITE has had its 200 (or is a leg we placed): false only while a
+    /// forwarding number rings the caller with early media.
+    caller_answered: bool,
 }
 
 /// Deadlines that come due together are handled in one `handle_timeout`; this bounds the loop.
@@ -373,6 +376,7 @@ impl Call {
             retail_sequence: 0,
             retail_failures: 0,
             preset_destination: None,
+            caller_answered: true,
         };
         if let Some((start, greeting)) = known {
             call.preset_destination = start
@@ -396,7 +400,13 @@ impl Call {
             call.leave_welcome_when_ready(now);
             return Ok(call);
         }
-        call.outputs.push_back(Output::AnswerCaller);
+        if call.config.forwarding {
+            // Answered when the forwarded call is, or when the IVR asks the caller something.
+            call.outputs.push_back(Output::RingCaller);
+            call.caller_answered = false;
+        } else {
+            call.outputs.push_back(Output::AnswerCaller);
+        }
         let playback = if call.config.forwarding && !call.config.forwarding_welcome {
             call.welcome_owed = true;
             None
@@ -821,8 +831,17 @@ impl Call {
         }
     }
 
+    /// Answers a caller still ringing (a forwarding number's): before a question, or when
+    /// the carrier answers.
+    fn answer_caller(&mut self) {
+        if !std::mem::replace(&mut self.caller_answered, true) {
+            self.outputs.push_back(Output::AnswerCaller);
+        }
+    }
+
     /// Each language's `choose_language` prompt, spoken in that language.
     fn offer_languages(&mut self) {
+        self.answer_caller();
         let owed = self.owed_welcome();
         let welcome = self.prompts(&owed);
         let menu = welcome
@@ -847,6 +866,7 @@ impl Call {
     }
 
     fn ask_pin(&mut self, before: &[&'static str]) {
+        self.answer_caller();
         let mut names = self.owed_welcome();
         names.extend_from_slice(before);
         names.push("enter_pin");
@@ -856,6 +876,7 @@ impl Call {
     }
 
     fn after_authentication(&mut self) {
+        self.answer_caller();
         self.remember_language();
         if self.config.recharge_only {
             self.ask_voucher(&[]);
@@ -1271,6 +1292,7 @@ impl Call {
     }
 
     fn carrier_answered(&mut self, now: Instant) {
+        self.answer_caller();
         self.stop_connecting_media();
         let Some(attempt) = self.attempt.as_mut() else {
             return;

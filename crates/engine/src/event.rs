@@ -275,8 +275,13 @@ pub enum BridgeMode {
 /// Everything a call asks the shell to do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    /// Send 200 OK to the caller's INVITE (the IVR needs media).
+    /// Send 200 OK to the caller's INVITE (the IVR needs media). Repeated, it is a no-op.
     AnswerCaller,
+    /// Send 183 Session Progress with our SDP: prompts and ringback reach the caller as early
+    /// media, and the caller is not answered (nor charged by its own carrier) until
+    /// [`Output::AnswerCaller`]. DID forwarding numbers start so; the carrier's answer, or
+    /// the IVR's first question, answers.
+    RingCaller,
     /// Play prompts in order. With `barge_in`, a digit stops it (the engine then sends
     /// `StopPlayback`) and counts as input.
     Play {

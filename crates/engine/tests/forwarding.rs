@@ -76,10 +76,11 @@ fn bridged_forwarded_call(limit: std::time::Duration) -> (Harness, AttemptId) {
 #[test]
 fn a_registered_caller_reaches_the_preset_destination_without_prompts() {
     let (mut call, first) = Harness::new(silent(), Some(CALLER));
+    // Rung with early media, not answered: the caller's own carrier bills from our 200.
     assert_eq!(
         first,
         vec![
-            Output::AnswerCaller,
+            Output::RingCaller,
             Output::LookupByCallerId {
                 caller_id: Pii::new(CALLER.into()),
                 remembered_language: false,
@@ -124,6 +125,7 @@ fn a_registered_caller_reaches_the_preset_destination_without_prompts() {
             attempt: AttemptId(1)
         }),
         vec![
+            Output::AnswerCaller,
             Output::StopPlayback {
                 playback: PlaybackId(1)
             },
@@ -275,6 +277,15 @@ fn a_busy_or_refused_forwarded_call_says_why_and_goodbye() {
     assert_eq!(prompt_names(&outcome), vec!["busy", "goodbye"]);
     busy.finish_prompt();
     assert!(busy.call.is_finished());
+    // Said in early media and refused: never answered.
+    assert!(
+        !busy
+            .log
+            .iter()
+            .any(|(_, output)| *output == Output::AnswerCaller),
+        "{:?}",
+        busy.log
+    );
     assert_eq!(
         settlements(&busy),
         vec![(AttemptId(1), 0, DisconnectCause::Busy)]
@@ -317,7 +328,8 @@ fn an_unregistered_caller_gets_the_welcome_and_the_pin_prompt() {
 #[test]
 fn without_a_caller_id_the_pin_prompt_comes_at_once() {
     let (call, first) = Harness::new(silent(), None);
-    assert_eq!(first[0], Output::AnswerCaller);
+    // Nobody to forward: the IVR's question answers the caller at once.
+    assert_eq!(first[..2], [Output::RingCaller, Output::AnswerCaller]);
     assert_eq!(prompt_names(&first), vec!["welcome", "enter_pin"]);
     assert_eq!(call.call.phase(), Phase::EnteringPin);
 }

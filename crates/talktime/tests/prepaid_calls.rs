@@ -406,6 +406,58 @@ fn did_forwarding_connects_a_registered_caller_to_its_preset_destination() {
     assert!(!switch.log_text().contains("PIN looked up"));
 }
 
+/// A DID forwarding number rings its caller with early media (183) and answers only when the
+/// carrier does: a busy destination is "busy, goodbye" in early media and a 486 to the
+/// caller, never a 200 its own carrier would bill as a connected call.
+#[test]
+fn a_forwarded_call_the_destination_refuses_is_never_answered() {
+    let dir = prepaid::data_dir("forwarded-busy");
+    prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
+    let account = forwarding_card(&dir, "7770002222");
+    let busy = BackgroundSipp::uas(90, &scenario("carrier_busy.xml"), &["-m", "1"]);
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("busy", &busy.address())
+            .routes(&[("", &["busy"])]),
+    );
+    let caller = render(
+        "caller_forwarded_unanswered.xml",
+        &[("CALLER", "15551230000"), ("STATUS", "486")],
+    );
+    let media_port = common::sipp_media_port().to_string();
+    let output = common::sipp(
+        40,
+        &[
+            "-sf",
+            caller.to_str().unwrap(),
+            "-s",
+            "200",
+            &switch.sip.to_string(),
+            "-m",
+            "1",
+            "-mp",
+            &media_port,
+        ],
+    );
+    assert_caller_ok(&output, &switch, "183, then 486 and no 200");
+    let cdrs = only_attempt_cdrs(&switch, &dir);
+    assert_eq!(
+        cdrs[0].disconnect_cause.as_deref(),
+        Some("busy"),
+        "{cdrs:?}"
+    );
+    assert_eq!(cdrs[0].answer_ms, None);
+    assert_eq!(cdrs[0].total_micros, 0);
+    assert_eq!(prepaid::balance(&dir, account), 300_000);
+    assert_eq!(
+        played_prompts(&switch).last().map(String::as_str),
+        Some("[\"busy\", \"goodbye\"]"),
+        "the caller heard why, in early media"
+    );
+    drop(busy);
+}
+
 /// RFC 3261 §18.1.1: a request larger than `udp_mtu` goes over TCP even to a UDP carrier.
 /// The SIPp carrier listens on TCP only, so a UDP INVITE would never be answered. With
 /// `udp_mtu = 300` the BYE to the caller is moved to TCP too, but the SIPp caller has no TCP
