@@ -421,24 +421,10 @@ fn a_forwarded_call_the_destination_refuses_is_never_answered() {
             .carrier("busy", &busy.address())
             .routes(&[("", &["busy"])]),
     );
-    let caller = render(
+    let output = forwarded_caller(
+        &switch,
         "caller_forwarded_unanswered.xml",
-        &[("CALLER", "15551230000"), ("STATUS", "486")],
-    );
-    let media_port = common::sipp_media_port().to_string();
-    let output = common::sipp(
-        40,
-        &[
-            "-sf",
-            caller.to_str().unwrap(),
-            "-s",
-            "200",
-            &switch.sip.to_string(),
-            "-m",
-            "1",
-            "-mp",
-            &media_port,
-        ],
+        &[("STATUS", "486")],
     );
     assert_caller_ok(&output, &switch, "183, then 486 and no 200");
     let cdrs = only_attempt_cdrs(&switch, &dir);
@@ -456,6 +442,69 @@ fn a_forwarded_call_the_destination_refuses_is_never_answered() {
         "the caller heard why, in early media"
     );
     drop(busy);
+}
+
+/// A forwarding number's caller who gives up while the destination rings: its CANCEL ends
+/// the call unanswered (487), the carrier's INVITE is cancelled, the hold is released and
+/// nothing is charged.
+#[test]
+fn a_forwarded_caller_who_gives_up_while_it_rings_is_cancelled_through() {
+    let dir = prepaid::data_dir("forwarded-cancel");
+    prepaid::tariff(&dir, "demo", PER_SECOND_RATES);
+    let account = forwarding_card(&dir, "7770003333");
+    let ringing = BackgroundSipp::uas(60, &scenario("carrier_rings_forever.xml"), &["-m", "1"]);
+    let switch = start(
+        &dir,
+        ConfigFile::new()
+            .carrier("ringing", &ringing.address())
+            .routes(&[("", &["ringing"])]),
+    );
+    let output = forwarded_caller(
+        &switch,
+        "caller_forwarded_cancels.xml",
+        // After the balance and the talk time (about 5 s of early media), 3 s of ringing.
+        &[("RING_MS", "8000")],
+    );
+    assert_caller_ok(&output, &switch, "183, CANCEL, 487 and no 200");
+    let carrier = ringing.finish(Duration::from_secs(20));
+    assert!(
+        carrier.success(),
+        "the carrier was cancelled: {}",
+        carrier.describe()
+    );
+    let cdrs = only_attempt_cdrs(&switch, &dir);
+    assert_eq!(
+        cdrs[0].disconnect_cause.as_deref(),
+        Some("caller_hung_up"),
+        "{cdrs:?}"
+    );
+    assert_eq!(cdrs[0].answer_ms, None);
+    assert_eq!(cdrs[0].total_micros, 0);
+    assert_eq!(prepaid::balance(&dir, account), 300_000);
+    assert_eq!(prepaid::open_reservations(&dir, account), 0);
+}
+
+/// The caller of [`forwarding_card`] to access number 200 with the scenario `name` (its
+/// `CALLER` filled in, and `values`).
+fn forwarded_caller(switch: &Switch, name: &str, values: &[(&str, &str)]) -> std::process::Output {
+    let mut values = values.to_vec();
+    values.push(("CALLER", "15551230000"));
+    let caller = render(name, &values);
+    let media_port = common::sipp_media_port().to_string();
+    common::sipp(
+        40,
+        &[
+            "-sf",
+            caller.to_str().unwrap(),
+            "-s",
+            "200",
+            &switch.sip.to_string(),
+            "-m",
+            "1",
+            "-mp",
+            &media_port,
+        ],
+    )
 }
 
 /// RFC 3261 §18.1.1: a request larger than `udp_mtu` goes over TCP even to a UDP carrier.
