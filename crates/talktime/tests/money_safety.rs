@@ -259,24 +259,6 @@ fn a_second_signal_ends_the_calls_at_once_still_billed() {
     assert_eq!(prepaid::all_open_reservations(&dir, &accounts), 0);
 }
 
-/// Another program (Python's sqlite3) holding the ledger's write lock for `seconds`, as a
-/// long transaction or a backup tool would.
-fn hold_the_write_lock(dir: &std::path::Path, seconds: u32) -> std::process::Child {
-    std::process::Command::new("python3")
-        .arg("-c")
-        .arg(
-            "import sqlite3, sys, time\n\
-             db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)\n\
-             db.execute('BEGIN EXCLUSIVE')\n\
-             time.sleep(float(sys.argv[2]))\n\
-             db.execute('COMMIT')\n",
-        )
-        .arg(dir.join("talktime.sqlite3"))
-        .arg(seconds.to_string())
-        .spawn()
-        .unwrap()
-}
-
 /// Another process holds SQLite's write lock for longer than the switch's busy timeout (1 s
 /// here) while a call ends: the settle fails, is retried with back-off, and is applied once the lock
 /// is gone, without a restart.
@@ -309,7 +291,7 @@ fn a_settle_the_database_refuses_is_applied_once_it_is_back() {
         // From the answer, the write lock for 9 s: the settle at the 5 s limit outwaits the
         // busy timeout and fails, and a retry goes through once the lock is gone.
         common::calls::wait_for_bridged_calls(1, &switch);
-        let locker = hold_the_write_lock(&dir, 9);
+        let locker = prepaid::hold_the_write_lock(&dir, 9);
         (caller.join().unwrap(), locker)
     });
     assert_sipp_ok(&output, &switch, "the call is cut at its limit");
@@ -372,7 +354,7 @@ fn an_authorization_the_database_cannot_write_is_a_failed_call_not_no_credit() {
         // After the PIN is checked, the write lock for 7 s: the first destination's hold
         // outwaits the 1 s busy timeout and fails; the second comes after the lock.
         std::thread::sleep(Duration::from_millis(4000));
-        let locker = hold_the_write_lock(&dir, 7);
+        let locker = prepaid::hold_the_write_lock(&dir, 7);
         (caller.join().unwrap(), locker)
     });
     assert_sipp_ok(&output, &switch, "the second attempt is cut at its limit");

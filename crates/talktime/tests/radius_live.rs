@@ -230,6 +230,33 @@ fn the_debit_card_flow_charges_the_stopped_call_once() {
     );
 }
 
+/// The ledger cannot write the hold (another program holds SQLite's write lock past the
+/// switch's 1 s busy timeout): the gateway is told "service unavailable" (8), not "zero
+/// balance" (4), and the same request is granted once the lock is gone.
+#[test]
+fn a_hold_the_database_cannot_write_is_service_unavailable_not_zero_balance() {
+    let dir = prepaid::data_dir("radius-locked");
+    prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,30,6,0.10\n");
+    prepaid::card(&dir, PIN, 1_000_000, 0);
+    let (switch, gateway) = radius_switch_with(
+        &dir,
+        "[database]\nurl = \"sqlite://talktime.sqlite3\"\nbusy_timeout_ms = 1000\n",
+    );
+    let mut locker = prepaid::hold_the_write_lock(&dir, 4);
+    std::thread::sleep(Duration::from_millis(500));
+    let refused = radclient(gateway.auth, "auth", SECRET, &destination_auth("CONF-L"));
+    assert!(refused.contains("Received Access-Reject"), "{refused}");
+    assert_eq!(
+        reply_value(&refused, "h323-return-code").as_deref(),
+        Some("8"),
+        "{refused}\n{}",
+        tail(&switch.log_text(), 20)
+    );
+    assert!(locker.wait().unwrap().success());
+    let granted = radclient(gateway.auth, "auth", SECRET, &destination_auth("CONF-L2"));
+    assert!(granted.contains("Received Access-Accept"), "{granted}");
+}
+
 #[test]
 fn bad_packets_are_dropped_and_the_server_keeps_answering() {
     let dir = prepaid::data_dir("radius-drops");

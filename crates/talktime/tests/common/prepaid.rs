@@ -85,6 +85,24 @@ pub fn postgres_schema(name: &str) -> String {
     format!("{admin}{separator}options[search_path]={schema}")
 }
 
+/// Another program (Python's sqlite3) holding the ledger's write lock for `seconds`, as a
+/// long transaction or a backup tool would.
+pub fn hold_the_write_lock(dir: &Path, seconds: u32) -> std::process::Child {
+    std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys, time\n\
+             db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)\n\
+             db.execute('BEGIN EXCLUSIVE')\n\
+             time.sleep(float(sys.argv[2]))\n\
+             db.execute('COMMIT')\n",
+        )
+        .arg(dir.join("talktime.sqlite3"))
+        .arg(seconds.to_string())
+        .spawn()
+        .unwrap()
+}
+
 /// Creates the `demo` tariff (so the switch seeds nothing) from CSV rows
 /// (`prefix,description,sell_rate,buy_rate,initial_block,increment,connection_fee`).
 pub fn tariff(dir: &Path, name: &str, rows: &str) -> i64 {
