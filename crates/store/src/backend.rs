@@ -566,7 +566,13 @@ impl Store {
     /// [`Store::open`] with explicit pool and durability options.
     pub async fn open_with(location: &str, options: &StoreOptions) -> Result<Store, StoreError> {
         if location.starts_with("postgres://") || location.starts_with("postgresql://") {
-            let connect = PgConnectOptions::from_str(location)?;
+            let mut connect = PgConnectOptions::from_str(location)?;
+            // `prefer` on this machine: no TLS (see `pg_tls`), as the pipelined connections.
+            if matches!(connect.get_ssl_mode(), sqlx::postgres::PgSslMode::Prefer)
+                && crate::pg_tls::is_local(connect.get_host())
+            {
+                connect = connect.ssl_mode(sqlx::postgres::PgSslMode::Disable);
+            }
             let store = Self::open_postgres(connect, options).await?;
             let calls = match options.postgres_pipeline {
                 true => PgCallPool::open(location, options.max_connections).await,

@@ -7,6 +7,11 @@
 //! must lead to a trusted root; `verify-full` that and the host's name. Trusted roots are
 //! webpki's plus the certificates of `sslrootcert`. The handshake's signatures are checked in
 //! every mode: an unchecked certificate still proves the peer holds its key.
+//!
+//! One exception to libpq, for both pools: `prefer` (or no `sslmode`) to a loopback address
+//! or a Unix socket does not encrypt. Nothing on the way can read loopback traffic that could
+//! not read the ledger's memory, and on one box TLS cost the ledger 4 to 10 times its latency
+//! at 600 calls/s (docs/PERFORMANCE.md); `require` and the `verify-*` modes still encrypt.
 
 use std::future::Future;
 use std::io;
@@ -37,11 +42,24 @@ pub(crate) enum Check {
     ChainAndName,
 }
 
-/// An `sslmode` as tokio-postgres' mode and the certificate check; an unknown mode is an
-/// error naming it.
-pub(crate) fn mode(sslmode: Option<&str>) -> Result<(SslMode, Check), String> {
+/// Whether a server named `host` is on this machine (a loopback name or address, or a Unix
+/// socket's directory).
+pub(crate) fn is_local(host: &str) -> bool {
+    host == "localhost"
+        || host.starts_with('/')
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
+}
+
+/// An `sslmode` as tokio-postgres' mode and the certificate check (`local`: the server is on
+/// this machine, where `prefer` does not encrypt); an unknown mode is an error naming it.
+pub(crate) fn mode(sslmode: Option<&str>, local: bool) -> Result<(SslMode, Check), String> {
     match sslmode.unwrap_or("prefer") {
         "disable" | "allow" => Ok((SslMode::Disable, Check::Nothing)),
+        "prefer" if local => Ok((SslMode::Disable, Check::Nothing)),
         "prefer" => Ok((SslMode::Prefer, Check::Nothing)),
         "require" => Ok((SslMode::Require, Check::Nothing)),
         "verify-ca" => Ok((SslMode::Require, Check::Chain)),

@@ -407,7 +407,11 @@ fn config_from_url(location: &str) -> Result<(tokio_postgres::Config, RustlsConn
     if !options.is_empty() {
         config.options(options.join(" "));
     }
-    let (mode, check) = crate::pg_tls::mode(sslmode.as_deref())?;
+    let local = config.get_hosts().iter().all(|host| match host {
+        tokio_postgres::config::Host::Unix(_) => true,
+        tokio_postgres::config::Host::Tcp(name) => crate::pg_tls::is_local(name),
+    });
+    let (mode, check) = crate::pg_tls::mode(sslmode.as_deref(), local)?;
     config.ssl_mode(mode);
     let tls = RustlsConnector::new(check, root_file.as_deref())?;
     Ok((config, tls))
@@ -524,6 +528,14 @@ mod tests {
         ));
         let mode = |url: &str| config_from_url(url).map(|(config, _)| config.get_ssl_mode());
         assert_eq!(mode("postgres://postgres@db/test"), Ok(SslMode::Prefer));
+        // On this machine `prefer` does not encrypt (as sqlx's pool, `Store::open_with`).
+        assert_eq!(
+            mode("postgres://postgres@127.0.0.1/test"),
+            Ok(SslMode::Disable)
+        );
+        assert_eq!(mode("postgres://postgres@[::1]/test"), Ok(SslMode::Disable));
+        let local_required = "postgres://postgres@localhost/test?sslmode=require";
+        assert_eq!(mode(local_required), Ok(SslMode::Require));
         assert_eq!(
             mode("postgres://postgres@db/test?sslmode=allow"),
             Ok(SslMode::Disable)
