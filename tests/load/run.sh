@@ -49,8 +49,8 @@
 #   CARRIER_RING_MS  how long the carrier rings before its 200 [0]
 #   DB=postgres    the ledger on PostgreSQL: each step in a fresh schema of POSTGRES_URL
 #                  [postgres://postgres@127.0.0.1:5432/test?sslmode=disable: loopback without
-#                  TLS, as every figure in docs/PERFORMANCE.md; the switch's own default,
-#                  prefer, encrypts when the server offers it], seeded the same way; DB=sqlite
+#                  TLS, as the switch's default, prefer, does there; sslmode=require measures
+#                  it with TLS], seeded the same way; DB=sqlite
 #                  (default) copies the SQLite seed
 #   POOL_SIZE      the switch's database connections ([database] pool_size) [8]
 #   PIPELINE       PostgreSQL: a call's statements pipelined ([database] pipeline) [1]; 0 sends
