@@ -2061,7 +2061,7 @@ impl Switch {
         if std::mem::take(&mut session.caller.ringing) {
             // Never answered: the INVITE gets its final answer, and the caller's own carrier
             // bills nothing.
-            let (status, text) = unanswered_status(release.cause);
+            let (status, text) = release.cause.unanswered_status();
             let mut response = Response::for_request(&session.caller.invite, status, text);
             response.set_to_tag(&session.caller.local_tag);
             response.headers.push("Reason", &release.reason_header);
@@ -2547,18 +2547,6 @@ fn attempt_cdrs(reservation: &str, call_start_ms: i64, record: &AttemptRecord) -
             }
         })
         .collect()
-}
-
-/// The final response to a caller that was never answered, from the Q.850 cause of its end
-/// (RFC 3398 §7.2.4.1).
-fn unanswered_status(cause: talktime_engine::DisconnectCause) -> (u16, &'static str) {
-    match cause.q850() {
-        1 => (404, "Not Found"),
-        17 => (486, "Busy Here"),
-        21 => (403, "Forbidden"),
-        41 => (503, "Service Unavailable"),
-        _ => (480, "Temporarily Unavailable"),
-    }
 }
 
 pub(crate) fn party_name(party: talktime_engine::Party) -> &'static str {

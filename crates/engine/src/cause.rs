@@ -154,6 +154,18 @@ impl DisconnectCause {
             .find(|cause| cause.as_str() == name)
     }
 
+    /// The final SIP response to a caller never answered that ends with this cause, from its
+    /// Q.850 value (RFC 3398 §7.2.4.1); the way back of [`DisconnectCause::from_sip_status`].
+    pub fn unanswered_status(self) -> (u16, &'static str) {
+        match self.q850() {
+            1 => (404, "Not Found"),
+            17 => (486, "Busy Here"),
+            21 => (403, "Forbidden"),
+            41 => (503, "Service Unavailable"),
+            _ => (480, "Temporarily Unavailable"),
+        }
+    }
+
     /// The cause of a failed carrier attempt from its final SIP status.
     pub fn from_sip_status(status: u16) -> Self {
         match status {
@@ -229,6 +241,19 @@ mod tests {
         ];
         for (status, cause) in table {
             assert_eq!(DisconnectCause::from_sip_status(status), cause, "{status}");
+        }
+        // And back, for a caller refused before it was answered.
+        let back = [
+            (DisconnectCause::Busy, 486),
+            (DisconnectCause::UnknownDestination, 404),
+            (DisconnectCause::CardInUse, 403),
+            (DisconnectCause::NoCredit, 403),
+            (DisconnectCause::SystemError, 503),
+            (DisconnectCause::NoAnswer, 480),
+            (DisconnectCause::Failed, 480),
+        ];
+        for (cause, status) in back {
+            assert_eq!(cause.unanswered_status().0, status, "{cause:?}");
         }
     }
 }
