@@ -10,8 +10,8 @@
 //!
 //! One exception to libpq, for both pools: `prefer` (or no `sslmode`) to a loopback address
 //! or a Unix socket does not encrypt. Nothing on the way can read loopback traffic that could
-//! not read the ledger's memory, and on one box TLS cost the ledger 4 to 10 times its latency
-//! at 600 calls/s (docs/PERFORMANCE.md); `require` and the `verify-*` modes still encrypt.
+//! not read the ledger's memory, and on one box TLS made the ledger's mean latencies 5 to 54
+//! times longer at 600 calls/s (docs/PERFORMANCE.md); `require` and the `verify-*` modes still encrypt.
 
 use std::future::Future;
 use std::io;
