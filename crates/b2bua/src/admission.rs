@@ -126,21 +126,21 @@ impl LedgerPace {
 pub(crate) struct Admission {
     buckets: HashMap<IpAddr, TokenBucket>,
     calls_up: HashMap<IpAddr, u32>,
-    /// Refusals since the last summary line (a flood is logged once a period, not per call).
-    pub(crate) refused: u64,
 }
 
 impl Admission {
-    /// Admits a new call from `source` (taking its token) or says why not.
+    /// Admits a new call from `source` (taking its token) or says why not. `calls_up` is the
+    /// asking core's, held to its share of `max_calls` (one of `cores`).
     pub(crate) fn admit(
         &mut self,
         config: &AdmissionConfig,
+        cores: usize,
         trust: &PeerTrust,
         source: IpAddr,
         calls_up: usize,
         now: Instant,
     ) -> Result<(), Refusal> {
-        if config.max_calls > 0 && calls_up >= config.max_calls as usize {
+        if config.max_calls > 0 && calls_up >= (config.max_calls as usize).div_ceil(cores.max(1)) {
             return Err(Refusal::SwitchFull);
         }
         let per_source = trust.max_calls.unwrap_or(config.calls_per_source);
@@ -203,18 +203,22 @@ mod tests {
             ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
         let trust = PeerTrust::default();
         let admitted = (0..50)
-            .filter(|_| admission.admit(&config, &trust, flood, 0, start).is_ok())
+            .filter(|_| admission.admit(&config, 1, &trust, flood, 0, start).is_ok())
             .count();
         assert_eq!(admitted, 5, "a burst of one second's calls");
         assert_eq!(
-            admission.admit(&config, &trust, flood, 0, start),
+            admission.admit(&config, 1, &trust, flood, 0, start),
             Err(Refusal::SourceRate)
         );
-        assert!(admission.admit(&config, &trust, other, 0, start).is_ok());
+        assert!(admission.admit(&config, 1, &trust, other, 0, start).is_ok());
         // A fifth of a second later, one more call's token.
         let later = start + Duration::from_millis(200);
-        assert!(admission.admit(&config, &trust, flood, 0, later).is_ok());
-        assert!(admission.admit(&config, &trust, flood, 0, later).is_err());
+        assert!(admission.admit(&config, 1, &trust, flood, 0, later).is_ok());
+        assert!(
+            admission
+                .admit(&config, 1, &trust, flood, 0, later)
+                .is_err()
+        );
     }
 
     #[test]
@@ -225,18 +229,18 @@ mod tests {
         let source: IpAddr = "192.0.2.1".parse().unwrap();
         let trust = PeerTrust::default();
         for _ in 0..2 {
-            admission.admit(&config, &trust, source, 0, now).unwrap();
+            admission.admit(&config, 1, &trust, source, 0, now).unwrap();
             admission.call_started(source);
         }
         assert_eq!(
-            admission.admit(&config, &trust, source, 2, now),
+            admission.admit(&config, 1, &trust, source, 2, now),
             Err(Refusal::SourceCalls)
         );
         admission.call_ended(source);
-        assert!(admission.admit(&config, &trust, source, 1, now).is_ok());
+        assert!(admission.admit(&config, 1, &trust, source, 1, now).is_ok());
         let other: IpAddr = "192.0.2.9".parse().unwrap();
         assert_eq!(
-            admission.admit(&config, &trust, other, 3, now),
+            admission.admit(&config, 1, &trust, other, 3, now),
             Err(Refusal::SwitchFull)
         );
     }
@@ -254,7 +258,9 @@ mod tests {
             ..PeerTrust::default()
         };
         for _ in 0..100 {
-            admission.admit(&config, &trust, gateway, 0, now).unwrap();
+            admission
+                .admit(&config, 1, &trust, gateway, 0, now)
+                .unwrap();
             admission.call_started(gateway);
         }
     }
@@ -269,7 +275,7 @@ mod tests {
             let source = IpAddr::from(index.wrapping_add(0x0a00_0000).to_be_bytes());
             // Two seconds between waves: earlier buckets are full again, so they go.
             let now = start + Duration::from_secs(u64::from(index / 5_000) * 2);
-            let _ = admission.admit(&config, &trust, source, 0, now);
+            let _ = admission.admit(&config, 1, &trust, source, 0, now);
         }
         assert!(
             admission.buckets.len() <= MAX_SOURCES,

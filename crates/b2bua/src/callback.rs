@@ -142,7 +142,7 @@ impl Switch {
             return busy;
         }
         let key = self.next_call_key();
-        let call_id = format!("cb-{}@{}", self.layer.new_tag(), self.advertised);
+        let call_id = self.new_call_id("cb-", &self.advertised.to_string());
         let due = self.now.instant + Duration::from_millis(self.config.callback.delay_ms);
         info!(call = key, %call_id, access = %access.number, "callback requested");
         self.callbacks.insert(
@@ -578,7 +578,7 @@ impl Switch {
             (cause, "switch"),
         );
         self.ledger_request(
-            0,
+            self.no_call_key(),
             LedgerRequest::Settle {
                 reservation,
                 rated: Some(rated),
@@ -600,7 +600,7 @@ impl Switch {
             let reservation = format!("{}#{}", callback.call_id, CALLER_LEG.0);
             let now_ms = self.now.epoch_ms;
             self.ledger_request(
-                0,
+                self.no_call_key(),
                 LedgerRequest::Release {
                     reservation,
                     now_ms,
@@ -745,7 +745,7 @@ impl Switch {
         info!(call = key, carrier = %ringing.target.carrier, "callback answered");
         self.sessions.insert(key, Box::new(session));
         self.acknowledge_caller_leg(key, response);
-        self.admission.call_started(peer.address.ip());
+        self.admission().call_started(peer.address.ip());
         self.checkpoint_caller_leg(key);
         self.run_outputs(key);
     }
@@ -843,7 +843,7 @@ impl Switch {
         );
         self.counters.billed_ms += answered_ms;
         self.ledger_request(
-            0,
+            self.no_call_key(),
             LedgerRequest::Settle {
                 reservation: bill.reservation,
                 rated: Some(bill.rated),

@@ -652,7 +652,7 @@ impl Switch {
         session.opening = Some(1);
         self.sessions.insert(key, Box::new(session));
         self.by_transaction.insert(transaction, key);
-        self.admission.call_started(source.address.ip());
+        self.admission().call_started(source.address.ip());
         Ok(())
     }
 
@@ -920,7 +920,7 @@ impl Switch {
                     language,
                     now_ms,
                 };
-                self.ledger_request(0, request)
+                self.ledger_request(self.no_call_key(), request)
             }
             Output::Authorize {
                 attempt,
@@ -1210,7 +1210,7 @@ impl Switch {
     fn release_late_reservation(&mut self, reservation: String) {
         let now_ms = self.now.epoch_ms;
         self.ledger_request(
-            0,
+            self.no_call_key(),
             LedgerRequest::Release {
                 reservation,
                 now_ms,
@@ -1291,15 +1291,18 @@ impl Switch {
 
     fn pin_failed(&mut self, key: u64) {
         self.counters.pin_failures += 1;
-        self.alarms.pin_failed(self.now.instant);
+        self.alarms().pin_failed(self.now.instant);
         let guess_keys = self.pin_guess_keys(key);
         let now_ms = self.now.epoch_ms;
-        self.ledger_request(0, LedgerRequest::PinFailed { guess_keys, now_ms });
+        self.ledger_request(
+            self.no_call_key(),
+            LedgerRequest::PinFailed { guess_keys, now_ms },
+        );
     }
 
     /// A PIN's answer, held back while the PIN alarm is on (see crate::alarms).
     fn pin_answered(&mut self, key: u64, input: Input) {
-        let delay = self.alarms.pin_answer_delay(self.now.instant);
+        let delay = self.alarms().pin_answer_delay(self.now.instant);
         if delay.is_zero() {
             self.feed(key, input);
         } else {
@@ -1508,7 +1511,7 @@ impl Switch {
             .headers
             .push("From", &format!("<sip:{caller}@{local_host}>;tag={tag}"));
         invite.headers.push("To", &format!("<{uri_text}>"));
-        let call_id = format!("{}@{}", self.layer.new_tag(), local_host);
+        let call_id = self.new_call_id("", &local_host);
         invite.headers.push("Call-ID", &call_id);
         invite.headers.push("CSeq", "1 INVITE");
         invite
@@ -1822,7 +1825,7 @@ impl Switch {
             return;
         };
         self.ledger_request(
-            0,
+            self.no_call_key(),
             LedgerRequest::Checkpoint {
                 reservation,
                 answered_at_ms,
@@ -2397,7 +2400,7 @@ impl Switch {
         if let Some(rated) = &rated {
             let charge = talktime_billing::rate_call(&rated.context, answered_ms);
             let charged_micros = charge.total.to_micros().unwrap_or(i64::MAX);
-            self.alarms.call_settled(
+            self.alarms().call_settled(
                 self.now.instant,
                 rated.account.0,
                 &rated.number,
@@ -2422,7 +2425,8 @@ impl Switch {
             return;
         };
         self.call_deadlines.remove(key);
-        self.admission.call_ended(session.caller.peer.address.ip());
+        self.admission()
+            .call_ended(session.caller.peer.address.ip());
         crate::counters::Counters::add(&mut self.counters.calls_ended, record.cause.as_str());
         info!(
             call = key,

@@ -232,6 +232,17 @@ pub struct SipConfig {
     /// carries about 3,900 calls a second; 100,000 had capped a sustained 3,000/s at ~1,560.
     #[serde(default = "default_max_transactions")]
     pub max_transactions: usize,
+    /// Core threads the calls are spread over (issue 19), each its own switch with its own
+    /// transactions, dialogs and share of the RTP ports; a call's core is a hash of its
+    /// Call-ID. Per-source admission, alarms and carrier limits are shared exactly; the
+    /// switch-wide `[admission] max_calls` and `max_transactions` are split evenly. 1 (the
+    /// default) is one core loop, as before.
+    #[serde(default = "default_core_threads")]
+    pub core_threads: usize,
+}
+
+fn default_core_threads() -> usize {
+    1
 }
 
 fn default_max_transactions() -> usize {
@@ -1032,6 +1043,14 @@ impl Config {
                 self.rtp.port_min, self.rtp.port_max
             )));
         }
+        if !(1..=crate::shard::MAX_CORE_THREADS).contains(&self.sip.core_threads) {
+            return Err(ConfigError::Invalid(format!(
+                "sip: core_threads must be 1 to {}",
+                crate::shard::MAX_CORE_THREADS
+            )));
+        }
+        crate::shard::port_ranges(self.rtp.port_min, self.rtp.port_max, self.sip.core_threads)
+            .map_err(|error| ConfigError::Invalid(format!("rtp: {error}")))?;
         if self.sip.t1_ms == 0 || self.sip.t2_ms < self.sip.t1_ms {
             return Err(ConfigError::Invalid(
                 "sip: t1_ms must be positive and t2_ms at least t1_ms".into(),

@@ -37,6 +37,29 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Adds another core's counts to these (the node's `/metrics` is the sum of its cores).
+    pub fn absorb(&mut self, other: &Counters) {
+        fn merge<K: Ord + Clone>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
+            for (key, value) in from {
+                *into.entry(key.clone()).or_default() += value;
+            }
+        }
+        merge(&mut self.calls_started, &other.calls_started);
+        merge(&mut self.calls_refused, &other.calls_refused);
+        merge(&mut self.calls_ended, &other.calls_ended);
+        merge(&mut self.carrier_attempts, &other.carrier_attempts);
+        merge(&mut self.carrier_answers, &other.carrier_answers);
+        self.billed_ms += other.billed_ms;
+        self.answered_calls += other.answered_calls;
+        self.pin_failures += other.pin_failures;
+        self.pin_answers_delayed += other.pin_answers_delayed;
+        merge(&mut self.requests_received, &other.requests_received);
+        merge(&mut self.responses_sent, &other.responses_sent);
+        self.unparseable += other.unparseable;
+        merge(&mut self.alarms_raised, &other.alarms_raised);
+        merge(&mut self.callbacks, &other.callbacks);
+    }
+
     pub(crate) fn add<K: Ord>(map: &mut BTreeMap<K, u64>, key: K) {
         *map.entry(key).or_default() += 1;
     }
@@ -69,6 +92,20 @@ pub struct Gauges {
     pub transactions_refused_full: u64,
     pub stray_responses: u64,
     pub retransmissions: u64,
+}
+
+impl Gauges {
+    /// Adds another core's gauges to these.
+    pub fn absorb(&mut self, other: &Gauges) {
+        self.calls_up += other.calls_up;
+        self.ivr_sessions += other.ivr_sessions;
+        self.ledger_in_flight += other.ledger_in_flight;
+        self.transactions += other.transactions;
+        self.dialogs += other.dialogs;
+        self.transactions_refused_full += other.transactions_refused_full;
+        self.stray_responses += other.stray_responses;
+        self.retransmissions += other.retransmissions;
+    }
 }
 
 #[cfg(test)]

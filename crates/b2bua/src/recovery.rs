@@ -39,6 +39,11 @@ impl LegBye {
             _ => None,
         }
     }
+
+    /// The core thread whose transactions take this BYE's answers (its Call-ID's).
+    pub fn core(&self, count: usize) -> usize {
+        crate::shard::shard_of_datagram(self.request.as_bytes(), count).unwrap_or(0)
+    }
 }
 
 /// What a restart needs to bill an answered call and end it.

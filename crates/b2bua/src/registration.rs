@@ -66,6 +66,10 @@ impl Switch {
     /// Sets up a registration for every carrier that asks for one; the first REGISTER goes
     /// out at once.
     pub(crate) fn prepare_registrations(&mut self) {
+        // Core 0 registers for the node (crate::shard).
+        if self.shard.index != 0 {
+            return;
+        }
         let now = self.now.instant;
         for carrier in self.config.carriers.clone() {
             if self.registrations.by_carrier.contains_key(&carrier.name) {
@@ -85,7 +89,8 @@ impl Switch {
                 talktime_routing::Transport::Tcp => SipTransport::Tcp,
                 talktime_routing::Transport::Tls => SipTransport::Tls,
             };
-            let call_id = format!("{}@{}", self.layer.new_tag(), self.sent_by(transport));
+            let sent_by = self.sent_by(transport);
+            let call_id = self.new_call_id("", &sent_by);
             let registration = Registration {
                 peer: Peer { transport, address },
                 host: format!("{}:{}", carrier.host, carrier.port),

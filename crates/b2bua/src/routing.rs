@@ -67,7 +67,7 @@ impl Switch {
             carrier_addresses,
         } = update;
         if let Err(errors) =
-            self.router
+            self.router()
                 .reload(carriers.clone(), dial_plans.clone(), buy_rates, now)
         {
             warn!(version, %errors, "routing change refused; the previous routing stays");
@@ -106,7 +106,7 @@ impl Switch {
             })?;
         let start = self.local_start().ok_or(Refusal::UnknownDestination)?;
         let request = RouteRequest::new(&access.dial_plan, &number, start);
-        match self.router.route(&request, self.now.instant) {
+        match self.router().route(&request, self.now.instant) {
             Err(RouteError::Blocked { .. }) => Err(Refusal::BlockedDestination),
             Err(RouteError::NoRoute { .. } | RouteError::UnknownDialPlan(_)) => {
                 Err(Refusal::UnknownDestination)
@@ -132,7 +132,7 @@ impl Switch {
         if let Some(sell) = sell_per_minute {
             request = request.with_sell_rate(sell, refuse_loss);
         }
-        let route = match self.router.route(&request, self.now.instant) {
+        let route = match self.router().route(&request, self.now.instant) {
             Ok(route) => route,
             Err(error) => {
                 info!(%error, "no route");
@@ -169,7 +169,7 @@ impl Switch {
 
     /// Takes a call slot on the carrier; false (and a log line) when it is at capacity.
     pub(crate) fn carrier_started(&mut self, carrier: &str) -> bool {
-        match self.router.call_started(carrier, self.now.instant) {
+        match self.router().call_started(carrier, self.now.instant) {
             Ok(()) => true,
             Err(error) => {
                 info!(%error, "carrier skipped at capacity");
@@ -179,22 +179,23 @@ impl Switch {
     }
 
     pub(crate) fn carrier_ended(&mut self, carrier: &str) {
-        self.router.call_ended(carrier);
+        self.router().call_ended(carrier);
     }
 
     pub(crate) fn fails_over(&self, carrier: &str, status: Option<u16>) -> bool {
-        self.router.failover(carrier, status)
+        self.router().failover(carrier, status)
     }
 
     /// Sends the OPTIONS pings that are due.
     pub(crate) fn ping_carriers(&mut self, now: Instant) {
-        for carrier in self.router.health_due(now) {
+        let due = self.router().health_due(now);
+        for carrier in due {
             let Some(&address) = self.carrier_addresses.get(&carrier) else {
-                self.router.health_result(&carrier, false, now);
+                self.router().health_result(&carrier, false, now);
                 continue;
             };
             let transport = self
-                .router
+                .router()
                 .carrier(&carrier)
                 .map_or(SipTransport::Udp, |config| sip_transport(config.transport));
             let peer = Peer { transport, address };
@@ -208,7 +209,10 @@ impl Switch {
                 Err(error) => warn!(%carrier, %error, "cannot ping carrier"),
             }
         }
-        while let Some(change) = self.router.poll_event() {
+        loop {
+            let Some(change) = self.router().poll_event() else {
+                break;
+            };
             info!(carrier = %change.carrier, up = change.up, "carrier health changed");
             self.report_carrier_health(change.carrier, change.up);
         }
@@ -227,7 +231,7 @@ impl Switch {
         request
             .headers
             .push("To", &format!("<sip:{}>", peer.address));
-        let call_id = format!("{}@{sent_by}", self.layer.new_tag());
+        let call_id = self.new_call_id("", &sent_by);
         request.headers.push("Call-ID", &call_id);
         request.headers.push("CSeq", "1 OPTIONS");
         request
@@ -241,7 +245,7 @@ impl Switch {
         let Some(carrier) = self.health_checks.remove(&transaction) else {
             return false;
         };
-        self.router
+        self.router()
             .health_result(&carrier, answered, self.now.instant);
         true
     }

@@ -162,6 +162,12 @@ impl Switch {
         };
         if !idle {
             stopping.linger_until = None;
+            tracing::debug!(
+                calls = self.sessions.len(),
+                calls_up = self.calls_up(),
+                ledger = self.ledger_pace.in_flight,
+                "stopping: waiting for calls and ledger answers"
+            );
             return false;
         }
         let linger_until = *stopping.linger_until.get_or_insert(now + LINGER);

@@ -141,6 +141,8 @@ struct ActiveTone {
 pub enum SwitchError {
     #[error("invalid RTP port range: {0}")]
     Ports(#[from] talktime_media::PortError),
+    #[error("cannot spread the calls over core threads: {0}")]
+    Cores(String),
 }
 
 /// The switch. See the module documentation.
@@ -160,7 +162,9 @@ pub struct Switch {
     pub(crate) advertised: IpAddr,
     listening: Listening,
     pub(crate) prompts: PromptCache,
-    pub(crate) router: Router,
+    /// This switch's core thread among the node's, and what the cores share (the router,
+    /// per-source admission, the alarms): see crate::shard.
+    pub(crate) shard: crate::shard::Shard,
     pub(crate) carrier_addresses: HashMap<String, SocketAddr>,
     /// Prepaid calls by key, and the indexes that find them. Boxed: the table grows by
     /// doubling, and a slot is a pointer, not a whole call (measured in docs/PERFORMANCE.md).
@@ -184,9 +188,8 @@ pub struct Switch {
     /// Ledger requests not yet answered and how fast answers come (overload control; a stop
     /// waits for the requests).
     pub(crate) ledger_pace: crate::admission::LedgerPace,
-    /// Calls per source and the sources' new-call buckets.
-    pub(crate) admission: crate::admission::Admission,
-    pub(crate) alarms: crate::alarms::Alarms,
+    /// Calls refused by admission control on this core (for the log's summary).
+    pub(crate) admission_refused: u64,
     pub(crate) counters: crate::counters::Counters,
     /// PIN answers held back while the PIN alarm is on, in the order they are due.
     pub(crate) held_pin_answers: VecDeque<(Instant, u64, CallInput)>,
@@ -215,18 +218,69 @@ impl std::fmt::Debug for Switch {
 impl Switch {
     /// A switch with no call up. Carriers that register send their first REGISTER at once
     /// (the first [`Switch::poll_output`]s).
-    pub fn new(config: Config, mut services: Services, now: Now) -> Result<Switch, SwitchError> {
+    pub fn new(config: Config, services: Services, now: Now) -> Result<Switch, SwitchError> {
+        let mut switches = Switch::sharded(config, services, Vec::new(), now)?;
+        Ok(switches.remove(0))
+    }
+
+    /// One switch for each core thread (`[sip] core_threads`: one more than `randomness`,
+    /// each core's own source), sharing the router, admission and alarms (crate::shard).
+    pub fn sharded(
+        config: Config,
+        mut services: Services,
+        randomness: Vec<Box<dyn RandomSource>>,
+        now: Now,
+    ) -> Result<Vec<Switch>, SwitchError> {
+        let count = randomness.len() + 1;
+        let port_ranges =
+            crate::shard::port_ranges(config.rtp.port_min, config.rtp.port_max, count)
+                .map_err(SwitchError::Cores)?;
+        let router = std::mem::take(&mut services.router);
+        let shared = std::sync::Arc::new(crate::shard::Shared::new(router, config.alarms.clone()));
+        let mut randomness = randomness.into_iter();
+        let mut switches = Vec::with_capacity(count);
+        for (index, ports) in port_ranges.into_iter().enumerate() {
+            let random = match index {
+                0 => std::mem::replace(&mut services.random, Box::new(SplitMix64::new(0))),
+                _ => randomness
+                    .next()
+                    .ok_or(SwitchError::Cores("randomness".into()))?,
+            };
+            let shard = crate::shard::Shard {
+                index,
+                count,
+                shared: shared.clone(),
+            };
+            let core = Services {
+                prompts: services.prompts.clone(),
+                router: Router::default(),
+                carrier_addresses: services.carrier_addresses.clone(),
+                listening: services.listening,
+                random,
+            };
+            switches.push(Switch::for_core(config.clone(), core, shard, ports, now)?);
+        }
+        Ok(switches)
+    }
+
+    fn for_core(
+        config: Config,
+        services: Services,
+        shard: crate::shard::Shard,
+        (port_min, port_max): (u16, u16),
+        now: Now,
+    ) -> Result<Switch, SwitchError> {
         let timers = TimerConfig {
             t1: Duration::from_millis(config.sip.t1_ms),
             t2: Duration::from_millis(config.sip.t2_ms),
             t4: Duration::from_millis(config.sip.t4_ms),
             ..TimerConfig::default()
         };
-        let ports = PortAllocator::new(config.rtp.port_min, config.rtp.port_max)?;
+        let ports = PortAllocator::new(port_min, port_max)?;
+        let mut services = services;
         let random = SplitMix64::new(services.random.next_u64());
-        let alarms = crate::alarms::Alarms::new(config.alarms.clone());
         let mut layer = TransactionLayer::new(timers, services.random);
-        layer.set_max_server_transactions(config.sip.max_transactions.max(1));
+        layer.set_max_server_transactions(config.sip.max_transactions.div_ceil(shard.count).max(1));
         let mut switch = Switch {
             layer,
             dialogs: DialogTable::new(timers),
@@ -239,7 +293,7 @@ impl Switch {
             listening: services.listening,
             config,
             prompts: services.prompts,
-            router: services.router,
+            shard,
             carrier_addresses: services.carrier_addresses,
             sessions: HashMap::new(),
             callbacks: HashMap::new(),
@@ -253,8 +307,7 @@ impl Switch {
             abandoned_peers: HashMap::new(),
             registrations: crate::registration::Registrations::default(),
             ledger_pace: crate::admission::LedgerPace::default(),
-            admission: crate::admission::Admission::default(),
-            alarms,
+            admission_refused: 0,
             counters: crate::counters::Counters::default(),
             held_pin_answers: VecDeque::new(),
             moved_to_tcp: HashMap::new(),
@@ -319,8 +372,10 @@ impl Switch {
         self.call_timeouts(instant);
         self.callback_timers(instant);
         self.release_pin_answers(instant);
-        self.ping_carriers(instant);
-        self.register_due(instant);
+        if self.shard.index == 0 {
+            self.ping_carriers(instant);
+            self.register_due(instant);
+        }
         self.stop_timers(instant);
         self.drain();
     }
@@ -338,7 +393,7 @@ impl Switch {
             self.call_deadlines.next(),
             self.callbacks_timeout(),
             self.held_pin_answers.front().map(|(due, _, _)| *due),
-            self.router.poll_timeout(),
+            self.pings_timeout(),
             self.registrations.next_timeout(),
             self.stop_timeout(),
         ]
@@ -373,7 +428,10 @@ impl Switch {
     /// What the switch counted since start (for `/metrics`).
     pub fn counters(&self) -> crate::counters::Counters {
         let mut counters = self.counters.clone();
-        counters.alarms_raised.clone_from(&self.alarms.raised);
+        // The alarms are the node's: core 0 counts them for all.
+        if self.shard.index == 0 {
+            counters.alarms_raised.clone_from(&self.alarms().raised);
+        }
         counters
     }
 
@@ -397,7 +455,48 @@ impl Switch {
 
     /// Every carrier's health and calls in progress, in configuration order.
     pub fn carrier_status(&self) -> Vec<talktime_routing::CarrierStatus> {
-        self.router.carrier_status()
+        self.router().carrier_status()
+    }
+
+    /// This switch's core thread (0 with one core).
+    pub fn core(&self) -> usize {
+        self.shard.index
+    }
+
+    /// The router the cores share (crate::shard).
+    pub(crate) fn router(&self) -> std::sync::MutexGuard<'_, Router> {
+        crate::shard::hold(&self.shard.shared.router)
+    }
+
+    pub(crate) fn admission(&self) -> std::sync::MutexGuard<'_, crate::admission::Admission> {
+        crate::shard::hold(&self.shard.shared.admission)
+    }
+
+    pub(crate) fn alarms(&self) -> std::sync::MutexGuard<'_, crate::alarms::Alarms> {
+        crate::shard::hold(&self.shard.shared.alarms)
+    }
+
+    /// The next carrier ping, on the core that pings.
+    fn pings_timeout(&self) -> Option<Instant> {
+        (self.shard.index == 0)
+            .then(|| self.router().poll_timeout())
+            .flatten()
+    }
+
+    /// The key of ledger requests of no call (their answers are only counted): this core's
+    /// index, which no call's key is (those start at `index + count`).
+    pub(crate) fn no_call_key(&self) -> u64 {
+        self.shard.index as u64
+    }
+
+    /// A Call-ID of our own that hashes to this core, so its answers come back here.
+    pub(crate) fn new_call_id(&mut self, prefix: &str, host: &str) -> String {
+        loop {
+            let call_id = format!("{prefix}{}@{host}", self.layer.new_tag());
+            if crate::shard::shard_of_call_id(&call_id, self.shard.count) == self.shard.index {
+                return call_id;
+            }
+        }
     }
 
     /// Calls up (prepaid and test-number).
@@ -479,8 +578,9 @@ impl Switch {
         }
     }
 
+    /// Keys are `index + count × n` (n from 1): a key names its core (crate::shard).
     pub(crate) fn next_call_key(&mut self) -> u64 {
-        let key = self.next_key;
+        let key = self.next_key * self.shard.count as u64 + self.shard.index as u64;
         self.next_key += 1;
         key
     }
@@ -834,8 +934,9 @@ impl Switch {
         trust: &crate::config::PeerTrust,
     ) -> Result<(), Box<Response>> {
         let calls_up = self.calls_up();
-        let admitted = self.admission.admit(
+        let admitted = self.admission().admit(
             &self.config.admission,
+            self.shard.count,
             trust,
             source.address.ip(),
             calls_up,
@@ -844,12 +945,12 @@ impl Switch {
         let Err(refusal) = admitted else {
             return Ok(());
         };
-        self.admission.refused += 1;
+        self.admission_refused += 1;
         debug!(source = %source.address, limit = refusal.as_str(), "call refused by admission control");
         // A flood is summed up, not logged call by call.
-        if self.admission.refused.is_power_of_two() {
+        if self.admission_refused.is_power_of_two() {
             warn!(
-                refused = self.admission.refused,
+                refused = self.admission_refused,
                 limit = refusal.as_str(),
                 "calls refused by admission control so far"
             );

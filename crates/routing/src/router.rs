@@ -271,8 +271,8 @@ struct Evaluation {
 /// Carriers, dial plans and buy rates, plus each carrier's health and capacity.
 ///
 /// One instance is shared by all calls (behind a mutex in the shell); every method is quick
-/// and allocation-light, with no IO.
-#[derive(Debug)]
+/// and allocation-light, with no IO. The default routes nowhere.
+#[derive(Debug, Default)]
 pub struct Router {
     carriers: Vec<CarrierState>,
     carrier_positions: HashMap<String, usize>,

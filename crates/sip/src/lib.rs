@@ -22,7 +22,7 @@ mod validate;
 
 pub use error::{ParseError, SipError};
 pub use headers::{HeaderValues, Headers, canonical_name, split_comma_list};
-pub use message::{Message, Request, Response};
+pub use message::{Message, Request, Response, peek_call_id};
 pub use method::Method;
 pub use params::Params;
 pub use stream::{DEFAULT_MAX_MESSAGE_SIZE, StreamFramer};

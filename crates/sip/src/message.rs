@@ -542,3 +542,23 @@ impl fmt::Display for Message {
         }
     }
 }
+
+/// The Call-ID of a message still in bytes, found without parsing it (the header, long or
+/// compact form, value trimmed); `None` when there is none before the blank line. For
+/// steering a datagram to the thread that owns its call before anyone parses it.
+pub fn peek_call_id(bytes: &[u8]) -> Option<&str> {
+    let mut lines = bytes.split(|byte| *byte == b'\n').skip(1);
+    lines.find_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            // The end of the headers: stop looking.
+            return Some(None);
+        }
+        let colon = line.iter().position(|byte| *byte == b':')?;
+        let name = line[..colon].trim_ascii();
+        if !name.eq_ignore_ascii_case(b"call-id") && !name.eq_ignore_ascii_case(b"i") {
+            return None;
+        }
+        Some(std::str::from_utf8(line[colon + 1..].trim_ascii()).ok())
+    })?
+}

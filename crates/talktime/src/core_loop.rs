@@ -12,6 +12,12 @@
 //! Before this, datagrams were received by a task on the shell's runtime and passed over a
 //! channel: a worker thread woke for the socket, then woke the core (issue 19: about 13
 //! context switches a call over all threads at 1,500 calls/s, each dear on this machine).
+//!
+//! With `[sip] core_threads = N` there are N such threads, each with a switch of its own
+//! (`talktime_b2bua::shard`). Each receives on the same sockets (duplicated descriptors;
+//! whichever thread is free takes the datagrams waiting) and passes a datagram whose
+//! Call-ID belongs to another core to that core's queue: one hop for those, none for its own.
+//! Core 0 also takes the stream messages and failed deliveries and passes them on alike.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -27,7 +33,7 @@ use tracing::{debug, info, warn};
 
 use crate::ledger_tasks::LedgerTasks;
 use crate::media_session::MediaCalls;
-use crate::server::now;
+use crate::server::{Handoff, now};
 use crate::transport::{Inbound, MAX_MESSAGE_BYTES, Outbound, Protocol, Transport, UdpReceiver};
 
 /// The thread's name (in `top -H`, `perf`, and the load script's per-thread figures).
@@ -95,10 +101,13 @@ impl Shell {
 /// Everything that feeds the core besides its sockets.
 #[derive(Debug)]
 pub struct Channels {
-    pub stream_inbound: mpsc::Receiver<Inbound>,
+    /// Messages framed from streams and failed deliveries: core 0's (it passes them on).
+    pub stream_inbound: Option<mpsc::Receiver<Inbound>>,
+    pub failures: Option<mpsc::UnboundedReceiver<TransactionId>>,
     pub core_messages: mpsc::Receiver<Input>,
-    pub failures: mpsc::UnboundedReceiver<TransactionId>,
     pub media_reports: mpsc::UnboundedReceiver<(u64, talktime_b2bua::MediaReport)>,
+    /// Every core's queue, for inputs that belong to another core.
+    pub cores: crate::server::CoreSender,
 }
 
 /// Starts the core's thread; the receiver answers once the switch has stopped, with the
@@ -112,18 +121,18 @@ pub fn start(
     metrics: Arc<crate::metrics::Metrics>,
 ) -> std::io::Result<tokio::sync::oneshot::Receiver<anyhow::Result<Shell>>> {
     let (done, finished) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name(CORE_THREAD.into())
-        .spawn(move || {
-            let result = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::from)
-                .and_then(|runtime| {
-                    runtime.block_on(run(switch, shell, receivers, channels, metrics))
-                });
-            let _ = done.send(result);
-        })?;
+    let name = match switch.core() {
+        0 => CORE_THREAD.to_owned(),
+        core => format!("{CORE_THREAD}-{core}"),
+    };
+    std::thread::Builder::new().name(name).spawn(move || {
+        let result = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(run(switch, shell, receivers, channels, metrics)));
+        let _ = done.send(result);
+    })?;
     Ok(finished)
 }
 
@@ -147,26 +156,24 @@ async fn run(
     metrics_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut alarm = Alarm::new();
     shell.carry_out(&mut switch);
-    info!("Talktime ready");
+    if switch.core() == 0 {
+        info!("Talktime ready");
+    }
     loop {
         alarm.set(switch.poll_timeout());
         tokio::select! {
             ready = readable(&sockets) => {
-                receive_datagrams(&mut switch, &sockets[ready], &mut buffer);
+                receive_datagrams(&mut switch, &sockets[ready], &mut buffer, &channels.cores);
             }
-            received = channels.stream_inbound.recv() => {
-                if let Some(received) = received {
-                    switch.handle_input(inbound_input(received), now());
-                }
+            received = next_or_never(&mut channels.stream_inbound) => {
+                pass_on(&mut switch, inbound_input(received), &channels.cores);
             }
             message = channels.core_messages.recv() => {
                 let Some(input) = message else { return Ok(shell) };
                 switch.handle_input(input, now());
             }
-            failed = channels.failures.recv() => {
-                if let Some(transaction) = failed {
-                    switch.handle_input(Input::DeliveryFailed(transaction), now());
-                }
+            failed = next_or_never_unbounded(&mut channels.failures) => {
+                pass_on(&mut switch, Input::DeliveryFailed(failed), &channels.cores);
             }
             report = channels.media_reports.recv() => {
                 if let Some((call, report)) = report {
@@ -180,7 +187,10 @@ async fn run(
         shell.carry_out(&mut switch);
         publisher.publish(&switch, &metrics);
         if switch.stopped(Instant::now()) {
-            info!("stopped: every call ended, billed and recorded");
+            info!(
+                core = switch.core(),
+                "stopped: every call ended, billed and recorded"
+            );
             return Ok(shell);
         }
     }
@@ -199,12 +209,59 @@ async fn readable(sockets: &[(UdpSocket, std::net::SocketAddr)]) -> usize {
     .await
 }
 
-/// Hands the switch every datagram waiting on one socket, up to [`DATAGRAMS_A_TURN`].
+/// The next message of a channel only core 0 has (the others wait forever here).
+async fn next_or_never<T>(receiver: &mut Option<mpsc::Receiver<T>>) -> T {
+    match receiver {
+        Some(receiver) => match receiver.recv().await {
+            Some(value) => value,
+            // The transport is gone: nothing more will come.
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_or_never_unbounded<T>(receiver: &mut Option<mpsc::UnboundedReceiver<T>>) -> T {
+    match receiver {
+        Some(receiver) => match receiver.recv().await {
+            Some(value) => value,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Handles `input` here, or passes it to the core it belongs to (each, for a failed
+/// delivery, whose transaction only its own core knows).
+fn pass_on(switch: &mut Switch, input: Input, cores: &crate::server::CoreSender) {
+    for (core, input) in talktime_b2bua::shard::route(input, cores.cores()) {
+        hand_to(switch, core, input, cores);
+    }
+}
+
+/// Gives `input` to `core`: this switch, or another's queue (full: dropped, as a datagram
+/// the socket could not take; that core stopped: handled here, where a new call gets 503).
+fn hand_to(switch: &mut Switch, core: usize, input: Input, cores: &crate::server::CoreSender) {
+    if core == switch.core() {
+        switch.handle_input(input, now());
+        return;
+    }
+    match cores.try_send_to(core, input) {
+        Handoff::Taken => {}
+        Handoff::Stopped(input) => switch.handle_input(input, now()),
+        Handoff::Full => debug!(core, "a core's queue is full; a message for it dropped"),
+    }
+}
+
+/// Hands the switch every datagram waiting on one socket, up to [`DATAGRAMS_A_TURN`];
+/// a datagram of another core's call goes to that core.
 fn receive_datagrams(
     switch: &mut Switch,
     (socket, local): &(UdpSocket, std::net::SocketAddr),
     buffer: &mut [u8],
+    cores: &crate::server::CoreSender,
 ) {
+    let count = cores.cores();
     for _ in 0..DATAGRAMS_A_TURN {
         match socket.try_recv_from(buffer) {
             Ok((length, source)) => {
@@ -213,7 +270,9 @@ fn receive_datagrams(
                     address: source,
                 };
                 let bytes = buffer[..length].to_vec();
-                switch.handle_input(Input::Datagram { bytes, source }, now());
+                let core = talktime_b2bua::shard::shard_of_datagram(&bytes, count)
+                    .unwrap_or(switch.core());
+                hand_to(switch, core, Input::Datagram { bytes, source }, cores);
             }
             Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return,
             // ICMP port unreachable surfaces here on some systems; keep receiving.
@@ -292,15 +351,19 @@ impl Publisher {
         if self.last.elapsed() < METRICS_EVERY {
             return;
         }
-        metrics.publish_switch(&switch.counters(), switch.gauges());
-        metrics.publish_carriers(switch.carrier_status());
+        let core = switch.core();
+        metrics.publish_switch(core, &switch.counters(), switch.gauges());
+        // The router is shared: one core's copy is every core's.
+        if core == 0 {
+            metrics.publish_carriers(switch.carrier_status());
+        }
         // The live calls only while the console looks; when it stops, one empty copy, so
         // that the next first look shows no call that has long ended.
         if metrics.live_calls_wanted() {
-            metrics.publish_calls(switch.live_calls());
+            metrics.publish_calls(core, switch.live_calls());
             self.calls_published = true;
         } else if self.calls_published {
-            metrics.publish_calls(Vec::new());
+            metrics.publish_calls(core, Vec::new());
             self.calls_published = false;
         }
         self.last = Instant::now();

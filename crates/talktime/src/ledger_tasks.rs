@@ -30,7 +30,8 @@ const SETTLE_RETRY_MAX: Duration = Duration::from_secs(5);
 /// the next statement follows at once.
 #[derive(Debug)]
 pub struct LedgerTasks {
-    runtime: LedgerRuntime,
+    /// One thread for every core thread's requests.
+    runtime: Arc<LedgerRuntime>,
     ledger: Arc<Ledger>,
     core: CoreSender,
     /// Settlements the database refused for now, being retried (for the log).
@@ -63,13 +64,26 @@ impl LedgerTasks {
         cpu: Option<usize>,
     ) -> std::io::Result<LedgerTasks> {
         Ok(LedgerTasks {
-            runtime: LedgerRuntime::start(cpu)?,
+            runtime: Arc::new(LedgerRuntime::start(cpu)?),
             ledger,
             core,
             settlements_waiting: Arc::new(AtomicUsize::new(0)),
             metrics,
             pending: Vec::new(),
         })
+    }
+
+    /// The same ledger thread for another core thread's requests (answers come back to the
+    /// core of each request's call key through the shared sender).
+    pub fn for_another_core(&self) -> LedgerTasks {
+        LedgerTasks {
+            runtime: self.runtime.clone(),
+            ledger: self.ledger.clone(),
+            core: self.core.clone(),
+            settlements_waiting: self.settlements_waiting.clone(),
+            metrics: self.metrics.clone(),
+            pending: Vec::new(),
+        }
     }
 
     /// Queues one request; [`LedgerTasks::hand_over`] starts it, and its answer comes back to

@@ -173,6 +173,9 @@ struct ServeArgs {
     /// RTP port range, e.g. 20000-20999.
     #[arg(long = "rtp-ports", value_name = "MIN-MAX")]
     rtp_ports: Option<String>,
+    /// Core threads the calls are spread over (`[sip] core_threads`).
+    #[arg(long = "core-threads", value_name = "N")]
+    core_threads: Option<usize>,
     /// Prompt directory (one subdirectory per language).
     #[arg(long = "prompts-dir")]
     prompts_dir: Option<PathBuf>,
@@ -205,6 +208,9 @@ impl ServeArgs {
                 .context("--rtp-ports takes MIN-MAX, e.g. 20000-20999")?;
             config.rtp.port_min = min.trim().parse().context("--rtp-ports: bad minimum")?;
             config.rtp.port_max = max.trim().parse().context("--rtp-ports: bad maximum")?;
+        }
+        if let Some(cores) = self.core_threads {
+            config.sip.core_threads = cores;
         }
         if let Some(dir) = &self.prompts_dir {
             config.paths.prompts_dir = dir.clone();

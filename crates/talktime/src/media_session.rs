@@ -19,15 +19,19 @@ pub type ReportSender = mpsc::UnboundedSender<(u64, MediaReport)>;
 /// The media of every call, by the switch's call key.
 #[derive(Debug)]
 pub struct MediaCalls {
-    workers: MediaWorkers,
+    /// The media threads, shared by the core threads (each has its own `MediaCalls`).
+    workers: std::sync::Arc<MediaWorkers>,
     calls: HashMap<u64, (WorkerHandle, u64)>,
     reports: ReportSender,
 }
 
 impl MediaCalls {
-    pub fn new(workers: MediaWorkers, reports: ReportSender) -> MediaCalls {
+    pub fn new(
+        workers: impl Into<std::sync::Arc<MediaWorkers>>,
+        reports: ReportSender,
+    ) -> MediaCalls {
         MediaCalls {
-            workers,
+            workers: workers.into(),
             calls: HashMap::new(),
             reports,
         }

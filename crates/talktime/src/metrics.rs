@@ -78,11 +78,13 @@ const LIVE_CALLS_INTEREST: Duration = Duration::from_secs(10);
 /// Everything `/metrics` shows.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    switch: Mutex<(Counters, Gauges)>,
+    /// Each core thread's copy of its switch's numbers, by core (`/metrics` shows the sum).
+    switch: Mutex<Vec<(Counters, Gauges)>>,
     radius: Mutex<RadiusNumbers>,
     ledger: [Histogram; 4],
     settlements_waiting: AtomicU64,
-    live_calls: Mutex<Vec<talktime_b2bua::monitor::LiveCall>>,
+    /// Each core's calls up, by core.
+    live_calls: Mutex<Vec<Vec<talktime_b2bua::monitor::LiveCall>>>,
     carriers: Mutex<Vec<talktime_routing::CarrierStatus>>,
     /// When the console last read the live calls: the core copies them out only while
     /// someone looks (a copy of every call costs allocations on the core loop).
@@ -97,12 +99,20 @@ pub struct Metrics {
 
 impl Metrics {
     /// The core loop's copy of the switch's numbers.
-    pub fn publish_switch(&self, counters: &Counters, gauges: Gauges) {
-        if let Ok(mut held) = self.switch.lock() {
-            held.0.clone_from(counters);
-            held.1 = gauges;
-        }
-        let started: u64 = counters.calls_started.values().sum();
+    pub fn publish_switch(&self, core: usize, counters: &Counters, gauges: Gauges) {
+        let started: u64 = match self.switch.lock() {
+            Ok(mut held) => {
+                if held.len() <= core {
+                    held.resize_with(core + 1, Default::default);
+                }
+                held[core].0.clone_from(counters);
+                held[core].1 = gauges;
+                held.iter()
+                    .map(|(counters, _)| counters.calls_started.values().sum::<u64>())
+                    .sum()
+            }
+            Err(_) => return,
+        };
         if let Ok(mut samples) = self.started_samples.lock() {
             let now = std::time::Instant::now();
             samples.push_back((now, started));
@@ -171,9 +181,12 @@ impl Metrics {
             .unwrap_or_default()
     }
 
-    pub fn publish_calls(&self, calls: Vec<talktime_b2bua::monitor::LiveCall>) {
+    pub fn publish_calls(&self, core: usize, calls: Vec<talktime_b2bua::monitor::LiveCall>) {
         if let Ok(mut held) = self.live_calls.lock() {
-            *held = calls;
+            if held.len() <= core {
+                held.resize_with(core + 1, Vec::new);
+            }
+            held[core] = calls;
         }
     }
 
@@ -185,13 +198,37 @@ impl Metrics {
         }
         self.live_calls
             .lock()
-            .map(|held| held.clone())
+            .map(|held| held.concat())
             .unwrap_or_default()
     }
 
-    /// The switch's gauges at the last copy (calls up, in the IVR, ...).
+    /// The switch's gauges at the last copy (calls up, in the IVR, ...), all cores together.
     pub fn gauges(&self) -> Gauges {
-        self.switch.lock().map(|held| held.1).unwrap_or_default()
+        self.switch_total().1
+    }
+
+    /// Every core's numbers added up.
+    fn switch_total(&self) -> (Counters, Gauges) {
+        let mut total = (Counters::default(), Gauges::default());
+        if let Ok(held) = self.switch.lock() {
+            for (counters, gauges) in held.iter() {
+                total.0.absorb(counters);
+                total.1.absorb(gauges);
+            }
+        }
+        total
+    }
+
+    /// Calls started on each core thread since start, by core.
+    fn calls_started_by_core(&self) -> Vec<u64> {
+        self.switch
+            .lock()
+            .map(|held| {
+                held.iter()
+                    .map(|(counters, _)| counters.calls_started.values().sum())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// One mail attempt: sent, or failed (it stays queued).
@@ -212,8 +249,19 @@ impl Metrics {
     /// The text exposition (version 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(8192);
-        if let Ok(held) = self.switch.lock() {
-            render_switch(&mut out, &held.0, &held.1);
+        let (counters, gauges) = self.switch_total();
+        render_switch(&mut out, &counters, &gauges);
+        header(
+            &mut out,
+            "talktime_core_calls_started_total",
+            "counter",
+            "Calls started on each core thread ([sip] core_threads).",
+        );
+        for (core, started) in self.calls_started_by_core().iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "talktime_core_calls_started_total{{core=\"{core}\"}} {started}"
+            );
         }
         for (kind, name) in ["lookup", "authorize", "settle", "other"]
             .iter()
@@ -538,7 +586,7 @@ mod tests {
         let metrics = Metrics::default();
         let mut counters = Counters::default();
         counters.calls_started.insert("1\"00".into(), 3);
-        metrics.publish_switch(&counters, Gauges::default());
+        metrics.publish_switch(0, &counters, Gauges::default());
         metrics.ledger_took(LedgerKind::Settle, Duration::from_millis(3));
         let text = metrics.render();
         assert!(text.contains("talktime_calls_started_total{access_number=\"1\\\"00\"} 3"));

@@ -24,8 +24,62 @@ use crate::media_workers::MediaWorkers;
 use crate::transport::{Inbound, TcpLimits, Transport};
 
 /// Inputs for the switch from other tasks (the admin API's prompt uploads, recovery's BYEs,
-/// ledger answers).
-pub type CoreSender = mpsc::Sender<Input>;
+/// ledger answers), each to the core thread it belongs to (`talktime_b2bua::shard::route`).
+#[derive(Debug, Clone)]
+pub struct CoreSender {
+    cores: Arc<[mpsc::Sender<Input>]>,
+}
+
+/// What became of an input passed to another core.
+#[derive(Debug)]
+pub enum Handoff {
+    Taken,
+    /// That core's queue is full: the input is dropped (SIP retransmits a datagram).
+    Full,
+    /// That core has stopped (it had no call left): the sender handles the input itself
+    /// (a new call gets its 503 there).
+    Stopped(Input),
+}
+
+/// Every core thread has stopped.
+#[derive(Debug)]
+pub struct SwitchStopped;
+
+impl CoreSender {
+    pub fn new(cores: Vec<mpsc::Sender<Input>>) -> CoreSender {
+        CoreSender {
+            cores: cores.into(),
+        }
+    }
+
+    /// Sends `input` where it belongs, waiting while a core's queue is full; an input for
+    /// every core counts as sent if one took it.
+    pub async fn send(&self, input: Input) -> Result<(), SwitchStopped> {
+        let mut delivered = false;
+        for (core, input) in talktime_b2bua::shard::route(input, self.cores.len()) {
+            if let Some(sender) = self.cores.get(core) {
+                delivered |= sender.send(input).await.is_ok();
+            }
+        }
+        delivered.then_some(()).ok_or(SwitchStopped)
+    }
+
+    /// From a core thread, which never waits.
+    pub fn try_send_to(&self, core: usize, input: Input) -> Handoff {
+        let Some(sender) = self.cores.get(core) else {
+            return Handoff::Stopped(input);
+        };
+        match sender.try_send(input) {
+            Ok(()) => Handoff::Taken,
+            Err(mpsc::error::TrySendError::Full(_)) => Handoff::Full,
+            Err(mpsc::error::TrySendError::Closed(input)) => Handoff::Stopped(input),
+        }
+    }
+
+    pub fn cores(&self) -> usize {
+        self.cores.len()
+    }
+}
 
 /// The wall clock in epoch milliseconds (CDR times and the ledger's `now_ms`).
 pub fn wall_clock_ms() -> i64 {
@@ -117,9 +171,11 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
         .enable_tls(&config.sip.tls, sip_acceptor, tls_clients)
         .await
         .context("cannot bind SIP TLS listen addresses")?;
-    let (core_sender, core_messages) = mpsc::channel::<Input>(4096);
+    let cores = config.sip.core_threads.max(1);
+    let (senders, mut core_inputs): (Vec<_>, Vec<_>) =
+        (0..cores).map(|_| mpsc::channel::<Input>(4096)).unzip();
+    let core_sender = CoreSender::new(senders);
     let metrics = Arc::new(crate::metrics::Metrics::default());
-    let (media_sender, media_reports) = mpsc::unbounded_channel();
     let routing = crate::routing_live::spawn_sync(crate::routing_live::Sync {
         store: services.ledger.store().clone(),
         config: config.clone(),
@@ -196,6 +252,7 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
     )
     .context("cannot start the media threads")?;
     metrics.set_media(media_workers.stats());
+    let media_workers = Arc::new(media_workers);
     let recovered_byes = std::mem::take(&mut services.recovered_byes);
     let switch_services = talktime_b2bua::Services {
         prompts: services.prompts,
@@ -210,43 +267,75 @@ pub async fn serve(config: Config, mut services: Services) -> anyhow::Result<()>
     };
     let notifications = config.notifications.clone();
     let writer_cpu = services.writer_cpu;
-    let mut switch =
-        Switch::new(config, switch_services, now()).context("cannot start the switch")?;
-    let receivers = transport
-        .udp_receivers()
-        .context("cannot take the SIP UDP sockets into the core")?;
-    let mut shell = Shell {
-        notifications,
-        transport,
-        media: MediaCalls::new(media_workers, media_sender),
-        ledger: LedgerTasks::new(
-            services.ledger,
-            core_sender.clone(),
-            metrics.clone(),
-            writer_cpu,
-        )
-        .context("cannot start the ledger's thread")?,
-        main: tokio::runtime::Handle::current(),
-    };
-    switch.handle_input(Input::RecoveredByes(recovered_byes), now());
-    shell.carry_out(&mut switch);
-    forward_stop_signals(core_sender)?;
-    let channels = crate::core_loop::Channels {
-        stream_inbound,
-        core_messages,
-        failures,
-        media_reports,
-    };
-    let stopped = crate::core_loop::start(switch, shell, receivers, channels, metrics)
-        .context("cannot start the core's thread")?;
-    let shell = stopped
-        .await
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("the core's thread ended without a word")))?;
+    let randomness = (1..cores)
+        .map(|_| Box::new(SystemRandom) as Box<dyn talktime_sip::transaction::RandomSource>)
+        .collect();
+    let mut switches = Switch::sharded(config, switch_services, randomness, now())
+        .context("cannot start the switch")?;
+    let ledger = LedgerTasks::new(
+        services.ledger,
+        core_sender.clone(),
+        metrics.clone(),
+        writer_cpu,
+    )
+    .context("cannot start the ledger's thread")?;
+    let mut shells = Vec::with_capacity(cores);
+    let mut media_reports = Vec::with_capacity(cores);
+    for _ in 0..cores {
+        let (media_sender, reports) = mpsc::unbounded_channel();
+        media_reports.push(reports);
+        shells.push(Shell {
+            notifications: notifications.clone(),
+            transport: transport.clone(),
+            media: MediaCalls::new(media_workers.clone(), media_sender),
+            ledger: ledger.for_another_core(),
+            main: tokio::runtime::Handle::current(),
+        });
+    }
+    drop(ledger);
+    for (core, input) in talktime_b2bua::shard::route(Input::RecoveredByes(recovered_byes), cores) {
+        switches[core].handle_input(input, now());
+        shells[core].carry_out(&mut switches[core]);
+    }
+    forward_stop_signals(core_sender.clone())?;
+    let mut stream_inbound = Some(stream_inbound);
+    let mut failures = Some(failures);
+    let mut running = Vec::with_capacity(cores);
+    let parts = switches
+        .into_iter()
+        .zip(shells)
+        .zip(media_reports.into_iter().zip(core_inputs.drain(..)));
+    for ((switch, shell), (media_reports, core_messages)) in parts {
+        let receivers = transport
+            .udp_receivers()
+            .context("cannot take the SIP UDP sockets into the core")?;
+        let channels = crate::core_loop::Channels {
+            stream_inbound: stream_inbound.take(),
+            failures: failures.take(),
+            core_messages,
+            media_reports,
+            cores: core_sender.clone(),
+        };
+        let stopped = crate::core_loop::start(switch, shell, receivers, channels, metrics.clone())
+            .context("cannot start the core's thread")?;
+        running.push(stopped);
+    }
+    drop(core_sender);
+    // Each core stops when its own calls have ended; one that fails ends the node at once (its
+    // calls are billed from their checkpoints at the next start, as after a crash).
+    let mut shells = Vec::with_capacity(cores);
+    while !running.is_empty() {
+        let (ended, _, still_running) = futures_util::future::select_all(running).await;
+        running = still_running;
+        let shell = ended
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("a core's thread ended without a word")))?;
+        shells.push(shell);
+    }
     // `talktime nodes list` then says stopped, not dead.
     if let Err(error) = node_store.node_stopped(wall_clock_ms()).await {
         warn!(%error, "cannot record this node's stop");
     }
-    drop(shell);
+    drop(shells);
     Ok(())
 }
 

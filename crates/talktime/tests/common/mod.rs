@@ -197,6 +197,12 @@ impl Switch {
         if !extra.contains(&"--rtp-ports") {
             command.args(["--rtp-ports", &format!("{rtp}-{}", rtp + 99)]);
         }
+        // The lane of tests/run-all that runs suites again with the calls over two cores.
+        if let Ok(cores) = std::env::var("TALKTIME_TEST_CORE_THREADS")
+            && !extra.contains(&"--core-threads")
+        {
+            command.args(["--core-threads", &cores]);
+        }
         command.arg("--data-dir").arg(&data_dir);
         if !extra.contains(&"--prompts-dir") {
             command
