@@ -170,3 +170,86 @@ fn a_scrape_during_load_parses_and_matches_sipp_and_the_ledger() {
     let text = scrape(&switch);
     assert!(!text.contains("1555"), "a phone number in the metrics");
 }
+
+/// `[sip] core_threads = 2` (issue 19): the same pinless load over two core threads. Each
+/// core takes calls (their Call-IDs hash both ways), each call is billed once with its CDR,
+/// no hold stays open, `/metrics` adds the cores up, and SIGTERM stops both.
+#[test]
+fn calls_over_two_core_threads_are_each_billed_once_and_counted_once() {
+    let dir = prepaid::data_dir("metrics-two-cores");
+    prepaid::tariff(&dir, "demo", "1,USA,0.60,0.30,1,1,0\n");
+    let csv = common::calls::pinless_accounts(&dir, CALLS, "88801", "1555001");
+    let carrier = BackgroundSipp::uas(
+        90,
+        &scenario("carrier_answer.xml"),
+        &["-m", &CALLS.to_string()],
+    );
+    let mut switch = common::calls::start_with(
+        &dir,
+        common::calls::forwarding_load_config(&carrier),
+        &["--core-threads", "2"],
+    );
+    let caller = common::calls::pinless_load(&switch, &dir, &csv, CALLS, CALLS, 1500);
+    assert!(
+        caller.finish(Duration::from_secs(40)).success(),
+        "{}",
+        tail(&switch.log_text(), 20)
+    );
+    let carrier_run = carrier.finish(Duration::from_secs(10));
+    assert!(carrier_run.success(), "{}", carrier_run.describe());
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let after = parse(&scrape(&switch));
+    let by_core = [
+        value(&after, "talktime_core_calls_started_total{core=\"0\"}"),
+        value(&after, "talktime_core_calls_started_total{core=\"1\"}"),
+    ];
+    assert!(by_core.iter().all(|calls| *calls >= 1.0), "{by_core:?}");
+    assert_eq!(by_core[0] + by_core[1], CALLS as f64);
+    assert_eq!(
+        value(
+            &after,
+            "talktime_calls_started_total{access_number=\"200\"}"
+        ),
+        CALLS as f64
+    );
+    assert_eq!(value(&after, "talktime_calls_up{}"), 0.0);
+
+    let ids = switch.call_ids();
+    assert_eq!(ids.len(), CALLS);
+    let charged: i64 = ids
+        .iter()
+        .map(|id| {
+            let cdrs = prepaid::wait_for_cdrs(&dir, &format!("{id}#1"), 1);
+            assert_eq!(cdrs.len(), 1, "one CDR for {id}");
+            assert!(cdrs[0].answer_ms.is_some() && cdrs[0].total_micros > 0);
+            cdrs[0].total_micros
+        })
+        .sum();
+    let summary = prepaid::runtime()
+        .block_on(prepaid::open(&dir).summary())
+        .unwrap();
+    assert_eq!(summary.cdrs, CALLS as i64);
+    // Every charge taken from its account once: the balances fell by the CDRs' totals.
+    assert_eq!(summary.balance_micros, CALLS as i64 * 5_000_000 - charged);
+    let open = Command::new("sqlite3")
+        .arg(dir.join("talktime.sqlite3"))
+        .arg("SELECT COUNT(*) FROM reservations WHERE state = 'open'")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&open.stdout).trim(), "0");
+
+    common::calls::signal(&switch, "TERM");
+    let status = common::calls::wait_for_exit(&mut switch, Duration::from_secs(10))
+        .expect("both cores stop");
+    assert!(status.success(), "exit status {status:?}");
+    let log = switch.log_text();
+    for core in ["core=0", "core=1"] {
+        assert!(
+            log.lines()
+                .any(|line| line.contains("stopped: every call ended") && line.contains(core)),
+            "{core} did not say it stopped:\n{}",
+            tail(&log, 20)
+        );
+    }
+}
