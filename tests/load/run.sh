@@ -33,7 +33,10 @@
 # (KEEP_GOING=1 runs every step). Every SIPp run and the switch itself run under `timeout`.
 # Environment (defaults in brackets):
 #   TALKTIME_BIN   the switch [$CARGO_TARGET_DIR/release/talktime, else target/release/talktime]
-#   BIN_A, BIN_B   the two switch binaries `ab` compares; PAIRS how many times each runs [3]
+#   BIN_A, BIN_B   the two switch binaries `ab` compares; PAIRS how many times each runs [3];
+#                  CORES_A, CORES_B their core threads [CORE_THREADS] (the same binary twice
+#                  with CORES_A=1 CORES_B=2 compares one core loop with two)
+#   CORE_THREADS   the switch's core threads ([sip] core_threads) [1]
 #   LOAD_WORK      scratch directory [/tmp/talktime-load]
 #   SIP_PORT       switch SIP port, UDP and TCP [15060]; CARRIER_PORT carrier UAS [15070]
 #   CALLER_PORT    caller SIPp port [15080]; RTP_RANGE switch media ports [20000-59999]: a
@@ -253,7 +256,7 @@ start_switch() {
         database=(--database-url "$(switch_database_url "$(cat "$data/database-url")")")
     timeout --signal=TERM 3600 "$BIN" serve --config "$data/talktime.toml" --data-dir "$data" \
         "${database[@]}" --sip-udp "127.0.0.1:$SIP_PORT" --sip-tcp "127.0.0.1:$SIP_PORT" \
-        --rtp-ports "$RTP_RANGE" >"$data/switch.log" 2>&1 &
+        --rtp-ports "$RTP_RANGE" --core-threads "${CORE_THREADS:-1}" >"$data/switch.log" 2>&1 &
     SWITCH_TIMEOUT_PID=$!
     local tries=0
     until port_listening "$SIP_PORT"; do
@@ -968,7 +971,11 @@ mode_ab() {
     local pair side rate name connected refused rows=()
     for ((pair = 1; pair <= PAIRS; pair++)); do
         for side in A B; do
-            [[ $side == A ]] && BIN=$BIN_A || BIN=$BIN_B
+            if [[ $side == A ]]; then
+                BIN=$BIN_A CORE_THREADS=${CORES_A:-${CORE_THREADS:-1}}
+            else
+                BIN=$BIN_B CORE_THREADS=${CORES_B:-${CORE_THREADS:-1}}
+            fi
             for rate in "${rates[@]}"; do
                 name="ab-$side$pair-$rate"
                 prepaid_step "$name" "$rate" "$HOLD_MS" $((rate * STEP_SECONDS)) \

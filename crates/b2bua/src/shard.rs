@@ -7,8 +7,9 @@
 //! ledger answer, a media report or an operator's hang-up finds its core without a table.
 //!
 //! What one node must count once is [`Shared`] by every core behind a lock held for a
-//! look-up: the per-source admission buckets and calls, the abuse alarms, and the router
-//! (carrier capacity, call rates and OPTIONS health; core 0 alone pings and registers).
+//! look-up: the per-source admission buckets and calls, the abuse alarms, the subscribers'
+//! digest nonces, and the router (carrier capacity, call rates and OPTIONS health; core 0
+//! alone pings and registers).
 //! What is split evenly instead: `[admission] max_calls`, `max_transactions` and the RTP
 //! ports, each a capacity of the core that holds them.
 //!
@@ -36,6 +37,7 @@ pub struct Shared {
     pub(crate) admission: Mutex<crate::admission::Admission>,
     pub(crate) alarms: Mutex<crate::alarms::Alarms>,
     pub(crate) router: Mutex<talktime_routing::Router>,
+    pub(crate) nonces: Mutex<crate::subscribers::Nonces>,
 }
 
 impl Shared {
@@ -44,6 +46,7 @@ impl Shared {
             admission: Mutex::default(),
             alarms: Mutex::new(crate::alarms::Alarms::new(alarms)),
             router: Mutex::new(router),
+            nonces: Mutex::default(),
         }
     }
 }

@@ -27,16 +27,20 @@ const MAX_NONCES: usize = 100_000;
 /// Requests waiting for their subscriber's record, at most.
 const MAX_PENDING: usize = 4_096;
 
+/// Nonces by value, shared by the core threads (crate::shard): a phone that reuses the nonce
+/// of its REGISTER on a call with another Call-ID (another core) is not challenged again, and
+/// a nonce count used on one core is used on all.
+pub(crate) type Nonces = HashMap<String, NonceUse>;
+
 #[derive(Debug, Default)]
 pub(crate) struct Subscribers {
-    nonces: HashMap<String, NonceUse>,
     pending: HashMap<u64, Pending>,
     /// Registered contacts by username (this node's).
     bindings: HashMap<String, Binding>,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct NonceUse {
+pub(crate) struct NonceUse {
     issued: Instant,
     highest_count: u32,
 }
@@ -170,12 +174,13 @@ impl Switch {
         };
         let lifetime = Duration::from_secs(self.config.subscribers.nonce_lifetime_s);
         let now = self.now.instant;
-        let Some(used) = self.subscribers.nonces.get_mut(&nonce) else {
+        let mut nonces = self.nonces();
+        let Some(used) = nonces.get_mut(&nonce) else {
             // Not ours, or forgotten: answer with a fresh one.
             return Screened::Challenge { stale: true };
         };
         if now.saturating_duration_since(used.issued) > lifetime {
-            self.subscribers.nonces.remove(&nonce);
+            nonces.remove(&nonce);
             return Screened::Challenge { stale: true };
         }
         if count <= used.highest_count {
@@ -201,7 +206,7 @@ impl Switch {
     fn remember_nonce(&mut self, nonce: &str) {
         let now = self.now.instant;
         let lifetime = Duration::from_secs(self.config.subscribers.nonce_lifetime_s);
-        let nonces = &mut self.subscribers.nonces;
+        let mut nonces = self.nonces();
         if nonces.len() >= MAX_NONCES {
             nonces.retain(|_, used| now.saturating_duration_since(used.issued) <= lifetime);
         }
@@ -253,7 +258,7 @@ impl Switch {
         let Some(subscriber) = verified else {
             // A wrong answer uses its nonce up: the next guess needs a new challenge.
             if let Some(nonce) = credentials.nonce() {
-                self.subscribers.nonces.remove(nonce);
+                self.nonces().remove(nonce);
             }
             crate::counters::Counters::add(&mut self.counters.calls_refused, "subscriber_auth");
             info!(source = %source.address, method = request.method.as_str(), "subscriber authentication failed");

@@ -476,6 +476,10 @@ impl Switch {
         crate::shard::hold(&self.shard.shared.alarms)
     }
 
+    pub(crate) fn nonces(&self) -> std::sync::MutexGuard<'_, crate::subscribers::Nonces> {
+        crate::shard::hold(&self.shard.shared.nonces)
+    }
+
     /// The next carrier ping, on the core that pings.
     fn pings_timeout(&self) -> Option<Instant> {
         (self.shard.index == 0)
