@@ -113,9 +113,9 @@ pub fn port_ranges(first: u16, last: u16, count: usize) -> Result<Vec<(u16, u16)
         .collect())
 }
 
-/// Where an input from outside the cores goes: one core, or each (a stop, a drain, a
-/// routing change, an operator's hang-up of an account, a new prompt, a failed delivery,
-/// which only its own core knows).
+/// Where an input from outside the cores goes: one core (a call's, by its key; a failed
+/// delivery's, by its transaction id, which names its core as a key does), or each (a stop, a
+/// drain, a routing change, an operator's hang-up of an account, a new prompt).
 pub fn route(input: Input, count: usize) -> Vec<(usize, Input)> {
     if count <= 1 {
         return vec![(0, input)];
@@ -150,7 +150,9 @@ pub fn route(input: Input, count: usize) -> Vec<(usize, Input)> {
         Input::Stop => every(&|| Input::Stop),
         Input::Drain => every(&|| Input::Drain),
         Input::Lease { current } => every(&|| Input::Lease { current }),
-        Input::DeliveryFailed(transaction) => every(&|| Input::DeliveryFailed(transaction)),
+        Input::DeliveryFailed(transaction) => {
+            vec![(shard_of_key(transaction.as_u64(), count), input)]
+        }
         Input::OperatorHangupAccount { account, by } => every(&|| Input::OperatorHangupAccount {
             account,
             by: by.clone(),

@@ -281,6 +281,8 @@ impl Switch {
         let random = SplitMix64::new(services.random.next_u64());
         let mut layer = TransactionLayer::new(timers, services.random);
         layer.set_max_server_transactions(config.sip.max_transactions.div_ceil(shard.count).max(1));
+        // A transaction's id names its core, as a call key does (a failed delivery finds it).
+        layer.set_id_space(shard.index as u64, shard.count as u64);
         let mut switch = Switch {
             layer,
             dialogs: DialogTable::new(timers),

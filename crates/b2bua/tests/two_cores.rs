@@ -127,6 +127,31 @@ fn each_core_keys_its_own_calls_on_its_own_rtp_ports() {
         }
     }
     assert_eq!(cores[0].calls_up() + cores[1].calls_up(), 12);
+    // The tones end with BYEs: client transactions whose ids name their core, as the keys do
+    // (a failed delivery is passed to the core of its id).
+    let tones_over = Now {
+        instant: now.instant + std::time::Duration::from_secs(61),
+        epoch_ms: now.epoch_ms + 61_000,
+    };
+    for (index, core) in cores.iter_mut().enumerate() {
+        core.handle_timeout(tones_over);
+        let byes: Vec<u64> = outputs(core)
+            .into_iter()
+            .filter_map(|output| match output {
+                Output::Transmit {
+                    bytes,
+                    transaction: Some(transaction),
+                    ..
+                } if bytes.starts_with(b"BYE ") => Some(transaction.as_u64()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(byes.len(), 6, "core {index}'s BYEs");
+        assert!(
+            byes.iter().all(|id| shard_of_key(*id, 2) == index),
+            "{byes:?}"
+        );
+    }
     assert!(
         ports_by_core[0]
             .iter()

@@ -234,6 +234,10 @@ async fn next_or_never_unbounded<T>(receiver: &mut Option<mpsc::UnboundedReceive
 /// Handles `input` here, or passes it to the core it belongs to (each, for a failed
 /// delivery, whose transaction only its own core knows).
 fn pass_on(switch: &mut Switch, input: Input, cores: &crate::server::CoreSender) {
+    if cores.cores() == 1 {
+        switch.handle_input(input, now());
+        return;
+    }
     for (core, input) in talktime_b2bua::shard::route(input, cores.cores()) {
         hand_to(switch, core, input, cores);
     }

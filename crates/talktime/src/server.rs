@@ -55,6 +55,9 @@ impl CoreSender {
     /// Sends `input` where it belongs, waiting while a core's queue is full; an input for
     /// every core counts as sent if one took it.
     pub async fn send(&self, input: Input) -> Result<(), SwitchStopped> {
+        if let [only] = &self.cores[..] {
+            return only.send(input).await.map_err(|_| SwitchStopped);
+        }
         let mut delivered = false;
         for (core, input) in talktime_b2bua::shard::route(input, self.cores.len()) {
             if let Some(sender) = self.cores.get(core) {

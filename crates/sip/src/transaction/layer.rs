@@ -182,6 +182,8 @@ pub struct TransactionLayer {
     config: TimerConfig,
     random: Box<dyn RandomSource>,
     next_id: u64,
+    /// Ids go up by this, from the offset `set_id_space` gave (1 and 0 alone).
+    id_step: u64,
     /// Boxed: the table grows by doubling, and a slot is a pointer, not a whole transaction.
     entries: HashMap<TransactionId, Box<Entry>>,
     clients: HashMap<ClientKey, TransactionId>,
@@ -207,6 +209,7 @@ impl TransactionLayer {
             config,
             random,
             next_id: 0,
+            id_step: 1,
             entries: HashMap::new(),
             clients: HashMap::new(),
             servers: HashMap::new(),
@@ -225,6 +228,14 @@ impl TransactionLayer {
     /// retransmissions of kept ones are still absorbed.
     pub fn set_max_server_transactions(&mut self, max: usize) {
         self.max_server_transactions = max;
+    }
+
+    /// Ids `offset + step × n` (n from 1), so that several layers of one process (one a
+    /// core thread) never hand out the same id and an id names its layer (`id % step`).
+    /// Call before the first transaction.
+    pub fn set_id_space(&mut self, offset: u64, step: u64) {
+        self.id_step = step.max(1);
+        self.next_id = offset % self.id_step;
     }
 
     /// New requests answered 503 because the layer was full.
@@ -499,7 +510,7 @@ impl TransactionLayer {
     }
 
     fn allocate(&mut self) -> TransactionId {
-        self.next_id += 1;
+        self.next_id += self.id_step;
         TransactionId(self.next_id)
     }
 
