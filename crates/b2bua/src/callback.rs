@@ -766,6 +766,7 @@ impl Switch {
             reservation: bill.reservation.clone(),
             context: bill.rated.context.clone(),
             elapsed_ms,
+            levels: bill.rated.levels.clone(),
         }))
     }
 

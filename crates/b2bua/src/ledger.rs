@@ -59,6 +59,9 @@ pub struct CallbackLeg {
     /// How long it will have run when the called leg answers at the latest (its time so
     /// far plus the called leg's ringing allowance).
     pub elapsed_ms: u64,
+    /// Its reseller levels and their ratings (its own authorization's): each level pays for
+    /// both legs, and its hold there is resized with the customer's.
+    pub levels: Vec<LevelPrice>,
 }
 
 /// One request to the ledger. Times are the wall clock (epoch ms) at the moment the switch

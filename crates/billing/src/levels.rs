@@ -6,7 +6,9 @@
 //! level come from one place, as the customer's do.
 
 use crate::money::Money;
-use crate::rating::{RatingContext, RatingError, max_talk_time, rate_call};
+use crate::rating::{
+    CompanionLeg, RatingContext, RatingError, max_talk_time, max_talk_time_beside, rate_call,
+};
 
 /// One reseller level of a call: its own rating (`None`: the level below's) and its free credit.
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +81,74 @@ pub fn level_limit(
         holds,
         limited_by,
     })
+}
+
+/// A callback's leg to the caller as every level pays for it: that leg's customer rating,
+/// each level's own (`None`: the level below's), and how long it will have run when the
+/// called leg answers.
+#[derive(Debug, Clone)]
+pub struct CompanionLevels<'a> {
+    pub customer: &'a RatingContext,
+    pub levels: Vec<Option<&'a RatingContext>>,
+    pub elapsed_ms: u64,
+}
+
+/// [`level_limit`] for a callback's called leg: each level's credit pays for this leg and
+/// the caller leg beside it, both at that level's prices, the caller leg running `elapsed_ms`
+/// longer. `companion_holds` are what the caller leg's level holds become (its cost at each
+/// level up to the limit); a level's two holds never exceed its credit together.
+pub fn level_limit_beside(
+    customer: &RatingContext,
+    customer_limit_ms: u64,
+    levels: &[Level<'_>],
+    companion: &CompanionLevels<'_>,
+) -> Result<(LevelLimit, Vec<Money>), RatingError> {
+    let contexts = in_effect(customer, levels.iter().map(|level| level.context));
+    let companions = in_effect(companion.customer, companion.levels.iter().copied());
+    let leg = |index: usize| {
+        // The same account's chain priced twice: a level missing on one side pays this leg's
+        // price for the caller leg too.
+        let context = companions.get(index).copied().unwrap_or(contexts[index]);
+        CompanionLeg {
+            context,
+            elapsed_ms: companion.elapsed_ms,
+        }
+    };
+    let mut limit_ms = customer_limit_ms;
+    let mut limited_by = None;
+    for (index, (context, level)) in contexts.iter().zip(levels).enumerate() {
+        let talk_time = max_talk_time_beside(context, level.credit, leg(index))?;
+        if talk_time.limit_ms < limit_ms {
+            limit_ms = talk_time.limit_ms;
+            limited_by = Some(index);
+        }
+    }
+    let seconds = u32::try_from(limit_ms / 1000).unwrap_or(u32::MAX);
+    let mut holds = Vec::with_capacity(levels.len());
+    let mut companion_holds = Vec::with_capacity(levels.len());
+    for (index, (context, level)) in contexts.iter().zip(levels).enumerate() {
+        let caller_leg = at_most(leg(index).cost_with(seconds), level.credit);
+        let room = Money::new(
+            level.credit.amount - caller_leg.amount,
+            level.credit.currency,
+        );
+        holds.push(at_most(rate_call(context, limit_ms).total, room));
+        companion_holds.push(caller_leg);
+    }
+    let limit = LevelLimit {
+        limit_ms,
+        holds,
+        limited_by,
+    };
+    Ok((limit, companion_holds))
+}
+
+fn at_most(cost: Money, credit: Money) -> Money {
+    if cost.amount > credit.amount {
+        credit
+    } else {
+        cost
+    }
 }
 
 /// What each level pays for `answered_ms` of talk, in the order given.

@@ -102,7 +102,10 @@ pub use deck::{
     least_cost_routes,
 };
 pub use destinations::{DestinationPolicy, MAX_POLICY_PREFIXES};
-pub use levels::{BASIS_POINTS, Level, LevelLimit, commission_micros, level_charges, level_limit};
+pub use levels::{
+    BASIS_POINTS, CompanionLevels, Level, LevelLimit, commission_micros, level_charges,
+    level_limit, level_limit_beside,
+};
 pub use micros::{DecimalError, MAX_FRACTION_DIGITS, format_micros, parse_micros};
 pub use money::{Currency, MAX_DECIMAL_PLACES, MICROS_PER_UNIT, Money, MoneyError};
 pub use rating::{

@@ -286,6 +286,67 @@ proptest! {
         }
     }
 
+    /// A callback's called leg of a reseller's customer: at every level both legs' costs up to
+    /// the limit fit the level's credit (the caller leg running `elapsed_ms` longer), and the
+    /// holds say so.
+    #[test]
+    fn every_reseller_level_holds_both_callback_legs_within_its_credit(
+        customer in context(),
+        caller_leg in context(),
+        own in prop::collection::vec(prop::option::of(context()), 1..=3),
+        caller_leg_own in prop::collection::vec(prop::option::of(context()), 3),
+        credits in prop::collection::vec(amount(100_000), 3),
+        customer_limit_ms in 0u64..2_000_000,
+        elapsed_ms in 0u64..120_000,
+    ) {
+        let levels: Vec<Level<'_>> = own
+            .iter()
+            .zip(&credits)
+            .map(|(context, credit)| Level {
+                context: context.as_ref(),
+                credit: Money::new(*credit, Currency::USD),
+            })
+            .collect();
+        let companion = CompanionLevels {
+            customer: &caller_leg,
+            levels: caller_leg_own.iter().take(levels.len()).map(Option::as_ref).collect(),
+            elapsed_ms,
+        };
+        match level_limit_beside(&customer, customer_limit_ms, &levels, &companion) {
+            Ok((limit, companion_holds)) => {
+                prop_assert!(limit.limit_ms <= customer_limit_ms);
+                prop_assert_eq!(companion_holds.len(), levels.len());
+                let seconds = u32::try_from(limit.limit_ms / 1000).unwrap();
+                let (mut below, mut caller_below) = (&customer, &caller_leg);
+                for (index, level) in levels.iter().enumerate() {
+                    let context = level.context.unwrap_or(below);
+                    below = context;
+                    let caller_context = companion.levels[index].unwrap_or(caller_below);
+                    caller_below = caller_context;
+                    let (hold, caller_hold) = (&limit.holds[index], &companion_holds[index]);
+                    prop_assert!(hold.amount + caller_hold.amount <= level.credit.amount);
+                    let both = rate_call(context, limit.limit_ms).total.amount
+                        + CompanionLeg { context: caller_context, elapsed_ms }
+                            .cost_with(seconds)
+                            .amount;
+                    // What both legs cost at the limit is held, unless a disconnect fee makes
+                    // the shorter call dearer (then the hold is the whole credit).
+                    prop_assert!(
+                        both <= level.credit.amount
+                            || context.disconnect_fee.is_some()
+                            || caller_context.disconnect_fee.is_some(),
+                        "level {index}: {both} over {}", level.credit.amount
+                    );
+                    if both <= level.credit.amount {
+                        prop_assert_eq!(hold.amount + caller_hold.amount, both);
+                    }
+                }
+            }
+            Err(RatingError::InsufficientCredit { .. }) => {}
+            Err(other) => prop_assert!(false, "unexpected error {other}"),
+        }
+    }
+
     #[test]
     fn cost_is_never_negative_and_fits_micros(context in context(), duration_ms in 0u64..4_000_000) {
         let charge = rate_call(&context, duration_ms);

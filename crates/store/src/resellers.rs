@@ -159,8 +159,11 @@ pub struct ResellerLevel {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LevelAvailable {
     pub level: ResellerLevel,
-    /// Balance plus credit limit minus what its open calls hold; may be negative.
+    /// Balance plus credit limit minus what its open calls hold; may be negative. For a
+    /// callback's called leg, the caller leg's hold at this level is counted back in.
     pub available_micros: i64,
+    /// That caller leg's hold at this level (0 for any other call).
+    pub companion_micros: i64,
 }
 
 /// One call on a reseller's statement.
@@ -375,9 +378,10 @@ pub(crate) async fn chain_of(
 pub(crate) async fn lock_levels(
     conn: &mut Exec<'_>,
     account_id: i64,
-    beside: bool,
+    companion: Option<&str>,
     now_ms: i64,
 ) -> Result<Vec<LevelAvailable>, StoreError> {
+    let beside = companion.is_some();
     let chain = chain_of(conn, account_id).await?;
     let mut levels = Vec::with_capacity(chain.len());
     for level in chain {
@@ -410,9 +414,14 @@ pub(crate) async fn lock_levels(
         if per_second > 0 && !beside {
             check_call_rate(conn, level.account_id, per_second, now_ms).await?;
         }
+        let companion_micros = match companion {
+            Some(call_id) => level_hold_of(conn, call_id, level.account_id).await?,
+            None => 0,
+        };
         levels.push(LevelAvailable {
             level,
-            available_micros: balance + credit_limit - held,
+            available_micros: balance + credit_limit - held + companion_micros,
+            companion_micros,
         });
     }
     Ok(levels)
@@ -462,6 +471,45 @@ pub(crate) async fn insert_level_holds(
                 level.level.account_id.into(),
                 (*hold).into(),
                 now_ms.into(),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// What a call holds open at one level (0 when it holds nothing there).
+async fn level_hold_of(
+    exec: &mut Exec<'_>,
+    call_id: &str,
+    account_id: i64,
+) -> Result<i64, StoreError> {
+    let (held,): (i64,) = exec
+        .fetch_one(
+            "SELECT CAST(COALESCE(SUM(amount_micros), 0) AS BIGINT) FROM reservation_levels \
+             WHERE call_id = $1 AND account_id = $2 AND is_open = 1",
+            &[call_id.into(), account_id.into()],
+        )
+        .await?;
+    Ok(held)
+}
+
+/// Sets a callback caller leg's holds at each level to what its called leg's authorization
+/// decided (`holds` empty: unchanged).
+pub(crate) async fn resize_level_holds(
+    exec: &mut Exec<'_>,
+    call_id: &str,
+    levels: &[LevelAvailable],
+    holds: &[i64],
+) -> Result<(), StoreError> {
+    for (level, hold) in levels.iter().zip(holds) {
+        exec.defer(
+            "UPDATE reservation_levels SET amount_micros = $1 \
+             WHERE call_id = $2 AND account_id = $3 AND is_open = 1",
+            &[
+                (*hold).into(),
+                call_id.into(),
+                level.level.account_id.into(),
             ],
         )
         .await?;

@@ -64,6 +64,10 @@ pub struct Decision {
     /// What each reseller level of [`Available::levels`] holds, in the same order, each at
     /// most that level's free credit. Empty for a customer of the vendor.
     pub level_holds: Vec<i64>,
+    /// A callback's called leg: what the caller leg's hold at each level becomes (each level
+    /// pays for both legs; its old hold is counted back into the level's free credit). Empty:
+    /// those holds stay as they are.
+    pub companion_level_holds: Vec<i64>,
 }
 
 impl Decision {
@@ -73,6 +77,7 @@ impl Decision {
             reserve_micros,
             max_duration_ms,
             level_holds: Vec::new(),
+            companion_level_holds: Vec::new(),
         }
     }
 }
@@ -352,21 +357,32 @@ fn low_balance_rule(
 }
 
 /// One hold per reseller level, none negative or above the level's free credit.
+/// Each level's new hold, with a callback caller leg's hold at that level (resized, or as it
+/// was), within the level's free credit.
 fn check_level_holds(
     levels: &[crate::resellers::LevelAvailable],
     holds: &[i64],
+    companion_holds: &[i64],
 ) -> Result<(), StoreError> {
-    if holds.len() != levels.len() {
+    if holds.len() != levels.len()
+        || !(companion_holds.is_empty() || companion_holds.len() == levels.len())
+    {
         return Err(StoreError::InvalidArgument(format!(
-            "{} reseller levels but {} holds",
+            "{} reseller levels but {} holds and {} caller-leg holds",
             levels.len(),
-            holds.len()
+            holds.len(),
+            companion_holds.len()
         )));
     }
-    for (level, &hold) in levels.iter().zip(holds) {
-        if hold < 0 || hold > level.available_micros.max(0) {
+    for (index, (level, &hold)) in levels.iter().zip(holds).enumerate() {
+        let companion = companion_holds
+            .get(index)
+            .copied()
+            .unwrap_or(level.companion_micros);
+        let requested = hold.saturating_add(companion);
+        if hold < 0 || companion < 0 || requested > level.available_micros.max(0) {
             return Err(StoreError::ReservationTooLarge {
-                requested_micros: hold,
+                requested_micros: requested,
                 available_micros: level.available_micros.max(0),
             });
         }
@@ -485,7 +501,8 @@ impl Store {
         // A customer of the vendor (most calls) costs no look for resellers.
         let levels = match account.reseller_id {
             Some(_) => {
-                crate::resellers::lock_levels(&mut conn, account_id, beside == 1, now_ms).await?
+                let companion = companion.filter(|_| beside == 1);
+                crate::resellers::lock_levels(&mut conn, account_id, companion, now_ms).await?
             }
             None => Vec::new(),
         };
@@ -510,9 +527,20 @@ impl Store {
                 available_micros: available.available_micros,
             });
         }
-        check_level_holds(&available.levels, &decision.level_holds)?;
+        check_level_holds(
+            &available.levels,
+            &decision.level_holds,
+            &decision.companion_level_holds,
+        )?;
         if let Some(companion) = companion {
             resize_hold(&mut conn, companion, companion_micros).await?;
+            crate::resellers::resize_level_holds(
+                &mut conn,
+                companion,
+                &available.levels,
+                &decision.companion_level_holds,
+            )
+            .await?;
         }
         let inserted: Option<(i64,)> = conn
             .fetch_optional(

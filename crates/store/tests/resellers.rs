@@ -401,3 +401,57 @@ ledger_test!(
             .unwrap();
     }
 );
+
+ledger_test!(
+    a_callbacks_called_leg_counts_the_caller_legs_level_hold_back_and_resizes_it,
+    |store| {
+        let shop = reseller(store, "shop", None, UNIT).await;
+        let account = customer(store, &shop, 10 * UNIT).await;
+        let payer = Payer::Account(account.id);
+        // The caller leg alone takes all the shop has.
+        store
+            .authorize("cb#0", payer, NOW, hold(2 * UNIT, UNIT))
+            .await
+            .unwrap();
+        assert_eq!(store.reseller_holds(shop.id).await.unwrap(), (UNIT, 1));
+        let seen = std::sync::Mutex::new(Vec::new());
+        store
+            .authorize_beside("cb#1", "cb#0", payer, NOW, |available, _held| {
+                seen.lock().unwrap().extend(
+                    available
+                        .levels
+                        .iter()
+                        .map(|level| (level.available_micros, level.companion_micros)),
+                );
+                let mut decision = Decision::new(UNIT, 30_000);
+                decision.level_holds = vec![600_000];
+                decision.companion_level_holds = vec![400_000];
+                Ok((decision, UNIT))
+            })
+            .await
+            .unwrap();
+        // The shop's whole credit was offered again (its caller-leg hold counted back), and
+        // its two holds are what the decision said.
+        assert_eq!(*seen.lock().unwrap(), vec![(UNIT, UNIT)]);
+        assert_eq!(store.reseller_holds(shop.id).await.unwrap(), (UNIT, 2));
+        let caller_leg = store.call_levels("cb#0").await.unwrap();
+        assert_eq!(caller_leg[0].amount_micros, 400_000);
+        // More than the level has for both legs is refused, and nothing changes.
+        let refused = store
+            .authorize_beside("cb#2", "cb#0", payer, NOW, |_, _| {
+                let mut decision = Decision::new(UNIT, 30_000);
+                decision.level_holds = vec![700_000];
+                decision.companion_level_holds = vec![400_000];
+                Ok((decision, UNIT))
+            })
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::ReservationTooLarge { .. })),
+            "{refused:?}"
+        );
+        assert_eq!(
+            store.call_levels("cb#0").await.unwrap()[0].amount_micros,
+            400_000
+        );
+    }
+);

@@ -347,7 +347,15 @@ impl Ledger {
                 .authorize_beside(key, &leg.reservation, payer, now_ms, |available, _held| {
                     let (mut decision, mut announced, cause, companion) =
                         decide_beside(&context, available, &caps, leg)?;
-                    hold_levels(&context, &levels, available, &mut decision, &mut announced)?;
+                    let beside = Some(leg);
+                    hold_levels_for(
+                        &context,
+                        &levels,
+                        available,
+                        &mut decision,
+                        &mut announced,
+                        beside,
+                    )?;
                     granted = Some((announced, cause));
                     Ok((decision, companion))
                 })
@@ -933,6 +941,23 @@ fn hold_levels(
     decision: &mut Decision,
     announced: &mut u64,
 ) -> Result<(), StoreRefusal> {
+    hold_levels_for(customer, levels, available, decision, announced, None)
+}
+
+/// [`hold_levels`], and for a callback's called leg (`beside`) each level pays for the caller
+/// leg too: the limit is what both legs cost at the level's prices within its credit (the
+/// caller leg's old hold there counted back by the store), and the caller leg's level holds
+/// are resized to its cost up to that limit. Without this the caller leg kept the hold of its
+/// own authorization (all a nearly spent reseller had, so the called leg was refused), while
+/// the called leg's authorization could stretch the caller leg past what that hold paid for.
+fn hold_levels_for(
+    customer: &RatingContext,
+    levels: &[LevelPrice],
+    available: &talktime_store::Available,
+    decision: &mut Decision,
+    announced: &mut u64,
+    beside: Option<&talktime_b2bua::ledger::CallbackLeg>,
+) -> Result<(), StoreRefusal> {
     if levels.is_empty() && available.levels.is_empty() {
         return Ok(());
     }
@@ -957,8 +982,24 @@ fn hold_levels(
         })
         .collect();
     let customer_limit_ms = u64::try_from(decision.max_duration_ms).unwrap_or(0);
-    let limit = match talktime_billing::level_limit(customer, customer_limit_ms, &priced) {
-        Ok(limit) => limit,
+    let limited = match beside {
+        None => talktime_billing::level_limit(customer, customer_limit_ms, &priced)
+            .map(|limit| (limit, Vec::new())),
+        Some(leg) => {
+            let companion = talktime_billing::CompanionLevels {
+                customer: &leg.context,
+                levels: leg
+                    .levels
+                    .iter()
+                    .map(|level| level.context.as_ref())
+                    .collect(),
+                elapsed_ms: leg.elapsed_ms,
+            };
+            talktime_billing::level_limit_beside(customer, customer_limit_ms, &priced, &companion)
+        }
+    };
+    let (limit, companion_holds) = match limited {
+        Ok(limited) => limited,
         Err(RatingError::InsufficientCredit {
             first_unit_cost,
             available,
@@ -980,6 +1021,10 @@ fn hold_levels(
     }
     decision.level_holds = limit
         .holds
+        .iter()
+        .map(|hold| hold.to_micros().map_err(|error| other(&error)))
+        .collect::<Result<_, _>>()?;
+    decision.companion_level_holds = companion_holds
         .iter()
         .map(|hold| hold.to_micros().map_err(|error| other(&error)))
         .collect::<Result<_, _>>()?;

@@ -238,6 +238,105 @@ fn a_web_callback_is_cut_when_the_credit_has_paid_for_both_legs() {
     assert_eq!(prepaid::open_reservations(&dir, account), 0);
 }
 
+/// A web callback of a shop's customer (issue 16 with issue 21): the shop's credit, not the
+/// customer's, pays for both legs at the shop's prices. The caller leg's authorization alone
+/// holds everything the shop has (0.40 pays 80 s of the mobile leg at 0.30 a minute); the
+/// called leg's counts that hold back, so the destination connects, and the call is cut where
+/// the shop's 0.40 pays for both legs: the caller leg 5 s ahead (ringing paid ahead) plus
+/// 0.015 + 0.005 a second together, about 18 s. Each level is charged once at its price and
+/// no hold stays open on the shop.
+#[test]
+fn a_web_callback_of_a_shops_customer_is_cut_where_the_shops_credit_pays_for_both_legs() {
+    let dir = prepaid::data_dir("web-callback-reseller");
+    prepaid::tariff(&dir, "demo", RATES);
+    prepaid::tariff(
+        &dir,
+        "shop-buys",
+        "1555,US mobile,0.30,0.10,1,1,0\n44,UK,0.90,0.30,1,1,0\n",
+    );
+    let account = prepaid::card(&dir, "1234567890", 10_000_000, 0);
+    let cli = |args: &[&str]| common::cli(&dir, args).trim().to_owned();
+    let shop = cli(&["resellers", "add", "shop", "--tariff", "shop-buys"]);
+    cli(&["resellers", "recharge", "shop", "0.40"]);
+    cli(&[
+        "resellers",
+        "customer",
+        "--account",
+        &account.to_string(),
+        "shop",
+    ]);
+    let carrier = answering_carrier();
+    let phone = phone(&dir);
+    let switch = start(&dir, config(&phone, &carrier.address()));
+
+    let (status, body) = admin_post(
+        &switch,
+        &format!("/api/accounts/{account}/callback"),
+        &format!("{{\"number\": \"{PHONE_E164}\", \"destination\": \"00442071234567\"}}"),
+    );
+    assert_eq!(status, 202, "{body}");
+    let placed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let call_id = placed["call_id"].as_str().unwrap().to_owned();
+    assert!(
+        phone.wait_for("Call established", Duration::from_secs(15)),
+        "the web callback rings the phone:\n{}",
+        tail(&switch.log_text(), 40)
+    );
+    assert!(
+        phone.wait_for("terminated", Duration::from_secs(45)),
+        "the switch ends the call when the shop's credit has paid for both legs:\n{}",
+        tail(&switch.log_text(), 40)
+    );
+    let carrier_run = carrier.finish(Duration::from_secs(10));
+    assert!(carrier_run.success(), "{}", carrier_run.describe());
+
+    let caller_leg = leg(&dir, &call_id, 0);
+    let called_leg = leg(&dir, &call_id, 1);
+    assert!(
+        called_leg.answer_ms.is_some(),
+        "the destination connects: {called_leg:?}\n{}",
+        tail(&switch.log_text(), 40)
+    );
+    assert_eq!(
+        called_leg.disconnect_cause.as_deref(),
+        Some("credit_exhausted"),
+        "{called_leg:?}"
+    );
+    assert!(
+        (15..=19).contains(&called_leg.billed_seconds),
+        "cut where the shop's credit ends, not the customer's 5 minutes: {called_leg:?}"
+    );
+    let store = prepaid::open(&dir);
+    let shop = prepaid::runtime()
+        .block_on(store.reseller(shop.parse().unwrap()))
+        .unwrap();
+    let shop_charges: i64 = prepaid::runtime()
+        .block_on(store.transactions(shop.account_id))
+        .unwrap()
+        .iter()
+        .filter(|entry| entry.kind == talktime_store::TransactionKind::CallCharge)
+        .map(|entry| -entry.amount_micros)
+        .sum();
+    assert_eq!(
+        shop_charges,
+        caller_leg.billed_seconds * 5_000 + called_leg.billed_seconds * 15_000,
+        "each leg once at the shop's price: {caller_leg:?} {called_leg:?}"
+    );
+    assert!(
+        shop_charges <= 400_000 && shop.balance_micros >= 0,
+        "the shop pays no more than its credit: {shop_charges} {shop:?}"
+    );
+    assert_eq!(
+        prepaid::runtime()
+            .block_on(store.reseller_holds(shop.id))
+            .unwrap(),
+        (0, 0)
+    );
+    assert_eq!(prepaid::open_reservations(&dir, account), 0);
+    let charged = caller_leg.total_micros + called_leg.total_micros;
+    assert_eq!(prepaid::balance(&dir, account), 10_000_000 - charged);
+}
+
 /// A switch killed (kill -9) with a callback connected: the next start bills both legs from
 /// their checkpoints, once each, to about when the switch died, hangs both up and leaves no
 /// hold open.
