@@ -157,7 +157,7 @@ async fn run(
     let mut alarm = Alarm::new();
     shell.carry_out(&mut switch);
     if switch.core() == 0 {
-        info!("Talktime ready");
+        info!(core_threads = channels.cores.cores(), "Talktime ready");
     }
     loop {
         alarm.set(switch.poll_timeout());
