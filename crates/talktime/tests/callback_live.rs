@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use common::baresip::Baresip;
 use common::calls::{answering_carrier, start};
 use common::prepaid::{self, ConfigFile};
+use common::scenario::BackgroundSipp;
 use common::{Switch, tail};
 use talktime_store::Cdr;
 
@@ -61,6 +62,37 @@ fn leg(dir: &Path, call_id: &str, attempt: u32) -> Cdr {
     let rows = prepaid::wait_for_cdrs(dir, &format!("{call_id}#{attempt}"), 1);
     assert_eq!(rows.len(), 1, "leg {attempt}: {rows:?}");
     rows.into_iter().next().unwrap()
+}
+
+/// `POST /api/accounts/{account}/callback` to the phone, connecting it to a UK number; the
+/// callback's call id.
+fn web_callback_to_the_uk(switch: &Switch, account: i64) -> String {
+    let (status, body) = admin_post(
+        switch,
+        &format!("/api/accounts/{account}/callback"),
+        &format!("{{\"number\": \"{PHONE_E164}\", \"destination\": \"00442071234567\"}}"),
+    );
+    assert_eq!(status, 202, "{body}");
+    let placed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    placed["call_id"].as_str().unwrap().to_owned()
+}
+
+/// The phone answers the callback, and the switch ends the call (the credit ran out); the
+/// carrier's run is checked.
+fn talk_until_the_switch_ends_it(phone: &Baresip, switch: &Switch, carrier: BackgroundSipp) {
+    assert!(
+        phone.wait_for("Call established", Duration::from_secs(15)),
+        "the web callback rings the phone:\n{}\nswitch:\n{}",
+        phone.log_text(),
+        tail(&switch.log_text(), 40)
+    );
+    assert!(
+        phone.wait_for("terminated", Duration::from_secs(45)),
+        "the switch ends the call when the credit has paid for both legs:\n{}",
+        tail(&switch.log_text(), 40)
+    );
+    let carrier_run = carrier.finish(Duration::from_secs(10));
+    assert!(carrier_run.success(), "{}", carrier_run.describe());
 }
 
 /// A destination keyed as a person does: a key every 400-600 ms.
@@ -194,14 +226,7 @@ fn a_web_callback_is_cut_when_the_credit_has_paid_for_both_legs() {
     let phone = phone(&dir);
     let switch = start(&dir, config(&phone, &carrier.address()));
 
-    let (status, body) = admin_post(
-        &switch,
-        &format!("/api/accounts/{account}/callback"),
-        &format!("{{\"number\": \"{PHONE_E164}\", \"destination\": \"00442071234567\"}}"),
-    );
-    assert_eq!(status, 202, "{body}");
-    let placed: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let call_id = placed["call_id"].as_str().unwrap().to_owned();
+    let call_id = web_callback_to_the_uk(&switch, account);
     let (status, body) = admin_post(
         &switch,
         "/api/accounts/999/callback",
@@ -209,19 +234,7 @@ fn a_web_callback_is_cut_when_the_credit_has_paid_for_both_legs() {
     );
     assert_eq!(status, 404, "an unknown account: {body}");
 
-    assert!(
-        phone.wait_for("Call established", Duration::from_secs(15)),
-        "the web callback rings the phone:\n{}\nswitch:\n{}",
-        phone.log_text(),
-        tail(&switch.log_text(), 40)
-    );
-    assert!(
-        phone.wait_for("terminated", Duration::from_secs(40)),
-        "the switch ends the call when the credit has paid for both legs:\n{}",
-        tail(&switch.log_text(), 40)
-    );
-    let carrier_run = carrier.finish(Duration::from_secs(10));
-    assert!(carrier_run.success(), "{}", carrier_run.describe());
+    talk_until_the_switch_ends_it(&phone, &switch, carrier);
     let caller_leg = leg(&dir, &call_id, 0);
     let called_leg = leg(&dir, &call_id, 1);
     assert_eq!(
@@ -269,26 +282,8 @@ fn a_web_callback_of_a_shops_customer_is_cut_where_the_shops_credit_pays_for_bot
     let phone = phone(&dir);
     let switch = start(&dir, config(&phone, &carrier.address()));
 
-    let (status, body) = admin_post(
-        &switch,
-        &format!("/api/accounts/{account}/callback"),
-        &format!("{{\"number\": \"{PHONE_E164}\", \"destination\": \"00442071234567\"}}"),
-    );
-    assert_eq!(status, 202, "{body}");
-    let placed: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let call_id = placed["call_id"].as_str().unwrap().to_owned();
-    assert!(
-        phone.wait_for("Call established", Duration::from_secs(15)),
-        "the web callback rings the phone:\n{}",
-        tail(&switch.log_text(), 40)
-    );
-    assert!(
-        phone.wait_for("terminated", Duration::from_secs(45)),
-        "the switch ends the call when the shop's credit has paid for both legs:\n{}",
-        tail(&switch.log_text(), 40)
-    );
-    let carrier_run = carrier.finish(Duration::from_secs(10));
-    assert!(carrier_run.success(), "{}", carrier_run.describe());
+    let call_id = web_callback_to_the_uk(&switch, account);
+    talk_until_the_switch_ends_it(&phone, &switch, carrier);
 
     let caller_leg = leg(&dir, &call_id, 0);
     let called_leg = leg(&dir, &call_id, 1);
@@ -349,14 +344,7 @@ fn a_callback_up_when_the_switch_is_killed_is_billed_on_both_legs_after_the_rest
     let phone = phone(&dir);
     let config = config(&phone, &carrier.address()).raw("[shutdown]\ndrain_s = 0\n");
     let mut switch = start(&dir, config);
-    let (status, body) = admin_post(
-        &switch,
-        &format!("/api/accounts/{account}/callback"),
-        &format!("{{\"number\": \"{PHONE_E164}\", \"destination\": \"00442071234567\"}}"),
-    );
-    assert_eq!(status, 202, "{body}");
-    let placed: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let call_id = placed["call_id"].as_str().unwrap().to_owned();
+    let call_id = web_callback_to_the_uk(&switch, account);
     assert!(
         common::wait_until(Duration::from_secs(20), || switch
             .log_text()

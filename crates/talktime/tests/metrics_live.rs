@@ -77,6 +77,19 @@ for family in text_string_to_metric_families(sys.stdin.read()):
         .collect()
 }
 
+/// SIPp's caller and carrier done, each checked; then the settles land and the idle switch
+/// publishes (within a second).
+fn finish_the_load(caller: BackgroundSipp, carrier: BackgroundSipp, switch: &common::Switch) {
+    assert!(
+        caller.finish(Duration::from_secs(40)).success(),
+        "{}",
+        tail(&switch.log_text(), 20)
+    );
+    let carrier_run = carrier.finish(Duration::from_secs(10));
+    assert!(carrier_run.success(), "{}", carrier_run.describe());
+    std::thread::sleep(Duration::from_millis(1500));
+}
+
 fn value(samples: &HashMap<String, f64>, key: &str) -> f64 {
     *samples
         .get(key)
@@ -99,15 +112,7 @@ fn a_scrape_during_load_parses_and_matches_sipp_and_the_ledger() {
     std::thread::sleep(Duration::from_millis(1500));
     let during = parse(&scrape(&switch));
     assert!(value(&during, "talktime_calls_up{}") >= 1.0, "{during:?}");
-    assert!(
-        caller.finish(Duration::from_secs(40)).success(),
-        "{}",
-        tail(&switch.log_text(), 20)
-    );
-    let carrier_run = carrier.finish(Duration::from_secs(10));
-    assert!(carrier_run.success(), "{}", carrier_run.describe());
-    // Settles land and the idle switch publishes within a second.
-    std::thread::sleep(Duration::from_millis(1500));
+    finish_the_load(caller, carrier, &switch);
     let after = parse(&scrape(&switch));
     let calls = CALLS as f64;
     assert_eq!(
@@ -190,14 +195,7 @@ fn calls_over_two_core_threads_are_each_billed_once_and_counted_once() {
         &["--core-threads", "2"],
     );
     let caller = common::calls::pinless_load(&switch, &dir, &csv, CALLS, CALLS, 1500);
-    assert!(
-        caller.finish(Duration::from_secs(40)).success(),
-        "{}",
-        tail(&switch.log_text(), 20)
-    );
-    let carrier_run = carrier.finish(Duration::from_secs(10));
-    assert!(carrier_run.success(), "{}", carrier_run.describe());
-    std::thread::sleep(Duration::from_millis(1500));
+    finish_the_load(caller, carrier, &switch);
 
     let after = parse(&scrape(&switch));
     let by_core = [
