@@ -186,7 +186,10 @@ async fn run(
         take_ready_inputs(&mut switch, &mut channels);
         // A flood of inputs keeps the other branches ready: a deadline that fell due meanwhile
         // (a call's credit limit) is acted on in this turn, not when `select!` next picks it.
-        if switch.poll_timeout().is_some_and(|due| due <= Instant::now()) {
+        if switch
+            .poll_timeout()
+            .is_some_and(|due| due <= Instant::now())
+        {
             switch.handle_timeout(now());
         }
         shell.carry_out(&mut switch);
