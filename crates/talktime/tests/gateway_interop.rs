@@ -232,21 +232,7 @@ fn a_g729_only_caller_and_carrier_are_bridged_and_billed() {
         "caller_g729.xml",
         &[("CALLER", "15551230000"), ("HOLD_MS", "4000")],
     );
-    let media_port = common::sipp_media_port().to_string();
-    let output = common::sipp(
-        40,
-        &[
-            "-sf",
-            caller.to_str().unwrap(),
-            "-s",
-            "200",
-            &switch.sip.to_string(),
-            "-m",
-            "1",
-            "-mp",
-            &media_port,
-        ],
-    );
+    let output = common::sipp_one_call(40, &caller, "200", &switch);
     assert_sipp_ok(&output, &switch, "a G.729 caller answered in G.729");
     assert!(
         carrier.finish(Duration::from_secs(10)).success(),

@@ -489,22 +489,7 @@ fn a_forwarded_caller_who_gives_up_while_it_rings_is_cancelled_through() {
 fn forwarded_caller(switch: &Switch, name: &str, values: &[(&str, &str)]) -> std::process::Output {
     let mut values = values.to_vec();
     values.push(("CALLER", "15551230000"));
-    let caller = render(name, &values);
-    let media_port = common::sipp_media_port().to_string();
-    common::sipp(
-        40,
-        &[
-            "-sf",
-            caller.to_str().unwrap(),
-            "-s",
-            "200",
-            &switch.sip.to_string(),
-            "-m",
-            "1",
-            "-mp",
-            &media_port,
-        ],
-    )
+    common::sipp_one_call(40, &render(name, &values), "200", switch)
 }
 
 /// RFC 3261 §18.1.1: a request larger than `udp_mtu` goes over TCP even to a UDP carrier.

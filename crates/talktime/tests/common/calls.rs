@@ -201,21 +201,7 @@ pub fn call_and_hang_up_from(
             ("HOLD_MS", &hold.as_millis().to_string()),
         ],
     );
-    let media_port = super::sipp_media_port().to_string();
-    super::sipp(
-        60,
-        &[
-            "-sf",
-            scenario.to_str().unwrap(),
-            "-s",
-            "100",
-            &switch.sip.to_string(),
-            "-m",
-            "1",
-            "-mp",
-            &media_port,
-        ],
-    )
+    super::sipp_one_call(60, &scenario, "100", switch)
 }
 
 /// SIPp callers from the CSV's caller IDs to access number 200 (DID forwarding: no digits),

@@ -319,6 +319,26 @@ pub fn sipp(seconds: u32, args: &[&str]) -> Output {
     sipp_from("127.0.0.1", seconds, args)
 }
 
+/// One call of the scenario at `scenario` to `number` on the switch, SIPp's media on a port
+/// of its own, bounded to `seconds`.
+pub fn sipp_one_call(seconds: u32, scenario: &Path, number: &str, switch: &Switch) -> Output {
+    let media_port = sipp_media_port().to_string();
+    let scenario = scenario.to_string_lossy();
+    let target = switch.sip.to_string();
+    let args = [
+        "-sf",
+        &scenario,
+        "-s",
+        number,
+        &target,
+        "-m",
+        "1",
+        "-mp",
+        &media_port,
+    ];
+    sipp(seconds, &args)
+}
+
 /// [`sipp`] from another loopback address (127.0.0.2, ...): another source for the switch.
 pub fn sipp_from(local_ip: &str, seconds: u32, args: &[&str]) -> Output {
     let local_port = free_port().to_string();
